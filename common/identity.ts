@@ -23,7 +23,8 @@ export function parseIdentity(uri: unknown): Identity {
   if (typeof uri !== 'string' || uri.length === 0 || uri.length > MAX_ID_LENGTH) {
     throw new EdgewardError('ERR_ID_INVALID', 'identity must be a spiffe:// URI of at most 2048 characters');
   }
-  if (!uri.startsWith('spiffe://')) throw new EdgewardError('ERR_ID_INVALID', 'identity must start with spiffe://');
+  if (!uri.startsWith('spiffe://'))
+    throw new EdgewardError('ERR_ID_INVALID', 'identity must start with spiffe://');
   const rest = uri.slice('spiffe://'.length);
   const slash = rest.indexOf('/');
   const td = slash < 0 ? rest : rest.slice(0, slash);
@@ -37,7 +38,8 @@ export function parseIdentity(uri: unknown): Identity {
   }
   const first = path[0];
   const kind: Identity['kind'] = first === 'node' || first === 'device' || first === 'svc' ? first : 'other';
-  if (kind !== 'other' && path.length < 2) throw new EdgewardError('ERR_ID_INVALID', `${kind} identity needs a name`);
+  if (kind !== 'other' && path.length < 2)
+    throw new EdgewardError('ERR_ID_INVALID', `${kind} identity needs a name`);
   return { uri, trustDomain: td, path, kind };
 }
 

@@ -1,0 +1,75 @@
+// `edgeward enroll` and `edgeward renew`: the device side of enrollment.
+import { optional, parse, required, UsageError } from '../cli/args.js';
+import { createTokenProver } from '../ca/methods/token.js';
+import type { Prover } from '../ca/attestation-method.js';
+import { enroll } from './enroll.js';
+import { renew } from './renew.js';
+
+const ENROLL_USAGE =
+  'edgeward enroll --ca URL --fingerprint HEX --id SPIFFE_ID --attest token|tpm|puf [--token T | --tcti TCTI | --puf sim:SEED] --out DIR';
+const RENEW_USAGE = 'edgeward renew --ca URL --dir DIR [--attest tpm --tcti TCTI]';
+
+const ATTEST_OPTIONS = {
+  attest: { type: 'string' },
+  token: { type: 'string' },
+  tcti: { type: 'string' },
+  puf: { type: 'string' },
+} as const;
+
+/** The device-side prover for --attest, with its options. */
+export function proverFor(
+  a: Partial<Record<keyof typeof ATTEST_OPTIONS, string | boolean | undefined>>,
+  usage: string,
+): Prover {
+  const attest = required(a['attest'], 'attest', usage);
+  switch (attest) {
+    case 'token':
+      return createTokenProver(required(a['token'], 'token', usage));
+    default:
+      throw new UsageError(`unknown --attest ${attest} (token)\nusage: ${usage}`);
+  }
+}
+
+export async function runEnrollCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const a = parse(
+    argv,
+    {
+      ca: { type: 'string' },
+      fingerprint: { type: 'string' },
+      id: { type: 'string' },
+      out: { type: 'string' },
+      ...ATTEST_OPTIONS,
+    },
+    ENROLL_USAGE,
+  );
+  const prover = proverFor(a, ENROLL_USAGE);
+  try {
+    await enroll({
+      ca: required(a.ca, 'ca', ENROLL_USAGE),
+      fingerprint: required(a.fingerprint, 'fingerprint', ENROLL_USAGE),
+      id: required(a.id, 'id', ENROLL_USAGE),
+      out: required(a.out, 'out', ENROLL_USAGE),
+      prover,
+      print: out,
+    });
+  } finally {
+    await prover.close?.();
+  }
+  return 0;
+}
+
+export async function runRenewCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const a = parse(argv, { ca: { type: 'string' }, dir: { type: 'string' }, ...ATTEST_OPTIONS }, RENEW_USAGE);
+  const prover = optional(a.attest) ? proverFor(a, RENEW_USAGE) : undefined;
+  try {
+    await renew({
+      ca: required(a.ca, 'ca', RENEW_USAGE),
+      dir: required(a.dir, 'dir', RENEW_USAGE),
+      ...(prover ? { prover } : {}),
+      print: out,
+    });
+  } finally {
+    await prover?.close?.();
+  }
+  return 0;
+}

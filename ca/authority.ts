@@ -1,0 +1,266 @@
+// The CA's keys and certificate profiles: creating a CA (root + name-constrained intermediate),
+// loading it, issuing leaves and signing CRLs. No I/O beyond the data folder's key files.
+import { X509Certificate, createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { children, parseDer } from '../common/der.js';
+import { EdgewardError } from '../common/errors.js';
+import { isTrustDomain, serviceId } from '../common/identity.js';
+import { fromPemAll, toPem } from '../common/pem.js';
+import {
+  OID,
+  encodeName,
+  ext,
+  fingerprintSha256,
+  keyIdentifier,
+  normalizeSerial,
+  signCertificate,
+  signCrl,
+  type CrlEntry,
+} from '../common/x509.js';
+import { readPrivateKey, writePrivateKey } from './keys.js';
+
+export const FILES = {
+  db: 'ca.db',
+  rootCert: 'root.pem',
+  rootKey: 'root.key',
+  intCert: 'intermediate.pem',
+  intKey: 'intermediate.key',
+  adminDir: 'admin',
+} as const;
+
+const YEAR = 365 * 86_400_000;
+export const BACKDATE_MS = 5 * 60_000;
+export const MIN_LEAF_TTL_MS = 5 * 60_000;
+export const MAX_LEAF_TTL_MS = 90 * 86_400_000;
+export const DEFAULT_LEAF_TTL_MS = 24 * 3_600_000;
+
+function newKey(): { privateKey: KeyObject; publicKey: KeyObject } {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+}
+
+export function newSerial(): Buffer {
+  return randomBytes(16);
+}
+
+/** The raw DER subject Name and validity end of a certificate. */
+function subjectOf(certDer: Buffer): Buffer {
+  const tbs = children(parseDer(certDer, 0x30))[0];
+  if (!tbs) throw new TypeError('not a certificate');
+  const parts = children(tbs);
+  const subject = parts[parts[0]?.tag === 0xa0 ? 5 : 4];
+  if (!subject) throw new TypeError('certificate without subject');
+  return subject.raw;
+}
+
+export interface IssueRequest {
+  readonly identity: string;
+  readonly spkiDer: Buffer;
+  readonly lifetimeMs: number;
+  readonly now: number;
+  /** Only for our own service certificates (the CA's, the SIEM's listener). */
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+}
+
+export interface IssuedCert {
+  readonly serial: string;
+  readonly der: Buffer;
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+export class Authority {
+  readonly rootDer: Buffer;
+  readonly intDer: Buffer;
+  readonly rootFingerprint: string;
+  readonly intNotAfter: number;
+  readonly bundlePem: string;
+  readonly intPem: string;
+  private readonly intSubject: Buffer;
+  private readonly intKeyId: Buffer;
+
+  constructor(
+    readonly trustDomain: string,
+    rootDer: Buffer,
+    intDer: Buffer,
+    private readonly intKey: KeyObject,
+  ) {
+    this.rootDer = rootDer;
+    this.intDer = intDer;
+    this.rootFingerprint = fingerprintSha256(rootDer);
+    const x = new X509Certificate(intDer);
+    this.intNotAfter = Date.parse(x.validTo);
+    this.intSubject = subjectOf(intDer);
+    this.intKeyId = keyIdentifier(x.publicKey.export({ type: 'spki', format: 'der' }));
+    this.bundlePem = toPem('CERTIFICATE', rootDer);
+    this.intPem = toPem('CERTIFICATE', intDer);
+  }
+
+  /** Issues a leaf with exactly one URI SAN (plus DNS/IP names for our own services). */
+  issue(req: IssueRequest): IssuedCert {
+    if (req.lifetimeMs < MIN_LEAF_TTL_MS || req.lifetimeMs > MAX_LEAF_TTL_MS) {
+      throw new EdgewardError('ERR_CA_LIFETIME');
+    }
+    const serial = newSerial();
+    const notBefore = req.now - BACKDATE_MS;
+    const notAfter = Math.min(req.now + req.lifetimeMs, this.intNotAfter);
+    const hasNames = (req.dnsNames?.length ?? 0) + (req.ipAddresses?.length ?? 0) > 0;
+    const der = signCertificate(
+      {
+        serial,
+        issuer: this.intSubject,
+        subject: encodeName([]),
+        notBefore,
+        notAfter,
+        spkiDer: req.spkiDer,
+        extensions: [
+          ext.basicConstraints(false),
+          ext.keyUsage([0]),
+          ext.extKeyUsage([OID.serverAuth, OID.clientAuth]),
+          ext.subjectKeyId(keyIdentifier(req.spkiDer)),
+          ext.authorityKeyId(this.intKeyId),
+          // The subject is empty, so RFC 5280 4.2.1.6 wants the SAN critical.
+          hasNames
+            ? ext.subjectAltName(
+                [req.identity],
+                true,
+                req.dnsNames ?? [],
+                (req.ipAddresses ?? []).map(ipBytes),
+              )
+            : ext.subjectAltName([req.identity], true),
+        ],
+      },
+      this.intKey,
+    );
+    return { serial: normalizeSerial(serial.toString('hex')), der, notBefore, notAfter };
+  }
+
+  /** PEM chain as clients store it: leaf then intermediate. */
+  chainPem(leafDer: Buffer): string {
+    return toPem('CERTIFICATE', leafDer) + this.intPem;
+  }
+
+  signCrl(entries: readonly CrlEntry[], number: number, thisUpdate: number, nextUpdate: number): Buffer {
+    return signCrl(
+      { issuer: this.intSubject, issuerKeyId: this.intKeyId, thisUpdate, nextUpdate, number, entries },
+      this.intKey,
+    );
+  }
+
+  rootPublicJwk(): Record<string, unknown> {
+    return new X509Certificate(this.rootDer).publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+  }
+
+  get intermediatePublicKey(): KeyObject {
+    return new X509Certificate(this.intDer).publicKey;
+  }
+}
+
+function ipBytes(ip: string): Buffer {
+  const v = isIP(ip);
+  if (v === 4) return Buffer.from(ip.split('.').map(Number));
+  if (v === 6) {
+    const [head = '', tail = ''] = ip.split('::');
+    const h = head ? head.split(':') : [];
+    const t = ip.includes('::') && tail ? tail.split(':') : [];
+    const fill = ip.includes('::') ? 8 - h.length - t.length : 0;
+    const groups = [...h, ...Array<string>(fill).fill('0'), ...t];
+    return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
+  }
+  throw new TypeError(`not an IP address: ${ip}`);
+}
+
+export interface InitResult {
+  readonly fingerprint: string;
+  readonly authority: Authority;
+  readonly rootKey: KeyObject;
+}
+
+/** Creates root and intermediate keys and certificates in `dir`. Refuses to overwrite. */
+export function createAuthority(
+  dir: string,
+  trustDomain: string,
+  now: number,
+  passphrase: string | undefined,
+): InitResult {
+  if (!isTrustDomain(trustDomain))
+    throw new EdgewardError('ERR_ID_INVALID', `invalid trust domain ${trustDomain}`);
+  for (const f of [FILES.db, FILES.rootCert, FILES.rootKey, FILES.intCert, FILES.intKey]) {
+    if (existsSync(join(dir, f)))
+      throw new EdgewardError('ERR_CA_EXISTS', `${join(dir, f)} exists; refusing to overwrite a CA`);
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const root = newKey();
+  const int = newKey();
+  const rootName = encodeName([
+    [OID.organization, 'edgeward'],
+    [OID.organizationalUnit, trustDomain],
+    [OID.commonName, 'edgeward root CA'],
+  ]);
+  const intName = encodeName([
+    [OID.organization, 'edgeward'],
+    [OID.organizationalUnit, trustDomain],
+    [OID.commonName, 'edgeward intermediate CA'],
+  ]);
+  const rootSpki = root.publicKey.export({ type: 'spki', format: 'der' });
+  const intSpki = int.publicKey.export({ type: 'spki', format: 'der' });
+  const rootKeyId = keyIdentifier(rootSpki);
+  const rootDer = signCertificate(
+    {
+      serial: newSerial(),
+      issuer: rootName,
+      subject: rootName,
+      notBefore: now - BACKDATE_MS,
+      notAfter: now + 10 * YEAR,
+      spkiDer: rootSpki,
+      extensions: [ext.basicConstraints(true), ext.keyUsage([5, 6]), ext.subjectKeyId(rootKeyId)],
+    },
+    root.privateKey,
+  );
+  const intDer = signCertificate(
+    {
+      serial: newSerial(),
+      issuer: rootName,
+      subject: intName,
+      notBefore: now - BACKDATE_MS,
+      notAfter: now + 5 * YEAR,
+      spkiDer: intSpki,
+      extensions: [
+        ext.basicConstraints(true, 0),
+        ext.keyUsage([5, 6]),
+        ext.subjectKeyId(keyIdentifier(intSpki)),
+        ext.authorityKeyId(rootKeyId),
+        ext.nameConstraintsUri(trustDomain),
+      ],
+    },
+    root.privateKey,
+  );
+  writePrivateKey(join(dir, FILES.rootKey), root.privateKey, passphrase);
+  writePrivateKey(join(dir, FILES.intKey), int.privateKey, passphrase);
+  writeFileSync(join(dir, FILES.rootCert), toPem('CERTIFICATE', rootDer), { mode: 0o644, flag: 'wx' });
+  writeFileSync(join(dir, FILES.intCert), toPem('CERTIFICATE', intDer), { mode: 0o644, flag: 'wx' });
+  const authority = new Authority(trustDomain, rootDer, intDer, int.privateKey);
+  return { fingerprint: authority.rootFingerprint, authority, rootKey: root.privateKey };
+}
+
+export function loadAuthority(dir: string, trustDomain: string, passphrase: string | undefined): Authority {
+  const rootFile = join(dir, FILES.rootCert);
+  if (!existsSync(rootFile))
+    throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${dir}: run edgeward ca init`);
+  const [rootDer] = fromPemAll(readFileSync(rootFile, 'utf8'), 'CERTIFICATE');
+  const [intDer] = fromPemAll(readFileSync(join(dir, FILES.intCert), 'utf8'), 'CERTIFICATE');
+  if (!rootDer || !intDer)
+    throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA certificate files are empty');
+  const intKey = readPrivateKey(join(dir, FILES.intKey), passphrase);
+  return new Authority(trustDomain, rootDer, intDer, intKey);
+}
+
+export function adminId(trustDomain: string): string {
+  return serviceId(trustDomain, 'admin');
+}
+
+export function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}

@@ -1,0 +1,200 @@
+// `edgeward ca ...`: init, serve, token, revoke, release, audit verify.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
+import { parseDuration, systemClock } from '../common/clock.js';
+import { EdgewardError } from '../common/errors.js';
+import { parseIdentity } from '../common/identity.js';
+import { createLogger } from '../common/log.js';
+import { verifyAuditChain } from './audit.js';
+import { FILES, loadAuthority } from './authority.js';
+import { initCa } from './init.js';
+import { passphraseFromEnv } from './keys.js';
+import { newJoinToken } from './methods/token.js';
+import { startCaServer } from './server.js';
+import { CaService } from './service.js';
+import { openCaStore } from './store-sqlite.js';
+import type { CaStore } from './store.js';
+import { loadCaExtensions } from './extensions.js';
+
+const USAGE = {
+  init: 'edgeward ca init --data DIR --trust-domain TD',
+  serve:
+    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min]',
+  token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m]',
+  revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
+  release: 'edgeward ca release --data DIR --id SPIFFE_ID',
+  audit: 'edgeward ca audit verify --data DIR',
+} as const;
+
+function openExisting(dir: string): CaStore {
+  if (!existsSync(join(dir, FILES.db)))
+    throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${dir}: run edgeward ca init`);
+  return openCaStore(join(dir, FILES.db));
+}
+
+function trustDomainOf(store: CaStore): string {
+  const td = store.getMeta('trust_domain');
+  if (!td) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
+  return td;
+}
+
+export async function runCaCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'init': {
+      const a = parse(rest, { data: { type: 'string' }, 'trust-domain': { type: 'string' } }, USAGE.init);
+      const r = initCa({
+        dataDir: required(a.data, 'data', USAGE.init),
+        trustDomain: required(a['trust-domain'], 'trust-domain', USAGE.init),
+        clock: systemClock,
+        passphrase: passphraseFromEnv(),
+      });
+      out(`CA created in ${required(a.data, 'data', USAGE.init)}`);
+      out(`root fingerprint (SHA-256): ${r.fingerprint}`);
+      out(`admin identity: ${r.adminDir}`);
+      if (!passphraseFromEnv())
+        out('warning: EDGEWARD_CA_PASSPHRASE was not set; CA keys are stored unencrypted (0600)');
+      return 0;
+    }
+    case 'serve': {
+      const a = parse(
+        rest,
+        {
+          data: { type: 'string' },
+          listen: { type: 'string' },
+          'attestation-policy': { type: 'string' },
+          'leaf-ttl': { type: 'string' },
+          durability: { type: 'string' },
+          'rate-ip': { type: 'string' },
+          'rate-identity': { type: 'string' },
+        },
+        USAGE.serve,
+      );
+      const dataDir = required(a.data, 'data', USAGE.serve);
+      const { host, port } = hostPort(required(a.listen, 'listen', USAGE.serve), 'listen');
+      const durability = optional(a.durability);
+      if (durability !== undefined && durability !== 'normal' && durability !== 'full')
+        throw new UsageError('--durability is normal or full');
+      const rateIp = optional(a['rate-ip']);
+      const rateId = optional(a['rate-identity']);
+      const leafTtl = optional(a['leaf-ttl']);
+      const log = createLogger('ca');
+      const ext = await loadCaExtensions(optional(a['attestation-policy']), log);
+      const ca = await startCaServer({
+        dataDir,
+        host,
+        port,
+        log,
+        methods: ext.methods,
+        ...(ext.policy ? { policy: ext.policy } : {}),
+        ...(leafTtl ? { leafTtlMs: parseDuration(leafTtl) } : {}),
+        ...(durability ? { durability } : {}),
+        rateLimits: {
+          ...(rateIp ? { perIp: { rate: Number(rateIp), burst: Number(rateIp) * 2 } } : {}),
+          ...(rateId
+            ? { perIdentity: { rate: Number(rateId) / 60, burst: Math.max(1, Number(rateId)) } }
+            : {}),
+        },
+      });
+      out(`edgeward CA for ${ca.service.trustDomain} listening on ${ca.url}`);
+      out(`root fingerprint (SHA-256): ${ca.fingerprint}`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          void ca.close().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      return 0;
+    }
+    case 'token': {
+      const a = parse(
+        rest,
+        { data: { type: 'string' }, id: { type: 'string' }, ttl: { type: 'string' } },
+        USAGE.token,
+      );
+      const store = openExisting(required(a.data, 'data', USAGE.token));
+      try {
+        const id = parseIdentity(required(a.id, 'id', USAGE.token));
+        if (id.trustDomain !== trustDomainOf(store)) throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+        const ttl = parseDuration(optional(a.ttl) ?? '15m');
+        if (ttl < 60_000 || ttl > 7 * 86_400_000) throw new UsageError('--ttl must be between 1m and 7d');
+        const now = systemClock.now();
+        const { token, hash } = newJoinToken();
+        store.createToken({ hash, identity: id.uri, createdAt: now, expiresAt: now + ttl }, now);
+        out(token);
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    case 'revoke': {
+      const a = parse(
+        rest,
+        {
+          data: { type: 'string' },
+          serial: { type: 'string' },
+          id: { type: 'string' },
+          reason: { type: 'string' },
+        },
+        USAGE.revoke,
+      );
+      const dataDir = required(a.data, 'data', USAGE.revoke);
+      const reason = required(a.reason, 'reason', USAGE.revoke);
+      const store = openExisting(dataDir);
+      try {
+        const td = trustDomainOf(store);
+        const service = new CaService(store, loadAuthority(dataDir, td, passphraseFromEnv()), {
+          clock: systemClock,
+          log: createLogger('ca'),
+          methods: [],
+        });
+        const r = service.revokeLocal({ serial: optional(a.serial), id: optional(a.id), reason }, 'cli');
+        out(
+          r.revoked.length === 0
+            ? 'nothing to revoke (already revoked or expired)'
+            : `revoked ${r.revoked.join(', ')}`,
+        );
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    case 'release': {
+      const a = parse(rest, { data: { type: 'string' }, id: { type: 'string' } }, USAGE.release);
+      const store = openExisting(required(a.data, 'data', USAGE.release));
+      try {
+        const id = parseIdentity(required(a.id, 'id', USAGE.release));
+        const n = store.releaseBindings(id.uri, systemClock.now(), 'cli');
+        out(`released ${n} hardware binding(s) of ${id.uri}`);
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    case 'audit': {
+      const [verb, ...more] = rest;
+      if (verb !== 'verify') throw new UsageError(`usage: ${USAGE.audit}`);
+      const a = parse(more, { data: { type: 'string' } }, USAGE.audit);
+      const store = openExisting(required(a.data, 'data', USAGE.audit));
+      try {
+        const v = verifyAuditChain(store.auditRecords());
+        if (v.ok) {
+          out(`audit chain OK: ${v.count} records, head ${v.head}`);
+          return 0;
+        }
+        out(
+          `audit chain BROKEN at record ${v.brokenAt}: ${v.reason} (${v.count} records verified before it)`,
+        );
+        return 1;
+      } finally {
+        store.close();
+      }
+    }
+    default:
+      throw new UsageError(
+        `usage: edgeward ca (init|serve|token|revoke|release|audit verify) ...\n${Object.values(USAGE).join('\n')}`,
+      );
+  }
+}

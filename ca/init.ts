@@ -1,0 +1,60 @@
+// `edgeward ca init`: a new CA in an empty data folder — root, name-constrained intermediate,
+// the SQLite store and an admin client identity (spiffe://TD/svc/admin) for the remote API.
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../common/clock.js';
+import { FILES, MAX_LEAF_TTL_MS, adminId, createAuthority } from './authority.js';
+import { openCaStore } from './store-sqlite.js';
+import { spkiSha256Hex } from '../common/x509.js';
+
+export interface InitOptions {
+  readonly dataDir: string;
+  readonly trustDomain: string;
+  readonly clock: Clock;
+  readonly passphrase: string | undefined;
+}
+
+export interface InitOutcome {
+  readonly fingerprint: string;
+  readonly adminDir: string;
+}
+
+export function initCa(o: InitOptions): InitOutcome {
+  const now = o.clock.now();
+  const { authority, fingerprint } = createAuthority(o.dataDir, o.trustDomain, now, o.passphrase);
+  const store = openCaStore(join(o.dataDir, FILES.db));
+  try {
+    store.setMeta('trust_domain', o.trustDomain);
+    store.setMeta('created_at', String(now));
+    store.audit({ kind: 'ca.init', data: { trustDomain: o.trustDomain, fingerprint } }, now);
+    // The admin identity: a client certificate for the remote admin API (revoke).
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+    const identity = adminId(o.trustDomain);
+    const cert = authority.issue({ identity, spkiDer: spki, lifetimeMs: MAX_LEAF_TTL_MS, now });
+    store.transaction((tx) => {
+      tx.insertCertificate({
+        serial: cert.serial,
+        identity,
+        spkiSha256: spkiSha256Hex(spki),
+        method: 'admin',
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        issuedAt: now,
+        der: cert.der,
+      });
+      tx.audit({ kind: 'admin.issue', data: { identity, serial: cert.serial } }, now);
+    });
+    const adminDir = join(o.dataDir, FILES.adminDir);
+    mkdirSync(adminDir, { mode: 0o700 });
+    writeFileSync(join(adminDir, 'key.pem'), key.privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+      mode: 0o600,
+    });
+    writeFileSync(join(adminDir, 'cert.pem'), authority.chainPem(cert.der), { mode: 0o644 });
+    writeFileSync(join(adminDir, 'bundle.pem'), authority.bundlePem, { mode: 0o644 });
+    return { fingerprint, adminDir };
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,296 @@
+// The CA's HTTPS API (fastify): enrollment, renewal and revocation over mTLS, bundle, CRL,
+// health and metrics. A thin adapter over CaService; schemas on every route, compiled once.
+import { generateKeyPairSync, type X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { AttestationMethod } from './attestation-method.js';
+import { FILES, loadAuthority } from './authority.js';
+import { passphraseFromEnv } from './keys.js';
+import { createTokenMethod } from './methods/token.js';
+import { CaService, type AuthenticatedPeer, type CaEvent, type EnrollmentPolicy } from './service.js';
+import { openCaStore } from './store-sqlite.js';
+import type { CaStore } from './store.js';
+import { systemClock, type Clock } from '../common/clock.js';
+import { EdgewardError, toClientError } from '../common/errors.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../common/metrics.js';
+import type { BucketSpec } from '../common/rate-limit.js';
+import { normalizeSerial, uriSans } from '../common/x509.js';
+import type { KeyPolicy } from '../common/csr.js';
+
+export interface CaServerOptions {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** Methods besides `token`, e.g. tpm and puf. */
+  readonly methods?: readonly AttestationMethod[];
+  readonly policy?: EnrollmentPolicy;
+  readonly leafTtlMs?: number;
+  readonly keyPolicy?: KeyPolicy;
+  readonly rateLimits?: { readonly perIp?: BucketSpec; readonly perIdentity?: BucketSpec };
+  readonly durability?: 'normal' | 'full';
+  readonly bodyLimit?: number;
+  readonly isQuarantined?: (identity: string) => boolean;
+  readonly onEvent?: (event: CaEvent) => void;
+}
+
+export interface RunningCa {
+  readonly url: string;
+  readonly port: number;
+  readonly service: CaService;
+  readonly store: CaStore;
+  readonly fingerprint: string;
+  close(): Promise<void>;
+}
+
+const SERVER_CERT_TTL_MS = 24 * 3_600_000;
+
+const str = (max: number): Record<string, unknown> => ({ type: 'string', minLength: 1, maxLength: max });
+const obj = { type: 'object' };
+const SCHEMAS = {
+  begin: {
+    type: 'object',
+    required: ['id', 'method'],
+    additionalProperties: false,
+    properties: { id: str(2048), method: str(32), evidence: obj },
+  },
+  finish: {
+    type: 'object',
+    required: ['session', 'csr'],
+    additionalProperties: false,
+    properties: { session: str(64), csr: str(16_384), response: obj },
+  },
+  renewBegin: { type: 'object', additionalProperties: false, properties: { evidence: obj } },
+  renew: {
+    type: 'object',
+    required: ['csr'],
+    additionalProperties: false,
+    properties: { csr: str(16_384), session: str(64), response: obj },
+  },
+  revoke: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { serial: str(64), id: str(2048), reason: str(32) },
+  },
+} as const;
+
+/** The route kind used for audit records of refusals that happen before a handler runs. */
+function routeKind(url: string): string | undefined {
+  if (url.startsWith('/v1/enroll/begin')) return 'enroll.begin';
+  if (url.startsWith('/v1/enroll/finish')) return 'enroll';
+  if (url.startsWith('/v1/renew/begin')) return 'renew.begin';
+  if (url.startsWith('/v1/renew')) return 'renew';
+  if (url.startsWith('/v1/revoke')) return 'revoke';
+  return undefined;
+}
+
+function toEdgewardError(err: FastifyError | EdgewardError | Error): EdgewardError {
+  if (err instanceof EdgewardError) return err;
+  const fe = err as FastifyError;
+  if (fe.validation) return new EdgewardError('ERR_INPUT_MALFORMED', fe.message, { cause: err });
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new EdgewardError('ERR_INPUT_TOO_LARGE', undefined, { cause: err });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new EdgewardError('ERR_INPUT_UNSUPPORTED_MEDIA', undefined, { cause: err });
+    default:
+      if ((fe.statusCode ?? 500) < 500)
+        return new EdgewardError('ERR_INPUT_MALFORMED', fe.message, { cause: err });
+      return new EdgewardError('ERR_INTERNAL', undefined, { cause: err });
+  }
+}
+
+/** The mTLS peer of a request, or a coded refusal saying why there is none. */
+export function peerOf(req: FastifyRequest): AuthenticatedPeer {
+  const sock = req.raw.socket as TLSSocket;
+  const cert: X509Certificate | undefined = sock.getPeerX509Certificate?.();
+  if (!cert) throw new EdgewardError('ERR_CA_UNAUTHENTICATED');
+  if (!sock.authorized) {
+    const why = String(sock.authorizationError ?? '');
+    if (why === 'CERT_HAS_EXPIRED') throw new EdgewardError('ERR_CA_CERT_EXPIRED');
+    throw new EdgewardError('ERR_CA_CERT_UNTRUSTED', undefined, { detail: { why } });
+  }
+  const uris = uriSans(cert.subjectAltName);
+  if (uris.length !== 1 || !uris[0])
+    throw new EdgewardError('ERR_CA_CERT_UNKNOWN', 'certificate must carry one URI SAN');
+  return { identity: uris[0], serial: normalizeSerial(cert.serialNumber) };
+}
+
+export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log ?? createLogger('ca');
+  if (!existsSync(join(o.dataDir, FILES.db))) {
+    throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${o.dataDir}: run edgeward ca init`);
+  }
+  const store = openCaStore(join(o.dataDir, FILES.db), o.durability ? { durability: o.durability } : {});
+  const trustDomain = store.getMeta('trust_domain');
+  if (!trustDomain) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
+  const authority = loadAuthority(o.dataDir, trustDomain, passphraseFromEnv());
+  const service = new CaService(store, authority, {
+    clock,
+    log,
+    methods: [createTokenMethod((h) => store.getToken(h)), ...(o.methods ?? [])],
+    ...(o.policy ? { policy: o.policy } : {}),
+    ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
+    ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
+    ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),
+    ...(o.isQuarantined ? { isQuarantined: o.isQuarantined } : {}),
+    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+  });
+
+  function serverCredentials(): { key: string; cert: string } {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+    const ips = ['127.0.0.1', ...(isIP(o.host) && o.host !== '0.0.0.0' && o.host !== '::' ? [o.host] : [])];
+    const dns = ['localhost', ...(isIP(o.host) ? [] : [o.host])];
+    const cert = service.issueService('ca', spki, { dns, ips: [...new Set(ips)] }, SERVER_CERT_TTL_MS);
+    return {
+      key: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      cert: authority.chainPem(cert.der),
+    };
+  }
+
+  const creds = serverCredentials();
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: o.bodyLimit ?? 64 * 1024,
+    requestTimeout: 15_000,
+    keepAliveTimeout: 10_000,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    https: {
+      ...creds,
+      ca: [authority.bundlePem, authority.intPem],
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+      handshakeTimeout: 10_000,
+    },
+  });
+
+  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    const e = toEdgewardError(err);
+    const kind = routeKind(req.url);
+    // Handlers audit their own refusals; errors raised before a handler (parsing, schema,
+    // size) are audited here.
+    if (kind && !(err instanceof EdgewardError) && e.code !== 'ERR_INTERNAL') {
+      service.recordRefusal(kind, req.ip, e);
+    }
+    if (e.code === 'ERR_INTERNAL') log.error({ err }, 'internal error');
+    if (e.code === 'ERR_RATE_LIMITED') void reply.header('retry-after', String(service.retryAfter(req.ip)));
+    void reply.status(e.statusCode).send(toClientError(e));
+  });
+  app.setNotFoundHandler((_req, reply) => {
+    void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND')));
+  });
+  app.addHook('onRequest', async (req) => {
+    if (req.method === 'POST') service.checkIpRate(req.ip);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok', trustDomain }));
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(PROMETHEUS_CONTENT_TYPE).send(service.metrics.render()),
+  );
+  app.get<{ Querystring: { format?: string } }>(
+    '/v1/bundle',
+    { schema: { querystring: { type: 'object', properties: { format: { enum: ['pem', 'jwks'] } } } } },
+    async (req, reply) => {
+      if (req.query.format === 'jwks') return reply.type('application/json').send(service.bundleJwks());
+      return reply.type('application/x-pem-file').send(service.bundlePem());
+    },
+  );
+  app.get('/v1/crl', async (_req, reply) => reply.type('application/pkix-crl').send(service.crl()));
+
+  app.post<{ Body: { id: string; method: string; evidence?: Record<string, unknown> } }>(
+    '/v1/enroll/begin',
+    { schema: { body: SCHEMAS.begin } },
+    async (req) => service.begin(req.ip, req.body),
+  );
+  app.post<{ Body: { session: string; csr: string; response?: Record<string, unknown> } }>(
+    '/v1/enroll/finish',
+    { schema: { body: SCHEMAS.finish } },
+    async (req) => issued(await service.finish(req.ip, req.body)),
+  );
+  app.post<{ Body: { evidence?: Record<string, unknown> } }>(
+    '/v1/renew/begin',
+    { schema: { body: SCHEMAS.renewBegin } },
+    async (req) => service.renewBegin(req.ip, authenticated(req, 'renew.begin'), req.body),
+  );
+  app.post<{ Body: { csr: string; session?: string; response?: Record<string, unknown> } }>(
+    '/v1/renew',
+    { schema: { body: SCHEMAS.renew } },
+    async (req) => issued(await service.renew(req.ip, authenticated(req, 'renew'), req.body)),
+  );
+  app.post<{ Body: { serial?: string; id?: string; reason?: string } }>(
+    '/v1/revoke',
+    { schema: { body: SCHEMAS.revoke } },
+    async (req) => service.revoke(req.ip, authenticated(req, 'revoke'), req.body),
+  );
+
+  /** The mTLS peer, or an audited refusal. */
+  function authenticated(req: FastifyRequest, kind: string): AuthenticatedPeer {
+    try {
+      return peerOf(req);
+    } catch (err) {
+      if (err instanceof EdgewardError) service.recordRefusal(kind, req.ip, err);
+      throw err;
+    }
+  }
+
+  const purge = setInterval(() => service.purge(), 30_000);
+  purge.unref();
+  // Our own server certificate is short-lived too: re-issued at half its lifetime.
+  const rotate = setInterval(() => {
+    try {
+      app.server.setSecureContext({
+        ...serverCredentials(),
+        ca: [authority.bundlePem, authority.intPem],
+      } as never);
+    } catch (err) {
+      log.error({ err }, 'server certificate rotation failed');
+    }
+  }, SERVER_CERT_TTL_MS / 2);
+  rotate.unref();
+
+  await app.listen({ host: o.host, port: o.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  const hostForUrl =
+    o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host;
+  return {
+    url: `https://${hostForUrl}:${port}`,
+    port,
+    service,
+    store,
+    fingerprint: authority.rootFingerprint,
+    async close() {
+      clearInterval(purge);
+      clearInterval(rotate);
+      await app.close();
+      store.close();
+    },
+  };
+}
+
+function issued(r: {
+  identity: string;
+  serial: string;
+  notAfter: number;
+  certificate: string;
+  bundle: string;
+}): Record<string, unknown> {
+  return {
+    identity: r.identity,
+    serial: r.serial,
+    notAfter: new Date(r.notAfter).toISOString(),
+    certificate: r.certificate,
+    bundle: r.bundle,
+  };
+}

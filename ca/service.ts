@@ -1,0 +1,536 @@
+// The CA's operations, independent of HTTP: enrollment sessions over the method registry,
+// issuance, renewal, revocation, the CRL and the bundle. Every refusal is audited with its code.
+import { randomBytes } from 'node:crypto';
+import type { AttestationMethod, MethodContext, Verdict } from './attestation-method.js';
+import type { Authority } from './authority.js';
+import { adminId, DEFAULT_LEAF_TTL_MS } from './authority.js';
+import type { CaStore } from './store.js';
+import type { Clock } from '../common/clock.js';
+import {
+  DEFAULT_KEY_POLICY,
+  csrDerFromText,
+  parseCsr,
+  type KeyPolicy,
+  type ParsedCsr,
+} from '../common/csr.js';
+import { EdgewardError } from '../common/errors.js';
+import { parseIdentity, serviceId, type Identity } from '../common/identity.js';
+import type { Logger } from '../common/log.js';
+import { Registry } from '../common/metrics.js';
+import { RateLimiter, type BucketSpec } from '../common/rate-limit.js';
+import { isCrlReason, spkiSha256Hex, type CrlReason } from '../common/x509.js';
+
+export interface AuthenticatedPeer {
+  readonly identity: string;
+  readonly serial: string;
+}
+
+export interface EnrollmentPolicy {
+  /** Methods allowed for an identity; undefined means every registered method. */
+  methodsFor(identity: string): readonly string[] | undefined;
+}
+
+export interface CaServiceOptions {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly methods: readonly AttestationMethod[];
+  readonly policy?: EnrollmentPolicy;
+  readonly leafTtlMs?: number;
+  readonly keyPolicy?: KeyPolicy;
+  readonly sessionTtlMs?: number;
+  readonly maxSessions?: number;
+  readonly crlValidityMs?: number;
+  readonly rateLimits?: { readonly perIp?: BucketSpec; readonly perIdentity?: BucketSpec };
+  /** Whether an identity is quarantined by the SIEM (renewals and enrollments refused). */
+  readonly isQuarantined?: (identity: string) => boolean;
+  /** Security events for the SIEM (enrollments, refusals, revocations). */
+  readonly onEvent?: (event: CaEvent) => void;
+}
+
+export interface CaEvent {
+  readonly action: string;
+  readonly outcome: 'success' | 'failure';
+  readonly identity?: string | undefined;
+  readonly ip?: string | undefined;
+  readonly method?: string | undefined;
+  readonly code?: string | undefined;
+  readonly serial?: string | undefined;
+  readonly spkiSha256?: string | undefined;
+}
+
+interface Session {
+  readonly identity: Identity;
+  readonly method: AttestationMethod;
+  readonly state: unknown;
+  readonly expiresAt: number;
+  /** Set on renewal sessions: the serial of the certificate that opened it. */
+  readonly renewalOf: string | undefined;
+}
+
+export interface IssueResult {
+  readonly serial: string;
+  readonly certificate: string;
+  readonly bundle: string;
+  readonly notAfter: number;
+  readonly identity: string;
+}
+
+export class CaService {
+  readonly metrics = new Registry();
+  private readonly m = {
+    enroll: this.metrics.counter('edgeward_ca_enrollments_total', 'Enrollments by method and outcome'),
+    renew: this.metrics.counter('edgeward_ca_renewals_total', 'Renewals by outcome'),
+    refused: this.metrics.counter('edgeward_ca_refusals_total', 'Refused requests by code'),
+    revoked: this.metrics.counter('edgeward_ca_revocations_total', 'Certificates revoked'),
+    sessions: this.metrics.gauge('edgeward_ca_sessions', 'Open enrollment sessions'),
+    issue: this.metrics.histogram('edgeward_ca_issue_seconds', 'Time to sign and record a certificate'),
+  };
+  private readonly methods = new Map<string, AttestationMethod>();
+  private readonly sessions = new Map<string, Session>();
+  private readonly ipLimiter: RateLimiter;
+  private readonly idLimiter: RateLimiter;
+  private readonly leafTtlMs: number;
+  private readonly sessionTtlMs: number;
+  private crlCache: { der: Buffer; until: number; revoked: number } | undefined;
+
+  constructor(
+    readonly store: CaStore,
+    readonly authority: Authority,
+    private readonly opts: CaServiceOptions,
+  ) {
+    for (const m of opts.methods) {
+      if (this.methods.has(m.name)) throw new TypeError(`attestation method ${m.name} registered twice`);
+      this.methods.set(m.name, m);
+    }
+    this.leafTtlMs = opts.leafTtlMs ?? DEFAULT_LEAF_TTL_MS;
+    this.sessionTtlMs = opts.sessionTtlMs ?? 60_000;
+    const now = (): number => opts.clock.now();
+    this.ipLimiter = new RateLimiter(opts.rateLimits?.perIp ?? { rate: 50, burst: 200 }, now);
+    this.idLimiter = new RateLimiter(opts.rateLimits?.perIdentity ?? { rate: 0.5, burst: 20 }, now);
+  }
+
+  get trustDomain(): string {
+    return this.authority.trustDomain;
+  }
+
+  /** Per-IP limit for the enrollment and renewal endpoints; called before parsing bodies. */
+  checkIpRate(ip: string): void {
+    if (!this.ipLimiter.take(ip)) {
+      throw new EdgewardError('ERR_RATE_LIMITED', undefined, {
+        detail: { ip, retryAfter: this.ipLimiter.retryAfter(ip) },
+      });
+    }
+  }
+
+  retryAfter(ip: string): number {
+    return Math.max(1, this.ipLimiter.retryAfter(ip));
+  }
+
+  private ctx(renewal: boolean): MethodContext {
+    return {
+      clock: this.opts.clock,
+      log: this.opts.log,
+      trustDomain: this.trustDomain,
+      store: this.store,
+      renewal,
+    };
+  }
+
+  private inDomain(uri: unknown): Identity {
+    const id = parseIdentity(uri);
+    if (id.trustDomain !== this.trustDomain) throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+    return id;
+  }
+
+  private openSession(
+    identity: Identity,
+    method: AttestationMethod,
+    state: unknown,
+    renewalOf?: string,
+  ): { session: string; expiresAt: number } {
+    const now = this.opts.clock.now();
+    if (this.sessions.size >= (this.opts.maxSessions ?? 100_000)) {
+      for (const [k, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(k);
+      if (this.sessions.size >= (this.opts.maxSessions ?? 100_000))
+        throw new EdgewardError('ERR_CA_UNAVAILABLE', 'too many open sessions');
+    }
+    const session = randomBytes(18).toString('base64url');
+    const expiresAt = now + this.sessionTtlMs;
+    this.sessions.set(session, { identity, method, state, expiresAt, renewalOf });
+    this.m.sessions.set(undefined, this.sessions.size);
+    return { session, expiresAt };
+  }
+
+  /** Single use: a session is gone after its first finish, whatever the outcome. */
+  private takeSession(session: unknown): Session {
+    if (typeof session !== 'string') throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
+    const s = this.sessions.get(session);
+    this.sessions.delete(session);
+    this.m.sessions.set(undefined, this.sessions.size);
+    if (!s || s.expiresAt <= this.opts.clock.now()) throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
+    return s;
+  }
+
+  private refuseIfBlocked(identity: string): void {
+    if (this.store.isIdentityRevoked(identity)) throw new EdgewardError('ERR_CA_IDENTITY_REVOKED');
+    if (this.opts.isQuarantined?.(identity)) throw new EdgewardError('ERR_CA_IDENTITY_QUARANTINED');
+  }
+
+  private pickMethod(identity: Identity, name: unknown): AttestationMethod {
+    const method = typeof name === 'string' ? this.methods.get(name) : undefined;
+    if (!method) throw new EdgewardError('ERR_CA_METHOD_UNKNOWN');
+    const allowed = this.opts.policy?.methodsFor(identity.uri);
+    if (allowed && !allowed.includes(method.name)) throw new EdgewardError('ERR_CA_METHOD_NOT_ALLOWED');
+    // Control-plane identities are made by operators with join tokens, never by device evidence.
+    if (identity.kind === 'svc' && method.name !== 'token')
+      throw new EdgewardError('ERR_CA_METHOD_NOT_ALLOWED');
+    return method;
+  }
+
+  async begin(
+    ip: string,
+    body: { id: unknown; method: unknown; evidence?: unknown },
+  ): Promise<{ session: string; expiresAt: number; challenge: Record<string, unknown> }> {
+    return this.audited('enroll.begin', ip, body, async () => {
+      const identity = this.inDomain(body.id);
+      if (!this.idLimiter.take(identity.uri))
+        throw new EdgewardError('ERR_RATE_LIMITED', 'too many attempts for this identity');
+      this.refuseIfBlocked(identity.uri);
+      const method = this.pickMethod(identity, body.method);
+      const { challenge, state } = await method.begin(this.ctx(false), identity, body.evidence);
+      return { ...this.openSession(identity, method, state), challenge };
+    });
+  }
+
+  async finish(
+    ip: string,
+    body: { session: unknown; csr: unknown; response?: unknown },
+  ): Promise<IssueResult> {
+    // Filled in once the session is known, so a refusal is audited with its identity.
+    const hint: { id?: string; method?: string } = {};
+    return this.audited('enroll', ip, hint, async () => {
+      const s = this.takeSession(body.session);
+      if (s.renewalOf !== undefined)
+        throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'renewal sessions finish at /v1/renew');
+      hint.id = s.identity.uri;
+      hint.method = s.method.name;
+      const csr = this.csrFor(s.identity, body.csr);
+      const verdict = await s.method.finish(this.ctx(false), s.identity, s.state, body.response, csr);
+      this.refuseIfBlocked(s.identity.uri);
+      return this.issue(s.identity, csr, verdict, 'enroll.success', ip);
+    });
+  }
+
+  /** Renewal over mTLS; re-attesting methods need a session from renewBegin. */
+  async renewBegin(
+    ip: string,
+    peer: AuthenticatedPeer,
+    body: { evidence?: unknown },
+  ): Promise<{ session: string; expiresAt: number; challenge: Record<string, unknown> }> {
+    return this.audited('renew.begin', ip, { id: peer.identity }, async () => {
+      const { identity, method } = this.renewalSubject(peer);
+      const { challenge, state } = await method.begin(this.ctx(true), identity, body.evidence);
+      return { ...this.openSession(identity, method, state, peer.serial), challenge };
+    });
+  }
+
+  async renew(
+    ip: string,
+    peer: AuthenticatedPeer,
+    body: { csr: unknown; session?: unknown; response?: unknown },
+  ): Promise<IssueResult> {
+    return this.audited('renew', ip, { id: peer.identity }, async () => {
+      const { identity, method } = this.renewalSubject(peer);
+      const csr = this.csrFor(identity, body.csr);
+      let verdict: Verdict;
+      if (method.reattestOnRenewal || body.session !== undefined) {
+        if (body.session === undefined) throw new EdgewardError('ERR_CA_REATTEST_REQUIRED');
+        const s = this.takeSession(body.session);
+        if (s.renewalOf !== peer.serial || s.identity.uri !== identity.uri)
+          throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
+        verdict = await method.finish(this.ctx(true), identity, s.state, body.response, csr);
+      } else {
+        verdict = { method: method.name, identity: identity.uri, facts: { renewedFrom: peer.serial } };
+      }
+      this.refuseIfBlocked(identity.uri);
+      return this.issue(identity, csr, verdict, 'renew.success', ip);
+    });
+  }
+
+  private renewalSubject(peer: AuthenticatedPeer): { identity: Identity; method: AttestationMethod } {
+    const identity = this.inDomain(peer.identity);
+    if (!this.idLimiter.take(identity.uri))
+      throw new EdgewardError('ERR_RATE_LIMITED', 'too many attempts for this identity');
+    const rec = this.store.getCertificate(peer.serial);
+    if (!rec || rec.identity !== identity.uri) throw new EdgewardError('ERR_CA_CERT_UNKNOWN');
+    if (rec.revokedAt !== null) throw new EdgewardError('ERR_CA_CERT_REVOKED');
+    if (rec.notAfter <= this.opts.clock.now()) throw new EdgewardError('ERR_CA_CERT_EXPIRED');
+    this.refuseIfBlocked(identity.uri);
+    const name = this.store.enrolledMethod(identity.uri) ?? 'token';
+    const method = this.methods.get(name);
+    if (!method) {
+      // Enrolled by a method this server does not run (e.g. 'admin', 'service'): plain renewal.
+      return {
+        identity,
+        method: {
+          name,
+          reattestOnRenewal: false,
+          begin: () => {
+            throw new EdgewardError('ERR_CA_METHOD_UNKNOWN');
+          },
+          finish: () => {
+            throw new EdgewardError('ERR_CA_METHOD_UNKNOWN');
+          },
+        },
+      };
+    }
+    return { identity, method };
+  }
+
+  private csrFor(identity: Identity, csrText: unknown): ParsedCsr {
+    if (typeof csrText !== 'string') throw new EdgewardError('ERR_CA_CSR_MALFORMED', 'csr must be a string');
+    const csr = parseCsr(csrDerFromText(csrText), this.opts.keyPolicy ?? DEFAULT_KEY_POLICY);
+    if (csr.uri !== undefined && csr.uri !== identity.uri) {
+      let reason = 'CSR names another identity';
+      try {
+        if (parseIdentity(csr.uri).trustDomain !== this.trustDomain)
+          throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+      } catch (err) {
+        if (err instanceof EdgewardError && err.code === 'ERR_CA_FOREIGN_TRUST_DOMAIN') throw err;
+        reason = 'CSR URI SAN is not a valid identity';
+      }
+      throw new EdgewardError('ERR_CA_CSR_IDENTITY', reason);
+    }
+    return csr;
+  }
+
+  private issue(identity: Identity, csr: ParsedCsr, verdict: Verdict, kind: string, ip: string): IssueResult {
+    if (verdict.identity !== identity.uri)
+      throw new EdgewardError('ERR_CA_CSR_IDENTITY', 'verdict for another identity');
+    const t0 = process.hrtime.bigint();
+    const now = this.opts.clock.now();
+    const cert = this.authority.issue({
+      identity: identity.uri,
+      spkiDer: csr.spkiDer,
+      lifetimeMs: this.leafTtlMs,
+      now,
+    });
+    const spki = csr.spkiSha256.toString('hex');
+    this.store.transaction((tx) => {
+      verdict.commit?.(tx);
+      tx.insertCertificate({
+        serial: cert.serial,
+        identity: identity.uri,
+        spkiSha256: spki,
+        method: verdict.method,
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        issuedAt: now,
+        der: cert.der,
+      });
+      tx.audit(
+        {
+          kind,
+          data: {
+            identity: identity.uri,
+            serial: cert.serial,
+            spki,
+            method: verdict.method,
+            ip,
+            facts: verdict.facts,
+          },
+        },
+        now,
+      );
+    });
+    this.m.issue.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    (kind === 'renew.success' ? this.m.renew : this.m.enroll).inc(
+      kind === 'renew.success' ? { outcome: 'success' } : { method: verdict.method, outcome: 'success' },
+    );
+    this.opts.onEvent?.({
+      action: kind.replace('.success', ''),
+      outcome: 'success',
+      identity: identity.uri,
+      ip,
+      method: verdict.method,
+      serial: cert.serial,
+      spkiSha256: spki,
+    });
+    return {
+      serial: cert.serial,
+      certificate: this.authority.chainPem(cert.der),
+      bundle: this.authority.bundlePem,
+      notAfter: cert.notAfter,
+      identity: identity.uri,
+    };
+  }
+
+  /** Runs an operation; a coded refusal is audited (kind.refused), counted and re-thrown. */
+  private async audited<T>(
+    kind: string,
+    ip: string,
+    hint: { id?: unknown; method?: unknown },
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const e =
+        err instanceof EdgewardError ? err : new EdgewardError('ERR_INTERNAL', undefined, { cause: err });
+      if (!(err instanceof EdgewardError)) this.opts.log.error({ err }, `${kind} failed`);
+      this.recordRefusal(kind, ip, e, hint);
+      throw e;
+    }
+  }
+
+  recordRefusal(
+    kind: string,
+    ip: string,
+    e: EdgewardError,
+    hint: { id?: unknown; method?: unknown } = {},
+  ): void {
+    const identity = typeof hint.id === 'string' ? hint.id.slice(0, 256) : undefined;
+    const method = typeof hint.method === 'string' ? hint.method.slice(0, 32) : undefined;
+    this.m.refused.inc({ code: e.code });
+    if (kind.startsWith('renew')) this.m.renew.inc({ outcome: 'failure' });
+    else if (kind.startsWith('enroll'))
+      this.m.enroll.inc({ method: method ?? 'unknown', outcome: 'failure' });
+    // Rate-limited floods are counted, not audited: auditing them would let a flood grow the log.
+    if (e.code !== 'ERR_RATE_LIMITED') {
+      this.store.audit(
+        {
+          kind: `${kind}.refused`,
+          data: { code: e.code, reason: e.message.slice(0, 300), identity, method, ip },
+        },
+        this.opts.clock.now(),
+      );
+    }
+    this.opts.onEvent?.({ action: kind, outcome: 'failure', identity, ip, method, code: e.code });
+    this.opts.log.info({ code: e.code, kind, identity, ip, reason: e.message }, 'refused');
+  }
+
+  /** Revocation by an admin or the SIEM: by serial or by identity (the latter refuses renewals too). */
+  revoke(
+    ip: string,
+    peer: AuthenticatedPeer,
+    body: { serial?: unknown; id?: unknown; reason?: unknown },
+  ): { revoked: string[] } {
+    try {
+      const allowed = [adminId(this.trustDomain), serviceId(this.trustDomain, 'siem')];
+      if (!allowed.includes(peer.identity)) throw new EdgewardError('ERR_CA_FORBIDDEN');
+      return this.revokeLocal(body, peer.identity);
+    } catch (err) {
+      const e =
+        err instanceof EdgewardError ? err : new EdgewardError('ERR_INTERNAL', undefined, { cause: err });
+      this.recordRefusal('revoke', ip, e, { id: peer.identity });
+      throw e;
+    }
+  }
+
+  /** Also used by `edgeward ca revoke` on the data folder. */
+  revokeLocal(body: { serial?: unknown; id?: unknown; reason?: unknown }, by: string): { revoked: string[] } {
+    const reason: CrlReason = body.reason === undefined ? 'unspecified' : isCrlReasonValue(body.reason);
+    const now = this.opts.clock.now();
+    let revoked: string[];
+    if (typeof body.serial === 'string' && body.id === undefined) {
+      const serial = body.serial.toLowerCase().replace(/:/g, '').replace(/^0+/, '');
+      if (!/^[0-9a-f]{1,40}$/.test(serial))
+        throw new EdgewardError('ERR_INPUT_MALFORMED', 'serial must be hex');
+      const rec = this.store.getCertificate(serial);
+      if (!rec) throw new EdgewardError('ERR_CA_SERIAL_UNKNOWN');
+      revoked = this.store.revokeSerial(serial, reason, now, by) ? [serial] : [];
+    } else if (typeof body.id === 'string' && body.serial === undefined) {
+      const identity = this.inDomain(body.id);
+      revoked = this.store.revokeIdentity(identity.uri, reason, now, by);
+    } else {
+      throw new EdgewardError('ERR_INPUT_MALFORMED', 'give exactly one of serial or id');
+    }
+    this.crlCache = undefined;
+    this.m.revoked.inc(undefined, revoked.length);
+    for (const serial of revoked)
+      this.opts.onEvent?.({
+        action: 'revocation',
+        outcome: 'success',
+        serial,
+        identity: typeof body.id === 'string' ? body.id : undefined,
+      });
+    return { revoked };
+  }
+
+  /** DER CRL, regenerated on revocation and when half its validity has passed. */
+  crl(): Buffer {
+    const now = this.opts.clock.now();
+    // Revocations made by `edgeward ca revoke` in another process show up in the count.
+    const revoked = this.store.revocationCount();
+    if (this.crlCache && this.crlCache.until > now && this.crlCache.revoked === revoked)
+      return this.crlCache.der;
+    const validity = this.opts.crlValidityMs ?? 3_600_000;
+    const number = Number(this.store.getMeta('crl_number') ?? '0') + 1;
+    this.store.setMeta('crl_number', String(number));
+    const entries = this.store
+      .revocations(now)
+      .map((r) => ({ serialHex: r.serial, revokedAt: r.revokedAt, reason: r.reason }));
+    const der = this.authority.signCrl(entries, number, now - 60_000, now + validity);
+    this.crlCache = { der, until: now + validity / 2, revoked };
+    return der;
+  }
+
+  bundlePem(): string {
+    return this.authority.bundlePem;
+  }
+
+  /** SPIFFE-style JWKS trust bundle: the X.509 authorities with use x509-svid. */
+  bundleJwks(): Record<string, unknown> {
+    const jwk = this.authority.rootPublicJwk();
+    return {
+      keys: [{ ...jwk, use: 'x509-svid', x5c: [this.authority.rootDer.toString('base64')] }],
+      spiffe_sequence: Number(this.store.getMeta('bundle_sequence') ?? '1'),
+      spiffe_refresh_hint: 3600,
+    };
+  }
+
+  purge(): void {
+    const now = this.opts.clock.now();
+    for (const [k, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(k);
+    this.m.sessions.set(undefined, this.sessions.size);
+    this.store.purgeExpired(now);
+  }
+
+  /** Issues a certificate for one of our own services without attestation (internal only). */
+  issueService(
+    name: string,
+    spkiDer: Buffer,
+    names: { dns: string[]; ips: string[] },
+    lifetimeMs: number,
+  ): { serial: string; der: Buffer; notAfter: number } {
+    const identity = serviceId(this.trustDomain, name);
+    const now = this.opts.clock.now();
+    const cert = this.authority.issue({
+      identity,
+      spkiDer,
+      lifetimeMs,
+      now,
+      dnsNames: names.dns,
+      ipAddresses: names.ips,
+    });
+    this.store.transaction((tx) => {
+      tx.insertCertificate({
+        serial: cert.serial,
+        identity,
+        spkiSha256: spkiSha256Hex(spkiDer),
+        method: 'service',
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        issuedAt: now,
+        der: cert.der,
+      });
+      tx.audit({ kind: 'service.issue', data: { identity, serial: cert.serial } }, now);
+    });
+    return cert;
+  }
+}
+
+function isCrlReasonValue(r: unknown): CrlReason {
+  if (typeof r === 'string' && isCrlReason(r)) return r;
+  throw new EdgewardError('ERR_INPUT_MALFORMED', 'unknown revocation reason');
+}

@@ -1,0 +1,267 @@
+// SQLite adapter of the CA store (better-sqlite3, WAL). Synchronous transactions make each
+// issuance atomic: certificate, single-use markers, bindings and the audit record, or nothing.
+import Database from 'better-sqlite3';
+import type { AuditRecord } from './audit.js';
+import { GENESIS, auditHash } from './audit.js';
+import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx, TokenRecord } from './store.js';
+import type { CrlReason } from '../common/x509.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS certificates (
+  serial TEXT PRIMARY KEY,
+  identity TEXT NOT NULL,
+  spki_sha256 TEXT NOT NULL,
+  method TEXT NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  issued_at INTEGER NOT NULL,
+  der BLOB NOT NULL,
+  revoked_at INTEGER,
+  revocation_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS certificates_identity ON certificates (identity, issued_at);
+CREATE INDEX IF NOT EXISTS certificates_revoked ON certificates (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS revoked_identities (identity TEXT PRIMARY KEY, reason TEXT NOT NULL, revoked_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  hash TEXT PRIMARY KEY, identity TEXT NOT NULL, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bindings (
+  identity TEXT NOT NULL, method TEXT NOT NULL, hardware_id TEXT NOT NULL,
+  record TEXT NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY (identity, method)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS bindings_hardware ON bindings (method, hardware_id);
+CREATE TABLE IF NOT EXISTS used_once (
+  namespace TEXT NOT NULL, key TEXT NOT NULL, expires_at INTEGER NOT NULL,
+  PRIMARY KEY (namespace, key)
+);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
+  prev TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+`;
+
+interface CertRow {
+  serial: string;
+  identity: string;
+  spki_sha256: string;
+  method: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  der: Buffer;
+  revoked_at: number | null;
+  revocation_reason: string | null;
+}
+
+function toCert(r: CertRow): CertRecord {
+  return {
+    serial: r.serial,
+    identity: r.identity,
+    spkiSha256: r.spki_sha256,
+    method: r.method,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    issuedAt: r.issued_at,
+    der: r.der,
+    revokedAt: r.revoked_at,
+    revocationReason: r.revocation_reason,
+  };
+}
+
+export interface SqliteOptions {
+  /** 'normal' survives process crashes (kill -9); 'full' also survives power loss, slower. */
+  readonly durability?: 'normal' | 'full';
+  readonly readonly?: boolean;
+}
+
+export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
+  const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  if (!opts.readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    db.exec(SCHEMA);
+  }
+  db.pragma('busy_timeout = 5000');
+
+  const q = {
+    getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+    setMeta: db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    ),
+    insertCert: db.prepare(
+      'INSERT INTO certificates (serial, identity, spki_sha256, method, not_before, not_after, issued_at, der) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    getCert: db.prepare<[string], CertRow>('SELECT * FROM certificates WHERE serial = ?'),
+    certsOf: db.prepare<[string], CertRow>(
+      'SELECT * FROM certificates WHERE identity = ? ORDER BY issued_at',
+    ),
+    lastMethod: db.prepare<[string], { method: string }>(
+      'SELECT method FROM certificates WHERE identity = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1',
+    ),
+    revokeSerial: db.prepare(
+      'UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ? AND revoked_at IS NULL',
+    ),
+    liveSerialsOf: db.prepare<[string, number], { serial: string }>(
+      'SELECT serial FROM certificates WHERE identity = ? AND revoked_at IS NULL AND not_after > ?',
+    ),
+    revokeIdentity: db.prepare(
+      'INSERT INTO revoked_identities (identity, reason, revoked_at) VALUES (?, ?, ?) ON CONFLICT(identity) DO NOTHING',
+    ),
+    identityRevoked: db.prepare<[string], { n: number }>(
+      'SELECT 1 AS n FROM revoked_identities WHERE identity = ?',
+    ),
+    revocations: db.prepare<[number], { serial: string; revoked_at: number; revocation_reason: string }>(
+      'SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at',
+    ),
+    insertToken: db.prepare(
+      'INSERT INTO tokens (hash, identity, created_at, expires_at) VALUES (?, ?, ?, ?)',
+    ),
+    getToken: db.prepare<[string], { identity: string; created_at: number; expires_at: number }>(
+      'SELECT identity, created_at, expires_at FROM tokens WHERE hash = ?',
+    ),
+    getBinding: db.prepare<[string, string], { record: string }>(
+      'SELECT record FROM bindings WHERE identity = ? AND method = ?',
+    ),
+    bindingByHw: db.prepare<[string, string], { identity: string }>(
+      'SELECT identity FROM bindings WHERE method = ? AND hardware_id = ?',
+    ),
+    putBinding: db.prepare(
+      `INSERT INTO bindings (identity, method, hardware_id, record, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(identity, method) DO UPDATE SET hardware_id = excluded.hardware_id, record = excluded.record`,
+    ),
+    releaseBindings: db.prepare('DELETE FROM bindings WHERE identity = ?'),
+    wasUsed: db.prepare<[string, string], { n: number }>(
+      'SELECT 1 AS n FROM used_once WHERE namespace = ? AND key = ?',
+    ),
+    useOnce: db.prepare(
+      'INSERT INTO used_once (namespace, key, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    ),
+    purgeUsed: db.prepare('DELETE FROM used_once WHERE expires_at < ?'),
+    auditHead: db.prepare<[], { seq: number; hash: string }>(
+      'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1',
+    ),
+    auditInsert: db.prepare('INSERT INTO audit (seq, ts, kind, data, prev, hash) VALUES (?, ?, ?, ?, ?, ?)'),
+    revokedCount: db.prepare<[], { n: number }>(
+      'SELECT COUNT(*) AS n FROM certificates WHERE revoked_at IS NOT NULL',
+    ),
+    auditAll: db.prepare<[], AuditRecord>('SELECT seq, ts, kind, data, prev, hash FROM audit ORDER BY seq'),
+  };
+
+  // The head is read inside each write transaction (not cached), because `edgeward ca revoke`
+  // and `ca token` may append to the same data folder while `ca serve` runs.
+  function appendAudit(entry: AuditEntry, now: number): AuditRecord {
+    const head = q.auditHead.get();
+    const seq = (head?.seq ?? 0) + 1;
+    const prev = head?.hash ?? GENESIS;
+    const data = JSON.stringify(entry.data);
+    const hash = auditHash(prev, seq, now, entry.kind, data);
+    q.auditInsert.run(seq, now, entry.kind, data, prev, hash);
+    return { seq, ts: now, kind: entry.kind, data, prev, hash };
+  }
+
+  const reader = {
+    getBinding(identity: string, method: string): unknown {
+      const row = q.getBinding.get(identity, method);
+      return row ? (JSON.parse(row.record) as unknown) : undefined;
+    },
+    findBindingByHardware(method: string, hardwareId: string): string | undefined {
+      return q.bindingByHw.get(method, hardwareId)?.identity;
+    },
+    wasUsed(namespace: string, key: string): boolean {
+      return q.wasUsed.get(namespace, key) !== undefined;
+    },
+  };
+
+  const tx: StoreTx = {
+    ...reader,
+    putBinding(identity, method, hardwareId, record) {
+      q.putBinding.run(identity, method, hardwareId, JSON.stringify(record), Date.now());
+    },
+    useOnce(namespace, key, expiresAt) {
+      return q.useOnce.run(namespace, key, expiresAt).changes === 1;
+    },
+    insertCertificate(rec) {
+      q.insertCert.run(
+        rec.serial,
+        rec.identity,
+        rec.spkiSha256,
+        rec.method,
+        rec.notBefore,
+        rec.notAfter,
+        rec.issuedAt,
+        rec.der,
+      );
+    },
+    audit: appendAudit,
+  };
+
+  function transaction<T>(fn: (t: StoreTx) => T): T {
+    // IMMEDIATE takes the write lock up front, so two processes never both read the same head.
+    return db.transaction(() => fn(tx)).immediate();
+  }
+
+  return {
+    ...reader,
+    getMeta: (key) => q.getMeta.get(key)?.value,
+    setMeta: (key, value) => void q.setMeta.run(key, value),
+    transaction,
+    audit: (entry, now) => transaction((t) => t.audit(entry, now)),
+    getCertificate: (serial) => {
+      const r = q.getCert.get(serial);
+      return r ? toCert(r) : undefined;
+    },
+    certificatesOf: (identity) => q.certsOf.all(identity).map(toCert),
+    enrolledMethod: (identity) => q.lastMethod.get(identity)?.method,
+    revokeSerial(serial, reason, now, by) {
+      return transaction((t) => {
+        const changed = q.revokeSerial.run(now, reason, serial).changes === 1;
+        if (changed) t.audit({ kind: 'revoke', data: { serial, reason, by } }, now);
+        return changed;
+      });
+    },
+    revokeIdentity(identity, reason, now, by) {
+      return transaction((t) => {
+        const serials = q.liveSerialsOf.all(identity, now).map((r) => r.serial);
+        for (const s of serials) q.revokeSerial.run(now, reason, s);
+        q.revokeIdentity.run(identity, reason, now);
+        t.audit({ kind: 'revoke', data: { identity, serials, reason, by } }, now);
+        return serials;
+      });
+    },
+    revocationCount: () => q.revokedCount.get()?.n ?? 0,
+    isIdentityRevoked: (identity) => q.identityRevoked.get(identity) !== undefined,
+    revocations(now): Revocation[] {
+      return q.revocations.all(now).map((r) => ({
+        serial: r.serial,
+        revokedAt: r.revoked_at,
+        reason: r.revocation_reason as CrlReason,
+      }));
+    },
+    releaseBindings(identity, now, by) {
+      return transaction((t) => {
+        const n = q.releaseBindings.run(identity).changes;
+        t.audit({ kind: 'release', data: { identity, bindings: n, by } }, now);
+        return n;
+      });
+    },
+    createToken(rec: TokenRecord, now) {
+      transaction((t) => {
+        q.insertToken.run(rec.hash, rec.identity, rec.createdAt, rec.expiresAt);
+        t.audit({ kind: 'token.create', data: { identity: rec.identity, expiresAt: rec.expiresAt } }, now);
+      });
+    },
+    getToken(hash) {
+      const r = q.getToken.get(hash);
+      return r ? { hash, identity: r.identity, createdAt: r.created_at, expiresAt: r.expires_at } : undefined;
+    },
+    auditRecords: () => q.auditAll.iterate(),
+    purgeExpired: (now) => void q.purgeUsed.run(now),
+    close: () => db.close(),
+  };
+}

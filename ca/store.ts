@@ -1,0 +1,68 @@
+// The CA's storage interface, owned by the domain. SQLite (ca/store-sqlite.ts) is the embedded
+// adapter; every state change and its audit record commit in one transaction.
+import type { MethodStoreReader, MethodStoreWriter } from './attestation-method.js';
+import type { AuditRecord } from './audit.js';
+import type { CrlReason } from '../common/x509.js';
+
+export interface CertRecord {
+  readonly serial: string;
+  readonly identity: string;
+  readonly spkiSha256: string;
+  readonly method: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly issuedAt: number;
+  readonly der: Buffer;
+  readonly revokedAt: number | null;
+  readonly revocationReason: string | null;
+}
+
+/** A join token (by hash). Its single use is a used-once marker (namespace 'token') written at issuance. */
+export interface TokenRecord {
+  readonly hash: string;
+  readonly identity: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+export interface AuditEntry {
+  readonly kind: string;
+  readonly data: Record<string, unknown>;
+}
+
+export interface Revocation {
+  readonly serial: string;
+  readonly revokedAt: number;
+  readonly reason: CrlReason;
+}
+
+/** What runs inside one transaction: method commits, certificate insert, audit append. */
+export interface StoreTx extends MethodStoreWriter {
+  insertCertificate(rec: Omit<CertRecord, 'revokedAt' | 'revocationReason'>): void;
+  audit(entry: AuditEntry, now: number): AuditRecord;
+}
+
+export interface CaStore extends MethodStoreReader {
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+  /** Runs fn in one transaction; throwing rolls everything back. */
+  transaction<T>(fn: (tx: StoreTx) => T): T;
+  audit(entry: AuditEntry, now: number): AuditRecord;
+  getCertificate(serial: string): CertRecord | undefined;
+  certificatesOf(identity: string): CertRecord[];
+  /** Latest issued certificate's method for an identity (which method renewals must follow). */
+  enrolledMethod(identity: string): string | undefined;
+  revokeSerial(serial: string, reason: CrlReason, now: number, by: string): boolean;
+  /** Revokes all current certificates of the identity and refuses its future renewals. */
+  revokeIdentity(identity: string, reason: CrlReason, now: number, by: string): string[];
+  isIdentityRevoked(identity: string): boolean;
+  /** How many certificates are revoked: changes whenever the CRL must be re-signed. */
+  revocationCount(): number;
+  revocations(now: number): Revocation[];
+  releaseBindings(identity: string, now: number, by: string): number;
+  createToken(rec: TokenRecord, now: number): void;
+  getToken(hash: string): TokenRecord | undefined;
+  auditRecords(): Iterable<AuditRecord>;
+  purgeExpired(now: number): void;
+  close(): void;
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The `edgeward` command: a thin dispatcher over the parts. Subcommands load lazily so that
+// `edgeward enroll` on a small device does not load the CA or the SIEM.
+import { EdgewardError } from '../common/errors.js';
+import { UsageError } from './args.js';
+
+type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
+
+const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> = {
+  ca: {
+    help: 'the cloud CA: init, serve, token, revoke, release, audit verify',
+    load: async () => (await import('../ca/cli.js')).runCaCommand,
+  },
+  enroll: {
+    help: 'enroll this device or node with the CA',
+    load: async () => (await import('../agent/cli.js')).runEnrollCommand,
+  },
+  renew: {
+    help: 'renew this identity over mTLS',
+    load: async () => (await import('../agent/cli.js')).runRenewCommand,
+  },
+  demo: {
+    help: 'run the mesh on this machine with embedded defaults (npm start)',
+    load: async () => (await import('./demo.js')).runDemo,
+  },
+};
+
+const HELP = `edgeward — zero-trust identity and security mesh for devices and edge nodes
+
+usage: edgeward <command> [options]
+
+${Object.entries(COMMANDS)
+  .map(([k, v]) => `  ${k.padEnd(10)} ${v.help}`)
+  .join('\n')}
+
+Run a command without options for its usage.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const out = (s: string): void => void process.stdout.write(s + '\n');
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    out(HELP);
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`edgeward: unknown command ${name}\n\n${HELP}\n`);
+    return 2;
+  }
+  try {
+    return await (
+      await cmd.load()
+    )(rest, out);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`edgeward ${name}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof EdgewardError) {
+      process.stderr.write(`edgeward ${name}: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`edgeward ${name}: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`edgeward: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

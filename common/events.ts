@@ -1,0 +1,447 @@
+// The one security-event schema every reporter (agents, CA, SIEM) speaks: flat ECS-style dotted
+// keys plus identity fields. The validator is compiled once from FIELDS and refuses anything unknown.
+import { isIP } from 'node:net';
+import { EdgewardError } from './errors.js';
+import { parseIdentity } from './identity.js';
+
+export type FieldType = 'time' | 'string' | 'keyword' | 'enum' | 'int' | 'ip' | 'identity' | 'hex';
+
+export interface FieldSpec {
+  readonly type: FieldType;
+  /** Maximum string length (string, keyword, hex). */
+  readonly max?: number;
+  /** Fixed length in characters (hex). */
+  readonly length?: number;
+  readonly values?: readonly string[];
+  readonly min?: number;
+  readonly maxInt?: number;
+  /** Set by the SIEM on ingest; a reporter that sends it is refused. */
+  readonly server?: boolean;
+  readonly required?: boolean;
+  readonly doc: string;
+  /** Where the field lands in OCSF (docs/events.md has the class mapping). */
+  readonly ocsf: string;
+}
+
+/** The actions reporters emit today; `event.action` accepts any lower-case dotted keyword. */
+export const KNOWN_ACTIONS = [
+  'enroll.success',
+  'enroll.failure',
+  'attestation.success',
+  'attestation.failure',
+  'handshake.failure',
+  'connection.accepted',
+  'connection.denied',
+  'connection.closed',
+  'renewal.success',
+  'renewal.failure',
+  'revocation',
+  'decision.applied',
+  'rotation',
+] as const;
+
+const EVENT_KINDS = ['event', 'alert', 'state', 'metric'] as const;
+const EVENT_CATEGORIES = [
+  'authentication',
+  'network',
+  'configuration',
+  'iam',
+  'intrusion_detection',
+  'host',
+  'session',
+] as const;
+const EVENT_TYPES = [
+  'start',
+  'end',
+  'allowed',
+  'denied',
+  'connection',
+  'creation',
+  'deletion',
+  'change',
+  'info',
+  'error',
+] as const;
+
+export const FIELDS = {
+  '@timestamp': {
+    type: 'time',
+    required: true,
+    doc: 'When the event happened at the reporter: epoch milliseconds or an ISO-8601 string; stored as epoch ms.',
+    ocsf: 'time',
+  },
+  'event.id': {
+    type: 'keyword',
+    max: 64,
+    server: true,
+    doc: 'Unique id assigned by the SIEM on ingest.',
+    ocsf: 'metadata.uid',
+  },
+  'event.ingested': {
+    type: 'time',
+    server: true,
+    doc: 'When the SIEM accepted the event (epoch ms).',
+    ocsf: 'metadata.logged_time',
+  },
+  'event.kind': {
+    type: 'enum',
+    values: EVENT_KINDS,
+    doc: 'ECS event kind.',
+    ocsf: 'category_uid (via class)',
+  },
+  'event.category': {
+    type: 'enum',
+    values: EVENT_CATEGORIES,
+    doc: 'ECS event category.',
+    ocsf: 'category_uid',
+  },
+  'event.type': { type: 'enum', values: EVENT_TYPES, doc: 'ECS event type.', ocsf: 'activity_id' },
+  'event.action': {
+    type: 'keyword',
+    max: 64,
+    required: true,
+    doc: 'What happened, e.g. handshake.failure (see KNOWN_ACTIONS).',
+    ocsf: 'class_uid + activity_id',
+  },
+  'event.outcome': {
+    type: 'enum',
+    values: ['success', 'failure', 'unknown'],
+    doc: 'ECS outcome.',
+    ocsf: 'status_id',
+  },
+  'event.reason': { type: 'string', max: 256, doc: 'Why (free text, bounded).', ocsf: 'status_detail' },
+  'event.severity': {
+    type: 'int',
+    min: 0,
+    maxInt: 100,
+    doc: 'Reporter severity 0..100.',
+    ocsf: 'severity_id (bucketed)',
+  },
+  message: { type: 'string', max: 1024, doc: 'Human-readable summary.', ocsf: 'message' },
+  'error.code': { type: 'keyword', max: 64, doc: 'edgeward error code (ERR_*).', ocsf: 'status_code' },
+  'source.ip': { type: 'ip', doc: 'Address of the connecting/acting side.', ocsf: 'src_endpoint.ip' },
+  'source.port': {
+    type: 'int',
+    min: 0,
+    maxInt: 65535,
+    doc: 'Port of the connecting side.',
+    ocsf: 'src_endpoint.port',
+  },
+  'source.identity': {
+    type: 'identity',
+    doc: 'SPIFFE ID of the acting side (client cert, enrolling identity).',
+    ocsf: 'src_endpoint.name / actor.user.uid',
+  },
+  'destination.ip': { type: 'ip', doc: 'Address of the target side.', ocsf: 'dst_endpoint.ip' },
+  'destination.port': {
+    type: 'int',
+    min: 0,
+    maxInt: 65535,
+    doc: 'Port of the target side.',
+    ocsf: 'dst_endpoint.port',
+  },
+  'destination.identity': {
+    type: 'identity',
+    doc: 'SPIFFE ID of the target side.',
+    ocsf: 'dst_endpoint.name',
+  },
+  'observer.identity': {
+    type: 'identity',
+    server: true,
+    doc: 'SPIFFE ID of the reporter, taken from its client certificate by the SIEM, never from the body.',
+    ocsf: 'metadata.product / observer',
+  },
+  'observer.type': {
+    type: 'enum',
+    values: ['agent', 'ca', 'siem'],
+    doc: 'Kind of reporter.',
+    ocsf: 'metadata.product.name',
+  },
+  'host.name': { type: 'keyword', max: 255, doc: 'Host name of the reporter.', ocsf: 'device.hostname' },
+  'network.transport': {
+    type: 'enum',
+    values: ['tcp', 'udp'],
+    doc: 'Transport protocol.',
+    ocsf: 'connection_info.protocol_name',
+  },
+  'network.direction': {
+    type: 'enum',
+    values: ['inbound', 'outbound'],
+    doc: 'Direction as seen by the observer.',
+    ocsf: 'connection_info.direction_id',
+  },
+  'tls.version': { type: 'keyword', max: 16, doc: 'Negotiated TLS version, e.g. 1.3.', ocsf: 'tls.version' },
+  'tls.cipher': { type: 'keyword', max: 64, doc: 'Negotiated cipher suite.', ocsf: 'tls.cipher' },
+  'tls.client.x509.serial_number': {
+    type: 'hex',
+    max: 64,
+    doc: 'Client certificate serial, lower-case hex without colons.',
+    ocsf: 'tls.certificate.serial_number',
+  },
+  'tls.client.x509.spki_sha256': {
+    type: 'hex',
+    length: 64,
+    doc: 'SHA-256 of the client certificate DER SubjectPublicKeyInfo, lower-case hex.',
+    ocsf: 'tls.certificate.fingerprints[].value (algorithm SHA-256, of the SPKI)',
+  },
+  'tls.client.x509.not_after': {
+    type: 'time',
+    doc: 'Client certificate expiry (epoch ms).',
+    ocsf: 'tls.certificate.expiration_time',
+  },
+  'attestation.method': {
+    type: 'keyword',
+    max: 32,
+    doc: 'Attestation method (tpm, puf, token, ...).',
+    ocsf: 'auth_protocol',
+  },
+  'attestation.reason': {
+    type: 'keyword',
+    max: 64,
+    doc: 'Coded reason of an attestation verdict, e.g. pcr_mismatch.',
+    ocsf: 'status_detail',
+  },
+  'user_agent.original': {
+    type: 'string',
+    max: 512,
+    doc: 'Client software string.',
+    ocsf: 'http_request.user_agent',
+  },
+  'rule.id': {
+    type: 'keyword',
+    max: 128,
+    doc: 'Authorization rule that allowed/denied.',
+    ocsf: 'policy.uid',
+  },
+  'rule.name': { type: 'string', max: 256, doc: 'Its name.', ocsf: 'policy.name' },
+  'decision.id': { type: 'keyword', max: 64, doc: 'Quarantine decision id concerned.', ocsf: 'enrichments' },
+  'decision.revision': {
+    type: 'int',
+    min: 0,
+    maxInt: Number.MAX_SAFE_INTEGER,
+    doc: 'Decision revision applied.',
+    ocsf: 'enrichments',
+  },
+} as const satisfies Record<string, FieldSpec>;
+
+export type EventField = keyof typeof FIELDS;
+type ValueOf<F extends EventField> = (typeof FIELDS)[F]['type'] extends 'int' | 'time' ? number : string;
+
+/** A validated event: only schema fields, `@timestamp` normalised to epoch ms. */
+export type EdgeEvent = { readonly '@timestamp': number; readonly 'event.action': string } & {
+  readonly [F in EventField]?: ValueOf<F>;
+};
+
+export const FIELD_NAMES: readonly EventField[] = Object.keys(FIELDS) as EventField[];
+
+export function isEventField(name: string): name is EventField {
+  return Object.hasOwn(FIELDS, name);
+}
+
+export function fieldSpec(name: EventField): FieldSpec {
+  return FIELDS[name];
+}
+
+// Earliest and latest accepted event times: anything outside is a broken clock or an attack.
+const MIN_TIME = Date.UTC(2000, 0, 1);
+const MAX_TIME = Date.UTC(2200, 0, 1);
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const KEYWORD = /^[\x21-\x7e]+$/;
+const HEX = /^[0-9a-f]+$/;
+const POISON = new Set(['__proto__', 'constructor', 'prototype']);
+const MAX_KEYS = 64;
+
+type Check = (v: unknown, field: string) => string | number;
+
+function bad(
+  field: string,
+  why: string,
+  code: 'ERR_SIEM_EVENT_INVALID' | 'ERR_SIEM_EVENT_TIME' = 'ERR_SIEM_EVENT_INVALID',
+) {
+  return new EdgewardError(code, `${field}: ${why}`, { detail: { field } });
+}
+
+function parseTime(v: unknown, field: string): number {
+  let t: number;
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v))
+      throw bad(field, 'epoch milliseconds must be an integer', 'ERR_SIEM_EVENT_TIME');
+    t = v;
+  } else if (typeof v === 'string') {
+    if (v.length > 40 || !ISO_TIME.test(v)) throw bad(field, 'not an ISO-8601 time', 'ERR_SIEM_EVENT_TIME');
+    t = Date.parse(v);
+    if (Number.isNaN(t)) throw bad(field, 'not a valid time', 'ERR_SIEM_EVENT_TIME');
+  } else {
+    throw bad(field, 'must be epoch ms or an ISO-8601 string', 'ERR_SIEM_EVENT_TIME');
+  }
+  if (t < MIN_TIME || t > MAX_TIME) throw bad(field, 'time out of range', 'ERR_SIEM_EVENT_TIME');
+  return t;
+}
+
+function compile(spec: FieldSpec): Check {
+  switch (spec.type) {
+    case 'time':
+      return parseTime;
+    case 'int': {
+      const min = spec.min ?? 0;
+      const max = spec.maxInt ?? Number.MAX_SAFE_INTEGER;
+      return (v, f) => {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+          throw bad(f, `must be an integer in ${min}..${max}`);
+        }
+        return v;
+      };
+    }
+    case 'enum': {
+      const values = new Set(spec.values ?? []);
+      return (v, f) => {
+        if (typeof v !== 'string' || !values.has(v)) throw bad(f, 'not one of the allowed values');
+        return v;
+      };
+    }
+    case 'ip':
+      return (v, f) => {
+        if (typeof v !== 'string' || v.length > 45 || isIP(v) === 0) throw bad(f, 'not an IP address');
+        // One canonical spelling so that grouping and CIDR matching see the same value.
+        return v.toLowerCase();
+      };
+    case 'identity':
+      return (v, f) => {
+        try {
+          return parseIdentity(v).uri;
+        } catch (err) {
+          throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${f}: not a SPIFFE ID`, {
+            cause: err,
+            detail: { field: f },
+          });
+        }
+      };
+    case 'hex': {
+      const len = spec.length;
+      const max = spec.max ?? len ?? 64;
+      return (v, f) => {
+        if (
+          typeof v !== 'string' ||
+          v.length === 0 ||
+          v.length > max ||
+          (len !== undefined && v.length !== len)
+        ) {
+          throw bad(f, 'wrong length');
+        }
+        if (!HEX.test(v)) throw bad(f, 'must be lower-case hex');
+        return v;
+      };
+    }
+    case 'keyword': {
+      const max = spec.max ?? 256;
+      return (v, f) => {
+        if (typeof v !== 'string' || v.length === 0 || v.length > max || !KEYWORD.test(v)) {
+          throw bad(f, `must be 1..${max} printable ASCII characters without spaces`);
+        }
+        return v;
+      };
+    }
+    case 'string': {
+      const max = spec.max ?? 256;
+      return (v, f) => {
+        if (typeof v !== 'string' || v.length > max)
+          throw bad(f, `must be a string of at most ${max} characters`);
+        return v;
+      };
+    }
+  }
+}
+
+const CHECKS: ReadonlyMap<string, Check> = new Map(
+  Object.entries(FIELDS).map(([name, spec]) => [name, compile(spec as FieldSpec)]),
+);
+const ACTION = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+export interface ValidateOptions {
+  /**
+   * `reporter` (default): input from an agent or the CA; server-only fields are refused.
+   * `stored`: an event the SIEM already stamped (store read-back, tests).
+   */
+  readonly mode?: 'reporter' | 'stored';
+  /** With `now`, events more than this far in the future are refused (default 5 minutes). */
+  readonly maxFutureMs?: number;
+  readonly now?: number;
+}
+
+/**
+ * Validates one event and returns a fresh, normalised copy with only schema fields. Throws an
+ * EdgewardError (ERR_SIEM_EVENT_*) naming the offending field in `detail.field`.
+ */
+export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeEvent {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'event must be a JSON object');
+  }
+  const proto = Object.getPrototypeOf(input) as unknown;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'event must be a plain object');
+  }
+  const keys = Object.keys(input);
+  if (keys.length > MAX_KEYS) throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'too many fields');
+  const stored = opts.mode === 'stored';
+  const out: Record<string, string | number> = {};
+  const src = input as Record<string, unknown>;
+  for (const key of keys) {
+    if (POISON.has(key)) {
+      throw new EdgewardError('ERR_SIEM_EVENT_POISONED', `forbidden key ${key}`, { detail: { field: key } });
+    }
+    const check = CHECKS.get(key);
+    if (check === undefined) {
+      throw new EdgewardError('ERR_SIEM_EVENT_UNKNOWN_FIELD', `unknown field ${key.slice(0, 64)}`, {
+        detail: { field: key.slice(0, 64) },
+      });
+    }
+    if (!stored && (FIELDS[key as EventField] as FieldSpec).server === true) {
+      throw new EdgewardError('ERR_SIEM_EVENT_SERVER_FIELD', `${key} is set by the SIEM`, {
+        detail: { field: key },
+      });
+    }
+    const v = src[key];
+    if (v === null || v === undefined) continue;
+    out[key] = check(v, key);
+  }
+  const ts = out['@timestamp'];
+  if (ts === undefined) throw bad('@timestamp', 'missing', 'ERR_SIEM_EVENT_TIME');
+  const action = out['event.action'];
+  if (action === undefined) throw bad('event.action', 'missing');
+  if (!ACTION.test(action as string)) throw bad('event.action', 'must be a lower-case dotted keyword');
+  if (opts.now !== undefined && (ts as number) > opts.now + (opts.maxFutureMs ?? 300_000)) {
+    throw bad('@timestamp', 'too far in the future', 'ERR_SIEM_EVENT_TIME');
+  }
+  return out as EdgeEvent;
+}
+
+/** Adds the SIEM-owned fields. The observer comes from the reporter's client certificate. */
+export function stampEvent(
+  event: EdgeEvent,
+  stamp: { readonly id: string; readonly observer: string; readonly ingested: number },
+): EdgeEvent {
+  return {
+    ...event,
+    'event.id': stamp.id,
+    'observer.identity': stamp.observer,
+    'event.ingested': stamp.ingested,
+  };
+}
+
+/**
+ * Sortable 128-bit event ids (48-bit ms time + 80 random bits, 32 hex chars), ULID-like; random
+ * bytes are drawn in blocks because ingest stamps tens of thousands of events per second.
+ */
+export function createEventIdFactory(random: (n: number) => Buffer): (now: number) => string {
+  let pool = random(0);
+  let off = 0;
+  return (now: number) => {
+    if (off + 10 > pool.length) {
+      pool = random(10 * 1024);
+      off = 0;
+    }
+    const rnd = pool.toString('hex', off, off + 10);
+    off += 10;
+    return Math.max(0, Math.floor(now)).toString(16).padStart(12, '0').slice(-12) + rnd;
+  };
+}

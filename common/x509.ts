@@ -1,0 +1,216 @@
+// Certificate and CRL encoding with the DER writer, plus the few readers the mesh needs
+// (serials, SPKI hashes, URI SANs). Profiles (what goes into which certificate) live in ca/.
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import {
+  bitString,
+  bool,
+  children,
+  explicit,
+  implicit,
+  octet,
+  oid,
+  parseDer,
+  readBitStringBytes,
+  seq,
+  set,
+  smallInt,
+  time,
+  tlv,
+  uint,
+  utf8,
+} from './der.js';
+
+export const OID = {
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  ecdsaWithSha384: '1.2.840.10045.4.3.3',
+  sha256WithRsa: '1.2.840.113549.1.1.11',
+  sha384WithRsa: '1.2.840.113549.1.1.12',
+  sha512WithRsa: '1.2.840.113549.1.1.13',
+  commonName: '2.5.4.3',
+  organization: '2.5.4.10',
+  organizationalUnit: '2.5.4.11',
+  subjectKeyId: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  subjectAltName: '2.5.29.17',
+  basicConstraints: '2.5.29.19',
+  crlNumber: '2.5.29.20',
+  crlReason: '2.5.29.21',
+  nameConstraints: '2.5.29.30',
+  authorityKeyId: '2.5.29.35',
+  extKeyUsage: '2.5.29.37',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+  extensionRequest: '1.2.840.113549.1.9.14',
+} as const;
+
+export type Rdn = readonly [oid: string, value: string];
+
+export function encodeName(rdns: readonly Rdn[]): Buffer {
+  return seq(...rdns.map(([o, v]) => set(seq(oid(o), utf8(v)))));
+}
+
+export function extension(oidStr: string, critical: boolean, value: Buffer): Buffer {
+  return critical ? seq(oid(oidStr), bool(true), octet(value)) : seq(oid(oidStr), octet(value));
+}
+
+/** SHA-1 over the subjectPublicKey bits (RFC 5280 4.2.1.2, method 1). */
+export function keyIdentifier(spkiDer: Buffer): Buffer {
+  const parts = children(parseDer(spkiDer, 0x30));
+  return createHash('sha1').update(readBitStringBytes(parts[1])).digest();
+}
+
+export const ext = {
+  basicConstraints(ca: boolean, pathLen?: number): Buffer {
+    const inner = ca ? seq(bool(true), ...(pathLen === undefined ? [] : [smallInt(pathLen)])) : seq();
+    return extension(OID.basicConstraints, true, inner);
+  },
+  /** bits: 0 digitalSignature, 5 keyCertSign, 6 cRLSign. */
+  keyUsage(bits: readonly number[]): Buffer {
+    let mask = 0;
+    for (const b of bits) mask |= 0x80 >> b;
+    let unused = 0;
+    while (unused < 7 && (mask & (1 << unused)) === 0) unused++;
+    return extension(OID.keyUsage, true, bitString(Buffer.from([mask]), unused));
+  },
+  extKeyUsage(oids: readonly string[]): Buffer {
+    return extension(OID.extKeyUsage, false, seq(...oids.map((o) => oid(o))));
+  },
+  subjectKeyId(keyId: Buffer): Buffer {
+    return extension(OID.subjectKeyId, false, octet(keyId));
+  },
+  authorityKeyId(keyId: Buffer): Buffer {
+    return extension(OID.authorityKeyId, false, seq(implicit(0, keyId)));
+  },
+  /** URI SANs, plus optional DNS names and IP addresses (only for our own service certificates). */
+  subjectAltName(
+    uris: readonly string[],
+    critical: boolean,
+    dns: readonly string[] = [],
+    ips: readonly Buffer[] = [],
+  ): Buffer {
+    const names = [
+      ...uris.map((u) => tlv(0x86, Buffer.from(u, 'ascii'))),
+      ...dns.map((d) => tlv(0x82, Buffer.from(d, 'ascii'))),
+      ...ips.map((ip) => tlv(0x87, ip)),
+    ];
+    return extension(OID.subjectAltName, critical, seq(...names));
+  },
+  /** Permitted URI subtree ([0] IMPLICIT GeneralSubtrees): URI SANs must have the trust domain as host. */
+  nameConstraintsUri(host: string): Buffer {
+    return extension(OID.nameConstraints, true, seq(tlv(0xa0, seq(tlv(0x86, Buffer.from(host, 'ascii'))))));
+  },
+  crlNumber(n: number): Buffer {
+    return extension(OID.crlNumber, false, smallInt(n));
+  },
+};
+
+export interface CertificateTemplate {
+  readonly serial: Buffer;
+  readonly issuer: Buffer;
+  readonly subject: Buffer;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly spkiDer: Buffer;
+  readonly extensions: readonly Buffer[];
+}
+
+const ECDSA_SHA256 = seq(oid(OID.ecdsaWithSha256));
+
+/** Signs a v3 certificate with an ECDSA P-256 key (the only kind of CA key we make). */
+export function signCertificate(t: CertificateTemplate, signer: KeyObject): Buffer {
+  const tbs = seq(
+    explicit(0, smallInt(2)),
+    uint(t.serial),
+    ECDSA_SHA256,
+    t.issuer,
+    seq(time(t.notBefore), time(t.notAfter)),
+    t.subject,
+    t.spkiDer,
+    explicit(3, seq(...t.extensions)),
+  );
+  return seq(tbs, ECDSA_SHA256, bitString(sign('sha256', tbs, signer)));
+}
+
+export const CRL_REASONS = {
+  unspecified: 0,
+  keyCompromise: 1,
+  cACompromise: 2,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+  certificateHold: 6,
+  privilegeWithdrawn: 9,
+} as const;
+export type CrlReason = keyof typeof CRL_REASONS;
+
+export function isCrlReason(r: string): r is CrlReason {
+  return Object.hasOwn(CRL_REASONS, r);
+}
+
+export interface CrlEntry {
+  readonly serialHex: string;
+  readonly revokedAt: number;
+  readonly reason: CrlReason;
+}
+
+export function signCrl(
+  o: {
+    issuer: Buffer;
+    issuerKeyId: Buffer;
+    thisUpdate: number;
+    nextUpdate: number;
+    number: number;
+    entries: readonly CrlEntry[];
+  },
+  signer: KeyObject,
+): Buffer {
+  const revoked = o.entries.map((e) =>
+    seq(
+      uint(Buffer.from(e.serialHex.length % 2 ? `0${e.serialHex}` : e.serialHex, 'hex')),
+      time(e.revokedAt),
+      seq(extension(OID.crlReason, false, tlv(0x0a, Buffer.from([CRL_REASONS[e.reason]])))),
+    ),
+  );
+  const tbs = seq(
+    smallInt(1),
+    ECDSA_SHA256,
+    o.issuer,
+    time(o.thisUpdate),
+    time(o.nextUpdate),
+    ...(revoked.length > 0 ? [seq(...revoked)] : []),
+    explicit(0, seq(ext.authorityKeyId(o.issuerKeyId), ext.crlNumber(o.number))),
+  );
+  return seq(tbs, ECDSA_SHA256, bitString(sign('sha256', tbs, signer)));
+}
+
+// ---------- readers ----------
+
+/** Serial numbers as the mesh writes them: lower-case hex, no leading zeros, no colons. */
+export function normalizeSerial(hex: string): string {
+  const s = hex.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  return s === '' ? '0' : s;
+}
+
+export function spkiSha256Hex(spkiDer: Buffer): string {
+  return createHash('sha256').update(spkiDer).digest('hex');
+}
+
+export function fingerprintSha256(der: Buffer): string {
+  return createHash('sha256').update(der).digest('hex');
+}
+
+/** Accepts `AB:CD...` or `abcd...`; returns lower-case hex without colons. */
+export function normalizeFingerprint(text: string): string {
+  return text.replace(/:/g, '').trim().toLowerCase();
+}
+
+/** The URI SANs of a certificate as node:crypto reports them. */
+export function uriSans(subjectAltName: string | undefined): string[] {
+  if (!subjectAltName) return [];
+  const out: string[] = [];
+  // node's format: `URI:spiffe://td/x, DNS:a, IP Address:1.2.3.4`; URIs with ", " are quoted.
+  for (const part of subjectAltName.split(/, (?=[A-Za-z ]+:)/)) {
+    if (part.startsWith('URI:')) out.push(part.slice(4).replace(/^"(.*)"$/, '$1'));
+  }
+  return out;
+}

@@ -1,0 +1,615 @@
+// The CA's HTTPS API end to end over real TLS and a real SQLite file: enrollment with join
+// tokens, renewal over mTLS, revocation, CRL and bundle, and every refusal with its code.
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enroll } from '../../agent/enroll.js';
+import { renew } from '../../agent/renew.js';
+import { createTokenProver } from '../../ca/methods/token.js';
+import { verifyAuditChain } from '../../ca/audit.js';
+import { fakeClock } from '../../common/clock.js';
+import { loadIdentity } from '../../common/identity-dir.js';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { customCsr } from '../helpers/csr.js';
+import { rawRequest } from '../helpers/https.js';
+import { openssl } from '../helpers/openssl.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const TD = 'factory.example';
+
+function truncated(pem: string): string {
+  const der = Buffer.from(pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  return der.subarray(0, der.length - 10).toString('base64');
+}
+const dir = tempDir();
+let ca: TestCa;
+
+beforeAll(async () => {
+  ca = await startTestCa();
+});
+afterAll(async () => {
+  await ca.stop();
+});
+
+async function begin(id: string): Promise<string> {
+  const r = await rawRequest(`${ca.url}/v1/enroll/begin`, {
+    method: 'POST',
+    body: JSON.stringify({ id, method: 'token' }),
+  });
+  expect(r.status).toBe(200);
+  return r.json?.['session'] as string;
+}
+
+async function finish(
+  session: string,
+  csr: string,
+  token: string,
+): Promise<Awaited<ReturnType<typeof rawRequest>>> {
+  return rawRequest(`${ca.url}/v1/enroll/finish`, {
+    method: 'POST',
+    body: JSON.stringify({ session, csr, response: { token } }),
+  });
+}
+
+/** Asserts a refusal: status, code, an audit record with that code, and no certificate. */
+async function expectRefused(
+  r: Awaited<ReturnType<typeof rawRequest>>,
+  status: number,
+  code: string,
+): Promise<void> {
+  expect(r.json?.['code']).toBe(code);
+  expect(r.status).toBe(status);
+  expect(r.json).not.toHaveProperty('certificate');
+  expect(Object.keys(r.json ?? {}).sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+  const audited = ca
+    .auditRecords()
+    .filter((a) => a.kind.endsWith('.refused') && (JSON.parse(a.data) as { code: string }).code === code);
+  expect(audited.length).toBeGreaterThan(0);
+}
+
+describe('enrollment with a join token', () => {
+  it('enrolls, writes the identity folder, and openssl verifies the chain', async () => {
+    const out = join(dir, 'n1');
+    const id = `spiffe://${TD}/node/n1`;
+    const issued = await enroll({
+      ca: ca.url,
+      fingerprint: ca.fingerprint,
+      id,
+      prover: createTokenProver(ca.token(id)),
+      out,
+    });
+    expect(issued.identity).toBe(id);
+    expect(statSync(join(out, 'key.pem')).mode & 0o777).toBe(0o600);
+    const certs = readFileSync(join(out, 'cert.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----/g);
+    expect(certs).toHaveLength(2);
+    const v = openssl([
+      'verify',
+      '-CAfile',
+      join(out, 'bundle.pem'),
+      '-untrusted',
+      join(out, 'cert.pem'),
+      join(out, 'cert.pem'),
+    ]);
+    expect(v).toMatch(/OK/);
+    const loaded = loadIdentity(out);
+    expect(loaded.identity).toBe(id);
+    expect(ca.audits('enroll.success').some((a) => a['serial'] === issued.serial)).toBe(true);
+  });
+
+  it('refuses a wrong pinned fingerprint before sending anything', async () => {
+    const id = `spiffe://${TD}/node/pin`;
+    await expect(
+      enroll({
+        ca: ca.url,
+        fingerprint: 'ab'.repeat(32),
+        id,
+        prover: createTokenProver(ca.token(id)),
+        out: join(dir, 'pin'),
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_ENROLL_FINGERPRINT' });
+  });
+
+  it('refuses a reused token', async () => {
+    const id = `spiffe://${TD}/node/reuse`;
+    const token = ca.token(id);
+    await enroll({
+      ca: ca.url,
+      fingerprint: ca.fingerprint,
+      id,
+      prover: createTokenProver(token),
+      out: join(dir, 'reuse'),
+    });
+    const r = await finish(await begin(id), customCsr({ uris: [id] }).pem, token);
+    await expectRefused(r, 401, 'ERR_CA_TOKEN_USED');
+  });
+
+  it('refuses a token bound to another identity', async () => {
+    const token = ca.token(`spiffe://${TD}/node/a`);
+    const r = await finish(
+      await begin(`spiffe://${TD}/node/b`),
+      customCsr({ uris: [`spiffe://${TD}/node/b`] }).pem,
+      token,
+    );
+    await expectRefused(r, 403, 'ERR_CA_TOKEN_IDENTITY');
+  });
+
+  it('refuses an unknown or malformed token', async () => {
+    const id = `spiffe://${TD}/node/unknown`;
+    await expectRefused(
+      await finish(await begin(id), customCsr({ uris: [id] }).pem, `ewt_${'A'.repeat(43)}`),
+      401,
+      'ERR_CA_TOKEN_INVALID',
+    );
+    await expectRefused(
+      await finish(await begin(id), customCsr({ uris: [id] }).pem, 'not-a-token'),
+      401,
+      'ERR_CA_TOKEN_INVALID',
+    );
+  });
+
+  it('refuses a session used twice (the first finish consumed it)', async () => {
+    const id = `spiffe://${TD}/node/twice`;
+    const s = await begin(id);
+    await finish(s, customCsr({ uris: [id] }).pem, 'bad');
+    await expectRefused(
+      await finish(s, customCsr({ uris: [id] }).pem, ca.token(id)),
+      400,
+      'ERR_CA_SESSION_UNKNOWN',
+    );
+  });
+
+  const csrCases: Array<[string, () => string, number, string]> = [
+    [
+      'a CSR with a bad signature',
+      () => customCsr({ uris: [`spiffe://${TD}/node/c`], corruptSignature: true }).pem,
+      400,
+      'ERR_CA_CSR_SIGNATURE',
+    ],
+    [
+      'a CSR asking for another identity',
+      () => customCsr({ uris: [`spiffe://${TD}/node/other`] }).pem,
+      403,
+      'ERR_CA_CSR_IDENTITY',
+    ],
+    [
+      'a CSR for another trust domain',
+      () => customCsr({ uris: ['spiffe://evil.example/node/c'] }).pem,
+      403,
+      'ERR_CA_FOREIGN_TRUST_DOMAIN',
+    ],
+    [
+      'a CSR with several URI SANs',
+      () => customCsr({ uris: [`spiffe://${TD}/node/c`, `spiffe://${TD}/node/d`] }).pem,
+      400,
+      'ERR_CA_CSR_SANS',
+    ],
+    [
+      'a CSR with a DNS SAN',
+      () => customCsr({ uris: [`spiffe://${TD}/node/c`], dns: ['example.com'] }).pem,
+      400,
+      'ERR_CA_CSR_SANS',
+    ],
+    [
+      'a CSR with a CA flag',
+      () => customCsr({ uris: [`spiffe://${TD}/node/c`], caFlag: true }).pem,
+      400,
+      'ERR_CA_CSR_CA_FLAG',
+    ],
+    [
+      'a CSR with an unknown critical extension',
+      () => customCsr({ uris: [`spiffe://${TD}/node/c`], criticalUnknown: true }).pem,
+      400,
+      'ERR_CA_CSR_EXTENSION',
+    ],
+    [
+      'a CSR with an RSA-1024 key',
+      () =>
+        customCsr({
+          key: generateKeyPairSync('rsa', { modulusLength: 1024 }),
+          uris: [`spiffe://${TD}/node/c`],
+        }).pem,
+      400,
+      'ERR_CA_WEAK_KEY',
+    ],
+    [
+      'a CSR with a P-384 key (not allowed by default)',
+      () =>
+        customCsr({
+          key: generateKeyPairSync('ec', { namedCurve: 'P-384' }),
+          uris: [`spiffe://${TD}/node/c`],
+        }).pem,
+      400,
+      'ERR_CA_WEAK_KEY',
+    ],
+    [
+      'a CSR with a secp256k1 key',
+      () =>
+        customCsr({
+          key: generateKeyPairSync('ec', { namedCurve: 'secp256k1' }),
+          uris: [`spiffe://${TD}/node/c`],
+        }).pem,
+      400,
+      'ERR_CA_WEAK_KEY',
+    ],
+    [
+      'garbage in place of a CSR',
+      () => 'MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA',
+      400,
+      'ERR_CA_CSR_MALFORMED',
+    ],
+    [
+      'a truncated CSR',
+      () => truncated(customCsr({ uris: [`spiffe://${TD}/node/c`] }).pem),
+      400,
+      'ERR_CA_CSR_MALFORMED',
+    ],
+  ];
+  for (const [what, csr, status, code] of csrCases) {
+    it(`refuses ${what} with ${code}, and does not consume the token`, async () => {
+      const id = `spiffe://${TD}/node/c`;
+      const token = ca.token(id);
+      await expectRefused(await finish(await begin(id), csr(), token), status, code);
+      // The token survives a refused issuance: it is consumed only with a certificate.
+      const ok = await finish(await begin(id), customCsr({ uris: [id] }).pem, token);
+      expect(ok.status).toBe(200);
+    });
+  }
+
+  it('refuses an expired token', async () => {
+    const clock = fakeClock(Date.now());
+    const ca2 = await startTestCa({ clock });
+    try {
+      const id = `spiffe://${TD}/node/late`;
+      const token = ca2.token(id, 60_000);
+      clock.advance(61_000);
+      const b = await rawRequest(`${ca2.url}/v1/enroll/begin`, {
+        method: 'POST',
+        body: JSON.stringify({ id, method: 'token' }),
+      });
+      const r = await rawRequest(`${ca2.url}/v1/enroll/finish`, {
+        method: 'POST',
+        body: JSON.stringify({
+          session: b.json?.['session'],
+          csr: customCsr({ uris: [id] }).pem,
+          response: { token },
+        }),
+      });
+      expect(r.json?.['code']).toBe('ERR_CA_TOKEN_EXPIRED');
+      expect(ca2.audits('enroll.refused').map((a) => a['code'])).toContain('ERR_CA_TOKEN_EXPIRED');
+    } finally {
+      await ca2.stop();
+    }
+  });
+});
+
+describe('hostile requests', () => {
+  it('refuses malformed JSON', async () => {
+    await expectRefused(
+      await rawRequest(`${ca.url}/v1/enroll/begin`, { method: 'POST', body: '{"id": ' }),
+      400,
+      'ERR_INPUT_MALFORMED',
+    );
+  });
+  it('refuses oversized JSON', async () => {
+    const body = JSON.stringify({
+      id: `spiffe://${TD}/node/x`,
+      method: 'token',
+      evidence: { pad: 'x'.repeat(100_000) },
+    });
+    await expectRefused(
+      await rawRequest(`${ca.url}/v1/enroll/begin`, { method: 'POST', body }),
+      413,
+      'ERR_INPUT_TOO_LARGE',
+    );
+  });
+  it('refuses prototype poisoning', async () => {
+    const body = `{"id":"spiffe://${TD}/node/x","method":"token","evidence":{"__proto__":{"admin":true}}}`;
+    await expectRefused(
+      await rawRequest(`${ca.url}/v1/enroll/begin`, { method: 'POST', body }),
+      400,
+      'ERR_INPUT_MALFORMED',
+    );
+  });
+  it('refuses unknown fields and wrong types (no coercion)', async () => {
+    await expectRefused(
+      await rawRequest(`${ca.url}/v1/enroll/begin`, {
+        method: 'POST',
+        body: JSON.stringify({ id: `spiffe://${TD}/node/x`, method: 'token', admin: true }),
+      }),
+      400,
+      'ERR_INPUT_MALFORMED',
+    );
+    await expectRefused(
+      await rawRequest(`${ca.url}/v1/enroll/begin`, {
+        method: 'POST',
+        body: JSON.stringify({ id: 12, method: 'token' }),
+      }),
+      400,
+      'ERR_INPUT_MALFORMED',
+    );
+  });
+  it('refuses non-JSON bodies', async () => {
+    const r = await rawRequest(`${ca.url}/v1/enroll/begin`, {
+      method: 'POST',
+      body: 'id=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    await expectRefused(r, 415, 'ERR_INPUT_UNSUPPORTED_MEDIA');
+  });
+  it('refuses unknown methods, invalid identities and foreign trust domains', async () => {
+    const post = (b: unknown): ReturnType<typeof rawRequest> =>
+      rawRequest(`${ca.url}/v1/enroll/begin`, { method: 'POST', body: JSON.stringify(b) });
+    await expectRefused(
+      await post({ id: `spiffe://${TD}/node/x`, method: 'magic' }),
+      400,
+      'ERR_CA_METHOD_UNKNOWN',
+    );
+    await expectRefused(
+      await post({ id: `spiffe://${TD}/node/../x`, method: 'token' }),
+      400,
+      'ERR_ID_INVALID',
+    );
+    await expectRefused(
+      await post({ id: 'spiffe://other.example/node/x', method: 'token' }),
+      403,
+      'ERR_CA_FOREIGN_TRUST_DOMAIN',
+    );
+  });
+  it('rate-limits enrollment per identity', async () => {
+    const ca2 = await startTestCa({
+      rateLimits: { perIp: { rate: 1000, burst: 1000 }, perIdentity: { rate: 0.01, burst: 3 } },
+    });
+    try {
+      const post = (): ReturnType<typeof rawRequest> =>
+        rawRequest(`${ca2.url}/v1/enroll/begin`, {
+          method: 'POST',
+          body: JSON.stringify({ id: `spiffe://${TD}/node/rl`, method: 'token' }),
+        });
+      const codes: unknown[] = [];
+      for (let i = 0; i < 5; i++) codes.push((await post()).json?.['code']);
+      expect(codes.slice(0, 3)).toEqual([undefined, undefined, undefined]);
+      expect(codes.slice(3)).toEqual(['ERR_RATE_LIMITED', 'ERR_RATE_LIMITED']);
+    } finally {
+      await ca2.stop();
+    }
+  });
+  it('rate-limits per source address with Retry-After', async () => {
+    const ca2 = await startTestCa({
+      rateLimits: { perIp: { rate: 0.1, burst: 2 }, perIdentity: { rate: 1000, burst: 1000 } },
+    });
+    try {
+      let last: Awaited<ReturnType<typeof rawRequest>> | undefined;
+      for (let i = 0; i < 4; i++)
+        last = await rawRequest(`${ca2.url}/v1/enroll/begin`, { method: 'POST', body: '{}' });
+      expect(last?.status).toBe(429);
+      expect(last?.json?.['code']).toBe('ERR_RATE_LIMITED');
+      expect(Number(last?.headers['retry-after'])).toBeGreaterThan(0);
+    } finally {
+      await ca2.stop();
+    }
+  });
+});
+
+describe('renewal over mTLS', () => {
+  it('renews with a new key for the same identity', async () => {
+    const out = join(dir, 'r1');
+    const id = `spiffe://${TD}/node/r1`;
+    const first = await enroll({
+      ca: ca.url,
+      fingerprint: ca.fingerprint,
+      id,
+      prover: createTokenProver(ca.token(id)),
+      out,
+    });
+    const oldKey = readFileSync(join(out, 'key.pem'), 'utf8');
+    const second = await renew({ ca: ca.url, dir: out });
+    expect(second.serial).not.toBe(first.serial);
+    expect(second.identity).toBe(id);
+    expect(readFileSync(join(out, 'key.pem'), 'utf8')).not.toBe(oldKey);
+    expect(loadIdentity(out).serial).toBe(second.serial);
+  });
+
+  it('refuses renewal without a client certificate', async () => {
+    const r = await rawRequest(`${ca.url}/v1/renew`, {
+      method: 'POST',
+      body: JSON.stringify({ csr: customCsr({}).pem }),
+    });
+    await expectRefused(r, 401, 'ERR_CA_UNAUTHENTICATED');
+  });
+
+  it('refuses renewal for another identity than the certificate', async () => {
+    const out = join(dir, 'r2');
+    const id = `spiffe://${TD}/node/r2`;
+    await enroll({
+      ca: ca.url,
+      fingerprint: ca.fingerprint,
+      id,
+      prover: createTokenProver(ca.token(id)),
+      out,
+    });
+    const me = loadIdentity(out);
+    const r = await rawRequest(`${ca.url}/v1/renew`, {
+      method: 'POST',
+      body: JSON.stringify({ csr: customCsr({ uris: [`spiffe://${TD}/node/victim`] }).pem }),
+      key: me.keyPem,
+      cert: me.certPem,
+    });
+    await expectRefused(r, 403, 'ERR_CA_CSR_IDENTITY');
+  });
+
+  it('refuses a foreign certificate (another CA)', async () => {
+    const other = await startTestCa();
+    try {
+      const out = join(dir, 'foreign');
+      const id = `spiffe://${TD}/node/foreign`;
+      await enroll({
+        ca: other.url,
+        fingerprint: other.fingerprint,
+        id,
+        prover: createTokenProver(other.token(id)),
+        out,
+      });
+      const me = loadIdentity(out);
+      const r = await rawRequest(`${ca.url}/v1/renew`, {
+        method: 'POST',
+        body: JSON.stringify({ csr: customCsr({ uris: [id] }).pem }),
+        key: me.keyPem,
+        cert: me.certPem,
+      });
+      await expectRefused(r, 401, 'ERR_CA_CERT_UNTRUSTED');
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('refuses an expired certificate', async () => {
+    // A certificate that expired a day ago, issued by this CA and recorded in its store.
+    const id = `spiffe://${TD}/node/expired`;
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spkiDer = key.publicKey.export({ type: 'spki', format: 'der' });
+    const past = Date.now() - 2 * 86_400_000;
+    const cert = ca.running.service.authority.issue({
+      identity: id,
+      spkiDer,
+      lifetimeMs: 86_400_000,
+      now: past,
+    });
+    ca.running.store.transaction((tx) =>
+      tx.insertCertificate({
+        serial: cert.serial,
+        identity: id,
+        spkiSha256: 'x',
+        method: 'token',
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        issuedAt: past,
+        der: cert.der,
+      }),
+    );
+    expect(Date.parse(new X509Certificate(cert.der).validTo)).toBeLessThan(Date.now());
+    const r = await rawRequest(`${ca.url}/v1/renew`, {
+      method: 'POST',
+      body: JSON.stringify({ csr: customCsr({ uris: [id] }).pem }),
+      key: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      cert: ca.running.service.authority.chainPem(cert.der),
+    });
+    await expectRefused(r, 401, 'ERR_CA_CERT_EXPIRED');
+  });
+
+  it('refuses a revoked certificate, and all renewals of a revoked identity', async () => {
+    const id = `spiffe://${TD}/node/rev`;
+    const out = join(dir, 'rev');
+    const issued = await enroll({
+      ca: ca.url,
+      fingerprint: ca.fingerprint,
+      id,
+      prover: createTokenProver(ca.token(id)),
+      out,
+    });
+    const admin = {
+      key: readFileSync(join(ca.adminDir, 'key.pem'), 'utf8'),
+      cert: readFileSync(join(ca.adminDir, 'cert.pem'), 'utf8'),
+    };
+    const rv = await rawRequest(`${ca.url}/v1/revoke`, {
+      method: 'POST',
+      body: JSON.stringify({ serial: issued.serial, reason: 'keyCompromise' }),
+      ...admin,
+    });
+    expect(rv.status).toBe(200);
+    expect(rv.json?.['revoked']).toEqual([issued.serial]);
+    const me = loadIdentity(out);
+    const r = await rawRequest(`${ca.url}/v1/renew`, {
+      method: 'POST',
+      body: JSON.stringify({ csr: customCsr({ uris: [id] }).pem }),
+      key: me.keyPem,
+      cert: me.certPem,
+    });
+    await expectRefused(r, 403, 'ERR_CA_CERT_REVOKED');
+
+    // Revoking the identity also refuses its future enrollments and renewals.
+    const id2 = `spiffe://${TD}/node/rev2`;
+    const out2 = join(dir, 'rev2');
+    await enroll({
+      ca: ca.url,
+      fingerprint: ca.fingerprint,
+      id: id2,
+      prover: createTokenProver(ca.token(id2)),
+      out: out2,
+    });
+    const rv2 = await rawRequest(`${ca.url}/v1/revoke`, {
+      method: 'POST',
+      body: JSON.stringify({ id: id2, reason: 'cessationOfOperation' }),
+      ...admin,
+    });
+    expect((rv2.json?.['revoked'] as string[]).length).toBe(1);
+    await expect(renew({ ca: ca.url, dir: out2 })).rejects.toMatchObject({ code: 'ERR_ENROLL_REFUSED' });
+    const b = await rawRequest(`${ca.url}/v1/enroll/begin`, {
+      method: 'POST',
+      body: JSON.stringify({ id: id2, method: 'token' }),
+    });
+    await expectRefused(b, 403, 'ERR_CA_IDENTITY_REVOKED');
+
+    // The CRL lists both, signed by the intermediate; openssl reads it.
+    const crl = await rawRequest(`${ca.url}/v1/crl`);
+    expect(crl.headers['content-type']).toBe('application/pkix-crl');
+    writeFileSync(join(dir, 'crl.der'), crl.body);
+    writeFileSync(join(dir, 'int.pem'), readFileSync(join(ca.dataDir, 'intermediate.pem')));
+    const text = openssl([
+      'crl',
+      '-inform',
+      'DER',
+      '-in',
+      join(dir, 'crl.der'),
+      '-noout',
+      '-text',
+      '-CAfile',
+      join(dir, 'int.pem'),
+    ]);
+    expect(text).toMatch(/verify OK/);
+    expect(text.toLowerCase().replace(/:/g, '')).toContain(issued.serial.slice(-12));
+    expect(text).toMatch(/Next Update/);
+  });
+
+  it('refuses revocation by a node identity', async () => {
+    const out = join(dir, 'n9');
+    const id = `spiffe://${TD}/node/n9`;
+    await enroll({
+      ca: ca.url,
+      fingerprint: ca.fingerprint,
+      id,
+      prover: createTokenProver(ca.token(id)),
+      out,
+    });
+    const me = loadIdentity(out);
+    const r = await rawRequest(`${ca.url}/v1/revoke`, {
+      method: 'POST',
+      body: JSON.stringify({ id, reason: 'keyCompromise' }),
+      key: me.keyPem,
+      cert: me.certPem,
+    });
+    await expectRefused(r, 403, 'ERR_CA_FORBIDDEN');
+  });
+});
+
+describe('bundle, health, metrics, audit', () => {
+  it('serves the bundle as PEM and as a SPIFFE JWKS', async () => {
+    const pem = await rawRequest(`${ca.url}/v1/bundle`);
+    expect(pem.body.toString()).toBe(ca.rootPem);
+    const jwks = await rawRequest(`${ca.url}/v1/bundle?format=jwks`);
+    const keys = jwks.json?.['keys'] as Array<Record<string, unknown>>;
+    expect(keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', use: 'x509-svid' });
+    expect(jwks.json?.['spiffe_sequence']).toBe(1);
+  });
+  it('answers health and Prometheus metrics', async () => {
+    expect((await rawRequest(`${ca.url}/healthz`)).json).toEqual({ status: 'ok', trustDomain: TD });
+    const m = (await rawRequest(`${ca.url}/metrics`)).body.toString();
+    expect(m).toMatch(/edgeward_ca_enrollments_total\{method="token",outcome="success"\} \d+/);
+    expect(m).toMatch(/edgeward_ca_refusals_total\{code="ERR_CA_TOKEN_USED"\} 1/);
+  });
+  it('keeps a verifiable hash chain of every record', () => {
+    const v = verifyAuditChain(ca.auditRecords());
+    expect(v.ok).toBe(true);
+    expect(v.count).toBeGreaterThan(20);
+  });
+});

@@ -1,0 +1,86 @@
+// A real CA for tests: `ca init` into a temp folder, then the HTTPS server on 127.0.0.1 with a
+// real SQLite file and real TLS. Other parts' integration tests use it.
+import { join } from 'node:path';
+import { FILES } from '../../ca/authority.js';
+import type { AttestationMethod } from '../../ca/attestation-method.js';
+import type { AuditRecord } from '../../ca/audit.js';
+import { initCa } from '../../ca/init.js';
+import { newJoinToken } from '../../ca/methods/token.js';
+import { startCaServer, type CaServerOptions, type RunningCa } from '../../ca/server.js';
+import type { EnrollmentPolicy } from '../../ca/service.js';
+import { systemClock, type Clock } from '../../common/clock.js';
+import { silentLogger } from '../../common/log.js';
+import { tempDir } from './tmp.js';
+
+export const TEST_TD = 'factory.example';
+
+export interface TestCa {
+  readonly url: string;
+  readonly fingerprint: string;
+  readonly dataDir: string;
+  readonly adminDir: string;
+  readonly rootPem: string;
+  readonly trustDomain: string;
+  readonly running: RunningCa;
+  /** A one-time join token for the identity. */
+  token(id: string, ttlMs?: number): string;
+  auditRecords(): AuditRecord[];
+  /** Audit records of a kind, with their data parsed. */
+  audits(kind: string): Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+export interface TestCaOptions {
+  readonly methods?: readonly AttestationMethod[];
+  readonly policy?: EnrollmentPolicy;
+  readonly clock?: Clock;
+  readonly leafTtlMs?: number;
+  readonly rateLimits?: CaServerOptions['rateLimits'];
+  readonly dataDir?: string;
+  readonly isQuarantined?: (identity: string) => boolean;
+}
+
+export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
+  const clock = o.clock ?? systemClock;
+  const dataDir = o.dataDir ?? join(tempDir('edgeward-ca-'), 'ca');
+  const init = initCa({ dataDir, trustDomain: TEST_TD, clock, passphrase: undefined });
+  const running = await startCaServer({
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    clock,
+    log: silentLogger,
+    ...(o.methods ? { methods: o.methods } : {}),
+    ...(o.policy ? { policy: o.policy } : {}),
+    ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
+    ...(o.isQuarantined ? { isQuarantined: o.isQuarantined } : {}),
+    rateLimits: o.rateLimits ?? {
+      perIp: { rate: 10_000, burst: 10_000 },
+      perIdentity: { rate: 1000, burst: 1000 },
+    },
+  });
+  return {
+    url: running.url,
+    fingerprint: init.fingerprint,
+    dataDir,
+    adminDir: init.adminDir,
+    rootPem: running.service.bundlePem(),
+    trustDomain: TEST_TD,
+    running,
+    token(id, ttlMs = 15 * 60_000) {
+      const { token, hash } = newJoinToken();
+      const now = clock.now();
+      running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + ttlMs }, now);
+      return token;
+    },
+    auditRecords: () => [...running.store.auditRecords()],
+    audits(kind) {
+      return [...running.store.auditRecords()]
+        .filter((r) => r.kind === kind)
+        .map((r) => JSON.parse(r.data) as Record<string, unknown>);
+    },
+    stop: () => running.close(),
+  };
+}
+
+export const caFile = (ca: TestCa, f: keyof typeof FILES): string => join(ca.dataDir, FILES[f]);

@@ -1,0 +1,14 @@
+// Runs the openssl command line, for checking our DER against an independent implementation.
+// Returns stdout and stderr together (openssl prints verdicts such as "verify OK" on stderr).
+import { spawnSync } from 'node:child_process';
+
+export function openssl(args: string[], input?: Buffer): string {
+  const r = spawnSync('openssl', args, { input, encoding: 'utf8' });
+  if (r.error) {
+    if ((r.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('openssl is not installed: apt-get install openssl');
+    throw r.error;
+  }
+  const out = `${r.stdout}${r.stderr}`;
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${out}`);
+  return out;
+}
