@@ -1,0 +1,61 @@
+// Runs the built `edgeward` command (dist/, built by the global setup) as a real process.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export const EDGEWARD = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'edgeward.js');
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function edgeward(args: string[], env: Record<string, string> = {}): CliResult {
+  const r = spawnSync(process.execPath, [EDGEWARD, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn', ...env },
+    timeout: 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts a long-running command and resolves once a stdout line matches `ready`. */
+export function edgewardServe(
+  args: string[],
+  ready: RegExp,
+  env: Record<string, string> = {},
+): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
+  const proc = spawn(process.execPath, [EDGEWARD, ...args], {
+    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`edgeward ${args.join(' ')} did not become ready:\n${out}\n${err}`));
+    }, 30_000);
+    proc.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, match: m });
+      }
+    });
+    proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`edgeward ${args.join(' ')} exited with ${code}:\n${out}\n${err}`));
+    });
+  });
+}
+
+export function stop(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill(signal);
+  });
+}
