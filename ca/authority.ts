@@ -150,7 +150,7 @@ export class Authority {
   }
 
   rootPublicJwk(): Record<string, unknown> {
-    return new X509Certificate(this.rootDer).publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    return new X509Certificate(this.rootDer).publicKey.export({ format: 'jwk' });
   }
 
   get intermediatePublicKey(): KeyObject {

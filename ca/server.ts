@@ -252,7 +252,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       app.server.setSecureContext({
         ...serverCredentials(),
         ca: [authority.bundlePem, authority.intPem],
-      } as never);
+      });
     } catch (err) {
       log.error({ err }, 'server certificate rotation failed');
     }

@@ -1,3 +1,4 @@
+/* global process, console */
 // Prints vitest's JSON results as one closing line: "N passed, N failed, N skipped".
 import { readFileSync } from 'node:fs';
 const r = JSON.parse(readFileSync(process.argv[2] ?? 'test-artifacts/vitest.json', 'utf8'));

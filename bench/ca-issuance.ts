@@ -1,0 +1,201 @@
+// Issuance benchmark beside cfssl (Debian golang-cfssl) on the same machine:
+//  1. signing alone, in process (our Authority.issue, CSR parse included) — no peer equivalent
+//     without HTTP, so cfssl's figure here is its HTTP sign endpoint at the same concurrency;
+//  2. issuance over the network: edgeward renewals over mTLS (TLS 1.3, CSR checks, SQLite
+//     insert + audit record per certificate) vs cfssl's /api/v1/cfssl/sign (plain HTTP, no DB);
+//  3. renewal latency p50/p99 at concurrency 1.
+// Usage: npm run build && node dist/bench/ca-issuance.js [--seconds 10] [--concurrency 16]
+import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createAuthority } from '../ca/authority.js';
+import { newJoinToken, createTokenProver } from '../ca/methods/token.js';
+import { openCaStore } from '../ca/store-sqlite.js';
+import { enroll } from '../agent/enroll.js';
+import { buildCsr, csrDerFromText, parseCsr } from '../common/csr.js';
+import { loadIdentity } from '../common/identity-dir.js';
+import { toPem } from '../common/pem.js';
+import { fmt, load, startProcess, stopProcess, type LoadResult } from './lib.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' } } });
+const SECONDS = Number(values.seconds ?? 10);
+const CONC = Number(values.concurrency ?? 16);
+const TD = 'bench.example';
+const EDGEWARD = join(import.meta.dirname, '..', 'cli', 'edgeward.js');
+
+function csrPool(n: number, id: (i: number) => string): string[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    return toPem('CERTIFICATE REQUEST', buildCsr(k.privateKey, k.publicKey, id(i)));
+  });
+}
+
+async function signingAlone(dir: string): Promise<number> {
+  const { authority } = createAuthority(join(dir, 'inproc'), TD, Date.now(), undefined);
+  const csrs = csrPool(64, (i) => `spiffe://${TD}/node/b${i}`);
+  const end = performance.now() + SECONDS * 1000;
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() < end) {
+    for (let j = 0; j < 100; j++) {
+      const csr = parseCsr(csrDerFromText(csrs[n % csrs.length] as string));
+      authority.issue({
+        identity: `spiffe://${TD}/node/b${n % 64}`,
+        spkiDer: csr.spkiDer,
+        lifetimeMs: 86_400_000,
+        now: Date.now(),
+      });
+      n++;
+    }
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+async function edgewardRenewals(dir: string, concurrency: number): Promise<LoadResult> {
+  const data = join(dir, 'ca');
+  const init = spawnSync(process.execPath, [EDGEWARD, 'ca', 'init', '--data', data, '--trust-domain', TD], {
+    encoding: 'utf8',
+  });
+  if (init.status !== 0) throw new Error(`ca init failed: ${init.stderr}`);
+  const { proc: server, output } = await startProcess(
+    process.execPath,
+    [
+      EDGEWARD,
+      'ca',
+      'serve',
+      '--data',
+      data,
+      '--listen',
+      '127.0.0.1:0',
+      '--rate-ip',
+      '1000000',
+      '--rate-identity',
+      '100000000',
+    ],
+    /fingerprint \(SHA-256\): [0-9a-f]{64}/,
+    { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
+  );
+  try {
+    const base = /listening on (https:\/\/\S+)/.exec(output)?.[1] ?? '';
+    const fingerprint = /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(output)?.[1] ?? '';
+    const store = openCaStore(join(data, 'ca.db'));
+    const targets = [];
+    for (let i = 0; i < Math.min(concurrency, 16); i++) {
+      const id = `spiffe://${TD}/node/r${i}`;
+      const t = newJoinToken();
+      store.createToken(
+        { hash: t.hash, identity: id, createdAt: Date.now(), expiresAt: Date.now() + 600_000 },
+        Date.now(),
+      );
+      const out = join(dir, `id${i}`);
+      await enroll({ ca: base, fingerprint, id, prover: createTokenProver(t.token), out });
+      const me = loadIdentity(out);
+      const bodies = csrPool(8, () => id).map((csr) => Buffer.from(JSON.stringify({ csr })));
+      targets.push({
+        url: `${base}/v1/renew`,
+        agent: new Agent({
+          keepAlive: true,
+          maxSockets: 64,
+          key: me.keyPem,
+          cert: me.certPem,
+          ca: me.bundlePem,
+          checkServerIdentity: () => undefined,
+        }),
+        body: (k: number) => bodies[k % bodies.length] as Buffer,
+        ok: (s: number) => s === 200,
+      });
+    }
+    store.close();
+    await load(targets, concurrency, 1); // warm-up
+    return await load(targets, concurrency, SECONDS);
+  } finally {
+    await stopProcess(server);
+  }
+}
+
+async function cfsslSign(dir: string, concurrency: number): Promise<LoadResult> {
+  const { authority } = createAuthority(join(dir, 'cfssl-ca'), TD, Date.now(), undefined);
+  void authority;
+  const cfg = join(dir, 'cfssl.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      signing: { default: { expiry: '24h', usages: ['digital signature', 'server auth', 'client auth'] } },
+    }),
+  );
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  // cfssl serves plain HTTP; TLS would only add to its cost, so this favours the peer.
+  const { proc: server } = await startProcess(
+    'cfssl',
+    [
+      'serve',
+      '-address',
+      '127.0.0.1',
+      '-port',
+      String(port),
+      '-ca',
+      join(dir, 'cfssl-ca', 'intermediate.pem'),
+      '-ca-key',
+      join(dir, 'cfssl-ca', 'intermediate.key'),
+      '-config',
+      cfg,
+    ],
+    /Now listening|Handler set up complete/,
+  );
+  try {
+    const bodies = csrPool(64, (i) => `spiffe://${TD}/node/c${i}`).map((csr) =>
+      Buffer.from(JSON.stringify({ certificate_request: csr })),
+    );
+    const target = {
+      url: `http://127.0.0.1:${port}/api/v1/cfssl/sign`,
+      agent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+      body: (k: number) => bodies[k % bodies.length] as Buffer,
+      ok: (s: number, b: Buffer) => s === 200 && b.includes('"success":true'),
+    };
+    await load([target], concurrency, 1);
+    return await load([target], concurrency, SECONDS);
+  } finally {
+    await stopProcess(server);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeward-bench-ca-'));
+  try {
+    console.log(`CA issuance benchmark: ${SECONDS} s per run, concurrency ${CONC}, node ${process.version}`);
+    if (process.env['ONLY_CFSSL']) {
+      const c = await cfsslSign(dir, CONC);
+      console.log(
+        `cfssl: ${fmt(c.perSecond, 0)}/s p50 ${fmt(c.p50ms, 2)} p99 ${fmt(c.p99ms, 2)} errors ${c.errors}`,
+      );
+      return;
+    }
+    const alone = await signingAlone(dir);
+    console.log(`signing alone (in process, CSR parse + sign): ${fmt(alone, 0)} certs/s`);
+    const ew = await edgewardRenewals(dir, CONC);
+    console.log(
+      `edgeward renewals over mTLS: ${fmt(ew.perSecond, 0)}/s  p50 ${fmt(ew.p50ms, 2)} ms  p99 ${fmt(ew.p99ms, 2)} ms  errors ${ew.errors}`,
+    );
+    const cf = await cfsslSign(dir, CONC);
+    console.log(
+      `cfssl sign over HTTP:        ${fmt(cf.perSecond, 0)}/s  p50 ${fmt(cf.p50ms, 2)} ms  p99 ${fmt(cf.p99ms, 2)} ms  errors ${cf.errors}`,
+    );
+    const lat = await edgewardRenewals(join(dir, 'lat'), 1);
+    console.log(
+      `edgeward renewal latency at concurrency 1: p50 ${fmt(lat.p50ms, 2)} ms  p99 ${fmt(lat.p99ms, 2)} ms (${lat.ops} renewals)`,
+    );
+    console.log(
+      `ratio edgeward/cfssl issuance rate: ${fmt(ew.perSecond / cf.perSecond, 2)}x;  signing alone vs cfssl HTTP: ${fmt(alone / cf.perSecond, 2)}x`,
+    );
+    void readFileSync;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
