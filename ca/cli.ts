@@ -16,11 +16,12 @@ import { CaService } from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import { loadCaExtensions } from './extensions.js';
+import type { KeyKind, KeyPolicy } from '../common/csr.js';
 
 const USAGE = {
   init: 'edgeward ca init --data DIR --trust-domain TD',
   serve:
-    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min]',
+    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--key-types ec-p256,ec-p384,rsa]',
   token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m]',
   revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
   release: 'edgeward ca release --data DIR --id SPIFFE_ID',
@@ -37,6 +38,15 @@ function trustDomainOf(store: CaStore): string {
   const td = store.getMeta('trust_domain');
   if (!td) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   return td;
+}
+
+function parseKeyTypes(text: string): KeyPolicy {
+  const allow = text.split(',').map((s) => s.trim());
+  for (const k of allow) {
+    if (k !== 'ec-p256' && k !== 'ec-p384' && k !== 'rsa')
+      throw new UsageError(`--key-types: unknown key type ${k} (ec-p256, ec-p384, rsa)`);
+  }
+  return { allow: allow as KeyKind[], rsaMinBits: 2048 };
 }
 
 export async function runCaCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -68,6 +78,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           durability: { type: 'string' },
           'rate-ip': { type: 'string' },
           'rate-identity': { type: 'string' },
+          'key-types': { type: 'string' },
         },
         USAGE.serve,
       );
@@ -79,6 +90,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const rateIp = optional(a['rate-ip']);
       const rateId = optional(a['rate-identity']);
       const leafTtl = optional(a['leaf-ttl']);
+      const keyTypes = optional(a['key-types']);
       const log = createLogger('ca');
       const ext = await loadCaExtensions(optional(a['attestation-policy']), log);
       const ca = await startCaServer({
@@ -90,6 +102,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         ...(ext.policy ? { policy: ext.policy } : {}),
         ...(leafTtl ? { leafTtlMs: parseDuration(leafTtl) } : {}),
         ...(durability ? { durability } : {}),
+        ...(keyTypes ? { keyPolicy: parseKeyTypes(keyTypes) } : {}),
         rateLimits: {
           ...(rateIp ? { perIp: { rate: Number(rateIp), burst: Number(rateIp) * 2 } } : {}),
           ...(rateId

@@ -256,6 +256,28 @@ describe('enrollment with a join token', () => {
     });
   }
 
+  it('accepts RSA >= 2048 only where the key policy allows it', async () => {
+    const ca2 = await startTestCa({ keyPolicy: { allow: ['ec-p256', 'rsa'], rsaMinBits: 2048 } });
+    try {
+      const post = async (bits: number): Promise<Awaited<ReturnType<typeof rawRequest>>> => {
+        const id = `spiffe://${TD}/node/rsa${bits}`;
+        const b = await rawRequest(`${ca2.url}/v1/enroll/begin`, {
+          method: 'POST',
+          body: JSON.stringify({ id, method: 'token' }),
+        });
+        const csr = customCsr({ key: generateKeyPairSync('rsa', { modulusLength: bits }), uris: [id] }).pem;
+        return rawRequest(`${ca2.url}/v1/enroll/finish`, {
+          method: 'POST',
+          body: JSON.stringify({ session: b.json?.['session'], csr, response: { token: ca2.token(id) } }),
+        });
+      };
+      expect((await post(2048)).status).toBe(200);
+      expect((await post(1024)).json?.['code']).toBe('ERR_CA_WEAK_KEY');
+    } finally {
+      await ca2.stop();
+    }
+  });
+
   it('refuses an expired token', async () => {
     const clock = fakeClock(Date.now());
     const ca2 = await startTestCa({ clock });

@@ -38,6 +38,7 @@ export interface TestCaOptions {
   readonly rateLimits?: CaServerOptions['rateLimits'];
   readonly dataDir?: string;
   readonly isQuarantined?: (identity: string) => boolean;
+  readonly keyPolicy?: CaServerOptions['keyPolicy'];
 }
 
 export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
@@ -54,6 +55,7 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
     ...(o.policy ? { policy: o.policy } : {}),
     ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
     ...(o.isQuarantined ? { isQuarantined: o.isQuarantined } : {}),
+    ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
     rateLimits: o.rateLimits ?? {
       perIp: { rate: 10_000, burst: 10_000 },
       perIdentity: { rate: 1000, burst: 1000 },
