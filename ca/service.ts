@@ -56,6 +56,7 @@ export interface CaEvent {
   readonly code?: string | undefined;
   readonly serial?: string | undefined;
   readonly spkiSha256?: string | undefined;
+  readonly notAfter?: number | undefined;
 }
 
 interface Session {
@@ -355,6 +356,7 @@ export class CaService {
       method: verdict.method,
       serial: cert.serial,
       spkiSha256: spki,
+      notAfter: cert.notAfter,
     });
     return {
       serial: cert.serial,

@@ -13,6 +13,7 @@ const PARTS: Array<[string, string]> = [
   ['ERR_AGENT_', 'Edge agent'],
   ['ERR_DECISION_', 'Decisions'],
   ['ERR_SIEM_', 'SIEM'],
+  ['ERR_DASH_', 'Dashboard'],
   ['ERR_', 'Common'],
 ];
 

@@ -1,0 +1,47 @@
+// The CA's security events in the shared event schema (common/events.ts), for the SIEM:
+// enrollments and renewals with their method, refusals with their code, revocations.
+import type { EdgeEvent } from '../common/events.js';
+import type { CaEvent } from './service.js';
+
+const ACTIONS: Record<string, { success: string; failure: string }> = {
+  enroll: { success: 'enroll.success', failure: 'enroll.failure' },
+  'enroll.begin': { success: 'enroll.success', failure: 'enroll.failure' },
+  renew: { success: 'renewal.success', failure: 'renewal.failure' },
+  'renew.begin': { success: 'renewal.success', failure: 'renewal.failure' },
+  revoke: { success: 'revocation', failure: 'revocation.failure' },
+  revocation: { success: 'revocation', failure: 'revocation.failure' },
+};
+
+/** Attestation refusals (a method's coded verdict) are reported as attestation failures. */
+function isAttestationCode(code: string | undefined): boolean {
+  return (
+    code !== undefined &&
+    (code.startsWith('ERR_ATT_') || code.startsWith('ERR_CA_TOKEN_') || code === 'ERR_CA_IDENTITY_BOUND')
+  );
+}
+
+export function caEventToEdgeEvent(e: CaEvent, now: number): EdgeEvent {
+  const names = ACTIONS[e.action] ?? { success: `${e.action}.success`, failure: `${e.action}.failure` };
+  const attestation = e.outcome === 'failure' && isAttestationCode(e.code);
+  const out: Record<string, string | number> = {
+    '@timestamp': now,
+    'event.kind': 'event',
+    'event.category': 'iam',
+    'event.action': attestation ? 'attestation.failure' : names[e.outcome],
+    'event.outcome': e.outcome,
+    'observer.type': 'ca',
+  };
+  if (e.identity) out['source.identity'] = e.identity;
+  if (e.ip) out['source.ip'] = e.ip.replace(/^::ffff:/, '');
+  if (e.method) out['attestation.method'] = e.method;
+  if (e.code) {
+    out['error.code'] = e.code;
+    out['event.reason'] = e.code;
+    if (attestation)
+      out['attestation.reason'] = e.code.replace(/^ERR_(ATT_(TPM|PUF)_|CA_)/, '').toLowerCase();
+  }
+  if (e.serial) out['tls.client.x509.serial_number'] = e.serial;
+  if (e.spkiSha256) out['tls.client.x509.spki_sha256'] = e.spkiSha256;
+  if (e.notAfter) out['tls.client.x509.not_after'] = e.notAfter;
+  return out as EdgeEvent;
+}

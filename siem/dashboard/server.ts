@@ -1,0 +1,355 @@
+// The analysts' dashboard on its own HTTPS listener: static page (no CDN, no inline script),
+// login with scrypt-hashed local users, HttpOnly/Secure/SameSite=Strict session cookies, a CSRF
+// token on every change, a strict Content-Security-Policy, roles enforced on every API call.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
+import type { DashboardApi, InventoryQuery } from './api.js';
+import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
+import { roleAtLeast, type Role, type UserStore } from './users.js';
+import { EdgewardError, toClientError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { RateLimiter } from '../../common/rate-limit.js';
+
+export const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+// dist/siem/dashboard/server.js and siem/dashboard/server.ts both find the sources' static folder.
+const STATIC_DIR = [
+  join(import.meta.dirname, 'static'),
+  join(import.meta.dirname, '..', '..', '..', 'siem', 'dashboard', 'static'),
+];
+const ASSETS: Record<string, string> = {
+  '/': 'index.html',
+  '/app.js': 'app.js',
+  '/app.css': 'app.css',
+};
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+};
+
+function loadAsset(name: string): Buffer {
+  for (const dir of STATIC_DIR) {
+    try {
+      return readFileSync(join(dir, name));
+    } catch {
+      // next candidate
+    }
+  }
+  throw new Error(`dashboard asset ${name} not found`);
+}
+
+export interface DashboardOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: { readonly key: string; readonly cert: string };
+  readonly api: DashboardApi;
+  readonly users: UserStore;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /** Login attempts per minute per source address and per user name. */
+  readonly loginPerMinute?: number;
+}
+
+export interface RunningDashboard {
+  readonly url: string;
+  readonly sessions: SessionStore;
+  close(): Promise<void>;
+}
+
+function cookie(req: FastifyRequest): string | undefined {
+  const header = req.headers.cookie;
+  if (!header || header.length > 4096) return undefined;
+  for (const part of header.split(';')) {
+    const [k, v] = part.trim().split('=');
+    if (k === SESSION_COOKIE) return v;
+  }
+  return undefined;
+}
+
+const str = (max: number): Record<string, unknown> => ({ type: 'string', minLength: 1, maxLength: max });
+
+export async function startDashboard(o: DashboardOptions): Promise<RunningDashboard> {
+  const now = o.now ?? Date.now;
+  const sessions = new SessionStore(now);
+  const perMinute = o.loginPerMinute ?? 10;
+  const loginByIp = new RateLimiter({ rate: perMinute / 60, burst: perMinute }, now);
+  const loginByName = new RateLimiter({ rate: perMinute / 60, burst: perMinute }, now);
+  const assets = new Map(
+    Object.entries(ASSETS).map(([path, file]) => [
+      path,
+      { body: loadAsset(file), type: TYPES[file.split('.').pop() ?? ''] ?? 'application/octet-stream' },
+    ]),
+  );
+
+  const app = Fastify({
+    loggerInstance: o.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 16 * 1024,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    https: { key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3' },
+  });
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    void reply.header('content-security-policy', CSP);
+    void reply.header('x-content-type-options', 'nosniff');
+    void reply.header('referrer-policy', 'no-referrer');
+    void reply.header('x-frame-options', 'DENY');
+    void reply.header('cross-origin-opener-policy', 'same-origin');
+    void reply.header('strict-transport-security', 'max-age=31536000');
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  app.setErrorHandler((err: FastifyError | EdgewardError, _req, reply) => {
+    let e: EdgewardError;
+    if (err instanceof EdgewardError) e = err;
+    else if (err.validation) e = new EdgewardError('ERR_INPUT_MALFORMED', err.message);
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new EdgewardError('ERR_INPUT_TOO_LARGE');
+    else if ((err.statusCode ?? 500) < 500) e = new EdgewardError('ERR_INPUT_MALFORMED', err.message);
+    else {
+      o.log.error({ err }, 'dashboard error');
+      e = new EdgewardError('ERR_INTERNAL');
+    }
+    void reply.status(e.statusCode).send(toClientError(e));
+  });
+  app.setNotFoundHandler(
+    (_req, reply) => void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND'))),
+  );
+
+  /** The session of a request with at least `role`; for changes, also the CSRF token and origin. */
+  function authorize(req: FastifyRequest, role: Role, change: boolean): Session {
+    const s = sessions.get(cookie(req));
+    if (!s) throw new EdgewardError('ERR_DASH_UNAUTHENTICATED');
+    if (!roleAtLeast(s.role, role)) throw new EdgewardError('ERR_DASH_FORBIDDEN', `needs role ${role}`);
+    if (change) {
+      const origin = req.headers.origin;
+      if (origin !== undefined && origin !== `https://${req.headers.host ?? ''}`)
+        throw new EdgewardError('ERR_DASH_CSRF', 'cross-origin request');
+      const token = req.headers['x-csrf-token'];
+      if (!SessionStore.csrfMatches(s, typeof token === 'string' ? token : undefined))
+        throw new EdgewardError('ERR_DASH_CSRF');
+    }
+    return s;
+  }
+
+  for (const [path, asset] of assets) {
+    app.get(path, async (_req, reply) =>
+      reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body),
+    );
+  }
+
+  app.post<{ Body: { name: string; password: string } }>(
+    '/api/login',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['name', 'password'],
+          additionalProperties: false,
+          properties: { name: str(64), password: str(1024) },
+        },
+      },
+    },
+    async (req, reply) => {
+      if (!loginByIp.take(req.ip) || !loginByName.take(req.body.name)) {
+        void reply.header(
+          'retry-after',
+          String(Math.max(loginByIp.retryAfter(req.ip), loginByName.retryAfter(req.body.name), 1)),
+        );
+        throw new EdgewardError('ERR_RATE_LIMITED', 'too many login attempts');
+      }
+      const user = await o.users.verify(req.body.name, req.body.password);
+      if (!user) {
+        o.log.warn({ user: req.body.name.slice(0, 64), ip: req.ip }, 'dashboard login failed');
+        throw new EdgewardError('ERR_DASH_LOGIN');
+      }
+      const s = sessions.create(user.name, user.role);
+      o.log.info({ user: user.name, ip: req.ip }, 'dashboard login');
+      void reply.header(
+        'set-cookie',
+        `${SESSION_COOKIE}=${s.id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=43200`,
+      );
+      return { user: s.user, role: s.role, csrf: s.csrf };
+    },
+  );
+  app.post('/api/logout', async (req, reply) => {
+    const s = authorize(req, 'viewer', true);
+    sessions.destroy(s.id);
+    void reply.header(
+      'set-cookie',
+      `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`,
+    );
+    return { ok: true };
+  });
+  app.get('/api/me', async (req) => {
+    const s = authorize(req, 'viewer', false);
+    return { user: s.user, role: s.role, csrf: s.csrf };
+  });
+
+  app.get<{ Querystring: { limit?: string; before?: string } }>('/api/alerts', async (req) => {
+    authorize(req, 'viewer', false);
+    const before = req.query.before === undefined ? undefined : Number(req.query.before);
+    return {
+      items: o.api.alerts(limitOf(req.query.limit, 100, 500), Number.isFinite(before) ? before : undefined),
+    };
+  });
+  app.get('/api/alerts/stream', (req, reply) => {
+    authorize(req, 'viewer', false);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      'content-security-policy': CSP,
+      'x-content-type-options': 'nosniff',
+    });
+    res.write(': connected\n\n');
+    // At 100 alerts/s a slow browser must not grow our memory: past 1 MiB buffered, drop it.
+    const unsubscribe = o.api.subscribeAlerts((a) => {
+      if (res.writableLength > 1024 * 1024) return void res.destroy();
+      res.write(`event: alert\ndata: ${JSON.stringify(a)}\n\n`);
+    });
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    req.raw.on('close', () => {
+      clearInterval(ping);
+      unsubscribe();
+    });
+  });
+  app.get<{ Querystring: { q?: string; status?: string; kind?: string; limit?: string; offset?: string } }>(
+    '/api/inventory',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            q: { type: 'string', maxLength: 256 },
+            status: { enum: ['healthy', 'quarantined', 'revoked', ''] },
+            kind: { enum: ['node', 'device', 'svc', ''] },
+            limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+            offset: { type: 'string', pattern: '^[0-9]{1,7}$' },
+          },
+        },
+      },
+    },
+    async (req) => {
+      authorize(req, 'viewer', false);
+      const q: InventoryQuery = {
+        limit: limitOf(req.query.limit, 50, 500),
+        offset: Number(req.query.offset ?? 0),
+        ...(req.query.q ? { q: req.query.q } : {}),
+        ...(req.query.status ? { status: req.query.status as InventoryQuery['status'] & string } : {}),
+        ...(req.query.kind ? { kind: req.query.kind as InventoryQuery['kind'] & string } : {}),
+      };
+      return o.api.inventory(q);
+    },
+  );
+  app.get<{ Querystring: { id: string; limit?: string } }>(
+    '/api/entity',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: str(2048), limit: { type: 'string', pattern: '^[0-9]{1,4}$' } },
+        },
+      },
+    },
+    async (req) => {
+      authorize(req, 'viewer', false);
+      return o.api.entity(req.query.id, limitOf(req.query.limit, 200, 2000));
+    },
+  );
+  app.get('/api/decisions', async (req) => {
+    authorize(req, 'viewer', false);
+    return o.api.decisions();
+  });
+  app.post<{
+    Body: {
+      scope: { type: string; value: string };
+      action: 'quarantine' | 'isolate';
+      ttlSeconds: number;
+      reason: string;
+    };
+  }>(
+    '/api/decisions',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['scope', 'action', 'ttlSeconds', 'reason'],
+          additionalProperties: false,
+          properties: {
+            scope: {
+              type: 'object',
+              required: ['type', 'value'],
+              additionalProperties: false,
+              properties: {
+                type: { enum: ['identity', 'serial', 'spki', 'ip', 'cidr', 'node'] },
+                value: str(2048),
+              },
+            },
+            action: { enum: ['quarantine', 'isolate'] },
+            ttlSeconds: { type: 'integer', minimum: 60, maximum: 30 * 86_400 },
+            reason: str(500),
+          },
+        },
+      },
+    },
+    async (req) => {
+      const s = authorize(req, 'analyst', true);
+      const b = req.body;
+      return o.api.quarantine(s.user, {
+        scope: b.scope,
+        action: b.action,
+        ttlMs: b.ttlSeconds * 1000,
+        reason: b.reason,
+      });
+    },
+  );
+  for (const verb of ['approve', 'lift'] as const) {
+    app.post<{ Params: { id: string } }>(
+      `/api/decisions/:id/${verb}`,
+      {
+        schema: {
+          params: {
+            type: 'object',
+            properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
+          },
+        },
+      },
+      async (req) => {
+        const s = authorize(req, 'analyst', true);
+        return verb === 'approve' ? o.api.approve(s.user, req.params.id) : o.api.lift(s.user, req.params.id);
+      },
+    );
+  }
+  app.get('/api/graph', async (req) => {
+    authorize(req, 'viewer', false);
+    return o.api.graph();
+  });
+  app.get('/api/charts', async (req) => {
+    authorize(req, 'viewer', false);
+    return o.api.charts();
+  });
+
+  await app.listen({ host: o.host, port: o.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  return {
+    url: `https://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
+    sessions,
+    close: () => app.close(),
+  };
+}
+
+function limitOf(text: string | undefined, dflt: number, max: number): number {
+  const n = Number(text ?? dflt);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, max) : dflt;
+}
