@@ -1,4 +1,5 @@
 // `edgeward ca ...`: init, serve, token, revoke, release, audit verify.
+import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
@@ -21,7 +22,7 @@ import type { KeyKind, KeyPolicy } from '../common/csr.js';
 const USAGE = {
   init: 'edgeward ca init --data DIR --trust-domain TD',
   serve:
-    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--key-types ec-p256,ec-p384,rsa]',
+    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N]',
   token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m]',
   revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
   release: 'edgeward ca release --data DIR --id SPIFFE_ID',
@@ -38,6 +39,53 @@ function trustDomainOf(store: CaStore): string {
   const td = store.getMeta('trust_domain');
   if (!td) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   return td;
+}
+
+/**
+ * `ca serve --workers N`: N processes share the listening socket (node:cluster) and the SQLite
+ * store, sessions included, so a begin and its finish may land on different workers. A worker
+ * that dies is replaced.
+ */
+async function superviseWorkers(n: number, out: (s: string) => void): Promise<number> {
+  let stopping = false;
+  let announced = false;
+  const ready = new Set<number>();
+  const fork = (): void => {
+    const w = cluster.fork();
+    w.on('message', (m: { ready?: boolean; url?: string; fingerprint?: string; trustDomain?: string }) => {
+      if (!m.ready) return;
+      ready.add(w.id);
+      if (!announced && ready.size === n) {
+        announced = true;
+        out(`edgeward CA for ${m.trustDomain ?? ''} listening on ${m.url ?? ''} (${n} workers)`);
+        out(`root fingerprint (SHA-256): ${m.fingerprint ?? ''}`);
+      }
+    });
+    w.on('exit', (code, signal) => {
+      ready.delete(w.id);
+      if (stopping) return;
+      process.stderr.write(
+        `edgeward ca: worker ${w.process.pid} exited (${signal ?? code}); starting another\n`,
+      );
+      fork();
+    });
+  };
+  for (let i = 0; i < n; i++) fork();
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      stopping = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+      const wait = setInterval(() => {
+        if (Object.keys(cluster.workers ?? {}).length === 0) {
+          clearInterval(wait);
+          resolve();
+        }
+      }, 50);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
 }
 
 function parseKeyTypes(text: string): KeyPolicy {
@@ -79,9 +127,14 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           'rate-ip': { type: 'string' },
           'rate-identity': { type: 'string' },
           'key-types': { type: 'string' },
+          workers: { type: 'string' },
         },
         USAGE.serve,
       );
+      const workers = Number(optional(a.workers) ?? '1');
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+        throw new UsageError('--workers is 1 to 64');
+      if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, out);
       const dataDir = required(a.data, 'data', USAGE.serve);
       const { host, port } = hostPort(required(a.listen, 'listen', USAGE.serve), 'listen');
       const durability = optional(a.durability);
@@ -103,15 +156,32 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         ...(leafTtl ? { leafTtlMs: parseDuration(leafTtl) } : {}),
         ...(durability ? { durability } : {}),
         ...(keyTypes ? { keyPolicy: parseKeyTypes(keyTypes) } : {}),
+        // Each worker keeps its own buckets, so it gets its share of the configured rates.
         rateLimits: {
-          ...(rateIp ? { perIp: { rate: Number(rateIp), burst: Number(rateIp) * 2 } } : {}),
+          ...(rateIp
+            ? { perIp: { rate: Number(rateIp) / workers, burst: (Number(rateIp) * 2) / workers } }
+            : {}),
           ...(rateId
-            ? { perIdentity: { rate: Number(rateId) / 60, burst: Math.max(1, Number(rateId)) } }
+            ? {
+                perIdentity: {
+                  rate: Number(rateId) / 60 / workers,
+                  burst: Math.max(1, Number(rateId) / workers),
+                },
+              }
             : {}),
         },
       });
-      out(`edgeward CA for ${ca.service.trustDomain} listening on ${ca.url}`);
-      out(`root fingerprint (SHA-256): ${ca.fingerprint}`);
+      if (cluster.isWorker) {
+        process.send?.({
+          ready: true,
+          url: ca.url,
+          fingerprint: ca.fingerprint,
+          trustDomain: ca.service.trustDomain,
+        });
+      } else {
+        out(`edgeward CA for ${ca.service.trustDomain} listening on ${ca.url}`);
+        out(`root fingerprint (SHA-256): ${ca.fingerprint}`);
+      }
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           void ca.close().then(resolve);

@@ -83,11 +83,9 @@ export class CaService {
     renew: this.metrics.counter('edgeward_ca_renewals_total', 'Renewals by outcome'),
     refused: this.metrics.counter('edgeward_ca_refusals_total', 'Refused requests by code'),
     revoked: this.metrics.counter('edgeward_ca_revocations_total', 'Certificates revoked'),
-    sessions: this.metrics.gauge('edgeward_ca_sessions', 'Open enrollment sessions'),
     issue: this.metrics.histogram('edgeward_ca_issue_seconds', 'Time to sign and record a certificate'),
   };
   private readonly methods = new Map<string, AttestationMethod>();
-  private readonly sessions = new Map<string, Session>();
   private readonly ipLimiter: RateLimiter;
   private readonly idLimiter: RateLimiter;
   private readonly leafTtlMs: number;
@@ -150,26 +148,41 @@ export class CaService {
     renewalOf?: string,
   ): { session: string; expiresAt: number } {
     const now = this.opts.clock.now();
-    if (this.sessions.size >= (this.opts.maxSessions ?? 100_000)) {
-      for (const [k, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(k);
-      if (this.sessions.size >= (this.opts.maxSessions ?? 100_000))
+    const max = this.opts.maxSessions ?? 100_000;
+    if (this.store.sessionCount(now) >= max) {
+      this.store.purgeExpired(now);
+      if (this.store.sessionCount(now) >= max)
         throw new EdgewardError('ERR_CA_UNAVAILABLE', 'too many open sessions');
     }
     const session = randomBytes(18).toString('base64url');
     const expiresAt = now + this.sessionTtlMs;
-    this.sessions.set(session, { identity, method, state, expiresAt, renewalOf });
-    this.m.sessions.set(undefined, this.sessions.size);
+    // Method state is plain JSON by contract, so any CA process can finish the session.
+    this.store.putSession({
+      id: session,
+      identity: identity.uri,
+      method: method.name,
+      state: JSON.stringify(state ?? null),
+      expiresAt,
+      renewalOf: renewalOf ?? null,
+    });
     return { session, expiresAt };
   }
 
   /** Single use: a session is gone after its first finish, whatever the outcome. */
   private takeSession(session: unknown): Session {
-    if (typeof session !== 'string') throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
-    const s = this.sessions.get(session);
-    this.sessions.delete(session);
-    this.m.sessions.set(undefined, this.sessions.size);
-    if (!s || s.expiresAt <= this.opts.clock.now()) throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
-    return s;
+    if (typeof session !== 'string' || !/^[A-Za-z0-9_-]{24}$/.test(session))
+      throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
+    const rec = this.store.takeSession(session);
+    const method = rec ? this.methods.get(rec.method) : undefined;
+    if (!rec || !method || rec.expiresAt <= this.opts.clock.now())
+      throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
+    return {
+      identity: parseIdentity(rec.identity),
+      method,
+      state: JSON.parse(rec.state) as unknown,
+      expiresAt: rec.expiresAt,
+      renewalOf: rec.renewalOf ?? undefined,
+    };
   }
 
   private refuseIfBlocked(identity: string): void {
@@ -493,8 +506,6 @@ export class CaService {
 
   purge(): void {
     const now = this.opts.clock.now();
-    for (const [k, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(k);
-    this.m.sessions.set(undefined, this.sessions.size);
     this.store.purgeExpired(now);
   }
 
