@@ -1,12 +1,14 @@
 // `edgeward enroll` and `edgeward renew`: the device side of enrollment.
 import { optional, parse, required, UsageError } from '../cli/args.js';
 import { createTokenProver } from '../ca/methods/token.js';
+import { createTpmProver } from '../attestation/tpm/index.js';
+import { createPufProver } from '../attestation/puf/index.js';
 import type { Prover } from '../ca/attestation-method.js';
 import { enroll } from './enroll.js';
 import { renew } from './renew.js';
 
 const ENROLL_USAGE =
-  'edgeward enroll --ca URL --fingerprint HEX --id SPIFFE_ID --attest token|tpm|puf [--token T | --tcti TCTI | --puf sim:SEED] --out DIR';
+  'edgeward enroll --ca URL --fingerprint HEX --id SPIFFE_ID --attest token|tpm|puf [--token T | --tcti TCTI | --puf sim:SEED [--puf-mode key|crp]] --out DIR';
 const RENEW_USAGE = 'edgeward renew --ca URL --dir DIR [--attest tpm --tcti TCTI]';
 
 const ATTEST_OPTIONS = {
@@ -14,19 +16,30 @@ const ATTEST_OPTIONS = {
   token: { type: 'string' },
   tcti: { type: 'string' },
   puf: { type: 'string' },
+  'puf-mode': { type: 'string' },
+  id: { type: 'string' },
 } as const;
 
 /** The device-side prover for --attest, with its options. */
 export function proverFor(
   a: Partial<Record<keyof typeof ATTEST_OPTIONS, string | boolean | undefined>>,
   usage: string,
+  print?: (line: string) => void,
 ): Prover {
   const attest = required(a['attest'], 'attest', usage);
   switch (attest) {
     case 'token':
       return createTokenProver(required(a['token'], 'token', usage));
+    case 'puf':
+      return createPufProver({
+        puf: required(a['puf'], 'puf', usage),
+        id: required(a['id'], 'id', usage),
+        ...(a['puf-mode'] === 'crp' ? { mode: 'crp' } : {}),
+      });
+    case 'tpm':
+      return createTpmProver({ tcti: required(a['tcti'], 'tcti', usage), ...(print ? { print } : {}) });
     default:
-      throw new UsageError(`unknown --attest ${attest} (token)\nusage: ${usage}`);
+      throw new UsageError(`unknown --attest ${attest} (token, tpm, puf)\nusage: ${usage}`);
   }
 }
 
@@ -36,13 +49,12 @@ export async function runEnrollCommand(argv: string[], out: (s: string) => void)
     {
       ca: { type: 'string' },
       fingerprint: { type: 'string' },
-      id: { type: 'string' },
       out: { type: 'string' },
       ...ATTEST_OPTIONS,
     },
     ENROLL_USAGE,
   );
-  const prover = proverFor(a, ENROLL_USAGE);
+  const prover = proverFor(a, ENROLL_USAGE, out);
   try {
     await enroll({
       ca: required(a.ca, 'ca', ENROLL_USAGE),
@@ -60,7 +72,7 @@ export async function runEnrollCommand(argv: string[], out: (s: string) => void)
 
 export async function runRenewCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const a = parse(argv, { ca: { type: 'string' }, dir: { type: 'string' }, ...ATTEST_OPTIONS }, RENEW_USAGE);
-  const prover = optional(a.attest) ? proverFor(a, RENEW_USAGE) : undefined;
+  const prover = optional(a.attest) ? proverFor(a, RENEW_USAGE, out) : undefined;
   try {
     await renew({
       ca: required(a.ca, 'ca', RENEW_USAGE),

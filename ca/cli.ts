@@ -1,6 +1,6 @@
 // `edgeward ca ...`: init, serve, token, revoke, release, audit verify.
 import cluster from 'node:cluster';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
 import { parseDuration, systemClock } from '../common/clock.js';
@@ -17,6 +17,10 @@ import { CaService } from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import { loadCaExtensions } from './extensions.js';
+import { importPufRecord } from '../attestation/puf/index.js';
+
+/** Registration records are small: helper data and at most 1024 CRPs. */
+const MAX_PUF_RECORD_BYTES = 512 * 1024;
 import type { KeyKind, KeyPolicy } from '../common/csr.js';
 
 const USAGE = {
@@ -27,6 +31,7 @@ const USAGE = {
   revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
   release: 'edgeward ca release --data DIR --id SPIFFE_ID',
   audit: 'edgeward ca audit verify --data DIR',
+  puf: 'edgeward ca puf import --data DIR FILE',
 } as const;
 
 function openExisting(dir: string): CaStore {
@@ -275,9 +280,48 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         store.close();
       }
     }
+    case 'puf': {
+      const [verb, ...more] = rest;
+      if (verb !== 'import') throw new UsageError(`usage: ${USAGE.puf}`);
+      const a = parse(more, { data: { type: 'string' } }, USAGE.puf);
+      const file = a._[0];
+      if (!file || a._.length !== 1) throw new UsageError(`usage: ${USAGE.puf}`);
+      const store = openExisting(required(a.data, 'data', USAGE.puf));
+      try {
+        const trustDomain = trustDomainOf(store);
+        if (statSync(file).size > MAX_PUF_RECORD_BYTES)
+          throw new EdgewardError('ERR_ATT_PUF_RECORD_TOO_LARGE');
+        let input: unknown;
+        try {
+          input = JSON.parse(readFileSync(file, 'utf8'));
+        } catch (err) {
+          throw new EdgewardError('ERR_ATT_PUF_RECORD_MALFORMED', 'registration record is not JSON', {
+            cause: err,
+          });
+        }
+        const now = systemClock.now();
+        const r = store.transaction((tx) => {
+          const done = importPufRecord(tx, input, { trustDomain });
+          tx.audit(
+            {
+              kind: 'puf.import',
+              data: { identity: done.identity, publicKey: done.publicKey, crps: done.crps, by: 'cli' },
+            },
+            now,
+          );
+          return done;
+        });
+        out(
+          `registered PUF device ${r.identity} (public key ${r.publicKey.slice(0, 16)}…, ${r.crps} challenge-response pairs)`,
+        );
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
     default:
       throw new UsageError(
-        `usage: edgeward ca (init|serve|token|revoke|release|audit verify) ...\n${Object.values(USAGE).join('\n')}`,
+        `usage: edgeward ca (init|serve|token|revoke|release|audit verify|puf import) ...\n${Object.values(USAGE).join('\n')}`,
       );
   }
 }

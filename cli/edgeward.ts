@@ -19,6 +19,21 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
     help: 'renew this identity over mTLS',
     load: async () => (await import('../agent/cli.js')).runRenewCommand,
   },
+  agent: {
+    help: 'run the edge agent: mTLS sidecar with live enforcement',
+    load: async () => (await import('../agent/run.js')).runAgentCommand,
+  },
+  puf: {
+    help: 'PUF devices: provision (manufacture), eval (fuzzy extractor figures)',
+    load: async () => {
+      const { runPufCommand } = await import('../attestation/puf/cli.js');
+      return (argv, out) => runPufCommand(argv, { out, err: (l) => void process.stderr.write(`${l}\n`) });
+    },
+  },
+  policy: {
+    help: 'check policy files; read reference PCRs',
+    load: async () => (await import('../policies/cli.js')).runPolicyCommand,
+  },
   demo: {
     help: 'run the mesh on this machine with embedded defaults (npm start)',
     load: async () => (await import('./demo.js')).runDemo,

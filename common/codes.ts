@@ -181,7 +181,6 @@ export const CODES = {
   ERR_AGENT_DECISION_STORE: { status: 500, message: 'decision store is unreadable or corrupt' },
   ERR_AGENT_DECISION_STREAM: { status: 502, message: 'decision stream broke or sent malformed data' },
   ERR_AGENT_SPOOL: { status: 500, message: 'event spool failed' },
-  ERR_AGENT_SPOOL_FULL: { status: 503, message: 'event spool is full' },
   ERR_AGENT_SIEM: { status: 503, message: 'SIEM unreachable or refused the events' },
   ERR_AGENT_PROXY_HEADER: { status: 400, message: 'PROXY protocol header could not be built' },
   ERR_AGENT_CIDR: { status: 400, message: 'invalid IP address or CIDR' },
@@ -214,6 +213,32 @@ export const CODES = {
   ERR_DECISION_STALE: { status: 409, message: 'decision revision is older than the applied one' },
   ERR_DECISION_GAP: { status: 409, message: 'decision delta does not start at the applied revision' },
   ERR_DECISION_FUTURE: { status: 400, message: 'decision document issued in the future' },
+
+  // SIEM service: ingest, decision stream, analyst API (siem/server.ts, siem/service)
+  ERR_SIEM_UNAUTHENTICATED: { status: 401, message: 'a valid client certificate is required' },
+  ERR_SIEM_CERT_UNTRUSTED: { status: 401, message: 'client certificate does not chain to the trust bundle' },
+  ERR_SIEM_FORBIDDEN: { status: 403, message: 'not allowed for this identity' },
+  ERR_SIEM_OBSERVER_MISMATCH: {
+    status: 403,
+    message: 'event claims another observer than the client certificate',
+  },
+  ERR_SIEM_BATCH_MALFORMED: { status: 400, message: 'event batch is not a JSON array or NDJSON' },
+  ERR_SIEM_BATCH_TOO_LARGE: { status: 413, message: 'too many events in one batch' },
+  ERR_SIEM_OVERLOADED: { status: 429, message: 'ingest queue full; retry later' },
+  ERR_SIEM_ACK_REVISION: { status: 409, message: 'acknowledged revision is ahead of the current one' },
+  ERR_SIEM_STREAM_LIMIT: { status: 503, message: 'too many decision stream subscribers' },
+  ERR_SIEM_UNAVAILABLE: { status: 503, message: 'SIEM is shutting down' },
+  ERR_SIEM_IDENTITY: { status: 500, message: 'SIEM identity missing or unusable' },
+  ERR_SIEM_DECISION_KEY: { status: 400, message: 'decision signing certificate does not verify' },
+  ERR_SIEM_CA_LINK: { status: 502, message: 'the CA refused or could not be reached' },
+
+  // ---- dashboard ----
+  ERR_DASH_LOGIN: { status: 401, message: 'wrong user name or password' },
+  ERR_DASH_UNAUTHENTICATED: { status: 401, message: 'log in first' },
+  ERR_DASH_FORBIDDEN: { status: 403, message: 'your role does not allow this' },
+  ERR_DASH_CSRF: { status: 403, message: 'missing or wrong CSRF token' },
+  ERR_DASH_USER_INVALID: { status: 400, message: 'invalid user name, role or password' },
+  ERR_DASH_USER_EXISTS: { status: 409, message: 'a user with that name exists' },
 } as const satisfies Record<string, CodeDef>;
 
 export type ErrorCode = keyof typeof CODES;

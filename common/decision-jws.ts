@@ -19,14 +19,19 @@ export type SignedDecisions =
   | { readonly kind: 'delta'; readonly delta: DecisionDelta };
 
 function checkSigningKey(key: KeyObject): void {
-  if (key.type !== 'private' || key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+  if (
+    key.type !== 'private' ||
+    key.asymmetricKeyType !== 'ec' ||
+    key.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
+  ) {
     throw new TypeError('decisions are signed with a P-256 private KeyObject');
   }
 }
 
 async function sign(payload: object, key: KeyObject, kid: string): Promise<string> {
   checkSigningKey(key);
-  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 128) throw new TypeError('kid must be 1..128 characters');
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 128)
+    throw new TypeError('kid must be 1..128 characters');
   return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
     .setProtectedHeader({ alg: 'ES256', kid, typ: DECISIONS_TYP })
     .sign(key);
@@ -63,7 +68,8 @@ function rec(v: unknown, keys: readonly string[], where: string): Rec {
 }
 
 function int(v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) malformed(`${where} must be a non-negative integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    malformed(`${where} must be a non-negative integer`);
   return v;
 }
 
@@ -103,7 +109,11 @@ export function isValidScope(scope: DecisionScope): boolean {
 }
 
 function parseDecision(v: unknown, where: string): Decision {
-  const d = rec(v, ['id', 'revision', 'scope', 'action', 'reason', 'createdAt', 'expiresAt', 'alerts'], where);
+  const d = rec(
+    v,
+    ['id', 'revision', 'scope', 'action', 'reason', 'createdAt', 'expiresAt', 'alerts'],
+    where,
+  );
   const id = d['id'];
   if (typeof id !== 'string' || !ID.test(id)) malformed(`${where}.id is invalid`);
   const s = rec(d['scope'], ['type', 'value'], `${where}.scope`);
@@ -114,7 +124,8 @@ function parseDecision(v: unknown, where: string): Decision {
   const reason = d['reason'];
   if (typeof reason !== 'string' || reason.length > 512) malformed(`${where}.reason is invalid`);
   const alerts = d['alerts'];
-  if (!Array.isArray(alerts) || alerts.length > MAX_ALERTS_PER_DECISION) malformed(`${where}.alerts is invalid`);
+  if (!Array.isArray(alerts) || alerts.length > MAX_ALERTS_PER_DECISION)
+    malformed(`${where}.alerts is invalid`);
   for (const a of alerts) if (typeof a !== 'string' || !ID.test(a)) malformed(`${where}.alerts is invalid`);
   const createdAt = int(d['createdAt'], `${where}.createdAt`);
   const expiresAt = int(d['expiresAt'], `${where}.expiresAt`);
@@ -132,7 +143,8 @@ function parseDecision(v: unknown, where: string): Decision {
 }
 
 function decisions(v: unknown, where: string, revision: number): Decision[] {
-  if (!Array.isArray(v) || v.length > MAX_DECISIONS) malformed(`${where} must be a list of at most ${MAX_DECISIONS}`);
+  if (!Array.isArray(v) || v.length > MAX_DECISIONS)
+    malformed(`${where} must be a list of at most ${MAX_DECISIONS}`);
   const ids = new Set<string>();
   return v.map((x, i) => {
     const d = parseDecision(x, `${where}[${i}]`);
@@ -168,7 +180,8 @@ export function parseDecisionDelta(v: unknown): DecisionDelta {
   if (revision <= from) malformed('a delta must move the revision forward');
   const removals = o['removals'];
   if (!Array.isArray(removals) || removals.length > MAX_DECISIONS) malformed('removals must be a list');
-  for (const r of removals) if (typeof r !== 'string' || !ID.test(r)) malformed('removals must be decision ids');
+  for (const r of removals)
+    if (typeof r !== 'string' || !ID.test(r)) malformed('removals must be decision ids');
   return {
     trustDomain: trustDomain(o['trustDomain']),
     from,
@@ -214,7 +227,10 @@ export async function verifyDecisions(jws: string, opts: VerifyDecisionsOptions)
     payload = r.payload;
     header = r.protectedHeader;
   } catch (err) {
-    if (err instanceof joseErrors.JWSSignatureVerificationFailed || err instanceof joseErrors.JOSEAlgNotAllowed) {
+    if (
+      err instanceof joseErrors.JWSSignatureVerificationFailed ||
+      err instanceof joseErrors.JOSEAlgNotAllowed
+    ) {
       throw new EdgewardError('ERR_DECISION_SIGNATURE', undefined, { cause: err });
     }
     throw new EdgewardError('ERR_DECISION_MALFORMED', 'JWS could not be decoded', { cause: err });
@@ -234,14 +250,19 @@ export async function verifyDecisions(jws: string, opts: VerifyDecisionsOptions)
   else malformed('payload kind must be snapshot or delta');
   const d = doc.kind === 'snapshot' ? doc.set : doc.delta;
   if (d.trustDomain !== opts.trustDomain) throw new EdgewardError('ERR_DECISION_TRUST_DOMAIN');
-  if (d.issuedAt > opts.now + (opts.skewMs ?? DEFAULT_SKEW_MS)) throw new EdgewardError('ERR_DECISION_FUTURE');
+  if (d.issuedAt > opts.now + (opts.skewMs ?? DEFAULT_SKEW_MS))
+    throw new EdgewardError('ERR_DECISION_FUTURE');
   const last = opts.lastApplied;
   if (doc.kind === 'snapshot') {
     if (last !== null && doc.set.revision < last) {
-      throw new EdgewardError('ERR_DECISION_STALE', undefined, { detail: { revision: doc.set.revision, lastApplied: last } });
+      throw new EdgewardError('ERR_DECISION_STALE', undefined, {
+        detail: { revision: doc.set.revision, lastApplied: last },
+      });
     }
   } else if (last === null || doc.delta.from !== last) {
-    throw new EdgewardError('ERR_DECISION_GAP', undefined, { detail: { from: doc.delta.from, lastApplied: last } });
+    throw new EdgewardError('ERR_DECISION_GAP', undefined, {
+      detail: { from: doc.delta.from, lastApplied: last },
+    });
   }
   return doc;
 }

@@ -19,6 +19,28 @@ export function edgeward(args: string[], env: Record<string, string> = {}): CliR
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * The same as edgeward(), without blocking this process: use it when the server the command
+ * talks to runs inside the test process (spawnSync would freeze that server).
+ */
+export function edgewardAsync(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const proc = spawn(process.execPath, [EDGEWARD, ...args], {
+    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) => {
+    proc.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 /** Starts a long-running command and resolves once a stdout line matches `ready`. */
 export function edgewardServe(
   args: string[],

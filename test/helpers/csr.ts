@@ -29,11 +29,18 @@ export function customCsr(spec: CsrSpec): { pem: string; key: KeyObject; spkiDer
     ...(spec.caFlag ? [extension(OID.basicConstraints, true, seq(bool(true)))] : []),
     ...(spec.criticalUnknown ? [extension('1.2.3.4.5', true, octet(Buffer.from('x')))] : []),
   ];
-  const attrs = explicit(0, exts.length ? seq(oid(OID.extensionRequest), set(seq(...exts))) : Buffer.alloc(0));
+  const attrs = explicit(
+    0,
+    exts.length ? seq(oid(OID.extensionRequest), set(seq(...exts))) : Buffer.alloc(0),
+  );
   const info = seq(smallInt(0), encodeName([]), spki, attrs);
   const isEc = key.publicKey.asymmetricKeyType === 'ec';
   const alg = isEc ? seq(oid(OID.ecdsaWithSha256)) : seq(oid(OID.sha256WithRsa), tlv(0x05, Buffer.alloc(0)));
   const sig = sign('sha256', info, key.privateKey);
-  if (spec.corruptSignature) sig[sig.length - 3] ^= 0x01;
-  return { pem: toPem('CERTIFICATE REQUEST', seq(info, alg, bitString(sig))), key: key.privateKey, spkiDer: spki };
+  if (spec.corruptSignature) sig.writeUInt8((sig.at(-3) ?? 0) ^ 0x01, sig.length - 3);
+  return {
+    pem: toPem('CERTIFICATE REQUEST', seq(info, alg, bitString(sig))),
+    key: key.privateKey,
+    spkiDer: spki,
+  };
 }

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 export function openssl(args: string[], input?: Buffer): string {
   const r = spawnSync('openssl', args, { input, encoding: 'utf8' });
   if (r.error) {
-    if ((r.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('openssl is not installed: apt-get install openssl');
+    if ((r.error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new Error('openssl is not installed: apt-get install openssl');
     throw r.error;
   }
   const out = `${r.stdout}${r.stderr}`;

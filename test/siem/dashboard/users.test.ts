@@ -46,7 +46,7 @@ describe('dashboard users', () => {
 describe('dashboard sessions', () => {
   it('expire when idle and check CSRF tokens in constant time', () => {
     const clock = fakeClock(0);
-    const sessions = new SessionStore(clock.now, 1000, 10_000);
+    const sessions = new SessionStore(() => clock.now(), 1000, 10_000);
     const s = sessions.create('alice', 'analyst');
     expect(sessions.get(s.id)?.user).toBe('alice');
     expect(SessionStore.csrfMatches(s, s.csrf)).toBe(true);

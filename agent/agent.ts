@@ -1,0 +1,442 @@
+// The running agent: wires identity rotation, the enforcement index, listeners, the reporter,
+// the CRL poller, the decision stream and the admin endpoint; applies a reloaded config.
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../common/clock.js';
+import { EdgewardError } from '../common/errors.js';
+import type { DecisionSet } from '../common/decisions.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { AdminServer } from './admin.js';
+import type { AgentConfig } from './config.js';
+import { baseEvent, createAgentMetrics, type AgentContext, type AgentMetrics } from './context.js';
+import { CrlPoller, httpsCrlFetcher, type CrlFetcher } from './crl-poller.js';
+import { DecisionStreamClient } from './decisions-client.js';
+import { DecisionStore, type DecisionVerifier } from './decisions-store.js';
+import { Enforcer } from './enforcement.js';
+import { InboundListener } from './inbound.js';
+import { HandshakeRateLimiter } from './limits.js';
+import { OutboundListener } from './outbound.js';
+import { httpsBatchSender, Reporter, type BatchSender, type EventSink } from './reporter.js';
+import { Rotation, type IdentityMaterial, type IdentityRefresher } from './rotation.js';
+import { Spool } from './spool.js';
+import { readFile } from 'node:fs/promises';
+
+export interface AgentDeps {
+  readonly verifier: DecisionVerifier;
+  /** Renewal with the current certificate (the lead's agent/renew.ts). */
+  readonly renew?: IdentityRefresher;
+  /** Enrollment through attestation (the lead's agent/enroll.ts). */
+  readonly enroll?: IdentityRefresher;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** Replaces the SIEM reporter (tests that capture events). */
+  readonly sink?: EventSink;
+  /** Replaces the HTTPS batch sender of the reporter. */
+  readonly sender?: BatchSender;
+  /** Replaces the HTTPS CRL fetch; null disables CRL polling. */
+  readonly fetchCrl?: CrlFetcher | null;
+  /** Renewal point as a fraction of the lifetime (default 2/3). */
+  readonly renewAt?: number;
+}
+
+const notWired =
+  (what: string): IdentityRefresher =>
+  () =>
+    Promise.reject(new EdgewardError('ERR_AGENT_ROTATION', `${what} is not wired into this agent`));
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export class Agent {
+  readonly enforcer: Enforcer;
+  readonly metrics: AgentMetrics;
+  readonly rotation: Rotation;
+  readonly inbound = new Map<string, InboundListener>();
+  readonly outbound = new Map<string, OutboundListener>();
+  readonly store: DecisionStore;
+  readonly ctx: AgentContext;
+  reporter: Reporter | null = null;
+  admin: AdminServer | null = null;
+  crl: CrlPoller | null = null;
+  stream: DecisionStreamClient | null = null;
+  private spool: Spool | null = null;
+  private applyChain: Promise<unknown> = Promise.resolve();
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private sinkProxy: { target: EventSink };
+  private started = false;
+
+  private constructor(
+    public config: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {
+    this.clock = deps.clock ?? systemClock;
+    this.log = deps.log ?? createLogger('agent');
+    this.enforcer = new Enforcer(this.clock);
+    this.metrics = createAgentMetrics();
+    this.sinkProxy = { target: { emit: () => undefined } };
+    const sinkProxy = this.sinkProxy;
+    this.rotation = new Rotation({
+      dir: config.identity.dir,
+      id: config.identity.id,
+      clock: this.clock,
+      log: this.log,
+      renew: deps.renew ?? notWired('renewal'),
+      enroll: deps.enroll ?? notWired('enrollment'),
+      ...(deps.renewAt !== undefined ? { renewAt: deps.renewAt } : {}),
+      onSwap: (m, why) => this.onSwap(m, why),
+      onFailure: (err, what) => {
+        this.metrics.rotations({ outcome: 'failure' });
+        sinkProxy.target.emit(
+          baseEvent(this.ctx, what === 'renew' ? 'renewal.failure' : 'enroll.failure', {
+            'event.outcome': 'failure',
+            'error.code': err instanceof EdgewardError ? err.code : 'ERR_AGENT_ROTATION',
+            'event.reason': (err instanceof Error ? err.message : String(err)).slice(0, 256),
+            'source.identity': config.identity.id,
+          }),
+        );
+      },
+    });
+    const rotation = this.rotation;
+    this.ctx = {
+      clock: this.clock,
+      log: this.log,
+      enforcer: this.enforcer,
+      limiter: new HandshakeRateLimiter(
+        this.clock,
+        config.limits.handshakeRate,
+        config.limits.handshakeBurst,
+      ),
+      trustDomain: config.identity.trustDomain,
+      selfId: config.identity.id,
+      events: { emit: (e) => sinkProxy.target.emit(e) },
+      metrics: this.metrics,
+      limits: config.limits,
+      identity: () => rotation.current,
+      open: 0,
+    };
+    this.store = new DecisionStore(
+      join(config.state.dir, 'decisions.json'),
+      deps.verifier,
+      config.identity.trustDomain,
+    );
+    this.registerCollected();
+  }
+
+  static async start(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
+    const a = new Agent(config, deps);
+    try {
+      await a.boot();
+    } catch (err) {
+      await a.stop().catch(() => undefined);
+      throw err;
+    }
+    return a;
+  }
+
+  get events(): EventSink {
+    return this.ctx.events;
+  }
+
+  private registerCollected(): void {
+    const r = this.metrics.registry;
+    r.collected('edgeward_agent_connections', 'Live connections per peer identity', () =>
+      Array.from(this.enforcer.countsByIdentity(), ([identity, n]) => [{ identity }, n] as const).map(
+        ([l, n]) => [l, n],
+      ),
+    );
+    r.collected(
+      'edgeward_agent_certificate_seconds_to_expiry',
+      'Seconds until the agent certificate expires',
+      () => {
+        try {
+          return [
+            [
+              { identity: this.config.identity.id },
+              Math.floor((this.rotation.current.notAfter - this.clock.now()) / 1000),
+            ],
+          ];
+        } catch {
+          return [];
+        }
+      },
+    );
+    r.collected('edgeward_agent_spool_events', 'Events waiting in the on-disk spool', () => [
+      [{}, this.spool?.size ?? 0],
+    ]);
+    r.collected('edgeward_agent_spool_dropped_total', 'Events refused because the spool was full', () => [
+      [{}, this.spool?.dropped ?? 0],
+    ]);
+    r.collected('edgeward_agent_crl_revoked', 'Serials on the last verified CRL', () => [
+      [{}, this.crl?.revokedCount ?? 0],
+    ]);
+    this.metrics.decisionRevision(0);
+  }
+
+  private async boot(): Promise<void> {
+    const c = this.config;
+    await this.rotation.start();
+    this.startSink(c);
+    try {
+      const set = await this.store.load();
+      if (set) this.enforce(set, 'store');
+    } catch (err) {
+      // Refusing to start would leave the node without its listeners; say loudly why instead.
+      this.log.error({ err }, 'stored decisions are unusable; waiting for a fresh snapshot');
+    }
+    await this.loadDecisionsFile(c);
+    for (const ic of c.inbound) {
+      const l = new InboundListener(ic, this.ctx);
+      await l.start();
+      this.inbound.set(ic.name, l);
+    }
+    for (const oc of c.outbound) {
+      const l = new OutboundListener(oc, this.ctx);
+      await l.start();
+      this.outbound.set(oc.name, l);
+    }
+    await this.startAdmin(c);
+    this.startCrl(c);
+    this.startStream(c);
+    this.started = true;
+  }
+
+  private startSink(c: AgentConfig): void {
+    if (this.deps.sink) {
+      this.sinkProxy.target = this.deps.sink;
+      return;
+    }
+    if (!c.siem) {
+      const log = this.log;
+      this.sinkProxy.target = { emit: (e) => log.info({ event: e }, 'security event (no SIEM configured)') };
+      return;
+    }
+    const siem = c.siem;
+    this.spool ??= new Spool(join(c.state.dir, 'spool.sqlite'), {
+      maxEvents: siem.spoolMaxEvents,
+      maxBytes: siem.spoolMaxBytes,
+    });
+    this.reporter = new Reporter({
+      spool: this.spool,
+      send:
+        this.deps.sender ??
+        httpsBatchSender({ url: siem.url, expect: siem.id, context: () => this.rotation.current.context }),
+      batchMax: siem.batchMax,
+      flushInterval: siem.flushInterval,
+      log: this.log,
+    });
+    this.reporter.start();
+    this.sinkProxy.target = this.reporter;
+  }
+
+  private async startAdmin(c: AgentConfig): Promise<void> {
+    if (!c.admin) return;
+    this.admin = new AdminServer(c.admin.listen, {
+      health: () => {
+        let certOk = false;
+        let expiresIn = 0;
+        try {
+          expiresIn = Math.floor((this.rotation.current.notAfter - this.clock.now()) / 1000);
+          certOk = expiresIn > 0;
+        } catch {
+          certOk = false;
+        }
+        return {
+          ok: this.started && certOk,
+          detail: {
+            identity: c.identity.id,
+            certificateSecondsToExpiry: expiresIn,
+            decisionRevision: this.enforcer.decisionRevision,
+            connections: this.enforcer.size,
+            siemReachable: this.reporter?.siemUp ?? null,
+            decisionStream: this.stream?.connected ?? null,
+          },
+        };
+      },
+      metrics: () => this.metrics.registry.render(),
+    });
+    await this.admin.start();
+  }
+
+  private startCrl(c: AgentConfig): void {
+    if (this.deps.fetchCrl === null) return;
+    const fetch = this.deps.fetchCrl ?? httpsCrlFetcher(c.ca.url, () => this.rotation.current);
+    this.crl = new CrlPoller(
+      fetch,
+      this.enforcer,
+      () => this.rotation.current,
+      c.ca.crlInterval,
+      this.log,
+      (n) => this.log.warn({ killed: n }, 'connections cut: certificates revoked'),
+    );
+    this.crl.start();
+  }
+
+  private startStream(c: AgentConfig): void {
+    if (!c.siem || !c.decisions.stream) return;
+    this.stream = new DecisionStreamClient({
+      url: c.siem.url,
+      expect: c.siem.id,
+      context: () => this.rotation.current.context,
+      log: this.log,
+      revision: () => this.store.revision,
+      apply: (kind, token) => this.applyDecisionToken(kind, token),
+    });
+    this.stream.start();
+  }
+
+  private async loadDecisionsFile(c: AgentConfig): Promise<void> {
+    if (!c.decisions.file) return;
+    try {
+      const token = (await readFile(c.decisions.file, 'utf8')).trim();
+      await this.applyDecisionToken('snapshot', token);
+    } catch (err) {
+      if (err instanceof EdgewardError && err.code === 'ERR_AGENT_DECISION_REVISION') return;
+      this.log.error({ err, file: c.decisions.file }, 'offline decisions file refused');
+    }
+  }
+
+  /** Verifies, persists and enforces one signed snapshot or delta; strictly one at a time. */
+  applyDecisionToken(kind: 'snapshot' | 'delta', token: string): Promise<number> {
+    const run = async (): Promise<number> => {
+      const r =
+        kind === 'snapshot' ? await this.store.applySnapshot(token) : await this.store.applyDelta(token);
+      // Enforce first (this is the decision-to-kill path), then wait for the disk before acknowledging.
+      if (r.changed) this.enforce(r.set, kind);
+      try {
+        await r.persisted;
+      } catch (err) {
+        this.log.error({ err }, 'decisions enforced but not persisted; they will be lost on restart');
+      }
+      return r.set.revision;
+    };
+    const p = this.applyChain.then(run, run);
+    this.applyChain = p.catch(() => undefined);
+    return p;
+  }
+
+  private enforce(set: DecisionSet, source: string): void {
+    const killed = this.enforcer.applyDecisions(set);
+    this.metrics.decisionRevision(set.revision);
+    this.ctx.events.emit(
+      baseEvent(this.ctx, 'decision.applied', {
+        'event.outcome': 'success',
+        'decision.revision': set.revision,
+        'event.reason': `${set.decisions.length} decisions from ${source}; ${killed.length} connections cut`,
+        'source.identity': this.config.identity.id,
+      }),
+    );
+  }
+
+  private onSwap(m: IdentityMaterial, why: string): void {
+    for (const l of this.inbound.values()) l.setIdentity(m);
+    this.metrics.rotations({ outcome: why });
+    this.ctx.events.emit(
+      baseEvent(this.ctx, 'rotation', {
+        'event.outcome': 'success',
+        'event.reason': why,
+        'source.identity': m.id,
+        'tls.client.x509.serial_number': m.serial,
+        'tls.client.x509.not_after': m.notAfter,
+      }),
+    );
+  }
+
+  /** Applies a validated new configuration. Anything that cannot be applied leaves the old one in place. */
+  async reload(next: AgentConfig): Promise<void> {
+    const cur = this.config;
+    if (!sameJson(next.identity, cur.identity) || !sameJson(next.state, cur.state)) {
+      throw new EdgewardError(
+        'ERR_AGENT_CONFIG_INVALID',
+        'identity and state changes need a restart; keeping the running configuration',
+      );
+    }
+    // Bind new listeners first: if one fails, nothing has changed yet.
+    const started: (InboundListener | OutboundListener)[] = [];
+    const newIn = new Map<string, InboundListener>();
+    const newOut = new Map<string, OutboundListener>();
+    try {
+      for (const ic of next.inbound) {
+        const old = this.inbound.get(ic.name);
+        if (old && old.config.listen.text === ic.listen.text) continue;
+        const l = new InboundListener(ic, this.ctx);
+        if (old) await old.close(); // same name, new address: free the old one
+        await l.start();
+        started.push(l);
+        newIn.set(ic.name, l);
+      }
+      for (const oc of next.outbound) {
+        const old = this.outbound.get(oc.name);
+        if (old && old.config.listen.text === oc.listen.text) continue;
+        const l = new OutboundListener(oc, this.ctx);
+        if (old) await old.close();
+        await l.start();
+        started.push(l);
+        newOut.set(oc.name, l);
+      }
+    } catch (err) {
+      for (const l of started) await l.close();
+      throw new EdgewardError(
+        'ERR_AGENT_CONFIG_INVALID',
+        `cannot bind a new listener: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    this.config = next;
+    this.ctx.limits = next.limits;
+    this.ctx.limiter.setRate(next.limits.handshakeRate, next.limits.handshakeBurst);
+    for (const [name, l] of this.inbound) {
+      const nc = next.inbound.find((i) => i.name === name);
+      if (!nc) {
+        await l.close();
+        this.inbound.delete(name);
+      } else if (!newIn.has(name)) l.update(nc);
+    }
+    for (const [name, l] of newIn) this.inbound.set(name, l);
+    for (const [name, l] of this.outbound) {
+      const nc = next.outbound.find((o) => o.name === name);
+      if (!nc) {
+        await l.close();
+        this.outbound.delete(name);
+      } else if (!newOut.has(name)) l.update(nc);
+    }
+    for (const [name, l] of newOut) this.outbound.set(name, l);
+    if (!sameJson(next.admin, cur.admin)) {
+      await this.admin?.close();
+      this.admin = null;
+      await this.startAdmin(next);
+    }
+    if (!sameJson(next.ca, cur.ca)) {
+      this.crl?.stop();
+      this.startCrl(next);
+    }
+    if (!sameJson(next.siem, cur.siem) || !sameJson(next.decisions, cur.decisions)) {
+      this.stream?.stop();
+      this.stream = null;
+      if (!this.deps.sink) {
+        await this.reporter?.stop();
+        this.reporter = null;
+        this.startSink(next);
+      }
+      this.startStream(next);
+    }
+    await this.loadDecisionsFile(next);
+    try {
+      await this.rotation.reload();
+    } catch (err) {
+      this.log.warn({ err }, 'identity folder reload failed; keeping the current identity');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    this.rotation.stop();
+    this.crl?.stop();
+    this.stream?.stop();
+    for (const l of this.inbound.values()) await l.close();
+    for (const l of this.outbound.values()) await l.close();
+    await this.admin?.close();
+    await this.reporter?.stop();
+    this.spool?.close();
+  }
+}

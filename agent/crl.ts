@@ -1,0 +1,78 @@
+// Parses the CA's CRL (DER) into revoked serials after checking its framing and its signature
+// against the intermediate(s) the agent trusts for its trust domain.
+import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { EdgewardError } from '../common/errors.js';
+import { canonicalSerial } from './enforcement.js';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+export const MAX_CRL_BYTES = 8 * 1024 * 1024;
+
+export interface VerifiedCrl {
+  readonly serials: ReadonlySet<string>;
+  readonly thisUpdate: number;
+  readonly nextUpdate: number | null;
+  readonly issuer: string;
+}
+
+/** Length of a DER TLV starting at 0 (header + body), or -1 when the header is not sound. */
+export function derTotalLength(b: Uint8Array): number {
+  if (b.length < 2 || b[0] !== 0x30) return -1;
+  const first = b[1]!;
+  if (first < 0x80) return 2 + first;
+  const n = first & 0x7f;
+  if (n === 0 || n > 4 || b.length < 2 + n) return -1;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]!;
+  if (len < 0x80 || (n > 1 && b[2] === 0)) return -1; // non-minimal length encodings are not DER
+  return 2 + n + len;
+}
+
+export async function parseVerifiedCrl(der: Uint8Array, issuerPems: readonly string[]): Promise<VerifiedCrl> {
+  if (der.length === 0 || der.length > MAX_CRL_BYTES)
+    throw new EdgewardError('ERR_AGENT_CRL_MALFORMED', 'CRL empty or too large');
+  const total = derTotalLength(der);
+  if (total !== der.length)
+    throw new EdgewardError(
+      'ERR_AGENT_CRL_MALFORMED',
+      total < 0
+        ? 'CRL is not a DER SEQUENCE'
+        : 'CRL length does not match its DER header (trailing or missing bytes)',
+    );
+  let crl: x509.X509Crl;
+  let serials: Set<string>;
+  try {
+    crl = new x509.X509Crl(der.slice());
+    serials = new Set(crl.entries.map((e) => canonicalSerial(e.serialNumber)));
+  } catch (cause) {
+    throw new EdgewardError('ERR_AGENT_CRL_MALFORMED', 'CRL could not be parsed', { cause });
+  }
+  let verified = false;
+  for (const pem of issuerPems) {
+    let issuer: x509.X509Certificate;
+    try {
+      issuer = new x509.X509Certificate(pem);
+    } catch {
+      continue;
+    }
+    if (issuer.subject !== crl.issuer) continue;
+    try {
+      if (await crl.verify({ publicKey: issuer })) {
+        verified = true;
+        break;
+      }
+    } catch {
+      // a key type mismatch is just "not this issuer"
+    }
+  }
+  if (!verified)
+    throw new EdgewardError('ERR_AGENT_CRL_SIGNATURE', undefined, { detail: { issuer: crl.issuer } });
+  return {
+    serials,
+    thisUpdate: crl.thisUpdate.getTime(),
+    nextUpdate: crl.nextUpdate?.getTime() ?? null,
+    issuer: crl.issuer,
+  };
+}

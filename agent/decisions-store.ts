@@ -1,0 +1,234 @@
+// The last good, verified decision set on disk. Everything stored is the signed form (snapshot +
+// deltas), re-verified on load, so a tampered file is refused; revisions only move forward.
+import { open, readFile, rename, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { EdgewardError } from '../common/errors.js';
+import type { Decision, DecisionDelta, DecisionSet } from '../common/decisions.js';
+
+/** Verifies the SIEM's signed decision tokens (common/decision-jws.ts provides the real one). */
+export interface DecisionVerifier {
+  /** `lastApplied`: the revision applied so far (null: none), for the verifier's own staleness checks. */
+  verifySet(token: string, lastApplied: number | null): Promise<DecisionSet>;
+  verifyDelta(token: string, lastApplied: number): Promise<DecisionDelta>;
+}
+
+interface StoredForm {
+  readonly v: 1;
+  readonly snapshot: string;
+  readonly deltas: readonly string[];
+}
+
+const MAX_STORE_BYTES = 64 * 1024 * 1024;
+const MAX_DELTAS = 100_000;
+
+/** Pure: the set after a delta (caller has checked revisions). */
+export function applyDelta(set: DecisionSet, delta: DecisionDelta): DecisionSet {
+  const byId = new Map<string, Decision>(set.decisions.map((d) => [d.id, d]));
+  for (const id of delta.removals) byId.delete(id);
+  for (const d of delta.upserts) byId.set(d.id, d);
+  return {
+    trustDomain: set.trustDomain,
+    revision: delta.revision,
+    issuedAt: delta.issuedAt,
+    decisions: [...byId.values()],
+  };
+}
+
+function checkRevision(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+export type ApplyResult = {
+  readonly changed: boolean;
+  readonly set: DecisionSet;
+  /** Settles once the new state is on disk (enforcement need not wait; acknowledgement should). */
+  readonly persisted: Promise<void>;
+};
+
+export class DecisionStore {
+  private snapshot: string | null = null;
+  private deltas: string[] = [];
+  private set: DecisionSet | null = null;
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly file: string,
+    private readonly verifier: DecisionVerifier,
+    private readonly trustDomain: string,
+  ) {}
+
+  get current(): DecisionSet | null {
+    return this.set;
+  }
+
+  get revision(): number {
+    return this.set?.revision ?? 0;
+  }
+
+  /** Loads and re-verifies the stored set; null when nothing is stored. */
+  async load(): Promise<DecisionSet | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new EdgewardError('ERR_AGENT_DECISION_STORE', `cannot read ${this.file}`, { cause: e });
+    }
+    if (text.length > MAX_STORE_BYTES)
+      throw new EdgewardError('ERR_AGENT_DECISION_STORE', 'decision store too large');
+    let form: StoredForm;
+    try {
+      form = JSON.parse(text) as StoredForm;
+    } catch (cause) {
+      throw new EdgewardError('ERR_AGENT_DECISION_STORE', 'decision store is not JSON', { cause });
+    }
+    if (
+      form === null ||
+      typeof form !== 'object' ||
+      form.v !== 1 ||
+      typeof form.snapshot !== 'string' ||
+      !Array.isArray(form.deltas) ||
+      !form.deltas.every((d) => typeof d === 'string')
+    ) {
+      throw new EdgewardError('ERR_AGENT_DECISION_STORE', 'decision store has the wrong shape');
+    }
+    try {
+      let set = this.checkSet(await this.verifier.verifySet(form.snapshot, null));
+      for (const token of form.deltas)
+        set = applyDelta(set, this.checkDelta(await this.verifier.verifyDelta(token, set.revision), set));
+      this.snapshot = form.snapshot;
+      this.deltas = [...form.deltas];
+      this.set = set;
+      return set;
+    } catch (cause) {
+      throw new EdgewardError('ERR_AGENT_DECISION_STORE', 'stored decisions do not verify', { cause });
+    }
+  }
+
+  /** A full set (stream snapshot or the offline decisions file). Older revisions are refused. */
+  async applySnapshot(token: string): Promise<ApplyResult> {
+    if (this.set && (await this.sameAsApplied(token)))
+      return { changed: false, set: this.set, persisted: this.writes };
+    const set = this.checkSet(await this.verifyOr('set', token));
+    if (this.set && set.revision < this.set.revision) {
+      throw new EdgewardError(
+        'ERR_AGENT_DECISION_REVISION',
+        `snapshot revision ${set.revision} is older than applied ${this.set.revision}`,
+      );
+    }
+    if (this.set && set.revision === this.set.revision)
+      return { changed: false, set: this.set, persisted: this.writes };
+    this.snapshot = token;
+    this.deltas = [];
+    this.set = set;
+    return { changed: true, set, persisted: this.queueWrite() };
+  }
+
+  async applyDelta(token: string): Promise<ApplyResult> {
+    if (!this.set || this.snapshot === null)
+      throw new EdgewardError('ERR_AGENT_DECISION_REVISION', 'a delta needs a snapshot first');
+    const delta = this.checkDelta(await this.verifyOr('delta', token), this.set);
+    if (this.deltas.length >= MAX_DELTAS)
+      throw new EdgewardError('ERR_AGENT_DECISION_REVISION', 'too many deltas; a fresh snapshot is needed');
+    const next = applyDelta(this.set, delta);
+    this.deltas.push(token);
+    this.set = next;
+    return { changed: true, set: next, persisted: this.queueWrite() };
+  }
+
+  private async verifyOr(kind: 'set', token: string): Promise<DecisionSet>;
+  private async verifyOr(kind: 'delta', token: string): Promise<DecisionDelta>;
+  private async verifyOr(kind: 'set' | 'delta', token: string): Promise<DecisionSet | DecisionDelta> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 16 * 1024 * 1024) {
+      throw new EdgewardError('ERR_AGENT_DECISION_INVALID', 'decision token missing or too large');
+    }
+    try {
+      return kind === 'set'
+        ? await this.verifier.verifySet(token, this.set?.revision ?? null)
+        : await this.verifier.verifyDelta(token, this.revision);
+    } catch (cause) {
+      const c = (cause as { code?: string }).code;
+      // The verifier's own revision verdicts keep their meaning: stale or gapped, not forged.
+      if (c === 'ERR_DECISION_STALE' || c === 'ERR_DECISION_GAP') {
+        throw new EdgewardError('ERR_AGENT_DECISION_REVISION', `decision ${kind} revision refused`, {
+          cause,
+        });
+      }
+      throw new EdgewardError('ERR_AGENT_DECISION_INVALID', `decision ${kind} does not verify`, { cause });
+    }
+  }
+
+  /** The very snapshot already applied (a reconnect or the offline file read again). */
+  private sameAsApplied(token: string): Promise<boolean> {
+    return Promise.resolve(this.snapshot === token && this.deltas.length === 0);
+  }
+
+  private checkSet(set: DecisionSet): DecisionSet {
+    if (
+      !set ||
+      set.trustDomain !== this.trustDomain ||
+      !checkRevision(set.revision) ||
+      !Array.isArray(set.decisions)
+    ) {
+      throw new EdgewardError(
+        'ERR_AGENT_DECISION_INVALID',
+        'decision set is for another trust domain or malformed',
+      );
+    }
+    return set;
+  }
+
+  private checkDelta(delta: DecisionDelta, base: DecisionSet): DecisionDelta {
+    if (
+      !delta ||
+      delta.trustDomain !== this.trustDomain ||
+      !checkRevision(delta.revision) ||
+      !checkRevision(delta.from)
+    ) {
+      throw new EdgewardError(
+        'ERR_AGENT_DECISION_INVALID',
+        'decision delta is for another trust domain or malformed',
+      );
+    }
+    if (!Array.isArray(delta.upserts) || !Array.isArray(delta.removals))
+      throw new EdgewardError('ERR_AGENT_DECISION_INVALID', 'decision delta malformed');
+    if (delta.from !== base.revision || delta.revision <= delta.from) {
+      throw new EdgewardError(
+        'ERR_AGENT_DECISION_REVISION',
+        `delta ${delta.from}->${delta.revision} does not follow applied ${base.revision}`,
+      );
+    }
+    return delta;
+  }
+
+  /** Writes the current state after any earlier write; a failed write does not block later ones. */
+  private queueWrite(): Promise<void> {
+    const form: StoredForm = { v: 1, snapshot: this.snapshot ?? '', deltas: [...this.deltas] };
+    const p = this.writes.then(
+      () => this.persist(form),
+      () => this.persist(form),
+    );
+    this.writes = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Write-to-temp, fsync, rename, fsync the folder: a crash leaves the old or the new file, whole. */
+  private async persist(form: StoredForm): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(form));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, this.file);
+    const dh = await open(dirname(this.file), 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  }
+}

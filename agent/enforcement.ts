@@ -1,0 +1,263 @@
+// The live-connection index and the enforcement core: which peers are refused (revoked serials
+// from the CRL, the SIEM's decisions, expired certificates) and which live connections a new
+// decision or CRL must cut. Pure state; sockets stay in the adapters, which hand in a kill().
+import type { Clock } from '../common/clock.js';
+import type { ErrorCode } from '../common/errors.js';
+import { matchIdentity } from '../common/identity.js';
+import type { Decision, DecisionSet } from '../common/decisions.js';
+import { cidrContains, parseCidr, tryParseIp, type Cidr } from './ip.js';
+
+export type Direction = 'inbound' | 'outbound';
+
+export interface PeerFacts {
+  /** The peer's one URI SAN. */
+  readonly identity: string;
+  /** Canonical serial (see canonicalSerial). */
+  readonly serial: string;
+  /** Lower-case hex SHA-256 of the peer's DER SubjectPublicKeyInfo. */
+  readonly spki: string;
+  /** Remote address as the socket reports it. */
+  readonly ip: string;
+  /** Epoch ms. */
+  readonly notAfter: number;
+}
+
+export interface Refusal {
+  readonly code: ErrorCode;
+  readonly reason: string;
+  readonly decisionId?: string;
+  readonly revision?: number;
+}
+
+export interface LiveConn extends PeerFacts {
+  readonly direction: Direction;
+  readonly listener: string;
+  /** Called once by the enforcer when the connection must go; the adapter destroys its sockets. */
+  kill(refusal: Refusal): void;
+}
+
+/** Lower-case hex without colons or leading zeros, so CRL, decision and socket forms agree. */
+export function canonicalSerial(serial: string): string {
+  const s = serial.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  return s === '' ? '0' : s;
+}
+
+interface CompiledDecision {
+  readonly d: Decision;
+  readonly cidr?: Cidr;
+  readonly ipText?: string;
+}
+
+function appliesTo(d: Decision, direction: Direction): boolean {
+  return direction === 'inbound' || d.action === 'isolate' || d.scope.type === 'node';
+}
+
+function compile(d: Decision): CompiledDecision | null {
+  switch (d.scope.type) {
+    case 'cidr':
+      try {
+        return { d, cidr: parseCidr(d.scope.value) };
+      } catch {
+        return null; // a verified but unusable scope is skipped, never crashes enforcement
+      }
+    case 'ip': {
+      const ip = tryParseIp(d.scope.value);
+      return ip ? { d, ipText: ip.text } : null;
+    }
+    default:
+      return { d };
+  }
+}
+
+function addTo<K>(map: Map<K, Set<LiveConn>>, key: K, c: LiveConn): void {
+  let s = map.get(key);
+  if (!s) map.set(key, (s = new Set()));
+  s.add(c);
+}
+
+function removeFrom<K>(map: Map<K, Set<LiveConn>>, key: K, c: LiveConn): void {
+  const s = map.get(key);
+  if (!s) return;
+  s.delete(c);
+  if (s.size === 0) map.delete(key);
+}
+
+export class Enforcer {
+  private readonly byIdentity = new Map<string, Set<LiveConn>>();
+  private readonly bySerial = new Map<string, Set<LiveConn>>();
+  private readonly bySpki = new Map<string, Set<LiveConn>>();
+  private readonly byIp = new Map<string, Set<LiveConn>>();
+  private readonly ipKey = new Map<LiveConn, string>();
+  private decisions: CompiledDecision[] = [];
+  private revoked: ReadonlySet<string> = new Set();
+  private revision = 0;
+
+  constructor(private readonly clock: Clock) {}
+
+  get size(): number {
+    return this.ipKey.size;
+  }
+
+  get decisionRevision(): number {
+    return this.revision;
+  }
+
+  /** Live connection counts per peer identity and direction (for /metrics). */
+  countsByIdentity(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [id, set] of this.byIdentity) out.set(id, set.size);
+    return out;
+  }
+
+  connections(): IterableIterator<LiveConn> {
+    return this.ipKey.keys();
+  }
+
+  /** Why this peer must be refused right now, or null. */
+  check(peer: PeerFacts, direction: Direction): Refusal | null {
+    const now = this.clock.now();
+    if (peer.notAfter <= now) return { code: 'ERR_AGENT_CERT_EXPIRED', reason: 'certificate expired' };
+    if (this.revoked.has(peer.serial)) return { code: 'ERR_AGENT_REVOKED', reason: 'serial is on the CRL' };
+    const ip = tryParseIp(peer.ip);
+    for (const c of this.decisions) {
+      if (c.d.expiresAt <= now || !appliesTo(c.d, direction)) continue;
+      if (matches(c, peer, ip?.text, ip ?? null)) return refusalOf(c.d);
+    }
+    return null;
+  }
+
+  add(conn: LiveConn): void {
+    const ip = tryParseIp(conn.ip)?.text ?? conn.ip;
+    this.ipKey.set(conn, ip);
+    addTo(this.byIdentity, conn.identity, conn);
+    addTo(this.bySerial, conn.serial, conn);
+    addTo(this.bySpki, conn.spki, conn);
+    addTo(this.byIp, ip, conn);
+  }
+
+  remove(conn: LiveConn): void {
+    const ip = this.ipKey.get(conn);
+    if (ip === undefined) return;
+    this.ipKey.delete(conn);
+    removeFrom(this.byIdentity, conn.identity, conn);
+    removeFrom(this.bySerial, conn.serial, conn);
+    removeFrom(this.bySpki, conn.spki, conn);
+    removeFrom(this.byIp, ip, conn);
+  }
+
+  /** Replaces the decision set and cuts every live connection it now matches. */
+  applyDecisions(set: DecisionSet): LiveConn[] {
+    this.decisions = set.decisions.map(compile).filter((c): c is CompiledDecision => c !== null);
+    this.revision = set.revision;
+    const now = this.clock.now();
+    const killed: LiveConn[] = [];
+    for (const c of this.decisions) {
+      if (c.d.expiresAt <= now) continue;
+      for (const conn of this.candidates(c)) {
+        if (!appliesTo(c.d, conn.direction)) continue;
+        const ip = tryParseIp(conn.ip);
+        if (matches(c, conn, ip?.text, ip)) this.kill(conn, refusalOf(c.d), killed);
+      }
+    }
+    return killed;
+  }
+
+  /** Replaces the revoked serials (from a verified CRL) and cuts matching live connections. */
+  applyRevoked(serials: Iterable<string>): LiveConn[] {
+    const set = new Set<string>();
+    for (const s of serials) set.add(canonicalSerial(s));
+    this.revoked = set;
+    const killed: LiveConn[] = [];
+    for (const s of set) {
+      for (const conn of [...(this.bySerial.get(s) ?? [])]) {
+        this.kill(conn, { code: 'ERR_AGENT_REVOKED', reason: 'serial is on the CRL' }, killed);
+      }
+    }
+    return killed;
+  }
+
+  /** Cuts connections a predicate picks (e.g. those a reloaded authorization policy no longer allows). */
+  killWhere(pred: (c: LiveConn) => Refusal | null): LiveConn[] {
+    const killed: LiveConn[] = [];
+    for (const conn of [...this.ipKey.keys()]) {
+      const r = pred(conn);
+      if (r) this.kill(conn, r, killed);
+    }
+    return killed;
+  }
+
+  /** Cuts connections whose peer certificate has expired. */
+  sweepExpired(): LiveConn[] {
+    const now = this.clock.now();
+    return this.killWhere((c) =>
+      c.notAfter <= now ? { code: 'ERR_AGENT_CERT_EXPIRED', reason: 'certificate expired' } : null,
+    );
+  }
+
+  private kill(conn: LiveConn, r: Refusal, killed: LiveConn[]): void {
+    if (!this.ipKey.has(conn)) return;
+    this.remove(conn);
+    killed.push(conn);
+    conn.kill(r);
+  }
+
+  private *candidates(c: CompiledDecision): Iterable<LiveConn> {
+    const v = c.d.scope.value;
+    switch (c.d.scope.type) {
+      case 'identity':
+      case 'node':
+        if (!v.includes('*')) {
+          yield* [...(this.byIdentity.get(v) ?? [])];
+          return;
+        }
+        for (const [id, set] of [...this.byIdentity]) if (matchIdentity(v, id)) yield* [...set];
+        return;
+      case 'serial':
+        yield* [...(this.bySerial.get(canonicalSerial(v)) ?? [])];
+        return;
+      case 'spki':
+        yield* [...(this.bySpki.get(v.toLowerCase()) ?? [])];
+        return;
+      case 'ip':
+        if (c.ipText !== undefined) yield* [...(this.byIp.get(c.ipText) ?? [])];
+        return;
+      case 'cidr':
+        for (const [ipText, set] of [...this.byIp]) {
+          const ip = tryParseIp(ipText);
+          if (ip && c.cidr && cidrContains(c.cidr, ip)) yield* [...set];
+        }
+        return;
+    }
+  }
+}
+
+function refusalOf(d: Decision): Refusal {
+  return {
+    code: 'ERR_AGENT_QUARANTINED',
+    reason: `${d.scope.type} quarantined: ${d.reason}`.slice(0, 300),
+    decisionId: d.id,
+    revision: d.revision,
+  };
+}
+
+function matches(
+  c: CompiledDecision,
+  peer: PeerFacts,
+  ipText: string | undefined,
+  ip: ReturnType<typeof tryParseIp>,
+): boolean {
+  const v = c.d.scope.value;
+  switch (c.d.scope.type) {
+    case 'identity':
+    case 'node':
+      return v.includes('*') ? matchIdentity(v, peer.identity) : v === peer.identity;
+    case 'serial':
+      return canonicalSerial(v) === peer.serial;
+    case 'spki':
+      return v.toLowerCase() === peer.spki;
+    case 'ip':
+      return c.ipText !== undefined && c.ipText === ipText;
+    case 'cidr':
+      return ip !== null && c.cidr !== undefined && cidrContains(c.cidr, ip);
+  }
+}

@@ -1,0 +1,394 @@
+// An inbound mTLS listener: TLS 1.3 only, a client certificate chained to the bundle required,
+// the peer's one URI SAN checked by the pure authorization function and the enforcement index,
+// then relayed to the local target, optionally behind a PROXY v2 header naming the peer.
+import * as net from 'node:net';
+import type { Socket } from 'node:net';
+import * as tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import type { ErrorCode } from '../common/errors.js';
+import { EdgewardError } from '../common/errors.js';
+import { authorize } from '../policies/authz.js';
+import type { InboundConfig, ListenAddress } from './config.js';
+import { addressFields, baseEvent, type AgentContext } from './context.js';
+import type { LiveConn, Refusal } from './enforcement.js';
+import { buildProxyV2 } from './proxy-protocol.js';
+import { relay } from './relay.js';
+import type { IdentityMaterial } from './rotation.js';
+import { certFacts, type CertFacts } from './tls-identity.js';
+
+const RATE_EVENT_EVERY = 10_000;
+
+/** Maps Node's chain verification result onto our reasons. */
+export function chainRefusal(authorizationError: unknown): { code: ErrorCode; reason: string } {
+  const e =
+    typeof authorizationError === 'string'
+      ? authorizationError
+      : authorizationError instanceof Error
+        ? authorizationError.message
+        : '';
+  if (e === 'CERT_HAS_EXPIRED' || e === 'CERT_NOT_YET_VALID')
+    return { code: 'ERR_AGENT_CERT_EXPIRED', reason: e };
+  return { code: 'ERR_AGENT_UNTRUSTED_CHAIN', reason: e || 'unverified' };
+}
+
+export function connectOptions(a: ListenAddress): net.NetConnectOpts {
+  return a.kind === 'unix' ? { path: a.path } : { host: a.host, port: a.port };
+}
+
+/** True when nothing answers on that unix socket path (a leftover of a crashed process). */
+function staleUnixSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+export async function listenOn(server: net.Server, a: ListenAddress): Promise<void> {
+  try {
+    await listenOnce(server, a);
+  } catch (err) {
+    if (
+      a.kind !== 'unix' ||
+      (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' ||
+      !(await staleUnixSocket(a.path))
+    )
+      throw err;
+    const { lstat, unlink } = await import('node:fs/promises');
+    if (!(await lstat(a.path)).isSocket()) throw err; // never delete something that is not a socket
+    await unlink(a.path);
+    await listenOnce(server, a);
+  }
+}
+
+function listenOnce(server: net.Server, a: ListenAddress): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (a.kind === 'unix') server.listen({ path: a.path }, done);
+    else server.listen({ host: a.host, port: a.port }, done);
+  });
+}
+
+export class InboundListener {
+  private server: tls.Server | null = null;
+  private readonly live = new Set<LiveConn>();
+  private readonly rateEvents = new Map<string, number>();
+
+  constructor(
+    private cfg: InboundConfig,
+    private readonly ctx: AgentContext,
+  ) {}
+
+  get name(): string {
+    return this.cfg.name;
+  }
+
+  get config(): InboundConfig {
+    return this.cfg;
+  }
+
+  /** The bound port (tests listen on port 0). */
+  get port(): number {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : 0;
+  }
+
+  async start(): Promise<void> {
+    const m = this.ctx.identity();
+    const server = tls.createServer({
+      ...m.contextOptions,
+      requestCert: true,
+      // Verification happens in onSecure so each refusal gets its precise reason in the events.
+      rejectUnauthorized: false,
+      handshakeTimeout: this.ctx.limits.handshakeTimeout,
+    });
+    server.on('connection', (s: Socket) => this.onTcp(s));
+    server.on('secureConnection', (s: TLSSocket) => this.onSecure(s));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => this.onHandshakeError(err, s));
+    server.on('error', (err) =>
+      this.ctx.log.error({ err, listener: this.cfg.name }, 'inbound listener error'),
+    );
+    await listenOn(server, this.cfg.listen);
+    this.server = server;
+  }
+
+  /** New policy, target or proxy setting; live connections the new policy refuses are cut. */
+  update(cfg: InboundConfig): void {
+    this.cfg = cfg;
+    for (const c of [...this.live]) {
+      const v = authorize(cfg.policy, c.identity);
+      if (!v.allowed) {
+        this.ctx.enforcer.remove(c);
+        c.kill({ code: 'ERR_POLICY_AUTHZ_DENIED', reason: `policy reload: ${v.reason}` });
+      }
+    }
+  }
+
+  setIdentity(m: IdentityMaterial): void {
+    // Atomic for new handshakes; established connections keep the context they were made with.
+    this.server?.setSecureContext({ ...m.contextOptions });
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    for (const c of [...this.live]) {
+      this.ctx.enforcer.remove(c);
+      c.kill({ code: 'ERR_AGENT_UPSTREAM', reason: 'listener closed' });
+    }
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+
+  private onTcp(s: Socket): void {
+    const ip = s.remoteAddress ?? '';
+    if (this.ctx.open >= this.ctx.limits.maxConnections) {
+      this.refuseEarly(s, 'ERR_AGENT_MAX_CONNECTIONS', 'connection limit reached');
+      return;
+    }
+    if (!this.ctx.limiter.take(ip)) {
+      const last = this.rateEvents.get(ip) ?? 0;
+      const now = this.ctx.clock.now();
+      // One event per source per window: a handshake flood must not flood the SIEM as well.
+      if (now - last >= RATE_EVENT_EVERY) {
+        if (this.rateEvents.size > 10_000) this.rateEvents.clear();
+        this.rateEvents.set(ip, now);
+        this.refuseEarly(s, 'ERR_AGENT_HANDSHAKE_RATE', 'handshake rate per source exceeded');
+      } else {
+        this.ctx.metrics.handshakeFailures({ reason: 'ERR_AGENT_HANDSHAKE_RATE', listener: this.cfg.name });
+        s.destroy();
+      }
+      return;
+    }
+    this.ctx.open += 1;
+    s.once('close', () => {
+      this.ctx.open -= 1;
+    });
+  }
+
+  private refuseEarly(s: Socket, code: ErrorCode, reason: string): void {
+    this.ctx.metrics.handshakeFailures({ reason: code, listener: this.cfg.name });
+    this.ctx.events.emit(
+      baseEvent(this.ctx, 'handshake.failure', {
+        ...addressFields(s),
+        'event.outcome': 'failure',
+        'error.code': code,
+        'event.reason': reason,
+        'network.direction': 'inbound',
+        'network.transport': 'tcp',
+      }),
+    );
+    s.destroy();
+  }
+
+  private onHandshakeError(err: NodeJS.ErrnoException, s: TLSSocket): void {
+    const code: ErrorCode =
+      err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'ERR_AGENT_HANDSHAKE_TIMEOUT' : 'ERR_AGENT_HANDSHAKE';
+    this.ctx.metrics.handshakeFailures({ reason: code, listener: this.cfg.name });
+    this.ctx.events.emit(
+      baseEvent(this.ctx, 'handshake.failure', {
+        ...addressFields(s),
+        'event.outcome': 'failure',
+        'error.code': code,
+        'event.reason': (err.code ?? err.message).slice(0, 200),
+        'network.direction': 'inbound',
+        'network.transport': 'tcp',
+      }),
+    );
+    s.destroy();
+  }
+
+  private refuse(
+    s: TLSSocket,
+    action: 'handshake.failure' | 'connection.denied',
+    r: Refusal,
+    facts?: Partial<CertFacts>,
+  ): void {
+    if (action === 'handshake.failure')
+      this.ctx.metrics.handshakeFailures({ reason: r.code, listener: this.cfg.name });
+    else this.ctx.metrics.denials({ reason: r.code, listener: this.cfg.name });
+    this.ctx.events.emit(
+      baseEvent(this.ctx, action, {
+        ...addressFields(s),
+        'event.outcome': 'failure',
+        'error.code': r.code,
+        'event.reason': r.reason.slice(0, 256),
+        'source.identity': facts?.identity,
+        'destination.identity': this.ctx.selfId,
+        'tls.client.x509.serial_number': facts?.serial,
+        'tls.client.x509.spki_sha256': facts?.spki,
+        'decision.id': r.decisionId,
+        'decision.revision': r.revision,
+        'network.direction': 'inbound',
+        'network.transport': 'tcp',
+      }),
+    );
+    s.destroy();
+  }
+
+  private onSecure(s: TLSSocket): void {
+    const cert = s.getPeerCertificate();
+    if (!cert || Object.keys(cert).length === 0) {
+      this.refuse(s, 'handshake.failure', {
+        code: 'ERR_AGENT_NO_CLIENT_CERT',
+        reason: 'no client certificate',
+      });
+      return;
+    }
+    if (!s.authorized) {
+      this.refuse(s, 'handshake.failure', chainRefusal(s.authorizationError), {
+        serial: cert.serialNumber?.toLowerCase(),
+      });
+      return;
+    }
+    let facts: CertFacts;
+    try {
+      facts = certFacts(cert, this.ctx.trustDomain);
+    } catch (err) {
+      const r =
+        err instanceof EdgewardError
+          ? { code: err.code, reason: err.message }
+          : { code: 'ERR_AGENT_CERT_IDENTITY' as const, reason: 'bad identity' };
+      this.refuse(s, 'handshake.failure', r);
+      return;
+    }
+    const peer = { ...facts, ip: s.remoteAddress ?? '' };
+    const refusal = this.ctx.enforcer.check(peer, 'inbound');
+    if (refusal) {
+      this.refuse(
+        s,
+        refusal.code === 'ERR_AGENT_CERT_EXPIRED' ? 'handshake.failure' : 'connection.denied',
+        refusal,
+        facts,
+      );
+      return;
+    }
+    const verdict = authorize(this.cfg.policy, facts.identity);
+    if (!verdict.allowed) {
+      this.refuse(
+        s,
+        'connection.denied',
+        {
+          code: 'ERR_POLICY_AUTHZ_DENIED',
+          reason: `authorization: ${verdict.reason}${verdict.rule ? ` (${verdict.rule})` : ''}`,
+        },
+        facts,
+      );
+      return;
+    }
+    this.forward(s, peer, verdict.rule);
+  }
+
+  private forward(s: TLSSocket, peer: CertFacts & { ip: string }, rule: string): void {
+    const cfg = this.cfg;
+    const up = net.connect(connectOptions(cfg.forward));
+    if (cfg.proxyProtocol) {
+      try {
+        up.write(
+          buildProxyV2(
+            {
+              srcIp: s.remoteAddress ?? '',
+              srcPort: s.remotePort ?? 0,
+              dstIp: s.localAddress ?? '',
+              dstPort: s.localPort ?? 0,
+            },
+            peer.identity,
+          ),
+        );
+      } catch (err) {
+        this.ctx.log.error({ err }, 'cannot build PROXY v2 header');
+        up.destroy();
+        s.destroy();
+        return;
+      }
+    }
+    let upOk = false;
+    up.once('connect', () => {
+      upOk = true;
+    });
+    up.once('error', (err) => {
+      if (upOk) return;
+      this.ctx.events.emit(
+        baseEvent(this.ctx, 'connection.closed', {
+          ...addressFields(s),
+          'event.outcome': 'failure',
+          'error.code': 'ERR_AGENT_UPSTREAM',
+          'event.reason': `local target ${cfg.forward.text}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+          'source.identity': peer.identity,
+          'network.direction': 'inbound',
+        }),
+      );
+    });
+    const ctx = this.ctx;
+    let killReason: Refusal | null = null;
+    const now = ctx.clock.now();
+    const deadlineByCert = peer.notAfter - now;
+    const conn: LiveConn = {
+      ...peer,
+      direction: 'inbound',
+      listener: cfg.name,
+      kill: (r) => {
+        killReason = r;
+        ctx.metrics.kills({ reason: r.code });
+        destroy();
+      },
+    };
+    const destroy = relay(s, up, {
+      idleTimeout: ctx.limits.idleTimeout,
+      deadline: Math.min(ctx.limits.maxLifetime, deadlineByCert),
+      onIdle: () => {
+        killReason = { code: 'ERR_AGENT_UPSTREAM', reason: 'idle timeout' };
+      },
+      onDeadline: () => {
+        if (deadlineByCert <= ctx.limits.maxLifetime) {
+          killReason = { code: 'ERR_AGENT_CERT_EXPIRED', reason: 'peer certificate expired' };
+          ctx.metrics.kills({ reason: 'ERR_AGENT_CERT_EXPIRED' });
+        } else killReason = { code: 'ERR_AGENT_UPSTREAM', reason: 'maximum connection lifetime' };
+      },
+      onClose: (rx, tx) => {
+        this.live.delete(conn);
+        ctx.enforcer.remove(conn);
+        ctx.metrics.bytes({ listener: cfg.name, direction: 'inbound', flow: 'rx' }, rx);
+        ctx.metrics.bytes({ listener: cfg.name, direction: 'inbound', flow: 'tx' }, tx);
+        const r: Refusal | null = killReason;
+        ctx.events.emit(
+          baseEvent(ctx, 'connection.closed', {
+            ...addressFields(s),
+            'event.outcome': r && r.code !== 'ERR_AGENT_UPSTREAM' ? 'failure' : 'success',
+            'error.code': r?.code,
+            'event.reason': r?.reason.slice(0, 256),
+            'decision.id': r?.decisionId,
+            'decision.revision': r?.revision,
+            'source.identity': peer.identity,
+            'destination.identity': ctx.selfId,
+            'tls.client.x509.serial_number': peer.serial,
+            'network.direction': 'inbound',
+          }),
+        );
+      },
+    });
+    this.live.add(conn);
+    ctx.enforcer.add(conn);
+    ctx.metrics.accepted({ listener: cfg.name, direction: 'inbound' });
+    ctx.events.emit(
+      baseEvent(ctx, 'connection.accepted', {
+        ...addressFields(s),
+        'event.outcome': 'success',
+        'source.identity': peer.identity,
+        'destination.identity': ctx.selfId,
+        'tls.client.x509.serial_number': peer.serial,
+        'tls.client.x509.spki_sha256': peer.spki,
+        'tls.version': '1.3',
+        'rule.id': rule.slice(0, 128),
+        'network.direction': 'inbound',
+        'network.transport': 'tcp',
+      }),
+    );
+  }
+}

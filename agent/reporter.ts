@@ -1,0 +1,196 @@
+// Batches security events to the SIEM (`POST /v1/events`, a JSON array, over mTLS). When the SIEM
+// is unreachable the batch goes to the durable spool; spooled events are replayed first, in order.
+import * as https from 'node:https';
+import type * as tls from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import type { Logger } from '../common/log.js';
+import { EdgewardError } from '../common/errors.js';
+import { validateEvent, type EdgeEvent } from '../common/events.js';
+import type { Spool } from './spool.js';
+import { verifyPeerIdentity } from './tls-identity.js';
+
+export interface EventSink {
+  emit(event: EdgeEvent): void;
+}
+
+/** Sends one batch; resolves when the SIEM accepted all of it, rejects otherwise. */
+export type BatchSender = (batch: readonly EdgeEvent[]) => Promise<void>;
+
+export interface ReporterOptions {
+  readonly spool: Spool;
+  readonly send: BatchSender;
+  readonly batchMax: number;
+  readonly flushInterval: number;
+  /** In-memory events awaiting a flush; beyond this they go straight to the spool. */
+  readonly memoryMax?: number;
+  readonly log: Logger;
+  /** Called for every event accepted (tests, metrics). */
+  readonly onEvent?: (e: EdgeEvent) => void;
+}
+
+export class Reporter implements EventSink {
+  private queue: string[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  private stopped = false;
+  /** Retry backoff while the SIEM is down (ms). */
+  private backoff = 0;
+  private nextTry = 0;
+  sent = 0;
+  invalid = 0;
+  siemUp = true;
+
+  constructor(private readonly o: ReporterOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.o.flushInterval);
+    this.timer.unref();
+    void this.flush();
+  }
+
+  emit(event: EdgeEvent): void {
+    let clean: EdgeEvent;
+    try {
+      clean = validateEvent(event);
+    } catch (err) {
+      this.invalid += 1;
+      this.o.log.warn(
+        { err, action: event['event.action'] },
+        'dropping an event that does not fit the schema',
+      );
+      return;
+    }
+    this.o.onEvent?.(clean);
+    const body = JSON.stringify(clean);
+    if (this.stopped) {
+      this.o.spool.append([body]);
+      return;
+    }
+    this.queue.push(body);
+    if (this.queue.length >= (this.o.memoryMax ?? 10_000)) this.spoolQueue();
+    else if (this.queue.length >= this.o.batchMax) void this.flush();
+  }
+
+  /** Sends what is spooled, then what is queued; on failure everything queued lands in the spool. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = this.doFlush().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  /** Stops the timer and spools whatever is still in memory (nothing is lost on a clean stop). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.flushing;
+    this.spoolQueue();
+  }
+
+  private spoolQueue(): void {
+    if (this.queue.length === 0) return;
+    const q = this.queue;
+    this.queue = [];
+    const n = this.o.spool.append(q);
+    if (n < q.length) this.o.log.error({ dropped: q.length - n }, 'event spool full: events dropped');
+  }
+
+  private async doFlush(): Promise<void> {
+    if (Date.now() < this.nextTry) {
+      // Still backing off: what came in meanwhile goes to disk, behind what is already there.
+      this.spoolQueue();
+      return;
+    }
+    try {
+      while (this.o.spool.size > 0) {
+        const rows = this.o.spool.peek(this.o.batchMax);
+        const last = rows[rows.length - 1];
+        if (!last) break;
+        await this.o.send(rows.map((r) => JSON.parse(r.body) as EdgeEvent));
+        this.o.spool.ack(last.seq);
+        this.sent += rows.length;
+      }
+      while (this.queue.length > 0) {
+        const batch = this.queue.slice(0, this.o.batchMax);
+        await this.o.send(batch.map((b) => JSON.parse(b) as EdgeEvent));
+        this.queue.splice(0, batch.length);
+        this.sent += batch.length;
+      }
+      if (!this.siemUp) this.o.log.info('SIEM reachable again; spool drained');
+      this.siemUp = true;
+      this.backoff = 0;
+    } catch (err) {
+      if (this.siemUp) this.o.log.warn({ err }, 'SIEM unreachable; spooling events');
+      this.siemUp = false;
+      this.backoff = Math.min(30_000, Math.max(500, this.backoff * 2));
+      this.nextTry = Date.now() + this.backoff;
+      this.spoolQueue();
+    }
+  }
+}
+
+export interface HttpsSenderOptions {
+  readonly url: string;
+  /** The SIEM's SPIFFE ID, checked against its certificate's one URI SAN. */
+  readonly expect: string;
+  readonly context: () => SecureContext;
+  readonly timeout?: number;
+}
+
+// One keep-alive pool per TLS context: SIEM and CA calls reuse connections instead of paying a
+// handshake per batch or acknowledgement; a rotated context gets a fresh pool, the old one idles out.
+const pools = new WeakMap<SecureContext, https.Agent>();
+
+export function poolFor(context: SecureContext): https.Agent {
+  let a = pools.get(context);
+  if (!a) {
+    a = new https.Agent({ keepAlive: true, maxSockets: 4, maxFreeSockets: 2, timeout: 30_000 });
+    pools.set(context, a);
+  }
+  return a;
+}
+
+/** mTLS client options for the agent's HTTPS calls (SIEM, CA): its identity, TLS 1.3, the peer's SPIFFE ID pinned. */
+export function tlsOptions(context: SecureContext, expect: string | null): https.RequestOptions {
+  const o: tls.ConnectionOptions = {
+    secureContext: context,
+    minVersion: 'TLSv1.3',
+    checkServerIdentity: (_host, cert) => (expect === null ? undefined : verifyPeerIdentity(cert, expect)),
+  };
+  return o;
+}
+
+/** The production sender: one HTTPS POST per batch, mTLS with the agent's current identity. */
+export function httpsBatchSender(o: HttpsSenderOptions): BatchSender {
+  return (batch) =>
+    new Promise<void>((resolve, reject) => {
+      const body = Buffer.from(JSON.stringify(batch));
+      const ctx = o.context();
+      const req = https.request(
+        `${o.url}/v1/events`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+          ...tlsOptions(ctx, o.expect),
+          agent: poolFor(ctx),
+          timeout: o.timeout ?? 10_000,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            const s = res.statusCode ?? 0;
+            if (s >= 200 && s < 300) resolve();
+            else reject(new EdgewardError('ERR_AGENT_SIEM', `SIEM answered ${s}`));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new EdgewardError('ERR_AGENT_SIEM', 'SIEM timed out')));
+      req.on('error', (cause) =>
+        reject(
+          cause instanceof EdgewardError ? cause : new EdgewardError('ERR_AGENT_SIEM', undefined, { cause }),
+        ),
+      );
+      req.end(body);
+    });
+}

@@ -1,0 +1,68 @@
+// Default wiring of the agent's injected pieces: renewal and enrollment through the CA client
+// (agent/renew.ts, agent/enroll.ts with the config's `enroll` prover) and the decision verifier
+// from `decisions.key`. One place to change when those interfaces move.
+import { systemClock } from '../common/clock.js';
+import { EdgewardError } from '../common/errors.js';
+import { proverFor } from './cli.js';
+import type { AgentConfig } from './config.js';
+import { jwsDecisionVerifier, loadDecisionKey } from './decision-verifier.js';
+import type { DecisionVerifier } from './decisions-store.js';
+import { enroll } from './enroll.js';
+import { renew } from './renew.js';
+import type { IdentityRefresher } from './rotation.js';
+
+const USAGE = 'agent config: enroll: { attest: token|tpm|puf, token?, tcti?, puf? }';
+
+function attestOptions(cfg: AgentConfig): Partial<Record<'attest' | 'token' | 'tcti' | 'puf', string>> {
+  const e = cfg.enroll ?? {};
+  const out: Partial<Record<'attest' | 'token' | 'tcti' | 'puf', string>> = {};
+  for (const k of ['attest', 'token', 'tcti', 'puf'] as const) {
+    const v = e[k];
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+export function defaultRenew(cfg: AgentConfig): IdentityRefresher {
+  return async (dir) => {
+    const prover = cfg.enroll ? proverFor(attestOptions(cfg), USAGE) : undefined;
+    try {
+      await renew({ ca: cfg.ca.url, dir, ...(prover ? { prover } : {}) });
+    } finally {
+      await prover?.close?.();
+    }
+  };
+}
+
+export function defaultEnroll(cfg: AgentConfig): IdentityRefresher {
+  return async (dir) => {
+    if (!cfg.enroll)
+      throw new EdgewardError(
+        'ERR_AGENT_ROTATION',
+        'the identity needs enrollment but the config has no enroll section',
+      );
+    const prover = proverFor(attestOptions(cfg), USAGE);
+    try {
+      await enroll({
+        ca: cfg.ca.url,
+        fingerprint: cfg.ca.fingerprint,
+        id: cfg.identity.id,
+        prover,
+        out: dir,
+      });
+    } finally {
+      await prover.close?.();
+    }
+  };
+}
+
+export async function defaultVerifier(cfg: AgentConfig): Promise<DecisionVerifier | null> {
+  if (!cfg.decisions.key) return null;
+  const publicKey = await loadDecisionKey(cfg.decisions.key);
+  return jwsDecisionVerifier({
+    publicKey,
+    trustDomain: cfg.identity.trustDomain,
+    clock: systemClock,
+    ...(cfg.decisions.kid !== null ? { kid: cfg.decisions.kid } : {}),
+  });
+}

@@ -1,0 +1,134 @@
+// CA-side throughput of the `puf` method: begin (record lookup, nonce, challenge), finish (parse,
+// Ed25519 verify with node:crypto) and commit (single-use markers in the real SQLite store).
+// Device signatures are computed outside the timed sections: they are the device's work.
+// Run: npm run build && node dist/bench/puf-enroll.js [enrollments=20000] [devices=50]
+import { createHash, createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { BeginResult, CsrKey, MethodContext, Verdict } from '../ca/attestation-method.js';
+import { openCaStore } from '../ca/store-sqlite.js';
+import { systemClock } from '../common/clock.js';
+import { parseIdentity, type Identity } from '../common/identity.js';
+import { silentLogger } from '../common/log.js';
+import { reconstructKey } from '../attestation/puf/fuzzy-extractor.js';
+import { importPufRecord } from '../attestation/puf/import.js';
+import { createPufMethod } from '../attestation/puf/method.js';
+import { PROFILE_V1 } from '../attestation/puf/profile.js';
+import { signedMessage } from '../attestation/puf/protocol.js';
+import { provisionPuf } from '../attestation/puf/provision.js';
+import { parsePufRecord } from '../attestation/puf/record.js';
+import { createSimPuf } from '../attestation/puf/simulator.js';
+
+const total = Number(process.argv[2] ?? 20000);
+const nDevices = Number(process.argv[3] ?? 50);
+const dir = mkdtempSync(join(tmpdir(), 'edgeward-puf-bench-'));
+const store = openCaStore(join(dir, 'ca.sqlite'));
+const ctx: MethodContext = {
+  clock: systemClock,
+  log: silentLogger,
+  trustDomain: 'factory.example',
+  store,
+  renewal: false,
+};
+const method = createPufMethod({ rateLimit: { freeFailures: 1_000_000 } });
+
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+interface Dev {
+  id: Identity;
+  key: ReturnType<typeof createPrivateKey>;
+}
+const devices: Dev[] = [];
+for (let i = 0; i < nDevices; i++) {
+  const id = parseIdentity(`spiffe://factory.example/device/bench-${i}`);
+  const puf = createSimPuf({ seed: `bench-${i}`, ber: 0.1, crpBits: 8 });
+  const { json } = provisionPuf({ id: id.uri, puf, crps: 0 });
+  store.transaction((tx) => importPufRecord(tx, json));
+  // The device reconstructs its key once; signing per session then costs the bench nothing.
+  const rec = parsePufRecord(json);
+  const seed = reconstructKey(puf.readKey(), rec.helper, PROFILE_V1).seed;
+  devices.push({
+    id,
+    key: createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' }),
+  });
+}
+const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const spkiDer = publicKey.export({ format: 'der', type: 'spki' });
+const csr: CsrKey = { spkiDer, spkiSha256: createHash('sha256').update(spkiDer).digest() };
+
+interface Phase {
+  wall: number;
+  cpu: number;
+}
+function timed(fn: () => void): Phase {
+  const c = process.cpuUsage();
+  const t = performance.now();
+  fn();
+  const d = process.cpuUsage(c);
+  return { wall: performance.now() - t, cpu: (d.user + d.system) / 1000 };
+}
+
+async function timedAsync(fn: () => Promise<void>): Promise<Phase> {
+  const c = process.cpuUsage();
+  const t = performance.now();
+  await fn();
+  const d = process.cpuUsage(c);
+  return { wall: performance.now() - t, cpu: (d.user + d.system) / 1000 };
+}
+
+async function round(n: number): Promise<{ begin: Phase; finish: Phase; commit: Phase }> {
+  const begun: { dev: Dev; b: BeginResult }[] = [];
+  const begin = timed(() => {
+    for (let i = 0; i < n; i++) {
+      const dev = devices[i % devices.length]!;
+      begun.push({ dev, b: method.begin(ctx, dev.id, { mode: 'key' }) as BeginResult });
+    }
+  });
+  const responses = begun.map(({ dev, b }) => {
+    const ch = b.challenge as { nonce: string };
+    const hHash = Buffer.from((b.state as { helperHash: string }).helperHash, 'hex');
+    const msg = signedMessage(Buffer.from(ch.nonce, 'base64url'), csr.spkiSha256, hHash, dev.id.uri);
+    return {
+      mode: 'key',
+      publicKey: (b.state as { publicKey: string }).publicKey,
+      helperHash: hHash.toString('base64url'),
+      signature: sign(null, msg, dev.key).toString('base64url'),
+    };
+  });
+  const verdicts: Verdict[] = [];
+  // Verification runs on libuv's thread pool: keep a batch in flight, as concurrent requests would.
+  const finish = await timedAsync(async () => {
+    for (let i = 0; i < n; i += 64) {
+      const batch: Promise<Verdict>[] = [];
+      for (let j = i; j < Math.min(n, i + 64); j++) {
+        batch.push(
+          Promise.resolve(method.finish(ctx, begun[j]!.dev.id, begun[j]!.b.state, responses[j], csr)),
+        );
+      }
+      verdicts.push(...(await Promise.all(batch)));
+    }
+  });
+  const commit = timed(() => {
+    for (const v of verdicts) store.transaction((tx) => v.commit?.(tx));
+  });
+  return { begin, finish, commit };
+}
+
+await round(Math.min(2000, total)); // warm-up
+const r = await round(total);
+const line = (name: string, p: Phase, note = ''): string =>
+  `  ${name.padEnd(7)} wall ${((p.wall * 1000) / total).toFixed(1)} us (${Math.round((total * 1000) / p.wall)}/s), ` +
+  `CPU ${((p.cpu * 1000) / total).toFixed(1)} us each (all threads)${note}\n`;
+const cpu = r.begin.cpu + r.finish.cpu + r.commit.cpu;
+const wall = r.begin.wall + r.finish.wall + r.commit.wall;
+process.stdout.write(
+  `puf method, ${total} enrollments over ${nDevices} devices (node ${process.version})\n` +
+    line('begin', r.begin) +
+    line('finish', r.finish) +
+    line('commit', r.commit, '; one SQLite transaction per enrollment') +
+    `  total   wall ${((wall * 1000) / total).toFixed(1)} us = ${Math.round((total * 1000) / wall)} enrollments/s; ` +
+    `CPU ${((cpu * 1000) / total).toFixed(1)} us = ${Math.round((total * 1000) / cpu)}/s per core\n`,
+);
+store.close();
+rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,557 @@
+// Benchmark of the SIEM service on loopback: HTTP ingest throughput with the default rule pack,
+// and detection-to-enforcement time (events posted -> signed delta received and verified by N
+// SSE subscribers) at N = 1, 100, 1,000; optionally CrowdSec's equivalent scenario on the same
+// events. Run: npm run build && node dist/bench/siem-distribution.js [--quick] [--no-crowdsec]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTokenProver, newJoinToken } from '../ca/methods/token.js';
+import { initCa } from '../ca/init.js';
+import { startCaServer } from '../ca/server.js';
+import { enroll } from '../agent/enroll.js';
+import { SseParser, tokenOf } from '../agent/decisions-client.js';
+import { systemClock } from '../common/clock.js';
+import { verifyDecisions } from '../common/decision-jws.js';
+import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
+import { serviceId } from '../common/identity.js';
+import { silentLogger } from '../common/log.js';
+import { runSiemCommand, defaultPolicyDir } from '../siem/cli.js';
+import { verifySiemChain, type SiemDecisionKey } from '../siem/service/decision-key.js';
+import { fmt, percentile } from './lib.js';
+import { syntheticEvents } from './siem-correlate.js';
+
+const TD = 'bench.example';
+
+// ---- the SIEM child process (this same file, so the bench needs no CLI wiring) ----
+if (process.argv[2] === 'siem-child') {
+  process.exitCode = await runSiemCommand(process.argv.slice(3), (s) => process.stdout.write(s + '\n'));
+}
+
+interface Creds {
+  readonly key: string;
+  readonly cert: string;
+  readonly ca: string;
+}
+
+const credsOf = (id: LoadedIdentity): Creds => ({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem });
+const noHostCheck = { checkServerIdentity: () => undefined };
+
+function post(url: string, agent: Agent, body: Buffer, type = 'application/json'): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(
+      url,
+      { method: 'POST', agent, headers: { 'content-type': type, 'content-length': String(body.length) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+function startSiem(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), 'siem-child', 'serve', ...args], {
+    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  process.on('exit', () => proc.kill('SIGKILL'));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on (https:\/\/\S+)/.exec(out);
+      if (m?.[1]) resolve({ proc, url: m[1] });
+    });
+    proc.on('exit', (code) => reject(new Error(`SIEM exited with ${code}: ${out}`)));
+    setTimeout(() => reject(new Error(`SIEM not ready: ${out}`)), 60_000).unref();
+  });
+}
+
+/** One SSE subscriber: verifies every snapshot/delta like an agent, and reports decisions seen. */
+class Subscriber {
+  applied: number | null = null;
+  readonly seen = new Map<string, { received: number; verified: number }>();
+  ready = false;
+  private req: ReturnType<typeof request> | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly creds: Creds,
+    private readonly key: SiemDecisionKey,
+  ) {}
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${this.url}/v1/decisions/stream`, {
+        ...this.creds,
+        ...noHostCheck,
+        minVersion: 'TLSv1.3',
+        agent: false,
+        headers: { accept: 'text/event-stream' },
+      });
+      this.req = req;
+      req.on('error', reject);
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        let chain = Promise.resolve();
+        const parser = new SseParser((e) => {
+          const received = performance.now();
+          if (e.event === 'ready') {
+            chain = chain.then(() => {
+              this.ready = true;
+              resolve();
+            });
+            return;
+          }
+          if (e.event !== 'snapshot' && e.event !== 'delta') return;
+          chain = chain.then(async () => {
+            const doc = await verifyDecisions(tokenOf(e.data), {
+              publicKey: this.key.publicKey,
+              kid: this.key.kid,
+              trustDomain: TD,
+              lastApplied: this.applied,
+              now: Date.now(),
+            });
+            const verified = performance.now();
+            const ds = doc.kind === 'snapshot' ? doc.set.decisions : doc.delta.upserts;
+            this.applied = doc.kind === 'snapshot' ? doc.set.revision : doc.delta.revision;
+            for (const d of ds)
+              if (!this.seen.has(d.scope.value)) this.seen.set(d.scope.value, { received, verified });
+          });
+        });
+        res.on('data', (c: string) => parser.push(c));
+      });
+      req.end();
+    });
+  }
+
+  stop(): void {
+    this.req?.destroy();
+  }
+}
+
+async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return true;
+}
+
+export interface DistributionRow {
+  subscribers: number;
+  rounds: number;
+  p50ms: number;
+  p99ms: number;
+  maxms: number;
+  /** Latency to the frame arriving at the subscriber, before its signature check. */
+  receivedP99ms: number;
+  missed: number;
+}
+
+async function distribution(
+  siemUrl: string,
+  node: Creds,
+  subsCreds: Creds[],
+  key: SiemDecisionKey,
+  n: number,
+  rounds: number,
+  ipBase: number,
+): Promise<DistributionRow> {
+  const subs: Subscriber[] = [];
+  // Connect in waves so that the handshakes do not all land at once.
+  for (let i = 0; i < n; i += 50) {
+    const wave = Array.from({ length: Math.min(50, n - i) }, (_, j) => {
+      const s = new Subscriber(siemUrl, subsCreds[(i + j) % subsCreds.length] as Creds, key);
+      subs.push(s);
+      return s.start();
+    });
+    await Promise.all(wave);
+  }
+  const agent = new Agent({ ...node, ...noHostCheck, keepAlive: true, maxSockets: 1 });
+  const lat: number[] = [];
+  const recv: number[] = [];
+  let missed = 0;
+  for (let r = 0; r < rounds; r++) {
+    const ip = `10.${200 + Math.floor((ipBase + r) / 250)}.${(ipBase + r) % 250}.9`;
+    const now = Date.now();
+    const body = Buffer.from(
+      JSON.stringify(
+        Array.from({ length: 20 }, (_, i) => ({
+          '@timestamp': now - 20 + i,
+          'event.action': 'handshake.failure',
+          'source.ip': ip,
+        })),
+      ),
+    );
+    const t0 = performance.now();
+    const status = await post(`${siemUrl}/v1/events`, agent, body);
+    if (status !== 200) throw new Error(`ingest answered ${status}`);
+    await waitUntil(() => subs.every((s) => s.seen.has(ip)), 10_000);
+    for (const s of subs) {
+      const t = s.seen.get(ip);
+      if (t === undefined) missed++;
+      else {
+        lat.push(t.verified - t0);
+        recv.push(t.received - t0);
+      }
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  agent.destroy();
+  for (const s of subs) s.stop();
+  lat.sort((a, b) => a - b);
+  recv.sort((a, b) => a - b);
+  return {
+    subscribers: n,
+    rounds,
+    p50ms: percentile(lat, 50),
+    p99ms: percentile(lat, 99),
+    maxms: lat[lat.length - 1] ?? NaN,
+    receivedP99ms: percentile(recv, 99),
+    missed,
+  };
+}
+
+/** Events shifted to end just before now, so the correlator treats them as live. */
+function liveEvents(n: number): Record<string, unknown>[] {
+  const ev = syntheticEvents(n);
+  const first = ev[0]?.['@timestamp'] as number;
+  const shift = Date.now() - 120_000 - first;
+  return ev.map((e) => ({ ...e, '@timestamp': (e['@timestamp'] as number) + shift }));
+}
+
+async function ingest(
+  siemUrl: string,
+  node: Creds,
+  events: Record<string, unknown>[],
+  batch: number,
+  concurrency: number,
+): Promise<{ events: number; seconds: number; perSecond: number; refused: number }> {
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < events.length; i += batch)
+    bodies.push(Buffer.from(JSON.stringify(events.slice(i, i + batch))));
+  const agent = new Agent({ ...node, ...noHostCheck, keepAlive: true, maxSockets: concurrency });
+  let next = 0;
+  let done = 0;
+  let refused = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (;;) {
+        const i = next++;
+        const b = bodies[i];
+        if (b === undefined) return;
+        let s = await post(`${siemUrl}/v1/events`, agent, b);
+        while (s === 429) {
+          refused++;
+          await new Promise((r) => setTimeout(r, 20));
+          s = await post(`${siemUrl}/v1/events`, agent, b);
+        }
+        if (s !== 200) throw new Error(`ingest answered ${s}`);
+        done += Math.min(batch, events.length - i * batch);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  agent.destroy();
+  return { events: done, seconds, perSecond: done / seconds, refused };
+}
+
+// ---- CrowdSec (Debian 1.4.6), replaying the same events through an equivalent scenario ----
+
+export interface CrowdsecResult {
+  readonly ran: boolean;
+  readonly why?: string;
+  readonly events?: number;
+  readonly seconds?: number;
+  readonly perSecond?: number;
+  readonly overflows?: number;
+}
+
+export function crowdsec(events: Record<string, unknown>[], work: string, port = 18_097): CrowdsecResult {
+  if (spawnSync('crowdsec', ['-version'], { encoding: 'utf8' }).error)
+    return { ran: false, why: 'crowdsec is not installed (apt-get install crowdsec)' };
+  const dir = join(work, 'crowdsec');
+  mkdirSync(join(dir, 'parsers', 's00-raw'), { recursive: true });
+  mkdirSync(join(dir, 'scenarios'), { recursive: true });
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  // One line per event, the fields the scenario needs, in a fixed order grok can read.
+  const lines = events.map(
+    (e) =>
+      `${new Date(e['@timestamp'] as number).toISOString()} ${String(e['event.action'])} ${typeof e['source.ip'] === 'string' ? e['source.ip'] : '-'}`,
+  );
+  writeFileSync(join(dir, 'events.log'), lines.join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'parsers', 's00-raw', 'edgeward.yaml'),
+    `name: edgeward/events
+description: edgeward events as "ISO-TIME ACTION SOURCE-IP" lines
+filter: "evt.Line.Labels.type == 'edgeward'"
+onsuccess: next_stage
+grok:
+  pattern: '^%{TIMESTAMP_ISO8601:ts} %{NOTSPACE:action} %{NOTSPACE:src}$'
+  apply_on: Line.Raw
+statics:
+  - meta: log_type
+    value: edgeward
+  - meta: source_ip
+    expression: evt.Parsed.src
+  - meta: action
+    expression: evt.Parsed.action
+  - target: evt.StrTime
+    expression: evt.Parsed.ts
+  - target: evt.MarshaledTime
+    expression: evt.Parsed.ts
+`,
+  );
+  // The same threshold as ew-handshake-failures-burst: 20 failures from one address per minute.
+  writeFileSync(
+    join(dir, 'scenarios', 'handshake-burst.yaml'),
+    `type: leaky
+name: edgeward/handshake-failures-burst
+description: twenty failed TLS handshakes from one address within a minute
+filter: "evt.Meta.log_type == 'edgeward' && evt.Meta.action == 'handshake.failure'"
+groupby: evt.Meta.source_ip
+capacity: 19
+leakspeed: 3s
+blackhole: 5m
+labels:
+  type: scan
+`,
+  );
+  const patterns = '/etc/crowdsec/patterns';
+  if (!existsSync(patterns)) return { ran: false, why: `${patterns} missing (crowdsec package incomplete)` };
+  // 1.4.6 reads grok patterns from CONFIG_DIR/patterns.
+  symlinkSync(patterns, join(dir, 'patterns'));
+  writeFileSync(
+    join(dir, 'config.yaml'),
+    `common:
+  daemonize: false
+  log_media: stdout
+  log_level: info
+config_paths:
+  config_dir: ${dir}/
+  data_dir: ${dir}/data/
+  simulation_path: ${dir}/simulation.yaml
+  hub_dir: ${dir}/hub/
+  index_path: ${dir}/hub/.index.json
+crowdsec_service:
+  acquisition_path: ${dir}/acquis.yaml
+  parser_routines: 2
+  buckets_routines: 2
+  output_routines: 1
+db_config:
+  type: sqlite
+  db_path: ${dir}/data/crowdsec.db
+api:
+  client:
+    credentials_path: ${dir}/local_api_credentials.yaml
+  server:
+    listen_uri: 127.0.0.1:${port}
+    profiles_path: ${dir}/profiles.yaml
+prometheus:
+  enabled: false
+`,
+  );
+  // A local API in this process (alerts land in its SQLite), and a machine account for the agent.
+  writeFileSync(
+    join(dir, 'profiles.yaml'),
+    `name: default_ip_remediation
+filters:
+  - Alert.Remediation == true && Alert.GetScope() == "Ip"
+decisions:
+  - type: ban
+    duration: 4h
+on_success: break
+`,
+  );
+  const add = spawnSync(
+    'cscli',
+    [
+      '-c',
+      join(dir, 'config.yaml'),
+      'machines',
+      'add',
+      'bench',
+      '--auto',
+      '-f',
+      join(dir, 'local_api_credentials.yaml'),
+      '--force',
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  if (add.status !== 0)
+    return { ran: false, why: `cscli machines add failed: ${add.stdout}${add.stderr}`.slice(0, 600) };
+  writeFileSync(join(dir, 'simulation.yaml'), 'simulation: false\n');
+  writeFileSync(join(dir, 'acquis.yaml'), '');
+  mkdirSync(join(dir, 'hub'), { recursive: true });
+  writeFileSync(
+    join(dir, 'hub', '.index.json'),
+    JSON.stringify({ parsers: {}, scenarios: {}, postoverflows: {}, collections: {} }),
+  );
+  const t0 = performance.now();
+  const r = spawnSync(
+    'crowdsec',
+    ['-c', join(dir, 'config.yaml'), '-dsn', `file://${join(dir, 'events.log')}`, '-type', 'edgeward'],
+    { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const out = `${r.stdout}${r.stderr}`;
+  if (r.error || r.status !== 0)
+    return {
+      ran: false,
+      why: `crowdsec failed (${r.error?.message ?? `exit ${r.status}`}): ${out.slice(-600)}`,
+    };
+  const overflows = (out.match(/performed 'edgeward\/handshake-failures-burst'/g) ?? []).length;
+  return { ran: true, events: events.length, seconds, perSecond: events.length / seconds, overflows };
+}
+
+/** user+system CPU seconds of a process (Linux /proc; clock ticks are 100 Hz there). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+function get(url: string, c: Creds): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request(url, { ...c, ...noHostCheck }, (res) => {
+      let s = '';
+      res.on('data', (x: Buffer) => (s += x.toString()));
+      res.on('end', () => resolve(s));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+export async function runDistributionBench(o: { quick: boolean; crowdsec: boolean }) {
+  const work = mkdtempSync(join(tmpdir(), 'edgeward-bench-siem-'));
+  try {
+    const caDir = join(work, 'ca');
+    const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
+    const ca = await startCaServer({
+      dataDir: caDir,
+      host: '127.0.0.1',
+      port: 0,
+      log: silentLogger,
+      rateLimits: { perIp: { rate: 100_000, burst: 100_000 }, perIdentity: { rate: 1000, burst: 1000 } },
+    });
+    const token = (id: string): string => {
+      const { token: t, hash } = newJoinToken();
+      const now = Date.now();
+      ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+      return t;
+    };
+    // Playbooks as shipped, but without the blast-radius cap (every round makes a new decision).
+    const pb = join(work, 'playbooks');
+    mkdirSync(pb);
+    for (const f of readdirSync(defaultPolicyDir('playbooks'))) {
+      const text = readFileSync(join(defaultPolicyDir('playbooks'), f), 'utf8');
+      writeFileSync(join(pb, f), text.replace(/max-per-minute: \d+/, 'max-per-minute: 100000'));
+    }
+    const siem = await startSiem([
+      '--data',
+      join(work, 'siem'),
+      '--listen',
+      '127.0.0.1:0',
+      '--ca',
+      ca.url,
+      '--fingerprint',
+      init.fingerprint,
+      '--token',
+      token(serviceId(TD, 'siem')),
+      '--playbooks',
+      pb,
+    ]);
+    const enrolled: Creds[] = [];
+    for (let i = 0; i < 8; i++) {
+      const id = `spiffe://${TD}/node/n${i}`;
+      const out = join(work, `n${i}`);
+      await enroll({
+        ca: ca.url,
+        fingerprint: init.fingerprint,
+        id,
+        prover: createTokenProver(token(id)),
+        out,
+      });
+      enrolled.push(credsOf(loadIdentity(out)));
+    }
+    const node = enrolled[0] as Creds;
+    const keyPem = await get(`${siem.url}/v1/decisions/key`, node);
+    const key = verifySiemChain(keyPem, node.ca, TD, Date.now());
+
+    const nEvents = o.quick ? 100_000 : 500_000;
+    const events = liveEvents(nEvents);
+    const cpu0 = cpuSeconds(siem.proc.pid);
+    const ingested = await ingest(siem.url, node, events, 1000, 8);
+    const siemCpu = cpuSeconds(siem.proc.pid) - cpu0;
+    const metrics = await get(`${siem.url}/metrics`, node);
+    const burstAlerts = Number(
+      /edgeward_siem_alerts_total\{rule="ew-handshake-failures-burst"\} (\d+)/.exec(metrics)?.[1] ?? 0,
+    );
+    const ingestResult = {
+      ...ingested,
+      siemCpuSeconds: siemCpu,
+      perSiemCpuSecond: ingested.events / siemCpu,
+      burstAlerts,
+    };
+
+    const sizes = o.quick ? [1, 100, 1000] : [1, 100, 1000];
+    const rows: DistributionRow[] = [];
+    let ipBase = 0;
+    for (const n of sizes) {
+      const rounds = n === 1000 ? (o.quick ? 5 : 10) : o.quick ? 10 : 20;
+      rows.push(await distribution(siem.url, node, enrolled.slice(1), key, n, rounds, ipBase));
+      ipBase += rounds;
+    }
+    siem.proc.kill('SIGTERM');
+    await ca.close();
+    const cs = o.crowdsec ? crowdsec(events, work) : { ran: false, why: 'skipped (--no-crowdsec)' };
+    return { ingest: ingestResult, distribution: rows, crowdsec: cs, cpus: 2 };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (
+  process.argv[2] !== 'siem-child' &&
+  process.argv[1] !== undefined &&
+  fileURLToPath(import.meta.url) === process.argv[1]
+) {
+  const quick = process.argv.includes('--quick');
+  const r = await runDistributionBench({ quick, crowdsec: !process.argv.includes('--no-crowdsec') });
+  console.log(
+    `ingest over HTTPS (default rule pack, FULL sync): ${fmt(r.ingest.perSecond, 0)} events/s wall, ${fmt(r.ingest.perSiemCpuSecond, 0)} events per SIEM CPU-second (${r.ingest.events} events in ${fmt(r.ingest.seconds, 2)} s, ${r.ingest.refused} 429s, ${r.ingest.burstAlerts} handshake-burst alerts)`,
+  );
+  for (const row of r.distribution)
+    console.log(
+      `detection->enforcement, ${row.subscribers} subscribers x ${row.rounds} rounds: p50 ${fmt(row.p50ms)} ms, p99 ${fmt(row.p99ms)} ms, max ${fmt(row.maxms)} ms (received p99 ${fmt(row.receivedP99ms)} ms), missed ${row.missed}`,
+    );
+  if (r.crowdsec.ran)
+    console.log(
+      `crowdsec replay: ${fmt(r.crowdsec.perSecond ?? NaN, 0)} events/s (${fmt(r.crowdsec.seconds ?? NaN, 2)} s), overflows ${r.crowdsec.overflows}; edgeward/crowdsec = ${fmt(r.ingest.perSecond / (r.crowdsec.perSecond ?? NaN), 2)}`,
+    );
+  else console.log(`crowdsec: not run: ${r.crowdsec.why}`);
+  console.log(JSON.stringify(r));
+}

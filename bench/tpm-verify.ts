@@ -1,0 +1,131 @@
+// CA-side throughput of the `tpm` method: full begin (EK chain, AK checks, MakeCredential, nonce)
+// + finish (activation secret, quote signature, binding, PCR digest and golden values) on the
+// recorded swtpm vectors, for an RSA EK and an ECC (P-384) EK. The device's TPM work and the
+// issuance transaction are not timed: they are the device's and the CA store's.
+// Run: npm run build && node dist/bench/tpm-verify.js [seconds-per-case=3]
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { CsrKey, MethodContext, MethodStoreReader } from '../ca/attestation-method.js';
+import { createHash } from 'node:crypto';
+import { parseIdentity } from '../common/identity.js';
+import { silentLogger } from '../common/log.js';
+import { createTpmMethod } from '../attestation/tpm/index.js';
+import { checkAttestationPolicy } from '../policies/attestation-policy.js';
+
+interface Vector {
+  description: string;
+  now: number;
+  identity: string;
+  policy: string;
+  evidence: Record<string, unknown>;
+  state: unknown;
+  response: Record<string, unknown>;
+  csrSpkiDer: string;
+}
+
+export interface TpmBenchResult {
+  readonly vector: string;
+  readonly description: string;
+  readonly chainCache: boolean;
+  readonly ops: number;
+  readonly perSecond: number;
+  /** Operations per second of this process's CPU time: the figure when the core is not shared. */
+  readonly perCpuSecond: number;
+  readonly meanMs: number;
+}
+
+function vectorDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/bench -> repo root; bench/ (from source) -> repo root
+  for (const c of [
+    resolve(here, '../../test/vectors/tpm'),
+    resolve(here, '../test/vectors/tpm'),
+    resolve('test/vectors/tpm'),
+  ]) {
+    if (existsSync(c)) return c;
+  }
+  throw new Error('test/vectors/tpm not found: run from the repository root');
+}
+
+/** A store with no bindings and no used markers: the read side a first enrollment sees. */
+const emptyStore: MethodStoreReader = {
+  getBinding: () => undefined,
+  findBindingByHardware: () => undefined,
+  wasUsed: () => false,
+};
+
+export async function runTpmBench(secondsPerCase = 3): Promise<TpmBenchResult[]> {
+  const dir = vectorDir();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  const results: TpmBenchResult[] = [];
+  for (const file of files) {
+    const v = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Vector;
+    const id = parseIdentity(v.identity);
+    const spkiDer = Buffer.from(v.csrSpkiDer, 'base64');
+    const csr: CsrKey = { spkiDer, spkiSha256: createHash('sha256').update(spkiDer).digest() };
+    const ctx: MethodContext = {
+      clock: { now: () => v.now },
+      log: silentLogger,
+      trustDomain: id.trustDomain,
+      store: emptyStore,
+      renewal: false,
+    };
+    for (const chainCache of [true, false]) {
+      // A real enrollment brings a new AK every time (the AK is imported once, at finish); only
+      // the EK chain and EK key can be known from an earlier enrollment or a renewal.
+      const method = createTpmMethod(checkAttestationPolicy(v.policy), {
+        chainCacheSize: chainCache ? 4096 : 0,
+      });
+      // begin's fresh nonce and secret cannot match the recorded quote, so finish replays the
+      // recorded session state: the same work as finishing this begin's session.
+      const once = async (): Promise<void> => {
+        await method.begin(ctx, id, v.evidence);
+        await method.finish(ctx, id, v.state, v.response, csr);
+      };
+      for (let i = 0; i < 200; i++) await once(); // warm-up (JIT, caches)
+      let ops = 0;
+      const cpu0 = process.cpuUsage();
+      const start = performance.now();
+      const end = start + secondsPerCase * 1000;
+      while (performance.now() < end) {
+        for (let i = 0; i < 50; i++) await once();
+        ops += 50;
+      }
+      const took = (performance.now() - start) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+      results.push({
+        vector: file.replace(/\.json$/, ''),
+        description: v.description,
+        chainCache,
+        ops,
+        perSecond: ops / took,
+        perCpuSecond: ops / cpuSeconds,
+        meanMs: (took * 1000) / ops,
+      });
+    }
+  }
+  return results;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const seconds = Number(process.argv[2] ?? 3);
+  const results = await runTpmBench(seconds);
+  console.log('tpm method, CA side: full begin + finish (one process, one thread)');
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${cpus().length} cores`,
+  );
+  console.log('vector            EK caches   per second   per CPU-second   mean ms');
+  for (const r of results) {
+    console.log(
+      `${r.vector.padEnd(17)} ${(r.chainCache ? 'on' : 'off').padEnd(11)} ${r.perSecond.toFixed(0).padStart(10)}   ${r.perCpuSecond.toFixed(0).padStart(14)}   ${r.meanMs.toFixed(3)}`,
+    );
+  }
+}

@@ -1,0 +1,23 @@
+// The rule language's public face: Sigma-style detection and correlation rules in YAML.
+export { checkRuleFile } from './check-rule-file.js';
+export { loadRules } from './load-rules.js';
+export {
+  parseRuleText,
+  resolveRules,
+  TEST_EPOCH,
+  MAX_RULE_FILE,
+  MAX_THRESHOLD,
+  type ParsedFile,
+} from './parse.js';
+export { parseCidr, parseIp, cidrContains, cidrOverlaps, compileCidrMatcher, type Cidr } from './cidr.js';
+export { compileSafeRegex, unsafeReason, MAX_REGEX_LENGTH } from './safe-regex.js';
+export type {
+  CorrelationRule,
+  CorrelationType,
+  DetectionRule,
+  Level,
+  Rule,
+  RuleSet,
+  RuleTest,
+} from './types.js';
+export { LEVELS } from './types.js';

@@ -1,0 +1,68 @@
+// What the correlation engine emits and how it is tuned. Plain data: alerts go to the store, the
+// playbooks and the dashboard unchanged.
+import type { EdgeEvent } from '../../common/events.js';
+import type { CorrelationType, Level } from '../../policies/rules/index.js';
+
+export interface Alert {
+  /** Deterministic: the same rule, group and match give the same id (idempotent re-feeds). */
+  readonly id: string;
+  readonly ruleId: string;
+  readonly title: string;
+  readonly level: Level;
+  readonly type: 'detection' | CorrelationType;
+  /** Event time at which the match completed (end of the window). */
+  readonly time: number;
+  /** Event time of the earliest event of the match. */
+  readonly windowStart: number;
+  /** Group-by field values of the match (detection rules: their suppress-by fields). */
+  readonly groupBy: Readonly<Record<string, string>>;
+  /** event_count: events in the window; value_count: distinct values; temporal_ordered: steps. */
+  readonly count: number;
+  /** value_count: up to 20 of the distinct values. */
+  readonly values: readonly string[];
+  /** `event.id`s behind the alert (up to maxAlertEvents, the latest ones) when events carry ids. */
+  readonly events: readonly string[];
+  /** The event that completed the match. */
+  readonly trigger: EdgeEvent;
+}
+
+export interface CorrelatorOptions {
+  /** How far behind the newest event time an event may arrive and still be correlated (ms). */
+  readonly latenessMs?: number;
+  /** Cap on live group keys per correlation rule; the least recently updated key is evicted. */
+  readonly maxGroupsPerRule?: number;
+  /** Cap on buffered events per group key; the oldest are dropped beyond it. */
+  readonly maxEntriesPerGroup?: number;
+  /** Cap on buffered events over all keys of one rule; least recently updated keys are evicted. */
+  readonly maxEntriesPerRule?: number;
+  /** How many event ids an alert carries at most. */
+  readonly maxAlertEvents?: number;
+  /**
+   * How far past its `event.ingested` time an event may move the newest-time watermark (ms).
+   * Events without `event.ingested` (tests, replays) move it to their own time.
+   */
+  readonly maxLeadMs?: number;
+}
+
+export interface CorrelatorStats {
+  events: number;
+  /** Events older than the lateness bound: stored, matched by detection rules, not correlated. */
+  late: number;
+  alerts: number;
+  suppressed: number;
+  evictedGroups: number;
+  droppedEntries: number;
+  /** Current live group keys over all rules. */
+  groups: number;
+  /** Newest event time seen. */
+  maxTime: number;
+}
+
+export const DEFAULT_OPTIONS: Required<CorrelatorOptions> = {
+  latenessMs: 60_000,
+  maxGroupsPerRule: 50_000,
+  maxEntriesPerGroup: 2_048,
+  maxEntriesPerRule: 500_000,
+  maxAlertEvents: 20,
+  maxLeadMs: 5_000,
+};

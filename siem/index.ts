@@ -1,0 +1,13 @@
+// The SIEM's public face: the service, its command, and the pieces verifiers and the CA use.
+export { runSiemCommand, defaultPolicyDir } from './cli.js';
+export { startSiemServer, type RunningSiem, type SiemServerOptions } from './server.js';
+export {
+  createAnalystAuthorizer,
+  createCaDecisionFollower,
+  createCaRevoker,
+  verifySiemChain,
+  type AnalystExtension,
+  type CaDecisionFollower,
+  type Principal,
+  type SiemDecisionKey,
+} from './service/index.js';

@@ -1,0 +1,408 @@
+// The response core: alerts in, versioned decisions out. Pure state (no clock, no I/O): the
+// caller passes `now`, persists the changes and signs the snapshots and deltas it hands out.
+import { randomUUID } from 'node:crypto';
+import { isValidScope } from '../../common/decision-jws.js';
+import type {
+  Decision,
+  DecisionAction,
+  DecisionDelta,
+  DecisionScope,
+  DecisionSet,
+} from '../../common/decisions.js';
+import { EdgewardError } from '../../common/errors.js';
+import type { Alert } from '../correlate/index.js';
+import { isAllowlisted, isProtected, scopeKey } from './scope.js';
+import type { Escalation, Playbook, PlaybookConfig, ResponseSettings } from './types.js';
+
+const MINUTE = 60_000;
+const MAX_ALERTS = 100;
+const MAX_LOG = 1000;
+const MAX_PENDING = 10_000;
+const MAX_SIMULATED = 1000;
+const MAX_HISTORY_KEYS = 100_000;
+
+export interface Proposal {
+  readonly scope: DecisionScope;
+  readonly action: DecisionAction;
+  readonly ttlMs: number;
+  readonly reason: string;
+  readonly alerts: readonly string[];
+  readonly playbook: string | undefined;
+}
+
+export interface PendingDecision extends Proposal {
+  readonly id: string;
+  readonly createdAt: number;
+  /** Why it waits: the blast-radius cap was reached. */
+  readonly why: 'blast-radius';
+}
+
+export interface SimulatedDecision extends Proposal {
+  readonly at: number;
+}
+
+export interface Skipped {
+  readonly alertId: string;
+  readonly playbook: string;
+  readonly reason: 'allowlisted' | 'protected' | 'no-value' | 'invalid-scope' | 'pending-full';
+  readonly scope?: DecisionScope;
+}
+
+export interface ResponseOutcome {
+  /** Decisions created or extended (enforced), at `revision`. */
+  readonly applied: readonly Decision[];
+  readonly pending: readonly PendingDecision[];
+  readonly simulated: readonly SimulatedDecision[];
+  readonly skipped: readonly Skipped[];
+  readonly revision: number;
+}
+
+export interface ManualDecision {
+  readonly scope: DecisionScope;
+  readonly action: DecisionAction;
+  readonly ttlMs: number;
+  readonly reason: string;
+}
+
+export type DeltaAnswer =
+  | { readonly kind: 'current' }
+  | { readonly kind: 'snapshot' }
+  | { readonly kind: 'delta'; readonly delta: DecisionDelta };
+
+/** What survives a restart: the revision must never go back, so it is persisted with the set. */
+export interface ResponseState {
+  readonly revision: number;
+  readonly decisions: readonly Decision[];
+  readonly pending: readonly PendingDecision[];
+}
+
+interface LogEntry {
+  readonly revision: number;
+  readonly upserts: readonly Decision[];
+  readonly removals: readonly string[];
+}
+
+export interface ResponseEngineOptions {
+  readonly trustDomain: string;
+  readonly config: PlaybookConfig;
+  readonly newId?: () => string;
+}
+
+export class ResponseEngine {
+  readonly #td: string;
+  readonly #settings: ResponseSettings;
+  readonly #byRule = new Map<string, Playbook[]>();
+  readonly #newId: () => string;
+  #revision = 0;
+  /** Active decisions by id, and by scope+action for merging repeats. */
+  readonly #active = new Map<string, Decision>();
+  readonly #byScope = new Map<string, string>();
+  readonly #pending = new Map<string, PendingDecision>();
+  readonly #simulated: SimulatedDecision[] = [];
+  /** Creation times of past decisions per scope, for escalation. */
+  readonly #history = new Map<string, number[]>();
+  /** Times of automatic new decisions in the last minute, for the blast-radius cap. */
+  #recent: number[] = [];
+  #log: LogEntry[] = [];
+  /** Lowest `from` a delta can start at (older verifiers need a snapshot). */
+  #logBase = 0;
+
+  constructor(opts: ResponseEngineOptions) {
+    this.#td = opts.trustDomain;
+    this.#settings = opts.config.settings;
+    this.#newId = opts.newId ?? randomUUID;
+    for (const p of opts.config.playbooks) {
+      for (const r of p.rules) {
+        const list = this.#byRule.get(r) ?? [];
+        list.push(p);
+        this.#byRule.set(r, list);
+      }
+    }
+  }
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** Turns alerts into decisions (one new revision for the whole batch if anything changed). */
+  handleAlerts(alerts: readonly Alert[], now: number): ResponseOutcome {
+    const applied = new Map<string, Decision>();
+    const pending: PendingDecision[] = [];
+    const simulated: SimulatedDecision[] = [];
+    const skipped: Skipped[] = [];
+    const rev = this.#revision + 1;
+    for (const alert of alerts) {
+      for (const pb of this.#byRule.get(alert.ruleId) ?? []) {
+        for (const act of pb.actions) {
+          const raw =
+            alert.groupBy[act.from] ??
+            (alert.trigger as Readonly<Record<string, string | number | undefined>>)[act.from];
+          if (raw === undefined) {
+            skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'no-value' });
+            continue;
+          }
+          const scope: DecisionScope = { type: act.scope, value: String(raw) };
+          if (!isValidScope(scope)) {
+            skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'invalid-scope', scope });
+            continue;
+          }
+          if (isProtected(scope)) {
+            skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'protected', scope });
+            continue;
+          }
+          if (isAllowlisted(scope, this.#settings.allowlist)) {
+            skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'allowlisted', scope });
+            continue;
+          }
+          const proposal: Proposal = {
+            scope,
+            action: act.action,
+            ttlMs: this.#escalatedTtl(scope, act.ttlMs, pb.escalation ?? this.#settings.escalation, now),
+            reason: `${pb.reason ?? alert.title} (rule ${alert.ruleId})`.slice(0, 512),
+            alerts: [alert.id],
+            playbook: pb.id,
+          };
+          if (pb.simulate || this.#settings.simulateRules.includes(alert.ruleId)) {
+            const sim = { ...proposal, at: now };
+            simulated.push(sim);
+            this.#simulated.push(sim);
+            if (this.#simulated.length > MAX_SIMULATED) this.#simulated.shift();
+            continue;
+          }
+          const existing = this.#findActive(scope, act.action);
+          if (existing === undefined && !this.#underCap(now)) {
+            const p = this.#addPending(proposal, now);
+            if (p === null)
+              skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'pending-full', scope });
+            else pending.push(p);
+            continue;
+          }
+          const d = this.#apply(proposal, now, rev, existing);
+          if (d !== null) applied.set(d.id, d);
+          if (existing === undefined) this.#recent.push(now);
+        }
+      }
+    }
+    const changed = [...applied.values()];
+    if (changed.length > 0) this.#commit(rev, changed, []);
+    return { applied: changed, pending, simulated, skipped, revision: this.#revision };
+  }
+
+  /** An analyst's decision: allowlist and control-plane protection still win. */
+  createManual(m: ManualDecision, now: number): Decision {
+    this.#checkScope(m.scope);
+    if (!(m.ttlMs > 0 && m.ttlMs <= 365 * 86_400_000)) throw new TypeError('ttlMs out of range');
+    const rev = this.#revision + 1;
+    const proposal: Proposal = { ...m, reason: m.reason.slice(0, 512), alerts: [], playbook: undefined };
+    const existing = this.#findActive(m.scope, m.action);
+    const d = this.#apply(proposal, now, rev, existing);
+    if (d === null) return existing as Decision;
+    this.#commit(rev, [d], []);
+    return d;
+  }
+
+  /** Enforces a pending decision (its TTL counts from approval). */
+  approve(pendingId: string, now: number): Decision {
+    const p = this.#pending.get(pendingId);
+    if (p === undefined) throw new EdgewardError('ERR_SIEM_PENDING_UNKNOWN');
+    this.#checkScope(p.scope);
+    this.#pending.delete(pendingId);
+    const rev = this.#revision + 1;
+    const existing = this.#findActive(p.scope, p.action);
+    const d = this.#apply(p, now, rev, existing);
+    if (d === null) return existing as Decision;
+    this.#commit(rev, [d], []);
+    return d;
+  }
+
+  reject(pendingId: string): PendingDecision {
+    const p = this.#pending.get(pendingId);
+    if (p === undefined) throw new EdgewardError('ERR_SIEM_PENDING_UNKNOWN');
+    this.#pending.delete(pendingId);
+    return p;
+  }
+
+  /** Lifts an active decision; the history stays, so a repeat offence still escalates. */
+  lift(decisionId: string): Decision {
+    const d = this.#active.get(decisionId);
+    if (d === undefined) throw new EdgewardError('ERR_SIEM_DECISION_UNKNOWN');
+    this.#remove(d);
+    this.#commit(this.#revision + 1, [], [d.id]);
+    return d;
+  }
+
+  /** Removes decisions past their expiry; returns their ids (one revision if any). */
+  expire(now: number): string[] {
+    const gone: string[] = [];
+    for (const d of this.#active.values()) {
+      if (d.expiresAt <= now) gone.push(d.id);
+    }
+    for (const id of gone) this.#remove(this.#active.get(id) as Decision);
+    if (gone.length > 0) this.#commit(this.#revision + 1, [], gone);
+    return gone;
+  }
+
+  snapshot(now: number): DecisionSet {
+    return {
+      trustDomain: this.#td,
+      revision: this.#revision,
+      issuedAt: now,
+      decisions: [...this.#active.values()],
+    };
+  }
+
+  /** The change from `from` to the current revision, or whether a snapshot is needed instead. */
+  deltaSince(from: number, now: number): DeltaAnswer {
+    if (from === this.#revision) return { kind: 'current' };
+    if (!Number.isSafeInteger(from) || from > this.#revision || from < this.#logBase)
+      return { kind: 'snapshot' };
+    const upserts = new Map<string, Decision>();
+    const removals = new Set<string>();
+    for (const e of this.#log) {
+      if (e.revision <= from) continue;
+      for (const id of e.removals) {
+        upserts.delete(id);
+        removals.add(id);
+      }
+      for (const d of e.upserts) {
+        removals.delete(d.id);
+        upserts.set(d.id, d);
+      }
+    }
+    return {
+      kind: 'delta',
+      delta: {
+        trustDomain: this.#td,
+        from,
+        revision: this.#revision,
+        issuedAt: now,
+        upserts: [...upserts.values()],
+        removals: [...removals],
+      },
+    };
+  }
+
+  pending(): PendingDecision[] {
+    return [...this.#pending.values()];
+  }
+
+  simulated(): SimulatedDecision[] {
+    return [...this.#simulated];
+  }
+
+  active(): Decision[] {
+    return [...this.#active.values()];
+  }
+
+  exportState(): ResponseState {
+    return { revision: this.#revision, decisions: this.active(), pending: this.pending() };
+  }
+
+  /** Restores persisted state into a fresh engine; deltas from before it need a snapshot. */
+  importState(s: ResponseState): void {
+    if (this.#revision !== 0 || this.#active.size !== 0)
+      throw new TypeError('importState needs a fresh engine');
+    this.#revision = s.revision;
+    this.#logBase = s.revision;
+    for (const d of s.decisions) {
+      this.#active.set(d.id, d);
+      this.#byScope.set(`${scopeKey(d.scope)}\u001f${d.action}`, d.id);
+      this.#remember(d.scope, d.createdAt);
+    }
+    for (const p of s.pending) this.#pending.set(p.id, p);
+  }
+
+  #checkScope(scope: DecisionScope): void {
+    if (!isValidScope(scope)) throw new EdgewardError('ERR_SIEM_DECISION_SCOPE');
+    if (isProtected(scope)) throw new EdgewardError('ERR_SIEM_DECISION_PROTECTED');
+    if (isAllowlisted(scope, this.#settings.allowlist))
+      throw new EdgewardError('ERR_SIEM_DECISION_ALLOWLISTED');
+  }
+
+  #findActive(scope: DecisionScope, action: DecisionAction): Decision | undefined {
+    const id = this.#byScope.get(`${scopeKey(scope)}\u001f${action}`);
+    return id === undefined ? undefined : this.#active.get(id);
+  }
+
+  #underCap(now: number): boolean {
+    // Drop entries that left the rolling minute.
+    let k = 0;
+    while (k < this.#recent.length && (this.#recent[k] as number) <= now - MINUTE) k++;
+    if (k > 0) this.#recent = this.#recent.slice(k);
+    return this.#recent.length < this.#settings.maxPerMinute;
+  }
+
+  #addPending(p: Proposal, now: number): PendingDecision | null {
+    for (const x of this.#pending.values()) {
+      if (scopeKey(x.scope) === scopeKey(p.scope) && x.action === p.action) return x;
+    }
+    if (this.#pending.size >= MAX_PENDING) return null;
+    const pd: PendingDecision = { ...p, id: this.#newId(), createdAt: now, why: 'blast-radius' };
+    this.#pending.set(pd.id, pd);
+    return pd;
+  }
+
+  #escalatedTtl(scope: DecisionScope, base: number, esc: Escalation, now: number): number {
+    const past = (this.#history.get(scopeKey(scope)) ?? []).filter((t) => t > now - esc.windowMs).length;
+    return Math.min(base * Math.pow(esc.factor, past), Math.max(esc.maxTtlMs, base));
+  }
+
+  #remember(scope: DecisionScope, at: number): void {
+    const key = scopeKey(scope);
+    const list = this.#history.get(key) ?? [];
+    this.#history.delete(key);
+    list.push(at);
+    if (list.length > 64) list.shift();
+    this.#history.set(key, list);
+    if (this.#history.size > MAX_HISTORY_KEYS) {
+      const first = this.#history.keys().next();
+      if (first.done !== true) this.#history.delete(first.value);
+    }
+  }
+
+  /** Creates a decision or extends the active one on the same scope; null if nothing changed. */
+  #apply(p: Proposal, now: number, rev: number, existing: Decision | undefined): Decision | null {
+    this.#remember(p.scope, now);
+    const expiresAt = now + p.ttlMs;
+    if (existing !== undefined) {
+      const alerts = [...new Set([...existing.alerts, ...p.alerts])].slice(-MAX_ALERTS);
+      if (expiresAt <= existing.expiresAt && alerts.length === existing.alerts.length) return null;
+      const d: Decision = {
+        ...existing,
+        revision: rev,
+        expiresAt: Math.max(expiresAt, existing.expiresAt),
+        alerts,
+      };
+      this.#active.set(d.id, d);
+      return d;
+    }
+    const d: Decision = {
+      id: this.#newId(),
+      revision: rev,
+      scope: p.scope,
+      action: p.action,
+      reason: p.reason,
+      createdAt: now,
+      expiresAt,
+      alerts: [...p.alerts].slice(-MAX_ALERTS),
+    };
+    this.#active.set(d.id, d);
+    this.#byScope.set(`${scopeKey(d.scope)}\u001f${d.action}`, d.id);
+    return d;
+  }
+
+  #remove(d: Decision): void {
+    this.#active.delete(d.id);
+    const k = `${scopeKey(d.scope)}\u001f${d.action}`;
+    if (this.#byScope.get(k) === d.id) this.#byScope.delete(k);
+  }
+
+  #commit(rev: number, upserts: readonly Decision[], removals: readonly string[]): void {
+    this.#revision = rev;
+    this.#log.push({ revision: rev, upserts, removals });
+    if (this.#log.length > MAX_LOG) {
+      const dropped = this.#log.shift() as LogEntry;
+      this.#logBase = dropped.revision;
+    }
+  }
+}

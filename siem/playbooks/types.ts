@@ -1,0 +1,53 @@
+// Response playbooks and their settings, as parsed from YAML (policies/default/playbooks/).
+import type { DecisionAction, DecisionScope, DecisionScopeType } from '../../common/decisions.js';
+import type { EventField } from '../../common/events.js';
+
+export interface Escalation {
+  /** Prior decisions on the same scope within this window make the next one longer. */
+  readonly windowMs: number;
+  /** TTL multiplier per prior decision. */
+  readonly factor: number;
+  readonly maxTtlMs: number;
+}
+
+export interface PlaybookAction {
+  readonly scope: Exclude<DecisionScopeType, 'cidr'>;
+  /** Alert field the scope value comes from (group-by values first, then the triggering event). */
+  readonly from: EventField;
+  readonly action: DecisionAction;
+  readonly ttlMs: number;
+}
+
+export interface Playbook {
+  readonly id: string;
+  readonly description: string;
+  /** Rule ids whose alerts this playbook answers. */
+  readonly rules: readonly string[];
+  readonly actions: readonly PlaybookAction[];
+  readonly reason: string | undefined;
+  readonly escalation: Escalation | undefined;
+  /** Record what would be decided without enforcing it. */
+  readonly simulate: boolean;
+}
+
+export interface ResponseSettings {
+  /** Scopes that are never decided against, automatically or manually. */
+  readonly allowlist: readonly DecisionScope[];
+  /** Automatic new decisions per rolling minute beyond which they wait for an analyst. */
+  readonly maxPerMinute: number;
+  readonly escalation: Escalation;
+  /** Rules whose playbooks run in simulation mode whatever the playbook says. */
+  readonly simulateRules: readonly string[];
+}
+
+export interface PlaybookConfig {
+  readonly settings: ResponseSettings;
+  readonly playbooks: readonly Playbook[];
+}
+
+export const DEFAULT_SETTINGS: ResponseSettings = {
+  allowlist: [],
+  maxPerMinute: 20,
+  escalation: { windowMs: 86_400_000, factor: 2, maxTtlMs: 7 * 86_400_000 },
+  simulateRules: [],
+};

@@ -1,0 +1,42 @@
+// The SIEM service's Prometheus metrics (GET /metrics).
+import { Registry } from '../../common/metrics.js';
+
+export function createSiemMetrics() {
+  const registry = new Registry();
+  return {
+    registry,
+    ingested: registry.counter('edgeward_siem_events_ingested_total', 'Events committed to the store'),
+    rejected: registry.counter(
+      'edgeward_siem_events_rejected_total',
+      'Event batches refused, by reason (error code)',
+    ),
+    batches: registry.counter('edgeward_siem_batches_total', 'Event batches acknowledged'),
+    commits: registry.counter('edgeward_siem_commits_total', 'Group commits (transactions) of events'),
+    commitSeconds: registry.histogram('edgeward_siem_commit_seconds', 'Time to commit one group of events'),
+    queued: registry.gauge('edgeward_siem_ingest_queue_events', 'Events waiting for a commit'),
+    alerts: registry.counter('edgeward_siem_alerts_total', 'Alerts raised, by rule'),
+    decisions: registry.counter('edgeward_siem_decisions_total', 'Playbook outcomes, by outcome'),
+    revision: registry.gauge('edgeward_siem_decision_revision', 'Current decision revision'),
+    active: registry.gauge('edgeward_siem_decisions_active', 'Active decisions'),
+    subscribers: registry.gauge('edgeward_siem_stream_subscribers', 'Open decision stream connections'),
+    agents: registry.gauge('edgeward_siem_agents_connected', 'Identities with an open decision stream'),
+    lagRevisions: registry.gauge(
+      'edgeward_siem_stream_lag_revisions',
+      'Largest revisions-behind of a connected agent',
+    ),
+    lagSeconds: registry.gauge(
+      'edgeward_siem_stream_lag_seconds',
+      'Largest time since the first unacknowledged revision of a connected agent was published',
+    ),
+    publishSeconds: registry.histogram(
+      'edgeward_siem_publish_seconds',
+      'From a decision change to its signed delta written to every subscriber',
+    ),
+    revocations: registry.counter(
+      'edgeward_siem_ca_revocations_total',
+      'Revocations asked of the CA, by outcome',
+    ),
+  };
+}
+
+export type SiemMetrics = ReturnType<typeof createSiemMetrics>;

@@ -1,0 +1,97 @@
+// Turns a POST /v1/events body (a JSON array, or NDJSON: one object per line) into validated,
+// stamped events. Pure: the observer comes from the caller's verified client certificate.
+import { EdgewardError } from '../../common/errors.js';
+import { stampEvent, validateEvent, type EdgeEvent } from '../../common/events.js';
+
+export const MAX_BATCH_EVENTS = 10_000;
+
+export type BatchFormat = 'json' | 'ndjson';
+
+export interface StampContext {
+  /** The reporter's SPIFFE ID from its client certificate. */
+  readonly observer: string;
+  readonly now: number;
+  readonly newId: (now: number) => string;
+  readonly maxEvents?: number;
+}
+
+function malformed(msg: string, cause?: unknown): EdgewardError {
+  return new EdgewardError('ERR_SIEM_BATCH_MALFORMED', msg, cause === undefined ? undefined : { cause });
+}
+
+/** Decodes the body into raw values (not yet validated); refuses invalid UTF-8 and bad JSON. */
+export function decodeBatch(body: Buffer, format: BatchFormat, maxEvents = MAX_BATCH_EVENTS): unknown[] {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch (err) {
+    throw malformed('body is not UTF-8', err);
+  }
+  if (format === 'json') {
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (err) {
+      throw malformed('body is not JSON', err);
+    }
+    if (!Array.isArray(v)) throw malformed('body must be a JSON array of events');
+    if (v.length > maxEvents) throw new EdgewardError('ERR_SIEM_BATCH_TOO_LARGE');
+    return v;
+  }
+  const out: unknown[] = [];
+  let line = 0;
+  for (const raw of text.split('\n')) {
+    line++;
+    const l = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (l.trim() === '') continue;
+    if (out.length >= maxEvents) throw new EdgewardError('ERR_SIEM_BATCH_TOO_LARGE');
+    try {
+      out.push(JSON.parse(l));
+    } catch (err) {
+      throw new EdgewardError('ERR_SIEM_BATCH_MALFORMED', `line ${line} is not JSON`, {
+        cause: err,
+        detail: { line },
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Validates every event (all or nothing: one bad event refuses the batch, so a reporter never has
+ * half a batch acknowledged) and stamps id, observer and ingest time. An event may repeat its own
+ * observer.identity (dropped and re-set from the certificate); claiming another one is refused.
+ */
+export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEvent[] {
+  const max = ctx.maxEvents ?? MAX_BATCH_EVENTS;
+  if (raw.length > max) throw new EdgewardError('ERR_SIEM_BATCH_TOO_LARGE');
+  const out: EdgeEvent[] = new Array<EdgeEvent>(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    let e = raw[i];
+    if (typeof e === 'object' && e !== null && !Array.isArray(e) && Object.hasOwn(e, 'observer.identity')) {
+      const claimed = (e as Record<string, unknown>)['observer.identity'];
+      if (claimed !== ctx.observer) {
+        throw new EdgewardError('ERR_SIEM_OBSERVER_MISMATCH', undefined, {
+          detail: { index: i, claimed: typeof claimed === 'string' ? claimed.slice(0, 256) : typeof claimed },
+        });
+      }
+      const copy: Record<string, unknown> = { ...(e as Record<string, unknown>) };
+      delete copy['observer.identity'];
+      e = copy;
+    }
+    let v: EdgeEvent;
+    try {
+      v = validateEvent(e, { now: ctx.now });
+    } catch (err) {
+      if (err instanceof EdgewardError) {
+        throw new EdgewardError(err.code, `event ${i}: ${err.message}`, {
+          cause: err,
+          detail: { ...err.detail, index: i },
+        });
+      }
+      throw err;
+    }
+    out[i] = stampEvent(v, { id: ctx.newId(ctx.now), observer: ctx.observer, ingested: ctx.now });
+  }
+  return out;
+}

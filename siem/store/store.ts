@@ -1,0 +1,56 @@
+// The SIEM's storage interface, owned by the domain. SQLite (sqlite-store.ts) is one adapter;
+// a PostgreSQL one would implement the same interface.
+import type { Decision } from '../../common/decisions.js';
+import type { EdgeEvent } from '../../common/events.js';
+import type { Alert } from '../correlate/index.js';
+import type { PendingDecision, ResponseState } from '../playbooks/index.js';
+
+/** Entities with a per-entity timeline (each backed by an index). */
+export type TimelineEntity = 'source.identity' | 'destination.identity' | 'identity' | 'source.ip' | 'serial';
+
+export interface TimelineQuery {
+  readonly entity: TimelineEntity;
+  readonly value: string;
+  /** Epoch ms, inclusive. */
+  readonly since?: number;
+  /** Epoch ms, exclusive. */
+  readonly until?: number;
+  /** At most this many, newest first (default 100, at most 10,000). */
+  readonly limit?: number;
+}
+
+export interface AlertQuery {
+  readonly since?: number;
+  readonly ruleId?: string;
+  readonly limit?: number;
+}
+
+/** Decision changes of one revision, written atomically with the new revision number. */
+export interface DecisionChanges {
+  readonly revision: number;
+  readonly upserts: readonly Decision[];
+  readonly removals: readonly string[];
+  /** When the removals happened (lift or expiry). */
+  readonly at: number;
+  /** The full pending list after the change (small: capped by the response engine). */
+  readonly pending: readonly PendingDecision[];
+}
+
+export interface SiemStore {
+  /** Inserts events in one transaction; every event must carry `event.id`. Durable on return. */
+  insertEvents(events: readonly EdgeEvent[]): void;
+  insertAlerts(alerts: readonly Alert[]): void;
+  timeline(q: TimelineQuery): EdgeEvent[];
+  /** One event by its SIEM-assigned id (alerts list the ids behind them). */
+  event(id: string): EdgeEvent | undefined;
+  alerts(q?: AlertQuery): Alert[];
+  countEvents(): number;
+  saveDecisionChanges(c: DecisionChanges): void;
+  /** Active decisions, pending ones and the last revision, to restore the response engine. */
+  loadResponseState(): ResponseState;
+  /** Decision history (active and removed), newest first. */
+  decisionHistory(limit?: number): (Decision & { readonly removedAt: number | null })[];
+  /** Deletes at most `batch` events (and alerts) older than `cutoff`; returns how many. */
+  pruneOlderThan(cutoff: number, batch?: number): number;
+  close(): void;
+}

@@ -1,0 +1,197 @@
+// The shared event schema: strict validation, normalisation, server-owned fields, poisoning.
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { EdgewardError } from '../../common/errors.js';
+import {
+  FIELDS,
+  KNOWN_ACTIONS,
+  createEventIdFactory,
+  stampEvent,
+  validateEvent,
+} from '../../common/events.js';
+
+const T = Date.UTC(2026, 0, 1, 12);
+const ok = { '@timestamp': T, 'event.action': 'handshake.failure' };
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof EdgewardError) return err.code;
+    throw err;
+  }
+  throw new Error('did not throw');
+}
+
+describe('validateEvent', () => {
+  it('accepts a full connection event and returns a fresh copy', () => {
+    const input = {
+      ...ok,
+      'event.action': 'connection.accepted',
+      'event.kind': 'event',
+      'event.category': 'network',
+      'event.outcome': 'success',
+      'source.ip': '10.0.0.5',
+      'source.port': 40000,
+      'destination.ip': '2001:DB8::1',
+      'source.identity': 'spiffe://factory.example/device/d1',
+      'destination.identity': 'spiffe://factory.example/node/n1',
+      'tls.client.x509.serial_number': '4f1a',
+      'tls.client.x509.spki_sha256': 'ab'.repeat(32),
+      'attestation.method': 'tpm',
+      'user_agent.original': 'edgeward-agent/0.1',
+    };
+    const e = validateEvent(input);
+    expect(e).not.toBe(input);
+    expect(e['destination.ip']).toBe('2001:db8::1');
+    expect(e['source.port']).toBe(40000);
+  });
+
+  it('normalises an ISO-8601 @timestamp to epoch ms', () => {
+    expect(validateEvent({ ...ok, '@timestamp': '2026-01-01T12:00:00.000Z' })['@timestamp']).toBe(T);
+    expect(validateEvent({ ...ok, '@timestamp': '2026-01-01T13:00:00+01:00' })['@timestamp']).toBe(T);
+  });
+
+  it('refuses unknown fields, naming them', () => {
+    expect(codeOf(() => validateEvent({ ...ok, 'source.nope': 1 }))).toBe('ERR_SIEM_EVENT_UNKNOWN_FIELD');
+    try {
+      validateEvent({ ...ok, extra: 'x' });
+    } catch (err) {
+      expect((err as EdgewardError).detail).toEqual({ field: 'extra' });
+    }
+  });
+
+  it('refuses prototype-poisoning keys from JSON.parse', () => {
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      const input = JSON.parse(
+        `{"@timestamp": ${T}, "event.action": "x", "${key}": {"polluted": true}}`,
+      ) as unknown;
+      expect(codeOf(() => validateEvent(input))).toBe('ERR_SIEM_EVENT_POISONED');
+    }
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
+
+  it('refuses fields only the SIEM may set, unless reading back a stored event', () => {
+    for (const f of ['event.id', 'observer.identity', 'event.ingested']) {
+      const v = f === 'event.ingested' ? T : f === 'event.id' ? 'abc' : 'spiffe://factory.example/node/n1';
+      expect(codeOf(() => validateEvent({ ...ok, [f]: v }))).toBe('ERR_SIEM_EVENT_SERVER_FIELD');
+      expect(() => validateEvent({ ...ok, [f]: v }, { mode: 'stored' })).not.toThrow();
+    }
+  });
+
+  it('checks types, enums and lengths', () => {
+    const bad: Record<string, unknown>[] = [
+      { 'source.port': 70000 },
+      { 'source.port': '80' },
+      { 'source.port': 1.5 },
+      { 'source.ip': '10.0.0.256' },
+      { 'source.ip': 'localhost' },
+      { 'event.outcome': 'maybe' },
+      { 'event.reason': 'x'.repeat(257) },
+      { 'source.identity': 'https://factory.example/device/d1' },
+      { 'source.identity': 'spiffe://factory.example/device/../x' },
+      { 'tls.client.x509.serial_number': '4F1A' },
+      { 'tls.client.x509.serial_number': '' },
+      { 'tls.client.x509.spki_sha256': 'ab' },
+      { 'attestation.method': 'has space' },
+      { 'event.action': 'Bad.Action' },
+      { 'event.action': 'x'.repeat(65) },
+      { message: { nested: true } },
+    ];
+    for (const b of bad)
+      expect(
+        codeOf(() => validateEvent({ ...ok, ...b })),
+        JSON.stringify(b),
+      ).toBe('ERR_SIEM_EVENT_INVALID');
+  });
+
+  it('refuses missing or absurd times with ERR_SIEM_EVENT_TIME', () => {
+    expect(codeOf(() => validateEvent({ 'event.action': 'x' }))).toBe('ERR_SIEM_EVENT_TIME');
+    expect(codeOf(() => validateEvent({ ...ok, '@timestamp': 'yesterday' }))).toBe('ERR_SIEM_EVENT_TIME');
+    expect(codeOf(() => validateEvent({ ...ok, '@timestamp': 12 }))).toBe('ERR_SIEM_EVENT_TIME');
+    expect(codeOf(() => validateEvent({ ...ok, '@timestamp': 1.5e12 + 0.5 }))).toBe('ERR_SIEM_EVENT_TIME');
+    expect(codeOf(() => validateEvent({ ...ok, '@timestamp': T + 600_000 }, { now: T }))).toBe(
+      'ERR_SIEM_EVENT_TIME',
+    );
+    expect(() => validateEvent({ ...ok, '@timestamp': T + 60_000 }, { now: T })).not.toThrow();
+  });
+
+  it('refuses non-objects, arrays, class instances and too many keys', () => {
+    for (const v of [null, 1, 'x', [], [ok], new Date()])
+      expect(codeOf(() => validateEvent(v))).toBe('ERR_SIEM_EVENT_INVALID');
+    const many: Record<string, unknown> = { ...ok };
+    for (let i = 0; i < 70; i++) many[`k${i}`] = 1;
+    expect(codeOf(() => validateEvent(many))).toBe('ERR_SIEM_EVENT_INVALID');
+  });
+
+  it('drops null fields rather than storing them', () => {
+    expect(validateEvent({ ...ok, 'source.ip': null })).toEqual(ok);
+  });
+
+  it('documents every field and knows every action the reporters emit', () => {
+    for (const spec of Object.values(FIELDS)) {
+      expect(spec.doc.length).toBeGreaterThan(3);
+      expect(spec.ocsf.length).toBeGreaterThan(0);
+    }
+    for (const a of KNOWN_ACTIONS) expect(() => validateEvent({ ...ok, 'event.action': a })).not.toThrow();
+  });
+});
+
+describe('validateEvent on random hostile input', () => {
+  it('either returns an event or throws a coded EdgewardError, never anything else', () => {
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const keys = [...Object.keys(FIELDS), '__proto__', 'constructor', 'x', '', 'source', 'event.action '];
+    const values = (): unknown => {
+      const r = rnd();
+      if (r < 0.1) return null;
+      if (r < 0.2) return Math.floor(rnd() * 2 ** 53) * (rnd() < 0.5 ? -1 : 1);
+      if (r < 0.3) return rnd() * 1e13;
+      if (r < 0.4) return 'x'.repeat(Math.floor(rnd() * 2000));
+      if (r < 0.5) return { nested: [1, 2] };
+      if (r < 0.6) return [T];
+      if (r < 0.7) return '2026-01-01T00:00:00Z';
+      if (r < 0.8) return 'spiffe://factory.example/node/n1';
+      if (r < 0.9) return '10.0.0.1';
+      return T;
+    };
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      const obj: Record<string, unknown> = {};
+      const n = Math.floor(rnd() * 8);
+      for (let k = 0; k < n; k++) obj[keys[Math.floor(rnd() * keys.length)]!] = values();
+      if (rnd() < 0.5) Object.assign(obj, ok);
+      try {
+        validateEvent(JSON.parse(JSON.stringify(obj)) as unknown);
+        accepted++;
+      } catch (err) {
+        expect(err).toBeInstanceOf(EdgewardError);
+        expect((err as EdgewardError).code).toMatch(/^ERR_SIEM_EVENT_/);
+      }
+    }
+    expect(accepted).toBeGreaterThan(0);
+  });
+});
+
+describe('stampEvent and event ids', () => {
+  it('adds the SIEM-owned fields, and the result validates as a stored event', () => {
+    const e = stampEvent(validateEvent(ok), {
+      id: 'e1',
+      observer: 'spiffe://factory.example/node/n1',
+      ingested: T,
+    });
+    expect(validateEvent(e, { mode: 'stored' })).toEqual(e);
+    expect(e['observer.identity']).toBe('spiffe://factory.example/node/n1');
+  });
+
+  it('makes unique, time-sortable 32-hex ids', () => {
+    const next = createEventIdFactory(randomBytes);
+    const ids = Array.from({ length: 3000 }, (_, i) => next(T + i));
+    expect(new Set(ids).size).toBe(3000);
+    expect(ids.every((id) => /^[0-9a-f]{32}$/.test(id))).toBe(true);
+    expect([...ids].sort()).toEqual(ids);
+  });
+});

@@ -1,0 +1,314 @@
+// Response playbooks: alerts to decisions with TTLs, escalation, allowlists that win, protected
+// control-plane identities, the blast-radius cap, simulation, manual decisions and revisions.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { EdgeEvent } from '../../../common/events.js';
+import type { Alert } from '../../../siem/correlate/index.js';
+import {
+  loadPlaybooks,
+  parsePlaybookTexts,
+  ResponseEngine,
+  type PlaybookConfig,
+} from '../../../siem/playbooks/index.js';
+
+const NOW = Date.UTC(2026, 0, 1, 12);
+const TD = 'factory.example';
+const DEV = 'spiffe://factory.example/device/d1';
+
+const SETTINGS = `kind: response-settings
+allowlist:
+  - { type: identity, value: spiffe://factory.example/node/gateway }
+  - { type: cidr, value: 10.255.0.0/16 }
+blast-radius: { max-per-minute: 3 }
+escalation: { window: 24h, factor: 2, max-ttl: 4h }
+`;
+const PLAYBOOKS = `kind: playbook
+id: pb-identity
+rules: [r-id]
+decisions:
+  - { scope: identity, from: source.identity, action: quarantine, ttl: 1h }
+---
+kind: playbook
+id: pb-ip
+rules: [r-ip]
+decisions:
+  - { scope: ip, from: source.ip, action: quarantine, ttl: 15m }
+---
+kind: playbook
+id: pb-sim
+rules: [r-sim]
+simulate: true
+decisions:
+  - { scope: identity, from: source.identity, action: quarantine, ttl: 10m }
+`;
+
+function config(settings = SETTINGS): PlaybookConfig {
+  return parsePlaybookTexts([
+    { name: 'settings.yaml', text: settings },
+    { name: 'pb.yaml', text: PLAYBOOKS },
+  ]);
+}
+
+let n = 0;
+function alert(ruleId: string, fields: Record<string, string>): Alert {
+  n++;
+  return {
+    id: `a${n}`,
+    ruleId,
+    title: `rule ${ruleId}`,
+    level: 'high',
+    type: 'event_count',
+    time: NOW,
+    windowStart: NOW,
+    groupBy: fields,
+    count: 3,
+    values: [],
+    events: [],
+    trigger: { '@timestamp': NOW, 'event.action': 'x' },
+  };
+}
+
+function engine(settings?: string): ResponseEngine {
+  let id = 0;
+  return new ResponseEngine({ trustDomain: TD, config: config(settings), newId: () => `d${++id}` });
+}
+
+describe('ResponseEngine', () => {
+  it('turns an alert into a decision with the playbook TTL at a new revision', () => {
+    const e = engine();
+    const out = e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW);
+    expect(out.revision).toBe(1);
+    expect(out.applied).toEqual([
+      {
+        id: 'd1',
+        revision: 1,
+        scope: { type: 'identity', value: DEV },
+        action: 'quarantine',
+        reason: 'rule r-id (rule r-id)',
+        createdAt: NOW,
+        expiresAt: NOW + 3_600_000,
+        alerts: [out.applied[0]!.alerts[0]!],
+      },
+    ]);
+    expect(e.snapshot(NOW).decisions).toHaveLength(1);
+  });
+
+  it('takes the scope value from the triggering event when it is not a group-by field', () => {
+    const e = engine();
+    const a = {
+      ...alert('r-ip', {}),
+      trigger: { '@timestamp': NOW, 'event.action': 'x', 'source.ip': '192.0.2.7' } as EdgeEvent,
+    };
+    expect(e.handleAlerts([a], NOW).applied[0]?.scope).toEqual({ type: 'ip', value: '192.0.2.7' });
+    expect(e.handleAlerts([alert('r-ip', {})], NOW).skipped[0]?.reason).toBe('no-value');
+  });
+
+  it('escalates repeat offenders: a second decision on the same scope gets twice the TTL, capped', () => {
+    const e = engine();
+    const first = e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW).applied[0]!;
+    e.lift(first.id);
+    const second = e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW + 1000).applied[0]!;
+    expect(second.expiresAt - second.createdAt).toBe(2 * 3_600_000);
+    e.lift(second.id);
+    e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW + 2000);
+    const fourth = e.active()[0]!;
+    expect(fourth.expiresAt - fourth.createdAt).toBe(4 * 3_600_000);
+  });
+
+  it('a repeat alert on an active decision extends it instead of adding another', () => {
+    const e = engine();
+    e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW);
+    const out = e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW + 60_000);
+    expect(e.active()).toHaveLength(1);
+    expect(out.applied[0]?.alerts).toHaveLength(2);
+    expect(out.applied[0]?.expiresAt).toBe(NOW + 60_000 + 2 * 3_600_000);
+    expect(out.revision).toBe(2);
+  });
+
+  it('allowlists always win, by overlap (CIDR and identity patterns)', () => {
+    const e = engine();
+    const out = e.handleAlerts(
+      [
+        alert('r-id', { 'source.identity': 'spiffe://factory.example/node/gateway' }),
+        alert('r-ip', { 'source.ip': '10.255.1.2' }),
+      ],
+      NOW,
+    );
+    expect(out.applied).toEqual([]);
+    expect(out.skipped.map((s) => s.reason)).toEqual(['allowlisted', 'allowlisted']);
+    expect(() =>
+      e.createManual(
+        { scope: { type: 'cidr', value: '10.0.0.0/8' }, action: 'quarantine', ttlMs: 60_000, reason: 'x' },
+        NOW,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_SIEM_DECISION_ALLOWLISTED' }));
+    expect(() =>
+      e.createManual(
+        {
+          scope: { type: 'identity', value: 'spiffe://factory.example/node/*' },
+          action: 'quarantine',
+          ttlMs: 60_000,
+          reason: 'x',
+        },
+        NOW,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_SIEM_DECISION_ALLOWLISTED' }));
+  });
+
+  it('never quarantines control-plane identities, automatically or by hand', () => {
+    const e = engine();
+    const out = e.handleAlerts(
+      [alert('r-id', { 'source.identity': 'spiffe://factory.example/svc/siem' })],
+      NOW,
+    );
+    expect(out.skipped[0]?.reason).toBe('protected');
+    for (const value of [
+      'spiffe://factory.example/svc/ca',
+      'spiffe://factory.example/*/ca',
+      'spiffe://factory.example/**',
+    ]) {
+      expect(() =>
+        e.createManual(
+          { scope: { type: 'identity', value }, action: 'isolate', ttlMs: 60_000, reason: 'x' },
+          NOW,
+        ),
+      ).toThrow(expect.objectContaining({ code: 'ERR_SIEM_DECISION_PROTECTED' }));
+    }
+    expect(e.revision).toBe(0);
+  });
+
+  it('beyond the blast-radius cap, new decisions wait for approval', () => {
+    const e = engine();
+    const alerts = [1, 2, 3, 4, 5].map((i) => alert('r-ip', { 'source.ip': `192.0.2.${i}` }));
+    const out = e.handleAlerts(alerts, NOW);
+    expect(out.applied).toHaveLength(3);
+    expect(out.pending).toHaveLength(2);
+    expect(e.pending()).toHaveLength(2);
+    // Pending ones are not enforced; a minute later the cap has room again.
+    expect(e.snapshot(NOW).decisions).toHaveLength(3);
+    const approved = e.approve(out.pending[0]!.id, NOW + 1000);
+    expect(approved.scope.value).toBe('192.0.2.4');
+    expect(approved.expiresAt).toBe(NOW + 1000 + 15 * 60_000);
+    expect(e.handleAlerts([alert('r-ip', { 'source.ip': '192.0.2.9' })], NOW + 61_000).applied).toHaveLength(
+      1,
+    );
+    expect(e.reject(out.pending[1]!.id).scope.value).toBe('192.0.2.5');
+    expect(() => e.approve('nope', NOW)).toThrow(
+      expect.objectContaining({ code: 'ERR_SIEM_PENDING_UNKNOWN' }),
+    );
+  });
+
+  it('simulation mode records the decision without enforcing it', () => {
+    const e = engine();
+    const out = e.handleAlerts([alert('r-sim', { 'source.identity': DEV })], NOW);
+    expect(out.applied).toEqual([]);
+    expect(out.simulated).toHaveLength(1);
+    expect(e.simulated()[0]?.scope.value).toBe(DEV);
+    expect(e.revision).toBe(0);
+  });
+
+  it('simulate-rules in the settings turns any rule into simulation', () => {
+    const e = engine(`${SETTINGS}simulate-rules: [r-id]\n`);
+    expect(e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW).simulated).toHaveLength(1);
+  });
+
+  it('manual create, lift and expiry each move the revision; deltas chain them', () => {
+    const e = engine();
+    const m = e.createManual(
+      { scope: { type: 'serial', value: '4f1a' }, action: 'quarantine', ttlMs: 60_000, reason: 'analyst' },
+      NOW,
+    );
+    expect(m.alerts).toEqual([]);
+    e.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW);
+    expect(e.revision).toBe(2);
+    const lifted = e.lift(m.id);
+    expect(lifted.id).toBe(m.id);
+    expect(e.revision).toBe(3);
+    expect(e.expire(NOW + 3_600_000)).toHaveLength(1);
+    expect(e.revision).toBe(4);
+    expect(e.expire(NOW + 3_600_000)).toEqual([]);
+    expect(e.revision).toBe(4);
+    const d = e.deltaSince(1, NOW);
+    expect(d.kind).toBe('delta');
+    if (d.kind === 'delta') {
+      expect(d.delta.from).toBe(1);
+      expect(d.delta.revision).toBe(4);
+      expect(d.delta.upserts).toEqual([]);
+      expect([...d.delta.removals].sort()).toEqual(['d1', 'd2']);
+    }
+    expect(e.deltaSince(4, NOW)).toEqual({ kind: 'current' });
+    expect(e.deltaSince(9, NOW)).toEqual({ kind: 'snapshot' });
+    expect(() => e.lift('d1')).toThrow(expect.objectContaining({ code: 'ERR_SIEM_DECISION_UNKNOWN' }));
+    expect(() =>
+      e.createManual(
+        { scope: { type: 'ip', value: 'nope' }, action: 'quarantine', ttlMs: 60_000, reason: 'x' },
+        NOW,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_SIEM_DECISION_SCOPE' }));
+  });
+
+  it('restores state with a revision that never goes back', () => {
+    const a = engine();
+    a.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW);
+    const b = engine();
+    b.importState(a.exportState());
+    expect(b.revision).toBe(1);
+    expect(b.deltaSince(0, NOW)).toEqual({ kind: 'snapshot' });
+    // The restored decision is found again: a repeat alert extends it.
+    b.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW + 1000);
+    expect(b.active()).toHaveLength(1);
+    expect(b.revision).toBe(2);
+  });
+});
+
+describe('playbook files', () => {
+  it('loads the default playbooks', async () => {
+    const cfg = await loadPlaybooks(join(import.meta.dirname, '../../../policies/default/playbooks'));
+    expect(cfg.playbooks.map((p) => p.id).sort()).toEqual([
+      'isolate-lateral-movement',
+      'quarantine-cloned-credential',
+      'quarantine-failed-attestation',
+      'quarantine-handshake-flood',
+      'simulate-policy-denial-burst',
+    ]);
+    expect(cfg.settings.maxPerMinute).toBe(20);
+  });
+
+  const bad: [string, string][] = [
+    [
+      'unknown key',
+      'kind: playbook\nid: p\nrules: [r]\nbogus: 1\ndecisions:\n  - { scope: ip, from: source.ip, ttl: 1m }\n',
+    ],
+    ['unknown kind', 'kind: other\n'],
+    [
+      'bad scope',
+      'kind: playbook\nid: p\nrules: [r]\ndecisions:\n  - { scope: cidr, from: source.ip, ttl: 1m }\n',
+    ],
+    ['bad field', 'kind: playbook\nid: p\nrules: [r]\ndecisions:\n  - { scope: ip, from: nope, ttl: 1m }\n'],
+    [
+      'bad ttl',
+      'kind: playbook\nid: p\nrules: [r]\ndecisions:\n  - { scope: ip, from: source.ip, ttl: forever }\n',
+    ],
+    [
+      'ttl too long',
+      'kind: playbook\nid: p\nrules: [r]\ndecisions:\n  - { scope: ip, from: source.ip, ttl: 90d }\n',
+    ],
+    ['bad allowlist entry', 'kind: response-settings\nallowlist:\n  - { type: ip, value: 10.0.0.0/8 }\n'],
+    ['poisoned key', 'kind: response-settings\n__proto__: { x: 1 }\n'],
+    [
+      'duplicate id',
+      'kind: playbook\nid: p\nrules: [r]\ndecisions:\n  - { scope: ip, from: source.ip, ttl: 1m }\n---\nkind: playbook\nid: p\nrules: [r]\ndecisions:\n  - { scope: ip, from: source.ip, ttl: 1m }\n',
+    ],
+    [
+      'alias',
+      'kind: playbook\nid: &a p\nrules: [*a]\ndecisions:\n  - { scope: ip, from: source.ip, ttl: 1m }\n',
+    ],
+  ];
+  for (const [name, text] of bad) {
+    it(`refuses ${name} with ERR_SIEM_PLAYBOOK_INVALID`, () => {
+      expect(() => parsePlaybookTexts([{ name: 'x.yaml', text }])).toThrow(
+        expect.objectContaining({ code: 'ERR_SIEM_PLAYBOOK_INVALID' }),
+      );
+    });
+  }
+});

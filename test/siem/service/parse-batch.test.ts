@@ -1,0 +1,80 @@
+// The ingest body parser and stamper: formats, limits, observer handling, all-or-nothing batches.
+import { describe, expect, it } from 'vitest';
+import { decodeBatch, stampBatch } from '../../../siem/service/parse-batch.js';
+
+const OBS = 'spiffe://factory.example/node/n1';
+const NOW = Date.UTC(2026, 5, 1);
+let n = 0;
+const ctx = { observer: OBS, now: NOW, newId: () => `id${n++}` };
+const ev = (x: Record<string, unknown> = {}) => ({
+  '@timestamp': NOW - 1000,
+  'event.action': 'connection.denied',
+  ...x,
+});
+const code = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+};
+
+describe('decodeBatch', () => {
+  it('reads a JSON array and NDJSON (blank lines and CRLF allowed)', () => {
+    expect(decodeBatch(Buffer.from(JSON.stringify([ev(), ev()])), 'json')).toHaveLength(2);
+    const nd = `${JSON.stringify(ev())}\r\n\n${JSON.stringify(ev())}\n`;
+    expect(decodeBatch(Buffer.from(nd), 'ndjson')).toHaveLength(2);
+  });
+
+  it('refuses what is not a batch, with ERR_SIEM_BATCH_MALFORMED', () => {
+    expect(code(() => decodeBatch(Buffer.from('{}'), 'json'))).toBe('ERR_SIEM_BATCH_MALFORMED');
+    expect(code(() => decodeBatch(Buffer.from('[1,'), 'json'))).toBe('ERR_SIEM_BATCH_MALFORMED');
+    expect(code(() => decodeBatch(Buffer.from([0x5b, 0xc3, 0x28, 0x5d]), 'json'))).toBe(
+      'ERR_SIEM_BATCH_MALFORMED',
+    );
+    expect(code(() => decodeBatch(Buffer.from('{"a":1}\n[oops'), 'ndjson'))).toBe('ERR_SIEM_BATCH_MALFORMED');
+  });
+
+  it('refuses more events than the cap in either format (ERR_SIEM_BATCH_TOO_LARGE)', () => {
+    expect(code(() => decodeBatch(Buffer.from(JSON.stringify([ev(), ev(), ev()])), 'json', 2))).toBe(
+      'ERR_SIEM_BATCH_TOO_LARGE',
+    );
+    const nd = [ev(), ev(), ev()].map((e) => JSON.stringify(e)).join('\n');
+    expect(code(() => decodeBatch(Buffer.from(nd), 'ndjson', 2))).toBe('ERR_SIEM_BATCH_TOO_LARGE');
+  });
+});
+
+describe('stampBatch', () => {
+  it('stamps id, observer from the certificate and ingest time', () => {
+    const [e] = stampBatch([ev({ 'source.ip': '192.0.2.1' })], ctx);
+    expect(e?.['observer.identity']).toBe(OBS);
+    expect(e?.['event.ingested']).toBe(NOW);
+    expect(typeof e?.['event.id']).toBe('string');
+  });
+
+  it('drops a repeated own observer.identity and refuses another one (ERR_SIEM_OBSERVER_MISMATCH)', () => {
+    expect(stampBatch([ev({ 'observer.identity': OBS })], ctx)[0]?.['observer.identity']).toBe(OBS);
+    expect(
+      code(() => stampBatch([ev(), ev({ 'observer.identity': 'spiffe://factory.example/node/x' })], ctx)),
+    ).toBe('ERR_SIEM_OBSERVER_MISMATCH');
+    expect(code(() => stampBatch([ev({ 'observer.identity': 42 })], ctx))).toBe('ERR_SIEM_OBSERVER_MISMATCH');
+  });
+
+  it('refuses the whole batch for one bad event, naming its index', () => {
+    try {
+      stampBatch([ev(), ev({ nope: 1 })], ctx);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('ERR_SIEM_EVENT_UNKNOWN_FIELD');
+      expect((err as { detail: { index: number } }).detail.index).toBe(1);
+    }
+    const poisoned = JSON.parse(
+      `{"__proto__": {"polluted": 1}, "@timestamp": ${NOW}, "event.action": "a"}`,
+    ) as unknown;
+    expect(code(() => stampBatch([poisoned], ctx))).toBe('ERR_SIEM_EVENT_POISONED');
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(code(() => stampBatch([ev({ '@timestamp': NOW + 3_600_000 })], ctx))).toBe('ERR_SIEM_EVENT_TIME');
+    expect(code(() => stampBatch(['x'], ctx))).toBe('ERR_SIEM_EVENT_INVALID');
+  });
+});

@@ -1,0 +1,99 @@
+// Shared set-up of the SIEM service tests: a real CA, the SIEM enrolled with a join token, node
+// identities, mTLS requests and a real agent-side stream subscriber (agent/decisions-client.ts).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { createTokenProver } from '../../../ca/methods/token.js';
+import { enroll } from '../../../agent/enroll.js';
+import { DecisionStreamClient } from '../../../agent/decisions-client.js';
+import { DecisionStore } from '../../../agent/decisions-store.js';
+import { jwsDecisionVerifier } from '../../../agent/decision-verifier.js';
+import { systemClock } from '../../../common/clock.js';
+import { loadIdentity } from '../../../common/identity-dir.js';
+import { serviceId } from '../../../common/identity.js';
+import { silentLogger } from '../../../common/log.js';
+import { verifySiemChain } from '../../../siem/service/decision-key.js';
+import { rawRequest, type RawResult } from '../../helpers/https.js';
+import type { TestCa } from '../../helpers/ca.js';
+
+export const ROOT = join(import.meta.dirname, '..', '..', '..');
+export const RULES = join(ROOT, 'policies', 'default', 'rules');
+export const PLAYBOOKS = join(ROOT, 'policies', 'default', 'playbooks');
+
+export interface Creds {
+  readonly keyPem: string;
+  readonly certPem: string;
+  readonly bundlePem: string;
+  readonly identity: string;
+}
+
+export async function enrollAs(ca: TestCa, id: string, out: string): Promise<Creds> {
+  await enroll({ ca: ca.url, fingerprint: ca.fingerprint, id, prover: createTokenProver(ca.token(id)), out });
+  const l = loadIdentity(out);
+  return { keyPem: l.keyPem, certPem: l.certPem, bundlePem: l.bundlePem, identity: l.identity };
+}
+
+export function adminCreds(ca: TestCa): Creds {
+  const r = (f: string): string => readFileSync(join(ca.adminDir, f), 'utf8');
+  return {
+    keyPem: r('key.pem'),
+    certPem: r('cert.pem'),
+    bundlePem: r('bundle.pem'),
+    identity: serviceId(ca.trustDomain, 'admin'),
+  };
+}
+
+export function call(
+  url: string,
+  creds: Creds | undefined,
+  o: { method?: string; body?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<RawResult> {
+  const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
+  return rawRequest(url, {
+    method: o.method ?? (body === undefined ? 'GET' : 'POST'),
+    ...(body !== undefined ? { body } : {}),
+    ...(o.headers ? { headers: o.headers } : {}),
+    ...(creds ? { key: creds.keyPem, cert: creds.certPem, ca: creds.bundlePem } : {}),
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  ms = 10_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A real agent-side subscriber: the agent's SSE client, its verified on-disk store and verifier. */
+export async function subscriber(siemUrl: string, creds: Creds, dir: string, trustDomain: string) {
+  const chain = await call(`${siemUrl}/v1/decisions/key`, creds);
+  const key = verifySiemChain(chain.body.toString('utf8'), creds.bundlePem, trustDomain, Date.now());
+  const store = new DecisionStore(
+    join(dir, 'decisions.json'),
+    jwsDecisionVerifier({ publicKey: key.publicKey, trustDomain, clock: systemClock, kid: key.kid }),
+    trustDomain,
+  );
+  const applied: { kind: string; revision: number }[] = [];
+  const client = new DecisionStreamClient({
+    url: siemUrl,
+    expect: serviceId(trustDomain, 'siem'),
+    context: () => createSecureContext({ key: creds.keyPem, cert: creds.certPem, ca: creds.bundlePem }),
+    log: silentLogger,
+    revision: () => store.revision,
+    maxBackoff: 300,
+    apply: async (kind, token) => {
+      const r = kind === 'snapshot' ? await store.applySnapshot(token) : await store.applyDelta(token);
+      applied.push({ kind, revision: r.set.revision });
+      return r.set.revision;
+    },
+  });
+  client.start();
+  return { client, store, applied, key };
+}
