@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTokenProver, newJoinToken } from '../ca/methods/token.js';
@@ -109,7 +109,7 @@ class Subscriber {
         res.setEncoding('utf8');
         let chain = Promise.resolve();
         const parser = new SseParser((e) => {
-          const received = performance.now();
+          const received = clockMs();
           if (e.event === 'ready') {
             chain = chain.then(() => {
               this.ready = true;
@@ -126,7 +126,7 @@ class Subscriber {
               lastApplied: this.applied,
               now: Date.now(),
             });
-            const verified = performance.now();
+            const verified = clockMs();
             const ds = doc.kind === 'snapshot' ? doc.set.decisions : doc.delta.upserts;
             this.applied = doc.kind === 'snapshot' ? doc.set.revision : doc.delta.revision;
             for (const d of ds)
@@ -162,26 +162,116 @@ export interface DistributionRow {
   /** Latency to the frame arriving at the subscriber, before its signature check. */
   receivedP99ms: number;
   missed: number;
+  /** Mean time inside the SIEM from a decision change to its delta written to every subscriber. */
+  siemPublishMeanMs?: number;
 }
 
-async function distribution(
-  siemUrl: string,
-  node: Creds,
-  subsCreds: Creds[],
-  key: SiemDecisionKey,
-  n: number,
-  rounds: number,
-  ipBase: number,
-): Promise<DistributionRow> {
+/** Wall-clock ms with sub-ms resolution, comparable across the bench's processes. */
+const clockMs = (): number => performance.timeOrigin + performance.now();
+
+/** Connects n subscribers in waves of 50, so that the handshakes do not all land at once. */
+async function connectSubscribers(url: string, creds: readonly Creds[], key: SiemDecisionKey, n: number) {
   const subs: Subscriber[] = [];
-  // Connect in waves so that the handshakes do not all land at once.
   for (let i = 0; i < n; i += 50) {
     const wave = Array.from({ length: Math.min(50, n - i) }, (_, j) => {
-      const s = new Subscriber(siemUrl, subsCreds[(i + j) % subsCreds.length] as Creds, key);
+      const s = new Subscriber(url, creds[(i + j) % creds.length] as Creds, key);
       subs.push(s);
       return s.start();
     });
     await Promise.all(wave);
+  }
+  return subs;
+}
+
+// ---- a subscriber child: holds its share of the simulated agents, reports when each saw an IP ----
+if (process.argv[2] === 'subs-child') {
+  const cfg = JSON.parse(readFileSync(process.argv[3] as string, 'utf8')) as {
+    url: string;
+    creds: Creds[];
+    keyPem: string;
+    n: number;
+  };
+  const key = verifySiemChain(cfg.keyPem, (cfg.creds[0] as Creds).ca, TD, Date.now());
+  const subs = await connectSubscribers(cfg.url, cfg.creds, key, cfg.n);
+  process.stdout.write('ready\n');
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (c: string) => {
+    buf += c;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const ip = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (ip === 'quit') {
+        for (const sub of subs) sub.stop();
+        process.exit(0);
+      }
+      void waitUntil(() => subs.every((x) => x.seen.has(ip)), 10_000).then(() => {
+        const v: number[] = [];
+        const r: number[] = [];
+        for (const x of subs) {
+          const t = x.seen.get(ip);
+          if (t) {
+            v.push(t.verified);
+            r.push(t.received);
+          }
+        }
+        process.stdout.write(JSON.stringify({ ip, v, r, missed: subs.length - v.length }) + '\n');
+      });
+    }
+  });
+}
+
+interface SubsChild {
+  readonly proc: ChildProcess;
+  readonly answers: Map<string, { v: number[]; r: number[]; missed: number }>;
+}
+
+function startSubsChild(cfgFile: string): Promise<SubsChild> {
+  const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), 'subs-child', cfgFile], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  process.on('exit', () => proc.kill('SIGKILL'));
+  const answers = new Map<string, { v: number[]; r: number[]; missed: number }>();
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    proc.stdout?.setEncoding('utf8');
+    proc.stdout?.on('data', (c: string) => {
+      buf += c;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line === 'ready') resolve({ proc, answers });
+        else {
+          const a = JSON.parse(line) as { ip: string; v: number[]; r: number[]; missed: number };
+          answers.set(a.ip, a);
+        }
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`subscriber child exited with ${code}`)));
+  });
+}
+
+/**
+ * Rounds of: post 20 handshake failures from a fresh address (the default rule quarantines it),
+ * then wait until every subscriber verified the delta. The simulated agents run in two child
+ * processes (one for a single subscriber), so their signature checks use both cores.
+ */
+async function distribution(
+  siemUrl: string,
+  node: Creds,
+  subsCreds: Creds[],
+  keyPem: string,
+  n: number,
+  rounds: number,
+  ipBase: number,
+  work: string,
+): Promise<DistributionRow> {
+  const parts = n === 1 ? [1] : [Math.ceil(n / 2), Math.floor(n / 2)];
+  const children: SubsChild[] = [];
+  for (const [i, m] of parts.entries()) {
+    const file = join(work, `subs-${n}-${i}.json`);
+    writeFileSync(file, JSON.stringify({ url: siemUrl, creds: subsCreds, keyPem, n: m }));
+    children.push(await startSubsChild(file));
   }
   const agent = new Agent({ ...node, ...noHostCheck, keepAlive: true, maxSockets: 1 });
   const lat: number[] = [];
@@ -189,6 +279,8 @@ async function distribution(
   let missed = 0;
   for (let r = 0; r < rounds; r++) {
     const ip = `10.${200 + Math.floor((ipBase + r) / 250)}.${(ipBase + r) % 250}.9`;
+    for (const c of children) c.proc.stdin?.write(`${ip}\n`);
+    await new Promise((res) => setTimeout(res, 20));
     const now = Date.now();
     const body = Buffer.from(
       JSON.stringify(
@@ -199,22 +291,27 @@ async function distribution(
         })),
       ),
     );
-    const t0 = performance.now();
+    const t0 = clockMs();
     const status = await post(`${siemUrl}/v1/events`, agent, body);
     if (status !== 200) throw new Error(`ingest answered ${status}`);
-    await waitUntil(() => subs.every((s) => s.seen.has(ip)), 10_000);
-    for (const s of subs) {
-      const t = s.seen.get(ip);
-      if (t === undefined) missed++;
-      else {
-        lat.push(t.verified - t0);
-        recv.push(t.received - t0);
+    await waitUntil(() => children.every((c) => c.answers.has(ip)), 15_000);
+    for (const c of children) {
+      const a = c.answers.get(ip);
+      if (a === undefined) {
+        missed += n;
+        continue;
       }
+      missed += a.missed;
+      for (const t of a.v) lat.push(t - t0);
+      for (const t of a.r) recv.push(t - t0);
     }
     await new Promise((res) => setTimeout(res, 50));
   }
   agent.destroy();
-  for (const s of subs) s.stop();
+  for (const c of children) {
+    c.proc.stdin?.write('quit\n');
+    await new Promise((res) => c.proc.once('exit', res));
+  }
   lat.sort((a, b) => a - b);
   recv.sort((a, b) => a - b);
   return {
@@ -282,6 +379,8 @@ export interface CrowdsecResult {
   readonly seconds?: number;
   readonly perSecond?: number;
   readonly overflows?: number;
+  readonly cpuSeconds?: number;
+  readonly perCpuSecond?: number;
 }
 
 export function crowdsec(events: Record<string, unknown>[], work: string, port = 18_097): CrowdsecResult {
@@ -405,10 +504,17 @@ on_success: break
     JSON.stringify({ parsers: {}, scenarios: {}, postoverflows: {}, collections: {} }),
   );
   const t0 = performance.now();
+  // bash's `time` reports crowdsec's CPU seconds (user, system) on the last stderr line.
   const r = spawnSync(
-    'crowdsec',
-    ['-c', join(dir, 'config.yaml'), '-dsn', `file://${join(dir, 'events.log')}`, '-type', 'edgeward'],
-    { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+    'bash',
+    [
+      '-c',
+      'TIMEFORMAT="cpu %U %S"; time crowdsec -c "$1" -dsn "file://$2" -type edgeward',
+      'bash',
+      join(dir, 'config.yaml'),
+      join(dir, 'events.log'),
+    ],
+    { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
   );
   const seconds = (performance.now() - t0) / 1000;
   const out = `${r.stdout}${r.stderr}`;
@@ -418,7 +524,24 @@ on_success: break
       why: `crowdsec failed (${r.error?.message ?? `exit ${r.status}`}): ${out.slice(-600)}`,
     };
   const overflows = (out.match(/performed 'edgeward\/handshake-failures-burst'/g) ?? []).length;
-  return { ran: true, events: events.length, seconds, perSecond: events.length / seconds, overflows };
+  const cpu = /cpu ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  const cpuSecondsUsed = cpu ? Number(cpu[1]) + Number(cpu[2]) : NaN;
+  return {
+    ran: true,
+    events: events.length,
+    seconds,
+    perSecond: events.length / seconds,
+    cpuSeconds: cpuSecondsUsed,
+    perCpuSecond: events.length / cpuSecondsUsed,
+    overflows,
+  };
+}
+
+function publishStats(metrics: string): { sum: number; count: number } {
+  return {
+    sum: Number(/edgeward_siem_publish_seconds_sum (\S+)/.exec(metrics)?.[1] ?? 0),
+    count: Number(/edgeward_siem_publish_seconds_count (\S+)/.exec(metrics)?.[1] ?? 0),
+  };
 }
 
 /** user+system CPU seconds of a process (Linux /proc; clock ticks are 100 Hz there). */
@@ -499,7 +622,7 @@ export async function runDistributionBench(o: { quick: boolean; crowdsec: boolea
     }
     const node = enrolled[0] as Creds;
     const keyPem = await get(`${siem.url}/v1/decisions/key`, node);
-    const key = verifySiemChain(keyPem, node.ca, TD, Date.now());
+    verifySiemChain(keyPem, node.ca, TD, Date.now()); // the chain must verify before the rounds
 
     const nEvents = o.quick ? 100_000 : 500_000;
     const events = liveEvents(nEvents);
@@ -522,13 +645,23 @@ export async function runDistributionBench(o: { quick: boolean; crowdsec: boolea
     let ipBase = 0;
     for (const n of sizes) {
       const rounds = n === 1000 ? (o.quick ? 5 : 10) : o.quick ? 10 : 20;
-      rows.push(await distribution(siem.url, node, enrolled.slice(1), key, n, rounds, ipBase));
+      const before = publishStats(await get(`${siem.url}/metrics`, node));
+      const row = await distribution(siem.url, node, enrolled.slice(1), keyPem, n, rounds, ipBase, work);
+      const after = publishStats(await get(`${siem.url}/metrics`, node));
+      row.siemPublishMeanMs = ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1000;
+      rows.push(row);
       ipBase += rounds;
     }
     siem.proc.kill('SIGTERM');
     await ca.close();
     const cs = o.crowdsec ? crowdsec(events, work) : { ran: false, why: 'skipped (--no-crowdsec)' };
-    return { ingest: ingestResult, distribution: rows, crowdsec: cs, cpus: 2 };
+    return {
+      ingest: ingestResult,
+      distribution: rows,
+      crowdsec: cs,
+      cpus: cpus().length,
+      loadAverage: loadavg(),
+    };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -536,6 +669,7 @@ export async function runDistributionBench(o: { quick: boolean; crowdsec: boolea
 
 if (
   process.argv[2] !== 'siem-child' &&
+  process.argv[2] !== 'subs-child' &&
   process.argv[1] !== undefined &&
   fileURLToPath(import.meta.url) === process.argv[1]
 ) {
@@ -546,11 +680,11 @@ if (
   );
   for (const row of r.distribution)
     console.log(
-      `detection->enforcement, ${row.subscribers} subscribers x ${row.rounds} rounds: p50 ${fmt(row.p50ms)} ms, p99 ${fmt(row.p99ms)} ms, max ${fmt(row.maxms)} ms (received p99 ${fmt(row.receivedP99ms)} ms), missed ${row.missed}`,
+      `detection->enforcement, ${row.subscribers} subscribers x ${row.rounds} rounds: p50 ${fmt(row.p50ms)} ms, p99 ${fmt(row.p99ms)} ms, max ${fmt(row.maxms)} ms (received p99 ${fmt(row.receivedP99ms)} ms; inside the SIEM ${fmt(row.siemPublishMeanMs ?? NaN)} ms mean), missed ${row.missed}`,
     );
   if (r.crowdsec.ran)
     console.log(
-      `crowdsec replay: ${fmt(r.crowdsec.perSecond ?? NaN, 0)} events/s (${fmt(r.crowdsec.seconds ?? NaN, 2)} s), overflows ${r.crowdsec.overflows}; edgeward/crowdsec = ${fmt(r.ingest.perSecond / (r.crowdsec.perSecond ?? NaN), 2)}`,
+      `crowdsec replay: ${fmt(r.crowdsec.perSecond ?? NaN, 0)} events/s wall, ${fmt(r.crowdsec.perCpuSecond ?? NaN, 0)} per CPU-second (${fmt(r.crowdsec.seconds ?? NaN, 2)} s), overflows ${r.crowdsec.overflows}; edgeward/crowdsec = ${fmt(r.ingest.perSecond / (r.crowdsec.perSecond ?? NaN), 2)} wall, ${fmt(r.ingest.perSiemCpuSecond / (r.crowdsec.perCpuSecond ?? NaN), 2)} per CPU-second`,
     );
   else console.log(`crowdsec: not run: ${r.crowdsec.why}`);
   console.log(JSON.stringify(r));

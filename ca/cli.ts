@@ -189,7 +189,8 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       }
       await new Promise<void>((resolve) => {
         const stop = (): void => {
-          void ca.close().then(resolve);
+          // A worker's IPC channel to the primary keeps it alive after the server closes.
+          void ca.close().then(() => (cluster.isWorker ? process.exit(0) : resolve()));
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

@@ -7,6 +7,7 @@ import { UsageError } from '../cli/args.js';
 import { describeAttestationPolicy, loadAttestationPolicy } from './attestation-policy.js';
 import { runPolicyPcrsCommand } from './pcrs.js';
 import { checkRuleFile } from './rules/index.js';
+import { assertRuleTests } from '../siem/correlate/index.js';
 import { parsePlaybookTexts } from '../siem/playbooks/index.js';
 
 const USAGE =
@@ -35,8 +36,11 @@ export async function runPolicyCommand(argv: string[], out: (s: string) => void)
         break;
       default: {
         const rules = checkRuleFile(text, basename(file));
+        // The tests a rule file carries run on the real engine: a rule that misses its own
+        // examples is refused before it is deployed.
+        const tests = assertRuleTests(rules);
         out(
-          `${file}: rules OK (${rules.detections.length} detection, ${rules.correlations.length} correlation)`,
+          `${file}: rules OK (${rules.detections.length} detection, ${rules.correlations.length} correlation, ${tests.length} embedded tests pass)`,
         );
       }
     }

@@ -2,6 +2,7 @@
 export { AgentLedger, type AgentView } from './agents.js';
 export { auditEvent, type AuditEntry } from './audit.js';
 export { createCaRevoker, revocable, type CaRevoker } from './ca-link.js';
+export { caEventToEdgeEvent } from './ca-events.js';
 export { createCaDecisionFollower, type CaDecisionFollower } from './ca-follower.js';
 export { signerOf, verifySiemChain, type SiemDecisionKey } from './decision-key.js';
 export {
