@@ -13,9 +13,10 @@ import type { IdentityRefresher } from './rotation.js';
 
 const USAGE = 'agent config: enroll: { attest: token|tpm|puf, token?, tcti?, puf? }';
 
-function attestOptions(cfg: AgentConfig): Partial<Record<'attest' | 'token' | 'tcti' | 'puf', string>> {
+function attestOptions(cfg: AgentConfig): Partial<Record<'attest' | 'token' | 'tcti' | 'puf' | 'id', string>> {
   const e = cfg.enroll ?? {};
-  const out: Partial<Record<'attest' | 'token' | 'tcti' | 'puf', string>> = {};
+  // The PUF prover signs the identity too.
+  const out: Partial<Record<'attest' | 'token' | 'tcti' | 'puf' | 'id', string>> = { id: cfg.identity.id };
   for (const k of ['attest', 'token', 'tcti', 'puf'] as const) {
     const v = e[k];
     if (typeof v === 'string') out[k] = v;

@@ -1,83 +1,502 @@
-// `edgeward demo` (npm start): the mesh on this machine with embedded defaults. It creates a
-// data folder under .edgeward/demo on first run, starts the CA, enrolls a demo node with a join
-// token, renews it over mTLS, and keeps serving until Ctrl-C.
-import { existsSync } from 'node:fs';
+// `edgeward demo` (npm start): the whole mesh on this machine with embedded defaults, as real
+// processes — the CA, the SIEM, three edge agents — plus simulated PUF devices, then an attack:
+// a cloned device credential used from a second address, and a rogue host scanning the agents.
+// It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
+// cut) and keeps running until Ctrl-C.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { request } from 'node:https';
 import { join, resolve } from 'node:path';
+import { connect, type TLSSocket } from 'node:tls';
 import { systemClock } from '../common/clock.js';
-import { createLogger } from '../common/log.js';
+import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
+import { uriSans } from '../common/x509.js';
 import { FILES } from '../ca/authority.js';
 import { initCa } from '../ca/init.js';
-import { passphraseFromEnv } from '../ca/keys.js';
 import { newJoinToken } from '../ca/methods/token.js';
-import { createTokenProver } from '../ca/methods/token.js';
-import { startCaServer } from '../ca/server.js';
+import { openCaStore } from '../ca/store-sqlite.js';
 import { enroll } from '../agent/enroll.js';
-import { renew } from '../agent/renew.js';
-import { parse, optional } from './args.js';
+import { createPufProver, importPufRecord, openPuf, provisionPuf } from '../attestation/puf/index.js';
+import { optional, parse, UsageError } from './args.js';
 
 const TD = 'factory.example';
+const EDGEWARD = join(import.meta.dirname, 'edgeward.js');
+const USAGE = 'edgeward demo [--data DIR] [--port-base N] [--once]';
+
+interface Ports {
+  ca: number;
+  siem: number;
+  inbound: [number, number, number];
+  outbound: number;
+  admin: [number, number, number];
+  apps: [number, number, number];
+}
+
+function portsFrom(base: number): Ports {
+  return {
+    ca: base,
+    siem: base + 1,
+    inbound: [base + 10, base + 11, base + 12],
+    outbound: base + 20,
+    admin: [base + 30, base + 31, base + 32],
+    apps: [base + 40, base + 41, base + 42],
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+class Mesh {
+  private readonly children: ChildProcess[] = [];
+  private readonly servers: Server[] = [];
+  private readonly sockets: TLSSocket[] = [];
+  readonly t0 = Date.now();
+
+  constructor(
+    readonly dir: string,
+    readonly out: (s: string) => void,
+  ) {}
+
+  step(s: string): void {
+    this.out(`[+${((Date.now() - this.t0) / 1000).toFixed(3).padStart(7)} s] ${s}`);
+  }
+
+  /** Starts `edgeward ARGS` and resolves with its output once it matches `ready`. */
+  start(name: string, args: string[], ready: RegExp): Promise<string> {
+    const log = join(this.dir, `${name}.log`);
+    const p = spawn(process.execPath, [EDGEWARD, ...args], {
+      env: { ...process.env, EDGEWARD_LOG_LEVEL: process.env['EDGEWARD_LOG_LEVEL'] ?? 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.children.push(p);
+    let output = '';
+    return new Promise((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not start in 60 s; see ${log}`)), 60_000);
+      const onData = (c: Buffer): void => {
+        output += c.toString();
+        writeFileSync(log, output);
+        if (ready.test(output)) {
+          clearTimeout(timer);
+          resolvePromise(output);
+        }
+      };
+      p.stdout.on('data', onData);
+      p.stderr.on('data', onData);
+      p.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited with ${code}:\n${output.slice(-2000)}`));
+      });
+    });
+  }
+
+  /** A local app behind an agent: echoes what it receives. */
+  echoApp(port: number): Promise<void> {
+    const srv = createServer((s) => s.on('data', (d) => s.write(d)).on('error', () => undefined));
+    this.servers.push(srv);
+    return new Promise((r, j) => srv.once('error', j).listen(port, '127.0.0.1', () => r()));
+  }
+
+  /** An mTLS client connection with a device's credential, from a chosen local address. */
+  tlsConnect(id: LoadedIdentity, port: number, localAddress: string): Promise<TLSSocket> {
+    return new Promise((r, j) => {
+      const s = connect({
+        socket: tcpFrom(port, localAddress),
+        key: id.keyPem,
+        cert: id.certPem,
+        ca: id.bundlePem,
+        minVersion: 'TLSv1.3',
+        checkServerIdentity: () => undefined,
+      });
+      this.sockets.push(s);
+      s.once('error', j);
+      // TLS 1.3: the server checks our certificate after our secureConnect; its first byte (the
+      // echo) is the proof that it accepted us.
+      s.once('secureConnect', () => s.write('hello\n'));
+      s.once('data', () => r(s));
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    for (const srv of this.servers) srv.close();
+    await Promise.all(
+      this.children.map(
+        (c) =>
+          new Promise<void>((r) => {
+            if (c.exitCode !== null || c.signalCode !== null) return r();
+            c.once('exit', () => r());
+            c.kill('SIGTERM');
+            setTimeout(() => c.kill('SIGKILL'), 5000).unref();
+          }),
+      ),
+    );
+  }
+}
+
+/** A TCP connection from a chosen loopback address (the demo's attackers use 127.0.0.2 and .3). */
+function tcpFrom(port: number, localAddress: string): Socket {
+  return netConnect({ host: '127.0.0.1', port, localAddress });
+}
+
+/** GET on the SIEM's analyst API with the CA's admin identity. */
+function siemGet<T>(url: string, admin: LoadedIdentity): Promise<T> {
+  return new Promise((r, j) => {
+    const req = request(
+      url,
+      {
+        key: admin.keyPem,
+        cert: admin.certPem,
+        ca: admin.bundlePem,
+        checkServerIdentity: (_h, c) =>
+          uriSans(c.subjectaltname).includes(`spiffe://${TD}/svc/siem`)
+            ? undefined
+            : new Error('not the SIEM'),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            r(JSON.parse(Buffer.concat(chunks).toString()) as T);
+          } catch (err) {
+            j(err as Error);
+          }
+        });
+      },
+    );
+    req.on('error', j);
+    req.end();
+  });
+}
+
+function agentConfig(o: {
+  dir: string;
+  id: string;
+  token: string;
+  caUrl: string;
+  fp: string;
+  siemUrl: string;
+  keyFile: string;
+  inbound: number;
+  app: number;
+  admin: number;
+  outbound?: { listen: number; connect: number; expect: string };
+}): string {
+  return [
+    `identity: { dir: ${JSON.stringify(o.dir)}, id: ${o.id} }`,
+    `ca: { url: ${o.caUrl}, fingerprint: "${o.fp}", crlInterval: 5s }`,
+    `enroll: { attest: token, token: ${o.token} }`,
+    `siem: { url: ${o.siemUrl}, flushInterval: 100ms }`,
+    `admin: { listen: 127.0.0.1:${o.admin} }`,
+    `decisions: { key: ${JSON.stringify(o.keyFile)} }`,
+    'inbound:',
+    `  - { listen: 127.0.0.1:${o.inbound}, forward: 127.0.0.1:${o.app}, allow: ["spiffe://${TD}/device/*", "spiffe://${TD}/node/*"] }`,
+    ...(o.outbound
+      ? [
+          'outbound:',
+          `  - { listen: 127.0.0.1:${o.outbound.listen}, connect: 127.0.0.1:${o.outbound.connect}, expect: ${o.outbound.expect} }`,
+        ]
+      : []),
+    '',
+  ].join('\n');
+}
+
+interface AlertView {
+  id: string;
+  ruleId: string;
+  title: string;
+  level: string;
+  type: string;
+  groupBy: Record<string, string>;
+}
+interface DecisionView {
+  id: string;
+  scope: { type: string; value: string };
+  action: string;
+  reason: string;
+}
 
 export async function runDemo(argv: string[], out: (s: string) => void): Promise<number> {
   const a = parse(
     argv,
-    { data: { type: 'string' }, port: { type: 'string' }, once: { type: 'boolean' } },
-    'edgeward demo [--data DIR] [--port N] [--once]',
+    { data: { type: 'string' }, 'port-base': { type: 'string' }, once: { type: 'boolean' } },
+    USAGE,
   );
-  const dataDir = resolve(optional(a.data) ?? '.edgeward/demo');
-  const caDir = join(dataDir, 'ca');
-  const step = (s: string): void => out(`[${new Date().toISOString().slice(11, 23)}] ${s}`);
-  if (!existsSync(join(caDir, FILES.db))) {
-    const r = initCa({
-      dataDir: caDir,
-      trustDomain: TD,
-      clock: systemClock,
-      passphrase: passphraseFromEnv(),
+  const base = Number(optional(a['port-base']) ?? '8443');
+  if (!Number.isInteger(base) || base < 1024 || base > 65_000)
+    throw new UsageError('--port-base is 1024 to 65000');
+  const ports = portsFrom(base);
+  const dir = resolve(optional(a.data) ?? '.edgeward/demo');
+  // The demo's own folder starts afresh each run, so the story is the same every time.
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mesh = new Mesh(dir, out);
+  const stopAll = (): Promise<void> => mesh.stop();
+  try {
+    // ---- the control plane ----
+    const caDir = join(dir, 'ca');
+    const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
+    mesh.step(`CA for ${TD} created; root fingerprint ${init.fingerprint}`);
+    const store = openCaStore(join(caDir, FILES.db));
+    const token = (id: string): string => {
+      const t = newJoinToken();
+      const now = Date.now();
+      store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 15 * 60_000 }, now);
+      return t.token;
+    };
+    const caUrl = `https://127.0.0.1:${ports.ca}`;
+    await mesh.start(
+      'ca',
+      ['ca', 'serve', '--data', caDir, '--listen', `127.0.0.1:${ports.ca}`],
+      /root fingerprint/,
+    );
+    mesh.step(`CA serving on ${caUrl} (log: ${join(dir, 'ca.log')})`);
+    const siemUrl = `https://127.0.0.1:${ports.siem}`;
+    const siemDir = join(dir, 'siem');
+    await mesh.start(
+      'siem',
+      [
+        'siem',
+        'serve',
+        '--data',
+        siemDir,
+        '--listen',
+        `127.0.0.1:${ports.siem}`,
+        '--ca',
+        caUrl,
+        '--fingerprint',
+        init.fingerprint,
+        '--token',
+        token(`spiffe://${TD}/svc/siem`),
+      ],
+      /listening on/,
+    );
+    mesh.step(`SIEM enrolled as spiffe://${TD}/svc/siem with a join token, serving on ${siemUrl}`);
+    const keyFile = join(dir, 'siem-decisions.pem');
+    writeFileSync(
+      keyFile,
+      createPublicKey(readFileSync(join(siemDir, 'identity', 'cert.pem'))).export({
+        type: 'spki',
+        format: 'pem',
+      }),
+    );
+
+    // ---- the edge: three agents in front of three local apps ----
+    const nodes = [1, 2, 3].map((i) => `spiffe://${TD}/node/n${i}`);
+    for (let i = 0; i < 3; i++) {
+      await mesh.echoApp(ports.apps[i] as number);
+      const name = `n${i + 1}`;
+      const cfg = join(dir, `${name}.yaml`);
+      writeFileSync(
+        cfg,
+        agentConfig({
+          dir: join(dir, name),
+          id: nodes[i] as string,
+          token: token(nodes[i] as string),
+          caUrl,
+          fp: init.fingerprint,
+          siemUrl,
+          keyFile,
+          inbound: ports.inbound[i] as number,
+          app: ports.apps[i] as number,
+          admin: ports.admin[i] as number,
+          ...(i === 2
+            ? { outbound: { listen: ports.outbound, connect: ports.inbound[0], expect: nodes[0] as string } }
+            : {}),
+        }),
+      );
+    }
+    // Agents log to stderr; readiness is their admin /healthz.
+    for (let i = 0; i < 3; i++)
+      void mesh
+        .start(`n${i + 1}`, ['agent', '--config', join(dir, `n${i + 1}.yaml`)], /$^/)
+        .catch(() => undefined);
+    await waitFor(
+      async () => (await Promise.all(ports.admin.map((p) => healthy(p)))).every(Boolean),
+      60_000,
+      'agents healthy',
+    );
+    mesh.step(
+      `3 agents enrolled and listening: mTLS on 127.0.0.1:${ports.inbound.join(', :')} (admin /metrics on :${ports.admin.join(', :')})`,
+    );
+
+    // ---- devices with a simulated PUF, provisioned at "manufacture", enrolled in the field ----
+    const devices: LoadedIdentity[] = [];
+    for (let i = 1; i <= 4; i++) {
+      const id = `spiffe://${TD}/device/d${i}`;
+      const { json } = provisionPuf({ id, puf: openPuf(`sim:demo-device-${i}`) });
+      store.transaction((tx) => importPufRecord(tx, json, { trustDomain: TD }));
+      await enroll({
+        ca: caUrl,
+        fingerprint: init.fingerprint,
+        id,
+        prover: createPufProver({ puf: `sim:demo-device-${i},ber=0.12`, id }),
+        out: join(dir, `d${i}`),
+      });
+      devices.push(loadIdentity(join(dir, `d${i}`)));
+    }
+    store.close();
+    mesh.step('4 devices enrolled with PUF evidence (fuzzy extractor at 12 % bit errors)');
+    const admin = loadIdentity(join(caDir, 'admin'));
+    const d1 = devices[0] as LoadedIdentity;
+
+    // ---- normal traffic ----
+    const live = await mesh.tlsConnect(d1, ports.inbound[0], '127.0.0.1');
+    let cutAt = 0;
+    live.on('close', () => (cutAt = Date.now()));
+    const keepAlive = setInterval(() => live.writable && live.write('ping\n'), 250);
+    mesh.step(`device d1 (serial ${d1.serial}) holds a live mTLS connection to n1 from 127.0.0.1`);
+    await outboundRoundTrip(ports.outbound);
+    mesh.step('n3 → n1 over the outbound sidecar: plain TCP on loopback, mTLS between agents: OK');
+
+    // ---- the attack ----
+    const seen = { alerts: new Set<string>(), decisions: new Set<string>(), acks: new Map<string, number>() };
+    const watch = setInterval(() => void poll(mesh, siemUrl, admin, seen), 50);
+    const attackAt = Date.now();
+    mesh.step(
+      'ATTACK 1: a clone of d1’s key and certificate connects to n2 from a second address, 127.0.0.2',
+    );
+    const clone = await mesh.tlsConnect(d1, ports.inbound[1], '127.0.0.2').catch(() => undefined);
+    await waitFor(async () => cutAt > 0, 20_000, 'the live connection of the cloned credential to be cut');
+    mesh.step(`d1’s live connection to n1 was cut, ${cutAt - attackAt} ms after the clone connected`);
+    clone?.destroy();
+    clearInterval(keepAlive);
+
+    mesh.step('ATTACK 2: a rogue host at 127.0.0.3 scans both nodes with TLS handshakes and no certificate');
+    for (let i = 0; i < 30; i++) await probe(ports.inbound[i % 2] as number, '127.0.0.3');
+    await waitFor(
+      async () => seen.decisions.size >= 2 && [...seen.acks.values()].filter((r) => r >= 2).length === 3,
+      20_000,
+      'every agent to apply the decision against the scanner',
+    );
+    const d2 = devices[1] as LoadedIdentity;
+    const fromScanner = await mesh.tlsConnect(d2, ports.inbound[0], '127.0.0.3').then(
+      (s) => (s.destroy(), 'accepted'),
+      () => 'refused',
+    );
+    const fromHome = await mesh.tlsConnect(d2, ports.inbound[0], '127.0.0.1').then(
+      (s) => (s.destroy(), 'accepted'),
+      () => 'refused',
+    );
+    mesh.step(
+      `a valid device credential (d2) is now ${fromScanner} from 127.0.0.3 and ${fromHome} from 127.0.0.1`,
+    );
+    clearInterval(watch);
+    await poll(mesh, siemUrl, admin, seen);
+
+    out('');
+    out('The mesh is running. Look further:');
+    out(`  logs and state:   ${dir}`);
+    out(
+      `  SIEM analyst API: curl --cacert ${join(caDir, 'admin', 'bundle.pem')} --cert ${join(caDir, 'admin', 'cert.pem')} --key ${join(caDir, 'admin', 'key.pem')} ${siemUrl}/v1/decisions`,
+    );
+    out(`  agent metrics:    curl http://127.0.0.1:${ports.admin[0]}/metrics`);
+    out(
+      `  CRL:              curl -s --cacert ${join(caDir, FILES.rootCert)} ${caUrl}/v1/crl | openssl crl -inform DER -noout -text`,
+    );
+    out(`  audit chain:      node ${EDGEWARD} ca audit verify --data ${caDir}`);
+    if (a.once === true) return 0;
+    out('Ctrl-C stops it.');
+    await new Promise<void>((r) => {
+      process.once('SIGINT', r);
+      process.once('SIGTERM', r);
     });
-    step(`initialised a CA for ${TD} in ${caDir}`);
-    step(`root fingerprint ${r.fingerprint}`);
-  }
-  const log = createLogger('ca', process.env['EDGEWARD_LOG_LEVEL'] ?? 'warn');
-  const ca = await startCaServer({
-    dataDir: caDir,
-    host: '127.0.0.1',
-    port: Number(optional(a.port) ?? 8443),
-    log,
-  });
-  step(`CA listening on ${ca.url}`);
-
-  const id = `spiffe://${TD}/node/demo-1`;
-  const { token, hash } = newJoinToken();
-  const now = systemClock.now();
-  ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 15 * 60_000 }, now);
-  step(`made a one-time join token for ${id}`);
-  const nodeDir = join(dataDir, 'node-demo-1');
-  await enroll({
-    ca: ca.url,
-    fingerprint: ca.fingerprint,
-    id,
-    prover: createTokenProver(token),
-    out: nodeDir,
-    print: (s) => step(`enroll: ${s}`),
-  });
-  await renew({ ca: ca.url, dir: nodeDir, print: (s) => step(`renew: ${s}`) });
-
-  out('');
-  out('The mesh is running. Try:');
-  out(`  curl --cacert ${join(caDir, FILES.rootCert)} ${ca.url}/healthz`);
-  out(
-    `  curl -s --cacert ${join(caDir, FILES.rootCert)} ${ca.url}/v1/crl | openssl crl -inform DER -noout -text`,
-  );
-  out(`  node dist/cli/edgeward.js ca token --data ${caDir} --id spiffe://${TD}/node/n2`);
-  out(`  node dist/cli/edgeward.js ca audit verify --data ${caDir}`);
-  out('Ctrl-C stops it.');
-  if (a.once === true) {
-    await ca.close();
     return 0;
+  } finally {
+    await stopAll();
   }
-  await new Promise<void>((res) => {
-    process.once('SIGINT', res);
-    process.once('SIGTERM', res);
+}
+
+async function poll(
+  mesh: Mesh,
+  siemUrl: string,
+  admin: LoadedIdentity,
+  seen: { alerts: Set<string>; decisions: Set<string>; acks: Map<string, number> },
+): Promise<void> {
+  try {
+    const { alerts } = await siemGet<{ alerts: AlertView[] }>(`${siemUrl}/v1/alerts?limit=50`, admin);
+    for (const al of [...alerts].reverse()) {
+      if (seen.alerts.has(al.id) || al.type === 'detection') continue;
+      seen.alerts.add(al.id);
+      mesh.step(
+        `ALERT [${al.level}] ${al.title} (${Object.entries(al.groupBy)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')})`,
+      );
+    }
+    const d = await siemGet<{ revision: number; active: DecisionView[] }>(`${siemUrl}/v1/decisions`, admin);
+    for (const x of d.active) {
+      if (seen.decisions.has(x.id)) continue;
+      seen.decisions.add(x.id);
+      mesh.step(
+        `DECISION ${x.action} ${x.scope.type} ${x.scope.value} (revision ${d.revision}): ${x.reason}`,
+      );
+    }
+    const ag = await siemGet<{ agents: Array<{ identity: string; acked: number | null; lagMs: number }> }>(
+      `${siemUrl}/v1/agents`,
+      admin,
+    );
+    for (const x of ag.agents) {
+      if (x.acked === null || (seen.acks.get(x.identity) ?? 0) >= x.acked) continue;
+      seen.acks.set(x.identity, x.acked);
+      mesh.step(`ACK ${x.identity} applied revision ${x.acked}`);
+    }
+  } catch {
+    // The next poll tries again.
+  }
+}
+
+async function healthy(port: number): Promise<boolean> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** One plain TCP round trip through n3's outbound listener to n1's app. */
+function outboundRoundTrip(port: number): Promise<void> {
+  return new Promise((r, j) => {
+    const s = netConnect({ host: '127.0.0.1', port }, () => s.write('via outbound\n'));
+    s.once('data', () => {
+      s.destroy();
+      r();
+    });
+    s.once('error', j);
+    setTimeout(() => j(new Error('outbound round trip timed out')), 10_000).unref();
   });
-  await ca.close();
-  return 0;
+}
+
+/** A TLS handshake without a client certificate from `localAddress`: how far did it get? */
+function probe(port: number, localAddress: string): Promise<'refused-handshake' | 'closed-before-handshake'> {
+  return new Promise((r) => {
+    let handshook = false;
+    const s = connect({
+      socket: tcpFrom(port, localAddress),
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+    });
+    s.once('secureConnect', () => {
+      handshook = true;
+      s.write('x');
+    });
+    const done = (): void => {
+      s.destroy();
+      r(handshook ? 'refused-handshake' : 'closed-before-handshake');
+    };
+    s.once('error', done);
+    s.once('close', done);
+    setTimeout(done, 3000).unref();
+  });
 }

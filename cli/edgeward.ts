@@ -19,6 +19,13 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
     help: 'renew this identity over mTLS',
     load: async () => (await import('../agent/cli.js')).runRenewCommand,
   },
+  siem: {
+    help: 'the SIEM: serve; user add (dashboard users)',
+    load: async () => async (argv, out) =>
+      argv[0] === 'user'
+        ? (await import('../siem/dashboard/cli.js')).runUserCommand(argv.slice(1), out)
+        : (await import('../siem/cli.js')).runSiemCommand(argv, out),
+  },
   agent: {
     help: 'run the edge agent: mTLS sidecar with live enforcement',
     load: async () => (await import('../agent/run.js')).runAgentCommand,

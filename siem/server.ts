@@ -69,6 +69,15 @@ export interface RunningSiem {
   readonly metrics: SiemMetrics;
   /** The SIEM's identity now in use (changes at renewal). */
   identity(): LoadedIdentity;
+  /** Renews the identity now (needs identityDir and caUrl); the signing key changes with it. */
+  renewNow(): Promise<LoadedIdentity>;
+  /** Committed events, after their batch was acknowledged (projections: dashboard inventory). */
+  subscribeEvents(fn: (events: readonly EdgeEvent[]) => void): () => void;
+  /** Alerts as they are raised. */
+  subscribeAlerts(fn: (alert: Alert) => void): () => void;
+  /** Records an analyst action in the store (for analyst front ends such as the dashboard). */
+  audit(entry: AuditEntry): void;
+  now(): number;
   close(): Promise<void>;
 }
 
@@ -202,8 +211,20 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     onPublished: (c) => metrics.publishSeconds.observe(c.publishMs / 1000),
   });
 
+  const eventListeners = new Set<(events: readonly EdgeEvent[]) => void>();
+  const alertListeners = new Set<(alert: Alert) => void>();
+  const notify = <T>(set: Set<(x: T) => void>, x: T): void => {
+    for (const fn of set) {
+      try {
+        fn(x);
+      } catch (err) {
+        log.error({ err }, 'a listener failed');
+      }
+    }
+  };
   const onAlerts = (alerts: Alert[]): void => {
     for (const a of alerts) metrics.alerts.inc({ rule: a.ruleId });
+    for (const a of alerts) notify(alertListeners, a);
     // Decisions first (their commit is on the path to enforcement), the alerts' own commit after.
     let outcome;
     try {
@@ -240,6 +261,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     correlator: new Correlator(o.rules, o.correlator ?? {}),
     log,
     onAlerts,
+    onCommitted: (events) => notify(eventListeners, events),
     ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
   });
   const maxBatch = o.maxBatchEvents ?? MAX_BATCH_EVENTS;
@@ -613,6 +635,21 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     ingest,
     metrics,
     identity: () => identity,
+    subscribeEvents(fn) {
+      eventListeners.add(fn);
+      return () => void eventListeners.delete(fn);
+    },
+    subscribeAlerts(fn) {
+      alertListeners.add(fn);
+      return () => void alertListeners.delete(fn);
+    },
+    audit,
+    now,
+    async renewNow() {
+      if (renewer === undefined)
+        throw new EdgewardError('ERR_SIEM_IDENTITY', 'no identity folder or CA to renew with');
+      return renewer.renewNow();
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -113,19 +113,26 @@ export class IdentityRenewer {
   async #run(current: LoadedIdentity): Promise<void> {
     if (this.o.now() < renewalDue(current)) return this.#arm(renewalDue(current) - this.o.now(), current);
     try {
-      await renew({ ca: this.o.caUrl, dir: this.o.dir });
-      const next = loadIdentity(this.o.dir);
-      this.o.log.info(
-        { serial: next.serial, notAfter: new Date(next.notAfter).toISOString() },
-        'SIEM identity renewed',
-      );
-      this.o.onRenewed(next);
-      this.start(next);
+      await this.renewNow();
     } catch (err) {
       const left = current.notAfter - this.o.now();
       this.o.log.error({ err, msLeft: left }, 'SIEM identity renewal failed; retrying');
       this.#arm(Math.max(1000, Math.min(60_000, left / 10)), current);
     }
+  }
+
+  /** Renews now (operators, tests), hands the new identity over and re-arms the schedule. */
+  async renewNow(): Promise<LoadedIdentity> {
+    await renew({ ca: this.o.caUrl, dir: this.o.dir });
+    const next = loadIdentity(this.o.dir);
+    this.o.log.info(
+      { serial: next.serial, notAfter: new Date(next.notAfter).toISOString() },
+      'SIEM identity renewed',
+    );
+    this.o.onRenewed(next);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.start(next);
+    return next;
   }
 
   stop(): void {

@@ -1,8 +1,8 @@
 // The SIEM service's building blocks (the HTTP adapter is siem/server.ts).
+export { createDashboardApi, type DashboardApiOptions } from './dashboard-api.js';
 export { AgentLedger, type AgentView } from './agents.js';
 export { auditEvent, type AuditEntry } from './audit.js';
 export { createCaRevoker, revocable, type CaRevoker } from './ca-link.js';
-export { caEventToEdgeEvent } from './ca-events.js';
 export { createCaDecisionFollower, type CaDecisionFollower } from './ca-follower.js';
 export { signerOf, verifySiemChain, type SiemDecisionKey } from './decision-key.js';
 export {

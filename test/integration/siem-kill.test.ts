@@ -6,16 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceId } from '../../common/identity.js';
 import { openSqliteStore } from '../../siem/store/index.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { EDGEWARD } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
-import { adminCreds, call, enrollAs, subscriber, waitFor, ROOT } from '../siem/service/setup.js';
+import { adminCreds, call, enrollAs, subscriber, waitFor } from '../siem/service/setup.js';
 
 const TD = 'factory.example';
-const LAUNCHER = join(ROOT, 'test', 'siem', 'service', 'fixtures', 'siem-serve.mjs');
 let ca: TestCa;
 const procs: ChildProcess[] = [];
 
 function serve(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [LAUNCHER, 'serve', ...args], {
+  const proc = spawn(process.execPath, [EDGEWARD, 'siem', 'serve', ...args], {
     env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -14,6 +14,7 @@ import { loadRules } from '../../policies/rules/index.js';
 import { loadPlaybooks } from '../../siem/playbooks/index.js';
 import { startSiemServer, type RunningSiem } from '../../siem/server.js';
 import { createCaDecisionFollower } from '../../siem/service/ca-follower.js';
+import { createDashboardApi } from '../../siem/service/dashboard-api.js';
 import { verifySiemChain } from '../../siem/service/decision-key.js';
 import { ensureSiemIdentity } from '../../siem/service/identity.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
@@ -407,10 +408,96 @@ describe('analyst API, expiry and the CA link', () => {
     }
   });
 
+  it('renewal rotates the TLS certificate and the signing key; a verifier follows the new kid', async () => {
+    const caId = await enrollAs(ca, serviceId(TD, 'ca'), join(dir, 'ca-id2'));
+    const follower = createCaDecisionFollower({
+      siemUrl: siem.url,
+      trustDomain: TD,
+      credentials: () => caId,
+      log: silentLogger,
+    });
+    follower.start();
+    try {
+      await waitFor('follower synced', () => follower.revision === siem.hub.revision && follower.connected);
+      const oldKid = siem.hub.kid;
+      const oldSerial = siem.identity().serial;
+      const next = await siem.renewNow();
+      expect(next.serial).not.toBe(oldSerial);
+      expect(siem.hub.kid).not.toBe(oldKid);
+      const key = await call(`${siem.url}/v1/decisions/key`, undefined);
+      expect(key.headers['x-edgeward-kid']).toBe(siem.hub.kid);
+      const device = `spiffe://${TD}/device/after-renewal`;
+      const r = await call(`${siem.url}/v1/decisions`, admin, {
+        body: { scope: { type: 'identity', value: device }, action: 'quarantine', ttl: '5m', reason: 'x' },
+      });
+      expect(r.status).toBe(201);
+      // The follower's pinned kid no longer matches: it refetches the chain and applies the delta.
+      await waitFor('follower applied the delta signed with the new key', () =>
+        follower.isQuarantined(device),
+      );
+    } finally {
+      follower.stop();
+    }
+  });
+
   it('refuses an ack ahead of the current revision', async () => {
     const r = await call(`${siem.url}/v1/decisions/ack`, node, { body: { revision: siem.hub.revision + 1 } });
     expect([r.status, r.json?.['code']]).toEqual([409, 'ERR_SIEM_ACK_REVISION']);
     const s = await call(`${siem.url}/v1/decisions/ack`, node, { body: { revision: '1' } });
     expect([s.status, s.json?.['code']]).toEqual([400, 'ERR_INPUT_MALFORMED']);
+  });
+});
+
+describe('dashboard adapter (siem/dashboard/api.ts over the running service)', () => {
+  it('quarantines and lifts through the hub, audits the user, and aggregates events and alerts', async () => {
+    const api = createDashboardApi(siem);
+    const seen: unknown[] = [];
+    const off = api.subscribeAlerts((a) => seen.push(a));
+    try {
+      const made = await api.quarantine('alice', {
+        scope: { type: 'ip', value: '198.51.100.150' },
+        action: 'quarantine',
+        ttlMs: 60_000,
+        reason: 'from the dashboard',
+      });
+      expect(made['status']).toBe('created');
+      const view = api.decisions();
+      expect(view['revision']).toBe(siem.hub.revision);
+      expect((view['active'] as { id: string }[]).some((d) => d.id === made['id'])).toBe(true);
+      await expect(
+        api.quarantine('alice', {
+          scope: { type: 'ip', value: 'nope' },
+          action: 'quarantine',
+          ttlMs: 1000,
+          reason: '',
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_SIEM_DECISION_SCOPE' });
+      expect((await api.lift('alice', made['id'] as string))['status']).toBe('lifted');
+      const batch = [
+        ...failures('192.0.2.170', 20),
+        {
+          '@timestamp': Date.now() - 1000,
+          'event.action': 'connection.accepted',
+          'source.identity': `spiffe://${TD}/device/g1`,
+          'destination.identity': `spiffe://${TD}/node/n1`,
+        },
+      ];
+      expect((await call(`${siem.url}/v1/events`, node, { body: batch })).status).toBe(200);
+      await waitFor('alert pushed to the dashboard', () => seen.length > 0);
+      const g = api.graph() as { edges: { from: string; to: string }[] };
+      expect(g.edges).toContainEqual(
+        expect.objectContaining({ from: `spiffe://${TD}/device/g1`, to: `spiffe://${TD}/node/n1` }),
+      );
+      const c = api.charts() as { eventsPerSecond: [number, number][] };
+      expect(c.eventsPerSecond.some(([, v]) => v > 0)).toBe(true);
+      const who = siem.store.timeline({ entity: 'source.ip', value: '127.0.0.1', limit: 100 });
+      expect(
+        who.some((e) => e['event.action'] === 'siem.decision.lift' && String(e.message).includes('alice')),
+      ).toBe(true);
+      expect(api.entity(`spiffe://${TD}/device/g1`, 10)['peers']).toContain(`spiffe://${TD}/node/n1`);
+    } finally {
+      off();
+      api.close();
+    }
   });
 });

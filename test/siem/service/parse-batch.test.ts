@@ -78,33 +78,3 @@ describe('stampBatch', () => {
     expect(code(() => stampBatch(['x'], ctx))).toBe('ERR_SIEM_EVENT_INVALID');
   });
 });
-
-describe('caEventToEdgeEvent', () => {
-  it('maps CA events onto the actions the default rules count', async () => {
-    const { caEventToEdgeEvent } = await import('../../../siem/service/ca-events.js');
-    const att = caEventToEdgeEvent(
-      {
-        action: 'enroll',
-        outcome: 'failure',
-        identity: 'spiffe://factory.example/device/d1',
-        code: 'ERR_ATT_PCR_MISMATCH',
-        ip: '192.0.2.1',
-      },
-      NOW,
-    );
-    expect(att).toMatchObject({
-      'event.action': 'attestation.failure',
-      'source.identity': 'spiffe://factory.example/device/d1',
-      'observer.type': 'ca',
-    });
-    const ren = caEventToEdgeEvent(
-      { action: 'renew', outcome: 'success', serial: '00AB', ip: 'not an ip' },
-      NOW,
-    );
-    expect(ren).toMatchObject({ 'event.action': 'renewal.success', 'tls.client.x509.serial_number': 'ab' });
-    expect(ren['source.ip']).toBeUndefined();
-    expect(caEventToEdgeEvent({ action: 'Weird Thing!', outcome: 'failure' }, NOW)['event.action']).toBe(
-      'ca.weird-thing-',
-    );
-  });
-});
