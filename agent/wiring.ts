@@ -13,7 +13,9 @@ import type { IdentityRefresher } from './rotation.js';
 
 const USAGE = 'agent config: enroll: { attest: token|tpm|puf, token?, tcti?, puf? }';
 
-function attestOptions(cfg: AgentConfig): Partial<Record<'attest' | 'token' | 'tcti' | 'puf' | 'id', string>> {
+function attestOptions(
+  cfg: AgentConfig,
+): Partial<Record<'attest' | 'token' | 'tcti' | 'puf' | 'id', string>> {
   const e = cfg.enroll ?? {};
   // The PUF prover signs the identity too.
   const out: Partial<Record<'attest' | 'token' | 'tcti' | 'puf' | 'id', string>> = { id: cfg.identity.id };

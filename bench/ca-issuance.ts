@@ -56,8 +56,8 @@ async function signingAlone(dir: string): Promise<number> {
   return n / ((performance.now() - t0) / 1000);
 }
 
-async function edgewardRenewals(dir: string, concurrency: number): Promise<LoadResult> {
-  const data = join(dir, 'ca');
+async function edgewardRenewals(dir: string, concurrency: number, workers = 1): Promise<LoadResult> {
+  const data = join(dir, `ca-${workers}-${concurrency}`);
   const init = spawnSync(process.execPath, [EDGEWARD, 'ca', 'init', '--data', data, '--trust-domain', TD], {
     encoding: 'utf8',
   });
@@ -76,6 +76,8 @@ async function edgewardRenewals(dir: string, concurrency: number): Promise<LoadR
       '1000000',
       '--rate-identity',
       '100000000',
+      '--workers',
+      String(workers),
     ],
     /fingerprint \(SHA-256\): [0-9a-f]{64}/,
     { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
@@ -177,9 +179,13 @@ async function main(): Promise<void> {
     }
     const alone = await signingAlone(dir);
     console.log(`signing alone (in process, CSR parse + sign): ${fmt(alone, 0)} certs/s`);
-    const ew = await edgewardRenewals(dir, CONC);
+    const ew1 = await edgewardRenewals(dir, CONC, 1);
     console.log(
-      `edgeward renewals over mTLS: ${fmt(ew.perSecond, 0)}/s  p50 ${fmt(ew.p50ms, 2)} ms  p99 ${fmt(ew.p99ms, 2)} ms  errors ${ew.errors}`,
+      `edgeward renewals over mTLS, 1 process:  ${fmt(ew1.perSecond, 0)}/s  p50 ${fmt(ew1.p50ms, 2)} ms  p99 ${fmt(ew1.p99ms, 2)} ms  errors ${ew1.errors}`,
+    );
+    const ew = await edgewardRenewals(dir, CONC, 2);
+    console.log(
+      `edgeward renewals over mTLS, 2 workers:  ${fmt(ew.perSecond, 0)}/s  p50 ${fmt(ew.p50ms, 2)} ms  p99 ${fmt(ew.p99ms, 2)} ms  errors ${ew.errors}`,
     );
     const cf = await cfsslSign(dir, CONC);
     console.log(

@@ -160,7 +160,7 @@ function siemGet<T>(url: string, admin: LoadedIdentity): Promise<T> {
           try {
             r(JSON.parse(Buffer.concat(chunks).toString()) as T);
           } catch (err) {
-            j(err as Error);
+            j(err instanceof Error ? err : new Error(String(err)));
           }
         });
       },

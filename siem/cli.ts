@@ -9,9 +9,14 @@ import { loadRules } from '../policies/rules/index.js';
 import { loadPlaybooks } from './playbooks/index.js';
 import { startSiemServer } from './server.js';
 import { ensureSiemIdentity } from './service/identity.js';
+import { createDashboardApi } from './service/dashboard-api.js';
+import { openDashboardDb } from './dashboard/cli.js';
+import { Inventory } from './dashboard/inventory.js';
+import { startDashboard } from './dashboard/server.js';
+import { UserStore } from './dashboard/users.js';
 
 const USAGE =
-  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token T] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal]';
+  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token T] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT]';
 
 /** policies/default/<what>, found from the source tree or from dist/ (both under the repo root). */
 export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
@@ -41,6 +46,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
       'retention-days': { type: 'string' },
       'revoke-rules': { type: 'string' },
       durability: { type: 'string' },
+      dashboard: { type: 'string' },
     },
     USAGE,
   );
@@ -85,11 +91,37 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     ...(retention !== undefined ? { retentionDays: Number(retention) } : {}),
     ...(durability !== undefined ? { synchronous: durability === 'full' ? 'FULL' : 'NORMAL' } : {}),
   });
+  const dashListen = optional(a.dashboard);
+  let dashboard: { url: string; close(): Promise<void> } | undefined;
+  let dashDb: ReturnType<typeof openDashboardDb> | undefined;
+  let api: ReturnType<typeof createDashboardApi> | undefined;
+  if (dashListen !== undefined) {
+    const d = hostPort(dashListen, 'dashboard');
+    dashDb = openDashboardDb(dataDir);
+    api = createDashboardApi(siem, { inventory: new Inventory(dashDb) });
+    // Served with the SIEM's own certificate (URI SAN spiffe://TD/svc/siem); put a reverse proxy
+    // with a host-name certificate in front of it for analysts' browsers.
+    const id = siem.identity();
+    dashboard = await startDashboard({
+      host: d.host,
+      port: d.port,
+      tls: { key: id.keyPem, cert: id.certPem },
+      api,
+      users: new UserStore(dashDb),
+      log,
+    });
+  }
   out(`edgeward SIEM ${identity.identity} listening on ${siem.url}`);
+  if (dashboard) out(`dashboard on ${dashboard.url} (users: edgeward siem user add --data ${dataDir} ...)`);
   out(`decision revision ${siem.hub.revision}, signing key id ${siem.hub.kid}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
-      void siem.close().then(resolve);
+      void (async () => {
+        await dashboard?.close();
+        api?.close();
+        await siem.close();
+        dashDb?.close();
+      })().then(resolve);
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

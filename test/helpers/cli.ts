@@ -23,7 +23,11 @@ export function edgeward(args: string[], env: Record<string, string> = {}): CliR
  * The same as edgeward(), without blocking this process: use it when the server the command
  * talks to runs inside the test process (spawnSync would freeze that server).
  */
-export function edgewardAsync(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export function edgewardAsync(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<CliResult> {
   const proc = spawn(process.execPath, [EDGEWARD, ...args], {
     env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -32,7 +36,7 @@ export function edgewardAsync(args: string[], env: Record<string, string> = {}):
   let stderr = '';
   proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
   return new Promise((resolve) => {
     proc.on('close', (status) => {
       clearTimeout(timer);
