@@ -7,7 +7,8 @@ import { tempDir } from '../helpers/tmp.js';
 
 describe('edgeward demo --once', () => {
   it('detects the cloned credential and the scanner, and every agent enforces the decisions', async () => {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    // Below the ephemeral range (32768+), so no port-0 listener of a parallel test takes ours.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const r = await edgewardAsync([
       'demo',
       '--once',
