@@ -15,6 +15,7 @@ import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { EdgewardError, toClientError } from '../common/errors.js';
+import { toEdgewardError } from '../common/http-errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../common/metrics.js';
 import type { BucketSpec } from '../common/rate-limit.js';
@@ -87,22 +88,6 @@ function routeKind(url: string): string | undefined {
   if (url.startsWith('/v1/renew')) return 'renew';
   if (url.startsWith('/v1/revoke')) return 'revoke';
   return undefined;
-}
-
-function toEdgewardError(err: FastifyError | EdgewardError | Error): EdgewardError {
-  if (err instanceof EdgewardError) return err;
-  const fe = err as FastifyError;
-  if (fe.validation) return new EdgewardError('ERR_INPUT_MALFORMED', fe.message, { cause: err });
-  switch (fe.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new EdgewardError('ERR_INPUT_TOO_LARGE', undefined, { cause: err });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new EdgewardError('ERR_INPUT_UNSUPPORTED_MEDIA', undefined, { cause: err });
-    default:
-      if ((fe.statusCode ?? 500) < 500)
-        return new EdgewardError('ERR_INPUT_MALFORMED', fe.message, { cause: err });
-      return new EdgewardError('ERR_INTERNAL', undefined, { cause: err });
-  }
 }
 
 /** The mTLS peer of a request, or a coded refusal saying why there is none. */

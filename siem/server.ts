@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyError, type FastifyReply, type Fast
 import { systemClock, parseDuration, type Clock } from '../common/clock.js';
 import type { DecisionAction, DecisionScope } from '../common/decisions.js';
 import { EdgewardError, toClientError } from '../common/errors.js';
+import { toEdgewardError } from '../common/http-errors.js';
 import { createEventIdFactory, type EdgeEvent } from '../common/events.js';
 import type { LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
@@ -89,22 +90,6 @@ const TIMELINE_KINDS: readonly TimelineEntity[] = [
   'source.ip',
   'serial',
 ];
-
-function toEdgewardError(err: FastifyError | EdgewardError | Error): EdgewardError {
-  if (err instanceof EdgewardError) return err;
-  const fe = err as FastifyError;
-  if (fe.validation) return new EdgewardError('ERR_INPUT_MALFORMED', fe.message, { cause: err });
-  switch (fe.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new EdgewardError('ERR_INPUT_TOO_LARGE', undefined, { cause: err });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new EdgewardError('ERR_INPUT_UNSUPPORTED_MEDIA', undefined, { cause: err });
-    default:
-      if ((fe.statusCode ?? 500) < 500)
-        return new EdgewardError('ERR_INPUT_MALFORMED', fe.message, { cause: err });
-      return new EdgewardError('ERR_INTERNAL', undefined, { cause: err });
-  }
-}
 
 const str = (max: number, pattern?: string): Record<string, unknown> => ({
   type: 'string',

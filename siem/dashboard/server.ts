@@ -8,6 +8,7 @@ import type { DashboardApi, InventoryQuery } from './api.js';
 import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 import { roleAtLeast, type Role, type UserStore } from './users.js';
 import { EdgewardError, toClientError } from '../../common/errors.js';
+import { toEdgewardError } from '../../common/http-errors.js';
 import type { Logger } from '../../common/log.js';
 import { RateLimiter } from '../../common/rate-limit.js';
 
@@ -107,15 +108,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   });
 
   app.setErrorHandler((err: FastifyError | EdgewardError, _req, reply) => {
-    let e: EdgewardError;
-    if (err instanceof EdgewardError) e = err;
-    else if (err.validation) e = new EdgewardError('ERR_INPUT_MALFORMED', err.message);
-    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new EdgewardError('ERR_INPUT_TOO_LARGE');
-    else if ((err.statusCode ?? 500) < 500) e = new EdgewardError('ERR_INPUT_MALFORMED', err.message);
-    else {
-      o.log.error({ err }, 'dashboard error');
-      e = new EdgewardError('ERR_INTERNAL');
-    }
+    const e = toEdgewardError(err);
+    if (e.code === 'ERR_INTERNAL') o.log.error({ err }, 'dashboard error');
     void reply.status(e.statusCode).send(toClientError(e));
   });
   app.setNotFoundHandler(
