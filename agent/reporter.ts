@@ -38,6 +38,8 @@ export class Reporter implements EventSink {
   private nextTry = 0;
   sent = 0;
   invalid = 0;
+  /** Events the SIEM refused as invalid (4xx): dropped so they cannot block the spool. */
+  refused = 0;
   siemUp = true;
 
   constructor(private readonly o: ReporterOptions) {}
@@ -96,6 +98,26 @@ export class Reporter implements EventSink {
     if (n < q.length) this.o.log.error({ dropped: q.length - n }, 'event spool full: events dropped');
   }
 
+  /**
+   * Sends a batch. A batch the SIEM refuses for what it is (4xx other than 408/429) would be
+   * refused forever and block every later event, so it is dropped, logged and counted; any
+   * other failure throws and the batch stays for a retry.
+   */
+  private async sendOrDrop(batch: readonly EdgeEvent[]): Promise<boolean> {
+    try {
+      await this.o.send(batch);
+      return true;
+    } catch (err) {
+      const status =
+        err instanceof EdgewardError ? (err.detail?.['status'] as number | undefined) : undefined;
+      if (status === undefined || status < 400 || status >= 500 || status === 408 || status === 429)
+        throw err;
+      this.refused += batch.length;
+      this.o.log.error({ status, events: batch.length }, 'the SIEM refused a batch of events: dropped');
+      return false;
+    }
+  }
+
   private async doFlush(): Promise<void> {
     if (Date.now() < this.nextTry) {
       // Still backing off: what came in meanwhile goes to disk, behind what is already there.
@@ -107,15 +129,13 @@ export class Reporter implements EventSink {
         const rows = this.o.spool.peek(this.o.batchMax);
         const last = rows[rows.length - 1];
         if (!last) break;
-        await this.o.send(rows.map((r) => JSON.parse(r.body) as EdgeEvent));
+        if (await this.sendOrDrop(rows.map((r) => JSON.parse(r.body) as EdgeEvent))) this.sent += rows.length;
         this.o.spool.ack(last.seq);
-        this.sent += rows.length;
       }
       while (this.queue.length > 0) {
         const batch = this.queue.slice(0, this.o.batchMax);
-        await this.o.send(batch.map((b) => JSON.parse(b) as EdgeEvent));
+        if (await this.sendOrDrop(batch.map((b) => JSON.parse(b) as EdgeEvent))) this.sent += batch.length;
         this.queue.splice(0, batch.length);
-        this.sent += batch.length;
       }
       if (!this.siemUp) this.o.log.info('SIEM reachable again; spool drained');
       this.siemUp = true;
@@ -181,7 +201,7 @@ export function httpsBatchSender(o: HttpsSenderOptions): BatchSender {
           res.on('end', () => {
             const s = res.statusCode ?? 0;
             if (s >= 200 && s < 300) resolve();
-            else reject(new EdgewardError('ERR_AGENT_SIEM', `SIEM answered ${s}`));
+            else reject(new EdgewardError('ERR_AGENT_SIEM', `SIEM answered ${s}`, { detail: { status: s } }));
           });
         },
       );

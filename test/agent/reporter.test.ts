@@ -38,6 +38,11 @@ beforeAll(async () => {
           res.writeHead(503).end();
           return;
         }
+        // A batch the SIEM refuses as invalid, whatever the retry.
+        if (Buffer.concat(chunks).includes('"poison"')) {
+          res.writeHead(400).end();
+          return;
+        }
         const sock = req.socket as TLSSocket;
         peers.push(String(sock.getPeerCertificate().subjectaltname));
         received.push(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>[]);
@@ -95,6 +100,41 @@ describe('reporter', () => {
     expect(Math.max(...received.map((b) => b.length))).toBeLessThanOrEqual(7);
     expect(peers.every((p) => p === `URI:${w.self.id}`)).toBe(true);
     expect(received.flat().some((e) => 'observer.identity' in e)).toBe(false);
+    expect(spool.size).toBe(0);
+    await r.stop();
+    spool.close();
+  });
+
+  it('drops a batch the SIEM refuses as invalid (4xx) instead of blocking the spool behind it', async () => {
+    const m = await loadIdentity(w.self.dir, w.self.id);
+    const spool = new Spool(join(w.pki.dir, 'spool-poison.sqlite'), {
+      maxEvents: 10_000,
+      maxBytes: 10_000_000,
+    });
+    const r = new Reporter({
+      spool,
+      send: httpsBatchSender({
+        url: `https://127.0.0.1:${port}`,
+        expect: 'spiffe://factory.example/svc/siem',
+        context: () => m.context,
+      }),
+      batchMax: 1,
+      flushInterval: 50,
+      log: silentLogger,
+    });
+    up = true;
+    const before = received.flat().length;
+    r.emit({ ...ev(100), 'event.reason': 'poison' } as never);
+    r.emit(ev(101) as never);
+    await r.flush();
+    expect(r.refused).toBe(1);
+    expect(r.siemUp).toBe(true);
+    expect(
+      received
+        .flat()
+        .slice(before)
+        .map((e) => e['event.reason']),
+    ).toEqual(['101']);
     expect(spool.size).toBe(0);
     await r.stop();
     spool.close();
