@@ -5,7 +5,10 @@ import { systemClock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { proverFor } from './cli.js';
 import type { AgentConfig } from './config.js';
-import { jwsDecisionVerifier, loadDecisionKey } from './decision-verifier.js';
+import { jwsDecisionVerifier, loadDecisionKey, siemKeyVerifier } from './decision-verifier.js';
+import { httpsCall } from './https-client.js';
+import { loadIdentity } from '../common/identity-dir.js';
+import { createSecureContext } from 'node:tls';
 import type { DecisionVerifier } from './decisions-store.js';
 import { enroll } from './enroll.js';
 import { renew } from './renew.js';
@@ -60,12 +63,34 @@ export function defaultEnroll(cfg: AgentConfig): IdentityRefresher {
 }
 
 export async function defaultVerifier(cfg: AgentConfig): Promise<DecisionVerifier | null> {
-  if (!cfg.decisions.key) return null;
-  const publicKey = await loadDecisionKey(cfg.decisions.key);
-  return jwsDecisionVerifier({
-    publicKey,
+  if (cfg.decisions.key) {
+    const publicKey = await loadDecisionKey(cfg.decisions.key);
+    return jwsDecisionVerifier({
+      publicKey,
+      trustDomain: cfg.identity.trustDomain,
+      clock: systemClock,
+      ...(cfg.decisions.kid !== null ? { kid: cfg.decisions.kid } : {}),
+    });
+  }
+  const siem = cfg.siem;
+  if (!siem) return null;
+  // No fixed key: follow the SIEM's key as it rotates, trusting what our bundle and its name say.
+  return siemKeyVerifier({
     trustDomain: cfg.identity.trustDomain,
     clock: systemClock,
-    ...(cfg.decisions.kid !== null ? { kid: cfg.decisions.kid } : {}),
+    bundle: () => loadIdentity(cfg.identity.dir).bundlePem,
+    fetchChain: async () => {
+      const id = loadIdentity(cfg.identity.dir);
+      const r = await httpsCall({
+        url: `${siem.url}/v1/decisions/key`,
+        context: createSecureContext({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem }),
+        expect: siem.id,
+        maxBytes: 64 * 1024,
+        code: 'ERR_AGENT_DECISION_INVALID',
+      });
+      if (r.status !== 200)
+        throw new EdgewardError('ERR_AGENT_DECISION_INVALID', `decision key request answered ${r.status}`);
+      return r.body.toString('utf8');
+    },
   });
 }

@@ -4,8 +4,7 @@
 // It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
 // cut) and keeps running until Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
@@ -109,11 +108,24 @@ class Mesh {
         checkServerIdentity: () => undefined,
       });
       this.sockets.push(s);
-      s.once('error', j);
+      // A refusal may come as an error, a plain close, or silence: all of them are refusals.
+      const timer = setTimeout(() => {
+        s.destroy();
+        j(new Error('no answer'));
+      }, 10_000);
+      const refuse = (err?: Error): void => {
+        clearTimeout(timer);
+        j(err ?? new Error('connection closed'));
+      };
+      s.once('error', refuse);
+      s.once('close', () => refuse());
       // TLS 1.3: the server checks our certificate after our secureConnect; its first byte (the
       // echo) is the proof that it accepted us.
       s.once('secureConnect', () => s.write('hello\n'));
-      s.once('data', () => r(s));
+      s.once('data', () => {
+        clearTimeout(timer);
+        r(s);
+      });
     });
   }
 
@@ -177,7 +189,6 @@ function agentConfig(o: {
   caUrl: string;
   fp: string;
   siemUrl: string;
-  keyFile: string;
   inbound: number;
   app: number;
   admin: number;
@@ -189,7 +200,6 @@ function agentConfig(o: {
     `enroll: { attest: token, token: ${o.token} }`,
     `siem: { url: ${o.siemUrl}, flushInterval: 100ms }`,
     `admin: { listen: 127.0.0.1:${o.admin} }`,
-    `decisions: { key: ${JSON.stringify(o.keyFile)} }`,
     'inbound:',
     `  - { listen: 127.0.0.1:${o.inbound}, forward: 127.0.0.1:${o.app}, allow: ["spiffe://${TD}/device/*", "spiffe://${TD}/node/*"] }`,
     ...(o.outbound
@@ -273,14 +283,6 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
       /listening on/,
     );
     mesh.step(`SIEM enrolled as spiffe://${TD}/svc/siem with a join token, serving on ${siemUrl}`);
-    const keyFile = join(dir, 'siem-decisions.pem');
-    writeFileSync(
-      keyFile,
-      createPublicKey(readFileSync(join(siemDir, 'identity', 'cert.pem'))).export({
-        type: 'spki',
-        format: 'pem',
-      }),
-    );
 
     // ---- the edge: three agents in front of three local apps ----
     const nodes = [1, 2, 3].map((i) => `spiffe://${TD}/node/n${i}`);
@@ -297,7 +299,6 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
           caUrl,
           fp: init.fingerprint,
           siemUrl,
-          keyFile,
           inbound: ports.inbound[i] as number,
           app: ports.apps[i] as number,
           admin: ports.admin[i] as number,
