@@ -87,7 +87,7 @@ describe('siemKeyVerifier', () => {
     // Tokens under another kid: no second fetch within the interval, and they are refused.
     for (let i = 0; i < 3; i++) {
       await expect(v.verifySet(await signedBy(other, 2), 1)).rejects.toMatchObject({
-        code: 'ERR_DECISION_KID',
+        code: 'ERR_DECISION_SIGNATURE',
       });
     }
     expect(fetches).toBe(1);
