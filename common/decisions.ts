@@ -1,6 +1,7 @@
 // The decisions the SIEM pushes to every enforcement point (agents and the CA). Shared by
 // producer and consumers so they cannot drift. Signing and verification: common/decision-jws.ts.
-export type DecisionScopeType = 'identity' | 'serial' | 'spki' | 'ip' | 'cidr' | 'node';
+export const DECISION_SCOPE_TYPES = ['identity', 'serial', 'spki', 'ip', 'cidr', 'node'] as const;
+export type DecisionScopeType = (typeof DECISION_SCOPE_TYPES)[number];
 export type DecisionAction = 'quarantine' | 'isolate';
 
 export interface DecisionScope {

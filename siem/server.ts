@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { systemClock, parseDuration, type Clock } from '../common/clock.js';
-import type { DecisionAction, DecisionScope } from '../common/decisions.js';
+import { DECISION_SCOPE_TYPES, type DecisionAction, type DecisionScope } from '../common/decisions.js';
 import { EdgewardError, toClientError } from '../common/errors.js';
 import { toEdgewardError } from '../common/http-errors.js';
 import { createEventIdFactory, type EdgeEvent } from '../common/events.js';
@@ -115,7 +115,7 @@ const SCHEMAS = {
         required: ['type', 'value'],
         additionalProperties: false,
         properties: {
-          type: { enum: ['identity', 'serial', 'spki', 'ip', 'cidr', 'node'] },
+          type: { enum: DECISION_SCOPE_TYPES },
           value: str(2048),
         },
       },

@@ -136,28 +136,9 @@ export class Inventory {
     if (q.status === 'revoked') where.push('revoked = 1');
     if (q.status === 'healthy' || q.status === 'quarantined') where.push('revoked = 0');
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    type Row = {
-      identity: string;
-      kind: string;
-      method: string | null;
-      verdict: string | null;
-      serial: string | null;
-      not_after: number | null;
-      last_seen: number;
-      revoked: number;
-    };
-    const toView = (r: Row): View => ({
-      identity: r.identity,
-      kind: r.kind,
-      method: r.method,
-      verdict: r.verdict,
-      serial: r.serial,
-      notAfter: r.not_after,
-      lastSeen: r.last_seen,
-      status: r.revoked ? 'revoked' : quarantined(r.identity) ? 'quarantined' : 'healthy',
-    });
+    const toView = (r: Row): View => view(r, quarantined);
     if (q.status === 'healthy' || q.status === 'quarantined') {
-      // Quarantine is not a column: filter in order, stopping once the page is full.
+      // Quarantine is not a column: filter in order, counting every match for the total.
       const want = q.status;
       const items: View[] = [];
       let total = 0;

@@ -8,6 +8,7 @@ import type { DashboardApi, InventoryQuery } from './api.js';
 import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 import { roleAtLeast, type Role, type UserStore } from './users.js';
 import { EdgewardError, toClientError } from '../../common/errors.js';
+import { DECISION_SCOPE_TYPES } from '../../common/decisions.js';
 import { toEdgewardError } from '../../common/http-errors.js';
 import type { Logger } from '../../common/log.js';
 import { RateLimiter } from '../../common/rate-limit.js';
@@ -285,7 +286,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
               required: ['type', 'value'],
               additionalProperties: false,
               properties: {
-                type: { enum: ['identity', 'serial', 'spki', 'ip', 'cidr', 'node'] },
+                type: { enum: DECISION_SCOPE_TYPES },
                 value: str(2048),
               },
             },
