@@ -26,7 +26,7 @@ import type { KeyKind, KeyPolicy } from '../common/csr.js';
 const USAGE = {
   init: 'edgeward ca init --data DIR --trust-domain TD',
   serve:
-    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N]',
+    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N] [--siem URL]',
   token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m]',
   revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
   release: 'edgeward ca release --data DIR --id SPIFFE_ID',
@@ -133,6 +133,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           'rate-identity': { type: 'string' },
           'key-types': { type: 'string' },
           workers: { type: 'string' },
+          siem: { type: 'string' },
         },
         USAGE.serve,
       );
@@ -161,6 +162,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         ...(leafTtl ? { leafTtlMs: parseDuration(leafTtl) } : {}),
         ...(durability ? { durability } : {}),
         ...(keyTypes ? { keyPolicy: parseKeyTypes(keyTypes) } : {}),
+        ...(optional(a.siem) ? { siem: { url: optional(a.siem) as string } } : {}),
         // Each worker keeps its own buckets, so it gets its share of the configured rates.
         rateLimits: {
           ...(rateIp

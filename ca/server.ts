@@ -1,13 +1,18 @@
 // The CA's HTTPS API (fastify): enrollment, renewal and revocation over mTLS, bundle, CRL,
 // health and metrics. A thin adapter over CaService; schemas on every route, compiled once.
+import cluster from 'node:cluster';
 import { generateKeyPairSync, type X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AttestationMethod } from './attestation-method.js';
 import { FILES, loadAuthority } from './authority.js';
+import { caEventToEdgeEvent } from './events.js';
+import { Reporter, httpsBatchSender } from '../agent/reporter.js';
+import { Spool } from '../agent/spool.js';
+import { serviceId } from '../common/identity.js';
 import { passphraseFromEnv } from './keys.js';
 import { createTokenMethod } from './methods/token.js';
 import { CaService, type AuthenticatedPeer, type CaEvent, type EnrollmentPolicy } from './service.js';
@@ -38,6 +43,8 @@ export interface CaServerOptions {
   readonly bodyLimit?: number;
   readonly isQuarantined?: (identity: string) => boolean;
   readonly onEvent?: (event: CaEvent) => void;
+  /** The SIEM to report the CA's events to (mTLS as spiffe://TD/svc/ca, spooled while it is down). */
+  readonly siem?: { readonly url: string };
 }
 
 export interface RunningCa {
@@ -125,7 +132,11 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
     ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),
     ...(o.isQuarantined ? { isQuarantined: o.isQuarantined } : {}),
-    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+    // Reporter is set below, before the server takes its first request.
+    onEvent: (e) => {
+      o.onEvent?.(e);
+      reporter?.emit(caEventToEdgeEvent(e, clock.now()));
+    },
   });
 
   function serverCredentials(): { key: string; cert: string } {
@@ -140,7 +151,37 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     };
   }
 
-  const creds = serverCredentials();
+  let creds = serverCredentials();
+  let reporter: Reporter | undefined;
+  let spool: Spool | undefined;
+  if (o.siem) {
+    // One spool per process: `ca serve --workers N` gives each worker its own file.
+    const suffix = cluster.isWorker && cluster.worker ? `-${cluster.worker.id}` : '';
+    spool = new Spool(join(o.dataDir, `events-spool${suffix}.sqlite`), {
+      maxEvents: 1_000_000,
+      maxBytes: 256 * 1024 * 1024,
+    });
+    let ctx = createSecureContext({ ...creds, ca: authority.bundlePem });
+    let ctxFor = creds;
+    reporter = new Reporter({
+      spool,
+      send: httpsBatchSender({
+        url: o.siem.url,
+        expect: serviceId(trustDomain, 'siem'),
+        context: () => {
+          if (ctxFor !== creds) {
+            ctx = createSecureContext({ ...creds, ca: authority.bundlePem });
+            ctxFor = creds;
+          }
+          return ctx;
+        },
+      }),
+      batchMax: 500,
+      flushInterval: 200,
+      log,
+    });
+    reporter.start();
+  }
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -234,10 +275,8 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   // Our own server certificate is short-lived too: re-issued at half its lifetime.
   const rotate = setInterval(() => {
     try {
-      app.server.setSecureContext({
-        ...serverCredentials(),
-        ca: [authority.bundlePem, authority.intPem],
-      });
+      creds = serverCredentials();
+      app.server.setSecureContext({ ...creds, ca: [authority.bundlePem, authority.intPem] });
     } catch (err) {
       log.error({ err }, 'server certificate rotation failed');
     }
@@ -259,6 +298,8 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       clearInterval(purge);
       clearInterval(rotate);
       await app.close();
+      await reporter?.stop();
+      spool?.close();
       store.close();
     },
   };

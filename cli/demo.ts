@@ -256,9 +256,19 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
       return t.token;
     };
     const caUrl = `https://127.0.0.1:${ports.ca}`;
+    // The CA reports its own events to the SIEM; they wait in its spool until the SIEM is up.
     await mesh.start(
       'ca',
-      ['ca', 'serve', '--data', caDir, '--listen', `127.0.0.1:${ports.ca}`],
+      [
+        'ca',
+        'serve',
+        '--data',
+        caDir,
+        '--listen',
+        `127.0.0.1:${ports.ca}`,
+        '--siem',
+        `https://127.0.0.1:${ports.siem}`,
+      ],
       /root fingerprint/,
     );
     mesh.step(`CA serving on ${caUrl} (log: ${join(dir, 'ca.log')})`);
