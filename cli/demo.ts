@@ -4,7 +4,7 @@
 // It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
 // cut) and keeps running until Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import { optional, parse, UsageError } from './args.js';
 const TD = 'factory.example';
 const EDGEWARD = join(import.meta.dirname, 'edgeward.js');
 const USAGE = 'edgeward demo [--data DIR] [--port-base N] [--once]';
+const DEMO_MARKER = '.edgeward-demo';
 
 interface Ports {
   ca: number;
@@ -238,9 +239,17 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     throw new UsageError('--port-base is 1024 to 65000');
   const ports = portsFrom(base);
   const dir = resolve(optional(a.data) ?? '.edgeward/demo');
-  // The demo's own folder starts afresh each run, so the story is the same every time.
+  // The demo's own folder starts afresh each run, so the story is the same every time. Only a
+  // folder the demo made (it holds the marker) is ever removed: `--data ~` must not wipe a home.
+  const marker = join(dir, DEMO_MARKER);
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(marker)) {
+    throw new UsageError(
+      `${dir} is not empty and was not made by edgeward demo; give an empty or new folder`,
+    );
+  }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(marker, 'made by edgeward demo; removed and remade at every run\n');
   const mesh = new Mesh(dir, out);
   const stopAll = (): Promise<void> => mesh.stop();
   try {

@@ -1,5 +1,6 @@
 // `npm start` runs `edgeward demo`: the whole mesh as real processes, an attack, the timeline.
 // This runs it once, on its own ports, and checks the story it tells actually happened.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { edgewardAsync } from '../helpers/cli.js';
@@ -35,4 +36,13 @@ describe('edgeward demo --once', () => {
       /a valid device credential \(d2\) is now refused from 127\.0\.0\.3 and accepted from 127\.0\.0\.1/,
     );
   }, 150_000);
+
+  it('refuses to wipe a non-empty folder it did not make', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'precious.txt'), 'keep me');
+    const r = await edgewardAsync(['demo', '--once', '--data', dir]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/not made by edgeward demo/);
+    expect(readFileSync(join(dir, 'precious.txt'), 'utf8')).toBe('keep me');
+  });
 });
