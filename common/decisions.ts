@@ -2,7 +2,19 @@
 // producer and consumers so they cannot drift. Signing and verification: common/decision-jws.ts.
 export const DECISION_SCOPE_TYPES = ['identity', 'serial', 'spki', 'ip', 'cidr', 'node'] as const;
 export type DecisionScopeType = (typeof DECISION_SCOPE_TYPES)[number];
-export type DecisionAction = 'quarantine' | 'isolate';
+export const DECISION_ACTIONS = ['quarantine', 'isolate'] as const;
+export type DecisionAction = (typeof DECISION_ACTIONS)[number];
+
+/** JSON schema of a decision scope in request bodies (the SIEM's API and the dashboard's). */
+export const DECISION_SCOPE_SCHEMA = {
+  type: 'object',
+  required: ['type', 'value'],
+  additionalProperties: false,
+  properties: {
+    type: { enum: DECISION_SCOPE_TYPES },
+    value: { type: 'string', minLength: 1, maxLength: 2048 },
+  },
+} as const;
 
 export interface DecisionScope {
   readonly type: DecisionScopeType;

@@ -5,7 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { systemClock, parseDuration, type Clock } from '../common/clock.js';
-import { DECISION_SCOPE_TYPES, type DecisionAction, type DecisionScope } from '../common/decisions.js';
+import {
+  DECISION_ACTIONS,
+  DECISION_SCOPE_SCHEMA,
+  type DecisionAction,
+  type DecisionScope,
+} from '../common/decisions.js';
 import { EdgewardError, toClientError } from '../common/errors.js';
 import { toEdgewardError } from '../common/http-errors.js';
 import { createEventIdFactory, type EdgeEvent } from '../common/events.js';
@@ -110,16 +115,8 @@ const SCHEMAS = {
     required: ['scope', 'action', 'ttl', 'reason'],
     additionalProperties: false,
     properties: {
-      scope: {
-        type: 'object',
-        required: ['type', 'value'],
-        additionalProperties: false,
-        properties: {
-          type: { enum: DECISION_SCOPE_TYPES },
-          value: str(2048),
-        },
-      },
-      action: { enum: ['quarantine', 'isolate'] },
+      scope: DECISION_SCOPE_SCHEMA,
+      action: { enum: DECISION_ACTIONS },
       ttl: str(16, '^[0-9]{1,9}(ms|s|m|h|d)$'),
       reason: { type: 'string', maxLength: 512 },
       revoke: { type: 'boolean' },

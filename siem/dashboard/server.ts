@@ -8,7 +8,7 @@ import type { DashboardApi, InventoryQuery } from './api.js';
 import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 import { roleAtLeast, type Role, type UserStore } from './users.js';
 import { EdgewardError, toClientError } from '../../common/errors.js';
-import { DECISION_SCOPE_TYPES } from '../../common/decisions.js';
+import { DECISION_ACTIONS, DECISION_SCOPE_SCHEMA } from '../../common/decisions.js';
 import { toEdgewardError } from '../../common/http-errors.js';
 import type { Logger } from '../../common/log.js';
 import { RateLimiter } from '../../common/rate-limit.js';
@@ -281,16 +281,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
           required: ['scope', 'action', 'ttlSeconds', 'reason'],
           additionalProperties: false,
           properties: {
-            scope: {
-              type: 'object',
-              required: ['type', 'value'],
-              additionalProperties: false,
-              properties: {
-                type: { enum: DECISION_SCOPE_TYPES },
-                value: str(2048),
-              },
-            },
-            action: { enum: ['quarantine', 'isolate'] },
+            scope: DECISION_SCOPE_SCHEMA,
+            action: { enum: DECISION_ACTIONS },
             ttlSeconds: { type: 'integer', minimum: 60, maximum: 30 * 86_400 },
             reason: str(500),
           },

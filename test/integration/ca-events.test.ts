@@ -7,13 +7,10 @@ import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
 import { startCaServer, type RunningCa } from '../../ca/server.js';
 import { serviceId } from '../../common/identity.js';
 import { silentLogger } from '../../common/log.js';
-import { loadRules } from '../../policies/rules/index.js';
-import { loadPlaybooks } from '../../siem/playbooks/index.js';
-import { startSiemServer, type RunningSiem } from '../../siem/server.js';
-import { ensureSiemIdentity } from '../../siem/service/identity.js';
+import type { RunningSiem } from '../../siem/server.js';
 import { startTestCa } from '../helpers/ca.js';
 import { tempDir } from '../helpers/tmp.js';
-import { PLAYBOOKS, RULES, waitFor } from '../siem/service/setup.js';
+import { enrollSiemIdentity, startTestSiem, waitFor } from '../siem/service/setup.js';
 
 const TD = 'factory.example';
 const dir = tempDir('edgeward-ca-events-');
@@ -25,25 +22,10 @@ beforeAll(async () => {
   // The SIEM enrolls with the CA first; then the CA restarts, reporting to the SIEM.
   const first = await startTestCa({ dataDir: join(dir, 'ca') });
   fingerprint = first.fingerprint;
-  const identity = await ensureSiemIdentity({
-    dir: join(dir, 'siem', 'identity'),
-    caUrl: first.url,
-    fingerprint,
-    token: first.token(serviceId(TD, 'siem')),
-  });
+  const identity = await enrollSiemIdentity(first, dir);
   await first.stop();
-  siem = await startSiemServer({
-    dataDir: join(dir, 'siem'),
-    host: '127.0.0.1',
-    port: 0,
-    identity,
-    identityDir: join(dir, 'siem', 'identity'),
-    caUrl: 'https://127.0.0.1:1',
-    rules: await loadRules(RULES),
-    playbooks: await loadPlaybooks(PLAYBOOKS),
-    log: silentLogger,
-    synchronous: 'NORMAL',
-  });
+  // The CA is down at this point; the SIEM's renewal target is never reached in this test.
+  siem = await startTestSiem(dir, identity, 'https://127.0.0.1:1');
   ca = await startCaServer({
     dataDir: join(dir, 'ca'),
     host: '127.0.0.1',

@@ -6,20 +6,24 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serviceId } from '../../common/identity.js';
 import { silentLogger } from '../../common/log.js';
-import { loadRules } from '../../policies/rules/index.js';
 import { openDashboardDb } from '../../siem/dashboard/cli.js';
 import { Inventory } from '../../siem/dashboard/inventory.js';
 import { startDashboard, type RunningDashboard } from '../../siem/dashboard/server.js';
 import { UserStore } from '../../siem/dashboard/users.js';
-import { loadPlaybooks } from '../../siem/playbooks/index.js';
-import { startSiemServer, type RunningSiem } from '../../siem/server.js';
+import type { RunningSiem } from '../../siem/server.js';
 import { createDashboardApi } from '../../siem/service/dashboard-api.js';
-import { ensureSiemIdentity } from '../../siem/service/identity.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { tempDir } from '../helpers/tmp.js';
-import { PLAYBOOKS, RULES, call, enrollAs, subscriber, waitFor, type Creds } from '../siem/service/setup.js';
+import {
+  call,
+  enrollAs,
+  enrollSiemIdentity,
+  startTestSiem,
+  subscriber,
+  waitFor,
+  type Creds,
+} from '../siem/service/setup.js';
 
 const TD = 'factory.example';
 const CHROMIUM = '/usr/bin/chromium';
@@ -42,25 +46,8 @@ beforeAll(async () => {
     throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/install-deps.sh)`);
   mkdirSync(ARTIFACTS, { recursive: true });
   ca = await startTestCa();
-  const identity = await ensureSiemIdentity({
-    dir: join(dir, 'siem', 'identity'),
-    caUrl: ca.url,
-    fingerprint: ca.fingerprint,
-    token: ca.token(serviceId(TD, 'siem')),
-  });
-  siem = await startSiemServer({
-    dataDir: join(dir, 'siem'),
-    host: '127.0.0.1',
-    port: 0,
-    identity,
-    identityDir: join(dir, 'siem', 'identity'),
-    caUrl: ca.url,
-    rules: await loadRules(RULES),
-    playbooks: await loadPlaybooks(PLAYBOOKS),
-    log: silentLogger,
-    heartbeatMs: 200,
-    synchronous: 'NORMAL',
-  });
+  const identity = await enrollSiemIdentity(ca, dir);
+  siem = await startTestSiem(dir, identity, ca.url, { heartbeatMs: 200 });
   const db = openDashboardDb(join(dir, 'siem'));
   const users = new UserStore(db);
   await users.add('ana', 'analyst', 'analyst password 1', Date.now());

@@ -16,7 +16,6 @@ import { startSiemServer, type RunningSiem } from '../../siem/server.js';
 import { createCaDecisionFollower } from '../../siem/service/ca-follower.js';
 import { createDashboardApi } from '../../siem/service/dashboard-api.js';
 import { verifySiemChain } from '../../siem/service/decision-key.js';
-import { ensureSiemIdentity } from '../../siem/service/identity.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
@@ -25,6 +24,8 @@ import {
   adminCreds,
   call,
   enrollAs,
+  enrollSiemIdentity,
+  startTestSiem,
   subscriber,
   waitFor,
   type Creds,
@@ -52,26 +53,11 @@ beforeAll(async () => {
   dir = tempDir('edgeward-siem-');
   ca = await startTestCa();
   otherCa = await startTestCa();
-  const identity = await ensureSiemIdentity({
-    dir: join(dir, 'siem', 'identity'),
-    caUrl: ca.url,
-    fingerprint: ca.fingerprint,
-    token: ca.token(serviceId(TD, 'siem')),
-  });
-  siem = await startSiemServer({
-    dataDir: join(dir, 'siem'),
-    host: '127.0.0.1',
-    port: 0,
-    identity,
-    identityDir: join(dir, 'siem', 'identity'),
-    caUrl: ca.url,
-    rules: await loadRules(RULES),
-    playbooks: await loadPlaybooks(PLAYBOOKS),
-    log: silentLogger,
+  const identity = await enrollSiemIdentity(ca, dir);
+  siem = await startTestSiem(dir, identity, ca.url, {
     heartbeatMs: 200,
     expireEveryMs: 100,
     maxBatchEvents: 500,
-    synchronous: 'NORMAL',
   });
   node = await enrollAs(ca, `spiffe://${TD}/node/n1`, join(dir, 'n1'));
   node2 = await enrollAs(ca, `spiffe://${TD}/node/n2`, join(dir, 'n2'));

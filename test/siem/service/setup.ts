@@ -9,7 +9,11 @@ import { DecisionStreamClient } from '../../../agent/decisions-client.js';
 import { DecisionStore } from '../../../agent/decisions-store.js';
 import { jwsDecisionVerifier } from '../../../agent/decision-verifier.js';
 import { systemClock } from '../../../common/clock.js';
-import { loadIdentity } from '../../../common/identity-dir.js';
+import { loadIdentity, type LoadedIdentity } from '../../../common/identity-dir.js';
+import { loadRules } from '../../../policies/rules/index.js';
+import { loadPlaybooks } from '../../../siem/playbooks/index.js';
+import { startSiemServer, type RunningSiem, type SiemServerOptions } from '../../../siem/server.js';
+import { ensureSiemIdentity } from '../../../siem/service/identity.js';
 import { serviceId } from '../../../common/identity.js';
 import { silentLogger } from '../../../common/log.js';
 import { verifySiemChain } from '../../../siem/service/decision-key.js';
@@ -96,4 +100,36 @@ export async function subscriber(siemUrl: string, creds: Creds, dir: string, tru
   });
   client.start();
   return { client, store, applied, key };
+}
+
+/** The SIEM's identity, enrolled from `ca` with a join token into DIR/siem/identity. */
+export function enrollSiemIdentity(ca: TestCa, dir: string): Promise<LoadedIdentity> {
+  return ensureSiemIdentity({
+    dir: join(dir, 'siem', 'identity'),
+    caUrl: ca.url,
+    fingerprint: ca.fingerprint,
+    token: ca.token(serviceId(ca.trustDomain, 'siem')),
+  });
+}
+
+/** A SIEM on 127.0.0.1 with the default rules and playbooks, its data in DIR/siem. */
+export async function startTestSiem(
+  dir: string,
+  identity: LoadedIdentity,
+  caUrl: string,
+  extra: Partial<SiemServerOptions> = {},
+): Promise<RunningSiem> {
+  return startSiemServer({
+    dataDir: join(dir, 'siem'),
+    host: '127.0.0.1',
+    port: 0,
+    identity,
+    identityDir: join(dir, 'siem', 'identity'),
+    caUrl,
+    rules: await loadRules(RULES),
+    playbooks: await loadPlaybooks(PLAYBOOKS),
+    log: silentLogger,
+    synchronous: 'NORMAL',
+    ...extra,
+  });
 }
