@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyError, type FastifyReply, type Fast
 import type { AttestationMethod } from './attestation-method.js';
 import { FILES, loadAuthority } from './authority.js';
 import { caEventToEdgeEvent } from './events.js';
+import { createCaDecisionFollower, type CaDecisionFollower } from './siem-follower.js';
 import { Reporter, httpsBatchSender } from '../agent/reporter.js';
 import { Spool } from '../agent/spool.js';
 import { serviceId } from '../common/identity.js';
@@ -123,6 +124,9 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   const trustDomain = store.getMeta('trust_domain');
   if (!trustDomain) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   const authority = loadAuthority(o.dataDir, trustDomain, passphraseFromEnv());
+  // With --siem the CA follows the SIEM's signed decision stream (set up below) and refuses
+  // enrollments and renewals of quarantined identities.
+  let follower: CaDecisionFollower | undefined;
   const service = new CaService(store, authority, {
     clock,
     log,
@@ -131,7 +135,12 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
     ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
     ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),
-    ...(o.isQuarantined ? { isQuarantined: o.isQuarantined } : {}),
+    ...(o.isQuarantined || o.siem
+      ? {
+          isQuarantined: (id: string) =>
+            (o.isQuarantined?.(id) ?? false) || (follower?.isQuarantined(id) ?? false),
+        }
+      : {}),
     // Reporter is set below, before the server takes its first request.
     onEvent: (e) => {
       o.onEvent?.(e);
@@ -181,6 +190,14 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       log,
     });
     reporter.start();
+    follower = createCaDecisionFollower({
+      siemUrl: o.siem.url,
+      trustDomain,
+      credentials: () => ({ keyPem: creds.key, certPem: creds.cert, bundlePem: authority.bundlePem }),
+      log,
+      now: () => clock.now(),
+    });
+    follower.start();
   }
   const app = Fastify({
     loggerInstance: log,
@@ -220,7 +237,11 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     if (req.method === 'POST') service.checkIpRate(req.ip);
   });
 
-  app.get('/healthz', async () => ({ status: 'ok', trustDomain }));
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    trustDomain,
+    ...(follower ? { siem: { connected: follower.connected, revision: follower.revision } } : {}),
+  }));
   app.get('/metrics', async (_req, reply) =>
     reply.type(PROMETHEUS_CONTENT_TYPE).send(service.metrics.render()),
   );
@@ -298,6 +319,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       clearInterval(purge);
       clearInterval(rotate);
       await app.close();
+      follower?.stop();
       await reporter?.stop();
       spool?.close();
       store.close();

@@ -3,11 +3,9 @@ export { runSiemCommand, defaultPolicyDir } from './cli.js';
 export { startSiemServer, type RunningSiem, type SiemServerOptions } from './server.js';
 export {
   createAnalystAuthorizer,
-  createCaDecisionFollower,
   createCaRevoker,
   verifySiemChain,
   type AnalystExtension,
-  type CaDecisionFollower,
   type Principal,
   type SiemDecisionKey,
 } from './service/index.js';

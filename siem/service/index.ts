@@ -3,7 +3,6 @@ export { createDashboardApi, type DashboardApiOptions } from './dashboard-api.js
 export { AgentLedger, type AgentView } from './agents.js';
 export { auditEvent, type AuditEntry } from './audit.js';
 export { createCaRevoker, revocable, type CaRevoker } from './ca-link.js';
-export { createCaDecisionFollower, type CaDecisionFollower } from './ca-follower.js';
 export { signerOf, verifySiemChain, type SiemDecisionKey } from './decision-key.js';
 export {
   DecisionHub,

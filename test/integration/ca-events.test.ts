@@ -1,14 +1,19 @@
 // The CA reports its own events to the SIEM (`ca serve --siem`): enrollments and refusals with
-// their reasons arrive in the SIEM's store with the CA as their observer.
+// their reasons arrive in the SIEM's store with the CA as their observer; and the CA follows the
+// SIEM's signed decision stream, refusing renewals of quarantined identities until the lift.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enroll } from '../../agent/enroll.js';
+import { remoteCode } from '../../agent/ca-client.js';
+import { renew } from '../../agent/renew.js';
 import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
 import { startCaServer, type RunningCa } from '../../ca/server.js';
 import { serviceId } from '../../common/identity.js';
 import { silentLogger } from '../../common/log.js';
 import type { RunningSiem } from '../../siem/server.js';
+import { createDashboardApi } from '../../siem/service/dashboard-api.js';
 import { startTestCa } from '../helpers/ca.js';
+import { rawRequest } from '../helpers/https.js';
 import { tempDir } from '../helpers/tmp.js';
 import { enrollSiemIdentity, startTestSiem, waitFor } from '../siem/service/setup.js';
 
@@ -75,5 +80,41 @@ describe('ca serve --siem', () => {
       'error.code': 'ERR_CA_TOKEN_INVALID',
       'event.outcome': 'failure',
     });
+  });
+
+  it('refuses renewals of an identity the SIEM quarantines, and renews again after the lift', async () => {
+    const id = `spiffe://${TD}/node/quarantined`;
+    const now = Date.now();
+    const t = newJoinToken();
+    ca.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+    const out = join(dir, 'quarantined');
+    await enroll({ ca: ca.url, fingerprint, id, prover: createTokenProver(t.token), out });
+    const health = async (): Promise<{ connected: boolean; revision: number } | undefined> => {
+      const r = await rawRequest(`${ca.url}/healthz`);
+      return r.json?.['siem'] as { connected: boolean; revision: number } | undefined;
+    };
+    await waitFor('the CA follows the decision stream', async () => (await health())?.connected === true);
+
+    const api = createDashboardApi(siem);
+    const decision = (await api.quarantine('analyst', {
+      scope: { type: 'identity', value: id },
+      action: 'quarantine',
+      ttlMs: 600_000,
+      reason: 'test',
+    })) as { id: string };
+    await waitFor(
+      'the CA applied the quarantine',
+      async () => (await health())?.revision === siem.hub.revision,
+    );
+    const refused = await renew({ ca: ca.url, dir: out }).catch((err: unknown) => err);
+    expect(remoteCode(refused)).toBe('ERR_CA_IDENTITY_QUARANTINED');
+    // Another identity is not affected.
+    const other = await renew({ ca: ca.url, dir: join(dir, 'good') });
+    expect(other.identity).toBe(`spiffe://${TD}/node/reported`);
+
+    await api.lift('analyst', decision.id);
+    await waitFor('the CA applied the lift', async () => (await health())?.revision === siem.hub.revision);
+    const renewed = await renew({ ca: ca.url, dir: out });
+    expect(renewed.identity).toBe(id);
   });
 });

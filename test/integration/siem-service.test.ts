@@ -13,7 +13,7 @@ import { silentLogger } from '../../common/log.js';
 import { loadRules } from '../../policies/rules/index.js';
 import { loadPlaybooks } from '../../siem/playbooks/index.js';
 import { startSiemServer, type RunningSiem } from '../../siem/server.js';
-import { createCaDecisionFollower } from '../../siem/service/ca-follower.js';
+import { createCaDecisionFollower } from '../../ca/siem-follower.js';
 import { createDashboardApi } from '../../siem/service/dashboard-api.js';
 import { verifySiemChain } from '../../siem/service/decision-key.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';

@@ -2,15 +2,15 @@
 // isQuarantined(identity) for startCaServer's option of that name (renewals of a quarantined
 // identity are refused). The last verified set stays in force while the SIEM is unreachable.
 import { createSecureContext } from 'node:tls';
-import { verifyDecisions } from '../../common/decision-jws.js';
-import type { DecisionSet } from '../../common/decisions.js';
-import { EdgewardError } from '../../common/errors.js';
-import { matchIdentity, serviceId } from '../../common/identity.js';
-import type { Logger } from '../../common/log.js';
-import { DecisionStreamClient } from '../../agent/decisions-client.js';
-import { applyDelta } from '../../agent/decisions-store.js';
-import { httpsCall } from '../../agent/https-client.js';
-import { verifySiemChain, type SiemDecisionKey } from './decision-key.js';
+import { verifyDecisions } from '../common/decision-jws.js';
+import type { DecisionSet } from '../common/decisions.js';
+import { EdgewardError } from '../common/errors.js';
+import { matchIdentity, serviceId } from '../common/identity.js';
+import type { Logger } from '../common/log.js';
+import { DecisionStreamClient } from '../agent/decisions-client.js';
+import { applyDelta } from '../agent/decisions-store.js';
+import { httpsCall } from '../agent/https-client.js';
+import { verifySiemChain, type SiemDecisionKey } from '../common/siem-key.js';
 
 export interface CaDecisionFollowerOptions {
   readonly siemUrl: string;
