@@ -1,8 +1,18 @@
 // Shared pieces of the benchmarks: a bounded closed-loop load generator over keep-alive HTTPS,
-// percentiles, and child processes that are always cleaned up.
-import { spawn, type ChildProcess } from 'node:child_process';
+// percentiles, child processes that are always cleaned up (the CA among them) and their CPU
+// time, and simulated PUF devices.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, type Agent } from 'node:https';
+import { join } from 'node:path';
+import { helperHash, reconstructKey } from '../attestation/puf/fuzzy-extractor.js';
+import { PROFILE_V1 } from '../attestation/puf/profile.js';
+import { provisionPuf } from '../attestation/puf/provision.js';
+import type { PufRecordJson } from '../attestation/puf/record.js';
+import { createSimPuf } from '../attestation/puf/simulator.js';
+import { parseIdentity, type Identity } from '../common/identity.js';
 
 export interface LoadResult {
   readonly ops: number;
@@ -27,33 +37,42 @@ export interface Target {
   readonly ok: (status: number, body: Buffer) => boolean;
 }
 
-function once(t: Target, i: number): Promise<boolean> {
-  const body = t.body(i);
+export interface Reply {
+  readonly status: number;
+  readonly body: Buffer;
+}
+
+/** One JSON POST; resolves undefined on a transport error (counted as a failed operation). */
+export function post(url: string, agent: Agent | HttpAgent, body: Buffer): Promise<Reply | undefined> {
   return new Promise((resolve) => {
-    const request = t.url.startsWith('https:') ? httpsRequest : httpRequest;
+    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
     const req = request(
-      t.url,
+      url,
       {
         method: 'POST',
-        agent: t.agent,
+        agent,
         headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(t.ok(res.statusCode ?? 0, Buffer.concat(chunks))));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', () => resolve(undefined));
       },
     );
-    req.on('error', () => resolve(false));
+    req.on('error', () => resolve(undefined));
     req.end(body);
   });
 }
 
-/** Runs `concurrency` closed loops against the targets (round-robin) for `seconds`. */
-export async function load(
-  targets: readonly Target[],
+/**
+ * Runs `concurrency` closed loops of `op` for `seconds`; `op(worker, i)` gets its loop's number and
+ * a global sequence number, and says whether the operation succeeded (only successes are timed).
+ */
+export async function closedLoop(
   concurrency: number,
   seconds: number,
+  op: (worker: number, i: number) => Promise<boolean>,
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
@@ -62,10 +81,9 @@ export async function load(
   const start = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, w) => {
-      const t = targets[w % targets.length] as Target;
       while (performance.now() < end) {
         const t0 = performance.now();
-        const ok = await once(t, i++);
+        const ok = await op(w, i++);
         if (ok) latencies.push(performance.now() - t0);
         else errors++;
       }
@@ -81,6 +99,15 @@ export async function load(
     p50ms: percentile(latencies, 50),
     p99ms: percentile(latencies, 99),
   };
+}
+
+/** Runs `concurrency` closed loops against the targets (round-robin) for `seconds`. */
+export function load(targets: readonly Target[], concurrency: number, seconds: number): Promise<LoadResult> {
+  return closedLoop(concurrency, seconds, async (w, i) => {
+    const t = targets[w % targets.length] as Target;
+    const r = await post(t.url, t.agent, t.body(i));
+    return r !== undefined && t.ok(r.status, r.body);
+  });
 }
 
 const children = new Set<ChildProcess>();
@@ -122,4 +149,145 @@ export function stopProcess(p: ChildProcess): Promise<void> {
 
 export function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
+}
+
+/** The built `edgeward` command beside dist/bench. */
+export const EDGEWARD = join(import.meta.dirname, '..', 'cli', 'edgeward.js');
+
+/** `edgeward ca init` into `data`; returns the root fingerprint. */
+export function initCaData(data: string, trustDomain: string): string {
+  const r = spawnSync(
+    process.execPath,
+    [EDGEWARD, 'ca', 'init', '--data', data, '--trust-domain', trustDomain],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (r.status !== 0) throw new Error(`ca init failed: ${r.stderr}`);
+  return /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(r.stdout)?.[1] ?? '';
+}
+
+export interface CaProcess {
+  readonly proc: ChildProcess;
+  readonly url: string;
+  readonly fingerprint: string;
+  stop(): Promise<void>;
+}
+
+export interface CaProcessOptions {
+  readonly data: string;
+  readonly workers?: number;
+  /** More `ca serve` flags, e.g. ['--attestation-policy', file]. */
+  readonly args?: readonly string[];
+  /** Flags for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
+  readonly nodeArgs?: readonly string[];
+}
+
+/**
+ * `edgeward ca serve` on 127.0.0.1:0 as a child process (its own event loop and cores), logging
+ * warnings only, with the per-IP and per-identity rate limits raised so that the load generator
+ * measures the CA's work and not its throttling.
+ */
+export async function startCaProcess(o: CaProcessOptions): Promise<CaProcess> {
+  const { proc, output } = await startProcess(
+    process.execPath,
+    [
+      // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the CA under load.
+      ...(o.nodeArgs ?? process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+      EDGEWARD,
+      'ca',
+      'serve',
+      '--data',
+      o.data,
+      '--listen',
+      '127.0.0.1:0',
+      '--rate-ip',
+      '1000000',
+      '--rate-identity',
+      '100000000',
+      '--workers',
+      String(o.workers ?? 1),
+      ...(o.args ?? []),
+    ],
+    /fingerprint \(SHA-256\): [0-9a-f]{64}/,
+    { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
+  );
+  return {
+    proc,
+    url: /listening on (https:\/\/\S+)/.exec(output)?.[1] ?? '',
+    fingerprint: /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(output)?.[1] ?? '',
+    stop: () => stopProcess(proc),
+  };
+}
+
+let clockTicks: number | undefined;
+
+/** Fields of /proc/PID/stat after "(comm)": [0] state, [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. */
+function procStat(pid: number | 'self'): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined; // exited meanwhile
+  }
+}
+
+function ticksToSeconds(ticks: number): number {
+  clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+  return ticks / clockTicks;
+}
+
+/**
+ * CPU seconds (user + system, all threads) used so far by a process and its live descendants
+ * (`ca serve --workers N` forks N workers), from /proc: Linux only.
+ */
+export function processTreeCpuSeconds(pid: number): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = procStat(Number(name));
+    if (f) stats.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+  }
+  let ticks = 0;
+  const todo = [pid];
+  while (todo.length > 0) {
+    const p = todo.pop() as number;
+    ticks += stats.get(p)?.ticks ?? 0;
+    for (const [child, s] of stats) if (s.ppid === p) todo.push(child);
+  }
+  return ticksToSeconds(ticks);
+}
+
+/** CPU seconds used by this process's children that have exited and been waited for (e.g. tools run by execFile). */
+export function exitedChildrenCpuSeconds(): number {
+  const f = procStat('self');
+  return f ? ticksToSeconds(Number(f[13]) + Number(f[14])) : 0;
+}
+
+/** A simulated PUF device as the benchmarks use it: its registration record and its signing key. */
+export interface BenchPufDevice {
+  readonly id: Identity;
+  readonly record: PufRecordJson;
+  /** The Ed25519 key the device reconstructs from its PUF, as a node:crypto key (fast signing). */
+  readonly key: KeyObject;
+  readonly helperHash: Buffer;
+}
+
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * Provisions a simulated PUF (no challenge-response pairs) and reconstructs its key once, as the
+ * device would at every enrollment; signing then costs the benchmark only an Ed25519 signature.
+ */
+export function benchPufDevice(uri: string, seed: string): BenchPufDevice {
+  const id = parseIdentity(uri);
+  const puf = createSimPuf({ seed, ber: 0.1, crpBits: 8 });
+  const { json, record } = provisionPuf({ id: id.uri, puf, crps: 0 });
+  const rec = reconstructKey(puf.readKey(), record.helper, PROFILE_V1);
+  const key = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519, rec.seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  return { id, record: json, key, helperHash: helperHash(record.helper, PROFILE_V1) };
 }

@@ -120,7 +120,10 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   if (!existsSync(join(o.dataDir, FILES.db))) {
     throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${o.dataDir}: run edgeward ca init`);
   }
-  const store = openCaStore(join(o.dataDir, FILES.db), o.durability ? { durability: o.durability } : {});
+  const store = openCaStore(join(o.dataDir, FILES.db), {
+    now: () => clock.now(),
+    ...(o.durability ? { durability: o.durability } : {}),
+  });
   const trustDomain = store.getMeta('trust_domain');
   if (!trustDomain) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   const authority = loadAuthority(o.dataDir, trustDomain, passphraseFromEnv());

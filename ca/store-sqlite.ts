@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { AuditRecord } from './audit.js';
 import { GENESIS, auditHash } from './audit.js';
 import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx, TokenRecord } from './store.js';
+import { EdgewardError } from '../common/errors.js';
 import type { CrlReason } from '../common/x509.js';
 
 const SCHEMA = `
@@ -82,9 +83,14 @@ export interface SqliteOptions {
   /** 'normal' survives process crashes (kill -9); 'full' also survives power loss, slower. */
   readonly durability?: 'normal' | 'full';
   readonly readonly?: boolean;
+  /** How long a write waits for another process's write lock before ERR_CA_UNAVAILABLE. */
+  readonly lockWaitMs?: number;
+  /** Stamps bindings (the CA passes its injected clock). */
+  readonly now?: () => number;
 }
 
 export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
+  const now = opts.now ?? Date.now;
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');
@@ -92,7 +98,8 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     db.pragma('foreign_keys = ON');
     db.exec(SCHEMA);
   }
-  db.pragma('busy_timeout = 5000');
+  // Writers wait for the lock in writeLocked (below), not in SQLite's busy handler.
+  db.pragma(`busy_timeout = ${opts.readonly ? 5000 : 0}`);
 
   const q = {
     getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -204,7 +211,7 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
   const tx: StoreTx = {
     ...reader,
     putBinding(identity, method, hardwareId, record) {
-      q.putBinding.run(identity, method, hardwareId, JSON.stringify(record), Date.now());
+      q.putBinding.run(identity, method, hardwareId, JSON.stringify(record), now());
     },
     useOnce(namespace, key, expiresAt) {
       return q.useOnce.run(namespace, key, expiresAt).changes === 1;
@@ -226,13 +233,17 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
 
   function transaction<T>(fn: (t: StoreTx) => T): T {
     // IMMEDIATE takes the write lock up front, so two processes never both read the same head.
-    return db.transaction(() => fn(tx)).immediate();
+    return locked(() => db.transaction(() => fn(tx)).immediate());
+  }
+
+  function locked<T>(run: () => T): T {
+    return writeLocked(db, run, opts.lockWaitMs ?? 5000);
   }
 
   return {
     ...reader,
     getMeta: (key) => q.getMeta.get(key)?.value,
-    setMeta: (key, value) => void q.setMeta.run(key, value),
+    setMeta: (key, value) => void locked(() => q.setMeta.run(key, value)),
     transaction,
     audit: (entry, now) => transaction((t) => t.audit(entry, now)),
     getCertificate: (serial) => {
@@ -284,13 +295,15 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
       return r ? { hash, identity: r.identity, createdAt: r.created_at, expiresAt: r.expires_at } : undefined;
     },
     auditRecords: () => q.auditAll.iterate(),
-    purgeExpired: (now) => {
-      q.purgeUsed.run(now);
-      q.purgeSessions.run(now);
-    },
-    putSession: (r) => void q.putSession.run(r.id, r.identity, r.method, r.state, r.expiresAt, r.renewalOf),
+    purgeExpired: (now) =>
+      transaction(() => {
+        q.purgeUsed.run(now);
+        q.purgeSessions.run(now);
+      }),
+    putSession: (r) =>
+      void locked(() => q.putSession.run(r.id, r.identity, r.method, r.state, r.expiresAt, r.renewalOf)),
     takeSession(id) {
-      const r = q.takeSession.get(id);
+      const r = locked(() => q.takeSession.get(id));
       return r
         ? {
             id: r.id,
@@ -305,4 +318,32 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     sessionCount: (now) => q.countSessions.get(now)?.n ?? 0,
     close: () => db.close(),
   };
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Runs a write (an IMMEDIATE transaction or one statement), waiting for the write lock when another process (`ca serve
+ * --workers N`, `ca revoke`) holds it. SQLite's own busy handler sleeps at least 1 ms per try,
+ * far longer than one of our commits (~50 us), so with several writers it left the CPU idle and
+ * made the p99 tens of milliseconds; here the store's connection has busy_timeout 0 and retries
+ * after short, growing, jittered pauses (Atomics.wait sleeps for fractions of a millisecond).
+ * WAL readers never wait for writers, so reads outside transactions are unaffected.
+ */
+function writeLocked<T>(db: Database.Database, run: () => T, waitMs: number): T {
+  const deadline = performance.now() + waitMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return run();
+    } catch (err) {
+      const busy = err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY');
+      if (!busy || db.inTransaction) throw err;
+      if (performance.now() > deadline)
+        throw new EdgewardError('ERR_CA_UNAVAILABLE', `store write lock held for over ${waitMs} ms`, {
+          cause: err,
+        });
+      const ms = Math.min(0.02 * 2 ** Math.min(attempt, 7), 2) * (0.5 + Math.random());
+      Atomics.wait(pause, 0, 0, ms);
+    }
+  }
 }

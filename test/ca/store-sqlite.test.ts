@@ -1,0 +1,80 @@
+// The CA store's write lock across processes (`ca serve --workers N`, `ca revoke` beside a
+// running CA): a writer waits for another process's lock in short pauses instead of SQLite's
+// millisecond busy sleeps, succeeds once the lock is released, and gives up with a coded error.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openCaStore } from '../../ca/store-sqlite.js';
+import type { CaStore } from '../../ca/store.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir('edgeward-store-');
+const opened: CaStore[] = [];
+afterEach(() => {
+  for (const s of opened.splice(0)) s.close();
+});
+
+/** Another process takes the write lock, says so, and holds it for `ms`. */
+async function holdWriteLock(file: string, ms: number): Promise<{ exited: Promise<number | null> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const D = require('better-sqlite3'); const db = new D(process.argv[1]);
+       db.exec('BEGIN IMMEDIATE'); process.stdout.write('locked\\n');
+       setTimeout(() => { db.exec('COMMIT'); db.close(); }, Number(process.argv[2]));`,
+      file,
+      String(ms),
+    ],
+    { cwd: join(import.meta.dirname, '..', '..'), stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => b.toString().includes('locked') && resolve());
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`lock holder exited early (${String(code)})`)));
+  });
+  // Wrapped: an async function would flatten a returned promise and wait for the exit.
+  return { exited: new Promise((resolve) => child.on('exit', resolve)) };
+}
+
+function store(name: string, lockWaitMs?: number): { file: string; s: CaStore } {
+  const file = join(dir, `${name}.db`);
+  const s = openCaStore(file, lockWaitMs === undefined ? {} : { lockWaitMs });
+  opened.push(s);
+  return { file, s };
+}
+
+const token = (n: number) => ({
+  hash: `h${n}`,
+  identity: `spiffe://factory.example/node/n${n}`,
+  createdAt: 1,
+  expiresAt: Date.now() + 60_000,
+});
+
+describe('CA store write lock', () => {
+  it('waits for another process to release the lock, then writes', async () => {
+    const { file, s } = store('wait');
+    const { exited } = await holdWriteLock(file, 300);
+    const t0 = performance.now();
+    s.createToken(token(1), Date.now());
+    expect(performance.now() - t0).toBeGreaterThan(100);
+    expect(s.getToken('h1')?.identity).toBe(token(1).identity);
+    expect(await exited).toBe(0);
+  });
+
+  it('gives up with ERR_CA_UNAVAILABLE and writes nothing when the lock is held too long', async () => {
+    const { file, s } = store('busy', 150);
+    const { exited } = await holdWriteLock(file, 1500);
+    expect(() => s.createToken(token(2), Date.now())).toThrow(
+      expect.objectContaining({ code: 'ERR_CA_UNAVAILABLE' }),
+    );
+    expect(() =>
+      s.putSession({ id: 'x', identity: 'i', method: 'm', state: '{}', expiresAt: 9e12, renewalOf: null }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_CA_UNAVAILABLE' }));
+    // Reads go on meanwhile (WAL), and the store works again after the release.
+    expect(s.getToken('h2')).toBeUndefined();
+    expect(await exited).toBe(0);
+    s.createToken(token(2), Date.now());
+    expect(s.getToken('h2')?.identity).toBe(token(2).identity);
+  });
+});
