@@ -239,6 +239,33 @@ export const CODES = {
   ERR_DASH_CSRF: { status: 403, message: 'missing or wrong CSRF token' },
   ERR_DASH_USER_INVALID: { status: 400, message: 'invalid user name, role or password' },
   ERR_DASH_USER_EXISTS: { status: 409, message: 'a user with that name exists' },
+  ERR_DASH_CERT_FLAGS: {
+    status: 400,
+    message: '--dashboard-cert and --dashboard-key go together, and only with --dashboard',
+  },
+  ERR_DASH_CERT_UNREADABLE: { status: 400, message: 'dashboard certificate or key file cannot be read' },
+  ERR_DASH_CERT_MALFORMED: {
+    status: 400,
+    message: 'dashboard certificate file holds no usable PEM certificate',
+  },
+  ERR_DASH_KEY_MALFORMED: {
+    status: 400,
+    message: 'dashboard key file holds no usable unencrypted PEM private key',
+  },
+  ERR_DASH_CERT_KEY_MISMATCH: {
+    status: 400,
+    message: 'dashboard key does not match the certificate’s public key',
+  },
+  ERR_DASH_CERT_EXPIRED: { status: 400, message: 'dashboard certificate expired or not yet valid' },
+  ERR_DASH_CERT_NO_HOST_NAME: {
+    status: 400,
+    message: 'dashboard certificate carries no DNS or IP subject alternative name',
+  },
+  ERR_DASH_CERT_USAGE: { status: 400, message: 'dashboard certificate is not for TLS servers' },
+  ERR_DASH_CERT_CHAIN: {
+    status: 400,
+    message: 'dashboard certificate chain is out of order or does not verify',
+  },
 } as const satisfies Record<string, CodeDef>;
 
 export type ErrorCode = keyof typeof CODES;

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
+import { EdgewardError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { loadRules } from '../policies/rules/index.js';
 import { loadPlaybooks } from './playbooks/index.js';
@@ -13,10 +14,11 @@ import { createDashboardApi } from './service/dashboard-api.js';
 import { openDashboardDb } from './dashboard/cli.js';
 import { Inventory } from './dashboard/inventory.js';
 import { startDashboard } from './dashboard/server.js';
+import { loadDashboardCertificate, type DashboardCertificate } from './dashboard/tls.js';
 import { UserStore } from './dashboard/users.js';
 
 const USAGE =
-  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token T] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT]';
+  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token T] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
 
 /** policies/default/<what>, found from the source tree or from dist/ (both under the repo root). */
 export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
@@ -47,6 +49,8 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
       'revoke-rules': { type: 'string' },
       durability: { type: 'string' },
       dashboard: { type: 'string' },
+      'dashboard-cert': { type: 'string' },
+      'dashboard-key': { type: 'string' },
     },
     USAGE,
   );
@@ -64,6 +68,15 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
+  const dashListen = optional(a.dashboard);
+  const dashAt = dashListen === undefined ? undefined : hostPort(dashListen, 'dashboard');
+  // The browsers' certificate is checked before anything starts: a bad file is a refusal, not a
+  // half-started service.
+  const dashCert = dashboardCertificate(
+    dashAt !== undefined,
+    optional(a['dashboard-cert']),
+    optional(a['dashboard-key']),
+  );
   const log = createLogger('siem');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const identityDir = join(dataDir, 'identity');
@@ -91,28 +104,34 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     ...(retention !== undefined ? { retentionDays: Number(retention) } : {}),
     ...(durability !== undefined ? { synchronous: durability === 'full' ? 'FULL' : 'NORMAL' } : {}),
   });
-  const dashListen = optional(a.dashboard);
   let dashboard: { url: string; close(): Promise<void> } | undefined;
   let dashDb: ReturnType<typeof openDashboardDb> | undefined;
   let api: ReturnType<typeof createDashboardApi> | undefined;
-  if (dashListen !== undefined) {
-    const d = hostPort(dashListen, 'dashboard');
+  if (dashAt !== undefined) {
     dashDb = openDashboardDb(dataDir);
     api = createDashboardApi(siem, { inventory: new Inventory(dashDb) });
-    // Served with the SIEM's own certificate (URI SAN spiffe://TD/svc/siem); put a reverse proxy
-    // with a host-name certificate in front of it for analysts' browsers.
+    // Without the operator's host-name certificate, the SIEM's own one (URI SAN
+    // spiffe://TD/svc/siem only), which browsers refuse for a host name.
     const id = siem.identity();
     dashboard = await startDashboard({
-      host: d.host,
-      port: d.port,
-      tls: { key: id.keyPem, cert: id.certPem },
+      host: dashAt.host,
+      port: dashAt.port,
+      tls: dashCert ? { key: dashCert.keyPem, cert: dashCert.certPem } : { key: id.keyPem, cert: id.certPem },
       api,
       users: new UserStore(dashDb),
       log,
     });
   }
   out(`edgeward SIEM ${identity.identity} listening on ${siem.url}`);
-  if (dashboard) out(`dashboard on ${dashboard.url} (users: edgeward siem user add --data ${dataDir} ...)`);
+  if (dashboard) {
+    out(`dashboard on ${dashboard.url} (users: edgeward siem user add --data ${dataDir} ...)`);
+    out(
+      dashCert
+        ? `dashboard certificate for ${dashCert.names.join(', ')}, valid until ${new Date(dashCert.notAfter).toISOString()}`
+        : 'warning: the dashboard presents the SIEM’s own certificate (no host name in it): browsers ' +
+            'will need a host-name certificate; give --dashboard-cert FILE --dashboard-key FILE',
+    );
+  }
   out(`decision revision ${siem.hub.revision}, signing key id ${siem.hub.kid}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -127,4 +146,26 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     process.once('SIGTERM', stop);
   });
   return 0;
+}
+
+/** The operator's certificate for browsers, checked now; undefined when neither flag is given. */
+function dashboardCertificate(
+  dashboard: boolean,
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): DashboardCertificate | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined)
+    throw new EdgewardError(
+      'ERR_DASH_CERT_FLAGS',
+      certFile === undefined
+        ? '--dashboard-key needs --dashboard-cert'
+        : '--dashboard-cert needs --dashboard-key',
+    );
+  if (!dashboard)
+    throw new EdgewardError(
+      'ERR_DASH_CERT_FLAGS',
+      '--dashboard-cert and --dashboard-key need --dashboard HOST:PORT',
+    );
+  return loadDashboardCertificate({ certFile, keyFile, now: Date.now() });
 }

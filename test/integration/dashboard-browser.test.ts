@@ -1,8 +1,13 @@
 // The analysts' dashboard in a real headless Chromium (Debian's, driven by playwright-core)
 // against a real SIEM and CA: login, a live alert, event fields carrying script and markup shown
-// as text, quarantine and lift from the page reaching an agent's decision stream, and a viewer
-// refused by the server. Screenshots go to test-artifacts/.
-import { existsSync, mkdirSync } from 'node:fs';
+// as text, quarantine from the page making a real `edgeward agent` process (following the SIEM's
+// decision stream) cut the quarantined device's live mTLS connection, the agent's acknowledgement
+// on the page, the lift letting the device connect again, and a viewer refused by the server.
+// Screenshots go to test-artifacts/.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,14 +18,15 @@ import { startDashboard, type RunningDashboard } from '../../siem/dashboard/serv
 import { UserStore } from '../../siem/dashboard/users.js';
 import type { RunningSiem } from '../../siem/server.js';
 import { createDashboardApi } from '../../siem/service/dashboard-api.js';
+import { echoServer, mtlsClient, type ClientResult } from '../agent/fixtures/harness.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { EDGEWARD, stop } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
   call,
   enrollAs,
   enrollSiemIdentity,
   startTestSiem,
-  subscriber,
   waitFor,
   type Creds,
 } from '../siem/service/setup.js';
@@ -37,9 +43,63 @@ let siem: RunningSiem;
 let dash: RunningDashboard;
 let api: ReturnType<typeof createDashboardApi>;
 let node: Creds;
+let device: Creds;
 let browser: Browser;
-let agentSide: Awaited<ReturnType<typeof subscriber>>;
+let app: Awaited<ReturnType<typeof echoServer>>;
+let agent: ChildProcess;
+let agentLog = '';
+const agentPorts = { inbound: 0, admin: 0 };
 const dir = tempDir('edgeward-dash-');
+
+/** A port below the ephemeral range (no port-0 listener of a parallel test takes it) that is free now. */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/** GET on the agent's admin endpoint (plain HTTP on loopback). */
+function agentAdmin(path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port: agentPorts.admin, path }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
+/** The agent's /healthz, or undefined while it is not up (yet). */
+async function agentHealth(): Promise<Record<string, unknown> | undefined> {
+  if (agent.exitCode !== null || agent.signalCode !== null)
+    throw new Error(`the agent exited (${agent.exitCode ?? agent.signalCode}):\n${agentLog}`);
+  try {
+    const r = await agentAdmin('/healthz');
+    return r.status === 200 ? (JSON.parse(r.body) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The revision the SIEM has recorded as acknowledged by the agent (node n1). */
+function agentAcked(): number | null {
+  return siem.hub.ledger.list(Date.now()).find((a) => a.identity === node.identity)?.acked ?? null;
+}
+
+/** A live mTLS connection of the device through the agent to the echo app. */
+function deviceConnects(): ClientResult {
+  return mtlsClient(agentPorts.inbound, {
+    keyPem: device.keyPem,
+    certPem: device.certPem,
+    ca: device.bundlePem,
+  });
+}
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM))
@@ -62,7 +122,38 @@ beforeAll(async () => {
     log: silentLogger,
   });
   node = await enrollAs(ca, `spiffe://${TD}/node/n1`, join(dir, 'n1'));
-  agentSide = await subscriber(siem.url, node, join(dir, 'agent'), TD);
+  device = await enrollAs(ca, DEVICE, join(dir, 'evil-1'));
+  // A real agent process for node n1 in front of a local echo app, following the SIEM's
+  // decision stream (its signing key fetched from the SIEM and checked against the bundle).
+  app = await echoServer();
+  agentPorts.inbound = await freePort();
+  agentPorts.admin = await freePort();
+  const config = join(dir, 'n1-agent.yaml');
+  writeFileSync(
+    config,
+    [
+      `identity: { dir: ${JSON.stringify(join(dir, 'n1'))}, id: ${node.identity} }`,
+      `ca: { url: ${ca.url}, fingerprint: "${ca.fingerprint}" }`,
+      `siem: { url: ${siem.url}, flushInterval: 100ms }`,
+      `state: { dir: ${JSON.stringify(join(dir, 'n1-state'))} }`,
+      `admin: { listen: 127.0.0.1:${agentPorts.admin} }`,
+      'inbound:',
+      `  - { name: app, listen: 127.0.0.1:${agentPorts.inbound}, forward: 127.0.0.1:${app.port}, allow: ["spiffe://${TD}/device/*"] }`,
+      '',
+    ].join('\n'),
+  );
+  agent = spawn(process.execPath, [EDGEWARD, 'agent', '--config', config], {
+    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  agent.stdout?.on('data', (c: Buffer) => (agentLog += c.toString()));
+  agent.stderr?.on('data', (c: Buffer) => (agentLog += c.toString()));
+  await waitFor(
+    'the agent up and following the decision stream',
+    async () => (await agentHealth())?.['decisionStream'] === true,
+    30_000,
+  );
+  await waitFor('the agent acknowledging the current revision', () => agentAcked() === siem.hub.revision);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -80,7 +171,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  agentSide?.client.stop();
+  if (agent) await stop(agent);
+  await app?.close();
   await dash?.close();
   api?.close();
   await siem?.close();
@@ -147,22 +239,55 @@ describe('dashboard in Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-entity.png'), fullPage: true });
   });
 
-  it('quarantines from the page; the decision reaches an agent’s stream; lifting it too', async () => {
-    const before = agentSide.store.revision;
+  it('quarantines from the page: the agent cuts the device’s live connection; the lift lets it back', async () => {
+    // The device holds a live mTLS connection through the agent to the app.
+    const live = deviceConnects();
+    expect(await live.accepted, agentLog).toBe(true);
+    let cut = false;
+    void live.closed.then(() => (cut = true));
+    live.socket.write('still here\n');
+    await new Promise<void>((resolve) => live.socket.once('data', () => resolve()));
+    expect(cut).toBe(false);
+
+    await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(DEVICE)}`);
+    await page.waitForSelector('#quarantine-entity');
     await page.click('#quarantine-entity');
-    await page.waitForSelector('tr[data-decision]');
-    const row = await page.textContent('table[aria-label="Active decisions"]');
-    expect(row).toContain(DEVICE);
-    await waitFor('the agent applies the quarantine', () => agentSide.store.revision > before);
-    expect(agentSide.store.current?.decisions.some((d) => d.scope.value === DEVICE)).toBe(true);
+    await page.waitForSelector(`tr[data-decision]:has-text("${DEVICE}")`);
+    expect(await page.textContent('table[aria-label="Active decisions"]')).toContain(DEVICE);
+    const quarantined = siem.hub.revision;
+
+    await waitFor('the agent to cut the quarantined device’s live connection', () => cut);
+    const metrics = (await agentAdmin('/metrics')).body;
+    expect(metrics).toMatch(/edgeward_agent_kills_total\{reason="ERR_AGENT_QUARANTINED"\} 1\b/);
+    // A new connection while quarantined is refused by the agent.
+    expect(await deviceConnects().accepted).toBe(false);
+
+    // The page shows the agent's acknowledgement of that revision (the SIEM records it first).
+    await waitFor('the agent to acknowledge the quarantine', () => (agentAcked() ?? -1) >= quarantined);
+    await page.reload();
+    const ackRow = `table[aria-label="Agent acknowledgements"] tr:has-text("${node.identity}")`;
+    await page.waitForSelector(ackRow);
+    const cells = await page.locator(`${ackRow} td`).allTextContents();
+    expect(cells[0]).toBe(node.identity);
+    expect(Number(cells[1])).toBeGreaterThanOrEqual(quarantined);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-decisions.png'), fullPage: true });
+
     await page.click(`tr[data-decision]:has-text("${DEVICE}") button.lift`);
-    // Other decisions (the alert's playbook) may arrive meanwhile: wait for this one to go.
-    await waitFor(
-      'the agent applies the lift',
-      () => agentSide.store.current?.decisions.every((d) => d.scope.value !== DEVICE) === true,
-    );
     await page.waitForSelector(`tr[data-decision]:has-text("${DEVICE}")`, { state: 'detached' });
+    const lifted = siem.hub.revision;
+    expect(lifted).toBeGreaterThan(quarantined);
+    await waitFor('the agent to acknowledge the lift', () => (agentAcked() ?? -1) >= lifted);
+    // Other decisions (the alert's playbook: an IP scope) may stay; none of them names the device.
+    const active = api.decisions()['active'] as { scope: { value: string } }[];
+    expect(active.some((d) => d.scope.value === DEVICE)).toBe(false);
+    const again = deviceConnects();
+    expect(await again.accepted, agentLog).toBe(true);
+    again.socket.destroy();
+    await page.reload();
+    await page.waitForSelector(ackRow);
+    const after = await page.locator(`${ackRow} td`).allTextContents();
+    expect(Number(after[1])).toBeGreaterThanOrEqual(lifted);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-lifted.png'), fullPage: true });
   });
 
   it('refuses a viewer’s quarantine on the server, whatever the page shows', async () => {
