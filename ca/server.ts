@@ -98,9 +98,22 @@ function routeKind(url: string): string | undefined {
   return undefined;
 }
 
+// A connection's client certificate cannot change (TLS 1.3, no post-handshake auth), so its
+// parse is kept per socket for keep-alive requests; the store checks (known, unrevoked,
+// unexpired) still run on every request.
+const peers = new WeakMap<object, AuthenticatedPeer>();
+
 /** The mTLS peer of a request, or a coded refusal saying why there is none. */
 export function peerOf(req: FastifyRequest): AuthenticatedPeer {
   const sock = req.raw.socket as TLSSocket;
+  const known = peers.get(sock);
+  if (known) return known;
+  const peer = readPeer(sock);
+  peers.set(sock, peer);
+  return peer;
+}
+
+function readPeer(sock: TLSSocket): AuthenticatedPeer {
   const cert: X509Certificate | undefined = sock.getPeerX509Certificate?.();
   if (!cert) throw new EdgewardError('ERR_CA_UNAUTHENTICATED');
   if (!sock.authorized) {
