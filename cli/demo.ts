@@ -4,7 +4,7 @@
 // It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
 // cut) and keeps running until Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
@@ -63,20 +63,26 @@ class Mesh {
   }
 
   /** Starts `edgeward ARGS` and resolves with its output once it matches `ready`. */
-  start(name: string, args: string[], ready: RegExp): Promise<string> {
+  start(name: string, args: string[], readyOn: RegExp): Promise<string> {
     const log = join(this.dir, `${name}.log`);
     const p = spawn(process.execPath, [EDGEWARD, ...args], {
       env: { ...process.env, EDGEWARD_LOG_LEVEL: process.env['EDGEWARD_LOG_LEVEL'] ?? 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.children.push(p);
+    // Appended to the log file as it comes; only the start-up output and then a bounded tail are
+    // kept in memory (readiness match, exit message).
+    const file = createWriteStream(log, { flags: 'w' });
     let output = '';
+    let ready = false;
     return new Promise((resolvePromise, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} did not start in 60 s; see ${log}`)), 60_000);
       const onData = (c: Buffer): void => {
+        file.write(c);
         output += c.toString();
-        writeFileSync(log, output);
-        if (ready.test(output)) {
+        if (ready) output = output.slice(-2000);
+        else if (readyOn.test(output)) {
+          ready = true;
           clearTimeout(timer);
           resolvePromise(output);
         }
@@ -85,6 +91,7 @@ class Mesh {
       p.stderr.on('data', onData);
       p.on('exit', (code) => {
         clearTimeout(timer);
+        file.end();
         reject(new Error(`${name} exited with ${code}:\n${output.slice(-2000)}`));
       });
     });
@@ -386,7 +393,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     mesh.step('ATTACK 2: a rogue host at 127.0.0.3 scans both nodes with TLS handshakes and no certificate');
     for (let i = 0; i < 30; i++) await probe(ports.inbound[i % 2] as number, '127.0.0.3');
     await waitFor(
-      async () => seen.decisions.size >= 2 && [...seen.acks.values()].filter((r) => r >= 2).length === 3,
+      async () => seen.decisions.size >= 2 && nodes.every((n) => (seen.acks.get(n) ?? 0) >= 2),
       20_000,
       'every agent to apply the decision against the scanner',
     );
