@@ -5,7 +5,6 @@
 //     insert + audit record per certificate) vs cfssl's /api/v1/cfssl/sign (plain HTTP, no DB);
 //  3. renewal latency p50/p99 at concurrency 1.
 // Usage: npm run build && node dist/bench/ca-issuance.js [--seconds 10] [--concurrency 16]
-import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
@@ -20,13 +19,12 @@ import { enroll } from '../agent/enroll.js';
 import { buildCsr, csrDerFromText, parseCsr } from '../common/csr.js';
 import { loadIdentity } from '../common/identity-dir.js';
 import { toPem } from '../common/pem.js';
-import { fmt, load, startProcess, stopProcess, type LoadResult } from './lib.js';
+import { fmt, initCaData, load, startCaProcess, startProcess, stopProcess, type LoadResult } from './lib.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' } } });
 const SECONDS = Number(values.seconds ?? 10);
 const CONC = Number(values.concurrency ?? 16);
 const TD = 'bench.example';
-const EDGEWARD = join(import.meta.dirname, '..', 'cli', 'edgeward.js');
 
 function csrPool(n: number, id: (i: number) => string): string[] {
   return Array.from({ length: n }, (_, i) => {
@@ -58,33 +56,10 @@ async function signingAlone(dir: string): Promise<number> {
 
 async function edgewardRenewals(dir: string, concurrency: number, workers = 1): Promise<LoadResult> {
   const data = join(dir, `ca-${workers}-${concurrency}`);
-  const init = spawnSync(process.execPath, [EDGEWARD, 'ca', 'init', '--data', data, '--trust-domain', TD], {
-    encoding: 'utf8',
-  });
-  if (init.status !== 0) throw new Error(`ca init failed: ${init.stderr}`);
-  const { proc: server, output } = await startProcess(
-    process.execPath,
-    [
-      EDGEWARD,
-      'ca',
-      'serve',
-      '--data',
-      data,
-      '--listen',
-      '127.0.0.1:0',
-      '--rate-ip',
-      '1000000',
-      '--rate-identity',
-      '100000000',
-      '--workers',
-      String(workers),
-    ],
-    /fingerprint \(SHA-256\): [0-9a-f]{64}/,
-    { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
-  );
+  initCaData(data, TD);
+  const server = await startCaProcess({ data, workers });
   try {
-    const base = /listening on (https:\/\/\S+)/.exec(output)?.[1] ?? '';
-    const fingerprint = /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(output)?.[1] ?? '';
+    const { url: base, fingerprint } = server;
     const store = openCaStore(join(data, 'ca.db'));
     const targets = [];
     for (let i = 0; i < Math.min(concurrency, 16); i++) {
@@ -116,7 +91,7 @@ async function edgewardRenewals(dir: string, concurrency: number, workers = 1): 
     await load(targets, concurrency, 1); // warm-up
     return await load(targets, concurrency, SECONDS);
   } finally {
-    await stopProcess(server);
+    await server.stop();
   }
 }
 

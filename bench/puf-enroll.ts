@@ -2,7 +2,7 @@
 // Ed25519 verify with node:crypto) and commit (single-use markers in the real SQLite store).
 // Device signatures are computed outside the timed sections: they are the device's work.
 // Run: npm run build && node dist/bench/puf-enroll.js [enrollments=20000] [devices=50]
-import { createHash, createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,16 +10,11 @@ import { performance } from 'node:perf_hooks';
 import type { BeginResult, CsrKey, MethodContext, Verdict } from '../ca/attestation-method.js';
 import { openCaStore } from '../ca/store-sqlite.js';
 import { systemClock } from '../common/clock.js';
-import { parseIdentity, type Identity } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
-import { reconstructKey } from '../attestation/puf/fuzzy-extractor.js';
 import { importPufRecord } from '../attestation/puf/import.js';
 import { createPufMethod } from '../attestation/puf/method.js';
-import { PROFILE_V1 } from '../attestation/puf/profile.js';
 import { signedMessage } from '../attestation/puf/protocol.js';
-import { provisionPuf } from '../attestation/puf/provision.js';
-import { parsePufRecord } from '../attestation/puf/record.js';
-import { createSimPuf } from '../attestation/puf/simulator.js';
+import { benchPufDevice, type BenchPufDevice } from './lib.js';
 
 const total = Number(process.argv[2] ?? 20000);
 const nDevices = Number(process.argv[3] ?? 50);
@@ -34,24 +29,11 @@ const ctx: MethodContext = {
 };
 const method = createPufMethod({ rateLimit: { freeFailures: 1_000_000 } });
 
-const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
-interface Dev {
-  id: Identity;
-  key: ReturnType<typeof createPrivateKey>;
-}
-const devices: Dev[] = [];
+const devices: BenchPufDevice[] = [];
 for (let i = 0; i < nDevices; i++) {
-  const id = parseIdentity(`spiffe://factory.example/device/bench-${i}`);
-  const puf = createSimPuf({ seed: `bench-${i}`, ber: 0.1, crpBits: 8 });
-  const { json } = provisionPuf({ id: id.uri, puf, crps: 0 });
-  store.transaction((tx) => importPufRecord(tx, json));
-  // The device reconstructs its key once; signing per session then costs the bench nothing.
-  const rec = parsePufRecord(json);
-  const seed = reconstructKey(puf.readKey(), rec.helper, PROFILE_V1).seed;
-  devices.push({
-    id,
-    key: createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' }),
-  });
+  const dev = benchPufDevice(`spiffe://factory.example/device/bench-${i}`, `bench-${i}`);
+  store.transaction((tx) => importPufRecord(tx, dev.record));
+  devices.push(dev);
 }
 const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const spkiDer = publicKey.export({ format: 'der', type: 'spki' });
@@ -78,7 +60,7 @@ async function timedAsync(fn: () => Promise<void>): Promise<Phase> {
 }
 
 async function round(n: number): Promise<{ begin: Phase; finish: Phase; commit: Phase }> {
-  const begun: { dev: Dev; b: BeginResult }[] = [];
+  const begun: { dev: BenchPufDevice; b: BeginResult }[] = [];
   const begin = timed(() => {
     for (let i = 0; i < n; i++) {
       const dev = devices[i % devices.length]!;
