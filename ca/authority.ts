@@ -1,6 +1,13 @@
 // The CA's keys and certificate profiles: creating a CA (root + name-constrained intermediate),
 // loading it, issuing leaves and signing CRLs. No I/O beyond the data folder's key files.
-import { X509Certificate, createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  X509Certificate,
+  createHash,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -96,6 +103,15 @@ export class Authority {
     this.intKeyId = keyIdentifier(x.publicKey.export({ type: 'spki', format: 'der' }));
     this.bundlePem = toPem('CERTIFICATE', rootDer);
     this.intPem = toPem('CERTIFICATE', intDer);
+  }
+
+  /**
+   * A 256-bit key for `purpose`, derived (HKDF-SHA256) from the intermediate's private key: the
+   * same in every process that loads this CA, as secret as that key, and changed with it.
+   */
+  deriveKey(purpose: string): Buffer {
+    const ikm = this.intKey.export({ type: 'pkcs8', format: 'der' });
+    return Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), `edgeward ${purpose}`, 32));
   }
 
   /** Issues a leaf with exactly one URI SAN (plus DNS/IP names for our own services). */

@@ -48,7 +48,8 @@ function trustDomainOf(store: CaStore): string {
 
 /**
  * `ca serve --workers N`: N processes share the listening socket (node:cluster) and the SQLite
- * store, sessions included, so a begin and its finish may land on different workers. A worker
+ * store; sessions are sealed tokens every worker opens, so a begin and its finish may land on
+ * different workers. A worker
  * that dies is replaced.
  */
 async function superviseWorkers(n: number, out: (s: string) => void): Promise<number> {

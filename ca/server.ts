@@ -11,6 +11,7 @@ import type { AttestationMethod } from './attestation-method.js';
 import { FILES, loadAuthority } from './authority.js';
 import { caEventToEdgeEvent } from './events.js';
 import { createCaDecisionFollower, type CaDecisionFollower } from './siem-follower.js';
+import { MAX_SESSION_CHARS } from './sessions.js';
 import { Reporter, httpsBatchSender } from '../agent/reporter.js';
 import { Spool } from '../agent/spool.js';
 import { serviceId } from '../common/identity.js';
@@ -72,14 +73,14 @@ const SCHEMAS = {
     type: 'object',
     required: ['session', 'csr'],
     additionalProperties: false,
-    properties: { session: str(64), csr: str(16_384), response: obj },
+    properties: { session: str(MAX_SESSION_CHARS), csr: str(16_384), response: obj },
   },
   renewBegin: { type: 'object', additionalProperties: false, properties: { evidence: obj } },
   renew: {
     type: 'object',
     required: ['csr'],
     additionalProperties: false,
-    properties: { csr: str(16_384), session: str(64), response: obj },
+    properties: { csr: str(16_384), session: str(MAX_SESSION_CHARS), response: obj },
   },
   revoke: {
     type: 'object',

@@ -1,6 +1,5 @@
 // The CA's operations, independent of HTTP: enrollment sessions over the method registry,
 // issuance, renewal, revocation, the CRL and the bundle. Every refusal is audited with its code.
-import { randomBytes } from 'node:crypto';
 import type { AttestationMethod, MethodContext, Verdict } from './attestation-method.js';
 import type { Authority } from './authority.js';
 import { adminId, DEFAULT_LEAF_TTL_MS } from './authority.js';
@@ -19,6 +18,7 @@ import type { Logger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { RateLimiter, type BucketSpec } from '../common/rate-limit.js';
 import { isCrlReason, spkiSha256Hex, type CrlReason } from '../common/x509.js';
+import { SESSION_NAMESPACE, openSealedSession, sealSession } from './sessions.js';
 
 export interface AuthenticatedPeer {
   readonly identity: string;
@@ -38,7 +38,6 @@ export interface CaServiceOptions {
   readonly leafTtlMs?: number;
   readonly keyPolicy?: KeyPolicy;
   readonly sessionTtlMs?: number;
-  readonly maxSessions?: number;
   readonly crlValidityMs?: number;
   readonly rateLimits?: { readonly perIp?: BucketSpec; readonly perIdentity?: BucketSpec };
   /** Whether an identity is quarantined by the SIEM (renewals and enrollments refused). */
@@ -60,6 +59,7 @@ export interface CaEvent {
 }
 
 interface Session {
+  readonly id: string;
   readonly identity: Identity;
   readonly method: AttestationMethod;
   readonly state: unknown;
@@ -85,7 +85,7 @@ export class CaService {
     revoked: this.metrics.counter('edgeward_ca_revocations_total', 'Certificates revoked'),
     issue: this.metrics.histogram('edgeward_ca_issue_seconds', 'Time to sign and record a certificate'),
   };
-  private readonly openSessions = { n: 0, countedAt: -Infinity };
+  private readonly sessionKey: Buffer;
   private readonly methods = new Map<string, AttestationMethod>();
   private readonly ipLimiter: RateLimiter;
   private readonly idLimiter: RateLimiter;
@@ -104,6 +104,7 @@ export class CaService {
     }
     this.leafTtlMs = opts.leafTtlMs ?? DEFAULT_LEAF_TTL_MS;
     this.sessionTtlMs = opts.sessionTtlMs ?? 60_000;
+    this.sessionKey = authority.deriveKey('enrollment sessions v1');
     const now = (): number => opts.clock.now();
     this.ipLimiter = new RateLimiter(opts.rateLimits?.perIp ?? { rate: 50, burst: 200 }, now);
     this.idLimiter = new RateLimiter(opts.rateLimits?.perIdentity ?? { rate: 0.5, burst: 20 }, now);
@@ -148,51 +149,50 @@ export class CaService {
     state: unknown,
     renewalOf?: string,
   ): { session: string; expiresAt: number } {
-    const now = this.opts.clock.now();
-    const max = this.opts.maxSessions ?? 100_000;
-    // Counting open sessions walks an index range, so under a flood of begins that never finish
-    // it is done at most once a second and counted up in between (a soft cap: it may be passed
-    // by the begins of one second).
-    const g = this.openSessions;
-    if (now - g.countedAt >= 1000 || now < g.countedAt || g.n >= max) {
-      g.n = this.store.sessionCount(now);
-      g.countedAt = now;
-      if (g.n >= max) {
-        this.store.purgeExpired(now);
-        g.n = this.store.sessionCount(now);
-        if (g.n >= max) throw new EdgewardError('ERR_CA_UNAVAILABLE', 'too many open sessions');
-      }
-    }
-    g.n++;
-    const session = randomBytes(18).toString('base64url');
-    const expiresAt = now + this.sessionTtlMs;
+    const expiresAt = this.opts.clock.now() + this.sessionTtlMs;
     // Method state is plain JSON by contract, so any CA process can finish the session.
-    this.store.putSession({
-      id: session,
+    const { token } = sealSession(this.sessionKey, {
       identity: identity.uri,
       method: method.name,
-      state: JSON.stringify(state ?? null),
+      state: state ?? null,
       expiresAt,
       renewalOf: renewalOf ?? null,
     });
-    return { session, expiresAt };
+    return { session: token, expiresAt };
   }
 
   /** Single use: a session is gone after its first finish, whatever the outcome. */
+  /** Opens a session for its one finish; see `finishing` for how it is used up. */
   private takeSession(session: unknown): Session {
-    if (typeof session !== 'string' || !/^[A-Za-z0-9_-]{24}$/.test(session))
-      throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
-    const rec = this.store.takeSession(session);
-    const method = rec ? this.methods.get(rec.method) : undefined;
-    if (!rec || !method || rec.expiresAt <= this.opts.clock.now())
+    const c = openSealedSession(this.sessionKey, session);
+    const method = this.methods.get(c.method);
+    if (!method || c.expiresAt <= this.opts.clock.now() || this.store.wasUsed(SESSION_NAMESPACE, c.id))
       throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
     return {
-      identity: parseIdentity(rec.identity),
+      id: c.id,
+      identity: parseIdentity(c.identity),
       method,
-      state: JSON.parse(rec.state) as unknown,
-      expiresAt: rec.expiresAt,
-      renewalOf: rec.renewalOf ?? undefined,
+      state: c.state,
+      expiresAt: c.expiresAt,
+      renewalOf: c.renewalOf ?? undefined,
     };
+  }
+
+  /**
+   * Runs a finish with its session: the session is used up by the issuance transaction when the
+   * finish succeeds, and on its own when it is refused, so it serves exactly one finish.
+   */
+  private async finishing<T>(s: Session, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      try {
+        this.store.transaction((tx) => tx.useOnce(SESSION_NAMESPACE, s.id, s.expiresAt));
+      } catch (burn) {
+        this.opts.log.error({ err: burn }, 'could not mark a refused session used');
+      }
+      throw err;
+    }
   }
 
   private refuseIfBlocked(identity: string): void {
@@ -238,10 +238,12 @@ export class CaService {
         throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'renewal sessions finish at /v1/renew');
       hint.id = s.identity.uri;
       hint.method = s.method.name;
-      const csr = this.csrFor(s.identity, body.csr);
-      const verdict = await s.method.finish(this.ctx(false), s.identity, s.state, body.response, csr);
-      this.refuseIfBlocked(s.identity.uri);
-      return this.issue(s.identity, csr, verdict, 'enroll.success', ip);
+      return this.finishing(s, async () => {
+        const csr = this.csrFor(s.identity, body.csr);
+        const verdict = await s.method.finish(this.ctx(false), s.identity, s.state, body.response, csr);
+        this.refuseIfBlocked(s.identity.uri);
+        return this.issue(s.identity, csr, verdict, 'enroll.success', ip, s);
+      });
     });
   }
 
@@ -266,16 +268,22 @@ export class CaService {
     return this.audited('renew', ip, { id: peer.identity }, async () => {
       const { identity, method } = this.renewalSubject(peer);
       const csr = this.csrFor(identity, body.csr);
-      let verdict: Verdict;
       if (method.reattestOnRenewal || body.session !== undefined) {
         if (body.session === undefined) throw new EdgewardError('ERR_CA_REATTEST_REQUIRED');
         const s = this.takeSession(body.session);
         if (s.renewalOf !== peer.serial || s.identity.uri !== identity.uri)
           throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
-        verdict = await method.finish(this.ctx(true), identity, s.state, body.response, csr);
-      } else {
-        verdict = { method: method.name, identity: identity.uri, facts: { renewedFrom: peer.serial } };
+        return this.finishing(s, async () => {
+          const verdict = await method.finish(this.ctx(true), identity, s.state, body.response, csr);
+          this.refuseIfBlocked(identity.uri);
+          return this.issue(identity, csr, verdict, 'renew.success', ip, s);
+        });
       }
+      const verdict: Verdict = {
+        method: method.name,
+        identity: identity.uri,
+        facts: { renewedFrom: peer.serial },
+      };
       this.refuseIfBlocked(identity.uri);
       return this.issue(identity, csr, verdict, 'renew.success', ip);
     });
@@ -328,7 +336,14 @@ export class CaService {
     return csr;
   }
 
-  private issue(identity: Identity, csr: ParsedCsr, verdict: Verdict, kind: string, ip: string): IssueResult {
+  private issue(
+    identity: Identity,
+    csr: ParsedCsr,
+    verdict: Verdict,
+    kind: string,
+    ip: string,
+    session?: Session,
+  ): IssueResult {
     if (verdict.identity !== identity.uri)
       throw new EdgewardError('ERR_CA_CSR_IDENTITY', 'verdict for another identity');
     const t0 = process.hrtime.bigint();
@@ -341,6 +356,9 @@ export class CaService {
     });
     const spki = csr.spkiSha256.toString('hex');
     this.store.transaction((tx) => {
+      // A concurrent finish with the same session lost the race: nothing is issued twice.
+      if (session && !tx.useOnce(SESSION_NAMESPACE, session.id, session.expiresAt))
+        throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'session already used');
       verdict.commit?.(tx);
       tx.insertCertificate({
         serial: cert.serial,

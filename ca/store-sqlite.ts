@@ -38,11 +38,8 @@ CREATE TABLE IF NOT EXISTS used_once (
   namespace TEXT NOT NULL, key TEXT NOT NULL, expires_at INTEGER NOT NULL,
   PRIMARY KEY (namespace, key)
 );
-CREATE TABLE IF NOT EXISTS sessions (
-  id TEXT PRIMARY KEY, identity TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL,
-  expires_at INTEGER NOT NULL, renewal_of TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
+-- Enrollment sessions are sealed tokens now (ca/sessions.ts); the old table goes.
+DROP TABLE IF EXISTS sessions;
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
   prev TEXT NOT NULL, hash TEXT NOT NULL
@@ -155,24 +152,6 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
       'INSERT INTO used_once (namespace, key, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
     ),
     purgeUsed: db.prepare('DELETE FROM used_once WHERE expires_at < ?'),
-    putSession: db.prepare(
-      'INSERT INTO sessions (id, identity, method, state, expires_at, renewal_of) VALUES (?, ?, ?, ?, ?, ?)',
-    ),
-    takeSession: db.prepare<
-      [string],
-      {
-        id: string;
-        identity: string;
-        method: string;
-        state: string;
-        expires_at: number;
-        renewal_of: string | null;
-      }
-    >('DELETE FROM sessions WHERE id = ? RETURNING id, identity, method, state, expires_at, renewal_of'),
-    countSessions: db.prepare<[number], { n: number }>(
-      'SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?',
-    ),
-    purgeSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
     auditHead: db.prepare<[], { seq: number; hash: string }>(
       'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1',
     ),
@@ -295,27 +274,7 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
       return r ? { hash, identity: r.identity, createdAt: r.created_at, expiresAt: r.expires_at } : undefined;
     },
     auditRecords: () => q.auditAll.iterate(),
-    purgeExpired: (now) =>
-      transaction(() => {
-        q.purgeUsed.run(now);
-        q.purgeSessions.run(now);
-      }),
-    putSession: (r) =>
-      void locked(() => q.putSession.run(r.id, r.identity, r.method, r.state, r.expiresAt, r.renewalOf)),
-    takeSession(id) {
-      const r = locked(() => q.takeSession.get(id));
-      return r
-        ? {
-            id: r.id,
-            identity: r.identity,
-            method: r.method,
-            state: r.state,
-            expiresAt: r.expires_at,
-            renewalOf: r.renewal_of,
-          }
-        : undefined;
-    },
-    sessionCount: (now) => q.countSessions.get(now)?.n ?? 0,
+    purgeExpired: (now) => void locked(() => q.purgeUsed.run(now)),
     close: () => db.close(),
   };
 }

@@ -25,16 +25,6 @@ export interface TokenRecord {
   readonly expiresAt: number;
 }
 
-/** An enrollment session between begin and finish; `state` is the method's JSON text. */
-export interface SessionRecord {
-  readonly id: string;
-  readonly identity: string;
-  readonly method: string;
-  readonly state: string;
-  readonly expiresAt: number;
-  readonly renewalOf: string | null;
-}
-
 export interface AuditEntry {
   readonly kind: string;
   readonly data: Record<string, unknown>;
@@ -73,11 +63,6 @@ export interface CaStore extends MethodStoreReader {
   createToken(rec: TokenRecord, now: number): void;
   getToken(hash: string): TokenRecord | undefined;
   auditRecords(): Iterable<AuditRecord>;
-  /** Sessions live in the store so that every CA process (ca serve --workers N) sees them. */
-  putSession(rec: SessionRecord): void;
-  /** Removes and returns a session: single use, atomic across processes. */
-  takeSession(id: string): SessionRecord | undefined;
-  sessionCount(now: number): number;
   purgeExpired(now: number): void;
   close(): void;
 }

@@ -1,56 +1,145 @@
-// The cap on open enrollment sessions (a flood of begins that never finish): refused with
-// ERR_CA_UNAVAILABLE at the cap, admitted again once sessions finish or expire.
+// Enrollment sessions are sealed tokens (ca/sessions.ts): nothing stored per begin, any CA
+// process opens them, the client can neither read nor alter them, and each serves one finish.
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createAuthority } from '../../ca/authority.js';
-import { createTokenMethod } from '../../ca/methods/token.js';
+import { createTokenMethod, newJoinToken } from '../../ca/methods/token.js';
 import { CaService } from '../../ca/service.js';
+import { MAX_SESSION_CHARS, openSealedSession, sealSession } from '../../ca/sessions.js';
 import { openCaStore } from '../../ca/store-sqlite.js';
 import { fakeClock } from '../../common/clock.js';
+import { buildCsr } from '../../common/csr.js';
 import { silentLogger } from '../../common/log.js';
+import { toPem } from '../../common/pem.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TD = 'factory.example';
+const IP = '192.0.2.1';
 
-function service(maxSessions: number) {
+function setup() {
   const clock = fakeClock(Date.now());
   const dir = join(tempDir('edgeward-sessions-'), 'ca');
   const { authority } = createAuthority(dir, TD, clock.now(), undefined);
   const store = openCaStore(join(dir, 'sessions.db'));
-  const svc = new CaService(store, authority, {
-    clock,
-    log: silentLogger,
-    methods: [createTokenMethod((h) => store.getToken(h))],
-    maxSessions,
-    sessionTtlMs: 60_000,
-  });
-  const begin = (n: number) => svc.begin('192.0.2.1', { id: `spiffe://${TD}/node/n${n}`, method: 'token' });
-  return { clock, store, svc, begin };
+  const make = () =>
+    new CaService(store, authority, {
+      clock,
+      log: silentLogger,
+      methods: [createTokenMethod((h) => store.getToken(h))],
+      sessionTtlMs: 60_000,
+    });
+  const token = (id: string): string => {
+    const t = newJoinToken();
+    store.createToken(
+      { hash: t.hash, identity: id, createdAt: clock.now(), expiresAt: clock.now() + 600_000 },
+      clock.now(),
+    );
+    return t.token;
+  };
+  return { clock, store, authority, svc: make(), other: make(), token };
 }
 
-describe('open enrollment sessions', () => {
-  it('refuses begins beyond the cap and admits them again after sessions expire', async () => {
-    const { clock, store, begin } = service(3);
-    for (let i = 0; i < 3; i++) await begin(i);
-    await expect(begin(3)).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE' });
-    // Still refused a moment later: the count is taken again, not guessed.
-    clock.advance(1500);
-    await expect(begin(4)).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE' });
-    expect(store.sessionCount(clock.now())).toBe(3);
-    clock.advance(60_000);
-    await begin(5);
-    expect(store.sessionCount(clock.now())).toBe(1);
-    store.close();
+function csr(id: string): string {
+  const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return toPem('CERTIFICATE REQUEST', buildCsr(k.privateKey, k.publicKey, id));
+}
+
+const idOf = (n: string) => `spiffe://${TD}/node/${n}`;
+
+describe('sealed enrollment sessions', () => {
+  it('are finished by another CA process (same CA key) and serve exactly one finish', async () => {
+    const { svc, other, token } = setup();
+    const id = idOf('a');
+    const b = await svc.begin(IP, { id, method: 'token' });
+    expect(b.session.length).toBeLessThanOrEqual(MAX_SESSION_CHARS);
+    const t = token(id);
+    const r = await other.finish(IP, { session: b.session, csr: csr(id), response: { token: t } });
+    expect(r.identity).toBe(id);
+    await expect(
+      svc.finish(IP, { session: b.session, csr: csr(id), response: { token: token(id) } }),
+    ).rejects.toMatchObject({
+      code: 'ERR_CA_SESSION_UNKNOWN',
+    });
   });
 
-  it('admits a begin once another session is taken by its finish', async () => {
-    const { store, svc, begin } = service(2);
-    const first = await begin(0);
-    await begin(1);
-    await expect(begin(2)).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE' });
-    // A finish takes its session first, whatever it then decides (this CSR is no CSR).
-    await expect(svc.finish('192.0.2.1', { session: first.session, csr: 'x' })).rejects.toBeDefined();
-    await begin(3);
-    store.close();
+  it('are used up by a refused finish too', async () => {
+    const { svc, token } = setup();
+    const id = idOf('b');
+    const b = await svc.begin(IP, { id, method: 'token' });
+    await expect(
+      svc.finish(IP, { session: b.session, csr: 'not a csr', response: { token: token(id) } }),
+    ).rejects.toMatchObject({
+      code: 'ERR_CA_CSR_MALFORMED',
+    });
+    await expect(
+      svc.finish(IP, { session: b.session, csr: csr(id), response: { token: token(id) } }),
+    ).rejects.toMatchObject({
+      code: 'ERR_CA_SESSION_UNKNOWN',
+    });
+  });
+
+  it('issue once when two finishes race with the same session', async () => {
+    const { svc, other, token, store } = setup();
+    const id = idOf('c');
+    const b = await svc.begin(IP, { id, method: 'token' });
+    const t1 = token(id);
+    const t2 = token(id);
+    const results = await Promise.allSettled([
+      svc.finish(IP, { session: b.session, csr: csr(id), response: { token: t1 } }),
+      other.finish(IP, { session: b.session, csr: csr(id), response: { token: t2 } }),
+    ]);
+    expect(results.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+    expect(store.certificatesOf(id)).toHaveLength(1);
+  });
+
+  it('expire, and refuse anything altered, foreign or malformed', async () => {
+    const { svc, clock, token } = setup();
+    const id = idOf('d');
+    const finish = (session: unknown) =>
+      svc.finish(IP, { session, csr: csr(id), response: { token: token(id) } });
+    const b = await svc.begin(IP, { id, method: 'token' });
+    // One flipped character anywhere in the sealed part.
+    const mid = 5 + Math.floor((b.session.length - 5) / 2);
+    const flipped = b.session.slice(0, mid) + (b.session[mid] === 'A' ? 'B' : 'A') + b.session.slice(mid + 1);
+    const foreign = sealSession(Buffer.alloc(32, 7), {
+      identity: id,
+      method: 'token',
+      state: null,
+      expiresAt: clock.now() + 60_000,
+      renewalOf: null,
+    }).token;
+    for (const bad of [
+      flipped,
+      foreign,
+      'ews1.',
+      'ews1.' + 'A'.repeat(40),
+      'x'.repeat(24),
+      42,
+      null,
+      'ews1.' + 'A'.repeat(MAX_SESSION_CHARS),
+    ])
+      await expect(finish(bad)).rejects.toMatchObject({ code: 'ERR_CA_SESSION_UNKNOWN' });
+    clock.advance(60_001);
+    await expect(finish(b.session)).rejects.toMatchObject({ code: 'ERR_CA_SESSION_UNKNOWN' });
+  });
+
+  it('keep the method state from the client', async () => {
+    const { authority } = setup();
+    const key = authority.deriveKey('enrollment sessions v1');
+    const { token } = sealSession(key, {
+      identity: idOf('e'),
+      method: 'tpm',
+      state: { secret: 'c2VjcmV0LWFjdGl2YXRpb24tdmFsdWU' },
+      expiresAt: 1,
+      renewalOf: null,
+    });
+    expect(Buffer.from(token.slice(5), 'base64url').toString('latin1')).not.toContain('c2VjcmV0');
+    expect(openSealedSession(key, token).state).toEqual({ secret: 'c2VjcmV0LWFjdGl2YXRpb24tdmFsdWU' });
+    // Another CA (another intermediate key) cannot open it.
+    const { authority: second } = setup();
+    expect(() => openSealedSession(second.deriveKey('enrollment sessions v1'), token)).toThrow(
+      expect.objectContaining({ code: 'ERR_CA_SESSION_UNKNOWN' }),
+    );
   });
 });

@@ -68,9 +68,7 @@ describe('CA store write lock', () => {
     expect(() => s.createToken(token(2), Date.now())).toThrow(
       expect.objectContaining({ code: 'ERR_CA_UNAVAILABLE' }),
     );
-    expect(() =>
-      s.putSession({ id: 'x', identity: 'i', method: 'm', state: '{}', expiresAt: 9e12, renewalOf: null }),
-    ).toThrow(expect.objectContaining({ code: 'ERR_CA_UNAVAILABLE' }));
+    expect(() => s.purgeExpired(Date.now())).toThrow(expect.objectContaining({ code: 'ERR_CA_UNAVAILABLE' }));
     // Reads go on meanwhile (WAL), and the store works again after the release.
     expect(s.getToken('h2')).toBeUndefined();
     expect(await exited).toBe(0);
