@@ -336,14 +336,14 @@ export class CaService {
     return csr;
   }
 
-  private issue(
+  private async issue(
     identity: Identity,
     csr: ParsedCsr,
     verdict: Verdict,
     kind: string,
     ip: string,
     session?: Session,
-  ): IssueResult {
+  ): Promise<IssueResult> {
     if (verdict.identity !== identity.uri)
       throw new EdgewardError('ERR_CA_CSR_IDENTITY', 'verdict for another identity');
     const t0 = process.hrtime.bigint();
@@ -355,7 +355,7 @@ export class CaService {
       now,
     });
     const spki = csr.spkiSha256.toString('hex');
-    this.store.transaction((tx) => {
+    await this.store.grouped((tx) => {
       // A concurrent finish with the same session lost the race: nothing is issued twice.
       if (session && !tx.useOnce(SESSION_NAMESPACE, session.id, session.expiresAt))
         throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'session already used');

@@ -219,11 +219,52 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     return writeLocked(db, run, opts.lockWaitMs ?? 5000);
   }
 
+  // Group commit: a commit writes every page it touched to the WAL, which under load cost more
+  // than the issuance's own statements; calls of one event-loop turn share it.
+  interface Job {
+    readonly fn: (t: StoreTx) => unknown;
+    readonly resolve: (v: unknown) => void;
+    readonly reject: (e: unknown) => void;
+    ok?: boolean;
+    out?: unknown;
+  }
+  let pending: Job[] = [];
+  const inSavepoint = db.transaction((fn: (t: StoreTx) => unknown) => fn(tx));
+  const runJobs = db.transaction((jobs: Job[]) => {
+    for (const j of jobs) {
+      try {
+        j.out = inSavepoint(j.fn);
+        j.ok = true;
+      } catch (err) {
+        j.out = err;
+        j.ok = false;
+      }
+    }
+  });
+  function flush(): void {
+    const jobs = pending;
+    pending = [];
+    try {
+      locked(() => runJobs.immediate(jobs));
+    } catch (err) {
+      for (const j of jobs) j.reject(err);
+      return;
+    }
+    for (const j of jobs) (j.ok ? j.resolve : j.reject)(j.out);
+  }
+  function grouped<T>(fn: (t: StoreTx) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (pending.length === 0) setImmediate(flush);
+      pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
   return {
     ...reader,
     getMeta: (key) => q.getMeta.get(key)?.value,
     setMeta: (key, value) => void locked(() => q.setMeta.run(key, value)),
     transaction,
+    grouped,
     audit: (entry, now) => transaction((t) => t.audit(entry, now)),
     getCertificate: (serial) => {
       const r = q.getCert.get(serial);

@@ -47,6 +47,12 @@ export interface CaStore extends MethodStoreReader {
   setMeta(key: string, value: string): void;
   /** Runs fn in one transaction; throwing rolls everything back. */
   transaction<T>(fn: (tx: StoreTx) => T): T;
+  /**
+   * Group commit: fn runs in a transaction shared with the other calls made in the same turn of
+   * the event loop, each in its own savepoint (one throwing rolls back only its own writes); the
+   * promise settles once that transaction has committed.
+   */
+  grouped<T>(fn: (tx: StoreTx) => T): Promise<T>;
   audit(entry: AuditEntry, now: number): AuditRecord;
   getCertificate(serial: string): CertRecord | undefined;
   certificatesOf(identity: string): CertRecord[];

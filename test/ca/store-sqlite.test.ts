@@ -76,3 +76,33 @@ describe('CA store write lock', () => {
     expect(s.getToken('h2')?.identity).toBe(token(2).identity);
   });
 });
+
+describe('CA store group commit', () => {
+  it('commits the calls of one turn together; one throwing rolls back only its own writes', async () => {
+    const { s } = store('grouped');
+    const calls = [1, 2, 3, 4].map((n) =>
+      s.grouped((tx) => {
+        tx.audit({ kind: 'test', data: { n } }, 1);
+        if (n === 3) throw new Error('refused');
+        return tx.useOnce('grouped', `k${n}`, Date.now() + 60_000);
+      }),
+    );
+    const results = await Promise.allSettled(calls);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ message: 'refused' });
+    expect(['k1', 'k2', 'k3', 'k4'].map((k) => s.wasUsed('grouped', k))).toEqual([true, true, false, true]);
+    const kinds = [...s.auditRecords()]
+      .filter((r) => r.kind === 'test')
+      .map((r) => JSON.parse(r.data) as { n: number });
+    expect(kinds.map((d) => d.n)).toEqual([1, 2, 4]);
+  });
+
+  it('rejects every call of the group when the write lock cannot be had', async () => {
+    const { file, s } = store('grouped-busy', 150);
+    const { exited } = await holdWriteLock(file, 1500);
+    const calls = [1, 2].map((n) => s.grouped((tx) => tx.useOnce('g', `k${n}`, Date.now() + 60_000)));
+    for (const c of calls) await expect(c).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE' });
+    expect(await exited).toBe(0);
+    expect(s.wasUsed('g', 'k1')).toBe(false);
+  });
+});
