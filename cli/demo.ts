@@ -1,23 +1,37 @@
 // `edgeward demo` (npm start): the whole mesh on this machine with embedded defaults, as real
-// processes — the CA, the SIEM, three edge agents — plus simulated PUF devices, then an attack:
+// processes — the CA, the SIEM with the analysts' dashboard, three edge agents — plus simulated
+// PUF devices, then an attack:
 // a cloned device credential used from a second address, and a rogue host scanning the agents.
 // It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
 // cut) and keeps running until Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  readFileSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { systemClock } from '../common/clock.js';
+import { silentLogger } from '../common/log.js';
 import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
 import { uriSans } from '../common/x509.js';
-import { FILES } from '../ca/authority.js';
+import { FILES, loadAuthority } from '../ca/authority.js';
+import { CaService } from '../ca/service.js';
 import { initCa } from '../ca/init.js';
 import { newJoinToken } from '../ca/methods/token.js';
 import { openCaStore } from '../ca/store-sqlite.js';
 import { enroll } from '../agent/enroll.js';
 import { createPufProver, importPufRecord, openPuf, provisionPuf } from '../attestation/puf/index.js';
+import { openDashboardDb } from '../siem/dashboard/cli.js';
+import { UserStore } from '../siem/dashboard/users.js';
 import { optional, parse, UsageError } from './args.js';
 
 const TD = 'factory.example';
@@ -28,6 +42,7 @@ const DEMO_MARKER = '.edgeward-demo';
 interface Ports {
   ca: number;
   siem: number;
+  dashboard: number;
   inbound: [number, number, number];
   outbound: number;
   admin: [number, number, number];
@@ -38,6 +53,7 @@ function portsFrom(base: number): Ports {
   return {
     ca: base,
     siem: base + 1,
+    dashboard: base + 2,
     inbound: [base + 10, base + 11, base + 12],
     outbound: base + 20,
     admin: [base + 30, base + 31, base + 32],
@@ -67,7 +83,8 @@ class Mesh {
     const log = join(this.dir, `${name}.log`);
     const p = spawn(process.execPath, [EDGEWARD, ...args], {
       env: { ...process.env, EDGEWARD_LOG_LEVEL: process.env['EDGEWARD_LOG_LEVEL'] ?? 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel ends when the demo does, however it ends; the child then stops itself.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     this.children.push(p);
     // Appended to the log file as it comes; only the start-up output and then a bounded tail are
@@ -87,8 +104,8 @@ class Mesh {
           resolvePromise(output);
         }
       };
-      p.stdout.on('data', onData);
-      p.stderr.on('data', onData);
+      p.stdout?.on('data', onData);
+      p.stderr?.on('data', onData);
       p.on('exit', (code) => {
         clearTimeout(timer);
         file.end();
@@ -271,6 +288,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
       store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 15 * 60_000 }, now);
       return t.token;
     };
+    const dash = dashboardCredentials(caDir, join(dir, 'dashboard'), store);
     const caUrl = `https://127.0.0.1:${ports.ca}`;
     // The CA reports its own events to the SIEM; they wait in its spool until the SIEM is up.
     await mesh.start(
@@ -305,10 +323,29 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
         init.fingerprint,
         '--token',
         token(`spiffe://${TD}/svc/siem`),
+        '--dashboard',
+        `127.0.0.1:${ports.dashboard}`,
+        '--dashboard-cert',
+        dash.certFile,
+        '--dashboard-key',
+        dash.keyFile,
       ],
-      /listening on/,
+      /dashboard on/,
     );
     mesh.step(`SIEM enrolled as spiffe://${TD}/svc/siem with a join token, serving on ${siemUrl}`);
+    const dashUrl = `https://127.0.0.1:${ports.dashboard}`;
+    const password = randomBytes(12).toString('base64url');
+    const users = openDashboardDb(siemDir);
+    try {
+      await new UserStore(users).add('analyst', 'analyst', password, Date.now());
+    } finally {
+      users.close();
+    }
+    const rootPem = readFileSync(join(caDir, FILES.rootCert), 'utf8');
+    const role = await dashboardLogin(ports.dashboard, rootPem, 'analyst', password);
+    mesh.step(
+      `analysts' dashboard on ${dashUrl}: its certificate (localhost, 127.0.0.1) verified against the mesh root; login as analyst (${role}) OK`,
+    );
 
     // ---- the edge: three agents in front of three local apps ----
     const nodes = [1, 2, 3].map((i) => `spiffe://${TD}/node/n${i}`);
@@ -415,6 +452,10 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     out('');
     out('The mesh is running. Look further:');
     out(`  logs and state:   ${dir}`);
+    out(`  dashboard:        ${dashUrl}  user analyst, password ${password}`);
+    out(
+      `                    (the browser must trust the mesh root ${join(caDir, FILES.rootCert)}, or accept the warning)`,
+    );
     out(
       `  SIEM analyst API: curl --cacert ${join(caDir, 'admin', 'bundle.pem')} --cert ${join(caDir, 'admin', 'cert.pem')} --key ${join(caDir, 'admin', 'key.pem')} ${siemUrl}/v1/decisions`,
     );
@@ -433,6 +474,62 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
   } finally {
     await stopAll();
   }
+}
+
+/**
+ * The dashboard's browser certificate: localhost and 127.0.0.1, issued by the mesh CA as
+ * spiffe://TD/svc/dashboard (recorded and audited in its store), written with its key for
+ * `siem serve --dashboard-cert/--dashboard-key`. Done before `ca serve` starts.
+ */
+function dashboardCredentials(
+  caDir: string,
+  outDir: string,
+  store: ReturnType<typeof openCaStore>,
+): { certFile: string; keyFile: string } {
+  const authority = loadAuthority(caDir, TD, undefined);
+  const service = new CaService(store, authority, { clock: systemClock, log: silentLogger, methods: [] });
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const cert = service.issueService(
+    'dashboard',
+    key.publicKey.export({ type: 'spki', format: 'der' }),
+    { dns: ['localhost'], ips: ['127.0.0.1'] },
+    7 * 24 * 3600_000,
+  );
+  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  const certFile = join(outDir, 'cert.pem');
+  const keyFile = join(outDir, 'key.pem');
+  writeFileSync(certFile, authority.chainPem(cert.der));
+  writeFileSync(keyFile, key.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  return { certFile, keyFile };
+}
+
+/** Logs in to the dashboard as a browser would: TLS checked for the host name against the root. */
+function dashboardLogin(port: number, rootPem: string, name: string, password: string): Promise<string> {
+  return new Promise((r, j) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        path: '/api/login',
+        method: 'POST',
+        ca: rootPem,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString();
+          if (res.statusCode !== 200)
+            return j(new Error(`dashboard login answered ${res.statusCode}: ${body}`));
+          r(String((JSON.parse(body) as { role?: unknown }).role));
+        });
+      },
+    );
+    req.on('error', j);
+    req.end(JSON.stringify({ name, password }));
+  });
 }
 
 async function poll(

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `edgeward` command: a thin dispatcher over the parts. Subcommands load lazily so that
 // `edgeward enroll` on a small device does not load the CA or the SIEM.
+import cluster from 'node:cluster';
 import { EdgewardError } from '../common/errors.js';
 import { UsageError } from './args.js';
 
@@ -85,6 +86,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`edgeward ${name}: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   }
+}
+
+// Started by `edgeward demo` with an IPC channel: when that parent goes away, however it ended
+// (Ctrl-C, a closed terminal, kill -9), stop as on SIGTERM, so no server is left orphaned.
+// Cluster workers (`ca serve --workers N`) also have a channel, to their primary: not this one.
+if (process.send !== undefined && !cluster.isWorker) {
+  process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  process.channel?.unref();
 }
 
 main(process.argv.slice(2)).then(

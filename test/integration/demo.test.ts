@@ -3,7 +3,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { edgewardAsync } from '../helpers/cli.js';
+import { connect } from 'node:net';
+import { edgewardAsync, edgewardServe } from '../helpers/cli.js';
+import { waitFor } from '../siem/service/setup.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('edgeward demo --once', () => {
@@ -21,6 +23,10 @@ describe('edgeward demo --once', () => {
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
     const out = r.stdout;
     expect(out).toMatch(/SIEM enrolled as spiffe:\/\/factory.example\/svc\/siem/);
+    expect(out).toMatch(
+      /analysts' dashboard on https:\/\/127\.0\.0\.1:\d+: its certificate \(localhost, 127\.0\.0\.1\) verified against the mesh root; login as analyst \(analyst\) OK/,
+    );
+    expect(out).toMatch(/dashboard: +https:\/\/127\.0\.0\.1:\d+ +user analyst, password [A-Za-z0-9_-]{16}/);
     expect(out).toMatch(/4 devices enrolled with PUF evidence/);
     expect(out).toMatch(/n3 → n1 over the outbound sidecar: .* OK/);
     expect(out).toMatch(/ALERT \[critical\] One certificate serial in use from two addresses at once/);
@@ -45,4 +51,26 @@ describe('edgeward demo --once', () => {
     expect(r.stderr).toMatch(/not made by edgeward demo/);
     expect(readFileSync(join(dir, 'precious.txt'), 'utf8')).toBe('keep me');
   });
+
+  it('leaves no server running when the demo itself is killed with SIGKILL', async () => {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const { proc } = await edgewardServe(
+      ['demo', '--port-base', String(base), '--data', join(tempDir(), 'demo')],
+      /Ctrl-C stops it/,
+    );
+    const open = (port: number): Promise<boolean> =>
+      new Promise((r) => {
+        const s = connect(port, '127.0.0.1', () => (s.destroy(), r(true))).on('error', () => r(false));
+      });
+    // The CA, the SIEM, its dashboard and the first agent's listener are up...
+    const ports = [base, base + 1, base + 2, base + 10];
+    expect(await Promise.all(ports.map(open))).toEqual([true, true, true, true]);
+    proc.kill('SIGKILL');
+    // ...and every one of them goes away with the demo, though it could not stop them itself.
+    await waitFor(
+      'the children to stop',
+      async () => !(await Promise.all(ports.map(open))).some(Boolean),
+      15_000,
+    );
+  }, 150_000);
 });
