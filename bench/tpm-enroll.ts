@@ -1,6 +1,5 @@
 // Whole TPM enrollments against swtpm, end to end and step by step: a TEST manufacturer CA and a
-// swtpm with its EK certificates (test/helpers/swtpm.ts, compiled into dist/ because this file
-// imports it), `edgeward ca serve` as a child process with an attestation policy trusting that
+// swtpm with its EK certificates (attestation/tpm/swtpm.ts), `edgeward ca serve` as a child process with an attestation policy trusting that
 // manufacturer and holding the swtpm's golden PCRs, and the enrollment client with the real TPM
 // prover (`edgeward enroll --attest tpm`'s code, in this process): pin the CA, P-256 key and CSR,
 // EK and its certificate, AK created and loaded under the EK, POST /v1/enroll/begin,
@@ -16,7 +15,7 @@ import { pino } from 'pino';
 import { enroll } from '../agent/enroll.js';
 import { createTpmProver } from '../attestation/tpm/index.js';
 import { readReferencePcrs } from '../policies/pcrs.js';
-import { createTestManufacturer, startSwtpm } from '../test/helpers/swtpm.js';
+import { createTestManufacturer, startSwtpm } from '../attestation/tpm/swtpm.js';
 import {
   exitedChildrenCpuSeconds,
   fmt,

@@ -1,10 +1,10 @@
 // `edgeward demo` (npm start): the whole mesh on this machine with embedded defaults, as real
 // processes — the CA, the SIEM with the analysts' dashboard, three edge agents — plus simulated
-// PUF devices, then an attack:
+// PUF devices and, where swtpm is installed, a TPM device, then an attack:
 // a cloned device credential used from a second address, and a rogue host scanning the agents.
 // It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
 // cut) and keeps running until Ctrl-C.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   createWriteStream,
   existsSync,
@@ -30,6 +30,9 @@ import { newJoinToken } from '../ca/methods/token.js';
 import { openCaStore } from '../ca/store-sqlite.js';
 import { enroll } from '../agent/enroll.js';
 import { createPufProver, importPufRecord, openPuf, provisionPuf } from '../attestation/puf/index.js';
+import { createTpmProver } from '../attestation/tpm/index.js';
+import { createTestManufacturer, startSwtpm, type Swtpm } from '../attestation/tpm/swtpm.js';
+import { readReferencePcrs } from '../policies/pcrs.js';
 import { openDashboardDb } from '../siem/dashboard/cli.js';
 import { UserStore } from '../siem/dashboard/users.js';
 import { optional, parse, UsageError } from './args.js';
@@ -154,6 +157,13 @@ class Mesh {
     });
   }
 
+  private readonly cleanups: Array<() => Promise<void>> = [];
+
+  /** Runs at stop, after the edgeward processes have ended (e.g. the swtpm behind them). */
+  onStop(fn: () => Promise<void>): void {
+    this.cleanups.push(fn);
+  }
+
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     for (const srv of this.servers) srv.close();
@@ -168,6 +178,7 @@ class Mesh {
           }),
       ),
     );
+    for (const fn of this.cleanups.splice(0)) await fn().catch(() => undefined);
   }
 }
 
@@ -289,6 +300,9 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
       return t.token;
     };
     const dash = dashboardCredentials(caDir, join(dir, 'dashboard'), store);
+    // A TPM device through swtpm when it is installed; the policy then trusts its TEST maker.
+    const tpm = await demoTpm(dir, mesh);
+    const policyArgs = tpm ? ['--attestation-policy', tpm.policyFile] : [];
     const caUrl = `https://127.0.0.1:${ports.ca}`;
     // The CA reports its own events to the SIEM; they wait in its spool until the SIEM is up.
     await mesh.start(
@@ -302,6 +316,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
         `127.0.0.1:${ports.ca}`,
         '--siem',
         `https://127.0.0.1:${ports.siem}`,
+        ...policyArgs,
       ],
       /root fingerprint/,
     );
@@ -402,6 +417,18 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     }
     store.close();
     mesh.step('4 devices enrolled with PUF evidence (fuzzy extractor at 12 % bit errors)');
+    if (tpm) {
+      const id = `spiffe://${TD}/device/t1`;
+      const prover = createTpmProver({ tcti: tpm.swtpm.tcti, ek: 'ecc', ak: 'ecc' });
+      try {
+        await enroll({ ca: caUrl, fingerprint: init.fingerprint, id, prover, out: join(dir, 't1') });
+      } finally {
+        await prover.close?.();
+      }
+      mesh.step(
+        `device t1 enrolled with TPM evidence (swtpm: EK certificate from its TEST maker, credential activation, quote over golden PCRs)`,
+      );
+    }
     const admin = loadIdentity(join(caDir, 'admin'));
     const d1 = devices[0] as LoadedIdentity;
 
@@ -474,6 +501,56 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
   } finally {
     await stopAll();
   }
+}
+
+/**
+ * swtpm with a TEST manufacturer when swtpm, tpm2-tools and openssl are installed (the demo needs
+ * no system package: without them it says so and goes on with PUF devices only), and the
+ * attestation policy: t1 by TPM with the golden PCRs read from it, other devices by PUF, nodes
+ * and services by join token.
+ */
+async function demoTpm(dir: string, mesh: Mesh): Promise<{ swtpm: Swtpm; policyFile: string } | undefined> {
+  const missing = ['swtpm', 'swtpm_setup', 'tpm2_createek', 'openssl'].filter(
+    (t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0,
+  );
+  if (missing.length > 0) {
+    mesh.step(
+      `no TPM device: ${missing.join(', ')} not installed (apt-get install swtpm swtpm-tools tpm2-tools openssl)`,
+    );
+    return undefined;
+  }
+  const maker = await createTestManufacturer('Edgeward DEMO TPM Manufacturer', join(dir, 'tpm-maker'));
+  const swtpm = await startSwtpm(maker, dir);
+  mesh.onStop(() => swtpm.stop());
+  const golden = await readReferencePcrs({ tcti: swtpm.tcti });
+  const policyFile = join(dir, 'attestation-policy.yaml');
+  writeFileSync(
+    policyFile,
+    [
+      'version: 1',
+      'ek:',
+      `  roots: [{ file: ${JSON.stringify(maker.rootFile)} }]`,
+      `  intermediates: [{ file: ${JSON.stringify(maker.intermediateFile)} }]`,
+      'identities:',
+      `  - pattern: spiffe://${TD}/device/t1`,
+      '    methods: [tpm]',
+      ...golden
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => `    ${l}`),
+      `  - pattern: spiffe://${TD}/device/*`,
+      '    methods: [puf]',
+      `  - pattern: spiffe://${TD}/node/*`,
+      '    methods: [token]',
+      `  - pattern: spiffe://${TD}/svc/*`,
+      '    methods: [token]',
+      '',
+    ].join('\n'),
+  );
+  mesh.step(
+    `swtpm TPM on 127.0.0.1:${swtpm.port}, EK certificates from a TEST maker; attestation policy ${policyFile}`,
+  );
+  return { swtpm, policyFile };
 }
 
 /**

@@ -28,6 +28,8 @@ describe('edgeward demo --once', () => {
     );
     expect(out).toMatch(/dashboard: +https:\/\/127\.0\.0\.1:\d+ +user analyst, password [A-Za-z0-9_-]{16}/);
     expect(out).toMatch(/4 devices enrolled with PUF evidence/);
+    // The test machine has swtpm (scripts/install-deps.sh), so the demo has its TPM device too.
+    expect(out).toMatch(/device t1 enrolled with TPM evidence \(swtpm/);
     expect(out).toMatch(/n3 → n1 over the outbound sidecar: .* OK/);
     expect(out).toMatch(/ALERT \[critical\] One certificate serial in use from two addresses at once/);
     expect(out).toMatch(/DECISION quarantine serial [0-9a-f]+ \(revision \d+\)/);
