@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { enroll } from '../agent/enroll.js';
 import { createTpmProver } from '../attestation/tpm/index.js';
 import { readReferencePcrs } from '../policies/pcrs.js';
-import { createTestManufacturer, startSwtpm } from '../attestation/tpm/swtpm.js';
+import { createTestManufacturer, policyTrustingMaker, startSwtpm } from '../attestation/tpm/swtpm.js';
 import {
   exitedChildrenCpuSeconds,
   fmt,
@@ -128,20 +128,7 @@ async function main(): Promise<void> {
     const policyFile = join(dir, 'attestation-policy.yaml');
     writeFileSync(
       policyFile,
-      [
-        'version: 1',
-        'ek:',
-        `  roots: [{ file: ${JSON.stringify(maker.rootFile)} }]`,
-        `  intermediates: [{ file: ${JSON.stringify(maker.intermediateFile)} }]`,
-        'identities:',
-        `  - pattern: spiffe://${TD}/node/*`,
-        '    methods: [tpm]',
-        ...golden
-          .split('\n')
-          .filter((l) => l && !l.startsWith('#'))
-          .map((l) => `    ${l}`),
-        '',
-      ].join('\n'),
+      policyTrustingMaker(maker, [{ pattern: `spiffe://${TD}/node/*`, methods: ['tpm'], pcrs: golden }]),
     );
     const data = join(dir, 'ca');
     initCaData(data, TD);

@@ -31,7 +31,12 @@ import { openCaStore } from '../ca/store-sqlite.js';
 import { enroll } from '../agent/enroll.js';
 import { createPufProver, importPufRecord, openPuf, provisionPuf } from '../attestation/puf/index.js';
 import { createTpmProver } from '../attestation/tpm/index.js';
-import { createTestManufacturer, startSwtpm, type Swtpm } from '../attestation/tpm/swtpm.js';
+import {
+  createTestManufacturer,
+  policyTrustingMaker,
+  startSwtpm,
+  type Swtpm,
+} from '../attestation/tpm/swtpm.js';
 import { readReferencePcrs } from '../policies/pcrs.js';
 import { openDashboardDb } from '../siem/dashboard/cli.js';
 import { UserStore } from '../siem/dashboard/users.js';
@@ -526,26 +531,12 @@ async function demoTpm(dir: string, mesh: Mesh): Promise<{ swtpm: Swtpm; policyF
   const policyFile = join(dir, 'attestation-policy.yaml');
   writeFileSync(
     policyFile,
-    [
-      'version: 1',
-      'ek:',
-      `  roots: [{ file: ${JSON.stringify(maker.rootFile)} }]`,
-      `  intermediates: [{ file: ${JSON.stringify(maker.intermediateFile)} }]`,
-      'identities:',
-      `  - pattern: spiffe://${TD}/device/t1`,
-      '    methods: [tpm]',
-      ...golden
-        .split('\n')
-        .filter((l) => l && !l.startsWith('#'))
-        .map((l) => `    ${l}`),
-      `  - pattern: spiffe://${TD}/device/*`,
-      '    methods: [puf]',
-      `  - pattern: spiffe://${TD}/node/*`,
-      '    methods: [token]',
-      `  - pattern: spiffe://${TD}/svc/*`,
-      '    methods: [token]',
-      '',
-    ].join('\n'),
+    policyTrustingMaker(maker, [
+      { pattern: `spiffe://${TD}/device/t1`, methods: ['tpm'], pcrs: golden },
+      { pattern: `spiffe://${TD}/device/*`, methods: ['puf'] },
+      { pattern: `spiffe://${TD}/node/*`, methods: ['token'] },
+      { pattern: `spiffe://${TD}/svc/*`, methods: ['token'] },
+    ]),
   );
   mesh.step(
     `swtpm TPM on 127.0.0.1:${swtpm.port}, EK certificates from a TEST maker; attestation policy ${policyFile}`,

@@ -185,3 +185,34 @@ export async function startSwtpm(manufacturer: TestManufacturer, parent?: string
     };
   }
 }
+
+/**
+ * An attestation policy (YAML, `ca serve --attestation-policy`) that trusts this maker's EK
+ * certificates, with identity rules in order; rules with `pcrs` carry the golden values read
+ * from a reference TPM (`readReferencePcrs` output).
+ */
+export function policyTrustingMaker(
+  maker: TestManufacturer,
+  rules: ReadonlyArray<{
+    readonly pattern: string;
+    readonly methods: readonly string[];
+    readonly pcrs?: string;
+  }>,
+): string {
+  return [
+    'version: 1',
+    'ek:',
+    `  roots: [{ file: ${JSON.stringify(maker.rootFile)} }]`,
+    `  intermediates: [{ file: ${JSON.stringify(maker.intermediateFile)} }]`,
+    'identities:',
+    ...rules.flatMap((r) => [
+      `  - pattern: ${r.pattern}`,
+      `    methods: [${r.methods.join(', ')}]`,
+      ...(r.pcrs ?? '')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => `    ${l}`),
+    ]),
+    '',
+  ].join('\n');
+}

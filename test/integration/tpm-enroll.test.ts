@@ -13,7 +13,7 @@ import { checkAttestationPolicy, methodsFor } from '../../policies/attestation-p
 import { readReferencePcrs } from '../../policies/pcrs.js';
 import { startTestCa, TEST_TD, type TestCa } from '../helpers/ca.js';
 import { edgewardAsync } from '../helpers/cli.js';
-import { createTestManufacturer, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { createTestManufacturer, policyTrustingMaker, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('edgeward-tpm-e2e-');
@@ -26,19 +26,7 @@ beforeAll(async () => {
   tpm = await startSwtpm(maker);
   const golden = await readReferencePcrs({ tcti: tpm.tcti });
   const policy = checkAttestationPolicy(
-    [
-      'version: 1',
-      'ek:',
-      `  roots: [{ file: ${JSON.stringify(maker.rootFile)} }]`,
-      `  intermediates: [{ file: ${JSON.stringify(maker.intermediateFile)} }]`,
-      'identities:',
-      `  - pattern: spiffe://${TEST_TD}/node/*`,
-      '    methods: [tpm]',
-      ...golden
-        .split('\n')
-        .filter((l) => l && !l.startsWith('#'))
-        .map((l) => `    ${l}`),
-    ].join('\n'),
+    policyTrustingMaker(maker, [{ pattern: `spiffe://${TEST_TD}/node/*`, methods: ['tpm'], pcrs: golden }]),
   );
   ca = await startTestCa({
     methods: [createTpmMethod(policy)],
