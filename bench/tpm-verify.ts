@@ -2,10 +2,14 @@
 // + finish (activation secret, quote signature, binding, PCR digest and golden values) on the
 // recorded swtpm vectors, for an RSA EK and an ECC (P-384) EK. The device's TPM work and the
 // issuance transaction are not timed: they are the device's and the CA store's.
-// Run: npm run build && node dist/bench/tpm-verify.js [seconds-per-case=3]
+// Run: npm run build && node dist/bench/tpm-verify.js [seconds-per-case=3] [--processes N]
+// With --processes N, N processes run each case at the same time (as `ca serve --workers N`
+// would), and the sum of their rates is reported beside the one-process figure.
+import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { CsrKey, MethodContext, MethodStoreReader } from '../ca/attestation-method.js';
@@ -57,11 +61,18 @@ const emptyStore: MethodStoreReader = {
   wasUsed: () => false,
 };
 
-export async function runTpmBench(secondsPerCase = 3): Promise<TpmBenchResult[]> {
-  const dir = vectorDir();
-  const files = readdirSync(dir)
+function vectorFiles(): string[] {
+  return readdirSync(vectorDir())
     .filter((f) => f.endsWith('.json'))
     .sort();
+}
+
+export async function runTpmBench(
+  secondsPerCase = 3,
+  only?: { readonly vector: string; readonly chainCache: boolean },
+): Promise<TpmBenchResult[]> {
+  const dir = vectorDir();
+  const files = vectorFiles().filter((f) => !only || f === `${only.vector}.json`);
   const results: TpmBenchResult[] = [];
   for (const file of files) {
     const v = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Vector;
@@ -75,7 +86,7 @@ export async function runTpmBench(secondsPerCase = 3): Promise<TpmBenchResult[]>
       store: emptyStore,
       renewal: false,
     };
-    for (const chainCache of [true, false]) {
+    for (const chainCache of only ? [only.chainCache] : [true, false]) {
       // A real enrollment brings a new AK every time (the AK is imported once, at finish); only
       // the EK chain and EK key can be known from an earlier enrollment or a renewal.
       const method = createTpmMethod(checkAttestationPolicy(v.policy), {
@@ -113,19 +124,51 @@ export async function runTpmBench(secondsPerCase = 3): Promise<TpmBenchResult[]>
   return results;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  const seconds = Number(process.argv[2] ?? 3);
-  const results = await runTpmBench(seconds);
-  console.log('tpm method, CA side: full begin + finish (one process, one thread)');
-  console.log(
-    `load average at start: ${loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')} on ${cpus().length} cores`,
+/** Runs one case in `n` child processes at once; the sum of their rates. */
+async function parallel(n: number, seconds: number, vector: string, chainCache: boolean): Promise<number> {
+  const self = fileURLToPath(import.meta.url);
+  const runs = Array.from(
+    { length: n },
+    () =>
+      new Promise<number>((ok, fail) => {
+        const args = [self, String(seconds), '--only', `${vector}:${chainCache ? 'on' : 'off'}`];
+        execFile(process.execPath, args, (err, stdout) =>
+          err
+            ? fail(new Error(err.message))
+            : ok((JSON.parse(stdout) as TpmBenchResult[])[0]?.perSecond ?? NaN),
+        );
+      }),
   );
-  console.log('vector            EK caches   per second   per CPU-second   mean ms');
-  for (const r of results) {
+  return (await Promise.all(runs)).reduce((a, b) => a + b, 0);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { only: { type: 'string' }, processes: { type: 'string' } },
+  });
+  const seconds = Number(positionals[0] ?? 3);
+  if (values.only) {
+    // A child of --processes: one case, JSON out.
+    const [vector = '', mode] = values.only.split(':');
+    console.log(JSON.stringify(await runTpmBench(seconds, { vector, chainCache: mode === 'on' })));
+  } else {
+    const processes = Number(values.processes ?? 1);
+    const results = await runTpmBench(seconds);
+    console.log('tpm method, CA side: full begin + finish (one process, one thread)');
     console.log(
-      `${r.vector.padEnd(17)} ${(r.chainCache ? 'on' : 'off').padEnd(11)} ${r.perSecond.toFixed(0).padStart(10)}   ${r.perCpuSecond.toFixed(0).padStart(14)}   ${r.meanMs.toFixed(3)}`,
+      `load average at start: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} on ${cpus().length} cores`,
     );
+    console.log(
+      `vector            EK caches   per second   per CPU-second   mean ms${processes > 1 ? `   ${processes} processes, per second` : ''}`,
+    );
+    for (const r of results) {
+      const par = processes > 1 ? await parallel(processes, seconds, r.vector, r.chainCache) : undefined;
+      console.log(
+        `${r.vector.padEnd(17)} ${(r.chainCache ? 'on' : 'off').padEnd(11)} ${r.perSecond.toFixed(0).padStart(10)}   ${r.perCpuSecond.toFixed(0).padStart(14)}   ${r.meanMs.toFixed(3).padStart(7)}${par === undefined ? '' : par.toFixed(0).padStart(24)}`,
+      );
+    }
   }
 }
