@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Authority, createAuthority, loadAuthority } from '../../ca/authority.js';
 import { CRL_REASONS } from '../../common/x509.js';
 import { toPem } from '../../common/pem.js';
-import { openssl } from '../helpers/openssl.js';
+import { openssl, opensslCrlText } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const now = Date.now();
@@ -86,18 +86,7 @@ describe('CA profiles', () => {
       now,
       now + 3_600_000,
     );
-    writeFileSync(join(dir, 'crl.der'), crl);
-    const text = openssl([
-      'crl',
-      '-inform',
-      'DER',
-      '-in',
-      join(dir, 'crl.der'),
-      '-noout',
-      '-text',
-      '-CAfile',
-      join(dir, 'int.pem'),
-    ]);
+    const text = opensslCrlText(dir, crl, authority.intPem);
     expect(text).toMatch(/verify OK/);
     expect(text.toLowerCase()).toContain(leaf.serial.slice(-8));
     expect(text).toMatch(/Key Compromise/);

@@ -1,7 +1,7 @@
 // The CA's HTTPS API end to end over real TLS and a real SQLite file: enrollment with join
 // tokens, renewal over mTLS, revocation, CRL and bundle, and every refusal with its code.
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enroll } from '../../agent/enroll.js';
@@ -13,7 +13,7 @@ import { loadIdentity } from '../../common/identity-dir.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { customCsr } from '../helpers/csr.js';
 import { rawRequest } from '../helpers/https.js';
-import { openssl } from '../helpers/openssl.js';
+import { openssl, opensslCrlText } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TD = 'factory.example';
@@ -202,36 +202,18 @@ describe('enrollment with a join token', () => {
       400,
       'ERR_CA_CSR_EXTENSION',
     ],
-    [
-      'a CSR with an RSA-1024 key',
-      () =>
-        customCsr({
-          key: generateKeyPairSync('rsa', { modulusLength: 1024 }),
-          uris: [`spiffe://${TD}/node/c`],
-        }).pem,
+    ...(
+      [
+        ['an RSA-1024 key', generateKeyPairSync('rsa', { modulusLength: 1024 })],
+        ['a P-384 key (not allowed by default)', generateKeyPairSync('ec', { namedCurve: 'P-384' })],
+        ['a secp256k1 key', generateKeyPairSync('ec', { namedCurve: 'secp256k1' })],
+      ] as const
+    ).map(([what, key]): [string, () => string, number, string] => [
+      `a CSR with ${what}`,
+      () => customCsr({ key, uris: [`spiffe://${TD}/node/c`] }).pem,
       400,
       'ERR_CA_WEAK_KEY',
-    ],
-    [
-      'a CSR with a P-384 key (not allowed by default)',
-      () =>
-        customCsr({
-          key: generateKeyPairSync('ec', { namedCurve: 'P-384' }),
-          uris: [`spiffe://${TD}/node/c`],
-        }).pem,
-      400,
-      'ERR_CA_WEAK_KEY',
-    ],
-    [
-      'a CSR with a secp256k1 key',
-      () =>
-        customCsr({
-          key: generateKeyPairSync('ec', { namedCurve: 'secp256k1' }),
-          uris: [`spiffe://${TD}/node/c`],
-        }).pem,
-      400,
-      'ERR_CA_WEAK_KEY',
-    ],
+    ]),
     [
       'garbage in place of a CSR',
       () => 'MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA',
@@ -575,19 +557,7 @@ describe('renewal over mTLS', () => {
     // The CRL lists both, signed by the intermediate; openssl reads it.
     const crl = await rawRequest(`${ca.url}/v1/crl`);
     expect(crl.headers['content-type']).toBe('application/pkix-crl');
-    writeFileSync(join(dir, 'crl.der'), crl.body);
-    writeFileSync(join(dir, 'int.pem'), readFileSync(join(ca.dataDir, 'intermediate.pem')));
-    const text = openssl([
-      'crl',
-      '-inform',
-      'DER',
-      '-in',
-      join(dir, 'crl.der'),
-      '-noout',
-      '-text',
-      '-CAfile',
-      join(dir, 'int.pem'),
-    ]);
+    const text = opensslCrlText(dir, crl.body, readFileSync(join(ca.dataDir, 'intermediate.pem'), 'utf8'));
     expect(text).toMatch(/verify OK/);
     expect(text.toLowerCase().replace(/:/g, '')).toContain(issued.serial.slice(-12));
     expect(text).toMatch(/Next Update/);
