@@ -1,6 +1,7 @@
 // An inbound mTLS listener: TLS 1.3 only, a client certificate chained to the bundle required,
 // the peer's one URI SAN checked by the pure authorization function and the enforcement index,
 // then relayed to the local target, optionally behind a PROXY v2 header naming the peer.
+import { constants as cryptoConstants } from 'node:crypto';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
@@ -12,9 +13,9 @@ import type { InboundConfig, ListenAddress } from './config.js';
 import { addressFields, baseEvent, type AgentContext } from './context.js';
 import type { LiveConn, Refusal } from './enforcement.js';
 import { buildProxyV2 } from './proxy-protocol.js';
-import { relay } from './relay.js';
+import { Relay, relayOf, type RelayOptions } from './relay.js';
 import type { IdentityMaterial } from './rotation.js';
-import { certFacts, type CertFacts } from './tls-identity.js';
+import { PeerFactsCache, type CertFacts } from './tls-identity.js';
 
 const RATE_EVENT_EVERY = 10_000;
 
@@ -76,15 +77,37 @@ function listenOnce(server: net.Server, a: ListenAddress): Promise<void> {
   });
 }
 
+/**
+ * The inbound server's TLS options: the identity's, plus no session tickets. Every inbound
+ * connection then does a full mutual handshake with its chain verified against the current
+ * bundle (no resumption of a session made before a rotation), and the server neither spends CPU
+ * on sealing two tickets per handshake nor keeps the memory that costs per connection.
+ */
+export function serverContextOptions(m: IdentityMaterial): tls.SecureContextOptions {
+  return {
+    ...m.contextOptions,
+    secureOptions: (m.contextOptions.secureOptions ?? 0) | cryptoConstants.SSL_OP_NO_TICKET,
+  };
+}
+
 export class InboundListener {
   private server: tls.Server | null = null;
   private readonly live = new Set<LiveConn>();
   private readonly rateEvents = new Map<string, number>();
+  /** Parsed peer certificates by their SHA-256; every check except the parse still runs per connection. */
+  readonly peerFacts: PeerFactsCache;
+  /** One shared listener for every accepted socket's close (no closure per connection). */
+  private readonly onTcpClose = (): void => {
+    this.ctx.open -= 1;
+  };
 
   constructor(
     private cfg: InboundConfig,
-    private readonly ctx: AgentContext,
-  ) {}
+    /** @internal */
+    readonly ctx: AgentContext,
+  ) {
+    this.peerFacts = new PeerFactsCache(ctx.trustDomain);
+  }
 
   get name(): string {
     return this.cfg.name;
@@ -103,7 +126,7 @@ export class InboundListener {
   async start(): Promise<void> {
     const m = this.ctx.identity();
     const server = tls.createServer({
-      ...m.contextOptions,
+      ...serverContextOptions(m),
       requestCert: true,
       // Verification happens in onSecure so each refusal gets its precise reason in the events.
       rejectUnauthorized: false,
@@ -133,7 +156,7 @@ export class InboundListener {
 
   setIdentity(m: IdentityMaterial): void {
     // Atomic for new handshakes; established connections keep the context they were made with.
-    this.server?.setSecureContext({ ...m.contextOptions });
+    this.server?.setSecureContext(serverContextOptions(m));
   }
 
   async close(): Promise<void> {
@@ -167,9 +190,7 @@ export class InboundListener {
       return;
     }
     this.ctx.open += 1;
-    s.once('close', () => {
-      this.ctx.open -= 1;
-    });
+    s.on('close', this.onTcpClose);
   }
 
   private refuseEarly(s: Socket, code: ErrorCode, reason: string): void {
@@ -249,7 +270,8 @@ export class InboundListener {
     }
     let facts: CertFacts;
     try {
-      facts = certFacts(cert, this.ctx.trustDomain);
+      // Only chain-verified certificates reach the cache.
+      facts = this.peerFacts.get(cert);
     } catch (err) {
       const r =
         err instanceof EdgewardError
@@ -308,80 +330,16 @@ export class InboundListener {
         return;
       }
     }
-    let upOk = false;
-    up.once('connect', () => {
-      upOk = true;
-    });
-    up.once('error', (err) => {
-      if (upOk) return;
-      this.ctx.events.emit(
-        baseEvent(this.ctx, 'connection.closed', {
-          ...addressFields(s),
-          'event.outcome': 'failure',
-          'error.code': 'ERR_AGENT_UPSTREAM',
-          'event.reason': `local target ${cfg.forward.text}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-          'source.identity': peer.identity,
-          'network.direction': 'inbound',
-        }),
-      );
-    });
-    const ctx = this.ctx;
-    let killReason: Refusal | null = null;
-    const now = ctx.clock.now();
-    const deadlineByCert = peer.notAfter - now;
-    const conn: LiveConn = {
-      ...peer,
-      direction: 'inbound',
-      listener: cfg.name,
-      kill: (r) => {
-        killReason = r;
-        ctx.metrics.kills({ reason: r.code });
-        destroy();
-      },
-    };
-    const destroy = relay(s, up, {
-      idleTimeout: ctx.limits.idleTimeout,
-      deadline: Math.min(ctx.limits.maxLifetime, deadlineByCert),
-      onIdle: () => {
-        killReason = { code: 'ERR_AGENT_UPSTREAM', reason: 'idle timeout' };
-      },
-      onDeadline: () => {
-        if (deadlineByCert <= ctx.limits.maxLifetime) {
-          killReason = { code: 'ERR_AGENT_CERT_EXPIRED', reason: 'peer certificate expired' };
-          ctx.metrics.kills({ reason: 'ERR_AGENT_CERT_EXPIRED' });
-        } else killReason = { code: 'ERR_AGENT_UPSTREAM', reason: 'maximum connection lifetime' };
-      },
-      onClose: (rx, tx) => {
-        this.live.delete(conn);
-        ctx.enforcer.remove(conn);
-        ctx.metrics.bytes({ listener: cfg.name, direction: 'inbound', flow: 'rx' }, rx);
-        ctx.metrics.bytes({ listener: cfg.name, direction: 'inbound', flow: 'tx' }, tx);
-        const r: Refusal | null = killReason;
-        ctx.events.emit(
-          baseEvent(ctx, 'connection.closed', {
-            ...addressFields(s),
-            'event.outcome': r && r.code !== 'ERR_AGENT_UPSTREAM' ? 'failure' : 'success',
-            'error.code': r?.code,
-            'event.reason': r?.reason.slice(0, 256),
-            'decision.id': r?.decisionId,
-            'decision.revision': r?.revision,
-            'source.identity': peer.identity,
-            'destination.identity': ctx.selfId,
-            'tls.client.x509.serial_number': peer.serial,
-            'network.direction': 'inbound',
-          }),
-        );
-      },
-    });
+    const conn = new InboundConn(this, s, up, peer);
     this.live.add(conn);
-    ctx.enforcer.add(conn);
-    ctx.metrics.accepted({ listener: cfg.name, direction: 'inbound' });
-    ctx.events.emit(
-      baseEvent(ctx, 'connection.accepted', {
+    this.ctx.enforcer.add(conn);
+    this.ctx.metrics.accepted({ listener: cfg.name, direction: 'inbound' });
+    this.ctx.events.emit(
+      baseEvent(this.ctx, 'connection.accepted', {
         ...addressFields(s),
         'event.outcome': 'success',
         'source.identity': peer.identity,
-        'destination.identity': ctx.selfId,
+        'destination.identity': this.ctx.selfId,
         'tls.client.x509.serial_number': peer.serial,
         'tls.client.x509.spki_sha256': peer.spki,
         'tls.version': '1.3',
@@ -391,4 +349,124 @@ export class InboundListener {
       }),
     );
   }
+
+  /** @internal An InboundConn is gone: unindex it and report why. */
+  closed(c: InboundConn, rx: number, tx: number): void {
+    const ctx = this.ctx;
+    this.live.delete(c);
+    ctx.enforcer.remove(c);
+    ctx.metrics.bytes({ listener: c.listener, direction: 'inbound', flow: 'rx' }, rx);
+    ctx.metrics.bytes({ listener: c.listener, direction: 'inbound', flow: 'tx' }, tx);
+    const r = c.killReason;
+    ctx.events.emit(
+      baseEvent(ctx, 'connection.closed', {
+        ...addressFields(c.relay.secure),
+        'event.outcome': r && r.code !== 'ERR_AGENT_UPSTREAM' ? 'failure' : 'success',
+        'error.code': r?.code,
+        'event.reason': r?.reason.slice(0, 256),
+        'decision.id': r?.decisionId,
+        'decision.revision': r?.revision,
+        'source.identity': c.identity,
+        'destination.identity': ctx.selfId,
+        'tls.client.x509.serial_number': c.serial,
+        'network.direction': 'inbound',
+      }),
+    );
+  }
+
+  /** @internal The local target could not be reached. */
+  upstreamFailed(c: InboundConn, err: NodeJS.ErrnoException): void {
+    this.ctx.events.emit(
+      baseEvent(this.ctx, 'connection.closed', {
+        ...addressFields(c.relay.secure),
+        'event.outcome': 'failure',
+        'error.code': 'ERR_AGENT_UPSTREAM',
+        'event.reason': `local target ${this.cfg.forward.text}: ${err.code ?? 'error'}`,
+        'source.identity': c.identity,
+        'network.direction': 'inbound',
+      }),
+    );
+  }
+}
+
+/**
+ * One live inbound connection: what the enforcement index needs (the peer's facts, shared with
+ * the identity cache) and the relay. Its methods live on the prototype: an idle connection holds
+ * no closures of its own.
+ */
+class InboundConn implements LiveConn, RelayOptions {
+  readonly direction = 'inbound' as const;
+  readonly identity: string;
+  readonly serial: string;
+  readonly spki: string;
+  readonly ip: string;
+  readonly notAfter: number;
+  readonly listener: string;
+  readonly idleTimeout: number;
+  readonly deadline: number;
+  readonly relay: Relay;
+  killReason: Refusal | null = null;
+  private upOk = false;
+  private readonly certEndsFirst: boolean;
+
+  constructor(
+    private readonly owner: InboundListener,
+    s: TLSSocket,
+    up: Socket,
+    peer: CertFacts & { ip: string },
+  ) {
+    const limits = owner.ctx.limits;
+    this.identity = peer.identity;
+    this.serial = peer.serial;
+    this.spki = peer.spki;
+    this.ip = peer.ip;
+    this.notAfter = peer.notAfter;
+    this.listener = owner.name;
+    const deadlineByCert = peer.notAfter - owner.ctx.clock.now();
+    this.certEndsFirst = deadlineByCert <= limits.maxLifetime;
+    this.idleTimeout = limits.idleTimeout;
+    this.deadline = Math.min(limits.maxLifetime, deadlineByCert);
+    this.relay = new Relay(s, up, this);
+    up.on('connect', upConnected);
+    up.on('error', upFailed);
+  }
+
+  kill(r: Refusal): void {
+    this.killReason = r;
+    this.owner.ctx.metrics.kills({ reason: r.code });
+    this.relay.destroy();
+  }
+
+  onIdle(): void {
+    this.killReason = { code: 'ERR_AGENT_UPSTREAM', reason: 'idle timeout' };
+  }
+
+  onDeadline(): void {
+    if (this.certEndsFirst) {
+      this.killReason = { code: 'ERR_AGENT_CERT_EXPIRED', reason: 'peer certificate expired' };
+      this.owner.ctx.metrics.kills({ reason: 'ERR_AGENT_CERT_EXPIRED' });
+    } else this.killReason = { code: 'ERR_AGENT_UPSTREAM', reason: 'maximum connection lifetime' };
+  }
+
+  onClose(rx: number, tx: number): void {
+    this.owner.closed(this, rx, tx);
+  }
+
+  /** @internal */
+  upConnected(): void {
+    this.upOk = true;
+  }
+
+  /** @internal */
+  upError(err: NodeJS.ErrnoException): void {
+    if (!this.upOk) this.owner.upstreamFailed(this, err);
+  }
+}
+
+function upConnected(this: Socket): void {
+  (relayOf(this)?.options as InboundConn | undefined)?.upConnected();
+}
+
+function upFailed(this: Socket, err: NodeJS.ErrnoException): void {
+  (relayOf(this)?.options as InboundConn | undefined)?.upError(err);
 }

@@ -57,6 +57,55 @@ export function certFacts(cert: PeerCertificate, trustDomain?: string): CertFact
   };
 }
 
+/**
+ * The facts of chain-verified peer certificates, keyed by the SHA-256 fingerprint of the whole
+ * certificate (DER), so a peer that reconnects skips the identity parse and the SPKI hash. Only
+ * what the certificate itself says is kept: chain verification, expiry, revocation, quarantine
+ * and authorization are still decided afresh for every connection. A certificate that differs in
+ * any byte has another key; failures are not cached; the table is bounded (oldest out first).
+ */
+export class PeerFactsCache {
+  private readonly map = new Map<string, CertFacts>();
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    private readonly trustDomain: string | undefined,
+    readonly max = 1024,
+  ) {
+    if (!Number.isInteger(max) || max < 1)
+      throw new TypeError('PeerFactsCache: max must be a positive integer');
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** certFacts(cert, trustDomain), remembered; throws ERR_AGENT_CERT_IDENTITY like certFacts. */
+  get(cert: PeerCertificate): CertFacts {
+    const key = cert.fingerprint256;
+    // Node always sets it for a real peer certificate; without it there is nothing safe to key on.
+    if (typeof key !== 'string' || key.length !== 95) return certFacts(cert, this.trustDomain);
+    const hit = this.map.get(key);
+    if (hit) {
+      this.hits += 1;
+      return hit;
+    }
+    this.misses += 1;
+    const facts = Object.freeze(certFacts(cert, this.trustDomain));
+    if (this.map.size >= this.max) {
+      const oldest = this.map.keys().next();
+      if (!oldest.done) this.map.delete(oldest.value);
+    }
+    this.map.set(key, facts);
+    return facts;
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}
+
 /** For checkServerIdentity: the server must present exactly `expect` as its one URI SAN. */
 export function verifyPeerIdentity(cert: PeerCertificate, expect: string): Error | undefined {
   const uri = singleUriSan(cert.subjectaltname);

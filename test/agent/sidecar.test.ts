@@ -62,6 +62,9 @@ beforeAll(async () => {
   const caPort = (caServer.address() as net.AddressInfo).port;
   const cfg = agentConfig(w, {
     ca: { url: `https://127.0.0.1:${caPort}`, fingerprint: 'a'.repeat(64), crlInterval: '1s' },
+    // The renewal-under-load test opens connections as fast as this machine allows, all from
+    // 127.0.0.1; the per-source handshake limit (tested in limits.test.ts) must not cut in.
+    limits: { handshakeRate: 100_000, handshakeBurst: 100_000 },
     inbound: [
       {
         name: 'echo',
