@@ -161,7 +161,6 @@ export class CaService {
     return { session: token, expiresAt };
   }
 
-  /** Single use: a session is gone after its first finish, whatever the outcome. */
   /** Opens a session for its one finish; see `finishing` for how it is used up. */
   private takeSession(session: unknown): Session {
     const c = openSealedSession(this.sessionKey, session);

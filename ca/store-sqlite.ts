@@ -210,9 +210,12 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     audit: appendAudit,
   };
 
+  // At the top level a transaction, inside another one (the group commit's) a savepoint.
+  const withTx = db.transaction((fn: (t: StoreTx) => unknown) => fn(tx));
+
   function transaction<T>(fn: (t: StoreTx) => T): T {
     // IMMEDIATE takes the write lock up front, so two processes never both read the same head.
-    return locked(() => db.transaction(() => fn(tx)).immediate());
+    return locked(() => withTx.immediate(fn) as T);
   }
 
   function locked<T>(run: () => T): T {
@@ -229,11 +232,10 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     out?: unknown;
   }
   let pending: Job[] = [];
-  const inSavepoint = db.transaction((fn: (t: StoreTx) => unknown) => fn(tx));
   const runJobs = db.transaction((jobs: Job[]) => {
     for (const j of jobs) {
       try {
-        j.out = inSavepoint(j.fn);
+        j.out = withTx(j.fn);
         j.ok = true;
       } catch (err) {
         j.out = err;
