@@ -223,7 +223,9 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
   }
 
   // Group commit: a commit writes every page it touched to the WAL, which under load cost more
-  // than the issuance's own statements; calls of one event-loop turn share it.
+  // than the issuance's own statements; calls of one event-loop turn share it. When another
+  // process holds the write lock, the group waits without blocking the event loop (requests
+  // keep arriving and join it), unlike the synchronous transaction() above.
   interface Job {
     readonly fn: (t: StoreTx) => unknown;
     readonly resolve: (v: unknown) => void;
@@ -232,6 +234,9 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     out?: unknown;
   }
   let pending: Job[] = [];
+  let scheduled = false;
+  let busySince = 0;
+  let busyTries = 0;
   const runJobs = db.transaction((jobs: Job[]) => {
     for (const j of jobs) {
       try {
@@ -243,21 +248,42 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
       }
     }
   });
+  function schedule(): void {
+    scheduled = true;
+    // The first retries come right after the I/O of this turn; then every millisecond.
+    if (busyTries === 0 || busyTries > 8) setTimeout(flush, busyTries === 0 ? 0 : 1);
+    else setImmediate(flush);
+  }
   function flush(): void {
+    scheduled = false;
     const jobs = pending;
     pending = [];
     try {
-      locked(() => runJobs.immediate(jobs));
+      runJobs.immediate(jobs);
     } catch (err) {
-      for (const j of jobs) j.reject(err);
+      let fail = err;
+      if (isBusy(err) && !db.inTransaction) {
+        const now = performance.now();
+        if (busyTries === 0) busySince = now;
+        if (now - busySince < (opts.lockWaitMs ?? 5000)) {
+          busyTries++;
+          pending = jobs.concat(pending);
+          schedule();
+          return;
+        }
+        fail = lockTimeout(opts.lockWaitMs ?? 5000, err);
+      }
+      busyTries = 0;
+      for (const j of jobs) j.reject(fail);
       return;
     }
+    busyTries = 0;
     for (const j of jobs) (j.ok ? j.resolve : j.reject)(j.out);
   }
   function grouped<T>(fn: (t: StoreTx) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      if (pending.length === 0) setImmediate(flush);
       pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!scheduled) schedule();
     });
   }
 
@@ -332,18 +358,22 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * after short, growing, jittered pauses (Atomics.wait sleeps for fractions of a millisecond).
  * WAL readers never wait for writers, so reads outside transactions are unaffected.
  */
+function isBusy(err: unknown): boolean {
+  return err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY');
+}
+
+function lockTimeout(waitMs: number, cause: unknown): EdgewardError {
+  return new EdgewardError('ERR_CA_UNAVAILABLE', `store write lock held for over ${waitMs} ms`, { cause });
+}
+
 function writeLocked<T>(db: Database.Database, run: () => T, waitMs: number): T {
   const deadline = performance.now() + waitMs;
   for (let attempt = 0; ; attempt++) {
     try {
       return run();
     } catch (err) {
-      const busy = err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY');
-      if (!busy || db.inTransaction) throw err;
-      if (performance.now() > deadline)
-        throw new EdgewardError('ERR_CA_UNAVAILABLE', `store write lock held for over ${waitMs} ms`, {
-          cause: err,
-        });
+      if (!isBusy(err) || db.inTransaction) throw err;
+      if (performance.now() > deadline) throw lockTimeout(waitMs, err);
       const ms = Math.min(0.02 * 2 ** Math.min(attempt, 7), 2) * (0.5 + Math.random());
       Atomics.wait(pause, 0, 0, ms);
     }

@@ -97,6 +97,22 @@ describe('CA store group commit', () => {
     expect(kinds.map((d) => d.n)).toEqual([1, 2, 4]);
   });
 
+  it('waits for another process’s lock without blocking the event loop, then commits', async () => {
+    const { file, s } = store('grouped-wait');
+    const { exited } = await holdWriteLock(file, 400);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    try {
+      await s.grouped((tx) => tx.useOnce('w', 'k', Date.now() + 60_000));
+    } finally {
+      clearInterval(timer);
+    }
+    // The loop kept turning while the group waited (a blocking wait would leave ticks near 0).
+    expect(ticks).toBeGreaterThan(10);
+    expect(s.wasUsed('w', 'k')).toBe(true);
+    expect(await exited).toBe(0);
+  });
+
   it('rejects every call of the group when the write lock cannot be had', async () => {
     const { file, s } = store('grouped-busy', 150);
     const { exited } = await holdWriteLock(file, 1500);
