@@ -64,10 +64,17 @@ function post(url: string, agent: Agent, body: Buffer, type = 'application/json'
 }
 
 function startSiem(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), 'siem-child', 'serve', ...args], {
-    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  // BENCH_SIEM_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the SIEM under load
+  // (the profile is written when the SIEM exits on the bench's SIGTERM).
+  const nodeArgs = process.env['BENCH_SIEM_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(
+    process.execPath,
+    [...nodeArgs, fileURLToPath(import.meta.url), 'siem-child', 'serve', ...args],
+    {
+      env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   process.on('exit', () => proc.kill('SIGKILL'));
   return new Promise((resolve, reject) => {
     let out = '';
@@ -544,6 +551,25 @@ function publishStats(metrics: string): { sum: number; count: number } {
   };
 }
 
+/** user+system CPU seconds of each thread of a process that used any (Linux /proc), busiest first. */
+function threadCpuSeconds(pid: number | undefined): { name: string; seconds: number }[] {
+  if (pid === undefined) return [];
+  const out: { name: string; seconds: number }[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = f.slice(f.indexOf('(') + 1, f.lastIndexOf(')'));
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(rest[11]) + Number(rest[12])) / 100;
+      // The main thread's id is the process id; the others are the writer, libuv's and V8's.
+      if (seconds > 0) out.push({ name: tid === String(pid) ? 'event-loop' : `${name}/${tid}`, seconds });
+    }
+  } catch {
+    return out;
+  }
+  return out.sort((x, y) => y.seconds - x.seconds);
+}
+
 /** user+system CPU seconds of a process (Linux /proc; clock ticks are 100 Hz there). */
 function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
@@ -568,7 +594,13 @@ function get(url: string, c: Creds): Promise<string> {
   });
 }
 
-export async function runDistributionBench(o: { quick: boolean; crowdsec: boolean }) {
+export async function runDistributionBench(o: {
+  quick: boolean;
+  crowdsec: boolean;
+  ingestOnly?: boolean;
+  /** Events to ingest (default 500,000; 100,000 with quick). */
+  events?: number;
+}) {
   const work = mkdtempSync(join(tmpdir(), 'edgeward-bench-siem-'));
   try {
     const caDir = join(work, 'ca');
@@ -624,23 +656,32 @@ export async function runDistributionBench(o: { quick: boolean; crowdsec: boolea
     const keyPem = await get(`${siem.url}/v1/decisions/key`, node);
     verifySiemChain(keyPem, node.ca, TD, Date.now()); // the chain must verify before the rounds
 
-    const nEvents = o.quick ? 100_000 : 500_000;
+    const nEvents = o.events ?? (o.quick ? 100_000 : 500_000);
     const events = liveEvents(nEvents);
     const cpu0 = cpuSeconds(siem.proc.pid);
+    const threads0 = new Map(threadCpuSeconds(siem.proc.pid).map((t) => [t.name, t.seconds]));
     const ingested = await ingest(siem.url, node, events, 1000, 8);
     const siemCpu = cpuSeconds(siem.proc.pid) - cpu0;
+    // Per thread: the event loop, the ingest writer thread, libuv's pool, V8's GC helpers.
+    const threads = threadCpuSeconds(siem.proc.pid)
+      .map((t) => ({ name: t.name, seconds: t.seconds - (threads0.get(t.name) ?? 0) }))
+      .filter((t) => t.seconds >= 0.05)
+      .sort((x, y) => y.seconds - x.seconds);
     const metrics = await get(`${siem.url}/metrics`, node);
     const burstAlerts = Number(
       /edgeward_siem_alerts_total\{rule="ew-handshake-failures-burst"\} (\d+)/.exec(metrics)?.[1] ?? 0,
     );
+    const commits = Number(/edgeward_siem_commits_total (\d+)/.exec(metrics)?.[1] ?? NaN);
     const ingestResult = {
       ...ingested,
+      meanGroupCommit: ingested.events / commits,
+      siemThreads: threads,
       siemCpuSeconds: siemCpu,
       perSiemCpuSecond: ingested.events / siemCpu,
       burstAlerts,
     };
 
-    const sizes = o.quick ? [1, 100, 1000] : [1, 100, 1000];
+    const sizes = o.ingestOnly === true ? [] : [1, 100, 1000];
     const rows: DistributionRow[] = [];
     let ipBase = 0;
     for (const n of sizes) {
@@ -652,7 +693,10 @@ export async function runDistributionBench(o: { quick: boolean; crowdsec: boolea
       rows.push(row);
       ipBase += rounds;
     }
+    // Wait for the SIEM's clean exit (it commits what is queued; a --cpu-prof profile is written).
+    const exited = new Promise((r) => siem.proc.once('exit', r));
     siem.proc.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000).unref())]);
     await ca.close();
     const cs = o.crowdsec ? crowdsec(events, work) : { ran: false, why: 'skipped (--no-crowdsec)' };
     return {
@@ -674,9 +718,22 @@ if (
   fileURLToPath(import.meta.url) === process.argv[1]
 ) {
   const quick = process.argv.includes('--quick');
-  const r = await runDistributionBench({ quick, crowdsec: !process.argv.includes('--no-crowdsec') });
+  const at = process.argv.indexOf('--events');
+  const eventsArg = at > 0 ? Math.max(1000, Math.floor(Number(process.argv[at + 1]))) : undefined;
+  if (eventsArg !== undefined && !Number.isFinite(eventsArg)) throw new Error('--events needs a number');
+  // --ingest-only: the ingest measure alone (for profiling the SIEM under ingest load).
+  const r = await runDistributionBench({
+    quick,
+    crowdsec: !process.argv.includes('--no-crowdsec'),
+    ingestOnly: process.argv.includes('--ingest-only'),
+    // --events N: a longer run shows whether the rate holds as the store grows.
+    ...(eventsArg !== undefined ? { events: eventsArg } : {}),
+  });
   console.log(
-    `ingest over HTTPS (default rule pack, FULL sync): ${fmt(r.ingest.perSecond, 0)} events/s wall, ${fmt(r.ingest.perSiemCpuSecond, 0)} events per SIEM CPU-second (${r.ingest.events} events in ${fmt(r.ingest.seconds, 2)} s, ${r.ingest.refused} 429s, ${r.ingest.burstAlerts} handshake-burst alerts)`,
+    `ingest over HTTPS (default rule pack, FULL sync): ${fmt(r.ingest.perSecond, 0)} events/s wall, ${fmt(r.ingest.perSiemCpuSecond, 0)} events per SIEM CPU-second (${r.ingest.events} events in ${fmt(r.ingest.seconds, 2)} s, ${r.ingest.refused} 429s, ${r.ingest.burstAlerts} handshake-burst alerts, ${fmt(r.ingest.meanGroupCommit, 0)} events per group commit)`,
+  );
+  console.log(
+    `  SIEM CPU by thread: ${r.ingest.siemThreads.map((t) => `${t.name} ${fmt(t.seconds, 2)} s`).join(', ')}`,
   );
   for (const row of r.distribution)
     console.log(

@@ -376,6 +376,18 @@ export interface ValidateOptions {
   /** With `now`, events more than this far in the future are refused (default 5 minutes). */
   readonly maxFutureMs?: number;
   readonly now?: number;
+  /**
+   * The SIEM's fields, added to the copy as stampEvent would (the SIEM's ingest: one object per
+   * event instead of two).
+   */
+  readonly stamp?: EventStamp;
+}
+
+/** What the SIEM adds to an event it accepts (stampEvent). */
+export interface EventStamp {
+  readonly id: string;
+  readonly observer: string;
+  readonly ingested: number;
 }
 
 /**
@@ -422,14 +434,17 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   if (opts.now !== undefined && (ts as number) > opts.now + (opts.maxFutureMs ?? 300_000)) {
     throw bad('@timestamp', 'too far in the future', 'ERR_SIEM_EVENT_TIME');
   }
+  const stamp = opts.stamp;
+  if (stamp !== undefined) {
+    out['event.id'] = stamp.id;
+    out['observer.identity'] = stamp.observer;
+    out['event.ingested'] = stamp.ingested;
+  }
   return out as EdgeEvent;
 }
 
 /** Adds the SIEM-owned fields. The observer comes from the reporter's client certificate. */
-export function stampEvent(
-  event: EdgeEvent,
-  stamp: { readonly id: string; readonly observer: string; readonly ingested: number },
-): EdgeEvent {
+export function stampEvent(event: EdgeEvent, stamp: EventStamp): EdgeEvent {
   return {
     ...event,
     'event.id': stamp.id,
@@ -445,6 +460,9 @@ export function stampEvent(
 export function createEventIdFactory(random: (n: number) => Buffer): (now: number) => string {
   let pool = random(0);
   let off = 0;
+  // A batch's events share one `now`: its time prefix is formatted once.
+  let lastNow = NaN;
+  let prefix = '';
   return (now: number) => {
     if (off + 10 > pool.length) {
       pool = random(10 * 1024);
@@ -452,6 +470,10 @@ export function createEventIdFactory(random: (n: number) => Buffer): (now: numbe
     }
     const rnd = pool.toString('hex', off, off + 10);
     off += 10;
-    return Math.max(0, Math.floor(now)).toString(16).padStart(12, '0').slice(-12) + rnd;
+    if (now !== lastNow) {
+      lastNow = now;
+      prefix = Math.max(0, Math.floor(now)).toString(16).padStart(12, '0').slice(-12);
+    }
+    return prefix + rnd;
   };
 }

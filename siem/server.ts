@@ -22,6 +22,7 @@ import type { RuleSet } from '../policies/rules/index.js';
 import { Correlator, type Alert, type CorrelatorOptions } from './correlate/index.js';
 import { ResponseEngine, type PlaybookConfig } from './playbooks/index.js';
 import { applyRetention, openSqliteStore, type SiemStore, type TimelineEntity } from './store/index.js';
+import { openEventWriter, yieldingStore, type EventWriter } from './store/event-writer.js';
 import { auditEvent, type AuditEntry } from './service/audit.js';
 import { createCaRevoker, revocable, type CaRevoker } from './service/ca-link.js';
 import { signerOf } from './service/decision-key.js';
@@ -58,6 +59,10 @@ export interface SiemServerOptions {
   readonly maxSubscribers?: number;
   /** SQLite durability: FULL (default, survives power loss) or NORMAL (survives a crash). */
   readonly synchronous?: 'FULL' | 'NORMAL';
+  /** Insert ingested events on a second thread (default true; false: on the event loop). */
+  readonly ingestThread?: boolean;
+  /** Largest group commit of ingested events (default 10,000). */
+  readonly maxCommitEvents?: number;
   /** Rule ids whose decisions also revoke the identity or serial at the CA. */
   readonly revokeRules?: readonly string[];
   readonly correlator?: CorrelatorOptions;
@@ -160,10 +165,24 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   if (identity.identity !== serviceId(trustDomain, 'siem'))
     throw new EdgewardError('ERR_SIEM_IDENTITY', `the SIEM runs as ${serviceId(trustDomain, 'siem')}`);
   const metrics = createSiemMetrics();
-  const store = openSqliteStore(
+  const ownStore = openSqliteStore(
     join(o.dataDir, 'siem.db'),
     o.synchronous ? { synchronous: o.synchronous } : {},
   );
+  // Ingested events are inserted through their own connection (on a worker thread by default);
+  // the store's connection keeps the other writes and every read.
+  let writer: EventWriter;
+  try {
+    writer = await openEventWriter(join(o.dataDir, 'siem.db'), {
+      ...(o.synchronous ? { synchronous: o.synchronous } : {}),
+      thread: o.ingestThread ?? true,
+    });
+  } catch (err) {
+    ownStore.close();
+    throw err;
+  }
+  // The store's writes take priority over the next group of ingested events.
+  const store = yieldingStore(ownStore, writer);
   const newId = createEventIdFactory(randomBytes);
   const engine = new ResponseEngine({ trustDomain, config: o.playbooks });
   engine.importState(store.loadResponseState());
@@ -207,19 +226,22 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const onAlerts = (alerts: Alert[]): void => {
     for (const a of alerts) metrics.alerts.inc({ rule: a.ruleId });
     for (const a of alerts) notify(alertListeners, a);
-    // Decisions first (their commit is on the path to enforcement), the alerts' own commit after.
-    let outcome;
-    try {
-      outcome = hub.handleAlerts(alerts);
-    } catch (err) {
-      log.error({ err }, 'response engine failed');
-      outcome = undefined;
-    }
-    try {
-      store.insertAlerts(alerts);
-    } catch (err) {
-      log.error({ err }, 'could not store alerts');
-    }
+    // Decisions first (their commit is on the path to enforcement), the alerts' own commit after;
+    // both in one turn of the store's connection (the ingest writer waits for both, once).
+    const outcome = writer.exclusive(() => {
+      let handled: ReturnType<DecisionHub['handleAlerts']> | undefined;
+      try {
+        handled = hub.handleAlerts(alerts);
+      } catch (err) {
+        log.error({ err }, 'response engine failed');
+      }
+      try {
+        store.insertAlerts(alerts);
+      } catch (err) {
+        log.error({ err }, 'could not store alerts');
+      }
+      return handled;
+    });
     if (outcome === undefined) return;
     if (outcome.applied.length > 0) metrics.decisions.inc({ outcome: 'applied' }, outcome.applied.length);
     if (outcome.pending.length > 0) metrics.decisions.inc({ outcome: 'pending' }, outcome.pending.length);
@@ -239,12 +261,14 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   };
 
   const ingest = new IngestPipeline({
-    store,
+    writer,
     correlator: new Correlator(o.rules, o.correlator ?? {}),
     log,
     onAlerts,
     onCommitted: (events) => notify(eventListeners, events),
+    onGroupCommit: () => metrics.commits.inc(),
     ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
+    ...(o.maxCommitEvents !== undefined ? { maxCommitEvents: o.maxCommitEvents } : {}),
   });
   const maxBatch = o.maxBatchEvents ?? MAX_BATCH_EVENTS;
   const bodyLimit = o.bodyLimit ?? 1024 * 1024;
@@ -639,10 +663,11 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       clearInterval(heartbeat);
       if (retention) clearInterval(retention);
       renewer?.stop();
-      ingest.close();
+      await ingest.close();
       await hub.settled();
       hub.closeAll();
       await app.close();
+      await writer.close();
       store.close();
     },
   };

@@ -374,6 +374,14 @@ export class Correlator {
       if (measure < need) return;
     } else {
       // Out of order: any window (s - T, s] with s in [t, t + T) now holds one more event.
+      // No window holds more than the whole group: when even that falls short (the tail window
+      // covers every entry for value_count), the scan cannot find one.
+      const most = valued
+        ? g.tailLo === g.head
+          ? (g.tail as Map<string, number>).size
+          : Infinity
+        : g.ts.length - g.head;
+      if (most < need) return;
       const found = this.#scan(g, i, T, need, valued);
       if (found === null) return;
       [lo, hi, measure] = found;

@@ -1,9 +1,43 @@
 // The inventory of nodes and devices, a projection of ingested events kept in its own indexed
 // table: identity, attestation method and last verdict, certificate serial and expiry, last seen,
-// revocation. Quarantine status is joined in at query time from the active decisions.
+// revocation. Quarantine status is joined in at query time from the active decisions: every
+// page, filter and count is one bounded, indexed SQL query, never a walk over the table in JS.
 import type Database from 'better-sqlite3';
 import type { EdgeEvent } from '../../common/events.js';
+import { matchIdentity } from '../../common/identity.js';
 import type { InventoryQuery, View } from './api.js';
+
+/** Who is quarantined now: exact identities, and identity patterns with `*` or `**` segments. */
+export interface QuarantineSet {
+  readonly identities: ReadonlySet<string>;
+  readonly patterns: readonly string[];
+  has(identity: string): boolean;
+}
+
+const isPattern = (v: string): boolean => v.split('/').some((seg) => seg === '*' || seg === '**');
+
+/** Builds the set once (per decision revision); `has` is then a hash lookup plus the few patterns. */
+export function quarantineSet(values: Iterable<string>): QuarantineSet {
+  const identities = new Set<string>();
+  const patterns: string[] = [];
+  for (const v of values) {
+    if (isPattern(v)) {
+      if (!patterns.includes(v)) patterns.push(v);
+    } else identities.add(v);
+  }
+  return {
+    identities,
+    patterns,
+    has: (id) => identities.has(id) || patterns.some((p) => matchIdentity(p, id)),
+  };
+}
+
+/** The literal part of a pattern before its first wildcard segment (always ends with '/'). */
+function literalPrefix(pattern: string): string {
+  const segs = pattern.split('/');
+  const i = segs.findIndex((seg) => seg === '*' || seg === '**');
+  return `${segs.slice(0, i).join('/')}/`;
+}
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS inventory (
@@ -31,7 +65,7 @@ interface Row {
   revoked: number;
 }
 
-function view(r: Row, quarantined: (identity: string) => boolean): View {
+function view(r: Row, quarantined: QuarantineSet): View {
   return {
     identity: r.identity,
     kind: r.kind,
@@ -40,7 +74,7 @@ function view(r: Row, quarantined: (identity: string) => boolean): View {
     serial: r.serial,
     notAfter: r.not_after,
     lastSeen: r.last_seen,
-    status: r.revoked ? 'revoked' : quarantined(r.identity) ? 'quarantined' : 'healthy',
+    status: r.revoked ? 'revoked' : quarantined.has(r.identity) ? 'quarantined' : 'healthy',
   };
 }
 
@@ -56,6 +90,8 @@ export class Inventory {
   private readonly revoked: Database.Statement;
   private readonly revokedSerial: Database.Statement;
   private readonly applyBatch: (events: readonly EdgeEvent[]) => void;
+  private readonly byPrefix: Database.Statement;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
@@ -79,6 +115,33 @@ export class Inventory {
     this.applyBatch = db.transaction((events: readonly EdgeEvent[]) => {
       for (const e of events) this.applyOne(e);
     });
+    // A range of the primary key: identities under a pattern's literal prefix.
+    this.byPrefix = db.prepare('SELECT identity FROM inventory WHERE identity >= ? AND identity < ?');
+  }
+
+  private statement(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (st === undefined) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  /**
+   * The quarantined identities to filter on: the exact ones, plus the rows that a pattern covers
+   * (a range scan under its literal prefix, so `spiffe://td/node/*` reads the nodes only).
+   */
+  private quarantinedIdentities(qs: QuarantineSet): string[] {
+    const out = new Set(qs.identities);
+    for (const p of qs.patterns) {
+      const prefix = literalPrefix(p);
+      // Every identity under the prefix sorts before the prefix with its final '/' bumped to '0'.
+      const upper = `${prefix.slice(0, -1)}0`;
+      for (const r of this.byPrefix.all(prefix, upper) as { identity: string }[])
+        if (matchIdentity(p, r.identity)) out.add(r.identity);
+    }
+    return [...out];
   }
 
   /** Updates the projection from a batch of validated events (one transaction). */
@@ -122,7 +185,7 @@ export class Inventory {
   }
 
   /** One page, with status joined from the identities currently quarantined. */
-  query(q: InventoryQuery, quarantined: (identity: string) => boolean): { total: number; items: View[] } {
+  query(q: InventoryQuery, quarantined: QuarantineSet): { total: number; items: View[] } {
     const where: string[] = [];
     const args: unknown[] = [];
     if (q.kind) {
@@ -134,34 +197,25 @@ export class Inventory {
       args.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, q.q.toLowerCase());
     }
     if (q.status === 'revoked') where.push('revoked = 1');
-    if (q.status === 'healthy' || q.status === 'quarantined') where.push('revoked = 0');
-    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const toView = (r: Row): View => view(r, quarantined);
     if (q.status === 'healthy' || q.status === 'quarantined') {
-      // Quarantine is not a column: filter in order, counting every match for the total.
-      const want = q.status;
-      const items: View[] = [];
-      let total = 0;
-      for (const r of this.db
-        .prepare(`SELECT * FROM inventory ${w} ORDER BY identity`)
-        .iterate(...args) as Iterable<Row>) {
-        const v = toView(r);
-        if (v['status'] !== want) continue;
-        if (total >= q.offset && items.length < q.limit) items.push(v);
-        total++;
-      }
-      return { total, items };
+      // Quarantine is not a column: the quarantined identities go in as one JSON array parameter.
+      where.push('revoked = 0');
+      where.push(`identity ${q.status === 'healthy' ? 'NOT IN' : 'IN'} (SELECT value FROM json_each(?))`);
+      args.push(JSON.stringify(this.quarantinedIdentities(quarantined)));
     }
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM inventory ${w}`).get(...args) as { n: number })
+    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const total = (this.statement(`SELECT COUNT(*) AS n FROM inventory ${w}`).get(...args) as { n: number })
       .n;
-    const rows = this.db
-      .prepare(`SELECT * FROM inventory ${w} ORDER BY identity LIMIT ? OFFSET ?`)
-      .all(...args, q.limit, q.offset) as Row[];
-    return { total, items: rows.map(toView) };
+    const rows = this.statement(`SELECT * FROM inventory ${w} ORDER BY identity LIMIT ? OFFSET ?`).all(
+      ...args,
+      q.limit,
+      q.offset,
+    ) as Row[];
+    return { total, items: rows.map((r) => view(r, quarantined)) };
   }
 
-  get(identity: string, quarantined: (identity: string) => boolean): View | undefined {
-    const r = this.db.prepare('SELECT * FROM inventory WHERE identity = ?').get(identity) as Row | undefined;
+  get(identity: string, quarantined: QuarantineSet): View | undefined {
+    const r = this.statement('SELECT * FROM inventory WHERE identity = ?').get(identity) as Row | undefined;
     return r ? view(r, quarantined) : undefined;
   }
 }

@@ -1,18 +1,26 @@
 // The dashboard's view of the running SIEM (siem/dashboard/api.ts DashboardApi) over its store,
 // response engine and decision hub, plus small in-memory aggregates for the graph and charts.
-// Every analyst change goes through the hub (persisted, signed, streamed) and is audited.
+// Every analyst change goes through the hub (persisted, signed, streamed) and is audited. Every
+// answer is bounded: pages and lists have caps, the graph and charts a fixed time window.
 import type { Decision, DecisionScope } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { EdgeEvent } from '../../common/events.js';
 import { matchIdentity } from '../../common/identity.js';
 import type { Alert } from '../correlate/index.js';
 import type { DashboardApi, InventoryQuery, ManualDecisionRequest, View } from '../dashboard/api.js';
-import type { Inventory } from '../dashboard/inventory.js';
+import { quarantineSet, type Inventory, type QuarantineSet } from '../dashboard/inventory.js';
 import type { RunningSiem } from '../server.js';
 
 const BUCKET_MS = 10_000;
 const BUCKETS = 60;
 const MAX_EDGES = 5000;
+/** The graph shows who talked to whom within this window; older pairs make room for new ones. */
+const GRAPH_WINDOW_MS = 3_600_000;
+const GRAPH_EDGES = 500;
+/** Longest list of active decisions, pending ones or agents in one answer (totals come too). */
+const MAX_LIST = 500;
+/** Alerts shown on an entity's page. */
+const ENTITY_ALERTS = 100;
 
 export interface DashboardApiOptions {
   /** The inventory projection (dashboard.db); fed from committed events. */
@@ -34,11 +42,32 @@ export function createDashboardApi(
   o: DashboardApiOptions = {},
 ): DashboardApi & { close(): void } {
   const engine = siem.hub.engine;
-  const quarantined = (identity: string): boolean => engine.active().some((d) => touches(d, identity));
+  // The active decisions change only with the revision: build the quarantine set once per revision
+  // (a page of the inventory asks it for every row).
+  let cached: { revision: number; set: QuarantineSet } | undefined;
+  const quarantined = (): QuarantineSet => {
+    const revision = engine.revision;
+    if (cached?.revision !== revision) {
+      const values = engine
+        .active()
+        .filter((d) => d.scope.type === 'identity' || d.scope.type === 'node')
+        .map((d) => d.scope.value);
+      cached = { revision, set: quarantineSet(values) };
+    }
+    return cached.set;
+  };
   // Rolling per-10 s counts: events, and alerts per rule.
   const events = new Map<number, number>();
   const alertsByRule = new Map<string, Map<number, number>>();
-  const edges = new Map<string, { from: string; to: string; count: number }>();
+  const edges = new Map<string, { from: string; to: string; count: number; last: number }>();
+  let sweptAt = -Infinity;
+  /** Drops pairs not seen within the window (at most every 10 s); true if that made room. */
+  const sweep = (now: number): boolean => {
+    if (now - sweptAt < 10_000) return false;
+    sweptAt = now;
+    for (const [k, e] of edges) if (e.last < now - GRAPH_WINDOW_MS) edges.delete(k);
+    return edges.size < MAX_EDGES;
+  };
   const bucket = (t: number): number => Math.floor(t / BUCKET_MS) * BUCKET_MS;
   const trim = (m: Map<number, number>): void => {
     const oldest = bucket(siem.now()) - BUCKETS * BUCKET_MS;
@@ -50,14 +79,17 @@ export function createDashboardApi(
     const b = bucket(siem.now());
     events.set(b, (events.get(b) ?? 0) + batch.length);
     trim(events);
+    const now = siem.now();
     for (const e of batch) {
       const from = e['source.identity'];
       const to = e['destination.identity'];
       if (from === undefined || to === undefined) continue;
       const k = `${from}\u001f${to}`;
       const edge = edges.get(k);
-      if (edge) edge.count++;
-      else if (edges.size < MAX_EDGES) edges.set(k, { from, to, count: 1 });
+      if (edge) {
+        edge.count++;
+        edge.last = now;
+      } else if (edges.size < MAX_EDGES || sweep(now)) edges.set(k, { from, to, count: 1, last: now });
     }
   });
   const alertFns = new Set<(a: View) => void>();
@@ -116,9 +148,7 @@ export function createDashboardApi(
 
   return {
     alerts(limit: number, before?: number): View[] {
-      const all = siem.store.alerts({ limit: before === undefined ? limit : 10_000 });
-      const list = before === undefined ? all : all.filter((a) => a.time < before);
-      return list.slice(0, limit) as unknown as View[];
+      return siem.store.alerts({ limit, ...(before !== undefined ? { before } : {}) }) as unknown as View[];
     },
     subscribeAlerts(fn) {
       alertFns.add(fn);
@@ -126,7 +156,7 @@ export function createDashboardApi(
     },
     inventory(q: InventoryQuery) {
       if (o.inventory === undefined) return { total: 0, items: [] };
-      return o.inventory.query(q, quarantined);
+      return o.inventory.query(q, quarantined());
     },
     entity(identity: string, limit: number): View {
       const timeline = siem.store.timeline({ entity: 'identity', value: identity, limit });
@@ -135,16 +165,12 @@ export function createDashboardApi(
         for (const p of [e['source.identity'], e['destination.identity'], e['observer.identity']])
           if (p !== undefined && p !== identity) peers.add(p);
       }
-      const alerts = siem.store
-        .alerts({ limit: 2000 })
-        .filter(
-          (a) => Object.values(a.groupBy).includes(identity) || a.trigger['source.identity'] === identity,
-        )
-        .slice(0, 100);
+      const alerts = siem.store.alerts({ entity: identity, limit: ENTITY_ALERTS });
+      const qs = quarantined();
       return {
         identity,
-        ...(o.inventory?.get(identity, quarantined) ?? {}),
-        quarantined: quarantined(identity),
+        ...(o.inventory?.get(identity, qs) ?? {}),
+        quarantined: qs.has(identity),
         events: timeline,
         alerts,
         decisions: engine
@@ -156,17 +182,24 @@ export function createDashboardApi(
     },
     decisions(): View {
       const now = siem.now();
+      // Newest decisions first; the agents furthest behind first (the ones an analyst looks for).
+      const active = engine.active().sort((a, b) => b.revision - a.revision || b.createdAt - a.createdAt);
+      const pending = engine.pending().sort((a, b) => b.createdAt - a.createdAt);
+      const agents = siem.hub.ledger.list(now).sort((a, b) => b.behind - a.behind || b.lagMs - a.lagMs);
       return {
         revision: siem.hub.revision,
-        active: engine.active().map(decisionView),
-        pending: engine.pending(),
-        agents: siem.hub.ledger.list(now).map((a) => ({
+        active: active.slice(0, MAX_LIST).map(decisionView),
+        activeTotal: active.length,
+        pending: pending.slice(0, MAX_LIST),
+        pendingTotal: pending.length,
+        agents: agents.slice(0, MAX_LIST).map((a) => ({
           identity: a.identity,
           connected: a.connected,
           revision: a.acked,
           behind: a.behind,
           lagMs: a.lagMs,
         })),
+        agentsTotal: agents.length,
       };
     },
     quarantine(by: string, req: ManualDecisionRequest) {
@@ -201,14 +234,20 @@ export function createDashboardApi(
       );
     },
     graph(): View {
-      const list = [...edges.values()].sort((a, b) => b.count - a.count).slice(0, 500);
+      const since = siem.now() - GRAPH_WINDOW_MS;
+      const list = [...edges.values()]
+        .filter((e) => e.last >= since)
+        .sort((a, b) => b.count - a.count)
+        .slice(0, GRAPH_EDGES)
+        .map(({ from, to, count }) => ({ from, to, count }));
       const ids = new Set<string>();
       for (const e of list) {
         ids.add(e.from);
         ids.add(e.to);
       }
+      const qs = quarantined();
       return {
-        nodes: [...ids].map((id) => ({ id, status: quarantined(id) ? 'quarantined' : 'healthy' })),
+        nodes: [...ids].map((id) => ({ id, status: qs.has(id) ? 'quarantined' : 'healthy' })),
         edges: list,
       };
     },

@@ -1,27 +1,39 @@
-// The ingest pipeline: a bounded queue of validated batches, committed to the store in group
-// transactions (concurrent requests share one commit), acknowledged only after the commit, then
-// correlated and handed to the response engine.
+// The ingest pipeline: a bounded queue of validated batches, committed by the event writer (its
+// own connection, on a second thread) in group transactions: while one group commits, the next
+// requests queue up and go together in the next one, so groups grow with the load. A batch is
+// acknowledged only after its group's commit; groups are then correlated in commit order and
+// their alerts handed to the response engine.
 import type { EdgeEvent } from '../../common/events.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Alert, Correlator } from '../correlate/index.js';
-import type { SiemStore } from '../store/index.js';
+import { encodeEventRows, type EventRows } from '../store/event-rows.js';
+import type { EventWriter } from '../store/event-writer.js';
 
 export interface IngestOptions {
-  readonly store: SiemStore;
+  readonly writer: EventWriter;
   readonly correlator: Correlator;
-  /** Events waiting for a commit beyond which new batches get 429 (memory stays bounded). */
+  /**
+   * Events accepted and not yet committed and correlated, beyond which new batches get 429
+   * (memory stays bounded).
+   */
   readonly maxQueuedEvents?: number;
-  /** Largest group commit (events); more waits for the next transaction. */
+  /**
+   * Largest group commit (events); more waits for the next transaction. The store's other writes
+   * (decisions, alerts, audit) wait for the group being committed, so this bounds their wait too.
+   */
   readonly maxCommitEvents?: number;
   readonly log: Logger;
   /** Called with the alerts of each committed group (after the batch was acknowledged). */
   readonly onAlerts: (alerts: Alert[]) => void;
   readonly onCommitted?: (events: readonly EdgeEvent[]) => void;
+  /** Called once per group commit with its size (metrics). */
+  readonly onGroupCommit?: (events: number) => void;
 }
 
 interface Waiting {
   readonly events: readonly EdgeEvent[];
+  readonly rows: EventRows;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -33,6 +45,10 @@ export class IngestPipeline {
   #queue: Waiting[] = [];
   #queued = 0;
   #scheduled = false;
+  #inFlight: Promise<void> | undefined;
+  /** Committed groups not yet correlated, in commit order. */
+  readonly #toCorrelate: EdgeEvent[][] = [];
+  #correlating = false;
   #closed = false;
   /** Commits (transactions) and events committed, for metrics and the bench. */
   commits = 0;
@@ -41,9 +57,10 @@ export class IngestPipeline {
   constructor(o: IngestOptions) {
     this.#o = o;
     this.#maxQueued = o.maxQueuedEvents ?? 100_000;
-    this.#maxCommit = o.maxCommitEvents ?? 20_000;
+    this.#maxCommit = o.maxCommitEvents ?? 10_000;
   }
 
+  /** Events accepted and not yet committed and correlated. */
   get queued(): number {
     return this.#queued;
   }
@@ -58,15 +75,21 @@ export class IngestPipeline {
     if (this.#closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
     if (events.length === 0) return Promise.resolve();
     if (!this.hasRoom(events.length)) return Promise.reject(new EdgewardError('ERR_SIEM_OVERLOADED'));
+    let rows: EventRows;
+    try {
+      rows = encodeEventRows(events);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new TypeError(String(err)));
+    }
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ events, resolve, reject });
+      this.#queue.push({ events, rows, resolve, reject });
       this.#queued += events.length;
       this.#schedule();
     });
   }
 
   #schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#scheduled || this.#inFlight !== undefined) return;
     this.#scheduled = true;
     // setImmediate: every request parsed in this turn of the event loop joins the same commit.
     setImmediate(() => {
@@ -75,8 +98,9 @@ export class IngestPipeline {
     });
   }
 
+  /** Sends the next group to the writer, unless one is being committed. */
   #flush(): void {
-    if (this.#queue.length === 0) return;
+    if (this.#inFlight !== undefined || this.#queue.length === 0) return;
     const group: Waiting[] = [];
     let n = 0;
     while (
@@ -87,37 +111,80 @@ export class IngestPipeline {
       group.push(w);
       n += w.events.length;
     }
-    const events: EdgeEvent[] = [];
-    for (const w of group) for (const e of w.events) events.push(e);
-    try {
-      this.#o.store.insertEvents(events);
-    } catch (err) {
-      this.#queued -= n;
-      this.#o.log.error({ err, events: n }, 'event commit failed; batches refused');
-      for (const w of group) w.reject(err);
-      if (this.#queue.length > 0) this.#schedule();
-      return;
-    }
-    this.#queued -= n;
-    this.commits++;
-    this.committed += n;
-    for (const w of group) w.resolve();
-    if (this.#queue.length > 0) this.#schedule();
-    this.#o.onCommitted?.(events);
-    let alerts: Alert[];
-    try {
-      alerts = this.#o.correlator.feed(events);
-    } catch (err) {
-      // The events are stored; a correlation bug must not take ingest down with it.
-      this.#o.log.error({ err }, 'correlation failed for a committed group');
-      return;
-    }
-    if (alerts.length > 0) this.#o.onAlerts(alerts);
+    this.#inFlight = this.#o.writer
+      .write(group.map((w) => w.rows))
+      .then(
+        () => this.#committed(group, n),
+        (err: unknown) => this.#failed(group, n, err),
+      )
+      .catch((err: unknown) => this.#o.log.error({ err }, 'ingest pipeline failed after a commit'));
   }
 
-  /** Refuses new batches and commits what is queued. */
-  close(): void {
+  #committed(group: readonly Waiting[], n: number): void {
+    this.#inFlight = undefined;
+    // Still counted in `queued` until correlated: memory stays bounded if correlation lags.
+    this.commits++;
+    this.committed += n;
+    this.#o.onGroupCommit?.(n);
+    for (const w of group) w.resolve();
+    // The writer gets the requests that queued during this commit at once; this group is
+    // correlated on the next turn, after its acknowledgements are on their way.
+    this.#flush();
+    const events: EdgeEvent[] = [];
+    for (const w of group) for (const e of w.events) events.push(e);
+    this.#toCorrelate.push(events);
+    if (!this.#correlating) {
+      this.#correlating = true;
+      setImmediate(() => this.#correlate());
+    }
+  }
+
+  #failed(group: readonly Waiting[], n: number, err: unknown): void {
+    this.#inFlight = undefined;
+    this.#queued -= n;
+    this.#o.log.error({ err, events: n }, 'event commit failed; batches refused');
+    for (const w of group) w.reject(err);
+    this.#flush();
+  }
+
+  #correlate(): void {
+    // One group per turn of the event loop: requests that arrived meanwhile are parsed in
+    // between, so the writer's next group fills sooner.
+    const events = this.#toCorrelate.shift();
+    if (events !== undefined) {
+      try {
+        this.#o.onCommitted?.(events);
+      } catch (err) {
+        this.#o.log.error({ err }, 'a committed-events listener failed');
+      }
+      let alerts: Alert[] = [];
+      try {
+        alerts = this.#o.correlator.feed(events);
+      } catch (err) {
+        // The events are stored; a correlation bug must not take ingest down with it.
+        this.#o.log.error({ err }, 'correlation failed for a committed group');
+      }
+      if (alerts.length > 0) {
+        try {
+          this.#o.onAlerts(alerts);
+        } catch (err) {
+          this.#o.log.error({ err }, 'alert handling failed for a committed group');
+        }
+      }
+      this.#queued -= events.length;
+    }
+    if (this.#toCorrelate.length > 0) setImmediate(() => this.#correlate());
+    else this.#correlating = false;
+  }
+
+  /** Refuses new batches, commits what is queued and correlates it. */
+  async close(): Promise<void> {
     this.#closed = true;
-    while (this.#queue.length > 0) this.#flush();
+    for (;;) {
+      if (this.#inFlight !== undefined) await this.#inFlight;
+      else if (this.#queue.length > 0) this.#flush();
+      else break;
+    }
+    while (this.#toCorrelate.length > 0) this.#correlate();
   }
 }

@@ -13,7 +13,10 @@ export function createSiemMetrics() {
     batches: registry.counter('edgeward_siem_batches_total', 'Event batches acknowledged'),
     commits: registry.counter('edgeward_siem_commits_total', 'Group commits (transactions) of events'),
     commitSeconds: registry.histogram('edgeward_siem_commit_seconds', 'Time to commit one group of events'),
-    queued: registry.gauge('edgeward_siem_ingest_queue_events', 'Events waiting for a commit'),
+    queued: registry.gauge(
+      'edgeward_siem_ingest_queue_events',
+      'Events accepted and waiting for their commit or their correlation',
+    ),
     alerts: registry.counter('edgeward_siem_alerts_total', 'Alerts raised, by rule'),
     decisions: registry.counter('edgeward_siem_decisions_total', 'Playbook outcomes, by outcome'),
     revision: registry.gauge('edgeward_siem_decision_revision', 'Current decision revision'),

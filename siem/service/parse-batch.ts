@@ -1,7 +1,7 @@
 // Turns a POST /v1/events body (a JSON array, or NDJSON: one object per line) into validated,
 // stamped events. Pure: the observer comes from the caller's verified client certificate.
 import { EdgewardError } from '../../common/errors.js';
-import { stampEvent, validateEvent, type EdgeEvent } from '../../common/events.js';
+import { validateEvent, type EdgeEvent } from '../../common/events.js';
 
 export const MAX_BATCH_EVENTS = 10_000;
 
@@ -66,6 +66,9 @@ export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEven
   const max = ctx.maxEvents ?? MAX_BATCH_EVENTS;
   if (raw.length > max) throw new EdgewardError('ERR_SIEM_BATCH_TOO_LARGE');
   const out: EdgeEvent[] = new Array<EdgeEvent>(raw.length);
+  // Validated and stamped in one copy; the options are reused (validateEvent copies the values).
+  const stamp = { id: '', observer: ctx.observer, ingested: ctx.now };
+  const opts = { now: ctx.now, stamp };
   for (let i = 0; i < raw.length; i++) {
     let e = raw[i];
     if (typeof e === 'object' && e !== null && !Array.isArray(e) && Object.hasOwn(e, 'observer.identity')) {
@@ -79,9 +82,9 @@ export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEven
       delete copy['observer.identity'];
       e = copy;
     }
-    let v: EdgeEvent;
+    stamp.id = ctx.newId(ctx.now);
     try {
-      v = validateEvent(e, { now: ctx.now });
+      out[i] = validateEvent(e, opts);
     } catch (err) {
       if (err instanceof EdgewardError) {
         throw new EdgewardError(err.code, `event ${i}: ${err.message}`, {
@@ -91,7 +94,6 @@ export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEven
       }
       throw err;
     }
-    out[i] = stampEvent(v, { id: ctx.newId(ctx.now), observer: ctx.observer, ingested: ctx.now });
   }
   return out;
 }

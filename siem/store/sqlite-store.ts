@@ -6,10 +6,15 @@ import { EdgewardError } from '../../common/errors.js';
 import type { EdgeEvent } from '../../common/events.js';
 import type { Alert } from '../correlate/index.js';
 import type { PendingDecision, ResponseState } from '../playbooks/index.js';
+import { configureConnection } from './connection.js';
 import { ENTITY, entityHash } from './entity-hash.js';
+import { prepareEventInsert } from './event-insert.js';
+import { encodeEventRows } from './event-rows.js';
 import type { AlertQuery, DecisionChanges, SiemStore, TimelineQuery } from './store.js';
 
-const SCHEMA_VERSION = 1;
+// 2: alert_entity (alerts by entity), filled from the stored alerts when an older file is opened;
+// entity_timeline_recent (the newest timeline entries, see event-insert.ts), created empty.
+const SCHEMA_VERSION = 2;
 
 // Per-entity timelines live in one integer-keyed index table (entity hash, event time, rowid)
 // rather than four text indexes on events: one B-tree of small keys takes a batch insert about
@@ -35,6 +40,12 @@ CREATE TABLE IF NOT EXISTS entity_timeline (
   event INTEGER NOT NULL,
   PRIMARY KEY (h, ts, event)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entity_timeline_recent (
+  h INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  event INTEGER NOT NULL,
+  PRIMARY KEY (h, ts, event)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
   id TEXT PRIMARY KEY,
   rule_id TEXT NOT NULL,
@@ -44,6 +55,13 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time);
 CREATE INDEX IF NOT EXISTS alerts_rule ON alerts (rule_id, time);
+CREATE TABLE IF NOT EXISTS alert_entity (
+  value TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  alert INTEGER NOT NULL,
+  PRIMARY KEY (value, time, alert)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alert_entity_alert ON alert_entity (alert);
 CREATE TABLE IF NOT EXISTS decisions (
   id TEXT PRIMARY KEY,
   revision INTEGER NOT NULL,
@@ -74,6 +92,15 @@ export interface SqliteStoreOptions {
 
 type Row = { doc: string };
 
+/** The entities an alert is about: its group-by values and the source identity of its trigger. */
+function alertEntities(a: Alert): Set<string> {
+  const out = new Set<string>();
+  for (const v of Object.values(a.groupBy ?? {})) if (typeof v === 'string' && v !== '') out.add(v);
+  const si = a.trigger?.['source.identity'];
+  if (typeof si === 'string' && si !== '') out.add(si);
+  return out;
+}
+
 function storeError(err: unknown, what: string): EdgewardError {
   return new EdgewardError('ERR_SIEM_STORE', `event store: ${what} failed`, { cause: err });
 }
@@ -82,38 +109,31 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
   let db: Database.Database;
   try {
     db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
-    db.pragma('busy_timeout = 5000');
-    // Checkpoint less often than SQLite's default 1000 pages: index pages touched by many batches
-    // are then copied back to the database file once per checkpoint rather than many times.
-    db.pragma(`wal_autocheckpoint = ${Math.max(100, Math.floor(opts.walAutocheckpointPages ?? 10_000))}`);
-    db.pragma('temp_store = MEMORY');
-    // The timeline index takes random keys; a larger page cache keeps its B-tree's hot pages in
-    // memory (the default 2 MiB makes batch inserts slower).
-    db.pragma(`cache_size = -${Math.max(2, Math.floor(opts.cacheMiB ?? 64)) * 1024}`);
+    configureConnection(db, opts);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION)
       throw new Error(`store schema ${version} is newer than this SIEM (${SCHEMA_VERSION})`);
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      if (version < 2) backfillAlertEntities(db);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
   } catch (err) {
     throw storeError(err, 'open');
   }
-  const insEvent = db.prepare(
-    `INSERT INTO events (id, ts, action, source_identity, destination_identity, source_ip, serial, observer, doc)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  // One statement per event for its 1..4 timeline entries: fewer calls into SQLite per event.
-  const insEntity = [1, 2, 3, 4].map((k) =>
-    db.prepare(
-      `INSERT OR IGNORE INTO entity_timeline (h, ts, event) VALUES ${Array<string>(k).fill('(?, ?, ?)').join(', ')}`,
-    ),
-  );
-  const entityRow: (number | bigint)[] = [];
-  const delEntity = db.prepare(`DELETE FROM entity_timeline WHERE h = ? AND ts = ? AND event = ?`);
+  // The same insert as the ingest writer's (event-insert.ts); here for audit events and tests.
+  const inserter = prepareEventInsert(db);
+  const delMerged = db.prepare(`DELETE FROM entity_timeline WHERE h = ? AND ts = ? AND event = ?`);
+  const delRecent = db.prepare(`DELETE FROM entity_timeline_recent WHERE h = ? AND ts = ? AND event = ?`);
+  const delEntity = (h: number, ts: number, event: number): void => {
+    delMerged.run(h, ts, event);
+    delRecent.run(h, ts, event);
+  };
   const insAlert = db.prepare(
     `INSERT OR IGNORE INTO alerts (id, rule_id, level, time, doc) VALUES (?, ?, ?, ?, ?)`,
+  );
+  const insAlertEntity = db.prepare(
+    `INSERT OR IGNORE INTO alert_entity (value, time, alert) VALUES (?, ?, ?)`,
   );
   const upDecision = db.prepare(
     `INSERT INTO decisions (id, revision, scope_type, scope_value, action, created_at, expires_at, removed_at, doc)
@@ -131,9 +151,9 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
      FROM events WHERE ts < ? ORDER BY ts LIMIT ?`,
   );
   const delEvent = db.prepare(`DELETE FROM events WHERE rowid = ?`);
-  const pruneAlerts = db.prepare(
-    `DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts WHERE time < ? LIMIT ?)`,
-  );
+  const oldAlerts = db.prepare(`SELECT rowid AS r FROM alerts WHERE time < ? ORDER BY time LIMIT ?`);
+  const delAlertEntities = db.prepare(`DELETE FROM alert_entity WHERE alert = ?`);
+  const delAlert = db.prepare(`DELETE FROM alerts WHERE rowid = ?`);
   const countEvents = db.prepare(`SELECT count(*) AS n FROM events`);
   const byId = db.prepare(`SELECT doc FROM events WHERE id = ?`);
   const COLUMN = {
@@ -142,54 +162,55 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     'source.ip': 'source_ip',
     serial: 'serial',
   } as const;
+  // An entity's entries are in entity_timeline or, the newest, in entity_timeline_recent.
+  // Each side is cut to `limit` in index order before the union, and documents are read only for
+  // the rows kept: a busy identity (100,000s of events) costs what a quiet one does.
+  const side = (table: string, h: string, column: string): string =>
+    `SELECT ts, event FROM (
+       SELECT t.ts, t.event FROM ${table} t JOIN events e ON e.rowid = t.event
+         WHERE t.h = ${h} AND t.ts >= @since AND t.ts < @until AND e.${column} = @v
+         ORDER BY t.ts DESC, t.event DESC LIMIT @limit)`;
+  const newest = (sides: string[]): string =>
+    `SELECT e.doc FROM (
+       ${sides.join(' UNION ')}
+       ORDER BY ts DESC, event DESC LIMIT @limit
+     ) k JOIN events e ON e.rowid = k.event
+     ORDER BY k.ts DESC, k.event DESC`;
+  const bothTables = (h: string, column: string): string[] => [
+    side('entity_timeline', h, column),
+    side('entity_timeline_recent', h, column),
+  ];
   const timelines = new Map(
     (Object.keys(COLUMN) as (keyof typeof COLUMN)[]).map((k) => [
       k,
-      db.prepare(
-        `SELECT e.doc FROM entity_timeline t JOIN events e ON e.rowid = t.event
-         WHERE t.h = ? AND t.ts >= ? AND t.ts < ? AND e.${COLUMN[k]} = ?
-         ORDER BY t.ts DESC, t.event DESC LIMIT ?`,
-      ),
+      db.prepare(newest(bothTables('@h', COLUMN[k]))),
     ]),
   );
   const timelineEither = db.prepare(
-    `SELECT doc FROM (
-       SELECT e.doc, t.ts, t.event FROM entity_timeline t JOIN events e ON e.rowid = t.event
-         WHERE t.h = @hs AND t.ts >= @since AND t.ts < @until AND e.source_identity = @v
-       UNION
-       SELECT e.doc, t.ts, t.event FROM entity_timeline t JOIN events e ON e.rowid = t.event
-         WHERE t.h = @hd AND t.ts >= @since AND t.ts < @until AND e.destination_identity = @v
-     ) ORDER BY ts DESC, event DESC LIMIT @limit`,
+    newest([...bothTables('@hs', 'source_identity'), ...bothTables('@hd', 'destination_identity')]),
   );
-
-  const insertEvents = db.transaction((events: readonly EdgeEvent[]) => {
-    for (const e of events) {
-      const id = e['event.id'];
-      if (id === undefined) throw new TypeError('stored events must carry event.id (stampEvent)');
-      const ts = e['@timestamp'];
-      const si = e['source.identity'];
-      const di = e['destination.identity'];
-      const ip = e['source.ip'];
-      const se = e['tls.client.x509.serial_number'];
-      const r = insEvent.run(
-        id,
-        ts,
-        e['event.action'],
-        si ?? null,
-        di ?? null,
-        ip ?? null,
-        se ?? null,
-        e['observer.identity'] ?? null,
-        JSON.stringify(e),
-      ).lastInsertRowid;
-      entityRow.length = 0;
-      if (si !== undefined) entityRow.push(entityHash(ENTITY.sourceIdentity, si), ts, r);
-      if (di !== undefined) entityRow.push(entityHash(ENTITY.destinationIdentity, di), ts, r);
-      if (ip !== undefined) entityRow.push(entityHash(ENTITY.sourceIp, ip), ts, r);
-      if (se !== undefined) entityRow.push(entityHash(ENTITY.serial, se), ts, r);
-      if (entityRow.length > 0) (insEntity[entityRow.length / 3 - 1] as Database.Statement).run(entityRow);
+  const alertQueries = new Map<string, Database.Statement>();
+  /** One statement per shape of AlertQuery, each served by an index in newest-first order. */
+  const alertStatement = (entity: boolean, rule: boolean): Database.Statement => {
+    const key = `${entity}/${rule}`;
+    let st = alertQueries.get(key);
+    if (st === undefined) {
+      st = entity
+        ? db.prepare(
+            `SELECT a.doc FROM alert_entity x JOIN alerts a ON a.rowid = x.alert
+             WHERE x.value = @entity AND x.time >= @since AND x.time < @before
+             ${rule ? 'AND a.rule_id = @rule' : ''}
+             ORDER BY x.time DESC, x.alert DESC LIMIT @limit`,
+          )
+        : db.prepare(
+            `SELECT doc FROM alerts WHERE ${rule ? 'rule_id = @rule AND' : ''} time >= @since AND time < @before
+             ORDER BY time DESC LIMIT @limit`,
+          );
+      alertQueries.set(key, st);
     }
-  });
+    return st;
+  };
+
   const prune = db.transaction((cutoff: number, n: number): number => {
     const rows = oldest.all(cutoff, n) as {
       r: number;
@@ -200,16 +221,28 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       se: string | null;
     }[];
     for (const x of rows) {
-      if (x.si !== null) delEntity.run(entityHash(ENTITY.sourceIdentity, x.si), x.ts, x.r);
-      if (x.di !== null) delEntity.run(entityHash(ENTITY.destinationIdentity, x.di), x.ts, x.r);
-      if (x.ip !== null) delEntity.run(entityHash(ENTITY.sourceIp, x.ip), x.ts, x.r);
-      if (x.se !== null) delEntity.run(entityHash(ENTITY.serial, x.se), x.ts, x.r);
+      if (x.si !== null) delEntity(entityHash(ENTITY.sourceIdentity, x.si), x.ts, x.r);
+      if (x.di !== null) delEntity(entityHash(ENTITY.destinationIdentity, x.di), x.ts, x.r);
+      if (x.ip !== null) delEntity(entityHash(ENTITY.sourceIp, x.ip), x.ts, x.r);
+      if (x.se !== null) delEntity(entityHash(ENTITY.serial, x.se), x.ts, x.r);
       delEvent.run(x.r);
     }
     return rows.length;
   });
   const insertAlerts = db.transaction((alerts: readonly Alert[]) => {
-    for (const a of alerts) insAlert.run(a.id, a.ruleId, a.level, a.time, JSON.stringify(a));
+    for (const a of alerts) {
+      const r = insAlert.run(a.id, a.ruleId, a.level, a.time, JSON.stringify(a));
+      if (r.changes === 0) continue; // a re-fed alert: stored once, indexed once
+      for (const v of alertEntities(a)) insAlertEntity.run(v, a.time, r.lastInsertRowid);
+    }
+  });
+  const pruneAlerts = db.transaction((cutoff: number, n: number): number => {
+    const rows = oldAlerts.all(cutoff, n) as { r: number }[];
+    for (const x of rows) {
+      delAlertEntities.run(x.r);
+      delAlert.run(x.r);
+    }
+    return rows.length;
   });
   const saveChanges = db.transaction((c: DecisionChanges) => {
     for (const d of c.upserts) {
@@ -236,7 +269,8 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     insertEvents(events) {
       if (events.length === 0) return;
       try {
-        insertEvents(events);
+        inserter.insert([encodeEventRows(events)]);
+        if (inserter.mergeDue()) while (inserter.mergeStep());
       } catch (err) {
         if (err instanceof TypeError) throw err;
         throw storeError(err, 'insert');
@@ -271,22 +305,23 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
             : q.entity === 'source.ip'
               ? ENTITY.sourceIp
               : ENTITY.serial;
-      return parseDocs<EdgeEvent>(stmt.all(entityHash(kind, v), since, until, v, limit));
+      return parseDocs<EdgeEvent>(stmt.all({ h: entityHash(kind, v), since, until, v, limit }));
     },
     event(id: string) {
       const row = byId.get(id) as Row | undefined;
       return row === undefined ? undefined : (JSON.parse(row.doc) as EdgeEvent);
     },
     alerts(q: AlertQuery = {}) {
-      const limit = limitOf(q.limit);
-      const since = q.since ?? 0;
-      const rows =
-        q.ruleId === undefined
-          ? db.prepare(`SELECT doc FROM alerts WHERE time >= ? ORDER BY time DESC LIMIT ?`).all(since, limit)
-          : db
-              .prepare(`SELECT doc FROM alerts WHERE rule_id = ? AND time >= ? ORDER BY time DESC LIMIT ?`)
-              .all(q.ruleId, since, limit);
-      return parseDocs<Alert>(rows);
+      const entity = q.entity;
+      if (entity !== undefined && (typeof entity !== 'string' || entity.length > 2048)) return [];
+      const args: Record<string, unknown> = {
+        since: Number.isFinite(q.since) ? q.since : 0,
+        before: Number.isFinite(q.before) ? q.before : Number.MAX_SAFE_INTEGER,
+        limit: limitOf(q.limit),
+      };
+      if (entity !== undefined) args['entity'] = entity;
+      if (q.ruleId !== undefined) args['rule'] = q.ruleId;
+      return parseDocs<Alert>(alertStatement(entity !== undefined, q.ruleId !== undefined).all(args));
     },
     countEvents() {
       return (countEvents.get() as { n: number }).n;
@@ -319,8 +354,10 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     pruneOlderThan(cutoff, batch = 5000) {
       const n = Math.max(1, Math.min(100_000, Math.floor(batch)));
       try {
-        const e = prune(cutoff, n);
-        const a = e < n ? pruneAlerts.run(cutoff, n - e).changes : 0;
+        // IMMEDIATE: these read before they write, and the ingest writer's connection commits
+        // concurrently; a deferred transaction would fail its upgrade instead of waiting.
+        const e = prune.immediate(cutoff, n);
+        const a = e < n ? pruneAlerts.immediate(cutoff, n - e) : 0;
         return e + a;
       } catch (err) {
         throw storeError(err, 'retention');
@@ -330,6 +367,28 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       db.close();
     },
   };
+}
+
+/** Indexes the alerts a schema-1 file already holds (in the transaction that upgrades it). */
+function backfillAlertEntities(db: Database.Database): void {
+  const ins = db.prepare(`INSERT OR IGNORE INTO alert_entity (value, time, alert) VALUES (?, ?, ?)`);
+  const page = db.prepare(
+    `SELECT rowid AS r, time, doc FROM alerts WHERE rowid > ? ORDER BY rowid LIMIT 5000`,
+  );
+  for (let after = 0; ;) {
+    const rows = page.all(after) as { r: number; time: number; doc: string }[];
+    if (rows.length === 0) return;
+    for (const row of rows) {
+      after = row.r;
+      let a: Alert;
+      try {
+        a = JSON.parse(row.doc) as Alert;
+      } catch {
+        continue; // not ours to repair; it stays listed by time and rule
+      }
+      for (const v of alertEntities(a)) ins.run(v, row.time, row.r);
+    }
+  }
 }
 
 /** Runs retention to completion in small batches, yielding between them so ingest keeps going. */

@@ -20,8 +20,17 @@ export interface TimelineQuery {
 }
 
 export interface AlertQuery {
+  /** Epoch ms, inclusive. */
   readonly since?: number;
+  /** Epoch ms, exclusive: the next page of a newest-first list. */
+  readonly before?: number;
   readonly ruleId?: string;
+  /**
+   * Alerts about one entity: one of its group-by values (identity, address, serial) or the
+   * source identity of the event that completed it. Served by an index, whatever the alert's age.
+   */
+  readonly entity?: string;
+  /** At most this many, newest first (default 100, at most 10,000). */
   readonly limit?: number;
 }
 

@@ -208,6 +208,37 @@ describe('hostile input at ingest', () => {
     expect(m).toMatch(/edgeward_siem_events_rejected_total\{reason="ERR_SIEM_OBSERVER_MISMATCH"\} 1/);
   });
 
+  it('refuses a batch with one malformed event whole, while batches sharing its group commit are stored', async () => {
+    const before = siem.store.countEvents();
+    const batch = (who: string, n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        ...one,
+        '@timestamp': Date.now() - 1000 + i,
+        'source.identity': `spiffe://${TD}/device/${who}`,
+      }));
+    const bad = batch('mixed', 50);
+    bad[37] = { ...bad[37], 'source.port': 70_000 } as (typeof bad)[number];
+    const results = await Promise.all([
+      ...Array.from({ length: 4 }, (_, k) => post(node, JSON.stringify(batch(`good${k}`, 100)))),
+      post(node, JSON.stringify(bad)),
+      ...Array.from({ length: 4 }, (_, k) => post(node2, JSON.stringify(batch(`good${k + 4}`, 100)))),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 400, 200, 200, 200, 200]);
+    expect(results[4]?.json?.['code']).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(siem.store.countEvents()).toBe(before + 800);
+    expect(siem.store.timeline({ entity: 'source.identity', value: `spiffe://${TD}/device/mixed` })).toEqual(
+      [],
+    );
+    for (let k = 0; k < 8; k++)
+      expect(
+        siem.store.timeline({
+          entity: 'source.identity',
+          value: `spiffe://${TD}/device/good${k}`,
+          limit: 1000,
+        }),
+      ).toHaveLength(100);
+  });
+
   it('refuses ingest without a client certificate, or with one from another CA', async () => {
     const none = await post(undefined, JSON.stringify([one]));
     expect([none.status, none.json?.['code']]).toEqual([401, 'ERR_SIEM_UNAUTHENTICATED']);

@@ -330,6 +330,12 @@ async function quarantine(scope, reason) {
 }
 
 // ---------- decisions ----------
+// The server sends at most a few hundred of each list (newest first, agents furthest behind first).
+function shown(list, total) {
+  const n = (list ?? []).length;
+  return typeof total === 'number' && total > n ? ` (${n} of ${total})` : '';
+}
+
 async function renderDecisions() {
   const d = await api('/api/decisions');
   const now = Date.now();
@@ -406,11 +412,11 @@ async function renderDecisions() {
   $main.replaceChildren(
     h('h2', {}, `Decisions (revision ${text(d.revision)})`),
     canAct() ? form : null,
-    h('h3', {}, 'Active'),
+    h('h3', {}, `Active${shown(d.active, d.activeTotal)}`),
     table(['Id', 'Scope', 'Action', 'TTL left', 'Reason', ''], active, 'Active decisions'),
-    h('h3', {}, 'Waiting for approval'),
+    h('h3', {}, `Waiting for approval${shown(d.pending, d.pendingTotal)}`),
     table(['Id', 'Scope', 'Reason', ''], pending, 'Pending decisions'),
-    h('h3', {}, 'Agents'),
+    h('h3', {}, `Agents${shown(d.agents, d.agentsTotal)}`),
     table(['Agent', 'Acknowledged revision', 'Revisions behind', 'Lag'], agents, 'Agent acknowledgements'),
   );
 }

@@ -153,6 +153,25 @@ describe('value_count', () => {
     ).toHaveLength(0);
     expect(c.feed([conn(5000, '10.0.0.9')])).toHaveLength(1);
   });
+
+  it('a late value completes an earlier window while the newest one falls short', () => {
+    const c = new Correlator(rules, { latenessMs: 120_000 });
+    // The newest window (10 s, 70 s] holds one address; (-50 s, 10 s] held two.
+    expect(c.feed([conn(0, '10.0.0.1'), conn(10_000, '10.0.0.2'), conn(70_000, '10.0.0.1')])).toHaveLength(0);
+    const alerts = c.feed([conn(5000, '10.0.0.3')]);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]?.time).toBe(T + 10_000);
+    expect([...(alerts[0]?.values ?? [])].sort()).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    // Every entry in one window with too few addresses: nothing, however late they come.
+    const d = new Correlator(rules, { latenessMs: 120_000 });
+    expect(
+      d.feed([
+        conn(30_000, '10.0.0.1', 'bb'),
+        conn(40_000, '10.0.0.2', 'bb'),
+        conn(20_000, '10.0.0.1', 'bb'),
+      ]),
+    ).toHaveLength(0);
+  });
 });
 
 describe('temporal_ordered', () => {

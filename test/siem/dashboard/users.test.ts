@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDashboardDb } from '../../../siem/dashboard/cli.js';
-import { Inventory } from '../../../siem/dashboard/inventory.js';
+import { Inventory, quarantineSet } from '../../../siem/dashboard/inventory.js';
 import { SessionStore } from '../../../siem/dashboard/sessions.js';
 import { UserStore, roleAtLeast } from '../../../siem/dashboard/users.js';
 import { fakeClock } from '../../../common/clock.js';
@@ -94,7 +94,7 @@ describe('inventory projection', () => {
         'observer.identity': `${TD}/node/n2`,
       },
     ]);
-    const quarantined = (id: string): boolean => id === `${TD}/node/n1`;
+    const quarantined = quarantineSet([`${TD}/node/n1`]);
     const n1 = inv.get(`${TD}/node/n1`, quarantined);
     expect(n1).toMatchObject({
       method: 'tpm',

@@ -1,5 +1,6 @@
 // The ingest body parser and stamper: formats, limits, observer handling, all-or-nothing batches.
 import { describe, expect, it } from 'vitest';
+import { stampEvent, validateEvent } from '../../../common/events.js';
 import { decodeBatch, stampBatch } from '../../../siem/service/parse-batch.js';
 
 const OBS = 'spiffe://factory.example/node/n1';
@@ -76,5 +77,21 @@ describe('stampBatch', () => {
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     expect(code(() => stampBatch([ev({ '@timestamp': NOW + 3_600_000 })], ctx))).toBe('ERR_SIEM_EVENT_TIME');
     expect(code(() => stampBatch(['x'], ctx))).toBe('ERR_SIEM_EVENT_INVALID');
+  });
+});
+
+describe('stampBatch and stampEvent', () => {
+  it('stamps in the same copy exactly as stampEvent after validateEvent does (fields and their order)', () => {
+    const raw = ev({
+      '@timestamp': new Date(NOW - 5000).toISOString(),
+      'source.ip': 'FE80::1',
+      'source.identity': 'spiffe://factory.example/device/d1',
+      message: 'a\u0000b',
+    });
+    const [got] = stampBatch([raw], { ...ctx, newId: () => 'id-1' });
+    const want = stampEvent(validateEvent(raw, { now: NOW }), { id: 'id-1', observer: OBS, ingested: NOW });
+    expect(JSON.stringify(got)).toBe(JSON.stringify(want));
+    expect(got?.['source.ip']).toBe('fe80::1');
+    expect(got?.['@timestamp']).toBe(NOW - 5000);
   });
 });

@@ -126,6 +126,106 @@ describe('SQLite store', () => {
     s.close();
   });
 
+  const alertOf = (
+    id: string,
+    time: number,
+    groupBy: Record<string, string>,
+    trigger = ev(0, {}),
+  ): Alert => ({
+    id,
+    ruleId: 'r1',
+    title: 't',
+    level: 'high',
+    type: 'event_count',
+    time,
+    windowStart: time,
+    groupBy,
+    count: 3,
+    values: [],
+    events: [],
+    trigger,
+  });
+
+  it('pages alerts newest first with before, and finds an entity\u2019s alerts by index at any age', () => {
+    const s = openSqliteStore(join(dir, 'alert-pages.db'));
+    const old = alertOf('old', T, { 'source.identity': D1 });
+    // 3,000 newer alerts about other entities: the old one is far beyond any "newest N" window.
+    const others = Array.from({ length: 3000 }, (_, i) =>
+      alertOf(`o${i}`, T + 1000 + i, { 'source.ip': '10.0.0.9' }),
+    );
+    const byTrigger = alertOf(
+      'trig',
+      T + 5000,
+      { 'source.ip': '10.0.0.8' },
+      ev(0, { 'source.identity': D1 }),
+    );
+    s.insertAlerts([old, ...others, byTrigger]);
+    expect(s.alerts({ entity: D1 }).map((a) => a.id)).toEqual(['trig', 'old']);
+    expect(s.alerts({ entity: D1, before: T + 5000 }).map((a) => a.id)).toEqual(['old']);
+    expect(s.alerts({ entity: D1, since: T + 1 }).map((a) => a.id)).toEqual(['trig']);
+    expect(s.alerts({ entity: D1, ruleId: 'r2' })).toEqual([]);
+    expect(s.alerts({ entity: '10.0.0.9', limit: 2 }).map((a) => a.id)).toEqual(['o2999', 'o2998']);
+    const page1 = s.alerts({ limit: 100 });
+    expect(page1[0]?.id).toBe('trig');
+    const page2 = s.alerts({ limit: 100, before: page1[99]!.time });
+    expect(page2[0]?.time).toBeLessThan(page1[99]!.time);
+    expect(page2).toHaveLength(100);
+    expect(s.alerts({ before: T }).map((a) => a.id)).toEqual([]);
+    // A re-fed alert is stored and indexed once; unknown or oversized entities find nothing.
+    s.insertAlerts([old]);
+    expect(s.alerts({ entity: D1 }).map((a) => a.id)).toEqual(['trig', 'old']);
+    expect(s.alerts({ entity: 'spiffe://factory.example/device/none' })).toEqual([]);
+    expect(s.alerts({ entity: 'x'.repeat(5000) })).toEqual([]);
+    expect(s.alerts({ before: Number.NaN, limit: 1 }).map((a) => a.id)).toEqual(['trig']);
+    s.close();
+  });
+
+  it('upgrades a schema-1 file: its stored alerts become findable by entity', () => {
+    const file = join(dir, 'schema1.db');
+    const raw = new Database(file);
+    raw.exec(`CREATE TABLE alerts (id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, level TEXT NOT NULL,
+      time INTEGER NOT NULL, doc TEXT NOT NULL)`);
+    const a = alertOf('a-v1', T, { 'source.identity': D2 });
+    raw
+      .prepare('INSERT INTO alerts VALUES (?, ?, ?, ?, ?)')
+      .run(a.id, a.ruleId, a.level, a.time, JSON.stringify(a));
+    raw.prepare('INSERT INTO alerts VALUES (?, ?, ?, ?, ?)').run('broken', 'r1', 'low', T, '{not json');
+    raw.pragma('user_version = 1');
+    raw.close();
+    const s = openSqliteStore(file);
+    expect(s.alerts({ entity: D2 }).map((x) => x.id)).toEqual(['a-v1']);
+    s.close();
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    check.close();
+    // Opening it again does not index twice.
+    const again = openSqliteStore(file);
+    expect(again.alerts({ entity: D2 })).toHaveLength(1);
+    again.close();
+  });
+
+  it('answers a busy identity\u2019s timeline from both sides, newest first, each event once', () => {
+    const s = openSqliteStore(join(dir, 'busy.db'));
+    // 5,000 events with N1 as destination, then 3 newer with N1 as source, one of them to itself.
+    s.insertEvents(
+      Array.from({ length: 5000 }, (_, i) => ev(i, { 'source.identity': D1, 'destination.identity': N1 })),
+    );
+    s.insertEvents([
+      ev(6000, { 'source.identity': N1, 'destination.identity': D2 }),
+      ev(6001, { 'source.identity': N1, 'destination.identity': N1 }),
+      ev(6002, { 'source.identity': N1 }),
+    ]);
+    const at = (xs: EdgeEvent[]) => xs.map((e) => e['@timestamp'] - T);
+    expect(at(s.timeline({ entity: 'identity', value: N1, limit: 5 }))).toEqual([
+      6002, 6001, 6000, 4999, 4998,
+    ]);
+    expect(at(s.timeline({ entity: 'identity', value: N1, until: T + 6001, limit: 2 }))).toEqual([
+      6000, 4999,
+    ]);
+    expect(s.timeline({ entity: 'identity', value: N1, limit: 10_000 })).toHaveLength(5003);
+    s.close();
+  });
+
   it('persists decision changes and restores the response state', () => {
     const file = join(dir, 'decisions.db');
     const s = openSqliteStore(file);
@@ -174,6 +274,21 @@ describe('SQLite store', () => {
     expect(s.timeline({ entity: 'source.ip', value: '10.0.0.1' })).toHaveLength(0);
     await expect(applyRetention(s, 0, T)).rejects.toThrow(TypeError);
     s.close();
+  });
+
+  it('retention deletes old alerts with their entity index entries', () => {
+    const file = join(dir, 'retention-alerts.db');
+    const s = openSqliteStore(file);
+    s.insertAlerts([
+      alertOf('old', T - 10 * DAY, { 'source.identity': D1 }),
+      alertOf('new', T, { 'source.identity': D1 }),
+    ]);
+    expect(s.pruneOlderThan(T - 7 * DAY, 100)).toBe(1);
+    expect(s.alerts({ entity: D1 }).map((a) => a.id)).toEqual(['new']);
+    s.close();
+    const db = new Database(file, { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n FROM alert_entity').get()).toEqual({ n: 1 });
+    db.close();
   });
 
   it('reports a file it cannot open with ERR_SIEM_STORE', () => {

@@ -1,0 +1,304 @@
+// The ingest path's writer: its own connection to the SIEM's SQLite file, on a worker thread by
+// default, so that the event inserts (the largest part of ingest) run on a second core while the
+// event loop parses, validates and correlates. Writes are committed in the order they were given,
+// each as one transaction, and a write resolves only once its transaction is committed (with the
+// connection's `synchronous` setting: FULL means on disk).
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { EdgewardError } from '../../common/errors.js';
+import { configureConnection, type ConnectionOptions } from './connection.js';
+import { prepareEventInsert, type EventInsert } from './event-insert.js';
+import type { EventRows } from './event-rows.js';
+import type { SiemStore } from './store.js';
+
+export interface EventWriterOptions extends ConnectionOptions {
+  /** Insert on a worker thread (default) or on the calling thread. */
+  readonly thread?: boolean;
+}
+
+export interface EventWriter {
+  /** Commits the batches in one transaction; resolves once committed, rejects with ERR_SIEM_STORE. */
+  write(batches: readonly EventRows[]): Promise<void>;
+  /**
+   * Runs a write on another connection to the same file (the store's: decisions, alerts, audit,
+   * retention) with priority: the writer thread starts no new transaction until it returns, so
+   * that write waits for at most the group being committed instead of being starved by a
+   * writer that is busy nearly all the time under load.
+   */
+  exclusive<T>(fn: () => T): T;
+  /** Commits what was given, then closes. */
+  close(): Promise<void>;
+  /**
+   * Stops the writer thread at once, as a crash would: writes not yet answered are rejected and
+   * the next write starts a new thread. (A transaction it had not finished is rolled back.)
+   */
+  abort(): Promise<void>;
+}
+
+/** Messages to the thread. */
+export type ToWriter =
+  | { readonly t: 'write'; readonly id: number; readonly batches: readonly EventRows[] }
+  | { readonly t: 'close' };
+/** Messages from the thread. */
+export type FromWriter =
+  | { readonly t: 'ready' }
+  | { readonly t: 'fatal'; readonly message: string }
+  | { readonly t: 'done'; readonly id: number }
+  | { readonly t: 'failed'; readonly id: number; readonly message: string };
+
+export interface WriterData {
+  readonly file: string;
+  readonly opts: ConnectionOptions;
+  /**
+   * [WANT]: > 0 while the store's connection wants the write lock (EventWriter.exclusive);
+   * [BUSY]: 1 while the writer thread is inside a transaction.
+   */
+  readonly gate: Int32Array;
+}
+
+export const WANT = 0;
+export const BUSY = 1;
+/** Longest the store's connection waits for the writer's transaction before trying anyway. */
+const HANDOFF_MS = 10_000;
+
+const storeError = (what: string, cause: unknown): EdgewardError =>
+  new EdgewardError('ERR_SIEM_STORE', `event store: ${what}`, { cause });
+
+/** Opens the writer's connection (the schema must exist: the store opens the file first). */
+export function openWriterConnection(
+  file: string,
+  opts: ConnectionOptions,
+): {
+  db: Database.Database;
+  insert: EventInsert;
+} {
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    configureConnection(db, opts);
+    return { db, insert: prepareEventInsert(db) };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/**
+ * One step of merging the recent timeline entries; returns whether to take another. The events
+ * are committed already; a step that fails (disk full) leaves the entries where queries still
+ * find them, and the merge is tried again after the next insert.
+ */
+export function mergeStepQuietly(ins: EventInsert): boolean {
+  try {
+    return ins.mergeStep();
+  } catch {
+    return false;
+  }
+}
+
+function workerScript(): URL {
+  const js = new URL('./event-writer-worker.js', import.meta.url);
+  if (existsSync(js)) return js;
+  // Run from the TypeScript sources (vitest): the compiled worker in dist/, which the test
+  // set-up builds first.
+  return new URL('../../dist/siem/store/event-writer-worker.js', import.meta.url);
+}
+
+export async function openEventWriter(file: string, opts: EventWriterOptions = {}): Promise<EventWriter> {
+  const conn: ConnectionOptions = {
+    ...(opts.synchronous !== undefined ? { synchronous: opts.synchronous } : {}),
+    ...(opts.cacheMiB !== undefined ? { cacheMiB: opts.cacheMiB } : {}),
+    ...(opts.walAutocheckpointPages !== undefined
+      ? { walAutocheckpointPages: opts.walAutocheckpointPages }
+      : {}),
+  };
+  if (opts.thread === false) return inThreadWriter(file, conn);
+  const w = new ThreadWriter(file, conn);
+  await w.start();
+  return w;
+}
+
+function inThreadWriter(file: string, opts: ConnectionOptions): EventWriter {
+  let c: ReturnType<typeof openWriterConnection> | undefined;
+  try {
+    c = openWriterConnection(file, opts);
+  } catch (err) {
+    throw storeError('open failed', err);
+  }
+  return {
+    write(batches) {
+      if (c === undefined) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
+      try {
+        c.insert.insert(batches);
+      } catch (err) {
+        return Promise.reject(err instanceof TypeError ? err : storeError('insert failed', err));
+      }
+      if (c.insert.mergeDue()) while (mergeStepQuietly(c.insert));
+      return Promise.resolve();
+    },
+    exclusive(fn) {
+      return fn();
+    },
+    close() {
+      c?.db.close();
+      c = undefined;
+      return Promise.resolve();
+    },
+    abort() {
+      return this.close();
+    },
+  };
+}
+
+interface Pending {
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+class ThreadWriter implements EventWriter {
+  readonly #file: string;
+  readonly #opts: ConnectionOptions;
+  #worker: Worker | undefined;
+  #starting: Promise<Worker> | undefined;
+  /** The thread #starting waits for. */
+  #startingWorker: Worker | undefined;
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+  #closed = false;
+  readonly #gate = new Int32Array(new SharedArrayBuffer(8));
+
+  constructor(file: string, opts: ConnectionOptions) {
+    this.#file = file;
+    this.#opts = opts;
+  }
+
+  start(): Promise<Worker> {
+    if (this.#worker !== undefined) return Promise.resolve(this.#worker);
+    this.#starting ??= new Promise<Worker>((resolve, reject) => {
+      const data: WriterData = { file: this.#file, opts: this.#opts, gate: this.#gate };
+      const w = new Worker(workerScript(), { workerData: data });
+      this.#startingWorker = w;
+      let ready = false;
+      w.on('message', (m: FromWriter) => {
+        if (m.t === 'ready') {
+          ready = true;
+          this.#worker = w;
+          this.#starting = undefined;
+          this.#startingWorker = undefined;
+          if (this.#pending.size === 0) w.unref();
+          resolve(w);
+        } else if (m.t === 'fatal') {
+          reject(storeError('open failed', new Error(m.message)));
+        } else this.#answer(m);
+      });
+      w.on('error', (err) => {
+        if (!ready) reject(storeError('writer thread failed', err));
+        this.#stopped(w, err);
+      });
+      w.on('exit', (code) => {
+        if (!ready) reject(storeError('writer thread failed', new Error(`exit ${code}`)));
+        this.#stopped(w, new Error(`writer thread exited (${code})`));
+      });
+    });
+    return this.#starting;
+  }
+
+  #answer(m: Extract<FromWriter, { id: number }>): void {
+    const p = this.#pending.get(m.id);
+    if (p === undefined) return;
+    this.#pending.delete(m.id);
+    if (this.#pending.size === 0) this.#worker?.unref();
+    if (m.t === 'done') p.resolve();
+    else p.reject(storeError('insert failed', new Error(m.message)));
+  }
+
+  #stopped(w: Worker, cause: unknown): void {
+    if (w === this.#startingWorker) {
+      // It never became ready: the next write starts another.
+      this.#starting = undefined;
+      this.#startingWorker = undefined;
+    }
+    if (this.#worker !== w) return;
+    this.#worker = undefined;
+    Atomics.store(this.#gate, BUSY, 0); // it may have died inside a transaction
+    // Not answered: not known to be committed, so never acknowledged.
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(storeError('writer thread stopped', cause));
+  }
+
+  async write(batches: readonly EventRows[]): Promise<void> {
+    if (this.#closed) throw new EdgewardError('ERR_SIEM_UNAVAILABLE');
+    const w = this.#worker ?? (await this.start());
+    const id = ++this.#next;
+    const done = new Promise<void>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    // Keep the process alive while a commit is outstanding.
+    w.ref();
+    const msg: ToWriter = { t: 'write', id, batches };
+    try {
+      w.postMessage(
+        msg,
+        batches.map((b) => b.num.buffer as ArrayBuffer),
+      );
+    } catch (err) {
+      this.#pending.delete(id);
+      throw err instanceof TypeError ? err : storeError('insert failed', err);
+    }
+    return done;
+  }
+
+  exclusive<T>(fn: () => T): T {
+    const g = this.#gate;
+    Atomics.add(g, WANT, 1);
+    try {
+      // The writer starts no transaction while WANT > 0 and clears BUSY (waking us) when the one
+      // it is in commits, so we wait exactly that long and then find the lock free. (Each side
+      // sets its own flag before reading the other's, so they never both go ahead.)
+      const deadline = performance.now() + HANDOFF_MS;
+      for (;;) {
+        const left = deadline - performance.now();
+        if (Atomics.load(g, BUSY) === 0 || left <= 0) break;
+        Atomics.wait(g, BUSY, 1, left);
+      }
+      return fn();
+    } finally {
+      Atomics.sub(g, WANT, 1);
+      Atomics.notify(g, WANT);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const w = this.#worker ?? (await this.#starting?.catch(() => undefined));
+    if (w === undefined) return;
+    w.ref();
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    // The thread answers every write already posted, then closes its connection and exits.
+    w.postMessage({ t: 'close' } satisfies ToWriter);
+    await exited;
+  }
+
+  async abort(): Promise<void> {
+    const w = this.#worker;
+    if (w === undefined) return;
+    await w.terminate();
+  }
+}
+
+/**
+ * The store with its writes run through `writer.exclusive`, for a process where the writer
+ * thread and the store's connection both write: reads and everything else are the store's own.
+ */
+export function yieldingStore(store: SiemStore, writer: EventWriter): SiemStore {
+  const gated = Object.create(store) as SiemStore;
+  return Object.assign(gated, {
+    insertEvents: (events: Parameters<SiemStore['insertEvents']>[0]) =>
+      writer.exclusive(() => store.insertEvents(events)),
+    insertAlerts: (alerts: Parameters<SiemStore['insertAlerts']>[0]) =>
+      writer.exclusive(() => store.insertAlerts(alerts)),
+    saveDecisionChanges: (c: Parameters<SiemStore['saveDecisionChanges']>[0]) =>
+      writer.exclusive(() => store.saveDecisionChanges(c)),
+    pruneOlderThan: (cutoff: number, batch?: number) =>
+      writer.exclusive(() => store.pruneOlderThan(cutoff, batch)),
+  });
+}

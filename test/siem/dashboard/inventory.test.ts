@@ -1,0 +1,104 @@
+// The inventory's pages and filters on a real SQLite file: status filters computed in SQL agree
+// with each row's own status, with exact and wildcard quarantines, totals and deep pages.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { EdgeEvent } from '../../../common/events.js';
+import { openDashboardDb } from '../../../siem/dashboard/cli.js';
+import { Inventory, quarantineSet } from '../../../siem/dashboard/inventory.js';
+import type { InventoryQuery } from '../../../siem/dashboard/api.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const TD = 'spiffe://factory.example';
+const dev = (i: number): string => `${TD}/device/d${String(i).padStart(3, '0')}`;
+const node = (i: number): string => `${TD}/node/n${i}`;
+
+function seeded(): Inventory {
+  const inv = new Inventory(openDashboardDb(join(tempDir(), 'siem')));
+  const events: EdgeEvent[] = [];
+  for (let i = 0; i < 300; i++)
+    events.push({
+      '@timestamp': 1000 + i,
+      'event.action': 'enroll.success',
+      'source.identity': dev(i),
+      'tls.client.x509.serial_number': (0x1000 + i).toString(16),
+    });
+  for (let i = 0; i < 5; i++)
+    events.push({ '@timestamp': 2000 + i, 'event.action': 'enroll.success', 'source.identity': node(i) });
+  // d000..d009 revoked; d005 is also quarantined below (revoked wins).
+  for (let i = 0; i < 10; i++)
+    events.push({ '@timestamp': 3000, 'event.action': 'revocation', 'source.identity': dev(i) });
+  inv.apply(events);
+  return inv;
+}
+
+const ids = (r: { items: { [k: string]: unknown }[] }): unknown[] => r.items.map((x) => x['identity']);
+
+describe('inventory filters', () => {
+  const inv = seeded();
+  // Exact identities, a node pattern, and identities that are not in the inventory at all.
+  const qs = quarantineSet([dev(5), dev(20), dev(21), dev(250), `${TD}/node/*`, `${TD}/device/unknown`]);
+  const page = (q: Partial<InventoryQuery>) => inv.query({ limit: 50, offset: 0, ...q }, qs);
+
+  it('counts and pages each status in SQL, agreeing with every row’s status', () => {
+    const all = inv.query({ limit: 500, offset: 0 }, qs);
+    expect(all.total).toBe(305);
+    const byStatus = (s: string) => all.items.filter((x) => x['status'] === s).map((x) => x['identity']);
+    const quarantined = page({ status: 'quarantined', limit: 500 });
+    expect(ids(quarantined)).toEqual(byStatus('quarantined'));
+    expect(quarantined.total).toBe(3 + 5); // d020, d021, d250 and the five nodes; d005 is revoked
+    expect(quarantined.items.every((x) => x['status'] === 'quarantined')).toBe(true);
+    const healthy = page({ status: 'healthy', limit: 500 });
+    expect(ids(healthy)).toEqual(byStatus('healthy'));
+    expect(healthy.total).toBe(305 - 10 - 8);
+    const revoked = page({ status: 'revoked', limit: 500 });
+    expect(revoked.total).toBe(10);
+    expect(ids(revoked)).toContain(dev(5));
+  });
+
+  it('serves deep pages of a filtered list in identity order', () => {
+    const first = page({ status: 'healthy', limit: 10, offset: 0 });
+    expect(ids(first)[0]).toBe(dev(10));
+    const deep = page({ status: 'healthy', limit: 10, offset: 280 });
+    expect(deep.total).toBe(287);
+    expect(ids(deep)).toHaveLength(7);
+    expect(ids(deep).at(-1)).toBe(dev(299)); // the nodes are all quarantined by the pattern
+    // Past the end: an empty page, the same total.
+    expect(page({ status: 'healthy', offset: 5000 })).toEqual({ total: 287, items: [] });
+    expect(ids(page({ status: 'healthy', offset: 9, limit: 3 }))).toEqual([dev(19), dev(22), dev(23)]);
+  });
+
+  it('combines status with kind and search', () => {
+    expect(page({ status: 'quarantined', kind: 'node' }).total).toBe(5);
+    expect(page({ status: 'healthy', kind: 'node' }).total).toBe(0);
+    expect(ids(page({ status: 'quarantined', kind: 'device', q: 'd02' }))).toEqual([dev(20), dev(21)]);
+    expect(ids(page({ status: 'healthy', q: (0x1000 + 22).toString(16) }))).toEqual([dev(22)]);
+    expect(page({ status: 'quarantined', q: '%' }).total).toBe(0);
+  });
+
+  it('with nothing quarantined, every live row is healthy', () => {
+    const none = quarantineSet([]);
+    expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, none)).toEqual({ total: 0, items: [] });
+    expect(inv.query({ status: 'healthy', limit: 50, offset: 0 }, none).total).toBe(295);
+  });
+});
+
+describe('quarantine sets', () => {
+  it('match exact identities and whole-segment wildcards only', () => {
+    const qs = quarantineSet([dev(1), `${TD}/node/*`, `${TD}/site/**`, `${TD}/node/*`]);
+    expect(qs.patterns).toEqual([`${TD}/node/*`, `${TD}/site/**`]);
+    expect(qs.has(dev(1))).toBe(true);
+    expect(qs.has(dev(2))).toBe(false);
+    expect(qs.has(node(7))).toBe(true);
+    expect(qs.has(`${TD}/node/n7/extra`)).toBe(false);
+    expect(qs.has(`${TD}/nodes/n7`)).toBe(false);
+    expect(qs.has(`${TD}/site/a/b/c`)).toBe(true);
+    // A '*' inside a segment is not a wildcard (identities cannot hold one, but it must not widen).
+    expect(quarantineSet([`${TD}/device/d*`]).has(dev(1))).toBe(false);
+  });
+
+  it('a wildcard over the trust domain finds rows of the inventory by prefix', () => {
+    const inv = seeded();
+    const qs = quarantineSet(['spiffe://*/node/*']);
+    expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, qs).total).toBe(5);
+  });
+});
