@@ -19,7 +19,17 @@ import { enroll } from '../agent/enroll.js';
 import { buildCsr, csrDerFromText, parseCsr } from '../common/csr.js';
 import { loadIdentity } from '../common/identity-dir.js';
 import { toPem } from '../common/pem.js';
-import { fmt, initCaData, load, startCaProcess, startProcess, stopProcess, type LoadResult } from './lib.js';
+import {
+  fmt,
+  initCaData,
+  load,
+  processTreeCpuSeconds,
+  startCaProcess,
+  startProcess,
+  stopProcess,
+  type LoadResult,
+  type Target,
+} from './lib.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' } } });
 const SECONDS = Number(values.seconds ?? 10);
@@ -54,6 +64,22 @@ async function signingAlone(dir: string): Promise<number> {
   return n / ((performance.now() - t0) / 1000);
 }
 
+/** A load run with the CPU it cost: the server's process tree and this load generator, per request. */
+async function measured(
+  pid: number | undefined,
+  run: () => Promise<LoadResult>,
+): Promise<LoadResult & { serverUs: number; clientUs: number }> {
+  const s0 = pid === undefined ? 0 : processTreeCpuSeconds(pid);
+  const c0 = process.cpuUsage();
+  const r = await run();
+  const c = process.cpuUsage(c0);
+  const server = pid === undefined ? NaN : processTreeCpuSeconds(pid) - s0;
+  return { ...r, serverUs: (server * 1e6) / r.ops, clientUs: (c.user + c.system) / r.ops };
+}
+
+const cpuText = (r: { serverUs: number; clientUs: number }): string =>
+  `CPU per request: server ${fmt(r.serverUs, 0)} us, load generator ${fmt(r.clientUs, 0)} us`;
+
 /**
  * Renewals against `ca serve`; with `ceiling`, the same clients and bodies then go to
  * mtls-ceiling-server (TLS and HTTP only, no CA work): the harness's own limit on this machine.
@@ -63,14 +89,20 @@ async function edgewardRenewals(
   concurrency: number,
   workers = 1,
   ceiling = false,
-): Promise<LoadResult & { ceiling?: LoadResult }> {
+): Promise<
+  LoadResult & {
+    serverUs: number;
+    clientUs: number;
+    ceiling?: LoadResult & { serverUs: number; clientUs: number };
+  }
+> {
   const data = join(dir, `ca-${workers}-${concurrency}`);
   initCaData(data, TD);
   const server = await startCaProcess({ data, workers });
   try {
     const { url: base, fingerprint } = server;
     const store = openCaStore(join(data, 'ca.db'));
-    const targets = [];
+    const targets: Target[] = [];
     for (let i = 0; i < Math.min(concurrency, 16); i++) {
       const id = `spiffe://${TD}/node/r${i}`;
       const t = newJoinToken();
@@ -98,7 +130,7 @@ async function edgewardRenewals(
     }
     store.close();
     await load(targets, concurrency, 1); // warm-up
-    const result = await load(targets, concurrency, SECONDS);
+    const result = await measured(server.proc.pid, () => load(targets, concurrency, SECONDS));
     if (!ceiling) return result;
     await server.stop();
     const id0 = join(dir, 'id0');
@@ -117,7 +149,7 @@ async function edgewardRenewals(
       const url = /listening on (https:\/\/\S+)/.exec(output)?.[1] ?? '';
       const same = targets.map((t) => ({ ...t, url: `${url}/v1/renew` }));
       await load(same, concurrency, 1);
-      return { ...result, ceiling: await load(same, concurrency, SECONDS) };
+      return { ...result, ceiling: await measured(proc.pid, () => load(same, concurrency, SECONDS)) };
     } finally {
       await stopProcess(proc);
     }
@@ -187,16 +219,16 @@ async function main(): Promise<void> {
     console.log(`signing alone (in process, CSR parse + sign): ${fmt(alone, 0)} certs/s`);
     const ew1 = await edgewardRenewals(dir, CONC, 1, true);
     console.log(
-      `edgeward renewals over mTLS, 1 process:  ${fmt(ew1.perSecond, 0)}/s  p50 ${fmt(ew1.p50ms, 2)} ms  p99 ${fmt(ew1.p99ms, 2)} ms  errors ${ew1.errors}`,
+      `edgeward renewals over mTLS, 1 process:  ${fmt(ew1.perSecond, 0)}/s  p50 ${fmt(ew1.p50ms, 2)} ms  p99 ${fmt(ew1.p99ms, 2)} ms  errors ${ew1.errors}; ${cpuText(ew1)}`,
     );
     const top = ew1.ceiling;
     if (top)
       console.log(
-        `harness ceiling (mTLS + HTTP + JSON only, 1 process, same clients): ${fmt(top.perSecond, 0)}/s  p50 ${fmt(top.p50ms, 2)} ms  p99 ${fmt(top.p99ms, 2)} ms  errors ${top.errors}`,
+        `harness ceiling (mTLS + HTTP + JSON only, 1 process, same clients): ${fmt(top.perSecond, 0)}/s  p50 ${fmt(top.p50ms, 2)} ms  p99 ${fmt(top.p99ms, 2)} ms  errors ${top.errors}; ${cpuText(top)}`,
       );
     const ew = await edgewardRenewals(dir, CONC, 2);
     console.log(
-      `edgeward renewals over mTLS, 2 workers:  ${fmt(ew.perSecond, 0)}/s  p50 ${fmt(ew.p50ms, 2)} ms  p99 ${fmt(ew.p99ms, 2)} ms  errors ${ew.errors}`,
+      `edgeward renewals over mTLS, 2 workers:  ${fmt(ew.perSecond, 0)}/s  p50 ${fmt(ew.p50ms, 2)} ms  p99 ${fmt(ew.p99ms, 2)} ms  errors ${ew.errors}; ${cpuText(ew)}`,
     );
     const cf = await cfsslSign(dir, CONC);
     console.log(
