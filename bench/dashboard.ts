@@ -5,7 +5,7 @@
 // ingest at ~100 alerts/s while the pages are timed again.
 // Run: npm run build && node dist/bench/dashboard.js [--quick] [--devices N] [--events N]
 //        [--calls N] [--live-seconds S] [--rate ALERTS_PER_S] [--agents N] [--work DIR]
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
@@ -36,7 +36,7 @@ import { UserStore } from '../siem/dashboard/users.js';
 import { loadPlaybooks, ResponseEngine } from '../siem/playbooks/index.js';
 import { verifySiemChain } from '../siem/service/decision-key.js';
 import { openSqliteStore, type SiemStore } from '../siem/store/index.js';
-import { fmt, percentile } from './lib.js';
+import { fmt, percentile, startSiemChild } from './lib.js';
 
 const TD = 'bench.example';
 const DAY = 86_400_000;
@@ -532,31 +532,16 @@ function call(
   });
 }
 
-function startSiem(
+async function startSiem(
   args: string[],
   profile: string | undefined,
 ): Promise<{ proc: ChildProcess; url: string; dashboard: string }> {
-  const node = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile];
-  const proc = spawn(
-    process.execPath,
-    [...node, fileURLToPath(import.meta.url), 'siem-child', 'serve', ...args],
-    {
-      env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  process.on('exit', () => proc.kill('SIGKILL'));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (https:\/\/\S+)/.exec(out);
-      const d = /dashboard on (https:\/\/\S+)/.exec(out);
-      if (m?.[1] && d?.[1]) resolve({ proc, url: m[1], dashboard: d[1] });
-    });
-    proc.on('exit', (code) => reject(new Error(`SIEM exited with ${code}: ${out}`)));
-    setTimeout(() => reject(new Error(`SIEM not ready: ${out}`)), 120_000).unref();
+  const { proc, found } = await startSiemChild(fileURLToPath(import.meta.url), args, {
+    nodeArgs: profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile],
+    ready: [/listening on (https:\/\/\S+)/, /dashboard on (https:\/\/\S+)/],
+    timeoutMs: 120_000,
   });
+  return { proc, url: found[0] as string, dashboard: found[1] as string };
 }
 
 /** Real agents: the agent's decision stream client, its verified store; each acknowledges. */

@@ -291,3 +291,30 @@ export function benchPufDevice(uri: string, seed: string): BenchPufDevice {
   });
   return { id, record: json, key, helperHash: helperHash(record.helper, PROFILE_V1) };
 }
+
+/**
+ * `edgeward siem serve ARGS` in its own process, started as `node [NODE_ARGS] SCRIPT siem-child
+ * serve ARGS` (the benchmark file dispatches that to the CLI), resolved with what it printed once
+ * every pattern in `ready` matches; the first group of each match is returned, in order.
+ */
+export function startSiemChild(
+  script: string,
+  args: readonly string[],
+  o: { readonly nodeArgs?: readonly string[]; readonly ready: readonly RegExp[]; readonly timeoutMs: number },
+): Promise<{ proc: ChildProcess; found: string[] }> {
+  const proc = spawn(process.execPath, [...(o.nodeArgs ?? []), script, 'siem-child', 'serve', ...args], {
+    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(proc);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const found = o.ready.map((r) => r.exec(out)?.[1]);
+      if (found.every((f) => f !== undefined)) resolve({ proc, found: found });
+    });
+    proc.on('exit', (code) => reject(new Error(`SIEM exited with ${code}: ${out}`)));
+    setTimeout(() => reject(new Error(`SIEM not ready: ${out}`)), o.timeoutMs).unref();
+  });
+}

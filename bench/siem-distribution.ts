@@ -29,7 +29,7 @@ import { serviceId } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
 import { runSiemCommand, defaultPolicyDir } from '../siem/cli.js';
 import { verifySiemChain, type SiemDecisionKey } from '../siem/service/decision-key.js';
-import { fmt, percentile } from './lib.js';
+import { fmt, percentile, startSiemChild } from './lib.js';
 import { syntheticEvents } from './siem-correlate.js';
 
 const TD = 'bench.example';
@@ -63,29 +63,15 @@ function post(url: string, agent: Agent, body: Buffer, type = 'application/json'
   });
 }
 
-function startSiem(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
+async function startSiem(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
   // BENCH_SIEM_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the SIEM under load
   // (the profile is written when the SIEM exits on the bench's SIGTERM).
-  const nodeArgs = process.env['BENCH_SIEM_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
-  const proc = spawn(
-    process.execPath,
-    [...nodeArgs, fileURLToPath(import.meta.url), 'siem-child', 'serve', ...args],
-    {
-      env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  process.on('exit', () => proc.kill('SIGKILL'));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (https:\/\/\S+)/.exec(out);
-      if (m?.[1]) resolve({ proc, url: m[1] });
-    });
-    proc.on('exit', (code) => reject(new Error(`SIEM exited with ${code}: ${out}`)));
-    setTimeout(() => reject(new Error(`SIEM not ready: ${out}`)), 60_000).unref();
+  const { proc, found } = await startSiemChild(fileURLToPath(import.meta.url), args, {
+    nodeArgs: process.env['BENCH_SIEM_NODE_ARGS']?.split(' ').filter(Boolean) ?? [],
+    ready: [/listening on (https:\/\/\S+)/],
+    timeoutMs: 60_000,
   });
+  return { proc, url: found[0] as string };
 }
 
 /** One SSE subscriber: verifies every snapshot/delta like an agent, and reports decisions seen. */
