@@ -1,7 +1,7 @@
 // The admin endpoint (plain HTTP on loopback): /healthz and Prometheus /metrics.
 import * as http from 'node:http';
 import type { ListenAddress } from './config.js';
-import { listenOn } from './inbound.js';
+import { listenOn } from './listener.js';
 
 export interface AdminSources {
   health(): { ok: boolean; detail: Record<string, unknown> };

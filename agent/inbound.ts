@@ -13,6 +13,7 @@ import type { InboundConfig, ListenAddress } from './config.js';
 import { addressFields, baseEvent, type AgentContext } from './context.js';
 import type { LiveConn, Refusal } from './enforcement.js';
 import { buildProxyV2 } from './proxy-protocol.js';
+import { Listener } from './listener.js';
 import { Relay, relayOf, type RelayOptions } from './relay.js';
 import type { IdentityMaterial } from './rotation.js';
 import { PeerFactsCache, type CertFacts } from './tls-identity.js';
@@ -36,47 +37,6 @@ export function connectOptions(a: ListenAddress): net.NetConnectOpts {
   return a.kind === 'unix' ? { path: a.path } : { host: a.host, port: a.port };
 }
 
-/** True when nothing answers on that unix socket path (a leftover of a crashed process). */
-function staleUnixSocket(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect({ path });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(false);
-    });
-    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}
-
-export async function listenOn(server: net.Server, a: ListenAddress): Promise<void> {
-  try {
-    await listenOnce(server, a);
-  } catch (err) {
-    if (
-      a.kind !== 'unix' ||
-      (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' ||
-      !(await staleUnixSocket(a.path))
-    )
-      throw err;
-    const { lstat, unlink } = await import('node:fs/promises');
-    if (!(await lstat(a.path)).isSocket()) throw err; // never delete something that is not a socket
-    await unlink(a.path);
-    await listenOnce(server, a);
-  }
-}
-
-function listenOnce(server: net.Server, a: ListenAddress): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const done = (): void => {
-      server.off('error', reject);
-      resolve();
-    };
-    if (a.kind === 'unix') server.listen({ path: a.path }, done);
-    else server.listen({ host: a.host, port: a.port }, done);
-  });
-}
-
 /**
  * The inbound server's TLS options: the identity's, plus no session tickets. Every inbound
  * connection then does a full mutual handshake with its chain verified against the current
@@ -90,9 +50,7 @@ export function serverContextOptions(m: IdentityMaterial): tls.SecureContextOpti
   };
 }
 
-export class InboundListener {
-  private server: tls.Server | null = null;
-  private readonly live = new Set<LiveConn>();
+export class InboundListener extends Listener<InboundConfig, tls.Server> {
   private readonly rateEvents = new Map<string, number>();
   /** Parsed peer certificates by their SHA-256; every check except the parse still runs per connection. */
   readonly peerFacts: PeerFactsCache;
@@ -101,26 +59,9 @@ export class InboundListener {
     this.ctx.open -= 1;
   };
 
-  constructor(
-    private cfg: InboundConfig,
-    /** @internal */
-    readonly ctx: AgentContext,
-  ) {
+  constructor(cfg: InboundConfig, ctx: AgentContext) {
+    super(cfg, ctx);
     this.peerFacts = new PeerFactsCache(ctx.trustDomain);
-  }
-
-  get name(): string {
-    return this.cfg.name;
-  }
-
-  get config(): InboundConfig {
-    return this.cfg;
-  }
-
-  /** The bound port (tests listen on port 0). */
-  get port(): number {
-    const a = this.server?.address();
-    return a && typeof a === 'object' ? a.port : 0;
   }
 
   async start(): Promise<void> {
@@ -138,35 +79,18 @@ export class InboundListener {
     server.on('error', (err) =>
       this.ctx.log.error({ err, listener: this.cfg.name }, 'inbound listener error'),
     );
-    await listenOn(server, this.cfg.listen);
-    this.server = server;
+    await this.serve(server);
   }
 
-  /** New policy, target or proxy setting; live connections the new policy refuses are cut. */
-  update(cfg: InboundConfig): void {
-    this.cfg = cfg;
-    for (const c of [...this.live]) {
-      const v = authorize(cfg.policy, c.identity);
-      if (!v.allowed) {
-        this.ctx.enforcer.remove(c);
-        c.kill({ code: 'ERR_POLICY_AUTHZ_DENIED', reason: `policy reload: ${v.reason}` });
-      }
-    }
+  /** A new policy refuses the peer: its live connections are cut (see Listener.update). */
+  protected refusalUnder(c: LiveConn, cfg: InboundConfig): Refusal | null {
+    const v = authorize(cfg.policy, c.identity);
+    return v.allowed ? null : { code: 'ERR_POLICY_AUTHZ_DENIED', reason: `policy reload: ${v.reason}` };
   }
 
   setIdentity(m: IdentityMaterial): void {
     // Atomic for new handshakes; established connections keep the context they were made with.
     this.server?.setSecureContext(serverContextOptions(m));
-  }
-
-  async close(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    for (const c of [...this.live]) {
-      this.ctx.enforcer.remove(c);
-      c.kill({ code: 'ERR_AGENT_UPSTREAM', reason: 'listener closed' });
-    }
-    if (s) await new Promise<void>((r) => s.close(() => r()));
   }
 
   private onTcp(s: Socket): void {

@@ -5,62 +5,26 @@ import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
 import type { OutboundConfig } from './config.js';
-import { baseEvent, type AgentContext } from './context.js';
+import { baseEvent } from './context.js';
 import type { LiveConn, Refusal } from './enforcement.js';
-import { listenOn } from './inbound.js';
+import { Listener } from './listener.js';
 import { relay } from './relay.js';
 import { certFacts, verifyPeerIdentity, type CertFacts } from './tls-identity.js';
 
-export class OutboundListener {
-  private server: net.Server | null = null;
-  private readonly live = new Set<LiveConn>();
-
-  constructor(
-    private cfg: OutboundConfig,
-    private readonly ctx: AgentContext,
-  ) {}
-
-  get name(): string {
-    return this.cfg.name;
-  }
-
-  get config(): OutboundConfig {
-    return this.cfg;
-  }
-
-  get port(): number {
-    const a = this.server?.address();
-    return a && typeof a === 'object' ? a.port : 0;
-  }
-
+export class OutboundListener extends Listener<OutboundConfig, net.Server> {
   async start(): Promise<void> {
     const server = net.createServer((s) => this.onLocal(s));
     server.on('error', (err) =>
       this.ctx.log.error({ err, listener: this.cfg.name }, 'outbound listener error'),
     );
-    await listenOn(server, this.cfg.listen);
-    this.server = server;
+    await this.serve(server);
   }
 
-  /** New target or expected identity; live connections to a peer no longer expected are cut. */
-  update(cfg: OutboundConfig): void {
-    this.cfg = cfg;
-    for (const c of [...this.live]) {
-      if (c.identity !== cfg.expect) {
-        this.ctx.enforcer.remove(c);
-        c.kill({ code: 'ERR_AGENT_PEER_MISMATCH', reason: 'configuration reload: peer no longer expected' });
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    for (const c of [...this.live]) {
-      this.ctx.enforcer.remove(c);
-      c.kill({ code: 'ERR_AGENT_UPSTREAM', reason: 'listener closed' });
-    }
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+  /** A new expected identity: live connections to another peer are cut (see Listener.update). */
+  protected refusalUnder(c: LiveConn): Refusal | null {
+    return c.identity === this.cfg.expect
+      ? null
+      : { code: 'ERR_AGENT_PEER_MISMATCH', reason: 'configuration reload: peer no longer expected' };
   }
 
   private emit(
