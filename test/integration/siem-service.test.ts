@@ -359,14 +359,7 @@ describe('analyst API, expiry and the CA link', () => {
 
   it('a manual quarantine with revoke revokes at the CA (renewal refused) and the CA follower sees it', async () => {
     const device = await enrollAs(ca, `spiffe://${TD}/device/d9`, join(dir, 'd9'));
-    const caId = await enrollAs(ca, serviceId(TD, 'ca'), join(dir, 'ca-id'));
-    const follower = createCaDecisionFollower({
-      siemUrl: siem.url,
-      trustDomain: TD,
-      credentials: () => caId,
-      log: silentLogger,
-    });
-    follower.start();
+    const follower = await startCaFollower('ca-id');
     try {
       const r = await call(`${siem.url}/v1/decisions`, admin, {
         body: {
@@ -426,14 +419,7 @@ describe('analyst API, expiry and the CA link', () => {
   });
 
   it('renewal rotates the TLS certificate and the signing key; a verifier follows the new kid', async () => {
-    const caId = await enrollAs(ca, serviceId(TD, 'ca'), join(dir, 'ca-id2'));
-    const follower = createCaDecisionFollower({
-      siemUrl: siem.url,
-      trustDomain: TD,
-      credentials: () => caId,
-      log: silentLogger,
-    });
-    follower.start();
+    const follower = await startCaFollower('ca-id2');
     try {
       await waitFor('follower synced', () => follower.revision === siem.hub.revision && follower.connected);
       const oldKid = siem.hub.kid;
@@ -518,3 +504,16 @@ describe('dashboard adapter (siem/dashboard/api.ts over the running service)', (
     }
   });
 });
+
+/** The CA's decision follower (ca/siem-follower.ts) with a svc/ca identity enrolled into `name`. */
+async function startCaFollower(name: string): Promise<ReturnType<typeof createCaDecisionFollower>> {
+  const caId = await enrollAs(ca, serviceId(TD, 'ca'), join(dir, name));
+  const follower = createCaDecisionFollower({
+    siemUrl: siem.url,
+    trustDomain: TD,
+    credentials: () => caId,
+    log: silentLogger,
+  });
+  follower.start();
+  return follower;
+}
