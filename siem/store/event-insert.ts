@@ -4,12 +4,17 @@
 // those are merged into entity_timeline in one sorted run. Timeline keys are random (an entity
 // hash first), so every commit into the large table dirtied (and wrote to the WAL, then
 // checkpointed) a page per entity it touched; the small table has few pages to dirty, and a
-// merge writes each page of the large one once for ~30,000 events. Queries read both tables.
+// merge writes each page it touches once for ~30,000 events. The large table's key starts with
+// the event's segment (its rowid >> SEGMENT_SHIFT): a merge touches only the newest segment's
+// pages, so its cost stays the same however large the store grows (without segments it grew
+// with the whole table, and the ingest rate fell as the store filled). Queries read both tables.
 import type Database from 'better-sqlite3';
 import { decodeText, NUM_COLUMNS, TEXT_COLUMNS, type EventRows } from './event-rows.js';
 
 /** Timeline entries gathered in entity_timeline_recent before a merge (about 32,000 events). */
 export const MERGE_ENTRIES = 131_072;
+/** Events per timeline segment: 2^17 = 131,072 (about 524,000 timeline entries). */
+export const SEGMENT_SHIFT = 17;
 
 export interface EventInsert {
   /** Inserts the batches' events and timeline entries in one IMMEDIATE transaction. */
@@ -70,12 +75,12 @@ export function prepareEventInsert(db: Database.Database, mergeEntries = MERGE_E
   // empties the table at once (far cheaper than deleting row by row). Until then an entry may be
   // in both tables: queries take their union.
   const copySlice = db.prepare(
-    `INSERT OR IGNORE INTO entity_timeline (h, ts, event)
-     SELECT h, ts, event FROM entity_timeline_recent WHERE h >= ? AND h < ?`,
+    `INSERT OR IGNORE INTO entity_timeline (seg, h, ts, event)
+     SELECT event >> ${SEGMENT_SHIFT}, h, ts, event FROM entity_timeline_recent WHERE h >= ? AND h < ?`,
   );
   const copyRest = db.prepare(
-    `INSERT OR IGNORE INTO entity_timeline (h, ts, event)
-     SELECT h, ts, event FROM entity_timeline_recent WHERE h >= ? OR event > ?`,
+    `INSERT OR IGNORE INTO entity_timeline (seg, h, ts, event)
+     SELECT event >> ${SEGMENT_SHIFT}, h, ts, event FROM entity_timeline_recent WHERE h >= ? OR event > ?`,
   );
   const empty = db.prepare(`DELETE FROM entity_timeline_recent`);
   const lastSeq = db.prepare(`SELECT coalesce(max(seq), 0) FROM events`).pluck();

@@ -8,13 +8,14 @@ import type { Alert } from '../correlate/index.js';
 import type { PendingDecision, ResponseState } from '../playbooks/index.js';
 import { configureConnection } from './connection.js';
 import { ENTITY, entityHash } from './entity-hash.js';
-import { prepareEventInsert } from './event-insert.js';
+import { prepareEventInsert, SEGMENT_SHIFT } from './event-insert.js';
 import { encodeEventRows } from './event-rows.js';
 import type { AlertQuery, DecisionChanges, SiemStore, TimelineQuery } from './store.js';
 
 // 2: alert_entity (alerts by entity), filled from the stored alerts when an older file is opened;
 // entity_timeline_recent (the newest timeline entries, see event-insert.ts), created empty.
-const SCHEMA_VERSION = 2;
+// 3: entity_timeline keyed by segment first (see event-insert.ts), rebuilt from the older table.
+const SCHEMA_VERSION = 3;
 
 // Per-entity timelines live in one integer-keyed index table (entity hash, event time, rowid)
 // rather than four text indexes on events: one B-tree of small keys takes a batch insert about
@@ -35,10 +36,11 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_id ON events (id);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE TABLE IF NOT EXISTS entity_timeline (
+  seg INTEGER NOT NULL,
   h INTEGER NOT NULL,
   ts INTEGER NOT NULL,
   event INTEGER NOT NULL,
-  PRIMARY KEY (h, ts, event)
+  PRIMARY KEY (seg, h, ts, event)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entity_timeline_recent (
   h INTEGER NOT NULL,
@@ -92,6 +94,20 @@ export interface SqliteStoreOptions {
 
 type Row = { doc: string };
 
+/** The entities with a timeline of their own: their event column and hash kind. */
+const TIMELINES = {
+  'source.identity': { column: 'source_identity', kind: ENTITY.sourceIdentity },
+  'destination.identity': { column: 'destination_identity', kind: ENTITY.destinationIdentity },
+  'source.ip': { column: 'source_ip', kind: ENTITY.sourceIp },
+  serial: { column: 'serial', kind: ENTITY.serial },
+} as const;
+type TimelineOf = keyof typeof TIMELINES;
+/** One index probe of a timeline query: the entity hash of one column. */
+type Probe = { readonly entity: TimelineOf; readonly h: number };
+
+/** The timeline segment of an event rowid (see event-insert.ts). */
+const segmentOf = (event: number): number => Math.floor(event / 2 ** SEGMENT_SHIFT);
+
 /** The entities an alert is about: its group-by values and the source identity of its trigger. */
 function alertEntities(a: Alert): Set<string> {
   const out = new Set<string>();
@@ -114,7 +130,11 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     if (version > SCHEMA_VERSION)
       throw new Error(`store schema ${version} is newer than this SIEM (${SCHEMA_VERSION})`);
     db.transaction(() => {
+      const timeline = columnsOf(db, 'entity_timeline');
+      const unsegmented = version < 3 && timeline.has('h') && !timeline.has('seg');
+      if (unsegmented) db.exec(`ALTER TABLE entity_timeline RENAME TO entity_timeline_v2`);
       db.exec(SCHEMA);
+      if (unsegmented) segmentTimeline(db);
       if (version < 2) backfillAlertEntities(db);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
@@ -123,10 +143,12 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
   }
   // The same insert as the ingest writer's (event-insert.ts); here for audit events and tests.
   const inserter = prepareEventInsert(db);
-  const delMerged = db.prepare(`DELETE FROM entity_timeline WHERE h = ? AND ts = ? AND event = ?`);
+  const delMerged = db.prepare(
+    `DELETE FROM entity_timeline WHERE seg = ? AND h = ? AND ts = ? AND event = ?`,
+  );
   const delRecent = db.prepare(`DELETE FROM entity_timeline_recent WHERE h = ? AND ts = ? AND event = ?`);
   const delEntity = (h: number, ts: number, event: number): void => {
-    delMerged.run(h, ts, event);
+    delMerged.run(segmentOf(event), h, ts, event);
     delRecent.run(h, ts, event);
   };
   const insAlert = db.prepare(
@@ -156,38 +178,53 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
   const delAlert = db.prepare(`DELETE FROM alerts WHERE rowid = ?`);
   const countEvents = db.prepare(`SELECT count(*) AS n FROM events`);
   const byId = db.prepare(`SELECT doc FROM events WHERE id = ?`);
-  const COLUMN = {
-    'source.identity': 'source_identity',
-    'destination.identity': 'destination_identity',
-    'source.ip': 'source_ip',
-    serial: 'serial',
-  } as const;
-  // An entity's entries are in entity_timeline or, the newest, in entity_timeline_recent.
-  // Each side is cut to `limit` in index order before the union, and documents are read only for
-  // the rows kept: a busy identity (100,000s of events) costs what a quiet one does.
-  const side = (table: string, h: string, column: string): string =>
-    `SELECT ts, event FROM (
-       SELECT t.ts, t.event FROM ${table} t JOIN events e ON e.rowid = t.event
-         WHERE t.h = ${h} AND t.ts >= @since AND t.ts < @until AND e.${column} = @v
-         ORDER BY t.ts DESC, t.event DESC LIMIT @limit)`;
-  const newest = (sides: string[]): string =>
-    `SELECT e.doc FROM (
-       ${sides.join(' UNION ')}
-       ORDER BY ts DESC, event DESC LIMIT @limit
-     ) k JOIN events e ON e.rowid = k.event
-     ORDER BY k.ts DESC, k.event DESC`;
-  const bothTables = (h: string, column: string): string[] => [
-    side('entity_timeline', h, column),
-    side('entity_timeline_recent', h, column),
-  ];
-  const timelines = new Map(
-    (Object.keys(COLUMN) as (keyof typeof COLUMN)[]).map((k) => [
+  // An entity's entries are in entity_timeline_recent (the newest) or in one segment of
+  // entity_timeline. Each table and segment is read in index order and cut to `limit` (the event
+  // row is read only to re-check the entity against hash collisions), the cuts are merged, and
+  // documents are read only for the rows kept: a busy identity (100,000s of events) costs what a
+  // quiet one does, times the number of segments (one per 131,072 stored events).
+  const sideSql = (table: string, column: string, segmented: boolean): string =>
+    `SELECT t.ts, t.event FROM ${table} t JOIN events e ON e.rowid = t.event
+     WHERE ${segmented ? 't.seg = @seg AND ' : ''}t.h = @h AND t.ts >= @since AND t.ts < @until
+       AND e.${column} = @v
+     ORDER BY t.ts DESC, t.event DESC LIMIT @limit`;
+  const sides = new Map(
+    (Object.keys(TIMELINES) as TimelineOf[]).map((k) => [
       k,
-      db.prepare(newest(bothTables('@h', COLUMN[k]))),
+      {
+        recent: db.prepare(sideSql('entity_timeline_recent', TIMELINES[k].column, false)).raw(),
+        merged: db.prepare(sideSql('entity_timeline', TIMELINES[k].column, true)).raw(),
+      },
     ]),
   );
-  const timelineEither = db.prepare(
-    newest([...bothTables('@hs', 'source_identity'), ...bothTables('@hd', 'destination_identity')]),
+  const firstSeq = db.prepare(`SELECT min(seq) FROM events`).pluck();
+  const lastSeq = db.prepare(`SELECT max(seq) FROM events`).pluck();
+  const docsByRowid = db
+    .prepare(`SELECT e.doc FROM json_each(?) j JOIN events e ON e.rowid = j.value ORDER BY j.key`)
+    .pluck();
+  // One read transaction: the segments, both tables and the documents come from one snapshot
+  // (the ingest writer commits and merges concurrently).
+  const readTimeline = db.transaction(
+    (probes: readonly Probe[], v: string, since: number, until: number, limit: number): string[] => {
+      const lo = firstSeq.get() as number | null;
+      const hi = lastSeq.get() as number | null;
+      if (lo === null || hi === null) return [];
+      const rows = new Map<number, number>(); // event rowid -> ts
+      const take = (found: unknown[]): void => {
+        for (const r of found as [number, number][]) rows.set(r[1], r[0]);
+      };
+      for (const p of probes) {
+        const st = sides.get(p.entity) as { recent: Database.Statement; merged: Database.Statement };
+        const args = { h: p.h, v, since, until, limit };
+        take(st.recent.all(args));
+        for (let seg = segmentOf(hi); seg >= segmentOf(lo); seg--) take(st.merged.all({ ...args, seg }));
+      }
+      const kept = [...rows]
+        .sort((a, b) => b[1] - a[1] || b[0] - a[0])
+        .slice(0, limit)
+        .map((r) => r[0]);
+      return kept.length === 0 ? [] : (docsByRowid.all(JSON.stringify(kept)) as string[]);
+    },
   );
   const alertQueries = new Map<string, Database.Statement>();
   /** One statement per shape of AlertQuery, each served by an index in newest-first order. */
@@ -290,22 +327,16 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       const limit = limitOf(q.limit);
       if (typeof q.value !== 'string' || q.value.length > 2048) return [];
       const v = q.value;
+      let probes: Probe[];
       if (q.entity === 'identity') {
-        const hs = entityHash(ENTITY.sourceIdentity, v);
-        const hd = entityHash(ENTITY.destinationIdentity, v);
-        return parseDocs<EdgeEvent>(timelineEither.all({ hs, hd, v, since, until, limit }));
-      }
-      const stmt = timelines.get(q.entity);
-      if (stmt === undefined) throw new TypeError(`no timeline for ${String(q.entity)}`);
-      const kind =
-        q.entity === 'source.identity'
-          ? ENTITY.sourceIdentity
-          : q.entity === 'destination.identity'
-            ? ENTITY.destinationIdentity
-            : q.entity === 'source.ip'
-              ? ENTITY.sourceIp
-              : ENTITY.serial;
-      return parseDocs<EdgeEvent>(stmt.all({ h: entityHash(kind, v), since, until, v, limit }));
+        probes = [
+          { entity: 'source.identity', h: entityHash(ENTITY.sourceIdentity, v) },
+          { entity: 'destination.identity', h: entityHash(ENTITY.destinationIdentity, v) },
+        ];
+      } else if (Object.hasOwn(TIMELINES, q.entity)) {
+        probes = [{ entity: q.entity, h: entityHash(TIMELINES[q.entity].kind, v) }];
+      } else throw new TypeError(`no timeline for ${String(q.entity)}`);
+      return readTimeline(probes, v, since, until, limit).map((doc) => JSON.parse(doc) as EdgeEvent);
     },
     event(id: string) {
       const row = byId.get(id) as Row | undefined;
@@ -367,6 +398,18 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       db.close();
     },
   };
+}
+
+function columnsOf(db: Database.Database, table: string): Set<string> {
+  return new Set(db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(table) as string[]);
+}
+
+/** Moves a schema-2 file's timeline (renamed entity_timeline_v2) into the segmented table. */
+function segmentTimeline(db: Database.Database): void {
+  db.exec(`INSERT INTO entity_timeline (seg, h, ts, event)
+             SELECT event >> ${SEGMENT_SHIFT}, h, ts, event FROM entity_timeline_v2
+             ORDER BY event >> ${SEGMENT_SHIFT}, h, ts, event;
+           DROP TABLE entity_timeline_v2;`);
 }
 
 /** Indexes the alerts a schema-1 file already holds (in the transaction that upgrades it). */

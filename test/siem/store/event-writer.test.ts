@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../../../common/events.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
-import { prepareEventInsert } from '../../../siem/store/event-insert.js';
+import { prepareEventInsert, SEGMENT_SHIFT } from '../../../siem/store/event-insert.js';
 import { encodeEventRows, TEXT_COLUMNS, type EventRows } from '../../../siem/store/event-rows.js';
 import { openEventWriter, yieldingStore } from '../../../siem/store/event-writer.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -277,6 +277,45 @@ describe('timeline entries: recent table and merge', () => {
       expect(store.timeline({ ...q, limit: 4 })).toEqual([...c].reverse().concat([b[5] as EdgeEvent]));
       expect(store.timeline({ entity: 'serial', value: 'ab01', limit: 100 })).toHaveLength(16);
     } finally {
+      close();
+    }
+  });
+
+  it('reads and prunes timelines across segments, whatever segments lie between', () => {
+    const { store, ins, counts, close } = open('segments.db');
+    const raw = new Database(join(dir, 'segments.db'));
+    const segments = (): unknown[] =>
+      raw.prepare(`SELECT DISTINCT seg FROM entity_timeline ORDER BY seg`).pluck().all();
+    try {
+      const a = batch('m', 6);
+      ins.insert([encodeEventRows(a)]);
+      while (ins.mergeStep());
+      // An event row (no entities) three segments on: the next events' rowids follow it.
+      const skip = 3 * 2 ** SEGMENT_SHIFT;
+      raw
+        .prepare(`INSERT INTO events (seq, id, ts, action, doc) VALUES (?, 'skip', ?, 'x', '{}')`)
+        .run(skip, T + 1500);
+      const b = later(batch('m', 6), 2000);
+      ins.insert([encodeEventRows(b)]);
+      while (ins.mergeStep());
+      expect(segments()).toEqual([0, 3]);
+      expect(counts()).toEqual([0, 48]);
+      const c = later(batch('m', 2), 3000);
+      ins.insert([encodeEventRows(c)]);
+      // Newest first across the recent table and both segments; cut to the limit across them.
+      expect(store.timeline(q)).toEqual([...a, ...b, ...c].reverse());
+      expect(store.timeline({ ...q, limit: 9 })).toEqual([...a.slice(-1), ...b, ...c].reverse());
+      expect(store.timeline({ ...q, since: T + 5, until: T + 2001 })).toEqual([b[0], a[5]]);
+      expect(store.timeline({ entity: 'source.ip', value: '10.0.0.1', limit: 3 })).toEqual(
+        [...b.slice(-1), ...c].reverse(),
+      );
+      // Retention empties the old segment, then the new one's entries of pruned events.
+      expect(store.pruneOlderThan(T + 2003, 100)).toBe(10);
+      expect(segments()).toEqual([3]);
+      expect(counts()).toEqual([8, 12]);
+      expect(store.timeline(q)).toEqual([...b.slice(3), ...c].reverse());
+    } finally {
+      raw.close();
       close();
     }
   });

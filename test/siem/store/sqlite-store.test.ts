@@ -196,12 +196,42 @@ describe('SQLite store', () => {
     expect(s.alerts({ entity: D2 }).map((x) => x.id)).toEqual(['a-v1']);
     s.close();
     const check = new Database(file, { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    expect(check.pragma('user_version', { simple: true })).toBe(3);
     check.close();
     // Opening it again does not index twice.
     const again = openSqliteStore(file);
     expect(again.alerts({ entity: D2 })).toHaveLength(1);
     again.close();
+  });
+
+  it('upgrades a schema-2 file: its timeline moves into segments and still answers', () => {
+    const file = join(dir, 'schema2.db');
+    const s = openSqliteStore(file);
+    const events = Array.from({ length: 50 }, (_, i) =>
+      ev(i, { 'source.identity': D1, 'destination.identity': N1 }),
+    );
+    s.insertEvents(events);
+    s.close();
+    // Rewrite it as schema 2 wrote it: the merged timeline keyed (h, ts, event).
+    const raw = new Database(file);
+    raw.exec(`DROP TABLE entity_timeline;
+      CREATE TABLE entity_timeline (h INTEGER NOT NULL, ts INTEGER NOT NULL, event INTEGER NOT NULL,
+        PRIMARY KEY (h, ts, event)) WITHOUT ROWID;
+      INSERT INTO entity_timeline SELECT h, ts, event FROM entity_timeline_recent;
+      DELETE FROM entity_timeline_recent;`);
+    raw.pragma('user_version = 2');
+    raw.close();
+    const up = openSqliteStore(file);
+    expect(up.timeline({ entity: 'identity', value: D1, limit: 100 })).toEqual([...events].reverse());
+    expect(up.timeline({ entity: 'destination.identity', value: N1, limit: 3 })).toEqual(
+      events.slice(-3).reverse(),
+    );
+    up.close();
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(3);
+    expect(check.prepare(`SELECT count(*) FROM entity_timeline WHERE seg = 0`).pluck().get()).toBe(100);
+    expect(check.prepare(`SELECT name FROM sqlite_master WHERE name LIKE '%_v2'`).all()).toEqual([]);
+    check.close();
   });
 
   it('answers a busy identity\u2019s timeline from both sides, newest first, each event once', () => {
