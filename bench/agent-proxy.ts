@@ -37,6 +37,31 @@ if (process.argv[2] === '--child-echo') {
     log: silentLogger,
     onStarted: (a) => process.stdout.write(`${a.inbound.get('in')!.port}\n`),
   }).then((code) => process.exit(code));
+} else if (process.argv[2] === '--child-floor') {
+  // BENCH_FLOOR=1: the least a Node mTLS proxy does (TLS server, backend socket, two pipes), the
+  // floor under the agent's figures on this machine and Node version.
+  const [dir, echoPort] = [process.argv[3]!, Number(process.argv[4])];
+  const server = tls.createServer(
+    {
+      key: readFileSync(join(dir, 'server.key')),
+      cert: readFileSync(join(dir, 'server.pem')),
+      ca: readFileSync(join(dir, 'root.pem')),
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+    },
+    (s) => {
+      const b = net.connect(echoPort, '127.0.0.1');
+      s.setNoDelay(true);
+      b.setNoDelay(true);
+      s.on('error', () => b.destroy());
+      b.on('error', () => s.destroy());
+      s.pipe(b).pipe(s);
+    },
+  );
+  server.listen(0, '127.0.0.1', () =>
+    process.stdout.write(`${(server.address() as net.AddressInfo).port}\n`),
+  );
 } else {
   await main();
 }
@@ -344,7 +369,9 @@ async function main(): Promise<void> {
         `limits: { handshakeRate: 1000000, handshakeBurst: 1000000, maxConnections: 100000 }\n` +
         `inbound:\n  - { name: in, listen: 127.0.0.1:0, forward: 127.0.0.1:${echoPort}, allow: ["spiffe://${TD}/node/*"] }\n`,
     );
-    const agent = await spawnChild(['--child-agent', join(dir, 'agent.yaml')], ['--expose-gc']);
+    // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") go to the agent's process.
+    const agentFlags = ['--expose-gc', ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
+    const agent = await spawnChild(['--child-agent', join(dir, 'agent.yaml')], agentFlags);
     children.push(agent.child);
     const agentPort = Number(agent.line);
 
@@ -376,8 +403,13 @@ async function main(): Promise<void> {
       { name: 'agent', port: agentPort, pid: agent.child.pid! },
       { name: 'stunnel', port: stunnelPort, pid: stunnel.pid! },
     ];
+    if (process.env['BENCH_FLOOR'] === '1') {
+      const floor = await spawnChild(['--child-floor', dir, String(echoPort)]);
+      children.push(floor.child);
+      proxies.push({ name: 'floor', port: Number(floor.line), pid: floor.child.pid! });
+    }
     type Row = Record<string, number[]>;
-    const results: Record<string, Row> = { agent: {}, stunnel: {}, direct: {} };
+    const results: Record<string, Row> = { agent: {}, stunnel: {}, direct: {}, floor: {} };
     const add = (who: string, k: string, v: number): void => {
       (results[who]![k] ??= []).push(v);
     };
@@ -415,7 +447,7 @@ async function main(): Promise<void> {
     agent.child.kill('SIGTERM');
     await new Promise((r) => agent.child.once('exit', r));
     push = null;
-    const fresh = await spawnChild(['--child-agent', join(dir, 'agent.yaml')], ['--expose-gc']);
+    const fresh = await spawnChild(['--child-agent', join(dir, 'agent.yaml')], agentFlags);
     children.push(fresh.child);
     add('agent', 'rss_per_conn', await idleRss(Number(fresh.line), creds, fresh.child.pid!, 1000, true));
     add('stunnel', 'rss_per_conn', await idleRss(stunnelPort, creds, stunnel.pid!, 1000, false));
@@ -501,6 +533,15 @@ async function main(): Promise<void> {
     lines.push(
       `| decision-to-kill p50 / p99 (ms, n=${kills.length}) | ${f(pct(kills, 50), 2)} / ${f(pct(kills, 99), 2)} | n/a | |`,
     );
+    if (proxies.some((p) => p.name === 'floor')) {
+      const added = (q: string, size: number): string =>
+        f(r('floor', `${q}_${size}`) - r('direct', `${q}_${size}`));
+      lines.push(
+        `node floor (tls.createServer + two pipes): added latency p50/p99 64 B ${added('p50', 64)} / ${added('p99', 64)} ms, ` +
+          `16 KB ${added('p50', 16384)} / ${added('p99', 16384)} ms; ${f(r('floor', 'rps'), 0)} requests/s, ` +
+          `${f(r('floor', 'rps_cpu'), 0)} per CPU-second; ${f(r('floor', 'hs'), 0)} handshakes/s`,
+      );
+    }
     lines.push(
       `direct (no proxy) round trip p50: 64 B ${f(r('direct', 'p50_64'))} ms, 16 KB ${f(r('direct', 'p50_16384'))} ms`,
     );
