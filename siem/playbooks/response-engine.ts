@@ -98,6 +98,9 @@ export class ResponseEngine {
   readonly #active = new Map<string, Decision>();
   readonly #byScope = new Map<string, string>();
   readonly #pending = new Map<string, PendingDecision>();
+  /** Pending ids by scope and action: a storm of proposals must not scan the whole list each. */
+  readonly #pendingByScope = new Map<string, string>();
+  #pendingEdits = 0;
   readonly #simulated: SimulatedDecision[] = [];
   /** Creation times of past decisions per scope, for escalation. */
   readonly #history = new Map<string, number[]>();
@@ -206,7 +209,7 @@ export class ResponseEngine {
     const p = this.#pending.get(pendingId);
     if (p === undefined) throw new EdgewardError('ERR_SIEM_PENDING_UNKNOWN');
     this.#checkScope(p.scope);
-    this.#pending.delete(pendingId);
+    this.#dropPending(p);
     const rev = this.#revision + 1;
     const existing = this.#findActive(p.scope, p.action);
     const d = this.#apply(p, now, rev, existing);
@@ -218,7 +221,7 @@ export class ResponseEngine {
   reject(pendingId: string): PendingDecision {
     const p = this.#pending.get(pendingId);
     if (p === undefined) throw new EdgewardError('ERR_SIEM_PENDING_UNKNOWN');
-    this.#pending.delete(pendingId);
+    this.#dropPending(p);
     return p;
   }
 
@@ -282,6 +285,11 @@ export class ResponseEngine {
     };
   }
 
+  /** Counts changes to the pending list (added, approved, rejected): persist when it moves. */
+  get pendingEdits(): number {
+    return this.#pendingEdits;
+  }
+
   pending(): PendingDecision[] {
     return [...this.#pending.values()];
   }
@@ -309,7 +317,7 @@ export class ResponseEngine {
       this.#byScope.set(`${scopeKey(d.scope)}\u001f${d.action}`, d.id);
       this.#remember(d.scope, d.createdAt);
     }
-    for (const p of s.pending) this.#pending.set(p.id, p);
+    for (const p of s.pending) this.#keepPending(p);
   }
 
   #checkScope(scope: DecisionScope): void {
@@ -333,13 +341,24 @@ export class ResponseEngine {
   }
 
   #addPending(p: Proposal, now: number): PendingDecision | null {
-    for (const x of this.#pending.values()) {
-      if (scopeKey(x.scope) === scopeKey(p.scope) && x.action === p.action) return x;
-    }
+    const same = this.#pendingByScope.get(`${scopeKey(p.scope)}\u001f${p.action}`);
+    if (same !== undefined) return this.#pending.get(same) as PendingDecision;
     if (this.#pending.size >= MAX_PENDING) return null;
     const pd: PendingDecision = { ...p, id: this.#newId(), createdAt: now, why: 'blast-radius' };
-    this.#pending.set(pd.id, pd);
+    this.#keepPending(pd);
     return pd;
+  }
+
+  #keepPending(p: PendingDecision): void {
+    this.#pending.set(p.id, p);
+    this.#pendingByScope.set(`${scopeKey(p.scope)}\u001f${p.action}`, p.id);
+    this.#pendingEdits++;
+  }
+
+  #dropPending(p: PendingDecision): void {
+    this.#pending.delete(p.id);
+    this.#pendingByScope.delete(`${scopeKey(p.scope)}\u001f${p.action}`);
+    this.#pendingEdits++;
   }
 
   #escalatedTtl(scope: DecisionScope, base: number, esc: Escalation, now: number): number {

@@ -103,13 +103,13 @@ export class DecisionHub {
   change<T>(op: (engine: ResponseEngine, now: number) => T): T {
     const engine = this.#o.engine;
     const before = engine.revision;
-    const pendingBefore = engine.pending().length;
+    const pendingBefore = engine.pendingEdits;
     const now = this.#o.now();
     const result = op(engine, now);
     const after = engine.revision;
     if (after === before) {
-      // Pending decisions may have changed (blast-radius cap): persist the list alone.
-      if (engine.pending().length !== pendingBefore) {
+      // Pending decisions may have changed (blast-radius cap, reject): persist them alone.
+      if (engine.pendingEdits !== pendingBefore) {
         this.#o.store.saveDecisionChanges({
           revision: after,
           upserts: [],

@@ -14,7 +14,8 @@ import type { AlertQuery, DecisionChanges, SiemStore, TimelineQuery } from './st
 
 // 2: alert_entity (alerts by entity), filled from the stored alerts when an older file is opened;
 // entity_timeline_recent (the newest timeline entries, see event-insert.ts), created empty.
-// 3: entity_timeline keyed by segment first (see event-insert.ts), rebuilt from the older table.
+// 3: entity_timeline keyed by segment first (see event-insert.ts), rebuilt from the older table;
+// pending decisions one row each (pending_decisions), moved from the 'pending' meta value.
 const SCHEMA_VERSION = 3;
 
 // Per-entity timelines live in one integer-keyed index table (entity hash, event time, rowid)
@@ -77,6 +78,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_active ON decisions (removed_at);
 CREATE INDEX IF NOT EXISTS decisions_scope ON decisions (scope_type, scope_value);
+CREATE TABLE IF NOT EXISTS pending_decisions (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
@@ -135,6 +137,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       if (unsegmented) db.exec(`ALTER TABLE entity_timeline RENAME TO entity_timeline_v2`);
       db.exec(SCHEMA);
       if (unsegmented) segmentTimeline(db);
+      if (version < 3) pendingToRows(db);
       if (version < 2) backfillAlertEntities(db);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
@@ -168,6 +171,26 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
   );
   const getMeta = db.prepare(`SELECT value FROM meta WHERE key = ?`);
+  const upPending = db.prepare(
+    `INSERT INTO pending_decisions (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc`,
+  );
+  const delPending = db.prepare(`DELETE FROM pending_decisions WHERE id = ?`);
+  const allPending = db.prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`);
+  // The pending decisions as last written, by id. The engine keeps its pending objects as they
+  // are until they change, so a save writes only those that are new or different by identity,
+  // and deletes those gone: a storm of 10,000 pending writes one row per change, not the list.
+  let storedPending: Map<string, PendingDecision>;
+  try {
+    storedPending = new Map(
+      (allPending.all() as Row[]).map((r) => {
+        const p = JSON.parse(r.doc) as PendingDecision;
+        return [p.id, p] as const;
+      }),
+    );
+  } catch (err) {
+    db.close();
+    throw storeError(err, 'open');
+  }
   const oldest = db.prepare(
     `SELECT rowid AS r, ts, source_identity AS si, destination_identity AS di, source_ip AS ip, serial AS se
      FROM events WHERE ts < ? ORDER BY ts LIMIT ?`,
@@ -281,7 +304,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     }
     return rows.length;
   });
-  const saveChanges = db.transaction((c: DecisionChanges) => {
+  const saveChanges = db.transaction((c: DecisionChanges, next: Map<string, PendingDecision>) => {
     for (const d of c.upserts) {
       upDecision.run({
         id: d.id,
@@ -296,7 +319,8 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     }
     for (const id of c.removals) rmDecision.run(c.at, id);
     setMeta.run('revision', String(c.revision));
-    setMeta.run('pending', JSON.stringify(c.pending));
+    for (const [id, p] of next) if (storedPending.get(id) !== p) upPending.run(id, JSON.stringify(p));
+    for (const id of storedPending.keys()) if (!next.has(id)) delPending.run(id);
   });
 
   const limitOf = (n: number | undefined) => Math.max(1, Math.min(10_000, Math.floor(n ?? 100)));
@@ -359,21 +383,24 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     },
     saveDecisionChanges(c) {
       try {
-        saveChanges(c);
+        const next = new Map(c.pending.map((p) => [p.id, p]));
+        saveChanges(c, next);
+        storedPending = next;
       } catch (err) {
         throw storeError(err, 'save decisions');
       }
     },
     loadResponseState(): ResponseState {
       const rev = getMeta.get('revision') as { value: string } | undefined;
-      const pend = getMeta.get('pending') as { value: string } | undefined;
+      // The very objects a later save compares against (the engine keeps them as they are).
+      const pending = [...storedPending.values()];
       const decisions = parseDocs<Decision>(
         db.prepare(`SELECT doc FROM decisions WHERE removed_at IS NULL ORDER BY revision`).all(),
       );
       return {
         revision: rev === undefined ? 0 : Number(rev.value),
         decisions,
-        pending: pend === undefined ? [] : (JSON.parse(pend.value) as PendingDecision[]),
+        pending,
       };
     },
     decisionHistory(limit) {
@@ -410,6 +437,19 @@ function segmentTimeline(db: Database.Database): void {
              SELECT event >> ${SEGMENT_SHIFT}, h, ts, event FROM entity_timeline_v2
              ORDER BY event >> ${SEGMENT_SHIFT}, h, ts, event;
            DROP TABLE entity_timeline_v2;`);
+}
+
+/** Moves the pending list of an older file (one JSON value in meta) into its table. */
+function pendingToRows(db: Database.Database): void {
+  const row = db.prepare(`SELECT value FROM meta WHERE key = 'pending'`).pluck().get() as string | undefined;
+  if (row === undefined) return;
+  const list = JSON.parse(row) as unknown; // a broken value fails the open, as loading it did
+  const ins = db.prepare(`INSERT OR IGNORE INTO pending_decisions (id, doc) VALUES (?, ?)`);
+  for (const p of Array.isArray(list) ? list : []) {
+    const id = (p as { id?: unknown } | null)?.id;
+    if (typeof id === 'string') ins.run(id, JSON.stringify(p));
+  }
+  db.prepare(`DELETE FROM meta WHERE key = 'pending'`).run();
 }
 
 /** Indexes the alerts a schema-1 file already holds (in the transaction that upgrades it). */

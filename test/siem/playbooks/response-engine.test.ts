@@ -184,6 +184,11 @@ describe('ResponseEngine', () => {
     expect(out.applied).toHaveLength(3);
     expect(out.pending).toHaveLength(2);
     expect(e.pending()).toHaveLength(2);
+    expect(e.pendingEdits).toBe(2);
+    // The same scope and action again joins the decision already waiting.
+    const again = e.handleAlerts([alert('r-ip', { 'source.ip': '192.0.2.5' })], NOW + 10);
+    expect(again.pending).toEqual([out.pending[1]]);
+    expect(e.pendingEdits).toBe(2);
     // Pending ones are not enforced; a minute later the cap has room again.
     expect(e.snapshot(NOW).decisions).toHaveLength(3);
     const approved = e.approve(out.pending[0]!.id, NOW + 1000);
@@ -193,6 +198,16 @@ describe('ResponseEngine', () => {
       1,
     );
     expect(e.reject(out.pending[1]!.id).scope.value).toBe('192.0.2.5');
+    expect(e.pendingEdits).toBe(4);
+    expect(e.pending()).toEqual([]);
+    // Gone from the index too: the scope waits anew (the cap is full again at NOW + 61 s).
+    e.handleAlerts(
+      [alert('r-ip', { 'source.ip': '192.0.2.6' }), alert('r-ip', { 'source.ip': '192.0.2.7' })],
+      NOW + 61_000,
+    );
+    expect(e.handleAlerts([alert('r-ip', { 'source.ip': '192.0.2.5' })], NOW + 61_001).pending).toHaveLength(
+      1,
+    );
     expect(() => e.approve('nope', NOW)).toThrow(
       expect.objectContaining({ code: 'ERR_SIEM_PENDING_UNKNOWN' }),
     );

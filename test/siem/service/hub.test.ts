@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyDecisions } from '../../../common/decision-jws.js';
 import { silentLogger } from '../../../common/log.js';
-import { ResponseEngine, DEFAULT_SETTINGS } from '../../../siem/playbooks/index.js';
+import type { Alert } from '../../../siem/correlate/index.js';
+import { ResponseEngine, DEFAULT_SETTINGS, parsePlaybookTexts } from '../../../siem/playbooks/index.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
 import { DecisionHub, type Subscriber } from '../../../siem/service/hub.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -59,6 +60,55 @@ const manual = (value: string) => ({
 });
 
 describe('DecisionHub', () => {
+  it('persists the pending list when it changes without a new revision (cap, reject)', () => {
+    const file = join(tempDir('edgeward-hub-'), 'pending.db');
+    const config = parsePlaybookTexts([
+      { name: 's.yaml', text: 'kind: response-settings\nblast-radius: { max-per-minute: 1 }\n' },
+      {
+        name: 'pb.yaml',
+        text: 'kind: playbook\nid: pb-ip\nrules: [r-ip]\ndecisions:\n  - { scope: ip, from: source.ip, action: quarantine, ttl: 15m }\n',
+      },
+    ]);
+    const open = () => {
+      const store = openSqliteStore(file, { synchronous: 'NORMAL' });
+      const engine = new ResponseEngine({ trustDomain: TD, config });
+      engine.importState(store.loadResponseState());
+      const hub = new DecisionHub({
+        engine,
+        store,
+        signer: { key: privateKey, kid: 'k1' },
+        now: () => Date.UTC(2026, 0, 1),
+        log: silentLogger,
+      });
+      return { store, hub };
+    };
+    const alert = (ip: string, i: number): Alert => ({
+      id: `a${i}`,
+      ruleId: 'r-ip',
+      title: 'r',
+      level: 'high',
+      type: 'event_count',
+      time: Date.UTC(2026, 0, 1),
+      windowStart: Date.UTC(2026, 0, 1),
+      groupBy: { 'source.ip': ip },
+      count: 3,
+      values: [],
+      events: [],
+      trigger: { '@timestamp': Date.UTC(2026, 0, 1), 'event.action': 'x' },
+    });
+    const a = open();
+    a.hub.handleAlerts([alert('192.0.2.1', 1)]);
+    // The cap is reached: these two wait, and the revision does not move.
+    const out = a.hub.handleAlerts([alert('192.0.2.2', 2), alert('192.0.2.3', 3)]);
+    expect(out.pending).toHaveLength(2);
+    expect(out.revision).toBe(1);
+    a.hub.change((e) => e.reject(out.pending[0]!.id));
+    a.store.close();
+    const b = open();
+    expect(b.store.loadResponseState().pending.map((p) => p.scope.value)).toEqual(['192.0.2.3']);
+    b.store.close();
+  });
+
   it('fans out one verified delta per change, in order, after persisting it', async () => {
     const file = join(tempDir('edgeward-hub-'), 'siem.db');
     const h = setup(file);

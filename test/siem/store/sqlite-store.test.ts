@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../../../common/events.js';
 import type { Alert } from '../../../siem/correlate/index.js';
+import type { PendingDecision } from '../../../siem/playbooks/index.js';
 import { applyRetention, openSqliteStore } from '../../../siem/store/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -204,7 +205,7 @@ describe('SQLite store', () => {
     again.close();
   });
 
-  it('upgrades a schema-2 file: its timeline moves into segments and still answers', () => {
+  it('upgrades a schema-2 file: timeline into segments, pending list into rows', () => {
     const file = join(dir, 'schema2.db');
     const s = openSqliteStore(file);
     const events = Array.from({ length: 50 }, (_, i) =>
@@ -218,7 +219,11 @@ describe('SQLite store', () => {
       CREATE TABLE entity_timeline (h INTEGER NOT NULL, ts INTEGER NOT NULL, event INTEGER NOT NULL,
         PRIMARY KEY (h, ts, event)) WITHOUT ROWID;
       INSERT INTO entity_timeline SELECT h, ts, event FROM entity_timeline_recent;
-      DELETE FROM entity_timeline_recent;`);
+      DELETE FROM entity_timeline_recent;
+      DROP TABLE pending_decisions;`);
+    // Schema 2 kept the pending list as one JSON value.
+    const waiting = [{ id: 'p1', scope: { type: 'ip', value: '10.0.0.1' }, action: 'quarantine' }];
+    raw.prepare(`INSERT INTO meta (key, value) VALUES ('pending', ?)`).run(JSON.stringify(waiting));
     raw.pragma('user_version = 2');
     raw.close();
     const up = openSqliteStore(file);
@@ -226,11 +231,13 @@ describe('SQLite store', () => {
     expect(up.timeline({ entity: 'destination.identity', value: N1, limit: 3 })).toEqual(
       events.slice(-3).reverse(),
     );
+    expect(up.loadResponseState().pending).toEqual(waiting);
     up.close();
     const check = new Database(file, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(3);
     expect(check.prepare(`SELECT count(*) FROM entity_timeline WHERE seg = 0`).pluck().get()).toBe(100);
     expect(check.prepare(`SELECT name FROM sqlite_master WHERE name LIKE '%_v2'`).all()).toEqual([]);
+    expect(check.prepare(`SELECT count(*) FROM meta WHERE key = 'pending'`).pluck().get()).toBe(0);
     check.close();
   });
 
@@ -288,6 +295,62 @@ describe('SQLite store', () => {
     const empty = openSqliteStore(join(dir, 'empty.db'));
     expect(empty.loadResponseState()).toEqual({ revision: 0, decisions: [], pending: [] });
     empty.close();
+  });
+
+  it('keeps pending decisions one row each, writing only what changed', () => {
+    const file = join(dir, 'pending.db');
+    const s = openSqliteStore(file);
+    const pd = (i: number): PendingDecision => ({
+      id: `p${i}`,
+      scope: { type: 'ip', value: `10.0.0.${i}` },
+      action: 'quarantine',
+      ttlMs: 60_000,
+      reason: 'r',
+      alerts: [],
+      playbook: 'pb',
+      createdAt: T + i,
+      why: 'blast-radius',
+    });
+    const list = [pd(1), pd(2), pd(3)];
+    const save = (revision: number, pending: PendingDecision[]): void =>
+      s.saveDecisionChanges({ revision, upserts: [], removals: [], at: T, pending });
+    save(0, list);
+    const raw = new Database(file);
+    const rows = (): unknown[] =>
+      raw.prepare(`SELECT id FROM pending_decisions ORDER BY rowid`).pluck().all();
+    expect(rows()).toEqual(['p1', 'p2', 'p3']);
+    // A trigger counts the rows each save writes: one added and one removed, not the list.
+    raw.exec(`CREATE TABLE writes (n INTEGER);
+      CREATE TRIGGER w1 AFTER INSERT ON pending_decisions BEGIN INSERT INTO writes VALUES (1); END;
+      CREATE TRIGGER w2 AFTER UPDATE ON pending_decisions BEGIN INSERT INTO writes VALUES (1); END;
+      CREATE TRIGGER w3 AFTER DELETE ON pending_decisions BEGIN INSERT INTO writes VALUES (1); END;`);
+    const writes = (): unknown => raw.prepare(`SELECT count(*) FROM writes`).pluck().get();
+    save(0, [list[0]!, list[2]!, pd(4)]);
+    expect(writes()).toBe(2);
+    expect(rows()).toEqual(['p1', 'p3', 'p4']);
+    // A changed object under a known id is rewritten; equal objects are not.
+    save(1, [list[0]!, { ...list[2]!, reason: 'again' }, pd(4)]);
+    expect(writes()).toBe(4); // p3 changed, and pd(4) is another object: compared by identity
+    raw.close();
+    s.close();
+    const again = openSqliteStore(file);
+    expect(again.loadResponseState().pending.map((p) => [p.id, p.reason])).toEqual([
+      ['p1', 'r'],
+      ['p3', 'again'],
+      ['p4', 'r'],
+    ]);
+    // Saving what was loaded writes nothing: the loaded objects are the ones compared.
+    again.saveDecisionChanges({
+      revision: 2,
+      upserts: [],
+      removals: [],
+      at: T,
+      pending: again.loadResponseState().pending,
+    });
+    again.close();
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare(`SELECT count(*) FROM writes`).pluck().get()).toBe(4);
+    check.close();
   });
 
   it('retention deletes old events (and their timeline entries) in small batches', async () => {
