@@ -2,6 +2,7 @@
 // and detection-to-enforcement time (events posted -> signed delta received and verified by N
 // SSE subscribers) at N = 1, 100, 1,000; optionally CrowdSec's equivalent scenario on the same
 // events. Run: npm run build && node dist/bench/siem-distribution.js [--quick] [--no-crowdsec]
+//   [--ingest-only] [--events N] [--under-load EVENTS_PER_S]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   existsSync,
@@ -363,6 +364,44 @@ async function ingest(
   return { events: done, seconds, perSecond: done / seconds, refused };
 }
 
+/** Posts live events at `rate` per second (batches of 500, every 50 ms) until stopped. */
+function backgroundIngest(
+  siemUrl: string,
+  node: Creds,
+  rate: number,
+): { stop(): Promise<{ perSecond: number; seconds: number }> } {
+  const agent = new Agent({ ...node, ...noHostCheck, keepAlive: true, maxSockets: 4 });
+  const pool = liveEvents(100_000);
+  let stopped = false;
+  let sent = 0;
+  const t0 = performance.now();
+  const loop = (async () => {
+    for (let tick = 0; !stopped; tick++) {
+      // Behind schedule (the SIEM answered slowly): catch up, never more than 4 batches at once.
+      const due = Math.min(4, Math.floor((((performance.now() - t0) / 1000) * rate) / 500) - sent / 500);
+      const posts: Promise<number>[] = [];
+      for (let k = 0; k < due; k++) {
+        const at = sent % pool.length;
+        const now = Date.now();
+        const batch = pool.slice(at, at + 500).map((e, i) => ({ ...e, '@timestamp': now - 500 + i }));
+        posts.push(post(`${siemUrl}/v1/events`, agent, Buffer.from(JSON.stringify(batch))));
+        sent += 500;
+      }
+      await Promise.all(posts);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      agent.destroy();
+      const seconds = (performance.now() - t0) / 1000;
+      return { perSecond: sent / seconds, seconds };
+    },
+  };
+}
+
 // ---- CrowdSec (Debian 1.4.6), replaying the same events through an equivalent scenario ----
 
 export interface CrowdsecResult {
@@ -586,6 +625,11 @@ export async function runDistributionBench(o: {
   ingestOnly?: boolean;
   /** Events to ingest (default 500,000; 100,000 with quick). */
   events?: number;
+  /**
+   * Background ingest (events/s) while the detection-to-enforcement rounds run, at 1 and 100
+   * subscribers: how fast decisions go out while the SIEM is busy storing events.
+   */
+  underLoad?: number;
 }) {
   const work = mkdtempSync(join(tmpdir(), 'edgeward-bench-siem-'));
   try {
@@ -667,9 +711,10 @@ export async function runDistributionBench(o: {
       burstAlerts,
     };
 
-    const sizes = o.ingestOnly === true ? [] : [1, 100, 1000];
+    const sizes = o.ingestOnly === true ? [] : o.underLoad !== undefined ? [1, 100] : [1, 100, 1000];
     const rows: DistributionRow[] = [];
     let ipBase = 0;
+    const background = o.underLoad !== undefined ? backgroundIngest(siem.url, node, o.underLoad) : undefined;
     for (const n of sizes) {
       const rounds = n === 1000 ? (o.quick ? 5 : 10) : o.quick ? 10 : 20;
       const before = publishStats(await get(`${siem.url}/metrics`, node));
@@ -679,6 +724,9 @@ export async function runDistributionBench(o: {
       rows.push(row);
       ipBase += rounds;
     }
+    const load = await background?.stop();
+    if (load !== undefined)
+      console.log(`background ingest: ${fmt(load.perSecond, 0)} events/s over ${fmt(load.seconds, 1)} s`);
     // Wait for the SIEM's clean exit (it commits what is queued; a --cpu-prof profile is written).
     const exited = new Promise((r) => siem.proc.once('exit', r));
     siem.proc.kill('SIGTERM');
@@ -707,6 +755,9 @@ if (
   const at = process.argv.indexOf('--events');
   const eventsArg = at > 0 ? Math.max(1000, Math.floor(Number(process.argv[at + 1]))) : undefined;
   if (eventsArg !== undefined && !Number.isFinite(eventsArg)) throw new Error('--events needs a number');
+  const ul = process.argv.indexOf('--under-load');
+  const underLoad = ul > 0 ? Number(process.argv[ul + 1]) : undefined;
+  if (underLoad !== undefined && !(underLoad > 0)) throw new Error('--under-load needs events per second');
   // --ingest-only: the ingest measure alone (for profiling the SIEM under ingest load).
   const r = await runDistributionBench({
     quick,
@@ -714,6 +765,8 @@ if (
     ingestOnly: process.argv.includes('--ingest-only'),
     // --events N: a longer run shows whether the rate holds as the store grows.
     ...(eventsArg !== undefined ? { events: eventsArg } : {}),
+    // --under-load RATE: the rounds at 1 and 100 subscribers with RATE events/s ingested meanwhile.
+    ...(underLoad !== undefined ? { underLoad } : {}),
   });
   console.log(
     `ingest over HTTPS (default rule pack, FULL sync): ${fmt(r.ingest.perSecond, 0)} events/s wall, ${fmt(r.ingest.perSiemCpuSecond, 0)} events per SIEM CPU-second (${r.ingest.events} events in ${fmt(r.ingest.seconds, 2)} s, ${r.ingest.refused} 429s, ${r.ingest.burstAlerts} handshake-burst alerts, ${fmt(r.ingest.meanGroupCommit, 0)} events per group commit)`,
