@@ -66,21 +66,27 @@ const ev = (i: number): Record<string, unknown> => ({
   'source.identity': node('x'),
 });
 
+/** A reporter with its own spool file, sending to the test SIEM over mTLS as the node. */
+async function reporterTo(spoolFile: string, batchMax: number): Promise<{ spool: Spool; r: Reporter }> {
+  const m = await loadIdentity(w.self.dir, w.self.id);
+  const spool = new Spool(join(w.pki.dir, spoolFile), { maxEvents: 10_000, maxBytes: 10_000_000 });
+  const r = new Reporter({
+    spool,
+    send: httpsBatchSender({
+      url: `https://127.0.0.1:${port}`,
+      expect: 'spiffe://factory.example/svc/siem',
+      context: () => m.context,
+    }),
+    batchMax,
+    flushInterval: 50,
+    log: silentLogger,
+  });
+  return { spool, r };
+}
+
 describe('reporter', () => {
   it('spools while the SIEM is down and replays in order over mTLS once it is back', async () => {
-    const m = await loadIdentity(w.self.dir, w.self.id);
-    const spool = new Spool(join(w.pki.dir, 'spool.sqlite'), { maxEvents: 10_000, maxBytes: 10_000_000 });
-    const r = new Reporter({
-      spool,
-      send: httpsBatchSender({
-        url: `https://127.0.0.1:${port}`,
-        expect: 'spiffe://factory.example/svc/siem',
-        context: () => m.context,
-      }),
-      batchMax: 7,
-      flushInterval: 50,
-      log: silentLogger,
-    });
+    const { spool, r } = await reporterTo('spool.sqlite', 7);
     for (let i = 0; i < 20; i++) r.emit(ev(i) as never);
     await r.flush();
     expect(r.siemUp).toBe(false);
@@ -106,22 +112,7 @@ describe('reporter', () => {
   });
 
   it('drops a batch the SIEM refuses as invalid (4xx) instead of blocking the spool behind it', async () => {
-    const m = await loadIdentity(w.self.dir, w.self.id);
-    const spool = new Spool(join(w.pki.dir, 'spool-poison.sqlite'), {
-      maxEvents: 10_000,
-      maxBytes: 10_000_000,
-    });
-    const r = new Reporter({
-      spool,
-      send: httpsBatchSender({
-        url: `https://127.0.0.1:${port}`,
-        expect: 'spiffe://factory.example/svc/siem',
-        context: () => m.context,
-      }),
-      batchMax: 1,
-      flushInterval: 50,
-      log: silentLogger,
-    });
+    const { spool, r } = await reporterTo('spool-poison.sqlite', 1);
     up = true;
     const before = received.flat().length;
     r.emit({ ...ev(100), 'event.reason': 'poison' } as never);

@@ -10,7 +10,7 @@ import { createTokenProver } from '../../ca/methods/token.js';
 import { verifyAuditChain } from '../../ca/audit.js';
 import { fakeClock } from '../../common/clock.js';
 import { loadIdentity } from '../../common/identity-dir.js';
-import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { enrollWithToken, startTestCa, type TestCa } from '../helpers/ca.js';
 import { customCsr } from '../helpers/csr.js';
 import { rawRequest } from '../helpers/https.js';
 import { openssl, opensslCrlText } from '../helpers/openssl.js';
@@ -72,13 +72,7 @@ describe('enrollment with a join token', () => {
   it('enrolls, writes the identity folder, and openssl verifies the chain', async () => {
     const out = join(dir, 'n1');
     const id = `spiffe://${TD}/node/n1`;
-    const issued = await enroll({
-      ca: ca.url,
-      fingerprint: ca.fingerprint,
-      id,
-      prover: createTokenProver(ca.token(id)),
-      out,
-    });
+    const issued = await enrollWithToken(ca, id, out);
     expect(issued.identity).toBe(id);
     expect(statSync(join(out, 'key.pem')).mode & 0o777).toBe(0o600);
     const certs = readFileSync(join(out, 'cert.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----/g);
@@ -399,13 +393,7 @@ describe('renewal over mTLS', () => {
   it('renews with a new key for the same identity', async () => {
     const out = join(dir, 'r1');
     const id = `spiffe://${TD}/node/r1`;
-    const first = await enroll({
-      ca: ca.url,
-      fingerprint: ca.fingerprint,
-      id,
-      prover: createTokenProver(ca.token(id)),
-      out,
-    });
+    const first = await enrollWithToken(ca, id, out);
     const oldKey = readFileSync(join(out, 'key.pem'), 'utf8');
     const second = await renew({ ca: ca.url, dir: out });
     expect(second.serial).not.toBe(first.serial);
@@ -425,13 +413,7 @@ describe('renewal over mTLS', () => {
   it('refuses renewal for another identity than the certificate', async () => {
     const out = join(dir, 'r2');
     const id = `spiffe://${TD}/node/r2`;
-    await enroll({
-      ca: ca.url,
-      fingerprint: ca.fingerprint,
-      id,
-      prover: createTokenProver(ca.token(id)),
-      out,
-    });
+    await enrollWithToken(ca, id, out);
     const me = loadIdentity(out);
     const r = await rawRequest(`${ca.url}/v1/renew`, {
       method: 'POST',
@@ -447,13 +429,7 @@ describe('renewal over mTLS', () => {
     try {
       const out = join(dir, 'foreign');
       const id = `spiffe://${TD}/node/foreign`;
-      await enroll({
-        ca: other.url,
-        fingerprint: other.fingerprint,
-        id,
-        prover: createTokenProver(other.token(id)),
-        out,
-      });
+      await enrollWithToken(other, id, out);
       const me = loadIdentity(out);
       const r = await rawRequest(`${ca.url}/v1/renew`, {
         method: 'POST',
@@ -504,13 +480,7 @@ describe('renewal over mTLS', () => {
   it('refuses a revoked certificate, and all renewals of a revoked identity', async () => {
     const id = `spiffe://${TD}/node/rev`;
     const out = join(dir, 'rev');
-    const issued = await enroll({
-      ca: ca.url,
-      fingerprint: ca.fingerprint,
-      id,
-      prover: createTokenProver(ca.token(id)),
-      out,
-    });
+    const issued = await enrollWithToken(ca, id, out);
     const admin = {
       key: readFileSync(join(ca.adminDir, 'key.pem'), 'utf8'),
       cert: readFileSync(join(ca.adminDir, 'cert.pem'), 'utf8'),
@@ -534,13 +504,7 @@ describe('renewal over mTLS', () => {
     // Revoking the identity also refuses its future enrollments and renewals.
     const id2 = `spiffe://${TD}/node/rev2`;
     const out2 = join(dir, 'rev2');
-    await enroll({
-      ca: ca.url,
-      fingerprint: ca.fingerprint,
-      id: id2,
-      prover: createTokenProver(ca.token(id2)),
-      out: out2,
-    });
+    await enrollWithToken(ca, id2, out2);
     const rv2 = await rawRequest(`${ca.url}/v1/revoke`, {
       method: 'POST',
       body: JSON.stringify({ id: id2, reason: 'cessationOfOperation' }),
@@ -566,13 +530,7 @@ describe('renewal over mTLS', () => {
   it('refuses revocation by a node identity', async () => {
     const out = join(dir, 'n9');
     const id = `spiffe://${TD}/node/n9`;
-    await enroll({
-      ca: ca.url,
-      fingerprint: ca.fingerprint,
-      id,
-      prover: createTokenProver(ca.token(id)),
-      out,
-    });
+    await enrollWithToken(ca, id, out);
     const me = loadIdentity(out);
     const r = await rawRequest(`${ca.url}/v1/revoke`, {
       method: 'POST',

@@ -5,7 +5,8 @@ import { FILES } from '../../ca/authority.js';
 import type { AttestationMethod } from '../../ca/attestation-method.js';
 import type { AuditRecord } from '../../ca/audit.js';
 import { initCa } from '../../ca/init.js';
-import { newJoinToken } from '../../ca/methods/token.js';
+import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
+import { enroll } from '../../agent/enroll.js';
 import { startCaServer, type CaServerOptions, type RunningCa } from '../../ca/server.js';
 import type { EnrollmentPolicy } from '../../ca/service.js';
 import { systemClock, type Clock } from '../../common/clock.js';
@@ -86,3 +87,14 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
 }
 
 export const caFile = (ca: TestCa, f: keyof typeof FILES): string => join(ca.dataDir, FILES[f]);
+
+/** Enrolls `id` at the test CA with a fresh join token, writing the identity folder `out`. */
+export function enrollWithToken(ca: TestCa, id: string, out: string): ReturnType<typeof enroll> {
+  return enroll({
+    ca: ca.url,
+    fingerprint: ca.fingerprint,
+    id,
+    prover: createTokenProver(ca.token(id)),
+    out,
+  });
+}

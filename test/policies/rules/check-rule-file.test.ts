@@ -130,6 +130,18 @@ describe('detection matchers', () => {
 describe('correlation rules', () => {
   const base =
     'title: b\nid: base\nname: base_rule\ndetection:\n  s:\n    event.action: handshake.failure\n  condition: s\n---\n';
+  /** A correlation rule over `base`: only what a case changes is spelled out. */
+  const corr = (o: {
+    type: string;
+    rules?: string;
+    extra?: string;
+    by?: string;
+    span?: string;
+    cond?: string;
+  }): string =>
+    `${base}title: c\nid: c\ncorrelation:\n  type: ${o.type}\n  rules: [${o.rules ?? 'base'}]\n${o.extra ?? ''}` +
+    `  group-by: [${o.by ?? 'source.ip'}]\n  timespan: ${o.span ?? '5m'}\n` +
+    (o.cond === undefined ? '' : `  condition: ${o.cond}\n`);
 
   it('parses an event_count rule, resolving the base rule by name', () => {
     const r = checkRuleFile(
@@ -259,56 +271,40 @@ describe('correlation rules', () => {
       'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s\n---\ntitle: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
       'ERR_POLICY_RULE_DUPLICATE',
     ],
-    [
-      'unknown correlation type',
-      `${base}title: c\nid: c\ncorrelation:\n  type: temporal\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 5m\n`,
-      'ERR_POLICY_RULE_CORRELATION',
-    ],
-    [
-      'lt condition',
-      `${base}title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 5m\n  condition: { lt: 3 }\n`,
-      'ERR_POLICY_RULE_CORRELATION',
-    ],
+    ['unknown correlation type', corr({ type: 'temporal' }), 'ERR_POLICY_RULE_CORRELATION'],
+    ['lt condition', corr({ type: 'event_count', cond: '{ lt: 3 }' }), 'ERR_POLICY_RULE_CORRELATION'],
     [
       'threshold too big',
-      `${base}title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 5m\n  condition: { gte: 5000 }\n`,
+      corr({ type: 'event_count', cond: '{ gte: 5000 }' }),
       'ERR_POLICY_RULE_CORRELATION',
     ],
-    [
-      'value_count without field',
-      `${base}title: c\nid: c\ncorrelation:\n  type: value_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 5m\n  condition: { gte: 3 }\n`,
-      'ERR_POLICY_RULE_FIELD',
-    ],
+    ['value_count without field', corr({ type: 'value_count', cond: '{ gte: 3 }' }), 'ERR_POLICY_RULE_FIELD'],
     [
       'unknown group-by field',
-      `${base}title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [host.ip]\n  timespan: 5m\n  condition: { gte: 3 }\n`,
+      corr({ type: 'event_count', by: 'host.ip', cond: '{ gte: 3 }' }),
       'ERR_POLICY_RULE_FIELD',
     ],
     [
       'bad timespan',
-      `${base}title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: soon\n  condition: { gte: 3 }\n`,
+      corr({ type: 'event_count', span: 'soon', cond: '{ gte: 3 }' }),
       'ERR_POLICY_RULE_DURATION',
     ],
     [
       'timespan over a week',
-      `${base}title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 30d\n  condition: { gte: 3 }\n`,
+      corr({ type: 'event_count', span: '30d', cond: '{ gte: 3 }' }),
       'ERR_POLICY_RULE_DURATION',
     ],
     [
       'unknown reference',
-      `${base}title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [nope]\n  group-by: [source.ip]\n  timespan: 5m\n  condition: { gte: 3 }\n`,
+      corr({ type: 'event_count', rules: 'nope', cond: '{ gte: 3 }' }),
       'ERR_POLICY_RULE_REFERENCE',
     ],
     [
       'aliases',
-      `${base}title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [base]\n  aliases: {}\n  group-by: [source.ip]\n  timespan: 5m\n  condition: { gte: 3 }\n`,
+      corr({ type: 'event_count', extra: '  aliases: {}\n', cond: '{ gte: 3 }' }),
       'ERR_POLICY_RULE_CORRELATION',
     ],
-    [
-      'temporal_ordered with one rule',
-      `${base}title: c\nid: c\ncorrelation:\n  type: temporal_ordered\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 5m\n`,
-      'ERR_POLICY_RULE_CORRELATION',
-    ],
+    ['temporal_ordered with one rule', corr({ type: 'temporal_ordered' }), 'ERR_POLICY_RULE_CORRELATION'],
     [
       'invalid test event',
       'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s\ntests:\n  - name: x\n    expect: 1\n    events:\n      - event: { event.action: x, source.port: -1 }\n',

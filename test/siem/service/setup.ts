@@ -3,8 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { createTokenProver } from '../../../ca/methods/token.js';
-import { enroll } from '../../../agent/enroll.js';
 import { DecisionStreamClient } from '../../../agent/decisions-client.js';
 import { DecisionStore } from '../../../agent/decisions-store.js';
 import { jwsDecisionVerifier } from '../../../agent/decision-verifier.js';
@@ -18,7 +16,7 @@ import { serviceId } from '../../../common/identity.js';
 import { silentLogger } from '../../../common/log.js';
 import { verifySiemChain } from '../../../siem/service/decision-key.js';
 import { rawRequest, type RawResult } from '../../helpers/https.js';
-import type { TestCa } from '../../helpers/ca.js';
+import { enrollWithToken, type TestCa } from '../../helpers/ca.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const RULES = join(ROOT, 'policies', 'default', 'rules');
@@ -32,7 +30,7 @@ export interface Creds {
 }
 
 export async function enrollAs(ca: TestCa, id: string, out: string): Promise<Creds> {
-  await enroll({ ca: ca.url, fingerprint: ca.fingerprint, id, prover: createTokenProver(ca.token(id)), out });
+  await enrollWithToken(ca, id, out);
   const l = loadIdentity(out);
   return { keyPem: l.keyPem, certPem: l.certPem, bundlePem: l.bundlePem, identity: l.identity };
 }
