@@ -65,14 +65,30 @@ port.on('message', (m: ToWriter) => {
   leave();
   reply({ t: 'done', id: m.id });
   // After the answer: the acknowledgement does not wait for the merge.
-  // In chunks: the store's connection may write between two of them (see enter()).
-  if (!conn.insert.mergeDue()) return;
-  for (let more = true; more;) {
-    enter();
-    try {
-      more = mergeStepQuietly(conn.insert);
-    } finally {
-      leave();
-    }
-  }
+  if (conn.insert.mergeDue()) mergeSoon();
 });
+
+// The merge runs one slice per turn of this thread's event loop, so a write that arrives
+// meanwhile is committed after at most one slice rather than the whole merge (a write waits for
+// its commit, and correlation for the write); the store's connection may also write between two
+// slices (see enter()).
+let merging = false;
+
+function mergeSoon(): void {
+  if (merging) return;
+  merging = true;
+  setImmediate(mergeSlice);
+}
+
+function mergeSlice(): void {
+  merging = false;
+  if (conn === undefined) return;
+  let more: boolean;
+  enter();
+  try {
+    more = mergeStepQuietly(conn.insert);
+  } finally {
+    leave();
+  }
+  if (more) mergeSoon();
+}

@@ -221,6 +221,52 @@ describe('event writer thread', () => {
   });
 });
 
+describe('event writer thread: merge', () => {
+  const dir = tempDir();
+
+  it('commits a write that arrives during a merge before the merge ends (one slice per turn)', async () => {
+    const file = join(dir, 'interleave.db');
+    const store = openSqliteStore(file);
+    const w = await openEventWriter(file, { thread: true });
+    const raw = new Database(file, { readonly: true });
+    try {
+      // 33,000 events of four entities each pass the merge threshold (131,072 entries); the
+      // second write is posted before the first is answered.
+      const a = w.write([encodeEventRows(batch('big', 33_000))]);
+      const b = w.write([encodeEventRows(batch('late', 1))]);
+      await a;
+      await b;
+      // Answered while the merge the first write started still has slices to go (a slice takes
+      // tens of ms; before, the whole merge ran between the two writes).
+      const unmerged = raw
+        .prepare(`SELECT count(*) FROM entity_timeline_recent WHERE event <= 33000`)
+        .pluck()
+        .get() as number;
+      expect(unmerged).toBeGreaterThan(0);
+      // The merge completes on its own, and timelines never miss an event meanwhile.
+      const recent = raw.prepare(`SELECT count(*) FROM entity_timeline_recent`).pluck();
+      for (let i = 0; i < 200 && (recent.get() as number) > 4; i++) {
+        expect(store.timeline({ entity: 'source.ip', value: '10.0.0.1', limit: 10_000 })).toHaveLength(
+          10_000,
+        );
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(recent.get()).toBe(0);
+      const big = {
+        entity: 'source.identity',
+        value: 'spiffe://factory.example/device/big',
+        limit: 10_000,
+      } as const;
+      expect(store.timeline(big)).toHaveLength(10_000);
+      expect(store.timeline({ ...big, value: 'spiffe://factory.example/device/late' })).toHaveLength(1);
+    } finally {
+      raw.close();
+      await w.close();
+      store.close();
+    }
+  });
+});
+
 describe('timeline entries: recent table and merge', () => {
   const dir = tempDir();
   const q = { entity: 'identity', value: 'spiffe://factory.example/device/m', limit: 100 } as const;
