@@ -42,7 +42,7 @@ function checkRows(r: EventRows): void {
   if (
     !Number.isSafeInteger(r.count) ||
     r.count < 0 ||
-    typeof r.text !== 'string' ||
+    !(r.bytes instanceof Uint8Array) ||
     !(r.num instanceof Float64Array) ||
     r.num.length !== r.count * NUM_COLUMNS
   )

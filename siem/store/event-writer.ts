@@ -238,7 +238,8 @@ class ThreadWriter implements EventWriter {
     try {
       w.postMessage(
         msg,
-        batches.map((b) => b.num.buffer as ArrayBuffer),
+        // Moved, not copied: the rows are not used on this side again.
+        [...new Set(batches.flatMap((b) => [b.num.buffer as ArrayBuffer, b.bytes.buffer as ArrayBuffer]))],
       );
     } catch (err) {
       this.#pending.delete(id);

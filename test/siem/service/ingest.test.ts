@@ -9,7 +9,7 @@ import { silentLogger } from '../../../common/log.js';
 import { loadRules } from '../../../policies/rules/index.js';
 import { Correlator, type Alert } from '../../../siem/correlate/index.js';
 import { IngestPipeline } from '../../../siem/service/ingest.js';
-import { TEXT_COLUMNS, type EventRows } from '../../../siem/store/event-rows.js';
+import { decodeText, rowsFromFields, TEXT_COLUMNS, type EventRows } from '../../../siem/store/event-rows.js';
 import { openEventWriter, type EventWriter } from '../../../siem/store/event-writer.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -106,13 +106,11 @@ describe('ingest pipeline', () => {
         failNext = false;
         // A real SQLite failure: the last batch's events lose their action (NOT NULL).
         const last = batches[batches.length - 1] as EventRows;
-        const broken = {
-          ...last,
-          text: last.text
-            .split('\u0000')
-            .map((v, i) => (i % TEXT_COLUMNS === 1 ? '' : v))
-            .join('\u0000'),
-        };
+        const broken = rowsFromFields(
+          last.count,
+          decodeText(last).map((v, i) => (i % TEXT_COLUMNS === 1 ? '' : (v ?? ''))),
+          last.num,
+        );
         return w.write([...batches.slice(0, -1), broken]);
       },
       exclusive: (fn) => w.exclusive(fn),

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../../../common/events.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
 import { prepareEventInsert, SEGMENT_SHIFT } from '../../../siem/store/event-insert.js';
-import { encodeEventRows, TEXT_COLUMNS, type EventRows } from '../../../siem/store/event-rows.js';
+import { decodeText, encodeEventRows, rowsFromFields, TEXT_COLUMNS } from '../../../siem/store/event-rows.js';
 import { openEventWriter, yieldingStore } from '../../../siem/store/event-writer.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -44,6 +44,25 @@ describe.each([
   ['on the calling thread', false],
 ])('event writer %s', (_name, thread) => {
   const dir = tempDir();
+
+  it('stores text beyond ASCII as it came: accents, CJK, emoji and escapes in the document', async () => {
+    const file = join(dir, `utf8-${thread}.db`);
+    const store = openSqliteStore(file);
+    const w = await openEventWriter(file, { thread });
+    try {
+      const reasons = ['café é', '证书已吊销', 'key 🔑 lost', 'tab\there "quoted" \\ back', 'x'.repeat(5000)];
+      const events = batch('u', reasons.length).map((e, i) => ({ ...e, 'event.reason': reasons[i] }));
+      await w.write([encodeEventRows(events)]);
+      for (const e of events) expect(store.event(e['event.id'] as string)).toEqual(e);
+      // The fields round-trip through the encoding unchanged, absent ones as null.
+      const f = decodeText(encodeEventRows(events.slice(0, 1)));
+      expect(f).toHaveLength(TEXT_COLUMNS);
+      expect(JSON.parse(f[TEXT_COLUMNS - 1] as string)).toEqual(events[0]);
+    } finally {
+      await w.close();
+      store.close();
+    }
+  });
 
   it('commits writes in order; the store reads them back, timelines included', async () => {
     const file = join(dir, `order-${thread}.db`);
@@ -104,18 +123,20 @@ describe.each([
       const good = encodeEventRows(batch('g', 50));
       const rows = encodeEventRows(batch('x', 50));
       // An event without its action breaks the events table's NOT NULL: SQLite refuses it.
-      const broken: EventRows = {
-        ...rows,
-        text: rows.text
-          .split('\u0000')
-          .map((v, i) => (i % TEXT_COLUMNS === 1 ? '' : v))
-          .join('\u0000'),
-      };
+      const broken = rowsFromFields(
+        rows.count,
+        decodeText(rows).map((v, i) => (i % TEXT_COLUMNS === 1 ? '' : (v ?? ''))),
+        rows.num,
+      );
       expect(await codeOf(w.write([good, broken]))).toBe('ERR_SIEM_STORE');
       expect(store.countEvents()).toBe(0);
       // Rows whose fields do not add up are refused before any insert.
       const s2 = encodeEventRows(batch('s', 2));
-      const extra: EventRows = { ...s2, text: `${s2.text}\u0000one field too many` };
+      const extra = rowsFromFields(
+        s2.count,
+        [...decodeText(s2).map((v) => v ?? ''), 'one field too many'],
+        s2.num,
+      );
       expect(await codeOf(w.write([encodeEventRows(batch('t', 2)), extra]))).toBe(
         thread ? 'ERR_SIEM_STORE' : 'TypeError',
       );
