@@ -35,7 +35,7 @@ import { createAnalystAuthorizer, peerOf, type AnalystExtension, type Principal 
 import { resumeRevision } from './service/sse.js';
 
 export interface SiemServerOptions {
-  /** Holds siem.db (events, alerts, decisions). */
+  /** Holds siem.db (events and their timelines) and siem.state.db (alerts, decisions, revision). */
   readonly dataDir: string;
   readonly host: string;
   readonly port: number;
@@ -226,22 +226,19 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const onAlerts = (alerts: Alert[]): void => {
     for (const a of alerts) metrics.alerts.inc({ rule: a.ruleId });
     for (const a of alerts) notify(alertListeners, a);
-    // Decisions first (their commit is on the path to enforcement), the alerts' own commit after;
-    // both in one turn of the store's connection (the ingest writer waits for both, once).
-    const outcome = writer.exclusive(() => {
-      let handled: ReturnType<DecisionHub['handleAlerts']> | undefined;
-      try {
-        handled = hub.handleAlerts(alerts);
-      } catch (err) {
-        log.error({ err }, 'response engine failed');
-      }
-      try {
-        store.insertAlerts(alerts);
-      } catch (err) {
-        log.error({ err }, 'could not store alerts');
-      }
-      return handled;
-    });
+    // Decisions first (their commit is on the path to enforcement), the alerts' own commit after.
+    // Both go to the state file: neither waits for the ingest writer's transaction.
+    let outcome: ReturnType<DecisionHub['handleAlerts']> | undefined;
+    try {
+      outcome = hub.handleAlerts(alerts);
+    } catch (err) {
+      log.error({ err }, 'response engine failed');
+    }
+    try {
+      store.insertAlerts(alerts);
+    } catch (err) {
+      log.error({ err }, 'could not store alerts');
+    }
     if (outcome === undefined) return;
     if (outcome.applied.length > 0) metrics.decisions.inc({ outcome: 'applied' }, outcome.applied.length);
     if (outcome.pending.length > 0) metrics.decisions.inc({ outcome: 'pending' }, outcome.pending.length);

@@ -287,18 +287,15 @@ class ThreadWriter implements EventWriter {
 }
 
 /**
- * The store with its writes run through `writer.exclusive`, for a process where the writer
- * thread and the store's connection both write: reads and everything else are the store's own.
+ * The store with its writes to the events file run through `writer.exclusive`, for a process
+ * where the writer thread and the store's connection both write it. Alerts and decisions live in
+ * the state file, which the writer never touches: they go ahead without waiting.
  */
 export function yieldingStore(store: SiemStore, writer: EventWriter): SiemStore {
   const gated = Object.create(store) as SiemStore;
   return Object.assign(gated, {
     insertEvents: (events: Parameters<SiemStore['insertEvents']>[0]) =>
       writer.exclusive(() => store.insertEvents(events)),
-    insertAlerts: (alerts: Parameters<SiemStore['insertAlerts']>[0]) =>
-      writer.exclusive(() => store.insertAlerts(alerts)),
-    saveDecisionChanges: (c: Parameters<SiemStore['saveDecisionChanges']>[0]) =>
-      writer.exclusive(() => store.saveDecisionChanges(c)),
     pruneOlderThan: (cutoff: number, batch?: number) =>
       writer.exclusive(() => store.pruneOlderThan(cutoff, batch)),
   });

@@ -15,13 +15,20 @@ import type { AlertQuery, DecisionChanges, SiemStore, TimelineQuery } from './st
 // 2: alert_entity (alerts by entity), filled from the stored alerts when an older file is opened;
 // entity_timeline_recent (the newest timeline entries, see event-insert.ts), created empty.
 // 3: entity_timeline keyed by segment first (see event-insert.ts), rebuilt from the older table;
-// pending decisions one row each (pending_decisions), moved from the 'pending' meta value.
+// alerts, decisions, pending decisions (one row each, no longer one 'pending' meta value) and
+// meta moved to the state file (below).
 const SCHEMA_VERSION = 3;
+
+// The state file (`siem.state.db` beside `siem.db`): alerts, decisions, pending decisions and the
+// revision. Its own file, so its writes never wait for the ingest writer's group commit on the
+// events file (SQLite locks per file): the event loop no longer blocks until the writer's
+// transaction ends each time alerts or decisions are stored.
+const STATE_SCHEMA_VERSION = 1;
 
 // Per-entity timelines live in one integer-keyed index table (entity hash, event time, rowid)
 // rather than four text indexes on events: one B-tree of small keys takes a batch insert about
 // twice as fast. Hash collisions are harmless: queries re-check the entity's text column.
-const SCHEMA = `
+const EVENTS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY,
   id TEXT NOT NULL,
@@ -49,6 +56,9 @@ CREATE TABLE IF NOT EXISTS entity_timeline_recent (
   event INTEGER NOT NULL,
   PRIMARY KEY (h, ts, event)
 ) WITHOUT ROWID;
+`;
+
+const STATE_SCHEMA = `
 CREATE TABLE IF NOT EXISTS alerts (
   id TEXT PRIMARY KEY,
   rule_id TEXT NOT NULL,
@@ -92,7 +102,16 @@ export interface SqliteStoreOptions {
   readonly cacheMiB?: number;
   /** WAL pages between automatic checkpoints (default 10,000, about 40 MiB of WAL). */
   readonly walAutocheckpointPages?: number;
+  /** The state file (default: stateFileOf(file)). */
+  readonly stateFile?: string;
 }
+
+/** Where the store keeps alerts and decisions beside an events file: `siem.db` → `siem.state.db`. */
+export function stateFileOf(file: string): string {
+  return file.endsWith('.db') ? `${file.slice(0, -3)}.state.db` : `${file}.state`;
+}
+
+const STATE_TABLES = ['alerts', 'alert_entity', 'decisions', 'pending_decisions', 'meta'] as const;
 
 type Row = { doc: string };
 
@@ -124,24 +143,45 @@ function storeError(err: unknown, what: string): EdgewardError {
 }
 
 export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): SiemStore {
-  let db: Database.Database;
+  let db: Database.Database | undefined;
+  let sdb: Database.Database | undefined;
   try {
     db = new Database(file);
     configureConnection(db, opts);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION)
       throw new Error(`store schema ${version} is newer than this SIEM (${SCHEMA_VERSION})`);
-    db.transaction(() => {
-      const timeline = columnsOf(db, 'entity_timeline');
+    const ev = db;
+    const legacyState = version < 3 && STATE_TABLES.some((t) => columnsOf(ev, t).size > 0);
+    ev.transaction(() => {
+      const timeline = columnsOf(ev, 'entity_timeline');
       const unsegmented = version < 3 && timeline.has('h') && !timeline.has('seg');
-      if (unsegmented) db.exec(`ALTER TABLE entity_timeline RENAME TO entity_timeline_v2`);
-      db.exec(SCHEMA);
-      if (unsegmented) segmentTimeline(db);
-      if (version < 3) pendingToRows(db);
-      if (version < 2) backfillAlertEntities(db);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      if (unsegmented) ev.exec(`ALTER TABLE entity_timeline RENAME TO entity_timeline_v2`);
+      ev.exec(EVENTS_SCHEMA);
+      if (unsegmented) segmentTimeline(ev);
+      if (legacyState) {
+        // Bring the older state tables to this layout where they are, then move them (below).
+        ev.exec(STATE_SCHEMA);
+        pendingToRows(ev);
+        if (version < 2) backfillAlertEntities(ev);
+      }
+      ev.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
+    const stateFile = opts.stateFile ?? stateFileOf(file);
+    sdb = new Database(stateFile);
+    configureConnection(sdb, opts);
+    const sv = sdb.pragma('user_version', { simple: true }) as number;
+    if (sv > STATE_SCHEMA_VERSION)
+      throw new Error(`state schema ${sv} is newer than this SIEM (${STATE_SCHEMA_VERSION})`);
+    const st = sdb;
+    st.transaction(() => {
+      st.exec(STATE_SCHEMA);
+      st.pragma(`user_version = ${STATE_SCHEMA_VERSION}`);
+    })();
+    if (STATE_TABLES.some((t) => columnsOf(ev, t).size > 0)) moveState(ev, stateFile);
   } catch (err) {
+    sdb?.close();
+    db?.close();
     throw storeError(err, 'open');
   }
   // The same insert as the ingest writer's (event-insert.ts); here for audit events and tests.
@@ -154,28 +194,28 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     delMerged.run(segmentOf(event), h, ts, event);
     delRecent.run(h, ts, event);
   };
-  const insAlert = db.prepare(
+  const insAlert = sdb.prepare(
     `INSERT OR IGNORE INTO alerts (id, rule_id, level, time, doc) VALUES (?, ?, ?, ?, ?)`,
   );
-  const insAlertEntity = db.prepare(
+  const insAlertEntity = sdb.prepare(
     `INSERT OR IGNORE INTO alert_entity (value, time, alert) VALUES (?, ?, ?)`,
   );
-  const upDecision = db.prepare(
+  const upDecision = sdb.prepare(
     `INSERT INTO decisions (id, revision, scope_type, scope_value, action, created_at, expires_at, removed_at, doc)
      VALUES (@id, @revision, @scopeType, @scopeValue, @action, @createdAt, @expiresAt, NULL, @doc)
      ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at,
        removed_at = NULL, doc = excluded.doc`,
   );
-  const rmDecision = db.prepare(`UPDATE decisions SET removed_at = ? WHERE id = ? AND removed_at IS NULL`);
-  const setMeta = db.prepare(
+  const rmDecision = sdb.prepare(`UPDATE decisions SET removed_at = ? WHERE id = ? AND removed_at IS NULL`);
+  const setMeta = sdb.prepare(
     `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
   );
-  const getMeta = db.prepare(`SELECT value FROM meta WHERE key = ?`);
-  const upPending = db.prepare(
+  const getMeta = sdb.prepare(`SELECT value FROM meta WHERE key = ?`);
+  const upPending = sdb.prepare(
     `INSERT INTO pending_decisions (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc`,
   );
-  const delPending = db.prepare(`DELETE FROM pending_decisions WHERE id = ?`);
-  const allPending = db.prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`);
+  const delPending = sdb.prepare(`DELETE FROM pending_decisions WHERE id = ?`);
+  const allPending = sdb.prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`);
   // The pending decisions as last written, by id. The engine keeps its pending objects as they
   // are until they change, so a save writes only those that are new or different by identity,
   // and deletes those gone: a storm of 10,000 pending writes one row per change, not the list.
@@ -188,6 +228,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       }),
     );
   } catch (err) {
+    sdb.close();
     db.close();
     throw storeError(err, 'open');
   }
@@ -196,9 +237,9 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
      FROM events WHERE ts < ? ORDER BY ts LIMIT ?`,
   );
   const delEvent = db.prepare(`DELETE FROM events WHERE rowid = ?`);
-  const oldAlerts = db.prepare(`SELECT rowid AS r FROM alerts WHERE time < ? ORDER BY time LIMIT ?`);
-  const delAlertEntities = db.prepare(`DELETE FROM alert_entity WHERE alert = ?`);
-  const delAlert = db.prepare(`DELETE FROM alerts WHERE rowid = ?`);
+  const oldAlerts = sdb.prepare(`SELECT rowid AS r FROM alerts WHERE time < ? ORDER BY time LIMIT ?`);
+  const delAlertEntities = sdb.prepare(`DELETE FROM alert_entity WHERE alert = ?`);
+  const delAlert = sdb.prepare(`DELETE FROM alerts WHERE rowid = ?`);
   const countEvents = db.prepare(`SELECT count(*) AS n FROM events`);
   const byId = db.prepare(`SELECT doc FROM events WHERE id = ?`);
   // An entity's entries are in entity_timeline_recent (the newest) or in one segment of
@@ -256,13 +297,13 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     let st = alertQueries.get(key);
     if (st === undefined) {
       st = entity
-        ? db.prepare(
+        ? sdb.prepare(
             `SELECT a.doc FROM alert_entity x JOIN alerts a ON a.rowid = x.alert
              WHERE x.value = @entity AND x.time >= @since AND x.time < @before
              ${rule ? 'AND a.rule_id = @rule' : ''}
              ORDER BY x.time DESC, x.alert DESC LIMIT @limit`,
           )
-        : db.prepare(
+        : sdb.prepare(
             `SELECT doc FROM alerts WHERE ${rule ? 'rule_id = @rule AND' : ''} time >= @since AND time < @before
              ORDER BY time DESC LIMIT @limit`,
           );
@@ -289,14 +330,14 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     }
     return rows.length;
   });
-  const insertAlerts = db.transaction((alerts: readonly Alert[]) => {
+  const insertAlerts = sdb.transaction((alerts: readonly Alert[]) => {
     for (const a of alerts) {
       const r = insAlert.run(a.id, a.ruleId, a.level, a.time, JSON.stringify(a));
       if (r.changes === 0) continue; // a re-fed alert: stored once, indexed once
       for (const v of alertEntities(a)) insAlertEntity.run(v, a.time, r.lastInsertRowid);
     }
   });
-  const pruneAlerts = db.transaction((cutoff: number, n: number): number => {
+  const pruneAlerts = sdb.transaction((cutoff: number, n: number): number => {
     const rows = oldAlerts.all(cutoff, n) as { r: number }[];
     for (const x of rows) {
       delAlertEntities.run(x.r);
@@ -304,7 +345,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     }
     return rows.length;
   });
-  const saveChanges = db.transaction((c: DecisionChanges, next: Map<string, PendingDecision>) => {
+  const saveChanges = sdb.transaction((c: DecisionChanges, next: Map<string, PendingDecision>) => {
     for (const d of c.upserts) {
       upDecision.run({
         id: d.id,
@@ -395,7 +436,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       // The very objects a later save compares against (the engine keeps them as they are).
       const pending = [...storedPending.values()];
       const decisions = parseDocs<Decision>(
-        db.prepare(`SELECT doc FROM decisions WHERE removed_at IS NULL ORDER BY revision`).all(),
+        sdb.prepare(`SELECT doc FROM decisions WHERE removed_at IS NULL ORDER BY revision`).all(),
       );
       return {
         revision: rev === undefined ? 0 : Number(rev.value),
@@ -404,7 +445,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       };
     },
     decisionHistory(limit) {
-      const rows = db
+      const rows = sdb
         .prepare(`SELECT doc, removed_at FROM decisions ORDER BY revision DESC LIMIT ?`)
         .all(limitOf(limit)) as { doc: string; removed_at: number | null }[];
       return rows.map((r) => ({ ...(JSON.parse(r.doc) as Decision), removedAt: r.removed_at }));
@@ -423,6 +464,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     },
     close() {
       db.close();
+      sdb.close();
     },
   };
 }
@@ -437,6 +479,40 @@ function segmentTimeline(db: Database.Database): void {
              SELECT event >> ${SEGMENT_SHIFT}, h, ts, event FROM entity_timeline_v2
              ORDER BY event >> ${SEGMENT_SHIFT}, h, ts, event;
            DROP TABLE entity_timeline_v2;`);
+}
+
+/**
+ * Moves the state tables of an older events file into the state file: copied in one transaction,
+ * dropped in a second (SQLite commits attached WAL files one by one, so a crash between the two
+ * leaves both copies, and the next open copies again, changing nothing, then drops).
+ */
+function moveState(db: Database.Database, stateFile: string): void {
+  const present = STATE_TABLES.filter((t) => columnsOf(db, t).size > 0);
+  const copy: Record<(typeof STATE_TABLES)[number], string> = {
+    // Alerts keep their rowids: alert_entity refers to them.
+    alerts: `INSERT OR IGNORE INTO st.alerts (rowid, id, rule_id, level, time, doc)
+               SELECT rowid, id, rule_id, level, time, doc FROM main.alerts`,
+    alert_entity: `INSERT OR IGNORE INTO st.alert_entity (value, time, alert)
+                     SELECT value, time, alert FROM main.alert_entity`,
+    decisions: `INSERT OR IGNORE INTO st.decisions
+                  (id, revision, scope_type, scope_value, action, created_at, expires_at, removed_at, doc)
+                SELECT id, revision, scope_type, scope_value, action, created_at, expires_at, removed_at, doc
+                FROM main.decisions`,
+    pending_decisions: `INSERT OR IGNORE INTO st.pending_decisions (id, doc)
+                          SELECT id, doc FROM main.pending_decisions ORDER BY rowid`,
+    meta: `INSERT OR IGNORE INTO st.meta (key, value) SELECT key, value FROM main.meta`,
+  };
+  db.prepare(`ATTACH DATABASE ? AS st`).run(stateFile);
+  try {
+    db.transaction(() => {
+      for (const t of present) db.exec(copy[t]);
+    })();
+    db.transaction(() => {
+      for (const t of present) db.exec(`DROP TABLE main.${t}`);
+    })();
+  } finally {
+    db.exec(`DETACH DATABASE st`);
+  }
 }
 
 /** Moves the pending list of an older file (one JSON value in meta) into its table. */

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../../../common/events.js';
 import type { Alert } from '../../../siem/correlate/index.js';
 import type { PendingDecision } from '../../../siem/playbooks/index.js';
-import { applyRetention, openSqliteStore } from '../../../siem/store/index.js';
+import { applyRetention, openSqliteStore, stateFileOf } from '../../../siem/store/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = Date.UTC(2026, 0, 10);
@@ -205,40 +205,105 @@ describe('SQLite store', () => {
     again.close();
   });
 
-  it('upgrades a schema-2 file: timeline into segments, pending list into rows', () => {
-    const file = join(dir, 'schema2.db');
-    const s = openSqliteStore(file);
+  it('upgrades a schema-2 file: timeline into segments, state into its own file', () => {
+    // Made by this version, then rewritten as schema 2 laid it out: one file, the merged timeline
+    // keyed (h, ts, event), the state tables beside the events, the pending list one meta value.
+    const made = join(dir, 'made-v3.db');
+    const s = openSqliteStore(made);
     const events = Array.from({ length: 50 }, (_, i) =>
       ev(i, { 'source.identity': D1, 'destination.identity': N1 }),
     );
     s.insertEvents(events);
+    const alert = alertOf('a1', T, { 'source.identity': D1 });
+    s.insertAlerts([alert]);
+    const d = {
+      id: 'd1',
+      revision: 7,
+      scope: { type: 'identity' as const, value: D1 },
+      action: 'quarantine' as const,
+      reason: 'r',
+      createdAt: T,
+      expiresAt: T + 3_600_000,
+      alerts: ['a1'],
+    };
+    s.saveDecisionChanges({ revision: 7, upserts: [d], removals: [], at: T, pending: [] });
     s.close();
-    // Rewrite it as schema 2 wrote it: the merged timeline keyed (h, ts, event).
+    const file = join(dir, 'schema2.db');
     const raw = new Database(file);
-    raw.exec(`DROP TABLE entity_timeline;
+    raw.exec(`CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, ts INTEGER NOT NULL,
+        action TEXT NOT NULL, source_identity TEXT, destination_identity TEXT, source_ip TEXT,
+        serial TEXT, observer TEXT, doc TEXT NOT NULL);
+      CREATE INDEX events_id ON events (id);
+      CREATE INDEX events_ts ON events (ts);
       CREATE TABLE entity_timeline (h INTEGER NOT NULL, ts INTEGER NOT NULL, event INTEGER NOT NULL,
         PRIMARY KEY (h, ts, event)) WITHOUT ROWID;
-      INSERT INTO entity_timeline SELECT h, ts, event FROM entity_timeline_recent;
-      DELETE FROM entity_timeline_recent;
-      DROP TABLE pending_decisions;`);
-    // Schema 2 kept the pending list as one JSON value.
+      CREATE TABLE entity_timeline_recent (h INTEGER NOT NULL, ts INTEGER NOT NULL,
+        event INTEGER NOT NULL, PRIMARY KEY (h, ts, event)) WITHOUT ROWID;
+      CREATE TABLE alerts (id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, level TEXT NOT NULL,
+        time INTEGER NOT NULL, doc TEXT NOT NULL);
+      CREATE TABLE alert_entity (value TEXT NOT NULL, time INTEGER NOT NULL, alert INTEGER NOT NULL,
+        PRIMARY KEY (value, time, alert)) WITHOUT ROWID;
+      CREATE TABLE decisions (id TEXT PRIMARY KEY, revision INTEGER NOT NULL, scope_type TEXT NOT NULL,
+        scope_value TEXT NOT NULL, action TEXT NOT NULL, created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, removed_at INTEGER, doc TEXT NOT NULL);
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`);
+    raw.prepare(`ATTACH DATABASE ? AS v3`).run(made);
+    raw.prepare(`ATTACH DATABASE ? AS v3s`).run(stateFileOf(made));
+    raw.exec(`INSERT INTO events SELECT * FROM v3.events;
+      INSERT INTO entity_timeline SELECT h, ts, event FROM v3.entity_timeline_recent;
+      INSERT INTO alerts (rowid, id, rule_id, level, time, doc) SELECT rowid, * FROM v3s.alerts;
+      INSERT INTO alert_entity SELECT * FROM v3s.alert_entity;
+      INSERT INTO decisions SELECT * FROM v3s.decisions;
+      INSERT INTO meta SELECT * FROM v3s.meta;
+      DETACH DATABASE v3; DETACH DATABASE v3s;`);
     const waiting = [{ id: 'p1', scope: { type: 'ip', value: '10.0.0.1' }, action: 'quarantine' }];
     raw.prepare(`INSERT INTO meta (key, value) VALUES ('pending', ?)`).run(JSON.stringify(waiting));
     raw.pragma('user_version = 2');
     raw.close();
+
+    const expectAll = (st: ReturnType<typeof openSqliteStore>): void => {
+      expect(st.timeline({ entity: 'identity', value: D1, limit: 100 })).toEqual([...events].reverse());
+      expect(st.timeline({ entity: 'destination.identity', value: N1, limit: 3 })).toEqual(
+        events.slice(-3).reverse(),
+      );
+      expect(st.alerts({ entity: D1 })).toEqual([alert]);
+      expect(st.loadResponseState()).toEqual({ revision: 7, decisions: [d], pending: waiting });
+    };
     const up = openSqliteStore(file);
-    expect(up.timeline({ entity: 'identity', value: D1, limit: 100 })).toEqual([...events].reverse());
-    expect(up.timeline({ entity: 'destination.identity', value: N1, limit: 3 })).toEqual(
-      events.slice(-3).reverse(),
-    );
-    expect(up.loadResponseState().pending).toEqual(waiting);
+    expectAll(up);
     up.close();
-    const check = new Database(file, { readonly: true });
+    const tables = (f: string): unknown[] => {
+      const x = new Database(f, { readonly: true });
+      try {
+        return x.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).pluck().all();
+      } finally {
+        x.close();
+      }
+    };
+    expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
+    expect(tables(stateFileOf(file))).toEqual([
+      'alert_entity',
+      'alerts',
+      'decisions',
+      'meta',
+      'pending_decisions',
+    ]);
+    const check = new Database(file);
     expect(check.pragma('user_version', { simple: true })).toBe(3);
     expect(check.prepare(`SELECT count(*) FROM entity_timeline WHERE seg = 0`).pluck().get()).toBe(100);
-    expect(check.prepare(`SELECT name FROM sqlite_master WHERE name LIKE '%_v2'`).all()).toEqual([]);
-    expect(check.prepare(`SELECT count(*) FROM meta WHERE key = 'pending'`).pluck().get()).toBe(0);
+    // A crash after the state was copied but before the old tables were dropped: both copies.
+    check.exec(`CREATE TABLE alerts (id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, level TEXT NOT NULL,
+      time INTEGER NOT NULL, doc TEXT NOT NULL);
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`);
+    check
+      .prepare(`INSERT INTO alerts VALUES (?, ?, ?, ?, ?)`)
+      .run('a1', alert.ruleId, alert.level, T, JSON.stringify(alert));
+    check.prepare(`INSERT INTO meta VALUES ('revision', '7')`).run();
     check.close();
+    const again = openSqliteStore(file);
+    expectAll(again);
+    again.close();
+    expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
   });
 
   it('answers a busy identity\u2019s timeline from both sides, newest first, each event once', () => {
@@ -315,7 +380,7 @@ describe('SQLite store', () => {
     const save = (revision: number, pending: PendingDecision[]): void =>
       s.saveDecisionChanges({ revision, upserts: [], removals: [], at: T, pending });
     save(0, list);
-    const raw = new Database(file);
+    const raw = new Database(stateFileOf(file));
     const rows = (): unknown[] =>
       raw.prepare(`SELECT id FROM pending_decisions ORDER BY rowid`).pluck().all();
     expect(rows()).toEqual(['p1', 'p2', 'p3']);
@@ -348,7 +413,7 @@ describe('SQLite store', () => {
       pending: again.loadResponseState().pending,
     });
     again.close();
-    const check = new Database(file, { readonly: true });
+    const check = new Database(stateFileOf(file), { readonly: true });
     expect(check.prepare(`SELECT count(*) FROM writes`).pluck().get()).toBe(4);
     check.close();
   });
@@ -379,7 +444,7 @@ describe('SQLite store', () => {
     expect(s.pruneOlderThan(T - 7 * DAY, 100)).toBe(1);
     expect(s.alerts({ entity: D1 }).map((a) => a.id)).toEqual(['new']);
     s.close();
-    const db = new Database(file, { readonly: true });
+    const db = new Database(stateFileOf(file), { readonly: true });
     expect(db.prepare('SELECT count(*) AS n FROM alert_entity').get()).toEqual({ n: 1 });
     db.close();
   });
