@@ -21,6 +21,17 @@ function ev(at: number, fields: Record<string, unknown>): EdgeEvent {
   return stampEvent(v, { id: nextId(T + at), observer: OBS, ingested: T + at });
 }
 
+/** A quarantine of D1 made at `revision`. */
+const decisionOf = (revision: number) => ({
+  id: 'd1',
+  revision,
+  scope: { type: 'identity' as const, value: 'spiffe://factory.example/device/d1' },
+  action: 'quarantine' as const,
+  reason: 'r',
+  createdAt: T,
+  expiresAt: T + 3_600_000,
+  alerts: ['a1'],
+});
 const D1 = 'spiffe://factory.example/device/d1';
 const D2 = 'spiffe://factory.example/device/d2';
 const N1 = 'spiffe://factory.example/node/n1';
@@ -216,16 +227,7 @@ describe('SQLite store', () => {
     s.insertEvents(events);
     const alert = alertOf('a1', T, { 'source.identity': D1 });
     s.insertAlerts([alert]);
-    const d = {
-      id: 'd1',
-      revision: 7,
-      scope: { type: 'identity' as const, value: D1 },
-      action: 'quarantine' as const,
-      reason: 'r',
-      createdAt: T,
-      expiresAt: T + 3_600_000,
-      alerts: ['a1'],
-    };
+    const d = decisionOf(7);
     s.saveDecisionChanges({ revision: 7, upserts: [d], removals: [], at: T, pending: [] });
     s.close();
     const file = join(dir, 'schema2.db');
@@ -331,16 +333,7 @@ describe('SQLite store', () => {
   it('persists decision changes and restores the response state', () => {
     const file = join(dir, 'decisions.db');
     const s = openSqliteStore(file);
-    const d = {
-      id: 'd1',
-      revision: 1,
-      scope: { type: 'identity' as const, value: D1 },
-      action: 'quarantine' as const,
-      reason: 'r',
-      createdAt: T,
-      expiresAt: T + 3_600_000,
-      alerts: ['a1'],
-    };
+    const d = decisionOf(1);
     s.saveDecisionChanges({
       revision: 1,
       upserts: [d, { ...d, id: 'd2', scope: { type: 'ip', value: '10.0.0.1' } }],
