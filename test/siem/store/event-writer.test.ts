@@ -51,7 +51,10 @@ describe.each([
     const w = await openEventWriter(file, { thread });
     try {
       const reasons = ['café é', '证书已吊销', 'key 🔑 lost', 'tab\there "quoted" \\ back', 'x'.repeat(5000)];
-      const events = batch('u', reasons.length).map((e, i) => ({ ...e, 'event.reason': reasons[i] as string }));
+      const events = batch('u', reasons.length).map((e, i) => ({
+        ...e,
+        'event.reason': reasons[i] as string,
+      }));
       await w.write([encodeEventRows(events)]);
       for (const e of events) expect(store.event(e['event.id'] as string)).toEqual(e);
       // The fields round-trip through the encoding unchanged, absent ones as null.
