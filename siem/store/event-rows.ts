@@ -51,7 +51,7 @@ class FieldWriter {
   }
 }
 
-/** Rows from their text fields as they are (for tests of malformed rows, and encodeEventRows). */
+/** Rows from their text fields as they are (tests build malformed rows with it). */
 export function rowsFromFields(count: number, fields: readonly string[], num: Float64Array): EventRows {
   const w = new FieldWriter(fields.length * 64);
   for (const f of fields) w.field(f);
