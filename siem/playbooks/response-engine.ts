@@ -18,6 +18,10 @@ const MINUTE = 60_000;
 const MAX_ALERTS = 100;
 const MAX_LOG = 1000;
 const MAX_PENDING = 10_000;
+
+/** The key of one scope under one action (active and pending decisions are indexed by it). */
+const actionKey = (scope: DecisionScope, action: DecisionAction): string =>
+  `${scopeKey(scope)}\u001f${action}`;
 const MAX_SIMULATED = 1000;
 const MAX_HISTORY_KEYS = 100_000;
 
@@ -314,7 +318,7 @@ export class ResponseEngine {
     this.#logBase = s.revision;
     for (const d of s.decisions) {
       this.#active.set(d.id, d);
-      this.#byScope.set(`${scopeKey(d.scope)}\u001f${d.action}`, d.id);
+      this.#byScope.set(actionKey(d.scope, d.action), d.id);
       this.#remember(d.scope, d.createdAt);
     }
     for (const p of s.pending) this.#keepPending(p);
@@ -328,7 +332,7 @@ export class ResponseEngine {
   }
 
   #findActive(scope: DecisionScope, action: DecisionAction): Decision | undefined {
-    const id = this.#byScope.get(`${scopeKey(scope)}\u001f${action}`);
+    const id = this.#byScope.get(actionKey(scope, action));
     return id === undefined ? undefined : this.#active.get(id);
   }
 
@@ -341,7 +345,7 @@ export class ResponseEngine {
   }
 
   #addPending(p: Proposal, now: number): PendingDecision | null {
-    const same = this.#pendingByScope.get(`${scopeKey(p.scope)}\u001f${p.action}`);
+    const same = this.#pendingByScope.get(actionKey(p.scope, p.action));
     if (same !== undefined) return this.#pending.get(same) as PendingDecision;
     if (this.#pending.size >= MAX_PENDING) return null;
     const pd: PendingDecision = { ...p, id: this.#newId(), createdAt: now, why: 'blast-radius' };
@@ -351,13 +355,13 @@ export class ResponseEngine {
 
   #keepPending(p: PendingDecision): void {
     this.#pending.set(p.id, p);
-    this.#pendingByScope.set(`${scopeKey(p.scope)}\u001f${p.action}`, p.id);
+    this.#pendingByScope.set(actionKey(p.scope, p.action), p.id);
     this.#pendingEdits++;
   }
 
   #dropPending(p: PendingDecision): void {
     this.#pending.delete(p.id);
-    this.#pendingByScope.delete(`${scopeKey(p.scope)}\u001f${p.action}`);
+    this.#pendingByScope.delete(actionKey(p.scope, p.action));
     this.#pendingEdits++;
   }
 
@@ -406,13 +410,13 @@ export class ResponseEngine {
       alerts: [...p.alerts].slice(-MAX_ALERTS),
     };
     this.#active.set(d.id, d);
-    this.#byScope.set(`${scopeKey(d.scope)}\u001f${d.action}`, d.id);
+    this.#byScope.set(actionKey(d.scope, d.action), d.id);
     return d;
   }
 
   #remove(d: Decision): void {
     this.#active.delete(d.id);
-    const k = `${scopeKey(d.scope)}\u001f${d.action}`;
+    const k = actionKey(d.scope, d.action);
     if (this.#byScope.get(k) === d.id) this.#byScope.delete(k);
   }
 
