@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { nodeArgsFromEnv } from './lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const TD = 'factory.example';
@@ -370,7 +371,7 @@ async function main(): Promise<void> {
         `inbound:\n  - { name: in, listen: 127.0.0.1:0, forward: 127.0.0.1:${echoPort}, allow: ["spiffe://${TD}/node/*"] }\n`,
     );
     // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") go to the agent's process.
-    const agentFlags = ['--expose-gc', ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
+    const agentFlags = ['--expose-gc', ...nodeArgsFromEnv('BENCH_NODE_ARGS')];
     const agent = await spawnChild(['--child-agent', join(dir, 'agent.yaml')], agentFlags);
     children.push(agent.child);
     const agentPort = Number(agent.line);

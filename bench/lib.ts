@@ -183,6 +183,11 @@ export interface CaProcessOptions {
   readonly nodeArgs?: readonly string[];
 }
 
+/** Node flags for a benchmarked child process from an environment variable (space-separated). */
+export function nodeArgsFromEnv(name: string): string[] {
+  return process.env[name]?.split(' ').filter(Boolean) ?? [];
+}
+
 /**
  * `edgeward ca serve` on 127.0.0.1:0 as a child process (its own event loop and cores), logging
  * warnings only, with the per-IP and per-identity rate limits raised so that the load generator
@@ -193,7 +198,7 @@ export async function startCaProcess(o: CaProcessOptions): Promise<CaProcess> {
     process.execPath,
     [
       // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the CA under load.
-      ...(o.nodeArgs ?? process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+      ...(o.nodeArgs ?? nodeArgsFromEnv('BENCH_NODE_ARGS')),
       EDGEWARD,
       'ca',
       'serve',

@@ -30,7 +30,7 @@ import { serviceId } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
 import { runSiemCommand, defaultPolicyDir } from '../siem/cli.js';
 import { verifySiemChain, type SiemDecisionKey } from '../siem/service/decision-key.js';
-import { fmt, percentile, startSiemChild } from './lib.js';
+import { fmt, nodeArgsFromEnv, percentile, startSiemChild } from './lib.js';
 import { syntheticEvents } from './siem-correlate.js';
 
 const TD = 'bench.example';
@@ -68,7 +68,7 @@ async function startSiem(args: string[]): Promise<{ proc: ChildProcess; url: str
   // BENCH_SIEM_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the SIEM under load
   // (the profile is written when the SIEM exits on the bench's SIGTERM).
   const { proc, found } = await startSiemChild(fileURLToPath(import.meta.url), args, {
-    nodeArgs: process.env['BENCH_SIEM_NODE_ARGS']?.split(' ').filter(Boolean) ?? [],
+    nodeArgs: nodeArgsFromEnv('BENCH_SIEM_NODE_ARGS'),
     ready: [/listening on (https:\/\/\S+)/],
     timeoutMs: 60_000,
   });
@@ -376,7 +376,7 @@ function backgroundIngest(
   let sent = 0;
   const t0 = performance.now();
   const loop = (async () => {
-    for (let tick = 0; !stopped; tick++) {
+    while (!stopped) {
       // Behind schedule (the SIEM answered slowly): catch up, never more than 4 batches at once.
       const due = Math.min(4, Math.floor((((performance.now() - t0) / 1000) * rate) / 500) - sent / 500);
       const posts: Promise<number>[] = [];
