@@ -145,6 +145,10 @@ function storeError(err: unknown, what: string): EdgewardError {
 export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): SiemStore {
   let db: Database.Database | undefined;
   let sdb: Database.Database | undefined;
+  // The pending decisions as last written, by id. The engine keeps its pending objects as they
+  // are until they change, so a save writes only those that are new or different by identity,
+  // and deletes those gone: a storm of 10,000 pending writes one row per change, not the list.
+  let storedPending: Map<string, PendingDecision>;
   try {
     db = new Database(file);
     configureConnection(db, opts);
@@ -178,7 +182,13 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       st.exec(STATE_SCHEMA);
       st.pragma(`user_version = ${STATE_SCHEMA_VERSION}`);
     })();
-    if (STATE_TABLES.some((t) => columnsOf(ev, t).size > 0)) moveState(ev, stateFile);
+    moveState(ev, stateFile);
+    storedPending = new Map(
+      (st.prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`).all() as Row[]).map((r) => {
+        const p = JSON.parse(r.doc) as PendingDecision;
+        return [p.id, p] as const;
+      }),
+    );
   } catch (err) {
     sdb?.close();
     db?.close();
@@ -215,23 +225,6 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     `INSERT INTO pending_decisions (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc`,
   );
   const delPending = sdb.prepare(`DELETE FROM pending_decisions WHERE id = ?`);
-  const allPending = sdb.prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`);
-  // The pending decisions as last written, by id. The engine keeps its pending objects as they
-  // are until they change, so a save writes only those that are new or different by identity,
-  // and deletes those gone: a storm of 10,000 pending writes one row per change, not the list.
-  let storedPending: Map<string, PendingDecision>;
-  try {
-    storedPending = new Map(
-      (allPending.all() as Row[]).map((r) => {
-        const p = JSON.parse(r.doc) as PendingDecision;
-        return [p.id, p] as const;
-      }),
-    );
-  } catch (err) {
-    sdb.close();
-    db.close();
-    throw storeError(err, 'open');
-  }
   const oldest = db.prepare(
     `SELECT rowid AS r, ts, source_identity AS si, destination_identity AS di, source_ip AS ip, serial AS se
      FROM events WHERE ts < ? ORDER BY ts LIMIT ?`,
@@ -482,12 +475,14 @@ function segmentTimeline(db: Database.Database): void {
 }
 
 /**
- * Moves the state tables of an older events file into the state file: copied in one transaction,
- * dropped in a second (SQLite commits attached WAL files one by one, so a crash between the two
- * leaves both copies, and the next open copies again, changing nothing, then drops).
+ * Moves the state tables an older events file still holds (if any) into the state file: copied
+ * in one transaction, dropped in a second (SQLite commits attached WAL files one by one, so a
+ * crash between the two leaves both copies, and the next open copies again, changing nothing,
+ * then drops).
  */
 function moveState(db: Database.Database, stateFile: string): void {
   const present = STATE_TABLES.filter((t) => columnsOf(db, t).size > 0);
+  if (present.length === 0) return;
   const copy: Record<(typeof STATE_TABLES)[number], string> = {
     // Alerts keep their rowids: alert_entity refers to them.
     alerts: `INSERT OR IGNORE INTO st.alerts (rowid, id, rule_id, level, time, doc)
