@@ -13,6 +13,7 @@ import { parsePlaybookTexts, ResponseEngine } from '../../../siem/playbooks/inde
 import { createDashboardApi } from '../../../siem/service/dashboard-api.js';
 import { DecisionHub } from '../../../siem/service/hub.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
+import { alertOf } from '../../helpers/alerts.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const TD = 'factory.example';
@@ -66,21 +67,6 @@ function setup() {
   return { api, hub, store, engine, feed, audits, advance: (ms: number) => (t += ms), now, close };
 }
 
-const alertOf = (id: string, time: number, groupBy: Record<string, string>, ruleId = 'r-x'): Alert => ({
-  id,
-  ruleId,
-  title: 't',
-  level: 'high',
-  type: 'event_count',
-  time,
-  windowStart: time,
-  groupBy,
-  count: 1,
-  values: [],
-  events: [],
-  trigger: { '@timestamp': time, 'event.action': 'x' },
-});
-
 const manual = (value: string) => ({
   scope: { type: 'identity', value },
   action: 'quarantine' as const,
@@ -99,7 +85,9 @@ describe('dashboard API', () => {
     }
     // The blast-radius cap (2 a minute) leaves three of five automatic decisions pending.
     s.hub.handleAlerts(
-      [1, 2, 3, 4, 5].map((i) => alertOf(`ip${i}`, s.now(), { 'source.ip': `192.0.2.${i}` }, 'r-ip')),
+      [1, 2, 3, 4, 5].map((i) =>
+        alertOf(`ip${i}`, s.now(), { 'source.ip': `192.0.2.${i}` }, { ruleId: 'r-ip' }),
+      ),
     );
     s.hub.ledger.ack('spiffe://factory.example/node/current', s.hub.revision, s.now());
     s.hub.ledger.ack('spiffe://factory.example/node/behind', 3, s.now());

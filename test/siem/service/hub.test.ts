@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyDecisions } from '../../../common/decision-jws.js';
 import { silentLogger } from '../../../common/log.js';
-import type { Alert } from '../../../siem/correlate/index.js';
 import { ResponseEngine, DEFAULT_SETTINGS, parsePlaybookTexts } from '../../../siem/playbooks/index.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
 import { DecisionHub, type Subscriber } from '../../../siem/service/hub.js';
+import { alertOf } from '../../helpers/alerts.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const TD = 'factory.example';
@@ -82,20 +82,9 @@ describe('DecisionHub', () => {
       });
       return { store, hub };
     };
-    const alert = (ip: string, i: number): Alert => ({
-      id: `a${i}`,
-      ruleId: 'r-ip',
-      title: 'r',
-      level: 'high',
-      type: 'event_count',
-      time: Date.UTC(2026, 0, 1),
-      windowStart: Date.UTC(2026, 0, 1),
-      groupBy: { 'source.ip': ip },
-      count: 3,
-      values: [],
-      events: [],
-      trigger: { '@timestamp': Date.UTC(2026, 0, 1), 'event.action': 'x' },
-    });
+    const alert = (ip: string, i: number) =>
+      alertOf(`a${i}`, Date.UTC(2026, 0, 1), { 'source.ip': ip }, { ruleId: 'r-ip', count: 3 });
+
     const a = open();
     a.hub.handleAlerts([alert('192.0.2.1', 1)]);
     // The cap is reached: these two wait, and the revision does not move.

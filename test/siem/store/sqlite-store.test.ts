@@ -9,6 +9,7 @@ import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from 
 import type { Alert } from '../../../siem/correlate/index.js';
 import type { PendingDecision } from '../../../siem/playbooks/index.js';
 import { applyRetention, openSqliteStore, stateFileOf } from '../../../siem/store/index.js';
+import { alertOf as sharedAlertOf } from '../../helpers/alerts.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = Date.UTC(2026, 0, 10);
@@ -138,25 +139,8 @@ describe('SQLite store', () => {
     s.close();
   });
 
-  const alertOf = (
-    id: string,
-    time: number,
-    groupBy: Record<string, string>,
-    trigger = ev(0, {}),
-  ): Alert => ({
-    id,
-    ruleId: 'r1',
-    title: 't',
-    level: 'high',
-    type: 'event_count',
-    time,
-    windowStart: time,
-    groupBy,
-    count: 3,
-    values: [],
-    events: [],
-    trigger,
-  });
+  const alertOf = (id: string, time: number, groupBy: Record<string, string>, trigger = ev(0, {})) =>
+    sharedAlertOf(id, time, groupBy, { ruleId: 'r1', count: 3, trigger });
 
   it('pages alerts newest first with before, and finds an entity\u2019s alerts by index at any age', () => {
     const s = openSqliteStore(join(dir, 'alert-pages.db'));
