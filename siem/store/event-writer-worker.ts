@@ -1,7 +1,9 @@
 // The ingest writer thread (event-writer.ts): owns one connection to the SIEM's SQLite file and
-// commits each write it is given as one transaction, in order, answering after the commit.
-import { parentPort, workerData } from 'node:worker_threads';
+// commits each write it is given as one transaction, in order, answering after the commit. It
+// starts the checkpointer thread (wal-checkpoint-worker.ts) and stops it before it closes.
+import { Worker, parentPort, workerData } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
+import { walPages } from './connection.js';
 import type { EventInsert } from './event-insert.js';
 import {
   BUSY,
@@ -12,6 +14,8 @@ import {
   type ToWriter,
   type WriterData,
 } from './event-writer.js';
+import type { CheckpointerData } from './wal-checkpoint-worker.js';
+import { COMMITS, STOP } from './wal-checkpoint.js';
 
 const port = parentPort;
 if (port === null) throw new TypeError('event-writer-worker runs as a worker thread');
@@ -34,9 +38,24 @@ function leave(): void {
   Atomics.store(gate, BUSY, 0);
   Atomics.notify(gate, BUSY);
 }
+// Checkpoints run on their own thread (wal-checkpoint.ts). This connection's automatic
+// checkpoint stays as a backstop, far past the length at which that thread restarts the log.
+const restartPages = walPages(opts);
+const signal = new Int32Array(new SharedArrayBuffer(8));
+let checkpointer: Worker | undefined;
+
 let conn: { db: Database.Database; insert: EventInsert } | undefined;
 try {
   conn = openWriterConnection(file, opts);
+  conn.db.pragma(`wal_autocheckpoint = ${restartPages * 4}`);
+  checkpointer = new Worker(new URL('./wal-checkpoint-worker.js', import.meta.url), {
+    workerData: { file, opts, restartPages, signal } satisfies CheckpointerData,
+  });
+  checkpointer.once('error', () => {
+    // Without it, SQLite checkpoints inside the commits again, as often as the thread would.
+    checkpointer = undefined;
+    conn?.db.pragma(`wal_autocheckpoint = ${restartPages}`);
+  });
   reply({ t: 'ready' });
 } catch (err) {
   reply({ t: 'fatal', message: err instanceof Error ? err.message : String(err) });
@@ -45,9 +64,18 @@ try {
 
 port.on('message', (m: ToWriter) => {
   if (m.t === 'close') {
-    conn?.db.close();
+    const c = conn;
     conn = undefined;
-    port.close();
+    Atomics.store(signal, STOP, 1);
+    Atomics.add(signal, COMMITS, 1);
+    Atomics.notify(signal, COMMITS);
+    Atomics.notify(signal, STOP);
+    const closed = (): void => {
+      c?.db.close();
+      port.close();
+    };
+    if (checkpointer === undefined) closed();
+    else checkpointer.once('exit', closed);
     return;
   }
   if (conn === undefined) {
@@ -64,6 +92,8 @@ port.on('message', (m: ToWriter) => {
   }
   leave();
   reply({ t: 'done', id: m.id });
+  Atomics.add(signal, COMMITS, 1);
+  Atomics.notify(signal, COMMITS);
   // After the answer: the acknowledgement does not wait for the merge.
   if (conn.insert.mergeDue()) mergeSoon();
 });

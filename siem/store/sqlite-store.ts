@@ -100,7 +100,7 @@ export interface SqliteStoreOptions {
   readonly synchronous?: 'FULL' | 'NORMAL';
   /** SQLite page cache in MiB (default 64). */
   readonly cacheMiB?: number;
-  /** WAL pages between automatic checkpoints (default 10,000, about 40 MiB of WAL). */
+  /** WAL pages between automatic checkpoints (default WAL_PAGES in connection.ts, 32 MiB). */
   readonly walAutocheckpointPages?: number;
   /** The state file (default: stateFileOf(file)). */
   readonly stateFile?: string;

@@ -1,0 +1,36 @@
+// The checkpointer thread (wal-checkpoint.ts), started by the ingest writer thread: a pass after
+// commits, at most one per PASS_MS, until the writer sets STOP. It only waits on shared memory,
+// so it needs no messages; an error ends the thread and the writer's own automatic checkpoint
+// (set far higher) keeps the log bounded.
+import { workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { configureConnection, type ConnectionOptions } from './connection.js';
+import { COMMITS, PASS_MS, RESTART_WAIT_MS, STOP, checkpointPass } from './wal-checkpoint.js';
+
+export interface CheckpointerData {
+  readonly file: string;
+  readonly opts: ConnectionOptions;
+  readonly restartPages: number;
+  /** [COMMITS]: commits by the writer so far; [STOP]: 1 once the writer closes. */
+  readonly signal: Int32Array;
+}
+
+const { file, opts, restartPages, signal } = workerData as CheckpointerData;
+const db = new Database(file, { fileMustExist: true });
+try {
+  configureConnection(db, opts);
+  db.pragma(`busy_timeout = ${RESTART_WAIT_MS}`);
+  // From 0, not from the count now: commits made before this thread started get a pass too.
+  let seen = 0;
+  while (Atomics.load(signal, STOP) === 0) {
+    // The writer sets STOP before it counts a last commit, so this wait cannot miss it.
+    Atomics.wait(signal, COMMITS, seen);
+    if (Atomics.load(signal, STOP) !== 0) break;
+    seen = Atomics.load(signal, COMMITS);
+    checkpointPass(db, restartPages);
+    // Sleeps, but wakes at once when told to stop.
+    Atomics.wait(signal, STOP, 0, PASS_MS);
+  }
+} finally {
+  db.close();
+}
