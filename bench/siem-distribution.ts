@@ -333,7 +333,7 @@ async function ingest(
   events: Record<string, unknown>[],
   batch: number,
   concurrency: number,
-): Promise<{ events: number; seconds: number; perSecond: number; refused: number }> {
+): Promise<IngestRun> {
   const bodies: Buffer[] = [];
   for (let i = 0; i < events.length; i += batch)
     bodies.push(Buffer.from(JSON.stringify(events.slice(i, i + batch))));
@@ -341,6 +341,8 @@ async function ingest(
   let next = 0;
   let done = 0;
   let refused = 0;
+  // When each acknowledged event count was reached: the rate over windows and over the last third.
+  const doneAt: { t: number; n: number }[] = [];
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -356,12 +358,55 @@ async function ingest(
         }
         if (s !== 200) throw new Error(`ingest answered ${s}`);
         done += Math.min(batch, events.length - i * batch);
+        doneAt.push({ t: performance.now(), n: done });
       }
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
   agent.destroy();
-  return { events: done, seconds, perSecond: done / seconds, refused };
+  return { events: done, seconds, perSecond: done / seconds, refused, ...sustained(t0, doneAt) };
+}
+
+interface IngestRun {
+  events: number;
+  seconds: number;
+  perSecond: number;
+  refused: number;
+  /** The slowest whole window of SUSTAIN_WINDOW_S seconds (events acknowledged in it / its length). */
+  slowestWindowPerSecond: number;
+  /** The rate over the last third of the events, when the store holds the most. */
+  lastThirdPerSecond: number;
+}
+
+const SUSTAIN_WINDOW_S = 5;
+
+/** The rate over the slowest whole window and over the last third, from the acknowledgements. */
+function sustained(
+  t0: number,
+  doneAt: readonly { t: number; n: number }[],
+): Pick<IngestRun, 'slowestWindowPerSecond' | 'lastThirdPerSecond'> {
+  const total = doneAt[doneAt.length - 1]?.n ?? 0;
+  const end = doneAt[doneAt.length - 1]?.t ?? t0;
+  // Acknowledged by time t (the last count reached at or before t).
+  const countAt = (t: number): number => {
+    let lo = 0;
+    let hi = doneAt.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((doneAt[mid] as { t: number }).t <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? 0 : (doneAt[lo - 1] as { n: number }).n;
+  };
+  let slowest = NaN;
+  const w = SUSTAIN_WINDOW_S * 1000;
+  for (let a = t0; a + w <= end; a += w) {
+    const rate = (countAt(a + w) - countAt(a)) / SUSTAIN_WINDOW_S;
+    if (!(rate >= slowest)) slowest = rate;
+  }
+  const third = doneAt.find((d) => d.n >= (total * 2) / 3);
+  const lastThird = third === undefined ? NaN : (total - third.n) / ((end - third.t) / 1000);
+  return { slowestWindowPerSecond: slowest, lastThirdPerSecond: lastThird };
 }
 
 /** Posts live events at `rate` per second (batches of 500, every 50 ms) until stopped. */
@@ -777,6 +822,9 @@ if (
   });
   console.log(
     `ingest over HTTPS (default rule pack, FULL sync): ${fmt(r.ingest.perSecond, 0)} events/s wall, ${fmt(r.ingest.perSiemCpuSecond, 0)} events per SIEM CPU-second (${r.ingest.events} events in ${fmt(r.ingest.seconds, 2)} s, ${r.ingest.refused} 429s, ${r.ingest.burstAlerts} handshake-burst alerts, ${fmt(r.ingest.meanGroupCommit, 0)} events per group commit)`,
+  );
+  console.log(
+    `  sustained: slowest ${SUSTAIN_WINDOW_S} s window ${fmt(r.ingest.slowestWindowPerSecond, 0)} events/s, last third of the events ${fmt(r.ingest.lastThirdPerSecond, 0)} events/s`,
   );
   console.log(
     `  SIEM CPU by thread: ${r.ingest.siemThreads.map((t) => `${t.name} ${fmt(t.seconds, 2)} s`).join(', ')}`,
