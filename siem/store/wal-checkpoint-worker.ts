@@ -1,7 +1,7 @@
 // The checkpointer thread (wal-checkpoint.ts), started by the ingest writer thread: a pass after
 // commits, at most one per PASS_MS, until the writer sets STOP. It only waits on shared memory,
-// so it needs no messages; an error ends the thread and the writer's own automatic checkpoint
-// (set far higher) keeps the log bounded.
+// so it needs no messages. A pass that fails (disk full) is tried again at the next; if the file
+// cannot be opened, the thread ends and the writer checkpoints inside its commits again.
 import { workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { configureConnection, type ConnectionOptions } from './connection.js';
@@ -27,7 +27,11 @@ try {
     Atomics.wait(signal, COMMITS, seen);
     if (Atomics.load(signal, STOP) !== 0) break;
     seen = Atomics.load(signal, COMMITS);
-    checkpointPass(db, restartPages);
+    try {
+      checkpointPass(db, restartPages);
+    } catch {
+      // The writer's own automatic checkpoint (at 4x) bounds the log until a pass succeeds.
+    }
     // Sleeps, but wakes at once when told to stop.
     Atomics.wait(signal, STOP, 0, PASS_MS);
   }
