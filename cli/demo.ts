@@ -71,6 +71,22 @@ function portsFrom(base: number): Ports {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Refuses, before anything starts, a port base whose ports another program listens on. */
+async function checkPortsFree(base: number, ports: Ports): Promise<void> {
+  const all = Object.values(ports).flat() as number[];
+  for (const port of all) {
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((done) => {
+      const srv = createServer();
+      srv.once('error', done);
+      srv.listen(port, '127.0.0.1', () => srv.close(() => done(undefined)));
+    });
+    if (err !== undefined)
+      throw new UsageError(
+        `port ${port} on 127.0.0.1 is not free (${err.code ?? err.message}); the demo listens on ports ${base} to ${Math.max(...all)}: give another --port-base`,
+      );
+  }
+}
+
 class Mesh {
   private readonly children: ChildProcess[] = [];
   private readonly servers: Server[] = [];
@@ -278,6 +294,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
   if (!Number.isInteger(base) || base < 1024 || base > 65_000)
     throw new UsageError('--port-base is 1024 to 65000');
   const ports = portsFrom(base);
+  await checkPortsFree(base, ports);
   const dir = resolve(optional(a.data) ?? '.edgeward/demo');
   // The demo's own folder starts afresh each run, so the story is the same every time. Only a
   // folder the demo made (it holds the marker) is ever removed: `--data ~` must not wipe a home.

@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +20,7 @@ import { createDashboardApi } from '../../siem/service/dashboard-api.js';
 import { echoServer, mtlsClient, type ClientResult } from '../agent/fixtures/harness.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { EDGEWARD, stop } from '../helpers/cli.js';
+import { freePortRange } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
   call,
@@ -50,19 +50,6 @@ let agent: ChildProcess;
 let agentLog = '';
 const agentPorts = { inbound: 0, admin: 0 };
 const dir = tempDir('edgeward-dash-');
-
-/** A port below the ephemeral range (no port-0 listener of a parallel test takes it) that is free now. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
 
 /** GET on the agent's admin endpoint (plain HTTP on loopback). */
 function agentAdmin(path: string): Promise<{ status: number; body: string }> {
@@ -126,8 +113,8 @@ beforeAll(async () => {
   // A real agent process for node n1 in front of a local echo app, following the SIEM's
   // decision stream (its signing key fetched from the SIEM and checked against the bundle).
   app = await echoServer();
-  agentPorts.inbound = await freePort();
-  agentPorts.admin = await freePort();
+  agentPorts.inbound = await freePortRange();
+  agentPorts.admin = await freePortRange();
   const config = join(dir, 'n1-agent.yaml');
   writeFileSync(
     config,

@@ -1,17 +1,20 @@
 // `npm start` runs `edgeward demo`: the whole mesh as real processes, an attack, the timeline.
 // This runs it once, on its own ports, and checks the story it tells actually happened.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { edgewardAsync, edgewardServe } from '../helpers/cli.js';
 import { waitFor } from '../siem/service/setup.js';
+import { freePortRange } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
+
+/** The demo listens on --port-base up to --port-base + 42 (cli/demo.ts). */
+const DEMO_PORTS = 43;
 
 describe('edgeward demo --once', () => {
   it('detects the cloned credential and the scanner, and every agent enforces the decisions', async () => {
-    // Below the ephemeral range (32768+), so no port-0 listener of a parallel test takes ours.
-    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const base = await freePortRange(DEMO_PORTS);
     const r = await edgewardAsync([
       'demo',
       '--once',
@@ -54,8 +57,24 @@ describe('edgeward demo --once', () => {
     expect(readFileSync(join(dir, 'precious.txt'), 'utf8')).toBe('keep me');
   });
 
+  it('refuses a port base whose ports another program holds, before it starts or writes anything', async () => {
+    const base = await freePortRange(DEMO_PORTS);
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(base + 41, '127.0.0.1', r));
+    try {
+      const data = join(tempDir(), 'demo');
+      const r = await edgewardAsync(['demo', '--once', '--port-base', String(base), '--data', data]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`port ${base + 41} on 127.0.0.1 is not free (EADDRINUSE)`);
+      expect(r.stderr).toContain(`ports ${base} to ${base + 42}: give another --port-base`);
+      expect(existsSync(data)).toBe(false);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
   it('leaves no server running when the demo itself is killed with SIGKILL', async () => {
-    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const base = await freePortRange(DEMO_PORTS);
     const { proc } = await edgewardServe(
       ['demo', '--port-base', String(base), '--data', join(tempDir(), 'demo')],
       /Ctrl-C stops it/,
