@@ -6,8 +6,6 @@ import type Database from 'better-sqlite3';
 import { walPages } from './connection.js';
 import type { EventInsert } from './event-insert.js';
 import {
-  BUSY,
-  WANT,
   mergeStepQuietly,
   openWriterConnection,
   type FromWriter,
@@ -16,6 +14,7 @@ import {
 } from './event-writer.js';
 import type { CheckpointerData } from './wal-checkpoint-worker.js';
 import { COMMITS, STOP } from './wal-checkpoint.js';
+import { enterGate, leaveGate } from './writer-gate.js';
 
 const port = parentPort;
 if (port === null) throw new TypeError('event-writer-worker runs as a worker thread');
@@ -23,21 +22,9 @@ const reply = (m: FromWriter): void => port.postMessage(m);
 
 const { file, opts, gate } = workerData as WriterData;
 
-/** Enters a transaction once the store's connection does not want the lock (EventWriter.exclusive). */
-function enter(): void {
-  for (;;) {
-    for (let v = Atomics.load(gate, WANT); v !== 0; v = Atomics.load(gate, WANT))
-      Atomics.wait(gate, WANT, v, 50);
-    Atomics.store(gate, BUSY, 1);
-    if (Atomics.load(gate, WANT) === 0) return;
-    leave(); // it asked meanwhile: it goes first
-  }
-}
+const enter = (): void => enterGate(gate);
+const leave = (): void => leaveGate(gate);
 
-function leave(): void {
-  Atomics.store(gate, BUSY, 0);
-  Atomics.notify(gate, BUSY);
-}
 // Checkpoints run on their own thread (wal-checkpoint.ts). This connection's automatic
 // checkpoint stays as a backstop, far past the length at which that thread restarts the log.
 const restartPages = walPages(opts);
@@ -49,7 +36,7 @@ try {
   conn = openWriterConnection(file, opts);
   conn.db.pragma(`wal_autocheckpoint = ${restartPages * 4}`);
   checkpointer = new Worker(new URL('./wal-checkpoint-worker.js', import.meta.url), {
-    workerData: { file, opts, restartPages, signal } satisfies CheckpointerData,
+    workerData: { file, opts, restartPages, signal, gate } satisfies CheckpointerData,
   });
   checkpointer.once('error', () => {
     // Without it, SQLite checkpoints inside the commits again, as often as the thread would.

@@ -11,6 +11,7 @@ import { configureConnection, type ConnectionOptions } from './connection.js';
 import { prepareEventInsert, type EventInsert } from './event-insert.js';
 import type { EventRows } from './event-rows.js';
 import type { SiemStore } from './store.js';
+import { BUSY, holdWriter, newGate } from './writer-gate.js';
 
 export interface EventWriterOptions extends ConnectionOptions {
   /** Insert on a worker thread (default) or on the calling thread. */
@@ -50,15 +51,10 @@ export type FromWriter =
 export interface WriterData {
   readonly file: string;
   readonly opts: ConnectionOptions;
-  /**
-   * [WANT]: > 0 while the store's connection wants the write lock (EventWriter.exclusive);
-   * [BUSY]: 1 while the writer thread is inside a transaction.
-   */
+  /** The writer gate (writer-gate.ts), shared with EventWriter.exclusive and the checkpointer. */
   readonly gate: Int32Array;
 }
 
-export const WANT = 0;
-export const BUSY = 1;
 /** Longest the store's connection waits for the writer's transaction before trying anyway. */
 const HANDOFF_MS = 10_000;
 
@@ -165,7 +161,7 @@ class ThreadWriter implements EventWriter {
   readonly #pending = new Map<number, Pending>();
   #next = 0;
   #closed = false;
-  readonly #gate = new Int32Array(new SharedArrayBuffer(8));
+  readonly #gate = newGate();
 
   constructor(file: string, opts: ConnectionOptions) {
     this.#file = file;
@@ -249,23 +245,7 @@ class ThreadWriter implements EventWriter {
   }
 
   exclusive<T>(fn: () => T): T {
-    const g = this.#gate;
-    Atomics.add(g, WANT, 1);
-    try {
-      // The writer starts no transaction while WANT > 0 and clears BUSY (waking us) when the one
-      // it is in commits, so we wait exactly that long and then find the lock free. (Each side
-      // sets its own flag before reading the other's, so they never both go ahead.)
-      const deadline = performance.now() + HANDOFF_MS;
-      for (;;) {
-        const left = deadline - performance.now();
-        if (Atomics.load(g, BUSY) === 0 || left <= 0) break;
-        Atomics.wait(g, BUSY, 1, left);
-      }
-      return fn();
-    } finally {
-      Atomics.sub(g, WANT, 1);
-      Atomics.notify(g, WANT);
-    }
+    return holdWriter(this.#gate, HANDOFF_MS, fn);
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,8 @@
 import { workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { configureConnection, type ConnectionOptions } from './connection.js';
-import { COMMITS, PASS_MS, RESTART_WAIT_MS, STOP, checkpointPass } from './wal-checkpoint.js';
+import { COMMITS, PASS_MS, RESTART_WAIT_MS, STOP, WRITER_WAIT_MS, checkpointPass } from './wal-checkpoint.js';
+import { holdWriter } from './writer-gate.js';
 
 export interface CheckpointerData {
   readonly file: string;
@@ -13,9 +14,12 @@ export interface CheckpointerData {
   readonly restartPages: number;
   /** [COMMITS]: commits by the writer so far; [STOP]: 1 once the writer closes. */
   readonly signal: Int32Array;
+  /** The writer gate (writer-gate.ts): a RESTART holds the writer off through it. */
+  readonly gate: Int32Array;
 }
 
-const { file, opts, restartPages, signal } = workerData as CheckpointerData;
+const { file, opts, restartPages, signal, gate } = workerData as CheckpointerData;
+const hold = <T>(fn: () => T): T => holdWriter(gate, WRITER_WAIT_MS, fn);
 const db = new Database(file, { fileMustExist: true });
 try {
   configureConnection(db, opts);
@@ -28,7 +32,7 @@ try {
     if (Atomics.load(signal, STOP) !== 0) break;
     seen = Atomics.load(signal, COMMITS);
     try {
-      checkpointPass(db, restartPages);
+      checkpointPass(db, restartPages, hold);
     } catch {
       // The writer's own automatic checkpoint (at 4x) bounds the log until a pass succeeds.
     }

@@ -3,10 +3,11 @@
 // the acknowledgement of every batch in it, waited while ~40 MiB of pages were copied into the
 // database file and synced (about a fifth of the ingest rate at 1.5M events). Here a second
 // connection on its own thread copies the pages while the writer goes on committing (PASSIVE
-// blocks nobody); once the log is long, a RESTART copies what was committed meanwhile (one or
-// two groups) with the writer held off, so that the writer's next transaction starts the log from
-// its beginning again. Without that restart the log would only grow: a PASSIVE checkpoint never
-// catches up with a writer that commits all the time.
+// blocks nobody); once the log is long, it holds the writer off between two transactions (the
+// writer gate, writer-gate.ts) and a RESTART copies what was committed meanwhile, so that the
+// writer's next transaction starts the log from its beginning again. Without that restart the
+// log would only grow: a PASSIVE checkpoint never catches up with a writer that commits all the
+// time, and SQLite's busy handler rarely finds the busy writer's lock free for a RESTART.
 import type Database from 'better-sqlite3';
 
 /** Slots of the shared Int32Array between the writer and the checkpointer. */
@@ -16,11 +17,13 @@ export const STOP = 1;
 /** Shortest time between two passes: a page changed by many commits is copied once per pass. */
 export const PASS_MS = 200;
 /**
- * How long a RESTART waits for the writer's transaction and for readers of the old log. It
- * holds the writer off meanwhile, so this bounds the writer's wait; past it the pass gives up
- * and the next one tries again.
+ * How long a RESTART waits for readers of the old log (the connection's busy timeout). It holds
+ * the writer off meanwhile, so this bounds the writer's wait; past it the pass gives up and the
+ * next one tries again.
  */
 export const RESTART_WAIT_MS = 250;
+/** How long a pass waits for the writer's transaction to end before it tries anyway. */
+export const WRITER_WAIT_MS = 5_000;
 
 interface CheckpointRow {
   readonly busy: number;
@@ -41,11 +44,15 @@ function checkpoint(db: Database.Database, mode: 'PASSIVE' | 'RESTART'): Checkpo
 
 /**
  * One pass on `db` (a connection of its own to the file, with busy_timeout RESTART_WAIT_MS):
- * copy what the log holds; past `restartPages`, copy again what came meanwhile, then restart.
+ * copy what the log holds; past `restartPages`, restart it inside `holdWriter`, which runs its
+ * argument with the writer held off (writer-gate.ts; as it is, on a connection without one).
  */
-export function checkpointPass(db: Database.Database, restartPages: number): PassResult {
+export function checkpointPass(
+  db: Database.Database,
+  restartPages: number,
+  holdWriter: <T>(fn: () => T) => T = (fn) => fn(),
+): PassResult {
   const first = checkpoint(db, 'PASSIVE');
   if (first.log < restartPages) return { log: first.log, restarted: false };
-  checkpoint(db, 'PASSIVE');
-  return { log: first.log, restarted: checkpoint(db, 'RESTART').busy === 0 };
+  return { log: first.log, restarted: holdWriter(() => checkpoint(db, 'RESTART')).busy === 0 };
 }
