@@ -749,6 +749,11 @@ export async function runDistributionBench(o: {
       /edgeward_siem_alerts_total\{rule="ew-handshake-failures-burst"\} (\d+)/.exec(metrics)?.[1] ?? 0,
     );
     const commits = Number(/edgeward_siem_commits_total (\d+)/.exec(metrics)?.[1] ?? NaN);
+    const wal = (result: string): number =>
+      Number(
+        new RegExp(`edgeward_siem_wal_checkpoints_total\\{result="${result}"\\} (\\d+)`).exec(metrics)?.[1] ??
+          NaN,
+      );
     const ingestResult = {
       ...ingested,
       meanGroupCommit: ingested.events / commits,
@@ -756,6 +761,7 @@ export async function runDistributionBench(o: {
       siemCpuSeconds: siemCpu,
       perSiemCpuSecond: ingested.events / siemCpu,
       burstAlerts,
+      walCheckpoints: { passes: wal('pass'), restarts: wal('restart'), refused: wal('refused') },
     };
 
     const sizes = o.ingestOnly === true ? [] : o.underLoad !== undefined ? [1, 100] : [1, 100, 1000];
@@ -826,6 +832,8 @@ if (
   console.log(
     `  sustained: slowest ${SUSTAIN_WINDOW_S} s window ${fmt(r.ingest.slowestWindowPerSecond, 0)} events/s, last third of the events ${fmt(r.ingest.lastThirdPerSecond, 0)} events/s`,
   );
+  const wc = r.ingest.walCheckpoints;
+  console.log(`  WAL checkpoints: ${wc.passes} passes, ${wc.restarts} restarts, ${wc.refused} refused`);
   console.log(
     `  SIEM CPU by thread: ${r.ingest.siemThreads.map((t) => `${t.name} ${fmt(t.seconds, 2)} s`).join(', ')}`,
   );

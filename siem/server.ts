@@ -342,6 +342,10 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     metrics.lagRevisions.set(undefined, lag.behind);
     metrics.lagSeconds.set(undefined, lag.lagMs / 1000);
     metrics.queued.set(undefined, ingest.queued);
+    const wal = writer.walCheckpoints();
+    metrics.walCheckpoints.set({ result: 'pass' }, wal.passes);
+    metrics.walCheckpoints.set({ result: 'restart' }, wal.restarts);
+    metrics.walCheckpoints.set({ result: 'refused' }, wal.refused);
     return reply.type(PROMETHEUS_CONTENT_TYPE).send(metrics.registry.render());
   });
   // Public: the certificate chain whose key signs decisions (verifiers check it against the bundle).

@@ -20,7 +20,7 @@ const port = parentPort;
 if (port === null) throw new TypeError('event-writer-worker runs as a worker thread');
 const reply = (m: FromWriter): void => port.postMessage(m);
 
-const { file, opts, gate } = workerData as WriterData;
+const { file, opts, gate, walCounters } = workerData as WriterData;
 
 const enter = (): void => enterGate(gate);
 const leave = (): void => leaveGate(gate);
@@ -36,7 +36,7 @@ try {
   conn = openWriterConnection(file, opts);
   conn.db.pragma(`wal_autocheckpoint = ${restartPages * 4}`);
   checkpointer = new Worker(new URL('./wal-checkpoint-worker.js', import.meta.url), {
-    workerData: { file, opts, restartPages, signal, gate } satisfies CheckpointerData,
+    workerData: { file, opts, restartPages, signal, gate, counters: walCounters } satisfies CheckpointerData,
   });
   checkpointer.once('error', () => {
     // Without it, SQLite checkpoints inside the commits again, as often as the thread would.

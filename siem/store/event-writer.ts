@@ -11,6 +11,7 @@ import { configureConnection, type ConnectionOptions } from './connection.js';
 import { prepareEventInsert, type EventInsert } from './event-insert.js';
 import type { EventRows } from './event-rows.js';
 import type { SiemStore } from './store.js';
+import { newWalCounters, readWalCounters, type WalCheckpoints } from './wal-checkpoint.js';
 import { BUSY, holdWriter, newGate } from './writer-gate.js';
 
 export interface EventWriterOptions extends ConnectionOptions {
@@ -28,6 +29,11 @@ export interface EventWriter {
    * writer that is busy nearly all the time under load.
    */
   exclusive<T>(fn: () => T): T;
+  /**
+   * The WAL checkpoints the writer thread's checkpointer made so far (wal-checkpoint.ts); all
+   * zero for a writer on the calling thread, whose commits checkpoint as SQLite does by default.
+   */
+  walCheckpoints(): WalCheckpoints;
   /** Commits what was given, then closes. */
   close(): Promise<void>;
   /**
@@ -53,6 +59,8 @@ export interface WriterData {
   readonly opts: ConnectionOptions;
   /** The writer gate (writer-gate.ts), shared with EventWriter.exclusive and the checkpointer. */
   readonly gate: Int32Array;
+  /** The checkpointer's counters, kept across writer threads (wal-checkpoint.ts). */
+  readonly walCounters: Int32Array;
 }
 
 /** Longest the store's connection waits for the writer's transaction before trying anyway. */
@@ -135,6 +143,7 @@ function inThreadWriter(file: string, opts: ConnectionOptions): EventWriter {
     exclusive(fn) {
       return fn();
     },
+    walCheckpoints: () => ({ passes: 0, restarts: 0, refused: 0 }),
     close() {
       c?.db.close();
       c = undefined;
@@ -162,6 +171,7 @@ class ThreadWriter implements EventWriter {
   #next = 0;
   #closed = false;
   readonly #gate = newGate();
+  readonly #walCounters = newWalCounters();
 
   constructor(file: string, opts: ConnectionOptions) {
     this.#file = file;
@@ -171,7 +181,12 @@ class ThreadWriter implements EventWriter {
   start(): Promise<Worker> {
     if (this.#worker !== undefined) return Promise.resolve(this.#worker);
     this.#starting ??= new Promise<Worker>((resolve, reject) => {
-      const data: WriterData = { file: this.#file, opts: this.#opts, gate: this.#gate };
+      const data: WriterData = {
+        file: this.#file,
+        opts: this.#opts,
+        gate: this.#gate,
+        walCounters: this.#walCounters,
+      };
       const w = new Worker(workerScript(), { workerData: data });
       this.#startingWorker = w;
       let ready = false;
@@ -246,6 +261,10 @@ class ThreadWriter implements EventWriter {
 
   exclusive<T>(fn: () => T): T {
     return holdWriter(this.#gate, HANDOFF_MS, fn);
+  }
+
+  walCheckpoints(): WalCheckpoints {
+    return readWalCounters(this.#walCounters);
   }
 
   async close(): Promise<void> {

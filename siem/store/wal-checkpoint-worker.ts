@@ -5,7 +5,17 @@
 import { workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { configureConnection, type ConnectionOptions } from './connection.js';
-import { COMMITS, PASS_MS, RESTART_WAIT_MS, STOP, WRITER_WAIT_MS, checkpointPass } from './wal-checkpoint.js';
+import {
+  COMMITS,
+  PASSES,
+  PASS_MS,
+  REFUSED,
+  RESTARTS,
+  RESTART_WAIT_MS,
+  STOP,
+  WRITER_WAIT_MS,
+  checkpointPass,
+} from './wal-checkpoint.js';
 import { holdWriter } from './writer-gate.js';
 
 export interface CheckpointerData {
@@ -16,9 +26,11 @@ export interface CheckpointerData {
   readonly signal: Int32Array;
   /** The writer gate (writer-gate.ts): a RESTART holds the writer off through it. */
   readonly gate: Int32Array;
+  /** Counters of passes, restarts and refused restarts (wal-checkpoint.ts). */
+  readonly counters: Int32Array;
 }
 
-const { file, opts, restartPages, signal, gate } = workerData as CheckpointerData;
+const { file, opts, restartPages, signal, gate, counters } = workerData as CheckpointerData;
 const hold = <T>(fn: () => T): T => holdWriter(gate, WRITER_WAIT_MS, fn);
 const db = new Database(file, { fileMustExist: true });
 try {
@@ -32,7 +44,9 @@ try {
     if (Atomics.load(signal, STOP) !== 0) break;
     seen = Atomics.load(signal, COMMITS);
     try {
-      checkpointPass(db, restartPages, hold);
+      const r = checkpointPass(db, restartPages, hold);
+      Atomics.add(counters, PASSES, 1);
+      if (r.restart) Atomics.add(counters, r.restarted ? RESTARTS : REFUSED, 1);
     } catch {
       // The writer's own automatic checkpoint (at 4x) bounds the log until a pass succeeds.
     }

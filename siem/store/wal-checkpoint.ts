@@ -14,6 +14,29 @@ import type Database from 'better-sqlite3';
 export const COMMITS = 0;
 export const STOP = 1;
 
+/** Slots of the checkpointer's counters (an Int32Array read by EventWriter.walCheckpoints). */
+export const PASSES = 0;
+export const RESTARTS = 1;
+export const REFUSED = 2;
+export const newWalCounters = (): Int32Array => new Int32Array(new SharedArrayBuffer(12));
+
+export interface WalCheckpoints {
+  /** Checkpoint passes (each copies what the log holds into the database file). */
+  readonly passes: number;
+  /** Passes that restarted the log. */
+  readonly restarts: number;
+  /** Restarts that could not complete (a reader held the old log): the next pass tries again. */
+  readonly refused: number;
+}
+
+export function readWalCounters(c: Int32Array): WalCheckpoints {
+  return {
+    passes: Atomics.load(c, PASSES),
+    restarts: Atomics.load(c, RESTARTS),
+    refused: Atomics.load(c, REFUSED),
+  };
+}
+
 /** Shortest time between two passes: a page changed by many commits is copied once per pass. */
 export const PASS_MS = 200;
 /**
@@ -34,7 +57,9 @@ interface CheckpointRow {
 export interface PassResult {
   /** Pages in the log when the pass began. */
   readonly log: number;
-  /** Whether the pass ended with a RESTART that completed (the next commit starts a new log). */
+  /** Whether the pass tried to restart the log (it was at least `restartPages` long). */
+  readonly restart: boolean;
+  /** Whether that RESTART completed (the next commit starts a new log). */
   readonly restarted: boolean;
 }
 
@@ -53,6 +78,7 @@ export function checkpointPass(
   holdWriter: <T>(fn: () => T) => T = (fn) => fn(),
 ): PassResult {
   const first = checkpoint(db, 'PASSIVE');
-  if (first.log < restartPages) return { log: first.log, restarted: false };
-  return { log: first.log, restarted: holdWriter(() => checkpoint(db, 'RESTART')).busy === 0 };
+  if (first.log < restartPages) return { log: first.log, restart: false, restarted: false };
+  const restarted = holdWriter(() => checkpoint(db, 'RESTART')).busy === 0;
+  return { log: first.log, restart: true, restarted };
 }

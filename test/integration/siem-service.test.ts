@@ -132,6 +132,9 @@ describe('events in -> alert -> decision -> stream -> ack', () => {
       const metrics = (await call(`${siem.url}/metrics`, undefined)).body.toString();
       expect(metrics).toMatch(/edgeward_siem_alerts_total\{rule="ew-handshake-failures-burst"\} [1-9]/);
       expect(metrics).toMatch(/edgeward_siem_decisions_total\{outcome="applied"\} [1-9]/);
+      // The events file's checkpointer thread runs (a pass follows the first commit).
+      expect(metrics).toMatch(/edgeward_siem_wal_checkpoints_total\{result="pass"\} [1-9]/);
+      expect(metrics).toMatch(/edgeward_siem_wal_checkpoints_total\{result="refused"\} 0/);
     } finally {
       sub.client.stop();
     }

@@ -114,6 +114,7 @@ describe('ingest pipeline', () => {
         return w.write([...batches.slice(0, -1), broken]);
       },
       exclusive: (fn) => w.exclusive(fn),
+      walCheckpoints: () => w.walCheckpoints(),
       close: () => w.close(),
       abort: () => w.abort(),
     }));
