@@ -12,7 +12,7 @@ import { prepareEventInsert, type EventInsert } from './event-insert.js';
 import type { EventRows } from './event-rows.js';
 import type { SiemStore } from './store.js';
 import { newWalCounters, readWalCounters, type WalCheckpoints } from './wal-checkpoint.js';
-import { BUSY, holdWriter, newGate } from './writer-gate.js';
+import { holdWriter, newGate, resetGate } from './writer-gate.js';
 
 export interface EventWriterOptions extends ConnectionOptions {
   /** Insert on a worker thread (default) or on the calling thread. */
@@ -231,7 +231,7 @@ class ThreadWriter implements EventWriter {
     }
     if (this.#worker !== w) return;
     this.#worker = undefined;
-    Atomics.store(this.#gate, BUSY, 0); // it may have died inside a transaction
+    resetGate(this.#gate);
     // Not answered: not known to be committed, so never acknowledged.
     const pending = [...this.#pending.values()];
     this.#pending.clear();

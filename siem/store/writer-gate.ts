@@ -49,3 +49,14 @@ export function leaveGate(gate: Int32Array): void {
   Atomics.store(gate, BUSY, 0);
   Atomics.notify(gate, BUSY);
 }
+
+/**
+ * After the writer thread died: clears both slots. It may have died inside a transaction (BUSY),
+ * and its checkpointer, which dies with it, inside holdWriter (WANT): otherwise the next writer
+ * thread would wait for ever. Only from the thread that owns the gate, never inside holdWriter.
+ */
+export function resetGate(gate: Int32Array): void {
+  Atomics.store(gate, WANT, 0);
+  Atomics.store(gate, BUSY, 0);
+  Atomics.notify(gate, WANT);
+}
