@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent } from '../../../common/events.js';
 import { encodeEventRows } from '../../../siem/store/event-rows.js';
-import { openEventWriter } from '../../../siem/store/event-writer.js';
+import { openEventWriter, type EventWriter } from '../../../siem/store/event-writer.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
 import { checkpointPass, RESTART_WAIT_MS } from '../../../siem/store/wal-checkpoint.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -106,6 +106,23 @@ const events = (n: number, tag: string) =>
     ),
   );
 
+/** A store and a writer on a new file; `fn` runs with both, which are closed after it. */
+async function withWriter(
+  name: string,
+  opts: Parameters<typeof openEventWriter>[1],
+  fn: (w: EventWriter, store: ReturnType<typeof openSqliteStore>, file: string) => Promise<void>,
+): Promise<void> {
+  const file = join(dir, name);
+  const store = openSqliteStore(file);
+  const w = await openEventWriter(file, opts);
+  try {
+    await fn(w, store, file);
+  } finally {
+    await w.close();
+    store.close();
+  }
+}
+
 describe('event writer thread: checkpoints on their own thread', () => {
   it('closes at once, also before its first write or while the checkpointer thread starts', async () => {
     const file = join(dir, 'close.db');
@@ -119,11 +136,8 @@ describe('event writer thread: checkpoints on their own thread', () => {
   });
 
   it('keeps the log short: restarts it once it is long (the writer alone would let it grow to 4x)', async () => {
-    const file = join(dir, 'writer.db');
-    const store = openSqliteStore(file);
     // Restart at 256 pages; the writer's own automatic checkpoint waits for 1,024.
-    const w = await openEventWriter(file, { thread: true, walAutocheckpointPages: 256 });
-    try {
+    await withWriter('writer.db', { thread: true, walAutocheckpointPages: 256 }, async (w, store, file) => {
       // About 600 pages in one commit: past the restart length, short of the writer's own.
       await w.write([events(5000, 'big')]);
       expect(logPages(file)).toBeGreaterThan(400);
@@ -138,17 +152,11 @@ describe('event writer thread: checkpoints on their own thread', () => {
       expect(pages).toBeLessThan(100);
       expect(store.countEvents()).toBeGreaterThan(5000);
       expect(w.walCheckpoints().restarts).toBeGreaterThanOrEqual(1);
-    } finally {
-      await w.close();
-      store.close();
-    }
+    });
   });
 
   it('restarts the log while the writer never rests: it holds the writer off between two transactions', async () => {
-    const file = join(dir, 'busy.db');
-    const store = openSqliteStore(file);
-    const w = await openEventWriter(file, { thread: true, walAutocheckpointPages: 256 });
-    try {
+    await withWriter('busy.db', { thread: true, walAutocheckpointPages: 256 }, async (w, store) => {
       // 40 writes posted at once: the writer goes from one transaction straight to the next.
       // (Waiting for the lock in SQLite's busy handler instead, restarts failed under the ingest
       // benchmark's load, and the log grew to the writer's backstop.)
@@ -158,26 +166,21 @@ describe('event writer thread: checkpoints on their own thread', () => {
       expect(c.refused).toBe(0);
       expect(c.passes).toBeGreaterThanOrEqual(c.restarts);
       expect(store.countEvents()).toBe(60_000);
-    } finally {
-      await w.close();
-      store.close();
-    }
+    });
   });
 
   it('counts nothing on the calling thread, whose commits checkpoint as SQLite does', async () => {
-    const file = join(dir, 'inthread.db');
-    const store = openSqliteStore(file);
-    const w = await openEventWriter(file, { thread: false, walAutocheckpointPages: 256 });
-    try {
-      await w.write([events(5000, 'x')]);
-      expect(w.walCheckpoints()).toEqual({ passes: 0, restarts: 0, refused: 0 });
-      // SQLite's automatic checkpoint ran in that commit: the next one starts a new log.
-      await w.write([events(1, 'y')]);
-      expect(logPages(file)).toBeLessThan(20);
-    } finally {
-      await w.close();
-      store.close();
-    }
+    await withWriter(
+      'inthread.db',
+      { thread: false, walAutocheckpointPages: 256 },
+      async (w, _store, file) => {
+        await w.write([events(5000, 'x')]);
+        expect(w.walCheckpoints()).toEqual({ passes: 0, restarts: 0, refused: 0 });
+        // SQLite's automatic checkpoint ran in that commit: the next one starts a new log.
+        await w.write([events(1, 'y')]);
+        expect(logPages(file)).toBeLessThan(20);
+      },
+    );
   });
 });
 
