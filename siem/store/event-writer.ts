@@ -31,7 +31,7 @@ export interface EventWriter {
   exclusive<T>(fn: () => T): T;
   /**
    * The WAL checkpoints the writer thread's checkpointer made so far (wal-checkpoint.ts); all
-   * zero for a writer on the calling thread, whose commits checkpoint as SQLite does by default.
+   * zero for a writer on the calling thread, whose commits checkpoint themselves (SQLite's automatic checkpoint).
    */
   walCheckpoints(): WalCheckpoints;
   /** Commits what was given, then closes. */

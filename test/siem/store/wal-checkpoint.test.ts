@@ -169,7 +169,7 @@ describe('event writer thread: checkpoints on their own thread', () => {
     });
   });
 
-  it('counts nothing on the calling thread, whose commits checkpoint as SQLite does', async () => {
+  it('counts nothing on the calling thread, whose commits checkpoint themselves', async () => {
     await withWriter(
       'inthread.db',
       { thread: false, walAutocheckpointPages: 256 },
