@@ -10,6 +10,7 @@ import { openSqliteStore } from '../../../siem/store/index.js';
 import { prepareEventInsert, SEGMENT_SHIFT } from '../../../siem/store/event-insert.js';
 import { decodeText, encodeEventRows, rowsFromFields, TEXT_COLUMNS } from '../../../siem/store/event-rows.js';
 import { openEventWriter, yieldingStore } from '../../../siem/store/event-writer.js';
+import { withWriter } from '../../helpers/event-writer.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = Date.UTC(2026, 0, 10);
@@ -46,10 +47,7 @@ describe.each([
   const dir = tempDir();
 
   it('stores text beyond ASCII as it came: accents, CJK, emoji and escapes in the document', async () => {
-    const file = join(dir, `utf8-${thread}.db`);
-    const store = openSqliteStore(file);
-    const w = await openEventWriter(file, { thread });
-    try {
+    await withWriter(join(dir, `utf8-${thread}.db`), { thread }, async (w, store) => {
       const reasons = ['café é', '证书已吊销', 'key 🔑 lost', 'tab\there "quoted" \\ back', 'x'.repeat(5000)];
       const events = batch('u', reasons.length).map((e, i) => ({
         ...e,
@@ -61,17 +59,12 @@ describe.each([
       const f = decodeText(encodeEventRows(events.slice(0, 1)));
       expect(f).toHaveLength(TEXT_COLUMNS);
       expect(JSON.parse(f[TEXT_COLUMNS - 1] as string)).toEqual(events[0]);
-    } finally {
-      await w.close();
-      store.close();
-    }
+    });
   });
 
   it('commits writes in order; the store reads them back, timelines included', async () => {
     const file = join(dir, `order-${thread}.db`);
-    const store = openSqliteStore(file);
-    const w = await openEventWriter(file, { thread });
-    try {
+    await withWriter(file, { thread }, async (w, store) => {
       const a = batch('a', 300);
       const b = batch('b', 200);
       await Promise.all([w.write([encodeEventRows(a)]), w.write([encodeEventRows(b)])]);
@@ -89,10 +82,7 @@ describe.each([
       const ids = db.prepare('SELECT id FROM events ORDER BY seq').pluck().all();
       db.close();
       expect(ids).toEqual([...a, ...b].map((e) => e['event.id']));
-    } finally {
-      await w.close();
-      store.close();
-    }
+    });
   });
 
   it('refuses a missing file, or one without the store\u2019s schema, with ERR_SIEM_STORE', async () => {
@@ -105,24 +95,15 @@ describe.each([
   });
 
   it('keeps a document whose free text holds U+0000 (the field separator) intact', async () => {
-    const file = join(dir, `nul-${thread}.db`);
-    const store = openSqliteStore(file);
-    const w = await openEventWriter(file, { thread });
-    try {
+    await withWriter(join(dir, `nul-${thread}.db`), { thread }, async (w, store) => {
       const [e] = batch('nul', 1).map((x) => ({ ...x, message: 'a\u0000b\u0000', 'event.reason': '\u0000' }));
       await w.write([encodeEventRows([e as EdgeEvent])]);
       expect(store.event((e as EdgeEvent)['event.id'] as string)).toEqual(e);
-    } finally {
-      await w.close();
-      store.close();
-    }
+    });
   });
 
   it('refuses a whole group when one of its batches fails (ERR_SIEM_STORE), then goes on', async () => {
-    const file = join(dir, `atomic-${thread}.db`);
-    const store = openSqliteStore(file);
-    const w = await openEventWriter(file, { thread });
-    try {
+    await withWriter(join(dir, `atomic-${thread}.db`), { thread }, async (w, store) => {
       const good = encodeEventRows(batch('g', 50));
       const rows = encodeEventRows(batch('x', 50));
       // An event without its action breaks the events table's NOT NULL: SQLite refuses it.
@@ -146,10 +127,7 @@ describe.each([
       expect(store.countEvents()).toBe(0);
       await w.write([encodeEventRows(batch('h', 10))]);
       expect(store.countEvents()).toBe(10);
-    } finally {
-      await w.close();
-      store.close();
-    }
+    });
   });
 });
 
@@ -157,10 +135,7 @@ describe('event writer thread', () => {
   const dir = tempDir();
 
   it('never acknowledges a write it did not commit when its thread dies mid-stream; a new thread takes over', async () => {
-    const file = join(dir, 'crash.db');
-    const store = openSqliteStore(file);
-    const w = await openEventWriter(file, { thread: true });
-    try {
+    await withWriter(join(dir, 'crash.db'), { thread: true }, async (w, store) => {
       const batches = Array.from({ length: 30 }, (_, k) => batch(`c${k}`, 2000));
       const outcome: ('acked' | 'refused')[] = [];
       const codes = new Set<string>();
@@ -194,10 +169,7 @@ describe('event writer thread', () => {
       expect(
         store.timeline({ entity: 'source.identity', value: 'spiffe://factory.example/device/after' }),
       ).toHaveLength(5);
-    } finally {
-      await w.close();
-      store.close();
-    }
+    });
   });
 
   it('lets the store write first: no group commits while a store write runs (no starvation)', async () => {

@@ -10,9 +10,10 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent } from '../../../common/events.js';
 import { encodeEventRows } from '../../../siem/store/event-rows.js';
-import { openEventWriter, type EventWriter } from '../../../siem/store/event-writer.js';
+import { openEventWriter } from '../../../siem/store/event-writer.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
 import { checkpointPass, RESTART_WAIT_MS } from '../../../siem/store/wal-checkpoint.js';
+import { withWriter } from '../../helpers/event-writer.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const dir = tempDir();
@@ -106,23 +107,6 @@ const events = (n: number, tag: string) =>
     ),
   );
 
-/** A store and a writer on a new file; `fn` runs with both, which are closed after it. */
-async function withWriter(
-  name: string,
-  opts: Parameters<typeof openEventWriter>[1],
-  fn: (w: EventWriter, store: ReturnType<typeof openSqliteStore>, file: string) => Promise<void>,
-): Promise<void> {
-  const file = join(dir, name);
-  const store = openSqliteStore(file);
-  const w = await openEventWriter(file, opts);
-  try {
-    await fn(w, store, file);
-  } finally {
-    await w.close();
-    store.close();
-  }
-}
-
 describe('event writer thread: checkpoints on their own thread', () => {
   it('closes at once, also before its first write or while the checkpointer thread starts', async () => {
     const file = join(dir, 'close.db');
@@ -137,7 +121,8 @@ describe('event writer thread: checkpoints on their own thread', () => {
 
   it('keeps the log short: restarts it once it is long (the writer alone would let it grow to 4x)', async () => {
     // Restart at 256 pages; the writer's own automatic checkpoint waits for 1,024.
-    await withWriter('writer.db', { thread: true, walAutocheckpointPages: 256 }, async (w, store, file) => {
+    const file = join(dir, 'writer.db');
+    await withWriter(file, { thread: true, walAutocheckpointPages: 256 }, async (w, store) => {
       // About 600 pages in one commit: past the restart length, short of the writer's own.
       await w.write([events(5000, 'big')]);
       expect(logPages(file)).toBeGreaterThan(400);
@@ -156,31 +141,32 @@ describe('event writer thread: checkpoints on their own thread', () => {
   });
 
   it('restarts the log while the writer never rests: it holds the writer off between two transactions', async () => {
-    await withWriter('busy.db', { thread: true, walAutocheckpointPages: 256 }, async (w, store) => {
-      // 40 writes posted at once: the writer goes from one transaction straight to the next.
-      // (Waiting for the lock in SQLite's busy handler instead, restarts failed under the ingest
-      // benchmark's load, and the log grew to the writer's backstop.)
-      await Promise.all(Array.from({ length: 40 }, (_, k) => w.write([events(1500, `busy${k}-`)])));
-      const c = w.walCheckpoints();
-      expect(c.restarts).toBeGreaterThanOrEqual(1);
-      expect(c.refused).toBe(0);
-      expect(c.passes).toBeGreaterThanOrEqual(c.restarts);
-      expect(store.countEvents()).toBe(60_000);
-    });
+    await withWriter(
+      join(dir, 'busy.db'),
+      { thread: true, walAutocheckpointPages: 256 },
+      async (w, store) => {
+        // 40 writes posted at once: the writer goes from one transaction straight to the next.
+        // (Waiting for the lock in SQLite's busy handler instead, restarts failed under the ingest
+        // benchmark's load, and the log grew to the writer's backstop.)
+        await Promise.all(Array.from({ length: 40 }, (_, k) => w.write([events(1500, `busy${k}-`)])));
+        const c = w.walCheckpoints();
+        expect(c.restarts).toBeGreaterThanOrEqual(1);
+        expect(c.refused).toBe(0);
+        expect(c.passes).toBeGreaterThanOrEqual(c.restarts);
+        expect(store.countEvents()).toBe(60_000);
+      },
+    );
   });
 
   it('counts nothing on the calling thread, whose commits checkpoint themselves', async () => {
-    await withWriter(
-      'inthread.db',
-      { thread: false, walAutocheckpointPages: 256 },
-      async (w, _store, file) => {
-        await w.write([events(5000, 'x')]);
-        expect(w.walCheckpoints()).toEqual({ passes: 0, restarts: 0, refused: 0 });
-        // SQLite's automatic checkpoint ran in that commit: the next one starts a new log.
-        await w.write([events(1, 'y')]);
-        expect(logPages(file)).toBeLessThan(20);
-      },
-    );
+    const file = join(dir, 'inthread.db');
+    await withWriter(file, { thread: false, walAutocheckpointPages: 256 }, async (w) => {
+      await w.write([events(5000, 'x')]);
+      expect(w.walCheckpoints()).toEqual({ passes: 0, restarts: 0, refused: 0 });
+      // SQLite's automatic checkpoint ran in that commit: the next one starts a new log.
+      await w.write([events(1, 'y')]);
+      expect(logPages(file)).toBeLessThan(20);
+    });
   });
 });
 
