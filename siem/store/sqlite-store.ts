@@ -142,6 +142,25 @@ function storeError(err: unknown, what: string): EdgewardError {
   return new EdgewardError('ERR_SIEM_STORE', `event store: ${what} failed`, { cause: err });
 }
 
+/** Opens one of the store's files with the SIEM's settings; refuses a schema newer than `newest`. */
+function openFile(
+  file: string,
+  opts: SqliteStoreOptions,
+  newest: number,
+  what: string,
+): { db: Database.Database; version: number } {
+  const db = new Database(file);
+  try {
+    configureConnection(db, opts);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > newest) throw new Error(`${what} schema ${version} is newer than this SIEM (${newest})`);
+    return { db, version };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
 export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): SiemStore {
   let db: Database.Database | undefined;
   let sdb: Database.Database | undefined;
@@ -150,12 +169,8 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
   // and deletes those gone: a storm of 10,000 pending writes one row per change, not the list.
   let storedPending: Map<string, PendingDecision>;
   try {
-    db = new Database(file);
-    configureConnection(db, opts);
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION)
-      throw new Error(`store schema ${version} is newer than this SIEM (${SCHEMA_VERSION})`);
-    const ev = db;
+    const { db: ev, version } = openFile(file, opts, SCHEMA_VERSION, 'store');
+    db = ev;
     const legacyState = version < 3 && STATE_TABLES.some((t) => columnsOf(ev, t).size > 0);
     ev.transaction(() => {
       const timeline = columnsOf(ev, 'entity_timeline');
@@ -172,11 +187,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       ev.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
     const stateFile = opts.stateFile ?? stateFileOf(file);
-    sdb = new Database(stateFile);
-    configureConnection(sdb, opts);
-    const sv = sdb.pragma('user_version', { simple: true }) as number;
-    if (sv > STATE_SCHEMA_VERSION)
-      throw new Error(`state schema ${sv} is newer than this SIEM (${STATE_SCHEMA_VERSION})`);
+    sdb = openFile(stateFile, opts, STATE_SCHEMA_VERSION, 'state').db;
     const st = sdb;
     st.transaction(() => {
       st.exec(STATE_SCHEMA);

@@ -431,4 +431,38 @@ describe('SQLite store', () => {
       expect.objectContaining({ code: 'ERR_SIEM_STORE' }),
     );
   });
+
+  it('refuses an events or state file of a newer schema (ERR_SIEM_STORE), and leaves it as it was', () => {
+    const newer = (file: string): void => {
+      const db = new Database(file);
+      db.pragma('user_version = 99');
+      db.close();
+    };
+    const refusal = (file: string): { code: unknown; cause: unknown } => {
+      try {
+        openSqliteStore(file).close();
+      } catch (err) {
+        const e = err as { code?: unknown; cause?: unknown };
+        return { code: e.code, cause: (e.cause as Error | undefined)?.message };
+      }
+      return { code: 'opened', cause: undefined };
+    };
+    const events = join(dir, 'newer-events.db');
+    newer(events);
+    expect(refusal(events)).toEqual({
+      code: 'ERR_SIEM_STORE',
+      cause: 'store schema 99 is newer than this SIEM (3)',
+    });
+    const stateOnly = join(dir, 'newer-state.db');
+    openSqliteStore(stateOnly).close();
+    newer(stateFileOf(stateOnly));
+    expect(refusal(stateOnly)).toEqual({
+      code: 'ERR_SIEM_STORE',
+      cause: 'state schema 99 is newer than this SIEM (1)',
+    });
+    const check = new Database(events, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(99);
+    expect(check.prepare(`SELECT count(*) FROM sqlite_master`).pluck().get()).toBe(0);
+    check.close();
+  });
 });
