@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { systemClock } from '../common/clock.js';
+import { listenError } from '../common/ports.js';
 import { silentLogger } from '../common/log.js';
 import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
 import { uriSans } from '../common/x509.js';
@@ -75,11 +76,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function checkPortsFree(base: number, ports: Ports): Promise<void> {
   const all = Object.values(ports).flat() as number[];
   for (const port of all) {
-    const err = await new Promise<NodeJS.ErrnoException | undefined>((done) => {
-      const srv = createServer();
-      srv.once('error', done);
-      srv.listen(port, '127.0.0.1', () => srv.close(() => done(undefined)));
-    });
+    const err = await listenError(port);
     if (err !== undefined)
       throw new UsageError(
         `port ${port} on 127.0.0.1 is not free (${err.code ?? err.message}); the demo listens on ports ${base} to ${Math.max(...all)}: give another --port-base`,
