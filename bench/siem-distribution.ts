@@ -614,10 +614,16 @@ on_success: break
   };
 }
 
+/** The value of one series (name and labels as /metrics prints them), or `absent`. */
+function metricValue(metrics: string, series: string, absent = NaN): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? absent : Number(line.slice(series.length + 1));
+}
+
 function publishStats(metrics: string): { sum: number; count: number } {
   return {
-    sum: Number(/edgeward_siem_publish_seconds_sum (\S+)/.exec(metrics)?.[1] ?? 0),
-    count: Number(/edgeward_siem_publish_seconds_count (\S+)/.exec(metrics)?.[1] ?? 0),
+    sum: metricValue(metrics, 'edgeward_siem_publish_seconds_sum', 0),
+    count: metricValue(metrics, 'edgeward_siem_publish_seconds_count', 0),
   };
 }
 
@@ -745,15 +751,14 @@ export async function runDistributionBench(o: {
       .filter((t) => t.seconds >= 0.05)
       .sort((x, y) => y.seconds - x.seconds);
     const metrics = await get(`${siem.url}/metrics`, node);
-    const burstAlerts = Number(
-      /edgeward_siem_alerts_total\{rule="ew-handshake-failures-burst"\} (\d+)/.exec(metrics)?.[1] ?? 0,
+    const burstAlerts = metricValue(
+      metrics,
+      'edgeward_siem_alerts_total{rule="ew-handshake-failures-burst"}',
+      0,
     );
-    const commits = Number(/edgeward_siem_commits_total (\d+)/.exec(metrics)?.[1] ?? NaN);
+    const commits = metricValue(metrics, 'edgeward_siem_commits_total');
     const wal = (result: string): number =>
-      Number(
-        new RegExp(`edgeward_siem_wal_checkpoints_total\\{result="${result}"\\} (\\d+)`).exec(metrics)?.[1] ??
-          NaN,
-      );
+      metricValue(metrics, `edgeward_siem_wal_checkpoints_total{result="${result}"}`);
     const ingestResult = {
       ...ingested,
       meanGroupCommit: ingested.events / commits,
