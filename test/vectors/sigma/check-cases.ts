@@ -122,6 +122,7 @@ const HEADINGS: Readonly<Record<string, readonly string[]>> = {
 const SCHEMAS = new Set([DETECTION_SCHEMA, CORRELATION_SCHEMA]);
 const BASES = new Set(['spec', 'spec-reading', 'pysigma', 'rsigma', 'choice']);
 const KINDS = new Set([
+  'yaml',
   'schema',
   'modifier',
   'regex',
