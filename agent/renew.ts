@@ -1,5 +1,5 @@
 // `edgeward renew`: a new key and certificate over mTLS with the current one. Identities whose
-// method re-attests (TPM) answer the CA's challenge with their prover on the same connection.
+// method re-attests (TPM, PUF) answer the CA's challenge with their prover on the same connection.
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import type { Prover } from '../ca/attestation-method.js';
 import { buildCsr } from '../common/csr.js';

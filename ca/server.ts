@@ -55,7 +55,7 @@ export interface CaServerOptions {
   readonly rateLimits?: CaRateLimits;
   readonly durability?: 'normal' | 'full';
   readonly bodyLimit?: number;
-  /** Decisions besides the SIEM's (tests); with `siem`, the followed stream's count too. */
+  /** Decisions to enforce besides those of the followed SIEM stream (for tests). */
   readonly quarantineOf?: (subject: CredentialSubject) => Decision | undefined;
   readonly onEvent?: (event: CaEvent) => void;
   /** The SIEM to report the CA's events to (mTLS as spiffe://TD/svc/ca, spooled while it is down). */
@@ -156,7 +156,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   const authority = loadAuthority(o.dataDir, trustDomain, passphraseFromEnv());
   const serviceNames = serviceNamesFromJson(store.getMeta(SERVICE_NAMES_META));
   // With --siem the CA follows the SIEM's signed decision stream (set up below) and refuses
-  // enrollments and renewals of quarantined identities.
+  // enrollments and renewals of quarantined credentials.
   let follower: CaDecisionFollower | undefined;
   const service = new CaService(store, authority, {
     clock,

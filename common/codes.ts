@@ -26,7 +26,10 @@ export const CODES = {
   ERR_CA_CSR_MALFORMED: { status: 400, message: 'malformed certificate signing request' },
   ERR_CA_CSR_SIGNATURE: { status: 400, message: 'CSR signature does not verify' },
   ERR_CA_CSR_IDENTITY: { status: 403, message: 'CSR identity does not match the attested identity' },
-  ERR_CA_CSR_SANS: { status: 400, message: 'CSR must carry at most one URI SAN and no other names' },
+  ERR_CA_CSR_SANS: {
+    status: 400,
+    message: 'CSR must carry at most one URI SAN, and DNS or IP names only for a service identity',
+  },
   ERR_CA_CSR_NAME_NOT_PERMITTED: {
     status: 403,
     message: 'CSR asks for a DNS name or IP address outside the service names declared at ca init',

@@ -38,6 +38,11 @@ async function renewWithCertificate(
   return { status: r.status, code: r.json?.['code'], message: r.json?.['message'] };
 }
 
+/** `edgeward renew` as the legitimate device does it: re-attesting with its PUF. */
+function renewWithPuf(): ReturnType<Mesh['cli']> {
+  return mesh.cli(['renew', '--ca', mesh.caUrl, '--dir', d1.dir, '--attest', 'puf', '--puf', 'sim:clone-d1']);
+}
+
 describe('a quarantined clone escapes by renewing', () => {
   let decision: { id: string; revision: number };
 
@@ -63,17 +68,7 @@ describe('a quarantined clone escapes by renewing', () => {
       /quarantined by the SIEM until \d{4}-\d\d-\d\dT.*; an analyst can lift it/,
     );
     // The legitimate device, with its PUF, is refused as well: both hold the same certificate.
-    const r = mesh.cli([
-      'renew',
-      '--ca',
-      mesh.caUrl,
-      '--dir',
-      d1.dir,
-      '--attest',
-      'puf',
-      '--puf',
-      'sim:clone-d1',
-    ]);
+    const r = renewWithPuf();
     expect(r.status).toBe(1);
     expect(`${r.stdout}${r.stderr}`).toMatch(/ERR_CA_CERT_QUARANTINED/);
   });
@@ -96,17 +91,7 @@ describe('a quarantined clone escapes by renewing', () => {
     // Without the PUF (all the clone has), the certificate alone does not renew.
     const clone = await renewWithCertificate(CLONE_HOST);
     expect(clone).toMatchObject({ status: 409, code: 'ERR_CA_REATTEST_REQUIRED' });
-    const r = mesh.cli([
-      'renew',
-      '--ca',
-      mesh.caUrl,
-      '--dir',
-      d1.dir,
-      '--attest',
-      'puf',
-      '--puf',
-      'sim:clone-d1',
-    ]);
+    const r = renewWithPuf();
     expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/the CA asks for fresh puf evidence/);
     // The hold and its release are in the CA's audit log, with who released it.
