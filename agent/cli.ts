@@ -6,10 +6,12 @@ import { createPufProver } from '../attestation/puf/index.js';
 import type { Prover } from '../ca/attestation-method.js';
 import { enroll } from './enroll.js';
 import { renew } from './renew.js';
+import { loadIdentity } from '../common/identity-dir.js';
 
 const ENROLL_USAGE =
   'edgeward enroll --ca URL --fingerprint HEX --id SPIFFE_ID --attest token|tpm|puf [--token T | --tcti TCTI | --puf sim:SEED [--puf-mode key|crp]] --out DIR';
-const RENEW_USAGE = 'edgeward renew --ca URL --dir DIR [--attest tpm --tcti TCTI]';
+const RENEW_USAGE =
+  'edgeward renew --ca URL --dir DIR [--attest tpm --tcti TCTI | --attest puf --puf sim:SEED [--puf-mode key|crp]]';
 
 const ATTEST_OPTIONS = {
   attest: { type: 'string' },
@@ -72,11 +74,14 @@ export async function runEnrollCommand(argv: string[], out: (s: string) => void)
 
 export async function runRenewCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const a = parse(argv, { ca: { type: 'string' }, dir: { type: 'string' }, ...ATTEST_OPTIONS }, RENEW_USAGE);
-  const prover = optional(a.attest) ? proverFor(a, RENEW_USAGE, out) : undefined;
+  const dir = required(a.dir, 'dir', RENEW_USAGE);
+  // The PUF signs its identity: the one the folder holds, unless given.
+  const id = optional(a.id) ?? (a.attest === 'puf' ? loadIdentity(dir).identity : undefined);
+  const prover = optional(a.attest) ? proverFor({ ...a, id }, RENEW_USAGE, out) : undefined;
   try {
     await renew({
       ca: required(a.ca, 'ca', RENEW_USAGE),
-      dir: required(a.dir, 'dir', RENEW_USAGE),
+      dir,
       ...(prover ? { prover } : {}),
       print: out,
     });

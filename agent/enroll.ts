@@ -2,7 +2,7 @@
 // prover (token, tpm, puf), and write the identity folder.
 import { generateKeyPairSync } from 'node:crypto';
 import type { Prover } from '../ca/attestation-method.js';
-import { buildCsr } from '../common/csr.js';
+import { buildCsr, NO_HOST_NAMES, type HostNames } from '../common/csr.js';
 import { writeIdentity } from '../common/identity-dir.js';
 import { parseIdentity } from '../common/identity.js';
 import { toPem } from '../common/pem.js';
@@ -17,6 +17,8 @@ export interface EnrollOptions {
   readonly out: string;
   /** Step-by-step progress for the operator. */
   readonly print?: (line: string) => void;
+  /** A service's DNS names and IP addresses (where it listens), within what the CA permits. */
+  readonly hosts?: HostNames;
 }
 
 export async function enroll(o: EnrollOptions): Promise<IssuedResponse> {
@@ -24,7 +26,7 @@ export async function enroll(o: EnrollOptions): Promise<IssuedResponse> {
   const id = parseIdentity(o.id);
   print(`pinning the CA at ${o.ca} by its root fingerprint`);
   const ep = await pinCa(o.ca, o.fingerprint, id.trustDomain);
-  return enrollWith(ep, o.id, o.prover, o.out, print);
+  return enrollWith(ep, o.id, o.prover, o.out, print, o.hosts);
 }
 
 export async function enrollWith(
@@ -33,10 +35,11 @@ export async function enrollWith(
   prover: Prover,
   out: string,
   print: (line: string) => void,
+  hosts: HostNames = NO_HOST_NAMES,
 ): Promise<IssuedResponse> {
   print('generating an ECDSA P-256 key and CSR');
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const csrDer = buildCsr(privateKey, publicKey, id);
+  const csrDer = buildCsr(privateKey, publicKey, id, hosts);
   const spkiDer = publicKey.export({ type: 'spki', format: 'der' });
   print(`collecting ${prover.method} evidence`);
   const evidence = await prover.evidence();

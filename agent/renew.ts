@@ -1,12 +1,13 @@
 // `edgeward renew`: a new key and certificate over mTLS with the current one. Identities whose
-// method re-attests (TPM) answer the CA's challenge with their prover on the same connection.
-import { generateKeyPairSync } from 'node:crypto';
+// method re-attests (TPM, PUF) answer the CA's challenge with their prover on the same connection.
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import type { Prover } from '../ca/attestation-method.js';
 import { buildCsr } from '../common/csr.js';
 import { loadIdentity, writeIdentity } from '../common/identity-dir.js';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
 import { toPem } from '../common/pem.js';
+import { hostSans } from '../common/x509.js';
 import { caRequest, checkIssued, endpointFromBundle, remoteCode, type IssuedResponse } from './ca-client.js';
 import { spkiSha256 } from './csr-key.js';
 
@@ -24,7 +25,9 @@ export async function renew(o: RenewOptions): Promise<IssuedResponse> {
   const ep = endpointFromBundle(o.ca, current.bundlePem, parseIdentity(current.identity).trustDomain);
   const creds = { keyPem: current.keyPem, certPem: current.certPem };
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const csr = toPem('CERTIFICATE REQUEST', buildCsr(privateKey, publicKey, current.identity));
+  // A service keeps the host names it has (the CA checks them again against its declared names).
+  const hosts = hostSans(new X509Certificate(current.certPem).subjectAltName);
+  const csr = toPem('CERTIFICATE REQUEST', buildCsr(privateKey, publicKey, current.identity, hosts));
   const spkiDer = publicKey.export({ type: 'spki', format: 'der' });
   print(`renewing ${current.identity} (serial ${current.serial}) over mTLS`);
   let answer: unknown;

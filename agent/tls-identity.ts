@@ -16,13 +16,19 @@ export interface CertFacts {
   readonly notAfter: number;
 }
 
-/** The single URI SAN of a certificate's subjectaltname string, or null if it is not exactly one. */
+/**
+ * The single URI SAN of a certificate's subjectaltname string, or null if it is not exactly one.
+ * A service certificate may carry DNS names and IP addresses besides it (where it listens): they
+ * are host names, not identities.
+ */
 export function singleUriSan(subjectaltname: string | undefined): string | null {
   if (!subjectaltname) return null;
-  // Node quotes entries holding separators; a quoted or multi-entry SAN is never one of ours.
-  if (subjectaltname.includes('"') || subjectaltname.includes(', ')) return null;
-  if (!subjectaltname.startsWith('URI:')) return null;
-  return subjectaltname.slice(4);
+  // Node quotes entries holding separators; a quoted SAN is never one of ours.
+  if (subjectaltname.includes('"')) return null;
+  const [first = '', ...rest] = subjectaltname.split(', ');
+  if (!first.startsWith('URI:')) return null;
+  if (!rest.every((e) => e.startsWith('DNS:') || e.startsWith('IP Address:'))) return null;
+  return first.slice(4);
 }
 
 export function spkiSha256(cert: PeerCertificate): string {

@@ -26,6 +26,7 @@ const ctx: MethodContext = {
   trustDomain: 'factory.example',
   store,
   renewal: false,
+  source: '127.0.0.1',
 };
 const method = createPufMethod({ rateLimit: { freeFailures: 1_000_000 } });
 

@@ -85,6 +85,7 @@ export async function runTpmBench(
       trustDomain: id.trustDomain,
       store: emptyStore,
       renewal: false,
+      source: '127.0.0.1',
     };
     for (const chainCache of only ? [only.chainCache] : [true, false]) {
       // A real enrollment brings a new AK every time (the AK is imported once, at finish); only

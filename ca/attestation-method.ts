@@ -40,6 +40,11 @@ export interface MethodContext {
   readonly store: MethodStoreReader;
   /** Whether this is a renewal over mTLS (the identity already holds a valid certificate). */
   readonly renewal: boolean;
+  /**
+   * The request's source address. Budgets of unauthenticated attempts key on it, so that a
+   * stranger naming an identity cannot spend that identity's own budget.
+   */
+  readonly source: string;
 }
 
 export interface BeginResult {

@@ -9,7 +9,6 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { children, parseDer } from '../common/der.js';
 import { EdgewardError } from '../common/errors.js';
@@ -20,6 +19,7 @@ import {
   encodeName,
   ext,
   fingerprintSha256,
+  ipToBytes,
   keyIdentifier,
   normalizeSerial,
   signCertificate,
@@ -27,6 +27,7 @@ import {
   type CrlEntry,
 } from '../common/x509.js';
 import { readPrivateKey, writePrivateKey } from './keys.js';
+import { nameConstraintSubtrees, NO_SERVICE_NAMES, type ServiceNames } from './service-names.js';
 
 export const FILES = {
   db: 'ca.db',
@@ -143,7 +144,7 @@ export class Authority {
                 [req.identity],
                 true,
                 req.dnsNames ?? [],
-                (req.ipAddresses ?? []).map(ipBytes),
+                (req.ipAddresses ?? []).map(ipToBytes),
               )
             : ext.subjectAltName([req.identity], true),
         ],
@@ -174,32 +175,22 @@ export class Authority {
   }
 }
 
-function ipBytes(ip: string): Buffer {
-  const v = isIP(ip);
-  if (v === 4) return Buffer.from(ip.split('.').map(Number));
-  if (v === 6) {
-    const [head = '', tail = ''] = ip.split('::');
-    const h = head ? head.split(':') : [];
-    const t = ip.includes('::') && tail ? tail.split(':') : [];
-    const fill = ip.includes('::') ? 8 - h.length - t.length : 0;
-    const groups = [...h, ...Array<string>(fill).fill('0'), ...t];
-    return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
-  }
-  throw new TypeError(`not an IP address: ${ip}`);
-}
-
 export interface InitResult {
   readonly fingerprint: string;
   readonly authority: Authority;
   readonly rootKey: KeyObject;
 }
 
-/** Creates root and intermediate keys and certificates in `dir`. Refuses to overwrite. */
+/**
+ * Creates root and intermediate keys and certificates in `dir`. Refuses to overwrite. The
+ * intermediate may vouch only for the trust domain's URIs and the declared service names.
+ */
 export function createAuthority(
   dir: string,
   trustDomain: string,
   now: number,
   passphrase: string | undefined,
+  names: ServiceNames = NO_SERVICE_NAMES,
 ): InitResult {
   if (!isTrustDomain(trustDomain))
     throw new EdgewardError('ERR_ID_INVALID', `invalid trust domain ${trustDomain}`);
@@ -235,6 +226,7 @@ export function createAuthority(
     },
     root.privateKey,
   );
+  const nc = nameConstraintSubtrees(trustDomain, names);
   const intDer = signCertificate(
     {
       serial: newSerial(),
@@ -248,7 +240,7 @@ export function createAuthority(
         ext.keyUsage([5, 6]),
         ext.subjectKeyId(keyIdentifier(intSpki)),
         ext.authorityKeyId(rootKeyId),
-        ext.nameConstraintsUri(trustDomain),
+        ext.nameConstraints(nc.permitted, nc.excluded),
       ],
     },
     root.privateKey,

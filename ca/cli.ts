@@ -17,19 +17,21 @@ import { CaService } from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import { loadCaExtensions } from './extensions.js';
+import { parseServiceNames } from './service-names.js';
 import { importPufRecord } from '../attestation/puf/index.js';
 
 /** Registration records are small: helper data and at most 1024 CRPs. */
 const MAX_PUF_RECORD_BYTES = 512 * 1024;
 import type { KeyKind, KeyPolicy } from '../common/csr.js';
+import type { BucketSpec } from '../common/rate-limit.js';
 
 const USAGE = {
-  init: 'edgeward ca init --data DIR --trust-domain TD',
+  init: 'edgeward ca init --data DIR --trust-domain TD [--dns NAME[,NAME...]] [--ip ADDR|CIDR[,...]]',
   serve:
-    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N] [--siem URL]',
+    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--rate-enroll N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N] [--siem URL]',
   token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m]',
   revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
-  release: 'edgeward ca release --data DIR --id SPIFFE_ID',
+  release: 'edgeward ca release --data DIR --id SPIFFE_ID [--hold]',
   audit: 'edgeward ca audit verify --data DIR',
   puf: 'edgeward ca puf import --data DIR FILE',
 } as const;
@@ -94,6 +96,13 @@ async function superviseWorkers(n: number, out: (s: string) => void): Promise<nu
   return 0;
 }
 
+/** A bucket of N attempts per minute (burst N), each worker's share of it. */
+function perMinute(text: string, workers: number): BucketSpec {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`a rate is a positive number, got ${text}`);
+  return { rate: n / 60 / workers, burst: Math.max(1, n / workers) };
+}
+
 function parseKeyTypes(text: string): KeyPolicy {
   const allow = text.split(',').map((s) => s.trim());
   for (const k of allow) {
@@ -107,16 +116,32 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
   const [sub, ...rest] = argv;
   switch (sub) {
     case 'init': {
-      const a = parse(rest, { data: { type: 'string' }, 'trust-domain': { type: 'string' } }, USAGE.init);
+      const a = parse(
+        rest,
+        {
+          data: { type: 'string' },
+          'trust-domain': { type: 'string' },
+          dns: { type: 'string', multiple: true },
+          ip: { type: 'string', multiple: true },
+        },
+        USAGE.init,
+      );
+      // Checked before anything is written: the names go into the intermediate for good.
+      const list = (v: unknown): string | undefined => (Array.isArray(v) ? v.join(',') : undefined);
+      const serviceNames = parseServiceNames(list(a.dns), list(a.ip));
       const r = initCa({
         dataDir: required(a.data, 'data', USAGE.init),
         trustDomain: required(a['trust-domain'], 'trust-domain', USAGE.init),
         clock: systemClock,
         passphrase: passphraseFromEnv(),
+        serviceNames,
       });
       out(`CA created in ${required(a.data, 'data', USAGE.init)}`);
       out(`root fingerprint (SHA-256): ${r.fingerprint}`);
       out(`admin identity: ${r.adminDir}`);
+      out(
+        `service names the CA may vouch for: ${[...serviceNames.dns, ...serviceNames.ips].join(', ') || 'none (URIs of the trust domain only)'}`,
+      );
       if (!passphraseFromEnv())
         out('warning: EDGEWARD_CA_PASSPHRASE was not set; CA keys are stored unencrypted (0600)');
       return 0;
@@ -132,6 +157,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           durability: { type: 'string' },
           'rate-ip': { type: 'string' },
           'rate-identity': { type: 'string' },
+          'rate-enroll': { type: 'string' },
           'key-types': { type: 'string' },
           workers: { type: 'string' },
           siem: { type: 'string' },
@@ -149,6 +175,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         throw new UsageError('--durability is normal or full');
       const rateIp = optional(a['rate-ip']);
       const rateId = optional(a['rate-identity']);
+      const rateEnroll = optional(a['rate-enroll']);
       const leafTtl = optional(a['leaf-ttl']);
       const keyTypes = optional(a['key-types']);
       const log = createLogger('ca');
@@ -169,14 +196,8 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           ...(rateIp
             ? { perIp: { rate: Number(rateIp) / workers, burst: (Number(rateIp) * 2) / workers } }
             : {}),
-          ...(rateId
-            ? {
-                perIdentity: {
-                  rate: Number(rateId) / 60 / workers,
-                  burst: Math.max(1, Number(rateId) / workers),
-                },
-              }
-            : {}),
+          ...(rateId ? { perIdentity: perMinute(rateId, workers) } : {}),
+          ...(rateEnroll ? { perEnrollSource: perMinute(rateEnroll, workers) } : {}),
         },
       });
       if (cluster.isWorker) {
@@ -254,10 +275,21 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       }
     }
     case 'release': {
-      const a = parse(rest, { data: { type: 'string' }, id: { type: 'string' } }, USAGE.release);
+      const a = parse(
+        rest,
+        { data: { type: 'string' }, id: { type: 'string' }, hold: { type: 'boolean' } },
+        USAGE.release,
+      );
       const store = openExisting(required(a.data, 'data', USAGE.release));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.release));
+        if (a.hold === true) {
+          // The analyst's release after a quarantined credential: the holder may renew (and
+          // re-attest) or enroll again; the decision itself, while live, still refuses that credential.
+          const n = store.releaseHolds(id.uri, systemClock.now(), 'cli');
+          out(n === 0 ? `no renewal hold on ${id.uri}` : `released the renewal hold of ${id.uri}`);
+          return 0;
+        }
         const n = store.releaseBindings(id.uri, systemClock.now(), 'cli');
         out(`released ${n} hardware binding(s) of ${id.uri}`);
         return 0;

@@ -1,6 +1,7 @@
 // The CA's security events in the shared event schema (common/events.ts), for the SIEM:
 // enrollments and renewals with their method, refusals with their code, revocations.
 import type { EdgeEvent } from '../common/events.js';
+import { parseIdentity } from '../common/identity.js';
 import type { CaEvent } from './service.js';
 
 const ACTIONS: Record<string, { success: string; failure: string }> = {
@@ -20,6 +21,15 @@ function isAttestationCode(code: string | undefined): boolean {
   );
 }
 
+function isIdentity(uri: string): boolean {
+  try {
+    parseIdentity(uri);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function caEventToEdgeEvent(e: CaEvent, now: number): EdgeEvent {
   const names = ACTIONS[e.action] ?? { success: `${e.action}.success`, failure: `${e.action}.failure` };
   const attestation = e.outcome === 'failure' && isAttestationCode(e.code);
@@ -31,7 +41,11 @@ export function caEventToEdgeEvent(e: CaEvent, now: number): EdgeEvent {
     'event.outcome': e.outcome,
     'observer.type': 'ca',
   };
+  // Only a proven identity is the subject rules key on; a claim is evidence about the source address.
   if (e.identity) out['source.identity'] = e.identity;
+  // A malformed claim is left out (it stays in the audit log), so the event still reaches the SIEM.
+  if (e.claimedIdentity && isIdentity(e.claimedIdentity))
+    out['attestation.claimed_identity'] = e.claimedIdentity;
   if (e.ip) out['source.ip'] = e.ip.replace(/^::ffff:/, '');
   if (e.method) out['attestation.method'] = e.method;
   if (e.code) {

@@ -7,12 +7,15 @@ import type { Clock } from '../common/clock.js';
 import { FILES, MAX_LEAF_TTL_MS, adminId, createAuthority } from './authority.js';
 import { openCaStore } from './store-sqlite.js';
 import { spkiSha256Hex } from '../common/x509.js';
+import { NO_SERVICE_NAMES, SERVICE_NAMES_META, type ServiceNames } from './service-names.js';
 
 export interface InitOptions {
   readonly dataDir: string;
   readonly trustDomain: string;
   readonly clock: Clock;
   readonly passphrase: string | undefined;
+  /** The operator's own service names (`--dns`, `--ip`); none by default. */
+  readonly serviceNames?: ServiceNames;
 }
 
 export interface InitOutcome {
@@ -22,12 +25,17 @@ export interface InitOutcome {
 
 export function initCa(o: InitOptions): InitOutcome {
   const now = o.clock.now();
-  const { authority, fingerprint } = createAuthority(o.dataDir, o.trustDomain, now, o.passphrase);
+  const names = o.serviceNames ?? NO_SERVICE_NAMES;
+  const { authority, fingerprint } = createAuthority(o.dataDir, o.trustDomain, now, o.passphrase, names);
   const store = openCaStore(join(o.dataDir, FILES.db));
   try {
     store.setMeta('trust_domain', o.trustDomain);
     store.setMeta('created_at', String(now));
-    store.audit({ kind: 'ca.init', data: { trustDomain: o.trustDomain, fingerprint } }, now);
+    store.setMeta(SERVICE_NAMES_META, JSON.stringify(names));
+    store.audit(
+      { kind: 'ca.init', data: { trustDomain: o.trustDomain, fingerprint, serviceNames: names } },
+      now,
+    );
     // The admin identity: a client certificate for the remote admin API (revoke).
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const spki = key.publicKey.export({ type: 'spki', format: 'der' });

@@ -3,7 +3,6 @@
 import cluster from 'node:cluster';
 import { generateKeyPairSync, type X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -11,13 +10,27 @@ import type { AttestationMethod } from './attestation-method.js';
 import { FILES, loadAuthority } from './authority.js';
 import { caEventToEdgeEvent } from './events.js';
 import { createCaDecisionFollower, type CaDecisionFollower } from './siem-follower.js';
+import type { CredentialSubject } from './quarantine.js';
+import type { Decision } from '../common/decisions.js';
 import { MAX_SESSION_CHARS } from './sessions.js';
+import {
+  listenHostNames,
+  permittedHostNames,
+  SERVICE_NAMES_META,
+  serviceNamesFromJson,
+} from './service-names.js';
 import { Reporter, httpsBatchSender } from '../agent/reporter.js';
 import { Spool } from '../agent/spool.js';
 import { serviceId } from '../common/identity.js';
 import { passphraseFromEnv } from './keys.js';
 import { createTokenMethod } from './methods/token.js';
-import { CaService, type AuthenticatedPeer, type CaEvent, type EnrollmentPolicy } from './service.js';
+import {
+  CaService,
+  type AuthenticatedPeer,
+  type CaEvent,
+  type CaRateLimits,
+  type EnrollmentPolicy,
+} from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import { systemClock, type Clock } from '../common/clock.js';
@@ -25,7 +38,6 @@ import { EdgewardError, toClientError } from '../common/errors.js';
 import { toEdgewardError } from '../common/http-errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../common/metrics.js';
-import type { BucketSpec } from '../common/rate-limit.js';
 import { normalizeSerial, uriSans } from '../common/x509.js';
 import type { KeyPolicy } from '../common/csr.js';
 
@@ -40,10 +52,11 @@ export interface CaServerOptions {
   readonly policy?: EnrollmentPolicy;
   readonly leafTtlMs?: number;
   readonly keyPolicy?: KeyPolicy;
-  readonly rateLimits?: { readonly perIp?: BucketSpec; readonly perIdentity?: BucketSpec };
+  readonly rateLimits?: CaRateLimits;
   readonly durability?: 'normal' | 'full';
   readonly bodyLimit?: number;
-  readonly isQuarantined?: (identity: string) => boolean;
+  /** Decisions to enforce besides those of the followed SIEM stream (for tests). */
+  readonly quarantineOf?: (subject: CredentialSubject) => Decision | undefined;
   readonly onEvent?: (event: CaEvent) => void;
   /** The SIEM to report the CA's events to (mTLS as spiffe://TD/svc/ca, spooled while it is down). */
   readonly siem?: { readonly url: string };
@@ -141,8 +154,9 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   const trustDomain = store.getMeta('trust_domain');
   if (!trustDomain) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   const authority = loadAuthority(o.dataDir, trustDomain, passphraseFromEnv());
+  const serviceNames = serviceNamesFromJson(store.getMeta(SERVICE_NAMES_META));
   // With --siem the CA follows the SIEM's signed decision stream (set up below) and refuses
-  // enrollments and renewals of quarantined identities.
+  // enrollments and renewals of quarantined credentials.
   let follower: CaDecisionFollower | undefined;
   const service = new CaService(store, authority, {
     clock,
@@ -152,10 +166,11 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
     ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
     ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),
-    ...(o.isQuarantined || o.siem
+    serviceNames,
+    ...(o.quarantineOf || o.siem
       ? {
-          isQuarantined: (id: string) =>
-            (o.isQuarantined?.(id) ?? false) || (follower?.isQuarantined(id) ?? false),
+          quarantineOf: (subject: CredentialSubject) =>
+            o.quarantineOf?.(subject) ?? follower?.quarantineOf(subject),
         }
       : {}),
     // Reporter is set below, before the server takes its first request.
@@ -168,9 +183,9 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   function serverCredentials(): { key: string; cert: string } {
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const spki = key.publicKey.export({ type: 'spki', format: 'der' });
-    const ips = ['127.0.0.1', ...(isIP(o.host) && o.host !== '0.0.0.0' && o.host !== '::' ? [o.host] : [])];
-    const dns = ['localhost', ...(isIP(o.host) ? [] : [o.host])];
-    const cert = service.issueService('ca', spki, { dns, ips: [...new Set(ips)] }, SERVER_CERT_TTL_MS);
+    // Where we listen, as far as the intermediate may vouch for it (curl and browsers check it).
+    const hosts = permittedHostNames(serviceNames, listenHostNames(o.host));
+    const cert = service.issueService('ca', spki, hosts, SERVER_CERT_TTL_MS);
     return {
       key: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
       cert: authority.chainPem(cert.der),
@@ -213,6 +228,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       credentials: () => ({ keyPem: creds.key, certPem: creds.cert, bundlePem: authority.bundlePem }),
       log,
       now: () => clock.now(),
+      onSet: (set) => service.applyDecisions(set),
     });
     follower.start();
   }
@@ -257,6 +273,8 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   app.get('/healthz', async () => ({
     status: 'ok',
     trustDomain,
+    // Public in the intermediate anyway; a service reads it to ask only for names it may have.
+    serviceNames,
     ...(follower ? { siem: { connected: follower.connected, revision: follower.revision } } : {}),
   }));
   app.get('/metrics', async (_req, reply) =>

@@ -9,6 +9,7 @@ import {
   DEFAULT_KEY_POLICY,
   csrDerFromText,
   parseCsr,
+  type HostNames,
   type KeyPolicy,
   type ParsedCsr,
 } from '../common/csr.js';
@@ -17,8 +18,11 @@ import { parseIdentity, serviceId, type Identity } from '../common/identity.js';
 import type { Logger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { RateLimiter, type BucketSpec } from '../common/rate-limit.js';
-import { isCrlReason, spkiSha256Hex, type CrlReason } from '../common/x509.js';
+import type { Decision, DecisionScope, DecisionSet } from '../common/decisions.js';
+import { isCrlReason, normalizeSerial, spkiSha256Hex, type CrlReason } from '../common/x509.js';
+import { planHolds, type CredentialSubject } from './quarantine.js';
 import { SESSION_NAMESPACE, openSealedSession, sealSession } from './sessions.js';
+import { dnsWithin, ipWithin, NO_SERVICE_NAMES, type ServiceNames } from './service-names.js';
 
 export interface AuthenticatedPeer {
   readonly identity: string;
@@ -39,23 +43,60 @@ export interface CaServiceOptions {
   readonly keyPolicy?: KeyPolicy;
   readonly sessionTtlMs?: number;
   readonly crlValidityMs?: number;
-  readonly rateLimits?: { readonly perIp?: BucketSpec; readonly perIdentity?: BucketSpec };
-  /** Whether an identity is quarantined by the SIEM (renewals and enrollments refused). */
-  readonly isQuarantined?: (identity: string) => boolean;
+  readonly rateLimits?: CaRateLimits;
+  /**
+   * The SIEM's live decision covering a credential (identity, node, serial or key), if any:
+   * renewals and enrollments it covers are refused.
+   */
+  readonly quarantineOf?: (subject: CredentialSubject) => Decision | undefined;
+  /** The DNS names and IP ranges declared at `ca init`: the only host names a certificate may carry. */
+  readonly serviceNames?: ServiceNames;
   /** Security events for the SIEM (enrollments, refusals, revocations). */
   readonly onEvent?: (event: CaEvent) => void;
 }
 
+/**
+ * Separate buckets, so that no one spends another's: every request per source address; renewals
+ * per identity its certificate proves; enrollments (which prove nothing until they succeed) per
+ * source address, never per the identity they claim.
+ */
+export interface CaRateLimits {
+  readonly perIp?: BucketSpec;
+  /** Authenticated renewals, keyed by the client certificate's identity. */
+  readonly perIdentity?: BucketSpec;
+  /** Unauthenticated enrollments (`/v1/enroll/begin`), keyed by source address. */
+  readonly perEnrollSource?: BucketSpec;
+}
+
+export const DEFAULT_RATE_LIMITS = {
+  perIp: { rate: 50, burst: 200 },
+  perIdentity: { rate: 0.5, burst: 20 },
+  perEnrollSource: { rate: 1, burst: 60 },
+} as const satisfies Required<CaRateLimits>;
+
 export interface CaEvent {
   readonly action: string;
   readonly outcome: 'success' | 'failure';
+  /** The identity the request proved (a client certificate, an issuance); never a claim. */
   readonly identity?: string | undefined;
+  /** The identity an unauthenticated request named: evidence about its source, not about it. */
+  readonly claimedIdentity?: string | undefined;
   readonly ip?: string | undefined;
   readonly method?: string | undefined;
   readonly code?: string | undefined;
   readonly serial?: string | undefined;
   readonly spkiSha256?: string | undefined;
   readonly notAfter?: number | undefined;
+}
+
+/**
+ * Who a refused request was about: `id` only when it proved that identity (a client certificate);
+ * `claimed` when it only named one (an enrollment), so the refusal never counts against it.
+ */
+export interface RefusalHint {
+  id?: unknown;
+  claimed?: unknown;
+  method?: unknown;
 }
 
 interface Session {
@@ -88,7 +129,8 @@ export class CaService {
   private readonly sessionKey: Buffer;
   private readonly methods = new Map<string, AttestationMethod>();
   private readonly ipLimiter: RateLimiter;
-  private readonly idLimiter: RateLimiter;
+  private readonly renewLimiter: RateLimiter;
+  private readonly enrollLimiter: RateLimiter;
   private readonly leafTtlMs: number;
   private readonly sessionTtlMs: number;
   private crlCache: { der: Buffer; until: number; revoked: number } | undefined;
@@ -106,8 +148,10 @@ export class CaService {
     this.sessionTtlMs = opts.sessionTtlMs ?? 60_000;
     this.sessionKey = authority.deriveKey('enrollment sessions v1');
     const now = (): number => opts.clock.now();
-    this.ipLimiter = new RateLimiter(opts.rateLimits?.perIp ?? { rate: 50, burst: 200 }, now);
-    this.idLimiter = new RateLimiter(opts.rateLimits?.perIdentity ?? { rate: 0.5, burst: 20 }, now);
+    const limits = { ...DEFAULT_RATE_LIMITS, ...opts.rateLimits };
+    this.ipLimiter = new RateLimiter(limits.perIp, now);
+    this.renewLimiter = new RateLimiter(limits.perIdentity, now);
+    this.enrollLimiter = new RateLimiter(limits.perEnrollSource, now);
   }
 
   get trustDomain(): string {
@@ -127,13 +171,14 @@ export class CaService {
     return Math.max(1, this.ipLimiter.retryAfter(ip));
   }
 
-  private ctx(renewal: boolean): MethodContext {
+  private ctx(renewal: boolean, source: string): MethodContext {
     return {
       clock: this.opts.clock,
       log: this.opts.log,
       trustDomain: this.trustDomain,
       store: this.store,
       renewal,
+      source,
     };
   }
 
@@ -194,9 +239,63 @@ export class CaService {
     }
   }
 
-  private refuseIfBlocked(identity: string): void {
-    if (this.store.isIdentityRevoked(identity)) throw new EdgewardError('ERR_CA_IDENTITY_REVOKED');
-    if (this.opts.isQuarantined?.(identity)) throw new EdgewardError('ERR_CA_IDENTITY_QUARANTINED');
+  /** Refuses a revoked identity, a credential the SIEM quarantines, and an identity on hold. */
+  private refuseIfBlocked(subject: CredentialSubject): void {
+    if (this.store.isIdentityRevoked(subject.identity)) throw new EdgewardError('ERR_CA_IDENTITY_REVOKED');
+    const d = this.opts.quarantineOf?.(subject);
+    if (d) {
+      const byIdentity = d.scope.type === 'identity' || d.scope.type === 'node';
+      throw new EdgewardError(
+        byIdentity ? 'ERR_CA_IDENTITY_QUARANTINED' : 'ERR_CA_CERT_QUARANTINED',
+        undefined,
+        {
+          detail: { decision: d.id, scope: d.scope },
+          clientMessage: `${byIdentity ? 'identity' : `certificate ${d.scope.type === 'spki' ? 'key' : 'serial'}`} quarantined by the SIEM until ${new Date(d.expiresAt).toISOString()}; an analyst can lift it`,
+        },
+      );
+    }
+    const hold = this.store.activeHold(subject.identity);
+    if (hold) {
+      throw new EdgewardError('ERR_CA_IDENTITY_HELD', undefined, {
+        detail: { decision: hold.decisionId, scope: hold.scope },
+        clientMessage: `renewal and enrollment held since ${new Date(hold.placedAt).toISOString()}, after the SIEM quarantined one of this identity's certificates, until an analyst releases it (lifting the decision, or edgeward ca release --hold)`,
+      });
+    }
+  }
+
+  /**
+   * Follows a verified decision set: a quarantined serial or key holds its identity's renewals
+   * and enrollments (audited) until released; a hold whose decision was lifted is released.
+   */
+  applyDecisions(set: DecisionSet): void {
+    const now = this.opts.clock.now();
+    const plan = planHolds(set, this.store.holds(), (scope) => this.ownersOf(scope, now), now);
+    for (const h of plan.place) {
+      if (this.store.placeHold(h, now))
+        this.opts.log.warn(
+          { identity: h.identity, decision: h.decisionId, scope: h.scope },
+          'renewal hold placed',
+        );
+    }
+    for (const h of plan.lifted) {
+      if (
+        this.store.releaseHolds(h.identity, now, `siem (decision ${h.decisionId} lifted)`, h.decisionId) > 0
+      )
+        this.opts.log.info(
+          { identity: h.identity, decision: h.decisionId },
+          'renewal hold released by a lift',
+        );
+    }
+  }
+
+  private ownersOf(scope: DecisionScope, now: number): string[] {
+    if (scope.type === 'serial') {
+      const rec = this.store.getCertificate(normalizeSerial(scope.value));
+      return rec ? [rec.identity] : [];
+    }
+    if (scope.type === 'spki')
+      return this.store.certificatesBySpki(scope.value.toLowerCase(), now).map((c) => c.identity);
+    return [];
   }
 
   private pickMethod(identity: Identity, name: unknown): AttestationMethod {
@@ -214,13 +313,14 @@ export class CaService {
     ip: string,
     body: { id: unknown; method: unknown; evidence?: unknown },
   ): Promise<{ session: string; expiresAt: number; challenge: Record<string, unknown> }> {
-    return this.audited('enroll.begin', ip, body, async () => {
+    return this.audited('enroll.begin', ip, { claimed: body.id, method: body.method }, async () => {
+      // Before anything else: an enrollment proves nothing yet, so it spends its address's budget.
+      if (!this.enrollLimiter.take(ip))
+        throw new EdgewardError('ERR_RATE_LIMITED', 'too many enrollment attempts from this address');
       const identity = this.inDomain(body.id);
-      if (!this.idLimiter.take(identity.uri))
-        throw new EdgewardError('ERR_RATE_LIMITED', 'too many attempts for this identity');
-      this.refuseIfBlocked(identity.uri);
+      this.refuseIfBlocked({ identity: identity.uri });
       const method = this.pickMethod(identity, body.method);
-      const { challenge, state } = await method.begin(this.ctx(false), identity, body.evidence);
+      const { challenge, state } = await method.begin(this.ctx(false, ip), identity, body.evidence);
       return { ...this.openSession(identity, method, state), challenge };
     });
   }
@@ -229,18 +329,18 @@ export class CaService {
     ip: string,
     body: { session: unknown; csr: unknown; response?: unknown },
   ): Promise<IssueResult> {
-    // Filled in once the session is known, so a refusal is audited with its identity.
-    const hint: { id?: string; method?: string } = {};
+    // Filled in once the session is known, so a refusal is audited with the identity it claimed.
+    const hint: RefusalHint = {};
     return this.audited('enroll', ip, hint, async () => {
       const s = this.takeSession(body.session);
       if (s.renewalOf !== undefined)
         throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'renewal sessions finish at /v1/renew');
-      hint.id = s.identity.uri;
+      hint.claimed = s.identity.uri;
       hint.method = s.method.name;
       return this.finishing(s, async () => {
         const csr = this.csrFor(s.identity, body.csr);
-        const verdict = await s.method.finish(this.ctx(false), s.identity, s.state, body.response, csr);
-        this.refuseIfBlocked(s.identity.uri);
+        const verdict = await s.method.finish(this.ctx(false, ip), s.identity, s.state, body.response, csr);
+        this.refuseIfBlocked({ identity: s.identity.uri, spkis: [csr.spkiSha256.toString('hex')] });
         return this.issue(s.identity, csr, verdict, 'enroll.success', ip, s);
       });
     });
@@ -254,7 +354,7 @@ export class CaService {
   ): Promise<{ session: string; expiresAt: number; challenge: Record<string, unknown> }> {
     return this.audited('renew.begin', ip, { id: peer.identity }, async () => {
       const { identity, method } = this.renewalSubject(peer);
-      const { challenge, state } = await method.begin(this.ctx(true), identity, body.evidence);
+      const { challenge, state } = await method.begin(this.ctx(true, ip), identity, body.evidence);
       return { ...this.openSession(identity, method, state, peer.serial), challenge };
     });
   }
@@ -265,16 +365,18 @@ export class CaService {
     body: { csr: unknown; session?: unknown; response?: unknown },
   ): Promise<IssueResult> {
     return this.audited('renew', ip, { id: peer.identity }, async () => {
-      const { identity, method } = this.renewalSubject(peer);
+      const { identity, method, credentials } = this.renewalSubject(peer);
       const csr = this.csrFor(identity, body.csr);
+      // A quarantined key stays quarantined in a new certificate.
+      const subject = { ...credentials, spkis: [...credentials.spkis, csr.spkiSha256.toString('hex')] };
       if (method.reattestOnRenewal || body.session !== undefined) {
         if (body.session === undefined) throw new EdgewardError('ERR_CA_REATTEST_REQUIRED');
         const s = this.takeSession(body.session);
         if (s.renewalOf !== peer.serial || s.identity.uri !== identity.uri)
           throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
         return this.finishing(s, async () => {
-          const verdict = await method.finish(this.ctx(true), identity, s.state, body.response, csr);
-          this.refuseIfBlocked(identity.uri);
+          const verdict = await method.finish(this.ctx(true, ip), identity, s.state, body.response, csr);
+          this.refuseIfBlocked(subject);
           return this.issue(identity, csr, verdict, 'renew.success', ip, s);
         });
       }
@@ -283,26 +385,32 @@ export class CaService {
         identity: identity.uri,
         facts: { renewedFrom: peer.serial },
       };
-      this.refuseIfBlocked(identity.uri);
+      this.refuseIfBlocked(subject);
       return this.issue(identity, csr, verdict, 'renew.success', ip);
     });
   }
 
-  private renewalSubject(peer: AuthenticatedPeer): { identity: Identity; method: AttestationMethod } {
+  private renewalSubject(peer: AuthenticatedPeer): {
+    identity: Identity;
+    method: AttestationMethod;
+    credentials: { identity: string; serials: string[]; spkis: string[] };
+  } {
     const identity = this.inDomain(peer.identity);
-    if (!this.idLimiter.take(identity.uri))
-      throw new EdgewardError('ERR_RATE_LIMITED', 'too many attempts for this identity');
+    if (!this.renewLimiter.take(identity.uri))
+      throw new EdgewardError('ERR_RATE_LIMITED', 'too many renewals for this identity');
     const rec = this.store.getCertificate(peer.serial);
     if (!rec || rec.identity !== identity.uri) throw new EdgewardError('ERR_CA_CERT_UNKNOWN');
     if (rec.revokedAt !== null) throw new EdgewardError('ERR_CA_CERT_REVOKED');
     if (rec.notAfter <= this.opts.clock.now()) throw new EdgewardError('ERR_CA_CERT_EXPIRED');
-    this.refuseIfBlocked(identity.uri);
+    const credentials = { identity: identity.uri, serials: [rec.serial], spkis: [rec.spkiSha256] };
+    this.refuseIfBlocked(credentials);
     const name = this.store.enrolledMethod(identity.uri) ?? 'token';
     const method = this.methods.get(name);
     if (!method) {
       // Enrolled by a method this server does not run (e.g. 'admin', 'service'): plain renewal.
       return {
         identity,
+        credentials,
         method: {
           name,
           reattestOnRenewal: false,
@@ -315,7 +423,7 @@ export class CaService {
         },
       };
     }
-    return { identity, method };
+    return { identity, method, credentials };
   }
 
   private csrFor(identity: Identity, csrText: unknown): ParsedCsr {
@@ -332,7 +440,28 @@ export class CaService {
       }
       throw new EdgewardError('ERR_CA_CSR_IDENTITY', reason);
     }
+    this.checkHostNames(identity, csr);
     return csr;
+  }
+
+  /**
+   * Host names are for our own services only (where they listen, so clients such as curl can
+   * verify them), and only within the names the intermediate permits: a device or node keeps
+   * exactly its URI.
+   */
+  private checkHostNames(identity: Identity, csr: ParsedCsr): void {
+    if (csr.dnsNames.length + csr.ipAddresses.length === 0) return;
+    if (identity.kind !== 'svc')
+      throw new EdgewardError('ERR_CA_CSR_SANS', 'only service identities may ask for DNS or IP names');
+    const names = this.opts.serviceNames ?? NO_SERVICE_NAMES;
+    const outside = [
+      ...csr.dnsNames.filter((d) => !dnsWithin(names, d)),
+      ...csr.ipAddresses.filter((ip) => !ipWithin(names, ip)),
+    ];
+    if (outside.length > 0)
+      throw new EdgewardError('ERR_CA_CSR_NAME_NOT_PERMITTED', undefined, {
+        detail: { outside: outside.slice(0, 4).map((n) => n.slice(0, 64)) },
+      });
   }
 
   private async issue(
@@ -352,6 +481,9 @@ export class CaService {
       spkiDer: csr.spkiDer,
       lifetimeMs: this.leafTtlMs,
       now,
+      // Checked by csrFor: only service identities, within the declared names.
+      dnsNames: csr.dnsNames.map((d) => d.toLowerCase()),
+      ipAddresses: csr.ipAddresses,
     });
     const spki = csr.spkiSha256.toString('hex');
     await this.store.grouped((tx) => {
@@ -408,12 +540,7 @@ export class CaService {
   }
 
   /** Runs an operation; a coded refusal is audited (kind.refused), counted and re-thrown. */
-  private async audited<T>(
-    kind: string,
-    ip: string,
-    hint: { id?: unknown; method?: unknown },
-    fn: () => Promise<T>,
-  ): Promise<T> {
+  private async audited<T>(kind: string, ip: string, hint: RefusalHint, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -425,13 +552,9 @@ export class CaService {
     }
   }
 
-  recordRefusal(
-    kind: string,
-    ip: string,
-    e: EdgewardError,
-    hint: { id?: unknown; method?: unknown } = {},
-  ): void {
+  recordRefusal(kind: string, ip: string, e: EdgewardError, hint: RefusalHint = {}): void {
     const identity = typeof hint.id === 'string' ? hint.id.slice(0, 256) : undefined;
+    const claimedIdentity = typeof hint.claimed === 'string' ? hint.claimed.slice(0, 256) : undefined;
     const method = typeof hint.method === 'string' ? hint.method.slice(0, 32) : undefined;
     this.m.refused.inc({ code: e.code });
     if (kind.startsWith('renew')) this.m.renew.inc({ outcome: 'failure' });
@@ -442,13 +565,21 @@ export class CaService {
       this.store.audit(
         {
           kind: `${kind}.refused`,
-          data: { code: e.code, reason: e.message.slice(0, 300), identity, method, ip },
+          data: { code: e.code, reason: e.message.slice(0, 300), identity, claimedIdentity, method, ip },
         },
         this.opts.clock.now(),
       );
     }
-    this.opts.onEvent?.({ action: kind, outcome: 'failure', identity, ip, method, code: e.code });
-    this.opts.log.info({ code: e.code, kind, identity, ip, reason: e.message }, 'refused');
+    this.opts.onEvent?.({
+      action: kind,
+      outcome: 'failure',
+      identity,
+      claimedIdentity,
+      ip,
+      method,
+      code: e.code,
+    });
+    this.opts.log.info({ code: e.code, kind, identity, claimedIdentity, ip, reason: e.message }, 'refused');
   }
 
   /** Revocation by an admin or the SIEM: by serial or by identity (the latter refuses renewals too). */
@@ -540,10 +671,13 @@ export class CaService {
   issueService(
     name: string,
     spkiDer: Buffer,
-    names: { dns: string[]; ips: string[] },
+    names: HostNames,
     lifetimeMs: number,
   ): { serial: string; der: Buffer; notAfter: number } {
     const identity = serviceId(this.trustDomain, name);
+    const declared = this.opts.serviceNames ?? NO_SERVICE_NAMES;
+    if (!names.dns.every((d) => dnsWithin(declared, d)) || !names.ips.every((ip) => ipWithin(declared, ip)))
+      throw new TypeError('issueService: a host name outside the declared service names');
     const now = this.opts.clock.now();
     const cert = this.authority.issue({
       identity,

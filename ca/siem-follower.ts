@@ -1,11 +1,13 @@
-// For the CA: follows the SIEM's decision stream as spiffe://TD/svc/ca and answers
-// isQuarantined(identity) for startCaServer's option of that name (renewals of a quarantined
-// identity are refused). The last verified set stays in force while the SIEM is unreachable.
+// For the CA: follows the SIEM's decision stream as spiffe://TD/svc/ca and answers which live
+// decision covers a credential (identity, node, serial or key: renewals and enrollments are then
+// refused), handing each verified set to `onSet` (renewal holds). The last verified set stays in
+// force while the SIEM is unreachable.
 import { createSecureContext } from 'node:tls';
 import { verifyDecisions } from '../common/decision-jws.js';
-import type { DecisionSet } from '../common/decisions.js';
+import type { Decision, DecisionSet } from '../common/decisions.js';
 import { EdgewardError } from '../common/errors.js';
-import { matchIdentity, serviceId } from '../common/identity.js';
+import { serviceId } from '../common/identity.js';
+import { quarantineOf, type CredentialSubject } from './quarantine.js';
 import type { Logger } from '../common/log.js';
 import { DecisionStreamClient } from '../agent/decisions-client.js';
 import { applyDelta } from '../agent/decisions-store.js';
@@ -23,9 +25,13 @@ export interface CaDecisionFollowerOptions {
   };
   readonly log: Logger;
   readonly now?: () => number;
+  /** Called with every newly verified set, after it is in force. */
+  readonly onSet?: (set: DecisionSet) => void;
 }
 
 export interface CaDecisionFollower {
+  /** The live decision covering the credential, if any. */
+  quarantineOf(subject: CredentialSubject): Decision | undefined;
   isQuarantined(identity: string): boolean;
   readonly revision: number;
   readonly connected: boolean;
@@ -82,6 +88,14 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
     }
     if (doc.kind === 'snapshot') set = doc.set;
     else if (set !== null) set = applyDelta(set, doc.delta);
+    if (set !== null) {
+      try {
+        o.onSet?.(set);
+      } catch (err) {
+        // The set is in force either way; a failed hold update is retried with the next set.
+        o.log.error({ err, revision: set.revision }, 'applying decisions to renewal holds failed');
+      }
+    }
     return set?.revision ?? 0;
   }
 
@@ -95,19 +109,8 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
   });
 
   return {
-    isQuarantined(identity) {
-      if (set === null) return false;
-      const t = now();
-      for (const d of set.decisions) {
-        if (d.expiresAt <= t) continue;
-        if (
-          (d.scope.type === 'identity' || d.scope.type === 'node') &&
-          matchIdentity(d.scope.value, identity)
-        )
-          return true;
-      }
-      return false;
-    },
+    quarantineOf: (subject) => quarantineOf(set, subject, now()),
+    isQuarantined: (identity) => quarantineOf(set, { identity }, now()) !== undefined,
     get revision() {
       return set?.revision ?? 0;
     },

@@ -6,6 +6,8 @@ import { GENESIS, auditHash } from './audit.js';
 import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx, TokenRecord } from './store.js';
 import { EdgewardError } from '../common/errors.js';
 import type { CrlReason } from '../common/x509.js';
+import type { DecisionScopeType } from '../common/decisions.js';
+import type { RenewalHold } from './quarantine.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -23,6 +25,14 @@ CREATE TABLE IF NOT EXISTS certificates (
 );
 CREATE INDEX IF NOT EXISTS certificates_identity ON certificates (identity, issued_at);
 CREATE INDEX IF NOT EXISTS certificates_revoked ON certificates (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS certificates_spki ON certificates (spki_sha256);
+-- Renewal holds placed after the SIEM quarantined one of an identity's credentials (ca/quarantine.ts).
+CREATE TABLE IF NOT EXISTS renewal_holds (
+  identity TEXT NOT NULL, decision_id TEXT NOT NULL, scope_type TEXT NOT NULL, scope_value TEXT NOT NULL,
+  placed_at INTEGER NOT NULL, decision_expires_at INTEGER NOT NULL,
+  released_at INTEGER, released_by TEXT,
+  PRIMARY KEY (identity, decision_id)
+);
 CREATE TABLE IF NOT EXISTS revoked_identities (identity TEXT PRIMARY KEY, reason TEXT NOT NULL, revoked_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY, identity TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -73,6 +83,29 @@ function toCert(r: CertRow): CertRecord {
     der: r.der,
     revokedAt: r.revoked_at,
     revocationReason: r.revocation_reason,
+  };
+}
+
+interface HoldRow {
+  identity: string;
+  decision_id: string;
+  scope_type: string;
+  scope_value: string;
+  placed_at: number;
+  decision_expires_at: number;
+  released_at: number | null;
+  released_by: string | null;
+}
+
+function toHold(r: HoldRow): RenewalHold {
+  return {
+    identity: r.identity,
+    decisionId: r.decision_id,
+    scope: { type: r.scope_type as DecisionScopeType, value: r.scope_value },
+    placedAt: r.placed_at,
+    decisionExpiresAt: r.decision_expires_at,
+    releasedAt: r.released_at,
+    releasedBy: r.released_by,
   };
 }
 
@@ -151,6 +184,21 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
        ON CONFLICT(identity, method) DO UPDATE SET hardware_id = excluded.hardware_id, record = excluded.record`,
     ),
     releaseBindings: db.prepare('DELETE FROM bindings WHERE identity = ?'),
+    certsBySpki: db.prepare<[string, number], CertRow>(
+      'SELECT * FROM certificates WHERE spki_sha256 = ? AND not_after > ? ORDER BY issued_at',
+    ),
+    placeHold: db.prepare(
+      `INSERT INTO renewal_holds (identity, decision_id, scope_type, scope_value, placed_at, decision_expires_at)
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    ),
+    holds: db.prepare<[], HoldRow>('SELECT * FROM renewal_holds ORDER BY placed_at'),
+    activeHold: db.prepare<[string], HoldRow>(
+      'SELECT * FROM renewal_holds WHERE identity = ? AND released_at IS NULL ORDER BY placed_at LIMIT 1',
+    ),
+    releaseHolds: db.prepare(
+      `UPDATE renewal_holds SET released_at = ?, released_by = ?
+       WHERE identity = ? AND released_at IS NULL AND (? IS NULL OR decision_id = ?)`,
+    ),
     wasUsed: db.prepare<[string, string], { n: number }>(
       'SELECT 1 AS n FROM used_once WHERE namespace = ? AND key = ?',
     ),
@@ -335,6 +383,48 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
       return transaction((t) => {
         const n = q.releaseBindings.run(identity).changes;
         t.audit({ kind: 'release', data: { identity, bindings: n, by } }, now);
+        return n;
+      });
+    },
+    certificatesBySpki: (spki, now) => q.certsBySpki.all(spki, now).map(toCert),
+    placeHold(h, now) {
+      return transaction((t) => {
+        const placed =
+          q.placeHold.run(
+            h.identity,
+            h.decisionId,
+            h.scope.type,
+            h.scope.value,
+            h.placedAt,
+            h.decisionExpiresAt,
+          ).changes === 1;
+        if (placed)
+          t.audit(
+            {
+              kind: 'hold.place',
+              data: {
+                identity: h.identity,
+                decision: h.decisionId,
+                scope: h.scope,
+                decisionExpiresAt: h.decisionExpiresAt,
+              },
+            },
+            now,
+          );
+        return placed;
+      });
+    },
+    holds: () => q.holds.all().map(toHold),
+    activeHold(identity) {
+      const r = q.activeHold.get(identity);
+      return r ? toHold(r) : undefined;
+    },
+    releaseHolds(identity, now, by, decisionId) {
+      return transaction((t) => {
+        const d = decisionId ?? null;
+        const n = q.releaseHolds.run(now, by, identity, d, d).changes;
+        if (n > 0)
+          t.audit({ kind: 'hold.release', data: { identity, decision: decisionId, holds: n, by } }, now);
         return n;
       });
     },

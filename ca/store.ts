@@ -3,6 +3,7 @@
 import type { MethodStoreReader, MethodStoreWriter } from './attestation-method.js';
 import type { AuditRecord } from './audit.js';
 import type { CrlReason } from '../common/x509.js';
+import type { RenewalHold } from './quarantine.js';
 
 export interface CertRecord {
   readonly serial: string;
@@ -66,6 +67,16 @@ export interface CaStore extends MethodStoreReader {
   revocationCount(): number;
   revocations(now: number): Revocation[];
   releaseBindings(identity: string, now: number, by: string): number;
+  /** Live certificates (not expired) of a public key, by SHA-256 of its SPKI. */
+  certificatesBySpki(spkiSha256: string, now: number): CertRecord[];
+  /** Places a renewal hold (audited) unless one exists for that identity and decision. */
+  placeHold(hold: RenewalHold, now: number): boolean;
+  /** Every hold ever placed, released or not (one per identity and decision). */
+  holds(): RenewalHold[];
+  /** The identity's first unreleased hold. */
+  activeHold(identity: string): RenewalHold | undefined;
+  /** Releases the identity's holds (audited, with who); returns how many. */
+  releaseHolds(identity: string, now: number, by: string, decisionId?: string): number;
   createToken(rec: TokenRecord, now: number): void;
   getToken(hash: string): TokenRecord | undefined;
   auditRecords(): Iterable<AuditRecord>;

@@ -5,28 +5,19 @@
 // It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
 // cut) and keeps running until Ctrl-C.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  createWriteStream,
-  existsSync,
-  readFileSync,
-  mkdirSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { systemClock } from '../common/clock.js';
 import { listenError } from '../common/ports.js';
-import { silentLogger } from '../common/log.js';
 import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
 import { uriSans } from '../common/x509.js';
-import { FILES, loadAuthority } from '../ca/authority.js';
-import { CaService } from '../ca/service.js';
+import { FILES } from '../ca/authority.js';
 import { initCa } from '../ca/init.js';
+import { parseServiceNames } from '../ca/service-names.js';
 import { newJoinToken } from '../ca/methods/token.js';
 import { openCaStore } from '../ca/store-sqlite.js';
 import { enroll } from '../agent/enroll.js';
@@ -42,11 +33,14 @@ import { readReferencePcrs } from '../policies/pcrs.js';
 import { openDashboardDb } from '../siem/dashboard/cli.js';
 import { UserStore } from '../siem/dashboard/users.js';
 import { optional, parse, UsageError } from './args.js';
+import { makeLocalWebCertificate } from './demo-web-cert.js';
 
 const TD = 'factory.example';
 const EDGEWARD = join(import.meta.dirname, 'edgeward.js');
 const USAGE = 'edgeward demo [--data DIR] [--port-base N] [--once]';
 const DEMO_MARKER = '.edgeward-demo';
+/** The service names the demo's CA declares: loopback, where everything listens. */
+const DEMO_SERVICE_IPS = '127.0.0.0/8,::1';
 
 interface Ports {
   ca: number;
@@ -309,7 +303,15 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
   try {
     // ---- the control plane ----
     const caDir = join(dir, 'ca');
-    const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
+    // The mesh CA may vouch for loopback addresses (where the demo's services listen) and no DNS
+    // name: a browser that trusts its root still trusts it for nothing on the web.
+    const init = initCa({
+      dataDir: caDir,
+      trustDomain: TD,
+      clock: systemClock,
+      passphrase: undefined,
+      serviceNames: parseServiceNames(undefined, DEMO_SERVICE_IPS),
+    });
     mesh.step(`CA for ${TD} created; root fingerprint ${init.fingerprint}`);
     const store = openCaStore(join(caDir, FILES.db));
     const token = (id: string): string => {
@@ -318,7 +320,8 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
       store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 15 * 60_000 }, now);
       return t.token;
     };
-    const dash = dashboardCredentials(caDir, join(dir, 'dashboard'), store);
+    // The dashboard's browser certificate is a local web certificate, not the mesh CA's.
+    const dash = makeLocalWebCertificate(join(dir, 'dashboard'), Date.now(), 7 * 24 * 3600_000);
     // A TPM device through swtpm when it is installed; the policy then trusts its TEST maker.
     const tpm = await demoTpm(dir, mesh);
     const policyArgs = tpm ? ['--attestation-policy', tpm.policyFile] : [];
@@ -375,10 +378,9 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     } finally {
       users.close();
     }
-    const rootPem = readFileSync(join(caDir, FILES.rootCert), 'utf8');
-    const role = await dashboardLogin(ports.dashboard, rootPem, 'analyst', password);
+    const role = await dashboardLogin(ports.dashboard, dash.rootPem, 'analyst', password);
     mesh.step(
-      `analysts' dashboard on ${dashUrl}: its certificate (localhost, 127.0.0.1) verified against the mesh root; login as analyst (${role}) OK`,
+      `analysts' dashboard on ${dashUrl}: its certificate (localhost, 127.0.0.1) verified against the demo's local web root; login as analyst (${role}) OK`,
     );
 
     // ---- the edge: three agents in front of three local apps ----
@@ -500,7 +502,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     out(`  logs and state:   ${dir}`);
     out(`  dashboard:        ${dashUrl}  user analyst, password ${password}`);
     out(
-      `                    (the browser must trust the mesh root ${join(caDir, FILES.rootCert)}, or accept the warning)`,
+      `                    (the browser must trust the demo's local web root ${dash.rootFile}, which vouches for localhost and the loopback addresses only; or accept the warning)`,
     );
     out(
       `  SIEM analyst API: curl --cacert ${join(caDir, 'admin', 'bundle.pem')} --cert ${join(caDir, 'admin', 'cert.pem')} --key ${join(caDir, 'admin', 'key.pem')} ${siemUrl}/v1/decisions`,
@@ -556,33 +558,6 @@ async function demoTpm(dir: string, mesh: Mesh): Promise<{ swtpm: Swtpm; policyF
     `swtpm TPM on 127.0.0.1:${swtpm.port}, EK certificates from a TEST maker; attestation policy ${policyFile}`,
   );
   return { swtpm, policyFile };
-}
-
-/**
- * The dashboard's browser certificate: localhost and 127.0.0.1, issued by the mesh CA as
- * spiffe://TD/svc/dashboard (recorded and audited in its store), written with its key for
- * `siem serve --dashboard-cert/--dashboard-key`. Done before `ca serve` starts.
- */
-function dashboardCredentials(
-  caDir: string,
-  outDir: string,
-  store: ReturnType<typeof openCaStore>,
-): { certFile: string; keyFile: string } {
-  const authority = loadAuthority(caDir, TD, undefined);
-  const service = new CaService(store, authority, { clock: systemClock, log: silentLogger, methods: [] });
-  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const cert = service.issueService(
-    'dashboard',
-    key.publicKey.export({ type: 'spki', format: 'der' }),
-    { dns: ['localhost'], ips: ['127.0.0.1'] },
-    7 * 24 * 3600_000,
-  );
-  mkdirSync(outDir, { recursive: true, mode: 0o700 });
-  const certFile = join(outDir, 'cert.pem');
-  const keyFile = join(outDir, 'key.pem');
-  writeFileSync(certFile, authority.chainPem(cert.der));
-  writeFileSync(keyFile, key.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  return { certFile, keyFile };
 }
 
 /** Logs in to the dashboard as a browser would: TLS checked for the host name against the root. */

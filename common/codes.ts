@@ -26,7 +26,15 @@ export const CODES = {
   ERR_CA_CSR_MALFORMED: { status: 400, message: 'malformed certificate signing request' },
   ERR_CA_CSR_SIGNATURE: { status: 400, message: 'CSR signature does not verify' },
   ERR_CA_CSR_IDENTITY: { status: 403, message: 'CSR identity does not match the attested identity' },
-  ERR_CA_CSR_SANS: { status: 400, message: 'CSR must carry at most one URI SAN and no other names' },
+  ERR_CA_CSR_SANS: {
+    status: 400,
+    message: 'CSR must carry at most one URI SAN, and DNS or IP names only for a service identity',
+  },
+  ERR_CA_CSR_NAME_NOT_PERMITTED: {
+    status: 403,
+    message: 'CSR asks for a DNS name or IP address outside the service names declared at ca init',
+  },
+  ERR_CA_SERVICE_NAME: { status: 400, message: 'not a DNS name or IP range a CA can declare' },
   ERR_CA_CSR_CA_FLAG: { status: 400, message: 'CSR must not request a CA certificate' },
   ERR_CA_CSR_EXTENSION: { status: 400, message: 'CSR requests an extension that is not allowed' },
   ERR_CA_WEAK_KEY: { status: 400, message: 'key type or size not allowed' },
@@ -45,6 +53,12 @@ export const CODES = {
   ERR_CA_CERT_UNKNOWN: { status: 403, message: 'client certificate unknown to this CA' },
   ERR_CA_IDENTITY_REVOKED: { status: 403, message: 'identity revoked' },
   ERR_CA_IDENTITY_QUARANTINED: { status: 403, message: 'identity quarantined' },
+  ERR_CA_CERT_QUARANTINED: { status: 403, message: 'certificate or its key quarantined' },
+  ERR_CA_IDENTITY_HELD: {
+    status: 403,
+    message:
+      'renewal and enrollment held after a quarantine of one of its credentials, until an analyst releases them',
+  },
   ERR_CA_FORBIDDEN: { status: 403, message: 'not allowed for this identity' },
   ERR_CA_REATTEST_REQUIRED: { status: 409, message: 'this identity must re-attest to renew' },
   ERR_CA_IDENTITY_BOUND: {

@@ -18,9 +18,17 @@ import {
   type Tlv,
 } from './der.js';
 import { EdgewardError } from './errors.js';
-import { OID, encodeName, extension } from './x509.js';
+import { OID, encodeName, ext, ipFromBytes, ipToBytes } from './x509.js';
 
 export const MAX_CSR_BYTES = 8192;
+
+/** DNS names and IP addresses a service asks for besides its URI SAN (where it listens). */
+export interface HostNames {
+  readonly dns: readonly string[];
+  readonly ips: readonly string[];
+}
+
+export const NO_HOST_NAMES: HostNames = Object.freeze({ dns: [], ips: [] });
 
 export type KeyKind = 'ec-p256' | 'ec-p384' | 'rsa';
 
@@ -33,6 +41,12 @@ export interface ParsedCsr {
   readonly rsaBits: number | undefined;
   /** The one URI SAN, if the CSR asked for one. */
   readonly uri: string | undefined;
+  /**
+   * DNS and IP SANs asked besides the URI (as written; IPs in canonical text). The CA grants
+   * them only to service identities, within the names declared at `ca init`.
+   */
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
 }
 
 export interface KeyPolicy {
@@ -73,21 +87,38 @@ export function csrDerFromText(text: string): Buffer {
   return der;
 }
 
-function parseSanUris(value: Buffer): string[] {
-  const names = children(parseDer(value, 0x30));
-  const uris: string[] = [];
-  for (const n of names) {
-    if (n.tag !== 0x86) throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR SAN holds a name that is not a URI');
-    const s = n.value.toString('latin1');
-    if (!/^[\x21-\x7e]+$/.test(s))
-      throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR URI SAN is not printable ASCII');
-    uris.push(s);
-  }
-  return uris;
+/** At most this many DNS names and IP addresses in a CSR (only service identities may ask any). */
+export const MAX_CSR_HOST_NAMES = 16;
+
+interface SanNames {
+  readonly uris: string[];
+  readonly dnsNames: string[];
+  readonly ipAddresses: string[];
 }
 
-function parseExtensions(attrs: Tlv): { uris: string[] } {
-  let uris: string[] = [];
+function parseSans(value: Buffer): SanNames {
+  const out: SanNames = { uris: [], dnsNames: [], ipAddresses: [] };
+  for (const n of children(parseDer(value, 0x30))) {
+    if (n.tag === 0x87) {
+      if (n.value.length !== 4 && n.value.length !== 16)
+        throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR IP SAN is not 4 or 16 bytes');
+      out.ipAddresses.push(ipFromBytes(n.value));
+      continue;
+    }
+    if (n.tag !== 0x86 && n.tag !== 0x82)
+      throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR SAN holds a name that is not a URI, DNS name or IP');
+    const s = n.value.toString('latin1');
+    if (!/^[\x21-\x7e]+$/.test(s))
+      throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR SAN is not printable ASCII');
+    (n.tag === 0x86 ? out.uris : out.dnsNames).push(s);
+  }
+  if (out.dnsNames.length + out.ipAddresses.length > MAX_CSR_HOST_NAMES)
+    throw new EdgewardError('ERR_CA_CSR_SANS', `CSR asks for more than ${MAX_CSR_HOST_NAMES} host names`);
+  return out;
+}
+
+function parseExtensions(attrs: Tlv): SanNames {
+  let sans: SanNames = { uris: [], dnsNames: [], ipAddresses: [] };
   let sawSan = false;
   for (const attr of children(attrs)) {
     const [typeT, valuesT] = children(attr);
@@ -108,7 +139,7 @@ function parseExtensions(attrs: Tlv): { uris: string[] } {
       if (!valueT || valueT.tag !== 0x04 || i !== parts.length) throw bad('extension shape');
       if (id === OID.subjectAltName) {
         sawSan = true;
-        uris = parseSanUris(valueT.value);
+        sans = parseSans(valueT.value);
       } else if (id === OID.basicConstraints) {
         const bc = children(parseDer(valueT.value, 0x30));
         if (bc[0]?.tag === 0x01 && readBool(bc[0])) throw new EdgewardError('ERR_CA_CSR_CA_FLAG');
@@ -119,9 +150,9 @@ function parseExtensions(attrs: Tlv): { uris: string[] } {
       }
     }
   }
-  if (sawSan && uris.length !== 1)
+  if (sawSan && sans.uris.length !== 1)
     throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR must carry exactly one URI SAN');
-  return { uris };
+  return sans;
 }
 
 // DER prefix of a named-curve P-256 SubjectPublicKeyInfo with an uncompressed point (RFC 5480).
@@ -209,9 +240,9 @@ export function parseCsr(der: Buffer, policy: KeyPolicy = DEFAULT_KEY_POLICY): P
     ok = false;
   }
   if (!ok) throw new EdgewardError('ERR_CA_CSR_SIGNATURE');
-  let uris: string[] = [];
+  let sans: SanNames = { uris: [], dnsNames: [], ipAddresses: [] };
   try {
-    if (attrs) uris = parseExtensions(attrs).uris;
+    if (attrs) sans = parseExtensions(attrs);
   } catch (err) {
     if (err instanceof EdgewardError && err.code === 'ERR_DER_MALFORMED') throw bad(err.message, err);
     throw err;
@@ -223,14 +254,21 @@ export function parseCsr(der: Buffer, policy: KeyPolicy = DEFAULT_KEY_POLICY): P
     publicKey,
     keyKind: kind,
     rsaBits,
-    uri: uris[0],
+    uri: sans.uris[0],
+    dnsNames: sans.dnsNames,
+    ipAddresses: sans.ipAddresses,
   };
 }
 
-/** Builds a CSR for an EC key with one URI SAN (device side). */
-export function buildCsr(privateKey: KeyObject, publicKey: KeyObject, uri: string): Buffer {
+/** Builds a CSR for an EC key with one URI SAN (device side), plus host names for a service. */
+export function buildCsr(
+  privateKey: KeyObject,
+  publicKey: KeyObject,
+  uri: string,
+  hosts: HostNames = NO_HOST_NAMES,
+): Buffer {
   const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const san = extension(OID.subjectAltName, false, seq(tlv(0x86, Buffer.from(uri, 'ascii'))));
+  const san = ext.subjectAltName([uri], false, hosts.dns, hosts.ips.map(ipToBytes));
   const attrs = explicit(0, seq(oid(OID.extensionRequest), set(seq(san))));
   const info = seq(smallInt(0), encodeName([]), spki, attrs);
   const isEc = publicKey.asymmetricKeyType === 'ec';

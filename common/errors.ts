@@ -11,17 +11,28 @@ export class EdgewardError extends Error {
   readonly statusCode: number;
   /** Extra, non-secret detail for logs and the audit trail (never sent to clients). */
   readonly detail: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Sent to the client instead of the table's generic message, for facts the client may know
+   * and needs to act (until when its quarantine lasts, who can lift it). Never internal detail.
+   */
+  readonly clientMessage: string | undefined;
 
   constructor(
     code: ErrorCode,
     message?: string,
-    options?: { cause?: unknown; detail?: Record<string, unknown>; statusCode?: number },
+    options?: {
+      cause?: unknown;
+      detail?: Record<string, unknown>;
+      statusCode?: number;
+      clientMessage?: string;
+    },
   ) {
     const def = CODES[code];
     super(message ?? def.message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.statusCode = options?.statusCode ?? def.status;
     this.detail = options?.detail;
+    this.clientMessage = options?.clientMessage;
   }
 }
 
@@ -29,7 +40,10 @@ export function isCode(err: unknown, code: ErrorCode): boolean {
   return err instanceof EdgewardError && err.code === code;
 }
 
-/** The fixed shape clients see. The message is the table's generic text, never internal detail. */
+/**
+ * The fixed shape clients see. The message is the table's generic text (or the error's
+ * clientMessage), never internal detail.
+ */
 export interface ClientError {
   statusCode: number;
   code: string;
@@ -61,6 +75,6 @@ export function toClientError(err: EdgewardError): ClientError {
     statusCode: err.statusCode,
     code: err.code,
     error: statusText(err.statusCode),
-    message: CODES[err.code].message,
+    message: err.clientMessage ?? CODES[err.code].message,
   };
 }

@@ -195,6 +195,11 @@ export const FIELDS = {
     doc: 'Attestation method (tpm, puf, token, ...).',
     ocsf: 'auth_protocol',
   },
+  'attestation.claimed_identity': {
+    type: 'identity',
+    doc: 'SPIFFE ID an unauthenticated request (an enrollment) named but never proved: evidence about its source address, never about that identity.',
+    ocsf: 'unmapped.claimed_identity',
+  },
   'attestation.reason': {
     type: 'keyword',
     max: 64,

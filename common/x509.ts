@@ -1,6 +1,7 @@
 // Certificate and CRL encoding with the DER writer, plus the few readers the mesh needs
 // (serials, SPKI hashes, URI SANs). Profiles (what goes into which certificate) live in ca/.
 import { createHash, sign, type KeyObject } from 'node:crypto';
+import { isIP, SocketAddress } from 'node:net';
 import {
   bitString,
   bool,
@@ -59,6 +60,52 @@ export function keyIdentifier(spkiDer: Buffer): Buffer {
   return createHash('sha1').update(readBitStringBytes(parts[1])).digest();
 }
 
+/** GeneralName TLVs (context tags of RFC 5280's GeneralName CHOICE). */
+export const generalName = {
+  email: (s: string): Buffer => tlv(0x81, Buffer.from(s, 'ascii')),
+  dns: (s: string): Buffer => tlv(0x82, Buffer.from(s, 'ascii')),
+  uri: (s: string): Buffer => tlv(0x86, Buffer.from(s, 'ascii')),
+  /** An address (4 or 16 bytes) in a SAN, or address then mask (8 or 32 bytes) in a constraint. */
+  ip: (bytes: Buffer): Buffer => tlv(0x87, bytes),
+};
+
+/** The 4 or 16 bytes of an IPv4 or IPv6 address in text form (what an iPAddress SAN holds). */
+export function ipToBytes(ip: string): Buffer {
+  const v = isIP(ip);
+  if (v === 4) return Buffer.from(ip.split('.').map(Number));
+  if (v === 6 && !ip.includes('%')) {
+    let text = ip.toLowerCase();
+    let tail: number[] = [];
+    const last = text.lastIndexOf(':');
+    if (text.includes('.', last)) {
+      // Embedded IPv4 in the last 32 bits.
+      tail = text
+        .slice(last + 1)
+        .split('.')
+        .map(Number);
+      text = `${text.slice(0, last)}:0:0`;
+    }
+    const [head = '', rest] = text.split('::');
+    const h = head === '' ? [] : head.split(':');
+    const r = rest === undefined || rest === '' ? [] : rest.split(':');
+    const fill = rest === undefined ? 0 : 8 - h.length - r.length;
+    const groups = [...h, ...Array<string>(fill).fill('0'), ...r].map((g) => parseInt(g, 16));
+    const out = Buffer.from(groups.flatMap((g) => [g >> 8, g & 0xff]));
+    if (tail.length === 4) Buffer.from(tail).copy(out, 12);
+    return out;
+  }
+  throw new TypeError(`not an IP address: ${ip}`);
+}
+
+/** The text form of a 4- or 16-byte address (IPv6 in its canonical, compressed form). */
+export function ipFromBytes(bytes: Buffer): string {
+  if (bytes.length === 4) return [...bytes].join('.');
+  if (bytes.length !== 16) throw new TypeError('an IP address has 4 or 16 bytes');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
+}
+
 export const ext = {
   basicConstraints(ca: boolean, pathLen?: number): Buffer {
     const inner = ca ? seq(bool(true), ...(pathLen === undefined ? [] : [smallInt(pathLen)])) : seq();
@@ -88,16 +135,21 @@ export const ext = {
     dns: readonly string[] = [],
     ips: readonly Buffer[] = [],
   ): Buffer {
-    const names = [
-      ...uris.map((u) => tlv(0x86, Buffer.from(u, 'ascii'))),
-      ...dns.map((d) => tlv(0x82, Buffer.from(d, 'ascii'))),
-      ...ips.map((ip) => tlv(0x87, ip)),
-    ];
+    const names = [...uris.map(generalName.uri), ...dns.map(generalName.dns), ...ips.map(generalName.ip)];
     return extension(OID.subjectAltName, critical, seq(...names));
   },
-  /** Permitted URI subtree ([0] IMPLICIT GeneralSubtrees): URI SANs must have the trust domain as host. */
-  nameConstraintsUri(host: string): Buffer {
-    return extension(OID.nameConstraints, true, seq(tlv(0xa0, seq(tlv(0x86, Buffer.from(host, 'ascii'))))));
+  /**
+   * Name constraints (RFC 5280 4.2.1.10), critical: each entry is one GeneralName (see
+   * `generalName`) made a GeneralSubtree; [0] permittedSubtrees, [1] excludedSubtrees.
+   */
+  nameConstraints(permitted: readonly Buffer[], excluded: readonly Buffer[] = []): Buffer {
+    const subtrees = (tag: number, names: readonly Buffer[]): Buffer[] =>
+      names.length === 0 ? [] : [tlv(tag, Buffer.concat(names.map((n) => seq(n))))];
+    return extension(
+      OID.nameConstraints,
+      true,
+      seq(...subtrees(0xa0, permitted), ...subtrees(0xa1, excluded)),
+    );
   },
   crlNumber(n: number): Buffer {
     return extension(OID.crlNumber, false, smallInt(n));
@@ -204,13 +256,28 @@ export function normalizeFingerprint(text: string): string {
   return text.replace(/:/g, '').trim().toLowerCase();
 }
 
+/** The SAN entries of a certificate as node:crypto reports them, in order. */
+function sanParts(subjectAltName: string | undefined): string[] {
+  // node's format: `URI:spiffe://td/x, DNS:a, IP Address:1.2.3.4`; URIs with ", " are quoted.
+  return subjectAltName ? subjectAltName.split(/, (?=[A-Za-z ]+:)/) : [];
+}
+
 /** The URI SANs of a certificate as node:crypto reports them. */
 export function uriSans(subjectAltName: string | undefined): string[] {
-  if (!subjectAltName) return [];
-  const out: string[] = [];
-  // node's format: `URI:spiffe://td/x, DNS:a, IP Address:1.2.3.4`; URIs with ", " are quoted.
-  for (const part of subjectAltName.split(/, (?=[A-Za-z ]+:)/)) {
-    if (part.startsWith('URI:')) out.push(part.slice(4).replace(/^"(.*)"$/, '$1'));
-  }
-  return out;
+  return sanParts(subjectAltName)
+    .filter((p) => p.startsWith('URI:'))
+    .map((p) => p.slice(4).replace(/^"(.*)"$/, '$1'));
+}
+
+/** The DNS and IP SANs of a certificate (IPv6 in canonical form), as node:crypto reports them. */
+export function hostSans(subjectAltName: string | undefined): { dns: string[]; ips: string[] } {
+  const parts = sanParts(subjectAltName);
+  return {
+    dns: parts.filter((p) => p.startsWith('DNS:')).map((p) => p.slice(4)),
+    ips: parts
+      .filter((p) => p.startsWith('IP Address:'))
+      .map((p) => p.slice(11))
+      .filter((ip) => isIP(ip) !== 0)
+      .map((ip) => ipFromBytes(ipToBytes(ip))),
+  };
 }

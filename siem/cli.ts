@@ -86,6 +86,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     fingerprint,
     token: optional(a.token),
     trustDomain: optional(a['trust-domain']),
+    listenHost: host,
     print: (line) => log.info(line),
   });
   const rules = await loadRules(optional(a.rules) ?? defaultPolicyDir('rules'));

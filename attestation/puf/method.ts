@@ -37,8 +37,22 @@ const NEVER = Number.MAX_SAFE_INTEGER;
 export interface PufMethodOptions {
   /** How long a challenge stays valid (default 60 s). */
   readonly nonceTtlMs?: number;
+  /**
+   * Enrollment failures per identity and source address (default 3 free, then 1 s doubling to
+   * 15 min): what one address can spend, for itself only.
+   */
   readonly rateLimit?: RateLimitOptions;
-  /** Whether renewals need a fresh PUF attestation (default false: renewal rides on mTLS). */
+  /**
+   * Enrollment failures per identity from all addresses together (default 30 free, then the same
+   * backoff): the cap on what an attacker with many addresses can learn, and can deny.
+   */
+  readonly identityRateLimit?: RateLimitOptions;
+  /**
+   * Renewal failures per identity (default 3 free, then the same backoff). Renewals are
+   * authenticated by the identity's certificate, so no stranger can spend this budget.
+   */
+  readonly renewalRateLimit?: RateLimitOptions;
+  /** Whether renewals need a fresh PUF attestation (default true, as TPM identities do). */
   readonly reattestOnRenewal?: boolean;
 }
 
@@ -57,7 +71,24 @@ interface PufState {
 }
 
 export interface PufMethod extends AttestationMethod {
-  readonly limiter: FailureLimiter;
+  /** The failure budgets (see PufMethodOptions); keys are those of `budgetKeys`. */
+  readonly limiters: {
+    readonly source: FailureLimiter;
+    readonly identity: FailureLimiter;
+    readonly renewal: FailureLimiter;
+  };
+}
+
+/** Which budgets an attempt spends: renewals their identity's; enrollments their address's and a share of the identity's. */
+export function budgetKeys(
+  ctx: Pick<MethodContext, 'renewal' | 'source'>,
+  identity: string,
+): Array<{ budget: 'source' | 'identity' | 'renewal'; key: string }> {
+  if (ctx.renewal) return [{ budget: 'renewal', key: identity }];
+  return [
+    { budget: 'source', key: `${identity} ${ctx.source}` },
+    { budget: 'identity', key: identity },
+  ];
 }
 
 function crpKey(publicKeyHex: string, index: number): string {
@@ -123,7 +154,22 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
   const ttl = options.nonceTtlMs ?? 60_000;
   if (!Number.isInteger(ttl) || ttl < 1000 || ttl > 3_600_000)
     throw new TypeError('nonceTtlMs must be 1 s to 1 h');
-  const limiter = createFailureLimiter(options.rateLimit);
+  const limiters = {
+    source: createFailureLimiter(options.rateLimit),
+    identity: createFailureLimiter({ freeFailures: 30, ...options.identityRateLimit }),
+    renewal: createFailureLimiter(options.renewalRateLimit),
+  };
+  const budget = {
+    check(ctx: MethodContext, identity: string, now: number): void {
+      for (const b of budgetKeys(ctx, identity)) limiters[b.budget].check(b.key, now);
+    },
+    failure(ctx: MethodContext, identity: string, now: number): void {
+      for (const b of budgetKeys(ctx, identity)) limiters[b.budget].failure(b.key, now);
+    },
+    success(ctx: MethodContext, identity: string): void {
+      for (const b of budgetKeys(ctx, identity)) limiters[b.budget].success(b.key);
+    },
+  };
   const keys = memo<KeyObject>();
   const records = memo<LoadedRecord>();
 
@@ -172,7 +218,7 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
   const begin = (ctx: MethodContext, identity: Identity, evidence: unknown): BeginResult => {
     const mode = parseEvidence(evidence);
     const now = ctx.clock.now();
-    limiter.check(identity.uri, now);
+    budget.check(ctx, identity.uri, now);
     const loaded = loadRecord(ctx, identity);
     const record = loaded.record;
     const nonce = randomBytes(NONCE_BYTES);
@@ -309,12 +355,12 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
     if (s.identity !== identity.uri)
       throw new TypeError('puf method: session state belongs to another identity');
     const now = ctx.clock.now();
-    limiter.check(identity.uri, now);
+    budget.check(ctx, identity.uri, now);
     let verdict: Verdict;
     try {
       verdict = await check(ctx, identity, s, response, csr);
     } catch (err) {
-      if (err instanceof EdgewardError) limiter.failure(identity.uri, now);
+      if (err instanceof EdgewardError) budget.failure(ctx, identity.uri, now);
       throw err;
     }
     const inner = verdict;
@@ -324,13 +370,13 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
         try {
           inner.commit?.(tx);
         } catch (err) {
-          if (err instanceof EdgewardError) limiter.failure(identity.uri, ctx.clock.now());
+          if (err instanceof EdgewardError) budget.failure(ctx, identity.uri, ctx.clock.now());
           throw err;
         }
-        limiter.success(identity.uri);
+        budget.success(ctx, identity.uri);
       },
     };
   };
 
-  return { name: PUF_METHOD, reattestOnRenewal: options.reattestOnRenewal ?? false, begin, finish, limiter };
+  return { name: PUF_METHOD, reattestOnRenewal: options.reattestOnRenewal ?? true, begin, finish, limiters };
 }

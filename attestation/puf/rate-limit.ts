@@ -1,6 +1,7 @@
-// Failure-based rate limiting per identity. Each failed PUF attestation tells the prober a little
-// about the helper data and the cells (how often reconstruction fails under a manipulation), so
-// failures, not requests, are what we ration: a few free, then exponential backoff.
+// Failure-based rate limiting per key (the PUF method keys its budgets by identity and source
+// address, by identity, and by renewing identity). Each failed PUF attestation tells the prober a
+// little about the helper data and the cells (how often reconstruction fails under a
+// manipulation), so failures, not requests, are what we ration: a few free, then exponential backoff.
 import { EdgewardError } from '../../common/errors.js';
 
 export interface RateLimitOptions {
@@ -11,7 +12,7 @@ export interface RateLimitOptions {
   readonly maxDelayMs?: number;
   /** Failures older than this are forgotten. */
   readonly forgetAfterMs?: number;
-  /** Bound on identities tracked (oldest forgotten first), so probing cannot exhaust memory. */
+  /** Bound on keys tracked (oldest forgotten first), so probing cannot exhaust memory. */
   readonly maxTracked?: number;
 }
 
@@ -22,12 +23,12 @@ interface Entry {
 }
 
 export interface FailureLimiter {
-  /** Throws ERR_ATT_PUF_RATE_LIMITED while the identity is backing off. */
-  check(identity: string, now: number): void;
-  failure(identity: string, now: number): void;
-  success(identity: string): void;
+  /** Throws ERR_ATT_PUF_RATE_LIMITED while the key is backing off. */
+  check(key: string, now: number): void;
+  failure(key: string, now: number): void;
+  success(key: string): void;
   /** For tests and metrics. */
-  state(identity: string): Readonly<Entry> | undefined;
+  state(key: string): Readonly<Entry> | undefined;
 }
 
 export function createFailureLimiter(opts: RateLimitOptions = {}): FailureLimiter {

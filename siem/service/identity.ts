@@ -3,6 +3,14 @@
 import { request } from 'node:https';
 import { createTokenProver } from '../../ca/methods/token.js';
 import { enroll } from '../../agent/enroll.js';
+import {
+  listenHostNames,
+  NO_SERVICE_NAMES,
+  permittedHostNames,
+  serviceNamesFromJson,
+  type ServiceNames,
+} from '../../ca/service-names.js';
+import { NO_HOST_NAMES } from '../../common/csr.js';
 import { renew } from '../../agent/renew.js';
 import { EdgewardError } from '../../common/errors.js';
 import { hasIdentity, loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
@@ -16,11 +24,16 @@ export interface SiemIdentityOptions {
   readonly token?: string | undefined;
   /** Asked from the CA's /healthz when absent (the enrollment then proves it against the pinned root). */
   readonly trustDomain?: string | undefined;
+  /** Where the SIEM listens: its certificate carries the names of it the CA permits (for curl). */
+  readonly listenHost?: string | undefined;
   readonly print?: (line: string) => void;
 }
 
-/** Reads the CA's advertised trust domain (unauthenticated; enrollment checks it against the pin). */
-export function caTrustDomain(caUrl: string): Promise<string> {
+/**
+ * Reads the CA's advertised trust domain and declared service names (unauthenticated: enrollment
+ * checks the trust domain against the pin, and the CA checks every name it is asked for).
+ */
+export function caHealth(caUrl: string): Promise<{ trustDomain: string; serviceNames: ServiceNames }> {
   return new Promise((resolve, reject) => {
     const req = request(new URL('/healthz', caUrl), { rejectUnauthorized: false, timeout: 10_000 }, (res) => {
       const chunks: Buffer[] = [];
@@ -32,10 +45,13 @@ export function caTrustDomain(caUrl: string): Promise<string> {
       });
       res.on('end', () => {
         try {
-          const td = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { trustDomain?: unknown })
-            .trustDomain;
-          if (typeof td !== 'string' || !isTrustDomain(td)) throw new Error('no trust domain');
-          resolve(td);
+          const h = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+            trustDomain?: unknown;
+            serviceNames?: unknown;
+          };
+          if (typeof h.trustDomain !== 'string' || !isTrustDomain(h.trustDomain))
+            throw new Error('no trust domain');
+          resolve({ trustDomain: h.trustDomain, serviceNames: namesOf(h.serviceNames) });
         } catch (err) {
           reject(
             new EdgewardError('ERR_SIEM_IDENTITY', 'the CA did not say its trust domain', { cause: err }),
@@ -51,6 +67,15 @@ export function caTrustDomain(caUrl: string): Promise<string> {
   });
 }
 
+/** The CA's declared names; unreadable ones count as none (the CA checks what is asked anyway). */
+function namesOf(v: unknown): ServiceNames {
+  try {
+    return v === undefined ? NO_SERVICE_NAMES : serviceNamesFromJson(JSON.stringify(v));
+  } catch {
+    return NO_SERVICE_NAMES;
+  }
+}
+
 /** Loads the SIEM identity, enrolling it first with the join token if the folder is empty. */
 export async function ensureSiemIdentity(o: SiemIdentityOptions): Promise<LoadedIdentity> {
   if (!hasIdentity(o.dir)) {
@@ -59,13 +84,23 @@ export async function ensureSiemIdentity(o: SiemIdentityOptions): Promise<Loaded
         'ERR_SIEM_IDENTITY',
         `no identity in ${o.dir}: give --token for the first start`,
       );
-    const td = o.trustDomain ?? (await caTrustDomain(o.caUrl));
+    const health =
+      o.trustDomain === undefined || o.listenHost !== undefined
+        ? await caHealth(o.caUrl)
+        : { trustDomain: o.trustDomain, serviceNames: NO_SERVICE_NAMES };
+    const td = o.trustDomain ?? health.trustDomain;
+    // Renewals keep these names (agent/renew.ts asks for the names the certificate has).
+    const hosts =
+      o.listenHost === undefined
+        ? NO_HOST_NAMES
+        : permittedHostNames(health.serviceNames, listenHostNames(o.listenHost));
     await enroll({
       ca: o.caUrl,
       fingerprint: o.fingerprint,
       id: serviceId(td, 'siem'),
       prover: createTokenProver(o.token),
       out: o.dir,
+      hosts,
       ...(o.print ? { print: o.print } : {}),
     });
   }

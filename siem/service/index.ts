@@ -11,7 +11,7 @@ export {
   type Signed,
   type Subscriber,
 } from './hub.js';
-export { caTrustDomain, ensureSiemIdentity, IdentityRenewer, renewalDue } from './identity.js';
+export { caHealth, ensureSiemIdentity, IdentityRenewer, renewalDue } from './identity.js';
 export { IngestPipeline, type IngestOptions } from './ingest.js';
 export { createSiemMetrics, type SiemMetrics } from './metrics.js';
 export { decodeBatch, MAX_BATCH_EVENTS, stampBatch, type BatchFormat } from './parse-batch.js';

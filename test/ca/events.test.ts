@@ -45,6 +45,54 @@ describe('CA events', () => {
     expect(e['attestation.reason']).toBe('pcr_mismatch');
     expect(e['error.code']).toBe('ERR_ATT_TPM_PCR_MISMATCH');
   });
+  // Issue 19 ("anonymous quarantine"): a refused enrollment proved no identity, so the identity it
+  // named goes into attestation.claimed_identity, never into source.identity that rules key on.
+  it('keeps a claimed identity out of source.identity; only proven ones go there', () => {
+    const claimed = validateEvent(
+      caEventToEdgeEvent(
+        {
+          action: 'enroll',
+          outcome: 'failure',
+          claimedIdentity: 'spiffe://f.example/node/n1',
+          ip: '192.0.2.9',
+          method: 'token',
+          code: 'ERR_CA_TOKEN_INVALID',
+        },
+        now,
+      ),
+    );
+    expect(claimed).toMatchObject({
+      'event.action': 'attestation.failure',
+      'attestation.claimed_identity': 'spiffe://f.example/node/n1',
+      'source.ip': '192.0.2.9',
+    });
+    expect(claimed).not.toHaveProperty('source.identity');
+    // A claim that is not a valid SPIFFE ID is left out, so the event still fits the schema.
+    const malformed = caEventToEdgeEvent(
+      {
+        action: 'enroll.begin',
+        outcome: 'failure',
+        claimedIdentity: 'spiffe://f.example/../x',
+        ip: '192.0.2.9',
+        code: 'ERR_ID_INVALID',
+      },
+      now,
+    );
+    expect(validateEvent(malformed)).not.toHaveProperty('attestation.claimed_identity');
+    // A renewal refused after the client certificate proved its identity is about that identity.
+    const proven = validateEvent(
+      caEventToEdgeEvent(
+        {
+          action: 'renew',
+          outcome: 'failure',
+          identity: 'spiffe://f.example/node/n1',
+          code: 'ERR_ATT_TPM_PCR_MISMATCH',
+        },
+        now,
+      ),
+    );
+    expect(proven['source.identity']).toBe('spiffe://f.example/node/n1');
+  });
   it('maps renewals and revocations', () => {
     expect(
       validateEvent(

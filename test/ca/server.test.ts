@@ -1,13 +1,18 @@
 // The CA's HTTPS API end to end over real TLS and a real SQLite file: enrollment with join
 // tokens, renewal over mTLS, revocation, CRL and bundle, and every refusal with its code.
-import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enroll } from '../../agent/enroll.js';
 import { renew } from '../../agent/renew.js';
 import { createTokenProver } from '../../ca/methods/token.js';
 import { verifyAuditChain } from '../../ca/audit.js';
+import { quarantineOf } from '../../ca/quarantine.js';
+import { parseServiceNames } from '../../ca/service-names.js';
+import type { DecisionScope, DecisionSet } from '../../common/decisions.js';
+import { edgewardAsync } from '../helpers/cli.js';
 import { fakeClock } from '../../common/clock.js';
 import { loadIdentity } from '../../common/identity-dir.js';
 import { enrollWithToken, startTestCa, type TestCa } from '../helpers/ca.js';
@@ -185,6 +190,28 @@ describe('enrollment with a join token', () => {
       'ERR_CA_CSR_SANS',
     ],
     [
+      'a CSR of a node with an IP SAN',
+      () => customCsr({ uris: [`spiffe://${TD}/node/c`], ips: [Buffer.from([127, 0, 0, 1])] }).pem,
+      400,
+      'ERR_CA_CSR_SANS',
+    ],
+    [
+      'a CSR with a 5-byte IP SAN',
+      () => customCsr({ uris: [`spiffe://${TD}/node/c`], ips: [Buffer.alloc(5)] }).pem,
+      400,
+      'ERR_CA_CSR_SANS',
+    ],
+    [
+      'a CSR with 17 DNS SANs',
+      () =>
+        customCsr({
+          uris: [`spiffe://${TD}/node/c`],
+          dns: Array.from({ length: 17 }, (_, i) => `h${i}.example`),
+        }).pem,
+      400,
+      'ERR_CA_CSR_SANS',
+    ],
+    [
       'a CSR with a CA flag',
       () => customCsr({ uris: [`spiffe://${TD}/node/c`], caFlag: true }).pem,
       400,
@@ -354,27 +381,48 @@ describe('hostile requests', () => {
       'ERR_CA_FOREIGN_TRUST_DOMAIN',
     );
   });
-  it('rate-limits enrollment per identity', async () => {
+  // Issue 19 ("anonymous quarantine"): enrollments prove nothing, so they spend their source
+  // address's budget, never the budget of the identity they name (its renewals have their own).
+  it('rate-limits enrollment per source address, never per the identity it names', async () => {
     const ca2 = await startTestCa({
-      rateLimits: { perIp: { rate: 1000, burst: 1000 }, perIdentity: { rate: 0.01, burst: 3 } },
+      rateLimits: {
+        perIp: { rate: 1000, burst: 1000 },
+        perIdentity: { rate: 0.01, burst: 3 },
+        perEnrollSource: { rate: 0.01, burst: 3 },
+      },
     });
     try {
-      const post = (): ReturnType<typeof rawRequest> =>
-        rawRequest(`${ca2.url}/v1/enroll/begin`, {
-          method: 'POST',
-          body: JSON.stringify({ id: `spiffe://${TD}/node/rl`, method: 'token' }),
-        });
+      const id = `spiffe://${TD}/node/rl`;
+      const out = join(dir, 'rl');
+      await enrollWithToken(ca2, id, out);
+      const post = async (localAddress: string): Promise<unknown> =>
+        (
+          await rawRequest(`${ca2.url}/v1/enroll/begin`, {
+            method: 'POST',
+            body: JSON.stringify({ id, method: 'token' }),
+            localAddress,
+          })
+        ).json?.['code'];
       const codes: unknown[] = [];
-      for (let i = 0; i < 5; i++) codes.push((await post()).json?.['code']);
-      expect(codes.slice(0, 3)).toEqual([undefined, undefined, undefined]);
-      expect(codes.slice(3)).toEqual(['ERR_RATE_LIMITED', 'ERR_RATE_LIMITED']);
+      for (let i = 0; i < 5; i++) codes.push(await post('127.0.0.2'));
+      expect(codes).toEqual([undefined, undefined, undefined, 'ERR_RATE_LIMITED', 'ERR_RATE_LIMITED']);
+      // Another address has its own budget, and the identity's renewals theirs.
+      expect(await post('127.0.0.1')).toBeUndefined();
+      for (let i = 0; i < 3; i++) await renew({ ca: ca2.url, dir: out });
+      await expect(renew({ ca: ca2.url, dir: out })).rejects.toMatchObject({
+        detail: { remoteCode: 'ERR_RATE_LIMITED' },
+      });
     } finally {
       await ca2.stop();
     }
   });
   it('rate-limits per source address with Retry-After', async () => {
     const ca2 = await startTestCa({
-      rateLimits: { perIp: { rate: 0.1, burst: 2 }, perIdentity: { rate: 1000, burst: 1000 } },
+      rateLimits: {
+        perIp: { rate: 0.1, burst: 2 },
+        perIdentity: { rate: 1000, burst: 1000 },
+        perEnrollSource: { rate: 1000, burst: 1000 },
+      },
     });
     try {
       let last: Awaited<ReturnType<typeof rawRequest>> | undefined;
@@ -386,6 +434,81 @@ describe('hostile requests', () => {
     } finally {
       await ca2.stop();
     }
+  });
+});
+
+describe('host names of service certificates (within the names declared at ca init)', () => {
+  let named: TestCa;
+  beforeAll(async () => {
+    named = await startTestCa({
+      serviceNames: parseServiceNames('svc.example', '127.0.0.0/8,2001:db8::/32'),
+    });
+  });
+  afterAll(async () => named.stop());
+
+  async function enrollSvc(
+    c: TestCa,
+    name: string,
+    names: { dns?: string[]; ips?: Buffer[] },
+  ): Promise<Awaited<ReturnType<typeof rawRequest>>> {
+    const id = `spiffe://${TD}/svc/${name}`;
+    const b = await rawRequest(`${c.url}/v1/enroll/begin`, {
+      method: 'POST',
+      body: JSON.stringify({ id, method: 'token' }),
+    });
+    return rawRequest(`${c.url}/v1/enroll/finish`, {
+      method: 'POST',
+      body: JSON.stringify({
+        session: b.json?.['session'],
+        csr: customCsr({ uris: [id], ...names }).pem,
+        response: { token: c.token(id) },
+      }),
+    });
+  }
+
+  it('issues a service the declared DNS names and addresses it asks for', async () => {
+    const r = await enrollSvc(named, 'web', {
+      dns: ['siem.svc.example', 'svc.example'],
+      ips: [Buffer.from([127, 0, 0, 1]), Buffer.from('20010db8000000000000000000000001', 'hex')],
+    });
+    expect(r.status).toBe(200);
+    const x = new X509Certificate(String(r.json?.['certificate']));
+    expect(x.subjectAltName).toBe(
+      `URI:spiffe://${TD}/svc/web, DNS:siem.svc.example, DNS:svc.example, IP Address:127.0.0.1, IP Address:2001:DB8:0:0:0:0:0:1`,
+    );
+  });
+
+  it('refuses a service a name outside them (ERR_CA_CSR_NAME_NOT_PERMITTED), audited', async () => {
+    for (const names of [
+      { dns: ['www.bank.example'] },
+      { dns: ['xsvc.example'] },
+      { ips: [Buffer.from([10, 0, 0, 1])] },
+      { ips: [Buffer.from('00000000000000000000ffff7f000001', 'hex')] }, // ::ffff:127.0.0.1
+    ]) {
+      const r = await enrollSvc(named, 'web2', names);
+      expect(r.status).toBe(403);
+      expect(r.json?.['code']).toBe('ERR_CA_CSR_NAME_NOT_PERMITTED');
+    }
+    expect(
+      named.audits('enroll.refused').filter((a) => a['code'] === 'ERR_CA_CSR_NAME_NOT_PERMITTED'),
+    ).toHaveLength(4);
+  });
+
+  it('gives its own server certificate only the declared names of where it listens', async () => {
+    const cert = async (c: TestCa): Promise<string | undefined> =>
+      new Promise((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: c.running.port, rejectUnauthorized: false }, () => {
+          resolve(s.getPeerX509Certificate()?.subjectAltName);
+          s.destroy();
+        });
+        s.once('error', reject);
+      });
+    // 127.0.0.1 is declared, `localhost` is not.
+    expect(await cert(named)).toBe(`URI:spiffe://${TD}/svc/ca, IP Address:127.0.0.1`);
+    // Nothing declared: the URI only.
+    expect(await cert(ca)).toBe(`URI:spiffe://${TD}/svc/ca`);
+    const h = await rawRequest(`${named.url}/healthz`);
+    expect(h.json?.['serviceNames']).toEqual({ dns: ['svc.example'], ips: ['127.0.0.0/8', '2001:db8::/32'] });
   });
 });
 
@@ -542,6 +665,82 @@ describe('renewal over mTLS', () => {
   });
 });
 
+// Issue 19 ("a quarantined clone escapes by renewing"): a serial or key quarantine refuses that
+// credential, and holds its identity (renewals, enrollments) until an analyst releases it.
+describe('renewal holds after a quarantined certificate', () => {
+  let current: DecisionSet = { trustDomain: TD, revision: 1, issuedAt: Date.now(), decisions: [] };
+  let held: TestCa;
+  beforeAll(async () => {
+    held = await startTestCa({ quarantineOf: (s) => quarantineOf(current, s, Date.now()) });
+  });
+  afterAll(async () => held.stop());
+  const quarantine = (scope: DecisionScope): void => {
+    const d = {
+      id: `d-${scope.value.slice(0, 8)}`,
+      revision: 2,
+      scope,
+      action: 'quarantine' as const,
+      reason: 'cloned credential',
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 3_600_000,
+      alerts: [],
+    };
+    current = { ...current, revision: current.revision + 1, decisions: [...current.decisions, d] };
+    held.running.service.applyDecisions(current);
+  };
+  const code = (err: unknown): unknown => (err as { detail?: { remoteCode?: unknown } }).detail?.remoteCode;
+
+  it('refuses the certificate, holds its identity, and the CLI releases the hold only', async () => {
+    const id = `spiffe://${TD}/node/held`;
+    const out = join(dir, 'held');
+    const issued = await enrollWithToken(held, id, out);
+    quarantine({ type: 'serial', value: issued.serial });
+    const refused = await renew({ ca: held.url, dir: out }).catch((e: unknown) => e);
+    expect(code(refused)).toBe('ERR_CA_CERT_QUARANTINED');
+    expect(String(refused)).toMatch(/certificate serial quarantined by the SIEM until 20\d\d-/);
+    const again = await enrollWithToken(held, id, join(dir, 'held-again')).catch((e: unknown) => e);
+    expect(code(again)).toBe('ERR_CA_IDENTITY_HELD');
+    expect(held.audits('hold.place')).toMatchObject([
+      { identity: id, scope: { type: 'serial', value: issued.serial } },
+    ]);
+
+    const r = await edgewardAsync(['ca', 'release', '--data', held.dataDir, '--id', id, '--hold']);
+    expect(r.stdout).toBe(`released the renewal hold of ${id}\n`);
+    expect(held.audits('hold.release')).toMatchObject([{ identity: id, by: 'cli' }]);
+    // The same live decision does not hold the identity again; it still refuses that certificate.
+    held.running.service.applyDecisions(current);
+    expect(code(await renew({ ca: held.url, dir: out }).catch((e: unknown) => e))).toBe(
+      'ERR_CA_CERT_QUARANTINED',
+    );
+    const fresh = await enrollWithToken(held, id, join(dir, 'held-fresh'));
+    expect(fresh.serial).not.toBe(issued.serial);
+    const twice = await edgewardAsync(['ca', 'release', '--data', held.dataDir, '--id', id, '--hold']);
+    expect(twice.stdout).toBe(`no renewal hold on ${id}\n`);
+  });
+
+  it('refuses a quarantined key in a new CSR (enrollment or renewal)', async () => {
+    const id = `spiffe://${TD}/node/key-reuse`;
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const csr = customCsr({ key, uris: [id] });
+    quarantine({ type: 'spki', value: createHash('sha256').update(csr.spkiDer).digest('hex') });
+    const b = await rawRequest(`${held.url}/v1/enroll/begin`, {
+      method: 'POST',
+      body: JSON.stringify({ id, method: 'token' }),
+    });
+    const r = await rawRequest(`${held.url}/v1/enroll/finish`, {
+      method: 'POST',
+      body: JSON.stringify({
+        session: b.json?.['session'],
+        csr: csr.pem,
+        response: { token: held.token(id) },
+      }),
+    });
+    expect(r.status).toBe(403);
+    expect(r.json?.['code']).toBe('ERR_CA_CERT_QUARANTINED');
+    expect(String(r.json?.['message'])).toMatch(/certificate key quarantined by the SIEM until/);
+  });
+});
+
 describe('bundle, health, metrics, audit', () => {
   it('serves the bundle as PEM and as a SPIFFE JWKS', async () => {
     const pem = await rawRequest(`${ca.url}/v1/bundle`);
@@ -552,7 +751,11 @@ describe('bundle, health, metrics, audit', () => {
     expect(jwks.json?.['spiffe_sequence']).toBe(1);
   });
   it('answers health and Prometheus metrics', async () => {
-    expect((await rawRequest(`${ca.url}/healthz`)).json).toEqual({ status: 'ok', trustDomain: TD });
+    expect((await rawRequest(`${ca.url}/healthz`)).json).toEqual({
+      status: 'ok',
+      trustDomain: TD,
+      serviceNames: { dns: [], ips: [] },
+    });
     const m = (await rawRequest(`${ca.url}/metrics`)).body.toString();
     expect(m).toMatch(/edgeward_ca_enrollments_total\{method="token",outcome="success"\} \d+/);
     expect(m).toMatch(/edgeward_ca_refusals_total\{code="ERR_CA_TOKEN_USED"\} 1/);

@@ -5,6 +5,7 @@ import { FILES } from '../../ca/authority.js';
 import type { AttestationMethod } from '../../ca/attestation-method.js';
 import type { AuditRecord } from '../../ca/audit.js';
 import { initCa } from '../../ca/init.js';
+import type { ServiceNames } from '../../ca/service-names.js';
 import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
 import { enroll } from '../../agent/enroll.js';
 import { startCaServer, type CaServerOptions, type RunningCa } from '../../ca/server.js';
@@ -38,14 +39,23 @@ export interface TestCaOptions {
   readonly leafTtlMs?: number;
   readonly rateLimits?: CaServerOptions['rateLimits'];
   readonly dataDir?: string;
-  readonly isQuarantined?: (identity: string) => boolean;
   readonly keyPolicy?: CaServerOptions['keyPolicy'];
+  /** Decisions the CA enforces as if it followed a SIEM. */
+  readonly quarantineOf?: CaServerOptions['quarantineOf'];
+  /** The DNS names and IP ranges `ca init` declares (default none). */
+  readonly serviceNames?: ServiceNames;
 }
 
 export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
   const clock = o.clock ?? systemClock;
   const dataDir = o.dataDir ?? join(tempDir('edgeward-ca-'), 'ca');
-  const init = initCa({ dataDir, trustDomain: TEST_TD, clock, passphrase: undefined });
+  const init = initCa({
+    dataDir,
+    trustDomain: TEST_TD,
+    clock,
+    passphrase: undefined,
+    ...(o.serviceNames ? { serviceNames: o.serviceNames } : {}),
+  });
   const running = await startCaServer({
     dataDir,
     host: '127.0.0.1',
@@ -55,11 +65,12 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
     ...(o.methods ? { methods: o.methods } : {}),
     ...(o.policy ? { policy: o.policy } : {}),
     ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
-    ...(o.isQuarantined ? { isQuarantined: o.isQuarantined } : {}),
     ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
+    ...(o.quarantineOf ? { quarantineOf: o.quarantineOf } : {}),
     rateLimits: o.rateLimits ?? {
       perIp: { rate: 10_000, burst: 10_000 },
       perIdentity: { rate: 1000, burst: 1000 },
+      perEnrollSource: { rate: 10_000, burst: 10_000 },
     },
   });
   return {

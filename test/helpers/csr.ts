@@ -8,6 +8,8 @@ export interface CsrSpec {
   key?: { privateKey: KeyObject; publicKey: KeyObject };
   uris?: string[];
   dns?: string[];
+  /** IP SANs as raw bytes (4 or 16, or anything for negative tests). */
+  ips?: Buffer[];
   caFlag?: boolean;
   criticalUnknown?: boolean;
   corruptSignature?: boolean;
@@ -23,6 +25,7 @@ export function customCsr(spec: CsrSpec): { pem: string; key: KeyObject; spkiDer
   const names = [
     ...(spec.uris ?? []).map((u) => tlv(0x86, Buffer.from(u, 'ascii'))),
     ...(spec.dns ?? []).map((d) => tlv(0x82, Buffer.from(d, 'ascii'))),
+    ...(spec.ips ?? []).map((ip) => tlv(0x87, ip)),
   ];
   const exts = [
     ...(names.length > 0 ? [extension(OID.subjectAltName, false, seq(...names))] : []),

@@ -2,13 +2,14 @@
 // serve`, and agents from YAML configs, each spawned from dist/ as `edgeward` runs in production;
 // identities for the test itself (devices, nodes, the admin) enrolled over HTTPS with join tokens.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll } from 'vitest';
 import { FILES } from '../../ca/authority.js';
 import { serviceId } from '../../common/identity.js';
 import { loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
-import { EDGEWARD, edgeward } from './cli.js';
+import { EDGEWARD, edgeward, type CliResult } from './cli.js';
 import { rawRequest, type RawResult } from './https.js';
 import { freePortRange } from './ports.js';
 import { tempDir } from './tmp.js';
@@ -46,6 +47,9 @@ export interface MeshAgent {
   admin(path: string): Promise<{ status: number; text: string }>;
 }
 
+/** An identity the test enrolled, with the folder it lives in (for `edgeward renew --dir`). */
+export type MeshIdentity = LoadedIdentity & { readonly dir: string };
+
 export interface Mesh {
   readonly dir: string;
   readonly trustDomain: string;
@@ -61,13 +65,32 @@ export interface Mesh {
   /** A one-time join token for the identity (`edgeward ca token`, printed to stdout). */
   token(id: string): string;
   /** Enrolls spiffe://TD/KIND/NAME with a join token into DIR/NAME and loads it. */
-  enroll(path: string): Promise<LoadedIdentity>;
+  enroll(path: string): Promise<MeshIdentity>;
+  /**
+   * A device with a simulated PUF (`sim:SEED`): `puf provision`, `ca puf import`, then `enroll
+   * --attest puf`, each a real process. Refused enrollments throw with the command's output.
+   */
+  enrollPuf(path: string, seed: string): Promise<MeshIdentity>;
+  /**
+   * An mTLS connection as `who` to an agent's inbound listener (from `localAddress`, another
+   * loopback address playing another host), resolved once the echo app answered through it;
+   * rejected if the agent refuses or cuts it first.
+   */
+  connect(
+    agent: MeshAgent,
+    who: Pick<LoadedIdentity, 'keyPem' | 'certPem' | 'bundlePem'>,
+    localAddress?: string,
+  ): Promise<TLSSocket>;
+  /** Runs `edgeward ARGS` with the mesh's environment (for commands the test checks itself). */
+  cli(args: string[]): CliResult;
   /** An HTTPS request to the SIEM or the CA as `who` (an mTLS identity), trusting the mesh root. */
   call(
     url: string,
-    who: LoadedIdentity | undefined,
-    o?: { method?: string; body?: unknown },
+    who: Pick<LoadedIdentity, 'keyPem' | 'certPem'> | undefined,
+    o?: { method?: string; body?: unknown; localAddress?: string },
   ): Promise<RawResult>;
+  /** The decision revision the CA follows (its /healthz), or -1 while it holds none. */
+  caRevision(): Promise<number>;
   /** Posts events to the SIEM as `who`. */
   report(who: LoadedIdentity, events: readonly Record<string, unknown>[]): Promise<RawResult>;
   /** The SIEM's active decisions, read with the admin identity. */
@@ -82,6 +105,8 @@ export interface Mesh {
 
 export interface MeshOptions {
   readonly agents?: readonly MeshAgentSpec[];
+  /** Extra arguments for `ca init`; default `--ip 127.0.0.0/8,::1`, the demo's service names. */
+  readonly initArgs?: readonly string[];
   /** Extra arguments for `ca serve` and `siem serve`. */
   readonly caArgs?: readonly string[];
   readonly siemArgs?: readonly string[];
@@ -140,7 +165,7 @@ function spawnEdgeward(
   });
 }
 
-async function waitUntil(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
+export async function waitUntil(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -159,7 +184,10 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const base = await freePortRange(2 + specs.length * 3);
   const caUrl = `https://127.0.0.1:${base}`;
   const siemUrl = `https://127.0.0.1:${base + 1}`;
-  const init = edgeward(['ca', 'init', '--data', caDir, '--trust-domain', td], env);
+  const init = edgeward(
+    ['ca', 'init', '--data', caDir, '--trust-domain', td, ...(o.initArgs ?? ['--ip', '127.0.0.0/8,::1'])],
+    env,
+  );
   if (init.status !== 0) throw new Error(`ca init failed: ${init.stdout}${init.stderr}`);
   const fingerprint = /([0-9a-f]{64})/i.exec(init.stdout)?.[1];
   if (fingerprint === undefined) throw new Error(`ca init printed no fingerprint: ${init.stdout}`);
@@ -276,7 +304,19 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       ...(r.method !== undefined ? { method: r.method } : r.body !== undefined ? { method: 'POST' } : {}),
       ...(r.body !== undefined ? { body: JSON.stringify(r.body) } : {}),
       ...(who ? { key: who.keyPem, cert: who.certPem } : {}),
+      ...(r.localAddress !== undefined ? { localAddress: r.localAddress } : {}),
     });
+  const idDir = (path: string): string => join(dir, 'ids', path.replace(/\//g, '_'));
+  const enrollWith = (path: string, attest: string[]): MeshIdentity => {
+    const id = `spiffe://${td}/${path}`;
+    const out = idDir(path);
+    const r = edgeward(
+      ['enroll', '--ca', caUrl, '--fingerprint', fingerprint, '--id', id, ...attest, '--out', out],
+      env,
+    );
+    if (r.status !== 0) throw new Error(`enroll ${id} failed: ${r.stdout}${r.stderr}`);
+    return Object.assign(loadIdentity(out), { dir: out });
+  };
 
   return {
     dir,
@@ -291,31 +331,47 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     siem,
     agents,
     token,
-    async enroll(path) {
+    enroll: async (path) =>
+      enrollWith(path, ['--attest', 'token', '--token', token(`spiffe://${td}/${path}`)]),
+    async enrollPuf(path, seed) {
       const id = `spiffe://${td}/${path}`;
-      const out = join(dir, 'ids', path.replace(/\//g, '_'));
-      const r = edgeward(
-        [
-          'enroll',
-          '--ca',
-          caUrl,
-          '--fingerprint',
-          fingerprint,
-          '--id',
-          id,
-          '--attest',
-          'token',
-          '--token',
-          token(id),
-          '--out',
-          out,
-        ],
-        env,
-      );
-      if (r.status !== 0) throw new Error(`enroll ${id} failed: ${r.stdout}${r.stderr}`);
-      return loadIdentity(out);
+      const record = `${idDir(path)}.puf.json`;
+      mkdirSync(dirname(record), { recursive: true });
+      for (const args of [
+        ['puf', 'provision', '--id', id, '--puf', `sim:${seed}`, '--out', record],
+        ['ca', 'puf', 'import', '--data', caDir, record],
+      ]) {
+        const r = edgeward(args, env);
+        if (r.status !== 0) throw new Error(`${args.slice(0, 2).join(' ')} failed: ${r.stdout}${r.stderr}`);
+      }
+      return enrollWith(path, ['--attest', 'puf', '--puf', `sim:${seed}`]);
     },
+    connect: (agent, who, localAddress) =>
+      new Promise<TLSSocket>((resolve, reject) => {
+        const s = tlsConnect({
+          host: '127.0.0.1',
+          port: agent.inboundPort,
+          ...(localAddress !== undefined ? { localAddress } : {}),
+          key: who.keyPem,
+          cert: who.certPem,
+          ca: who.bundlePem,
+          minVersion: 'TLSv1.3',
+          // Agents are known by their SPIFFE ID; the test trusts the port it started.
+          checkServerIdentity: () => undefined,
+        });
+        s.once('secureConnect', () => s.write('ping'));
+        s.once('data', () => resolve(s));
+        // After the echo, errors (a cut) show as 'close' to the test; never as an unhandled error.
+        s.on('error', reject);
+        s.once('close', () => reject(new Error(`connection to ${agent.name} closed before the echo`)));
+      }),
+    cli: (args) => edgeward(args, env),
     call,
+    async caRevision() {
+      const r = await call(`${caUrl}/healthz`, undefined);
+      const siem = r.json?.['siem'] as { connected?: boolean; revision?: number } | undefined;
+      return siem?.connected === true ? (siem.revision ?? -1) : -1;
+    },
     report: (who, events) => call(`${siemUrl}/v1/events`, who, { body: events }),
     async decisions() {
       const r = await call(`${siemUrl}/v1/decisions`, admin);

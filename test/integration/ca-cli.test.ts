@@ -42,6 +42,28 @@ describe('edgeward ca (real processes)', () => {
     expect(again.stderr).toContain('ERR_CA_EXISTS');
   });
 
+  it('init declares service names, and refuses one it cannot put in the name constraints', () => {
+    const named = join(dir, 'named');
+    const r = edgeward(['ca', 'init', '--data', named, '--trust-domain', TD, '--dns', 'EW.example',
+      '--ip', '10.1.2.3/16', '--ip', '::1']); // prettier-ignore
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('service names the CA may vouch for: ew.example, 10.1.0.0/16, ::1/128\n');
+    expect(openssl(['x509', '-in', join(named, 'intermediate.pem'), '-noout', '-ext', 'nameConstraints']))
+      .toMatch(/Permitted:\s+URI:factory\.example\s+DNS:ew\.example\s+email:invalid\s+IP:10\.1\.0\.0\/255\.255\.0\.0/); // prettier-ignore
+    const bad = join(dir, 'bad-names');
+    for (const args of [
+      ['--ip', '::ffff:10.0.0.1'],
+      ['--dns', '*.ew.example'],
+      ['--ip', 'fe80::1%eth0'],
+    ]) {
+      const refused = edgeward(['ca', 'init', '--data', bad, '--trust-domain', TD, ...args]);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain('ERR_CA_SERVICE_NAME');
+    }
+    // Checked before anything is written.
+    expect(edgeward(['ca', 'init', '--data', bad, '--trust-domain', TD]).status).toBe(0);
+  });
+
   it('rejects bad usage with exit code 2', () => {
     expect(edgeward(['ca', 'token', '--data', data]).status).toBe(2);
     expect(edgeward(['ca', 'init', '--data', data, '--bogus', 'x']).status).toBe(2);

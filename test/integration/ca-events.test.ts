@@ -67,19 +67,33 @@ describe('ca serve --siem', () => {
       prover: createTokenProver(t.token),
       out: join(dir, 'good'),
     });
-    const timeline = (): Array<Record<string, unknown>> =>
-      siem.store.timeline({ entity: 'source.identity', value: id });
-    await waitFor('the CA events in the SIEM', () => timeline().length >= 2);
-    const events = timeline();
+    const timeline = (
+      entity: 'source.identity' | 'source.ip',
+      value: string,
+    ): Array<Record<string, unknown>> => siem.store.timeline({ entity, value });
+    const failure = (): Record<string, unknown> | undefined =>
+      timeline('source.ip', '127.0.0.1').find(
+        (e) => e['event.action'] === 'attestation.failure' && e['attestation.claimed_identity'] === id,
+      );
+    await waitFor(
+      'the CA events in the SIEM',
+      () => timeline('source.identity', id).length >= 1 && failure() !== undefined,
+    );
+    const events = timeline('source.identity', id);
     expect(events.every((e) => e['observer.identity'] === serviceId(TD, 'ca'))).toBe(true);
     expect(events.find((e) => e['event.action'] === 'enroll.success')).toMatchObject({
       'attestation.method': 'token',
       'tls.client.x509.serial_number': issued.serial,
     });
-    expect(events.find((e) => e['event.action'] === 'attestation.failure')).toMatchObject({
+    // The refused enrollment proved nothing: it is evidence about its address, not about the
+    // identity it named (issue 19, "anonymous quarantine").
+    expect(events.some((e) => e['event.outcome'] === 'failure')).toBe(false);
+    expect(failure()).toMatchObject({
       'error.code': 'ERR_CA_TOKEN_INVALID',
       'event.outcome': 'failure',
+      'observer.identity': serviceId(TD, 'ca'),
     });
+    expect(failure()).not.toHaveProperty('source.identity');
   });
 
   it('refuses renewals of an identity the SIEM quarantines, and renews again after the lift', async () => {

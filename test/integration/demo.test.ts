@@ -27,7 +27,7 @@ describe('edgeward demo --once', () => {
     const out = r.stdout;
     expect(out).toMatch(/SIEM enrolled as spiffe:\/\/factory.example\/svc\/siem/);
     expect(out).toMatch(
-      /analysts' dashboard on https:\/\/127\.0\.0\.1:\d+: its certificate \(localhost, 127\.0\.0\.1\) verified against the mesh root; login as analyst \(analyst\) OK/,
+      /analysts' dashboard on https:\/\/127\.0\.0\.1:\d+: its certificate \(localhost, 127\.0\.0\.1\) verified against the demo's local web root; login as analyst \(analyst\) OK/,
     );
     expect(out).toMatch(/dashboard: +https:\/\/127\.0\.0\.1:\d+ +user analyst, password [A-Za-z0-9_-]{16}/);
     expect(out).toMatch(/4 devices enrolled with PUF evidence/);

@@ -53,7 +53,14 @@ export interface Ca {
 export function ca(): Ca {
   const store = openCaStore(join(tempDir('edgeward-puf-'), 'ca.sqlite'));
   const clock = fakeClock();
-  const ctx: MethodContext = { clock, log: silentLogger, trustDomain: TD, store, renewal: false };
+  const ctx: MethodContext = {
+    clock,
+    log: silentLogger,
+    trustDomain: TD,
+    store,
+    renewal: false,
+    source: '192.0.2.1',
+  };
   return {
     store,
     clock,

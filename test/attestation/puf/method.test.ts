@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BeginResult, CsrKey, Verdict } from '../../../ca/attestation-method.js';
+import type { BeginResult, CsrKey, MethodContext, Verdict } from '../../../ca/attestation-method.js';
 import type { Identity } from '../../../common/identity.js';
 import { createPufMethod, type PufMethod } from '../../../attestation/puf/method.js';
 import { createPufProver } from '../../../attestation/puf/prover.js';
@@ -12,15 +12,22 @@ async function enroll(
   method: PufMethod,
   id: Identity,
   seed: string,
-  opts: { mode?: 'key' | 'crp'; csr?: CsrKey; tamper?: (challenge: Obj) => void; spec?: string } = {},
+  opts: {
+    mode?: 'key' | 'crp';
+    csr?: CsrKey;
+    tamper?: (challenge: Obj) => void;
+    spec?: string;
+    ctx?: MethodContext;
+  } = {},
 ): Promise<{ begun: BeginResult; response: Obj; csr: CsrKey; finish: () => Promise<Verdict> }> {
+  const ctx = opts.ctx ?? c.ctx;
   const prover = createPufProver({
     puf: opts.spec ?? `sim:${seed}`,
     id: id.uri,
     mode: opts.mode ?? 'key',
     noiseSeed: `${seed}/field`,
   });
-  const begun = await method.begin(c.ctx, id, await prover.evidence());
+  const begun = await method.begin(ctx, id, await prover.evidence());
   const challenge = JSON.parse(JSON.stringify(begun.challenge)) as Obj; // what crosses the wire
   opts.tamper?.(challenge);
   const csr = opts.csr ?? csrKey();
@@ -29,7 +36,7 @@ async function enroll(
     begun,
     response,
     csr,
-    finish: async () => method.finish(c.ctx, id, begun.state, response, csr),
+    finish: async () => method.finish(ctx, id, begun.state, response, csr),
   };
 }
 
@@ -204,7 +211,7 @@ describe('puf attestation method, key mode', () => {
       await expectCode(() => m.finish(c.ctx, id, e.begun.state, r, e.csr), 'ERR_ATT_PUF_RESPONSE_MALFORMED');
   });
 
-  it('rate-limits repeated failures per identity with backoff, and a success resets', async () => {
+  it('rate-limits repeated failures per identity and address with backoff, and a success resets', async () => {
     const c = ca();
     const m = createPufMethod({ rateLimit: { freeFailures: 2, baseDelayMs: 10_000 } });
     const id = device('k8');
@@ -226,7 +233,41 @@ describe('puf attestation method, key mode', () => {
     commit(c, await (await enroll(c, m, other, 'key-8-other')).finish());
     c.clock.advance(10_000);
     commit(c, await (await enroll(c, m, id, 'key-8')).finish());
-    expect(m.limiter.state(id.uri)).toBeUndefined();
+    expect(m.limiters.source.state(`${id.uri} ${c.ctx.source}`)).toBeUndefined();
+  });
+
+  // Issue 19 ("anonymous quarantine"): strangers failing with the device's name must not lock
+  // the device out. Failures count per identity and address, under a larger cap per identity.
+  it('failures from one address never lock the device out at another', async () => {
+    const c = ca();
+    const m = createPufMethod({ rateLimit: { freeFailures: 2, baseDelayMs: 10_000 } });
+    const id = device('k9');
+    c.register(provisioned(id, 'key-9'));
+    const stranger = { ...c.ctx, source: '198.51.100.7' };
+    for (let i = 0; i < 3; i++) {
+      const e = await enroll(c, m, id, 'key-9-impostor', { ctx: stranger });
+      await expectCode(e.finish, 'ERR_ATT_PUF_KEY_MISMATCH');
+    }
+    await expectCode(() => m.begin(stranger, id, {}), 'ERR_ATT_PUF_RATE_LIMITED');
+    commit(c, await (await enroll(c, m, id, 'key-9')).finish());
+  });
+
+  it('caps failures per identity from all addresses together, and spares renewals', async () => {
+    const c = ca();
+    const m = createPufMethod({ identityRateLimit: { freeFailures: 4, baseDelayMs: 10_000 } });
+    const id = device('k10');
+    c.register(provisioned(id, 'key-10'));
+    for (let i = 0; i < 5; i++) {
+      const e = await enroll(c, m, id, 'key-10-impostor', { ctx: { ...c.ctx, source: `198.51.100.${i}` } });
+      await expectCode(e.finish, 'ERR_ATT_PUF_KEY_MISMATCH');
+    }
+    // Five addresses spent the identity's enrollment budget: an enrollment from anywhere waits.
+    await expectCode(() => m.begin(c.ctx, id, {}), 'ERR_ATT_PUF_RATE_LIMITED');
+    // A renewal proves the identity with its certificate first and has a budget of its own.
+    const renewal = { ...c.ctx, renewal: true };
+    commit(c, await (await enroll(c, m, id, 'key-10', { ctx: renewal })).finish());
+    c.clock.advance(10_001);
+    commit(c, await (await enroll(c, m, id, 'key-10')).finish());
   });
 });
 

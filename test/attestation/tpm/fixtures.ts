@@ -54,7 +54,7 @@ export function csrKeyFromSpki(spkiDer: Buffer): CsrKey {
 }
 
 export function context(clock: FakeClock, store: MemoryStore, renewal = false): MethodContext {
-  return { clock, log: silentLogger, trustDomain: 'factory.example', store, renewal };
+  return { clock, log: silentLogger, trustDomain: 'factory.example', store, renewal, source: '192.0.2.1' };
 }
 
 /** Runs commit like the CA does: all or nothing (the memory store is copied and restored on throw). */

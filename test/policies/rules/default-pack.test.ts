@@ -31,7 +31,7 @@ describe('default rule pack', () => {
 
   it('every correlation has a firing test and a near miss', async () => {
     const rules = await loadRules(DIR);
-    expect(rules.correlations).toHaveLength(6);
+    expect(rules.correlations).toHaveLength(7);
     for (const c of rules.correlations) {
       expect(
         c.tests.some((t) => t.expect > 0),

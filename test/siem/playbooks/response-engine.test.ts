@@ -283,6 +283,7 @@ describe('playbook files', () => {
       'isolate-lateral-movement',
       'quarantine-cloned-credential',
       'quarantine-failed-attestation',
+      'quarantine-failed-attestation-source',
       'quarantine-handshake-flood',
       'simulate-policy-denial-burst',
     ]);
