@@ -18,6 +18,16 @@ export const CODES = {
   ERR_CONFIG_INVALID: { status: 400, message: 'invalid configuration' },
   ERR_DER_MALFORMED: { status: 400, message: 'malformed DER structure' },
   ERR_PEM_MALFORMED: { status: 400, message: 'malformed PEM' },
+  ERR_SECRET_ARGV: {
+    status: 400,
+    message: 'secrets are not taken on the command line: give a file (mode 0600) or an environment variable',
+  },
+  ERR_SECRET_FILE: { status: 400, message: 'secret file cannot be read or holds no secret' },
+  ERR_SECRET_FILE_MODE: {
+    status: 400,
+    message: 'secret file is readable by group or others, or owned by another user: chmod 600 it',
+  },
+  ERR_PRIVATE_PATH: { status: 500, message: 'cannot make a data file or folder private to its owner' },
 
   // ---- ca ----
   ERR_CA_EXISTS: { status: 409, message: 'a CA already exists in this data folder' },
