@@ -1,5 +1,6 @@
 // A real CA for tests: `ca init` into a temp folder, then the HTTPS server on 127.0.0.1 with a
 // real SQLite file and real TLS. Other parts' integration tests use it.
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { FILES } from '../../ca/authority.js';
 import type { AttestationMethod } from '../../ca/attestation-method.js';
@@ -11,6 +12,7 @@ import { startCaServer, type CaServerOptions, type RunningCa } from '../../ca/se
 import type { EnrollmentPolicy } from '../../ca/service.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
+import { createPrivateFile } from '../../common/private-files.js';
 import { tempDir } from './tmp.js';
 
 export const TEST_TD = 'factory.example';
@@ -25,6 +27,8 @@ export interface TestCa {
   readonly running: RunningCa;
   /** A one-time join token for the identity. */
   token(id: string, ttlMs?: number): string;
+  /** The same in a new 0600 file, for `--token-file` (tokens never go on a command line). */
+  tokenFile(id: string, ttlMs?: number): string;
   auditRecords(): AuditRecord[];
   /** Audit records of a kind, with their data parsed. */
   audits(kind: string): Array<Record<string, unknown>>;
@@ -46,6 +50,7 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
   const clock = o.clock ?? systemClock;
   const dataDir = o.dataDir ?? join(tempDir('edgeward-ca-'), 'ca');
   const init = initCa({ dataDir, trustDomain: TEST_TD, clock, passphrase: undefined });
+  const tokens = tempDir('edgeward-tokens-');
   const running = await startCaServer({
     dataDir,
     host: '127.0.0.1',
@@ -62,6 +67,12 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
       perIdentity: { rate: 1000, burst: 1000 },
     },
   });
+  const token = (id: string, ttlMs = 15 * 60_000): string => {
+    const t = newJoinToken();
+    const now = clock.now();
+    running.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + ttlMs }, now);
+    return t.token;
+  };
   return {
     url: running.url,
     fingerprint: init.fingerprint,
@@ -70,11 +81,11 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
     rootPem: running.service.bundlePem(),
     trustDomain: TEST_TD,
     running,
-    token(id, ttlMs = 15 * 60_000) {
-      const { token, hash } = newJoinToken();
-      const now = clock.now();
-      running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + ttlMs }, now);
-      return token;
+    token,
+    tokenFile(id, ttlMs) {
+      const file = join(tokens, `${randomUUID()}.token`);
+      createPrivateFile(file, `${token(id, ttlMs)}\n`);
+      return file;
     },
     auditRecords: () => [...running.store.auditRecords()],
     audits(kind) {
