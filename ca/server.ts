@@ -213,8 +213,9 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       credentials: () => ({ keyPem: creds.key, certPem: creds.cert, bundlePem: authority.bundlePem }),
       log,
       now: () => clock.now(),
+      file: join(o.dataDir, `siem-decisions${suffix}.json`),
     });
-    follower.start();
+    await follower.start();
   }
   const app = Fastify({
     loggerInstance: log,

@@ -1,16 +1,15 @@
 // For the CA: follows the SIEM's decision stream as spiffe://TD/svc/ca and answers
 // isQuarantined(identity) for startCaServer's option of that name (renewals of a quarantined
-// identity are refused). The last verified set stays in force while the SIEM is unreachable.
+// identity are refused). The last verified set stays in force while the SIEM is unreachable,
+// and across a restart: it is stored, and re-verified without the network at the next start.
 import { createSecureContext } from 'node:tls';
-import { verifyDecisions } from '../common/decision-jws.js';
-import type { DecisionSet } from '../common/decisions.js';
 import { EdgewardError } from '../common/errors.js';
 import { matchIdentity, serviceId } from '../common/identity.js';
 import type { Logger } from '../common/log.js';
+import { siemKeyVerifier } from '../agent/decision-verifier.js';
 import { DecisionStreamClient } from '../agent/decisions-client.js';
-import { applyDelta } from '../agent/decisions-store.js';
+import { DecisionStore } from '../agent/decisions-store.js';
 import { httpsCall } from '../agent/https-client.js';
-import { verifySiemChain, type SiemDecisionKey } from '../common/siem-key.js';
 
 export interface CaDecisionFollowerOptions {
   readonly siemUrl: string;
@@ -23,66 +22,61 @@ export interface CaDecisionFollowerOptions {
   };
   readonly log: Logger;
   readonly now?: () => number;
+  /**
+   * Where the last verified set is kept with the SIEM chains that verified it (the agent's
+   * decision store format, docs/agent.md), so that a CA started while the SIEM is down still
+   * refuses what the SIEM last quarantined.
+   */
+  readonly file: string;
 }
 
 export interface CaDecisionFollower {
   isQuarantined(identity: string): boolean;
   readonly revision: number;
   readonly connected: boolean;
-  start(): void;
+  /** Loads the stored set (a refused one is logged and held as none), then follows the stream. */
+  start(): Promise<void>;
   stop(): void;
 }
 
 export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisionFollower {
   const now = o.now ?? Date.now;
   const expect = serviceId(o.trustDomain, 'siem');
-  let set: DecisionSet | null = null;
-  let key: SiemDecisionKey | null = null;
   const context = () => {
     const c = o.credentials();
     return createSecureContext({ key: c.keyPem, cert: c.certPem, ca: c.bundlePem, minVersion: 'TLSv1.3' });
   };
-
-  async function fetchKey(): Promise<SiemDecisionKey> {
-    const r = await httpsCall({
-      url: `${o.siemUrl}/v1/decisions/key`,
-      context: context(),
-      expect,
-      maxBytes: 64 * 1024,
-      code: 'ERR_SIEM_DECISION_KEY',
-    });
-    if (r.status !== 200)
-      throw new EdgewardError('ERR_SIEM_DECISION_KEY', `key request answered ${r.status}`);
-    key = verifySiemChain(r.body.toString('utf8'), o.credentials().bundlePem, o.trustDomain, now());
-    return key;
-  }
-
-  async function verify(token: string, refetched = false): Promise<number> {
-    const k = key ?? (await fetchKey());
-    let doc;
-    try {
-      doc = await verifyDecisions(token, {
-        publicKey: k.publicKey,
-        kid: k.kid,
-        trustDomain: o.trustDomain,
-        lastApplied: set?.revision ?? null,
-        now: now(),
+  // The agent's verifier and store: the SIEM's key followed as it rotates, persisted with its chain.
+  const verifier = siemKeyVerifier({
+    trustDomain: o.trustDomain,
+    clock: { now },
+    bundle: () => o.credentials().bundlePem,
+    fetchChain: async () => {
+      const r = await httpsCall({
+        url: `${o.siemUrl}/v1/decisions/key`,
+        context: context(),
+        expect,
+        maxBytes: 64 * 1024,
+        code: 'ERR_SIEM_DECISION_KEY',
       });
+      if (r.status !== 200)
+        throw new EdgewardError('ERR_SIEM_DECISION_KEY', `key request answered ${r.status}`);
+      return r.body.toString('utf8');
+    },
+  });
+  const store = new DecisionStore(o.file, verifier, o.trustDomain);
+
+  async function apply(kind: 'snapshot' | 'delta', token: string): Promise<number> {
+    const r = kind === 'snapshot' ? await store.applySnapshot(token) : await store.applyDelta(token);
+    try {
+      await r.persisted;
     } catch (err) {
-      // The SIEM renewed its identity (new key, new kid): fetch its chain again, once.
-      if (
-        !refetched &&
-        err instanceof EdgewardError &&
-        (err.code === 'ERR_DECISION_KID' || err.code === 'ERR_DECISION_SIGNATURE')
-      ) {
-        key = null;
-        return verify(token, true);
-      }
-      throw err;
+      o.log.error(
+        { err },
+        'SIEM decisions followed but not stored; a restart cut off from the SIEM loses them',
+      );
     }
-    if (doc.kind === 'snapshot') set = doc.set;
-    else if (set !== null) set = applyDelta(set, doc.delta);
-    return set?.revision ?? 0;
+    return r.set.revision;
   }
 
   const client = new DecisionStreamClient({
@@ -90,12 +84,13 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
     expect,
     context,
     log: o.log,
-    revision: () => set?.revision ?? 0,
-    apply: (_kind, token) => verify(token),
+    revision: () => store.revision,
+    apply,
   });
 
   return {
     isQuarantined(identity) {
+      const set = store.current;
       if (set === null) return false;
       const t = now();
       for (const d of set.decisions) {
@@ -109,12 +104,19 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
       return false;
     },
     get revision() {
-      return set?.revision ?? 0;
+      return store.revision;
     },
     get connected() {
       return client.connected;
     },
-    start: () => client.start(),
+    async start() {
+      try {
+        await store.load();
+      } catch (err) {
+        o.log.error({ err }, 'stored SIEM decisions are refused; waiting for the SIEM');
+      }
+      client.start();
+    },
     stop: () => client.stop(),
   };
 }

@@ -183,6 +183,12 @@ export const CODES = {
   ERR_AGENT_CRL_MALFORMED: { status: 400, message: 'CRL could not be parsed' },
   ERR_AGENT_CRL_SIGNATURE: { status: 400, message: 'CRL signature does not verify with the intermediate' },
   ERR_AGENT_CRL_STALE: { status: 400, message: 'CRL is older than the one already applied' },
+  ERR_AGENT_CRL_FETCH: { status: 503, message: 'the CA could not be reached or refused the CRL request' },
+  ERR_AGENT_CRL_STORE: { status: 500, message: 'stored CRL is unreadable or does not verify' },
+  ERR_AGENT_FAIL_CLOSED: {
+    status: 503,
+    message: 'stored decisions or CRL were refused: every connection is refused until fresh ones verify',
+  },
   ERR_AGENT_DECISION_REVISION: {
     status: 409,
     message: 'decision revision is not newer than the applied one',

@@ -57,7 +57,8 @@ export interface Mesh {
   readonly fingerprint: string;
   readonly rootPem: string;
   readonly admin: LoadedIdentity;
-  readonly ca: MeshProcess;
+  /** The running `ca serve` (replaced by restartCa). */
+  ca: MeshProcess;
   readonly siem: MeshProcess;
   readonly agents: readonly MeshAgent[];
   /** A one-time join token for the identity (`edgeward ca token`, printed to stdout). */
@@ -79,6 +80,8 @@ export interface Mesh {
     revision: number;
     active: Array<{ id: string; scope: { type: string; value: string } }>;
   }>;
+  /** Kills `ca serve` (if it runs) and starts it again with the same arguments; resolves once it serves. */
+  restartCa(): Promise<void>;
   /**
    * Restarts an agent's process with the same configuration and waits until /healthz says 200,
    * or, with `healthy: false`, until it answers at all (an agent that fails closed says 503).
@@ -197,25 +200,18 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   };
   afterAll(stop);
 
-  const ca = track(
-    await spawnEdgeward(
-      'ca',
-      [
-        'ca',
-        'serve',
-        '--data',
-        caDir,
-        '--listen',
-        `127.0.0.1:${base}`,
-        '--siem',
-        siemUrl,
-        ...(o.caArgs ?? []),
-      ],
-      env,
-      so,
-      READY.ca,
-    ),
-  );
+  const caServeArgs = [
+    'ca',
+    'serve',
+    '--data',
+    caDir,
+    '--listen',
+    `127.0.0.1:${base}`,
+    '--siem',
+    siemUrl,
+    ...(o.caArgs ?? []),
+  ];
+  const ca = track(await spawnEdgeward('ca', caServeArgs, env, so, READY.ca));
   const siem = track(
     await spawnEdgeward(
       'siem',
@@ -302,7 +298,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       ...(who ? { key: who.keyPem, cert: who.certPem } : {}),
     });
 
-  return {
+  const mesh: Mesh = {
     dir,
     trustDomain: td,
     caDir,
@@ -348,6 +344,10 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       if (r.status !== 200) throw new Error(`GET /v1/decisions: ${r.status} ${r.body.toString()}`);
       return r.json as unknown as Awaited<ReturnType<Mesh['decisions']>>;
     },
+    async restartCa() {
+      await mesh.ca.kill();
+      mesh.ca = track(await spawnEdgeward('ca', caServeArgs, env, so, READY.ca));
+    },
     async restartAgent(a, r = {}) {
       await a.process.kill();
       a.process = track(await spawnEdgeward(`agent ${a.name}`, ['agent', '--config', a.config], env, so));
@@ -356,4 +356,5 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     },
     stop,
   };
+  return mesh;
 }

@@ -43,10 +43,15 @@ describe('stores, keys and data folders are private whatever the umask', () => {
         await mesh.enroll('device/d1');
         const agent = mesh.agents[0];
         if (agent === undefined) throw new Error('no agent');
-        // The agent has stored a decision snapshot (its state folder is complete).
-        await until('the agent state', async () =>
-          readdirSync(join(agent.dir, 'agent-state')).includes('decisions.json'),
-        );
+        // The agent has stored a decision snapshot and a CRL, the CA the SIEM's decisions.
+        await until('the agent state', async () => {
+          const files = readdirSync(join(agent.dir, 'agent-state'));
+          return (
+            files.includes('decisions.json') &&
+            files.includes('crl.der') &&
+            readdirSync(mesh.caDir).includes('siem-decisions.json')
+          );
+        });
         const all = modes(mesh.dir);
         const wrong = Object.entries(all).filter(([p, m]) => {
           const isDir = statSync(join(mesh.dir, p)).isDirectory();
@@ -72,6 +77,8 @@ describe('stores, keys and data folders are private whatever the umask', () => {
           'siem/identity/key.pem',
           'n1/key.pem',
           'n1/agent-state/decisions.json',
+          'n1/agent-state/crl.der',
+          'ca/siem-decisions.json',
           'n1/agent-state/spool.sqlite',
           'ids/device_d1/key.pem',
         ])
