@@ -154,7 +154,8 @@ function spawnEdgeward(
   });
 }
 
-async function waitUntil(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
+/** Polls `fn` every 50 ms until it is true; throws after `ms`. */
+export async function waitUntil(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

@@ -72,6 +72,37 @@ const enrollArgs = (id: string, out: string): string[] => [
   out,
 ];
 
+/** `siem serve` into a new folder of `dir`, with the token flags given. */
+const siemServe = (data: string, ...token: string[]): ReturnType<typeof edgeward> =>
+  edgeward([
+    'siem',
+    'serve',
+    '--data',
+    join(dir, data),
+    '--listen',
+    '127.0.0.1:0',
+    '--ca',
+    mesh.caUrl,
+    '--fingerprint',
+    mesh.fingerprint,
+    ...token,
+  ]);
+
+/** An agent configuration for node NAME with the given `enroll` section; returns the file. */
+function agentConfig(name: string, enroll: string): string {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      `identity: { dir: ${JSON.stringify(join(dir, name))}, id: spiffe://${mesh.trustDomain}/node/${name} }`,
+      `ca: { url: ${mesh.caUrl}, fingerprint: "${mesh.fingerprint}" }`,
+      `enroll: ${enroll}`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
 describe('join tokens in argv', () => {
   it('no command line of the mesh (ca token, siem serve, agents, enroll) carries a join token', async () => {
     // The watcher works: a token on a command line of ours is seen.
@@ -98,20 +129,7 @@ describe('join tokens in argv', () => {
   it('siem serve --token is refused before anything starts', () => {
     const token = mesh.token(serviceId(mesh.trustDomain, 'siem'));
     onPurpose.add(token);
-    const r = edgeward([
-      'siem',
-      'serve',
-      '--data',
-      join(dir, 'siem'),
-      '--listen',
-      '127.0.0.1:0',
-      '--ca',
-      mesh.caUrl,
-      '--fingerprint',
-      mesh.fingerprint,
-      '--token',
-      token,
-    ]);
+    const r = siemServe('siem', '--token', token);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('ERR_SECRET_ARGV');
     expect(r.stdout).not.toContain('listening');
@@ -129,32 +147,10 @@ describe('join tokens in argv', () => {
     expect(en.status).toBe(1);
     expect(en.stderr).toContain('ERR_SECRET_FILE_MODE');
     expect(en.stderr).toContain(fix);
-    const siem = edgeward([
-      'siem',
-      'serve',
-      '--data',
-      join(dir, 'siem2'),
-      '--listen',
-      '127.0.0.1:0',
-      '--ca',
-      mesh.caUrl,
-      '--fingerprint',
-      mesh.fingerprint,
-      '--token-file',
-      file,
-    ]);
+    const siem = siemServe('siem2', '--token-file', file);
     expect(siem.status).toBe(1);
     expect(siem.stderr).toContain('ERR_SECRET_FILE_MODE');
-    const config = join(dir, 'open-agent.yaml');
-    writeFileSync(
-      config,
-      [
-        `identity: { dir: ${JSON.stringify(join(dir, 'open-agent'))}, id: spiffe://${mesh.trustDomain}/node/open }`,
-        `ca: { url: ${mesh.caUrl}, fingerprint: "${mesh.fingerprint}" }`,
-        `enroll: { attest: token, tokenFile: ${JSON.stringify(file)} }`,
-        '',
-      ].join('\n'),
-    );
+    const config = agentConfig('open-agent', `{ attest: token, tokenFile: ${JSON.stringify(file)} }`);
     const agent = edgeward(['agent', '--config', config]);
     expect(agent.status).toBe(1);
     expect(agent.stderr).toContain('ERR_SECRET_FILE_MODE');
@@ -162,16 +158,7 @@ describe('join tokens in argv', () => {
   });
 
   it('an agent configuration holding a token inline is refused, naming the key and the fix', () => {
-    const config = join(dir, 'inline.yaml');
-    writeFileSync(
-      config,
-      [
-        `identity: { dir: ${JSON.stringify(join(dir, 'inline'))}, id: spiffe://${mesh.trustDomain}/node/inline }`,
-        `ca: { url: ${mesh.caUrl}, fingerprint: "${mesh.fingerprint}" }`,
-        `enroll: { attest: token, token: ewt_${'B'.repeat(43)} }`,
-        '',
-      ].join('\n'),
-    );
+    const config = agentConfig('inline', `{ attest: token, token: ewt_${'B'.repeat(43)} }`);
     const r = edgeward(['agent', '--config', config]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('ERR_AGENT_CONFIG_INVALID: enroll.token: a join token does not belong');

@@ -8,7 +8,7 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadedIdentity } from '../../common/identity-dir.js';
 import { edgeward } from '../helpers/cli.js';
-import { startMesh, type Mesh, type MeshAgent } from '../helpers/mesh.js';
+import { startMesh, waitUntil, type Mesh, type MeshAgent } from '../helpers/mesh.js';
 
 let mesh: Mesh;
 let agent: MeshAgent;
@@ -78,14 +78,6 @@ async function health(): Promise<{ status: number; json: Record<string, unknown>
   return { status: r.status, json: JSON.parse(r.text) as Record<string, unknown> };
 }
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('cold start cut off from SIEM and CA enforces nothing', () => {
   let revision = 0;
 
@@ -105,7 +97,7 @@ describe('cold start cut off from SIEM and CA enforces nothing', () => {
     });
     expect(rv.status, rv.body.toString()).toBe(200);
     revision = (await mesh.decisions()).revision;
-    await until('the agent holds the decisions and the CRL', async () => {
+    await waitUntil('the agent holds the decisions and the CRL', async () => {
       const h = (await health()).json;
       const crl = (await agent.admin('/metrics')).text;
       return h['decisionRevision'] === revision && /^edgeward_agent_crl_revoked [1-9]/m.test(crl);

@@ -4,7 +4,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startMesh } from '../helpers/mesh.js';
+import { startMesh, waitUntil } from '../helpers/mesh.js';
 
 /** Certificates and trust bundles are public; everything else a part writes is private. */
 const PUBLIC = /(^|\/)(cert|bundle|root|intermediate)\.pem$/;
@@ -23,14 +23,6 @@ function modes(root: string): Record<string, string> {
   return out;
 }
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('stores, keys and data folders are private whatever the umask', () => {
   for (const umask of [0o000, 0o022]) {
     it(`under umask ${umask.toString(8).padStart(3, '0')}`, async () => {
@@ -44,7 +36,7 @@ describe('stores, keys and data folders are private whatever the umask', () => {
         const agent = mesh.agents[0];
         if (agent === undefined) throw new Error('no agent');
         // The agent has stored a decision snapshot and a CRL, the CA the SIEM's decisions.
-        await until('the agent state', async () => {
+        await waitUntil('the agent state', async () => {
           const files = readdirSync(join(agent.dir, 'agent-state'));
           return (
             files.includes('decisions.json') &&
