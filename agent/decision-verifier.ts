@@ -105,7 +105,7 @@ export function siemKeyVerifier(o: {
     if (held.size > MAX_HELD_KEYS) held.delete(held.keys().next().value as string);
     return h;
   };
-  /** Checks a chain against the bundle and the clock now; undefined when it no longer verifies. */
+  /** Checks a held chain against the bundle and the clock now (cached until its leaf expires). */
   const liveCheck = (h: HeldKey, now: number): boolean => {
     if (h.liveUntil > now) return true;
     try {
@@ -183,9 +183,13 @@ export function siemKeyVerifier(o: {
 function leafKey(chainPem: string): KeyObject {
   const [der] = fromPemAll(chainPem, 'CERTIFICATE');
   if (der === undefined) throw new EdgewardError('ERR_AGENT_DECISION_INVALID', 'stored SIEM chain is empty');
+  let key: KeyObject;
   try {
-    return new X509Certificate(der).publicKey;
+    key = new X509Certificate(der).publicKey;
   } catch (cause) {
     throw new EdgewardError('ERR_AGENT_DECISION_INVALID', 'stored SIEM chain does not parse', { cause });
   }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw new EdgewardError('ERR_AGENT_DECISION_INVALID', 'stored SIEM key is not P-256');
+  return key;
 }

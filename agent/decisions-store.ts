@@ -119,7 +119,9 @@ export class DecisionStore {
         set = applyDelta(set, this.checkDelta(await verifier.verifyDelta(token, set.revision), set));
       this.snapshot = form.snapshot;
       this.deltas = [...form.deltas];
-      this.keys = new Map();
+      // The stored chains carry over as they are (the verifier holds only its recent keys); a v1
+      // store gets those its live verifier fetched.
+      this.keys = new Map(form.v === 2 ? Object.entries(form.keys ?? {}) : []);
       for (const t of [form.snapshot, ...form.deltas]) this.remember(verifier, t);
       this.set = set;
       return set;
@@ -256,7 +258,8 @@ export class DecisionStore {
   }
 }
 
-const MAX_KEYS = 64;
+/** Key ids in one store: one per SIEM renewal (~16 h) since the last snapshot, which resets them. */
+const MAX_KEYS = 256;
 
 function isChainMap(v: unknown): v is Record<string, string> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
