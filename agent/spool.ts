@@ -2,7 +2,8 @@
 // that append() returned for is on disk and survives kill -9; bounded in events and bytes.
 import Database from 'better-sqlite3';
 import { EdgewardError } from '../common/errors.js';
-import { privateDatabase } from '../common/private-files.js';
+import { dirname } from 'node:path';
+import { privateDatabase, privateDir } from '../common/private-files.js';
 
 export interface SpoolRow {
   readonly seq: number;
@@ -30,6 +31,7 @@ export class Spool {
     private readonly limits: SpoolLimits,
   ) {
     try {
+      privateDir(dirname(file));
       this.db = new Database(privateDatabase(file));
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');

@@ -85,13 +85,13 @@ export async function replacePrivateFile(file: string, data: string | Uint8Array
 }
 
 /**
- * Call before SQLite opens `file` for writing: its folder becomes 0700, the database file is
- * created empty (0600) when missing or made 0600, and existing -wal/-shm/-journal files too.
- * SQLite creates its side files with the database file's mode, so they are born 0600.
+ * Call before SQLite opens `file` for writing: its folder (which must exist) becomes 0700, the
+ * database file is created empty (0600) when missing or made 0600, and existing -wal/-shm/-journal
+ * files too. SQLite creates its side files with the database file's mode, so they are born 0600.
  */
 export function privateDatabase(file: string): string {
-  privateDir(dirname(file));
   try {
+    chmodSync(dirname(file), PRIVATE_DIR_MODE);
     if (!existsSync(file)) closeSync(openSync(file, 'a', PRIVATE_FILE_MODE));
     chmodSync(file, PRIVATE_FILE_MODE);
     for (const side of SQLITE_SIDE_FILES)

@@ -3,7 +3,7 @@
 // never from the command line (it would show in the process list and shell history).
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { privateDatabase } from '../../common/private-files.js';
+import { privateDatabase, privateDir } from '../../common/private-files.js';
 import { parse, required, UsageError } from '../../cli/args.js';
 import { UserStore } from './users.js';
 
@@ -13,6 +13,7 @@ const USAGE =
 export const DASHBOARD_DB = 'dashboard.db';
 
 export function openDashboardDb(dataDir: string): Database.Database {
+  privateDir(dataDir);
   const db = new Database(privateDatabase(join(dataDir, DASHBOARD_DB)));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');

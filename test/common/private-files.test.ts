@@ -59,6 +59,10 @@ describe('private folders and files', () => {
     privateDatabase(f);
     for (const p of [f, `${f}-wal`, `${f}-shm`]) expect(mode(p), p).toBe(0o600);
     db.close();
+    // It makes no folder: a store in a folder that is not there stays an error of its opener.
+    expect(() => privateDatabase(join(dir, 'nowhere', 'x.db'))).toThrow(
+      expect.objectContaining({ code: 'ERR_PRIVATE_PATH' }),
+    );
   });
 
   for (const umask of [0o000, 0o022]) {
@@ -70,9 +74,10 @@ describe('private folders and files', () => {
         import { statSync } from 'node:fs';
         import { dirname } from 'node:path';
         import Database from 'better-sqlite3';
-        import { privateDatabase } from ${JSON.stringify(HELPER)};
+        import { privateDatabase, privateDir } from ${JSON.stringify(HELPER)};
         process.umask(${umask});
         const file = ${JSON.stringify(store)};
+        privateDir(dirname(file));
         const db = new Database(privateDatabase(file));
         db.pragma('journal_mode = WAL');
         db.exec('CREATE TABLE t (x)');
