@@ -3,8 +3,14 @@ import * as http from 'node:http';
 import type { ListenAddress } from './config.js';
 import { listenOn } from './listener.js';
 
+/** `ok` and `degraded` answer 200, `unhealthy` 503 (docs/agent.md lists what each means). */
+export interface Health {
+  readonly status: 'ok' | 'degraded' | 'unhealthy';
+  readonly detail: Record<string, unknown>;
+}
+
 export interface AdminSources {
-  health(): { ok: boolean; detail: Record<string, unknown> };
+  health(): Health;
   metrics(): string;
 }
 
@@ -30,8 +36,8 @@ export class AdminServer {
       }
       if (path === '/healthz') {
         const h = this.src.health();
-        res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', ...h.detail }));
+        res.writeHead(h.status === 'unhealthy' ? 503 : 200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: h.status, ...h.detail }));
         return;
       }
       if (path === '/metrics') {

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import type { DecisionSet } from '../common/decisions.js';
+import { serviceId } from '../common/identity.js';
 import { createLogger, type Logger } from '../common/log.js';
-import { AdminServer } from './admin.js';
+import { AdminServer, type Health } from './admin.js';
 import type { AgentConfig } from './config.js';
 import { baseEvent, createAgentMetrics, type AgentContext, type AgentMetrics } from './context.js';
-import { CrlPoller, httpsCrlFetcher, type CrlFetcher } from './crl-poller.js';
+import { CrlPoller, httpsCrlFetcher, type CrlFetcher, type CrlStatus } from './crl-poller.js';
 import { DecisionStreamClient } from './decisions-client.js';
 import { DecisionStore, type DecisionVerifier } from './decisions-store.js';
 import { Enforcer } from './enforcement.js';
@@ -47,6 +48,24 @@ function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** Where the decision set in force came from, for /healthz. */
+export type DecisionSource = 'stored' | 'stream' | 'file';
+
+/**
+ * What /healthz says of the decisions. `verified`: a verified set is enforced; `none`: nothing
+ * stored or received yet; `refused`: the stored set did not verify (the agent fails closed until
+ * a verified snapshot arrives).
+ */
+export interface DecisionStatus {
+  readonly state: 'verified' | 'none' | 'refused';
+  readonly source: DecisionSource | null;
+  readonly revision: number;
+  readonly issuedAt: number | null;
+  readonly error: string | null;
+}
+
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
 export class Agent {
   readonly enforcer: Enforcer;
   readonly metrics: AgentMetrics;
@@ -65,6 +84,11 @@ export class Agent {
   private readonly clock: Clock;
   private sinkProxy: { target: EventSink };
   private started = false;
+  private decisionsState: {
+    state: DecisionStatus['state'];
+    source: DecisionSource | null;
+    error: string | null;
+  } = { state: 'none', source: null, error: null };
 
   private constructor(
     public config: AgentConfig,
@@ -170,6 +194,25 @@ export class Agent {
     r.collected('edgeward_agent_crl_revoked', 'Serials on the last verified CRL', () => [
       [{}, this.crl?.revokedCount ?? 0],
     ]);
+    r.collected(
+      'edgeward_agent_crl_next_update_seconds',
+      'Seconds until the nextUpdate of the CRL in force (negative: past it, still enforced)',
+      () => {
+        const next = this.crl?.status().nextUpdate ?? null;
+        return next === null ? [] : [[{}, Math.floor((next - this.clock.now()) / 1000)]];
+      },
+    );
+    r.collected('edgeward_agent_crl_stale', '1 while the CRL in force is past its nextUpdate', () => [
+      [{}, this.crl?.status().state === 'stale' ? 1 : 0],
+    ]);
+    r.collected(
+      'edgeward_agent_fail_closed',
+      '1 while every connection is refused because the stored decisions or CRL did not verify',
+      () => {
+        const closed = this.enforcer.failingClosed;
+        return (['decisions', 'crl'] as const).map((what) => [{ what }, closed.includes(what) ? 1 : 0]);
+      },
+    );
     this.metrics.decisionRevision(0);
   }
 
@@ -177,14 +220,12 @@ export class Agent {
     const c = this.config;
     await this.rotation.start();
     this.startSink(c);
-    try {
-      const set = await this.store.load();
-      if (set) this.enforce(set, 'store');
-    } catch (err) {
-      // Refusing to start would leave the node without its listeners; say loudly why instead.
-      this.log.error({ err }, 'stored decisions are unusable; waiting for a fresh snapshot');
-    }
+    // Both stored states are enforced before any listener opens, without the network: a start cut
+    // off from the SIEM and the CA still refuses what they last said to refuse.
+    await this.restoreDecisions();
     await this.loadDecisionsFile(c);
+    this.crl = this.createCrl(c);
+    await this.crl?.restore();
     for (const ic of c.inbound) {
       const l = new InboundListener(ic, this.ctx);
       await l.start();
@@ -196,9 +237,75 @@ export class Agent {
       this.outbound.set(oc.name, l);
     }
     await this.startAdmin(c);
-    this.startCrl(c);
+    this.crl?.start();
     this.startStream(c);
     this.started = true;
+  }
+
+  /** The stored set, re-verified with the chains stored beside it; one that does not verify fails closed. */
+  private async restoreDecisions(): Promise<void> {
+    let set: DecisionSet | null;
+    try {
+      set = await this.store.load();
+    } catch (err) {
+      // The listeners still open (the node keeps its identity and its health endpoint), but refuse
+      // every connection until a verified snapshot replaces what cannot be trusted.
+      const code = err instanceof EdgewardError ? err.code : 'ERR_AGENT_DECISION_STORE';
+      this.decisionsState = { state: 'refused', source: null, error: code };
+      this.log.error(
+        { err },
+        'stored decisions are refused: every connection is refused until a verified snapshot arrives',
+      );
+      this.enforcer.failClosed('decisions', `the stored decisions are refused (${code})`);
+      return;
+    }
+    if (set) {
+      this.enforce(set, 'store');
+      this.decisionsState = { state: 'verified', source: 'stored', error: null };
+    }
+  }
+
+  private health(): Health {
+    let certOk = false;
+    let expiresIn = 0;
+    try {
+      expiresIn = Math.floor((this.rotation.current.notAfter - this.clock.now()) / 1000);
+      certOk = expiresIn > 0;
+    } catch {
+      certOk = false;
+    }
+    const c = this.config;
+    const set = this.store.current;
+    const decisions: DecisionStatus = {
+      ...this.decisionsState,
+      revision: this.enforcer.decisionRevision,
+      issuedAt: set?.issuedAt ?? null,
+    };
+    const crl: CrlStatus | null = this.crl?.status() ?? null;
+    const failClosed = this.enforcer.failingClosed;
+    const wantsDecisions = c.decisions.stream || c.decisions.file !== null;
+    const status =
+      !this.started || !certOk || failClosed.length > 0
+        ? 'unhealthy'
+        : crl?.state === 'stale' || crl?.state === 'none' || (wantsDecisions && decisions.state === 'none')
+          ? 'degraded'
+          : 'ok';
+    return {
+      status,
+      detail: {
+        identity: c.identity.id,
+        certificateSecondsToExpiry: expiresIn,
+        decisionRevision: decisions.revision,
+        decisions: { ...decisions, issuedAt: iso(decisions.issuedAt) },
+        crl: crl
+          ? { ...crl, thisUpdate: iso(crl.thisUpdate), nextUpdate: iso(crl.nextUpdate) }
+          : { state: 'off' },
+        failClosed,
+        connections: this.enforcer.size,
+        siemReachable: this.reporter?.siemUp ?? null,
+        decisionStream: this.stream?.connected ?? null,
+      },
+    };
   }
 
   private startSink(c: AgentConfig): void {
@@ -232,44 +339,32 @@ export class Agent {
   private async startAdmin(c: AgentConfig): Promise<void> {
     if (!c.admin) return;
     this.admin = new AdminServer(c.admin.listen, {
-      health: () => {
-        let certOk = false;
-        let expiresIn = 0;
-        try {
-          expiresIn = Math.floor((this.rotation.current.notAfter - this.clock.now()) / 1000);
-          certOk = expiresIn > 0;
-        } catch {
-          certOk = false;
-        }
-        return {
-          ok: this.started && certOk,
-          detail: {
-            identity: c.identity.id,
-            certificateSecondsToExpiry: expiresIn,
-            decisionRevision: this.enforcer.decisionRevision,
-            connections: this.enforcer.size,
-            siemReachable: this.reporter?.siemUp ?? null,
-            decisionStream: this.stream?.connected ?? null,
-          },
-        };
-      },
+      health: () => this.health(),
       metrics: () => this.metrics.registry.render(),
     });
     await this.admin.start();
   }
 
-  private startCrl(c: AgentConfig): void {
-    if (this.deps.fetchCrl === null) return;
-    const fetch = this.deps.fetchCrl ?? httpsCrlFetcher(c.ca.url, () => this.rotation.current);
-    this.crl = new CrlPoller(
-      fetch,
-      this.enforcer,
-      () => this.rotation.current,
-      c.ca.crlInterval,
-      this.log,
-      (n) => this.log.warn({ killed: n }, 'connections cut: certificates revoked'),
+  private crlFetcher(c: AgentConfig): CrlFetcher {
+    return (
+      this.deps.fetchCrl ??
+      httpsCrlFetcher(c.ca.url, serviceId(c.identity.trustDomain, 'ca'), () => this.rotation.current)
     );
-    this.crl.start();
+  }
+
+  /** The CRL poller (not started); null when CRL polling is off (tests). */
+  private createCrl(c: AgentConfig): CrlPoller | null {
+    if (this.deps.fetchCrl === null) return null;
+    return new CrlPoller({
+      fetch: this.crlFetcher(c),
+      enforcer: this.enforcer,
+      identity: () => this.rotation.current,
+      interval: c.ca.crlInterval,
+      log: this.log,
+      clock: this.clock,
+      file: join(c.state.dir, 'crl.der'),
+      onKill: (n) => this.log.warn({ killed: n }, 'connections cut: certificates revoked'),
+    });
   }
 
   private startStream(c: AgentConfig): void {
@@ -280,7 +375,7 @@ export class Agent {
       context: () => this.rotation.current.context,
       log: this.log,
       revision: () => this.store.revision,
-      apply: (kind, token) => this.applyDecisionToken(kind, token),
+      apply: (kind, token) => this.applyDecisionToken(kind, token, 'stream'),
     });
     this.stream.start();
   }
@@ -289,7 +384,7 @@ export class Agent {
     if (!c.decisions.file) return;
     try {
       const token = (await readFile(c.decisions.file, 'utf8')).trim();
-      await this.applyDecisionToken('snapshot', token);
+      await this.applyDecisionToken('snapshot', token, 'file');
     } catch (err) {
       if (err instanceof EdgewardError && err.code === 'ERR_AGENT_DECISION_REVISION') return;
       this.log.error({ err, file: c.decisions.file }, 'offline decisions file refused');
@@ -297,12 +392,17 @@ export class Agent {
   }
 
   /** Verifies, persists and enforces one signed snapshot or delta; strictly one at a time. */
-  applyDecisionToken(kind: 'snapshot' | 'delta', token: string): Promise<number> {
+  applyDecisionToken(
+    kind: 'snapshot' | 'delta',
+    token: string,
+    source: Exclude<DecisionSource, 'stored'> = 'stream',
+  ): Promise<number> {
     const run = async (): Promise<number> => {
       const r =
         kind === 'snapshot' ? await this.store.applySnapshot(token) : await this.store.applyDelta(token);
       // Enforce first (this is the decision-to-kill path), then wait for the disk before acknowledging.
       if (r.changed) this.enforce(r.set, kind);
+      this.decisionsState = { state: 'verified', source, error: null };
       try {
         await r.persisted;
       } catch (err) {
@@ -406,10 +506,7 @@ export class Agent {
       this.admin = null;
       await this.startAdmin(next);
     }
-    if (!sameJson(next.ca, cur.ca)) {
-      this.crl?.stop();
-      this.startCrl(next);
-    }
+    if (!sameJson(next.ca, cur.ca)) this.crl?.reconfigure(this.crlFetcher(next), next.ca.crlInterval);
     if (!sameJson(next.siem, cur.siem) || !sameJson(next.decisions, cur.decisions)) {
       this.stream?.stop();
       this.stream = null;

@@ -1,5 +1,6 @@
 // `edgeward enroll` and `edgeward renew`: the device side of enrollment.
 import { optional, parse, required, UsageError } from '../cli/args.js';
+import { JOIN_TOKEN_ENV, joinTokenFrom, refuseTokenInArgv } from '../common/join-token.js';
 import { createTokenProver } from '../ca/methods/token.js';
 import { createTpmProver } from '../attestation/tpm/index.js';
 import { createPufProver } from '../attestation/puf/index.js';
@@ -8,14 +9,15 @@ import { enroll } from './enroll.js';
 import { renew } from './renew.js';
 import { loadIdentity } from '../common/identity-dir.js';
 
-const ENROLL_USAGE =
-  'edgeward enroll --ca URL --fingerprint HEX --id SPIFFE_ID --attest token|tpm|puf [--token T | --tcti TCTI | --puf sim:SEED [--puf-mode key|crp]] --out DIR';
+const ENROLL_USAGE = `edgeward enroll --ca URL --fingerprint HEX --id SPIFFE_ID --attest token|tpm|puf [--token-file FILE (or ${JOIN_TOKEN_ENV}) | --tcti TCTI | --puf sim:SEED [--puf-mode key|crp]] --out DIR`;
 const RENEW_USAGE =
   'edgeward renew --ca URL --dir DIR [--attest tpm --tcti TCTI | --attest puf --puf sim:SEED [--puf-mode key|crp]]';
 
 const ATTEST_OPTIONS = {
   attest: { type: 'string' },
+  // Parsed only to be refused with a pointer to the safe ways (refuseTokenInArgv).
   token: { type: 'string' },
+  'token-file': { type: 'string' },
   tcti: { type: 'string' },
   puf: { type: 'string' },
   'puf-mode': { type: 'string' },
@@ -28,10 +30,15 @@ export function proverFor(
   usage: string,
   print?: (line: string) => void,
 ): Prover {
+  if (a['token'] !== undefined) refuseTokenInArgv();
   const attest = required(a['attest'], 'attest', usage);
   switch (attest) {
-    case 'token':
-      return createTokenProver(required(a['token'], 'token', usage));
+    case 'token': {
+      const token = joinTokenFrom({ file: optional(a['token-file']) });
+      if (token === undefined)
+        throw new UsageError(`--attest token needs --token-file FILE or ${JOIN_TOKEN_ENV}\nusage: ${usage}`);
+      return createTokenProver(token);
+    }
     case 'puf':
       return createPufProver({
         puf: required(a['puf'], 'puf', usage),
@@ -74,6 +81,7 @@ export async function runEnrollCommand(argv: string[], out: (s: string) => void)
 
 export async function runRenewCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const a = parse(argv, { ca: { type: 'string' }, dir: { type: 'string' }, ...ATTEST_OPTIONS }, RENEW_USAGE);
+  if (a.token !== undefined) refuseTokenInArgv();
   const dir = required(a.dir, 'dir', RENEW_USAGE);
   // The PUF signs its identity: the one the folder holds, unless given.
   const id = optional(a.id) ?? (a.attest === 'puf' ? loadIdentity(dir).identity : undefined);

@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
+import { JOIN_TOKEN_ENV } from '../common/join-token.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
 import { compileAuthz, type AuthzPolicy } from '../policies/authz.js';
 import { tryParseIp } from './ip.js';
@@ -34,7 +35,10 @@ export interface AgentConfig {
   readonly file: string;
   readonly identity: { readonly dir: string; readonly id: string; readonly trustDomain: string };
   readonly ca: { readonly url: string; readonly fingerprint: string; readonly crlInterval: number };
-  /** Passed as is to the enrollment function (the lead's enroll.ts validates its own fields). */
+  /**
+   * Passed to the enrollment prover (agent/wiring.ts; the prover validates its own fields), with
+   * `tokenFile` resolved; an inline `token` is refused.
+   */
   readonly enroll: Readonly<Record<string, unknown>> | null;
   readonly siem: {
     readonly url: string;
@@ -233,6 +237,14 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
       ep.fail('expected a mapping');
     enroll = { ...(o['enroll'] as Obj) };
     str(enroll['attest'], ep.sub('attest'), 64);
+    // A token here would be readable by whoever reads the configuration (and its backups).
+    if (enroll['token'] !== undefined)
+      ep.sub('token').fail(
+        'a join token does not belong in the configuration: put it in a file of its own (chmod 600) ' +
+          `and give enroll.tokenFile, or set ${JOIN_TOKEN_ENV}`,
+      );
+    if (enroll['tokenFile'] !== undefined)
+      enroll['tokenFile'] = path(enroll['tokenFile'], ep.sub('tokenFile'), base);
   }
 
   let siem: AgentConfig['siem'] = null;

@@ -1,21 +1,37 @@
 // The last good, verified decision set on disk. Everything stored is the signed form (snapshot +
-// deltas), re-verified on load, so a tampered file is refused; revisions only move forward.
-import { open, readFile, rename, mkdir } from 'node:fs/promises';
+// deltas) with the SIEM certificate chains that verified it, re-verified on load without the
+// network, so a tampered file is refused and a restart cut off from the SIEM still enforces;
+// revisions only move forward.
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { EdgewardError } from '../common/errors.js';
 import type { Decision, DecisionDelta, DecisionSet } from '../common/decisions.js';
+import { privateDir, replacePrivateFile } from '../common/private-files.js';
 
 /** Verifies the SIEM's signed decision tokens (common/decision-jws.ts provides the real one). */
 export interface DecisionVerifier {
   /** `lastApplied`: the revision applied so far (null: none), for the verifier's own staleness checks. */
   verifySet(token: string, lastApplied: number | null): Promise<DecisionSet>;
   verifyDelta(token: string, lastApplied: number): Promise<DecisionDelta>;
+  /**
+   * A verifier whose key rotates (the SIEM's certificate): the key id and chain (PEM) that
+   * verified `token`, to persist beside it. Absent for a configured key, which needs no persisting.
+   */
+  keyOf?(token: string): { readonly kid: string; readonly chainPem: string } | undefined;
+  /** Verifies persisted tokens with the persisted chains (by key id), without the network. */
+  offline?(chains: Readonly<Record<string, string>>): DecisionVerifier;
 }
 
+/**
+ * decisions.json. v2 (written now): `keys` maps each key id used by `snapshot` and `deltas` to the
+ * SIEM's certificate chain (PEM, leaf first). v1 (older agents) had no keys: it is verified with
+ * the live verifier, which may have to fetch the SIEM's chain.
+ */
 interface StoredForm {
-  readonly v: 1;
+  readonly v: 1 | 2;
   readonly snapshot: string;
   readonly deltas: readonly string[];
+  readonly keys?: Readonly<Record<string, string>>;
 }
 
 const MAX_STORE_BYTES = 64 * 1024 * 1024;
@@ -48,6 +64,8 @@ export type ApplyResult = {
 export class DecisionStore {
   private snapshot: string | null = null;
   private deltas: string[] = [];
+  /** Key id to chain (PEM) for the tokens held, when the verifier's key rotates. */
+  private keys = new Map<string, string>();
   private set: DecisionSet | null = null;
   private writes: Promise<void> = Promise.resolve();
 
@@ -85,19 +103,26 @@ export class DecisionStore {
     if (
       form === null ||
       typeof form !== 'object' ||
-      form.v !== 1 ||
+      (form.v !== 1 && form.v !== 2) ||
       typeof form.snapshot !== 'string' ||
       !Array.isArray(form.deltas) ||
-      !form.deltas.every((d) => typeof d === 'string')
+      !form.deltas.every((d) => typeof d === 'string') ||
+      (form.v === 2 && !isChainMap(form.keys))
     ) {
       throw new EdgewardError('ERR_AGENT_DECISION_STORE', 'decision store has the wrong shape');
     }
+    const verifier =
+      form.v === 2 && this.verifier.offline ? this.verifier.offline(form.keys ?? {}) : this.verifier;
     try {
-      let set = this.checkSet(await this.verifier.verifySet(form.snapshot, null));
+      let set = this.checkSet(await verifier.verifySet(form.snapshot, null));
       for (const token of form.deltas)
-        set = applyDelta(set, this.checkDelta(await this.verifier.verifyDelta(token, set.revision), set));
+        set = applyDelta(set, this.checkDelta(await verifier.verifyDelta(token, set.revision), set));
       this.snapshot = form.snapshot;
       this.deltas = [...form.deltas];
+      // The stored chains carry over as they are (the verifier holds only its recent keys); a v1
+      // store gets those its live verifier fetched.
+      this.keys = new Map(form.v === 2 ? Object.entries(form.keys ?? {}) : []);
+      for (const t of [form.snapshot, ...form.deltas]) this.remember(verifier, t);
       this.set = set;
       return set;
     } catch (cause) {
@@ -120,6 +145,8 @@ export class DecisionStore {
       return { changed: false, set: this.set, persisted: this.writes };
     this.snapshot = token;
     this.deltas = [];
+    this.keys = new Map();
+    this.remember(this.verifier, token);
     this.set = set;
     return { changed: true, set, persisted: this.queueWrite() };
   }
@@ -132,6 +159,7 @@ export class DecisionStore {
       throw new EdgewardError('ERR_AGENT_DECISION_REVISION', 'too many deltas; a fresh snapshot is needed');
     const next = applyDelta(this.set, delta);
     this.deltas.push(token);
+    this.remember(this.verifier, token);
     this.set = next;
     return { changed: true, set: next, persisted: this.queueWrite() };
   }
@@ -156,6 +184,12 @@ export class DecisionStore {
       }
       throw new EdgewardError('ERR_AGENT_DECISION_INVALID', `decision ${kind} does not verify`, { cause });
     }
+  }
+
+  /** Keeps the chain that verified `token`, for the next write. */
+  private remember(verifier: DecisionVerifier, token: string): void {
+    const k = verifier.keyOf?.(token);
+    if (k) this.keys.set(k.kid, k.chainPem);
   }
 
   /** The very snapshot already applied (a reconnect or the offline file read again). */
@@ -203,7 +237,12 @@ export class DecisionStore {
 
   /** Writes the current state after any earlier write; a failed write does not block later ones. */
   private queueWrite(): Promise<void> {
-    const form: StoredForm = { v: 1, snapshot: this.snapshot ?? '', deltas: [...this.deltas] };
+    const form: StoredForm = {
+      v: 2,
+      snapshot: this.snapshot ?? '',
+      deltas: [...this.deltas],
+      keys: Object.fromEntries(this.keys),
+    };
     const p = this.writes.then(
       () => this.persist(form),
       () => this.persist(form),
@@ -212,23 +251,21 @@ export class DecisionStore {
     return p;
   }
 
-  /** Write-to-temp, fsync, rename, fsync the folder: a crash leaves the old or the new file, whole. */
+  /** Write-to-temp, fsync, rename, fsync the folder (0700, the file 0600): a crash leaves the old or the new file, whole. */
   private async persist(form: StoredForm): Promise<void> {
-    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(form));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.file);
-    const dh = await open(dirname(this.file), 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    privateDir(dirname(this.file));
+    await replacePrivateFile(this.file, JSON.stringify(form));
   }
+}
+
+/** Key ids in one store: one per SIEM renewal (~16 h) since the last snapshot, which resets them. */
+const MAX_KEYS = 256;
+
+function isChainMap(v: unknown): v is Record<string, string> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const entries = Object.entries(v);
+  return (
+    entries.length <= MAX_KEYS &&
+    entries.every(([k, c]) => /^[0-9a-f]{64}$/.test(k) && typeof c === 'string' && c.length <= 64 * 1024)
+  );
 }

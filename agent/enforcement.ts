@@ -8,6 +8,8 @@ import type { Decision, DecisionSet } from '../common/decisions.js';
 import { cidrContains, parseCidr, tryParseIp, type Cidr } from './ip.js';
 
 export type Direction = 'inbound' | 'outbound';
+/** The two things an agent enforces from outside: the SIEM's decisions and the CA's CRL. */
+export type FailClosed = 'decisions' | 'crl';
 
 export interface PeerFacts {
   /** The peer's one URI SAN. */
@@ -91,6 +93,11 @@ export class Enforcer {
   private decisions: CompiledDecision[] = [];
   private revoked: ReadonlySet<string> = new Set();
   private revision = 0;
+  /**
+   * What the agent was told to enforce but could not verify (a tampered decision store or CRL):
+   * until a verified one replaces it, every connection is refused. Never fail open.
+   */
+  private readonly closed = new Map<FailClosed, string>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -113,6 +120,20 @@ export class Enforcer {
     return this.ipKey.keys();
   }
 
+  /** What is failing closed now (see failClosed), in a stable order. */
+  get failingClosed(): FailClosed[] {
+    return [...this.closed.keys()].sort();
+  }
+
+  /**
+   * Refuses every connection until a verified decision set (`decisions`) or CRL (`crl`) is applied,
+   * and cuts live ones. For a persisted state that exists but does not verify.
+   */
+  failClosed(what: FailClosed, reason: string): LiveConn[] {
+    this.closed.set(what, reason);
+    return this.killWhere(() => ({ code: 'ERR_AGENT_FAIL_CLOSED', reason }));
+  }
+
   /** Why this peer must be refused right now, or null. */
   check(peer: PeerFacts, direction: Direction): Refusal | null {
     const now = this.clock.now();
@@ -123,6 +144,7 @@ export class Enforcer {
       if (c.d.expiresAt <= now || !appliesTo(c.d, direction)) continue;
       if (matches(c, peer, ip?.text, ip ?? null)) return refusalOf(c.d);
     }
+    for (const reason of this.closed.values()) return { code: 'ERR_AGENT_FAIL_CLOSED', reason };
     return null;
   }
 
@@ -149,6 +171,7 @@ export class Enforcer {
   applyDecisions(set: DecisionSet): LiveConn[] {
     this.decisions = set.decisions.map(compile).filter((c): c is CompiledDecision => c !== null);
     this.revision = set.revision;
+    this.closed.delete('decisions');
     const now = this.clock.now();
     const killed: LiveConn[] = [];
     for (const c of this.decisions) {
@@ -167,6 +190,7 @@ export class Enforcer {
     const set = new Set<string>();
     for (const s of serials) set.add(canonicalSerial(s));
     this.revoked = set;
+    this.closed.delete('crl');
     const killed: LiveConn[] = [];
     for (const s of set) {
       for (const conn of [...(this.bySerial.get(s) ?? [])]) {

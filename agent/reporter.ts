@@ -7,7 +7,7 @@ import type { Logger } from '../common/log.js';
 import { EdgewardError } from '../common/errors.js';
 import { validateEvent, type EdgeEvent } from '../common/events.js';
 import type { Spool } from './spool.js';
-import { verifyPeerIdentity } from './tls-identity.js';
+import { verifyServiceIdentity } from './tls-identity.js';
 
 export interface EventSink {
   emit(event: EdgeEvent): void;
@@ -176,7 +176,7 @@ export function tlsOptions(context: SecureContext, expect: string | null): https
   const o: tls.ConnectionOptions = {
     secureContext: context,
     minVersion: 'TLSv1.3',
-    checkServerIdentity: (_host, cert) => (expect === null ? undefined : verifyPeerIdentity(cert, expect)),
+    checkServerIdentity: (_host, cert) => (expect === null ? undefined : verifyServiceIdentity(cert, expect)),
   };
   return o;
 }

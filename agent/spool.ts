@@ -1,9 +1,9 @@
 // The reporter's durable on-disk spool: SQLite in WAL mode with synchronous=FULL, so an event
 // that append() returned for is on disk and survives kill -9; bounded in events and bytes.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { EdgewardError } from '../common/errors.js';
+import { dirname } from 'node:path';
+import { privateDatabase, privateDir } from '../common/private-files.js';
 
 export interface SpoolRow {
   readonly seq: number;
@@ -31,8 +31,8 @@ export class Spool {
     private readonly limits: SpoolLimits,
   ) {
     try {
-      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-      this.db = new Database(file);
+      privateDir(dirname(file));
+      this.db = new Database(privateDatabase(file));
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec(

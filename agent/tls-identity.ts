@@ -4,6 +4,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
+import { uriSans } from '../common/x509.js';
 import { canonicalSerial } from './enforcement.js';
 
 // DER prefix of a P-256 SubjectPublicKeyInfo; Node hands out the raw point for EC keys.
@@ -122,4 +123,18 @@ export function verifyPeerIdentity(cert: PeerCertificate, expect: string): Error
     );
   }
   return undefined;
+}
+
+/**
+ * For checkServerIdentity on control-plane calls (CA, SIEM): exactly one URI SAN, equal to
+ * `expect`. Service certificates also name where they listen (DNS, IP), which proves nothing
+ * here and is allowed beside it.
+ */
+export function verifyServiceIdentity(cert: PeerCertificate, expect: string): Error | undefined {
+  const uris = uriSans(cert.subjectaltname);
+  if (uris.length === 1 && uris[0] === expect) return undefined;
+  return new EdgewardError(
+    'ERR_AGENT_PEER_MISMATCH',
+    `server is ${uris.length === 1 ? uris[0] : 'not a single-URI identity'}, expected ${expect}`,
+  );
 }

@@ -14,16 +14,22 @@ import { enroll } from './enroll.js';
 import { renew } from './renew.js';
 import type { IdentityRefresher } from './rotation.js';
 
-const USAGE = 'agent config: enroll: { attest: token|tpm|puf, token?, tcti?, puf? }';
+const USAGE =
+  'agent config: enroll: { attest: token, tokenFile: FILE } (or EDGEWARD_JOIN_TOKEN) | { attest: tpm, tcti: TCTI } | { attest: puf, puf: SPEC }';
 
-function attestOptions(
-  cfg: AgentConfig,
-): Partial<Record<'attest' | 'token' | 'tcti' | 'puf' | 'id', string>> {
+type AttestKey = 'attest' | 'token-file' | 'tcti' | 'puf' | 'id';
+
+function attestOptions(cfg: AgentConfig): Partial<Record<AttestKey, string>> {
   const e = cfg.enroll ?? {};
   // The PUF prover signs the identity too.
-  const out: Partial<Record<'attest' | 'token' | 'tcti' | 'puf' | 'id', string>> = { id: cfg.identity.id };
-  for (const k of ['attest', 'token', 'tcti', 'puf'] as const) {
-    const v = e[k];
+  const out: Partial<Record<AttestKey, string>> = { id: cfg.identity.id };
+  for (const [k, from] of [
+    ['attest', 'attest'],
+    ['token-file', 'tokenFile'],
+    ['tcti', 'tcti'],
+    ['puf', 'puf'],
+  ] as const) {
+    const v = e[from];
     if (typeof v === 'string') out[k] = v;
   }
   return out;

@@ -36,7 +36,7 @@ import { UserStore } from '../siem/dashboard/users.js';
 import { loadPlaybooks, ResponseEngine } from '../siem/playbooks/index.js';
 import { verifySiemChain } from '../siem/service/decision-key.js';
 import { openSqliteStore, type SiemStore } from '../siem/store/index.js';
-import { fmt, percentile, startSiemChild } from './lib.js';
+import { fmt, percentile, startSiemChild, tokenFileIn } from './lib.js';
 
 const TD = 'bench.example';
 const DAY = 86_400_000;
@@ -969,8 +969,8 @@ export async function runDashboardBench(o: Options) {
         running.url,
         '--fingerprint',
         fingerprint,
-        '--token',
-        token(serviceId(TD, 'siem')),
+        '--token-file',
+        tokenFileIn(work, token(serviceId(TD, 'siem'))),
         '--dashboard',
         '127.0.0.1:0',
       ],

@@ -13,6 +13,7 @@ import { provisionPuf } from '../attestation/puf/provision.js';
 import type { PufRecordJson } from '../attestation/puf/record.js';
 import { createSimPuf } from '../attestation/puf/simulator.js';
 import { parseIdentity, type Identity } from '../common/identity.js';
+import { createPrivateFile } from '../common/private-files.js';
 
 export interface LoadResult {
   readonly ops: number;
@@ -153,6 +154,13 @@ export function fmt(n: number, digits = 1): string {
 
 /** The built `edgeward` command beside dist/bench. */
 export const EDGEWARD = join(import.meta.dirname, '..', 'cli', 'edgeward.js');
+
+/** A join token in a new 0600 file under `dir`, for `--token-file` (never on a command line). */
+export function tokenFileIn(dir: string, token: string): string {
+  const file = join(dir, `join-${process.pid}-${Date.now()}.token`);
+  createPrivateFile(file, `${token}\n`);
+  return file;
+}
 
 /** `edgeward ca init` into `data`; returns the root fingerprint. */
 export function initCaData(data: string, trustDomain: string): string {

@@ -30,7 +30,7 @@ import { serviceId } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
 import { runSiemCommand, defaultPolicyDir } from '../siem/cli.js';
 import { verifySiemChain, type SiemDecisionKey } from '../siem/service/decision-key.js';
-import { fmt, nodeArgsFromEnv, percentile, startSiemChild } from './lib.js';
+import { fmt, nodeArgsFromEnv, percentile, startSiemChild, tokenFileIn } from './lib.js';
 import { syntheticEvents } from './siem-correlate.js';
 
 const TD = 'bench.example';
@@ -717,8 +717,8 @@ export async function runDistributionBench(o: {
       ca.url,
       '--fingerprint',
       init.fingerprint,
-      '--token',
-      token(serviceId(TD, 'siem')),
+      '--token-file',
+      tokenFileIn(work, token(serviceId(TD, 'siem'))),
       '--playbooks',
       pb,
     ]);

@@ -8,10 +8,11 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { children, parseDer } from '../common/der.js';
 import { EdgewardError } from '../common/errors.js';
+import { privateDir } from '../common/private-files.js';
 import { isTrustDomain, serviceId } from '../common/identity.js';
 import { fromPemAll, toPem } from '../common/pem.js';
 import {
@@ -198,7 +199,7 @@ export function createAuthority(
     if (existsSync(join(dir, f)))
       throw new EdgewardError('ERR_CA_EXISTS', `${join(dir, f)} exists; refusing to overwrite a CA`);
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   const root = newKey();
   const int = newKey();
   const rootName = encodeName([

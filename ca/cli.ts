@@ -7,6 +7,7 @@ import { parseDuration, systemClock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
 import { createLogger } from '../common/log.js';
+import { createPrivateFile } from '../common/private-files.js';
 import { verifyAuditChain } from './audit.js';
 import { FILES, loadAuthority } from './authority.js';
 import { initCa } from './init.js';
@@ -29,7 +30,7 @@ const USAGE = {
   init: 'edgeward ca init --data DIR --trust-domain TD [--dns NAME[,NAME...]] [--ip ADDR|CIDR[,...]]',
   serve:
     'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--rate-enroll N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N] [--siem URL]',
-  token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m]',
+  token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m] [--out FILE]',
   revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
   release: 'edgeward ca release --data DIR --id SPIFFE_ID [--hold]',
   audit: 'edgeward ca audit verify --data DIR',
@@ -40,6 +41,18 @@ function openExisting(dir: string): CaStore {
   if (!existsSync(join(dir, FILES.db)))
     throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${dir}: run edgeward ca init`);
   return openCaStore(join(dir, FILES.db));
+}
+
+/** `ca token --out FILE`: a new file (never overwritten), 0600, holding the token and a newline. */
+function createTokenFile(file: string, token: string): void {
+  try {
+    createPrivateFile(file, `${token}\n`);
+  } catch (cause) {
+    const why = (cause as NodeJS.ErrnoException).code ?? 'error';
+    throw new EdgewardError('ERR_SECRET_FILE', `cannot create ${file} (${why}); it must not exist yet`, {
+      cause,
+    });
+  }
 }
 
 function trustDomainOf(store: CaStore): string {
@@ -224,7 +237,12 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
     case 'token': {
       const a = parse(
         rest,
-        { data: { type: 'string' }, id: { type: 'string' }, ttl: { type: 'string' } },
+        {
+          data: { type: 'string' },
+          id: { type: 'string' },
+          ttl: { type: 'string' },
+          out: { type: 'string' },
+        },
         USAGE.token,
       );
       const store = openExisting(required(a.data, 'data', USAGE.token));
@@ -235,8 +253,11 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         if (ttl < 60_000 || ttl > 7 * 86_400_000) throw new UsageError('--ttl must be between 1m and 7d');
         const now = systemClock.now();
         const { token, hash } = newJoinToken();
+        const file = optional(a.out);
+        // The file first: when it cannot be made (it exists already), no token is stored.
+        if (file !== undefined) createTokenFile(file, token);
         store.createToken({ hash, identity: id.uri, createdAt: now, expiresAt: now + ttl }, now);
-        out(token);
+        out(file === undefined ? token : `wrote a join token for ${id.uri} to ${file} (mode 0600)`);
         return 0;
       } finally {
         store.close();

@@ -1,9 +1,10 @@
 // `edgeward ca init`: a new CA in an empty data folder — root, name-constrained intermediate,
 // the SQLite store and an admin client identity (spiffe://TD/svc/admin) for the remote API.
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.js';
+import { PRIVATE_FILE_MODE, privateDir, writeFileDurably } from '../common/private-files.js';
 import { FILES, MAX_LEAF_TTL_MS, adminId, createAuthority } from './authority.js';
 import { openCaStore } from './store-sqlite.js';
 import { spkiSha256Hex } from '../common/x509.js';
@@ -55,10 +56,12 @@ export function initCa(o: InitOptions): InitOutcome {
       tx.audit({ kind: 'admin.issue', data: { identity, serial: cert.serial } }, now);
     });
     const adminDir = join(o.dataDir, FILES.adminDir);
-    mkdirSync(adminDir, { mode: 0o700 });
-    writeFileSync(join(adminDir, 'key.pem'), key.privateKey.export({ type: 'pkcs8', format: 'pem' }), {
-      mode: 0o600,
-    });
+    privateDir(adminDir);
+    writeFileDurably(
+      join(adminDir, 'key.pem'),
+      key.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      PRIVATE_FILE_MODE,
+    );
     writeFileSync(join(adminDir, 'cert.pem'), authority.chainPem(cert.der), { mode: 0o644 });
     writeFileSync(join(adminDir, 'bundle.pem'), authority.bundlePem, { mode: 0o644 });
     return { fingerprint, adminDir };

@@ -8,8 +8,9 @@ import {
   scryptSync,
   type KeyObject,
 } from 'node:crypto';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { EdgewardError } from '../common/errors.js';
+import { createPrivateFile } from '../common/private-files.js';
 
 const SCRYPT = { N: 1 << 16, r: 8, p: 1, maxmem: 256 * 1024 * 1024 };
 
@@ -33,7 +34,7 @@ export function passphraseFromEnv(): string | undefined {
 export function writePrivateKey(file: string, key: KeyObject, passphrase: string | undefined): void {
   const der = key.export({ type: 'pkcs8', format: 'der' });
   if (passphrase === undefined) {
-    writeFileSync(file, key.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    createPrivateFile(file, key.export({ type: 'pkcs8', format: 'pem' }));
     return;
   }
   const salt = randomBytes(16);
@@ -52,7 +53,7 @@ export function writePrivateKey(file: string, key: KeyObject, passphrase: string
     tag: c.getAuthTag().toString('base64'),
     ct: ct.toString('base64'),
   };
-  writeFileSync(file, JSON.stringify(env) + '\n', { mode: 0o600, flag: 'wx' });
+  createPrivateFile(file, JSON.stringify(env) + '\n');
 }
 
 export function readPrivateKey(file: string, passphrase: string | undefined): KeyObject {

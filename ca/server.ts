@@ -229,8 +229,9 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       log,
       now: () => clock.now(),
       onSet: (set) => service.applyDecisions(set),
+      file: join(o.dataDir, `siem-decisions${suffix}.json`),
     });
-    follower.start();
+    await follower.start();
   }
   const app = Fastify({
     loggerInstance: log,

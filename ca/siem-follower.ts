@@ -1,18 +1,18 @@
 // For the CA: follows the SIEM's decision stream as spiffe://TD/svc/ca and answers which live
 // decision covers a credential (identity, node, serial or key: renewals and enrollments are then
 // refused), handing each verified set to `onSet` (renewal holds). The last verified set stays in
-// force while the SIEM is unreachable.
+// force while the SIEM is unreachable, and across a restart: it is stored, and re-verified without
+// the network at the next start.
 import { createSecureContext } from 'node:tls';
-import { verifyDecisions } from '../common/decision-jws.js';
 import type { Decision, DecisionSet } from '../common/decisions.js';
 import { EdgewardError } from '../common/errors.js';
 import { serviceId } from '../common/identity.js';
 import { quarantineOf, type CredentialSubject } from './quarantine.js';
 import type { Logger } from '../common/log.js';
+import { siemKeyVerifier } from '../agent/decision-verifier.js';
 import { DecisionStreamClient } from '../agent/decisions-client.js';
-import { applyDelta } from '../agent/decisions-store.js';
+import { DecisionStore } from '../agent/decisions-store.js';
 import { httpsCall } from '../agent/https-client.js';
-import { verifySiemChain, type SiemDecisionKey } from '../common/siem-key.js';
 
 export interface CaDecisionFollowerOptions {
   readonly siemUrl: string;
@@ -27,6 +27,12 @@ export interface CaDecisionFollowerOptions {
   readonly now?: () => number;
   /** Called with every newly verified set, after it is in force. */
   readonly onSet?: (set: DecisionSet) => void;
+  /**
+   * Where the last verified set is kept with the SIEM chains that verified it (the agent's
+   * decision store format, docs/agent.md), so that a CA started while the SIEM is down still
+   * refuses what the SIEM last quarantined.
+   */
+  readonly file: string;
 }
 
 export interface CaDecisionFollower {
@@ -35,68 +41,59 @@ export interface CaDecisionFollower {
   isQuarantined(identity: string): boolean;
   readonly revision: number;
   readonly connected: boolean;
-  start(): void;
+  /** Loads the stored set (a refused one is logged and held as none), then follows the stream. */
+  start(): Promise<void>;
   stop(): void;
 }
 
 export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisionFollower {
   const now = o.now ?? Date.now;
   const expect = serviceId(o.trustDomain, 'siem');
-  let set: DecisionSet | null = null;
-  let key: SiemDecisionKey | null = null;
   const context = () => {
     const c = o.credentials();
     return createSecureContext({ key: c.keyPem, cert: c.certPem, ca: c.bundlePem, minVersion: 'TLSv1.3' });
   };
-
-  async function fetchKey(): Promise<SiemDecisionKey> {
-    const r = await httpsCall({
-      url: `${o.siemUrl}/v1/decisions/key`,
-      context: context(),
-      expect,
-      maxBytes: 64 * 1024,
-      code: 'ERR_SIEM_DECISION_KEY',
-    });
-    if (r.status !== 200)
-      throw new EdgewardError('ERR_SIEM_DECISION_KEY', `key request answered ${r.status}`);
-    key = verifySiemChain(r.body.toString('utf8'), o.credentials().bundlePem, o.trustDomain, now());
-    return key;
-  }
-
-  async function verify(token: string, refetched = false): Promise<number> {
-    const k = key ?? (await fetchKey());
-    let doc;
-    try {
-      doc = await verifyDecisions(token, {
-        publicKey: k.publicKey,
-        kid: k.kid,
-        trustDomain: o.trustDomain,
-        lastApplied: set?.revision ?? null,
-        now: now(),
+  // The agent's verifier and store: the SIEM's key followed as it rotates, persisted with its chain.
+  const verifier = siemKeyVerifier({
+    trustDomain: o.trustDomain,
+    clock: { now },
+    bundle: () => o.credentials().bundlePem,
+    fetchChain: async () => {
+      const r = await httpsCall({
+        url: `${o.siemUrl}/v1/decisions/key`,
+        context: context(),
+        expect,
+        maxBytes: 64 * 1024,
+        code: 'ERR_SIEM_DECISION_KEY',
       });
+      if (r.status !== 200)
+        throw new EdgewardError('ERR_SIEM_DECISION_KEY', `key request answered ${r.status}`);
+      return r.body.toString('utf8');
+    },
+  });
+  const store = new DecisionStore(o.file, verifier, o.trustDomain);
+
+  const handOver = (set: DecisionSet): void => {
+    try {
+      o.onSet?.(set);
     } catch (err) {
-      // The SIEM renewed its identity (new key, new kid): fetch its chain again, once.
-      if (
-        !refetched &&
-        err instanceof EdgewardError &&
-        (err.code === 'ERR_DECISION_KID' || err.code === 'ERR_DECISION_SIGNATURE')
-      ) {
-        key = null;
-        return verify(token, true);
-      }
-      throw err;
+      // The set is in force either way; a failed hold update is retried with the next set.
+      o.log.error({ err, revision: set.revision }, 'applying decisions to renewal holds failed');
     }
-    if (doc.kind === 'snapshot') set = doc.set;
-    else if (set !== null) set = applyDelta(set, doc.delta);
-    if (set !== null) {
-      try {
-        o.onSet?.(set);
-      } catch (err) {
-        // The set is in force either way; a failed hold update is retried with the next set.
-        o.log.error({ err, revision: set.revision }, 'applying decisions to renewal holds failed');
-      }
+  };
+
+  async function apply(kind: 'snapshot' | 'delta', token: string): Promise<number> {
+    const r = kind === 'snapshot' ? await store.applySnapshot(token) : await store.applyDelta(token);
+    try {
+      await r.persisted;
+    } catch (err) {
+      o.log.error(
+        { err },
+        'SIEM decisions followed but not stored; a restart cut off from the SIEM loses them',
+      );
     }
-    return set?.revision ?? 0;
+    handOver(r.set);
+    return r.set.revision;
   }
 
   const client = new DecisionStreamClient({
@@ -104,20 +101,28 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
     expect,
     context,
     log: o.log,
-    revision: () => set?.revision ?? 0,
-    apply: (_kind, token) => verify(token),
+    revision: () => store.revision,
+    apply,
   });
 
   return {
-    quarantineOf: (subject) => quarantineOf(set, subject, now()),
-    isQuarantined: (identity) => quarantineOf(set, { identity }, now()) !== undefined,
+    quarantineOf: (subject) => quarantineOf(store.current, subject, now()),
+    isQuarantined: (identity) => quarantineOf(store.current, { identity }, now()) !== undefined,
     get revision() {
-      return set?.revision ?? 0;
+      return store.revision;
     },
     get connected() {
       return client.connected;
     },
-    start: () => client.start(),
+    async start() {
+      try {
+        await store.load();
+        if (store.current !== null) handOver(store.current);
+      } catch (err) {
+        o.log.error({ err }, 'stored SIEM decisions are refused; waiting for the SIEM');
+      }
+      client.start();
+    },
     stop: () => client.stop(),
   };
 }

@@ -5,6 +5,7 @@ import type { AuditRecord } from './audit.js';
 import { GENESIS, auditHash } from './audit.js';
 import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx, TokenRecord } from './store.js';
 import { EdgewardError } from '../common/errors.js';
+import { privateDatabase } from '../common/private-files.js';
 import type { CrlReason } from '../common/x509.js';
 import type { DecisionScopeType } from '../common/decisions.js';
 import type { RenewalHold } from './quarantine.js';
@@ -121,6 +122,8 @@ export interface SqliteOptions {
 
 export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
   const now = opts.now ?? Date.now;
+  // Written stores (and their WAL) are the owner's only, whatever the umask.
+  if (!opts.readonly) privateDatabase(file);
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');

@@ -2,8 +2,9 @@
 // root, name-constrained to those names, signs one server certificate and its key is dropped,
 // so trusting the root in a browser vouches for nothing else. The mesh CA never signs it.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createPrivateFile, privateDir } from '../common/private-files.js';
 import {
   OID,
   encodeName,
@@ -75,7 +76,7 @@ export function makeLocalWebCertificate(dir: string, now: number, lifetimeMs: nu
     },
     root.privateKey,
   );
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   const rootPem = toPem('CERTIFICATE', rootDer);
   const files = {
     rootFile: join(dir, 'web-root.pem'),
@@ -84,6 +85,6 @@ export function makeLocalWebCertificate(dir: string, now: number, lifetimeMs: nu
   };
   writeFileSync(files.rootFile, rootPem);
   writeFileSync(files.certFile, toPem('CERTIFICATE', leafDer));
-  writeFileSync(files.keyFile, leaf.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  createPrivateFile(files.keyFile, leaf.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   return { ...files, rootPem };
 }

@@ -5,7 +5,7 @@
 // It prints the timeline (events, alerts, decisions, agents acknowledging, the live connection
 // cut) and keeps running until Ctrl-C.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
@@ -13,6 +13,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { systemClock } from '../common/clock.js';
 import { listenError } from '../common/ports.js';
+import { createPrivateFile, privateDir } from '../common/private-files.js';
 import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
 import { uriSans } from '../common/x509.js';
 import { FILES } from '../ca/authority.js';
@@ -233,7 +234,7 @@ function siemGet<T>(url: string, admin: LoadedIdentity): Promise<T> {
 function agentConfig(o: {
   dir: string;
   id: string;
-  token: string;
+  tokenFile: string;
   caUrl: string;
   fp: string;
   siemUrl: string;
@@ -245,7 +246,7 @@ function agentConfig(o: {
   return [
     `identity: { dir: ${JSON.stringify(o.dir)}, id: ${o.id} }`,
     `ca: { url: ${o.caUrl}, fingerprint: "${o.fp}", crlInterval: 5s }`,
-    `enroll: { attest: token, token: ${o.token} }`,
+    `enroll: { attest: token, tokenFile: ${JSON.stringify(o.tokenFile)} }`,
     `siem: { url: ${o.siemUrl}, flushInterval: 100ms }`,
     `admin: { listen: 127.0.0.1:${o.admin} }`,
     'inbound:',
@@ -296,7 +297,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     );
   }
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   writeFileSync(marker, 'made by edgeward demo; removed and remade at every run\n');
   const mesh = new Mesh(dir, out);
   const stopAll = (): Promise<void> => mesh.stop();
@@ -314,11 +315,13 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     });
     mesh.step(`CA for ${TD} created; root fingerprint ${init.fingerprint}`);
     const store = openCaStore(join(caDir, FILES.db));
-    const token = (id: string): string => {
+    // Join tokens go to 0600 files, never on a command line (any local user reads those).
+    const tokenFile = (id: string, file: string): string => {
       const t = newJoinToken();
       const now = Date.now();
+      createPrivateFile(file, `${t.token}\n`);
       store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 15 * 60_000 }, now);
-      return t.token;
+      return file;
     };
     // The dashboard's browser certificate is a local web certificate, not the mesh CA's.
     const dash = makeLocalWebCertificate(join(dir, 'dashboard'), Date.now(), 7 * 24 * 3600_000);
@@ -358,8 +361,8 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
         caUrl,
         '--fingerprint',
         init.fingerprint,
-        '--token',
-        token(`spiffe://${TD}/svc/siem`),
+        '--token-file',
+        tokenFile(`spiffe://${TD}/svc/siem`, join(dir, 'siem.token')),
         '--dashboard',
         `127.0.0.1:${ports.dashboard}`,
         '--dashboard-cert',
@@ -394,7 +397,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
         agentConfig({
           dir: join(dir, name),
           id: nodes[i] as string,
-          token: token(nodes[i] as string),
+          tokenFile: tokenFile(nodes[i] as string, join(dir, `${name}.token`)),
           caUrl,
           fp: init.fingerprint,
           siemUrl,

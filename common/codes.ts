@@ -18,6 +18,16 @@ export const CODES = {
   ERR_CONFIG_INVALID: { status: 400, message: 'invalid configuration' },
   ERR_DER_MALFORMED: { status: 400, message: 'malformed DER structure' },
   ERR_PEM_MALFORMED: { status: 400, message: 'malformed PEM' },
+  ERR_SECRET_ARGV: {
+    status: 400,
+    message: 'secrets are not taken on the command line: give a file (mode 0600) or an environment variable',
+  },
+  ERR_SECRET_FILE: { status: 400, message: 'secret file cannot be read or holds no secret' },
+  ERR_SECRET_FILE_MODE: {
+    status: 400,
+    message: 'secret file is readable by group or others, or owned by another user: chmod 600 it',
+  },
+  ERR_PRIVATE_PATH: { status: 500, message: 'cannot make a data file or folder private to its owner' },
 
   // ---- ca ----
   ERR_CA_EXISTS: { status: 409, message: 'a CA already exists in this data folder' },
@@ -187,6 +197,12 @@ export const CODES = {
   ERR_AGENT_CRL_MALFORMED: { status: 400, message: 'CRL could not be parsed' },
   ERR_AGENT_CRL_SIGNATURE: { status: 400, message: 'CRL signature does not verify with the intermediate' },
   ERR_AGENT_CRL_STALE: { status: 400, message: 'CRL is older than the one already applied' },
+  ERR_AGENT_CRL_FETCH: { status: 503, message: 'the CA could not be reached or refused the CRL request' },
+  ERR_AGENT_CRL_STORE: { status: 500, message: 'stored CRL is unreadable or does not verify' },
+  ERR_AGENT_FAIL_CLOSED: {
+    status: 503,
+    message: 'stored decisions or CRL were refused: every connection is refused until fresh ones verify',
+  },
   ERR_AGENT_DECISION_REVISION: {
     status: 409,
     message: 'decision revision is not newer than the applied one',

@@ -2,18 +2,10 @@
 // bundle.pem (trust bundle). Replaced atomically: new files are written beside the old ones,
 // fsync'd and renamed, and a half-finished swap is completed at the next load.
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { EdgewardError } from './errors.js';
+import { PRIVATE_FILE_MODE, privateDir, writeFileDurably } from './private-files.js';
 import { uriSans } from './x509.js';
 
 export interface IdentityFiles {
@@ -31,16 +23,6 @@ export interface LoadedIdentity extends IdentityFiles {
   readonly notAfter: number;
 }
 
-function writeDurably(file: string, data: string, mode: number): void {
-  const fd = openSync(file, 'w', mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
@@ -51,10 +33,10 @@ function fsyncDir(dir: string): void {
 }
 
 export function writeIdentity(dir: string, files: IdentityFiles): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeDurably(join(dir, 'bundle.pem.new'), files.bundlePem, 0o644);
-  writeDurably(join(dir, 'key.pem.new'), files.keyPem, 0o600);
-  writeDurably(join(dir, 'cert.pem.new'), files.certPem, 0o644);
+  privateDir(dir);
+  writeFileDurably(join(dir, 'bundle.pem.new'), files.bundlePem, 0o644);
+  writeFileDurably(join(dir, 'key.pem.new'), files.keyPem, PRIVATE_FILE_MODE);
+  writeFileDurably(join(dir, 'cert.pem.new'), files.certPem, 0o644);
   completeSwap(dir);
 }
 

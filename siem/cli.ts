@@ -1,10 +1,12 @@
 // `edgeward siem serve`: enrolls the SIEM's identity on first start (join token), then runs the
 // HTTPS service with the rule and playbook folders (the default pack unless told otherwise).
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
 import { EdgewardError } from '../common/errors.js';
+import { joinTokenFrom, refuseTokenInArgv } from '../common/join-token.js';
+import { privateDir } from '../common/private-files.js';
 import { createLogger } from '../common/log.js';
 import { loadRules } from '../policies/rules/index.js';
 import { loadPlaybooks } from './playbooks/index.js';
@@ -18,7 +20,7 @@ import { loadDashboardCertificate, type DashboardCertificate } from './dashboard
 import { UserStore } from './dashboard/users.js';
 
 const USAGE =
-  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token T] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
+  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token-file FILE (or EDGEWARD_JOIN_TOKEN)] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
 
 /** policies/default/<what>, found from the source tree or from dist/ (both under the repo root). */
 export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
@@ -41,7 +43,9 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
       listen: { type: 'string' },
       ca: { type: 'string' },
       fingerprint: { type: 'string' },
+      // Parsed only to be refused with a pointer to the safe ways (refuseTokenInArgv).
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       'trust-domain': { type: 'string' },
       rules: { type: 'string' },
       playbooks: { type: 'string' },
@@ -54,6 +58,9 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     },
     USAGE,
   );
+  if (a.token !== undefined) refuseTokenInArgv();
+  // Read (and its mode checked) now, so a bad token file stops the start before anything runs.
+  const token = joinTokenFrom({ file: optional(a['token-file']) });
   const dataDir = required(a.data, 'data', USAGE);
   const { host, port } = hostPort(required(a.listen, 'listen', USAGE), 'listen');
   const caUrl = required(a.ca, 'ca', USAGE);
@@ -78,13 +85,13 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     optional(a['dashboard-key']),
   );
   const log = createLogger('siem');
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDir(dataDir);
   const identityDir = join(dataDir, 'identity');
   const identity = await ensureSiemIdentity({
     dir: identityDir,
     caUrl,
     fingerprint,
-    token: optional(a.token),
+    token,
     trustDomain: optional(a['trust-domain']),
     listenHost: host,
     print: (line) => log.info(line),

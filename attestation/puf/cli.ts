@@ -1,7 +1,7 @@
 // `edgeward puf provision` and `edgeward puf eval`; the dispatcher in cli/ calls runPufCommand.
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EdgewardError } from '../../common/errors.js';
+import { createPrivateFile } from '../../common/private-files.js';
 import { runPufEval } from './eval.js';
 import { provisionPuf } from './provision.js';
 import { createSimPuf, parsePufSpec } from './simulator.js';
@@ -57,7 +57,7 @@ function provision(args: string[], io: PufCliIo): number {
   const puf = createSimPuf(spec);
   const { record, json } = provisionPuf({ id: values.id, puf, crps: int(values.crps, 'crps', 0, 1024, 32) });
   // The record holds CRP reference responses, which are secrets: owner-only, never overwritten.
-  writeFileSync(values.out, `${JSON.stringify(json, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+  createPrivateFile(values.out, `${JSON.stringify(json, null, 2)}\n`);
   io.out(`provisioned ${record.id}`);
   io.out(`  PUF key   ${json.publicKey}`);
   io.out(`  profile   ${record.profile.name}; ${record.crps.length} challenge-response pairs`);

@@ -1,9 +1,9 @@
 // `edgeward siem user add --data DIR --name N --role viewer|analyst|admin`: a dashboard user.
 // The password comes from EDGEWARD_PASSWORD or, when unset, the first line of standard input,
 // never from the command line (it would show in the process list and shell history).
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { privateDatabase, privateDir } from '../../common/private-files.js';
 import { parse, required, UsageError } from '../../cli/args.js';
 import { UserStore } from './users.js';
 
@@ -13,8 +13,8 @@ const USAGE =
 export const DASHBOARD_DB = 'dashboard.db';
 
 export function openDashboardDb(dataDir: string): Database.Database {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, DASHBOARD_DB));
+  privateDir(dataDir);
+  const db = new Database(privateDatabase(join(dataDir, DASHBOARD_DB)));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   return db;

@@ -82,7 +82,7 @@ export async function ensureSiemIdentity(o: SiemIdentityOptions): Promise<Loaded
     if (o.token === undefined)
       throw new EdgewardError(
         'ERR_SIEM_IDENTITY',
-        `no identity in ${o.dir}: give --token for the first start`,
+        `no identity in ${o.dir}: give --token-file FILE or EDGEWARD_JOIN_TOKEN for the first start`,
       );
     const health =
       o.trustDomain === undefined || o.listenHost !== undefined

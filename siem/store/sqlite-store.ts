@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import type { Decision } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
+import { privateDatabase } from '../../common/private-files.js';
 import type { EdgeEvent } from '../../common/events.js';
 import type { Alert } from '../correlate/index.js';
 import type { PendingDecision, ResponseState } from '../playbooks/index.js';
@@ -149,7 +150,8 @@ function openFile(
   newest: number,
   what: string,
 ): { db: Database.Database; version: number } {
-  const db = new Database(file);
+  // The owner's only (the file, its WAL and shared memory), whatever the umask.
+  const db = new Database(privateDatabase(file));
   try {
     configureConnection(db, opts);
     const version = db.pragma('user_version', { simple: true }) as number;

@@ -81,6 +81,22 @@ describe('agent config', () => {
     bad(`${GOOD}\nlimits: { maxConnections: 0 }`, 'ERR_AGENT_CONFIG_INVALID', 'limits.maxConnections');
   });
 
+  it('takes a join token from a file (path resolved), never inline (it would be readable with the config)', () => {
+    const withFile = GOOD.replace(
+      'enroll: { attest: tpm, tcti: "swtpm:host=127.0.0.1,port=2321" }',
+      'enroll: { attest: token, tokenFile: ./n1.token }',
+    );
+    expect(parseAgentConfig(withFile, '/etc/edgeward/agent.yaml').enroll).toEqual({
+      attest: 'token',
+      tokenFile: '/etc/edgeward/n1.token',
+    });
+    bad(
+      withFile.replace('tokenFile: ./n1.token', `token: ewt_${'a'.repeat(43)}`),
+      'ERR_AGENT_CONFIG_INVALID',
+      'enroll.token',
+    );
+  });
+
   it('plaintext listeners stay on loopback unless the config says otherwise', () => {
     bad(
       GOOD.replace('listen: 127.0.0.1:7000', 'listen: 0.0.0.0:7000'),

@@ -1,5 +1,6 @@
 // A real CA for tests: `ca init` into a temp folder, then the HTTPS server on 127.0.0.1 with a
 // real SQLite file and real TLS. Other parts' integration tests use it.
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { FILES } from '../../ca/authority.js';
 import type { AttestationMethod } from '../../ca/attestation-method.js';
@@ -12,6 +13,7 @@ import { startCaServer, type CaServerOptions, type RunningCa } from '../../ca/se
 import type { EnrollmentPolicy } from '../../ca/service.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
+import { createPrivateFile } from '../../common/private-files.js';
 import { tempDir } from './tmp.js';
 
 export const TEST_TD = 'factory.example';
@@ -26,6 +28,8 @@ export interface TestCa {
   readonly running: RunningCa;
   /** A one-time join token for the identity. */
   token(id: string, ttlMs?: number): string;
+  /** The same in a new 0600 file, for `--token-file` (tokens never go on a command line). */
+  tokenFile(id: string, ttlMs?: number): string;
   auditRecords(): AuditRecord[];
   /** Audit records of a kind, with their data parsed. */
   audits(kind: string): Array<Record<string, unknown>>;
@@ -56,6 +60,7 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
     passphrase: undefined,
     ...(o.serviceNames ? { serviceNames: o.serviceNames } : {}),
   });
+  const tokens = tempDir('edgeward-tokens-');
   const running = await startCaServer({
     dataDir,
     host: '127.0.0.1',
@@ -73,6 +78,12 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
       perEnrollSource: { rate: 10_000, burst: 10_000 },
     },
   });
+  const token = (id: string, ttlMs = 15 * 60_000): string => {
+    const t = newJoinToken();
+    const now = clock.now();
+    running.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + ttlMs }, now);
+    return t.token;
+  };
   return {
     url: running.url,
     fingerprint: init.fingerprint,
@@ -81,11 +92,11 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
     rootPem: running.service.bundlePem(),
     trustDomain: TEST_TD,
     running,
-    token(id, ttlMs = 15 * 60_000) {
-      const { token, hash } = newJoinToken();
-      const now = clock.now();
-      running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + ttlMs }, now);
-      return token;
+    token,
+    tokenFile(id, ttlMs) {
+      const file = join(tokens, `${randomUUID()}.token`);
+      createPrivateFile(file, `${token(id, ttlMs)}\n`);
+      return file;
     },
     auditRecords: () => [...running.store.auditRecords()],
     audits(kind) {

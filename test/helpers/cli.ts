@@ -10,8 +10,22 @@ export interface CliResult {
   stderr: string;
 }
 
-export function edgeward(args: string[], env: Record<string, string> = {}): CliResult {
-  const r = spawnSync(process.execPath, [EDGEWARD, ...args], {
+/** Options of a spawned `edgeward`. */
+export interface SpawnOptions {
+  /** Runs the command under this umask (through `sh -c 'umask N; exec ...'`). */
+  readonly umask?: number;
+}
+
+/** The program and arguments that run `edgeward ARGS` (under a umask when asked). */
+export function commandLine(args: readonly string[], o: SpawnOptions = {}): [string, string[]] {
+  if (o.umask === undefined) return [process.execPath, [EDGEWARD, ...args]];
+  const mask = o.umask.toString(8).padStart(3, '0');
+  return ['/bin/sh', ['-c', `umask ${mask} && exec "$0" "$@"`, process.execPath, EDGEWARD, ...args]];
+}
+
+export function edgeward(args: string[], env: Record<string, string> = {}, o: SpawnOptions = {}): CliResult {
+  const [cmd, argv] = commandLine(args, o);
+  const r = spawnSync(cmd, argv, {
     encoding: 'utf8',
     env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn', ...env },
     timeout: 60_000,

@@ -1,7 +1,9 @@
 // A whole mesh as real processes for end-to-end tests: `ca init` and `ca serve --siem`, `siem
 // serve`, and agents from YAML configs, each spawned from dist/ as `edgeward` runs in production;
 // identities for the test itself (devices, nodes, the admin) enrolled over HTTPS with join tokens.
+// Join tokens travel as production should carry them: in 0600 files, never on a command line.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -9,7 +11,7 @@ import { afterAll } from 'vitest';
 import { FILES } from '../../ca/authority.js';
 import { serviceId } from '../../common/identity.js';
 import { loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
-import { EDGEWARD, edgeward, type CliResult } from './cli.js';
+import { commandLine, edgeward, type CliResult, type SpawnOptions } from './cli.js';
 import { rawRequest, type RawResult } from './https.js';
 import { freePortRange } from './ports.js';
 import { tempDir } from './tmp.js';
@@ -59,11 +61,14 @@ export interface Mesh {
   readonly fingerprint: string;
   readonly rootPem: string;
   readonly admin: LoadedIdentity;
-  readonly ca: MeshProcess;
+  /** The running `ca serve` (replaced by restartCa). */
+  ca: MeshProcess;
   readonly siem: MeshProcess;
   readonly agents: readonly MeshAgent[];
   /** A one-time join token for the identity (`edgeward ca token`, printed to stdout). */
   token(id: string): string;
+  /** The same in a new 0600 file (`edgeward ca token --out FILE`); returns the file. */
+  tokenFile(id: string): string;
   /** Enrolls spiffe://TD/KIND/NAME with a join token into DIR/NAME and loads it. */
   enroll(path: string): Promise<MeshIdentity>;
   /**
@@ -98,8 +103,13 @@ export interface Mesh {
     revision: number;
     active: Array<{ id: string; scope: { type: string; value: string } }>;
   }>;
-  /** Restarts an agent's process with the same configuration. */
-  restartAgent(a: MeshAgent): Promise<void>;
+  /** Kills `ca serve` (if it runs) and starts it again with the same arguments; resolves once it serves. */
+  restartCa(): Promise<void>;
+  /**
+   * Restarts an agent's process with the same configuration and waits until /healthz says 200,
+   * or, with `healthy: false`, until it answers at all (an agent that fails closed says 503).
+   */
+  restartAgent(a: MeshAgent, o?: { healthy?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,6 +121,8 @@ export interface MeshOptions {
   readonly caArgs?: readonly string[];
   readonly siemArgs?: readonly string[];
   readonly env?: Record<string, string>;
+  /** Every process of the mesh (ca init, ca token, servers, agents, enroll) runs under this umask. */
+  readonly umask?: number;
 }
 
 const READY = {
@@ -122,9 +134,11 @@ function spawnEdgeward(
   name: string,
   args: readonly string[],
   env: Record<string, string>,
+  so: SpawnOptions,
   readyOn?: RegExp,
 ): Promise<MeshProcess> {
-  const proc = spawn(process.execPath, [EDGEWARD, ...args], {
+  const [cmd, argv] = commandLine(args, so);
+  const proc = spawn(cmd, argv, {
     env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -165,6 +179,7 @@ function spawnEdgeward(
   });
 }
 
+/** Polls `fn` every 50 ms until it is true; throws after `ms`. */
 export async function waitUntil(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
@@ -178,7 +193,10 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const td = MESH_TD;
   const dir = tempDir('edgeward-mesh-');
   const env = o.env ?? {};
+  const so: SpawnOptions = o.umask === undefined ? {} : { umask: o.umask };
   const caDir = join(dir, 'ca');
+  const tokensDir = join(dir, 'tokens');
+  mkdirSync(tokensDir, { mode: 0o700 });
   const specs = o.agents ?? [];
   // CA, SIEM, then per agent: inbound, admin and its echo app.
   const base = await freePortRange(2 + specs.length * 3);
@@ -187,15 +205,22 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const init = edgeward(
     ['ca', 'init', '--data', caDir, '--trust-domain', td, ...(o.initArgs ?? ['--ip', '127.0.0.0/8,::1'])],
     env,
+    so,
   );
   if (init.status !== 0) throw new Error(`ca init failed: ${init.stdout}${init.stderr}`);
   const fingerprint = /([0-9a-f]{64})/i.exec(init.stdout)?.[1];
   if (fingerprint === undefined) throw new Error(`ca init printed no fingerprint: ${init.stdout}`);
   const token = (id: string): string => {
-    const r = edgeward(['ca', 'token', '--data', caDir, '--id', id], env);
+    const r = edgeward(['ca', 'token', '--data', caDir, '--id', id], env, so);
     const t = /(ewt_[A-Za-z0-9_-]+)/.exec(r.stdout)?.[1];
     if (r.status !== 0 || t === undefined) throw new Error(`ca token failed: ${r.stdout}${r.stderr}`);
     return t;
+  };
+  const tokenFile = (id: string): string => {
+    const file = join(tokensDir, `${randomUUID()}.token`);
+    const r = edgeward(['ca', 'token', '--data', caDir, '--id', id, '--out', file], env, so);
+    if (r.status !== 0) throw new Error(`ca token --out failed: ${r.stdout}${r.stderr}`);
+    return file;
   };
 
   const procs: MeshProcess[] = [];
@@ -205,24 +230,18 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   };
   afterAll(stop);
 
-  const ca = track(
-    await spawnEdgeward(
-      'ca',
-      [
-        'ca',
-        'serve',
-        '--data',
-        caDir,
-        '--listen',
-        `127.0.0.1:${base}`,
-        '--siem',
-        siemUrl,
-        ...(o.caArgs ?? []),
-      ],
-      env,
-      READY.ca,
-    ),
-  );
+  const caServeArgs = [
+    'ca',
+    'serve',
+    '--data',
+    caDir,
+    '--listen',
+    `127.0.0.1:${base}`,
+    '--siem',
+    siemUrl,
+    ...(o.caArgs ?? []),
+  ];
+  const ca = track(await spawnEdgeward('ca', caServeArgs, env, so, READY.ca));
   const siem = track(
     await spawnEdgeward(
       'siem',
@@ -237,11 +256,12 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         caUrl,
         '--fingerprint',
         fingerprint,
-        '--token',
-        token(serviceId(td, 'siem')),
+        '--token-file',
+        tokenFile(serviceId(td, 'siem')),
         ...(o.siemArgs ?? []),
       ],
       env,
+      so,
       READY.siem,
     ),
   );
@@ -266,7 +286,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       [
         `identity: { dir: ${JSON.stringify(agentDir)}, id: ${identity} }`,
         `ca: { url: ${caUrl}, fingerprint: "${fingerprint}", crlInterval: 1s }`,
-        `enroll: { attest: token, token: ${token(identity)} }`,
+        `enroll: { attest: token, tokenFile: ${JSON.stringify(tokenFile(identity))} }`,
         `siem: { url: ${siemUrl}, flushInterval: 50ms }`,
         `admin: { listen: 127.0.0.1:${adminPort} }`,
         'inbound:',
@@ -283,7 +303,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       dir: agentDir,
       inboundPort,
       adminPort,
-      process: track(await spawnEdgeward(`agent ${spec.name}`, ['agent', '--config', config], env)),
+      process: track(await spawnEdgeward(`agent ${spec.name}`, ['agent', '--config', config], env, so)),
       async admin(path) {
         const r = await fetch(`http://127.0.0.1:${adminPort}${path}`);
         return { status: r.status, text: await r.text() };
@@ -291,12 +311,14 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     };
     agents.push(agent);
   }
-  const healthy = async (a: MeshAgent): Promise<boolean> =>
+  const healthy = async (a: MeshAgent, anyStatus = false): Promise<boolean> =>
     a.admin('/healthz').then(
-      (r) => r.status === 200,
+      (r) => anyStatus || r.status === 200,
       () => false,
     );
-  await waitUntil('agents healthy', async () => (await Promise.all(agents.map(healthy))).every(Boolean));
+  await waitUntil('agents healthy', async () =>
+    (await Promise.all(agents.map((a) => healthy(a)))).every(Boolean),
+  );
 
   const call: Mesh['call'] = (url, who, r = {}) =>
     rawRequest(url, {
@@ -313,12 +335,13 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     const r = edgeward(
       ['enroll', '--ca', caUrl, '--fingerprint', fingerprint, '--id', id, ...attest, '--out', out],
       env,
+      so,
     );
     if (r.status !== 0) throw new Error(`enroll ${id} failed: ${r.stdout}${r.stderr}`);
     return Object.assign(loadIdentity(out), { dir: out });
   };
 
-  return {
+  const mesh: Mesh = {
     dir,
     trustDomain: td,
     caDir,
@@ -331,8 +354,9 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     siem,
     agents,
     token,
+    tokenFile,
     enroll: async (path) =>
-      enrollWith(path, ['--attest', 'token', '--token', token(`spiffe://${td}/${path}`)]),
+      enrollWith(path, ['--attest', 'token', '--token-file', tokenFile(`spiffe://${td}/${path}`)]),
     async enrollPuf(path, seed) {
       const id = `spiffe://${td}/${path}`;
       const record = `${idDir(path)}.puf.json`;
@@ -341,7 +365,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         ['puf', 'provision', '--id', id, '--puf', `sim:${seed}`, '--out', record],
         ['ca', 'puf', 'import', '--data', caDir, record],
       ]) {
-        const r = edgeward(args, env);
+        const r = edgeward(args, env, so);
         if (r.status !== 0) throw new Error(`${args.slice(0, 2).join(' ')} failed: ${r.stdout}${r.stderr}`);
       }
       return enrollWith(path, ['--attest', 'puf', '--puf', `sim:${seed}`]);
@@ -365,7 +389,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         s.on('error', reject);
         s.once('close', () => reject(new Error(`connection to ${agent.name} closed before the echo`)));
       }),
-    cli: (args) => edgeward(args, env),
+    cli: (args) => edgeward(args, env, so),
     call,
     async caRevision() {
       const r = await call(`${caUrl}/healthz`, undefined);
@@ -378,11 +402,17 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       if (r.status !== 200) throw new Error(`GET /v1/decisions: ${r.status} ${r.body.toString()}`);
       return r.json as unknown as Awaited<ReturnType<Mesh['decisions']>>;
     },
-    async restartAgent(a) {
+    async restartCa() {
+      await mesh.ca.kill();
+      mesh.ca = track(await spawnEdgeward('ca', caServeArgs, env, so, READY.ca));
+    },
+    async restartAgent(a, r = {}) {
       await a.process.kill();
-      a.process = track(await spawnEdgeward(`agent ${a.name}`, ['agent', '--config', a.config], env));
-      await waitUntil(`agent ${a.name} healthy`, () => healthy(a));
+      a.process = track(await spawnEdgeward(`agent ${a.name}`, ['agent', '--config', a.config], env, so));
+      const any = r.healthy === false;
+      await waitUntil(`agent ${a.name} ${any ? 'answering' : 'healthy'}`, () => healthy(a, any));
     },
     stop,
   };
+  return mesh;
 }

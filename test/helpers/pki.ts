@@ -57,7 +57,10 @@ export interface TestPki {
   readonly bundleFile: string;
   issue(id: string, opts?: LeafOptions): Promise<Leaf>;
   /** A CRL signed by the intermediate (or `signer`), revoking these hex serials; DER. */
-  crl(serials: readonly string[], opts?: { signer?: CaPair; thisUpdate?: Date }): Promise<Buffer>;
+  crl(
+    serials: readonly string[],
+    opts?: { signer?: CaPair; thisUpdate?: Date; nextUpdate?: Date },
+  ): Promise<Buffer>;
   /** Another, unrelated CA (root + intermediate) for "foreign CA" tests. */
   foreign(): Promise<{ root: CaPair; intermediate: CaPair }>;
   /** Starts a new root + intermediate (CA rotation); the old ones stay valid. */
@@ -210,7 +213,7 @@ export async function createTestPki(trustDomain = 'factory.example'): Promise<Te
       const crl = await x509.X509CrlGenerator.create({
         issuer: signer.cert.subject,
         thisUpdate: opts.thisUpdate ?? new Date(),
-        nextUpdate: new Date(Date.now() + DAY),
+        nextUpdate: opts.nextUpdate ?? new Date(Date.now() + DAY),
         signingKey: signer.keys.privateKey,
         signingAlgorithm: ALG,
         entries: serials.map((s) => ({ serialNumber: s, revocationDate: new Date() })),

@@ -73,9 +73,10 @@ describe('edgeward ca (real processes)', () => {
   it('token, enroll, renew, revoke, CRL and audit verify', async () => {
     const url = await serve();
     const id = `spiffe://${TD}/node/cli-1`;
-    const tok = edgeward(['ca', 'token', '--data', data, '--id', id, '--ttl', '10m']);
+    const tokenFile = join(dir, 'cli-1.token');
+    const tok = edgeward(['ca', 'token', '--data', data, '--id', id, '--ttl', '10m', '--out', tokenFile]);
     expect(tok.status, tok.stderr).toBe(0);
-    const token = tok.stdout.trim();
+    expect(tok.stdout.trim()).toBe(`wrote a join token for ${id} to ${tokenFile} (mode 0600)`);
     const out = join(dir, 'cli-1');
     const en = edgeward([
       'enroll',
@@ -87,8 +88,8 @@ describe('edgeward ca (real processes)', () => {
       id,
       '--attest',
       'token',
-      '--token',
-      token,
+      '--token-file',
+      tokenFile,
       '--out',
       out,
     ]);
@@ -106,8 +107,8 @@ describe('edgeward ca (real processes)', () => {
       id,
       '--attest',
       'token',
-      '--token',
-      token,
+      '--token-file',
+      tokenFile,
       '--out',
       join(dir, 'x'),
     ]);

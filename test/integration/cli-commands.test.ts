@@ -91,7 +91,8 @@ describe('PUF provisioning and registration', () => {
     const [, url = '', fp = ''] = match;
     for (let i = 0; i < 4; i++) {
       const id = `spiffe://${TD}/node/w${i}`;
-      const token = edgeward(['ca', 'token', '--data', data, '--id', id]).stdout.trim();
+      const tokenFile = join(dir, `w${i}.token`);
+      expect(edgeward(['ca', 'token', '--data', data, '--id', id, '--out', tokenFile]).status).toBe(0);
       const r = await edgewardAsync([
         'enroll',
         '--ca',
@@ -102,8 +103,8 @@ describe('PUF provisioning and registration', () => {
         id,
         '--attest',
         'token',
-        '--token',
-        token,
+        '--token-file',
+        tokenFile,
         '--out',
         join(dir, `w${i}`),
       ]);

@@ -57,8 +57,8 @@ describe('SIEM crash', () => {
       ...base,
       '--listen',
       '127.0.0.1:0',
-      '--token',
-      ca.token(serviceId(TD, 'siem')),
+      '--token-file',
+      ca.tokenFile(serviceId(TD, 'siem')),
     ]);
     const port = new URL(first.url).port;
     const node = await enrollAs(ca, `spiffe://${TD}/node/n1`, join(dir, 'n1'));

@@ -516,7 +516,8 @@ async function startCaFollower(name: string): Promise<ReturnType<typeof createCa
     trustDomain: TD,
     credentials: () => caId,
     log: silentLogger,
+    file: join(dir, name, 'siem-decisions.json'),
   });
-  follower.start();
+  await follower.start();
   return follower;
 }
