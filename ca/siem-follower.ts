@@ -84,6 +84,8 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
 
   async function apply(kind: 'snapshot' | 'delta', token: string): Promise<number> {
     const r = kind === 'snapshot' ? await store.applySnapshot(token) : await store.applyDelta(token);
+    // Holds follow the set as soon as it is in force, before the (fsync'd) store is written.
+    handOver(r.set);
     try {
       await r.persisted;
     } catch (err) {
@@ -92,7 +94,6 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
         'SIEM decisions followed but not stored; a restart cut off from the SIEM loses them',
       );
     }
-    handOver(r.set);
     return r.set.revision;
   }
 
