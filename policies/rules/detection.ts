@@ -4,7 +4,7 @@ import { EdgewardError } from '../../common/errors.js';
 import { FIELDS, isEventField, type EdgeEvent, type FieldSpec } from '../../common/events.js';
 import { compileCidrMatcher, parseCidr, type Cidr } from './cidr.js';
 import { parseCondition, type Cond } from './condition.js';
-import { compileSafeRegex, MAX_REGEX_SUBJECT } from './safe-regex.js';
+import { compileRuleRegex, type RuleRegex } from './linear-regex.js';
 
 type Pred = (e: EdgeEvent) => boolean;
 type Rec = Readonly<Record<string, unknown>>;
@@ -157,8 +157,8 @@ function compileEntry(key: string, raw: unknown, where: string): Entry {
     case 're': {
       if (isNumeric(spec))
         throw new EdgewardError('ERR_POLICY_RULE_MODIFIER', `${where}: re needs a text field`);
-      const res = values.map((v) => compileSafeRegex(v, ci ? 'i' : '', where));
-      const test = (s: string, r: RegExp) => s.length <= MAX_REGEX_SUBJECT && r.test(s);
+      const res = values.map((v) => compileRuleRegex(v, ci ? ['i'] : [], `${where}: ${key}`));
+      const test = (s: string, r: RuleRegex) => r.test(s);
       if (all) many = (e) => typeof get(e) === 'string' && res.every((r) => test(get(e) as string, r));
       else one = (v) => typeof v === 'string' && res.some((r) => test(v, r));
       break;

@@ -83,6 +83,10 @@ describe('detection matchers', () => {
     expect(r.match(ev({ 'source.identity': 'spiffe://factory.example/device/dx' }))).toBe(false);
     const i = detection("sel:\n  event.reason|re|i: '^unknown'\ncondition: sel");
     expect(i.match(ev({ 'event.reason': 'UNKNOWN_CA' }))).toBe(true);
+    // What the old star-height guard refused runs in linear time on RE2, so it is allowed.
+    const n = detection("sel:\n  event.reason|re: '(a+)+$'\ncondition: sel");
+    expect(n.match(ev({ 'event.reason': `${'a'.repeat(250)}!` }))).toBe(false);
+    expect(n.match(ev({ 'event.reason': 'aaa' }))).toBe(true);
   });
 
   it('exists and null (field absent)', () => {
@@ -224,14 +228,19 @@ describe('correlation rules', () => {
       'ERR_POLICY_RULE_REGEX',
     ],
     [
-      'nested quantifier',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(a+)+$' }\n  condition: s\n",
+      'lookahead',
+      "title: t\nid: r\ndetection:\n  s: { event.reason|re: 'a(?=b)' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX_UNSAFE',
     ],
     [
-      'alternation under star',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(a|aa)*b' }\n  condition: s\n",
+      'lookbehind',
+      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(?<!a)b' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX_UNSAFE',
+    ],
+    [
+      'repetition beyond RE2',
+      "title: t\nid: r\ndetection:\n  s: { event.reason|re: 'a{1001}' }\n  condition: s\n",
+      'ERR_POLICY_RULE_REGEX',
     ],
     [
       'backreference',
