@@ -2,8 +2,10 @@
 // serve`, and agents from YAML configs, each spawned from dist/ as `edgeward` runs in production;
 // identities for the test itself (devices, nodes, the admin) enrolled over HTTPS with join tokens.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll } from 'vitest';
 import { FILES } from '../../ca/authority.js';
 import { serviceId } from '../../common/identity.js';
@@ -46,6 +48,19 @@ export interface MeshAgent {
   admin(path: string): Promise<{ status: number; text: string }>;
 }
 
+/** An analyst's logged-in dashboard session (cookie and CSRF token), for the dashboard's API. */
+export interface DashboardSession {
+  readonly user: string;
+  /** A request to the dashboard's API with the session cookie, and the CSRF token on changes. */
+  call(path: string, o?: { method?: string; body?: unknown }): Promise<RawResult>;
+}
+
+export interface MeshDashboard {
+  readonly url: string;
+  /** Adds a user (`edgeward siem user add`, password from the environment) and logs it in. */
+  login(role: 'viewer' | 'analyst' | 'admin'): Promise<DashboardSession>;
+}
+
 export interface Mesh {
   readonly dir: string;
   readonly trustDomain: string;
@@ -58,6 +73,8 @@ export interface Mesh {
   readonly ca: MeshProcess;
   readonly siem: MeshProcess;
   readonly agents: readonly MeshAgent[];
+  /** The dashboard, when started with `dashboard: true`. */
+  readonly dashboard: MeshDashboard | undefined;
   /** A one-time join token for the identity (`edgeward ca token`, printed to stdout). */
   token(id: string): string;
   /** Enrolls spiffe://TD/KIND/NAME with a join token into DIR/NAME and loads it. */
@@ -70,6 +87,11 @@ export interface Mesh {
   ): Promise<RawResult>;
   /** Posts events to the SIEM as `who`. */
   report(who: LoadedIdentity, events: readonly Record<string, unknown>[]): Promise<RawResult>;
+  /**
+   * Opens an mTLS connection as `who` to the agent's inbound listener, sends a line and resolves
+   * with the echo from the app behind it; rejects when the agent refuses or cuts the connection.
+   */
+  echo(a: MeshAgent, who: LoadedIdentity, text?: string): Promise<string>;
   /** The SIEM's active decisions, read with the admin identity. */
   decisions(): Promise<{
     revision: number;
@@ -86,6 +108,8 @@ export interface MeshOptions {
   readonly caArgs?: readonly string[];
   readonly siemArgs?: readonly string[];
   readonly env?: Record<string, string>;
+  /** Also serve the dashboard (`siem serve --dashboard`, with the SIEM's own certificate). */
+  readonly dashboard?: boolean;
 }
 
 const READY = {
@@ -155,8 +179,9 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const env = o.env ?? {};
   const caDir = join(dir, 'ca');
   const specs = o.agents ?? [];
-  // CA, SIEM, then per agent: inbound, admin and its echo app.
-  const base = await freePortRange(2 + specs.length * 3);
+  // CA, SIEM, then per agent: inbound, admin and its echo app; then the dashboard.
+  const base = await freePortRange(2 + specs.length * 3 + (o.dashboard === true ? 1 : 0));
+  const dashboardPort = base + 2 + specs.length * 3;
   const caUrl = `https://127.0.0.1:${base}`;
   const siemUrl = `https://127.0.0.1:${base + 1}`;
   const init = edgeward(['ca', 'init', '--data', caDir, '--trust-domain', td], env);
@@ -211,6 +236,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         fingerprint,
         '--token',
         token(serviceId(td, 'siem')),
+        ...(o.dashboard === true ? ['--dashboard', `127.0.0.1:${dashboardPort}`] : []),
         ...(o.siemArgs ?? []),
       ],
       env,
@@ -278,6 +304,75 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       ...(who ? { key: who.keyPem, cert: who.certPem } : {}),
     });
 
+  let users = 0;
+  const dashboard: MeshDashboard | undefined =
+    o.dashboard !== true
+      ? undefined
+      : {
+          url: `https://127.0.0.1:${dashboardPort}`,
+          async login(role) {
+            const name = `${role}${++users}`;
+            const password = randomBytes(12).toString('hex');
+            const add = edgeward(
+              ['siem', 'user', 'add', '--data', join(dir, 'siem'), '--name', name, '--role', role],
+              { ...env, EDGEWARD_PASSWORD: password },
+            );
+            if (add.status !== 0) throw new Error(`siem user add failed: ${add.stdout}${add.stderr}`);
+            const url = `https://127.0.0.1:${dashboardPort}`;
+            // The dashboard presents the SIEM's mesh certificate: trust the mesh root, skip the name.
+            const r = await rawRequest(`${url}/api/login`, {
+              method: 'POST',
+              body: JSON.stringify({ name, password }),
+            });
+            const cookie = /^[^;]+/.exec(String(r.headers['set-cookie'] ?? ''))?.[0];
+            const csrf = r.json?.['csrf'];
+            if (r.status !== 200 || cookie === undefined || typeof csrf !== 'string')
+              throw new Error(`dashboard login failed: ${r.status} ${r.body.toString()}`);
+            return {
+              user: name,
+              call: (path, c = {}) => {
+                const method = c.method ?? (c.body !== undefined ? 'POST' : 'GET');
+                return rawRequest(`${url}${path}`, {
+                  method,
+                  headers: { cookie, ...(method === 'GET' ? {} : { 'x-csrf-token': csrf }) },
+                  ...(c.body !== undefined ? { body: JSON.stringify(c.body) } : {}),
+                });
+              },
+            };
+          },
+        };
+
+  const echo: Mesh['echo'] = (a, who, text = 'ping') =>
+    new Promise<string>((resolve, reject) => {
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port: a.inboundPort,
+        key: who.keyPem,
+        cert: who.certPem,
+        ca: who.bundlePem,
+        minVersion: 'TLSv1.3',
+        checkServerIdentity: () => undefined,
+      });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`no echo from ${a.name} in 10 s`));
+      }, 10_000);
+      s.once('secureConnect', () => s.write(text));
+      s.once('data', (d: Buffer) => {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(d.toString());
+      });
+      s.once('close', () => {
+        clearTimeout(timer);
+        reject(new Error(`${a.name} closed the connection before echoing`));
+      });
+      s.once('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+
   return {
     dir,
     trustDomain: td,
@@ -290,6 +385,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     ca,
     siem,
     agents,
+    dashboard,
     token,
     async enroll(path) {
       const id = `spiffe://${td}/${path}`;
@@ -316,6 +412,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       return loadIdentity(out);
     },
     call,
+    echo,
     report: (who, events) => call(`${siemUrl}/v1/events`, who, { body: events }),
     async decisions() {
       const r = await call(`${siemUrl}/v1/decisions`, admin);

@@ -1,6 +1,5 @@
 // The real-process mesh of test/helpers/mesh.ts comes up as documented: CA, SIEM and an agent
 // spawned from dist/, a device enrolled over HTTPS and connecting through the agent's sidecar.
-import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMesh, type Mesh } from '../helpers/mesh.js';
 
@@ -15,23 +14,7 @@ describe('test mesh', () => {
     const device = await mesh.enroll('device/d1');
     const agent = mesh.agents[0];
     if (agent === undefined) throw new Error('no agent');
-    const echoed = await new Promise<string>((resolve, reject) => {
-      const s = connect({
-        host: '127.0.0.1',
-        port: agent.inboundPort,
-        key: device.keyPem,
-        cert: device.certPem,
-        ca: device.bundlePem,
-        minVersion: 'TLSv1.3',
-        checkServerIdentity: () => undefined,
-      });
-      s.once('secureConnect', () => s.write('ping'));
-      s.once('data', (d: Buffer) => {
-        s.destroy();
-        resolve(d.toString());
-      });
-      s.once('error', reject);
-    });
+    const echoed = await mesh.echo(agent, device);
     expect(echoed).toBe('ping');
     const d = await mesh.decisions();
     expect(d.revision).toBeGreaterThanOrEqual(0);
