@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { EdgewardError } from './errors.js';
-import { uriSans } from './x509.js';
+import { normalizeSerial, uriSans } from './x509.js';
 
 export interface IdentityFiles {
   readonly keyPem: string;
@@ -91,7 +91,7 @@ export function loadIdentity(dir: string): LoadedIdentity {
     key,
     leaf,
     identity,
-    serial: leaf.serialNumber.toLowerCase().replace(/^0+/, ''),
+    serial: normalizeSerial(leaf.serialNumber),
     notBefore: Date.parse(leaf.validFrom),
     notAfter: Date.parse(leaf.validTo),
   };

@@ -19,6 +19,7 @@ import {
   uint,
   utf8,
 } from './der.js';
+import { EdgewardError } from './errors.js';
 
 export const OID = {
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
@@ -185,10 +186,29 @@ export function signCrl(
 
 // ---------- readers ----------
 
-/** Serial numbers as the mesh writes them: lower-case hex, no leading zeros, no colons. */
-export function normalizeSerial(hex: string): string {
-  const s = hex.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+/** Longest canonical serial (RFC 5280 allows 20 octets; foreign certificates in events may be longer). */
+export const MAX_SERIAL_HEX = 64;
+const SERIAL_INPUT = /^[0-9A-Fa-f]+(:[0-9A-Fa-f]+)*$/;
+const CANONICAL_SERIAL = /^(0|[1-9a-f][0-9a-f]{0,63})$/;
+
+/**
+ * The one canonical serial, which every comparison (CRL, decisions, events, CA store, enforcement)
+ * uses: lower-case hex, no colons, no leading zeros (`0` for zero). Accepts hex in either case,
+ * with or without `:` between digit groups (openssl's `AB:CD`); throws ERR_SERIAL_INVALID.
+ */
+export function normalizeSerial(text: string): string {
+  if (typeof text !== 'string' || text.length > 3 * MAX_SERIAL_HEX || !SERIAL_INPUT.test(text))
+    throw new EdgewardError('ERR_SERIAL_INVALID', undefined, {
+      detail: { value: String(text).slice(0, 64) },
+    });
+  const s = text.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  if (s.length > MAX_SERIAL_HEX)
+    throw new EdgewardError('ERR_SERIAL_INVALID', 'serial longer than 64 hex digits');
   return s === '' ? '0' : s;
+}
+
+export function isCanonicalSerial(text: unknown): boolean {
+  return typeof text === 'string' && CANONICAL_SERIAL.test(text);
 }
 
 export function spkiSha256Hex(spkiDer: Buffer): string {

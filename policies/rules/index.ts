@@ -9,7 +9,6 @@ export {
   MAX_THRESHOLD,
   type ParsedFile,
 } from './parse.js';
-export { parseCidr, parseIp, cidrContains, cidrOverlaps, compileCidrMatcher, type Cidr } from './cidr.js';
 export {
   compileRuleRegex,
   backtrackingConstruct,

@@ -81,6 +81,24 @@ describe('agent config', () => {
     bad(`${GOOD}\nlimits: { maxConnections: 0 }`, 'ERR_AGENT_CONFIG_INVALID', 'limits.maxConnections');
   });
 
+  it('refuses a dotted host that is not an address (010.0.0.2 would be read as octal)', () => {
+    bad(
+      GOOD.replace('connect: 10.0.0.2:9443', 'connect: 010.0.0.2:9443'),
+      'ERR_AGENT_CONFIG_INVALID',
+      'outbound[0].connect',
+    );
+    bad(
+      GOOD.replace('connect: 10.0.0.2:9443', 'connect: 10.0.0:9443'),
+      'ERR_AGENT_CONFIG_INVALID',
+      'outbound[0].connect',
+    );
+    bad(
+      GOOD.replace('connect: 10.0.0.2:9443', "connect: '[fe80::1%eth0]:9443'"),
+      'ERR_AGENT_CONFIG_INVALID',
+      'outbound[0].connect',
+    );
+  });
+
   it('plaintext listeners stay on loopback unless the config says otherwise', () => {
     bad(
       GOOD.replace('listen: 127.0.0.1:7000', 'listen: 0.0.0.0:7000'),

@@ -75,6 +75,10 @@ describe('detection matchers', () => {
     expect(r.match(ev({ 'source.ip': '2001:db9::1' }))).toBe(false);
     expect(r.match(ev({ 'source.ip': '::ffff:10.1.2.3' }))).toBe(true);
     expect(r.match(ev({}))).toBe(false);
+    // A mapped block is the IPv4 block, as the allowlist and the agents read it.
+    const m = detection("sel:\n  source.ip|cidr: '::ffff:10.0.0.0/104'\ncondition: sel");
+    expect(m.match(ev({ 'source.ip': '10.9.9.9' }))).toBe(true);
+    expect(m.match(ev({ 'source.ip': '11.0.0.1' }))).toBe(false);
   });
 
   it('regular expressions, case-insensitive with re|i', () => {
@@ -241,6 +245,21 @@ describe('correlation rules', () => {
       'repetition beyond RE2',
       "title: t\nid: r\ndetection:\n  s: { event.reason|re: 'a{1001}' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX',
+    ],
+    [
+      'CIDR with host bits',
+      'title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 10.0.0.1/8 }\n  condition: s\n',
+      'ERR_POLICY_RULE_CIDR',
+    ],
+    [
+      'CIDR with a zone',
+      "title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 'fe80::%eth0/64' }\n  condition: s\n",
+      'ERR_POLICY_RULE_CIDR',
+    ],
+    [
+      'CIDR with leading zeros',
+      'title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 010.0.0.0/8 }\n  condition: s\n',
+      'ERR_POLICY_RULE_CIDR',
     ],
     [
       'backreference',
