@@ -197,6 +197,8 @@ const CANONICAL_SERIAL = /^(0|[1-9a-f][0-9a-f]{0,63})$/;
  * with or without `:` between digit groups (openssl's `AB:CD`); throws ERR_SERIAL_INVALID.
  */
 export function normalizeSerial(text: string): string {
+  // The hot path (every ingested event with a serial): already canonical, returned as it is.
+  if (typeof text === 'string' && CANONICAL_SERIAL.test(text)) return text;
   if (typeof text !== 'string' || text.length > 3 * MAX_SERIAL_HEX || !SERIAL_INPUT.test(text))
     throw new EdgewardError('ERR_SERIAL_INVALID', undefined, {
       detail: { value: String(text).slice(0, 64) },

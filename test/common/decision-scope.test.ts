@@ -13,7 +13,7 @@ import { validateEvent } from '../../common/events.js';
 import { parseIp } from '../../common/ip.js';
 import { checkRuleFile } from '../../policies/rules/index.js';
 import { parsePlaybookTexts, ResponseEngine } from '../../siem/playbooks/index.js';
-import { addressOf, arbAddress, spellings, type Address } from '../helpers/ip-spellings.js';
+import { addressOf, arbAddress, holds, spellings, type Address } from '../helpers/ip-spellings.js';
 
 const TD = 'factory.example';
 const NOW = Date.UTC(2026, 0, 1, 12);
@@ -115,12 +115,6 @@ const arbBlock = fc
     );
     return { base, bits, text: forms[pick % forms.length] as string };
   });
-
-function holds(base: Address, bits: number, a: Address): boolean {
-  if (base.family !== a.family) return false;
-  const shift = BigInt((a.family === 4 ? 32 : 128) - bits);
-  return base.n >> shift === a.n >> shift;
-}
 
 describe('every part reads an address alike, in every spelling', () => {
   it('event schema, rules, allowlist, signer, verifier and agent agree', async () => {

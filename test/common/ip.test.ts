@@ -18,7 +18,7 @@ import {
   socketIp,
   tryParseIp,
 } from '../../common/ip.js';
-import { addressOf, arbAddress, spellings, type Address } from '../helpers/ip-spellings.js';
+import { addressOf, arbAddress, holds, spellings } from '../helpers/ip-spellings.js';
 
 describe('parseIp', () => {
   it('reads every accepted spelling into one canonical text', () => {
@@ -151,13 +151,6 @@ describe('parseCidr', () => {
     expect(hostCidr(parseIp('::1')).text).toBe('::1/128');
   });
 });
-
-/** The reference: does the block (base, bits) of one family hold the address? By numbers alone. */
-function holds(block: Address, bits: number, a: Address): boolean {
-  if (block.family !== a.family) return false;
-  const shift = BigInt((a.family === 4 ? 32 : 128) - bits);
-  return block.n >> shift === a.n >> shift;
-}
 
 describe('properties', () => {
   it('every spelling of an address parses to the same canonical address', () => {

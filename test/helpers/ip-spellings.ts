@@ -78,3 +78,10 @@ export function spellings(a: Address): string[] {
   out.push(`${g.slice(0, 6).join(':')}:${dotted(a.n & 0xffffffffn)}`);
   return out;
 }
+
+/** The reference answer: does the block (base/bits, one family) hold the address? By numbers. */
+export function holds(base: Address, bits: number, a: Address): boolean {
+  if (base.family !== a.family) return false;
+  const shift = BigInt((a.family === 4 ? 32 : 128) - bits);
+  return base.n >> shift === a.n >> shift;
+}
