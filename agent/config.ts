@@ -8,7 +8,7 @@ import { EdgewardError } from '../common/errors.js';
 import { JOIN_TOKEN_ENV } from '../common/join-token.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
 import { compileAuthz, type AuthzPolicy } from '../policies/authz.js';
-import { tryParseIp } from './ip.js';
+import { isLoopbackIp, tryParseIp } from '../common/ip.js';
 import { DEFAULT_LIMITS, type LimitsConfig } from './limits.js';
 
 export type ListenAddress =
@@ -142,9 +142,12 @@ function hostPort(v: unknown, p: Path): { host: string; port: number; text: stri
   const host = m[1] ?? m[2] ?? '';
   const port = Number(m[3]);
   if (port > 65535) p.fail('port out of range');
-  if (m[1] !== undefined && tryParseIp(host)?.v !== 6) p.fail('bracketed host must be an IPv6 address');
+  if (m[1] !== undefined && tryParseIp(host)?.family !== 6) p.fail('bracketed host must be an IPv6 address');
   if (m[2] !== undefined && !tryParseIp(host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(host))
     p.fail('invalid host name');
+  // A dotted number that is not an address (010.0.0.1) would reach inet_aton, which reads octal.
+  if (m[2] !== undefined && /^[0-9.]+$/.test(host) && !tryParseIp(host))
+    p.fail('IPv4 addresses need four decimal octets 0..255 without leading zeros');
   return { host, port, text: s };
 }
 
@@ -164,9 +167,7 @@ export function isLoopback(a: ListenAddress): boolean {
   if (a.kind === 'unix') return true;
   if (a.host === 'localhost') return true;
   const ip = tryParseIp(a.host);
-  if (!ip) return false;
-  if (ip.v === 4) return ip.bytes[0] === 127;
-  return ip.text === '0:0:0:0:0:0:0:1';
+  return ip !== null && isLoopbackIp(ip);
 }
 
 function path(v: unknown, p: Path, base: string): string {

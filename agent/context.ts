@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Clock } from '../common/clock.js';
 import type { EdgeEvent } from '../common/events.js';
+import { socketIp } from '../common/ip.js';
 import type { Logger } from '../common/log.js';
 import type { Enforcer } from './enforcement.js';
 import type { HandshakeRateLimiter, LimitsConfig } from './limits.js';
@@ -84,7 +85,9 @@ export function addressFields(
   side: 'source' | 'destination' = 'source',
 ): Record<string, string | number> {
   const out: Record<string, string | number> = {};
-  if (s.remoteAddress) out[`${side}.ip`] = s.remoteAddress;
+  // Canonical (::ffff:a.b.c.d is a.b.c.d; a link-local zone dropped), as the SIEM stores it.
+  const ip = socketIp(s.remoteAddress);
+  if (ip) out[`${side}.ip`] = ip.text;
   if (s.remotePort !== undefined) out[`${side}.port`] = s.remotePort;
   return out;
 }

@@ -4,7 +4,7 @@ import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { EdgewardError } from '../common/errors.js';
-import { canonicalSerial } from './enforcement.js';
+import { normalizeSerial } from '../common/x509.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -45,7 +45,7 @@ export async function parseVerifiedCrl(der: Uint8Array, issuerPems: readonly str
   let serials: Set<string>;
   try {
     crl = new x509.X509Crl(der.slice());
-    serials = new Set(crl.entries.map((e) => canonicalSerial(e.serialNumber)));
+    serials = new Set(crl.entries.map((e) => normalizeSerial(e.serialNumber)));
   } catch (cause) {
     throw new EdgewardError('ERR_AGENT_CRL_MALFORMED', 'CRL could not be parsed', { cause });
   }

@@ -4,8 +4,10 @@
 import type { Clock } from '../common/clock.js';
 import type { ErrorCode } from '../common/errors.js';
 import { matchIdentity } from '../common/identity.js';
+import { isCanonicalScope } from '../common/decision-scope.js';
 import type { Decision, DecisionSet } from '../common/decisions.js';
-import { cidrContains, parseCidr, tryParseIp, type Cidr } from './ip.js';
+import { cidrContains, parseCidr, socketIp, type Cidr, type Ip } from '../common/ip.js';
+import { normalizeSerial } from '../common/x509.js';
 
 export type Direction = 'inbound' | 'outbound';
 /** The two things an agent enforces from outside: the SIEM's decisions and the CA's CRL. */
@@ -14,11 +16,11 @@ export type FailClosed = 'decisions' | 'crl';
 export interface PeerFacts {
   /** The peer's one URI SAN. */
   readonly identity: string;
-  /** Canonical serial (see canonicalSerial). */
+  /** Canonical serial (common/x509.ts normalizeSerial). */
   readonly serial: string;
   /** Lower-case hex SHA-256 of the peer's DER SubjectPublicKeyInfo. */
   readonly spki: string;
-  /** Remote address as the socket reports it. */
+  /** Remote address as the socket reports it (read with common/ip.ts socketIp). */
   readonly ip: string;
   /** Epoch ms. */
   readonly notAfter: number;
@@ -38,12 +40,6 @@ export interface LiveConn extends PeerFacts {
   kill(refusal: Refusal): void;
 }
 
-/** Lower-case hex without colons or leading zeros, so CRL, decision and socket forms agree. */
-export function canonicalSerial(serial: string): string {
-  const s = serial.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
-  return s === '' ? '0' : s;
-}
-
 interface CompiledDecision {
   readonly d: Decision;
   readonly cidr?: Cidr;
@@ -54,18 +50,16 @@ function appliesTo(d: Decision, direction: Direction): boolean {
   return direction === 'inbound' || d.action === 'isolate' || d.scope.type === 'node';
 }
 
+// Verified documents carry canonical scopes only (common/decision-jws.ts refuses others), so an
+// ip scope's value is the text socketIp gives for the same address. A scope that is not canonical
+// is skipped, never rebased here: the agent enforces exactly what the SIEM checked and signed.
 function compile(d: Decision): CompiledDecision | null {
+  if (!isCanonicalScope(d.scope)) return null;
   switch (d.scope.type) {
     case 'cidr':
-      try {
-        return { d, cidr: parseCidr(d.scope.value) };
-      } catch {
-        return null; // a verified but unusable scope is skipped, never crashes enforcement
-      }
-    case 'ip': {
-      const ip = tryParseIp(d.scope.value);
-      return ip ? { d, ipText: ip.text } : null;
-    }
+      return { d, cidr: parseCidr(d.scope.value) };
+    case 'ip':
+      return { d, ipText: d.scope.value };
     default:
       return { d };
   }
@@ -139,17 +133,17 @@ export class Enforcer {
     const now = this.clock.now();
     if (peer.notAfter <= now) return { code: 'ERR_AGENT_CERT_EXPIRED', reason: 'certificate expired' };
     if (this.revoked.has(peer.serial)) return { code: 'ERR_AGENT_REVOKED', reason: 'serial is on the CRL' };
-    const ip = tryParseIp(peer.ip);
+    const ip = socketIp(peer.ip);
     for (const c of this.decisions) {
       if (c.d.expiresAt <= now || !appliesTo(c.d, direction)) continue;
-      if (matches(c, peer, ip?.text, ip ?? null)) return refusalOf(c.d);
+      if (matches(c, peer, ip)) return refusalOf(c.d);
     }
     for (const reason of this.closed.values()) return { code: 'ERR_AGENT_FAIL_CLOSED', reason };
     return null;
   }
 
   add(conn: LiveConn): void {
-    const ip = tryParseIp(conn.ip)?.text ?? conn.ip;
+    const ip = socketIp(conn.ip)?.text ?? conn.ip;
     this.ipKey.set(conn, ip);
     addTo(this.byIdentity, conn.identity, conn);
     addTo(this.bySerial, conn.serial, conn);
@@ -178,8 +172,7 @@ export class Enforcer {
       if (c.d.expiresAt <= now) continue;
       for (const conn of this.candidates(c)) {
         if (!appliesTo(c.d, conn.direction)) continue;
-        const ip = tryParseIp(conn.ip);
-        if (matches(c, conn, ip?.text, ip)) this.kill(conn, refusalOf(c.d), killed);
+        if (matches(c, conn, socketIp(conn.ip))) this.kill(conn, refusalOf(c.d), killed);
       }
     }
     return killed;
@@ -188,7 +181,7 @@ export class Enforcer {
   /** Replaces the revoked serials (from a verified CRL) and cuts matching live connections. */
   applyRevoked(serials: Iterable<string>): LiveConn[] {
     const set = new Set<string>();
-    for (const s of serials) set.add(canonicalSerial(s));
+    for (const s of serials) set.add(normalizeSerial(s));
     this.revoked = set;
     this.closed.delete('crl');
     const killed: LiveConn[] = [];
@@ -237,17 +230,17 @@ export class Enforcer {
         for (const [id, set] of [...this.byIdentity]) if (matchIdentity(v, id)) yield* [...set];
         return;
       case 'serial':
-        yield* [...(this.bySerial.get(canonicalSerial(v)) ?? [])];
+        yield* [...(this.bySerial.get(v) ?? [])];
         return;
       case 'spki':
-        yield* [...(this.bySpki.get(v.toLowerCase()) ?? [])];
+        yield* [...(this.bySpki.get(v) ?? [])];
         return;
       case 'ip':
         if (c.ipText !== undefined) yield* [...(this.byIp.get(c.ipText) ?? [])];
         return;
       case 'cidr':
         for (const [ipText, set] of [...this.byIp]) {
-          const ip = tryParseIp(ipText);
+          const ip = socketIp(ipText);
           if (ip && c.cidr && cidrContains(c.cidr, ip)) yield* [...set];
         }
         return;
@@ -264,23 +257,18 @@ function refusalOf(d: Decision): Refusal {
   };
 }
 
-function matches(
-  c: CompiledDecision,
-  peer: PeerFacts,
-  ipText: string | undefined,
-  ip: ReturnType<typeof tryParseIp>,
-): boolean {
+function matches(c: CompiledDecision, peer: PeerFacts, ip: Ip | null): boolean {
   const v = c.d.scope.value;
   switch (c.d.scope.type) {
     case 'identity':
     case 'node':
       return v.includes('*') ? matchIdentity(v, peer.identity) : v === peer.identity;
     case 'serial':
-      return canonicalSerial(v) === peer.serial;
+      return v === peer.serial;
     case 'spki':
-      return v.toLowerCase() === peer.spki;
+      return v === peer.spki;
     case 'ip':
-      return c.ipText !== undefined && c.ipText === ipText;
+      return ip !== null && c.ipText === ip.text;
     case 'cidr':
       return ip !== null && c.cidr !== undefined && cidrContains(c.cidr, ip);
   }

@@ -8,6 +8,7 @@ import * as tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../common/errors.js';
 import { EdgewardError } from '../common/errors.js';
+import { normalizeSerial } from '../common/x509.js';
 import { authorize } from '../policies/authz.js';
 import type { InboundConfig, ListenAddress } from './config.js';
 import { addressFields, baseEvent, type AgentContext } from './context.js';
@@ -19,6 +20,15 @@ import type { IdentityMaterial } from './rotation.js';
 import { PeerFactsCache, type CertFacts } from './tls-identity.js';
 
 const RATE_EVENT_EVERY = 10_000;
+
+/** An unverified certificate's serial for the event, canonical, or nothing if it is not one. */
+function reportedSerial(hex: string): string | undefined {
+  try {
+    return normalizeSerial(hex);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Maps Node's chain verification result onto our reasons. */
 export function chainRefusal(authorizationError: unknown): { code: ErrorCode; reason: string } {
@@ -187,9 +197,8 @@ export class InboundListener extends Listener<InboundConfig, tls.Server> {
       return;
     }
     if (!s.authorized) {
-      this.refuse(s, 'handshake.failure', chainRefusal(s.authorizationError), {
-        serial: cert.serialNumber?.toLowerCase(),
-      });
+      const serial = reportedSerial(cert.serialNumber);
+      this.refuse(s, 'handshake.failure', chainRefusal(s.authorizationError), serial ? { serial } : {});
       return;
     }
     let facts: CertFacts;

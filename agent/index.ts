@@ -2,7 +2,7 @@
 export { runAgentCommand, parseAgentArgs, type RunDeps } from './run.js';
 export { Agent, type AgentDeps } from './agent.js';
 export { loadAgentConfig, parseAgentConfig, validateAgentConfig, type AgentConfig } from './config.js';
-export { Enforcer, canonicalSerial, type LiveConn, type PeerFacts, type Refusal } from './enforcement.js';
+export { Enforcer, type LiveConn, type PeerFacts, type Refusal } from './enforcement.js';
 export { DecisionStore, applyDelta, type DecisionVerifier } from './decisions-store.js';
 export { DecisionStreamClient, SseParser } from './decisions-client.js';
 export { parseVerifiedCrl } from './crl.js';
@@ -10,4 +10,3 @@ export { buildProxyV2, parseProxyV2, PP2_TYPE_EDGEWARD_IDENTITY } from './proxy-
 export { Reporter, httpsBatchSender, type EventSink, type BatchSender } from './reporter.js';
 export { Spool } from './spool.js';
 export { Rotation, loadIdentity, type IdentityRefresher, type IdentityMaterial } from './rotation.js';
-export { parseCidr, parseIp, cidrContains } from './ip.js';

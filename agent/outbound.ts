@@ -4,6 +4,7 @@
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
+import { socketIp, tryParseIp } from '../common/ip.js';
 import type { OutboundConfig } from './config.js';
 import { baseEvent } from './context.js';
 import type { LiveConn, Refusal } from './enforcement.js';
@@ -36,9 +37,10 @@ export class OutboundListener extends Listener<OutboundConfig, net.Server> {
   ): void {
     this.ctx.events.emit(
       baseEvent(this.ctx, action, {
-        'source.ip': local.remoteAddress,
+        'source.ip': socketIp(local.remoteAddress)?.text,
         'source.identity': this.ctx.selfId,
-        'destination.ip': this.cfg.connect.host,
+        // The configured host may be a name: only an address goes into the address field.
+        'destination.ip': tryParseIp(this.cfg.connect.host)?.text,
         'destination.port': this.cfg.connect.port,
         'destination.identity': facts.identity,
         'event.outcome': r ? 'failure' : 'success',

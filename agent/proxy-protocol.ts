@@ -1,7 +1,7 @@
 // PROXY protocol v2 header (haproxy spec, section 2.2) carrying the peer's address and, in a
 // custom TLV, its verified identity, so the local app behind the agent learns who called.
 import { EdgewardError } from '../common/errors.js';
-import { tryParseIp } from './ip.js';
+import { ipBytes, socketIp } from '../common/ip.js';
 
 export const PP2_SIGNATURE = Buffer.from([
   0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
@@ -28,9 +28,10 @@ function tlv(type: number, value: Buffer): Buffer {
 }
 
 export function buildProxyV2(ep: ProxyEndpoints, identity: string): Buffer {
-  const src = tryParseIp(ep.srcIp);
-  const dst = tryParseIp(ep.dstIp);
-  if (!src || !dst || src.v !== dst.v)
+  // Socket addresses: ::ffff:-mapped ones are IPv4, so a dual-stack listener speaks AF_INET.
+  const src = socketIp(ep.srcIp);
+  const dst = socketIp(ep.dstIp);
+  if (!src || !dst || src.family !== dst.family)
     throw new EdgewardError(
       'ERR_AGENT_PROXY_HEADER',
       'source and destination must be addresses of one family',
@@ -41,11 +42,12 @@ export function buildProxyV2(ep: ProxyEndpoints, identity: string): Buffer {
   const id = Buffer.from(identity, 'utf8');
   if (id.length === 0 || id.length > 2048)
     throw new EdgewardError('ERR_AGENT_PROXY_HEADER', 'identity length out of range');
-  const addr = Buffer.alloc(src.v === 4 ? 12 : 36);
-  addr.set(src.bytes, 0);
-  addr.set(dst.bytes, src.v === 4 ? 4 : 16);
-  addr.writeUInt16BE(ep.srcPort, src.v === 4 ? 8 : 32);
-  addr.writeUInt16BE(ep.dstPort, src.v === 4 ? 10 : 34);
+  const v4 = src.family === 4;
+  const addr = Buffer.alloc(v4 ? 12 : 36);
+  addr.set(ipBytes(src), 0);
+  addr.set(ipBytes(dst), v4 ? 4 : 16);
+  addr.writeUInt16BE(ep.srcPort, v4 ? 8 : 32);
+  addr.writeUInt16BE(ep.dstPort, v4 ? 10 : 34);
   const sslHead = Buffer.alloc(5);
   sslHead[0] = PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN;
   sslHead.writeUInt32BE(0, 1); // 0 = client certificate verified
@@ -57,7 +59,7 @@ export function buildProxyV2(ep: ProxyEndpoints, identity: string): Buffer {
   const head = Buffer.alloc(16);
   PP2_SIGNATURE.copy(head, 0);
   head[12] = 0x21; // version 2, command PROXY
-  head[13] = src.v === 4 ? 0x11 : 0x21; // TCP over IPv4 / IPv6
+  head[13] = v4 ? 0x11 : 0x21; // TCP over IPv4 / IPv6
   head.writeUInt16BE(body.length, 14);
   return Buffer.concat([head, body]);
 }

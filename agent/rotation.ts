@@ -9,7 +9,7 @@ import type { SecureContext, SecureContextOptions } from 'node:tls';
 import type { Clock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { canonicalSerial } from './enforcement.js';
+import { normalizeSerial } from '../common/x509.js';
 import { singleUriSan } from './tls-identity.js';
 
 /** Re-attests and writes fresh identity files into `dir` (wired by the lead: enroll.ts / renew.ts). */
@@ -108,7 +108,7 @@ export async function loadIdentity(
   }
   return Object.freeze({
     id,
-    serial: canonicalSerial(leaf.serialNumber),
+    serial: normalizeSerial(leaf.serialNumber),
     notBefore: Date.parse(leaf.validFrom),
     notAfter: Date.parse(leaf.validTo),
     intermediates,

@@ -4,8 +4,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
-import { uriSans } from '../common/x509.js';
-import { canonicalSerial } from './enforcement.js';
+import { normalizeSerial, uriSans } from '../common/x509.js';
 
 // DER prefix of a P-256 SubjectPublicKeyInfo; Node hands out the raw point for EC keys.
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
@@ -58,7 +57,7 @@ export function certFacts(cert: PeerCertificate, trustDomain?: string): CertFact
   const notAfter = Date.parse(cert.valid_to);
   return {
     identity: uri,
-    serial: canonicalSerial(cert.serialNumber),
+    serial: normalizeSerial(cert.serialNumber),
     spki: spkiSha256(cert),
     notAfter: Number.isNaN(notAfter) ? 0 : notAfter,
   };

@@ -15,6 +15,7 @@ const ALL = [
   'siem-correlate',
   'siem-distribution',
   'dashboard',
+  'rule-regex',
 ] as const;
 
 const asked = process.argv.slice(2);

@@ -12,6 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { children, parseDer } from '../common/der.js';
 import { EdgewardError } from '../common/errors.js';
+import { ipBytes, parseIp } from '../common/ip.js';
 import { privateDir } from '../common/private-files.js';
 import { isTrustDomain, serviceId } from '../common/identity.js';
 import { fromPemAll, toPem } from '../common/pem.js';
@@ -20,7 +21,6 @@ import {
   encodeName,
   ext,
   fingerprintSha256,
-  ipToBytes,
   keyIdentifier,
   normalizeSerial,
   signCertificate,
@@ -145,7 +145,7 @@ export class Authority {
                 [req.identity],
                 true,
                 req.dnsNames ?? [],
-                (req.ipAddresses ?? []).map(ipToBytes),
+                (req.ipAddresses ?? []).map((ip) => ipBytes(parseIp(ip))),
               )
             : ext.subjectAltName([req.identity], true),
         ],

@@ -1,12 +1,20 @@
 // The DNS names and IP ranges an operator declares at `ca init` for its own services: the only
 // host names the intermediate may vouch for (its name constraints) and a service certificate may
 // carry: parsing, matching, the constraint's subtrees, and the names of a listen address.
-import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import type { HostNames } from '../common/csr.js';
 import { EdgewardError } from '../common/errors.js';
-import { generalName, ipFromBytes, ipToBytes } from '../common/x509.js';
-import { cidrContains, parseCidr, parseIp } from '../policies/rules/index.js';
+import {
+  cidrContains,
+  ipBytes,
+  isLoopbackIp,
+  parseCidr,
+  parseIpOrCidr,
+  socketIp,
+  tryParseIp,
+  type Cidr,
+} from '../common/ip.js';
+import { generalName } from '../common/x509.js';
 
 export interface ServiceNames {
   /** Lower-case DNS names; each covers itself and its subdomains (an RFC 5280 dNSName subtree). */
@@ -38,18 +46,20 @@ export function dnsName(text: string): string | null {
   return name;
 }
 
-/** `ADDR` or `ADDR/PREFIX` as a canonical block; host bits are cleared. */
+/** `ADDR` or `ADDR/PREFIX` as a canonical block (common/ip.ts: host bits set are refused). */
 function ipRange(text: string): string {
-  if (text.includes('%')) throw refuse(`${text}: an address with a zone is not a service address`);
-  const c = parseCidr(text);
-  if (c === null) throw refuse(`${text} is not an IP address or range (ADDR or ADDR/PREFIX)`);
   // IPv4-mapped IPv6 is IPv4 to every client: declare the IPv4 address itself.
-  if (c.family === 6 && parseIp(text.split('/')[0] ?? '')?.family === 4)
+  if (text.includes(':') && tryParseIp(text.split('/')[0])?.family === 4)
     throw refuse(`${text}: give the IPv4 address, not its IPv4-mapped IPv6 form`);
-  const bytes = Buffer.alloc(c.family === 4 ? 4 : 16);
-  let n = c.base;
-  for (let i = bytes.length - 1; i >= 0; i--, n >>= 8n) bytes[i] = Number(n & 0xffn);
-  return `${ipFromBytes(bytes)}/${c.bits}`;
+  try {
+    return parseIpOrCidr(text).text;
+  } catch (err) {
+    throw new EdgewardError(
+      'ERR_CA_SERVICE_NAME',
+      `${text} is not an IP address or range (ADDR or ADDR/PREFIX, no host bits after the prefix, no zone)`,
+      { cause: err },
+    );
+  }
 }
 
 /** The `ca init --dns` and `--ip` lists (comma-separated), checked and made canonical. */
@@ -90,11 +100,9 @@ export function dnsWithin(names: ServiceNames, name: string): boolean {
 
 /** Whether an address lies in a declared range (IPv4-mapped IPv6 never does: clients see IPv6). */
 export function ipWithin(names: ServiceNames, ip: string): boolean {
-  if (ip.includes('%')) return false;
-  return names.ips.some((r) => {
-    const c = parseCidr(r);
-    return c !== null && parseCidr(ip)?.family === c.family && cidrContains(c, ip);
-  });
+  const a = tryParseIp(ip);
+  if (a === null || (ip.includes(':') && a.family === 4)) return false;
+  return names.ips.some((r) => cidrContains(parseCidr(r), a));
 }
 
 /**
@@ -115,10 +123,10 @@ export function nameConstraintSubtrees(
     excluded.push(generalName.ip(Buffer.alloc(8)), generalName.ip(Buffer.alloc(32)));
   } else {
     for (const r of names.ips) {
-      const [addr = '', bits = '0'] = r.split('/');
-      const a = ipToBytes(addr);
+      const c: Cidr = parseCidr(r);
+      const a = ipBytes({ family: c.family, n: c.base, text: '' });
       const mask = Buffer.alloc(a.length);
-      for (let i = 0; i < Number(bits); i++) mask[i >> 3] = (mask[i >> 3] ?? 0) | (0x80 >> (i & 7));
+      for (let i = 0; i < c.bits; i++) mask[i >> 3] = (mask[i >> 3] ?? 0) | (0x80 >> (i & 7));
       permitted.push(generalName.ip(Buffer.concat([a, mask])));
     }
   }
@@ -143,8 +151,9 @@ export function listenHostNames(host: string): HostNames {
   const dns = new Set<string>();
   const ips = new Set<string>();
   for (const c of candidates) {
-    if (isIP(c) !== 0) {
-      if (!c.includes('%')) ips.add(isIP(c) === 6 ? ipFromBytes(ipToBytes(c)) : c);
+    const ip = c.includes(':') || /^[0-9.]+$/.test(c) ? socketIp(c) : null;
+    if (ip !== null) {
+      if (!c.includes('%')) ips.add(ip.text);
     } else {
       const d = dnsName(c);
       if (d !== null) dns.add(d);
@@ -154,7 +163,8 @@ export function listenHostNames(host: string): HostNames {
 }
 
 function isLoopback(host: string): boolean {
-  return host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  const ip = tryParseIp(host);
+  return ip !== null && isLoopbackIp(ip);
 }
 
 /** The host names among `hosts` that the declared names permit. */

@@ -606,9 +606,12 @@ export class CaService {
     const now = this.opts.clock.now();
     let revoked: string[];
     if (typeof body.serial === 'string' && body.id === undefined) {
-      const serial = body.serial.toLowerCase().replace(/:/g, '').replace(/^0+/, '');
-      if (!/^[0-9a-f]{1,40}$/.test(serial))
-        throw new EdgewardError('ERR_INPUT_MALFORMED', 'serial must be hex');
+      let serial: string;
+      try {
+        serial = normalizeSerial(body.serial);
+      } catch (cause) {
+        throw new EdgewardError('ERR_INPUT_MALFORMED', 'serial must be hex', { cause });
+      }
       const rec = this.store.getCertificate(serial);
       if (!rec) throw new EdgewardError('ERR_CA_SERIAL_UNKNOWN');
       revoked = this.store.revokeSerial(serial, reason, now, by) ? [serial] : [];

@@ -5,15 +5,8 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPrivateFile, privateDir } from '../common/private-files.js';
-import {
-  OID,
-  encodeName,
-  ext,
-  generalName,
-  ipToBytes,
-  keyIdentifier,
-  signCertificate,
-} from '../common/x509.js';
+import { OID, encodeName, ext, generalName, keyIdentifier, signCertificate } from '../common/x509.js';
+import { ipBytes, parseIp } from '../common/ip.js';
 import { toPem } from '../common/pem.js';
 
 const DNS = ['localhost'];
@@ -36,7 +29,7 @@ export function makeLocalWebCertificate(dir: string, now: number, lifetimeMs: nu
     [OID.organization, 'edgeward demo'],
     [OID.commonName, 'edgeward demo local web root (localhost only)'],
   ]);
-  const hostBytes = IPS.map(ipToBytes);
+  const hostBytes = IPS.map((ip) => ipBytes(parseIp(ip)));
   const validity = { notBefore: now - 5 * 60_000, notAfter: now + lifetimeMs };
   const rootDer = signCertificate(
     {

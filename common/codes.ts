@@ -28,6 +28,12 @@ export const CODES = {
     message: 'secret file is readable by group or others, or owned by another user: chmod 600 it',
   },
   ERR_PRIVATE_PATH: { status: 500, message: 'cannot make a data file or folder private to its owner' },
+  // addresses, blocks and serials in their one canonical form (common/ip.ts, common/x509.ts)
+  ERR_IP_INVALID: { status: 400, message: 'not an IPv4 or IPv6 address in an accepted form' },
+  ERR_IP_ZONE: { status: 400, message: 'IPv6 zone identifiers are not accepted' },
+  ERR_IP_CIDR_INVALID: { status: 400, message: 'not a CIDR block (address/prefix)' },
+  ERR_IP_CIDR_HOST_BITS: { status: 400, message: 'CIDR block has bits set after its prefix' },
+  ERR_SERIAL_INVALID: { status: 400, message: 'not a certificate serial number (hex)' },
 
   // ---- ca ----
   ERR_CA_EXISTS: { status: 409, message: 'a CA already exists in this data folder' },
@@ -213,7 +219,6 @@ export const CODES = {
   ERR_AGENT_SPOOL: { status: 500, message: 'event spool failed' },
   ERR_AGENT_SIEM: { status: 503, message: 'SIEM unreachable or refused the events' },
   ERR_AGENT_PROXY_HEADER: { status: 400, message: 'PROXY protocol header could not be built' },
-  ERR_AGENT_CIDR: { status: 400, message: 'invalid IP address or CIDR' },
   ERR_AGENT_ROTATION: { status: 500, message: 'certificate rotation failed' },
   ERR_AGENT_CLI_USAGE: { status: 400, message: 'bad command line' },
   ERR_POLICY_AUTHZ_PATTERN: { status: 400, message: 'invalid authorization pattern' },
@@ -243,6 +248,10 @@ export const CODES = {
   ERR_DECISION_STALE: { status: 409, message: 'decision revision is older than the applied one' },
   ERR_DECISION_GAP: { status: 409, message: 'decision delta does not start at the applied revision' },
   ERR_DECISION_FUTURE: { status: 400, message: 'decision document issued in the future' },
+  ERR_DECISION_SCOPE_NOT_CANONICAL: {
+    status: 400,
+    message: 'decision document has a scope that is not in its canonical form',
+  },
 
   // SIEM service: ingest, decision stream, analyst API (siem/server.ts, siem/service)
   ERR_SIEM_UNAUTHENTICATED: { status: 401, message: 'a valid client certificate is required' },

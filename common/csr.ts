@@ -18,7 +18,8 @@ import {
   type Tlv,
 } from './der.js';
 import { EdgewardError } from './errors.js';
-import { OID, encodeName, ext, ipFromBytes, ipToBytes } from './x509.js';
+import { ipBytes, ipFromBytes, parseIp } from './ip.js';
+import { OID, encodeName, ext } from './x509.js';
 
 export const MAX_CSR_BYTES = 8192;
 
@@ -102,7 +103,7 @@ function parseSans(value: Buffer): SanNames {
     if (n.tag === 0x87) {
       if (n.value.length !== 4 && n.value.length !== 16)
         throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR IP SAN is not 4 or 16 bytes');
-      out.ipAddresses.push(ipFromBytes(n.value));
+      out.ipAddresses.push(ipFromBytes(n.value).text);
       continue;
     }
     if (n.tag !== 0x86 && n.tag !== 0x82)
@@ -268,7 +269,12 @@ export function buildCsr(
   hosts: HostNames = NO_HOST_NAMES,
 ): Buffer {
   const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const san = ext.subjectAltName([uri], false, hosts.dns, hosts.ips.map(ipToBytes));
+  const san = ext.subjectAltName(
+    [uri],
+    false,
+    hosts.dns,
+    hosts.ips.map((ip) => ipBytes(parseIp(ip))),
+  );
   const attrs = explicit(0, seq(oid(OID.extensionRequest), set(seq(san))));
   const info = seq(smallInt(0), encodeName([]), spki, attrs);
   const isEc = publicKey.asymmetricKeyType === 'ec';

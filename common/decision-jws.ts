@@ -1,11 +1,11 @@
 // Signs and verifies decision snapshots and deltas as compact JWS (ES256, typ
 // `edgeward-decisions+jws`). The SIEM signs; agents and the CA verify with the SIEM's public key.
 import type { KeyObject } from 'node:crypto';
-import { isIP } from 'node:net';
 import { CompactSign, compactVerify, errors as joseErrors } from 'jose';
+import { canonicalScope } from './decision-scope.js';
 import type { Decision, DecisionDelta, DecisionScope, DecisionSet } from './decisions.js';
 import { EdgewardError } from './errors.js';
-import { isTrustDomain, isValidPattern, parseIdentity } from './identity.js';
+import { isTrustDomain } from './identity.js';
 
 export const DECISIONS_TYP = 'edgeward-decisions+jws';
 /** Largest compact JWS accepted (a snapshot of ~20,000 decisions). */
@@ -53,7 +53,6 @@ export async function signDecisionDelta(delta: DecisionDelta, key: KeyObject, ki
 type Rec = Readonly<Record<string, unknown>>;
 const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const ID = /^[A-Za-z0-9._:-]{1,64}$/;
-const HEX = /^[0-9a-f]+$/;
 
 function malformed(msg: string): never {
   throw new EdgewardError('ERR_DECISION_MALFORMED', msg);
@@ -73,39 +72,22 @@ function int(v: unknown, where: string): number {
   return v;
 }
 
-function isCidr(v: string): boolean {
-  const slash = v.indexOf('/');
-  if (slash < 0) return false;
-  const fam = isIP(v.slice(0, slash));
-  const bits = v.slice(slash + 1);
-  if (fam === 0 || !/^\d{1,3}$/.test(bits)) return false;
-  return Number(bits) <= (fam === 4 ? 32 : 128);
-}
-
-/** Checks a scope value for its type (exported: the SIEM validates manual decisions with it). */
-export function isValidScope(scope: DecisionScope): boolean {
-  const v = scope.value;
-  if (typeof v !== 'string' || v.length === 0 || v.length > 2048) return false;
-  switch (scope.type) {
-    case 'identity':
-      return isValidPattern(v);
-    case 'node':
-      try {
-        return parseIdentity(v).kind === 'node';
-      } catch {
-        return false;
-      }
-    case 'serial':
-      return v.length <= 64 && HEX.test(v);
-    case 'spki':
-      return v.length === 64 && HEX.test(v);
-    case 'ip':
-      return isIP(v) !== 0;
-    case 'cidr':
-      return isCidr(v);
-    default:
-      return false;
+/** A scope as signed: valid (else ERR_DECISION_MALFORMED) and canonical (else _SCOPE_NOT_CANONICAL). */
+function signedScope(v: unknown, where: string): DecisionScope {
+  const s = rec(v, ['type', 'value'], where);
+  let c: DecisionScope;
+  try {
+    c = canonicalScope({ type: s['type'], value: s['value'] });
+  } catch (err) {
+    throw new EdgewardError('ERR_DECISION_MALFORMED', `${where} is invalid`, { cause: err });
   }
+  // The signer and every verifier must read the same peers: a scope the SIEM would have had to
+  // rewrite (::ffff:127.0.0.1, an upper-case serial) is refused, never rebased here.
+  if (c.type !== s['type'] || c.value !== s['value'])
+    throw new EdgewardError('ERR_DECISION_SCOPE_NOT_CANONICAL', undefined, {
+      detail: { where, type: c.type, canonical: c.value.slice(0, 128) },
+    });
+  return c;
 }
 
 function parseDecision(v: unknown, where: string): Decision {
@@ -116,9 +98,7 @@ function parseDecision(v: unknown, where: string): Decision {
   );
   const id = d['id'];
   if (typeof id !== 'string' || !ID.test(id)) malformed(`${where}.id is invalid`);
-  const s = rec(d['scope'], ['type', 'value'], `${where}.scope`);
-  const scope = { type: s['type'], value: s['value'] } as DecisionScope;
-  if (!isValidScope(scope)) malformed(`${where}.scope is invalid`);
+  const scope = signedScope(d['scope'], `${where}.scope`);
   const action = d['action'];
   if (action !== 'quarantine' && action !== 'isolate') malformed(`${where}.action is invalid`);
   const reason = d['reason'];
@@ -211,7 +191,8 @@ export interface VerifyDecisionsOptions {
 /**
  * Verifies a signed snapshot or delta. Refusals, each with its own code: ERR_DECISION_TOO_LARGE,
  * _MALFORMED, _SIGNATURE, _TYP, _KID, _TRUST_DOMAIN, _STALE (snapshot revision below the applied
- * one), _GAP (delta not starting at the applied revision), _FUTURE (issued beyond the skew).
+ * one), _GAP (delta not starting at the applied revision), _FUTURE (issued beyond the skew),
+ * _SCOPE_NOT_CANONICAL (a scope in another spelling than common/decision-scope.ts makes).
  */
 export async function verifyDecisions(jws: string, opts: VerifyDecisionsOptions): Promise<SignedDecisions> {
   if (opts.publicKey.type !== 'public' || opts.publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {

@@ -19,9 +19,10 @@ export const DECISION_SCOPE_SCHEMA = {
 export interface DecisionScope {
   readonly type: DecisionScopeType;
   /**
-   * identity: a SPIFFE ID or pattern (`*` one segment); serial: lower-case hex, no colons;
-   * spki: lower-case hex SHA-256 of the DER SubjectPublicKeyInfo; ip: an IPv4/IPv6 address;
-   * cidr: a.b.c.d/n or IPv6/n; node: the SPIFFE ID of a node (all its connections, both ways).
+   * identity: a SPIFFE ID or pattern (`*` one segment); serial: lower-case hex, no colons, no
+   * leading zeros; spki: lower-case hex SHA-256 of the DER SubjectPublicKeyInfo; ip: an IPv4/IPv6
+   * address; cidr: a.b.c.d/n or IPv6/n; node: the SPIFFE ID of a node (all its connections, both
+   * ways). Signed documents carry only the canonical form (common/decision-scope.ts).
    */
   readonly value: string;
 }

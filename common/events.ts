@@ -1,10 +1,11 @@
 // The one security-event schema every reporter (agents, CA, SIEM) speaks: flat ECS-style dotted
 // keys plus identity fields. The validator is compiled once from FIELDS and refuses anything unknown.
-import { isIP } from 'node:net';
 import { EdgewardError } from './errors.js';
 import { parseIdentity } from './identity.js';
+import { canonicalIp } from './ip.js';
+import { normalizeSerial } from './x509.js';
 
-export type FieldType = 'time' | 'string' | 'keyword' | 'enum' | 'int' | 'ip' | 'identity' | 'hex';
+export type FieldType = 'time' | 'string' | 'keyword' | 'enum' | 'int' | 'ip' | 'identity' | 'hex' | 'serial';
 
 export interface FieldSpec {
   readonly type: FieldType;
@@ -173,9 +174,8 @@ export const FIELDS = {
   'tls.version': { type: 'keyword', max: 16, doc: 'Negotiated TLS version, e.g. 1.3.', ocsf: 'tls.version' },
   'tls.cipher': { type: 'keyword', max: 64, doc: 'Negotiated cipher suite.', ocsf: 'tls.cipher' },
   'tls.client.x509.serial_number': {
-    type: 'hex',
-    max: 64,
-    doc: 'Client certificate serial, lower-case hex without colons.',
+    type: 'serial',
+    doc: 'Client certificate serial, stored canonical: lower-case hex, no colons, no leading zeros.',
     ocsf: 'tls.certificate.serial_number',
   },
   'tls.client.x509.spki_sha256': {
@@ -308,9 +308,27 @@ function compile(spec: FieldSpec): Check {
     }
     case 'ip':
       return (v, f) => {
-        if (typeof v !== 'string' || v.length > 45 || isIP(v) === 0) throw bad(f, 'not an IP address');
-        // One canonical spelling so that grouping and CIDR matching see the same value.
-        return v.toLowerCase();
+        // One canonical spelling (common/ip.ts: ::ffff:a.b.c.d is a.b.c.d, zones refused) so that
+        // grouping, CIDR matching, the allowlist and the agents see the same address.
+        try {
+          return canonicalIp(v);
+        } catch (err) {
+          throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${f}: not an IP address`, {
+            cause: err,
+            detail: { field: f },
+          });
+        }
+      };
+    case 'serial':
+      return (v, f) => {
+        try {
+          return normalizeSerial(v as string);
+        } catch (err) {
+          throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${f}: not a serial`, {
+            cause: err,
+            detail: { field: f },
+          });
+        }
       };
     case 'identity':
       return (v, f) => {

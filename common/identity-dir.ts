@@ -6,7 +6,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync } 
 import { join } from 'node:path';
 import { EdgewardError } from './errors.js';
 import { PRIVATE_FILE_MODE, privateDir, writeFileDurably } from './private-files.js';
-import { uriSans } from './x509.js';
+import { normalizeSerial, uriSans } from './x509.js';
 
 export interface IdentityFiles {
   readonly keyPem: string;
@@ -73,7 +73,7 @@ export function loadIdentity(dir: string): LoadedIdentity {
     key,
     leaf,
     identity,
-    serial: leaf.serialNumber.toLowerCase().replace(/^0+/, ''),
+    serial: normalizeSerial(leaf.serialNumber),
     notBefore: Date.parse(leaf.validFrom),
     notAfter: Date.parse(leaf.validTo),
   };

@@ -1,7 +1,7 @@
 // Certificate and CRL encoding with the DER writer, plus the few readers the mesh needs
 // (serials, SPKI hashes, URI SANs). Profiles (what goes into which certificate) live in ca/.
 import { createHash, sign, type KeyObject } from 'node:crypto';
-import { isIP, SocketAddress } from 'node:net';
+import { tryParseIp } from './ip.js';
 import {
   bitString,
   bool,
@@ -20,6 +20,7 @@ import {
   uint,
   utf8,
 } from './der.js';
+import { EdgewardError } from './errors.js';
 
 export const OID = {
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
@@ -68,43 +69,6 @@ export const generalName = {
   /** An address (4 or 16 bytes) in a SAN, or address then mask (8 or 32 bytes) in a constraint. */
   ip: (bytes: Buffer): Buffer => tlv(0x87, bytes),
 };
-
-/** The 4 or 16 bytes of an IPv4 or IPv6 address in text form (what an iPAddress SAN holds). */
-export function ipToBytes(ip: string): Buffer {
-  const v = isIP(ip);
-  if (v === 4) return Buffer.from(ip.split('.').map(Number));
-  if (v === 6 && !ip.includes('%')) {
-    let text = ip.toLowerCase();
-    let tail: number[] = [];
-    const last = text.lastIndexOf(':');
-    if (text.includes('.', last)) {
-      // Embedded IPv4 in the last 32 bits.
-      tail = text
-        .slice(last + 1)
-        .split('.')
-        .map(Number);
-      text = `${text.slice(0, last)}:0:0`;
-    }
-    const [head = '', rest] = text.split('::');
-    const h = head === '' ? [] : head.split(':');
-    const r = rest === undefined || rest === '' ? [] : rest.split(':');
-    const fill = rest === undefined ? 0 : 8 - h.length - r.length;
-    const groups = [...h, ...Array<string>(fill).fill('0'), ...r].map((g) => parseInt(g, 16));
-    const out = Buffer.from(groups.flatMap((g) => [g >> 8, g & 0xff]));
-    if (tail.length === 4) Buffer.from(tail).copy(out, 12);
-    return out;
-  }
-  throw new TypeError(`not an IP address: ${ip}`);
-}
-
-/** The text form of a 4- or 16-byte address (IPv6 in its canonical, compressed form). */
-export function ipFromBytes(bytes: Buffer): string {
-  if (bytes.length === 4) return [...bytes].join('.');
-  if (bytes.length !== 16) throw new TypeError('an IP address has 4 or 16 bytes');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
-}
 
 export const ext = {
   basicConstraints(ca: boolean, pathLen?: number): Buffer {
@@ -237,10 +201,31 @@ export function signCrl(
 
 // ---------- readers ----------
 
-/** Serial numbers as the mesh writes them: lower-case hex, no leading zeros, no colons. */
-export function normalizeSerial(hex: string): string {
-  const s = hex.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+/** Longest canonical serial (RFC 5280 allows 20 octets; foreign certificates in events may be longer). */
+export const MAX_SERIAL_HEX = 64;
+const SERIAL_INPUT = /^[0-9A-Fa-f]+(:[0-9A-Fa-f]+)*$/;
+const CANONICAL_SERIAL = /^(0|[1-9a-f][0-9a-f]{0,63})$/;
+
+/**
+ * The one canonical serial, which every comparison (CRL, decisions, events, CA store, enforcement)
+ * uses: lower-case hex, no colons, no leading zeros (`0` for zero). Accepts hex in either case,
+ * with or without `:` between digit groups (openssl's `AB:CD`); throws ERR_SERIAL_INVALID.
+ */
+export function normalizeSerial(text: string): string {
+  // The hot path (every ingested event with a serial): already canonical, returned as it is.
+  if (typeof text === 'string' && CANONICAL_SERIAL.test(text)) return text;
+  if (typeof text !== 'string' || text.length > 3 * MAX_SERIAL_HEX || !SERIAL_INPUT.test(text))
+    throw new EdgewardError('ERR_SERIAL_INVALID', undefined, {
+      detail: { value: String(text).slice(0, 64) },
+    });
+  const s = text.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  if (s.length > MAX_SERIAL_HEX)
+    throw new EdgewardError('ERR_SERIAL_INVALID', 'serial longer than 64 hex digits');
   return s === '' ? '0' : s;
+}
+
+export function isCanonicalSerial(text: unknown): boolean {
+  return typeof text === 'string' && CANONICAL_SERIAL.test(text);
 }
 
 export function spkiSha256Hex(spkiDer: Buffer): string {
@@ -277,7 +262,7 @@ export function hostSans(subjectAltName: string | undefined): { dns: string[]; i
     ips: parts
       .filter((p) => p.startsWith('IP Address:'))
       .map((p) => p.slice(11))
-      .filter((ip) => isIP(ip) !== 0)
-      .map((ip) => ipFromBytes(ipToBytes(ip))),
+      .map((ip) => tryParseIp(ip)?.text)
+      .filter((ip): ip is string => ip !== undefined),
   };
 }

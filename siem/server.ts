@@ -211,6 +211,10 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     ...(o.maxSubscribers !== undefined ? { maxSubscribers: o.maxSubscribers } : {}),
     onPublished: (c) => metrics.publishSeconds.observe(c.publishMs / 1000),
   });
+  // Decisions stored before scopes had one canonical form are rewritten or lifted, and published.
+  const repaired = hub.change((e) => e.repairScopes());
+  if (repaired.rewritten.length + repaired.lifted.length > 0)
+    log.warn(repaired, 'decision scopes made canonical');
 
   const eventListeners = new Set<(events: readonly EdgeEvent[]) => void>();
   const alertListeners = new Set<(alert: Alert) => void>();

@@ -2,9 +2,9 @@
 // field lookups, value sets, CIDR masks and regexes are all prepared here, not per event.
 import { EdgewardError } from '../../common/errors.js';
 import { FIELDS, isEventField, type EdgeEvent, type FieldSpec } from '../../common/events.js';
-import { compileCidrMatcher, parseCidr, type Cidr } from './cidr.js';
+import { compileCidrMatcher, parseIpOrCidr, type Cidr } from '../../common/ip.js';
 import { parseCondition, type Cond } from './condition.js';
-import { compileSafeRegex, MAX_REGEX_SUBJECT } from './safe-regex.js';
+import { compileRuleRegex, type RuleRegex } from './linear-regex.js';
 
 type Pred = (e: EdgeEvent) => boolean;
 type Rec = Readonly<Record<string, unknown>>;
@@ -139,11 +139,20 @@ function compileEntry(key: string, raw: unknown, where: string): Entry {
     case 'cidr': {
       if (spec.type !== 'ip')
         throw new EdgewardError('ERR_POLICY_RULE_MODIFIER', `${where}: cidr needs an IP field`);
+      // The one IP module (common/ip.ts): blocks canonical, host bits refused, a bare address is
+      // its host block, mapped prefixes are IPv4, so the rule, the allowlist and agents agree.
       const blocks: Cidr[] = strings().map((s) => {
-        const c = parseCidr(s);
-        if (c === null)
-          throw new EdgewardError('ERR_POLICY_RULE_CIDR', `${where}: ${s.slice(0, 64)} is not a CIDR`);
-        return c;
+        try {
+          return parseIpOrCidr(s);
+        } catch (err) {
+          throw new EdgewardError(
+            'ERR_POLICY_RULE_CIDR',
+            `${where}: ${key}: ${s.slice(0, 64)} is not a CIDR`,
+            {
+              cause: err,
+            },
+          );
+        }
       });
       if (all) {
         const ms = blocks.map((b) => compileCidrMatcher([b]));
@@ -157,8 +166,8 @@ function compileEntry(key: string, raw: unknown, where: string): Entry {
     case 're': {
       if (isNumeric(spec))
         throw new EdgewardError('ERR_POLICY_RULE_MODIFIER', `${where}: re needs a text field`);
-      const res = values.map((v) => compileSafeRegex(v, ci ? 'i' : '', where));
-      const test = (s: string, r: RegExp) => s.length <= MAX_REGEX_SUBJECT && r.test(s);
+      const res = values.map((v) => compileRuleRegex(v, ci ? ['i'] : [], `${where}: ${key}`));
+      const test = (s: string, r: RuleRegex) => r.test(s);
       if (all) many = (e) => typeof get(e) === 'string' && res.every((r) => test(get(e) as string, r));
       else one = (v) => typeof v === 'string' && res.some((r) => test(v, r));
       break;

@@ -9,8 +9,13 @@ export {
   MAX_THRESHOLD,
   type ParsedFile,
 } from './parse.js';
-export { parseCidr, parseIp, cidrContains, cidrOverlaps, compileCidrMatcher, type Cidr } from './cidr.js';
-export { compileSafeRegex, unsafeReason, MAX_REGEX_LENGTH } from './safe-regex.js';
+export {
+  compileRuleRegex,
+  backtrackingConstruct,
+  MAX_REGEX_LENGTH,
+  type RuleRegex,
+  type RuleRegexFlag,
+} from './linear-regex.js';
 export type {
   CorrelationRule,
   CorrelationType,

@@ -5,7 +5,17 @@
 import type Database from 'better-sqlite3';
 import type { EdgeEvent } from '../../common/events.js';
 import { matchIdentity } from '../../common/identity.js';
+import { normalizeSerial } from '../../common/x509.js';
 import type { InventoryQuery, View } from './api.js';
+
+/** A search text read as a serial the way the store keeps them (`01:AB` finds `1ab`). */
+function searchedSerial(q: string): string {
+  try {
+    return normalizeSerial(q);
+  } catch {
+    return q.toLowerCase();
+  }
+}
 
 /** Who is quarantined now: exact identities, and identity patterns with `*` or `**` segments. */
 export interface QuarantineSet {
@@ -194,7 +204,7 @@ export class Inventory {
     }
     if (q.q) {
       where.push("(identity LIKE ? ESCAPE '\\' OR serial = ?)");
-      args.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, q.q.toLowerCase());
+      args.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, searchedSerial(q.q));
     }
     if (q.status === 'revoked') where.push('revoked = 1');
     if (q.status === 'healthy' || q.status === 'quarantined') {

@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parseDuration } from '../../common/clock.js';
-import { isValidScope } from '../../common/decision-jws.js';
+import { canonicalScope } from '../../common/decision-scope.js';
 import type { DecisionScope } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import { isEventField } from '../../common/events.js';
@@ -124,9 +124,11 @@ function parseSettings(o: Rec, where: string): ResponseSettings {
   if (!Array.isArray(list) || list.length > 10_000) bad(`${where}.allowlist`, 'must be a list');
   const allowlist = list.map((e, i): DecisionScope => {
     const x = rec(e, ['type', 'value'], `${where}.allowlist[${i}]`);
-    const scope = { type: x['type'], value: x['value'] } as DecisionScope;
-    if (!isValidScope(scope)) bad(`${where}.allowlist[${i}]`, 'invalid scope');
-    return scope;
+    try {
+      return canonicalScope({ type: x['type'], value: x['value'] });
+    } catch (err) {
+      return bad(`${where}.allowlist[${i}]`, 'invalid scope', err);
+    }
   });
   let maxPerMinute = DEFAULT_SETTINGS.maxPerMinute;
   if (doc['blast-radius'] !== undefined) {

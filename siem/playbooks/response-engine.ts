@@ -1,7 +1,7 @@
 // The response core: alerts in, versioned decisions out. Pure state (no clock, no I/O): the
 // caller passes `now`, persists the changes and signs the snapshots and deltas it hands out.
 import { randomUUID } from 'node:crypto';
-import { isValidScope } from '../../common/decision-jws.js';
+import { canonicalScope } from '../../common/decision-scope.js';
 import type {
   Decision,
   DecisionAction,
@@ -148,9 +148,12 @@ export class ResponseEngine {
             skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'no-value' });
             continue;
           }
-          const scope: DecisionScope = { type: act.scope, value: String(raw) };
-          if (!isValidScope(scope)) {
-            skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'invalid-scope', scope });
+          let scope: DecisionScope;
+          try {
+            scope = canonicalScope({ type: act.scope, value: String(raw) });
+          } catch {
+            const given = { type: act.scope, value: String(raw).slice(0, 256) };
+            skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'invalid-scope', scope: given });
             continue;
           }
           if (isProtected(scope)) {
@@ -197,11 +200,17 @@ export class ResponseEngine {
 
   /** An analyst's decision: allowlist and control-plane protection still win. */
   createManual(m: ManualDecision, now: number): Decision {
-    this.#checkScope(m.scope);
+    const scope = this.#checkScope(m.scope);
     if (!(m.ttlMs > 0 && m.ttlMs <= 365 * 86_400_000)) throw new TypeError('ttlMs out of range');
     const rev = this.#revision + 1;
-    const proposal: Proposal = { ...m, reason: m.reason.slice(0, 512), alerts: [], playbook: undefined };
-    const existing = this.#findActive(m.scope, m.action);
+    const proposal: Proposal = {
+      ...m,
+      scope,
+      reason: m.reason.slice(0, 512),
+      alerts: [],
+      playbook: undefined,
+    };
+    const existing = this.#findActive(scope, m.action);
     const d = this.#apply(proposal, now, rev, existing);
     if (d === null) return existing as Decision;
     this.#commit(rev, [d], []);
@@ -212,11 +221,11 @@ export class ResponseEngine {
   approve(pendingId: string, now: number): Decision {
     const p = this.#pending.get(pendingId);
     if (p === undefined) throw new EdgewardError('ERR_SIEM_PENDING_UNKNOWN');
-    this.#checkScope(p.scope);
+    const scope = this.#checkScope(p.scope);
     this.#dropPending(p);
     const rev = this.#revision + 1;
-    const existing = this.#findActive(p.scope, p.action);
-    const d = this.#apply(p, now, rev, existing);
+    const existing = this.#findActive(scope, p.action);
+    const d = this.#apply({ ...p, scope }, now, rev, existing);
     if (d === null) return existing as Decision;
     this.#commit(rev, [d], []);
     return d;
@@ -324,11 +333,60 @@ export class ResponseEngine {
     for (const p of s.pending) this.#keepPending(p);
   }
 
-  #checkScope(scope: DecisionScope): void {
-    if (!isValidScope(scope)) throw new EdgewardError('ERR_SIEM_DECISION_SCOPE');
+  /**
+   * Brings decisions stored before scopes had one canonical form (an upgrade) to it: each is
+   * rewritten canonical (same id), or lifted when it has no valid form or its canonical form is
+   * protected or allowlisted (::ffff:127.0.0.1 was the allowlisted 127.0.0.1 all along) or already
+   * decided. Pending ones likewise. One revision if anything changed; run it through the hub.
+   */
+  repairScopes(): { rewritten: string[]; lifted: string[] } {
+    const canonical = (scope: DecisionScope): DecisionScope | null => {
+      try {
+        return this.#checkScope(scope);
+      } catch {
+        return null;
+      }
+    };
+    const same = (a: DecisionScope, b: DecisionScope): boolean => a.type === b.type && a.value === b.value;
+    const rev = this.#revision + 1;
+    const rewritten: Decision[] = [];
+    const lifted: string[] = [];
+    for (const d of [...this.#active.values()]) {
+      const scope = canonical(d.scope);
+      if (scope !== null && same(scope, d.scope)) continue;
+      this.#remove(d);
+      if (scope === null || this.#findActive(scope, d.action) !== undefined) {
+        lifted.push(d.id);
+        continue;
+      }
+      const fixed: Decision = { ...d, scope, revision: rev };
+      this.#active.set(fixed.id, fixed);
+      this.#byScope.set(actionKey(scope, fixed.action), fixed.id);
+      rewritten.push(fixed);
+    }
+    for (const p of this.pending()) {
+      const scope = canonical(p.scope);
+      if (scope !== null && same(scope, p.scope)) continue;
+      this.#dropPending(p);
+      if (scope !== null && !this.#pendingByScope.has(actionKey(scope, p.action)))
+        this.#keepPending({ ...p, scope });
+    }
+    if (rewritten.length > 0 || lifted.length > 0) this.#commit(rev, rewritten, lifted);
+    return { rewritten: rewritten.map((d) => d.id), lifted };
+  }
+
+  /** The canonical scope (checked on that form), or a refusal; its cause names what is wrong. */
+  #checkScope(given: DecisionScope): DecisionScope {
+    let scope: DecisionScope;
+    try {
+      scope = canonicalScope(given);
+    } catch (err) {
+      throw new EdgewardError('ERR_SIEM_DECISION_SCOPE', undefined, { cause: err });
+    }
     if (isProtected(scope)) throw new EdgewardError('ERR_SIEM_DECISION_PROTECTED');
     if (isAllowlisted(scope, this.#settings.allowlist))
       throw new EdgewardError('ERR_SIEM_DECISION_ALLOWLISTED');
+    return scope;
   }
 
   #findActive(scope: DecisionScope, action: DecisionAction): Decision | undefined {

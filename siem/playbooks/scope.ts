@@ -1,7 +1,7 @@
 // Scope questions the response engine asks: is this scope a control-plane identity, does it touch
 // the allowlist? Both answer conservatively: a wildcard that could cover a protected name does.
 import type { DecisionScope } from '../../common/decisions.js';
-import { cidrOverlaps, parseCidr } from '../../policies/rules/index.js';
+import { cidrOverlaps, parseIpOrCidr, type Cidr } from '../../common/ip.js';
 
 export function scopeKey(s: DecisionScope): string {
   return `${s.type === 'node' ? 'identity' : s.type}\u001f${s.value}`;
@@ -37,11 +37,20 @@ export function isProtected(s: DecisionScope): boolean {
   return first === 'svc' || first === '*' || first === '**';
 }
 
-function asCidr(s: DecisionScope) {
-  return s.type === 'ip' || s.type === 'cidr' ? parseCidr(s.value) : null;
+function asCidr(s: DecisionScope): Cidr | null {
+  if (s.type !== 'ip' && s.type !== 'cidr') return null;
+  try {
+    return parseIpOrCidr(s.value);
+  } catch {
+    return null; // scopes reach here canonical (common/decision-scope.ts); never guess otherwise
+  }
 }
 
-/** Does the scope touch any allowlisted scope? (Overlap, not only equality, so allowlists win.) */
+/**
+ * Does the scope touch any allowlisted scope? Overlap, not only equality, so allowlists win: a
+ * block that contains an allowlisted address is refused, never narrowed around it. Both sides are
+ * canonical (common/decision-scope.ts), so ::ffff:127.0.0.1 is 127.0.0.1 here as at the agents.
+ */
 export function isAllowlisted(s: DecisionScope, allowlist: readonly DecisionScope[]): boolean {
   const mine = asCidr(s);
   for (const a of allowlist) {

@@ -97,6 +97,15 @@ describe('agent config', () => {
     );
   });
 
+  it('refuses a dotted host that is not an address (010.0.0.2 would be read as octal)', () => {
+    for (const host of ['010.0.0.2:9443', '10.0.0:9443', "'[fe80::1%eth0]:9443'"])
+      bad(
+        GOOD.replace('connect: 10.0.0.2:9443', `connect: ${host}`),
+        'ERR_AGENT_CONFIG_INVALID',
+        'outbound[0].connect',
+      );
+  });
+
   it('plaintext listeners stay on loopback unless the config says otherwise', () => {
     bad(
       GOOD.replace('listen: 127.0.0.1:7000', 'listen: 0.0.0.0:7000'),

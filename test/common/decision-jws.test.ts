@@ -153,6 +153,46 @@ describe('decision JWS', () => {
     }
   });
 
+  it('refuses signed scopes that are not canonical (the bus and the signer cannot disagree with the enforcer)', async () => {
+    const spelled: [string, string][] = [
+      ['ip', '::ffff:127.0.0.1'],
+      ['ip', '2001:DB8::1'],
+      ['ip', '2001:db8:0:0:0:0:0:1'],
+      ['cidr', '::ffff:0.0.0.0/96'],
+      ['cidr', '10.0.0.1/32'],
+      ['serial', '00AB'],
+      ['serial', 'ab:cd'],
+      ['spki', 'F'.repeat(64)],
+    ];
+    for (const [type, value] of spelled) {
+      const p = { kind: 'snapshot', ...set, decisions: [{ ...decision, scope: { type, value } }] };
+      const jws = await rawSign(p, { typ: DECISIONS_TYP, kid: 'k' });
+      await expect(verifyDecisions(jws, opts({ lastApplied: 7 })), value).rejects.toMatchObject({
+        code: 'ERR_DECISION_SCOPE_NOT_CANONICAL',
+      });
+      await expect(
+        signDecisionSet(
+          { ...set, decisions: [{ ...decision, scope: { type, value } as never }] },
+          privateKey,
+          'k',
+        ),
+        value,
+      ).rejects.toMatchObject({ code: 'ERR_DECISION_SCOPE_NOT_CANONICAL' });
+    }
+    // Zones and host bits have no canonical form at all.
+    for (const [type, value] of [
+      ['ip', 'fe80::1%eth0'],
+      ['cidr', '10.0.0.1/8'],
+      ['ip', '010.0.0.1'],
+    ]) {
+      const p = { kind: 'snapshot', ...set, decisions: [{ ...decision, scope: { type, value } }] };
+      const jws = await rawSign(p, { typ: DECISIONS_TYP, kid: 'k' });
+      await expect(verifyDecisions(jws, opts({ lastApplied: 7 })), value).rejects.toMatchObject({
+        code: 'ERR_DECISION_MALFORMED',
+      });
+    }
+  });
+
   it('refuses garbage and oversize input before any crypto', async () => {
     await expect(verifyDecisions('a.b', opts())).rejects.toMatchObject({ code: 'ERR_DECISION_MALFORMED' });
     await expect(verifyDecisions('a.b.c.d', opts())).rejects.toMatchObject({

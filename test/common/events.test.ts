@@ -86,11 +86,13 @@ describe('validateEvent', () => {
       { 'source.port': 1.5 },
       { 'source.ip': '10.0.0.256' },
       { 'source.ip': 'localhost' },
+      { 'source.ip': 'fe80::1%eth0' },
+      { 'source.ip': '010.0.0.1' },
       { 'event.outcome': 'maybe' },
       { 'event.reason': 'x'.repeat(257) },
       { 'source.identity': 'https://factory.example/device/d1' },
       { 'source.identity': 'spiffe://factory.example/device/../x' },
-      { 'tls.client.x509.serial_number': '4F1A' },
+      { 'tls.client.x509.serial_number': '4F1G' },
       { 'tls.client.x509.serial_number': '' },
       { 'tls.client.x509.spki_sha256': 'ab' },
       { 'attestation.method': 'has space' },
@@ -103,6 +105,18 @@ describe('validateEvent', () => {
         codeOf(() => validateEvent({ ...ok, ...b })),
         JSON.stringify(b),
       ).toBe('ERR_SIEM_EVENT_INVALID');
+  });
+
+  it('stores addresses and serials in their one canonical form (common/ip.ts, normalizeSerial)', () => {
+    const e = validateEvent({
+      ...ok,
+      'source.ip': '::ffff:127.0.0.1',
+      'destination.ip': '2001:DB8:0:0::1',
+      'tls.client.x509.serial_number': '00:4F:1A',
+    });
+    expect(e['source.ip']).toBe('127.0.0.1');
+    expect(e['destination.ip']).toBe('2001:db8::1');
+    expect(e['tls.client.x509.serial_number']).toBe('4f1a');
   });
 
   it('refuses missing or absurd times with ERR_SIEM_EVENT_TIME', () => {

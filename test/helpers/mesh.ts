@@ -3,7 +3,7 @@
 // identities for the test itself (devices, nodes, the admin) enrolled over HTTPS with join tokens.
 // Join tokens travel as production should carry them: in 0600 files, never on a command line.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -52,6 +52,19 @@ export interface MeshAgent {
 /** An identity the test enrolled, with the folder it lives in (for `edgeward renew --dir`). */
 export type MeshIdentity = LoadedIdentity & { readonly dir: string };
 
+/** An analyst's logged-in dashboard session (cookie and CSRF token), for the dashboard's API. */
+export interface DashboardSession {
+  readonly user: string;
+  /** A request to the dashboard's API with the session cookie, and the CSRF token on changes. */
+  call(path: string, o?: { method?: string; body?: unknown }): Promise<RawResult>;
+}
+
+export interface MeshDashboard {
+  readonly url: string;
+  /** Adds a user (`edgeward siem user add`, password from the environment) and logs it in. */
+  login(role: 'viewer' | 'analyst' | 'admin'): Promise<DashboardSession>;
+}
+
 export interface Mesh {
   readonly dir: string;
   readonly trustDomain: string;
@@ -65,6 +78,8 @@ export interface Mesh {
   ca: MeshProcess;
   readonly siem: MeshProcess;
   readonly agents: readonly MeshAgent[];
+  /** The dashboard, when started with `dashboard: true`. */
+  readonly dashboard: MeshDashboard | undefined;
   /** A one-time join token for the identity (`edgeward ca token`, printed to stdout). */
   token(id: string): string;
   /** The same in a new 0600 file (`edgeward ca token --out FILE`); returns the file. */
@@ -98,6 +113,11 @@ export interface Mesh {
   caRevision(): Promise<number>;
   /** Posts events to the SIEM as `who`. */
   report(who: LoadedIdentity, events: readonly Record<string, unknown>[]): Promise<RawResult>;
+  /**
+   * Opens an mTLS connection as `who` to the agent's inbound listener, sends a line and resolves
+   * with the echo from the app behind it; rejects when the agent refuses or cuts the connection.
+   */
+  echo(a: MeshAgent, who: LoadedIdentity, text?: string): Promise<string>;
   /** The SIEM's active decisions, read with the admin identity. */
   decisions(): Promise<{
     revision: number;
@@ -123,6 +143,8 @@ export interface MeshOptions {
   readonly env?: Record<string, string>;
   /** Every process of the mesh (ca init, ca token, servers, agents, enroll) runs under this umask. */
   readonly umask?: number;
+  /** Also serve the dashboard (`siem serve --dashboard`, with the SIEM's own certificate). */
+  readonly dashboard?: boolean;
 }
 
 const READY = {
@@ -198,8 +220,9 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const tokensDir = join(dir, 'tokens');
   mkdirSync(tokensDir, { mode: 0o700 });
   const specs = o.agents ?? [];
-  // CA, SIEM, then per agent: inbound, admin and its echo app.
-  const base = await freePortRange(2 + specs.length * 3);
+  // CA, SIEM, then per agent: inbound, admin and its echo app; then the dashboard.
+  const base = await freePortRange(2 + specs.length * 3 + (o.dashboard === true ? 1 : 0));
+  const dashboardPort = base + 2 + specs.length * 3;
   const caUrl = `https://127.0.0.1:${base}`;
   const siemUrl = `https://127.0.0.1:${base + 1}`;
   const init = edgeward(
@@ -258,6 +281,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         fingerprint,
         '--token-file',
         tokenFile(serviceId(td, 'siem')),
+        ...(o.dashboard === true ? ['--dashboard', `127.0.0.1:${dashboardPort}`] : []),
         ...(o.siemArgs ?? []),
       ],
       env,
@@ -341,6 +365,84 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     return Object.assign(loadIdentity(out), { dir: out });
   };
 
+  let users = 0;
+  const dashboard: MeshDashboard | undefined =
+    o.dashboard !== true
+      ? undefined
+      : {
+          url: `https://127.0.0.1:${dashboardPort}`,
+          async login(role) {
+            const name = `${role}${++users}`;
+            const password = randomBytes(12).toString('hex');
+            const add = edgeward(
+              ['siem', 'user', 'add', '--data', join(dir, 'siem'), '--name', name, '--role', role],
+              { ...env, EDGEWARD_PASSWORD: password },
+            );
+            if (add.status !== 0) throw new Error(`siem user add failed: ${add.stdout}${add.stderr}`);
+            const url = `https://127.0.0.1:${dashboardPort}`;
+            // The dashboard presents the SIEM's mesh certificate: trust the mesh root, skip the name.
+            const r = await rawRequest(`${url}/api/login`, {
+              method: 'POST',
+              body: JSON.stringify({ name, password }),
+            });
+            const cookie = /^[^;]+/.exec(String(r.headers['set-cookie'] ?? ''))?.[0];
+            const csrf = r.json?.['csrf'];
+            if (r.status !== 200 || cookie === undefined || typeof csrf !== 'string')
+              throw new Error(`dashboard login failed: ${r.status} ${r.body.toString()}`);
+            return {
+              user: name,
+              call: (path, c = {}) => {
+                const method = c.method ?? (c.body !== undefined ? 'POST' : 'GET');
+                return rawRequest(`${url}${path}`, {
+                  method,
+                  headers: { cookie, ...(method === 'GET' ? {} : { 'x-csrf-token': csrf }) },
+                  ...(c.body !== undefined ? { body: JSON.stringify(c.body) } : {}),
+                });
+              },
+            };
+          },
+        };
+
+  /** An mTLS connection through an agent's inbound sidecar, open once the app's echo came back. */
+  const open = (
+    agent: MeshAgent,
+    who: Pick<LoadedIdentity, 'keyPem' | 'certPem' | 'bundlePem'>,
+    localAddress?: string,
+    text = 'ping',
+  ) =>
+    new Promise<{ socket: TLSSocket; echoed: string }>((resolve, reject) => {
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port: agent.inboundPort,
+        ...(localAddress !== undefined ? { localAddress } : {}),
+        key: who.keyPem,
+        cert: who.certPem,
+        ca: who.bundlePem,
+        minVersion: 'TLSv1.3',
+        // Agents are known by their SPIFFE ID; the test trusts the port it started.
+        checkServerIdentity: () => undefined,
+      });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`no echo from ${agent.name} in 10 s`));
+      }, 10_000);
+      // TLS 1.3: the agent checks our certificate after our secureConnect; the echo proves it let us in.
+      s.once('secureConnect', () => s.write(text));
+      s.once('data', (d: Buffer) => {
+        clearTimeout(timer);
+        resolve({ socket: s, echoed: d.toString() });
+      });
+      // After the echo, errors (a cut) show as 'close' to the test; never as an unhandled error.
+      s.on('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      s.once('close', () => {
+        clearTimeout(timer);
+        reject(new Error(`connection to ${agent.name} closed before the echo`));
+      });
+    });
+
   const mesh: Mesh = {
     dir,
     trustDomain: td,
@@ -353,6 +455,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     ca,
     siem,
     agents,
+    dashboard,
     token,
     tokenFile,
     enroll: async (path) =>
@@ -370,31 +473,18 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       }
       return enrollWith(path, ['--attest', 'puf', '--puf', `sim:${seed}`]);
     },
-    connect: (agent, who, localAddress) =>
-      new Promise<TLSSocket>((resolve, reject) => {
-        const s = tlsConnect({
-          host: '127.0.0.1',
-          port: agent.inboundPort,
-          ...(localAddress !== undefined ? { localAddress } : {}),
-          key: who.keyPem,
-          cert: who.certPem,
-          ca: who.bundlePem,
-          minVersion: 'TLSv1.3',
-          // Agents are known by their SPIFFE ID; the test trusts the port it started.
-          checkServerIdentity: () => undefined,
-        });
-        s.once('secureConnect', () => s.write('ping'));
-        s.once('data', () => resolve(s));
-        // After the echo, errors (a cut) show as 'close' to the test; never as an unhandled error.
-        s.on('error', reject);
-        s.once('close', () => reject(new Error(`connection to ${agent.name} closed before the echo`)));
-      }),
+    connect: async (agent, who, localAddress) => (await open(agent, who, localAddress)).socket,
     cli: (args) => edgeward(args, env, so),
     call,
     async caRevision() {
       const r = await call(`${caUrl}/healthz`, undefined);
       const siem = r.json?.['siem'] as { connected?: boolean; revision?: number } | undefined;
       return siem?.connected === true ? (siem.revision ?? -1) : -1;
+    },
+    async echo(a, who, text) {
+      const { socket, echoed } = await open(a, who, undefined, text);
+      socket.destroy();
+      return echoed;
     },
     report: (who, events) => call(`${siemUrl}/v1/events`, who, { body: events }),
     async decisions() {

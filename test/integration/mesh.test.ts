@@ -14,8 +14,8 @@ describe('test mesh', () => {
     const device = await mesh.enroll('device/d1');
     const agent = mesh.agents[0];
     if (agent === undefined) throw new Error('no agent');
-    const s = await mesh.connect(agent, device);
-    s.destroy();
+    const echoed = await mesh.echo(agent, device);
+    expect(echoed).toBe('ping');
     const d = await mesh.decisions();
     expect(d.revision).toBeGreaterThanOrEqual(0);
     expect((await agent.admin('/healthz')).status).toBe(200);

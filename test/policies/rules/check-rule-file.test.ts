@@ -75,6 +75,10 @@ describe('detection matchers', () => {
     expect(r.match(ev({ 'source.ip': '2001:db9::1' }))).toBe(false);
     expect(r.match(ev({ 'source.ip': '::ffff:10.1.2.3' }))).toBe(true);
     expect(r.match(ev({}))).toBe(false);
+    // A mapped block is the IPv4 block, as the allowlist and the agents read it.
+    const m = detection("sel:\n  source.ip|cidr: '::ffff:10.0.0.0/104'\ncondition: sel");
+    expect(m.match(ev({ 'source.ip': '10.9.9.9' }))).toBe(true);
+    expect(m.match(ev({ 'source.ip': '11.0.0.1' }))).toBe(false);
   });
 
   it('regular expressions, case-insensitive with re|i', () => {
@@ -83,6 +87,10 @@ describe('detection matchers', () => {
     expect(r.match(ev({ 'source.identity': 'spiffe://factory.example/device/dx' }))).toBe(false);
     const i = detection("sel:\n  event.reason|re|i: '^unknown'\ncondition: sel");
     expect(i.match(ev({ 'event.reason': 'UNKNOWN_CA' }))).toBe(true);
+    // What the old star-height guard refused runs in linear time on RE2, so it is allowed.
+    const n = detection("sel:\n  event.reason|re: '(a+)+$'\ncondition: sel");
+    expect(n.match(ev({ 'event.reason': `${'a'.repeat(250)}!` }))).toBe(false);
+    expect(n.match(ev({ 'event.reason': 'aaa' }))).toBe(true);
   });
 
   it('exists and null (field absent)', () => {
@@ -224,14 +232,34 @@ describe('correlation rules', () => {
       'ERR_POLICY_RULE_REGEX',
     ],
     [
-      'nested quantifier',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(a+)+$' }\n  condition: s\n",
+      'lookahead',
+      "title: t\nid: r\ndetection:\n  s: { event.reason|re: 'a(?=b)' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX_UNSAFE',
     ],
     [
-      'alternation under star',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(a|aa)*b' }\n  condition: s\n",
+      'lookbehind',
+      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(?<!a)b' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX_UNSAFE',
+    ],
+    [
+      'repetition beyond RE2',
+      "title: t\nid: r\ndetection:\n  s: { event.reason|re: 'a{1001}' }\n  condition: s\n",
+      'ERR_POLICY_RULE_REGEX',
+    ],
+    [
+      'CIDR with host bits',
+      'title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 10.0.0.1/8 }\n  condition: s\n',
+      'ERR_POLICY_RULE_CIDR',
+    ],
+    [
+      'CIDR with a zone',
+      "title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 'fe80::%eth0/64' }\n  condition: s\n",
+      'ERR_POLICY_RULE_CIDR',
+    ],
+    [
+      'CIDR with leading zeros',
+      'title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 010.0.0.0/8 }\n  condition: s\n',
+      'ERR_POLICY_RULE_CIDR',
     ],
     [
       'backreference',

@@ -262,6 +262,85 @@ describe('ResponseEngine', () => {
     ).toThrow(expect.objectContaining({ code: 'ERR_SIEM_DECISION_SCOPE' }));
   });
 
+  it('makes every scope canonical before checking it: the allowlist sees ::ffff:10.255.1.2 as 10.255.1.2', () => {
+    const e = engine();
+    const manual = (type: string, value: string) =>
+      e.createManual(
+        { scope: { type, value } as never, action: 'quarantine', ttlMs: 60_000, reason: 'analyst' },
+        NOW,
+      );
+    for (const v of ['::ffff:10.255.1.2', '::FFFF:AFF:102', '0:0:0:0:0:ffff:10.255.1.2'])
+      expect(() => manual('ip', v), v).toThrow(
+        expect.objectContaining({ code: 'ERR_SIEM_DECISION_ALLOWLISTED' }),
+      );
+    // A block that holds an allowlisted address is refused whole; the mapped range is all of IPv4.
+    for (const v of ['10.0.0.0/8', '::ffff:0.0.0.0/96', '0.0.0.0/0'])
+      expect(() => manual('cidr', v), v).toThrow(
+        expect.objectContaining({ code: 'ERR_SIEM_DECISION_ALLOWLISTED' }),
+      );
+    expect(manual('ip', '::ffff:192.0.2.1').scope).toEqual({ type: 'ip', value: '192.0.2.1' });
+    expect(manual('cidr', '2001:DB8::/32').scope).toEqual({ type: 'cidr', value: '2001:db8::/32' });
+    expect(manual('serial', '00:4F:1B').scope).toEqual({ type: 'serial', value: '4f1b' });
+    // The same address in two spellings is one decision (extended, not doubled).
+    manual('ip', '192.0.2.1');
+    expect(e.active().filter((d) => d.scope.value === '192.0.2.1')).toHaveLength(1);
+    for (const [type, value, cause] of [
+      ['ip', 'fe80::1%eth0', 'ERR_IP_ZONE'],
+      ['cidr', '10.1.0.1/16', 'ERR_IP_CIDR_HOST_BITS'],
+      ['ip', '010.1.2.3', 'ERR_IP_INVALID'],
+    ] as const) {
+      try {
+        manual(type, value);
+        throw new Error(`${value} was accepted`);
+      } catch (err) {
+        expect(err, value).toMatchObject({ code: 'ERR_SIEM_DECISION_SCOPE', cause: { code: cause } });
+      }
+    }
+    // Automatic decisions too: an alert keyed by a spelling the schema did not canonicalise.
+    const out = e.handleAlerts(
+      [alert('r-ip', { 'source.ip': '::ffff:10.255.9.9' }), alert('r-ip', { 'source.ip': 'fe80::1%lo' })],
+      NOW,
+    );
+    expect(out.skipped.map((x) => x.reason)).toEqual(['allowlisted', 'invalid-scope']);
+  });
+
+  it('repairScopes rewrites decisions stored before canonical scopes, or lifts them, in one revision', () => {
+    const stored = (id: string, type: string, value: string) => ({
+      id,
+      revision: 5,
+      scope: { type, value } as never,
+      action: 'quarantine' as const,
+      reason: 'old',
+      createdAt: NOW,
+      expiresAt: NOW + 3_600_000,
+      alerts: [],
+    });
+    const e = engine();
+    e.importState({
+      revision: 5,
+      decisions: [
+        stored('keep', 'ip', '192.0.2.1'),
+        stored('mapped', 'ip', '::ffff:192.0.2.2'),
+        stored('bypass', 'ip', '::ffff:10.255.0.1'), // the allowlist bypass, stored by an old SIEM
+        stored('zone', 'ip', 'fe80::1%eth0'),
+        stored('twin', 'serial', '00AB'),
+        stored('serial', 'serial', 'ab'),
+      ],
+      pending: [],
+    });
+    expect(e.repairScopes()).toEqual({ rewritten: ['mapped'], lifted: ['bypass', 'zone', 'twin'] });
+    expect(e.revision).toBe(6);
+    expect(e.active().map((d) => [d.id, d.scope.value])).toEqual([
+      ['keep', '192.0.2.1'],
+      ['serial', 'ab'],
+      ['mapped', '192.0.2.2'],
+    ]);
+    const d = e.deltaSince(5, NOW);
+    expect(d.kind === 'delta' && d.delta.removals).toEqual(['bypass', 'zone', 'twin']);
+    expect(e.repairScopes()).toEqual({ rewritten: [], lifted: [] });
+    expect(e.revision).toBe(6);
+  });
+
   it('restores state with a revision that never goes back', () => {
     const a = engine();
     a.handleAlerts([alert('r-id', { 'source.identity': DEV })], NOW);
@@ -290,6 +369,20 @@ describe('playbook files', () => {
     expect(cfg.settings.maxPerMinute).toBe(20);
   });
 
+  it('keeps the allowlist in canonical form', () => {
+    const cfg = parsePlaybookTexts([
+      {
+        name: 's.yaml',
+        text: "kind: response-settings\nallowlist:\n  - { type: ip, value: '::ffff:127.0.0.1' }\n  - { type: cidr, value: '::FFFF:10.0.0.0/104' }\n  - { type: serial, value: '0A:BC' }\n",
+      },
+    ]);
+    expect(cfg.settings.allowlist).toEqual([
+      { type: 'ip', value: '127.0.0.1' },
+      { type: 'cidr', value: '10.0.0.0/8' },
+      { type: 'serial', value: 'abc' },
+    ]);
+  });
+
   const bad: [string, string][] = [
     [
       'unknown key',
@@ -310,6 +403,11 @@ describe('playbook files', () => {
       'kind: playbook\nid: p\nrules: [r]\ndecisions:\n  - { scope: ip, from: source.ip, ttl: 90d }\n',
     ],
     ['bad allowlist entry', 'kind: response-settings\nallowlist:\n  - { type: ip, value: 10.0.0.0/8 }\n'],
+    [
+      'allowlist block with host bits',
+      'kind: response-settings\nallowlist:\n  - { type: cidr, value: 10.0.0.1/8 }\n',
+    ],
+    ['allowlist zone', "kind: response-settings\nallowlist:\n  - { type: ip, value: 'fe80::1%eth0' }\n"],
     ['poisoned key', 'kind: response-settings\n__proto__: { x: 1 }\n'],
     [
       'duplicate id',
