@@ -103,7 +103,14 @@ function parseSans(value: Buffer): SanNames {
     if (n.tag === 0x87) {
       if (n.value.length !== 4 && n.value.length !== 16)
         throw new EdgewardError('ERR_CA_CSR_SANS', 'CSR IP SAN is not 4 or 16 bytes');
-      out.ipAddresses.push(ipFromBytes(n.value).text);
+      const ip = ipFromBytes(n.value);
+      // One spelling per address: an IPv4-mapped IPv6 SAN would be IPv4 to us, IPv6 to clients.
+      if (n.value.length === 16 && ip.family === 4)
+        throw new EdgewardError(
+          'ERR_CA_CSR_SANS',
+          'CSR IP SAN is an IPv4-mapped IPv6 address: give the IPv4 address',
+        );
+      out.ipAddresses.push(ip.text);
       continue;
     }
     if (n.tag !== 0x86 && n.tag !== 0x82)

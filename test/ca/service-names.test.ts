@@ -17,8 +17,8 @@ import { openssl } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('parseServiceNames', () => {
-  it('makes the lists canonical: lower case, host bits cleared, IPv6 compressed, no repeats', () => {
-    expect(parseServiceNames('Svc.Example, svc.example,ca.example', '10.1.2.3/16,::0001,127.0.0.1')).toEqual({
+  it('makes the lists canonical: lower case, IPv6 compressed, no repeats', () => {
+    expect(parseServiceNames('Svc.Example, svc.example,ca.example', '10.1.0.0/16,::0001,127.0.0.1')).toEqual({
       dns: ['svc.example', 'ca.example'],
       ips: ['10.1.0.0/16', '::1/128', '127.0.0.1/32'],
     });
@@ -33,6 +33,7 @@ describe('parseServiceNames', () => {
     ['the reserved name invalid', 'x.invalid', undefined],
     ['an IPv4-mapped IPv6 address', undefined, '::ffff:127.0.0.1'],
     ['an address with a zone', undefined, 'fe80::1%eth0'],
+    ['a range with host bits set', undefined, '10.1.2.3/16'],
     ['a prefix too long', undefined, '10.0.0.0/33'],
     ['not an address', undefined, 'localhost'],
   ])('refuses %s (ERR_CA_SERVICE_NAME)', (_what, dns, ip) => {

@@ -45,7 +45,7 @@ describe('edgeward ca (real processes)', () => {
   it('init declares service names, and refuses one it cannot put in the name constraints', () => {
     const named = join(dir, 'named');
     const r = edgeward(['ca', 'init', '--data', named, '--trust-domain', TD, '--dns', 'EW.example',
-      '--ip', '10.1.2.3/16', '--ip', '::1']); // prettier-ignore
+      '--ip', '10.1.0.0/16', '--ip', '::1']); // prettier-ignore
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('service names the CA may vouch for: ew.example, 10.1.0.0/16, ::1/128\n');
     expect(openssl(['x509', '-in', join(named, 'intermediate.pem'), '-noout', '-ext', 'nameConstraints']))
