@@ -286,7 +286,13 @@ describe('playbook files', () => {
       'quarantine-handshake-flood',
       'simulate-policy-denial-burst',
     ]);
-    expect(cfg.settings.maxPerMinute).toBe(20);
+    expect(cfg.settings.maxPerMinute).toBe(60);
+    expect(cfg.settings.perReporter).toBe(20);
+    expect(cfg.settings.reserved).toEqual({
+      rules: ['ew-cloned-credential'],
+      maxPerMinute: 20,
+      perReporter: 10,
+    });
   });
 
   const bad: [string, string][] = [
