@@ -29,7 +29,6 @@ export function caEventToEdgeEvent(e: CaEvent, now: number): EdgeEvent {
     'event.category': 'iam',
     'event.action': attestation ? 'attestation.failure' : names[e.outcome],
     'event.outcome': e.outcome,
-    'observer.type': 'ca',
   };
   if (e.identity) out['source.identity'] = e.identity;
   if (e.ip) out['source.ip'] = e.ip.replace(/^::ffff:/, '');
