@@ -11,6 +11,8 @@ import { tempDir } from '../../helpers/tmp.js';
 const TD = 'spiffe://factory.example';
 const dev = (i: number): string => `${TD}/device/d${String(i).padStart(3, '0')}`;
 const node = (i: number): string => `${TD}/node/n${i}`;
+/** Lifecycle evidence counts only from the CA (the SIEM stamps the reporter from its certificate). */
+const CA = { 'observer.identity': `${TD}/svc/ca`, 'observer.type': 'ca' } as const;
 
 function seeded(): Inventory {
   const inv = new Inventory(openDashboardDb(join(tempDir(), 'siem')));
@@ -21,12 +23,18 @@ function seeded(): Inventory {
       'event.action': 'enroll.success',
       'source.identity': dev(i),
       'tls.client.x509.serial_number': (0x1000 + i).toString(16),
+      ...CA,
     });
   for (let i = 0; i < 5; i++)
-    events.push({ '@timestamp': 2000 + i, 'event.action': 'enroll.success', 'source.identity': node(i) });
+    events.push({
+      '@timestamp': 2000 + i,
+      'event.action': 'enroll.success',
+      'source.identity': node(i),
+      ...CA,
+    });
   // d000..d009 revoked; d005 is also quarantined below (revoked wins).
   for (let i = 0; i < 10; i++)
-    events.push({ '@timestamp': 3000, 'event.action': 'revocation', 'source.identity': dev(i) });
+    events.push({ '@timestamp': 3000, 'event.action': 'revocation', 'source.identity': dev(i), ...CA });
   inv.apply(events);
   return inv;
 }
@@ -41,7 +49,7 @@ describe('inventory filters', () => {
 
   it('counts and pages each status in SQL, agreeing with every row’s status', () => {
     const all = inv.query({ limit: 500, offset: 0 }, qs);
-    expect(all.total).toBe(305);
+    expect(all.total).toBe(306); // and the CA itself, the reporter of that evidence
     const byStatus = (s: string) => all.items.filter((x) => x['status'] === s).map((x) => x['identity']);
     const quarantined = page({ status: 'quarantined', limit: 500 });
     expect(ids(quarantined)).toEqual(byStatus('quarantined'));
@@ -49,7 +57,7 @@ describe('inventory filters', () => {
     expect(quarantined.items.every((x) => x['status'] === 'quarantined')).toBe(true);
     const healthy = page({ status: 'healthy', limit: 500 });
     expect(ids(healthy)).toEqual(byStatus('healthy'));
-    expect(healthy.total).toBe(305 - 10 - 8);
+    expect(healthy.total).toBe(306 - 10 - 8);
     const revoked = page({ status: 'revoked', limit: 500 });
     expect(revoked.total).toBe(10);
     expect(ids(revoked)).toContain(dev(5));
@@ -59,11 +67,12 @@ describe('inventory filters', () => {
     const first = page({ status: 'healthy', limit: 10, offset: 0 });
     expect(ids(first)[0]).toBe(dev(10));
     const deep = page({ status: 'healthy', limit: 10, offset: 280 });
-    expect(deep.total).toBe(287);
-    expect(ids(deep)).toHaveLength(7);
-    expect(ids(deep).at(-1)).toBe(dev(299)); // the nodes are all quarantined by the pattern
+    expect(deep.total).toBe(288);
+    expect(ids(deep)).toHaveLength(8);
+    // The nodes are all quarantined by the pattern; the CA's own row sorts last.
+    expect(ids(deep).slice(-2)).toEqual([dev(299), `${TD}/svc/ca`]);
     // Past the end: an empty page, the same total.
-    expect(page({ status: 'healthy', offset: 5000 })).toEqual({ total: 287, items: [] });
+    expect(page({ status: 'healthy', offset: 5000 })).toEqual({ total: 288, items: [] });
     expect(ids(page({ status: 'healthy', offset: 9, limit: 3 }))).toEqual([dev(19), dev(22), dev(23)]);
   });
 
@@ -78,7 +87,7 @@ describe('inventory filters', () => {
   it('with nothing quarantined, every live row is healthy', () => {
     const none = quarantineSet([]);
     expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, none)).toEqual({ total: 0, items: [] });
-    expect(inv.query({ status: 'healthy', limit: 50, offset: 0 }, none).total).toBe(295);
+    expect(inv.query({ status: 'healthy', limit: 50, offset: 0 }, none).total).toBe(296);
   });
 });
 
