@@ -18,6 +18,8 @@ export function rawRequest(
     ca?: string;
     key?: string;
     cert?: string;
+    /** The local address to connect from (e.g. 127.0.0.2, another source on loopback). */
+    localAddress?: string;
   } = {},
 ): Promise<RawResult> {
   return new Promise((resolve, reject) => {
@@ -29,6 +31,7 @@ export function rawRequest(
         rejectUnauthorized: false,
         ...(o.ca ? { ca: o.ca } : {}),
         ...(o.key ? { key: o.key, cert: o.cert } : {}),
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

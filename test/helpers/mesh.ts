@@ -2,6 +2,7 @@
 // serve`, and agents from YAML configs, each spawned from dist/ as `edgeward` runs in production;
 // identities for the test itself (devices, nodes, the admin) enrolled over HTTPS with join tokens.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
@@ -52,6 +53,8 @@ export interface Mesh {
   readonly caDir: string;
   readonly caUrl: string;
   readonly siemUrl: string;
+  /** The analysts' dashboard (with `dashboard: true`). */
+  readonly dashboardUrl: string | undefined;
   readonly fingerprint: string;
   readonly rootPem: string;
   readonly admin: LoadedIdentity;
@@ -60,8 +63,10 @@ export interface Mesh {
   readonly agents: readonly MeshAgent[];
   /** A one-time join token for the identity (`edgeward ca token`, printed to stdout). */
   token(id: string): string;
-  /** Enrolls spiffe://TD/KIND/NAME with a join token into DIR/NAME and loads it. */
-  enroll(path: string): Promise<LoadedIdentity>;
+  /** Enrolls spiffe://TD/KIND/NAME with a join token into its own folder (`dir`) and loads it. */
+  enroll(path: string): Promise<LoadedIdentity & { readonly dir: string }>;
+  /** Adds a dashboard user (`edgeward siem user add`, the password from the environment). */
+  addUser(name: string, role: 'viewer' | 'analyst' | 'admin', password: string): void;
   /** An HTTPS request to the SIEM or the CA as `who` (an mTLS identity), trusting the mesh root. */
   call(
     url: string,
@@ -70,6 +75,11 @@ export interface Mesh {
   ): Promise<RawResult>;
   /** Posts events to the SIEM as `who`. */
   report(who: LoadedIdentity, events: readonly Record<string, unknown>[]): Promise<RawResult>;
+  /**
+   * Opens the SIEM's decision stream as `who`: resolves with the status once the answer starts
+   * (and the error body when refused); an open stream stays open until `close()`.
+   */
+  openStream(who: LoadedIdentity): Promise<MeshStream>;
   /** The SIEM's active decisions, read with the admin identity. */
   decisions(): Promise<{
     revision: number;
@@ -80,8 +90,17 @@ export interface Mesh {
   stop(): Promise<void>;
 }
 
+export interface MeshStream {
+  readonly status: number;
+  /** The refusal's JSON body (status other than 200). */
+  readonly json: Record<string, unknown> | undefined;
+  close(): void;
+}
+
 export interface MeshOptions {
   readonly agents?: readonly MeshAgentSpec[];
+  /** Serve the analysts' dashboard too (`siem serve --dashboard`). */
+  readonly dashboard?: boolean;
   /** Extra arguments for `ca serve` and `siem serve`. */
   readonly caArgs?: readonly string[];
   readonly siemArgs?: readonly string[];
@@ -155,8 +174,9 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const env = o.env ?? {};
   const caDir = join(dir, 'ca');
   const specs = o.agents ?? [];
-  // CA, SIEM, then per agent: inbound, admin and its echo app.
-  const base = await freePortRange(2 + specs.length * 3);
+  // CA, SIEM, the dashboard, then per agent: inbound, admin and its echo app.
+  const base = await freePortRange(3 + specs.length * 3);
+  const dashboardPort = base + 2;
   const caUrl = `https://127.0.0.1:${base}`;
   const siemUrl = `https://127.0.0.1:${base + 1}`;
   const init = edgeward(['ca', 'init', '--data', caDir, '--trust-domain', td], env);
@@ -211,6 +231,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         fingerprint,
         '--token',
         token(serviceId(td, 'siem')),
+        ...(o.dashboard === true ? ['--dashboard', `127.0.0.1:${dashboardPort}`] : []),
         ...(o.siemArgs ?? []),
       ],
       env,
@@ -223,7 +244,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const { createServer } = await import('node:net');
   const agents: MeshAgent[] = [];
   for (const [i, spec] of specs.entries()) {
-    const inboundPort = base + 2 + i * 3;
+    const inboundPort = base + 3 + i * 3;
     const adminPort = inboundPort + 1;
     const appPort = inboundPort + 2;
     const app = createServer((s) => s.on('data', (d) => s.write(d)).on('error', () => undefined));
@@ -284,6 +305,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     caDir,
     caUrl,
     siemUrl,
+    dashboardUrl: o.dashboard === true ? `https://127.0.0.1:${dashboardPort}` : undefined,
     fingerprint,
     rootPem,
     admin,
@@ -313,10 +335,50 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         env,
       );
       if (r.status !== 0) throw new Error(`enroll ${id} failed: ${r.stdout}${r.stderr}`);
-      return loadIdentity(out);
+      return { ...loadIdentity(out), dir: out };
+    },
+    addUser(name, role, password) {
+      const r = edgeward(
+        ['siem', 'user', 'add', '--data', join(dir, 'siem'), '--name', name, '--role', role],
+        {
+          ...env,
+          EDGEWARD_PASSWORD: password,
+        },
+      );
+      if (r.status !== 0) throw new Error(`siem user add failed: ${r.stdout}${r.stderr}`);
     },
     call,
     report: (who, events) => call(`${siemUrl}/v1/events`, who, { body: events }),
+    openStream: (who) =>
+      new Promise<MeshStream>((resolve, reject) => {
+        const req = request(`${siemUrl}/v1/decisions/stream`, {
+          ca: rootPem,
+          key: who.keyPem,
+          cert: who.certPem,
+          checkServerIdentity: () => undefined,
+        });
+        req.on('response', (res) => {
+          const status = res.statusCode ?? 0;
+          const close = (): void => void req.destroy();
+          if (status === 200) {
+            res.resume();
+            return resolve({ status, json: undefined, close });
+          }
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            let json: Record<string, unknown> | undefined;
+            try {
+              json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+            } catch {
+              json = undefined;
+            }
+            resolve({ status, json, close });
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      }),
     async decisions() {
       const r = await call(`${siemUrl}/v1/decisions`, admin);
       if (r.status !== 200) throw new Error(`GET /v1/decisions: ${r.status} ${r.body.toString()}`);
