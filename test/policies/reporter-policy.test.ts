@@ -18,8 +18,11 @@ const TD = 'spiffe://factory.example';
 const CA = { identity: `${TD}/svc/ca`, kind: 'ca' } as const;
 const N1 = { identity: `${TD}/node/n1`, kind: 'node' } as const;
 const D1 = { identity: `${TD}/device/d1`, kind: 'device' } as const;
-const ev = (action: string, extra: Record<string, string> = {}): EdgeEvent =>
-  ({ '@timestamp': 1, 'event.action': action, ...extra }) as EdgeEvent;
+const ev = (action: string, extra: Record<string, string> = {}): EdgeEvent => ({
+  '@timestamp': 1,
+  'event.action': action,
+  ...extra,
+});
 
 describe('the default reporter policy', () => {
   const p = compileReporterPolicy(loadReporterPolicy(DEFAULT));

@@ -158,7 +158,7 @@ describe('forged evidence from enrolled identities (issue 19, attack 2)', () => 
         '@timestamp': now(),
         'event.action': 'revocation',
         'source.identity': n1.identity,
-        'tls.client.x509.serial_number': String(node?.['serial'] ?? 'ab'),
+        'tls.client.x509.serial_number': node?.['serial'] ?? 'ab',
       },
     ]);
     expect(r.status).toBe(403);

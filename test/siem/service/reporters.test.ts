@@ -24,7 +24,7 @@ const peer = (name: string, serial: string): ReporterPeer => ({
 const decision = (type: Decision['scope']['type'], value: string, revision = 1): Decision => ({
   id: `d-${value}`,
   revision,
-  scope: { type, value } as Decision['scope'],
+  scope: { type, value },
   action: 'quarantine',
   reason: 't',
   createdAt: 0,
@@ -55,14 +55,13 @@ describe('reporter standing', () => {
     expect(g.standing(peer('n1', 'a1'))).toBe('ERR_SIEM_REPORTER_REVOKED');
     // An older CRL is ignored; revocation events from the CA count at once, others never.
     expect(revoked.applyCrl(new Set(), 50)).toBe(false);
-    const rev = (observer: string, type: string, serial: string): EdgeEvent =>
-      ({
-        '@timestamp': 1,
-        'event.action': 'revocation',
-        'observer.type': type,
-        'observer.identity': observer,
-        'tls.client.x509.serial_number': serial,
-      }) as EdgeEvent;
+    const rev = (observer: string, type: string, serial: string): EdgeEvent => ({
+      '@timestamp': 1,
+      'event.action': 'revocation',
+      'observer.type': type,
+      'observer.identity': observer,
+      'tls.client.x509.serial_number': serial,
+    });
     expect(revoked.learn([rev(`${TD}/node/x`, 'node', 'b2'), rev(`${TD}/svc/ca`, 'ca', 'c3')])).toEqual([
       'c3',
     ]);
