@@ -273,17 +273,25 @@ export function compileReporterPolicy(policy: ReporterPolicy): CompiledReporterP
     }
   }
   // Actions are reporter-chosen keywords: the cache of resolved (kind, action) pairs is bounded.
-  const cache = new Map<string, readonly About[]>();
+  const cache = new Map<ReporterKind, Map<string, readonly About[]>>();
+  let cached = 0;
   const abouts = (kind: ReporterKind, action: string): readonly About[] => {
-    const key = `${kind} ${action}`;
-    let hit = cache.get(key);
+    let perKind = cache.get(kind);
+    if (perKind === undefined) {
+      perKind = new Map();
+      cache.set(kind, perKind);
+    }
+    let hit = perKind.get(action);
     if (hit === undefined) {
       const t = byKind.get(kind) as { exact: Map<string, About[]>; prefixes: [string, About][] };
       const found = [...(t.exact.get(action) ?? [])];
       for (const [p, about] of t.prefixes)
         if (action.startsWith(p) && action.length > p.length) found.push(about);
       hit = [...new Set(found)];
-      if (cache.size < 4096) cache.set(key, hit);
+      if (cached < 4096) {
+        perKind.set(action, hit);
+        cached++;
+      }
     }
     return hit;
   };

@@ -178,15 +178,15 @@ export class ReporterGate {
 
   /** The events of one stamped batch the policy lets this reporter report, and the others. */
   filter(p: ReporterPeer, events: readonly EdgeEvent[]): Filtered {
-    const accepted: EdgeEvent[] = [];
-    const refused: { index: number; code: ReporterRefusal }[] = [];
     const policy = this.#o.policy;
+    // Nearly every batch is all accepted: its array is kept as it is, not copied.
+    let refused: { index: number; code: ReporterRefusal }[] | undefined;
     for (let i = 0; i < events.length; i++) {
-      const e = events[i] as EdgeEvent;
-      const why = policy.check(p, e);
-      if (why === null) accepted.push(e);
-      else refused.push({ index: i, code: why });
+      const why = policy.check(p, events[i] as EdgeEvent);
+      if (why !== null) (refused ??= []).push({ index: i, code: why });
     }
-    return { accepted, refused };
+    if (refused === undefined) return { accepted: events as EdgeEvent[], refused: [] };
+    const skip = new Set(refused.map((r) => r.index));
+    return { accepted: events.filter((_, i) => !skip.has(i)), refused };
   }
 }
