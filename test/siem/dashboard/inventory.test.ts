@@ -6,6 +6,7 @@ import type { EdgeEvent } from '../../../common/events.js';
 import { openDashboardDb } from '../../../siem/dashboard/cli.js';
 import { Inventory, quarantineSet } from '../../../siem/dashboard/inventory.js';
 import type { InventoryQuery } from '../../../siem/dashboard/api.js';
+import { openSqliteStore } from '../../../siem/store/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const TD = 'spiffe://factory.example';
@@ -109,5 +110,64 @@ describe('quarantine sets', () => {
     const inv = seeded();
     const qs = quarantineSet(['spiffe://*/node/*']);
     expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, qs).total).toBe(5);
+  });
+});
+
+describe('an inventory from before provenance', () => {
+  it('is rebuilt from the CA’s stored evidence: rows and revocations others made up are gone', () => {
+    const dir = join(tempDir(), 'siem');
+    const db = openDashboardDb(dir);
+    // A version-1 table: a real node, a ghost a device made up, and the node marked revoked.
+    db.exec(`CREATE TABLE inventory (identity TEXT PRIMARY KEY, kind TEXT NOT NULL, method TEXT, verdict TEXT,
+      serial TEXT, not_after INTEGER, last_seen INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)`);
+    db.prepare(
+      'INSERT INTO inventory (identity, kind, serial, last_seen, revoked) VALUES (?, ?, ?, ?, ?)',
+    ).run(node(1), 'node', 'aa', 1, 1);
+    db.prepare('INSERT INTO inventory (identity, kind, last_seen) VALUES (?, ?, ?)').run(
+      `${TD}/node/ghost`,
+      'node',
+      1,
+    );
+    const store = openSqliteStore(join(dir, 'siem.db'), { synchronous: 'NORMAL' });
+    const stored = (e: Record<string, unknown>, i: number): EdgeEvent =>
+      ({ 'event.id': `e${i}`, 'event.ingested': 10 + i, '@timestamp': 10 + i, ...e }) as EdgeEvent;
+    store.insertEvents(
+      [
+        {
+          'event.action': 'enroll.success',
+          'source.identity': node(1),
+          'tls.client.x509.serial_number': 'aa',
+          ...CA,
+        },
+        // What a device posted before the reporter policy existed, stored with its verified observer.
+        {
+          'event.action': 'enroll.success',
+          'source.identity': `${TD}/node/ghost`,
+          'observer.identity': dev(9),
+          'observer.type': 'ca',
+        },
+        {
+          'event.action': 'revocation',
+          'source.identity': node(1),
+          'observer.identity': dev(9),
+          'observer.type': 'ca',
+        },
+        { 'event.action': 'connection.closed', 'observer.identity': node(1), 'observer.type': 'agent' },
+      ].map(stored),
+    );
+    const inv = new Inventory(db);
+    expect(inv.needsRebuild).toBe(true);
+    inv.rebuild(store, 'factory.example');
+    const none = quarantineSet([]);
+    expect(inv.get(node(1), none)).toMatchObject({ serial: 'aa', status: 'healthy', lastSeen: 13 });
+    expect(inv.get(`${TD}/node/ghost`, none)).toBeUndefined();
+    // The device is a row of its own (it did report), the CA too.
+    expect(inv.get(dev(9), none)).toMatchObject({ kind: 'device' });
+    expect(new Inventory(db).needsRebuild).toBe(false);
+    // The CRL marks rows by their current serial.
+    expect(inv.markRevoked(['aa', 'zz'])).toBe(1);
+    expect(inv.get(node(1), none)?.['status']).toBe('revoked');
+    store.close();
+    db.close();
   });
 });
