@@ -73,7 +73,6 @@ export function baseEvent(
   const e: Record<string, string | number> = {
     '@timestamp': ctx.clock.now(),
     'event.action': action,
-    'observer.type': 'agent',
   };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined && v !== '') e[k] = v;
   return e as EdgeEvent;

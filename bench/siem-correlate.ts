@@ -43,7 +43,6 @@ export function syntheticEvents(n: number, seed = 1): Record<string, unknown>[] 
       'destination.identity': `spiffe://${TD}/node/n${node}`,
       'source.ip': ip,
       'source.port': 1024 + (i % 60000),
-      'observer.type': 'agent',
     };
     const accepted = {
       ...base,

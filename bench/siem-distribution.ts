@@ -701,13 +701,35 @@ export async function runDistributionBench(o: {
       ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
       return t;
     };
-    // Playbooks as shipped, but without the blast-radius cap (every round makes a new decision).
+    // Playbooks as shipped, but without the blast-radius caps (every round makes a new decision).
     const pb = join(work, 'playbooks');
     mkdirSync(pb);
     for (const f of readdirSync(defaultPolicyDir('playbooks'))) {
       const text = readFileSync(join(defaultPolicyDir('playbooks'), f), 'utf8');
-      writeFileSync(join(pb, f), text.replace(/max-per-minute: \d+/, 'max-per-minute: 100000'));
+      writeFileSync(
+        join(pb, f),
+        text
+          .replace(/max-per-minute: \d+/g, 'max-per-minute: 100000')
+          .replace(/per-reporter: \d+/g, 'per-reporter: 100000'),
+      );
     }
+    // One node posts every synthetic event (about every node's connections): a reporter policy
+    // that lets it, with budgets that never bind, so every event is checked and stored as before.
+    const reporterPolicy = join(work, 'reporter-policy.yaml');
+    writeFileSync(
+      reporterPolicy,
+      [
+        'kind: reporter-policy',
+        'reporters:',
+        '  - id: bench',
+        '    kinds: [node]',
+        '    actions: [connection.*, handshake.*, renewal.*, attestation.*, enroll.*]',
+        '    about: anyone',
+        'subscribers: [node]',
+        'budgets: { events-per-second: 10000000, events-burst: 100000000, correlation-keys: 1000000, decision-streams: 1000 }',
+        '',
+      ].join('\n'),
+    );
     const siem = await startSiem([
       '--data',
       join(work, 'siem'),
@@ -721,6 +743,8 @@ export async function runDistributionBench(o: {
       tokenFileIn(work, token(serviceId(TD, 'siem'))),
       '--playbooks',
       pb,
+      '--reporter-policy',
+      reporterPolicy,
     ]);
     const enrolled: Creds[] = [];
     for (let i = 0; i < 8; i++) {

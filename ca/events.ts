@@ -39,7 +39,6 @@ export function caEventToEdgeEvent(e: CaEvent, now: number): EdgeEvent {
     'event.category': 'iam',
     'event.action': attestation ? 'attestation.failure' : names[e.outcome],
     'event.outcome': e.outcome,
-    'observer.type': 'ca',
   };
   // Only a proven identity is the subject rules key on; a claim is evidence about the source address.
   if (e.identity) out['source.identity'] = e.identity;

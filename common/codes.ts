@@ -182,6 +182,12 @@ export const CODES = {
   ERR_POLICY_RULE_DURATION: { status: 400, message: 'rule duration is invalid or out of range' },
   ERR_POLICY_RULE_TEST_FAILED: { status: 400, message: 'a rule test did not give the expected result' },
   ERR_POLICY_RULE_READ: { status: 400, message: 'rule folder or file could not be read' },
+  ERR_POLICY_REPORTER_FILE: { status: 400, message: 'cannot read the reporter policy file' },
+  ERR_POLICY_REPORTER_YAML: { status: 400, message: 'reporter policy is not valid YAML' },
+  ERR_POLICY_REPORTER_SCHEMA: {
+    status: 400,
+    message: 'reporter policy has an unknown, missing or invalid field',
+  },
 
   // ---- agent ----
   ERR_AGENT_CONFIG_READ: { status: 400, message: 'agent configuration file could not be read' },
@@ -261,11 +267,27 @@ export const CODES = {
     status: 403,
     message: 'event claims another observer than the client certificate',
   },
+  ERR_SIEM_REPORTER_ACTION: { status: 403, message: 'this kind of reporter may not report this action' },
+  ERR_SIEM_REPORTER_SUBJECT: {
+    status: 403,
+    message: 'this reporter may report this action only about itself or what it terminated',
+  },
+  ERR_SIEM_REPORTER_REVOKED: { status: 403, message: 'the reporter’s certificate is revoked' },
+  ERR_SIEM_REPORTER_QUARANTINED: { status: 403, message: 'the reporter is quarantined' },
+  ERR_SIEM_REPORTER_RATE: {
+    status: 429,
+    message: 'this reporter sends more events than its budget; retry later',
+  },
+  ERR_SIEM_SUBSCRIBER_FORBIDDEN: { status: 403, message: 'this identity may not follow the decision stream' },
   ERR_SIEM_BATCH_MALFORMED: { status: 400, message: 'event batch is not a JSON array or NDJSON' },
   ERR_SIEM_BATCH_TOO_LARGE: { status: 413, message: 'too many events in one batch' },
   ERR_SIEM_OVERLOADED: { status: 429, message: 'ingest queue full; retry later' },
   ERR_SIEM_ACK_REVISION: { status: 409, message: 'acknowledged revision is ahead of the current one' },
   ERR_SIEM_STREAM_LIMIT: { status: 503, message: 'too many decision stream subscribers' },
+  ERR_SIEM_STREAM_IDENTITY_LIMIT: {
+    status: 429,
+    message: 'too many open decision streams for this identity',
+  },
   ERR_SIEM_UNAVAILABLE: { status: 503, message: 'SIEM is shutting down' },
   ERR_SIEM_IDENTITY: { status: 500, message: 'SIEM identity missing or unusable' },
   ERR_SIEM_DECISION_KEY: { status: 400, message: 'decision signing certificate does not verify' },

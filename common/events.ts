@@ -1,7 +1,7 @@
 // The one security-event schema every reporter (agents, CA, SIEM) speaks: flat ECS-style dotted
 // keys plus identity fields. The validator is compiled once from FIELDS and refuses anything unknown.
 import { EdgewardError } from './errors.js';
-import { parseIdentity } from './identity.js';
+import { parseIdentity, serviceId } from './identity.js';
 import { canonicalIp } from './ip.js';
 import { normalizeSerial } from './x509.js';
 
@@ -40,6 +40,31 @@ export const KNOWN_ACTIONS = [
   'decision.applied',
   'rotation',
 ] as const;
+
+/**
+ * What a reporter is, as its certificate's identity says: the CA (`spiffe://TD/svc/ca`), the SIEM
+ * (`svc/siem`), another control-plane service (`svc/*`), an edge node, a device, or anything else.
+ */
+export const REPORTER_KINDS = ['ca', 'siem', 'svc', 'node', 'device', 'other'] as const;
+export type ReporterKind = (typeof REPORTER_KINDS)[number];
+
+/** The reporter kind of a verified identity of trust domain `td` (see REPORTER_KINDS). */
+export function reporterKind(identity: string, td: string): ReporterKind {
+  if (identity === serviceId(td, 'ca')) return 'ca';
+  if (identity === serviceId(td, 'siem')) return 'siem';
+  const prefix = `spiffe://${td}/`;
+  if (!identity.startsWith(prefix)) return 'other';
+  const slash = identity.indexOf('/', prefix.length);
+  if (slash < 0 || slash === identity.length - 1) return 'other';
+  const first = identity.slice(prefix.length, slash);
+  return first === 'svc' || first === 'node' || first === 'device' ? first : 'other';
+}
+
+/** The kind of an identity whose trust domain is its own (stored events, any deployment). */
+export function reporterKindOf(identity: string): ReporterKind {
+  const m = /^spiffe:\/\/([^/]+)\//.exec(identity);
+  return m === null ? 'other' : reporterKind(identity, m[1] as string);
+}
 
 const EVENT_KINDS = ['event', 'alert', 'state', 'metric'] as const;
 const EVENT_CATEGORIES = [
@@ -154,8 +179,9 @@ export const FIELDS = {
   },
   'observer.type': {
     type: 'enum',
-    values: ['agent', 'ca', 'siem'],
-    doc: 'Kind of reporter.',
+    values: REPORTER_KINDS,
+    server: true,
+    doc: 'Kind of reporter, derived by the SIEM from observer.identity (svc/ca: ca, svc/siem: siem, other svc/*: svc, node, device, other), never from the body.',
     ocsf: 'metadata.product.name',
   },
   'host.name': { type: 'keyword', max: 255, doc: 'Host name of the reporter.', ocsf: 'device.hostname' },
@@ -409,7 +435,10 @@ export interface ValidateOptions {
 /** What the SIEM adds to an event it accepts (stampEvent). */
 export interface EventStamp {
   readonly id: string;
+  /** The reporter's identity, from its client certificate. */
   readonly observer: string;
+  /** Its kind (reporterKind of `observer`); derived from `observer` when absent. */
+  readonly observerType?: ReporterKind;
   readonly ingested: number;
 }
 
@@ -461,6 +490,7 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   if (stamp !== undefined) {
     out['event.id'] = stamp.id;
     out['observer.identity'] = stamp.observer;
+    out['observer.type'] = stamp.observerType ?? reporterKindOf(stamp.observer);
     out['event.ingested'] = stamp.ingested;
   }
   return out as EdgeEvent;
@@ -472,8 +502,24 @@ export function stampEvent(event: EdgeEvent, stamp: EventStamp): EdgeEvent {
     ...event,
     'event.id': stamp.id,
     'observer.identity': stamp.observer,
+    'observer.type': stamp.observerType ?? reporterKindOf(stamp.observer),
     'event.ingested': stamp.ingested,
   };
+}
+
+/**
+ * A stored event as the SIEM reads it back: its `observer.type` is derived again from
+ * `observer.identity` (always taken from the certificate). Rows written before the SIEM set the
+ * kind itself carry the reporter's own claim there ('agent', or anything it wrote): never believed.
+ */
+export function withVerifiedKind(e: EdgeEvent): EdgeEvent {
+  const observer = e['observer.identity'];
+  const kind = observer === undefined ? undefined : reporterKindOf(observer);
+  if (e['observer.type'] === kind) return e;
+  const out: Record<string, string | number> = { ...e };
+  if (kind === undefined) delete out['observer.type'];
+  else out['observer.type'] = kind;
+  return out as EdgeEvent;
 }
 
 /**

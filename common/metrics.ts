@@ -1,6 +1,18 @@
 // A minimal Prometheus text-format registry: counters and gauges with labels, and histograms
-// with fixed buckets. Enough for /metrics on every service without a dependency.
+// with fixed buckets. Enough for /metrics on every service without a dependency. Label values
+// often come from outside (a method name in a request, a reporter's identity): each label keeps
+// at most a bounded number of distinct values per metric, and later ones count under `other`.
 type Labels = Readonly<Record<string, string>>;
+
+/** The value that stands for every label value beyond a metric's cap. */
+export const OTHER_LABEL = 'other';
+/** Distinct values one label may take in one metric, unless the metric says otherwise. */
+export const DEFAULT_MAX_LABEL_VALUES = 64;
+
+export interface MetricOptions {
+  /** Distinct values per label name (default 64); beyond, the value is `other`. */
+  readonly maxLabelValues?: number;
+}
 
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return '';
@@ -16,23 +28,50 @@ interface Metric {
 
 export class Counter implements Metric {
   private readonly values = new Map<string, number>();
+  /** The distinct values seen per label name (bounded by maxLabelValues). */
+  private readonly seen = new Map<string, Set<string>>();
+  private readonly maxLabelValues: number;
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly type: 'counter' | 'gauge' = 'counter',
-  ) {}
+    o: MetricOptions = {},
+  ) {
+    this.maxLabelValues = o.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
+  }
+  /** The series key of `labels`, with every value past its label's cap turned into `other`. */
+  private key(labels: Labels | undefined): string {
+    if (!labels) return '';
+    let capped: Record<string, string> | undefined;
+    for (const [name, value] of Object.entries(labels)) {
+      let set = this.seen.get(name);
+      if (set === undefined) {
+        set = new Set();
+        this.seen.set(name, set);
+      }
+      if (set.has(value) || value === OTHER_LABEL) continue;
+      if (set.size < this.maxLabelValues) set.add(value);
+      else (capped ??= { ...labels })[name] = OTHER_LABEL;
+    }
+    return labelKey(capped ?? labels);
+  }
   inc(labels?: Labels, by = 1): void {
-    const k = labelKey(labels);
+    const k = this.key(labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
   set(labels: Labels | undefined, value: number): void {
-    this.values.set(labelKey(labels), value);
+    this.values.set(this.key(labels), value);
   }
   get(labels?: Labels): number {
     return this.values.get(labelKey(labels)) ?? 0;
   }
+  /** How many series the metric holds. */
+  get size(): number {
+    return this.values.size;
+  }
   reset(): void {
     this.values.clear();
+    this.seen.clear();
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
@@ -74,13 +113,13 @@ export class Histogram implements Metric {
 
 export class Registry {
   private readonly metrics: Metric[] = [];
-  counter(name: string, help: string): Counter {
-    const c = new Counter(name, help);
+  counter(name: string, help: string, o?: MetricOptions): Counter {
+    const c = new Counter(name, help, 'counter', o);
     this.metrics.push(c);
     return c;
   }
-  gauge(name: string, help: string): Counter {
-    const g = new Counter(name, help, 'gauge');
+  gauge(name: string, help: string, o?: MetricOptions): Counter {
+    const g = new Counter(name, help, 'gauge', o);
     this.metrics.push(g);
     return g;
   }

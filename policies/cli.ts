@@ -1,11 +1,12 @@
 // `edgeward policy check FILE...` and `edgeward policy pcrs`: validate policy files before they
 // are deployed (attestation policies, detection/correlation rules, playbooks and response
-// settings), and read a reference device's PCRs into the attestation policy format.
+// settings, reporter policies), and read a reference device's PCRs into the attestation policy format.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { UsageError } from '../cli/args.js';
 import { describeAttestationPolicy, loadAttestationPolicy } from './attestation-policy.js';
 import { runPolicyPcrsCommand } from './pcrs.js';
+import { describeReporterPolicy, parseReporterPolicy } from './reporter-policy.js';
 import { checkRuleFile } from './rules/index.js';
 import { assertRuleTests } from '../siem/correlate/index.js';
 import { parsePlaybookTexts } from '../siem/playbooks/index.js';
@@ -14,9 +15,10 @@ const USAGE =
   'edgeward policy check FILE... | edgeward policy pcrs --tcti TCTI [--bank sha256] [--pcrs 0,1,...]';
 
 /** Which kind of policy a file holds, from its top-level keys. */
-function kindOf(text: string): 'attestation' | 'playbook' | 'rules' {
+function kindOf(text: string): 'attestation' | 'playbook' | 'reporters' | 'rules' {
   if (/^(ek|identities)\s*:/m.test(text)) return 'attestation';
   if (/^kind:\s*(playbook|response-settings)\s*$/m.test(text)) return 'playbook';
+  if (/^kind:\s*reporter-policy\s*$/m.test(text)) return 'reporters';
   return 'rules';
 }
 
@@ -33,6 +35,11 @@ export async function runPolicyCommand(argv: string[], out: (s: string) => void)
       case 'playbook':
         parsePlaybookTexts([{ name: basename(file), text }]);
         out(`${file}: playbook OK`);
+        break;
+      case 'reporters':
+        out(
+          `${file}: reporter policy OK\n${describeReporterPolicy(parseReporterPolicy(text, basename(file)))}`,
+        );
         break;
       default: {
         const rules = checkRuleFile(text, basename(file));

@@ -1,13 +1,14 @@
 // `edgeward siem serve`: enrolls the SIEM's identity on first start (join token), then runs the
 // HTTPS service with the rule and playbook folders (the default pack unless told otherwise).
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
+import { parseDuration } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { joinTokenFrom, refuseTokenInArgv } from '../common/join-token.js';
 import { privateDir } from '../common/private-files.js';
 import { createLogger } from '../common/log.js';
+import { defaultPolicyPath } from '../policies/defaults.js';
+import { loadReporterPolicy } from '../policies/reporter-policy.js';
 import { loadRules } from '../policies/rules/index.js';
 import { loadPlaybooks } from './playbooks/index.js';
 import { startSiemServer } from './server.js';
@@ -20,17 +21,11 @@ import { loadDashboardCertificate, type DashboardCertificate } from './dashboard
 import { UserStore } from './dashboard/users.js';
 
 const USAGE =
-  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token-file FILE (or EDGEWARD_JOIN_TOKEN)] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
+  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token-file FILE (or EDGEWARD_JOIN_TOKEN)] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--reporter-policy FILE] [--crl-interval 60s] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
 
 /** policies/default/<what>, found from the source tree or from dist/ (both under the repo root). */
 export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const p = join(dir, 'policies', 'default', what);
-    if (existsSync(p)) return p;
-    dir = dirname(dir);
-  }
-  return join('policies', 'default', what);
+  return defaultPolicyPath(what);
 }
 
 export async function runSiemCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -49,6 +44,8 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
       'trust-domain': { type: 'string' },
       rules: { type: 'string' },
       playbooks: { type: 'string' },
+      'reporter-policy': { type: 'string' },
+      'crl-interval': { type: 'string' },
       'retention-days': { type: 'string' },
       'revoke-rules': { type: 'string' },
       durability: { type: 'string' },
@@ -71,6 +68,17 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   const durability = optional(a.durability);
   if (durability !== undefined && durability !== 'full' && durability !== 'normal')
     throw new UsageError('--durability is full or normal');
+  const crlInterval = optional(a['crl-interval']);
+  let crlIntervalMs: number | undefined;
+  if (crlInterval !== undefined) {
+    try {
+      crlIntervalMs = parseDuration(crlInterval);
+    } catch {
+      crlIntervalMs = NaN;
+    }
+    if (!(crlIntervalMs >= 1000 && crlIntervalMs <= 86_400_000))
+      throw new UsageError('--crl-interval must be a duration from 1s to 24h, such as 60s');
+  }
   const revokeRules = (optional(a['revoke-rules']) ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -98,6 +106,9 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   });
   const rules = await loadRules(optional(a.rules) ?? defaultPolicyDir('rules'));
   const playbooks = await loadPlaybooks(optional(a.playbooks) ?? defaultPolicyDir('playbooks'));
+  const reporterPolicy = loadReporterPolicy(
+    optional(a['reporter-policy']) ?? defaultPolicyPath('reporter-policy.yaml'),
+  );
   const siem = await startSiemServer({
     dataDir,
     host,
@@ -107,8 +118,10 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     caUrl,
     rules,
     playbooks,
+    reporterPolicy,
     log,
     revokeRules,
+    ...(crlIntervalMs !== undefined ? { crlIntervalMs } : {}),
     ...(retention !== undefined ? { retentionDays: Number(retention) } : {}),
     ...(durability !== undefined ? { synchronous: durability === 'full' ? 'FULL' : 'NORMAL' } : {}),
   });
@@ -117,7 +130,10 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   let api: ReturnType<typeof createDashboardApi> | undefined;
   if (dashAt !== undefined) {
     dashDb = openDashboardDb(dataDir);
-    api = createDashboardApi(siem, { inventory: new Inventory(dashDb) });
+    const inventory = new Inventory(dashDb);
+    // An inventory from an older version may hold what any reporter made up: rebuilt from evidence.
+    if (inventory.needsRebuild) inventory.rebuild(siem.store, siem.trustDomain);
+    api = createDashboardApi(siem, { inventory });
     // Without the operator's host-name certificate, the SIEM's own one (URI SAN
     // spiffe://TD/svc/siem only), which browsers refuse for a host name.
     const id = siem.identity();

@@ -18,6 +18,12 @@ import type { LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../common/metrics.js';
+import { defaultPolicyPath } from '../policies/defaults.js';
+import {
+  compileReporterPolicy,
+  loadReporterPolicy,
+  type ReporterPolicy,
+} from '../policies/reporter-policy.js';
 import type { RuleSet } from '../policies/rules/index.js';
 import { Correlator, type Alert, type CorrelatorOptions } from './correlate/index.js';
 import { ResponseEngine, type PlaybookConfig } from './playbooks/index.js';
@@ -25,13 +31,21 @@ import { applyRetention, openSqliteStore, type SiemStore, type TimelineEntity } 
 import { openEventWriter, yieldingStore, type EventWriter } from './store/event-writer.js';
 import { auditEvent, type AuditEntry } from './service/audit.js';
 import { createCaRevoker, revocable, type CaRevoker } from './service/ca-link.js';
+import { CrlWatch } from './service/crl-watch.js';
 import { signerOf } from './service/decision-key.js';
 import { DecisionHub, type Subscriber } from './service/hub.js';
 import { IdentityRenewer } from './service/identity.js';
 import { IngestPipeline } from './service/ingest.js';
 import { createSiemMetrics, type SiemMetrics } from './service/metrics.js';
 import { MAX_BATCH_EVENTS, decodeBatch, stampBatch } from './service/parse-batch.js';
-import { createAnalystAuthorizer, peerOf, type AnalystExtension, type Principal } from './service/peer.js';
+import {
+  createAnalystAuthorizer,
+  reporterOf,
+  type AnalystExtension,
+  type Principal,
+  type ReporterPeer,
+} from './service/peer.js';
+import { ReporterGate, RevokedSerials } from './service/reporters.js';
 import { resumeRevision } from './service/sse.js';
 
 export interface SiemServerOptions {
@@ -68,6 +82,10 @@ export interface SiemServerOptions {
   readonly correlator?: CorrelatorOptions;
   /** Analyst authentication besides the admin certificate (the dashboard's sessions). */
   readonly analyst?: AnalystExtension;
+  /** Who may report what and subscribe (default: policies/default/reporter-policy.yaml). */
+  readonly reporterPolicy?: ReporterPolicy;
+  /** How often the CA's CRL is fetched (default 60 s; 0: never, revocation events only). */
+  readonly crlIntervalMs?: number;
 }
 
 export interface RunningSiem {
@@ -84,6 +102,10 @@ export interface RunningSiem {
   renewNow(): Promise<LoadedIdentity>;
   /** Committed events, after their batch was acknowledged (projections: dashboard inventory). */
   subscribeEvents(fn: (events: readonly EdgeEvent[]) => void): () => void;
+  /** Serials newly known as revoked (a verified CRL or the CA's revocation events). */
+  subscribeRevoked(fn: (serials: readonly string[]) => void): () => void;
+  /** The revoked serials the SIEM knows (reporters with one are refused). */
+  readonly revoked: RevokedSerials;
   /** Alerts as they are raised. */
   subscribeAlerts(fn: (alert: Alert) => void): () => void;
   /** Records an analyst action in the store (for analyst front ends such as the dashboard). */
@@ -186,6 +208,15 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const newId = createEventIdFactory(randomBytes);
   const engine = new ResponseEngine({ trustDomain, config: o.playbooks });
   engine.importState(store.loadResponseState());
+  const reporterPolicy = o.reporterPolicy ?? loadReporterPolicy(defaultPolicyPath('reporter-policy.yaml'));
+  const budgets = reporterPolicy.budgets;
+  const revoked = new RevokedSerials();
+  const gate = new ReporterGate({
+    policy: compileReporterPolicy(reporterPolicy),
+    revoked,
+    decisions: () => ({ revision: engine.revision, active: () => engine.active() }),
+    now,
+  });
   const revoker: CaRevoker | undefined =
     o.caUrl === undefined ? undefined : createCaRevoker({ caUrl: o.caUrl, identity: () => identity });
   const revokeRules = new Set(o.revokeRules ?? []);
@@ -217,6 +248,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     log.warn(repaired, 'decision scopes made canonical');
 
   const eventListeners = new Set<(events: readonly EdgeEvent[]) => void>();
+  const revokedListeners = new Set<(serials: readonly string[]) => void>();
   const alertListeners = new Set<(alert: Alert) => void>();
   const notify = <T>(set: Set<(x: T) => void>, x: T): void => {
     for (const fn of set) {
@@ -263,10 +295,18 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
 
   const ingest = new IngestPipeline({
     writer,
-    correlator: new Correlator(o.rules, o.correlator ?? {}),
+    correlator: new Correlator(o.rules, {
+      maxGroupsPerReporter: budgets.correlationKeys,
+      ...(o.correlator ?? {}),
+    }),
     log,
     onAlerts,
-    onCommitted: (events) => notify(eventListeners, events),
+    onCommitted: (events) => {
+      // The CA's revocations count at once, before the next CRL poll lists them.
+      const serials = revoked.learn(events);
+      if (serials.length > 0) notify(revokedListeners, serials);
+      notify(eventListeners, events);
+    },
     onGroupCommit: () => metrics.commits.inc(),
     ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
     ...(o.maxCommitEvents !== undefined ? { maxCommitEvents: o.maxCommitEvents } : {}),
@@ -282,6 +322,34 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     }
   };
   const authorizeAnalyst = createAnalystAuthorizer(trustDomain, o.analyst);
+
+  /** Refuses a reporter whose certificate is revoked or under one of our own decisions. */
+  const standing = (peer: ReporterPeer): void => {
+    const why = gate.standing(peer);
+    if (why !== null) {
+      metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: why });
+      throw new EdgewardError(why);
+    }
+  };
+  const overBudget = (peer: ReporterPeer, n: number): EdgewardError => {
+    metrics.reporterRefusals.inc({
+      kind: peer.kind,
+      reporter: peer.identity,
+      code: 'ERR_SIEM_REPORTER_RATE',
+    });
+    return new EdgewardError('ERR_SIEM_REPORTER_RATE', undefined, {
+      detail: { retryAfter: gate.retryAfter(peer.identity, n) },
+    });
+  };
+  /** Who may follow, poll and acknowledge the decision stream: the policy's subscribers, unrevoked. */
+  const subscriber = (req: FastifyRequest): ReporterPeer => {
+    const peer = reporterOf(req, trustDomain);
+    if (revoked.has(peer.serial)) throw new EdgewardError('ERR_SIEM_REPORTER_REVOKED');
+    if (!gate.policy.maySubscribe(peer.kind)) throw new EdgewardError('ERR_SIEM_SUBSCRIBER_FORBIDDEN');
+    return peer;
+  };
+  /** Open decision streams per identity (bounded by the reporter policy's budget). */
+  const streamsOf = new Map<string, number>();
 
   /** Runs an analyst operation: authorizes, audits success and failure, returns the answer. */
   async function analyst<T>(
@@ -329,13 +397,23 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     if (e.code === 'ERR_INTERNAL') log.error({ err }, 'internal error');
     else log.debug({ code: e.code, url: req.url, detail: e.detail, reason: e.message }, 'refused');
     if (e.code === 'ERR_SIEM_OVERLOADED') void reply.header('retry-after', '1');
+    if (e.code === 'ERR_SIEM_REPORTER_RATE')
+      void reply.header('retry-after', String(Number(e.detail?.['retryAfter'] ?? 1)));
     void reply.status(e.statusCode).send(toClientError(e));
   });
   app.setNotFoundHandler((_req, reply) => {
     void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND')));
   });
 
-  app.get('/healthz', async () => ({ status: 'ok', trustDomain, revision: hub.revision }));
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    trustDomain,
+    revision: hub.revision,
+    revokedSerials: revoked.size,
+    ...(crlWatch
+      ? { crl: { polls: crlWatch.polls, failures: crlWatch.failures, ok: crlWatch.lastError === null } }
+      : {}),
+  }));
   app.get('/metrics', async (_req, reply) => {
     const t = now();
     const lag = hub.ledger.maxLag(t);
@@ -369,29 +447,43 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       '/v1/events',
       {
         bodyLimit,
-        // Refuse before reading a body: who is it, and is there room?
+        // Refuse before reading a body: who is it, may it be heard, and is there room?
         onRequest: async (req) => {
-          peerOf(req, trustDomain);
+          const peer = reporterOf(req, trustDomain);
+          standing(peer);
+          if (!gate.hasBudget(peer.identity)) throw overBudget(peer, 1);
           if (!ingest.hasRoom(1)) throw new EdgewardError('ERR_SIEM_OVERLOADED');
         },
       },
       async (req, reply) => {
-        const peer = peerOf(req, trustDomain);
+        const peer = reporterOf(req, trustDomain);
         if (!Buffer.isBuffer(req.body)) throw new EdgewardError('ERR_SIEM_BATCH_MALFORMED', 'no body');
         const ndjson = String(req.headers['content-type'] ?? '').startsWith('application/x-ndjson');
         const raw = decodeBatch(req.body, ndjson ? 'ndjson' : 'json', maxBatch);
-        const events: EdgeEvent[] = stampBatch(raw, {
+        // Refused events cost the reporter too: the budget is what it sends, not what is kept.
+        if (!gate.spend(peer.identity, raw.length)) throw overBudget(peer, raw.length);
+        const stamped: EdgeEvent[] = stampBatch(raw, {
           observer: peer.identity,
+          observerType: peer.kind,
           now: now(),
           newId,
           maxEvents: maxBatch,
         });
+        const { accepted: events, refused } = gate.filter(peer, stamped);
+        for (const r of refused)
+          metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: r.code });
+        if (events.length === 0 && refused.length > 0) {
+          const first = refused[0] as (typeof refused)[number];
+          throw new EdgewardError(first.code, undefined, { detail: { refused: refused.slice(0, 100) } });
+        }
         const t0 = performance.now();
         await ingest.submit(events);
         metrics.commitSeconds.observe((performance.now() - t0) / 1000);
         metrics.ingested.inc(undefined, events.length);
         metrics.batches.inc();
-        return reply.status(200).send({ accepted: events.length });
+        return reply
+          .status(200)
+          .send(refused.length === 0 ? { accepted: events.length } : { accepted: events.length, refused });
       },
     );
   });
@@ -401,12 +493,26 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     '/v1/decisions/stream',
     { schema: { querystring: SCHEMAS.fromQuery } },
     async (req, reply) => {
-      const peer = peerOf(req, trustDomain);
+      const peer = subscriber(req);
       const lastId = req.headers['last-event-id'];
       const from = resumeRevision(req.query.from, typeof lastId === 'string' ? lastId : undefined);
       if (from !== null && Number.isNaN(from))
         throw new EdgewardError('ERR_INPUT_MALFORMED', 'Last-Event-ID must be a revision');
       if (hub.subscribers >= (o.maxSubscribers ?? 20_000)) throw new EdgewardError('ERR_SIEM_STREAM_LIMIT');
+      const open = streamsOf.get(peer.identity) ?? 0;
+      if (open >= budgets.decisionStreams)
+        throw new EdgewardError('ERR_SIEM_STREAM_IDENTITY_LIMIT', undefined, {
+          detail: { open, max: budgets.decisionStreams },
+        });
+      streamsOf.set(peer.identity, open + 1);
+      let counted = true;
+      const release = (): void => {
+        if (!counted) return;
+        counted = false;
+        const n = (streamsOf.get(peer.identity) ?? 1) - 1;
+        if (n <= 0) streamsOf.delete(peer.identity);
+        else streamsOf.set(peer.identity, n);
+      };
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -427,7 +533,10 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
           if (!res.writableEnded) res.end();
         },
       };
-      res.on('close', () => hub.unsubscribe(sub));
+      res.on('close', () => {
+        release();
+        hub.unsubscribe(sub);
+      });
       hub.subscribe(sub, from).catch((err: unknown) => {
         log.warn({ err, identity: peer.identity }, 'decision stream could not start');
         sub.close();
@@ -441,7 +550,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     { schema: { querystring: SCHEMAS.fromQuery } },
     async (req) => {
       if (req.query.from !== undefined) {
-        peerOf(req, trustDomain);
+        subscriber(req);
         const s = await hub.signedSince(Number(req.query.from));
         return { kind: s.kind, revision: s.revision, ...(s.jws !== undefined ? { jws: s.jws } : {}) };
       }
@@ -458,7 +567,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     '/v1/decisions/ack',
     { schema: { body: SCHEMAS.ack } },
     async (req) => {
-      const peer = peerOf(req, trustDomain);
+      const peer = subscriber(req);
       const current = hub.revision;
       if (req.body.revision > current)
         throw new EdgewardError('ERR_SIEM_ACK_REVISION', undefined, {
@@ -615,6 +724,20 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     retention = setInterval(run, 3_600_000);
     retention.unref();
   }
+  const crlWatch =
+    o.caUrl !== undefined && (o.crlIntervalMs ?? 60_000) > 0
+      ? new CrlWatch({
+          caUrl: o.caUrl,
+          identity: () => identity,
+          intervalMs: o.crlIntervalMs ?? 60_000,
+          log,
+          onCrl: (serials, thisUpdate) => {
+            if (!revoked.applyCrl(serials, thisUpdate)) return;
+            notify(revokedListeners, [...serials]);
+          },
+        })
+      : undefined;
+  crlWatch?.start();
   let renewer: IdentityRenewer | undefined;
   if (o.identityDir !== undefined && o.caUrl !== undefined) {
     renewer = new IdentityRenewer({
@@ -654,6 +777,11 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       alertListeners.add(fn);
       return () => void alertListeners.delete(fn);
     },
+    subscribeRevoked(fn) {
+      revokedListeners.add(fn);
+      return () => void revokedListeners.delete(fn);
+    },
+    revoked,
     audit,
     now,
     async renewNow() {
@@ -668,6 +796,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       clearInterval(heartbeat);
       if (retention) clearInterval(retention);
       renewer?.stop();
+      crlWatch?.stop();
       await ingest.close();
       await hub.settled();
       hub.closeAll();

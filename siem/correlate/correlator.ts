@@ -13,11 +13,17 @@ import { DEFAULT_OPTIONS, type Alert, type CorrelatorOptions, type CorrelatorSta
 type Rec = Readonly<Record<string, string | number | undefined>>;
 const SEP = '\u001f';
 const MAX_ALERT_VALUES = 20;
+/** Distinct reporters an alert names at most. */
+const MAX_ALERT_REPORTERS = 64;
 
 /** Buffered events of one group key of an event_count / value_count rule, sorted by time. */
 interface CountGroup {
+  /** The reporter whose event created the group (its per-reporter cap counts it). */
+  readonly owner: string;
   ts: number[];
   ids: (string | undefined)[];
+  /** The reporter (observer.identity) of each entry. */
+  obs: string[];
   vs: string[];
   head: number;
   /** value_count: counts of values at indices [tailLo, length), the window ending at the newest. */
@@ -27,14 +33,25 @@ interface CountGroup {
 }
 
 interface SeqGroup {
-  steps: { ts: number[]; ids: (string | undefined)[] }[];
+  readonly owner: string;
+  steps: { ts: number[]; ids: (string | undefined)[]; obs: string[] }[];
   lastAlert: number;
 }
 
 interface CorrState {
   readonly rule: CorrelationRule;
   readonly groups: Map<string, CountGroup | SeqGroup>;
+  /** The keys each reporter created, least recently updated first. */
+  readonly owners: Map<string, Set<string>>;
   entries: number;
+}
+
+const observerOf = (e: EdgeEvent): string => e['observer.identity'] ?? '';
+
+/** Distinct reporters of obs[lo, hi), newest first, at most MAX_ALERT_REPORTERS. */
+function reportersIn(obs: readonly string[], lo: number, hi: number, into = new Set<string>()): Set<string> {
+  for (let k = hi - 1; k >= lo && into.size < MAX_ALERT_REPORTERS; k--) into.add(obs[k] as string);
+  return into;
 }
 
 interface Target {
@@ -77,6 +94,7 @@ export class Correlator {
     alerts: 0,
     suppressed: 0,
     evictedGroups: 0,
+    evictedByReporter: 0,
     droppedEntries: 0,
     groups: 0,
     maxTime: 0,
@@ -88,14 +106,20 @@ export class Correlator {
     if (
       o.maxEntriesPerGroup < MAX_THRESHOLD ||
       o.maxEntriesPerRule < o.maxEntriesPerGroup ||
-      o.maxGroupsPerRule < 1
+      o.maxGroupsPerRule < 1 ||
+      o.maxGroupsPerReporter < 1
     ) {
       throw new TypeError(
         'correlator caps too small: maxEntriesPerGroup >= 1000, maxEntriesPerRule >= maxEntriesPerGroup',
       );
     }
     if (!(o.latenessMs >= 0)) throw new TypeError('latenessMs must be >= 0');
-    this.#corrs = rules.correlations.map((rule) => ({ rule, groups: new Map(), entries: 0 }));
+    this.#corrs = rules.correlations.map((rule) => ({
+      rule,
+      groups: new Map(),
+      owners: new Map(),
+      entries: 0,
+    }));
     for (const det of rules.detections) {
       const feeds = this.#corrs
         .map((corr) => ({
@@ -215,6 +239,7 @@ export class Correlator {
         values: [],
         events: id === undefined ? [] : [id],
         trigger: e,
+        reporters: [observerOf(e)],
       },
       out,
     );
@@ -243,25 +268,62 @@ export class Correlator {
     return rec;
   }
 
-  #touch<G>(corr: CorrState, key: string, make: () => G): G {
+  #touch<G extends CountGroup | SeqGroup>(corr: CorrState, key: string, owner: string, make: () => G): G {
     const groups = corr.groups as Map<string, G>;
     let g = groups.get(key);
     if (g === undefined) {
       g = make();
+      let own = corr.owners.get(owner);
+      if (own === undefined) {
+        own = new Set();
+        corr.owners.set(owner, own);
+      } else if (owner !== '' && own.size >= this.#opts.maxGroupsPerReporter) {
+        // One reporter inventing keys forgets its own oldest ones, never another reporter's.
+        // (Events without a reporter, such as rule tests and replays, have the rule's caps only.)
+        const oldest = own.values().next();
+        if (oldest.done !== true) {
+          this.#forget(corr, oldest.value);
+          this.#stats.evictedByReporter++;
+        }
+      }
       if (groups.size >= this.#opts.maxGroupsPerRule) this.#evictOldest(corr);
-    } else groups.delete(key);
+      own.add(key);
+    } else {
+      groups.delete(key);
+      const own = corr.owners.get(g.owner);
+      if (own !== undefined) {
+        own.delete(key);
+        own.add(key);
+      }
+    }
     // Re-inserting keeps the Map in least-recently-updated order for eviction.
     groups.set(key, g);
     return g;
   }
 
-  #evictOldest(corr: CorrState): void {
-    const first = corr.groups.entries().next();
-    if (first.done === true) return;
-    const [key, g] = first.value;
+  /** Drops one group and its entries (eviction). */
+  #forget(corr: CorrState, key: string): void {
+    const g = corr.groups.get(key);
+    if (g === undefined) return;
+    this.#drop(corr, key, g);
+    this.#stats.evictedGroups++;
+  }
+
+  /** Removes a group from the rule and from its owner's keys. */
+  #drop(corr: CorrState, key: string, g: CountGroup | SeqGroup): void {
     corr.groups.delete(key);
     corr.entries -= this.#size(g);
-    this.#stats.evictedGroups++;
+    const own = corr.owners.get(g.owner);
+    if (own !== undefined) {
+      own.delete(key);
+      if (own.size === 0) corr.owners.delete(g.owner);
+    }
+  }
+
+  #evictOldest(corr: CorrState): void {
+    const first = corr.groups.keys().next();
+    if (first.done === true) return;
+    this.#forget(corr, first.value);
   }
 
   #size(g: CountGroup | SeqGroup): number {
@@ -287,6 +349,7 @@ export class Correlator {
     if (g.head > 64 && g.head * 2 > g.ts.length) {
       g.ts.splice(0, g.head);
       g.ids.splice(0, g.head);
+      g.obs.splice(0, g.head);
       if (g.vs.length > 0) g.vs.splice(0, g.head);
       g.tailLo = Math.max(0, g.tailLo - g.head);
       g.head = 0;
@@ -305,9 +368,12 @@ export class Correlator {
       value = String(v);
     }
     const T = rule.timespanMs;
-    const g = this.#touch<CountGroup>(corr, key, () => ({
+    const observer = observerOf(e);
+    const g = this.#touch<CountGroup>(corr, key, observer, () => ({
+      owner: observer,
       ts: [],
       ids: [],
+      obs: [],
       vs: [],
       head: 0,
       tailLo: 0,
@@ -321,6 +387,7 @@ export class Correlator {
     if (len === g.head || (g.ts[len - 1] as number) <= t) {
       g.ts.push(t);
       g.ids.push(id);
+      g.obs.push(observer);
       if (valued) {
         g.vs.push(value);
         const tail = g.tail as Map<string, number>;
@@ -332,6 +399,7 @@ export class Correlator {
       i = lowerAbove(g.ts, g.head, len, t);
       g.ts.splice(i, 0, t);
       g.ids.splice(i, 0, id);
+      g.obs.splice(i, 0, observer);
       if (valued) {
         g.vs.splice(i, 0, value);
         if (i < g.tailLo) g.tailLo++;
@@ -418,6 +486,7 @@ export class Correlator {
         values,
         events: ids,
         trigger: e,
+        reporters: [...reportersIn(g.obs, lo, hi)],
       },
       out,
     );
@@ -461,8 +530,10 @@ export class Correlator {
     const key = this.#key(rule, e);
     if (key === null) return;
     const T = rule.timespanMs;
-    const g = this.#touch<SeqGroup>(corr, key, () => ({
-      steps: rule.rules.map(() => ({ ts: [], ids: [] })),
+    const observer = observerOf(e);
+    const g = this.#touch<SeqGroup>(corr, key, observer, () => ({
+      owner: observer,
+      steps: rule.rules.map(() => ({ ts: [], ids: [], obs: [] })),
       lastAlert: -Infinity,
     }));
     const t = e['@timestamp'];
@@ -474,6 +545,7 @@ export class Correlator {
       const at = lowerAbove(s.ts, 0, s.ts.length, t);
       s.ts.splice(at, 0, t);
       s.ids.splice(at, 0, id);
+      s.obs.splice(at, 0, observer);
       corr.entries++;
     }
     for (const s of g.steps) {
@@ -482,6 +554,7 @@ export class Correlator {
       if (drop > 0) {
         s.ts.splice(0, drop);
         s.ids.splice(0, drop);
+        s.obs.splice(0, drop);
         corr.entries -= drop;
       }
     }
@@ -498,14 +571,19 @@ export class Correlator {
       }
       // A completed sequence consumes the group: the next alert needs a fresh first step.
       const ids: string[] = [];
+      const reporters = new Set<string>();
       for (const st of g.steps) {
         for (let k = 0; k < st.ts.length; k++) {
+          const at = st.ts[k] as number;
+          if (at < first || at > last) continue;
           const x = st.ids[k];
-          if (x !== undefined && (st.ts[k] as number) >= first && (st.ts[k] as number) <= last) ids.push(x);
+          if (x !== undefined) ids.push(x);
+          if (reporters.size < MAX_ALERT_REPORTERS) reporters.add(st.obs[k] as string);
         }
         corr.entries -= st.ts.length;
         st.ts.length = 0;
         st.ids.length = 0;
+        st.obs.length = 0;
       }
       g.lastAlert = last;
       this.#emit(
@@ -522,6 +600,7 @@ export class Correlator {
           values: [],
           events: ids.slice(-this.#opts.maxAlertEvents),
           trigger: e,
+          reporters: [...reporters],
         },
         out,
       );
@@ -565,13 +644,10 @@ export class Correlator {
       const cut = watermark - corr.rule.timespanMs;
       for (const [key, g] of corr.groups) {
         if ('steps' in g) {
-          if (g.steps.every((s) => s.ts.length === 0 || (s.ts[s.ts.length - 1] as number) <= cut)) {
-            corr.entries -= this.#size(g);
-            corr.groups.delete(key);
-          }
+          if (g.steps.every((s) => s.ts.length === 0 || (s.ts[s.ts.length - 1] as number) <= cut))
+            this.#drop(corr, key, g);
         } else if (g.ts.length === g.head || (g.ts[g.ts.length - 1] as number) <= cut) {
-          corr.entries -= this.#size(g);
-          corr.groups.delete(key);
+          this.#drop(corr, key, g);
         }
       }
     }

@@ -24,6 +24,12 @@ export interface Alert {
   readonly events: readonly string[];
   /** The event that completed the match. */
   readonly trigger: EdgeEvent;
+  /**
+   * The reporters (`observer.identity`) of the events behind the alert, up to 64: the evidence's
+   * provenance, and whose automatic-decision budget the response may spend ('' for events that
+   * carry no observer, such as rule tests).
+   */
+  readonly reporters?: readonly string[];
 }
 
 export interface CorrelatorOptions {
@@ -35,6 +41,11 @@ export interface CorrelatorOptions {
   readonly maxEntriesPerGroup?: number;
   /** Cap on buffered events over all keys of one rule; least recently updated keys are evicted. */
   readonly maxEntriesPerRule?: number;
+  /**
+   * Cap on live group keys per correlation rule that one reporter's events created; beyond it
+   * that reporter's own least recently updated key is evicted, never another reporter's.
+   */
+  readonly maxGroupsPerReporter?: number;
   /** How many event ids an alert carries at most. */
   readonly maxAlertEvents?: number;
   /**
@@ -51,6 +62,8 @@ export interface CorrelatorStats {
   alerts: number;
   suppressed: number;
   evictedGroups: number;
+  /** Of those, evicted because their reporter was at its own cap (maxGroupsPerReporter). */
+  evictedByReporter: number;
   droppedEntries: number;
   /** Current live group keys over all rules. */
   groups: number;
@@ -63,6 +76,7 @@ export const DEFAULT_OPTIONS: Required<CorrelatorOptions> = {
   maxGroupsPerRule: 50_000,
   maxEntriesPerGroup: 2_048,
   maxEntriesPerRule: 500_000,
+  maxGroupsPerReporter: 10_000,
   maxAlertEvents: 20,
   maxLeadMs: 5_000,
 };

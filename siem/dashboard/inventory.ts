@@ -2,6 +2,10 @@
 // table: identity, attestation method and last verdict, certificate serial and expiry, last seen,
 // revocation. Quarantine status is joined in at query time from the active decisions: every
 // page, filter and count is one bounded, indexed SQL query, never a walk over the table in JS.
+// Only evidence from a reporter allowed to speak of it counts: enrollment, verdicts and
+// revocation from the CA (`observer.type: ca`, set by the SIEM from the certificate) and the
+// CA's CRL; a row is created by the CA's evidence or for a verified reporter itself, so no other
+// reporter can add rows (another reporter's event only refreshes the last-seen time of a row).
 import type Database from 'better-sqlite3';
 import type { EdgeEvent } from '../../common/events.js';
 import { matchIdentity } from '../../common/identity.js';
@@ -49,7 +53,32 @@ function literalPrefix(pattern: string): string {
   return `${segs.slice(0, i).join('/')}/`;
 }
 
+/**
+ * 2: rows and states from the CA's evidence only. A table of version 1 may hold rows and
+ * revocations any reporter made up: it is rebuilt from the stored evidence (`rebuild`).
+ */
+const INVENTORY_VERSION = 2;
+
+/** The CA's lifecycle actions the inventory follows. */
+export const LIFECYCLE_ACTIONS = [
+  'enroll.success',
+  'renewal.success',
+  'enroll.failure',
+  'attestation.failure',
+  'renewal.failure',
+  'revocation',
+] as const;
+
+/** Where a rebuild reads the evidence from (the SIEM's event store). */
+export interface InventoryEvidence {
+  /** Stored events with these actions reported by this identity, in ingest order. */
+  scanEvents(q: { actions: readonly string[]; observer: string }, fn: (e: EdgeEvent) => void): void;
+  /** Every reporter that ever reported, with the time of its newest event. */
+  reporters(): { identity: string; lastSeen: number }[];
+}
+
 const SCHEMA = `
+CREATE TABLE IF NOT EXISTS inventory_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS inventory (
   identity TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -94,7 +123,8 @@ function kindOf(identity: string): string {
 }
 
 export class Inventory {
-  private readonly seen: Database.Statement;
+  private readonly observed: Database.Statement;
+  private readonly touch: Database.Statement;
   private readonly issued: Database.Statement;
   private readonly verdict: Database.Statement;
   private readonly revoked: Database.Statement;
@@ -103,15 +133,32 @@ export class Inventory {
   private readonly byPrefix: Database.Statement;
   private readonly statements = new Map<string, Database.Statement>();
 
+  /** True when the table came from an older version and waits for `rebuild`. */
+  readonly needsRebuild: boolean;
+
   constructor(private readonly db: Database.Database) {
+    const existed = db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inventory'")
+      .get();
     db.exec(SCHEMA);
-    this.seen = db.prepare(
+    const version = (
+      db.prepare("SELECT value FROM inventory_meta WHERE key = 'version'").get() as
+        { value: number } | undefined
+    )?.value;
+    this.needsRebuild = existed !== undefined && (version ?? 1) < INVENTORY_VERSION;
+    if (!this.needsRebuild) this.setVersion();
+    // A verified reporter is a row of its own (its certificate proved it exists).
+    this.observed = db.prepare(
       `INSERT INTO inventory (identity, kind, last_seen) VALUES (?, ?, ?)
        ON CONFLICT(identity) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)`,
     );
+    // Another reporter's word about an identity refreshes a row; it never makes one.
+    this.touch = db.prepare('UPDATE inventory SET last_seen = max(last_seen, ?) WHERE identity = ?');
+    // A new certificate is not revoked: a re-enrolled identity is live again.
     this.issued = db.prepare(
       `INSERT INTO inventory (identity, kind, method, verdict, serial, not_after, last_seen) VALUES (?, ?, ?, 'ok', ?, ?, ?)
        ON CONFLICT(identity) DO UPDATE SET method = coalesce(excluded.method, method), verdict = 'ok',
+         revoked = CASE WHEN excluded.serial IS NOT NULL AND excluded.serial IS NOT serial THEN 0 ELSE revoked END,
          serial = coalesce(excluded.serial, serial), not_after = coalesce(excluded.not_after, not_after),
          last_seen = max(last_seen, excluded.last_seen)`,
     );
@@ -159,10 +206,54 @@ export class Inventory {
     this.applyBatch(events);
   }
 
+  private setVersion(): void {
+    this.db
+      .prepare(
+        "INSERT INTO inventory_meta (key, value) VALUES ('version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      )
+      .run(INVENTORY_VERSION);
+  }
+
+  /**
+   * Rebuilds a table of an older version from the stored evidence, in one transaction: the CA's
+   * lifecycle events in ingest order, then every verified reporter as a row of its own. What the
+   * older version took from other reporters (rows, revocations) is gone; last-seen times come from
+   * the CA's events and each reporter's own reports. Revoked serials come back from the next CRL.
+   */
+  rebuild(evidence: InventoryEvidence, trustDomain: string): void {
+    this.db.transaction(() => {
+      this.db.exec('DELETE FROM inventory');
+      evidence.scanEvents({ actions: LIFECYCLE_ACTIONS, observer: `spiffe://${trustDomain}/svc/ca` }, (e) =>
+        this.applyOne(e),
+      );
+      for (const r of evidence.reporters()) this.observed.run(r.identity, kindOf(r.identity), r.lastSeen);
+      this.setVersion();
+    })();
+  }
+
+  /** Marks the rows whose current certificate is among these revoked serials (the CA's CRL). */
+  markRevoked(serials: readonly string[]): number {
+    let n = 0;
+    const st = this.statement(
+      'UPDATE inventory SET revoked = 1 WHERE revoked = 0 AND serial IN (SELECT value FROM json_each(?))',
+    );
+    // In slices: a CRL may list many thousands of serials.
+    for (let i = 0; i < serials.length; i += 10_000)
+      n += st.run(JSON.stringify(serials.slice(i, i + 10_000))).changes;
+    return n;
+  }
+
   private applyOne(e: EdgeEvent): void {
     const t = e['@timestamp'];
     const action = e['event.action'];
     const subject = e['source.identity'];
+    const observer = e['observer.identity'];
+    if (observer) this.observed.run(observer, kindOf(observer), t);
+    // The lifecycle of an identity is the CA's word alone; anyone else's is last-seen at most.
+    if (e['observer.type'] !== 'ca') {
+      if (subject && subject !== observer) this.touch.run(t, subject);
+      return;
+    }
     if (subject && (action === 'enroll.success' || action === 'renewal.success')) {
       this.issued.run(
         subject,
@@ -188,10 +279,8 @@ export class Inventory {
       const serial = e['tls.client.x509.serial_number'];
       if (serial) this.revokedSerial.run(serial);
     } else if (subject) {
-      this.seen.run(subject, kindOf(subject), t);
+      this.touch.run(t, subject);
     }
-    const observer = e['observer.identity'];
-    if (observer && observer !== subject) this.seen.run(observer, kindOf(observer), t);
   }
 
   /** One page, with status joined from the identities currently quarantined. */

@@ -12,6 +12,7 @@ import { DECISION_ACTIONS, DECISION_SCOPE_SCHEMA } from '../../common/decisions.
 import { toEdgewardError } from '../../common/http-errors.js';
 import type { Logger } from '../../common/log.js';
 import { RateLimiter } from '../../common/rate-limit.js';
+import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 
 export const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -52,8 +53,10 @@ export interface DashboardOptions {
   readonly users: UserStore;
   readonly log: Logger;
   readonly now?: () => number;
-  /** Login attempts per minute per source address and per user name. */
+  /** Login attempts per minute per source address (whatever the user name). */
   readonly loginPerMinute?: number;
+  /** Back-off after wrong passwords, per user name and source address. */
+  readonly loginBackoff?: LoginThrottleOptions;
 }
 
 export interface RunningDashboard {
@@ -79,7 +82,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   const sessions = new SessionStore(now);
   const perMinute = o.loginPerMinute ?? 10;
   const loginByIp = new RateLimiter({ rate: perMinute / 60, burst: perMinute }, now);
-  const loginByName = new RateLimiter({ rate: perMinute / 60, burst: perMinute }, now);
+  // Per user *and* source: guessing from one place never locks the user out from another.
+  const backoff = new LoginThrottle(now, o.loginBackoff);
   const assets = new Map(
     Object.entries(ASSETS).map(([path, file]) => [
       path,
@@ -152,18 +156,19 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req, reply) => {
-      if (!loginByIp.take(req.ip) || !loginByName.take(req.body.name)) {
-        void reply.header(
-          'retry-after',
-          String(Math.max(loginByIp.retryAfter(req.ip), loginByName.retryAfter(req.body.name), 1)),
-        );
+      const name = req.body.name;
+      const wait = loginByIp.take(req.ip) ? backoff.wait(name, req.ip) : loginByIp.retryAfter(req.ip);
+      if (wait > 0) {
+        void reply.header('retry-after', String(Math.max(wait, 1)));
         throw new EdgewardError('ERR_RATE_LIMITED', 'too many login attempts');
       }
-      const user = await o.users.verify(req.body.name, req.body.password);
+      const user = await o.users.verify(name, req.body.password);
       if (!user) {
-        o.log.warn({ user: req.body.name.slice(0, 64), ip: req.ip }, 'dashboard login failed');
+        backoff.failed(name, req.ip);
+        o.log.warn({ user: name.slice(0, 64), ip: req.ip }, 'dashboard login failed');
         throw new EdgewardError('ERR_DASH_LOGIN');
       }
+      backoff.succeeded(name, req.ip);
       const s = sessions.create(user.name, user.role);
       o.log.info({ user: user.name, ip: req.ip }, 'dashboard login');
       void reply.header(

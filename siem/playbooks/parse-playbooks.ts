@@ -9,10 +9,12 @@ import { EdgewardError } from '../../common/errors.js';
 import { isEventField } from '../../common/events.js';
 import {
   DEFAULT_SETTINGS,
+  type DecisionBudget,
   type Escalation,
   type Playbook,
   type PlaybookAction,
   type PlaybookConfig,
+  type ReservedBudget,
   type ResponseSettings,
 } from './types.js';
 
@@ -118,6 +120,23 @@ function parsePlaybook(o: Rec, where: string, dflt: Escalation): Playbook {
   };
 }
 
+function count(v: unknown, where: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100_000) bad(where, 'must be 0..100000');
+  return v;
+}
+
+/** `max-per-minute` and `per-reporter` of a budget; per-reporter defaults to at most the whole. */
+function decisionBudget(o: Rec, where: string, dflt: DecisionBudget): DecisionBudget {
+  const maxPerMinute = count(o['max-per-minute'], `${where}.max-per-minute`, dflt.maxPerMinute);
+  const perReporter = count(
+    o['per-reporter'],
+    `${where}.per-reporter`,
+    Math.min(dflt.perReporter, maxPerMinute),
+  );
+  return { maxPerMinute, perReporter };
+}
+
 function parseSettings(o: Rec, where: string): ResponseSettings {
   const doc = rec(o, ['kind', 'allowlist', 'blast-radius', 'escalation', 'simulate-rules'], where);
   const list = doc['allowlist'] ?? [];
@@ -130,20 +149,32 @@ function parseSettings(o: Rec, where: string): ResponseSettings {
       return bad(`${where}.allowlist[${i}]`, 'invalid scope', err);
     }
   });
-  let maxPerMinute = DEFAULT_SETTINGS.maxPerMinute;
+  const dflt = DEFAULT_SETTINGS;
+  let budget: DecisionBudget = { maxPerMinute: dflt.maxPerMinute, perReporter: dflt.perReporter };
+  let reserved: ReservedBudget = dflt.reserved;
   if (doc['blast-radius'] !== undefined) {
-    const br = rec(doc['blast-radius'], ['max-per-minute'], `${where}.blast-radius`);
-    const m = br['max-per-minute'];
-    if (typeof m !== 'number' || !Number.isInteger(m) || m < 0 || m > 100_000)
-      bad(`${where}.blast-radius`, 'max-per-minute must be 0..100000');
-    maxPerMinute = m;
+    const w = `${where}.blast-radius`;
+    const br = rec(doc['blast-radius'], ['max-per-minute', 'per-reporter', 'reserved'], w);
+    budget = decisionBudget(br, w, dflt);
+    if (br['reserved'] !== undefined) {
+      const rs = rec(br['reserved'], ['rules', 'max-per-minute', 'per-reporter'], `${w}.reserved`);
+      const rules = rs['rules'] ?? dflt.reserved.rules;
+      if (
+        !Array.isArray(rules) ||
+        rules.length > 64 ||
+        !rules.every((r) => typeof r === 'string' && ID.test(r))
+      )
+        bad(`${w}.reserved.rules`, 'must list at most 64 rule ids');
+      reserved = { rules: rules as string[], ...decisionBudget(rs, `${w}.reserved`, dflt.reserved) };
+    }
   }
   const sim = doc['simulate-rules'] ?? [];
   if (!Array.isArray(sim) || !sim.every((r) => typeof r === 'string' && ID.test(r)))
     bad(`${where}.simulate-rules`, 'must list rule ids');
   return {
     allowlist,
-    maxPerMinute,
+    ...budget,
+    reserved,
     escalation: escalation(doc['escalation'], `${where}.escalation`, DEFAULT_SETTINGS.escalation),
     simulateRules: sim as string[],
   };

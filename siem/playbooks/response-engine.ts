@@ -12,7 +12,7 @@ import type {
 import { EdgewardError } from '../../common/errors.js';
 import type { Alert } from '../correlate/index.js';
 import { isAllowlisted, isProtected, scopeKey } from './scope.js';
-import type { Escalation, Playbook, PlaybookConfig, ResponseSettings } from './types.js';
+import type { DecisionBudget, Escalation, Playbook, PlaybookConfig, ResponseSettings } from './types.js';
 
 const MINUTE = 60_000;
 const MAX_ALERTS = 100;
@@ -86,6 +86,56 @@ interface LogEntry {
   readonly removals: readonly string[];
 }
 
+/**
+ * One budget of automatic new decisions over a rolling minute: all of them together, and per
+ * reporter. A decision is charged to one of the reporters whose evidence raised its alert, the
+ * one with the most room, so a reporter flooding the SIEM spends its own share and not the share
+ * of the reporters whose evidence raised other alerts.
+ */
+class MinuteBudget {
+  #all: number[] = [];
+  readonly #byReporter = new Map<string, number[]>();
+
+  constructor(private readonly limits: DecisionBudget) {}
+
+  #prune(now: number): void {
+    const cut = now - MINUTE;
+    let k = 0;
+    while (k < this.#all.length && (this.#all[k] as number) <= cut) k++;
+    if (k === 0) return;
+    this.#all = this.#all.slice(k);
+    for (const [r, times] of this.#byReporter) {
+      let j = 0;
+      while (j < times.length && (times[j] as number) <= cut) j++;
+      if (j === times.length) this.#byReporter.delete(r);
+      else if (j > 0) this.#byReporter.set(r, times.slice(j));
+    }
+  }
+
+  /** The reporter to charge (most room first), or null when the budget is spent. */
+  payer(reporters: readonly string[], now: number): string | null {
+    this.#prune(now);
+    if (this.#all.length >= this.limits.maxPerMinute) return null;
+    let best: string | null = null;
+    let used = Infinity;
+    for (const r of reporters.length === 0 ? [''] : reporters) {
+      const n = this.#byReporter.get(r)?.length ?? 0;
+      if (n < this.limits.perReporter && n < used) {
+        best = r;
+        used = n;
+      }
+    }
+    return best;
+  }
+
+  charge(reporter: string, now: number): void {
+    this.#all.push(now);
+    const times = this.#byReporter.get(reporter);
+    if (times === undefined) this.#byReporter.set(reporter, [now]);
+    else times.push(now);
+  }
+}
+
 export interface ResponseEngineOptions {
   readonly trustDomain: string;
   readonly config: PlaybookConfig;
@@ -108,8 +158,10 @@ export class ResponseEngine {
   readonly #simulated: SimulatedDecision[] = [];
   /** Creation times of past decisions per scope, for escalation. */
   readonly #history = new Map<string, number[]>();
-  /** Times of automatic new decisions in the last minute, for the blast-radius cap. */
-  #recent: number[] = [];
+  /** Automatic new decisions in the last minute, for the blast-radius caps. */
+  readonly #general: MinuteBudget;
+  readonly #reserved: MinuteBudget;
+  readonly #reservedRules: ReadonlySet<string>;
   #log: LogEntry[] = [];
   /** Lowest `from` a delta can start at (older verifiers need a snapshot). */
   #logBase = 0;
@@ -118,6 +170,9 @@ export class ResponseEngine {
     this.#td = opts.trustDomain;
     this.#settings = opts.config.settings;
     this.#newId = opts.newId ?? randomUUID;
+    this.#general = new MinuteBudget(this.#settings);
+    this.#reserved = new MinuteBudget(this.#settings.reserved);
+    this.#reservedRules = new Set(this.#settings.reserved.rules);
     for (const p of opts.config.playbooks) {
       for (const r of p.rules) {
         const list = this.#byRule.get(r) ?? [];
@@ -180,7 +235,9 @@ export class ResponseEngine {
             continue;
           }
           const existing = this.#findActive(scope, act.action);
-          if (existing === undefined && !this.#underCap(now)) {
+          const budget = this.#reservedRules.has(alert.ruleId) ? this.#reserved : this.#general;
+          const payer = existing === undefined ? budget.payer(alert.reporters ?? [], now) : null;
+          if (existing === undefined && payer === null) {
             const p = this.#addPending(proposal, now);
             if (p === null)
               skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'pending-full', scope });
@@ -189,7 +246,7 @@ export class ResponseEngine {
           }
           const d = this.#apply(proposal, now, rev, existing);
           if (d !== null) applied.set(d.id, d);
-          if (existing === undefined) this.#recent.push(now);
+          if (payer !== null) budget.charge(payer, now);
         }
       }
     }
@@ -392,14 +449,6 @@ export class ResponseEngine {
   #findActive(scope: DecisionScope, action: DecisionAction): Decision | undefined {
     const id = this.#byScope.get(actionKey(scope, action));
     return id === undefined ? undefined : this.#active.get(id);
-  }
-
-  #underCap(now: number): boolean {
-    // Drop entries that left the rolling minute.
-    let k = 0;
-    while (k < this.#recent.length && (this.#recent[k] as number) <= now - MINUTE) k++;
-    if (k > 0) this.#recent = this.#recent.slice(k);
-    return this.#recent.length < this.#settings.maxPerMinute;
   }
 
   #addPending(p: Proposal, now: number): PendingDecision | null {

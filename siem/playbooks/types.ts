@@ -30,11 +30,29 @@ export interface Playbook {
   readonly simulate: boolean;
 }
 
+/**
+ * A budget of automatic new decisions per rolling minute: all reporters together, and each
+ * reporter whose evidence raised the alert. Beyond either, decisions wait for an analyst.
+ */
+export interface DecisionBudget {
+  readonly maxPerMinute: number;
+  readonly perReporter: number;
+}
+
+export interface ReservedBudget extends DecisionBudget {
+  /** Rules whose decisions spend this budget instead of the general one. */
+  readonly rules: readonly string[];
+}
+
 export interface ResponseSettings {
   /** Scopes that are never decided against, automatically or manually. */
   readonly allowlist: readonly DecisionScope[];
-  /** Automatic new decisions per rolling minute beyond which they wait for an analyst. */
+  /** Automatic new decisions per rolling minute, all reporters together (general budget). */
   readonly maxPerMinute: number;
+  /** Of those, what the evidence of one reporter may raise (general budget). */
+  readonly perReporter: number;
+  /** Rules with a budget of their own, which floods raising other rules cannot spend. */
+  readonly reserved: ReservedBudget;
   readonly escalation: Escalation;
   /** Rules whose playbooks run in simulation mode whatever the playbook says. */
   readonly simulateRules: readonly string[];
@@ -47,7 +65,9 @@ export interface PlaybookConfig {
 
 export const DEFAULT_SETTINGS: ResponseSettings = {
   allowlist: [],
-  maxPerMinute: 20,
+  maxPerMinute: 60,
+  perReporter: 20,
+  reserved: { rules: ['ew-cloned-credential'], maxPerMinute: 20, perReporter: 10 },
   escalation: { windowMs: 86_400_000, factor: 2, maxTtlMs: 7 * 86_400_000 },
   simulateRules: [],
 };

@@ -37,7 +37,6 @@ export function auditEvent(
     'event.type': a.action.startsWith('siem.read') ? 'info' : 'change',
     'event.action': a.action,
     'event.outcome': a.ok ? 'success' : 'failure',
-    'observer.type': 'siem',
     message: `${a.message} by ${who}`.slice(0, 1024),
     'source.ip': a.ip,
   };

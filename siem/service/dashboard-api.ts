@@ -27,7 +27,8 @@ export interface DashboardApiOptions {
   readonly inventory?: Inventory;
 }
 
-type Host = Pick<RunningSiem, 'hub' | 'store' | 'subscribeAlerts' | 'subscribeEvents' | 'audit' | 'now'>;
+type Host = Pick<RunningSiem, 'hub' | 'store' | 'subscribeAlerts' | 'subscribeEvents' | 'audit' | 'now'> &
+  Partial<Pick<RunningSiem, 'subscribeRevoked' | 'revoked'>>;
 
 function decisionView(d: Decision): View {
   return { ...d, scope: { ...d.scope } };
@@ -74,6 +75,9 @@ export function createDashboardApi(
     for (const k of m.keys()) if (k < oldest) m.delete(k);
   };
 
+  // The CA's revocations (its CRL, its revocation events) mark the rows whose certificate they name.
+  if (o.inventory !== undefined && siem.revoked !== undefined) o.inventory.markRevoked(siem.revoked.list());
+  const offRevoked = siem.subscribeRevoked?.((serials) => o.inventory?.markRevoked(serials));
   const offEvents = siem.subscribeEvents((batch: readonly EdgeEvent[]) => {
     o.inventory?.apply(batch);
     const b = bucket(siem.now());
@@ -259,6 +263,7 @@ export function createDashboardApi(
       };
     },
     close() {
+      offRevoked?.();
       offEvents();
       offAlerts();
       alertFns.clear();

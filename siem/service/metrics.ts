@@ -9,6 +9,12 @@ export function createSiemMetrics() {
     rejected: registry.counter(
       'edgeward_siem_events_rejected_total',
       'Event batches refused, by reason (error code)',
+      { maxLabelValues: 128 },
+    ),
+    reporterRefusals: registry.counter(
+      'edgeward_siem_reporter_refusals_total',
+      'Events and requests refused by the reporter policy, standing or budget, by reporter kind, reporter (the first 256 identities, then other) and code',
+      { maxLabelValues: 256 },
     ),
     batches: registry.counter('edgeward_siem_batches_total', 'Event batches acknowledged'),
     commits: registry.counter('edgeward_siem_commits_total', 'Group commits (transactions) of events'),
@@ -21,7 +27,9 @@ export function createSiemMetrics() {
       'edgeward_siem_ingest_queue_events',
       'Events accepted and waiting for their commit or their correlation',
     ),
-    alerts: registry.counter('edgeward_siem_alerts_total', 'Alerts raised, by rule'),
+    alerts: registry.counter('edgeward_siem_alerts_total', 'Alerts raised, by rule', {
+      maxLabelValues: 1024,
+    }),
     decisions: registry.counter('edgeward_siem_decisions_total', 'Playbook outcomes, by outcome'),
     revision: registry.gauge('edgeward_siem_decision_revision', 'Current decision revision'),
     active: registry.gauge('edgeward_siem_decisions_active', 'Active decisions'),

@@ -1,7 +1,7 @@
 // Turns a POST /v1/events body (a JSON array, or NDJSON: one object per line) into validated,
 // stamped events. Pure: the observer comes from the caller's verified client certificate.
 import { EdgewardError } from '../../common/errors.js';
-import { validateEvent, type EdgeEvent } from '../../common/events.js';
+import { reporterKindOf, validateEvent, type EdgeEvent, type ReporterKind } from '../../common/events.js';
 
 export const MAX_BATCH_EVENTS = 10_000;
 
@@ -10,6 +10,8 @@ export type BatchFormat = 'json' | 'ndjson';
 export interface StampContext {
   /** The reporter's SPIFFE ID from its client certificate. */
   readonly observer: string;
+  /** Its kind (reporterKind); derived from `observer` when absent. */
+  readonly observerType?: ReporterKind;
   readonly now: number;
   readonly newId: (now: number) => string;
   readonly maxEvents?: number;
@@ -58,28 +60,47 @@ export function decodeBatch(body: Buffer, format: BatchFormat, maxEvents = MAX_B
 }
 
 /**
+ * The body's own `observer.type`, which only agents from before the SIEM derived it still send:
+ * the kind itself, or `agent` from a node or device. Anything else claims to be another kind.
+ */
+function repeatsOwnKind(claimed: unknown, kind: ReporterKind): boolean {
+  return claimed === kind || (claimed === 'agent' && (kind === 'node' || kind === 'device'));
+}
+
+/**
  * Validates every event (all or nothing: one bad event refuses the batch, so a reporter never has
- * half a batch acknowledged) and stamps id, observer and ingest time. An event may repeat its own
- * observer.identity (dropped and re-set from the certificate); claiming another one is refused.
+ * half a batch acknowledged) and stamps id, observer, its kind and ingest time. An event may repeat
+ * its own observer.identity or observer.type (dropped and re-set from the certificate); claiming
+ * another one is refused (ERR_SIEM_OBSERVER_MISMATCH).
  */
 export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEvent[] {
   const max = ctx.maxEvents ?? MAX_BATCH_EVENTS;
   if (raw.length > max) throw new EdgewardError('ERR_SIEM_BATCH_TOO_LARGE');
   const out: EdgeEvent[] = new Array<EdgeEvent>(raw.length);
+  const kind = ctx.observerType ?? reporterKindOf(ctx.observer);
   // Validated and stamped in one copy; the options are reused (validateEvent copies the values).
-  const stamp = { id: '', observer: ctx.observer, ingested: ctx.now };
+  const stamp = { id: '', observer: ctx.observer, observerType: kind, ingested: ctx.now };
   const opts = { now: ctx.now, stamp };
   for (let i = 0; i < raw.length; i++) {
     let e = raw[i];
-    if (typeof e === 'object' && e !== null && !Array.isArray(e) && Object.hasOwn(e, 'observer.identity')) {
-      const claimed = (e as Record<string, unknown>)['observer.identity'];
-      if (claimed !== ctx.observer) {
-        throw new EdgewardError('ERR_SIEM_OBSERVER_MISMATCH', undefined, {
-          detail: { index: i, claimed: typeof claimed === 'string' ? claimed.slice(0, 256) : typeof claimed },
-        });
+    if (
+      typeof e === 'object' &&
+      e !== null &&
+      !Array.isArray(e) &&
+      (Object.hasOwn(e, 'observer.identity') || Object.hasOwn(e, 'observer.type'))
+    ) {
+      const r = e as Record<string, unknown>;
+      const copy: Record<string, unknown> = { ...r };
+      if (Object.hasOwn(r, 'observer.identity')) {
+        const claimed = r['observer.identity'];
+        if (claimed !== ctx.observer) throw mismatch(i, 'observer.identity', claimed);
+        delete copy['observer.identity'];
       }
-      const copy: Record<string, unknown> = { ...(e as Record<string, unknown>) };
-      delete copy['observer.identity'];
+      if (Object.hasOwn(r, 'observer.type')) {
+        const claimed = r['observer.type'];
+        if (!repeatsOwnKind(claimed, kind)) throw mismatch(i, 'observer.type', claimed);
+        delete copy['observer.type'];
+      }
       e = copy;
     }
     stamp.id = ctx.newId(ctx.now);
@@ -96,4 +117,14 @@ export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEven
     }
   }
   return out;
+}
+
+function mismatch(index: number, field: string, claimed: unknown): EdgewardError {
+  return new EdgewardError('ERR_SIEM_OBSERVER_MISMATCH', undefined, {
+    detail: {
+      index,
+      field,
+      claimed: typeof claimed === 'string' ? claimed.slice(0, 256) : typeof claimed,
+    },
+  });
 }

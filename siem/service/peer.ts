@@ -4,12 +4,36 @@ import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { EdgewardError } from '../../common/errors.js';
+import { reporterKind, type ReporterKind } from '../../common/events.js';
 import { parseIdentity, serviceId } from '../../common/identity.js';
-import { normalizeSerial, uriSans } from '../../common/x509.js';
+import { normalizeSerial, spkiSha256Hex, uriSans } from '../../common/x509.js';
 
 export interface Peer {
   readonly identity: string;
   readonly serial: string;
+}
+
+/** A peer as a reporter: its identity, certificate serial and SPKI hash, and its kind. */
+export interface ReporterPeer extends Peer {
+  readonly spki: string;
+  readonly kind: ReporterKind;
+}
+
+// A TLS 1.3 connection keeps the certificate it was opened with: the facts of a kept-alive
+// connection are worked out once, not for each of its requests.
+const reporters = new WeakMap<TLSSocket, ReporterPeer>();
+
+/** peerOf, plus the SPKI hash and the reporter kind derived from the identity (never the body). */
+export function reporterOf(req: FastifyRequest, trustDomain: string): ReporterPeer {
+  const sock = req.raw.socket as TLSSocket;
+  const known = reporters.get(sock);
+  if (known !== undefined) return known;
+  const peer = peerOf(req, trustDomain);
+  const cert = sock.getPeerX509Certificate?.() as X509Certificate;
+  const spki = spkiSha256Hex(cert.publicKey.export({ type: 'spki', format: 'der' }));
+  const r: ReporterPeer = { ...peer, spki, kind: reporterKind(peer.identity, trustDomain) };
+  reporters.set(sock, r);
+  return r;
 }
 
 /** The verified client certificate's identity; never anything from the request body. */

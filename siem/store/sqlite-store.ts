@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { Decision } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import { privateDatabase } from '../../common/private-files.js';
-import type { EdgeEvent } from '../../common/events.js';
+import { withVerifiedKind, type EdgeEvent } from '../../common/events.js';
 import type { Alert } from '../correlate/index.js';
 import type { PendingDecision, ResponseState } from '../playbooks/index.js';
 import { configureConnection } from './connection.js';
@@ -137,6 +137,14 @@ function alertEntities(a: Alert): Set<string> {
   const si = a.trigger?.['source.identity'];
   if (typeof si === 'string' && si !== '') out.add(si);
   return out;
+}
+
+/**
+ * A stored event document as the SIEM reads it: the reporter's kind derived again from its
+ * verified identity (rows from before the SIEM set it hold the reporter's own claim there).
+ */
+function storedEvent(doc: string): EdgeEvent {
+  return withVerifiedKind(JSON.parse(doc) as EdgeEvent);
 }
 
 function storeError(err: unknown, what: string): EdgewardError {
@@ -407,11 +415,31 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       } else if (Object.hasOwn(TIMELINES, q.entity)) {
         probes = [{ entity: q.entity, h: entityHash(TIMELINES[q.entity].kind, v) }];
       } else throw new TypeError(`no timeline for ${String(q.entity)}`);
-      return readTimeline(probes, v, since, until, limit).map((doc) => JSON.parse(doc) as EdgeEvent);
+      return readTimeline(probes, v, since, until, limit).map(storedEvent);
     },
     event(id: string) {
       const row = byId.get(id) as Row | undefined;
-      return row === undefined ? undefined : (JSON.parse(row.doc) as EdgeEvent);
+      return row === undefined ? undefined : storedEvent(row.doc);
+    },
+    scanEvents(q, fn) {
+      const page = db.prepare(
+        `SELECT seq, doc FROM events WHERE seq > ? AND observer = ? AND action IN (SELECT value FROM json_each(?))
+         ORDER BY seq LIMIT 1000`,
+      );
+      const actions = JSON.stringify(q.actions);
+      for (let after = 0; ;) {
+        const rows = page.all(after, q.observer, actions) as { seq: number; doc: string }[];
+        for (const r of rows) fn(storedEvent(r.doc));
+        if (rows.length < 1000) return;
+        after = (rows[rows.length - 1] as { seq: number }).seq;
+      }
+    },
+    reporters() {
+      return db
+        .prepare(
+          'SELECT observer AS identity, max(ts) AS lastSeen FROM events WHERE observer IS NOT NULL GROUP BY observer',
+        )
+        .all() as { identity: string; lastSeen: number }[];
     },
     alerts(q: AlertQuery = {}) {
       const entity = q.entity;

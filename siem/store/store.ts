@@ -52,6 +52,13 @@ export interface SiemStore {
   timeline(q: TimelineQuery): EdgeEvent[];
   /** One event by its SIEM-assigned id (alerts list the ids behind them). */
   event(id: string): EdgeEvent | undefined;
+  /**
+   * Every stored event with one of `actions` reported by `observer`, in ingest order, a page at a
+   * time (rebuilding a projection such as the dashboard inventory).
+   */
+  scanEvents(q: { actions: readonly string[]; observer: string }, fn: (e: EdgeEvent) => void): void;
+  /** Every identity that reported stored events, with the time of its newest one. */
+  reporters(): { identity: string; lastSeen: number }[];
   alerts(q?: AlertQuery): Alert[];
   countEvents(): number;
   saveDecisionChanges(c: DecisionChanges): void;

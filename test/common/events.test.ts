@@ -6,8 +6,11 @@ import {
   FIELDS,
   KNOWN_ACTIONS,
   createEventIdFactory,
+  reporterKind,
   stampEvent,
   validateEvent,
+  withVerifiedKind,
+  type EdgeEvent,
 } from '../../common/events.js';
 
 const T = Date.UTC(2026, 0, 1, 12);
@@ -72,8 +75,15 @@ describe('validateEvent', () => {
   });
 
   it('refuses fields only the SIEM may set, unless reading back a stored event', () => {
-    for (const f of ['event.id', 'observer.identity', 'event.ingested']) {
-      const v = f === 'event.ingested' ? T : f === 'event.id' ? 'abc' : 'spiffe://factory.example/node/n1';
+    for (const f of ['event.id', 'observer.identity', 'observer.type', 'event.ingested']) {
+      const v =
+        f === 'event.ingested'
+          ? T
+          : f === 'event.id'
+            ? 'abc'
+            : f === 'observer.type'
+              ? 'ca'
+              : 'spiffe://factory.example/node/n1';
       expect(codeOf(() => validateEvent({ ...ok, [f]: v }))).toBe('ERR_SIEM_EVENT_SERVER_FIELD');
       expect(() => validateEvent({ ...ok, [f]: v }, { mode: 'stored' })).not.toThrow();
     }
@@ -207,5 +217,31 @@ describe('stampEvent and event ids', () => {
     expect(new Set(ids).size).toBe(3000);
     expect(ids.every((id) => /^[0-9a-f]{32}$/.test(id))).toBe(true);
     expect([...ids].sort()).toEqual(ids);
+  });
+});
+
+describe('reporter kinds', () => {
+  it('derives the kind from the identity alone', () => {
+    const td = 'factory.example';
+    expect(reporterKind('spiffe://factory.example/svc/ca', td)).toBe('ca');
+    expect(reporterKind('spiffe://factory.example/svc/siem', td)).toBe('siem');
+    expect(reporterKind('spiffe://factory.example/svc/admin', td)).toBe('svc');
+    expect(reporterKind('spiffe://factory.example/svc/ca/x', td)).toBe('svc');
+    expect(reporterKind('spiffe://factory.example/node/n1', td)).toBe('node');
+    expect(reporterKind('spiffe://factory.example/device/d1', td)).toBe('device');
+    expect(reporterKind('spiffe://factory.example/workload/w', td)).toBe('other');
+    expect(reporterKind('spiffe://other.example/svc/ca', td)).toBe('other');
+  });
+
+  it('reads a stored event with the kind derived again, whatever the row says', () => {
+    const old = {
+      '@timestamp': T,
+      'event.action': 'attestation.failure',
+      'observer.identity': 'spiffe://factory.example/device/d1',
+      'observer.type': 'ca',
+    } as EdgeEvent;
+    expect(withVerifiedKind(old)['observer.type']).toBe('device');
+    const none = { '@timestamp': T, 'event.action': 'x', 'observer.type': 'ca' } as EdgeEvent;
+    expect(withVerifiedKind(none)['observer.type']).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { dirname, join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll } from 'vitest';
@@ -103,6 +104,8 @@ export interface Mesh {
   ): Promise<TLSSocket>;
   /** Runs `edgeward ARGS` with the mesh's environment (for commands the test checks itself). */
   cli(args: string[]): CliResult;
+  /** Adds a dashboard user (`edgeward siem user add`, the password from the environment). */
+  addUser(name: string, role: 'viewer' | 'analyst' | 'admin', password: string): void;
   /** An HTTPS request to the SIEM or the CA as `who` (an mTLS identity), trusting the mesh root. */
   call(
     url: string,
@@ -118,6 +121,11 @@ export interface Mesh {
    * with the echo from the app behind it; rejects when the agent refuses or cuts the connection.
    */
   echo(a: MeshAgent, who: LoadedIdentity, text?: string): Promise<string>;
+  /**
+   * Opens the SIEM's decision stream as `who`: resolves with the status once the answer starts
+   * (and the error body when refused); an open stream stays open until `close()`.
+   */
+  openStream(who: LoadedIdentity): Promise<MeshStream>;
   /** The SIEM's active decisions, read with the admin identity. */
   decisions(): Promise<{
     revision: number;
@@ -131,6 +139,13 @@ export interface Mesh {
    */
   restartAgent(a: MeshAgent, o?: { healthy?: boolean }): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface MeshStream {
+  readonly status: number;
+  /** The refusal's JSON body (status other than 200). */
+  readonly json: Record<string, unknown> | undefined;
+  close(): void;
 }
 
 export interface MeshOptions {
@@ -295,7 +310,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const { createServer } = await import('node:net');
   const agents: MeshAgent[] = [];
   for (const [i, spec] of specs.entries()) {
-    const inboundPort = base + 2 + i * 3;
+    const inboundPort = base + 3 + i * 3;
     const adminPort = inboundPort + 1;
     const appPort = inboundPort + 2;
     const app = createServer((s) => s.on('data', (d) => s.write(d)).on('error', () => undefined));
@@ -365,6 +380,14 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
     return Object.assign(loadIdentity(out), { dir: out });
   };
 
+  const addUser: Mesh['addUser'] = (name, role, password) => {
+    const r = edgeward(
+      ['siem', 'user', 'add', '--data', join(dir, 'siem'), '--name', name, '--role', role],
+      { ...env, EDGEWARD_PASSWORD: password },
+      so,
+    );
+    if (r.status !== 0) throw new Error(`siem user add failed: ${r.stdout}${r.stderr}`);
+  };
   let users = 0;
   const dashboard: MeshDashboard | undefined =
     o.dashboard !== true
@@ -374,11 +397,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
           async login(role) {
             const name = `${role}${++users}`;
             const password = randomBytes(12).toString('hex');
-            const add = edgeward(
-              ['siem', 'user', 'add', '--data', join(dir, 'siem'), '--name', name, '--role', role],
-              { ...env, EDGEWARD_PASSWORD: password },
-            );
-            if (add.status !== 0) throw new Error(`siem user add failed: ${add.stdout}${add.stderr}`);
+            addUser(name, role, password);
             const url = `https://127.0.0.1:${dashboardPort}`;
             // The dashboard presents the SIEM's mesh certificate: trust the mesh root, skip the name.
             const r = await rawRequest(`${url}/api/login`, {
@@ -473,6 +492,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       }
       return enrollWith(path, ['--attest', 'puf', '--puf', `sim:${seed}`]);
     },
+    addUser,
     connect: async (agent, who, localAddress) => (await open(agent, who, localAddress)).socket,
     cli: (args) => edgeward(args, env, so),
     call,
@@ -487,6 +507,36 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       return echoed;
     },
     report: (who, events) => call(`${siemUrl}/v1/events`, who, { body: events }),
+    openStream: (who) =>
+      new Promise<MeshStream>((resolve, reject) => {
+        const req = request(`${siemUrl}/v1/decisions/stream`, {
+          ca: rootPem,
+          key: who.keyPem,
+          cert: who.certPem,
+          checkServerIdentity: () => undefined,
+        });
+        req.on('response', (res) => {
+          const status = res.statusCode ?? 0;
+          const close = (): void => void req.destroy();
+          if (status === 200) {
+            res.resume();
+            return resolve({ status, json: undefined, close });
+          }
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            let json: Record<string, unknown> | undefined;
+            try {
+              json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+            } catch {
+              json = undefined;
+            }
+            resolve({ status, json, close });
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      }),
     async decisions() {
       const r = await call(`${siemUrl}/v1/decisions`, admin);
       if (r.status !== 200) throw new Error(`GET /v1/decisions: ${r.status} ${r.body.toString()}`);

@@ -267,3 +267,28 @@ describe('bounded memory', () => {
     expect(() => new Correlator(countRule('{ gte: 2 }'), { maxEntriesPerGroup: 10 })).toThrow(TypeError);
   });
 });
+
+describe('reporters', () => {
+  const N = (name: string) => `spiffe://factory.example/node/${name}`;
+  const by = (name: string, at: number, ip: string) =>
+    ev(at, { 'source.ip': ip, 'observer.identity': N(name), 'observer.type': 'node' });
+
+  it('an alert names the reporters of the events behind it', () => {
+    const c = new Correlator(countRule('{ gte: 3 }'));
+    const [a] = c.feed([by('n1', 0, '10.0.0.9'), by('n2', 1, '10.0.0.9'), by('n1', 2, '10.0.0.9')]);
+    expect([...(a?.reporters ?? [])].sort()).toEqual([N('n1'), N('n2')]);
+  });
+
+  it('a reporter inventing group keys forgets its own oldest keys, never another reporter’s', () => {
+    const c = new Correlator(countRule('{ gte: 2 }'), { maxGroupsPerReporter: 100, latenessMs: 3_600_000 });
+    // n2 starts a group that needs a second event; n1 then floods with 1,000 invented addresses.
+    c.feed([by('n2', 0, '192.0.2.1')]);
+    c.feed(Array.from({ length: 1000 }, (_, i) => by('n1', 1 + i, `10.1.${i >> 8}.${i & 255}`)));
+    expect(c.stats().groups).toBe(101);
+    expect(c.stats().evictedByReporter).toBe(900);
+    // n2's group survived the flood: its second event completes it.
+    const alerts = c.feed([by('n2', 2000, '192.0.2.1')]);
+    expect(alerts.map((a) => a.groupBy)).toEqual([{ 'source.ip': '192.0.2.1' }]);
+    expect(alerts[0]?.reporters).toEqual([N('n2')]);
+  });
+});

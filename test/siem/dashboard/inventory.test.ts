@@ -6,11 +6,14 @@ import type { EdgeEvent } from '../../../common/events.js';
 import { openDashboardDb } from '../../../siem/dashboard/cli.js';
 import { Inventory, quarantineSet } from '../../../siem/dashboard/inventory.js';
 import type { InventoryQuery } from '../../../siem/dashboard/api.js';
+import { openSqliteStore } from '../../../siem/store/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const TD = 'spiffe://factory.example';
 const dev = (i: number): string => `${TD}/device/d${String(i).padStart(3, '0')}`;
 const node = (i: number): string => `${TD}/node/n${i}`;
+/** Lifecycle evidence counts only from the CA (the SIEM stamps the reporter from its certificate). */
+const CA = { 'observer.identity': `${TD}/svc/ca`, 'observer.type': 'ca' } as const;
 
 function seeded(): Inventory {
   const inv = new Inventory(openDashboardDb(join(tempDir(), 'siem')));
@@ -21,12 +24,18 @@ function seeded(): Inventory {
       'event.action': 'enroll.success',
       'source.identity': dev(i),
       'tls.client.x509.serial_number': (0x1000 + i).toString(16),
+      ...CA,
     });
   for (let i = 0; i < 5; i++)
-    events.push({ '@timestamp': 2000 + i, 'event.action': 'enroll.success', 'source.identity': node(i) });
+    events.push({
+      '@timestamp': 2000 + i,
+      'event.action': 'enroll.success',
+      'source.identity': node(i),
+      ...CA,
+    });
   // d000..d009 revoked; d005 is also quarantined below (revoked wins).
   for (let i = 0; i < 10; i++)
-    events.push({ '@timestamp': 3000, 'event.action': 'revocation', 'source.identity': dev(i) });
+    events.push({ '@timestamp': 3000, 'event.action': 'revocation', 'source.identity': dev(i), ...CA });
   inv.apply(events);
   return inv;
 }
@@ -41,7 +50,7 @@ describe('inventory filters', () => {
 
   it('counts and pages each status in SQL, agreeing with every row’s status', () => {
     const all = inv.query({ limit: 500, offset: 0 }, qs);
-    expect(all.total).toBe(305);
+    expect(all.total).toBe(306); // and the CA itself, the reporter of that evidence
     const byStatus = (s: string) => all.items.filter((x) => x['status'] === s).map((x) => x['identity']);
     const quarantined = page({ status: 'quarantined', limit: 500 });
     expect(ids(quarantined)).toEqual(byStatus('quarantined'));
@@ -49,7 +58,7 @@ describe('inventory filters', () => {
     expect(quarantined.items.every((x) => x['status'] === 'quarantined')).toBe(true);
     const healthy = page({ status: 'healthy', limit: 500 });
     expect(ids(healthy)).toEqual(byStatus('healthy'));
-    expect(healthy.total).toBe(305 - 10 - 8);
+    expect(healthy.total).toBe(306 - 10 - 8);
     const revoked = page({ status: 'revoked', limit: 500 });
     expect(revoked.total).toBe(10);
     expect(ids(revoked)).toContain(dev(5));
@@ -59,11 +68,12 @@ describe('inventory filters', () => {
     const first = page({ status: 'healthy', limit: 10, offset: 0 });
     expect(ids(first)[0]).toBe(dev(10));
     const deep = page({ status: 'healthy', limit: 10, offset: 280 });
-    expect(deep.total).toBe(287);
-    expect(ids(deep)).toHaveLength(7);
-    expect(ids(deep).at(-1)).toBe(dev(299)); // the nodes are all quarantined by the pattern
+    expect(deep.total).toBe(288);
+    expect(ids(deep)).toHaveLength(8);
+    // The nodes are all quarantined by the pattern; the CA's own row sorts last.
+    expect(ids(deep).slice(-2)).toEqual([dev(299), `${TD}/svc/ca`]);
     // Past the end: an empty page, the same total.
-    expect(page({ status: 'healthy', offset: 5000 })).toEqual({ total: 287, items: [] });
+    expect(page({ status: 'healthy', offset: 5000 })).toEqual({ total: 288, items: [] });
     expect(ids(page({ status: 'healthy', offset: 9, limit: 3 }))).toEqual([dev(19), dev(22), dev(23)]);
   });
 
@@ -78,7 +88,7 @@ describe('inventory filters', () => {
   it('with nothing quarantined, every live row is healthy', () => {
     const none = quarantineSet([]);
     expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, none)).toEqual({ total: 0, items: [] });
-    expect(inv.query({ status: 'healthy', limit: 50, offset: 0 }, none).total).toBe(295);
+    expect(inv.query({ status: 'healthy', limit: 50, offset: 0 }, none).total).toBe(296);
   });
 });
 
@@ -100,5 +110,64 @@ describe('quarantine sets', () => {
     const inv = seeded();
     const qs = quarantineSet(['spiffe://*/node/*']);
     expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, qs).total).toBe(5);
+  });
+});
+
+describe('an inventory from before provenance', () => {
+  it('is rebuilt from the CA’s stored evidence: rows and revocations others made up are gone', () => {
+    const dir = join(tempDir(), 'siem');
+    const db = openDashboardDb(dir);
+    // A version-1 table: a real node, a ghost a device made up, and the node marked revoked.
+    db.exec(`CREATE TABLE inventory (identity TEXT PRIMARY KEY, kind TEXT NOT NULL, method TEXT, verdict TEXT,
+      serial TEXT, not_after INTEGER, last_seen INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)`);
+    db.prepare(
+      'INSERT INTO inventory (identity, kind, serial, last_seen, revoked) VALUES (?, ?, ?, ?, ?)',
+    ).run(node(1), 'node', 'aa', 1, 1);
+    db.prepare('INSERT INTO inventory (identity, kind, last_seen) VALUES (?, ?, ?)').run(
+      `${TD}/node/ghost`,
+      'node',
+      1,
+    );
+    const store = openSqliteStore(join(dir, 'siem.db'), { synchronous: 'NORMAL' });
+    const stored = (e: Record<string, unknown>, i: number): EdgeEvent =>
+      ({ 'event.id': `e${i}`, 'event.ingested': 10 + i, '@timestamp': 10 + i, ...e }) as EdgeEvent;
+    store.insertEvents(
+      [
+        {
+          'event.action': 'enroll.success',
+          'source.identity': node(1),
+          'tls.client.x509.serial_number': 'aa',
+          ...CA,
+        },
+        // What a device posted before the reporter policy existed, stored with its verified observer.
+        {
+          'event.action': 'enroll.success',
+          'source.identity': `${TD}/node/ghost`,
+          'observer.identity': dev(9),
+          'observer.type': 'ca',
+        },
+        {
+          'event.action': 'revocation',
+          'source.identity': node(1),
+          'observer.identity': dev(9),
+          'observer.type': 'ca',
+        },
+        { 'event.action': 'connection.closed', 'observer.identity': node(1), 'observer.type': 'agent' },
+      ].map(stored),
+    );
+    const inv = new Inventory(db);
+    expect(inv.needsRebuild).toBe(true);
+    inv.rebuild(store, 'factory.example');
+    const none = quarantineSet([]);
+    expect(inv.get(node(1), none)).toMatchObject({ serial: 'aa', status: 'healthy', lastSeen: 13 });
+    expect(inv.get(`${TD}/node/ghost`, none)).toBeUndefined();
+    // The device is a row of its own (it did report), the CA too.
+    expect(inv.get(dev(9), none)).toMatchObject({ kind: 'device' });
+    expect(new Inventory(db).needsRebuild).toBe(false);
+    // The CRL marks rows by their current serial.
+    expect(inv.markRevoked(['aa', 'zz'])).toBe(1);
+    expect(inv.get(node(1), none)?.['status']).toBe('revoked');
+    store.close();
+    db.close();
   });
 });

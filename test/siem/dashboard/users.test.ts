@@ -61,6 +61,7 @@ describe('dashboard sessions', () => {
 describe('inventory projection', () => {
   const inv = new Inventory(db);
   const TD = 'spiffe://f.example';
+  const CA = { 'observer.identity': `${TD}/svc/ca`, 'observer.type': 'ca' } as const;
   it('follows enrollments, failures, revocations and quarantine', () => {
     inv.apply([
       {
@@ -70,7 +71,7 @@ describe('inventory projection', () => {
         'attestation.method': 'tpm',
         'tls.client.x509.serial_number': 'aa',
         'tls.client.x509.not_after': 99,
-        'observer.identity': `${TD}/svc/ca`,
+        ...CA,
       },
       {
         '@timestamp': 11,
@@ -78,6 +79,7 @@ describe('inventory projection', () => {
         'source.identity': `${TD}/device/d1`,
         'attestation.method': 'puf',
         'attestation.reason': 'helper_tampered',
+        ...CA,
       },
       {
         '@timestamp': 12,
@@ -85,13 +87,15 @@ describe('inventory projection', () => {
         'source.identity': `${TD}/device/d2`,
         'attestation.method': 'puf',
         'tls.client.x509.serial_number': 'bb',
+        ...CA,
       },
-      { '@timestamp': 13, 'event.action': 'revocation', 'tls.client.x509.serial_number': 'bb' },
+      { '@timestamp': 13, 'event.action': 'revocation', 'tls.client.x509.serial_number': 'bb', ...CA },
       {
         '@timestamp': 20,
         'event.action': 'connection.accepted',
         'source.identity': `${TD}/node/n1`,
         'observer.identity': `${TD}/node/n2`,
+        'observer.type': 'node',
       },
     ]);
     const quarantined = quarantineSet([`${TD}/node/n1`]);

@@ -366,7 +366,13 @@ describe('playbook files', () => {
       'quarantine-handshake-flood',
       'simulate-policy-denial-burst',
     ]);
-    expect(cfg.settings.maxPerMinute).toBe(20);
+    expect(cfg.settings.maxPerMinute).toBe(60);
+    expect(cfg.settings.perReporter).toBe(20);
+    expect(cfg.settings.reserved).toEqual({
+      rules: ['ew-cloned-credential'],
+      maxPerMinute: 20,
+      perReporter: 10,
+    });
   });
 
   it('keeps the allowlist in canonical form', () => {
@@ -425,4 +431,58 @@ describe('playbook files', () => {
       );
     });
   }
+});
+
+describe('budgets per reporter', () => {
+  const R = (name: string) => `spiffe://factory.example/node/${name}`;
+  const from = (a: Alert, ...reporters: string[]): Alert => ({ ...a, reporters });
+  const BUDGETS = `kind: response-settings
+blast-radius:
+  max-per-minute: 10
+  per-reporter: 4
+  reserved: { rules: [r-id], max-per-minute: 2, per-reporter: 1 }
+`;
+
+  it('forged floods exhaust the automatic-decision budget of their reporter only', () => {
+    const e = engine(BUDGETS);
+    const flood = [1, 2, 3, 4, 5, 6].map((i) =>
+      from(alert('r-ip', { 'source.ip': `192.0.2.${i}` }), R('forger')),
+    );
+    const out = e.handleAlerts(flood, NOW);
+    expect(out.applied).toHaveLength(4);
+    expect(out.pending).toHaveLength(2);
+    // Evidence from another reporter still decides at once ...
+    expect(
+      e.handleAlerts([from(alert('r-ip', { 'source.ip': '198.51.100.1' }), R('n1'))], NOW).applied,
+    ).toHaveLength(1);
+    // ... and an alert with evidence from both is charged to the one with room.
+    const both = e.handleAlerts(
+      [from(alert('r-ip', { 'source.ip': '198.51.100.2' }), R('forger'), R('n1'))],
+      NOW,
+    );
+    expect(both.applied).toHaveLength(1);
+  });
+
+  it('reserved rules have their own budget, which other rules’ floods cannot spend', () => {
+    const e = engine(BUDGETS);
+    // Ten reporters spend the whole general budget (10 a minute).
+    const general = Array.from({ length: 12 }, (_, i) =>
+      from(alert('r-ip', { 'source.ip': `192.0.2.${i + 1}` }), R(`f${i % 10}`)),
+    );
+    expect(e.handleAlerts(general, NOW).applied).toHaveLength(10);
+    const reserved = e.handleAlerts([from(alert('r-id', { 'source.identity': DEV }), R('n1'))], NOW);
+    expect(reserved.applied.map((d) => d.scope)).toEqual([{ type: 'identity', value: DEV }]);
+    // One reporter gets one reserved decision a minute; the next waits.
+    const again = e.handleAlerts(
+      [from(alert('r-id', { 'source.identity': 'spiffe://factory.example/device/d2' }), R('n1'))],
+      NOW,
+    );
+    expect(again.pending).toHaveLength(1);
+    expect(
+      e.handleAlerts(
+        [from(alert('r-id', { 'source.identity': 'spiffe://factory.example/device/d3' }), R('n1'))],
+        NOW + 61_000,
+      ).applied,
+    ).toHaveLength(1);
+  });
 });

@@ -110,9 +110,10 @@ describe('dashboard API', () => {
   });
 
   it('quarantine status follows each revision: quarantine, then lift', async () => {
+    const ca = { 'observer.identity': `spiffe://${TD}/svc/ca`, 'observer.type': 'ca' } as const;
     s.feed([
-      { '@timestamp': s.now(), 'event.action': 'enroll.success', 'source.identity': dev(9000) },
-      { '@timestamp': s.now(), 'event.action': 'enroll.success', 'source.identity': dev(9001) },
+      { '@timestamp': s.now(), 'event.action': 'enroll.success', 'source.identity': dev(9000), ...ca },
+      { '@timestamp': s.now(), 'event.action': 'enroll.success', 'source.identity': dev(9001), ...ca },
     ]);
     const q = { q: 'd900', limit: 10, offset: 0 };
     expect(s.api.inventory({ ...q, status: 'quarantined' }).total).toBe(0);

@@ -62,6 +62,17 @@ describe('stampBatch', () => {
     expect(code(() => stampBatch([ev({ 'observer.identity': 42 })], ctx))).toBe('ERR_SIEM_OBSERVER_MISMATCH');
   });
 
+  it('stamps observer.type from the certificate identity, never from the body', () => {
+    expect(stampBatch([ev()], ctx)[0]?.['observer.type']).toBe('node');
+    // Its own kind, or the old agents' `agent`, is dropped and set again; another kind is refused.
+    expect(stampBatch([ev({ 'observer.type': 'node' })], ctx)[0]?.['observer.type']).toBe('node');
+    expect(stampBatch([ev({ 'observer.type': 'agent' })], ctx)[0]?.['observer.type']).toBe('node');
+    expect(code(() => stampBatch([ev({ 'observer.type': 'ca' })], ctx))).toBe('ERR_SIEM_OBSERVER_MISMATCH');
+    const ca = { ...ctx, observer: 'spiffe://factory.example/svc/ca' };
+    expect(stampBatch([ev()], ca)[0]?.['observer.type']).toBe('ca');
+    expect(code(() => stampBatch([ev({ 'observer.type': 'agent' })], ca))).toBe('ERR_SIEM_OBSERVER_MISMATCH');
+  });
+
   it('refuses the whole batch for one bad event, naming its index', () => {
     try {
       stampBatch([ev(), ev({ nope: 1 })], ctx);

@@ -1,0 +1,106 @@
+// Issue 19, attack 7, against a real mesh (CA, SIEM, two agents): a compromised node floods the
+// SIEM with forged handshake failures from documentation addresses until the automatic-decision
+// budget is spent; a real cloned credential, seen by the two agents, must still be quarantined at
+// once and the clone's victim connection cut, because budgets are per reporter (and the
+// cloned-credential rule has a reserved one).
+import { connect as netConnect } from 'node:net';
+import { connect, type TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LoadedIdentity } from '../../../common/identity-dir.js';
+import { startMesh, type Mesh, type MeshAgent } from '../../helpers/mesh.js';
+
+let mesh: Mesh;
+let n1: MeshAgent;
+let n2: MeshAgent;
+
+function tlsThrough(agent: MeshAgent, who: LoadedIdentity, localAddress: string): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({
+      socket: netConnect({ host: '127.0.0.1', port: agent.inboundPort, localAddress }),
+      key: who.keyPem,
+      cert: who.certPem,
+      ca: who.bundlePem,
+      minVersion: 'TLSv1.3',
+      checkServerIdentity: () => undefined,
+    });
+    s.once('secureConnect', () => s.write('ping'));
+    s.once('data', () => resolve(s));
+    s.once('error', reject);
+    s.once('close', () => reject(new Error('closed before the echo')));
+  });
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Listing {
+  active: { scope: { type: string; value: string } }[];
+  pending: { scope: { type: string; value: string } }[];
+}
+
+const listing = async (): Promise<Listing> => (await mesh.decisions()) as unknown as Listing;
+
+beforeAll(async () => {
+  mesh = await startMesh({ agents: [{ name: 'n1' }, { name: 'n2' }] });
+  [n1, n2] = mesh.agents as [MeshAgent, MeshAgent];
+}, 120_000);
+afterAll(async () => mesh?.stop());
+
+describe('budgets per reporter (issue 19, attack 7)', () => {
+  it('forged floods exhaust the automatic-decision budget', async () => {
+    const d1 = await mesh.enroll('device/d1');
+    const d2 = await mesh.enroll('device/d2');
+    const forger = await mesh.enroll('node/forger');
+    const live = await tlsThrough(n1, d1, '127.0.0.1');
+    let cut = false;
+    live.on('close', () => (cut = true));
+    live.on('error', () => undefined);
+    const keepAlive = setInterval(() => live.writable && live.write('ping'), 200);
+    try {
+      // 25 documentation addresses, 20 failures each: more than one reporter's whole budget.
+      const t0 = Date.now() - 20_000;
+      const flood = Array.from({ length: 25 * 20 }, (_, i) => ({
+        '@timestamp': t0 + i * 10,
+        'event.action': 'handshake.failure',
+        'event.reason': 'unknown_ca',
+        'source.ip': `192.0.2.${1 + (i % 25)}`,
+      }));
+      const r = await mesh.report(forger, flood);
+      expect(r.status).toBe(200);
+      const spent = await waitFor('the flood to spend the forger’s budget', async () => {
+        const l = await listing();
+        return l.active.filter((d) => d.scope.type === 'ip').length + l.pending.length >= 25 ? l : undefined;
+      });
+      // The forger's evidence raised 20 automatic decisions at most; the rest wait for an analyst.
+      expect(spent.active.filter((d) => d.scope.type === 'ip')).toHaveLength(20);
+      expect(spent.pending).toHaveLength(5);
+
+      // The real attack: d1's credential used at the same time from a second address, on n2.
+      const clone = await tlsThrough(n2, d1, '127.0.0.2').catch(() => undefined);
+      const decided = await waitFor('the cloned-credential decision', async () => {
+        const l = await listing();
+        return l.active.find((d) => d.scope.type === 'serial' && d.scope.value === d1.serial);
+      });
+      expect(decided.scope).toEqual({ type: 'serial', value: d1.serial });
+      expect((await listing()).pending.map((p) => p.scope)).not.toContainEqual({
+        type: 'serial',
+        value: d1.serial,
+      });
+      await waitFor('the live connection of the cloned credential to be cut', async () => cut);
+      clone?.destroy();
+      // Another device still connects.
+      const other = await tlsThrough(n1, d2, '127.0.0.1');
+      other.destroy();
+    } finally {
+      clearInterval(keepAlive);
+      live.destroy();
+    }
+  });
+});
