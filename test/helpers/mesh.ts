@@ -310,7 +310,7 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
   const { createServer } = await import('node:net');
   const agents: MeshAgent[] = [];
   for (const [i, spec] of specs.entries()) {
-    const inboundPort = base + 3 + i * 3;
+    const inboundPort = base + 2 + i * 3;
     const adminPort = inboundPort + 1;
     const appPort = inboundPort + 2;
     const app = createServer((s) => s.on('data', (d) => s.write(d)).on('error', () => undefined));

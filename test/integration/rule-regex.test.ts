@@ -53,7 +53,15 @@ describe('linear-time rule regexes (policy check and siem serve)', () => {
   });
 
   it('the SIEM ingests and correlates that event and keeps answering', async () => {
-    const mesh = await startMesh({ siemArgs: ['--rules', ruleDir('linear-siem', PATHOLOGICAL)] });
+    // The test's node may report its probe events (the default reporter policy would refuse them).
+    const policy = join(dir, 'reporter-policy.yaml');
+    writeFileSync(
+      policy,
+      'kind: reporter-policy\nreporters:\n  - { id: probes, kinds: [node], actions: [probe], about: anyone }\nsubscribers: [ca, node]\n',
+    );
+    const mesh = await startMesh({
+      siemArgs: ['--rules', ruleDir('linear-siem', PATHOLOGICAL), '--reporter-policy', policy],
+    });
     try {
       const reporter = await mesh.enroll('node/n9');
       const r = await mesh.report(reporter, [
