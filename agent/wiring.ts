@@ -3,15 +3,15 @@
 // from `decisions.key`. One place to change when those interfaces move.
 import { systemClock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
-import { proverFor } from './cli.js';
+import { proverFor } from '../client/cli.js';
 import type { AgentConfig } from './config.js';
-import { jwsDecisionVerifier, loadDecisionKey, siemKeyVerifier } from './decision-verifier.js';
-import { httpsCall } from './https-client.js';
+import { jwsDecisionVerifier, loadDecisionKey, siemKeyVerifier } from '../client/decision-verifier.js';
+import { httpsCall } from '../client/https-client.js';
 import { loadIdentity } from '../common/identity-dir.js';
 import { createSecureContext } from 'node:tls';
-import type { DecisionVerifier } from './decisions-store.js';
-import { enroll } from './enroll.js';
-import { renew } from './renew.js';
+import type { DecisionVerifier } from '../client/decisions-store.js';
+import { enroll } from '../client/enroll.js';
+import { renew } from '../client/renew.js';
 import type { IdentityRefresher } from './rotation.js';
 
 const USAGE =

@@ -17,7 +17,7 @@ import { Agent } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkIssued, pinCa } from '../agent/ca-client.js';
+import { checkIssued, pinCa } from '../client/ca-client.js';
 import { importPufRecord } from '../attestation/puf/import.js';
 import { signedMessage } from '../attestation/puf/protocol.js';
 import { openCaStore } from '../ca/store-sqlite.js';

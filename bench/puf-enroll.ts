@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { BeginResult, CsrKey, MethodContext, Verdict } from '../ca/attestation-method.js';
+import type { BeginResult, CsrKey, MethodContext, Verdict } from '../attestation/method.js';
 import { openCaStore } from '../ca/store-sqlite.js';
 import { systemClock } from '../common/clock.js';
 import { silentLogger } from '../common/log.js';

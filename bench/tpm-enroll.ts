@@ -12,9 +12,9 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { enroll } from '../agent/enroll.js';
+import { enroll } from '../client/enroll.js';
 import { createTpmProver } from '../attestation/tpm/index.js';
-import { readReferencePcrs } from '../policies/pcrs.js';
+import { readReferencePcrs } from '../attestation/tpm/pcrs.js';
 import { createTestManufacturer, policyTrustingMaker, startSwtpm } from '../attestation/tpm/swtpm.js';
 import {
   exitedChildrenCpuSeconds,

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { CsrKey, MethodContext, MethodStoreReader } from '../ca/attestation-method.js';
+import type { CsrKey, MethodContext, MethodStoreReader } from '../attestation/method.js';
 import { createHash } from 'node:crypto';
 import { parseIdentity } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';

@@ -2,7 +2,7 @@
 import cluster from 'node:cluster';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
+import { hostPort, optional, parse, required, UsageError } from '../common/args.js';
 import { parseDuration, systemClock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
@@ -12,7 +12,7 @@ import { verifyAuditChain } from './audit.js';
 import { FILES, loadAuthority } from './authority.js';
 import { initCa } from './init.js';
 import { passphraseFromEnv } from './keys.js';
-import { newJoinToken } from './methods/token.js';
+import { newJoinToken } from '../attestation/token/method.js';
 import { startCaServer } from './server.js';
 import { CaService } from './service.js';
 import { openCaStore } from './store-sqlite.js';

@@ -2,7 +2,7 @@
 // attestation policy file the CA runs the `tpm` method (trusted EK roots, golden PCRs) and
 // allows per identity pattern only the methods the policy lists; without one, every method it
 // runs is allowed.
-import type { AttestationMethod } from './attestation-method.js';
+import type { AttestationMethod } from '../attestation/method.js';
 import type { EnrollmentPolicy } from './service.js';
 import { createPufMethod } from '../attestation/puf/index.js';
 import { createTpmMethod } from '../attestation/tpm/index.js';

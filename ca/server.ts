@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { AttestationMethod } from './attestation-method.js';
+import type { AttestationMethod } from '../attestation/method.js';
 import { FILES, loadAuthority } from './authority.js';
 import { caEventToEdgeEvent } from './events.js';
 import { createCaDecisionFollower, type CaDecisionFollower } from './siem-follower.js';
@@ -19,11 +19,11 @@ import {
   SERVICE_NAMES_META,
   serviceNamesFromJson,
 } from './service-names.js';
-import { Reporter, httpsBatchSender } from '../agent/reporter.js';
-import { Spool } from '../agent/spool.js';
+import { Reporter, httpsBatchSender } from '../client/reporter.js';
+import { Spool } from '../client/spool.js';
 import { serviceId } from '../common/identity.js';
 import { passphraseFromEnv } from './keys.js';
-import { createTokenMethod } from './methods/token.js';
+import { createTokenMethod } from '../attestation/token/method.js';
 import {
   CaService,
   type AuthenticatedPeer,

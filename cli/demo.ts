@@ -19,9 +19,9 @@ import { uriSans } from '../common/x509.js';
 import { FILES } from '../ca/authority.js';
 import { initCa } from '../ca/init.js';
 import { parseServiceNames } from '../ca/service-names.js';
-import { newJoinToken } from '../ca/methods/token.js';
+import { newJoinToken } from '../attestation/token/method.js';
 import { openCaStore } from '../ca/store-sqlite.js';
-import { enroll } from '../agent/enroll.js';
+import { enroll } from '../client/enroll.js';
 import { createPufProver, importPufRecord, openPuf, provisionPuf } from '../attestation/puf/index.js';
 import { createTpmProver } from '../attestation/tpm/index.js';
 import {
@@ -30,10 +30,10 @@ import {
   startSwtpm,
   type Swtpm,
 } from '../attestation/tpm/swtpm.js';
-import { readReferencePcrs } from '../policies/pcrs.js';
+import { readReferencePcrs } from '../attestation/tpm/pcrs.js';
 import { openDashboardDb } from '../siem/dashboard/cli.js';
 import { UserStore } from '../siem/dashboard/users.js';
-import { optional, parse, UsageError } from './args.js';
+import { optional, parse, UsageError } from '../common/args.js';
 import { makeLocalWebCertificate } from './demo-web-cert.js';
 
 const TD = 'factory.example';

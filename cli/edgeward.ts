@@ -3,7 +3,7 @@
 // `edgeward enroll` on a small device does not load the CA or the SIEM.
 import cluster from 'node:cluster';
 import { EdgewardError } from '../common/errors.js';
-import { UsageError } from './args.js';
+import { UsageError } from '../common/args.js';
 
 type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
 
@@ -14,11 +14,11 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
   },
   enroll: {
     help: 'enroll this device or node with the CA',
-    load: async () => (await import('../agent/cli.js')).runEnrollCommand,
+    load: async () => (await import('../client/cli.js')).runEnrollCommand,
   },
   renew: {
     help: 'renew this identity over mTLS',
-    load: async () => (await import('../agent/cli.js')).runRenewCommand,
+    load: async () => (await import('../client/cli.js')).runRenewCommand,
   },
   siem: {
     help: 'the SIEM: serve; user add (dashboard users)',
@@ -40,7 +40,7 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
   },
   policy: {
     help: 'check policy files; read reference PCRs',
-    load: async () => (await import('../policies/cli.js')).runPolicyCommand,
+    load: async () => (await import('./policy.js')).runPolicyCommand,
   },
   demo: {
     help: 'run the mesh on this machine with embedded defaults (npm start)',

@@ -1,7 +1,7 @@
 // `edgeward siem serve`: enrolls the SIEM's identity on first start (join token), then runs the
 // HTTPS service with the rule and playbook folders (the default pack unless told otherwise).
 import { join } from 'node:path';
-import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
+import { hostPort, optional, parse, required, UsageError } from '../common/args.js';
 import { parseDuration } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { joinTokenFrom, refuseTokenInArgv } from '../common/join-token.js';

@@ -12,7 +12,7 @@ import type {
   MethodStoreReader,
   MethodStoreWriter,
   Verdict,
-} from '../../ca/attestation-method.js';
+} from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Identity } from '../../common/identity.js';
 import {

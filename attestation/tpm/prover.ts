@@ -6,7 +6,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CsrKey, Prover } from '../../ca/attestation-method.js';
+import type { CsrKey, Prover } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { qualifyingData } from './binding.js';

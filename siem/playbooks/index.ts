@@ -1,5 +1,5 @@
 // Response playbooks' public face: alerts -> versioned decisions (pure), and their YAML loader.
-export { loadPlaybooks, parsePlaybookTexts } from './parse-playbooks.js';
+export { loadPlaybooks, parsePlaybookTexts } from '../../policies/playbooks/parse-playbooks.js';
 export {
   ResponseEngine,
   type DeltaAnswer,
@@ -20,4 +20,4 @@ export {
   type PlaybookAction,
   type PlaybookConfig,
   type ResponseSettings,
-} from './types.js';
+} from '../../policies/playbooks/types.js';

@@ -12,7 +12,13 @@ import type {
 import { EdgewardError } from '../../common/errors.js';
 import type { Alert } from '../correlate/index.js';
 import { isAllowlisted, isProtected, scopeKey } from './scope.js';
-import type { DecisionBudget, Escalation, Playbook, PlaybookConfig, ResponseSettings } from './types.js';
+import type {
+  DecisionBudget,
+  Escalation,
+  Playbook,
+  PlaybookConfig,
+  ResponseSettings,
+} from '../../policies/playbooks/types.js';
 
 const MINUTE = 60_000;
 const MAX_ALERTS = 100;

@@ -1,8 +1,8 @@
 // The SIEM's own identity (spiffe://TD/svc/siem): enrolled once with a join token into
 // DATA/identity, then renewed over mTLS at 2/3 of each certificate's lifetime.
 import { request } from 'node:https';
-import { createTokenProver } from '../../ca/methods/token.js';
-import { enroll } from '../../agent/enroll.js';
+import { createTokenProver } from '../../attestation/token/method.js';
+import { enroll } from '../../client/enroll.js';
 import {
   listenHostNames,
   NO_SERVICE_NAMES,
@@ -11,7 +11,7 @@ import {
   type ServiceNames,
 } from '../../ca/service-names.js';
 import { NO_HOST_NAMES } from '../../common/csr.js';
-import { renew } from '../../agent/renew.js';
+import { renew } from '../../client/renew.js';
 import { EdgewardError } from '../../common/errors.js';
 import { hasIdentity, loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
 import { isTrustDomain, parseIdentity, serviceId } from '../../common/identity.js';

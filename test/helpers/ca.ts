@@ -3,12 +3,12 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { FILES } from '../../ca/authority.js';
-import type { AttestationMethod } from '../../ca/attestation-method.js';
+import type { AttestationMethod } from '../../attestation/method.js';
 import type { AuditRecord } from '../../ca/audit.js';
 import { initCa } from '../../ca/init.js';
 import type { ServiceNames } from '../../ca/service-names.js';
-import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
-import { enroll } from '../../agent/enroll.js';
+import { createTokenProver, newJoinToken } from '../../attestation/token/method.js';
+import { enroll } from '../../client/enroll.js';
 import { startCaServer, type CaServerOptions, type RunningCa } from '../../ca/server.js';
 import type { EnrollmentPolicy } from '../../ca/service.js';
 import { systemClock, type Clock } from '../../common/clock.js';

@@ -3,10 +3,10 @@
 // SIEM's signed decision stream, refusing renewals of quarantined identities until the lift.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enroll } from '../../agent/enroll.js';
-import { remoteCode } from '../../agent/ca-client.js';
-import { renew } from '../../agent/renew.js';
-import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
+import { enroll } from '../../client/enroll.js';
+import { remoteCode } from '../../client/ca-client.js';
+import { renew } from '../../client/renew.js';
+import { createTokenProver, newJoinToken } from '../../attestation/token/method.js';
 import { startCaServer, type RunningCa } from '../../ca/server.js';
 import { serviceId } from '../../common/identity.js';
 import { silentLogger } from '../../common/log.js';

@@ -11,7 +11,7 @@ import {
   methodsFor,
   ruleFor,
 } from '../../policies/attestation-policy.js';
-import { formatPcrPolicy } from '../../policies/pcrs.js';
+import { formatPcrPolicy } from '../../attestation/tpm/pcrs.js';
 import { openssl } from '../helpers/openssl.js';
 import { createTestManufacturer, type TestManufacturer } from '../helpers/swtpm.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -2,7 +2,7 @@
 // in a temporary folder, and real P-256 CSR keys.
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import type { CsrKey, MethodContext } from '../../../ca/attestation-method.js';
+import type { CsrKey, MethodContext } from '../../../attestation/method.js';
 import { openCaStore } from '../../../ca/store-sqlite.js';
 import type { CaStore } from '../../../ca/store.js';
 import { fakeClock, type FakeClock } from '../../../common/clock.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BeginResult, CsrKey, MethodContext, Verdict } from '../../../ca/attestation-method.js';
+import type { BeginResult, CsrKey, MethodContext, Verdict } from '../../../attestation/method.js';
 import type { Identity } from '../../../common/identity.js';
 import { createPufMethod, type PufMethod } from '../../../attestation/puf/method.js';
 import { createPufProver } from '../../../attestation/puf/prover.js';

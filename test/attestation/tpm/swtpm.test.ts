@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AttestationMethod, CsrKey, Prover } from '../../../ca/attestation-method.js';
+import type { AttestationMethod, CsrKey, Prover } from '../../../attestation/method.js';
 import { fakeClock } from '../../../common/clock.js';
 import { parseIdentity } from '../../../common/identity.js';
 import {
@@ -20,7 +20,7 @@ import {
   toTpm2ToolsCredentialFile,
 } from '../../../attestation/tpm/index.js';
 import { checkAttestationPolicy } from '../../../policies/attestation-policy.js';
-import { readReferencePcrs, runPolicyPcrsCommand } from '../../../policies/pcrs.js';
+import { readReferencePcrs, runPolicyPcrsCommand } from '../../../attestation/tpm/pcrs.js';
 import {
   createTestManufacturer,
   startSwtpm,

@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { DecisionStreamClient } from '../../../agent/decisions-client.js';
-import { DecisionStore } from '../../../agent/decisions-store.js';
-import { jwsDecisionVerifier } from '../../../agent/decision-verifier.js';
+import { DecisionStreamClient } from '../../../client/decisions-client.js';
+import { DecisionStore } from '../../../client/decisions-store.js';
+import { jwsDecisionVerifier } from '../../../client/decision-verifier.js';
 import { systemClock } from '../../../common/clock.js';
 import { loadIdentity, type LoadedIdentity } from '../../../common/identity-dir.js';
 import { loadRules } from '../../../policies/rules/index.js';

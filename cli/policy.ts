@@ -3,11 +3,11 @@
 // settings, reporter policies), and read a reference device's PCRs into the attestation policy format.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { UsageError } from '../cli/args.js';
-import { describeAttestationPolicy, loadAttestationPolicy } from './attestation-policy.js';
-import { runPolicyPcrsCommand } from './pcrs.js';
-import { describeReporterPolicy, parseReporterPolicy } from './reporter-policy.js';
-import { checkRuleFile } from './rules/index.js';
+import { UsageError } from '../common/args.js';
+import { describeAttestationPolicy, loadAttestationPolicy } from '../policies/attestation-policy.js';
+import { runPolicyPcrsCommand } from '../attestation/tpm/pcrs.js';
+import { describeReporterPolicy, parseReporterPolicy } from '../policies/reporter-policy.js';
+import { checkRuleFile } from '../policies/rules/index.js';
 import { assertRuleTests } from '../siem/correlate/index.js';
 import { parsePlaybookTexts } from '../siem/playbooks/index.js';
 

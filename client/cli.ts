@@ -1,10 +1,10 @@
 // `edgeward enroll` and `edgeward renew`: the device side of enrollment.
-import { optional, parse, required, UsageError } from '../cli/args.js';
+import { optional, parse, required, UsageError } from '../common/args.js';
 import { JOIN_TOKEN_ENV, joinTokenFrom, refuseTokenInArgv } from '../common/join-token.js';
-import { createTokenProver } from '../ca/methods/token.js';
+import { createTokenProver } from '../attestation/token/method.js';
 import { createTpmProver } from '../attestation/tpm/index.js';
 import { createPufProver } from '../attestation/puf/index.js';
-import type { Prover } from '../ca/attestation-method.js';
+import type { Prover } from '../attestation/method.js';
 import { enroll } from './enroll.js';
 import { renew } from './renew.js';
 import { loadIdentity } from '../common/identity-dir.js';

@@ -6,10 +6,10 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/log.js';
-import { httpsBatchSender, Reporter } from '../../agent/reporter.js';
+import { httpsBatchSender, Reporter } from '../../client/reporter.js';
 import { loadIdentity } from '../../agent/rotation.js';
-import { Spool } from '../../agent/spool.js';
-import { node, world, withTimeout, type World } from './fixtures/harness.js';
+import { Spool } from '../../client/spool.js';
+import { node, world, withTimeout, type World } from '../agent/fixtures/harness.js';
 
 let w: World;
 let siem: https.Server;

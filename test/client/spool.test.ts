@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Spool } from '../../agent/spool.js';
+import { Spool } from '../../client/spool.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import type { Logger } from '../common/log.js';
 import { EdgewardError } from '../common/errors.js';
 import { validateEvent, type EdgeEvent } from '../common/events.js';
 import type { Spool } from './spool.js';
-import { verifyServiceIdentity } from './tls-identity.js';
+import { verifyServiceIdentity } from '../agent/tls-identity.js';
 
 export interface EventSink {
   emit(event: EdgeEvent): void;
