@@ -9,10 +9,7 @@ import { EdgewardError } from '../common/errors.js';
 import { serviceId } from '../common/identity.js';
 import { quarantineOf, type CredentialSubject } from './quarantine.js';
 import type { Logger } from '../common/log.js';
-import { siemKeyVerifier } from '../client/decision-verifier.js';
-import { DecisionStreamClient } from '../client/decisions-client.js';
-import { DecisionStore } from '../client/decisions-store.js';
-import { httpsCall } from '../client/https-client.js';
+import { siemKeyVerifier, DecisionStreamClient, DecisionStore, httpsCall } from '../client/index.js';
 
 export interface CaDecisionFollowerOptions {
   readonly siemUrl: string;

@@ -1,9 +1,9 @@
 // SQLite adapter of the CA store (better-sqlite3, WAL). Synchronous transactions make each
 // issuance atomic: certificate, single-use markers, bindings and the audit record, or nothing.
 import Database from 'better-sqlite3';
-import type { AuditRecord } from './audit.js';
-import { GENESIS, auditHash } from './audit.js';
-import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx, TokenRecord } from './store.js';
+import { type AuditRecord, GENESIS, auditHash } from './audit.js';
+import type { TokenRecord } from '../attestation/index.js';
+import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx } from './store.js';
 import { EdgewardError } from '../common/errors.js';
 import { privateDatabase } from '../common/private-files.js';
 import type { CrlReason } from '../common/x509.js';

@@ -10,31 +10,31 @@ type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
 const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> = {
   ca: {
     help: 'the cloud CA: init, serve, token, revoke, release, audit verify',
-    load: async () => (await import('../ca/cli.js')).runCaCommand,
+    load: async () => (await import('../ca/index.js')).runCaCommand,
   },
   enroll: {
     help: 'enroll this device or node with the CA',
-    load: async () => (await import('../client/cli.js')).runEnrollCommand,
+    load: async () => (await import('../client/index.js')).runEnrollCommand,
   },
   renew: {
     help: 'renew this identity over mTLS',
-    load: async () => (await import('../client/cli.js')).runRenewCommand,
+    load: async () => (await import('../client/index.js')).runRenewCommand,
   },
   siem: {
     help: 'the SIEM: serve; user add (dashboard users)',
     load: async () => async (argv, out) =>
       argv[0] === 'user'
-        ? (await import('../siem/dashboard/cli.js')).runUserCommand(argv.slice(1), out)
-        : (await import('../siem/cli.js')).runSiemCommand(argv, out),
+        ? (await import('../siem/index.js')).runUserCommand(argv.slice(1), out)
+        : (await import('../siem/index.js')).runSiemCommand(argv, out),
   },
   agent: {
     help: 'run the edge agent: mTLS sidecar with live enforcement',
-    load: async () => (await import('../agent/run.js')).runAgentCommand,
+    load: async () => (await import('../agent/index.js')).runAgentCommand,
   },
   puf: {
     help: 'PUF devices: provision (manufacture), eval (fuzzy extractor figures)',
     load: async () => {
-      const { runPufCommand } = await import('../attestation/puf/cli.js');
+      const { runPufCommand } = await import('../attestation/puf/index.js');
       return (argv, out) => runPufCommand(argv, { out, err: (l) => void process.stderr.write(`${l}\n`) });
     },
   },

@@ -4,12 +4,17 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { UsageError } from '../common/args.js';
-import { describeAttestationPolicy, loadAttestationPolicy } from '../policies/attestation-policy.js';
-import { runPolicyPcrsCommand } from '../attestation/tpm/pcrs.js';
-import { describeReporterPolicy, parseReporterPolicy } from '../policies/reporter-policy.js';
+import {
+  describeAttestationPolicy,
+  loadAttestationPolicy,
+  describeReporterPolicy,
+  parseReporterPolicy,
+  parsePlaybookTexts,
+} from '../policies/index.js';
+import { runPolicyPcrsCommand } from '../attestation/tpm/index.js';
 import { checkRuleFile } from '../policies/rules/index.js';
 import { assertRuleTests } from '../siem/correlate/index.js';
-import { parsePlaybookTexts } from '../siem/playbooks/index.js';
+import { METHOD_NAMES } from '../attestation/index.js';
 
 const USAGE =
   'edgeward policy check FILE... | edgeward policy pcrs --tcti TCTI [--bank sha256] [--pcrs 0,1,...]';
@@ -30,7 +35,9 @@ export async function runPolicyCommand(argv: string[], out: (s: string) => void)
     const text = readFileSync(file, 'utf8');
     switch (kindOf(text)) {
       case 'attestation':
-        out(`${file}: attestation policy OK\n${describeAttestationPolicy(loadAttestationPolicy(file))}`);
+        out(
+          `${file}: attestation policy OK\n${describeAttestationPolicy(loadAttestationPolicy(file, METHOD_NAMES))}`,
+        );
         break;
       case 'playbook':
         parsePlaybookTexts([{ name: basename(file), text }]);

@@ -1,7 +1,7 @@
 // `edgeward enroll`: make a P-256 key and CSR, prove the device with an attestation method's
 // prover (token, tpm, puf), and write the identity folder.
 import { generateKeyPairSync } from 'node:crypto';
-import type { Prover } from '../attestation/method.js';
+import type { Prover } from '../attestation/index.js';
 import { buildCsr, NO_HOST_NAMES, type HostNames } from '../common/csr.js';
 import { writeIdentity } from '../common/identity-dir.js';
 import { parseIdentity } from '../common/identity.js';

@@ -1,9 +1,48 @@
-// One bounded HTTPS request over the agent's mTLS identity (CRL fetch, decision acks). Bodies are
-// capped so a hostile or broken server cannot make the agent buffer without bound.
+// The mTLS HTTPS client of the control plane (CA, SIEM): TLS 1.3 with the caller's identity, the
+// server's SPIFFE ID pinned, keep-alive pools, and one bounded request (CRL fetch, decision acks,
+// keys) whose body is capped so a hostile or broken server cannot make the caller buffer without bound.
 import * as https from 'node:https';
-import type { SecureContext } from 'node:tls';
+import type * as tls from 'node:tls';
+import type { PeerCertificate, SecureContext } from 'node:tls';
 import { EdgewardError, type ErrorCode } from '../common/errors.js';
-import { poolFor, tlsOptions } from './reporter.js';
+import { uriSans } from '../common/x509.js';
+
+/**
+ * For checkServerIdentity on control-plane calls (CA, SIEM): exactly one URI SAN, equal to
+ * `expect`. Service certificates also name where they listen (DNS, IP), which proves nothing
+ * here and is allowed beside it.
+ */
+export function verifyServiceIdentity(cert: PeerCertificate, expect: string): Error | undefined {
+  const uris = uriSans(cert.subjectaltname);
+  if (uris.length === 1 && uris[0] === expect) return undefined;
+  return new EdgewardError(
+    'ERR_AGENT_PEER_MISMATCH',
+    `server is ${uris.length === 1 ? uris[0] : 'not a single-URI identity'}, expected ${expect}`,
+  );
+}
+
+// One keep-alive pool per TLS context: SIEM and CA calls reuse connections instead of paying a
+// handshake per batch or acknowledgement; a rotated context gets a fresh pool, the old one idles out.
+const pools = new WeakMap<SecureContext, https.Agent>();
+
+export function poolFor(context: SecureContext): https.Agent {
+  let a = pools.get(context);
+  if (!a) {
+    a = new https.Agent({ keepAlive: true, maxSockets: 4, maxFreeSockets: 2, timeout: 30_000 });
+    pools.set(context, a);
+  }
+  return a;
+}
+
+/** mTLS client options for the agent's HTTPS calls (SIEM, CA): its identity, TLS 1.3, the peer's SPIFFE ID pinned. */
+export function tlsOptions(context: SecureContext, expect: string | null): https.RequestOptions {
+  const o: tls.ConnectionOptions = {
+    secureContext: context,
+    minVersion: 'TLSv1.3',
+    checkServerIdentity: (_host, cert) => (expect === null ? undefined : verifyServiceIdentity(cert, expect)),
+  };
+  return o;
+}
 
 export interface HttpsCall {
   readonly url: string;

@@ -1,7 +1,7 @@
 // `edgeward renew`: a new key and certificate over mTLS with the current one. Identities whose
 // method re-attests (TPM, PUF) answer the CA's challenge with their prover on the same connection.
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
-import type { Prover } from '../attestation/method.js';
+import type { Prover } from '../attestation/index.js';
 import { buildCsr } from '../common/csr.js';
 import { loadIdentity, writeIdentity } from '../common/identity-dir.js';
 import { EdgewardError } from '../common/errors.js';

@@ -20,7 +20,7 @@ import {
   type AttestationPolicy,
   type IdentityRule,
   type TpmPatternPolicy,
-} from '../../policies/attestation-policy.js';
+} from '../../policies/index.js';
 import { NONCE_BYTES } from './binding.js';
 import { certificateSpki } from './der.js';
 import { parseEkCertificate, sameKey, sha256Hex, verifyEkChain, type EkTrustAnchors } from './ek-chain.js';

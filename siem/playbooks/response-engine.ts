@@ -18,7 +18,7 @@ import type {
   Playbook,
   PlaybookConfig,
   ResponseSettings,
-} from '../../policies/playbooks/types.js';
+} from '../../policies/index.js';
 
 const MINUTE = 60_000;
 const MAX_ALERTS = 100;

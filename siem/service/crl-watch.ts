@@ -1,8 +1,7 @@
 // The SIEM's view of the CA's revocations: polls `GET /v1/crl` from the server proven to be
 // spiffe://TD/svc/ca, verifies it against the intermediate of the SIEM's own chain (the agent's
 // CRL parser), and hands the revoked serials over. A failed poll keeps the last good CRL.
-import { caRequest, endpointFromBundle } from '../../client/ca-client.js';
-import { parseVerifiedCrl } from '../../client/crl.js';
+import { caRequest, endpointFromBundle, parseVerifiedCrl } from '../../client/index.js';
 import type { LoadedIdentity } from '../../common/identity-dir.js';
 import { parseIdentity } from '../../common/identity.js';
 import type { Logger } from '../../common/log.js';

@@ -1,17 +1,16 @@
 // The SIEM's own identity (spiffe://TD/svc/siem): enrolled once with a join token into
 // DATA/identity, then renewed over mTLS at 2/3 of each certificate's lifetime.
 import { request } from 'node:https';
-import { createTokenProver } from '../../attestation/token/method.js';
-import { enroll } from '../../client/enroll.js';
+import { createTokenProver } from '../../attestation/index.js';
+import { enroll, renew } from '../../client/index.js';
 import {
   listenHostNames,
   NO_SERVICE_NAMES,
   permittedHostNames,
   serviceNamesFromJson,
   type ServiceNames,
-} from '../../ca/service-names.js';
+} from '../../ca/index.js';
 import { NO_HOST_NAMES } from '../../common/csr.js';
-import { renew } from '../../client/renew.js';
 import { EdgewardError } from '../../common/errors.js';
 import { hasIdentity, loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
 import { isTrustDomain, parseIdentity, serviceId } from '../../common/identity.js';
@@ -89,7 +88,7 @@ export async function ensureSiemIdentity(o: SiemIdentityOptions): Promise<Loaded
         ? await caHealth(o.caUrl)
         : { trustDomain: o.trustDomain, serviceNames: NO_SERVICE_NAMES };
     const td = o.trustDomain ?? health.trustDomain;
-    // Renewals keep these names (agent/renew.ts asks for the names the certificate has).
+    // Renewals keep these names (client/renew.ts asks for the names the certificate has).
     const hosts =
       o.listenHost === undefined
         ? NO_HOST_NAMES

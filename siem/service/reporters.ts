@@ -5,7 +5,7 @@ import type { Decision } from '../../common/decisions.js';
 import type { EdgeEvent } from '../../common/events.js';
 import { matchIdentity } from '../../common/identity.js';
 import { normalizeSerial } from '../../common/x509.js';
-import type { CompiledReporterPolicy, ReporterRefusal } from '../../policies/reporter-policy.js';
+import type { CompiledReporterPolicy, ReporterRefusal } from '../../policies/index.js';
 import type { ReporterPeer } from './peer.js';
 
 export type StandingRefusal = 'ERR_SIEM_REPORTER_REVOKED' | 'ERR_SIEM_REPORTER_QUARANTINED';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/log.js';
 import { httpsBatchSender, Reporter } from '../../client/reporter.js';
-import { loadIdentity } from '../../agent/rotation.js';
+import { loadIdentity } from '../../agent/index.js';
 import { Spool } from '../../client/spool.js';
 import { node, world, withTimeout, type World } from '../agent/fixtures/harness.js';
 

@@ -49,7 +49,7 @@ describe('spool', () => {
     const file = join(dir, 'crash.sqlite');
     const child = spawn(
       process.execPath,
-      ['--import', './test/agent/fixtures/ts-loader.mjs', 'test/agent/fixtures/spool-child.ts', file],
+      ['--import', './test/helpers/ts-loader.mjs', 'test/client/fixtures/spool-child.ts', file],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

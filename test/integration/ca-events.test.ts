@@ -3,15 +3,12 @@
 // SIEM's signed decision stream, refusing renewals of quarantined identities until the lift.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enroll } from '../../client/enroll.js';
-import { remoteCode } from '../../client/ca-client.js';
-import { renew } from '../../client/renew.js';
-import { createTokenProver, newJoinToken } from '../../attestation/token/method.js';
-import { startCaServer, type RunningCa } from '../../ca/server.js';
+import { enroll, remoteCode, renew } from '../../client/index.js';
+import { createTokenProver, newJoinToken } from '../../attestation/index.js';
+import { startCaServer, type RunningCa } from '../../ca/index.js';
 import { serviceId } from '../../common/identity.js';
 import { silentLogger } from '../../common/log.js';
-import type { RunningSiem } from '../../siem/server.js';
-import { createDashboardApi } from '../../siem/service/dashboard-api.js';
+import { type RunningSiem, createDashboardApi } from '../../siem/index.js';
 import { startTestCa } from '../helpers/ca.js';
 import { rawRequest } from '../helpers/https.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -3,8 +3,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import type { CsrKey, MethodContext } from '../../../attestation/method.js';
-import { openCaStore } from '../../../ca/store-sqlite.js';
-import type { CaStore } from '../../../ca/store.js';
+import { openCaStore, type CaStore } from '../../../ca/index.js';
 import { fakeClock, type FakeClock } from '../../../common/clock.js';
 import { parseIdentity, type Identity } from '../../../common/identity.js';
 import { silentLogger } from '../../../common/log.js';

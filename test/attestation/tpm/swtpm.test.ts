@@ -19,7 +19,7 @@ import {
   parseTpm2bPublic,
   toTpm2ToolsCredentialFile,
 } from '../../../attestation/tpm/index.js';
-import { checkAttestationPolicy } from '../../../policies/attestation-policy.js';
+import { checkAttestationPolicy } from '../../../policies/index.js';
 import { readReferencePcrs, runPolicyPcrsCommand } from '../../../attestation/tpm/pcrs.js';
 import {
   createTestManufacturer,
@@ -28,6 +28,7 @@ import {
   type TestManufacturer,
 } from '../../helpers/swtpm.js';
 import { MemoryStore, codeOf, commitAll, context, csrKey } from './fixtures.js';
+import { METHOD_NAMES } from '../../../attestation/registry.js';
 
 const run = promisify(execFile);
 const RECORD = process.env['EDGEWARD_RECORD_TPM_VECTORS'] === '1';
@@ -102,7 +103,7 @@ beforeAll(async () => {
   clock.set(Date.now() + 1000); // EK certificates are valid from their (whole) second of issue
   golden = await readReferencePcrs({ tcti: tpmA.tcti, pcrs: [0, 1, 2, 3, 4, 5, 6, 7] });
   policyText = policyYaml(maker.rootFile, maker.intermediateFile, golden);
-  method = createTpmMethod(checkAttestationPolicy(policyText));
+  method = createTpmMethod(checkAttestationPolicy(policyText, { methods: METHOD_NAMES }));
   proverA = createTpmProver({ tcti: tpmA.tcti });
   proverB = createTpmProver({ tcti: tpmB.tcti, ek: 'rsa' });
   [evidenceA, evidenceB] = await Promise.all([proverA.evidence(), proverB.evidence()]);
@@ -248,7 +249,9 @@ describe('tpm method against swtpm', () => {
       expect(await codeOf(async () => method.begin(ctx, id, evidence))).toBe('ERR_ATT_TPM_EK_UNTRUSTED');
       const hash = ekSha256Of(Buffer.from(evidence['ekPublic'] as string, 'base64'));
       const allowing = createTpmMethod(
-        checkAttestationPolicy(policyYaml(maker.rootFile, maker.intermediateFile, golden, [hash])),
+        checkAttestationPolicy(policyYaml(maker.rootFile, maker.intermediateFile, golden, [hash]), {
+          methods: METHOD_NAMES,
+        }),
       );
       const r = await round(allowing, prover, evidence, id);
       const v = await allowing.finish(ctx, id, r.state, r.response, r.key);
@@ -296,7 +299,9 @@ describe('tpm method against swtpm', () => {
   it('refuses an EK from an untrusted manufacturer (ERR_ATT_TPM_EK_UNTRUSTED)', async () => {
     const other = await createTestManufacturer('Some Other TPM Vendor');
     const m = createTpmMethod(
-      checkAttestationPolicy(policyYaml(other.rootFile, other.intermediateFile, golden)),
+      checkAttestationPolicy(policyYaml(other.rootFile, other.intermediateFile, golden), {
+        methods: METHOD_NAMES,
+      }),
     );
     expect(await codeOf(async () => m.begin(ctx, ID_A, evidenceA))).toBe('ERR_ATT_TPM_EK_UNTRUSTED');
   });

@@ -5,8 +5,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { FILES } from '../../../ca/authority.js';
-import { openCaStore } from '../../../ca/store-sqlite.js';
+import { FILES, openCaStore } from '../../../ca/index.js';
 import { buildCsr } from '../../../common/csr.js';
 import { loadIdentity } from '../../../common/identity-dir.js';
 import { toPem } from '../../../common/pem.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FILES } from '../../../ca/authority.js';
+import { FILES } from '../../../ca/index.js';
 import { startMesh, type Mesh } from '../../helpers/mesh.js';
 import { openssl } from '../../helpers/openssl.js';
 import { tempDir } from '../../helpers/tmp.js';
