@@ -121,8 +121,8 @@ const MAX_TIMER = 2 ** 31 - 1;
 
 /** Renews on schedule; on failure retries every minute (or sooner near expiry) until it works. */
 export class IdentityRenewer {
-  #timer: NodeJS.Timeout | null = null;
-  #stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     private readonly o: {
@@ -135,23 +135,23 @@ export class IdentityRenewer {
   ) {}
 
   start(current: LoadedIdentity): void {
-    this.#arm(renewalDue(current) - this.o.now(), current);
+    this.arm(renewalDue(current) - this.o.now(), current);
   }
 
-  #arm(ms: number, current: LoadedIdentity): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#run(current), Math.max(0, Math.min(MAX_TIMER, ms)));
-    this.#timer.unref();
+  private arm(ms: number, current: LoadedIdentity): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.run(current), Math.max(0, Math.min(MAX_TIMER, ms)));
+    this.timer.unref();
   }
 
-  async #run(current: LoadedIdentity): Promise<void> {
-    if (this.o.now() < renewalDue(current)) return this.#arm(renewalDue(current) - this.o.now(), current);
+  private async run(current: LoadedIdentity): Promise<void> {
+    if (this.o.now() < renewalDue(current)) return this.arm(renewalDue(current) - this.o.now(), current);
     try {
       await this.renewNow();
     } catch (err) {
       const left = current.notAfter - this.o.now();
       this.o.log.error({ err, msLeft: left }, 'SIEM identity renewal failed; retrying');
-      this.#arm(Math.max(1000, Math.min(60_000, left / 10)), current);
+      this.arm(Math.max(1000, Math.min(60_000, left / 10)), current);
     }
   }
 
@@ -164,13 +164,13 @@ export class IdentityRenewer {
       'SIEM identity renewed',
     );
     this.o.onRenewed(next);
-    if (this.#timer) clearTimeout(this.#timer);
+    if (this.timer) clearTimeout(this.timer);
     this.start(next);
     return next;
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
   }
 }

@@ -28,26 +28,26 @@ export interface EventRows {
 
 /** Appends zero-ended UTF-8 fields to a buffer of its own (never Node's shared pool: it is transferred). */
 class FieldWriter {
-  #buf: Buffer;
-  #n = 0;
+  private buf: Buffer;
+  private n = 0;
 
   constructor(capacity: number) {
-    this.#buf = Buffer.allocUnsafeSlow(Math.max(64, capacity));
+    this.buf = Buffer.allocUnsafeSlow(Math.max(64, capacity));
   }
 
   field(s: string): void {
     const need = s.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
-    if (this.#buf.length - this.#n < need) {
-      const b = Buffer.allocUnsafeSlow(Math.max(this.#buf.length * 2, this.#n + need));
-      this.#buf.copy(b, 0, 0, this.#n);
-      this.#buf = b;
+    if (this.buf.length - this.n < need) {
+      const b = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.n + need));
+      this.buf.copy(b, 0, 0, this.n);
+      this.buf = b;
     }
-    this.#n += this.#buf.write(s, this.#n, 'utf8');
-    this.#buf[this.#n++] = END;
+    this.n += this.buf.write(s, this.n, 'utf8');
+    this.buf[this.n++] = END;
   }
 
   bytes(): Uint8Array {
-    return this.#buf.subarray(0, this.#n);
+    return this.buf.subarray(0, this.n);
   }
 }
 
