@@ -12,7 +12,7 @@ import type { Logger } from '../common/log.js';
 import { normalizeSerial } from '../common/x509.js';
 import { singleUriSan } from './tls-identity.js';
 
-/** Re-attests and writes fresh identity files into `dir` (wired by the lead: enroll.ts / renew.ts). */
+/** Re-attests and writes fresh identity files into `dir` (agent/wiring.ts: client enroll / renew). */
 export type IdentityRefresher = (dir: string) => Promise<void>;
 
 export interface IdentityMaterial {

@@ -1,4 +1,4 @@
-// Benchmark of the analysts' dashboard at scale (issue 7, Performance): a real SIEM data folder
+// Benchmark of the analysts' dashboard at scale: a real SIEM data folder
 // seeded through the stores' own code (events, correlator alerts, response-engine decisions, the
 // inventory projection), then `edgeward siem serve --dashboard` in a child process, a logged-in
 // analyst timing every page's API over HTTPS, and the live alert feed driven through the real

@@ -1,4 +1,4 @@
-// The CRL across restarts (attack 6 of issue 19): the last verified CRL is stored and enforced at
+// The CRL across restarts (the fail-static attack: a restart must not forget revocations): the last verified CRL is stored and enforced at
 // the next start before any connection, whether or not the CA answers; past its nextUpdate it is
 // still enforced and /healthz and /metrics say so; a stored CRL that does not verify makes the
 // agent refuse everyone until the CA gives a good one; the CRL comes only from spiffe://TD/svc/ca.

@@ -83,7 +83,7 @@ describe('ca serve --siem', () => {
       'tls.client.x509.serial_number': issued.serial,
     });
     // The refused enrollment proved nothing: it is evidence about its address, not about the
-    // identity it named (issue 19, "anonymous quarantine").
+    // identity it named (the "anonymous quarantine" attack).
     expect(events.some((e) => e['event.outcome'] === 'failure')).toBe(false);
     expect(failure()).toMatchObject({
       'error.code': 'ERR_CA_TOKEN_INVALID',

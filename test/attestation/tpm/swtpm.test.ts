@@ -1,6 +1,6 @@
 // The `tpm` method end to end at the method level against real software TPMs (swtpm + tpm2-tools):
 // the positive paths for ECC and RSA EKs (which also prove our MakeCredential is what a real TPM
-// activates) and every refusal of the issue, each with its own code. Two TPMs, set up once.
+// activates) and every refusal the method makes, each with its own code. Two TPMs, set up once.
 // EDGEWARD_RECORD_TPM_VECTORS=1 also rewrites test/vectors/tpm/*.json from the positive paths.
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
