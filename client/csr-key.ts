@@ -1,6 +1,7 @@
-// The hash of a CSR's public key that attestation evidence binds to (SHA-256 of the DER SPKI).
+// What attestation evidence binds to: the CSR's public key (DER SPKI) and its SHA-256.
 import { createHash } from 'node:crypto';
+import type { CsrKey } from '../attestation/index.js';
 
-export function spkiSha256(spkiDer: Buffer): Buffer {
-  return createHash('sha256').update(spkiDer).digest();
+export function csrKey(spkiDer: Buffer): CsrKey {
+  return { spkiDer, spkiSha256: createHash('sha256').update(spkiDer).digest() };
 }

@@ -9,7 +9,7 @@ import { parseIdentity } from '../common/identity.js';
 import { toPem } from '../common/pem.js';
 import { hostSans } from '../common/x509.js';
 import { caRequest, checkIssued, endpointFromBundle, remoteCode, type IssuedResponse } from './ca-client.js';
-import { spkiSha256 } from './csr-key.js';
+import { csrKey } from './csr-key.js';
 
 export interface RenewOptions {
   readonly ca: string;
@@ -49,10 +49,7 @@ export async function renew(o: RenewOptions): Promise<IssuedResponse> {
       { evidence: await o.prover.evidence() },
       creds,
     );
-    const response = await o.prover.respond(begun.json.challenge, {
-      spkiDer,
-      spkiSha256: spkiSha256(spkiDer),
-    });
+    const response = await o.prover.respond(begun.json.challenge, csrKey(spkiDer));
     answer = (
       await caRequest<unknown>(ep, 'POST', '/v1/renew', { csr, session: begun.json.session, response }, creds)
     ).json;
