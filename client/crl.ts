@@ -1,5 +1,5 @@
 // Parses the CA's CRL (DER) into revoked serials after checking its framing and its signature
-// against the intermediate(s) the agent trusts for its trust domain.
+// against the intermediate(s) the caller (an agent, the SIEM) trusts for its trust domain.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';

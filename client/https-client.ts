@@ -34,7 +34,7 @@ export function poolFor(context: SecureContext): https.Agent {
   return a;
 }
 
-/** mTLS client options for the agent's HTTPS calls (SIEM, CA): its identity, TLS 1.3, the peer's SPIFFE ID pinned. */
+/** mTLS client options for calls to the SIEM or the CA: the caller's identity, TLS 1.3, the peer's SPIFFE ID pinned. */
 export function tlsOptions(context: SecureContext, expect: string | null): https.RequestOptions {
   const o: tls.ConnectionOptions = {
     secureContext: context,

@@ -157,7 +157,7 @@ export interface HttpsSenderOptions {
   readonly timeout?: number;
 }
 
-/** The production sender: one HTTPS POST per batch, mTLS with the agent's current identity. */
+/** The production sender: one HTTPS POST per batch, mTLS with the reporter's current identity. */
 export function httpsBatchSender(o: HttpsSenderOptions): BatchSender {
   return (batch) =>
     new Promise<void>((resolve, reject) => {
