@@ -1,6 +1,6 @@
-// The `tpm` attestation method (flow 1 of DESIGN.md), server side. begin: check the EK (certificate
-// chain or allow-list) and the AK's attributes, answer with a credential only that TPM can activate
-// for that AK, and a nonce. finish: the activated secret, then a quote by the AK over the policy's
+// The `tpm` attestation method (docs/architecture.md, flow 1), server side. begin: check the EK
+// (certificate chain or allow-list) and the AK's attributes, answer with a credential only that TPM
+// can activate for that AK, and a nonce. finish: the activated secret, then a quote by the AK over the policy's
 // PCRs whose qualifying data binds the nonce and the CSR key. commit records the EK binding and
 // the single-use markers inside the issuance transaction.
 import { createHash, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
