@@ -1,6 +1,5 @@
-// The CA part's face: the service and its command, the CA folder (init, file names, store), the
+// The CA part's face: the service, the CA folder (init, file names, store), the
 // service names it vouches for, and its follower of the SIEM's decisions.
-export { runCaCommand } from './cli.js';
 export { startCaServer, type CaServerOptions, type RunningCa } from './server.js';
 export { initCa, type InitOptions, type InitOutcome } from './init.js';
 export { createAuthority, FILES } from './authority.js';

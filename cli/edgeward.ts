@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `edgeward` command: a thin dispatcher over the parts. Subcommands load lazily so that
-// `edgeward enroll` on a small device does not load the CA or the SIEM.
+// The `edgeward` command: a thin dispatcher over the parts. Subcommands load lazily, each a part's
+// command module (its cli.ts) rather than its whole face, so that `edgeward enroll` on a small
+// device loads neither the CA nor the SIEM, nor the client pieces it does not run.
 import cluster from 'node:cluster';
 import { EdgewardError } from '../common/errors.js';
 import { UsageError } from '../common/args.js';
@@ -10,22 +11,22 @@ type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
 const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> = {
   ca: {
     help: 'the cloud CA: init, serve, token, revoke, release, audit verify',
-    load: async () => (await import('../ca/index.js')).runCaCommand,
+    load: async () => (await import('../ca/cli.js')).runCaCommand,
   },
   enroll: {
     help: 'enroll this device or node with the CA',
-    load: async () => (await import('../client/index.js')).runEnrollCommand,
+    load: async () => (await import('../client/cli.js')).runEnrollCommand,
   },
   renew: {
     help: 'renew this identity over mTLS',
-    load: async () => (await import('../client/index.js')).runRenewCommand,
+    load: async () => (await import('../client/cli.js')).runRenewCommand,
   },
   siem: {
     help: 'the SIEM: serve; user add (dashboard users)',
     load: async () => async (argv, out) =>
       argv[0] === 'user'
-        ? (await import('../siem/index.js')).runUserCommand(argv.slice(1), out)
-        : (await import('../siem/index.js')).runSiemCommand(argv, out),
+        ? (await import('../siem/dashboard/cli.js')).runUserCommand(argv.slice(1), out)
+        : (await import('../siem/cli.js')).runSiemCommand(argv, out),
   },
   agent: {
     help: 'run the edge agent: mTLS sidecar with live enforcement',
@@ -34,7 +35,7 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
   puf: {
     help: 'PUF devices: provision (manufacture), eval (fuzzy extractor figures)',
     load: async () => {
-      const { runPufCommand } = await import('../attestation/puf/index.js');
+      const { runPufCommand } = await import('../attestation/puf/cli.js');
       return (argv, out) => runPufCommand(argv, { out, err: (l) => void process.stderr.write(`${l}\n`) });
     },
   },

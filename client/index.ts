@@ -1,7 +1,6 @@
 // The client part's face: what a device, a node or a service does against the control plane.
 // Enrollment and renewal with the CA, the CA and mTLS HTTPS clients, the event reporter with its
 // durable spool, the decision stream client with its store and verifiers, and the CRL reader.
-export { runEnrollCommand, runRenewCommand } from './cli.js';
 export { enroll, type EnrollOptions } from './enroll.js';
 export { renew, type RenewOptions } from './renew.js';
 export {

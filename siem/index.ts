@@ -12,7 +12,7 @@ export {
   type DashboardApiOptions,
   type Principal,
 } from './service/index.js';
-export { openDashboardDb, runUserCommand, DASHBOARD_DB } from './dashboard/cli.js';
+export { openDashboardDb, DASHBOARD_DB } from './dashboard/cli.js';
 export { startDashboard, type DashboardOptions, type RunningDashboard } from './dashboard/server.js';
 export { UserStore, type Role } from './dashboard/users.js';
 export { Inventory } from './dashboard/inventory.js';

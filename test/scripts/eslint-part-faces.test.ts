@@ -45,6 +45,11 @@ describe('the import rule', () => {
     expect(lint('bench/dashboard.ts', "import { initCa } from '../ca/index.js';")).toEqual([]);
     expect(lint('test/ca/sessions.test.ts', "import { CaService } from '../../ca/service.js';")).toEqual([]);
     expect(lint('agent/run.ts', "import { Agent } from './agent.js';\nimport pino from 'pino';")).toEqual([]);
+    // The dispatcher loads a part's command module on its own, and only the dispatcher may.
+    expect(lint('cli/edgeward.ts', "await import('../ca/cli.js');")).toEqual([]);
+    expect(lint('bench/ca-issuance.ts', "import { runCaCommand } from '../ca/cli.js';")[0]).toContain(
+      'ca/cli.ts is inside ca/',
+    );
   });
 
   it("refuses a part importing another part's internal file (static, type-only, re-export and dynamic)", () => {
