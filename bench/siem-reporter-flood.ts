@@ -1,8 +1,7 @@
 // What one reporter can make the SIEM hold: a node posts N events (default 240,000) about
 // connections it terminated from N/2 invented devices (each with its own serial and address), as
 // fast as the SIEM lets it; the SIEM's resident memory (VmRSS, and its peak VmHWM) is read before
-// and after, and the dashboard inventory's rows are counted. Issue 19 measured 103 -> 512 MiB and
-// 120,000 new inventory rows for 240,000 such events. Run: npm run build && node
+// and after, and the dashboard inventory's rows are counted (figures: docs/BENCHMARKS.md). Run: npm run build && node
 // dist/bench/siem-reporter-flood.js [--events N]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';

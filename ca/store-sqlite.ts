@@ -1,7 +1,8 @@
 // SQLite adapter of the CA store (better-sqlite3, WAL). Synchronous transactions make each
 // issuance atomic: certificate, single-use markers, bindings and the audit record, or nothing.
 import Database from 'better-sqlite3';
-import { type AuditRecord, GENESIS, auditHash } from './audit.js';
+import type { AuditRecord } from './audit.js';
+import { GENESIS, auditHash } from './audit.js';
 import type { TokenRecord } from '../attestation/index.js';
 import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx } from './store.js';
 import { EdgewardError } from '../common/errors.js';

@@ -1,6 +1,7 @@
 // Analyst actions as events in the SIEM's own store (observer = the SIEM), so they sit in the same
 // timelines as what they acted on and are kept by the same retention.
-import { type EdgeEvent, stampEvent, validateEvent } from '../../common/events.js';
+import type { EdgeEvent } from '../../common/events.js';
+import { stampEvent, validateEvent } from '../../common/events.js';
 import { isTrustDomain, parseIdentity } from '../../common/identity.js';
 import type { Principal } from './peer.js';
 

@@ -6,7 +6,8 @@ import * as net from 'node:net';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Agent, Agent as AgentClass } from '../../agent/agent.js';
+import type { Agent } from '../../agent/agent.js';
+import { Agent as AgentClass } from '../../agent/agent.js';
 import { parseProxyV2 } from '../../agent/proxy-protocol.js';
 import {
   agentConfig,

@@ -236,7 +236,7 @@ describe('puf attestation method, key mode', () => {
     expect(m.limiters.source.state(`${id.uri} ${c.ctx.source}`)).toBeUndefined();
   });
 
-  // Issue 19 ("anonymous quarantine"): strangers failing with the device's name must not lock
+  // The "anonymous quarantine" attack: strangers failing with the device's name must not lock
   // the device out. Failures count per identity and address, under a larger cap per identity.
   it('failures from one address never lock the device out at another', async () => {
     const c = ca();

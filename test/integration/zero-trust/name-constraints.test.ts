@@ -1,5 +1,4 @@
-// Issue 19, attack 8: the mesh root (which the demo once told users to trust in a browser) must
-// not vouch for the web. Leaves signed with the mesh's real intermediate key for www.bank.example
+// The mesh root (which a user may trust in a browser) must not vouch for the web. Leaves signed with the mesh's real intermediate key for www.bank.example
 // (or a mailbox, or an undeclared address) are refused by openssl and by Node's TLS client; a
 // declared address verifies; the CA and the SIEM started as processes verify with curl as printed.
 import { execFile } from 'node:child_process';

@@ -9,7 +9,7 @@ import { loadIdentity, type LoadedIdentity } from '../../../common/identity-dir.
 import { loadRules } from '../../../policies/rules/index.js';
 import { loadPlaybooks } from '../../../policies/index.js';
 import { startSiemServer, type SiemServerOptions } from '../../../siem/server.js';
-import { type RunningSiem } from '../../../siem/running-siem.js';
+import type { RunningSiem } from '../../../siem/running-siem.js';
 import { ensureSiemIdentity } from '../../../siem/service/identity.js';
 import { serviceId } from '../../../common/identity.js';
 import { silentLogger } from '../../../common/log.js';
