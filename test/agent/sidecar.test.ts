@@ -7,7 +7,6 @@ import { basename } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
-import { Agent as AgentClass } from '../../agent/agent.js';
 import { parseProxyV2 } from '../../agent/proxy-protocol.js';
 import {
   agentConfig,
@@ -20,6 +19,7 @@ import {
   withTimeout,
   type World,
 } from './fixtures/harness.js';
+import { Agent as AgentClass } from '../../agent/agent.js';
 
 const run = promisify(execFile);
 
