@@ -2,6 +2,7 @@
 // which catch the floating promises a network service cannot afford.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import partFaces from './scripts/eslint-part-faces.mjs';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'test-artifacts/**'] },
@@ -21,6 +22,12 @@ export default tseslint.config(
       // fastify handlers and interface implementations are async without awaiting.
       '@typescript-eslint/require-await': 'off',
     },
+  },
+  {
+    // The import rule (docs/architecture.md): parts talk through their faces.
+    files: ['**/*.ts'],
+    plugins: { edgeward: partFaces },
+    rules: { 'edgeward/part-faces': 'error' },
   },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {

@@ -10,22 +10,28 @@ import { AdminServer, type Health } from './admin.js';
 import type { AgentConfig } from './config.js';
 import { baseEvent, createAgentMetrics, type AgentContext, type AgentMetrics } from './context.js';
 import { CrlPoller, httpsCrlFetcher, type CrlFetcher, type CrlStatus } from './crl-poller.js';
-import { DecisionStreamClient } from './decisions-client.js';
-import { DecisionStore, type DecisionVerifier } from './decisions-store.js';
+import {
+  DecisionStreamClient,
+  DecisionStore,
+  type DecisionVerifier,
+  httpsBatchSender,
+  Reporter,
+  type BatchSender,
+  type EventSink,
+  Spool,
+} from '../client/index.js';
 import { Enforcer } from './enforcement.js';
 import { InboundListener } from './inbound.js';
 import { HandshakeRateLimiter } from './limits.js';
 import { OutboundListener } from './outbound.js';
-import { httpsBatchSender, Reporter, type BatchSender, type EventSink } from './reporter.js';
 import { Rotation, type IdentityMaterial, type IdentityRefresher } from './rotation.js';
-import { Spool } from './spool.js';
 import { readFile } from 'node:fs/promises';
 
 export interface AgentDeps {
   readonly verifier: DecisionVerifier;
-  /** Renewal with the current certificate (the lead's agent/renew.ts). */
+  /** Renewal with the current certificate (client/renew.ts). */
   readonly renew?: IdentityRefresher;
-  /** Enrollment through attestation (the lead's agent/enroll.ts). */
+  /** Enrollment through attestation (client/enroll.ts). */
   readonly enroll?: IdentityRefresher;
   readonly clock?: Clock;
   readonly log?: Logger;

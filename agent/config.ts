@@ -7,7 +7,7 @@ import { parseDuration } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { JOIN_TOKEN_ENV } from '../common/join-token.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
-import { compileAuthz, type AuthzPolicy } from '../policies/authz.js';
+import { compileAuthz, type AuthzPolicy } from '../policies/index.js';
 import { isLoopbackIp, tryParseIp } from '../common/ip.js';
 import { DEFAULT_LIMITS, type LimitsConfig } from './limits.js';
 

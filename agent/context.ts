@@ -8,7 +8,7 @@ import type { Logger } from '../common/log.js';
 import type { Enforcer } from './enforcement.js';
 import type { HandshakeRateLimiter, LimitsConfig } from './limits.js';
 import { Metrics } from './metrics.js';
-import type { EventSink } from './reporter.js';
+import type { EventSink } from '../client/index.js';
 import type { IdentityMaterial } from './rotation.js';
 
 export interface AgentMetrics {

@@ -9,8 +9,7 @@ import type { Logger } from '../common/log.js';
 import { EdgewardError } from '../common/errors.js';
 import { privateDir, replacePrivateFile } from '../common/private-files.js';
 import type { Enforcer } from './enforcement.js';
-import { httpsCall } from './https-client.js';
-import { MAX_CRL_BYTES, parseVerifiedCrl, type VerifiedCrl } from './crl.js';
+import { httpsCall, MAX_CRL_BYTES, parseVerifiedCrl, type VerifiedCrl } from '../client/index.js';
 import type { IdentityMaterial } from './rotation.js';
 
 export type CrlFetcher = () => Promise<Uint8Array>;

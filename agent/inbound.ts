@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../common/errors.js';
 import { EdgewardError } from '../common/errors.js';
 import { normalizeSerial } from '../common/x509.js';
-import { authorize } from '../policies/authz.js';
+import { authorize } from '../policies/index.js';
 import type { InboundConfig, ListenAddress } from './config.js';
 import { addressFields, baseEvent, type AgentContext } from './context.js';
 import type { LiveConn, Refusal } from './enforcement.js';

@@ -12,7 +12,7 @@ import type { Logger } from '../common/log.js';
 import { normalizeSerial } from '../common/x509.js';
 import { singleUriSan } from './tls-identity.js';
 
-/** Re-attests and writes fresh identity files into `dir` (wired by the lead: enroll.ts / renew.ts). */
+/** Re-attests and writes fresh identity files into `dir` (agent/wiring.ts: client enroll / renew). */
 export type IdentityRefresher = (dir: string) => Promise<void>;
 
 export interface IdentityMaterial {
@@ -54,7 +54,7 @@ export async function identityMissing(dir: string): Promise<boolean> {
 }
 
 /** Loads and checks the identity folder; `previous` lends its roots and intermediates during a CA rotation. */
-export async function loadIdentity(
+export async function loadIdentityMaterial(
   dir: string,
   expectId: string,
   previous?: IdentityMaterial,
@@ -152,16 +152,16 @@ export class Rotation {
     if (await identityMissing(this.o.dir)) {
       this.o.log.info({ dir: this.o.dir }, 'no identity yet: enrolling');
       await this.o.enroll(this.o.dir);
-      this.cur = await loadIdentity(this.o.dir, this.o.id);
+      this.cur = await loadIdentityMaterial(this.o.dir, this.o.id);
     } else {
-      this.cur = await loadIdentity(this.o.dir, this.o.id);
+      this.cur = await loadIdentityMaterial(this.o.dir, this.o.id);
       if (this.cur.notAfter <= this.o.clock.now()) {
         this.o.log.warn(
           { notAfter: this.cur.notAfter },
           'certificate expired: re-enrolling through attestation',
         );
         await this.o.enroll(this.o.dir);
-        this.cur = await loadIdentity(this.o.dir, this.o.id);
+        this.cur = await loadIdentityMaterial(this.o.dir, this.o.id);
       }
     }
     this.schedule();
@@ -186,7 +186,7 @@ export class Rotation {
 
   /** Re-reads the folder (SIGHUP, or a renewal done by someone else). */
   async reload(): Promise<void> {
-    const next = await loadIdentity(this.o.dir, this.o.id, this.cur ?? undefined);
+    const next = await loadIdentityMaterial(this.o.dir, this.o.id, this.cur ?? undefined);
     const cur = this.cur;
     // Nothing new on disk: keep the context (and say nothing) rather than swap for nothing.
     if (cur && next.serial === cur.serial && next.roots.length === cur.roots.length) return;
@@ -210,7 +210,7 @@ export class Rotation {
     const what = expired ? 'enroll' : 'renew';
     try {
       await (expired ? this.o.enroll : this.o.renew)(this.o.dir);
-      const next = await loadIdentity(this.o.dir, this.o.id, this.current);
+      const next = await loadIdentityMaterial(this.o.dir, this.o.id, this.current);
       if (next.serial === this.current.serial)
         throw new EdgewardError('ERR_AGENT_ROTATION', 'renewal left the same certificate in place');
       this.swap(next, expired ? 'enrolled' : 'renewed');

@@ -5,7 +5,7 @@ import { EdgewardError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Agent, type AgentDeps } from './agent.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
-import type { DecisionVerifier } from './decisions-store.js';
+import type { DecisionVerifier } from '../client/index.js';
 import type { IdentityRefresher } from './rotation.js';
 import { defaultEnroll, defaultRenew, defaultVerifier } from './wiring.js';
 

@@ -4,7 +4,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
-import { normalizeSerial, uriSans } from '../common/x509.js';
+import { normalizeSerial } from '../common/x509.js';
 
 // DER prefix of a P-256 SubjectPublicKeyInfo; Node hands out the raw point for EC keys.
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
@@ -122,18 +122,4 @@ export function verifyPeerIdentity(cert: PeerCertificate, expect: string): Error
     );
   }
   return undefined;
-}
-
-/**
- * For checkServerIdentity on control-plane calls (CA, SIEM): exactly one URI SAN, equal to
- * `expect`. Service certificates also name where they listen (DNS, IP), which proves nothing
- * here and is allowed beside it.
- */
-export function verifyServiceIdentity(cert: PeerCertificate, expect: string): Error | undefined {
-  const uris = uriSans(cert.subjectaltname);
-  if (uris.length === 1 && uris[0] === expect) return undefined;
-  return new EdgewardError(
-    'ERR_AGENT_PEER_MISMATCH',
-    `server is ${uris.length === 1 ? uris[0] : 'not a single-URI identity'}, expected ${expect}`,
-  );
 }

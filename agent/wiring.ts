@@ -1,43 +1,28 @@
-// Default wiring of the agent's injected pieces: renewal and enrollment through the CA client
-// (agent/renew.ts, agent/enroll.ts with the config's `enroll` prover) and the decision verifier
-// from `decisions.key`. One place to change when those interfaces move.
+// Default wiring of the agent's injected pieces: renewal and enrollment through the client part
+// (with the prover the attestation registry makes from the config's `enroll` section) and the
+// decision verifier from `decisions.key`. One place to change when those interfaces move.
 import { systemClock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
-import { proverFor } from './cli.js';
+import { attestOptionsOf, CONFIG_ATTEST_USAGE, proverFor } from '../attestation/index.js';
 import type { AgentConfig } from './config.js';
-import { jwsDecisionVerifier, loadDecisionKey, siemKeyVerifier } from './decision-verifier.js';
-import { httpsCall } from './https-client.js';
+import {
+  jwsDecisionVerifier,
+  loadDecisionKey,
+  siemKeyVerifier,
+  httpsCall,
+  type DecisionVerifier,
+  enroll,
+  renew,
+} from '../client/index.js';
 import { loadIdentity } from '../common/identity-dir.js';
 import { createSecureContext } from 'node:tls';
-import type { DecisionVerifier } from './decisions-store.js';
-import { enroll } from './enroll.js';
-import { renew } from './renew.js';
 import type { IdentityRefresher } from './rotation.js';
-
-const USAGE =
-  'agent config: enroll: { attest: token, tokenFile: FILE } (or EDGEWARD_JOIN_TOKEN) | { attest: tpm, tcti: TCTI } | { attest: puf, puf: SPEC }';
-
-type AttestKey = 'attest' | 'token-file' | 'tcti' | 'puf' | 'id';
-
-function attestOptions(cfg: AgentConfig): Partial<Record<AttestKey, string>> {
-  const e = cfg.enroll ?? {};
-  // The PUF prover signs the identity too.
-  const out: Partial<Record<AttestKey, string>> = { id: cfg.identity.id };
-  for (const [k, from] of [
-    ['attest', 'attest'],
-    ['token-file', 'tokenFile'],
-    ['tcti', 'tcti'],
-    ['puf', 'puf'],
-  ] as const) {
-    const v = e[from];
-    if (typeof v === 'string') out[k] = v;
-  }
-  return out;
-}
 
 export function defaultRenew(cfg: AgentConfig): IdentityRefresher {
   return async (dir) => {
-    const prover = cfg.enroll ? proverFor(attestOptions(cfg), USAGE) : undefined;
+    const prover = cfg.enroll
+      ? proverFor(attestOptionsOf(cfg.enroll, cfg.identity.id), CONFIG_ATTEST_USAGE)
+      : undefined;
     try {
       await renew({ ca: cfg.ca.url, dir, ...(prover ? { prover } : {}) });
     } finally {
@@ -53,7 +38,7 @@ export function defaultEnroll(cfg: AgentConfig): IdentityRefresher {
         'ERR_AGENT_ROTATION',
         'the identity needs enrollment but the config has no enroll section',
       );
-    const prover = proverFor(attestOptions(cfg), USAGE);
+    const prover = proverFor(attestOptionsOf(cfg.enroll, cfg.identity.id), CONFIG_ATTEST_USAGE);
     try {
       await enroll({
         ca: cfg.ca.url,

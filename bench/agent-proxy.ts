@@ -30,7 +30,7 @@ if (process.argv[2] === '--child-echo') {
     process.stdout.write(`${(server.address() as net.AddressInfo).port}\n`),
   );
 } else if (process.argv[2] === '--child-agent') {
-  const { runAgentCommand } = await import('../agent/run.js');
+  const { runAgentCommand } = await import('../agent/index.js');
   const { silentLogger } = await import('../common/log.js');
   // The RSS measurement asks for a full GC first so heap garbage does not pass for connection cost.
   process.on('SIGUSR2', () => (globalThis as { gc?: () => void }).gc?.());

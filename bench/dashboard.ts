@@ -1,4 +1,4 @@
-// Benchmark of the analysts' dashboard at scale (issue 7, Performance): a real SIEM data folder
+// Benchmark of the analysts' dashboard at scale: a real SIEM data folder
 // seeded through the stores' own code (events, correlator alerts, response-engine decisions, the
 // inventory projection), then `edgeward siem serve --dashboard` in a child process, a logged-in
 // analyst timing every page's API over HTTPS, and the live alert feed driven through the real
@@ -14,13 +14,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSecureContext } from 'node:tls';
-import { DecisionStreamClient, SseParser } from '../agent/decisions-client.js';
-import { DecisionStore } from '../agent/decisions-store.js';
-import { jwsDecisionVerifier } from '../agent/decision-verifier.js';
-import { enroll } from '../agent/enroll.js';
-import { initCa } from '../ca/init.js';
-import { createTokenProver, newJoinToken } from '../ca/methods/token.js';
-import { startCaServer, type RunningCa } from '../ca/server.js';
+import {
+  DecisionStreamClient,
+  SseParser,
+  DecisionStore,
+  jwsDecisionVerifier,
+  enroll,
+} from '../client/index.js';
+import { initCa, startCaServer, type RunningCa } from '../ca/index.js';
+import { createTokenProver, newJoinToken } from '../attestation/index.js';
 import { systemClock } from '../common/clock.js';
 import type { DecisionScope } from '../common/decisions.js';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../common/events.js';
@@ -29,12 +31,10 @@ import { serviceId } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
 import { loadRules } from '../policies/rules/index.js';
 import { Correlator, type Alert } from '../siem/correlate/index.js';
-import { defaultPolicyDir, runSiemCommand } from '../siem/cli.js';
-import { openDashboardDb } from '../siem/dashboard/cli.js';
-import { Inventory } from '../siem/dashboard/inventory.js';
-import { UserStore } from '../siem/dashboard/users.js';
-import { loadPlaybooks, ResponseEngine } from '../siem/playbooks/index.js';
-import { verifySiemChain } from '../siem/service/decision-key.js';
+import { defaultPolicyDir, runSiemCommand, openDashboardDb, Inventory, UserStore } from '../siem/index.js';
+import { verifySiemChain } from '../common/siem-key.js';
+import { ResponseEngine } from '../siem/playbooks/index.js';
+import { loadPlaybooks } from '../policies/index.js';
 import { openSqliteStore, type SiemStore } from '../siem/store/index.js';
 import { fmt, percentile, startSiemChild, tokenFileIn } from './lib.js';
 

@@ -7,11 +7,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, type Agent } from 'node:https';
 import { join } from 'node:path';
-import { helperHash, reconstructKey } from '../attestation/puf/fuzzy-extractor.js';
-import { PROFILE_V1 } from '../attestation/puf/profile.js';
-import { provisionPuf } from '../attestation/puf/provision.js';
-import type { PufRecordJson } from '../attestation/puf/record.js';
-import { createSimPuf } from '../attestation/puf/simulator.js';
+import {
+  helperHash,
+  reconstructKey,
+  PROFILE_V1,
+  provisionPuf,
+  type PufRecordJson,
+  createSimPuf,
+} from '../attestation/puf/index.js';
 import { parseIdentity, type Identity } from '../common/identity.js';
 import { createPrivateFile } from '../common/private-files.js';
 

@@ -7,13 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { BeginResult, CsrKey, MethodContext, Verdict } from '../ca/attestation-method.js';
-import { openCaStore } from '../ca/store-sqlite.js';
+import type { BeginResult, CsrKey, MethodContext, Verdict } from '../attestation/index.js';
+import { openCaStore } from '../ca/index.js';
 import { systemClock } from '../common/clock.js';
 import { silentLogger } from '../common/log.js';
-import { importPufRecord } from '../attestation/puf/import.js';
-import { createPufMethod } from '../attestation/puf/method.js';
-import { signedMessage } from '../attestation/puf/protocol.js';
+import { importPufRecord, createPufMethod, signedMessage } from '../attestation/puf/index.js';
 import { benchPufDevice, type BenchPufDevice } from './lib.js';
 
 const total = Number(process.argv[2] ?? 20000);

@@ -1,8 +1,7 @@
 // What one reporter can make the SIEM hold: a node posts N events (default 240,000) about
 // connections it terminated from N/2 invented devices (each with its own serial and address), as
 // fast as the SIEM lets it; the SIEM's resident memory (VmRSS, and its peak VmHWM) is read before
-// and after, and the dashboard inventory's rows are counted. Issue 19 measured 103 -> 512 MiB and
-// 120,000 new inventory rows for 240,000 such events. Run: npm run build && node
+// and after, and the dashboard inventory's rows are counted (figures: docs/BENCHMARKS.md). Run: npm run build && node
 // dist/bench/siem-reporter-flood.js [--events N]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
@@ -10,15 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { createTokenProver, newJoinToken } from '../ca/methods/token.js';
-import { initCa } from '../ca/init.js';
-import { startCaServer } from '../ca/server.js';
-import { enroll } from '../agent/enroll.js';
+import { createTokenProver, newJoinToken } from '../attestation/index.js';
+import { initCa, startCaServer } from '../ca/index.js';
+import { enroll } from '../client/index.js';
 import { systemClock } from '../common/clock.js';
 import { loadIdentity } from '../common/identity-dir.js';
 import { serviceId } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
-import { runSiemCommand } from '../siem/cli.js';
+import { runSiemCommand } from '../siem/index.js';
 import { fmt, post, startSiemChild, stopProcess, tokenFileIn } from './lib.js';
 
 const TD = 'bench.example';

@@ -12,10 +12,14 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { enroll } from '../agent/enroll.js';
-import { createTpmProver } from '../attestation/tpm/index.js';
-import { readReferencePcrs } from '../policies/pcrs.js';
-import { createTestManufacturer, policyTrustingMaker, startSwtpm } from '../attestation/tpm/swtpm.js';
+import { enroll } from '../client/index.js';
+import {
+  createTpmProver,
+  readReferencePcrs,
+  createTestManufacturer,
+  policyTrustingMaker,
+  startSwtpm,
+} from '../attestation/tpm/index.js';
 import {
   exitedChildrenCpuSeconds,
   fmt,

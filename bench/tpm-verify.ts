@@ -12,12 +12,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { CsrKey, MethodContext, MethodStoreReader } from '../ca/attestation-method.js';
+import {
+  type CsrKey,
+  type MethodContext,
+  type MethodStoreReader,
+  METHOD_NAMES,
+} from '../attestation/index.js';
 import { createHash } from 'node:crypto';
 import { parseIdentity } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
 import { createTpmMethod } from '../attestation/tpm/index.js';
-import { checkAttestationPolicy } from '../policies/attestation-policy.js';
+import { checkAttestationPolicy } from '../policies/index.js';
 
 interface Vector {
   description: string;
@@ -90,7 +95,7 @@ export async function runTpmBench(
     for (const chainCache of only ? [only.chainCache] : [true, false]) {
       // A real enrollment brings a new AK every time (the AK is imported once, at finish); only
       // the EK chain and EK key can be known from an earlier enrollment or a renewal.
-      const method = createTpmMethod(checkAttestationPolicy(v.policy), {
+      const method = createTpmMethod(checkAttestationPolicy(v.policy, { methods: METHOD_NAMES }), {
         chainCacheSize: chainCache ? 4096 : 0,
       });
       // begin's fresh nonce and secret cannot match the recorded quote, so finish replays the

@@ -2,7 +2,7 @@
 import cluster from 'node:cluster';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
+import { hostPort, optional, parse, required, UsageError } from '../common/args.js';
 import { parseDuration, systemClock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
@@ -12,12 +12,16 @@ import { verifyAuditChain } from './audit.js';
 import { FILES, loadAuthority } from './authority.js';
 import { initCa } from './init.js';
 import { passphraseFromEnv } from './keys.js';
-import { newJoinToken } from './methods/token.js';
+import { newJoinToken, METHOD_NAMES } from '../attestation/index.js';
 import { startCaServer } from './server.js';
 import { CaService } from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
-import { loadCaExtensions } from './extensions.js';
+import {
+  describeAttestationPolicy,
+  loadAttestationPolicy,
+  type AttestationPolicy,
+} from '../policies/index.js';
 import { parseServiceNames } from './service-names.js';
 import { importPufRecord } from '../attestation/puf/index.js';
 
@@ -192,14 +196,21 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const leafTtl = optional(a['leaf-ttl']);
       const keyTypes = optional(a['key-types']);
       const log = createLogger('ca');
-      const ext = await loadCaExtensions(optional(a['attestation-policy']), log);
+      const policyFile = optional(a['attestation-policy']);
+      let attestationPolicy: AttestationPolicy | undefined;
+      if (policyFile !== undefined) {
+        attestationPolicy = loadAttestationPolicy(policyFile, METHOD_NAMES);
+        log.info(
+          { policyFile, policy: describeAttestationPolicy(attestationPolicy) },
+          'attestation policy loaded',
+        );
+      }
       const ca = await startCaServer({
         dataDir,
         host,
         port,
         log,
-        methods: ext.methods,
-        ...(ext.policy ? { policy: ext.policy } : {}),
+        ...(attestationPolicy ? { attestationPolicy } : {}),
         ...(leafTtl ? { leafTtlMs: parseDuration(leafTtl) } : {}),
         ...(durability ? { durability } : {}),
         ...(keyTypes ? { keyPolicy: parseKeyTypes(keyTypes) } : {}),

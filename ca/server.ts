@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { AttestationMethod } from './attestation-method.js';
+import { serverMethods, type AttestationMethod } from '../attestation/index.js';
+import { methodsFor, type AttestationPolicy } from '../policies/index.js';
 import { FILES, loadAuthority } from './authority.js';
 import { caEventToEdgeEvent } from './events.js';
 import { createCaDecisionFollower, type CaDecisionFollower } from './siem-follower.js';
@@ -19,11 +20,9 @@ import {
   SERVICE_NAMES_META,
   serviceNamesFromJson,
 } from './service-names.js';
-import { Reporter, httpsBatchSender } from '../agent/reporter.js';
-import { Spool } from '../agent/spool.js';
+import { Reporter, httpsBatchSender, Spool } from '../client/index.js';
 import { serviceId } from '../common/identity.js';
 import { passphraseFromEnv } from './keys.js';
-import { createTokenMethod } from './methods/token.js';
 import {
   CaService,
   type AuthenticatedPeer,
@@ -47,8 +46,14 @@ export interface CaServerOptions {
   readonly port: number;
   readonly clock?: Clock;
   readonly log?: Logger;
-  /** Methods besides `token`, e.g. tpm and puf. */
+  /**
+   * The attestation policy (`--attestation-policy`): the CA then runs the `tpm` method and allows
+   * per identity pattern only the methods it lists; without one, every method it runs is allowed.
+   */
+  readonly attestationPolicy?: AttestationPolicy;
+  /** Methods to run besides the registry's (tests, benches). */
   readonly methods?: readonly AttestationMethod[];
+  /** Which methods an identity may use; by default the attestation policy's, if any. */
   readonly policy?: EnrollmentPolicy;
   readonly leafTtlMs?: number;
   readonly keyPolicy?: KeyPolicy;
@@ -158,11 +163,17 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   // With --siem the CA follows the SIEM's signed decision stream (set up below) and refuses
   // enrollments and renewals of quarantined credentials.
   let follower: CaDecisionFollower | undefined;
+  const attestation = o.attestationPolicy;
+  const policy: EnrollmentPolicy | undefined =
+    o.policy ?? (attestation ? { methodsFor: (identity) => methodsFor(attestation, identity) } : undefined);
   const service = new CaService(store, authority, {
     clock,
     log,
-    methods: [createTokenMethod((h) => store.getToken(h)), ...(o.methods ?? [])],
-    ...(o.policy ? { policy: o.policy } : {}),
+    methods: [
+      ...serverMethods({ tokens: (h) => store.getToken(h), policy: o.attestationPolicy }),
+      ...(o.methods ?? []),
+    ],
+    ...(policy ? { policy } : {}),
     ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
     ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
     ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),

@@ -1,6 +1,6 @@
 // The CA's operations, independent of HTTP: enrollment sessions over the method registry,
 // issuance, renewal, revocation, the CRL and the bundle. Every refusal is audited with its code.
-import type { AttestationMethod, MethodContext, Verdict } from './attestation-method.js';
+import type { AttestationMethod, MethodContext, Verdict } from '../attestation/index.js';
 import type { Authority } from './authority.js';
 import { adminId, DEFAULT_LEAF_TTL_MS } from './authority.js';
 import type { CaStore } from './store.js';

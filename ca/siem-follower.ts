@@ -9,10 +9,7 @@ import { EdgewardError } from '../common/errors.js';
 import { serviceId } from '../common/identity.js';
 import { quarantineOf, type CredentialSubject } from './quarantine.js';
 import type { Logger } from '../common/log.js';
-import { siemKeyVerifier } from '../agent/decision-verifier.js';
-import { DecisionStreamClient } from '../agent/decisions-client.js';
-import { DecisionStore } from '../agent/decisions-store.js';
-import { httpsCall } from '../agent/https-client.js';
+import { siemKeyVerifier, DecisionStreamClient, DecisionStore, httpsCall } from '../client/index.js';
 
 export interface CaDecisionFollowerOptions {
   readonly siemUrl: string;

@@ -3,7 +3,8 @@
 import Database from 'better-sqlite3';
 import type { AuditRecord } from './audit.js';
 import { GENESIS, auditHash } from './audit.js';
-import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx, TokenRecord } from './store.js';
+import type { TokenRecord } from '../attestation/index.js';
+import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx } from './store.js';
 import { EdgewardError } from '../common/errors.js';
 import { privateDatabase } from '../common/private-files.js';
 import type { CrlReason } from '../common/x509.js';

@@ -1,6 +1,6 @@
 // The CA's storage interface, owned by the domain. SQLite (ca/store-sqlite.ts) is the embedded
 // adapter; every state change and its audit record commit in one transaction.
-import type { MethodStoreReader, MethodStoreWriter } from './attestation-method.js';
+import type { MethodStoreReader, MethodStoreWriter, TokenRecord } from '../attestation/index.js';
 import type { AuditRecord } from './audit.js';
 import type { CrlReason } from '../common/x509.js';
 import type { RenewalHold } from './quarantine.js';
@@ -16,14 +16,6 @@ export interface CertRecord {
   readonly der: Buffer;
   readonly revokedAt: number | null;
   readonly revocationReason: string | null;
-}
-
-/** A join token (by hash). Its single use is a used-once marker (namespace 'token') written at issuance. */
-export interface TokenRecord {
-  readonly hash: string;
-  readonly identity: string;
-  readonly createdAt: number;
-  readonly expiresAt: number;
 }
 
 export interface AuditEntry {

@@ -16,24 +16,20 @@ import { listenError } from '../common/ports.js';
 import { createPrivateFile, privateDir } from '../common/private-files.js';
 import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
 import { uriSans } from '../common/x509.js';
-import { FILES } from '../ca/authority.js';
-import { initCa } from '../ca/init.js';
-import { parseServiceNames } from '../ca/service-names.js';
-import { newJoinToken } from '../ca/methods/token.js';
-import { openCaStore } from '../ca/store-sqlite.js';
-import { enroll } from '../agent/enroll.js';
+import { FILES, initCa, parseServiceNames, openCaStore } from '../ca/index.js';
+import { newJoinToken } from '../attestation/index.js';
+import { enroll } from '../client/index.js';
 import { createPufProver, importPufRecord, openPuf, provisionPuf } from '../attestation/puf/index.js';
-import { createTpmProver } from '../attestation/tpm/index.js';
 import {
+  createTpmProver,
   createTestManufacturer,
   policyTrustingMaker,
   startSwtpm,
   type Swtpm,
-} from '../attestation/tpm/swtpm.js';
-import { readReferencePcrs } from '../policies/pcrs.js';
-import { openDashboardDb } from '../siem/dashboard/cli.js';
-import { UserStore } from '../siem/dashboard/users.js';
-import { optional, parse, UsageError } from './args.js';
+  readReferencePcrs,
+} from '../attestation/tpm/index.js';
+import { openDashboardDb, UserStore } from '../siem/index.js';
+import { optional, parse, UsageError } from '../common/args.js';
 import { makeLocalWebCertificate } from './demo-web-cert.js';
 
 const TD = 'factory.example';

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The `edgeward` command: a thin dispatcher over the parts. Subcommands load lazily so that
-// `edgeward enroll` on a small device does not load the CA or the SIEM.
+// The `edgeward` command: a thin dispatcher over the parts. Subcommands load lazily, each a part's
+// command module (its cli.ts) rather than its whole face, so that `edgeward enroll` on a small
+// device loads neither the CA nor the SIEM, nor the client pieces it does not run.
 import cluster from 'node:cluster';
 import { EdgewardError } from '../common/errors.js';
-import { UsageError } from './args.js';
+import { UsageError } from '../common/args.js';
 
 type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
 
@@ -14,11 +15,11 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
   },
   enroll: {
     help: 'enroll this device or node with the CA',
-    load: async () => (await import('../agent/cli.js')).runEnrollCommand,
+    load: async () => (await import('../client/cli.js')).runEnrollCommand,
   },
   renew: {
     help: 'renew this identity over mTLS',
-    load: async () => (await import('../agent/cli.js')).runRenewCommand,
+    load: async () => (await import('../client/cli.js')).runRenewCommand,
   },
   siem: {
     help: 'the SIEM: serve; user add (dashboard users)',
@@ -29,7 +30,7 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
   },
   agent: {
     help: 'run the edge agent: mTLS sidecar with live enforcement',
-    load: async () => (await import('../agent/run.js')).runAgentCommand,
+    load: async () => (await import('../agent/index.js')).runAgentCommand,
   },
   puf: {
     help: 'PUF devices: provision (manufacture), eval (fuzzy extractor figures)',
@@ -40,7 +41,7 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
   },
   policy: {
     help: 'check policy files; read reference PCRs',
-    load: async () => (await import('../policies/cli.js')).runPolicyCommand,
+    load: async () => (await import('./policy.js')).runPolicyCommand,
   },
   demo: {
     help: 'run the mesh on this machine with embedded defaults (npm start)',

@@ -9,7 +9,6 @@ import { parseDuration } from '../common/clock.js';
 import { EdgewardError, type ErrorCode } from '../common/errors.js';
 import { isValidPattern, matchIdentity } from '../common/identity.js';
 
-export const ATTESTATION_METHODS = ['tpm', 'puf', 'token'] as const;
 export const PCR_BANKS = { sha256: 32, sha384: 48, sha512: 64 } as const;
 export type PcrBank = keyof typeof PCR_BANKS;
 export const DEFAULT_NONCE_TTL_MS = 60_000;
@@ -39,6 +38,8 @@ export interface AttestationPolicy {
 }
 
 export interface CheckOptions {
+  /** The method names a rule may list: the attestation registry's (attestation/registry.ts). */
+  readonly methods: readonly string[];
   /** Where relative `file:` paths are resolved; defaults to the working directory. */
   readonly baseDir?: string;
 }
@@ -144,18 +145,18 @@ function parsePcrs(v: unknown, bank: PcrBank, path: string): Map<number, Buffer[
   return out;
 }
 
-function parseRule(raw: unknown, path: string): IdentityRule {
+function parseRule(raw: unknown, path: string, known: readonly string[]): IdentityRule {
   const r = asObject(raw, path, ['pattern', 'methods', 'nonceTtl', 'tpm']);
   const pattern = asString(r['pattern'], `${path}.pattern`);
   if (!isValidPattern(pattern))
     throw fail('ERR_POLICY_ATT_PATTERN', `${path}.pattern`, `not a valid identity pattern: ${pattern}`);
   const methods = asArray(r['methods'], `${path}.methods`).map((m, i) => {
     const s = asString(m, `${path}.methods[${i}]`);
-    if (!(ATTESTATION_METHODS as readonly string[]).includes(s)) {
+    if (!known.includes(s)) {
       throw fail(
         'ERR_POLICY_ATT_METHOD',
         `${path}.methods[${i}]`,
-        `unknown method ${s} (known: ${ATTESTATION_METHODS.join(', ')})`,
+        `unknown method ${s} (known: ${known.join(', ')})`,
       );
     }
     return s;
@@ -196,7 +197,7 @@ function parseRule(raw: unknown, path: string): IdentityRule {
 }
 
 /** Parses and validates a policy's text; throws a coded ERR_POLICY_ATT_* error on the first problem. */
-export function checkAttestationPolicy(text: string, options: CheckOptions = {}): AttestationPolicy {
+export function checkAttestationPolicy(text: string, options: CheckOptions): AttestationPolicy {
   if (Buffer.byteLength(text) > MAX_POLICY_BYTES)
     throw fail('ERR_POLICY_ATT_SCHEMA', '(file)', 'larger than 1 MiB');
   const doc = parseDocument(text, { uniqueKeys: true });
@@ -228,7 +229,9 @@ export function checkAttestationPolicy(text: string, options: CheckOptions = {})
       throw fail('ERR_POLICY_ATT_SCHEMA', `ek.allow[${i}].note`, 'must be a string');
     allow.add(h);
   });
-  const identities = asArray(top['identities'], 'identities').map((r, i) => parseRule(r, `identities[${i}]`));
+  const identities = asArray(top['identities'], 'identities').map((r, i) =>
+    parseRule(r, `identities[${i}]`, options.methods),
+  );
   return Object.freeze({
     ekRoots: Object.freeze(ekRoots),
     ekIntermediates: Object.freeze(ekIntermediates),
@@ -237,14 +240,15 @@ export function checkAttestationPolicy(text: string, options: CheckOptions = {})
   });
 }
 
-export function loadAttestationPolicy(file: string): AttestationPolicy {
+/** Reads and checks a policy file; `methods` are the names a rule may list (CheckOptions). */
+export function loadAttestationPolicy(file: string, methods: readonly string[]): AttestationPolicy {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new EdgewardError('ERR_POLICY_ATT_FILE', `cannot read attestation policy ${file}`, { cause: err });
   }
-  return checkAttestationPolicy(text, { baseDir: dirname(resolve(file)) });
+  return checkAttestationPolicy(text, { methods, baseDir: dirname(resolve(file)) });
 }
 
 /** The first rule whose pattern matches the identity, if any. */

@@ -226,12 +226,12 @@ export function describeReporterPolicy(p: ReporterPolicy): string {
 }
 
 /** A reporter as its certificate proves it. */
-export interface Reporter {
+export interface ProvenReporter {
   readonly identity: string;
   readonly kind: ReporterKind;
 }
 
-function aboutHolds(about: About, r: Reporter, e: EdgeEvent): boolean {
+function aboutHolds(about: About, r: ProvenReporter, e: EdgeEvent): boolean {
   switch (about) {
     case 'anyone':
       return true;
@@ -255,7 +255,7 @@ function aboutHolds(about: About, r: Reporter, e: EdgeEvent): boolean {
 export interface CompiledReporterPolicy {
   readonly policy: ReporterPolicy;
   /** null when the reporter may report this event; otherwise why not. */
-  check(r: Reporter, e: EdgeEvent): ReporterRefusal | null;
+  check(r: ProvenReporter, e: EdgeEvent): ReporterRefusal | null;
   maySubscribe(kind: ReporterKind): boolean;
 }
 

@@ -1,16 +1,14 @@
 // `edgeward siem serve`: enrolls the SIEM's identity on first start (join token), then runs the
 // HTTPS service with the rule and playbook folders (the default pack unless told otherwise).
 import { join } from 'node:path';
-import { hostPort, optional, parse, required, UsageError } from '../cli/args.js';
+import { hostPort, optional, parse, required, UsageError } from '../common/args.js';
 import { parseDuration } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { joinTokenFrom, refuseTokenInArgv } from '../common/join-token.js';
 import { privateDir } from '../common/private-files.js';
 import { createLogger } from '../common/log.js';
-import { defaultPolicyPath } from '../policies/defaults.js';
-import { loadReporterPolicy } from '../policies/reporter-policy.js';
+import { defaultPolicyPath, loadReporterPolicy, loadPlaybooks } from '../policies/index.js';
 import { loadRules } from '../policies/rules/index.js';
-import { loadPlaybooks } from './playbooks/index.js';
 import { startSiemServer } from './server.js';
 import { ensureSiemIdentity } from './service/identity.js';
 import { createDashboardApi } from './service/dashboard-api.js';

@@ -1,11 +1,18 @@
-// The SIEM's public face: the service, its command, and the pieces verifiers and the CA use.
+// The SIEM part's face: the service and its commands, what a running SIEM offers, the analysts'
+// dashboard and its stores. The store, the correlation engine and the response playbooks have
+// faces of their own (siem/store/, siem/correlate/, siem/playbooks/).
 export { runSiemCommand, defaultPolicyDir } from './cli.js';
-export { startSiemServer, type RunningSiem, type SiemServerOptions } from './server.js';
+export { startSiemServer, type SiemServerOptions } from './server.js';
+export type { RunningSiem } from './running-siem.js';
 export {
   createAnalystAuthorizer,
   createCaRevoker,
-  verifySiemChain,
+  createDashboardApi,
   type AnalystExtension,
+  type DashboardApiOptions,
   type Principal,
-  type SiemDecisionKey,
 } from './service/index.js';
+export { openDashboardDb, DASHBOARD_DB } from './dashboard/cli.js';
+export { startDashboard, type DashboardOptions, type RunningDashboard } from './dashboard/server.js';
+export { UserStore, type Role } from './dashboard/users.js';
+export { Inventory } from './dashboard/inventory.js';

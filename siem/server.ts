@@ -18,16 +18,17 @@ import type { LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../common/metrics.js';
-import { defaultPolicyPath } from '../policies/defaults.js';
 import {
+  defaultPolicyPath,
   compileReporterPolicy,
   loadReporterPolicy,
   type ReporterPolicy,
-} from '../policies/reporter-policy.js';
+  type PlaybookConfig,
+} from '../policies/index.js';
 import type { RuleSet } from '../policies/rules/index.js';
 import { Correlator, type Alert, type CorrelatorOptions } from './correlate/index.js';
-import { ResponseEngine, type PlaybookConfig } from './playbooks/index.js';
-import { applyRetention, openSqliteStore, type SiemStore, type TimelineEntity } from './store/index.js';
+import { ResponseEngine } from './playbooks/index.js';
+import { applyRetention, openSqliteStore, type TimelineEntity } from './store/index.js';
 import { openEventWriter, yieldingStore, type EventWriter } from './store/event-writer.js';
 import { auditEvent, type AuditEntry } from './service/audit.js';
 import { createCaRevoker, revocable, type CaRevoker } from './service/ca-link.js';
@@ -36,7 +37,7 @@ import { signerOf } from './service/decision-key.js';
 import { DecisionHub, type Subscriber } from './service/hub.js';
 import { IdentityRenewer } from './service/identity.js';
 import { IngestPipeline } from './service/ingest.js';
-import { createSiemMetrics, type SiemMetrics } from './service/metrics.js';
+import { createSiemMetrics } from './service/metrics.js';
 import { MAX_BATCH_EVENTS, decodeBatch, stampBatch } from './service/parse-batch.js';
 import {
   createAnalystAuthorizer,
@@ -46,6 +47,7 @@ import {
   type ReporterPeer,
 } from './service/peer.js';
 import { ReporterGate, RevokedSerials } from './service/reporters.js';
+import type { RunningSiem } from './running-siem.js';
 import { resumeRevision } from './service/sse.js';
 
 export interface SiemServerOptions {
@@ -86,32 +88,6 @@ export interface SiemServerOptions {
   readonly reporterPolicy?: ReporterPolicy;
   /** How often the CA's CRL is fetched (default 60 s; 0: never, revocation events only). */
   readonly crlIntervalMs?: number;
-}
-
-export interface RunningSiem {
-  readonly url: string;
-  readonly port: number;
-  readonly trustDomain: string;
-  readonly hub: DecisionHub;
-  readonly store: SiemStore;
-  readonly ingest: IngestPipeline;
-  readonly metrics: SiemMetrics;
-  /** The SIEM's identity now in use (changes at renewal). */
-  identity(): LoadedIdentity;
-  /** Renews the identity now (needs identityDir and caUrl); the signing key changes with it. */
-  renewNow(): Promise<LoadedIdentity>;
-  /** Committed events, after their batch was acknowledged (projections: dashboard inventory). */
-  subscribeEvents(fn: (events: readonly EdgeEvent[]) => void): () => void;
-  /** Serials newly known as revoked (a verified CRL or the CA's revocation events). */
-  subscribeRevoked(fn: (serials: readonly string[]) => void): () => void;
-  /** The revoked serials the SIEM knows (reporters with one are refused). */
-  readonly revoked: RevokedSerials;
-  /** Alerts as they are raised. */
-  subscribeAlerts(fn: (alert: Alert) => void): () => void;
-  /** Records an analyst action in the store (for analyst front ends such as the dashboard). */
-  audit(entry: AuditEntry): void;
-  now(): number;
-  close(): Promise<void>;
 }
 
 const STREAM_BUFFER_LIMIT = 4 * 1024 * 1024;

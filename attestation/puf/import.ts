@@ -1,6 +1,6 @@
 // Registration with the CA (`edgeward ca puf import`): validate a record, refuse an identity that
 // already has one or a PUF key already bound elsewhere, and store it as the identity's binding.
-import type { MethodStoreWriter } from '../../ca/attestation-method.js';
+import type { MethodStoreWriter } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import { parseIdentity } from '../../common/identity.js';
 import { PUF_METHOD } from './method.js';

@@ -3,6 +3,8 @@
 export { createPufMethod, PUF_METHOD, type PufMethod, type PufMethodOptions } from './method.js';
 export { createPufProver, openPuf, type PufProver, type PufProverOptions } from './prover.js';
 export { provisionPuf, type ProvisionOptions } from './provision.js';
+export { signedMessage, type PufMode } from './protocol.js';
+export { helperHash, reconstructKey } from './fuzzy-extractor.js';
 export { importPufRecord, validatePufRecord } from './import.js';
 export {
   parsePufRecord,

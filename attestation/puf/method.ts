@@ -9,13 +9,7 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import type {
-  AttestationMethod,
-  BeginResult,
-  CsrKey,
-  MethodContext,
-  Verdict,
-} from '../../ca/attestation-method.js';
+import type { AttestationMethod, BeginResult, CsrKey, MethodContext, Verdict } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Identity } from '../../common/identity.js';
 import { toB64url } from './bits.js';

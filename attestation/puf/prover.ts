@@ -2,7 +2,7 @@
 // reconstructs the key from the CA's helper data and signs the nonce bound to the CSR's key
 // (key mode), or answers a challenge-response pair (crp mode). tweetnacl, as a device would.
 import nacl from 'tweetnacl';
-import type { CsrKey, Prover } from '../../ca/attestation-method.js';
+import type { CsrKey, Prover } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import { parseIdentity } from '../../common/identity.js';
 import { toB64url } from './bits.js';

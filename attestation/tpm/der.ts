@@ -1,9 +1,10 @@
-// Just enough DER to read a certificate's extensions (OID, critical flag, value), which
-// node:crypto's X509Certificate does not expose. Bounded and strict: lengths checked, no
-// indefinite lengths, nesting limited by the fixed path we walk.
+// Just enough DER to read an EK certificate's extensions (OID, critical flag, value), which
+// node:crypto's X509Certificate does not expose. Bounded: lengths checked, no indefinite lengths,
+// nesting limited by the fixed path we walk. Unlike common/der.ts (the strict reader) it accepts
+// non-minimal length encodings, hence names of its own (EkTlv, readEkTlv).
 import { EdgewardError } from '../../common/errors.js';
 
-export interface Tlv {
+export interface EkTlv {
   readonly tag: number;
   readonly value: Buffer;
   readonly end: number;
@@ -13,7 +14,7 @@ function bad(what: string): EdgewardError {
   return new EdgewardError('ERR_ATT_TPM_EK_CERT_MALFORMED', `EK certificate: ${what}`);
 }
 
-export function readTlv(buf: Buffer, pos: number): Tlv {
+export function readEkTlv(buf: Buffer, pos: number): EkTlv {
   if (pos + 2 > buf.length) throw bad('truncated');
   const tag = buf[pos] as number;
   if ((tag & 0x1f) === 0x1f) throw bad('multi-byte tags are not used in certificates');
@@ -30,11 +31,11 @@ export function readTlv(buf: Buffer, pos: number): Tlv {
   return { tag, value: buf.subarray(p, p + len), end: p + len };
 }
 
-export function children(buf: Buffer): Tlv[] {
-  const out: Tlv[] = [];
+export function ekChildren(buf: Buffer): EkTlv[] {
+  const out: EkTlv[] = [];
   let pos = 0;
   while (pos < buf.length) {
-    const t = readTlv(buf, pos);
+    const t = readEkTlv(buf, pos);
     out.push(t);
     pos = t.end;
   }
@@ -66,17 +67,17 @@ export interface Extension {
 
 /** The extensions of a DER certificate (empty when it has none). */
 export function certificateExtensions(der: Buffer): Extension[] {
-  const cert = readTlv(der, 0);
+  const cert = readEkTlv(der, 0);
   if (cert.tag !== 0x30 || cert.end !== der.length) throw bad('not a single SEQUENCE');
-  const tbs = children(cert.value)[0];
+  const tbs = ekChildren(cert.value)[0];
   if (!tbs || tbs.tag !== 0x30) throw bad('no tbsCertificate');
-  const extsWrapper = children(tbs.value).find((t) => t.tag === 0xa3);
+  const extsWrapper = ekChildren(tbs.value).find((t) => t.tag === 0xa3);
   if (!extsWrapper) return [];
-  const seq = readTlv(extsWrapper.value, 0);
+  const seq = readEkTlv(extsWrapper.value, 0);
   if (seq.tag !== 0x30 || seq.end !== extsWrapper.value.length) throw bad('bad extensions');
-  return children(seq.value).map((e) => {
+  return ekChildren(seq.value).map((e) => {
     if (e.tag !== 0x30) throw bad('bad extension');
-    const parts = children(e.value);
+    const parts = ekChildren(e.value);
     const oid = parts[0];
     if (!oid || oid.tag !== 0x06) throw bad('extension without OID');
     let critical = false;
@@ -93,16 +94,16 @@ export function certificateExtensions(der: Buffer): Extension[] {
 
 /** The SubjectPublicKeyInfo of a DER certificate, as its exact bytes (tag and length included). */
 export function certificateSpki(der: Buffer): Buffer {
-  const cert = readTlv(der, 0);
-  const tbs = children(cert.value)[0];
+  const cert = readEkTlv(der, 0);
+  const tbs = ekChildren(cert.value)[0];
   if (!tbs || tbs.tag !== 0x30) throw bad('no tbsCertificate');
-  const fields = children(tbs.value);
+  const fields = ekChildren(tbs.value);
   // version [0] is optional; then serial, signature, issuer, validity, subject, subjectPublicKeyInfo
   const at = fields[0]?.tag === 0xa0 ? 6 : 5;
   const spki = fields[at];
   if (!spki || spki.tag !== 0x30) throw bad('no subjectPublicKeyInfo');
   const start = tbs.value.byteOffset - der.byteOffset;
   let pos = start;
-  for (let i = 0; i < at; i++) pos = readTlv(der, pos).end;
+  for (let i = 0; i < at; i++) pos = readEkTlv(der, pos).end;
   return der.subarray(pos, spki.end + start);
 }

@@ -4,7 +4,7 @@
 // any other unknown critical extension.
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { EdgewardError } from '../../common/errors.js';
-import { children, certificateExtensions, certificateSpki, oidToString, readTlv } from './der.js';
+import { ekChildren, certificateExtensions, certificateSpki, oidToString, readEkTlv } from './der.js';
 
 export const TCG_EK_CERTIFICATE_EKU = '2.23.133.8.1';
 
@@ -44,15 +44,15 @@ function inValidity(c: X509Certificate, now: number): boolean {
 }
 
 function ekuOids(value: Buffer): string[] {
-  const seq = readTlv(value, 0);
-  return children(seq.value).map((t) => oidToString(t.value));
+  const seq = readEkTlv(value, 0);
+  return ekChildren(seq.value).map((t) => oidToString(t.value));
 }
 
 /** basicConstraints cA, read directly: X509Certificate.ca also needs keyCertSign to say true. */
 function assertsCa(value: Buffer | undefined): boolean {
   if (!value) return false;
-  const seq = readTlv(value, 0);
-  const first = children(seq.value)[0];
+  const seq = readEkTlv(value, 0);
+  const first = ekChildren(seq.value)[0];
   return first?.tag === 0x01 && first.value.length === 1 && first.value[0] !== 0;
 }
 

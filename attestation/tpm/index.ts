@@ -1,5 +1,6 @@
-// Public face of TPM 2.0 attestation: the `tpm` method (server side), the prover (device side)
-// and the pure verifier pieces other parts and tests may use.
+// Public face of TPM 2.0 attestation: the `tpm` method (server side), the prover (device side),
+// reference PCRs for a policy, the software TPM fixture, and the pure verifier pieces other parts
+// and tests may use.
 export { createTpmMethod, ekSha256Of, TPM_METHOD, NONCE_NAMESPACE, QUOTE_NAMESPACE } from './method.js';
 export type { TpmBindingRecord, TpmMethodOptions } from './method.js';
 export { createTpmProver, readPcrValues, AK_ATTRIBUTES } from './prover.js';
@@ -16,5 +17,20 @@ export { checkAkPublic, checkEkPublic } from './key-checks.js';
 export { objectName } from './names.js';
 export { kdfa, kdfe } from './kdf.js';
 export { qualifyingData, checkQualifyingData, NONCE_BYTES } from './binding.js';
+export {
+  DEFAULT_REFERENCE_PCRS,
+  formatPcrPolicy,
+  POLICY_PCRS_USAGE,
+  readReferencePcrs,
+  runPolicyPcrsCommand,
+  type ReferencePcrsOptions,
+} from './pcrs.js';
+export {
+  createTestManufacturer,
+  policyTrustingMaker,
+  startSwtpm,
+  type Swtpm,
+  type TestManufacturer,
+} from './swtpm.js';
 export * from './wire.js';
 export * from './structures/index.js';

@@ -1,6 +1,6 @@
-// The `tpm` attestation method (flow 1 of DESIGN.md), server side. begin: check the EK (certificate
-// chain or allow-list) and the AK's attributes, answer with a credential only that TPM can activate
-// for that AK, and a nonce. finish: the activated secret, then a quote by the AK over the policy's
+// The `tpm` attestation method (docs/architecture.md, flow 1), server side. begin: check the EK
+// (certificate chain or allow-list) and the AK's attributes, answer with a credential only that TPM
+// can activate for that AK, and a nonce. finish: the activated secret, then a quote by the AK over the policy's
 // PCRs whose qualifying data binds the nonce and the CSR key. commit records the EK binding and
 // the single-use markers inside the issuance transaction.
 import { createHash, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
@@ -12,7 +12,7 @@ import type {
   MethodStoreReader,
   MethodStoreWriter,
   Verdict,
-} from '../../ca/attestation-method.js';
+} from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Identity } from '../../common/identity.js';
 import {
@@ -20,7 +20,7 @@ import {
   type AttestationPolicy,
   type IdentityRule,
   type TpmPatternPolicy,
-} from '../../policies/attestation-policy.js';
+} from '../../policies/index.js';
 import { NONCE_BYTES } from './binding.js';
 import { certificateSpki } from './der.js';
 import { parseEkCertificate, sameKey, sha256Hex, verifyEkChain, type EkTrustAnchors } from './ek-chain.js';

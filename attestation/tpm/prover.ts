@@ -6,11 +6,11 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CsrKey, Prover } from '../../ca/attestation-method.js';
+import type { CsrKey, Prover } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { qualifyingData } from './binding.js';
-import { readTlv } from './der.js';
+import { readEkTlv } from './der.js';
 import { toTpm2ToolsCredentialFile } from './make-credential.js';
 import { TPMA_OBJECT } from './structures/constants.js';
 import { parseTpm2bPublic } from './structures/public.js';
@@ -53,7 +53,7 @@ interface EkInfo {
 /** The DER certificate inside an NV read, without the zero padding some TPMs append. */
 function trimDer(nv: Buffer): Buffer | undefined {
   try {
-    const t = readTlv(nv, 0);
+    const t = readEkTlv(nv, 0);
     return t.tag === 0x30 ? nv.subarray(0, t.end) : undefined;
   } catch {
     return undefined;

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { privateDatabase, privateDir } from '../../common/private-files.js';
-import { parse, required, UsageError } from '../../cli/args.js';
+import { parse, required, UsageError } from '../../common/args.js';
 import { UserStore } from './users.js';
 
 const USAGE =

@@ -23,13 +23,13 @@ interface Failures {
 }
 
 export class LoginThrottle {
-  readonly #o: Required<LoginThrottleOptions>;
-  readonly #now: () => number;
-  readonly #failures = new Map<string, Failures>();
+  private readonly o: Required<LoginThrottleOptions>;
+  private readonly now: () => number;
+  private readonly failures = new Map<string, Failures>();
 
   constructor(now: () => number, o: LoginThrottleOptions = {}) {
-    this.#now = now;
-    this.#o = {
+    this.now = now;
+    this.o = {
       freeFailures: o.freeFailures ?? 5,
       baseMs: o.baseMs ?? 1000,
       maxMs: o.maxMs ?? 15 * 60_000,
@@ -38,14 +38,14 @@ export class LoginThrottle {
     };
   }
 
-  static #key(name: string, source: string): string {
+  private static key(name: string, source: string): string {
     return `${name}\u001f${source}`;
   }
 
-  #get(key: string): Failures | undefined {
-    const f = this.#failures.get(key);
-    if (f !== undefined && this.#now() - f.last > this.#o.forgetMs) {
-      this.#failures.delete(key);
+  private get(key: string): Failures | undefined {
+    const f = this.failures.get(key);
+    if (f !== undefined && this.now() - f.last > this.o.forgetMs) {
+      this.failures.delete(key);
       return undefined;
     }
     return f;
@@ -53,33 +53,33 @@ export class LoginThrottle {
 
   /** Seconds this source must wait before trying this user's password again (0: it may now). */
   wait(name: string, source: string): number {
-    const f = this.#get(LoginThrottle.#key(name, source));
+    const f = this.get(LoginThrottle.key(name, source));
     if (f === undefined) return 0;
-    const left = f.until - this.#now();
+    const left = f.until - this.now();
     return left > 0 ? Math.ceil(left / 1000) : 0;
   }
 
   failed(name: string, source: string): void {
-    const key = LoginThrottle.#key(name, source);
-    const t = this.#now();
-    const f = this.#get(key) ?? { count: 0, last: t, until: 0 };
+    const key = LoginThrottle.key(name, source);
+    const t = this.now();
+    const f = this.get(key) ?? { count: 0, last: t, until: 0 };
     f.count++;
     f.last = t;
-    const over = f.count - this.#o.freeFailures;
-    if (over >= 0) f.until = t + Math.min(this.#o.maxMs, this.#o.baseMs * 2 ** Math.min(over, 30));
-    this.#failures.delete(key);
-    this.#failures.set(key, f);
-    if (this.#failures.size > this.#o.maxKeys) {
-      const oldest = this.#failures.keys().next();
-      if (oldest.done !== true) this.#failures.delete(oldest.value);
+    const over = f.count - this.o.freeFailures;
+    if (over >= 0) f.until = t + Math.min(this.o.maxMs, this.o.baseMs * 2 ** Math.min(over, 30));
+    this.failures.delete(key);
+    this.failures.set(key, f);
+    if (this.failures.size > this.o.maxKeys) {
+      const oldest = this.failures.keys().next();
+      if (oldest.done !== true) this.failures.delete(oldest.value);
     }
   }
 
   succeeded(name: string, source: string): void {
-    this.#failures.delete(LoginThrottle.#key(name, source));
+    this.failures.delete(LoginThrottle.key(name, source));
   }
 
   get size(): number {
-    return this.#failures.size;
+    return this.failures.size;
   }
 }

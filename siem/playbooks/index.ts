@@ -1,5 +1,5 @@
-// Response playbooks' public face: alerts -> versioned decisions (pure), and their YAML loader.
-export { loadPlaybooks, parsePlaybookTexts } from './parse-playbooks.js';
+// Response playbooks at work: alerts -> versioned decisions (pure). The playbook language and its
+// loader are the policies part's (policies/playbooks/).
 export {
   ResponseEngine,
   type DeltaAnswer,
@@ -13,11 +13,3 @@ export {
   type Skipped,
 } from './response-engine.js';
 export { isAllowlisted, isProtected, patternsOverlap, scopeKey } from './scope.js';
-export {
-  DEFAULT_SETTINGS,
-  type Escalation,
-  type Playbook,
-  type PlaybookAction,
-  type PlaybookConfig,
-  type ResponseSettings,
-} from './types.js';

@@ -12,7 +12,13 @@ import type {
 import { EdgewardError } from '../../common/errors.js';
 import type { Alert } from '../correlate/index.js';
 import { isAllowlisted, isProtected, scopeKey } from './scope.js';
-import type { DecisionBudget, Escalation, Playbook, PlaybookConfig, ResponseSettings } from './types.js';
+import type {
+  DecisionBudget,
+  Escalation,
+  Playbook,
+  PlaybookConfig,
+  ResponseSettings,
+} from '../../policies/index.js';
 
 const MINUTE = 60_000;
 const MAX_ALERTS = 100;
@@ -93,33 +99,33 @@ interface LogEntry {
  * of the reporters whose evidence raised other alerts.
  */
 class MinuteBudget {
-  #all: number[] = [];
-  readonly #byReporter = new Map<string, number[]>();
+  private all: number[] = [];
+  private readonly byReporter = new Map<string, number[]>();
 
   constructor(private readonly limits: DecisionBudget) {}
 
-  #prune(now: number): void {
+  private prune(now: number): void {
     const cut = now - MINUTE;
     let k = 0;
-    while (k < this.#all.length && (this.#all[k] as number) <= cut) k++;
+    while (k < this.all.length && (this.all[k] as number) <= cut) k++;
     if (k === 0) return;
-    this.#all = this.#all.slice(k);
-    for (const [r, times] of this.#byReporter) {
+    this.all = this.all.slice(k);
+    for (const [r, times] of this.byReporter) {
       let j = 0;
       while (j < times.length && (times[j] as number) <= cut) j++;
-      if (j === times.length) this.#byReporter.delete(r);
-      else if (j > 0) this.#byReporter.set(r, times.slice(j));
+      if (j === times.length) this.byReporter.delete(r);
+      else if (j > 0) this.byReporter.set(r, times.slice(j));
     }
   }
 
   /** The reporter to charge (most room first), or null when the budget is spent. */
   payer(reporters: readonly string[], now: number): string | null {
-    this.#prune(now);
-    if (this.#all.length >= this.limits.maxPerMinute) return null;
+    this.prune(now);
+    if (this.all.length >= this.limits.maxPerMinute) return null;
     let best: string | null = null;
     let used = Infinity;
     for (const r of reporters.length === 0 ? [''] : reporters) {
-      const n = this.#byReporter.get(r)?.length ?? 0;
+      const n = this.byReporter.get(r)?.length ?? 0;
       if (n < this.limits.perReporter && n < used) {
         best = r;
         used = n;
@@ -129,9 +135,9 @@ class MinuteBudget {
   }
 
   charge(reporter: string, now: number): void {
-    this.#all.push(now);
-    const times = this.#byReporter.get(reporter);
-    if (times === undefined) this.#byReporter.set(reporter, [now]);
+    this.all.push(now);
+    const times = this.byReporter.get(reporter);
+    if (times === undefined) this.byReporter.set(reporter, [now]);
     else times.push(now);
   }
 }
@@ -143,47 +149,47 @@ export interface ResponseEngineOptions {
 }
 
 export class ResponseEngine {
-  readonly #td: string;
-  readonly #settings: ResponseSettings;
-  readonly #byRule = new Map<string, Playbook[]>();
-  readonly #newId: () => string;
-  #revision = 0;
+  private readonly td: string;
+  private readonly settings: ResponseSettings;
+  private readonly byRule = new Map<string, Playbook[]>();
+  private readonly newId: () => string;
+  private currentRevision = 0;
   /** Active decisions by id, and by scope+action for merging repeats. */
-  readonly #active = new Map<string, Decision>();
-  readonly #byScope = new Map<string, string>();
-  readonly #pending = new Map<string, PendingDecision>();
+  private readonly activeById = new Map<string, Decision>();
+  private readonly byScope = new Map<string, string>();
+  private readonly pendingById = new Map<string, PendingDecision>();
   /** Pending ids by scope and action: a storm of proposals must not scan the whole list each. */
-  readonly #pendingByScope = new Map<string, string>();
-  #pendingEdits = 0;
-  readonly #simulated: SimulatedDecision[] = [];
+  private readonly pendingByScope = new Map<string, string>();
+  private pendingEditCount = 0;
+  private readonly simulatedLog: SimulatedDecision[] = [];
   /** Creation times of past decisions per scope, for escalation. */
-  readonly #history = new Map<string, number[]>();
+  private readonly history = new Map<string, number[]>();
   /** Automatic new decisions in the last minute, for the blast-radius caps. */
-  readonly #general: MinuteBudget;
-  readonly #reserved: MinuteBudget;
-  readonly #reservedRules: ReadonlySet<string>;
-  #log: LogEntry[] = [];
+  private readonly general: MinuteBudget;
+  private readonly reserved: MinuteBudget;
+  private readonly reservedRules: ReadonlySet<string>;
+  private log: LogEntry[] = [];
   /** Lowest `from` a delta can start at (older verifiers need a snapshot). */
-  #logBase = 0;
+  private logBase = 0;
 
   constructor(opts: ResponseEngineOptions) {
-    this.#td = opts.trustDomain;
-    this.#settings = opts.config.settings;
-    this.#newId = opts.newId ?? randomUUID;
-    this.#general = new MinuteBudget(this.#settings);
-    this.#reserved = new MinuteBudget(this.#settings.reserved);
-    this.#reservedRules = new Set(this.#settings.reserved.rules);
+    this.td = opts.trustDomain;
+    this.settings = opts.config.settings;
+    this.newId = opts.newId ?? randomUUID;
+    this.general = new MinuteBudget(this.settings);
+    this.reserved = new MinuteBudget(this.settings.reserved);
+    this.reservedRules = new Set(this.settings.reserved.rules);
     for (const p of opts.config.playbooks) {
       for (const r of p.rules) {
-        const list = this.#byRule.get(r) ?? [];
+        const list = this.byRule.get(r) ?? [];
         list.push(p);
-        this.#byRule.set(r, list);
+        this.byRule.set(r, list);
       }
     }
   }
 
   get revision(): number {
-    return this.#revision;
+    return this.currentRevision;
   }
 
   /** Turns alerts into decisions (one new revision for the whole batch if anything changed). */
@@ -192,9 +198,9 @@ export class ResponseEngine {
     const pending: PendingDecision[] = [];
     const simulated: SimulatedDecision[] = [];
     const skipped: Skipped[] = [];
-    const rev = this.#revision + 1;
+    const rev = this.currentRevision + 1;
     for (const alert of alerts) {
-      for (const pb of this.#byRule.get(alert.ruleId) ?? []) {
+      for (const pb of this.byRule.get(alert.ruleId) ?? []) {
         for (const act of pb.actions) {
           const raw =
             alert.groupBy[act.from] ??
@@ -215,51 +221,51 @@ export class ResponseEngine {
             skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'protected', scope });
             continue;
           }
-          if (isAllowlisted(scope, this.#settings.allowlist)) {
+          if (isAllowlisted(scope, this.settings.allowlist)) {
             skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'allowlisted', scope });
             continue;
           }
           const proposal: Proposal = {
             scope,
             action: act.action,
-            ttlMs: this.#escalatedTtl(scope, act.ttlMs, pb.escalation ?? this.#settings.escalation, now),
+            ttlMs: this.escalatedTtl(scope, act.ttlMs, pb.escalation ?? this.settings.escalation, now),
             reason: `${pb.reason ?? alert.title} (rule ${alert.ruleId})`.slice(0, 512),
             alerts: [alert.id],
             playbook: pb.id,
           };
-          if (pb.simulate || this.#settings.simulateRules.includes(alert.ruleId)) {
+          if (pb.simulate || this.settings.simulateRules.includes(alert.ruleId)) {
             const sim = { ...proposal, at: now };
             simulated.push(sim);
-            this.#simulated.push(sim);
-            if (this.#simulated.length > MAX_SIMULATED) this.#simulated.shift();
+            this.simulatedLog.push(sim);
+            if (this.simulatedLog.length > MAX_SIMULATED) this.simulatedLog.shift();
             continue;
           }
-          const existing = this.#findActive(scope, act.action);
-          const budget = this.#reservedRules.has(alert.ruleId) ? this.#reserved : this.#general;
+          const existing = this.findActive(scope, act.action);
+          const budget = this.reservedRules.has(alert.ruleId) ? this.reserved : this.general;
           const payer = existing === undefined ? budget.payer(alert.reporters ?? [], now) : null;
           if (existing === undefined && payer === null) {
-            const p = this.#addPending(proposal, now);
+            const p = this.addPending(proposal, now);
             if (p === null)
               skipped.push({ alertId: alert.id, playbook: pb.id, reason: 'pending-full', scope });
             else pending.push(p);
             continue;
           }
-          const d = this.#apply(proposal, now, rev, existing);
+          const d = this.apply(proposal, now, rev, existing);
           if (d !== null) applied.set(d.id, d);
           if (payer !== null) budget.charge(payer, now);
         }
       }
     }
     const changed = [...applied.values()];
-    if (changed.length > 0) this.#commit(rev, changed, []);
-    return { applied: changed, pending, simulated, skipped, revision: this.#revision };
+    if (changed.length > 0) this.commit(rev, changed, []);
+    return { applied: changed, pending, simulated, skipped, revision: this.currentRevision };
   }
 
   /** An analyst's decision: allowlist and control-plane protection still win. */
   createManual(m: ManualDecision, now: number): Decision {
-    const scope = this.#checkScope(m.scope);
+    const scope = this.checkScope(m.scope);
     if (!(m.ttlMs > 0 && m.ttlMs <= 365 * 86_400_000)) throw new TypeError('ttlMs out of range');
-    const rev = this.#revision + 1;
+    const rev = this.currentRevision + 1;
     const proposal: Proposal = {
       ...m,
       scope,
@@ -267,71 +273,71 @@ export class ResponseEngine {
       alerts: [],
       playbook: undefined,
     };
-    const existing = this.#findActive(scope, m.action);
-    const d = this.#apply(proposal, now, rev, existing);
+    const existing = this.findActive(scope, m.action);
+    const d = this.apply(proposal, now, rev, existing);
     if (d === null) return existing as Decision;
-    this.#commit(rev, [d], []);
+    this.commit(rev, [d], []);
     return d;
   }
 
   /** Enforces a pending decision (its TTL counts from approval). */
   approve(pendingId: string, now: number): Decision {
-    const p = this.#pending.get(pendingId);
+    const p = this.pendingById.get(pendingId);
     if (p === undefined) throw new EdgewardError('ERR_SIEM_PENDING_UNKNOWN');
-    const scope = this.#checkScope(p.scope);
-    this.#dropPending(p);
-    const rev = this.#revision + 1;
-    const existing = this.#findActive(scope, p.action);
-    const d = this.#apply({ ...p, scope }, now, rev, existing);
+    const scope = this.checkScope(p.scope);
+    this.dropPending(p);
+    const rev = this.currentRevision + 1;
+    const existing = this.findActive(scope, p.action);
+    const d = this.apply({ ...p, scope }, now, rev, existing);
     if (d === null) return existing as Decision;
-    this.#commit(rev, [d], []);
+    this.commit(rev, [d], []);
     return d;
   }
 
   reject(pendingId: string): PendingDecision {
-    const p = this.#pending.get(pendingId);
+    const p = this.pendingById.get(pendingId);
     if (p === undefined) throw new EdgewardError('ERR_SIEM_PENDING_UNKNOWN');
-    this.#dropPending(p);
+    this.dropPending(p);
     return p;
   }
 
   /** Lifts an active decision; the history stays, so a repeat offence still escalates. */
   lift(decisionId: string): Decision {
-    const d = this.#active.get(decisionId);
+    const d = this.activeById.get(decisionId);
     if (d === undefined) throw new EdgewardError('ERR_SIEM_DECISION_UNKNOWN');
-    this.#remove(d);
-    this.#commit(this.#revision + 1, [], [d.id]);
+    this.remove(d);
+    this.commit(this.currentRevision + 1, [], [d.id]);
     return d;
   }
 
   /** Removes decisions past their expiry; returns their ids (one revision if any). */
   expire(now: number): string[] {
     const gone: string[] = [];
-    for (const d of this.#active.values()) {
+    for (const d of this.activeById.values()) {
       if (d.expiresAt <= now) gone.push(d.id);
     }
-    for (const id of gone) this.#remove(this.#active.get(id) as Decision);
-    if (gone.length > 0) this.#commit(this.#revision + 1, [], gone);
+    for (const id of gone) this.remove(this.activeById.get(id) as Decision);
+    if (gone.length > 0) this.commit(this.currentRevision + 1, [], gone);
     return gone;
   }
 
   snapshot(now: number): DecisionSet {
     return {
-      trustDomain: this.#td,
-      revision: this.#revision,
+      trustDomain: this.td,
+      revision: this.currentRevision,
       issuedAt: now,
-      decisions: [...this.#active.values()],
+      decisions: [...this.activeById.values()],
     };
   }
 
   /** The change from `from` to the current revision, or whether a snapshot is needed instead. */
   deltaSince(from: number, now: number): DeltaAnswer {
-    if (from === this.#revision) return { kind: 'current' };
-    if (!Number.isSafeInteger(from) || from > this.#revision || from < this.#logBase)
+    if (from === this.currentRevision) return { kind: 'current' };
+    if (!Number.isSafeInteger(from) || from > this.currentRevision || from < this.logBase)
       return { kind: 'snapshot' };
     const upserts = new Map<string, Decision>();
     const removals = new Set<string>();
-    for (const e of this.#log) {
+    for (const e of this.log) {
       if (e.revision <= from) continue;
       for (const id of e.removals) {
         upserts.delete(id);
@@ -345,9 +351,9 @@ export class ResponseEngine {
     return {
       kind: 'delta',
       delta: {
-        trustDomain: this.#td,
+        trustDomain: this.td,
         from,
-        revision: this.#revision,
+        revision: this.currentRevision,
         issuedAt: now,
         upserts: [...upserts.values()],
         removals: [...removals],
@@ -357,37 +363,37 @@ export class ResponseEngine {
 
   /** Counts changes to the pending list (added, approved, rejected): persist when it moves. */
   get pendingEdits(): number {
-    return this.#pendingEdits;
+    return this.pendingEditCount;
   }
 
   pending(): PendingDecision[] {
-    return [...this.#pending.values()];
+    return [...this.pendingById.values()];
   }
 
   simulated(): SimulatedDecision[] {
-    return [...this.#simulated];
+    return [...this.simulatedLog];
   }
 
   active(): Decision[] {
-    return [...this.#active.values()];
+    return [...this.activeById.values()];
   }
 
   exportState(): ResponseState {
-    return { revision: this.#revision, decisions: this.active(), pending: this.pending() };
+    return { revision: this.currentRevision, decisions: this.active(), pending: this.pending() };
   }
 
   /** Restores persisted state into a fresh engine; deltas from before it need a snapshot. */
   importState(s: ResponseState): void {
-    if (this.#revision !== 0 || this.#active.size !== 0)
+    if (this.currentRevision !== 0 || this.activeById.size !== 0)
       throw new TypeError('importState needs a fresh engine');
-    this.#revision = s.revision;
-    this.#logBase = s.revision;
+    this.currentRevision = s.revision;
+    this.logBase = s.revision;
     for (const d of s.decisions) {
-      this.#active.set(d.id, d);
-      this.#byScope.set(actionKey(d.scope, d.action), d.id);
-      this.#remember(d.scope, d.createdAt);
+      this.activeById.set(d.id, d);
+      this.byScope.set(actionKey(d.scope, d.action), d.id);
+      this.remember(d.scope, d.createdAt);
     }
-    for (const p of s.pending) this.#keepPending(p);
+    for (const p of s.pending) this.keepPending(p);
   }
 
   /**
@@ -399,41 +405,41 @@ export class ResponseEngine {
   repairScopes(): { rewritten: string[]; lifted: string[] } {
     const canonical = (scope: DecisionScope): DecisionScope | null => {
       try {
-        return this.#checkScope(scope);
+        return this.checkScope(scope);
       } catch {
         return null;
       }
     };
     const same = (a: DecisionScope, b: DecisionScope): boolean => a.type === b.type && a.value === b.value;
-    const rev = this.#revision + 1;
+    const rev = this.currentRevision + 1;
     const rewritten: Decision[] = [];
     const lifted: string[] = [];
-    for (const d of [...this.#active.values()]) {
+    for (const d of [...this.activeById.values()]) {
       const scope = canonical(d.scope);
       if (scope !== null && same(scope, d.scope)) continue;
-      this.#remove(d);
-      if (scope === null || this.#findActive(scope, d.action) !== undefined) {
+      this.remove(d);
+      if (scope === null || this.findActive(scope, d.action) !== undefined) {
         lifted.push(d.id);
         continue;
       }
       const fixed: Decision = { ...d, scope, revision: rev };
-      this.#active.set(fixed.id, fixed);
-      this.#byScope.set(actionKey(scope, fixed.action), fixed.id);
+      this.activeById.set(fixed.id, fixed);
+      this.byScope.set(actionKey(scope, fixed.action), fixed.id);
       rewritten.push(fixed);
     }
     for (const p of this.pending()) {
       const scope = canonical(p.scope);
       if (scope !== null && same(scope, p.scope)) continue;
-      this.#dropPending(p);
-      if (scope !== null && !this.#pendingByScope.has(actionKey(scope, p.action)))
-        this.#keepPending({ ...p, scope });
+      this.dropPending(p);
+      if (scope !== null && !this.pendingByScope.has(actionKey(scope, p.action)))
+        this.keepPending({ ...p, scope });
     }
-    if (rewritten.length > 0 || lifted.length > 0) this.#commit(rev, rewritten, lifted);
+    if (rewritten.length > 0 || lifted.length > 0) this.commit(rev, rewritten, lifted);
     return { rewritten: rewritten.map((d) => d.id), lifted };
   }
 
   /** The canonical scope (checked on that form), or a refusal; its cause names what is wrong. */
-  #checkScope(given: DecisionScope): DecisionScope {
+  private checkScope(given: DecisionScope): DecisionScope {
     let scope: DecisionScope;
     try {
       scope = canonicalScope(given);
@@ -441,58 +447,58 @@ export class ResponseEngine {
       throw new EdgewardError('ERR_SIEM_DECISION_SCOPE', undefined, { cause: err });
     }
     if (isProtected(scope)) throw new EdgewardError('ERR_SIEM_DECISION_PROTECTED');
-    if (isAllowlisted(scope, this.#settings.allowlist))
+    if (isAllowlisted(scope, this.settings.allowlist))
       throw new EdgewardError('ERR_SIEM_DECISION_ALLOWLISTED');
     return scope;
   }
 
-  #findActive(scope: DecisionScope, action: DecisionAction): Decision | undefined {
-    const id = this.#byScope.get(actionKey(scope, action));
-    return id === undefined ? undefined : this.#active.get(id);
+  private findActive(scope: DecisionScope, action: DecisionAction): Decision | undefined {
+    const id = this.byScope.get(actionKey(scope, action));
+    return id === undefined ? undefined : this.activeById.get(id);
   }
 
-  #addPending(p: Proposal, now: number): PendingDecision | null {
-    const same = this.#pendingByScope.get(actionKey(p.scope, p.action));
-    if (same !== undefined) return this.#pending.get(same) as PendingDecision;
-    if (this.#pending.size >= MAX_PENDING) return null;
-    const pd: PendingDecision = { ...p, id: this.#newId(), createdAt: now, why: 'blast-radius' };
-    this.#keepPending(pd);
+  private addPending(p: Proposal, now: number): PendingDecision | null {
+    const same = this.pendingByScope.get(actionKey(p.scope, p.action));
+    if (same !== undefined) return this.pendingById.get(same) as PendingDecision;
+    if (this.pendingById.size >= MAX_PENDING) return null;
+    const pd: PendingDecision = { ...p, id: this.newId(), createdAt: now, why: 'blast-radius' };
+    this.keepPending(pd);
     return pd;
   }
 
-  #keepPending(p: PendingDecision): void {
-    this.#pending.set(p.id, p);
-    this.#pendingByScope.set(actionKey(p.scope, p.action), p.id);
-    this.#pendingEdits++;
+  private keepPending(p: PendingDecision): void {
+    this.pendingById.set(p.id, p);
+    this.pendingByScope.set(actionKey(p.scope, p.action), p.id);
+    this.pendingEditCount++;
   }
 
-  #dropPending(p: PendingDecision): void {
-    this.#pending.delete(p.id);
-    this.#pendingByScope.delete(actionKey(p.scope, p.action));
-    this.#pendingEdits++;
+  private dropPending(p: PendingDecision): void {
+    this.pendingById.delete(p.id);
+    this.pendingByScope.delete(actionKey(p.scope, p.action));
+    this.pendingEditCount++;
   }
 
-  #escalatedTtl(scope: DecisionScope, base: number, esc: Escalation, now: number): number {
-    const past = (this.#history.get(scopeKey(scope)) ?? []).filter((t) => t > now - esc.windowMs).length;
+  private escalatedTtl(scope: DecisionScope, base: number, esc: Escalation, now: number): number {
+    const past = (this.history.get(scopeKey(scope)) ?? []).filter((t) => t > now - esc.windowMs).length;
     return Math.min(base * Math.pow(esc.factor, past), Math.max(esc.maxTtlMs, base));
   }
 
-  #remember(scope: DecisionScope, at: number): void {
+  private remember(scope: DecisionScope, at: number): void {
     const key = scopeKey(scope);
-    const list = this.#history.get(key) ?? [];
-    this.#history.delete(key);
+    const list = this.history.get(key) ?? [];
+    this.history.delete(key);
     list.push(at);
     if (list.length > 64) list.shift();
-    this.#history.set(key, list);
-    if (this.#history.size > MAX_HISTORY_KEYS) {
-      const first = this.#history.keys().next();
-      if (first.done !== true) this.#history.delete(first.value);
+    this.history.set(key, list);
+    if (this.history.size > MAX_HISTORY_KEYS) {
+      const first = this.history.keys().next();
+      if (first.done !== true) this.history.delete(first.value);
     }
   }
 
   /** Creates a decision or extends the active one on the same scope; null if nothing changed. */
-  #apply(p: Proposal, now: number, rev: number, existing: Decision | undefined): Decision | null {
-    this.#remember(p.scope, now);
+  private apply(p: Proposal, now: number, rev: number, existing: Decision | undefined): Decision | null {
+    this.remember(p.scope, now);
     const expiresAt = now + p.ttlMs;
     if (existing !== undefined) {
       const alerts = [...new Set([...existing.alerts, ...p.alerts])].slice(-MAX_ALERTS);
@@ -503,11 +509,11 @@ export class ResponseEngine {
         expiresAt: Math.max(expiresAt, existing.expiresAt),
         alerts,
       };
-      this.#active.set(d.id, d);
+      this.activeById.set(d.id, d);
       return d;
     }
     const d: Decision = {
-      id: this.#newId(),
+      id: this.newId(),
       revision: rev,
       scope: p.scope,
       action: p.action,
@@ -516,23 +522,23 @@ export class ResponseEngine {
       expiresAt,
       alerts: [...p.alerts].slice(-MAX_ALERTS),
     };
-    this.#active.set(d.id, d);
-    this.#byScope.set(actionKey(d.scope, d.action), d.id);
+    this.activeById.set(d.id, d);
+    this.byScope.set(actionKey(d.scope, d.action), d.id);
     return d;
   }
 
-  #remove(d: Decision): void {
-    this.#active.delete(d.id);
+  private remove(d: Decision): void {
+    this.activeById.delete(d.id);
     const k = actionKey(d.scope, d.action);
-    if (this.#byScope.get(k) === d.id) this.#byScope.delete(k);
+    if (this.byScope.get(k) === d.id) this.byScope.delete(k);
   }
 
-  #commit(rev: number, upserts: readonly Decision[], removals: readonly string[]): void {
-    this.#revision = rev;
-    this.#log.push({ revision: rev, upserts, removals });
-    if (this.#log.length > MAX_LOG) {
-      const dropped = this.#log.shift() as LogEntry;
-      this.#logBase = dropped.revision;
+  private commit(rev: number, upserts: readonly Decision[], removals: readonly string[]): void {
+    this.currentRevision = rev;
+    this.log.push({ revision: rev, upserts, removals });
+    if (this.log.length > MAX_LOG) {
+      const dropped = this.log.shift() as LogEntry;
+      this.logBase = dropped.revision;
     }
   }
 }

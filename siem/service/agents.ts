@@ -27,59 +27,59 @@ const MAX_AGENTS = 100_000;
 const MAX_PUBLISHED = 4096;
 
 export class AgentLedger {
-  readonly #agents = new Map<string, AgentState>();
+  private readonly agents = new Map<string, AgentState>();
   /** Publish time of recent revisions (bounded; older ones count from the oldest kept). */
-  readonly #published = new Map<number, number>();
-  #revision = 0;
+  private readonly publishTimes = new Map<number, number>();
+  private currentRevision = 0;
 
   constructor(revision: number, now: number) {
-    this.#revision = revision;
-    this.#published.set(revision, now);
+    this.currentRevision = revision;
+    this.publishTimes.set(revision, now);
   }
 
   get revision(): number {
-    return this.#revision;
+    return this.currentRevision;
   }
 
   published(revision: number, now: number): void {
-    this.#revision = revision;
-    this.#published.set(revision, now);
-    if (this.#published.size > MAX_PUBLISHED) {
-      const first = this.#published.keys().next();
-      if (first.done !== true) this.#published.delete(first.value);
+    this.currentRevision = revision;
+    this.publishTimes.set(revision, now);
+    if (this.publishTimes.size > MAX_PUBLISHED) {
+      const first = this.publishTimes.keys().next();
+      if (first.done !== true) this.publishTimes.delete(first.value);
     }
   }
 
-  #get(identity: string, now: number): AgentState {
-    let a = this.#agents.get(identity);
+  private stateOf(identity: string, now: number): AgentState {
+    let a = this.agents.get(identity);
     if (a === undefined) {
-      if (this.#agents.size >= MAX_AGENTS) this.#evictIdle();
+      if (this.agents.size >= MAX_AGENTS) this.evictIdle();
       a = { connected: 0, acked: null, ackedAt: null, lastSeen: now };
-      this.#agents.set(identity, a);
+      this.agents.set(identity, a);
     }
     a.lastSeen = now;
     return a;
   }
 
-  #evictIdle(): void {
+  private evictIdle(): void {
     // Drop the least recently seen disconnected agent; connected ones stay.
     let victim: string | undefined;
     let oldest = Infinity;
-    for (const [id, a] of this.#agents) {
+    for (const [id, a] of this.agents) {
       if (a.connected === 0 && a.lastSeen < oldest) {
         oldest = a.lastSeen;
         victim = id;
       }
     }
-    if (victim !== undefined) this.#agents.delete(victim);
+    if (victim !== undefined) this.agents.delete(victim);
   }
 
   connect(identity: string, now: number): void {
-    this.#get(identity, now).connected++;
+    this.stateOf(identity, now).connected++;
   }
 
   disconnect(identity: string, now: number): void {
-    const a = this.#agents.get(identity);
+    const a = this.agents.get(identity);
     if (a === undefined) return;
     a.connected = Math.max(0, a.connected - 1);
     a.lastSeen = now;
@@ -87,31 +87,31 @@ export class AgentLedger {
 
   /** Records an acknowledgement; the caller has checked 0 <= revision <= current. */
   ack(identity: string, revision: number, now: number): void {
-    const a = this.#get(identity, now);
+    const a = this.stateOf(identity, now);
     a.acked = revision;
     a.ackedAt = now;
   }
 
   connectedStreams(): number {
     let n = 0;
-    for (const a of this.#agents.values()) n += a.connected;
+    for (const a of this.agents.values()) n += a.connected;
     return n;
   }
 
-  #publishedAt(revision: number): number {
-    const t = this.#published.get(revision);
+  private publishedAt(revision: number): number {
+    const t = this.publishTimes.get(revision);
     if (t !== undefined) return t;
     // Older than what is kept: the oldest publish time we know is a lower bound on the lag.
-    const first = this.#published.values().next();
+    const first = this.publishTimes.values().next();
     return first.done === true ? 0 : first.value;
   }
 
   view(identity: string, now: number): AgentView | undefined {
-    const a = this.#agents.get(identity);
+    const a = this.agents.get(identity);
     if (a === undefined) return undefined;
     const acked = a.acked ?? 0;
-    const behind = Math.max(0, this.#revision - acked);
-    const lagMs = behind === 0 ? 0 : Math.max(0, now - this.#publishedAt(acked + 1));
+    const behind = Math.max(0, this.currentRevision - acked);
+    const lagMs = behind === 0 ? 0 : Math.max(0, now - this.publishedAt(acked + 1));
     return {
       identity,
       connected: a.connected,
@@ -125,7 +125,7 @@ export class AgentLedger {
 
   list(now: number): AgentView[] {
     const out: AgentView[] = [];
-    for (const id of this.#agents.keys()) {
+    for (const id of this.agents.keys()) {
       const v = this.view(id, now);
       if (v !== undefined) out.push(v);
     }
@@ -136,7 +136,7 @@ export class AgentLedger {
   maxLag(now: number): { behind: number; lagMs: number } {
     let behind = 0;
     let lagMs = 0;
-    for (const id of this.#agents.keys()) {
+    for (const id of this.agents.keys()) {
       const v = this.view(id, now);
       if (v === undefined || v.connected === 0) continue;
       behind = Math.max(behind, v.behind);

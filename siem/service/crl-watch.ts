@@ -1,8 +1,7 @@
 // The SIEM's view of the CA's revocations: polls `GET /v1/crl` from the server proven to be
 // spiffe://TD/svc/ca, verifies it against the intermediate of the SIEM's own chain (the agent's
 // CRL parser), and hands the revoked serials over. A failed poll keeps the last good CRL.
-import { caRequest, endpointFromBundle } from '../../agent/ca-client.js';
-import { parseVerifiedCrl } from '../../agent/crl.js';
+import { caRequest, endpointFromBundle, parseVerifiedCrl } from '../../client/index.js';
 import type { LoadedIdentity } from '../../common/identity-dir.js';
 import { parseIdentity } from '../../common/identity.js';
 import type { Logger } from '../../common/log.js';
@@ -25,50 +24,50 @@ export function intermediatesOf(id: LoadedIdentity): string[] {
 }
 
 export class CrlWatch {
-  readonly #o: CrlWatchOptions;
-  #timer: NodeJS.Timeout | null = null;
-  #stopped = false;
+  private readonly o: CrlWatchOptions;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
   polls = 0;
   failures = 0;
   lastError: unknown = null;
 
   constructor(o: CrlWatchOptions) {
-    this.#o = o;
+    this.o = o;
   }
 
   start(): void {
     const tick = (): void => {
       void this.pollOnce().finally(() => {
-        if (this.#stopped) return;
-        this.#timer = setTimeout(tick, this.#o.intervalMs);
-        this.#timer.unref();
+        if (this.stopped) return;
+        this.timer = setTimeout(tick, this.o.intervalMs);
+        this.timer.unref();
       });
     };
-    this.#timer = setTimeout(tick, 0);
-    this.#timer.unref();
+    this.timer = setTimeout(tick, 0);
+    this.timer.unref();
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
   }
 
   /** One poll: true when a verified CRL was handed over. */
   async pollOnce(): Promise<boolean> {
     this.polls++;
     try {
-      const id = this.#o.identity();
-      const ep = endpointFromBundle(this.#o.caUrl, id.bundlePem, parseIdentity(id.identity).trustDomain);
+      const id = this.o.identity();
+      const ep = endpointFromBundle(this.o.caUrl, id.bundlePem, parseIdentity(id.identity).trustDomain);
       const r = await caRequest<unknown>(ep, 'GET', '/v1/crl');
       if (r.status !== 200) throw new Error(`the CA answered ${r.status}`);
       const crl = await parseVerifiedCrl(new Uint8Array(r.raw), intermediatesOf(id));
-      this.#o.onCrl(crl.serials, crl.thisUpdate);
+      this.o.onCrl(crl.serials, crl.thisUpdate);
       this.lastError = null;
       return true;
     } catch (err) {
       this.failures++;
       this.lastError = err;
-      this.#o.log.warn({ err }, 'CRL poll failed; the last good CRL stays in force');
+      this.o.log.warn({ err }, 'CRL poll failed; the last good CRL stays in force');
       return false;
     }
   }

@@ -9,7 +9,7 @@ import { matchIdentity } from '../../common/identity.js';
 import type { Alert } from '../correlate/index.js';
 import type { DashboardApi, InventoryQuery, ManualDecisionRequest, View } from '../dashboard/api.js';
 import { quarantineSet, type Inventory, type QuarantineSet } from '../dashboard/inventory.js';
-import type { RunningSiem } from '../server.js';
+import type { RunningSiem } from '../running-siem.js';
 
 const BUCKET_MS = 10_000;
 const BUCKETS = 60;

@@ -1,17 +1,16 @@
 // The SIEM's own identity (spiffe://TD/svc/siem): enrolled once with a join token into
 // DATA/identity, then renewed over mTLS at 2/3 of each certificate's lifetime.
 import { request } from 'node:https';
-import { createTokenProver } from '../../ca/methods/token.js';
-import { enroll } from '../../agent/enroll.js';
+import { createTokenProver } from '../../attestation/index.js';
+import { enroll, renew } from '../../client/index.js';
 import {
   listenHostNames,
   NO_SERVICE_NAMES,
   permittedHostNames,
   serviceNamesFromJson,
   type ServiceNames,
-} from '../../ca/service-names.js';
+} from '../../ca/index.js';
 import { NO_HOST_NAMES } from '../../common/csr.js';
-import { renew } from '../../agent/renew.js';
 import { EdgewardError } from '../../common/errors.js';
 import { hasIdentity, loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
 import { isTrustDomain, parseIdentity, serviceId } from '../../common/identity.js';
@@ -89,7 +88,7 @@ export async function ensureSiemIdentity(o: SiemIdentityOptions): Promise<Loaded
         ? await caHealth(o.caUrl)
         : { trustDomain: o.trustDomain, serviceNames: NO_SERVICE_NAMES };
     const td = o.trustDomain ?? health.trustDomain;
-    // Renewals keep these names (agent/renew.ts asks for the names the certificate has).
+    // Renewals keep these names (client/renew.ts asks for the names the certificate has).
     const hosts =
       o.listenHost === undefined
         ? NO_HOST_NAMES
@@ -122,8 +121,8 @@ const MAX_TIMER = 2 ** 31 - 1;
 
 /** Renews on schedule; on failure retries every minute (or sooner near expiry) until it works. */
 export class IdentityRenewer {
-  #timer: NodeJS.Timeout | null = null;
-  #stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     private readonly o: {
@@ -136,23 +135,23 @@ export class IdentityRenewer {
   ) {}
 
   start(current: LoadedIdentity): void {
-    this.#arm(renewalDue(current) - this.o.now(), current);
+    this.arm(renewalDue(current) - this.o.now(), current);
   }
 
-  #arm(ms: number, current: LoadedIdentity): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#run(current), Math.max(0, Math.min(MAX_TIMER, ms)));
-    this.#timer.unref();
+  private arm(ms: number, current: LoadedIdentity): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.run(current), Math.max(0, Math.min(MAX_TIMER, ms)));
+    this.timer.unref();
   }
 
-  async #run(current: LoadedIdentity): Promise<void> {
-    if (this.o.now() < renewalDue(current)) return this.#arm(renewalDue(current) - this.o.now(), current);
+  private async run(current: LoadedIdentity): Promise<void> {
+    if (this.o.now() < renewalDue(current)) return this.arm(renewalDue(current) - this.o.now(), current);
     try {
       await this.renewNow();
     } catch (err) {
       const left = current.notAfter - this.o.now();
       this.o.log.error({ err, msLeft: left }, 'SIEM identity renewal failed; retrying');
-      this.#arm(Math.max(1000, Math.min(60_000, left / 10)), current);
+      this.arm(Math.max(1000, Math.min(60_000, left / 10)), current);
     }
   }
 
@@ -165,13 +164,13 @@ export class IdentityRenewer {
       'SIEM identity renewed',
     );
     this.o.onRenewed(next);
-    if (this.#timer) clearTimeout(this.#timer);
+    if (this.timer) clearTimeout(this.timer);
     this.start(next);
     return next;
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
   }
 }

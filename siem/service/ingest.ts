@@ -39,40 +39,40 @@ interface Waiting {
 }
 
 export class IngestPipeline {
-  readonly #o: IngestOptions;
-  readonly #maxQueued: number;
-  readonly #maxCommit: number;
-  #queue: Waiting[] = [];
-  #queued = 0;
-  #scheduled = false;
-  #inFlight: Promise<void> | undefined;
+  private readonly o: IngestOptions;
+  private readonly maxQueued: number;
+  private readonly maxCommit: number;
+  private queue: Waiting[] = [];
+  private queuedEvents = 0;
+  private scheduled = false;
+  private inFlight: Promise<void> | undefined;
   /** Committed groups not yet correlated, in commit order. */
-  readonly #toCorrelate: EdgeEvent[][] = [];
-  #correlating = false;
-  #closed = false;
+  private readonly toCorrelate: EdgeEvent[][] = [];
+  private correlating = false;
+  private closed = false;
   /** Commits (transactions) and events committed, for metrics and the bench. */
   commits = 0;
   committed = 0;
 
   constructor(o: IngestOptions) {
-    this.#o = o;
-    this.#maxQueued = o.maxQueuedEvents ?? 100_000;
-    this.#maxCommit = o.maxCommitEvents ?? 10_000;
+    this.o = o;
+    this.maxQueued = o.maxQueuedEvents ?? 100_000;
+    this.maxCommit = o.maxCommitEvents ?? 10_000;
   }
 
   /** Events accepted and not yet committed and correlated. */
   get queued(): number {
-    return this.#queued;
+    return this.queuedEvents;
   }
 
   /** Would a batch of n events fit now? (Checked before reading a body, and again on submit.) */
   hasRoom(n: number): boolean {
-    return this.#queued + n <= this.#maxQueued;
+    return this.queuedEvents + n <= this.maxQueued;
   }
 
   /** Resolves once the batch is durably committed; rejects with ERR_SIEM_OVERLOADED when full. */
   submit(events: readonly EdgeEvent[]): Promise<void> {
-    if (this.#closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
+    if (this.closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
     if (events.length === 0) return Promise.resolve();
     if (!this.hasRoom(events.length)) return Promise.reject(new EdgewardError('ERR_SIEM_OVERLOADED'));
     let rows: EventRows;
@@ -82,109 +82,109 @@ export class IngestPipeline {
       return Promise.reject(err instanceof Error ? err : new TypeError(String(err)));
     }
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ events, rows, resolve, reject });
-      this.#queued += events.length;
-      this.#schedule();
+      this.queue.push({ events, rows, resolve, reject });
+      this.queuedEvents += events.length;
+      this.schedule();
     });
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#inFlight !== undefined) return;
-    this.#scheduled = true;
+  private schedule(): void {
+    if (this.scheduled || this.inFlight !== undefined) return;
+    this.scheduled = true;
     // setImmediate: every request parsed in this turn of the event loop joins the same commit.
     setImmediate(() => {
-      this.#scheduled = false;
-      this.#flush();
+      this.scheduled = false;
+      this.flush();
     });
   }
 
   /** Sends the next group to the writer, unless one is being committed. */
-  #flush(): void {
-    if (this.#inFlight !== undefined || this.#queue.length === 0) return;
+  private flush(): void {
+    if (this.inFlight !== undefined || this.queue.length === 0) return;
     const group: Waiting[] = [];
     let n = 0;
     while (
-      this.#queue.length > 0 &&
-      (group.length === 0 || n + (this.#queue[0] as Waiting).events.length <= this.#maxCommit)
+      this.queue.length > 0 &&
+      (group.length === 0 || n + (this.queue[0] as Waiting).events.length <= this.maxCommit)
     ) {
-      const w = this.#queue.shift() as Waiting;
+      const w = this.queue.shift() as Waiting;
       group.push(w);
       n += w.events.length;
     }
-    this.#inFlight = this.#o.writer
+    this.inFlight = this.o.writer
       .write(group.map((w) => w.rows))
       .then(
-        () => this.#committed(group, n),
-        (err: unknown) => this.#failed(group, n, err),
+        () => this.onCommitted(group, n),
+        (err: unknown) => this.onFailed(group, n, err),
       )
-      .catch((err: unknown) => this.#o.log.error({ err }, 'ingest pipeline failed after a commit'));
+      .catch((err: unknown) => this.o.log.error({ err }, 'ingest pipeline failed after a commit'));
   }
 
-  #committed(group: readonly Waiting[], n: number): void {
-    this.#inFlight = undefined;
+  private onCommitted(group: readonly Waiting[], n: number): void {
+    this.inFlight = undefined;
     // Still counted in `queued` until correlated: memory stays bounded if correlation lags.
     this.commits++;
     this.committed += n;
-    this.#o.onGroupCommit?.(n);
+    this.o.onGroupCommit?.(n);
     for (const w of group) w.resolve();
     // The writer gets the requests that queued during this commit at once; this group is
     // correlated on the next turn, after its acknowledgements are on their way.
-    this.#flush();
+    this.flush();
     const events: EdgeEvent[] = [];
     for (const w of group) for (const e of w.events) events.push(e);
-    this.#toCorrelate.push(events);
-    if (!this.#correlating) {
-      this.#correlating = true;
-      setImmediate(() => this.#correlate());
+    this.toCorrelate.push(events);
+    if (!this.correlating) {
+      this.correlating = true;
+      setImmediate(() => this.correlate());
     }
   }
 
-  #failed(group: readonly Waiting[], n: number, err: unknown): void {
-    this.#inFlight = undefined;
-    this.#queued -= n;
-    this.#o.log.error({ err, events: n }, 'event commit failed; batches refused');
+  private onFailed(group: readonly Waiting[], n: number, err: unknown): void {
+    this.inFlight = undefined;
+    this.queuedEvents -= n;
+    this.o.log.error({ err, events: n }, 'event commit failed; batches refused');
     for (const w of group) w.reject(err);
-    this.#flush();
+    this.flush();
   }
 
-  #correlate(): void {
+  private correlate(): void {
     // One group per turn of the event loop: requests that arrived meanwhile are parsed in
     // between, so the writer's next group fills sooner.
-    const events = this.#toCorrelate.shift();
+    const events = this.toCorrelate.shift();
     if (events !== undefined) {
       try {
-        this.#o.onCommitted?.(events);
+        this.o.onCommitted?.(events);
       } catch (err) {
-        this.#o.log.error({ err }, 'a committed-events listener failed');
+        this.o.log.error({ err }, 'a committed-events listener failed');
       }
       let alerts: Alert[] = [];
       try {
-        alerts = this.#o.correlator.feed(events);
+        alerts = this.o.correlator.feed(events);
       } catch (err) {
         // The events are stored; a correlation bug must not take ingest down with it.
-        this.#o.log.error({ err }, 'correlation failed for a committed group');
+        this.o.log.error({ err }, 'correlation failed for a committed group');
       }
       if (alerts.length > 0) {
         try {
-          this.#o.onAlerts(alerts);
+          this.o.onAlerts(alerts);
         } catch (err) {
-          this.#o.log.error({ err }, 'alert handling failed for a committed group');
+          this.o.log.error({ err }, 'alert handling failed for a committed group');
         }
       }
-      this.#queued -= events.length;
+      this.queuedEvents -= events.length;
     }
-    if (this.#toCorrelate.length > 0) setImmediate(() => this.#correlate());
-    else this.#correlating = false;
+    if (this.toCorrelate.length > 0) setImmediate(() => this.correlate());
+    else this.correlating = false;
   }
 
   /** Refuses new batches, commits what is queued and correlates it. */
   async close(): Promise<void> {
-    this.#closed = true;
+    this.closed = true;
     for (;;) {
-      if (this.#inFlight !== undefined) await this.#inFlight;
-      else if (this.#queue.length > 0) this.#flush();
+      if (this.inFlight !== undefined) await this.inFlight;
+      else if (this.queue.length > 0) this.flush();
       else break;
     }
-    while (this.#toCorrelate.length > 0) this.#correlate();
+    while (this.toCorrelate.length > 0) this.correlate();
   }
 }

@@ -5,7 +5,7 @@ import type { Decision } from '../../common/decisions.js';
 import type { EdgeEvent } from '../../common/events.js';
 import { matchIdentity } from '../../common/identity.js';
 import { normalizeSerial } from '../../common/x509.js';
-import type { CompiledReporterPolicy, ReporterRefusal } from '../../policies/reporter-policy.js';
+import type { CompiledReporterPolicy, ReporterRefusal } from '../../policies/index.js';
 import type { ReporterPeer } from './peer.js';
 
 export type StandingRefusal = 'ERR_SIEM_REPORTER_REVOKED' | 'ERR_SIEM_REPORTER_QUARANTINED';
@@ -42,30 +42,30 @@ function indexOf(revision: number, decisions: readonly Decision[]): QuarantineIn
  * events since (a revocation reaches the SIEM as an event before the next CRL poll).
  */
 export class RevokedSerials {
-  #crl: ReadonlySet<string> = new Set();
-  #crlThisUpdate = -Infinity;
+  private crl: ReadonlySet<string> = new Set();
+  private crlThisUpdate = -Infinity;
   /** From revocation events reported by the CA, kept until a CRL that lists them. */
-  readonly #fromEvents = new Set<string>();
+  private readonly fromEvents = new Set<string>();
 
   has(serial: string): boolean {
-    return this.#crl.has(serial) || this.#fromEvents.has(serial);
+    return this.crl.has(serial) || this.fromEvents.has(serial);
   }
 
   get size(): number {
-    return this.#crl.size + this.#fromEvents.size;
+    return this.crl.size + this.fromEvents.size;
   }
 
   /** Every serial known as revoked. */
   list(): string[] {
-    return [...this.#crl, ...this.#fromEvents];
+    return [...this.crl, ...this.fromEvents];
   }
 
   /** A verified CRL; an older one than the last applied is ignored (false). */
   applyCrl(serials: ReadonlySet<string>, thisUpdate: number): boolean {
-    if (thisUpdate < this.#crlThisUpdate) return false;
-    this.#crl = new Set([...serials].map(normalizeSerial));
-    this.#crlThisUpdate = thisUpdate;
-    for (const s of this.#fromEvents) if (this.#crl.has(s)) this.#fromEvents.delete(s);
+    if (thisUpdate < this.crlThisUpdate) return false;
+    this.crl = new Set([...serials].map(normalizeSerial));
+    this.crlThisUpdate = thisUpdate;
+    for (const s of this.fromEvents) if (this.crl.has(s)) this.fromEvents.delete(s);
     return true;
   }
 
@@ -78,8 +78,8 @@ export class RevokedSerials {
       if (s === undefined) continue;
       const serial = normalizeSerial(s);
       // Bounded like the CRL itself: past it, the next CRL poll has them anyway.
-      if (!this.has(serial) && this.#fromEvents.size < 1_000_000) {
-        this.#fromEvents.add(serial);
+      if (!this.has(serial) && this.fromEvents.size < 1_000_000) {
+        this.fromEvents.add(serial);
         added.push(serial);
       }
     }
@@ -103,30 +103,30 @@ export interface Filtered {
 }
 
 export class ReporterGate {
-  readonly #o: GateOptions;
-  #index: QuarantineIndex = indexOf(-1, []);
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
-  readonly #maxReporters: number;
+  private readonly o: GateOptions;
+  private index: QuarantineIndex = indexOf(-1, []);
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly maxReporters: number;
 
   constructor(o: GateOptions) {
-    this.#o = o;
-    this.#maxReporters = o.maxReporters ?? 100_000;
+    this.o = o;
+    this.maxReporters = o.maxReporters ?? 100_000;
   }
 
   get policy(): CompiledReporterPolicy {
-    return this.#o.policy;
+    return this.o.policy;
   }
 
-  #quarantine(): QuarantineIndex {
-    const d = this.#o.decisions();
-    if (d.revision !== this.#index.revision) this.#index = indexOf(d.revision, d.active());
-    return this.#index;
+  private quarantine(): QuarantineIndex {
+    const d = this.o.decisions();
+    if (d.revision !== this.index.revision) this.index = indexOf(d.revision, d.active());
+    return this.index;
   }
 
   /** Whether the reporter's certificate may be heard at all: revoked, quarantined, or null. */
   standing(p: ReporterPeer): StandingRefusal | null {
-    if (this.#o.revoked.has(p.serial)) return 'ERR_SIEM_REPORTER_REVOKED';
-    const q = this.#quarantine();
+    if (this.o.revoked.has(p.serial)) return 'ERR_SIEM_REPORTER_REVOKED';
+    const q = this.quarantine();
     if (
       q.identities.has(p.identity) ||
       q.serials.has(p.serial) ||
@@ -137,33 +137,33 @@ export class ReporterGate {
     return null;
   }
 
-  #bucket(identity: string): { tokens: number; at: number } {
-    const b = this.#o.policy.policy.budgets;
-    const t = this.#o.now();
-    let x = this.#buckets.get(identity);
+  private bucket(identity: string): { tokens: number; at: number } {
+    const b = this.o.policy.policy.budgets;
+    const t = this.o.now();
+    let x = this.buckets.get(identity);
     if (x === undefined) {
       x = { tokens: b.eventsBurst, at: t };
-      if (this.#buckets.size >= this.#maxReporters) {
-        const first = this.#buckets.keys().next();
-        if (first.done !== true) this.#buckets.delete(first.value);
+      if (this.buckets.size >= this.maxReporters) {
+        const first = this.buckets.keys().next();
+        if (first.done !== true) this.buckets.delete(first.value);
       }
     } else {
       x.tokens = Math.min(b.eventsBurst, x.tokens + ((t - x.at) / 1000) * b.eventsPerSecond);
       x.at = t;
-      this.#buckets.delete(identity);
+      this.buckets.delete(identity);
     }
-    this.#buckets.set(identity, x);
+    this.buckets.set(identity, x);
     return x;
   }
 
   /** Is there budget for any event now (checked before the body is read)? */
   hasBudget(identity: string): boolean {
-    return this.#bucket(identity).tokens >= 1;
+    return this.bucket(identity).tokens >= 1;
   }
 
   /** Takes `n` events from the reporter's budget; false (nothing taken) when it has fewer. */
   spend(identity: string, n: number): boolean {
-    const x = this.#bucket(identity);
+    const x = this.bucket(identity);
     if (x.tokens < n) return false;
     x.tokens -= n;
     return true;
@@ -171,14 +171,14 @@ export class ReporterGate {
 
   /** Seconds until the reporter has `n` events of budget again (Retry-After). */
   retryAfter(identity: string, n: number): number {
-    const x = this.#bucket(identity);
-    const rate = this.#o.policy.policy.budgets.eventsPerSecond;
-    return Math.max(1, Math.ceil((Math.min(n, this.#o.policy.policy.budgets.eventsBurst) - x.tokens) / rate));
+    const x = this.bucket(identity);
+    const rate = this.o.policy.policy.budgets.eventsPerSecond;
+    return Math.max(1, Math.ceil((Math.min(n, this.o.policy.policy.budgets.eventsBurst) - x.tokens) / rate));
   }
 
   /** The events of one stamped batch the policy lets this reporter report, and the others. */
   filter(p: ReporterPeer, events: readonly EdgeEvent[]): Filtered {
-    const policy = this.#o.policy;
+    const policy = this.o.policy;
     // Nearly every batch is all accepted: its array is kept as it is, not copied.
     let refused: { index: number; code: ReporterRefusal }[] | undefined;
     for (let i = 0; i < events.length; i++) {

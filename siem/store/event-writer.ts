@@ -161,88 +161,88 @@ interface Pending {
 }
 
 class ThreadWriter implements EventWriter {
-  readonly #file: string;
-  readonly #opts: ConnectionOptions;
-  #worker: Worker | undefined;
-  #starting: Promise<Worker> | undefined;
+  private readonly file: string;
+  private readonly opts: ConnectionOptions;
+  private worker: Worker | undefined;
+  private starting: Promise<Worker> | undefined;
   /** The thread #starting waits for. */
-  #startingWorker: Worker | undefined;
-  readonly #pending = new Map<number, Pending>();
-  #next = 0;
-  #closed = false;
-  readonly #gate = newGate();
-  readonly #walCounters = newWalCounters();
+  private startingWorker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private next = 0;
+  private closed = false;
+  private readonly gate = newGate();
+  private readonly walCounters = newWalCounters();
 
   constructor(file: string, opts: ConnectionOptions) {
-    this.#file = file;
-    this.#opts = opts;
+    this.file = file;
+    this.opts = opts;
   }
 
   start(): Promise<Worker> {
-    if (this.#worker !== undefined) return Promise.resolve(this.#worker);
-    this.#starting ??= new Promise<Worker>((resolve, reject) => {
+    if (this.worker !== undefined) return Promise.resolve(this.worker);
+    this.starting ??= new Promise<Worker>((resolve, reject) => {
       const data: WriterData = {
-        file: this.#file,
-        opts: this.#opts,
-        gate: this.#gate,
-        walCounters: this.#walCounters,
+        file: this.file,
+        opts: this.opts,
+        gate: this.gate,
+        walCounters: this.walCounters,
       };
       const w = new Worker(workerScript(), { workerData: data });
-      this.#startingWorker = w;
+      this.startingWorker = w;
       let ready = false;
       w.on('message', (m: FromWriter) => {
         if (m.t === 'ready') {
           ready = true;
-          this.#worker = w;
-          this.#starting = undefined;
-          this.#startingWorker = undefined;
-          if (this.#pending.size === 0) w.unref();
+          this.worker = w;
+          this.starting = undefined;
+          this.startingWorker = undefined;
+          if (this.pending.size === 0) w.unref();
           resolve(w);
         } else if (m.t === 'fatal') {
           reject(storeError('open failed', new Error(m.message)));
-        } else this.#answer(m);
+        } else this.answer(m);
       });
       w.on('error', (err) => {
         if (!ready) reject(storeError('writer thread failed', err));
-        this.#stopped(w, err);
+        this.stopped(w, err);
       });
       w.on('exit', (code) => {
         if (!ready) reject(storeError('writer thread failed', new Error(`exit ${code}`)));
-        this.#stopped(w, new Error(`writer thread exited (${code})`));
+        this.stopped(w, new Error(`writer thread exited (${code})`));
       });
     });
-    return this.#starting;
+    return this.starting;
   }
 
-  #answer(m: Extract<FromWriter, { id: number }>): void {
-    const p = this.#pending.get(m.id);
+  private answer(m: Extract<FromWriter, { id: number }>): void {
+    const p = this.pending.get(m.id);
     if (p === undefined) return;
-    this.#pending.delete(m.id);
-    if (this.#pending.size === 0) this.#worker?.unref();
+    this.pending.delete(m.id);
+    if (this.pending.size === 0) this.worker?.unref();
     if (m.t === 'done') p.resolve();
     else p.reject(storeError('insert failed', new Error(m.message)));
   }
 
-  #stopped(w: Worker, cause: unknown): void {
-    if (w === this.#startingWorker) {
+  private stopped(w: Worker, cause: unknown): void {
+    if (w === this.startingWorker) {
       // It never became ready: the next write starts another.
-      this.#starting = undefined;
-      this.#startingWorker = undefined;
+      this.starting = undefined;
+      this.startingWorker = undefined;
     }
-    if (this.#worker !== w) return;
-    this.#worker = undefined;
-    resetGate(this.#gate);
+    if (this.worker !== w) return;
+    this.worker = undefined;
+    resetGate(this.gate);
     // Not answered: not known to be committed, so never acknowledged.
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
     for (const p of pending) p.reject(storeError('writer thread stopped', cause));
   }
 
   async write(batches: readonly EventRows[]): Promise<void> {
-    if (this.#closed) throw new EdgewardError('ERR_SIEM_UNAVAILABLE');
-    const w = this.#worker ?? (await this.start());
-    const id = ++this.#next;
-    const done = new Promise<void>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    if (this.closed) throw new EdgewardError('ERR_SIEM_UNAVAILABLE');
+    const w = this.worker ?? (await this.start());
+    const id = ++this.next;
+    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     // Keep the process alive while a commit is outstanding.
     w.ref();
     const msg: ToWriter = { t: 'write', id, batches };
@@ -253,23 +253,23 @@ class ThreadWriter implements EventWriter {
         [...new Set(batches.flatMap((b) => [b.num.buffer as ArrayBuffer, b.bytes.buffer as ArrayBuffer]))],
       );
     } catch (err) {
-      this.#pending.delete(id);
+      this.pending.delete(id);
       throw err instanceof TypeError ? err : storeError('insert failed', err);
     }
     return done;
   }
 
   exclusive<T>(fn: () => T): T {
-    return holdWriter(this.#gate, HANDOFF_MS, fn);
+    return holdWriter(this.gate, HANDOFF_MS, fn);
   }
 
   walCheckpoints(): WalCheckpoints {
-    return readWalCounters(this.#walCounters);
+    return readWalCounters(this.walCounters);
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    const w = this.#worker ?? (await this.#starting?.catch(() => undefined));
+    this.closed = true;
+    const w = this.worker ?? (await this.starting?.catch(() => undefined));
     if (w === undefined) return;
     w.ref();
     const exited = new Promise<void>((r) => w.once('exit', () => r()));
@@ -279,7 +279,7 @@ class ThreadWriter implements EventWriter {
   }
 
   async abort(): Promise<void> {
-    const w = this.#worker;
+    const w = this.worker;
     if (w === undefined) return;
     await w.terminate();
   }

@@ -16,14 +16,14 @@ import type { AlertQuery, DecisionChanges, SiemStore, TimelineQuery } from './st
 // 2: alert_entity (alerts by entity), filled from the stored alerts when an older file is opened;
 // entity_timeline_recent (the newest timeline entries, see event-insert.ts), created empty.
 // 3: entity_timeline keyed by segment first (see event-insert.ts), rebuilt from the older table;
-// alerts, decisions, pending decisions (one row each, no longer one 'pending' meta value) and
-// meta moved to the state file (below).
+// alerts, decisions, pending decisions (one row each; version 2 kept pending ones in one 'pending'
+// meta value) and meta in the state file (below).
 const SCHEMA_VERSION = 3;
 
 // The state file (`siem.state.db` beside `siem.db`): alerts, decisions, pending decisions and the
 // revision. Its own file, so its writes never wait for the ingest writer's group commit on the
-// events file (SQLite locks per file): the event loop no longer blocks until the writer's
-// transaction ends each time alerts or decisions are stored.
+// events file (SQLite locks per file): the event loop never blocks until the writer's transaction
+// ends when alerts or decisions are stored.
 const STATE_SCHEMA_VERSION = 1;
 
 // Per-entity timelines live in one integer-keyed index table (entity hash, event time, rowid)

@@ -1,6 +1,6 @@
 // Checkpoints of the events file's write-ahead log, off the ingest writer's path. SQLite's own
 // (automatic) checkpoint runs inside the commit that crosses the threshold: that commit, and so
-// the acknowledgement of every batch in it, waited while ~40 MiB of pages were copied into the
+// the acknowledgement of every batch in it, waits while ~40 MiB of pages are copied into the
 // database file and synced (about a fifth of the ingest rate at 1.5M events). Here a second
 // connection on its own thread copies the pages while the writer goes on committing (PASSIVE
 // blocks nobody); once the log is long, it holds the writer off between two transactions (the

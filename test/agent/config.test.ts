@@ -1,4 +1,4 @@
-// The YAML config: the example parses; every bad field gets a coded error naming it.
+// The YAML config: a complete example parses; every bad field gets a coded error naming it.
 import { describe, expect, it } from 'vitest';
 import { isLoopback, parseAgentConfig } from '../../agent/config.js';
 

@@ -1,4 +1,4 @@
-// The CRL across restarts (attack 6 of issue 19): the last verified CRL is stored and enforced at
+// The CRL across restarts (the fail-static attack: a restart must not forget revocations): the last verified CRL is stored and enforced at
 // the next start before any connection, whether or not the CA answers; past its nextUpdate it is
 // still enforced and /healthz and /metrics say so; a stored CRL that does not verify makes the
 // agent refuse everyone until the CA gives a good one; the CRL comes only from spiffe://TD/svc/ca.
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { httpsCrlFetcher } from '../../agent/crl-poller.js';
-import { loadIdentity } from '../../agent/rotation.js';
+import { loadIdentityMaterial } from '../../agent/rotation.js';
 import { EdgewardError } from '../../common/errors.js';
 import { echoServer, leafClient, node, startAgent, TD, world, type World } from './fixtures/harness.js';
 
@@ -154,7 +154,7 @@ describe('the CRL across restarts', () => {
 
   it('is fetched only from a server proven to be spiffe://TD/svc/ca', async () => {
     const der = await w.pki.crl([]);
-    const identity = await loadIdentity(w.self.dir, w.self.id);
+    const identity = await loadIdentityMaterial(w.self.dir, w.self.id);
     for (const [name, ok] of [
       [`spiffe://${TD}/node/not-the-ca`, false],
       [`spiffe://${TD}/svc/ca`, true],

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeClock, systemClock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
-import { loadIdentity, Rotation } from '../../agent/rotation.js';
+import { loadIdentityMaterial, Rotation } from '../../agent/rotation.js';
 import { node, world, type World } from './fixtures/harness.js';
 
 let w: World;
@@ -18,7 +18,7 @@ afterAll(async () => {
 
 describe('rotation', () => {
   it('renews at 2/3 of the lifetime', async () => {
-    const m = await loadIdentity(w.self.dir, w.self.id);
+    const m = await loadIdentityMaterial(w.self.dir, w.self.id);
     const r = new Rotation({
       dir: w.self.dir,
       id: w.self.id,
@@ -105,10 +105,10 @@ describe('rotation', () => {
   });
 
   it('refuses an identity folder for another identity', async () => {
-    await expect(loadIdentity(w.self.dir, node('not-me'))).rejects.toMatchObject({
+    await expect(loadIdentityMaterial(w.self.dir, node('not-me'))).rejects.toMatchObject({
       code: 'ERR_AGENT_IDENTITY_FILES',
     });
-    await expect(loadIdentity(join(w.pki.dir, 'nowhere'), node('x'))).rejects.toMatchObject({
+    await expect(loadIdentityMaterial(join(w.pki.dir, 'nowhere'), node('x'))).rejects.toMatchObject({
       code: 'ERR_AGENT_IDENTITY_FILES',
     });
   });

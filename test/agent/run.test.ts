@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
 import type { Agent } from '../../agent/agent.js';
-import { jwsDecisionVerifier } from '../../agent/decision-verifier.js';
+import { jwsDecisionVerifier } from '../../client/index.js';
 import { parseAgentArgs, runAgentCommand } from '../../agent/run.js';
 import { echoServer, leafClient, node, TD, world, withTimeout, type World } from './fixtures/harness.js';
 

@@ -45,7 +45,7 @@ describe('CA events', () => {
     expect(e['attestation.reason']).toBe('pcr_mismatch');
     expect(e['error.code']).toBe('ERR_ATT_TPM_PCR_MISMATCH');
   });
-  // Issue 19 ("anonymous quarantine"): a refused enrollment proved no identity, so the identity it
+  // The "anonymous quarantine" attack: a refused enrollment proved no identity, so the identity it
   // named goes into attestation.claimed_identity, never into source.identity that rules key on.
   it('keeps a claimed identity out of source.identity; only proven ones go there', () => {
     const claimed = validateEvent(

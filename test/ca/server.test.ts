@@ -5,9 +5,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enroll } from '../../agent/enroll.js';
-import { renew } from '../../agent/renew.js';
-import { createTokenProver } from '../../ca/methods/token.js';
+import { enroll, renew } from '../../client/index.js';
+import { createTokenProver } from '../../attestation/index.js';
 import { verifyAuditChain } from '../../ca/audit.js';
 import { quarantineOf } from '../../ca/quarantine.js';
 import { parseServiceNames } from '../../ca/service-names.js';
@@ -381,7 +380,7 @@ describe('hostile requests', () => {
       'ERR_CA_FOREIGN_TRUST_DOMAIN',
     );
   });
-  // Issue 19 ("anonymous quarantine"): enrollments prove nothing, so they spend their source
+  // The "anonymous quarantine" attack: enrollments prove nothing, so they spend their source
   // address's budget, never the budget of the identity they name (its renewals have their own).
   it('rate-limits enrollment per source address, never per the identity it names', async () => {
     const ca2 = await startTestCa({
@@ -670,7 +669,7 @@ describe('renewal over mTLS', () => {
   });
 });
 
-// Issue 19 ("a quarantined clone escapes by renewing"): a serial or key quarantine refuses that
+// The attack "a quarantined clone escapes by renewing": a serial or key quarantine refuses that
 // credential, and holds its identity (renewals, enrollments) until an analyst releases it.
 describe('renewal holds after a quarantined certificate', () => {
   let current: DecisionSet = { trustDomain: TD, revision: 1, issuedAt: Date.now(), decisions: [] };

@@ -4,7 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createAuthority } from '../../ca/authority.js';
-import { createTokenMethod, newJoinToken } from '../../ca/methods/token.js';
+import { createTokenMethod, newJoinToken } from '../../attestation/index.js';
 import { CaService } from '../../ca/service.js';
 import { MAX_SESSION_CHARS, openSealedSession, sealSession } from '../../ca/sessions.js';
 import { openCaStore } from '../../ca/store-sqlite.js';

@@ -4,7 +4,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Enforcer, type LiveConn } from '../../agent/enforcement.js';
+import { Enforcer, type LiveConn } from '../../agent/index.js';
 import { fakeClock } from '../../common/clock.js';
 import { signDecisionSet, verifyDecisions } from '../../common/decision-jws.js';
 import { canonicalScope, isCanonicalScope } from '../../common/decision-scope.js';
@@ -12,7 +12,8 @@ import type { Decision, DecisionScope } from '../../common/decisions.js';
 import { validateEvent } from '../../common/events.js';
 import { parseIp } from '../../common/ip.js';
 import { checkRuleFile } from '../../policies/rules/index.js';
-import { parsePlaybookTexts, ResponseEngine } from '../../siem/playbooks/index.js';
+import { ResponseEngine } from '../../siem/playbooks/index.js';
+import { parsePlaybookTexts } from '../../policies/index.js';
 import { addressOf, arbAddress, holds, spellings, type Address } from '../helpers/ip-spellings.js';
 
 const TD = 'factory.example';

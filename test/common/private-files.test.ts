@@ -1,4 +1,4 @@
-// Private folders and files whatever the umask (attack 8 of issue 19: SQLite stores were 0644):
+// Private folders and files whatever the umask (the attack: SQLite stores made 0644, readable by all):
 // the helper of common/private-files.ts on real files, and SQLite's WAL and shared-memory files in
 // a child process started under umask 000 and 022.
 import { spawnSync } from 'node:child_process';

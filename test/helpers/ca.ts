@@ -2,15 +2,18 @@
 // real SQLite file and real TLS. Other parts' integration tests use it.
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { FILES } from '../../ca/authority.js';
-import type { AttestationMethod } from '../../ca/attestation-method.js';
-import type { AuditRecord } from '../../ca/audit.js';
-import { initCa } from '../../ca/init.js';
-import type { ServiceNames } from '../../ca/service-names.js';
-import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
-import { enroll } from '../../agent/enroll.js';
-import { startCaServer, type CaServerOptions, type RunningCa } from '../../ca/server.js';
-import type { EnrollmentPolicy } from '../../ca/service.js';
+import {
+  FILES,
+  type AuditRecord,
+  initCa,
+  type ServiceNames,
+  startCaServer,
+  type CaServerOptions,
+  type RunningCa,
+  type EnrollmentPolicy,
+} from '../../ca/index.js';
+import { type AttestationMethod, createTokenProver, newJoinToken } from '../../attestation/index.js';
+import { enroll } from '../../client/index.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
 import { createPrivateFile } from '../../common/private-files.js';

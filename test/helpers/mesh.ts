@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { dirname, join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll } from 'vitest';
-import { FILES } from '../../ca/authority.js';
+import { FILES } from '../../ca/index.js';
 import { serviceId } from '../../common/identity.js';
 import { loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
 import { commandLine, edgeward, type CliResult, type SpawnOptions } from './cli.js';

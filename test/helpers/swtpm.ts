@@ -1,2 +1,2 @@
 // The software TPM fixture lives with the TPM code (the demo and the benchmarks use it too).
-export * from '../../attestation/tpm/swtpm.js';
+export * from '../../attestation/tpm/index.js';

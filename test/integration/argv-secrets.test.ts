@@ -1,4 +1,4 @@
-// Attack 5 of issue 19: join tokens on command lines (`siem serve --token T`, the demo, agent
+// The attack: join tokens on command lines (`siem serve --token T`, the demo, agent
 // configs), where any local user reads them in /proc/PID/cmdline; a watcher enrolled as svc/siem
 // 41 ms after one appeared. Real processes: a mesh from dist/ and a watcher process of /proc.
 import { spawn, type ChildProcess } from 'node:child_process';

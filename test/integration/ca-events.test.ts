@@ -3,15 +3,12 @@
 // SIEM's signed decision stream, refusing renewals of quarantined identities until the lift.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enroll } from '../../agent/enroll.js';
-import { remoteCode } from '../../agent/ca-client.js';
-import { renew } from '../../agent/renew.js';
-import { createTokenProver, newJoinToken } from '../../ca/methods/token.js';
-import { startCaServer, type RunningCa } from '../../ca/server.js';
+import { enroll, remoteCode, renew } from '../../client/index.js';
+import { createTokenProver, newJoinToken } from '../../attestation/index.js';
+import { startCaServer, type RunningCa } from '../../ca/index.js';
 import { serviceId } from '../../common/identity.js';
 import { silentLogger } from '../../common/log.js';
-import type { RunningSiem } from '../../siem/server.js';
-import { createDashboardApi } from '../../siem/service/dashboard-api.js';
+import { type RunningSiem, createDashboardApi } from '../../siem/index.js';
 import { startTestCa } from '../helpers/ca.js';
 import { rawRequest } from '../helpers/https.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -86,7 +83,7 @@ describe('ca serve --siem', () => {
       'tls.client.x509.serial_number': issued.serial,
     });
     // The refused enrollment proved nothing: it is evidence about its address, not about the
-    // identity it named (issue 19, "anonymous quarantine").
+    // identity it named (the "anonymous quarantine" attack).
     expect(events.some((e) => e['event.outcome'] === 'failure')).toBe(false);
     expect(failure()).toMatchObject({
       'error.code': 'ERR_CA_TOKEN_INVALID',

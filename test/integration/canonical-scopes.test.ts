@@ -1,4 +1,4 @@
-// Issue 19, attack 3, with real processes (CA, SIEM with its dashboard, an agent): an address's
+// With real processes (CA, SIEM with its dashboard, an agent): an address's
 // spelling cannot get past the allowlist or widen a decision, because every scope has one
 // canonical form made where the decision is created (common/ip.ts, common/decision-scope.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -11,12 +11,15 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/log.js';
-import { openDashboardDb } from '../../siem/dashboard/cli.js';
-import { Inventory } from '../../siem/dashboard/inventory.js';
-import { startDashboard, type RunningDashboard } from '../../siem/dashboard/server.js';
-import { UserStore } from '../../siem/dashboard/users.js';
-import type { RunningSiem } from '../../siem/server.js';
-import { createDashboardApi } from '../../siem/service/dashboard-api.js';
+import {
+  openDashboardDb,
+  Inventory,
+  startDashboard,
+  type RunningDashboard,
+  UserStore,
+  type RunningSiem,
+  createDashboardApi,
+} from '../../siem/index.js';
 import { echoServer, mtlsClient, type ClientResult } from '../agent/fixtures/harness.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { EDGEWARD, stop } from '../helpers/cli.js';

@@ -1,7 +1,7 @@
 // `edgeward siem serve --dashboard HOST:PORT --dashboard-cert F --dashboard-key F` as a real
 // process: the dashboard presents the operator's host-name certificate (made with openssl, with
 // an intermediate), which a TLS client verifies for "localhost" against the operator's root; bad
-// files are refused at start with their codes; without the flags, the old certificate and a warning.
+// files are refused at start with their codes; without the flags, the SIEM's mesh certificate and a warning.
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:https';

@@ -1,6 +1,5 @@
-// Attack 6 of issue 19: an agent restarted while the SIEM and the CA are unreachable enforced
-// nothing (stored decisions were verified with a key fetched from the SIEM, the CRL was never
-// persisted). Real processes: CA, SIEM and an agent from dist/, then kill -9 of CA and SIEM.
+// The attack: an agent restarted while the SIEM and the CA are unreachable enforces nothing (when
+// stored decisions verify only with a key fetched from the SIEM, and the CRL is not persisted). Real processes: CA, SIEM and an agent from dist/, then kill -9 of CA and SIEM.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';

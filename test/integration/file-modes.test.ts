@@ -1,4 +1,4 @@
-// Attack 8 of issue 19 (SQLite stores were created 0644): a whole mesh of real processes (ca init,
+// The attack: SQLite stores created 0644, readable by every local user. A whole mesh of real processes (ca init,
 // ca serve, siem serve with its dashboard, an agent, enroll, ca token --out) started under umask
 // 000 and 022; while they run, every folder they made is 0700 and every file but certificates 0600.
 import { readdirSync, statSync } from 'node:fs';

@@ -5,13 +5,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { remoteCode } from '../../agent/ca-client.js';
-import { enroll } from '../../agent/enroll.js';
-import { importPufRecord } from '../../attestation/puf/import.js';
-import { createPufMethod } from '../../attestation/puf/method.js';
-import { createPufProver } from '../../attestation/puf/prover.js';
-import { provisionPuf } from '../../attestation/puf/provision.js';
-import { createSimPuf } from '../../attestation/puf/simulator.js';
+import { remoteCode, enroll } from '../../client/index.js';
+import { importPufRecord, createPufProver, provisionPuf, createSimPuf } from '../../attestation/puf/index.js';
 import { startTestCa, TEST_TD, type TestCa } from '../helpers/ca.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -35,7 +30,7 @@ async function refusal(p: Promise<unknown>): Promise<string | undefined> {
 }
 
 beforeAll(async () => {
-  ca = await startTestCa({ methods: [createPufMethod()] });
+  ca = await startTestCa();
 });
 afterAll(async () => {
   await ca.stop();

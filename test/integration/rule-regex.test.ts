@@ -1,4 +1,4 @@
-// Issue 19, attack 8, with real processes: rule regexes compile on RE2 in `edgeward policy check`
+// With real processes: rule regexes compile on RE2 in `edgeward policy check`
 // and in `siem serve` alike, so a pattern that backtracks catastrophically on V8 cannot stall the
 // SIEM's event loop, and what needs backtracking is refused by both with the same code.
 import { mkdirSync, writeFileSync } from 'node:fs';

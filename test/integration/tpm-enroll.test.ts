@@ -5,16 +5,14 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { remoteCode } from '../../agent/ca-client.js';
-import { enroll } from '../../agent/enroll.js';
-import { renew } from '../../agent/renew.js';
-import { createTpmMethod, createTpmProver } from '../../attestation/tpm/index.js';
-import { checkAttestationPolicy, methodsFor } from '../../policies/attestation-policy.js';
-import { readReferencePcrs } from '../../policies/pcrs.js';
+import { remoteCode, enroll, renew } from '../../client/index.js';
+import { createTpmMethod, createTpmProver, readReferencePcrs } from '../../attestation/tpm/index.js';
+import { checkAttestationPolicy, methodsFor } from '../../policies/index.js';
 import { startTestCa, TEST_TD, type TestCa } from '../helpers/ca.js';
 import { edgewardAsync } from '../helpers/cli.js';
 import { createTestManufacturer, policyTrustingMaker, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { tempDir } from '../helpers/tmp.js';
+import { METHOD_NAMES } from '../../attestation/index.js';
 
 const dir = tempDir('edgeward-tpm-e2e-');
 const ID = `spiffe://${TEST_TD}/node/tpm-e2e`;
@@ -27,6 +25,7 @@ beforeAll(async () => {
   const golden = await readReferencePcrs({ tcti: tpm.tcti });
   const policy = checkAttestationPolicy(
     policyTrustingMaker(maker, [{ pattern: `spiffe://${TEST_TD}/node/*`, methods: ['tpm'], pcrs: golden }]),
+    { methods: METHOD_NAMES },
   );
   ca = await startTestCa({
     methods: [createTpmMethod(policy)],

@@ -11,10 +11,11 @@ import {
   methodsFor,
   ruleFor,
 } from '../../policies/attestation-policy.js';
-import { formatPcrPolicy } from '../../policies/pcrs.js';
+import { formatPcrPolicy } from '../../attestation/tpm/index.js';
 import { openssl } from '../helpers/openssl.js';
 import { createTestManufacturer, type TestManufacturer } from '../helpers/swtpm.js';
 import { tempDir } from '../helpers/tmp.js';
+import { METHOD_NAMES } from '../../attestation/index.js';
 
 const dir = tempDir('edgeward-attpol-');
 let maker: TestManufacturer;
@@ -60,7 +61,7 @@ describe('attestation policy', () => {
   it('loads a complete policy, resolving files next to it', () => {
     const file = join(dir, 'attestation.yaml');
     writeFileSync(file, policy());
-    const p = loadAttestationPolicy(file);
+    const p = loadAttestationPolicy(file, METHOD_NAMES);
     expect(p.ekRoots.map((c) => c.subject)).toEqual(['CN=Policy Test Vendor Root CA']);
     expect(p.ekIntermediates).toHaveLength(1);
     const node = ruleFor(p, 'spiffe://factory.example/node/n1');
@@ -74,7 +75,7 @@ describe('attestation policy', () => {
   });
 
   it('answers methodsFor by the first matching pattern, empty when none matches', () => {
-    const p = checkAttestationPolicy(policy(), { baseDir: dir });
+    const p = checkAttestationPolicy(policy(), { methods: METHOD_NAMES, baseDir: dir });
     expect(methodsFor(p, 'spiffe://factory.example/node/n1')).toEqual(['tpm']);
     expect(methodsFor(p, 'spiffe://factory.example/device/line1/d7')).toEqual(['puf', 'token']);
     expect(methodsFor(p, 'spiffe://factory.example/svc/siem')).toEqual([]);
@@ -92,6 +93,7 @@ describe('attestation policy', () => {
       policy({
         ek: `ek:\n  roots:\n    - pem: |\n${pem}\n  allow:\n    - sha256: "${'AB'.repeat(32)}"\n      note: lab board 7`,
       }),
+      { methods: METHOD_NAMES },
     );
     expect(p.ekRoots).toHaveLength(1);
     expect(p.ekAllowList.has('ab'.repeat(32))).toBe(true);
@@ -108,7 +110,7 @@ describe('attestation policy', () => {
     );
     const rule = ['identities:', '  - pattern: spiffe://factory.example/node/*', '    methods: [tpm]',
       ...section.trim().split('\n').map((l) => `    ${l}`)].join('\n'); // prettier-ignore
-    const p = checkAttestationPolicy(policy({ identities: rule }), { baseDir: dir });
+    const p = checkAttestationPolicy(policy({ identities: rule }), { methods: METHOD_NAMES, baseDir: dir });
     expect(ruleFor(p, 'spiffe://factory.example/node/x')?.tpm?.pcrs.get(7)?.[0]?.toString('hex')).toBe(
       'ff'.repeat(32),
     );
@@ -180,19 +182,23 @@ describe('attestation policy', () => {
     ['a root that is not PEM', 'version: 1\nek:\n  roots:\n    - pem: hello\n', 'ERR_POLICY_ATT_CERT'],
     ['both file and pem', 'version: 1\nek:\n  roots:\n    - {file: a, pem: b}\n', 'ERR_POLICY_ATT_SCHEMA'],
   ])('refuses %s', (_what, text, code) => {
-    expect(codeOf(() => checkAttestationPolicy(text, { baseDir: dir }))).toBe(code);
+    expect(codeOf(() => checkAttestationPolicy(text, { methods: METHOD_NAMES, baseDir: dir }))).toBe(code);
   });
 
   it('refuses a root that is not a CA certificate', () => {
     const leaf = join(dir, 'leaf.pem');
     openssl(['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'leaf.key'),
       '-out', leaf, '-subj', '/CN=not a CA', '-addext', 'basicConstraints=critical,CA:FALSE']); // prettier-ignore
-    expect(codeOf(() => checkAttestationPolicy(`version: 1\nek:\n  roots:\n    - file: ${leaf}\n`))).toBe(
-      'ERR_POLICY_ATT_CERT',
-    );
+    expect(
+      codeOf(() =>
+        checkAttestationPolicy(`version: 1\nek:\n  roots:\n    - file: ${leaf}\n`, { methods: METHOD_NAMES }),
+      ),
+    ).toBe('ERR_POLICY_ATT_CERT');
   });
 
   it('refuses a missing file with ERR_POLICY_ATT_FILE', () => {
-    expect(codeOf(() => loadAttestationPolicy(join(dir, 'nope.yaml')))).toBe('ERR_POLICY_ATT_FILE');
+    expect(codeOf(() => loadAttestationPolicy(join(dir, 'nope.yaml'), METHOD_NAMES))).toBe(
+      'ERR_POLICY_ATT_FILE',
+    );
   });
 });

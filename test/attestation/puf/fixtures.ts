@@ -2,9 +2,8 @@
 // in a temporary folder, and real P-256 CSR keys.
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import type { CsrKey, MethodContext } from '../../../ca/attestation-method.js';
-import { openCaStore } from '../../../ca/store-sqlite.js';
-import type { CaStore } from '../../../ca/store.js';
+import type { CsrKey, MethodContext } from '../../../attestation/method.js';
+import { openCaStore, type CaStore } from '../../../ca/index.js';
 import { fakeClock, type FakeClock } from '../../../common/clock.js';
 import { parseIdentity, type Identity } from '../../../common/identity.js';
 import { silentLogger } from '../../../common/log.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BeginResult, CsrKey, MethodContext, Verdict } from '../../../ca/attestation-method.js';
+import type { BeginResult, CsrKey, MethodContext, Verdict } from '../../../attestation/method.js';
 import type { Identity } from '../../../common/identity.js';
 import { createPufMethod, type PufMethod } from '../../../attestation/puf/method.js';
 import { createPufProver } from '../../../attestation/puf/prover.js';
@@ -236,7 +236,7 @@ describe('puf attestation method, key mode', () => {
     expect(m.limiters.source.state(`${id.uri} ${c.ctx.source}`)).toBeUndefined();
   });
 
-  // Issue 19 ("anonymous quarantine"): strangers failing with the device's name must not lock
+  // The "anonymous quarantine" attack: strangers failing with the device's name must not lock
   // the device out. Failures count per identity and address, under a larger cap per identity.
   it('failures from one address never lock the device out at another', async () => {
     const c = ca();

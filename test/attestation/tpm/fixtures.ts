@@ -1,7 +1,7 @@
 // Shared pieces for the TPM method tests: an in-memory implementation of the CA's method store
 // interface (the SQLite one is the CA's and is tested there), CSR keys, and contexts.
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import type { CsrKey, MethodContext, MethodStoreWriter } from '../../../ca/attestation-method.js';
+import type { CsrKey, MethodContext, MethodStoreWriter } from '../../../attestation/method.js';
 import type { FakeClock } from '../../../common/clock.js';
 import { silentLogger } from '../../../common/log.js';
 

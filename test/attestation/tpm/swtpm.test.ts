@@ -1,13 +1,13 @@
 // The `tpm` method end to end at the method level against real software TPMs (swtpm + tpm2-tools):
 // the positive paths for ECC and RSA EKs (which also prove our MakeCredential is what a real TPM
-// activates) and every refusal of the issue, each with its own code. Two TPMs, set up once.
+// activates) and every refusal the method makes, each with its own code. Two TPMs, set up once.
 // EDGEWARD_RECORD_TPM_VECTORS=1 also rewrites test/vectors/tpm/*.json from the positive paths.
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AttestationMethod, CsrKey, Prover } from '../../../ca/attestation-method.js';
+import type { AttestationMethod, CsrKey, Prover } from '../../../attestation/method.js';
 import { fakeClock } from '../../../common/clock.js';
 import { parseIdentity } from '../../../common/identity.js';
 import {
@@ -19,8 +19,8 @@ import {
   parseTpm2bPublic,
   toTpm2ToolsCredentialFile,
 } from '../../../attestation/tpm/index.js';
-import { checkAttestationPolicy } from '../../../policies/attestation-policy.js';
-import { readReferencePcrs, runPolicyPcrsCommand } from '../../../policies/pcrs.js';
+import { checkAttestationPolicy } from '../../../policies/index.js';
+import { readReferencePcrs, runPolicyPcrsCommand } from '../../../attestation/tpm/pcrs.js';
 import {
   createTestManufacturer,
   startSwtpm,
@@ -28,6 +28,7 @@ import {
   type TestManufacturer,
 } from '../../helpers/swtpm.js';
 import { MemoryStore, codeOf, commitAll, context, csrKey } from './fixtures.js';
+import { METHOD_NAMES } from '../../../attestation/registry.js';
 
 const run = promisify(execFile);
 const RECORD = process.env['EDGEWARD_RECORD_TPM_VECTORS'] === '1';
@@ -102,7 +103,7 @@ beforeAll(async () => {
   clock.set(Date.now() + 1000); // EK certificates are valid from their (whole) second of issue
   golden = await readReferencePcrs({ tcti: tpmA.tcti, pcrs: [0, 1, 2, 3, 4, 5, 6, 7] });
   policyText = policyYaml(maker.rootFile, maker.intermediateFile, golden);
-  method = createTpmMethod(checkAttestationPolicy(policyText));
+  method = createTpmMethod(checkAttestationPolicy(policyText, { methods: METHOD_NAMES }));
   proverA = createTpmProver({ tcti: tpmA.tcti });
   proverB = createTpmProver({ tcti: tpmB.tcti, ek: 'rsa' });
   [evidenceA, evidenceB] = await Promise.all([proverA.evidence(), proverB.evidence()]);
@@ -248,7 +249,9 @@ describe('tpm method against swtpm', () => {
       expect(await codeOf(async () => method.begin(ctx, id, evidence))).toBe('ERR_ATT_TPM_EK_UNTRUSTED');
       const hash = ekSha256Of(Buffer.from(evidence['ekPublic'] as string, 'base64'));
       const allowing = createTpmMethod(
-        checkAttestationPolicy(policyYaml(maker.rootFile, maker.intermediateFile, golden, [hash])),
+        checkAttestationPolicy(policyYaml(maker.rootFile, maker.intermediateFile, golden, [hash]), {
+          methods: METHOD_NAMES,
+        }),
       );
       const r = await round(allowing, prover, evidence, id);
       const v = await allowing.finish(ctx, id, r.state, r.response, r.key);
@@ -296,7 +299,9 @@ describe('tpm method against swtpm', () => {
   it('refuses an EK from an untrusted manufacturer (ERR_ATT_TPM_EK_UNTRUSTED)', async () => {
     const other = await createTestManufacturer('Some Other TPM Vendor');
     const m = createTpmMethod(
-      checkAttestationPolicy(policyYaml(other.rootFile, other.intermediateFile, golden)),
+      checkAttestationPolicy(policyYaml(other.rootFile, other.intermediateFile, golden), {
+        methods: METHOD_NAMES,
+      }),
     );
     expect(await codeOf(async () => m.begin(ctx, ID_A, evidenceA))).toBe('ERR_ATT_TPM_EK_UNTRUSTED');
   });

@@ -6,8 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { createTpmMethod, ekSha256Of, parseQuoteAttest } from '../../../attestation/tpm/index.js';
 import { fakeClock } from '../../../common/clock.js';
 import { parseIdentity } from '../../../common/identity.js';
-import { checkAttestationPolicy } from '../../../policies/attestation-policy.js';
+import { checkAttestationPolicy } from '../../../policies/index.js';
 import { MemoryStore, codeOf, commitAll, context, csrKey, csrKeyFromSpki } from './fixtures.js';
+import { METHOD_NAMES } from '../../../attestation/registry.js';
 
 const DIR = join(import.meta.dirname, '../../vectors/tpm');
 const FILES = readdirSync(DIR).filter((f) => f.endsWith('.json'));
@@ -36,7 +37,7 @@ function load(file: string): Vector {
 function setup(v: Vector, policyText = v.policy) {
   const clock = fakeClock(v.now);
   const store = new MemoryStore(clock);
-  const method = createTpmMethod(checkAttestationPolicy(policyText));
+  const method = createTpmMethod(checkAttestationPolicy(policyText, { methods: METHOD_NAMES }));
   const id = parseIdentity(v.identity);
   const csr = csrKeyFromSpki(Buffer.from(v.csrSpkiDer, 'base64'));
   const ctx = context(clock, store);

@@ -1,6 +1,6 @@
-// Issue 19, attack 1: three enrollments with made-up join tokens for node/n1, from one address and
-// with no credential, once got n1 quarantined, drained n1's renewal budget and (with failed PUF
-// answers) locked a PUF device out. A refused enrollment proved nothing: it must be evidence
+// The "anonymous quarantine" attack: three enrollments with made-up join tokens for node/n1, from
+// one address and with no credential, trying to get n1 quarantined, drain n1's renewal budget and
+// (with failed PUF answers) lock a PUF device out. A refused enrollment proved nothing: it must be evidence
 // about its source address only, and spend no budget of the identity it named.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

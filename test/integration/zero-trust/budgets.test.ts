@@ -1,4 +1,4 @@
-// Issue 19, attack 7, against a real mesh (CA, SIEM, two agents): a compromised node floods the
+// Against a real mesh (CA, SIEM, two agents): a compromised node floods the
 // SIEM with forged handshake failures from documentation addresses until the automatic-decision
 // budget is spent; a real cloned credential, seen by the two agents, must still be quarantined at
 // once and the clone's victim connection cut, because budgets are per reporter (and the

@@ -1,12 +1,11 @@
-// Issue 19, attack 4: after ew-cloned-credential quarantined a serial, POST /v1/renew with that
-// certificate returned a new one, which connected again. Now the quarantined certificate cannot
-// renew, its identity is held (no renewal, no enrollment) until an analyst releases it, and the
+// The attack "a quarantined clone escapes by renewing": after ew-cloned-credential quarantined a
+// serial, POST /v1/renew with that certificate asks for a fresh one. The quarantined certificate
+// cannot renew, its identity is held (no renewal, no enrollment) until an analyst releases it, and the
 // legitimate PUF device then renews by re-attesting, which the clone cannot.
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { FILES } from '../../../ca/authority.js';
-import { openCaStore } from '../../../ca/store-sqlite.js';
+import { FILES, openCaStore } from '../../../ca/index.js';
 import { buildCsr } from '../../../common/csr.js';
 import { loadIdentity } from '../../../common/identity-dir.js';
 import { toPem } from '../../../common/pem.js';

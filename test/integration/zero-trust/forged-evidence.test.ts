@@ -1,4 +1,4 @@
-// Issue 19, attack 2 and its neighbours, against a real mesh (CA, SIEM with its dashboard, an
+// Forged evidence and its neighbours, against a real mesh (CA, SIEM with its dashboard, an
 // agent): enrolled identities that post evidence they may not give, revoked and quarantined
 // reporters, devices that subscribe to the decision stream. Each refusal is asserted by its code,
 // with no decision following, while the legitimate identities still connect and report.

@@ -1,5 +1,4 @@
-// Issue 19, attack 8: the mesh root (which the demo once told users to trust in a browser) must
-// not vouch for the web. Leaves signed with the mesh's real intermediate key for www.bank.example
+// The mesh root (which a user may trust in a browser) must not vouch for the web. Leaves signed with the mesh's real intermediate key for www.bank.example
 // (or a mailbox, or an undeclared address) are refused by openssl and by Node's TLS client; a
 // declared address verifies; the CA and the SIEM started as processes verify with curl as printed.
 import { execFile } from 'node:child_process';
@@ -9,7 +8,7 @@ import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FILES } from '../../../ca/authority.js';
+import { FILES } from '../../../ca/index.js';
 import { startMesh, type Mesh } from '../../helpers/mesh.js';
 import { openssl } from '../../helpers/openssl.js';
 import { tempDir } from '../../helpers/tmp.js';

@@ -4,12 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EdgeEvent } from '../../../common/events.js';
 import type { Alert } from '../../../siem/correlate/index.js';
-import {
-  loadPlaybooks,
-  parsePlaybookTexts,
-  ResponseEngine,
-  type PlaybookConfig,
-} from '../../../siem/playbooks/index.js';
+import { ResponseEngine } from '../../../siem/playbooks/index.js';
+import { loadPlaybooks, parsePlaybookTexts, type PlaybookConfig } from '../../../policies/index.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 const TD = 'factory.example';

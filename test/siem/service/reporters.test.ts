@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../../common/decisions.js';
 import type { EdgeEvent } from '../../../common/events.js';
-import { compileReporterPolicy, parseReporterPolicy } from '../../../policies/reporter-policy.js';
+import { compileReporterPolicy, parseReporterPolicy } from '../../../policies/index.js';
 import { ReporterGate, RevokedSerials } from '../../../siem/service/reporters.js';
 import type { ReporterPeer } from '../../../siem/service/peer.js';
 

@@ -1,16 +1,15 @@
 // Shared set-up of the SIEM service tests: a real CA, the SIEM enrolled with a join token, node
-// identities, mTLS requests and a real agent-side stream subscriber (agent/decisions-client.ts).
+// identities, mTLS requests and a real agent-side stream subscriber (client/decisions-client.ts).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { DecisionStreamClient } from '../../../agent/decisions-client.js';
-import { DecisionStore } from '../../../agent/decisions-store.js';
-import { jwsDecisionVerifier } from '../../../agent/decision-verifier.js';
+import { DecisionStreamClient, DecisionStore, jwsDecisionVerifier } from '../../../client/index.js';
 import { systemClock } from '../../../common/clock.js';
 import { loadIdentity, type LoadedIdentity } from '../../../common/identity-dir.js';
 import { loadRules } from '../../../policies/rules/index.js';
-import { loadPlaybooks } from '../../../siem/playbooks/index.js';
-import { startSiemServer, type RunningSiem, type SiemServerOptions } from '../../../siem/server.js';
+import { loadPlaybooks } from '../../../policies/index.js';
+import { startSiemServer, type SiemServerOptions } from '../../../siem/server.js';
+import type { RunningSiem } from '../../../siem/running-siem.js';
 import { ensureSiemIdentity } from '../../../siem/service/identity.js';
 import { serviceId } from '../../../common/identity.js';
 import { silentLogger } from '../../../common/log.js';

@@ -10,7 +10,7 @@ import { openSqliteStore } from '../../../siem/store/index.js';
 import { prepareEventInsert, SEGMENT_SHIFT } from '../../../siem/store/event-insert.js';
 import { decodeText, encodeEventRows, rowsFromFields, TEXT_COLUMNS } from '../../../siem/store/event-rows.js';
 import { openEventWriter, yieldingStore } from '../../../siem/store/event-writer.js';
-import { withWriter } from '../../helpers/event-writer.js';
+import { withWriter } from './fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = Date.UTC(2026, 0, 10);

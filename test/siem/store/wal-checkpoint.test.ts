@@ -13,7 +13,7 @@ import { encodeEventRows } from '../../../siem/store/event-rows.js';
 import { openEventWriter } from '../../../siem/store/event-writer.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
 import { checkpointPass, RESTART_WAIT_MS } from '../../../siem/store/wal-checkpoint.js';
-import { withWriter } from '../../helpers/event-writer.js';
+import { withWriter } from './fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const dir = tempDir();

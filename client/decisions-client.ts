@@ -6,8 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { SecureContext } from 'node:tls';
 import { EdgewardError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { httpsCall } from './https-client.js';
-import { tlsOptions } from './reporter.js';
+import { httpsCall, tlsOptions } from './https-client.js';
 
 export interface SseEvent {
   readonly event: string;

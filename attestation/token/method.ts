@@ -1,9 +1,16 @@
 // The `token` attestation method: a one-time, short-lived join token bound to one identity,
 // made by `edgeward ca token`. No hardware evidence; meant for services and bootstrap.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AttestationMethod, Prover } from '../attestation-method.js';
+import type { AttestationMethod, Prover } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
-import type { TokenRecord } from '../store.js';
+
+/** A join token (by hash). Its single use is a used-once marker (namespace 'token') written at issuance. */
+export interface TokenRecord {
+  readonly hash: string;
+  readonly identity: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
 
 const TOKEN_RE = /^ewt_[A-Za-z0-9_-]{43}$/;
 

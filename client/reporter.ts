@@ -1,13 +1,12 @@
 // Batches security events to the SIEM (`POST /v1/events`, a JSON array, over mTLS). When the SIEM
 // is unreachable the batch goes to the durable spool; spooled events are replayed first, in order.
 import * as https from 'node:https';
-import type * as tls from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from '../common/log.js';
 import { EdgewardError } from '../common/errors.js';
 import { validateEvent, type EdgeEvent } from '../common/events.js';
 import type { Spool } from './spool.js';
-import { verifyServiceIdentity } from './tls-identity.js';
+import { poolFor, tlsOptions } from './https-client.js';
 
 export interface EventSink {
   emit(event: EdgeEvent): void;
@@ -158,30 +157,7 @@ export interface HttpsSenderOptions {
   readonly timeout?: number;
 }
 
-// One keep-alive pool per TLS context: SIEM and CA calls reuse connections instead of paying a
-// handshake per batch or acknowledgement; a rotated context gets a fresh pool, the old one idles out.
-const pools = new WeakMap<SecureContext, https.Agent>();
-
-export function poolFor(context: SecureContext): https.Agent {
-  let a = pools.get(context);
-  if (!a) {
-    a = new https.Agent({ keepAlive: true, maxSockets: 4, maxFreeSockets: 2, timeout: 30_000 });
-    pools.set(context, a);
-  }
-  return a;
-}
-
-/** mTLS client options for the agent's HTTPS calls (SIEM, CA): its identity, TLS 1.3, the peer's SPIFFE ID pinned. */
-export function tlsOptions(context: SecureContext, expect: string | null): https.RequestOptions {
-  const o: tls.ConnectionOptions = {
-    secureContext: context,
-    minVersion: 'TLSv1.3',
-    checkServerIdentity: (_host, cert) => (expect === null ? undefined : verifyServiceIdentity(cert, expect)),
-  };
-  return o;
-}
-
-/** The production sender: one HTTPS POST per batch, mTLS with the agent's current identity. */
+/** The production sender: one HTTPS POST per batch, mTLS with the reporter's current identity. */
 export function httpsBatchSender(o: HttpsSenderOptions): BatchSender {
   return (batch) =>
     new Promise<void>((resolve, reject) => {

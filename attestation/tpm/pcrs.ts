@@ -3,10 +3,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createToolRunner, readPcrValues } from '../attestation/tpm/index.js';
-import { optional, parse, required, UsageError } from '../cli/args.js';
-import type { Logger } from '../common/log.js';
-import { PCR_BANKS, type PcrBank } from './attestation-policy.js';
+import { readPcrValues } from './prover.js';
+import { createToolRunner } from './tools.js';
+import { optional, parse, required, UsageError } from '../../common/args.js';
+import type { Logger } from '../../common/log.js';
+import { PCR_BANKS, type PcrBank } from '../../policies/index.js';
 
 export interface ReferencePcrsOptions {
   readonly tcti: string;

@@ -1,7 +1,7 @@
 // `edgeward renew`: a new key and certificate over mTLS with the current one. Identities whose
 // method re-attests (TPM, PUF) answer the CA's challenge with their prover on the same connection.
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
-import type { Prover } from '../ca/attestation-method.js';
+import type { Prover } from '../attestation/index.js';
 import { buildCsr } from '../common/csr.js';
 import { loadIdentity, writeIdentity } from '../common/identity-dir.js';
 import { EdgewardError } from '../common/errors.js';
@@ -9,7 +9,7 @@ import { parseIdentity } from '../common/identity.js';
 import { toPem } from '../common/pem.js';
 import { hostSans } from '../common/x509.js';
 import { caRequest, checkIssued, endpointFromBundle, remoteCode, type IssuedResponse } from './ca-client.js';
-import { spkiSha256 } from './csr-key.js';
+import { csrKey } from './csr-key.js';
 
 export interface RenewOptions {
   readonly ca: string;
@@ -49,10 +49,7 @@ export async function renew(o: RenewOptions): Promise<IssuedResponse> {
       { evidence: await o.prover.evidence() },
       creds,
     );
-    const response = await o.prover.respond(begun.json.challenge, {
-      spkiDer,
-      spkiSha256: spkiSha256(spkiDer),
-    });
+    const response = await o.prover.respond(begun.json.challenge, csrKey(spkiDer));
     answer = (
       await caRequest<unknown>(ep, 'POST', '/v1/renew', { csr, session: begun.json.session, response }, creds)
     ).json;

@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../common/clock.js';
-import { jwsDecisionVerifier } from '../../agent/decision-verifier.js';
-import { SseParser, tokenOf, type SseEvent } from '../../agent/decisions-client.js';
-import { DecisionStore } from '../../agent/decisions-store.js';
+import { jwsDecisionVerifier } from '../../client/decision-verifier.js';
+import { SseParser, tokenOf, type SseEvent } from '../../client/decisions-client.js';
+import { DecisionStore } from '../../client/decisions-store.js';
 import {
   decisionSigner,
   leafClient,
@@ -18,7 +18,7 @@ import {
   world,
   withTimeout,
   type World,
-} from './fixtures/harness.js';
+} from '../agent/fixtures/harness.js';
 
 let w: World;
 beforeAll(async () => {
@@ -208,8 +208,8 @@ describe('decision stream client', () => {
     await new Promise<void>((r) => siem.listen(0, '127.0.0.1', r));
     const port = (siem.address() as AddressInfo).port;
     const victim = await w.pki.issue(node('sse-victim'));
-    const app = await (await import('./fixtures/harness.js')).echoServer();
-    const events = new (await import('./fixtures/harness.js')).EventCapture();
+    const app = await (await import('../agent/fixtures/harness.js')).echoServer();
+    const events = new (await import('../agent/fixtures/harness.js')).EventCapture();
     const a = await startAgent(
       { ...w, signer, events },
       {

@@ -6,10 +6,10 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/log.js';
-import { httpsBatchSender, Reporter } from '../../agent/reporter.js';
-import { loadIdentity } from '../../agent/rotation.js';
-import { Spool } from '../../agent/spool.js';
-import { node, world, withTimeout, type World } from './fixtures/harness.js';
+import { httpsBatchSender, Reporter } from '../../client/reporter.js';
+import { loadIdentityMaterial } from '../../agent/index.js';
+import { Spool } from '../../client/spool.js';
+import { node, world, withTimeout, type World } from '../agent/fixtures/harness.js';
 
 let w: World;
 let siem: https.Server;
@@ -68,7 +68,7 @@ const ev = (i: number): Record<string, unknown> => ({
 
 /** A reporter with its own spool file, sending to the test SIEM over mTLS as the node. */
 async function reporterTo(spoolFile: string, batchMax: number): Promise<{ spool: Spool; r: Reporter }> {
-  const m = await loadIdentity(w.self.dir, w.self.id);
+  const m = await loadIdentityMaterial(w.self.dir, w.self.id);
   const spool = new Spool(join(w.pki.dir, spoolFile), { maxEvents: 10_000, maxBytes: 10_000_000 });
   const r = new Reporter({
     spool,
@@ -132,7 +132,7 @@ describe('reporter', () => {
   });
 
   it('a SIEM presenting another identity is treated as unreachable', async () => {
-    const m = await loadIdentity(w.self.dir, w.self.id);
+    const m = await loadIdentityMaterial(w.self.dir, w.self.id);
     const send = httpsBatchSender({
       url: `https://127.0.0.1:${port}`,
       expect: 'spiffe://factory.example/svc/other',

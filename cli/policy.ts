@@ -3,13 +3,16 @@
 // settings, reporter policies), and read a reference device's PCRs into the attestation policy format.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { UsageError } from '../cli/args.js';
-import { describeAttestationPolicy, loadAttestationPolicy } from './attestation-policy.js';
-import { runPolicyPcrsCommand } from './pcrs.js';
-import { describeReporterPolicy, parseReporterPolicy } from './reporter-policy.js';
-import { checkRuleFile } from './rules/index.js';
+import { UsageError } from '../common/args.js';
+import {
+  describeAttestationPolicy,
+  loadAttestationPolicy,
+  describeReporterPolicy,
+  parseReporterPolicy,
+  parsePlaybookTexts,
+} from '../policies/index.js';
+import { checkRuleFile } from '../policies/rules/index.js';
 import { assertRuleTests } from '../siem/correlate/index.js';
-import { parsePlaybookTexts } from '../siem/playbooks/index.js';
 
 const USAGE =
   'edgeward policy check FILE... | edgeward policy pcrs --tcti TCTI [--bank sha256] [--pcrs 0,1,...]';
@@ -24,14 +27,18 @@ function kindOf(text: string): 'attestation' | 'playbook' | 'reporters' | 'rules
 
 export async function runPolicyCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [verb, ...rest] = argv;
-  if (verb === 'pcrs') return runPolicyPcrsCommand(rest, out);
+  // The attestation part loads only for what needs it (a TPM, the attestation registry).
+  if (verb === 'pcrs') return (await import('../attestation/tpm/index.js')).runPolicyPcrsCommand(rest, out);
   if (verb !== 'check' || rest.length === 0) throw new UsageError(`usage: ${USAGE}`);
   for (const file of rest) {
     const text = readFileSync(file, 'utf8');
     switch (kindOf(text)) {
-      case 'attestation':
-        out(`${file}: attestation policy OK\n${describeAttestationPolicy(loadAttestationPolicy(file))}`);
+      case 'attestation': {
+        const { METHOD_NAMES } = await import('../attestation/index.js');
+        const policy = loadAttestationPolicy(file, METHOD_NAMES);
+        out(`${file}: attestation policy OK\n${describeAttestationPolicy(policy)}`);
         break;
+      }
       case 'playbook':
         parsePlaybookTexts([{ name: basename(file), text }]);
         out(`${file}: playbook OK`);

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Spool } from '../../agent/spool.js';
+import { Spool } from '../../client/spool.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -49,7 +49,7 @@ describe('spool', () => {
     const file = join(dir, 'crash.sqlite');
     const child = spawn(
       process.execPath,
-      ['--import', './test/agent/fixtures/ts-loader.mjs', 'test/agent/fixtures/spool-child.ts', file],
+      ['--import', './test/helpers/ts-loader.mjs', 'test/client/fixtures/spool-child.ts', file],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

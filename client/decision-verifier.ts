@@ -1,4 +1,4 @@
-// The agent's DecisionVerifiers over common/decision-jws.ts: ES256 compact JWS signed by the SIEM,
+// The DecisionVerifiers of enforcement points (agents, the CA) over common/decision-jws.ts: ES256 compact JWS signed by the SIEM,
 // checked against a configured public key (PEM), or against the SIEM's certificate chain as it
 // rotates, which is kept with the tokens it verified so that they verify again after a restart.
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';

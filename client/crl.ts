@@ -1,12 +1,23 @@
 // Parses the CA's CRL (DER) into revoked serials after checking its framing and its signature
-// against the intermediate(s) the agent trusts for its trust domain.
-import 'reflect-metadata';
+// against the intermediate(s) the caller (an agent, the SIEM) trusts for its trust domain.
 import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { EdgewardError } from '../common/errors.js';
 import { normalizeSerial } from '../common/x509.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+// The X.509 library (and the reflect-metadata it needs first) loads at the first CRL read: the
+// client's face is loaded by processes that never read a CRL (the CA, enroll), and it is the
+// client's heaviest import.
+let library: Promise<typeof X509> | undefined;
+function x509Library(): Promise<typeof X509> {
+  library ??= import('reflect-metadata')
+    .then(() => import('@peculiar/x509'))
+    .then((x509) => {
+      x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+      return x509;
+    });
+  return library;
+}
 
 export const MAX_CRL_BYTES = 8 * 1024 * 1024;
 
@@ -41,7 +52,8 @@ export async function parseVerifiedCrl(der: Uint8Array, issuerPems: readonly str
         ? 'CRL is not a DER SEQUENCE'
         : 'CRL length does not match its DER header (trailing or missing bytes)',
     );
-  let crl: x509.X509Crl;
+  const x509 = await x509Library();
+  let crl: X509.X509Crl;
   let serials: Set<string>;
   try {
     crl = new x509.X509Crl(der.slice());
@@ -51,7 +63,7 @@ export async function parseVerifiedCrl(der: Uint8Array, issuerPems: readonly str
   }
   let verified = false;
   for (const pem of issuerPems) {
-    let issuer: x509.X509Certificate;
+    let issuer: X509.X509Certificate;
     try {
       issuer = new x509.X509Certificate(pem);
     } catch {

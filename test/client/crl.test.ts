@@ -1,7 +1,7 @@
 // CRL parsing: a CRL from the intermediate verifies; foreign signatures, trailing bytes and junk
 // are refused with their codes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { derTotalLength, parseVerifiedCrl } from '../../agent/crl.js';
+import { derTotalLength, parseVerifiedCrl } from '../../client/crl.js';
 import { createTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;

@@ -1,12 +1,12 @@
 // `edgeward enroll`: make a P-256 key and CSR, prove the device with an attestation method's
 // prover (token, tpm, puf), and write the identity folder.
 import { generateKeyPairSync } from 'node:crypto';
-import type { Prover } from '../ca/attestation-method.js';
+import type { Prover } from '../attestation/index.js';
 import { buildCsr, NO_HOST_NAMES, type HostNames } from '../common/csr.js';
 import { writeIdentity } from '../common/identity-dir.js';
 import { parseIdentity } from '../common/identity.js';
 import { toPem } from '../common/pem.js';
-import { spkiSha256 } from './csr-key.js';
+import { csrKey } from './csr-key.js';
 import { caRequest, checkIssued, pinCa, type CaEndpoint, type IssuedResponse } from './ca-client.js';
 
 export interface EnrollOptions {
@@ -55,7 +55,7 @@ export async function enrollWith(
     },
   );
   print(`answering the CA's ${prover.method} challenge`);
-  const response = await prover.respond(begun.json.challenge, { spkiDer, spkiSha256: spkiSha256(spkiDer) });
+  const response = await prover.respond(begun.json.challenge, csrKey(spkiDer));
   print('POST /v1/enroll/finish');
   const done = await caRequest<unknown>(ep, 'POST', '/v1/enroll/finish', {
     session: begun.json.session,

@@ -1,0 +1,18 @@
+// The CA part's face: the service, the CA folder (init, file names, store), the
+// service names it vouches for, and its follower of the SIEM's decisions.
+export { startCaServer, type CaServerOptions, type RunningCa } from './server.js';
+export { initCa, type InitOptions, type InitOutcome } from './init.js';
+export { createAuthority, FILES } from './authority.js';
+export type { AuditRecord } from './audit.js';
+export { openCaStore } from './store-sqlite.js';
+export type { CaStore, CertRecord, StoreTx } from './store.js';
+export type { CaEvent, EnrollmentPolicy } from './service.js';
+export {
+  listenHostNames,
+  NO_SERVICE_NAMES,
+  parseServiceNames,
+  permittedHostNames,
+  serviceNamesFromJson,
+  type ServiceNames,
+} from './service-names.js';
+export { createCaDecisionFollower, type CaDecisionFollower } from './siem-follower.js';
