@@ -3,7 +3,7 @@
 // over the ingest pipeline, the correlator, the response engine and the decision hub.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { systemClock, parseDuration, type Clock } from '../common/clock.js';
 import {
   DECISION_ACTIONS,
@@ -11,8 +11,8 @@ import {
   type DecisionAction,
   type DecisionScope,
 } from '../common/decisions.js';
-import { EdgewardError, toClientError } from '../common/errors.js';
-import { toEdgewardError } from '../common/http-errors.js';
+import { EdgewardError } from '../common/errors.js';
+import { createHttpsServer, holdOpen, listeningUrl, setServerTls } from '../common/http-server.js';
 import { createEventIdFactory, type EdgeEvent } from '../common/events.js';
 import type { LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
@@ -349,36 +349,17 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   }
 
   const tls = (id: LoadedIdentity) => ({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem });
-  const app = Fastify({
-    loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }),
+  const app = createHttpsServer({
+    log,
     bodyLimit: 64 * 1024,
-    requestTimeout: 30_000,
-    keepAliveTimeout: 30_000,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    https: {
-      ...tls(identity),
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.3',
-      handshakeTimeout: 10_000,
+    timeouts: { requestMs: 30_000, keepAliveMs: 30_000 },
+    tls: { ...tls(identity), requestCert: true },
+    onRefusal: (e, _err, req, reply) => {
+      if (req.url.startsWith('/v1/events')) metrics.rejected.inc({ reason: e.code });
+      if (e.code === 'ERR_SIEM_OVERLOADED') void reply.header('retry-after', '1');
+      if (e.code === 'ERR_SIEM_REPORTER_RATE')
+        void reply.header('retry-after', String(Number(e.detail?.['retryAfter'] ?? 1)));
     },
-  });
-
-  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const e = toEdgewardError(err);
-    if (req.url.startsWith('/v1/events')) metrics.rejected.inc({ reason: e.code });
-    if (e.code === 'ERR_INTERNAL') log.error({ err }, 'internal error');
-    else log.debug({ code: e.code, url: req.url, detail: e.detail, reason: e.message }, 'refused');
-    if (e.code === 'ERR_SIEM_OVERLOADED') void reply.header('retry-after', '1');
-    if (e.code === 'ERR_SIEM_REPORTER_RATE')
-      void reply.header('retry-after', String(Number(e.detail?.['retryAfter'] ?? 1)));
-    void reply.status(e.statusCode).send(toClientError(e));
-  });
-  app.setNotFoundHandler((_req, reply) => {
-    void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND')));
   });
 
   app.get('/healthz', async () => ({
@@ -490,6 +471,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
         else streamsOf.set(peer.identity, n);
       };
       reply.hijack();
+      holdOpen(req);
       const res = reply.raw;
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
@@ -723,7 +705,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       log,
       onRenewed(next) {
         identity = next;
-        app.server.setSecureContext({ ...tls(next), minVersion: 'TLSv1.3' });
+        setServerTls(app, tls(next));
         hub.setSigner(signerOf(next));
       },
     });
@@ -731,13 +713,10 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   }
 
   await app.listen({ host: o.host, port: o.port });
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : o.port;
-  const hostForUrl =
-    o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host;
+  const { url, port } = listeningUrl(app, o.host, o.port);
   let closed = false;
   return {
-    url: `https://${hostForUrl}:${port}`,
+    url,
     port,
     trustDomain,
     hub,
