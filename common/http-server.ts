@@ -4,6 +4,8 @@
 import Fastify, {
   LogController,
   type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyTypeProviderDefault,
   type FastifyError,
   type FastifyReply,
   type FastifyRequest,
@@ -16,6 +18,14 @@ import type { Logger } from './log.js';
 
 /** The fastify instance every service builds its routes on. */
 export type HttpsApp = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger>;
+
+/** A route plugin of such an instance. */
+export type HttpsPlugin = FastifyPluginAsync<
+  Record<never, never>,
+  HttpsServer,
+  FastifyTypeProviderDefault,
+  Logger
+>;
 
 export interface HttpsServerTls {
   readonly key: string;
