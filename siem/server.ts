@@ -32,6 +32,7 @@ import { auditEvent, type AuditEntry } from './service/audit.js';
 import { createCaRevoker, type CaRevoker } from './service/ca-link.js';
 import { CrlWatch } from './service/crl-watch.js';
 import { signerOf } from './service/decision-key.js';
+import { SseStreams } from './service/sse.js';
 import { Feed } from './service/feed.js';
 import { DecisionHub } from './service/hub.js';
 import { IdentityRenewer } from './service/identity.js';
@@ -131,9 +132,11 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     signer: signerOf(identity),
     now,
     log,
-    ...(o.maxSubscribers !== undefined ? { maxSubscribers: o.maxSubscribers } : {}),
     onPublished: (c) => metrics.publishSeconds.observe(c.publishMs / 1000),
   });
+  const maxSubscribers = o.maxSubscribers ?? 20_000;
+  const streams = new SseStreams({ hub, now, maxSubscribers });
+  hub.addPublisher(streams);
   // Decisions stored before scopes had one canonical form are rewritten or lifted, and published.
   const repaired = hub.change((e) => e.repairScopes());
   if (repaired.rewritten.length + repaired.lifted.length > 0)
@@ -208,6 +211,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const routes: SiemRouteContext = {
     trustDomain,
     hub,
+    streams,
     engine,
     store,
     writer,
@@ -223,7 +227,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     budgets: reporterPolicy.budgets,
     maxBatchEvents: o.maxBatchEvents ?? MAX_BATCH_EVENTS,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
-    maxSubscribers: o.maxSubscribers ?? 20_000,
+    maxSubscribers,
     analyst: createAnalystRunner(createAnalystAuthorizer(trustDomain, o.analyst), audit),
     revokeAtCa,
   };
@@ -242,7 +246,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     }
   }, o.expireEveryMs ?? 1000);
   expiry.unref();
-  const heartbeat = setInterval(() => hub.heartbeat(), o.heartbeatMs ?? 15_000);
+  const heartbeat = setInterval(() => streams.heartbeat(), o.heartbeatMs ?? 15_000);
   heartbeat.unref();
   let retention: NodeJS.Timeout | undefined;
   if (o.retentionDays !== undefined) {
@@ -306,7 +310,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       crlWatch?.stop();
       await ingest.close();
       await hub.settled();
-      hub.closeAll();
+      hub.close();
       await app.close();
       await stores.close();
     },

@@ -14,12 +14,15 @@ import type { CrlWatch } from '../service/crl-watch.js';
 import type { DecisionHub } from '../service/hub.js';
 import type { IngestPipeline } from '../service/ingest.js';
 import type { SiemMetrics } from '../service/metrics.js';
+import type { SseStreams } from '../service/sse.js';
 import type { AnalystAuthorizer, Principal } from '../service/peer.js';
 import type { ReporterGate, RevokedSerials } from '../service/reporters.js';
 
 export interface SiemRouteContext {
   readonly trustDomain: string;
   readonly hub: DecisionHub;
+  /** The decision stream's subscribers (a publisher of the hub). */
+  readonly streams: SseStreams;
   readonly engine: ResponseEngine;
   readonly store: SiemStore;
   readonly writer: EventWriter;

@@ -5,9 +5,8 @@
 import type { FastifyRequest } from 'fastify';
 import { EdgewardError } from '../../common/errors.js';
 import { holdOpen, type HttpsPlugin } from '../../common/http-server.js';
-import type { Subscriber } from '../service/hub.js';
 import { reporterOf, type ReporterPeer } from '../service/peer.js';
-import { resumeRevision } from '../service/sse.js';
+import { resumeRevision, type Subscriber } from '../service/sse.js';
 import { str, DIGITS, type SiemRouteContext } from './context.js';
 
 /** A subscriber further behind than this many buffered bytes is dropped (it resyncs). */
@@ -28,7 +27,7 @@ const SCHEMAS = {
 } as const;
 
 export function decisionRoutes(c: SiemRouteContext): HttpsPlugin {
-  const { hub, gate, revoked, trustDomain, log, budgets } = c;
+  const { hub, streams, gate, revoked, trustDomain, log, budgets } = c;
 
   /** Who may follow, poll and acknowledge the decision stream: the policy's subscribers, unrevoked. */
   const subscriber = (req: FastifyRequest): ReporterPeer => {
@@ -55,7 +54,7 @@ export function decisionRoutes(c: SiemRouteContext): HttpsPlugin {
         const from = resumeRevision(req.query.from, typeof lastId === 'string' ? lastId : undefined);
         if (from !== null && Number.isNaN(from))
           throw new EdgewardError('ERR_INPUT_MALFORMED', 'Last-Event-ID must be a revision');
-        if (hub.subscribers >= c.maxSubscribers) throw new EdgewardError('ERR_SIEM_STREAM_LIMIT');
+        if (streams.subscribers >= c.maxSubscribers) throw new EdgewardError('ERR_SIEM_STREAM_LIMIT');
         const open = streamsOf.get(peer.identity) ?? 0;
         if (open >= budgets.decisionStreams)
           throw new EdgewardError('ERR_SIEM_STREAM_IDENTITY_LIMIT', undefined, {
@@ -93,9 +92,9 @@ export function decisionRoutes(c: SiemRouteContext): HttpsPlugin {
         };
         res.on('close', () => {
           release();
-          hub.unsubscribe(sub);
+          streams.unsubscribe(sub);
         });
-        hub.subscribe(sub, from).catch((err: unknown) => {
+        streams.subscribe(sub, from).catch((err: unknown) => {
           log.warn({ err, identity: peer.identity }, 'decision stream could not start');
           sub.close();
         });

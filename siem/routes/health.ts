@@ -23,7 +23,7 @@ export function healthRoutes(c: SiemRouteContext): HttpsPlugin {
       const lag = hub.ledger.maxLag(t);
       metrics.revision.set(undefined, hub.revision);
       metrics.active.set(undefined, c.engine.active().length);
-      metrics.subscribers.set(undefined, hub.subscribers);
+      metrics.subscribers.set(undefined, c.streams.subscribers);
       metrics.agents.set(undefined, hub.ledger.list(t).filter((a) => a.connected > 0).length);
       metrics.lagRevisions.set(undefined, lag.behind);
       metrics.lagSeconds.set(undefined, lag.lagMs / 1000);
