@@ -5,7 +5,7 @@ import { generateKeyPairSync, type X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type TLSSocket } from 'node:tls';
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { serverMethods, type AttestationMethod } from '../attestation/index.js';
 import { methodsFor, type AttestationPolicy } from '../policies/index.js';
 import { FILES, loadAuthority } from './authority.js';
@@ -33,8 +33,8 @@ import {
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import { systemClock, type Clock } from '../common/clock.js';
-import { EdgewardError, toClientError } from '../common/errors.js';
-import { toEdgewardError } from '../common/http-errors.js';
+import { EdgewardError } from '../common/errors.js';
+import { createHttpsServer, listeningUrl, setServerTls } from '../common/http-server.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../common/metrics.js';
 import { normalizeSerial, uriSans } from '../common/x509.js';
@@ -244,39 +244,20 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     });
     await follower.start();
   }
-  const app = Fastify({
-    loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }),
+  const app = createHttpsServer({
+    log,
     bodyLimit: o.bodyLimit ?? 64 * 1024,
-    requestTimeout: 15_000,
-    keepAliveTimeout: 10_000,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    https: {
-      ...creds,
-      ca: [authority.bundlePem, authority.intPem],
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.3',
-      handshakeTimeout: 10_000,
+    timeouts: { requestMs: 15_000, keepAliveMs: 10_000 },
+    tls: { ...creds, ca: [authority.bundlePem, authority.intPem], requestCert: true },
+    onRefusal: (e, err, req, reply) => {
+      const kind = routeKind(req.url);
+      // Handlers audit their own refusals; errors raised before a handler (parsing, schema,
+      // size) are audited here.
+      if (kind && !(err instanceof EdgewardError) && e.code !== 'ERR_INTERNAL') {
+        service.recordRefusal(kind, req.ip, e);
+      }
+      if (e.code === 'ERR_RATE_LIMITED') void reply.header('retry-after', String(service.retryAfter(req.ip)));
     },
-  });
-
-  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const e = toEdgewardError(err);
-    const kind = routeKind(req.url);
-    // Handlers audit their own refusals; errors raised before a handler (parsing, schema,
-    // size) are audited here.
-    if (kind && !(err instanceof EdgewardError) && e.code !== 'ERR_INTERNAL') {
-      service.recordRefusal(kind, req.ip, e);
-    }
-    if (e.code === 'ERR_INTERNAL') log.error({ err }, 'internal error');
-    if (e.code === 'ERR_RATE_LIMITED') void reply.header('retry-after', String(service.retryAfter(req.ip)));
-    void reply.status(e.statusCode).send(toClientError(e));
-  });
-  app.setNotFoundHandler((_req, reply) => {
-    void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND')));
   });
   app.addHook('onRequest', async (req) => {
     if (req.method === 'POST') service.checkIpRate(req.ip);
@@ -344,7 +325,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   const rotate = setInterval(() => {
     try {
       creds = serverCredentials();
-      app.server.setSecureContext({ ...creds, ca: [authority.bundlePem, authority.intPem] });
+      setServerTls(app, { ...creds, ca: [authority.bundlePem, authority.intPem] });
     } catch (err) {
       log.error({ err }, 'server certificate rotation failed');
     }
@@ -352,12 +333,9 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   rotate.unref();
 
   await app.listen({ host: o.host, port: o.port });
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : o.port;
-  const hostForUrl =
-    o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host;
+  const { url, port } = listeningUrl(app, o.host, o.port);
   return {
-    url: `https://${hostForUrl}:${port}`,
+    url,
     port,
     service,
     store,

@@ -5,6 +5,12 @@ export { runSiemCommand, defaultPolicyDir } from './cli.js';
 export { startSiemServer, type SiemServerOptions } from './server.js';
 export type { RunningSiem } from './running-siem.js';
 export {
+  sqliteStores,
+  type SiemStoreFactory,
+  type SiemStoreOptions,
+  type SiemStores,
+} from './store/stores.js';
+export {
   createAnalystAuthorizer,
   createCaRevoker,
   createDashboardApi,

@@ -1,23 +1,16 @@
-// The SIEM's HTTPS API (fastify, TLS 1.3, mTLS): event ingest, the signed decision stream and
-// its polling fallback, acknowledgements, the analyst API, health and metrics. A thin adapter
-// over the ingest pipeline, the correlator, the response engine and the decision hub.
+// The SIEM service's composition root: opens the stores, builds the ingest pipeline, the
+// correlator, the response engine and the decision hub, and serves them over HTTPS (TLS 1.3,
+// mTLS) through the route plugins of siem/routes/. It owns the timers (expiry, heartbeats,
+// retention, the CRL watch, identity renewal) and the order of shutdown.
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
-import { systemClock, parseDuration, type Clock } from '../common/clock.js';
-import {
-  DECISION_ACTIONS,
-  DECISION_SCOPE_SCHEMA,
-  type DecisionAction,
-  type DecisionScope,
-} from '../common/decisions.js';
-import { EdgewardError, toClientError } from '../common/errors.js';
-import { toEdgewardError } from '../common/http-errors.js';
+import { systemClock, type Clock } from '../common/clock.js';
+import type { DecisionScope } from '../common/decisions.js';
+import { EdgewardError } from '../common/errors.js';
 import { createEventIdFactory, type EdgeEvent } from '../common/events.js';
+import { createHttpsServer, listeningUrl, setServerTls } from '../common/http-server.js';
 import type { LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
 import { createLogger, type Logger } from '../common/log.js';
-import { PROMETHEUS_CONTENT_TYPE } from '../common/metrics.js';
 import {
   defaultPolicyPath,
   compileReporterPolicy,
@@ -28,31 +21,34 @@ import {
 import type { RuleSet } from '../policies/rules/index.js';
 import { Correlator, type Alert, type CorrelatorOptions } from './correlate/index.js';
 import { ResponseEngine } from './playbooks/index.js';
-import { applyRetention, openSqliteStore, type TimelineEntity } from './store/index.js';
-import { openEventWriter, yieldingStore, type EventWriter } from './store/event-writer.js';
+import { analystRoutes } from './routes/analyst.js';
+import { createAnalystRunner, type SiemRouteContext } from './routes/context.js';
+import { decisionRoutes } from './routes/decisions.js';
+import { eventRoutes } from './routes/events.js';
+import { healthRoutes } from './routes/health.js';
+import type { RunningSiem } from './running-siem.js';
+import { createAlertResponder } from './service/alert-response.js';
 import { auditEvent, type AuditEntry } from './service/audit.js';
-import { createCaRevoker, revocable, type CaRevoker } from './service/ca-link.js';
+import { createCaRevoker, type CaRevoker } from './service/ca-link.js';
 import { CrlWatch } from './service/crl-watch.js';
 import { signerOf } from './service/decision-key.js';
-import { DecisionHub, type Subscriber } from './service/hub.js';
+import { SseStreams } from './service/sse.js';
+import { Feed } from './service/feed.js';
+import { DecisionHub } from './service/hub.js';
 import { IdentityRenewer } from './service/identity.js';
 import { IngestPipeline } from './service/ingest.js';
 import { createSiemMetrics } from './service/metrics.js';
-import { MAX_BATCH_EVENTS, decodeBatch, stampBatch } from './service/parse-batch.js';
-import {
-  createAnalystAuthorizer,
-  reporterOf,
-  type AnalystExtension,
-  type Principal,
-  type ReporterPeer,
-} from './service/peer.js';
+import { MAX_BATCH_EVENTS } from './service/parse-batch.js';
+import { createAnalystAuthorizer, type AnalystExtension } from './service/peer.js';
 import { ReporterGate, RevokedSerials } from './service/reporters.js';
-import type { RunningSiem } from './running-siem.js';
-import { resumeRevision } from './service/sse.js';
+import { applyRetention } from './store/index.js';
+import { sqliteStores, type SiemStoreFactory } from './store/stores.js';
 
 export interface SiemServerOptions {
-  /** Holds siem.db (events and their timelines) and siem.state.db (alerts, decisions, revision). */
+  /** The SIEM's data folder (with the default stores: siem.db and siem.state.db). */
   readonly dataDir: string;
+  /** Opens the store and the event writer (default: SQLite files in dataDir). */
+  readonly stores?: SiemStoreFactory;
   readonly host: string;
   readonly port: number;
   /** The SIEM's enrolled identity (spiffe://TD/svc/siem): TLS server certificate and signing key. */
@@ -90,70 +86,6 @@ export interface SiemServerOptions {
   readonly crlIntervalMs?: number;
 }
 
-const STREAM_BUFFER_LIMIT = 4 * 1024 * 1024;
-const TIMELINE_KINDS: readonly TimelineEntity[] = [
-  'identity',
-  'source.identity',
-  'destination.identity',
-  'source.ip',
-  'serial',
-];
-
-const str = (max: number, pattern?: string): Record<string, unknown> => ({
-  type: 'string',
-  minLength: 1,
-  maxLength: max,
-  ...(pattern ? { pattern } : {}),
-});
-const DIGITS = '^[0-9]{1,15}$';
-const SCHEMAS = {
-  ack: {
-    type: 'object',
-    required: ['revision'],
-    additionalProperties: false,
-    properties: { revision: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } },
-  },
-  manual: {
-    type: 'object',
-    required: ['scope', 'action', 'ttl', 'reason'],
-    additionalProperties: false,
-    properties: {
-      scope: DECISION_SCOPE_SCHEMA,
-      action: { enum: DECISION_ACTIONS },
-      ttl: str(16, '^[0-9]{1,9}(ms|s|m|h|d)$'),
-      reason: { type: 'string', maxLength: 512 },
-      revoke: { type: 'boolean' },
-    },
-  },
-  idParam: {
-    type: 'object',
-    required: ['id'],
-    properties: { id: str(64, '^[A-Za-z0-9._:-]+$') },
-  },
-  fromQuery: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { from: str(15, DIGITS) },
-  },
-  alertsQuery: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { since: str(15, DIGITS), rule: str(128, '^[A-Za-z0-9._-]+$'), limit: str(5, DIGITS) },
-  },
-  timelineParams: {
-    type: 'object',
-    required: ['kind', 'value'],
-    properties: { kind: { enum: TIMELINE_KINDS }, value: str(2048) },
-  },
-  timelineQuery: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { since: str(15, DIGITS), until: str(15, DIGITS), limit: str(5, DIGITS) },
-  },
-} as const;
-
-const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
-
 export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem> {
   const clock = o.clock ?? systemClock;
   const now = (): number => clock.now();
@@ -163,29 +95,16 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   if (identity.identity !== serviceId(trustDomain, 'siem'))
     throw new EdgewardError('ERR_SIEM_IDENTITY', `the SIEM runs as ${serviceId(trustDomain, 'siem')}`);
   const metrics = createSiemMetrics();
-  const ownStore = openSqliteStore(
-    join(o.dataDir, 'siem.db'),
-    o.synchronous ? { synchronous: o.synchronous } : {},
-  );
-  // Ingested events are inserted through their own connection (on a worker thread by default);
-  // the store's connection keeps the other writes and every read.
-  let writer: EventWriter;
-  try {
-    writer = await openEventWriter(join(o.dataDir, 'siem.db'), {
-      ...(o.synchronous ? { synchronous: o.synchronous } : {}),
-      thread: o.ingestThread ?? true,
-    });
-  } catch (err) {
-    ownStore.close();
-    throw err;
-  }
-  // The store's writes take priority over the next group of ingested events.
-  const store = yieldingStore(ownStore, writer);
+  const stores = await (o.stores ?? sqliteStores)({
+    dataDir: o.dataDir,
+    ...(o.synchronous ? { synchronous: o.synchronous } : {}),
+    ...(o.ingestThread !== undefined ? { ingestThread: o.ingestThread } : {}),
+  });
+  const { store, writer } = stores;
   const newId = createEventIdFactory(randomBytes);
   const engine = new ResponseEngine({ trustDomain, config: o.playbooks });
   engine.importState(store.loadResponseState());
   const reporterPolicy = o.reporterPolicy ?? loadReporterPolicy(defaultPolicyPath('reporter-policy.yaml'));
-  const budgets = reporterPolicy.budgets;
   const revoked = new RevokedSerials();
   const gate = new ReporterGate({
     policy: compileReporterPolicy(reporterPolicy),
@@ -195,8 +114,6 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   });
   const revoker: CaRevoker | undefined =
     o.caUrl === undefined ? undefined : createCaRevoker({ caUrl: o.caUrl, identity: () => identity });
-  const revokeRules = new Set(o.revokeRules ?? []);
-
   const revokeAtCa = async (scope: DecisionScope, why: string): Promise<string[]> => {
     if (revoker === undefined) throw new EdgewardError('ERR_SIEM_CA_LINK', 'no CA configured (--ca)');
     try {
@@ -215,80 +132,46 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     signer: signerOf(identity),
     now,
     log,
-    ...(o.maxSubscribers !== undefined ? { maxSubscribers: o.maxSubscribers } : {}),
     onPublished: (c) => metrics.publishSeconds.observe(c.publishMs / 1000),
   });
+  const maxSubscribers = o.maxSubscribers ?? 20_000;
+  const streams = new SseStreams({ hub, now, maxSubscribers });
+  hub.addPublisher(streams);
   // Decisions stored before scopes had one canonical form are rewritten or lifted, and published.
   const repaired = hub.change((e) => e.repairScopes());
   if (repaired.rewritten.length + repaired.lifted.length > 0)
     log.warn(repaired, 'decision scopes made canonical');
 
-  const eventListeners = new Set<(events: readonly EdgeEvent[]) => void>();
-  const revokedListeners = new Set<(serials: readonly string[]) => void>();
-  const alertListeners = new Set<(alert: Alert) => void>();
-  const notify = <T>(set: Set<(x: T) => void>, x: T): void => {
-    for (const fn of set) {
-      try {
-        fn(x);
-      } catch (err) {
-        log.error({ err }, 'a listener failed');
-      }
-    }
-  };
-  const onAlerts = (alerts: Alert[]): void => {
-    for (const a of alerts) metrics.alerts.inc({ rule: a.ruleId });
-    for (const a of alerts) notify(alertListeners, a);
-    // Decisions first (their commit is on the path to enforcement), the alerts' own commit after.
-    // Both go to the state file: neither waits for the ingest writer's transaction.
-    let outcome: ReturnType<DecisionHub['handleAlerts']> | undefined;
-    try {
-      outcome = hub.handleAlerts(alerts);
-    } catch (err) {
-      log.error({ err }, 'response engine failed');
-    }
-    try {
-      store.insertAlerts(alerts);
-    } catch (err) {
-      log.error({ err }, 'could not store alerts');
-    }
-    if (outcome === undefined) return;
-    if (outcome.applied.length > 0) metrics.decisions.inc({ outcome: 'applied' }, outcome.applied.length);
-    if (outcome.pending.length > 0) metrics.decisions.inc({ outcome: 'pending' }, outcome.pending.length);
-    if (outcome.simulated.length > 0)
-      metrics.decisions.inc({ outcome: 'simulated' }, outcome.simulated.length);
-    for (const s of outcome.skipped) metrics.decisions.inc({ outcome: `skipped_${s.reason}` });
-    if (revokeRules.size > 0 && revoker !== undefined) {
-      const ruleOf = new Map(alerts.map((a) => [a.id, a.ruleId]));
-      for (const d of outcome.applied) {
-        if (!revocable(d.scope) || !d.alerts.some((id) => revokeRules.has(ruleOf.get(id) ?? ''))) continue;
-        revokeAtCa(d.scope, d.reason).then(
-          (serials) => log.info({ decision: d.id, scope: d.scope, serials }, 'revoked at the CA'),
-          (err: unknown) => log.error({ err, decision: d.id }, 'revocation at the CA failed'),
-        );
-      }
-    }
-  };
-
+  const events = new Feed<readonly EdgeEvent[]>(log);
+  const revokedSerials = new Feed<readonly string[]>(log);
+  const alerts = new Feed<Alert>(log);
   const ingest = new IngestPipeline({
     writer,
     correlator: new Correlator(o.rules, {
-      maxGroupsPerReporter: budgets.correlationKeys,
+      maxGroupsPerReporter: reporterPolicy.budgets.correlationKeys,
       ...(o.correlator ?? {}),
     }),
     log,
-    onAlerts,
-    onCommitted: (events) => {
+    onAlerts: createAlertResponder({
+      hub,
+      store,
+      metrics,
+      log,
+      revokeRules: new Set(o.revokeRules ?? []),
+      canRevoke: revoker !== undefined,
+      revoke: revokeAtCa,
+      onAlert: (a) => alerts.notify(a),
+    }),
+    onCommitted: (batch) => {
       // The CA's revocations count at once, before the next CRL poll lists them.
-      const serials = revoked.learn(events);
-      if (serials.length > 0) notify(revokedListeners, serials);
-      notify(eventListeners, events);
+      const serials = revoked.learn(batch);
+      if (serials.length > 0) revokedSerials.notify(serials);
+      events.notify(batch);
     },
     onGroupCommit: () => metrics.commits.inc(),
     ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
     ...(o.maxCommitEvents !== undefined ? { maxCommitEvents: o.maxCommitEvents } : {}),
   });
-  const maxBatch = o.maxBatchEvents ?? MAX_BATCH_EVENTS;
-  const bodyLimit = o.bodyLimit ?? 1024 * 1024;
 
   const audit = (a: AuditEntry): void => {
     try {
@@ -297,386 +180,63 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       log.error({ err, action: a.action }, 'could not store an audit event');
     }
   };
-  const authorizeAnalyst = createAnalystAuthorizer(trustDomain, o.analyst);
-
-  /** Refuses a reporter whose certificate is revoked or under one of our own decisions. */
-  const standing = (peer: ReporterPeer): void => {
-    const why = gate.standing(peer);
-    if (why !== null) {
-      metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: why });
-      throw new EdgewardError(why);
-    }
-  };
-  const overBudget = (peer: ReporterPeer, n: number): EdgewardError => {
-    metrics.reporterRefusals.inc({
-      kind: peer.kind,
-      reporter: peer.identity,
-      code: 'ERR_SIEM_REPORTER_RATE',
-    });
-    return new EdgewardError('ERR_SIEM_REPORTER_RATE', undefined, {
-      detail: { retryAfter: gate.retryAfter(peer.identity, n) },
-    });
-  };
-  /** Who may follow, poll and acknowledge the decision stream: the policy's subscribers, unrevoked. */
-  const subscriber = (req: FastifyRequest): ReporterPeer => {
-    const peer = reporterOf(req, trustDomain);
-    if (revoked.has(peer.serial)) throw new EdgewardError('ERR_SIEM_REPORTER_REVOKED');
-    if (!gate.policy.maySubscribe(peer.kind)) throw new EdgewardError('ERR_SIEM_SUBSCRIBER_FORBIDDEN');
-    return peer;
-  };
-  /** Open decision streams per identity (bounded by the reporter policy's budget). */
-  const streamsOf = new Map<string, number>();
-
-  /** Runs an analyst operation: authorizes, audits success and failure, returns the answer. */
-  async function analyst<T>(
-    req: FastifyRequest,
-    action: string,
-    what: string,
-    fn: (p: Principal) => Promise<T> | T,
-    facts?: (r: T) => { decisionId?: string; revision?: number },
-  ): Promise<T> {
-    let p: Principal | undefined;
-    try {
-      p = authorizeAnalyst(req);
-      const r = await fn(p);
-      audit({ action, principal: p, ip: req.ip, ok: true, message: what, ...facts?.(r) });
-      return r;
-    } catch (err) {
-      const code = err instanceof EdgewardError ? err.code : 'ERR_INTERNAL';
-      audit({ action, principal: p, ip: req.ip, ok: false, code, message: what });
-      throw err;
-    }
-  }
+  const crlIntervalMs = o.crlIntervalMs ?? 60_000;
+  const crlWatch =
+    o.caUrl !== undefined && crlIntervalMs > 0
+      ? new CrlWatch({
+          caUrl: o.caUrl,
+          identity: () => identity,
+          intervalMs: crlIntervalMs,
+          log,
+          onCrl: (serials, thisUpdate) => {
+            if (!revoked.applyCrl(serials, thisUpdate)) return;
+            revokedSerials.notify([...serials]);
+          },
+        })
+      : undefined;
 
   const tls = (id: LoadedIdentity) => ({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem });
-  const app = Fastify({
-    loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }),
+  const app = createHttpsServer({
+    log,
     bodyLimit: 64 * 1024,
-    requestTimeout: 30_000,
-    keepAliveTimeout: 30_000,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    https: {
-      ...tls(identity),
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.3',
-      handshakeTimeout: 10_000,
+    timeouts: { requestMs: 30_000, keepAliveMs: 30_000 },
+    tls: { ...tls(identity), requestCert: true },
+    onRefusal: (e, _err, req, reply) => {
+      if (req.url.startsWith('/v1/events')) metrics.rejected.inc({ reason: e.code });
+      if (e.code === 'ERR_SIEM_OVERLOADED') void reply.header('retry-after', '1');
+      if (e.code === 'ERR_SIEM_REPORTER_RATE')
+        void reply.header('retry-after', String(Number(e.detail?.['retryAfter'] ?? 1)));
     },
   });
-
-  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const e = toEdgewardError(err);
-    if (req.url.startsWith('/v1/events')) metrics.rejected.inc({ reason: e.code });
-    if (e.code === 'ERR_INTERNAL') log.error({ err }, 'internal error');
-    else log.debug({ code: e.code, url: req.url, detail: e.detail, reason: e.message }, 'refused');
-    if (e.code === 'ERR_SIEM_OVERLOADED') void reply.header('retry-after', '1');
-    if (e.code === 'ERR_SIEM_REPORTER_RATE')
-      void reply.header('retry-after', String(Number(e.detail?.['retryAfter'] ?? 1)));
-    void reply.status(e.statusCode).send(toClientError(e));
-  });
-  app.setNotFoundHandler((_req, reply) => {
-    void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND')));
-  });
-
-  app.get('/healthz', async () => ({
-    status: 'ok',
+  const routes: SiemRouteContext = {
     trustDomain,
-    revision: hub.revision,
-    revokedSerials: revoked.size,
-    ...(crlWatch
-      ? { crl: { polls: crlWatch.polls, failures: crlWatch.failures, ok: crlWatch.lastError === null } }
-      : {}),
-  }));
-  app.get('/metrics', async (_req, reply) => {
-    const t = now();
-    const lag = hub.ledger.maxLag(t);
-    metrics.revision.set(undefined, hub.revision);
-    metrics.active.set(undefined, engine.active().length);
-    metrics.subscribers.set(undefined, hub.subscribers);
-    metrics.agents.set(undefined, hub.ledger.list(t).filter((a) => a.connected > 0).length);
-    metrics.lagRevisions.set(undefined, lag.behind);
-    metrics.lagSeconds.set(undefined, lag.lagMs / 1000);
-    metrics.queued.set(undefined, ingest.queued);
-    const wal = writer.walCheckpoints();
-    metrics.walCheckpoints.set({ result: 'pass' }, wal.passes);
-    metrics.walCheckpoints.set({ result: 'restart' }, wal.restarts);
-    metrics.walCheckpoints.set({ result: 'refused' }, wal.refused);
-    return reply.type(PROMETHEUS_CONTENT_TYPE).send(metrics.registry.render());
-  });
-  // Public: the certificate chain whose key signs decisions (verifiers check it against the bundle).
-  app.get('/v1/decisions/key', async (_req, reply) =>
-    reply.header('x-edgeward-kid', hub.kid).type('application/x-pem-file').send(identity.certPem),
-  );
+    hub,
+    streams,
+    engine,
+    store,
+    writer,
+    ingest,
+    gate,
+    revoked,
+    metrics,
+    log,
+    now,
+    newId,
+    identity: () => identity,
+    crlWatch: () => crlWatch,
+    budgets: reporterPolicy.budgets,
+    maxBatchEvents: o.maxBatchEvents ?? MAX_BATCH_EVENTS,
+    bodyLimit: o.bodyLimit ?? 1024 * 1024,
+    maxSubscribers,
+    analyst: createAnalystRunner(createAnalystAuthorizer(trustDomain, o.analyst), audit),
+    revokeAtCa,
+  };
+  await app.register(healthRoutes(routes));
+  await app.register(eventRoutes(routes));
+  await app.register(decisionRoutes(routes));
+  await app.register(analystRoutes(routes));
 
-  // ---- ingest ----
-  await app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      ['application/json', 'application/x-ndjson'],
-      { parseAs: 'buffer', bodyLimit },
-      (_req, body, done) => done(null, body),
-    );
-    scope.post(
-      '/v1/events',
-      {
-        bodyLimit,
-        // Refuse before reading a body: who is it, may it be heard, and is there room?
-        onRequest: async (req) => {
-          const peer = reporterOf(req, trustDomain);
-          standing(peer);
-          if (!gate.hasBudget(peer.identity)) throw overBudget(peer, 1);
-          if (!ingest.hasRoom(1)) throw new EdgewardError('ERR_SIEM_OVERLOADED');
-        },
-      },
-      async (req, reply) => {
-        const peer = reporterOf(req, trustDomain);
-        if (!Buffer.isBuffer(req.body)) throw new EdgewardError('ERR_SIEM_BATCH_MALFORMED', 'no body');
-        const ndjson = String(req.headers['content-type'] ?? '').startsWith('application/x-ndjson');
-        const raw = decodeBatch(req.body, ndjson ? 'ndjson' : 'json', maxBatch);
-        // Refused events cost the reporter too: the budget is what it sends, not what is kept.
-        if (!gate.spend(peer.identity, raw.length)) throw overBudget(peer, raw.length);
-        const stamped: EdgeEvent[] = stampBatch(raw, {
-          observer: peer.identity,
-          observerType: peer.kind,
-          now: now(),
-          newId,
-          maxEvents: maxBatch,
-        });
-        const { accepted: events, refused } = gate.filter(peer, stamped);
-        for (const r of refused)
-          metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: r.code });
-        if (events.length === 0 && refused.length > 0) {
-          const first = refused[0] as (typeof refused)[number];
-          throw new EdgewardError(first.code, undefined, { detail: { refused: refused.slice(0, 100) } });
-        }
-        const t0 = performance.now();
-        await ingest.submit(events);
-        metrics.commitSeconds.observe((performance.now() - t0) / 1000);
-        metrics.ingested.inc(undefined, events.length);
-        metrics.batches.inc();
-        return reply
-          .status(200)
-          .send(refused.length === 0 ? { accepted: events.length } : { accepted: events.length, refused });
-      },
-    );
-  });
-
-  // ---- decision distribution (any identity of the trust domain) ----
-  app.get<{ Querystring: { from?: string } }>(
-    '/v1/decisions/stream',
-    { schema: { querystring: SCHEMAS.fromQuery } },
-    async (req, reply) => {
-      const peer = subscriber(req);
-      const lastId = req.headers['last-event-id'];
-      const from = resumeRevision(req.query.from, typeof lastId === 'string' ? lastId : undefined);
-      if (from !== null && Number.isNaN(from))
-        throw new EdgewardError('ERR_INPUT_MALFORMED', 'Last-Event-ID must be a revision');
-      if (hub.subscribers >= (o.maxSubscribers ?? 20_000)) throw new EdgewardError('ERR_SIEM_STREAM_LIMIT');
-      const open = streamsOf.get(peer.identity) ?? 0;
-      if (open >= budgets.decisionStreams)
-        throw new EdgewardError('ERR_SIEM_STREAM_IDENTITY_LIMIT', undefined, {
-          detail: { open, max: budgets.decisionStreams },
-        });
-      streamsOf.set(peer.identity, open + 1);
-      let counted = true;
-      const release = (): void => {
-        if (!counted) return;
-        counted = false;
-        const n = (streamsOf.get(peer.identity) ?? 1) - 1;
-        if (n <= 0) streamsOf.delete(peer.identity);
-        else streamsOf.set(peer.identity, n);
-      };
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        'x-accel-buffering': 'no',
-      });
-      res.write(': edgeward decision stream\nretry: 1000\n\n');
-      const sub: Subscriber = {
-        identity: peer.identity,
-        sent: -1,
-        send(frame) {
-          if (res.destroyed || res.writableEnded || res.writableLength > STREAM_BUFFER_LIMIT) return false;
-          res.write(frame);
-          return true;
-        },
-        close() {
-          if (!res.writableEnded) res.end();
-        },
-      };
-      res.on('close', () => {
-        release();
-        hub.unsubscribe(sub);
-      });
-      hub.subscribe(sub, from).catch((err: unknown) => {
-        log.warn({ err, identity: peer.identity }, 'decision stream could not start');
-        sub.close();
-      });
-    },
-  );
-
-  /** Polling fallback for agents, and the analysts' view when no `from` is given. */
-  app.get<{ Querystring: { from?: string } }>(
-    '/v1/decisions',
-    { schema: { querystring: SCHEMAS.fromQuery } },
-    async (req) => {
-      if (req.query.from !== undefined) {
-        subscriber(req);
-        const s = await hub.signedSince(Number(req.query.from));
-        return { kind: s.kind, revision: s.revision, ...(s.jws !== undefined ? { jws: s.jws } : {}) };
-      }
-      return analyst(req, 'siem.read.decisions', 'listed decisions', () => ({
-        revision: hub.revision,
-        active: engine.active(),
-        pending: engine.pending(),
-        simulated: engine.simulated(),
-      }));
-    },
-  );
-
-  app.post<{ Body: { revision: number } }>(
-    '/v1/decisions/ack',
-    { schema: { body: SCHEMAS.ack } },
-    async (req) => {
-      const peer = subscriber(req);
-      const current = hub.revision;
-      if (req.body.revision > current)
-        throw new EdgewardError('ERR_SIEM_ACK_REVISION', undefined, {
-          detail: { revision: req.body.revision, current },
-        });
-      hub.ledger.ack(peer.identity, req.body.revision, now());
-      return { revision: req.body.revision, current };
-    },
-  );
-
-  // ---- analyst API ----
-  app.post<{
-    Body: { scope: DecisionScope; action: DecisionAction; ttl: string; reason: string; revoke?: boolean };
-  }>('/v1/decisions', { schema: { body: SCHEMAS.manual } }, async (req, reply) => {
-    const b = req.body;
-    const r = await analyst(
-      req,
-      'siem.decision.create',
-      `quarantine ${b.scope.type} ${b.scope.value.slice(0, 200)} (${b.action}, ${b.ttl}): ${b.reason.slice(0, 200)}`,
-      async () => {
-        const ttlMs = parseDuration(b.ttl);
-        if (!(ttlMs >= 1000 && ttlMs <= 365 * 86_400_000))
-          throw new EdgewardError('ERR_INPUT_MALFORMED', 'ttl must be between 1s and 365d');
-        const decision = hub.change((e, t) =>
-          e.createManual(
-            {
-              scope: { type: b.scope.type, value: b.scope.value },
-              action: b.action,
-              ttlMs,
-              reason: b.reason,
-            },
-            t,
-          ),
-        );
-        if (b.revoke !== true) return { decision };
-        try {
-          return { decision, revoked: await revokeAtCa(decision.scope, decision.reason) };
-        } catch (err) {
-          const code = err instanceof EdgewardError ? err.code : 'ERR_INTERNAL';
-          log.error({ err, decision: decision.id }, 'revocation at the CA failed');
-          return { decision, revokeError: code };
-        }
-      },
-      (x) => ({ decisionId: x.decision.id, revision: x.decision.revision }),
-    );
-    return reply.status(201).send(r);
-  });
-
-  app.post<{ Params: { id: string } }>(
-    '/v1/decisions/:id/approve',
-    { schema: { params: SCHEMAS.idParam } },
-    async (req) =>
-      analyst(
-        req,
-        'siem.decision.approve',
-        `approve pending ${req.params.id}`,
-        () => ({ decision: hub.change((e, t) => e.approve(req.params.id, t)) }),
-        (x) => ({ decisionId: x.decision.id, revision: x.decision.revision }),
-      ),
-  );
-  app.post<{ Params: { id: string } }>(
-    '/v1/decisions/:id/reject',
-    { schema: { params: SCHEMAS.idParam } },
-    async (req) =>
-      analyst(req, 'siem.decision.reject', `reject pending ${req.params.id}`, () => ({
-        rejected: hub.change((e) => e.reject(req.params.id)),
-      })),
-  );
-  app.post<{ Params: { id: string } }>(
-    '/v1/decisions/:id/lift',
-    { schema: { params: SCHEMAS.idParam } },
-    async (req) =>
-      analyst(
-        req,
-        'siem.decision.lift',
-        `lift ${req.params.id}`,
-        () => ({ lifted: hub.change((e) => e.lift(req.params.id)), revision: hub.revision }),
-        (x) => ({ decisionId: x.lifted.id, revision: x.revision }),
-      ),
-  );
-  app.get<{ Querystring: { since?: string; rule?: string; limit?: string } }>(
-    '/v1/alerts',
-    { schema: { querystring: SCHEMAS.alertsQuery } },
-    async (req) =>
-      analyst(req, 'siem.read.alerts', 'listed alerts', () => {
-        const since = num(req.query.since);
-        const limit = num(req.query.limit);
-        return {
-          alerts: store.alerts({
-            ...(since !== undefined ? { since } : {}),
-            ...(limit !== undefined ? { limit } : {}),
-            ...(req.query.rule !== undefined ? { ruleId: req.query.rule } : {}),
-          }),
-        };
-      }),
-  );
-  app.get<{
-    Params: { kind: TimelineEntity; value: string };
-    Querystring: { since?: string; until?: string; limit?: string };
-  }>(
-    '/v1/entities/:kind/:value/timeline',
-    { schema: { params: SCHEMAS.timelineParams, querystring: SCHEMAS.timelineQuery } },
-    async (req) =>
-      analyst(
-        req,
-        'siem.read.timeline',
-        `timeline of ${req.params.kind} ${req.params.value.slice(0, 200)}`,
-        () => {
-          const since = num(req.query.since);
-          const until = num(req.query.until);
-          const limit = num(req.query.limit);
-          return {
-            kind: req.params.kind,
-            value: req.params.value,
-            events: store.timeline({
-              entity: req.params.kind,
-              value: req.params.value,
-              ...(since !== undefined ? { since } : {}),
-              ...(until !== undefined ? { until } : {}),
-              ...(limit !== undefined ? { limit } : {}),
-            }),
-          };
-        },
-      ),
-  );
-  app.get('/v1/agents', async (req) =>
-    analyst(req, 'siem.read.agents', 'listed agents', () => ({
-      revision: hub.revision,
-      agents: hub.ledger.list(now()),
-    })),
-  );
-
-  // ---- timers: expiry, heartbeats, retention, renewal ----
+  // ---- timers: expiry, heartbeats, retention, the CRL, renewal ----
   hub.expire();
   const expiry = setInterval(() => {
     try {
@@ -686,7 +246,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     }
   }, o.expireEveryMs ?? 1000);
   expiry.unref();
-  const heartbeat = setInterval(() => hub.heartbeat(), o.heartbeatMs ?? 15_000);
+  const heartbeat = setInterval(() => streams.heartbeat(), o.heartbeatMs ?? 15_000);
   heartbeat.unref();
   let retention: NodeJS.Timeout | undefined;
   if (o.retentionDays !== undefined) {
@@ -700,19 +260,6 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     retention = setInterval(run, 3_600_000);
     retention.unref();
   }
-  const crlWatch =
-    o.caUrl !== undefined && (o.crlIntervalMs ?? 60_000) > 0
-      ? new CrlWatch({
-          caUrl: o.caUrl,
-          identity: () => identity,
-          intervalMs: o.crlIntervalMs ?? 60_000,
-          log,
-          onCrl: (serials, thisUpdate) => {
-            if (!revoked.applyCrl(serials, thisUpdate)) return;
-            notify(revokedListeners, [...serials]);
-          },
-        })
-      : undefined;
   crlWatch?.start();
   let renewer: IdentityRenewer | undefined;
   if (o.identityDir !== undefined && o.caUrl !== undefined) {
@@ -723,7 +270,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       log,
       onRenewed(next) {
         identity = next;
-        app.server.setSecureContext({ ...tls(next), minVersion: 'TLSv1.3' });
+        setServerTls(app, tls(next));
         hub.setSigner(signerOf(next));
       },
     });
@@ -731,13 +278,10 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   }
 
   await app.listen({ host: o.host, port: o.port });
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : o.port;
-  const hostForUrl =
-    o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host;
+  const { url, port } = listeningUrl(app, o.host, o.port);
   let closed = false;
   return {
-    url: `https://${hostForUrl}:${port}`,
+    url,
     port,
     trustDomain,
     hub,
@@ -745,18 +289,9 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     ingest,
     metrics,
     identity: () => identity,
-    subscribeEvents(fn) {
-      eventListeners.add(fn);
-      return () => void eventListeners.delete(fn);
-    },
-    subscribeAlerts(fn) {
-      alertListeners.add(fn);
-      return () => void alertListeners.delete(fn);
-    },
-    subscribeRevoked(fn) {
-      revokedListeners.add(fn);
-      return () => void revokedListeners.delete(fn);
-    },
+    subscribeEvents: (fn) => events.subscribe(fn),
+    subscribeAlerts: (fn) => alerts.subscribe(fn),
+    subscribeRevoked: (fn) => revokedSerials.subscribe(fn),
     revoked,
     audit,
     now,
@@ -775,10 +310,9 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       crlWatch?.stop();
       await ingest.close();
       await hub.settled();
-      hub.closeAll();
+      hub.close();
       await app.close();
-      await writer.close();
-      store.close();
+      await stores.close();
     },
   };
 }

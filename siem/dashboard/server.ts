@@ -3,13 +3,13 @@
 // token on every change, a strict Content-Security-Policy, roles enforced on every API call.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { DashboardApi, InventoryQuery } from './api.js';
 import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 import { roleAtLeast, type Role, type UserStore } from './users.js';
-import { EdgewardError, toClientError } from '../../common/errors.js';
+import { EdgewardError } from '../../common/errors.js';
 import { DECISION_ACTIONS, DECISION_SCOPE_SCHEMA } from '../../common/decisions.js';
-import { toEdgewardError } from '../../common/http-errors.js';
+import { createHttpsServer } from '../../common/http-server.js';
 import type { Logger } from '../../common/log.js';
 import { RateLimiter } from '../../common/rate-limit.js';
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
@@ -91,14 +91,10 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     ]),
   );
 
-  const app = Fastify({
-    loggerInstance: o.log,
-    logController: new LogController({ disableRequestLogging: true }),
+  const app = createHttpsServer({
+    log: o.log,
     bodyLimit: 16 * 1024,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
-    https: { key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3' },
+    tls: { key: o.tls.key, cert: o.tls.cert },
   });
 
   app.addHook('onSend', async (_req, reply, payload) => {
@@ -111,15 +107,6 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
     return payload;
   });
-
-  app.setErrorHandler((err: FastifyError | EdgewardError, _req, reply) => {
-    const e = toEdgewardError(err);
-    if (e.code === 'ERR_INTERNAL') o.log.error({ err }, 'dashboard error');
-    void reply.status(e.statusCode).send(toClientError(e));
-  });
-  app.setNotFoundHandler(
-    (_req, reply) => void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND'))),
-  );
 
   /** The session of a request with at least `role`; for changes, also the CSRF token and origin. */
   function authorize(req: FastifyRequest, role: Role, change: boolean): Session {

@@ -1,16 +1,15 @@
 // The decision hub: the one writer of decisions. Every change of the response engine is persisted
-// (revision and set together), signed once as a delta and fanned out, in revision order, to every
-// stream subscriber; new subscribers get a signed snapshot or the delta since their revision.
+// (revision and set together), signed once as a delta and handed, in revision order, to every
+// publisher (the SSE streams of sse.ts, or another transport); a follower that joins gets a
+// signed snapshot or the delta since its revision (signedSince, in order with the changes).
 import type { KeyObject } from 'node:crypto';
 import { signDecisionDelta, signDecisionSet } from '../../common/decision-jws.js';
 import type { Decision } from '../../common/decisions.js';
-import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Alert } from '../correlate/index.js';
 import type { ResponseEngine, ResponseOutcome } from '../playbooks/index.js';
 import type { SiemStore } from '../store/index.js';
 import { AgentLedger } from './agents.js';
-import { sseComment, sseFrame } from './sse.js';
 
 export interface DecisionSigner {
   readonly key: KeyObject;
@@ -18,12 +17,24 @@ export interface DecisionSigner {
   readonly kid: string;
 }
 
-/** One open stream. `sent` is the revision the subscriber holds after what we wrote. */
-export interface Subscriber {
-  readonly identity: string;
-  sent: number;
-  /** Writes a frame; false when the subscriber is too far behind (it is then closed). */
-  send(frame: string): boolean;
+/** One signed change, as a publisher carries it: the delta from revision `from` to `revision`. */
+export interface DecisionMessage {
+  readonly kind: 'delta';
+  readonly from: number;
+  readonly revision: number;
+  /** The compact JWS of the delta (common/decision-jws.ts). */
+  readonly jws: string;
+}
+
+/**
+ * Where the hub's signed changes go. The hub calls it in revision order, one change at a time;
+ * an adapter carries the messages to its followers and never throws back.
+ */
+export interface DecisionPublisher {
+  publish(m: DecisionMessage): void;
+  /** A change could not be signed: every follower must start again from what signedSince gives. */
+  resync(): void;
+  /** The hub stops: followers are let go. */
   close(): void;
 }
 
@@ -39,7 +50,6 @@ export interface HubOptions {
   readonly signer: DecisionSigner;
   readonly now: () => number;
   readonly log: Logger;
-  readonly maxSubscribers?: number;
   /** Called after a change is durable and published (CA link, metrics, audit). */
   readonly onPublished?: (change: PublishedChange) => void;
 }
@@ -48,13 +58,13 @@ export interface PublishedChange {
   readonly revision: number;
   readonly upserts: readonly Decision[];
   readonly removals: readonly string[];
-  /** From the engine's change to the last subscriber's write (persist, sign, fan-out). */
+  /** From the engine's change to the last publisher's return (persist, sign, publish). */
   readonly publishMs: number;
 }
 
 export class DecisionHub {
   private readonly o: HubOptions;
-  private readonly subs = new Set<Subscriber>();
+  private readonly publishers: DecisionPublisher[] = [];
   readonly ledger: AgentLedger;
   private signer: DecisionSigner;
   /** Serialises persistence order with fan-out order: revisions go out strictly ascending. */
@@ -63,7 +73,6 @@ export class DecisionHub {
   private deltas = new Map<number, Promise<string>>();
   private deltasAt = -1;
   published = 0;
-  dropped = 0;
 
   constructor(o: HubOptions) {
     this.o = o;
@@ -79,12 +88,13 @@ export class DecisionHub {
     return this.o.engine;
   }
 
-  get subscribers(): number {
-    return this.subs.size;
-  }
-
   get kid(): string {
     return this.signer.kid;
+  }
+
+  /** Adds a publisher: it receives every change signed from now on. */
+  addPublisher(p: DecisionPublisher): void {
+    this.publishers.push(p);
   }
 
   /** A renewed identity brings a new key: later documents are signed with it. */
@@ -138,11 +148,18 @@ export class DecisionHub {
       try {
         jws = await signed;
       } catch (err) {
-        this.o.log.error({ err, revision: after }, 'could not sign a decision delta; subscribers resync');
-        for (const s of [...this.subs]) this.drop(s);
+        this.o.log.error({ err, revision: after }, 'could not sign a decision delta; followers resync');
+        for (const p of this.publishers) p.resync();
         return;
       }
-      this.fanOut(delta.from, delta.revision, jws);
+      const m: DecisionMessage = { kind: 'delta', from: delta.from, revision: delta.revision, jws };
+      for (const p of this.publishers) {
+        try {
+          p.publish(m);
+        } catch (err) {
+          this.o.log.error({ err, revision: after }, 'a decision publisher failed');
+        }
+      }
       this.ledger.published(after, this.o.now());
       this.published++;
       this.o.onPublished?.({
@@ -162,25 +179,6 @@ export class DecisionHub {
   /** Removes expired decisions (one new revision if any expired). */
   expire(): string[] {
     return this.change((e, now) => e.expire(now));
-  }
-
-  private fanOut(from: number, revision: number, jws: string): void {
-    const frame = sseFrame('delta', jws, revision);
-    for (const s of this.subs) {
-      if (s.sent >= revision) continue; // it got a snapshot or delta at or past this already
-      if (s.sent !== from) {
-        this.drop(s); // cannot happen in order; a reconnect resyncs it
-        continue;
-      }
-      s.sent = revision;
-      if (!s.send(frame)) this.drop(s);
-    }
-  }
-
-  private drop(s: Subscriber): void {
-    this.unsubscribe(s);
-    this.dropped++;
-    s.close();
   }
 
   // ---- reading the signed state ----
@@ -221,39 +219,17 @@ export class DecisionHub {
     return p.then((jws) => ({ kind: 'delta', revision: rev, jws }));
   }
 
-  // ---- subscribers ----
-
   /**
-   * Adds a stream subscriber: its first frames (snapshot or delta, then `ready`) are written in
-   * the same order as the fan-out, so it never sees a delta that does not follow what it holds.
+   * Runs `fn` after every change so far has been published and before any later one is: a
+   * follower's first frames, written here, never miss or repeat a change. Rejects as `fn` does.
    */
-  subscribe(s: Subscriber, from: number | null): Promise<void> {
-    if (this.subs.size >= (this.o.maxSubscribers ?? 20_000)) {
-      return Promise.reject(new EdgewardError('ERR_SIEM_STREAM_LIMIT'));
-    }
-    const start = this.chain.then(async () => {
-      const first = await this.signedSince(from);
-      if (first.kind === 'current') s.sent = first.revision;
-      else {
-        s.sent = first.revision;
-        if (!s.send(sseFrame(first.kind, first.jws as string, first.revision))) return s.close();
-      }
-      if (!s.send(sseFrame('ready', JSON.stringify({ revision: s.sent, kid: this.signer.kid }))))
-        return s.close();
-      this.subs.add(s);
-      this.ledger.connect(s.identity, this.o.now());
-    });
-    this.chain = start.catch(() => undefined);
-    return start;
-  }
-
-  unsubscribe(s: Subscriber): void {
-    if (this.subs.delete(s)) this.ledger.disconnect(s.identity, this.o.now());
-  }
-
-  heartbeat(): void {
-    const frame = sseComment(`hb ${this.o.engine.revision}`);
-    for (const s of this.subs) if (!s.send(frame)) this.drop(s);
+  inOrder<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   /** Waits until every change so far has been fanned out (tests, shutdown). */
@@ -261,10 +237,8 @@ export class DecisionHub {
     return this.chain;
   }
 
-  closeAll(): void {
-    for (const s of [...this.subs]) {
-      this.unsubscribe(s);
-      s.close();
-    }
+  /** Lets every publisher's followers go (shutdown). */
+  close(): void {
+    for (const p of this.publishers) p.close();
   }
 }

@@ -6,10 +6,11 @@ export { createCaRevoker, revocable, type CaRevoker } from './ca-link.js';
 export { signerOf, verifySiemChain, type SiemDecisionKey } from './decision-key.js';
 export {
   DecisionHub,
+  type DecisionMessage,
+  type DecisionPublisher,
   type DecisionSigner,
   type PublishedChange,
   type Signed,
-  type Subscriber,
 } from './hub.js';
 export { caHealth, ensureSiemIdentity, IdentityRenewer, renewalDue } from './identity.js';
 export { IngestPipeline, type IngestOptions } from './ingest.js';
@@ -23,4 +24,4 @@ export {
   type Peer,
   type Principal,
 } from './peer.js';
-export { resumeRevision, sseComment, sseFrame } from './sse.js';
+export { resumeRevision, sseComment, sseFrame, SseStreams, type Subscriber } from './sse.js';

@@ -1,5 +1,6 @@
-// The decision hub with in-memory subscribers and a real SQLite store: persisted revisions, one
-// signed delta per change in order, snapshot or delta on subscribe, slow subscribers dropped.
+// The decision hub with a recording publisher and a real SQLite store: persisted revisions, one
+// signed delta per change handed to every publisher in order, resync when signing fails, and
+// followers started in order with the changes.
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { silentLogger } from '../../../common/log.js';
 import { ResponseEngine } from '../../../siem/playbooks/index.js';
 import { DEFAULT_SETTINGS, parsePlaybookTexts } from '../../../policies/index.js';
 import { openSqliteStore } from '../../../siem/store/index.js';
-import { DecisionHub, type Subscriber } from '../../../siem/service/hub.js';
+import { DecisionHub, type DecisionMessage, type DecisionPublisher } from '../../../siem/service/hub.js';
 import { alertOf } from '../../helpers/alerts.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -33,24 +34,23 @@ function setup(file: string) {
   return { store, engine, hub, advance: (ms: number) => (t += ms), now: () => t };
 }
 
-function sub(identity = 'spiffe://factory.example/node/n1', room = Infinity) {
-  const frames: { event: string; data: string }[] = [];
-  let closed = false;
-  const s: Subscriber = {
-    identity,
-    sent: -1,
-    send(f) {
-      if (closed || frames.length >= room) return false;
-      const event = /event: (\S+)/.exec(f)?.[1] ?? '';
-      const data = /data: (.*)/.exec(f)?.[1] ?? '';
-      frames.push({ event, data });
-      return true;
+/** A publisher that records what the hub hands it, and the store's revision at that moment. */
+function recorder(h: { store: { loadResponseState(): { revision: number } } }) {
+  const calls: (DecisionMessage & { stored: number })[] = [];
+  let resyncs = 0;
+  let closed = 0;
+  const p: DecisionPublisher = {
+    publish(m) {
+      calls.push({ ...m, stored: h.store.loadResponseState().revision });
+    },
+    resync() {
+      resyncs++;
     },
     close() {
-      closed = true;
+      closed++;
     },
   };
-  return { s, frames, isClosed: () => closed };
+  return { p, calls, resyncs: () => resyncs, closed: () => closed };
 }
 
 const manual = (value: string) => ({
@@ -99,30 +99,38 @@ describe('DecisionHub', () => {
     b.store.close();
   });
 
-  it('fans out one verified delta per change, in order, after persisting it', async () => {
+  it('hands every publisher one verified delta per change, in order, after persisting it', async () => {
     const file = join(tempDir('edgeward-hub-'), 'siem.db');
     const h = setup(file);
-    const a = sub();
-    await h.hub.subscribe(a.s, null);
-    expect(a.frames.map((f) => f.event)).toEqual(['snapshot', 'ready']);
+    const a = recorder(h);
+    const b = recorder(h);
+    h.hub.addPublisher(a.p);
+    h.hub.addPublisher(b.p);
     h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
     h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
+    // A change that does not move the revision publishes nothing.
+    h.hub.change(() => undefined);
     await h.hub.settled();
-    expect(a.frames.map((f) => f.event)).toEqual(['snapshot', 'ready', 'delta', 'delta']);
-    let last: number | null = null;
-    for (const f of a.frames.filter((x) => x.event !== 'ready')) {
-      const d = await verifyDecisions(f.data, {
+    expect(a.calls.map(({ kind, from, revision, stored }) => ({ kind, from, revision, stored }))).toEqual([
+      { kind: 'delta', from: 0, revision: 1, stored: 2 },
+      { kind: 'delta', from: 1, revision: 2, stored: 2 },
+    ]);
+    expect(b.calls.map((m) => m.jws)).toEqual(a.calls.map((m) => m.jws));
+    let last: number | null = 0;
+    for (const m of a.calls) {
+      const d = await verifyDecisions(m.jws, {
         publicKey,
         trustDomain: TD,
         lastApplied: last,
         now: h.now(),
         kid: 'k1',
       });
-      last = d.kind === 'snapshot' ? d.set.revision : d.delta.revision;
+      if (d.kind !== 'delta') throw new Error('expected a delta');
+      expect(d.delta.revision).toBe(m.revision);
+      last = d.delta.revision;
     }
-    expect(last).toBe(2);
+    expect(h.hub.published).toBe(2);
     // Persisted: a new engine over the same file resumes at revision 2 with both decisions.
-    expect(h.store.loadResponseState().revision).toBe(2);
     h.store.close();
     const again = setup(file);
     expect(again.engine.revision).toBe(2);
@@ -130,39 +138,101 @@ describe('DecisionHub', () => {
     again.store.close();
   });
 
-  it('answers a resuming subscriber with the delta since its revision, or nothing when current', async () => {
+  it('asks its publishers to resync when a change cannot be signed, and goes on', async () => {
+    const h = setup(join(tempDir('edgeward-hub-'), 'siem.db'));
+    const r = recorder(h);
+    h.hub.addPublisher(r.p);
+    const { privateKey: wrongKind } = generateKeyPairSync('ed25519');
+    h.hub.setSigner({ key: wrongKind, kid: 'bad' });
+    h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
+    await h.hub.settled();
+    expect(r.resyncs()).toBe(1);
+    expect(r.calls).toEqual([]);
+    h.hub.setSigner({ key: privateKey, kid: 'k1' });
+    h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
+    await h.hub.settled();
+    expect(r.calls.map((m) => [m.from, m.revision])).toEqual([[1, 2]]);
+    h.store.close();
+  });
+
+  it('a publisher that throws does not keep the change from the others', async () => {
+    const h = setup(join(tempDir('edgeward-hub-'), 'siem.db'));
+    const r = recorder(h);
+    h.hub.addPublisher({
+      publish() {
+        throw new Error('broken transport');
+      },
+      resync() {},
+      close() {},
+    });
+    h.hub.addPublisher(r.p);
+    h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
+    h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
+    await h.hub.settled();
+    expect(r.calls.map((m) => m.revision)).toEqual([1, 2]);
+    expect(h.hub.published).toBe(2);
+    h.store.close();
+  });
+
+  it('starts a follower in order: after the changes before it, before the changes after it', async () => {
+    const h = setup(join(tempDir('edgeward-hub-'), 'siem.db'));
+    const r = recorder(h);
+    h.hub.addPublisher(r.p);
+    for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3'])
+      h.hub.change((e, now) => e.createManual(manual(ip), now));
+    const seen: string[] = [];
+    const started = h.hub.inOrder(async () => {
+      seen.push(`follower after ${r.calls.length} published`);
+      return h.hub.signedSince(1);
+    });
+    h.hub.change((e, now) => e.createManual(manual('192.0.2.4'), now));
+    const first = await started;
+    await h.hub.settled();
+    expect(seen).toEqual(['follower after 3 published']);
+    // The engine moved to 4 before the follower ran: it gets the delta to 4, and the publisher
+    // carries 3→4 as well (the streams skip what a follower already holds).
+    expect(first).toMatchObject({ kind: 'delta', revision: 4 });
+    expect(r.calls.map((m) => m.revision)).toEqual([1, 2, 3, 4]);
+    // A follower that fails does not stop the changes behind it.
+    await expect(h.hub.inOrder(() => Promise.reject(new Error('gone')))).rejects.toThrow('gone');
+    h.hub.change((e, now) => e.createManual(manual('192.0.2.5'), now));
+    await h.hub.settled();
+    expect(r.calls.map((m) => m.revision)).toEqual([1, 2, 3, 4, 5]);
+    h.store.close();
+  });
+
+  it('answers what a follower at a revision needs: a snapshot, a delta or nothing', async () => {
     const h = setup(join(tempDir('edgeward-hub-'), 'siem.db'));
     for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3'])
       h.hub.change((e, now) => e.createManual(manual(ip), now));
-    const behind = sub();
-    await h.hub.subscribe(behind.s, 1);
-    expect(behind.frames[0]?.event).toBe('delta');
-    const d = await verifyDecisions(behind.frames[0]?.data ?? '', {
+    expect((await h.hub.signedSince(null)).kind).toBe('snapshot');
+    const d = await h.hub.signedSince(1);
+    expect(d).toMatchObject({ kind: 'delta', revision: 3 });
+    const v = await verifyDecisions(d.jws ?? '', {
       publicKey,
       trustDomain: TD,
       lastApplied: 1,
       now: h.now(),
     });
-    expect(d.kind === 'delta' && d.delta.upserts.length).toBe(2);
-    const current = sub();
-    await h.hub.subscribe(current.s, 3);
-    expect(current.frames.map((f) => f.event)).toEqual(['ready']);
+    expect(v.kind === 'delta' && v.delta.upserts.length).toBe(2);
+    expect(await h.hub.signedSince(3)).toEqual({ kind: 'current', revision: 3 });
     expect((await h.hub.signedSince(99)).kind).toBe('snapshot');
     h.store.close();
   });
 
-  it('expiry removes decisions with a new revision; a subscriber that cannot keep up is dropped', async () => {
+  it('expiry removes decisions with a new revision; close lets every publisher go', async () => {
     const h = setup(join(tempDir('edgeward-hub-'), 'siem.db'));
-    const slow = sub('spiffe://factory.example/node/slow', 2);
-    await h.hub.subscribe(slow.s, null);
+    const r = recorder(h);
+    h.hub.addPublisher(r.p);
     h.hub.change((e, now) => e.createManual(manual('192.0.2.9'), now));
-    await h.hub.settled();
-    expect(slow.isClosed()).toBe(true);
-    expect(h.hub.subscribers).toBe(0);
     h.advance(61_000);
     expect(h.hub.expire()).toHaveLength(1);
     expect(h.engine.revision).toBe(2);
     expect(h.store.loadResponseState().decisions).toHaveLength(0);
+    await h.hub.settled();
+    expect(r.calls.map((m) => m.revision)).toEqual([1, 2]);
+    h.hub.close();
+    expect(r.closed()).toBe(1);
     h.store.close();
   });
 });

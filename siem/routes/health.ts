@@ -1,0 +1,38 @@
+// GET /healthz and GET /metrics (Prometheus), both unauthenticated.
+import { PROMETHEUS_CONTENT_TYPE } from '../../common/metrics.js';
+import type { HttpsPlugin } from '../../common/http-server.js';
+import type { SiemRouteContext } from './context.js';
+
+export function healthRoutes(c: SiemRouteContext): HttpsPlugin {
+  return async (app) => {
+    app.get('/healthz', async () => {
+      const crlWatch = c.crlWatch();
+      return {
+        status: 'ok',
+        trustDomain: c.trustDomain,
+        revision: c.hub.revision,
+        revokedSerials: c.revoked.size,
+        ...(crlWatch
+          ? { crl: { polls: crlWatch.polls, failures: crlWatch.failures, ok: crlWatch.lastError === null } }
+          : {}),
+      };
+    });
+    app.get('/metrics', async (_req, reply) => {
+      const { metrics, hub } = c;
+      const t = c.now();
+      const lag = hub.ledger.maxLag(t);
+      metrics.revision.set(undefined, hub.revision);
+      metrics.active.set(undefined, c.engine.active().length);
+      metrics.subscribers.set(undefined, c.streams.subscribers);
+      metrics.agents.set(undefined, hub.ledger.list(t).filter((a) => a.connected > 0).length);
+      metrics.lagRevisions.set(undefined, lag.behind);
+      metrics.lagSeconds.set(undefined, lag.lagMs / 1000);
+      metrics.queued.set(undefined, c.ingest.queued);
+      const wal = c.writer.walCheckpoints();
+      metrics.walCheckpoints.set({ result: 'pass' }, wal.passes);
+      metrics.walCheckpoints.set({ result: 'restart' }, wal.restarts);
+      metrics.walCheckpoints.set({ result: 'refused' }, wal.refused);
+      return reply.type(PROMETHEUS_CONTENT_TYPE).send(metrics.registry.render());
+    });
+  };
+}
