@@ -29,12 +29,12 @@ import {
   readReferencePcrs,
 } from '../attestation/tpm/index.js';
 import { openDashboardDb, UserStore } from '../siem/index.js';
-import { optional, parse, UsageError } from '../common/args.js';
+import { optional, parseCommand, UsageError } from '../common/args.js';
+import { command } from '../common/commands.js';
 import { makeLocalWebCertificate } from './demo-web-cert.js';
 
 const TD = 'factory.example';
 const EDGEWARD = join(import.meta.dirname, 'edgeward.js');
-const USAGE = 'edgeward demo [--data DIR] [--port-base N] [--once]';
 const DEMO_MARKER = '.edgeward-demo';
 /** The service names the demo's CA declares: loopback, where everything listens. */
 const DEMO_SERVICE_IPS = '127.0.0.0/8,::1';
@@ -273,11 +273,7 @@ interface DecisionView {
 }
 
 export async function runDemo(argv: string[], out: (s: string) => void): Promise<number> {
-  const a = parse(
-    argv,
-    { data: { type: 'string' }, 'port-base': { type: 'string' }, once: { type: 'boolean' } },
-    USAGE,
-  );
+  const a = parseCommand(argv, command('demo'));
   const base = Number(optional(a['port-base']) ?? '8443');
   if (!Number.isInteger(base) || base < 1024 || base > 65_000)
     throw new UsageError('--port-base is 1024 to 65000');

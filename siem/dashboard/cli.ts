@@ -4,11 +4,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { privateDatabase, privateDir } from '../../common/private-files.js';
-import { parse, required, UsageError } from '../../common/args.js';
+import { parseCommand, required, UsageError, usageLine } from '../../common/args.js';
+import { command } from '../../common/commands.js';
 import { UserStore } from './users.js';
 
-const USAGE =
-  'edgeward siem user add --data DIR --name NAME --role viewer|analyst|admin  (password: EDGEWARD_PASSWORD or stdin)';
+const USAGE = usageLine(command('siem user add'));
 
 export const DASHBOARD_DB = 'dashboard.db';
 
@@ -34,11 +34,7 @@ async function readPassword(): Promise<string> {
 export async function runUserCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [verb, ...rest] = argv;
   if (verb !== 'add') throw new UsageError(`usage: ${USAGE}`);
-  const a = parse(
-    rest,
-    { data: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' } },
-    USAGE,
-  );
+  const a = parseCommand(rest, command('siem user add'));
   const db = openDashboardDb(required(a.data, 'data', USAGE));
   try {
     const user = await new UserStore(db).add(
