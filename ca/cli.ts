@@ -12,6 +12,7 @@ import { createPrivateFile } from '../common/private-files.js';
 import { verifyAuditChain } from './audit.js';
 import { FILES, loadAuthority } from './authority.js';
 import { initCa } from './init.js';
+import { listIdentities, showIdentity } from './listing.js';
 import { passphraseFromEnv } from './keys.js';
 import { newJoinToken, METHOD_NAMES } from '../attestation/index.js';
 import { startCaServer } from './server.js';
@@ -277,6 +278,31 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         }
         const n = store.releaseBindings(id.uri, systemClock.now(), 'cli');
         out(`released ${n} hardware binding(s) of ${id.uri}`);
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    case 'list': {
+      const a = parseCommand(rest, command('ca list'));
+      const store = openExisting(String(a['data']));
+      try {
+        for (const line of listIdentities(store, systemClock.now())) out(line);
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    case 'show': {
+      const a = parseCommand(rest, command('ca show'));
+      if (a._.length !== 1)
+        throw new UsageError(`name one identity\nusage: ${usageLine(command('ca show'))}`);
+      const id = parseIdentity(a._[0]).uri;
+      const store = openExisting(String(a['data']));
+      try {
+        const lines = showIdentity(store, id, systemClock.now());
+        if (!lines) throw new EdgewardError('ERR_NOT_FOUND', `the CA knows no identity ${id}`);
+        for (const line of lines) out(line);
         return 0;
       } finally {
         store.close();

@@ -26,10 +26,11 @@ const LOADERS: Record<string, () => Promise<Command>> = {
   ca: async () => (await import('../ca/cli.js')).runCaCommand,
   enroll: async () => (await import('../client/cli.js')).runEnrollCommand,
   renew: async () => (await import('../client/cli.js')).runRenewCommand,
-  siem: async () => async (argv, out) =>
-    argv[0] === 'user'
-      ? (await import('../siem/dashboard/cli.js')).runUserCommand(argv.slice(1), out)
-      : (await import('../siem/cli.js')).runSiemCommand(argv, out),
+  siem: async () => async (argv, out) => {
+    if (argv[0] === 'user')
+      return (await import('../siem/dashboard/cli.js')).runUserCommand(argv.slice(1), out);
+    return (await import('../siem/cli.js')).runSiemCommand(argv, out);
+  },
   agent: async () => async (argv, out) =>
     argv.includes('--check')
       ? (await import('./agent-check.js')).runAgentCheck(argv, out)

@@ -43,6 +43,7 @@ export const GROUPS: readonly CommandGroup[] = [
   { path: 'ca puf', summary: 'PUF devices registered with the CA' },
   { path: 'siem', summary: 'the SIEM: serve it, its dashboard users, and its analyst API' },
   { path: 'siem user', summary: 'dashboard users' },
+  { path: 'siem decisions', summary: 'quarantine decisions: list, quarantine, lift (analyst API)' },
   { path: 'policy', summary: 'check policy files before deploying them; read reference PCRs' },
   { path: 'puf', summary: 'PUF devices: provision at manufacture, evaluate the fuzzy extractor' },
 ];
@@ -129,6 +130,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: [`edgeward ca release --data /var/lib/edgeward/ca --id spiffe://${TD}/device/d1 --hold`],
   },
   {
+    path: 'ca list',
+    summary:
+      'List the identities the CA knows: method, certificates by state (valid, expired, revoked), hardware bindings, standing (renewal hold, revoked).',
+    options: { data: caData },
+    examples: ['edgeward ca list --data /var/lib/edgeward/ca'],
+  },
+  {
+    path: 'ca show',
+    summary:
+      'Show one identity: every certificate with its state and dates, hardware bindings, renewal holds.',
+    options: { data: caData },
+    positionals: { usage: 'SPIFFE_ID', help: 'the identity to show', min: 1 },
+    examples: [`edgeward ca show --data /var/lib/edgeward/ca spiffe://${TD}/device/d1`],
+  },
+  {
     path: 'ca audit verify',
     summary: 'Verify the audit log’s hash chain; exit 1 when it is broken.',
     options: { data: caData },
@@ -212,6 +228,74 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['edgeward siem user add --data /var/lib/edgeward/siem --name alice --role analyst'],
   },
   {
+    path: 'siem decisions list',
+    summary: 'List the SIEM’s active decisions and those waiting for approval (GET /v1/decisions).',
+    options: { ...siemClient, json: { help: 'print the API’s JSON answer instead of a table' } },
+    examples: [
+      'edgeward siem decisions list --siem https://127.0.0.1:8444 --identity /var/lib/edgeward/ca/admin',
+    ],
+  },
+  {
+    path: 'siem decisions quarantine',
+    summary: 'Quarantine (or isolate) a scope now, signed and pushed to every agent (POST /v1/decisions).',
+    options: {
+      ...siemClient,
+      scope: {
+        value: 'TYPE=VALUE',
+        help: 'what to quarantine: identity=SPIFFE_ID or pattern, node=SPIFFE_ID, serial=HEX, spki=HEX, ip=ADDR, cidr=RANGE',
+        required: true,
+      },
+      ttl: { value: 'DURATION', help: 'how long it lasts, 1s to 365d, such as 1h', required: true },
+      reason: {
+        value: 'TEXT',
+        help: 'why (kept with the decision, shown to whoever is refused)',
+        required: true,
+      },
+      action: {
+        value: 'quarantine|isolate',
+        help: 'quarantine refuses and cuts its connections; isolate also outbound (default quarantine)',
+      },
+      revoke: { help: 'also revoke the scope’s certificates at the CA' },
+      json: { help: 'print the API’s JSON answer' },
+    },
+    examples: [
+      `edgeward siem decisions quarantine --siem https://127.0.0.1:8444 --identity /var/lib/edgeward/ca/admin --scope identity=spiffe://${TD}/device/d1 --ttl 1h --reason "cloned credential"`,
+    ],
+  },
+  {
+    path: 'siem decisions lift',
+    summary: 'Lift a decision before it expires (POST /v1/decisions/ID/lift).',
+    options: { ...siemClient, json: { help: 'print the API’s JSON answer' } },
+    positionals: { usage: 'ID', help: 'the decision to lift (from `siem decisions list`)', min: 1 },
+    examples: [
+      'edgeward siem decisions lift --siem https://127.0.0.1:8444 --identity /var/lib/edgeward/ca/admin 5b0e9a52-6f0e-4a63-9a55-0a7c2f1d3e44',
+    ],
+  },
+  {
+    path: 'siem agents',
+    summary:
+      'List who follows the decision stream: connected or not, the revision each acknowledged (GET /v1/agents).',
+    options: { ...siemClient, json: { help: 'print the API’s JSON answer instead of a table' } },
+    examples: ['edgeward siem agents --siem https://127.0.0.1:8444 --identity /var/lib/edgeward/ca/admin'],
+  },
+  {
+    path: 'siem alerts',
+    summary: 'List the SIEM’s alerts, newest first (GET /v1/alerts).',
+    options: {
+      ...siemClient,
+      since: {
+        value: 'TIME',
+        help: 'only alerts from then on: an ISO time, epoch ms, or an age such as 15m',
+      },
+      rule: { value: 'ID', help: 'only alerts of this rule' },
+      limit: { value: 'N', help: 'at most N alerts' },
+      json: { help: 'print the API’s JSON answer instead of a table' },
+    },
+    examples: [
+      'edgeward siem alerts --siem https://127.0.0.1:8444 --identity /var/lib/edgeward/ca/admin --since 1h',
+    ],
+  },
+  {
     path: 'agent',
     summary:
       'Run the edge agent (mTLS sidecar with live enforcement), or with --check only validate its configuration.',
@@ -279,8 +363,6 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['edgeward demo --data /tmp/edgeward-demo --port-base 9443'],
   },
 ];
-
-export { siemClient as SIEM_CLIENT_OPTIONS };
 
 /** The command at this path; our own misuse (a path not in the table) is a TypeError. */
 export function command(path: string): CommandSpec {

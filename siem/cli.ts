@@ -1,4 +1,4 @@
-// `edgeward siem serve`: enrolls the SIEM's identity on first start (join token), then runs the
+// `edgeward siem serve` (and, in analyst-cli.ts, the analyst commands): enrolls the SIEM's identity on first start (join token), then runs the
 // HTTPS service with the rule and playbook folders (the default pack unless told otherwise).
 import { join } from 'node:path';
 import { hostPort, optional, parseCommand, required, UsageError, usageLine } from '../common/args.js';
@@ -28,7 +28,8 @@ export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
 
 export async function runSiemCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'serve') throw new UsageError(`usage: ${USAGE}`);
+  // The analyst commands (decisions, agents, alerts) are clients of a running SIEM.
+  if (sub !== 'serve') return (await import('./analyst-cli.js')).runAnalystCommand(argv, out);
   const a = parseCommand(rest, command('siem serve'));
   if (a.token !== undefined) refuseTokenInArgv();
   // Read (and its mode checked) now, so a bad token file stops the start before anything runs.
