@@ -16,7 +16,7 @@ import { listIdentities, showIdentity } from './listing.js';
 import { passphraseFromEnv } from './keys.js';
 import { newJoinToken, METHOD_NAMES } from '../attestation/index.js';
 import { startCaServer } from './server.js';
-import { CaService } from './service.js';
+import { CaService, foreignTrustDomain } from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import {
@@ -226,7 +226,8 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const store = openExisting(required(a.data, 'data', USAGE.token));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.token));
-        if (id.trustDomain !== trustDomainOf(store)) throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+        const td = trustDomainOf(store);
+        if (id.trustDomain !== td) throw foreignTrustDomain(id.trustDomain, td);
         const ttl = parseDuration(optional(a.ttl) ?? '15m');
         if (ttl < 60_000 || ttl > 7 * 86_400_000) throw new UsageError('--ttl must be between 1m and 7d');
         const now = systemClock.now();
