@@ -35,6 +35,9 @@ export const CODES = {
   ERR_IP_CIDR_HOST_BITS: { status: 400, message: 'CIDR block has bits set after its prefix' },
   ERR_SERIAL_INVALID: { status: 400, message: 'not a certificate serial number (hex)' },
 
+  // ---- the demo (cli/demo) ----
+  ERR_DEMO_DATA_IN_USE: { status: 409, message: 'another edgeward demo is using this data folder' },
+
   // ---- ca ----
   ERR_CA_EXISTS: { status: 409, message: 'a CA already exists in this data folder' },
   ERR_CA_NOT_INITIALISED: { status: 500, message: 'no CA in this data folder' },
