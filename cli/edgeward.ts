@@ -135,11 +135,14 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const word = rest[0] as string;
-    const near = closest(word, children(path));
     const where = path === '' ? 'edgeward' : `edgeward ${path}`;
-    err(
-      `${where}: unknown command ${JSON.stringify(word.slice(0, 64)).slice(1, -1)}${near ? ` (did you mean ${near}?)` : ''}\n\n${groupHelp(path)}`,
-    );
+    const shown = JSON.stringify(word.slice(0, 64)).slice(1, -1);
+    if (word.startsWith('-')) {
+      err(`${where}: ${shown} needs a command first\n\n${groupHelp(path)}`);
+      return 2;
+    }
+    const near = closest(word, children(path));
+    err(`${where}: unknown command ${shown}${near ? ` (did you mean ${near}?)` : ''}\n\n${groupHelp(path)}`);
     return 2;
   }
   if (wantsHelp(rest)) {

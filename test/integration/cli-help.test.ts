@@ -80,6 +80,11 @@ describe('groups list their commands', () => {
       const bare = edgeward(argv);
       expect(bare.status).toBe(2);
       expect(bare.stderr).toContain('commands:');
+      const flag = edgeward([...argv, '--data', 'x']);
+      expect(flag.status).toBe(2);
+      expect(flag.stderr).toContain(
+        `edgeward${g.path === '' ? '' : ` ${g.path}`}: --data needs a command first`,
+      );
       const wrong = edgeward([...argv, `${children[0] as string}x`]);
       expect(wrong.status).toBe(2);
       expect(wrong.stderr).toContain(
