@@ -101,9 +101,8 @@ function describeFailure(err: unknown): { text: string; code: number } {
   if (err instanceof UsageError) return { text: err.message, code: 2 };
   if (err instanceof EdgewardError) return { text: `${err.code}: ${err.message}`, code: 1 };
   const e = err as NodeJS.ErrnoException;
-  // A file the user named that cannot be read: the system's reason, not a stack.
-  if (typeof e?.code === 'string' && typeof e.syscall === 'string')
-    return { text: `${e.path ?? ''}${e.path ? ': ' : ''}${e.code} (${e.syscall})`, code: 1 };
+  // A file the user named that cannot be read, an address in use: the system's reason, not a stack.
+  if (typeof e?.code === 'string' && typeof e.syscall === 'string') return { text: e.message, code: 1 };
   const debug = process.env['EDGEWARD_LOG_LEVEL'] === 'debug';
   return { text: debug ? String(e?.stack ?? err) : String(e?.message ?? err), code: 1 };
 }

@@ -158,7 +158,9 @@ outbound:
     );
     const gone = edgeward(['policy', 'check', join(dir, 'gone.yaml')]);
     expect(gone.status).toBe(1);
-    expect(gone.stderr).toBe(`edgeward policy check: ${join(dir, 'gone.yaml')}: ENOENT (stat)\n`);
+    expect(gone.stderr).toBe(
+      `edgeward policy check: ENOENT: no such file or directory, stat '${join(dir, 'gone.yaml')}'\n`,
+    );
     const none = edgeward(['policy', 'check']);
     expect(none.status).toBe(2);
     expect(none.stderr).toMatch(/^edgeward policy check: missing FILE\|DIR\.\.\.\nusage: /);
