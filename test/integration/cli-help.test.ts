@@ -4,6 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseCommand } from '../../common/args.js';
 import { COMMANDS, GROUPS } from '../../common/commands.js';
 import { ATTEST_OPTIONS } from '../../attestation/index.js';
 import { edgeward } from '../helpers/cli.js';
@@ -52,6 +53,16 @@ describe('edgeward --help, for every command in the table', () => {
       expect(r.stderr).not.toMatch(/\n\s+at /);
     });
   }
+
+  it('every example parses by its command’s own options, with the required ones given', () => {
+    for (const c of COMMANDS)
+      for (const e of c.examples) {
+        // Words as a shell splits them (double quotes group).
+        const words = [...e.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? '');
+        const argv = words.slice(1 + c.path.split(' ').length);
+        expect(() => parseCommand(argv, c), e).not.toThrow();
+      }
+  });
 
   it('enroll and renew accept every flag of the attestation registry', () => {
     for (const path of ['enroll', 'renew']) {
