@@ -267,6 +267,7 @@ export const CODES = {
   ERR_SIEM_CERT_UNTRUSTED: { status: 401, message: 'client certificate does not chain to the trust bundle' },
   ERR_SIEM_FORBIDDEN: { status: 403, message: 'not allowed for this identity' },
   ERR_SIEM_ANALYST_REFUSED: { status: 502, message: 'the SIEM refused the analyst request' },
+  ERR_SIEM_UNREACHABLE: { status: 502, message: 'the SIEM cannot be reached' },
   ERR_SIEM_OBSERVER_MISMATCH: {
     status: 403,
     message: 'event claims another observer than the client certificate',

@@ -38,7 +38,18 @@ function analystClient(siem: string, identityDir: string): Analyst {
         expect,
         maxBytes: MAX_ANSWER_BYTES,
         timeout: 30_000,
-        code: 'ERR_SIEM_ANALYST_REFUSED',
+        code: 'ERR_SIEM_UNREACHABLE',
+      }).catch((err: unknown) => {
+        // No answer at all (refused, reset, timed out): say where and why, not "refused".
+        if (err instanceof EdgewardError && err.code === 'ERR_SIEM_UNREACHABLE') {
+          const cause = err.cause as NodeJS.ErrnoException | undefined;
+          throw new EdgewardError(
+            'ERR_SIEM_UNREACHABLE',
+            `cannot reach the SIEM at ${base.origin}: ${cause?.code ?? cause?.message ?? err.message}`,
+            { cause: err },
+          );
+        }
+        throw err;
       });
       let json: unknown;
       try {

@@ -157,6 +157,18 @@ describe('edgeward siem decisions, agents, alerts', () => {
     expect(bad.stderr).toContain(
       'edgeward siem decisions quarantine: --scope is TYPE=VALUE with TYPE one of identity',
     );
+    const away = await edgewardAsync([
+      'siem',
+      'agents',
+      '--siem',
+      'https://127.0.0.1:1',
+      '--identity',
+      ca.adminDir,
+    ]);
+    expect(away.status).toBe(1);
+    expect(away.stderr).toBe(
+      'edgeward siem agents: ERR_SIEM_UNREACHABLE: cannot reach the SIEM at https://127.0.0.1:1: ECONNREFUSED\n',
+    );
     const none = await analyst(['decisions', 'lift', 'no-such-decision']);
     expect(none.status).toBe(1);
     expect(none.stderr).toMatch(
