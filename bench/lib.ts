@@ -15,7 +15,13 @@ import {
   type PufRecordJson,
   createSimPuf,
 } from '../attestation/puf/index.js';
+import { createTokenProver, newJoinToken } from '../attestation/index.js';
+import { initCa, startCaServer, type CaServerOptions, type RunningCa } from '../ca/index.js';
+import { enroll } from '../client/index.js';
+import { systemClock } from '../common/clock.js';
+import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, type Identity } from '../common/identity.js';
+import { silentLogger } from '../common/log.js';
 import { createPrivateFile } from '../common/private-files.js';
 
 export interface LoadResult {
@@ -176,6 +182,55 @@ export function initCaData(data: string, trustDomain: string): string {
   );
   if (r.status !== 0) throw new Error(`ca init failed: ${r.stderr}`);
   return /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(r.stdout)?.[1] ?? '';
+}
+
+/** An in-process CA for a benchmark's set-up: join tokens and token enrollments against it. */
+export interface BenchCa {
+  readonly url: string;
+  readonly fingerprint: string;
+  readonly running: RunningCa;
+  /** A one-time join token for `id` (10 minutes). */
+  token(id: string): string;
+  /** Enrolls `id` with a join token into the identity folder `out`. */
+  enroll(id: string, out: string): Promise<LoadedIdentity>;
+  close(): Promise<void>;
+}
+
+/**
+ * `ca init` into `dataDir` (unless `fingerprint` says it is made already) and the CA served on a
+ * free loopback port, with the given rate limits (default: the CA's own).
+ */
+export async function startBenchCa(
+  dataDir: string,
+  trustDomain: string,
+  o: { rateLimits?: CaServerOptions['rateLimits']; fingerprint?: string } = {},
+): Promise<BenchCa> {
+  const fingerprint =
+    o.fingerprint ?? initCa({ dataDir, trustDomain, clock: systemClock, passphrase: undefined }).fingerprint;
+  const running = await startCaServer({
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),
+  });
+  const token = (id: string): string => {
+    const { token: t, hash } = newJoinToken();
+    const now = Date.now();
+    running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+    return t;
+  };
+  return {
+    url: running.url,
+    fingerprint,
+    running,
+    token,
+    async enroll(id, out) {
+      await enroll({ ca: running.url, fingerprint, id, prover: createTokenProver(token(id)), out });
+      return loadIdentity(out);
+    },
+    close: () => running.close(),
+  };
 }
 
 export interface CaProcess {

@@ -18,17 +18,13 @@ import { Agent, request } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTokenProver, newJoinToken } from '../attestation/index.js';
-import { initCa, startCaServer } from '../ca/index.js';
-import { enroll, SseParser, tokenOf } from '../client/index.js';
-import { systemClock } from '../common/clock.js';
+import { SseParser, tokenOf } from '../client/index.js';
 import { verifyDecisions } from '../common/decision-jws.js';
-import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
+import type { LoadedIdentity } from '../common/identity-dir.js';
 import { serviceId } from '../common/identity.js';
-import { silentLogger } from '../common/log.js';
 import { runSiemCommand, defaultPolicyDir } from '../siem/index.js';
 import { verifySiemChain, type SiemDecisionKey } from '../common/siem-key.js';
-import { fmt, nodeArgsFromEnv, percentile, startSiemChild, tokenFileIn } from './lib.js';
+import { fmt, nodeArgsFromEnv, percentile, startBenchCa, startSiemChild, tokenFileIn } from './lib.js';
 import { syntheticEvents } from './siem-correlate.js';
 
 const TD = 'bench.example';
@@ -685,20 +681,9 @@ export async function runDistributionBench(o: {
   const work = mkdtempSync(join(tmpdir(), 'edgeward-bench-siem-'));
   try {
     const caDir = join(work, 'ca');
-    const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
-    const ca = await startCaServer({
-      dataDir: caDir,
-      host: '127.0.0.1',
-      port: 0,
-      log: silentLogger,
+    const ca = await startBenchCa(caDir, TD, {
       rateLimits: { perIp: { rate: 100_000, burst: 100_000 }, perIdentity: { rate: 1000, burst: 1000 } },
     });
-    const token = (id: string): string => {
-      const { token: t, hash } = newJoinToken();
-      const now = Date.now();
-      ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
-      return t;
-    };
     // Playbooks as shipped, but without the blast-radius caps (every round makes a new decision).
     const pb = join(work, 'playbooks');
     mkdirSync(pb);
@@ -736,9 +721,9 @@ export async function runDistributionBench(o: {
       '--ca',
       ca.url,
       '--fingerprint',
-      init.fingerprint,
+      ca.fingerprint,
       '--token-file',
-      tokenFileIn(work, token(serviceId(TD, 'siem'))),
+      tokenFileIn(work, ca.token(serviceId(TD, 'siem'))),
       '--playbooks',
       pb,
       '--reporter-policy',
@@ -748,14 +733,7 @@ export async function runDistributionBench(o: {
     for (let i = 0; i < 8; i++) {
       const id = `spiffe://${TD}/node/n${i}`;
       const out = join(work, `n${i}`);
-      await enroll({
-        ca: ca.url,
-        fingerprint: init.fingerprint,
-        id,
-        prover: createTokenProver(token(id)),
-        out,
-      });
-      enrolled.push(credsOf(loadIdentity(out)));
+      enrolled.push(credsOf(await ca.enroll(id, out)));
     }
     const node = enrolled[0] as Creds;
     const keyPem = await get(`${siem.url}/v1/decisions/key`, node);

@@ -9,15 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { createTokenProver, newJoinToken } from '../attestation/index.js';
-import { initCa, startCaServer } from '../ca/index.js';
-import { enroll } from '../client/index.js';
-import { systemClock } from '../common/clock.js';
-import { loadIdentity } from '../common/identity-dir.js';
 import { serviceId } from '../common/identity.js';
-import { silentLogger } from '../common/log.js';
 import { runSiemCommand } from '../siem/index.js';
-import { fmt, post, startSiemChild, stopProcess, tokenFileIn } from './lib.js';
+import { fmt, post, startBenchCa, startSiemChild, stopProcess, tokenFileIn } from './lib.js';
 
 const TD = 'bench.example';
 
@@ -40,34 +34,20 @@ export async function run(o: { events?: number } = {}): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'edgeward-bench-flood-'));
   try {
     const caDir = join(work, 'ca');
-    const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
-    const ca = await startCaServer({ dataDir: caDir, host: '127.0.0.1', port: 0, log: silentLogger });
-    const token = (id: string): string => {
-      const { token: t, hash } = newJoinToken();
-      const now = Date.now();
-      ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
-      return t;
-    };
+    const ca = await startBenchCa(caDir, TD);
     const siemDir = join(work, 'siem');
     const { proc, found } = await startSiemChild(
       fileURLToPath(import.meta.url),
       [
-        ...['--data', siemDir, '--listen', '127.0.0.1:0', '--ca', ca.url, '--fingerprint', init.fingerprint],
-        ...['--token-file', tokenFileIn(work, token(serviceId(TD, 'siem'))), '--dashboard', '127.0.0.1:0'],
+        ...['--data', siemDir, '--listen', '127.0.0.1:0', '--ca', ca.url, '--fingerprint', ca.fingerprint],
+        ...['--token-file', tokenFileIn(work, ca.token(serviceId(TD, 'siem'))), '--dashboard', '127.0.0.1:0'],
       ],
       { ready: [/listening on (https:\/\/\S+)/, /dashboard on (https:\/\/\S+)/], timeoutMs: 60_000 },
     );
     const siemUrl = found[0] as string;
     const pid = proc.pid as number;
     const node = `spiffe://${TD}/node/flood`;
-    await enroll({
-      ca: ca.url,
-      fingerprint: init.fingerprint,
-      id: node,
-      prover: createTokenProver(token(node)),
-      out: join(work, 'node'),
-    });
-    const id = loadIdentity(join(work, 'node'));
+    const id = await ca.enroll(node, join(work, 'node'));
     const agent = new Agent({
       key: id.keyPem,
       cert: id.certPem,

@@ -2,7 +2,8 @@
 import cluster from 'node:cluster';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostPort, optional, parse, required, UsageError } from '../common/args.js';
+import { hostPort, optional, parseCommand, required, UsageError, usageLine } from '../common/args.js';
+import { command } from '../common/commands.js';
 import { parseDuration, systemClock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { parseIdentity } from '../common/identity.js';
@@ -11,10 +12,11 @@ import { createPrivateFile } from '../common/private-files.js';
 import { verifyAuditChain } from './audit.js';
 import { FILES, loadAuthority } from './authority.js';
 import { initCa } from './init.js';
+import { listIdentities, showIdentity } from './listing.js';
 import { passphraseFromEnv } from './keys.js';
 import { newJoinToken, METHOD_NAMES } from '../attestation/index.js';
 import { startCaServer } from './server.js';
-import { CaService } from './service.js';
+import { CaService, foreignTrustDomain } from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import type { CaStore } from './store.js';
 import {
@@ -31,14 +33,13 @@ import type { KeyKind, KeyPolicy } from '../common/csr.js';
 import type { BucketSpec } from '../common/rate-limit.js';
 
 const USAGE = {
-  init: 'edgeward ca init --data DIR --trust-domain TD [--dns NAME[,NAME...]] [--ip ADDR|CIDR[,...]]',
-  serve:
-    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--rate-enroll N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N] [--siem URL]',
-  token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m] [--out FILE]',
-  revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
-  release: 'edgeward ca release --data DIR --id SPIFFE_ID [--hold]',
-  audit: 'edgeward ca audit verify --data DIR',
-  puf: 'edgeward ca puf import --data DIR FILE',
+  init: usageLine(command('ca init')),
+  serve: usageLine(command('ca serve')),
+  token: usageLine(command('ca token')),
+  revoke: usageLine(command('ca revoke')),
+  release: usageLine(command('ca release')),
+  audit: usageLine(command('ca audit verify')),
+  puf: usageLine(command('ca puf import')),
 } as const;
 
 function openExisting(dir: string): CaStore {
@@ -133,16 +134,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
   const [sub, ...rest] = argv;
   switch (sub) {
     case 'init': {
-      const a = parse(
-        rest,
-        {
-          data: { type: 'string' },
-          'trust-domain': { type: 'string' },
-          dns: { type: 'string', multiple: true },
-          ip: { type: 'string', multiple: true },
-        },
-        USAGE.init,
-      );
+      const a = parseCommand(rest, command('ca init'));
       // Checked before anything is written: the names go into the intermediate for good.
       const list = (v: unknown): string | undefined => (Array.isArray(v) ? v.join(',') : undefined);
       const serviceNames = parseServiceNames(list(a.dns), list(a.ip));
@@ -164,23 +156,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       return 0;
     }
     case 'serve': {
-      const a = parse(
-        rest,
-        {
-          data: { type: 'string' },
-          listen: { type: 'string' },
-          'attestation-policy': { type: 'string' },
-          'leaf-ttl': { type: 'string' },
-          durability: { type: 'string' },
-          'rate-ip': { type: 'string' },
-          'rate-identity': { type: 'string' },
-          'rate-enroll': { type: 'string' },
-          'key-types': { type: 'string' },
-          workers: { type: 'string' },
-          siem: { type: 'string' },
-        },
-        USAGE.serve,
-      );
+      const a = parseCommand(rest, command('ca serve'));
       const workers = Number(optional(a.workers) ?? '1');
       if (!Number.isInteger(workers) || workers < 1 || workers > 64)
         throw new UsageError('--workers is 1 to 64');
@@ -246,20 +222,12 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       return 0;
     }
     case 'token': {
-      const a = parse(
-        rest,
-        {
-          data: { type: 'string' },
-          id: { type: 'string' },
-          ttl: { type: 'string' },
-          out: { type: 'string' },
-        },
-        USAGE.token,
-      );
+      const a = parseCommand(rest, command('ca token'));
       const store = openExisting(required(a.data, 'data', USAGE.token));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.token));
-        if (id.trustDomain !== trustDomainOf(store)) throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+        const td = trustDomainOf(store);
+        if (id.trustDomain !== td) throw foreignTrustDomain(id.trustDomain, td);
         const ttl = parseDuration(optional(a.ttl) ?? '15m');
         if (ttl < 60_000 || ttl > 7 * 86_400_000) throw new UsageError('--ttl must be between 1m and 7d');
         const now = systemClock.now();
@@ -275,16 +243,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       }
     }
     case 'revoke': {
-      const a = parse(
-        rest,
-        {
-          data: { type: 'string' },
-          serial: { type: 'string' },
-          id: { type: 'string' },
-          reason: { type: 'string' },
-        },
-        USAGE.revoke,
-      );
+      const a = parseCommand(rest, command('ca revoke'));
       const dataDir = required(a.data, 'data', USAGE.revoke);
       const reason = required(a.reason, 'reason', USAGE.revoke);
       const store = openExisting(dataDir);
@@ -307,11 +266,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       }
     }
     case 'release': {
-      const a = parse(
-        rest,
-        { data: { type: 'string' }, id: { type: 'string' }, hold: { type: 'boolean' } },
-        USAGE.release,
-      );
+      const a = parseCommand(rest, command('ca release'));
       const store = openExisting(required(a.data, 'data', USAGE.release));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.release));
@@ -329,10 +284,35 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         store.close();
       }
     }
+    case 'list': {
+      const a = parseCommand(rest, command('ca list'));
+      const store = openExisting(String(a['data']));
+      try {
+        for (const line of listIdentities(store, systemClock.now())) out(line);
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    case 'show': {
+      const a = parseCommand(rest, command('ca show'));
+      if (a._.length !== 1)
+        throw new UsageError(`name one identity\nusage: ${usageLine(command('ca show'))}`);
+      const id = parseIdentity(a._[0]).uri;
+      const store = openExisting(String(a['data']));
+      try {
+        const lines = showIdentity(store, id, systemClock.now());
+        if (!lines) throw new EdgewardError('ERR_NOT_FOUND', `the CA knows no identity ${id}`);
+        for (const line of lines) out(line);
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
     case 'audit': {
       const [verb, ...more] = rest;
       if (verb !== 'verify') throw new UsageError(`usage: ${USAGE.audit}`);
-      const a = parse(more, { data: { type: 'string' } }, USAGE.audit);
+      const a = parseCommand(more, command('ca audit verify'));
       const store = openExisting(required(a.data, 'data', USAGE.audit));
       try {
         const v = verifyAuditChain(store.auditRecords());
@@ -351,7 +331,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
     case 'puf': {
       const [verb, ...more] = rest;
       if (verb !== 'import') throw new UsageError(`usage: ${USAGE.puf}`);
-      const a = parse(more, { data: { type: 'string' } }, USAGE.puf);
+      const a = parseCommand(more, command('ca puf import'));
       const file = a._[0];
       if (!file || a._.length !== 1) throw new UsageError(`usage: ${USAGE.puf}`);
       const store = openExisting(required(a.data, 'data', USAGE.puf));

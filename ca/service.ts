@@ -19,7 +19,7 @@ import type { Logger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { RateLimiter, type BucketSpec } from '../common/rate-limit.js';
 import type { Decision, DecisionScope, DecisionSet } from '../common/decisions.js';
-import { isCrlReason, normalizeSerial, spkiSha256Hex, type CrlReason } from '../common/x509.js';
+import { CRL_REASONS, isCrlReason, normalizeSerial, spkiSha256Hex, type CrlReason } from '../common/x509.js';
 import { planHolds, type CredentialSubject } from './quarantine.js';
 import { SESSION_NAMESPACE, openSealedSession, sealSession } from './sessions.js';
 import { dnsWithin, ipWithin, NO_SERVICE_NAMES, type ServiceNames } from './service-names.js';
@@ -184,7 +184,7 @@ export class CaService {
 
   private inDomain(uri: unknown): Identity {
     const id = parseIdentity(uri);
-    if (id.trustDomain !== this.trustDomain) throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+    if (id.trustDomain !== this.trustDomain) throw foreignTrustDomain(id.trustDomain, this.trustDomain);
     return id;
   }
 
@@ -250,7 +250,10 @@ export class CaService {
         undefined,
         {
           detail: { decision: d.id, scope: d.scope },
-          clientMessage: `${byIdentity ? 'identity' : `certificate ${d.scope.type === 'spki' ? 'key' : 'serial'}`} quarantined by the SIEM until ${new Date(d.expiresAt).toISOString()}; an analyst can lift it`,
+          clientMessage:
+            `${byIdentity ? 'identity' : `certificate ${d.scope.type === 'spki' ? 'key' : 'serial'}`} quarantined by the SIEM ` +
+            `until ${new Date(d.expiresAt).toISOString()} (decision ${d.id}); an analyst can lift it earlier ` +
+            `(the dashboard, or edgeward siem decisions lift ${d.id} with the admin identity)`,
         },
       );
     }
@@ -302,10 +305,15 @@ export class CaService {
     const method = typeof name === 'string' ? this.methods.get(name) : undefined;
     if (!method) throw new EdgewardError('ERR_CA_METHOD_UNKNOWN');
     const allowed = this.opts.policy?.methodsFor(identity.uri);
-    if (allowed && !allowed.includes(method.name)) throw new EdgewardError('ERR_CA_METHOD_NOT_ALLOWED');
+    if (allowed && !allowed.includes(method.name))
+      throw new EdgewardError('ERR_CA_METHOD_NOT_ALLOWED', undefined, {
+        clientMessage: `attestation method ${method.name} is not allowed for ${identity.uri}; the attestation policy allows ${allowed.length > 0 ? allowed.join(', ') : 'no method'} for it`,
+      });
     // Control-plane identities are made by operators with join tokens, never by device evidence.
     if (identity.kind === 'svc' && method.name !== 'token')
-      throw new EdgewardError('ERR_CA_METHOD_NOT_ALLOWED');
+      throw new EdgewardError('ERR_CA_METHOD_NOT_ALLOWED', undefined, {
+        clientMessage: `attestation method ${method.name} is not allowed for ${identity.uri}; control-plane identities (svc/...) enroll with token only`,
+      });
     return method;
   }
 
@@ -432,8 +440,8 @@ export class CaService {
     if (csr.uri !== undefined && csr.uri !== identity.uri) {
       let reason = 'CSR names another identity';
       try {
-        if (parseIdentity(csr.uri).trustDomain !== this.trustDomain)
-          throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+        const td = parseIdentity(csr.uri).trustDomain;
+        if (td !== this.trustDomain) throw foreignTrustDomain(td, this.trustDomain);
       } catch (err) {
         if (err instanceof EdgewardError && err.code === 'ERR_CA_FOREIGN_TRUST_DOMAIN') throw err;
         reason = 'CSR URI SAN is not a valid identity';
@@ -709,5 +717,12 @@ export class CaService {
 
 function isCrlReasonValue(r: unknown): CrlReason {
   if (typeof r === 'string' && isCrlReason(r)) return r;
-  throw new EdgewardError('ERR_INPUT_MALFORMED', 'unknown revocation reason');
+  const text = `unknown revocation reason; the reasons are ${Object.keys(CRL_REASONS).join(', ')}`;
+  throw new EdgewardError('ERR_INPUT_MALFORMED', text, { clientMessage: text });
+}
+
+/** An identity of another trust domain than this CA's: the message names both. */
+export function foreignTrustDomain(theirs: string, ours: string): EdgewardError {
+  const text = `the identity is in trust domain ${theirs}, this CA's trust domain is ${ours}`;
+  return new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN', text, { clientMessage: text });
 }

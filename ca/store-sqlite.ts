@@ -153,6 +153,12 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     certsOf: db.prepare<[string], CertRow>(
       'SELECT * FROM certificates WHERE identity = ? ORDER BY issued_at',
     ),
+    identities: db.prepare<[], { identity: string }>(
+      'SELECT identity FROM certificates UNION SELECT identity FROM bindings ORDER BY identity',
+    ),
+    bindingsOf: db.prepare<[string], { method: string; hardware_id: string; created_at: number }>(
+      'SELECT method, hardware_id, created_at FROM bindings WHERE identity = ? ORDER BY method',
+    ),
     lastMethod: db.prepare<[string], { method: string }>(
       'SELECT method FROM certificates WHERE identity = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1',
     ),
@@ -357,6 +363,11 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
       return r ? toCert(r) : undefined;
     },
     certificatesOf: (identity) => q.certsOf.all(identity).map(toCert),
+    identities: () => q.identities.all().map((r) => r.identity),
+    bindingsOf: (identity) =>
+      q.bindingsOf
+        .all(identity)
+        .map((r) => ({ method: r.method, hardwareId: r.hardware_id, createdAt: r.created_at })),
     enrolledMethod: (identity) => q.lastMethod.get(identity)?.method,
     revokeSerial(serial, reason, now, by) {
       return transaction((t) => {

@@ -18,6 +18,13 @@ export interface CertRecord {
   readonly revocationReason: string | null;
 }
 
+/** A hardware binding as `ca show` lists it (the method's record itself stays inside the CA). */
+export interface BindingSummary {
+  readonly method: string;
+  readonly hardwareId: string;
+  readonly createdAt: number;
+}
+
 export interface AuditEntry {
   readonly kind: string;
   readonly data: Record<string, unknown>;
@@ -49,6 +56,9 @@ export interface CaStore extends MethodStoreReader {
   audit(entry: AuditEntry, now: number): AuditRecord;
   getCertificate(serial: string): CertRecord | undefined;
   certificatesOf(identity: string): CertRecord[];
+  /** Every identity with a certificate or a hardware binding, in name order. */
+  identities(): string[];
+  bindingsOf(identity: string): BindingSummary[];
   /** Latest issued certificate's method for an identity (which method renewals must follow). */
   enrolledMethod(identity: string): string | undefined;
   revokeSerial(serial: string, reason: CrlReason, now: number, by: string): boolean;

@@ -1,9 +1,11 @@
-// `edgeward policy check FILE...` and `edgeward policy pcrs`: validate policy files before they
+// `edgeward policy check FILE|DIR...` and `edgeward policy pcrs`: validate policy files before they
 // are deployed (attestation policies, detection/correlation rules, playbooks and response
-// settings, reporter policies), and read a reference device's PCRs into the attestation policy format.
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
-import { UsageError } from '../common/args.js';
+// settings, reporter policies, agent configurations), and read a reference device's PCRs into the
+// attestation policy format.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parseCommand, UsageError } from '../common/args.js';
+import { command } from '../common/commands.js';
 import {
   describeAttestationPolicy,
   loadAttestationPolicy,
@@ -14,23 +16,36 @@ import {
 import { checkRuleFile } from '../policies/rules/index.js';
 import { assertRuleTests } from '../siem/correlate/index.js';
 
-const USAGE =
-  'edgeward policy check FILE... | edgeward policy pcrs --tcti TCTI [--bank sha256] [--pcrs 0,1,...]';
-
 /** Which kind of policy a file holds, from its top-level keys. */
-function kindOf(text: string): 'attestation' | 'playbook' | 'reporters' | 'rules' {
+function kindOf(text: string): 'attestation' | 'playbook' | 'reporters' | 'agent' | 'rules' {
   if (/^(ek|identities)\s*:/m.test(text)) return 'attestation';
   if (/^kind:\s*(playbook|response-settings)\s*$/m.test(text)) return 'playbook';
   if (/^kind:\s*reporter-policy\s*$/m.test(text)) return 'reporters';
+  // An agent configuration has an identity section and its CA; a rule file has neither.
+  if (/^identity\s*:/m.test(text) && /^ca\s*:/m.test(text)) return 'agent';
   return 'rules';
+}
+
+/** The files to check: a folder stands for the .yaml and .yml files in it, in name order. */
+function filesOf(args: readonly string[]): string[] {
+  return args.flatMap((arg) => {
+    if (!statSync(arg).isDirectory()) return [arg];
+    const found = readdirSync(arg)
+      .filter((n) => /\.ya?ml$/.test(n))
+      .sort()
+      .map((n) => join(arg, n));
+    if (found.length === 0) throw new UsageError(`${arg} holds no .yaml or .yml file`);
+    return found;
+  });
 }
 
 export async function runPolicyCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [verb, ...rest] = argv;
   // The attestation part loads only for what needs it (a TPM, the attestation registry).
   if (verb === 'pcrs') return (await import('../attestation/tpm/index.js')).runPolicyPcrsCommand(rest, out);
-  if (verb !== 'check' || rest.length === 0) throw new UsageError(`usage: ${USAGE}`);
-  for (const file of rest) {
+  const spec = command('policy check');
+  const a = parseCommand(rest, spec);
+  for (const file of filesOf(a._)) {
     const text = readFileSync(file, 'utf8');
     switch (kindOf(text)) {
       case 'attestation': {
@@ -48,6 +63,12 @@ export async function runPolicyCommand(argv: string[], out: (s: string) => void)
           `${file}: reporter policy OK\n${describeReporterPolicy(parseReporterPolicy(text, basename(file)))}`,
         );
         break;
+      case 'agent': {
+        const { describeAgentConfig } = await import('./agent-check.js');
+        const { parseAgentConfig } = await import('../agent/index.js');
+        out(`${file}: agent configuration OK\n${describeAgentConfig(parseAgentConfig(text, file))}`);
+        break;
+      }
       default: {
         const rules = checkRuleFile(text, basename(file));
         // The tests a rule file carries run on the real engine: a rule that misses its own

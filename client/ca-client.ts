@@ -84,6 +84,18 @@ export function endpointFromBundle(url: string, bundlePem: string, trustDomain: 
   return { url: parseUrl(url), bundlePem, trustDomain };
 }
 
+/**
+ * Why a server is not the one expected; when it is the same service of another trust domain,
+ * the message names both (a CA of another deployment, or an identity of the wrong one).
+ */
+export function serverMismatch(uris: readonly string[], expected: string): string {
+  const want = /^spiffe:\/\/([^/]+)(\/.*)$/.exec(expected);
+  const got = uris.length === 1 ? /^spiffe:\/\/([^/]+)(\/.*)$/.exec(uris[0] as string) : null;
+  if (want && got && got[2] === want[2] && got[1] !== want[1])
+    return `the server is ${uris[0] as string}, of trust domain ${got[1] as string}; the identity is in trust domain ${want[1] as string} (expected ${expected})`;
+  return `server is ${uris.length === 1 ? (uris[0] as string) : 'not a single-URI identity'}, expected ${expected}`;
+}
+
 export async function caRequest<T>(
   ep: CaEndpoint,
   method: 'GET' | 'POST',
@@ -104,10 +116,12 @@ export async function caRequest<T>(
         ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
         : {},
       // The CA is known by its SPIFFE ID, not by a host name.
-      checkServerIdentity: (_host, cert) =>
-        uriSans(cert.subjectaltname).includes(expected)
+      checkServerIdentity: (_host, cert) => {
+        const uris = uriSans(cert.subjectaltname);
+        return uris.includes(expected)
           ? undefined
-          : new EdgewardError('ERR_ENROLL_SERVER_IDENTITY', `server is not ${expected}`),
+          : new EdgewardError('ERR_ENROLL_SERVER_IDENTITY', serverMismatch(uris, expected));
+      },
     },
     payload,
   );

@@ -1,31 +1,17 @@
 // `edgeward enroll` and `edgeward renew`: the device side of enrollment.
-import {
-  ATTEST_OPTIONS,
-  ENROLL_ATTEST_USAGE,
-  methodEntry,
-  proverFor,
-  RENEW_ATTEST_USAGE,
-} from '../attestation/index.js';
-import { optional, parse, required } from '../common/args.js';
+import { methodEntry, proverFor } from '../attestation/index.js';
+import { optional, parseCommand, required, usageLine } from '../common/args.js';
+import { command } from '../common/commands.js';
 import { refuseTokenInArgv } from '../common/join-token.js';
 import { enroll } from './enroll.js';
 import { renew } from './renew.js';
 import { loadIdentity } from '../common/identity-dir.js';
 
-const ENROLL_USAGE = `edgeward enroll --ca URL --fingerprint HEX --id SPIFFE_ID ${ENROLL_ATTEST_USAGE} --out DIR`;
-const RENEW_USAGE = `edgeward renew --ca URL --dir DIR ${RENEW_ATTEST_USAGE}`;
-
-// The methods' flags come from the registry, so the options are a record of string flags.
-type StringOptions = Record<string, { readonly type: 'string' }>;
+const ENROLL_USAGE = usageLine(command('enroll'));
+const RENEW_USAGE = usageLine(command('renew'));
 
 export async function runEnrollCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const options: StringOptions = {
-    ca: { type: 'string' },
-    fingerprint: { type: 'string' },
-    out: { type: 'string' },
-    ...ATTEST_OPTIONS,
-  };
-  const a = parse(argv, options, ENROLL_USAGE);
+  const a = parseCommand(argv, command('enroll'));
   const prover = proverFor(a, ENROLL_USAGE, out);
   try {
     await enroll({
@@ -43,8 +29,7 @@ export async function runEnrollCommand(argv: string[], out: (s: string) => void)
 }
 
 export async function runRenewCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const options: StringOptions = { ca: { type: 'string' }, dir: { type: 'string' }, ...ATTEST_OPTIONS };
-  const a = parse(argv, options, RENEW_USAGE);
+  const a = parseCommand(argv, command('renew'));
   if (a.token !== undefined) refuseTokenInArgv();
   const dir = required(a.dir, 'dir', RENEW_USAGE);
   // A method that signs its identity signs the one the folder holds, unless given.

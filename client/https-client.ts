@@ -6,6 +6,7 @@ import type * as tls from 'node:tls';
 import type { PeerCertificate, SecureContext } from 'node:tls';
 import { EdgewardError, type ErrorCode } from '../common/errors.js';
 import { uriSans } from '../common/x509.js';
+import { serverMismatch } from './ca-client.js';
 
 /**
  * For checkServerIdentity on control-plane calls (CA, SIEM): exactly one URI SAN, equal to
@@ -15,10 +16,7 @@ import { uriSans } from '../common/x509.js';
 export function verifyServiceIdentity(cert: PeerCertificate, expect: string): Error | undefined {
   const uris = uriSans(cert.subjectaltname);
   if (uris.length === 1 && uris[0] === expect) return undefined;
-  return new EdgewardError(
-    'ERR_AGENT_PEER_MISMATCH',
-    `server is ${uris.length === 1 ? uris[0] : 'not a single-URI identity'}, expected ${expect}`,
-  );
+  return new EdgewardError('ERR_AGENT_PEER_MISMATCH', serverMismatch(uris, expect));
 }
 
 // One keep-alive pool per TLS context: SIEM and CA calls reuse connections instead of paying a

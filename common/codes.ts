@@ -35,6 +35,9 @@ export const CODES = {
   ERR_IP_CIDR_HOST_BITS: { status: 400, message: 'CIDR block has bits set after its prefix' },
   ERR_SERIAL_INVALID: { status: 400, message: 'not a certificate serial number (hex)' },
 
+  // ---- the demo (cli/demo) ----
+  ERR_DEMO_DATA_IN_USE: { status: 409, message: 'another edgeward demo is using this data folder' },
+
   // ---- ca ----
   ERR_CA_EXISTS: { status: 409, message: 'a CA already exists in this data folder' },
   ERR_CA_NOT_INITIALISED: { status: 500, message: 'no CA in this data folder' },
@@ -263,6 +266,8 @@ export const CODES = {
   ERR_SIEM_UNAUTHENTICATED: { status: 401, message: 'a valid client certificate is required' },
   ERR_SIEM_CERT_UNTRUSTED: { status: 401, message: 'client certificate does not chain to the trust bundle' },
   ERR_SIEM_FORBIDDEN: { status: 403, message: 'not allowed for this identity' },
+  ERR_SIEM_ANALYST_REFUSED: { status: 502, message: 'the SIEM refused the analyst request' },
+  ERR_SIEM_UNREACHABLE: { status: 502, message: 'the SIEM cannot be reached' },
   ERR_SIEM_OBSERVER_MISMATCH: {
     status: 403,
     message: 'event claims another observer than the client certificate',

@@ -1,7 +1,8 @@
-// `edgeward siem serve`: enrolls the SIEM's identity on first start (join token), then runs the
+// `edgeward siem serve` (and, in analyst-cli.ts, the analyst commands): enrolls the SIEM's identity on first start (join token), then runs the
 // HTTPS service with the rule and playbook folders (the default pack unless told otherwise).
 import { join } from 'node:path';
-import { hostPort, optional, parse, required, UsageError } from '../common/args.js';
+import { hostPort, optional, parseCommand, required, UsageError, usageLine } from '../common/args.js';
+import { command } from '../common/commands.js';
 import { parseDuration } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { joinTokenFrom, refuseTokenInArgv } from '../common/join-token.js';
@@ -18,8 +19,7 @@ import { startDashboard } from './dashboard/server.js';
 import { loadDashboardCertificate, type DashboardCertificate } from './dashboard/tls.js';
 import { UserStore } from './dashboard/users.js';
 
-const USAGE =
-  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token-file FILE (or EDGEWARD_JOIN_TOKEN)] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--reporter-policy FILE] [--crl-interval 60s] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
+const USAGE = usageLine(command('siem serve'));
 
 /** policies/default/<what>, found from the source tree or from dist/ (both under the repo root). */
 export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
@@ -28,31 +28,9 @@ export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
 
 export async function runSiemCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'serve') throw new UsageError(`usage: ${USAGE}`);
-  const a = parse(
-    rest,
-    {
-      data: { type: 'string' },
-      listen: { type: 'string' },
-      ca: { type: 'string' },
-      fingerprint: { type: 'string' },
-      // Parsed only to be refused with a pointer to the safe ways (refuseTokenInArgv).
-      token: { type: 'string' },
-      'token-file': { type: 'string' },
-      'trust-domain': { type: 'string' },
-      rules: { type: 'string' },
-      playbooks: { type: 'string' },
-      'reporter-policy': { type: 'string' },
-      'crl-interval': { type: 'string' },
-      'retention-days': { type: 'string' },
-      'revoke-rules': { type: 'string' },
-      durability: { type: 'string' },
-      dashboard: { type: 'string' },
-      'dashboard-cert': { type: 'string' },
-      'dashboard-key': { type: 'string' },
-    },
-    USAGE,
-  );
+  // The analyst commands (decisions, agents, alerts) are clients of a running SIEM.
+  if (sub !== 'serve') return (await import('./analyst-cli.js')).runAnalystCommand(argv, out);
+  const a = parseCommand(rest, command('siem serve'));
   if (a.token !== undefined) refuseTokenInArgv();
   // Read (and its mode checked) now, so a bad token file stops the start before anything runs.
   const token = joinTokenFrom({ file: optional(a['token-file']) });

@@ -1,14 +1,11 @@
 // `edgeward puf provision` and `edgeward puf eval`; the dispatcher in cli/ calls runPufCommand.
-import { parseArgs } from 'node:util';
+import { optional, parseCommand, UsageError, usageLine } from '../../common/args.js';
+import { command } from '../../common/commands.js';
 import { EdgewardError } from '../../common/errors.js';
 import { createPrivateFile } from '../../common/private-files.js';
 import { runPufEval } from './eval.js';
 import { provisionPuf } from './provision.js';
 import { createSimPuf, parsePufSpec } from './simulator.js';
-
-const USAGE = `usage:
-  edgeward puf provision --id SPIFFE_ID --puf sim:SEED[,bias=X] [--ber 0.10] [--crps 32] --out FILE
-  edgeward puf eval [--reads 3000000] [--devices 1000] [--ber 0.05,0.10,0.15] [--pipeline-reads 2000] [--hd-devices 40]`;
 
 export interface PufCliIo {
   readonly out: (line: string) => void;
@@ -20,17 +17,13 @@ const defaultIo: PufCliIo = {
   err: (l) => process.stderr.write(`${l}\n`),
 };
 
-class UsageError extends Error {}
-
-/** node:util parseArgs over string options, its refusals turned into usage errors. */
-function parse(args: string[], names: readonly string[]): Partial<Record<string, string>> {
-  const options: Record<string, { type: 'string' }> = {};
-  for (const n of names) options[n] = { type: 'string' };
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+/** The command's string options by the command table, its refusals usage errors. */
+function parse(args: string[], path: string): Partial<Record<string, string>> {
+  const a = parseCommand(args, command(path));
+  if (a._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(a._[0]?.slice(0, 64))}`);
+  const values: Partial<Record<string, string>> = {};
+  for (const [k, v] of Object.entries(a)) if (k !== '_' && optional(v) !== undefined) values[k] = optional(v);
+  return values;
 }
 
 function int(v: string | undefined, name: string, min: number, max: number, dflt: number): number {
@@ -46,7 +39,7 @@ function rate(v: string, name: string): number {
 }
 
 function provision(args: string[], io: PufCliIo): number {
-  const values = parse(args, ['id', 'puf', 'ber', 'crps', 'out']);
+  const values = parse(args, 'puf provision');
   if (!values.id || !values.puf || !values.out) throw new UsageError('--id, --puf and --out are required');
   let spec = parsePufSpec(values.puf);
   if (values.ber !== undefined) {
@@ -66,7 +59,7 @@ function provision(args: string[], io: PufCliIo): number {
 }
 
 function evaluate(args: string[], io: PufCliIo): number {
-  const values = parse(args, ['reads', 'devices', 'ber', 'pipeline-reads', 'hd-devices']);
+  const values = parse(args, 'puf eval');
   const reads = int(values.reads, 'reads', 1, 100_000_000, 3_000_000);
   const devices = int(values.devices, 'devices', 1, 100_000, Math.min(1000, reads));
   if (reads % devices !== 0) throw new UsageError('--reads must be a multiple of --devices');
@@ -92,20 +85,24 @@ export function runPufCommand(argv: string[], io: PufCliIo = defaultIo): Promise
   try {
     if (sub === 'provision') return Promise.resolve(provision(rest, io));
     if (sub === 'eval') return Promise.resolve(evaluate(rest, io));
-    io.err(USAGE);
+    io.err(`edgeward puf: unknown command ${JSON.stringify(String(sub ?? '').slice(0, 64))}`);
+    io.err(`usage: ${usageLine(command('puf provision'))}\n       ${usageLine(command('puf eval'))}`);
     return Promise.resolve(2);
   } catch (err) {
+    const where = `edgeward puf ${String(sub)}`;
     if (err instanceof UsageError) {
-      io.err(`error: ${err.message}`);
-      io.err(USAGE);
+      const usage = err.message.includes('\nusage: ')
+        ? ''
+        : `\nusage: ${usageLine(command(`puf ${String(sub)}`))}`;
+      io.err(`${where}: ${err.message}${usage}`);
       return Promise.resolve(2);
     }
     if (err instanceof EdgewardError) {
-      io.err(`error ${err.code}: ${err.message}`);
+      io.err(`${where}: ${err.code}: ${err.message}`);
       return Promise.resolve(1);
     }
     if (err instanceof Error && 'code' in err && err.code === 'EEXIST') {
-      io.err(`error: ${String((err as NodeJS.ErrnoException).path)} exists; refusing to overwrite`);
+      io.err(`${where}: ${String((err as NodeJS.ErrnoException).path)} exists; refusing to overwrite`);
       return Promise.resolve(1);
     }
     throw err;

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readPcrValues } from './prover.js';
 import { createToolRunner } from './tools.js';
-import { optional, parse, required, UsageError } from '../../common/args.js';
+import { optional, parseCommand, required, UsageError, usageLine } from '../../common/args.js';
+import { command } from '../../common/commands.js';
 import type { Logger } from '../../common/log.js';
 import { PCR_BANKS, type PcrBank } from '../../policies/index.js';
 
@@ -46,8 +47,7 @@ export async function readReferencePcrs(opts: ReferencePcrsOptions): Promise<str
   }
 }
 
-export const POLICY_PCRS_USAGE =
-  'edgeward policy pcrs --tcti TCTI [--bank sha256|sha384|sha512] [--pcrs 0,1,2,3,4,5,6,7]';
+export const POLICY_PCRS_USAGE = usageLine(command('policy pcrs'));
 
 /** `edgeward policy pcrs ...` (argv after `pcrs`): prints the `tpm` section on `out`. */
 export async function runPolicyPcrsCommand(
@@ -55,11 +55,7 @@ export async function runPolicyPcrsCommand(
   out: (s: string) => void,
   log?: Logger,
 ): Promise<number> {
-  const a = parse(
-    argv,
-    { tcti: { type: 'string' }, bank: { type: 'string' }, pcrs: { type: 'string' } },
-    POLICY_PCRS_USAGE,
-  );
+  const a = parseCommand(argv, command('policy pcrs'));
   const tcti = required(a.tcti, 'tcti', POLICY_PCRS_USAGE);
   const bank = optional(a.bank) ?? 'sha256';
   if (!Object.hasOwn(PCR_BANKS, bank))

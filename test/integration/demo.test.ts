@@ -1,52 +1,134 @@
 // `npm start` runs `edgeward demo`: the whole mesh as real processes, an attack, the timeline.
-// This runs it once, on its own ports, and checks the story it tells actually happened.
+// This runs it on its own ports, checks the story it tells actually happened, runs every command
+// it prints as printed, and checks that a second demo cannot take its folder.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, createServer } from 'node:net';
-import { edgewardAsync, edgewardServe } from '../helpers/cli.js';
+import { EDGEWARD, edgewardAsync, edgewardServe, stop } from '../helpers/cli.js';
 import { waitFor } from '../siem/service/setup.js';
 import { freePortRange } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 
-/** The demo listens on --port-base up to --port-base + 42 (cli/demo.ts). */
+/** The demo listens on --port-base up to --port-base + 42 (cli/demo/supervisor.ts). */
 const DEMO_PORTS = 43;
 
-describe('edgeward demo --once', () => {
-  it('detects the cloned credential and the scanner, and every agent enforces the decisions', async () => {
+/** Starts `edgeward demo` (without --once) and resolves with its output once the story is told. */
+function startDemo(args: string[]): Promise<{ proc: ChildProcess; out: string }> {
+  const proc = spawn(process.execPath, [EDGEWARD, 'demo', ...args], {
+    env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`the demo did not finish its story:\n${out}\n${err}`));
+    }, 120_000);
+    proc.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('Ctrl-C stops it.')) {
+        clearTimeout(timer);
+        resolve({ proc, out });
+      }
+    });
+    proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the demo exited with ${code}:\n${out}\n${err}`));
+    });
+  });
+}
+
+/** Runs a printed command line as a user pastes it into a shell. */
+function asPrinted(line: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const p = spawn('/bin/sh', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((r) => p.on('close', (status) => r({ status, stdout, stderr })));
+}
+
+describe('edgeward demo', () => {
+  it('detects the cloned credential and the scanner, every agent enforces the decisions, every printed command works, and the folder is locked', async () => {
     const base = await freePortRange(DEMO_PORTS);
-    const r = await edgewardAsync([
-      'demo',
-      '--once',
-      '--port-base',
-      String(base),
-      '--data',
-      join(tempDir(), 'demo'),
-    ]);
-    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const out = r.stdout;
-    expect(out).toMatch(/SIEM enrolled as spiffe:\/\/factory.example\/svc\/siem/);
-    expect(out).toMatch(
-      /analysts' dashboard on https:\/\/127\.0\.0\.1:\d+: its certificate \(localhost, 127\.0\.0\.1\) verified against the demo's local web root; login as analyst \(analyst\) OK/,
-    );
-    expect(out).toMatch(/dashboard: +https:\/\/127\.0\.0\.1:\d+ +user analyst, password [A-Za-z0-9_-]{16}/);
-    expect(out).toMatch(/4 devices enrolled with PUF evidence/);
-    // The test machine has swtpm (scripts/install-deps.sh), so the demo has its TPM device too.
-    expect(out).toMatch(/device t1 enrolled with TPM evidence \(swtpm/);
-    expect(out).toMatch(/n3 → n1 over the outbound sidecar: .* OK/);
-    expect(out).toMatch(/ALERT \[critical\] One certificate serial in use from two addresses at once/);
-    expect(out).toMatch(/DECISION quarantine serial [0-9a-f]+ \(revision \d+\)/);
-    expect(out).toMatch(/d1’s live connection to n1 was cut, \d+ ms after the clone connected/);
-    expect(out).toMatch(
-      /ALERT \[medium\] Handshake failures from one source address \(source\.ip=127\.0\.0\.3\)/,
-    );
-    expect(out).toMatch(/DECISION quarantine ip 127\.0\.0\.3/);
-    for (const n of ['n1', 'n2', 'n3'])
-      expect(out).toMatch(new RegExp(`ACK spiffe://factory.example/node/${n} applied revision 2`));
-    expect(out).toMatch(
-      /a valid device credential \(d2\) is now refused from 127\.0\.0\.3 and accepted from 127\.0\.0\.1/,
-    );
-  }, 150_000);
+    const data = join(tempDir(), 'demo');
+    const { proc, out } = await startDemo(['--port-base', String(base), '--data', data]);
+    try {
+      expect(out).toMatch(/SIEM enrolled as spiffe:\/\/factory.example\/svc\/siem/);
+      expect(out).toMatch(
+        /analysts' dashboard on https:\/\/127\.0\.0\.1:\d+: its certificate \(localhost, 127\.0\.0\.1\) verified against the demo's local web root; login as analyst \(analyst\) OK/,
+      );
+      expect(out).toMatch(/dashboard: +https:\/\/127\.0\.0\.1:\d+ +user analyst, password [A-Za-z0-9_-]{16}/);
+      expect(out).toMatch(/4 devices enrolled with PUF evidence/);
+      // The test machine has swtpm (scripts/install-deps.sh), so the demo has its TPM device too.
+      expect(out).toMatch(/device t1 enrolled with TPM evidence \(swtpm/);
+      expect(out).toMatch(/n3 → n1 over the outbound sidecar: .* OK/);
+      expect(out).toMatch(/ALERT \[critical\] One certificate serial in use from two addresses at once/);
+      expect(out).toMatch(/DECISION quarantine serial [0-9a-f]+ \(revision \d+\)/);
+      expect(out).toMatch(/d1’s live connection to n1 was cut, \d+ ms after the clone connected/);
+      expect(out).toMatch(
+        /ALERT \[medium\] Handshake failures from one source address \(source\.ip=127\.0\.0\.3\)/,
+      );
+      expect(out).toMatch(/DECISION quarantine ip 127\.0\.0\.3/);
+      for (const n of ['n1', 'n2', 'n3'])
+        expect(out).toMatch(new RegExp(`ACK spiffe://factory.example/node/${n} applied revision 2`));
+      expect(out).toMatch(
+        /a valid device credential \(d2\) is now refused from 127\.0\.0\.3 and accepted from 127\.0\.0\.1/,
+      );
+
+      // The timeline is in the order things happened: the decision before the cut it caused.
+      const lines = out.split('\n').filter((l) => l.startsWith('[+'));
+      const stamps = lines.map((l) => Number(/^\[\+ *([\d.]+) s\]/.exec(l)?.[1]));
+      expect(stamps).toEqual([...stamps].sort((x, y) => x - y));
+      const at = (re: RegExp): number => lines.findIndex((l) => re.test(l));
+      expect(at(/DECISION quarantine serial/)).toBeGreaterThan(at(/ALERT \[critical\]/));
+      expect(at(/live connection to n1 was cut/)).toBeGreaterThan(at(/DECISION quarantine serial/));
+
+      // Every command it prints works as printed.
+      const printed = (label: string): string => {
+        const m = new RegExp(`\\n {2}${label}: +(.+)\\n`).exec(out);
+        expect(m, `no "${label}" line in:\n${out}`).not.toBeNull();
+        return (m as RegExpExecArray)[1] as string;
+      };
+      const api = await asPrinted(printed('SIEM analyst API'));
+      expect(api.status, api.stderr).toBe(0);
+      const answer = JSON.parse(api.stdout) as { active: { scope: { type: string; value: string } }[] };
+      expect(answer.active.map((d) => d.scope.type).sort()).toEqual(['ip', 'serial']);
+      const decisions = await asPrinted(printed('decisions'));
+      expect(decisions.status, decisions.stderr).toBe(0);
+      expect(decisions.stdout).toMatch(/^revision 2: 2 active, 0 pending approval\n/);
+      const identities = await asPrinted(printed('identities'));
+      expect(identities.status, identities.stderr).toBe(0);
+      expect(identities.stdout).toMatch(
+        /\nspiffe:\/\/factory\.example\/device\/d1 +puf +1 valid +puf +renewal hold/,
+      );
+      const metrics = await asPrinted(printed('agent metrics'));
+      expect(metrics.status, metrics.stderr).toBe(0);
+      expect(metrics.stdout).toMatch(/^# HELP edgeward_agent_/m);
+      const crl = await asPrinted(printed('CRL'));
+      expect(crl.status, crl.stderr).toBe(0);
+      expect(crl.stdout).toContain('Certificate Revocation List (CRL):');
+      const audit = await asPrinted(printed('audit chain'));
+      expect(audit.status, audit.stderr).toBe(0);
+      expect(audit.stdout).toMatch(/^audit chain OK: \d+ records/);
+
+      // A second demo with the same folder refuses while this one holds it, and touches nothing.
+      const other = await freePortRange(DEMO_PORTS);
+      const second = await edgewardAsync(['demo', '--once', '--port-base', String(other), '--data', data]);
+      expect(second.status).toBe(1);
+      expect(second.stderr).toBe(
+        `edgeward demo: ERR_DEMO_DATA_IN_USE: ${data} is in use by another edgeward demo (pid ${proc.pid}); stop it (Ctrl-C in its terminal, or kill ${proc.pid}) or give another --data\n`,
+      );
+      const still = await asPrinted(printed('audit chain'));
+      expect(still.status, still.stderr).toBe(0);
+    } finally {
+      await stop(proc, 'SIGINT');
+    }
+  }, 200_000);
 
   it('refuses to wipe a non-empty folder it did not make', async () => {
     const dir = tempDir();

@@ -4,10 +4,10 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPrivateFile, privateDir } from '../common/private-files.js';
-import { OID, encodeName, ext, generalName, keyIdentifier, signCertificate } from '../common/x509.js';
-import { ipBytes, parseIp } from '../common/ip.js';
-import { toPem } from '../common/pem.js';
+import { createPrivateFile, privateDir } from '../../common/private-files.js';
+import { OID, encodeName, ext, generalName, keyIdentifier, signCertificate } from '../../common/x509.js';
+import { ipBytes, parseIp } from '../../common/ip.js';
+import { toPem } from '../../common/pem.js';
 
 const DNS = ['localhost'];
 const IPS = ['127.0.0.1', '::1'];
