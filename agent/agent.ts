@@ -176,16 +176,11 @@ export class Agent {
       ),
     );
     r.collected(
-      'edgeward_agent_certificate_seconds_to_expiry',
-      'Seconds until the agent certificate expires',
+      'edgeward_agent_certificate_expiry_timestamp_seconds',
+      'When the agent certificate expires (notAfter), seconds since the Unix epoch',
       () => {
         try {
-          return [
-            [
-              { identity: this.config.identity.id },
-              Math.floor((this.rotation.current.notAfter - this.clock.now()) / 1000),
-            ],
-          ];
+          return [[{ identity: this.config.identity.id }, Math.floor(this.rotation.current.notAfter / 1000)]];
         } catch {
           return [];
         }
@@ -194,18 +189,21 @@ export class Agent {
     r.collected('edgeward_agent_spool_events', 'Events waiting in the on-disk spool', () => [
       [{}, this.spool?.size ?? 0],
     ]);
-    r.collected('edgeward_agent_spool_dropped_total', 'Events refused because the spool was full', () => [
-      [{}, this.spool?.dropped ?? 0],
-    ]);
+    r.collected(
+      'edgeward_agent_spool_dropped_total',
+      'Events refused because the spool was full',
+      () => [[{}, this.spool?.dropped ?? 0]],
+      'counter',
+    );
     r.collected('edgeward_agent_crl_revoked', 'Serials on the last verified CRL', () => [
       [{}, this.crl?.revokedCount ?? 0],
     ]);
     r.collected(
-      'edgeward_agent_crl_next_update_seconds',
-      'Seconds until the nextUpdate of the CRL in force (negative: past it, still enforced)',
+      'edgeward_agent_crl_next_update_timestamp_seconds',
+      'The nextUpdate of the CRL in force, seconds since the Unix epoch (in the past: stale, still enforced)',
       () => {
         const next = this.crl?.status().nextUpdate ?? null;
-        return next === null ? [] : [[{}, Math.floor((next - this.clock.now()) / 1000)]];
+        return next === null ? [] : [[{}, Math.floor(next / 1000)]];
       },
     );
     r.collected('edgeward_agent_crl_stale', '1 while the CRL in force is past its nextUpdate', () => [
@@ -541,5 +539,6 @@ export class Agent {
     await this.admin?.close();
     await this.reporter?.stop();
     this.spool?.close();
+    this.metrics.registry.close();
   }
 }
