@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import type { DecisionSet } from '../common/decisions.js';
+import type { EdgeEvent } from '../common/events.js';
 import { serviceId } from '../common/identity.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { AdminServer, type Health } from './admin.js';
@@ -70,6 +71,27 @@ export interface DecisionStatus {
   readonly error: string | null;
 }
 
+/** Refusals of a peer, logged at info besides the event (the log names who was turned away and why). */
+const REFUSALS = new Set(['handshake.failure', 'connection.denied']);
+
+function logRefusal(log: Logger, e: EdgeEvent): void {
+  const action = e['event.action'];
+  if (typeof action !== 'string' || !REFUSALS.has(action)) return;
+  log.info(
+    {
+      action,
+      code: e['error.code'],
+      reason: e['event.reason'],
+      direction: e['network.direction'],
+      ip: e['source.ip'],
+      peer: e['network.direction'] === 'outbound' ? e['destination.identity'] : e['source.identity'],
+      serial: e['tls.client.x509.serial_number'],
+      decision: e['decision.id'],
+    },
+    'peer refused',
+  );
+}
+
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
 export class Agent {
@@ -89,6 +111,10 @@ export class Agent {
   private readonly log: Logger;
   private readonly clock: Clock;
   private sinkProxy: { target: EventSink };
+  /** Where events go without a SIEM: the log, each at info. */
+  private readonly logSink: EventSink = {
+    emit: (e) => this.log.info({ event: e }, 'security event (no SIEM configured)'),
+  };
   private started = false;
   private decisionsState: {
     state: DecisionStatus['state'];
@@ -139,7 +165,13 @@ export class Agent {
       ),
       trustDomain: config.identity.trustDomain,
       selfId: config.identity.id,
-      events: { emit: (e) => sinkProxy.target.emit(e) },
+      events: {
+        emit: (e) => {
+          // Without a SIEM every event is logged already (logSink).
+          if (sinkProxy.target !== this.logSink) logRefusal(this.log, e);
+          sinkProxy.target.emit(e);
+        },
+      },
       metrics: this.metrics,
       limits: config.limits,
       identity: () => rotation.current,
@@ -318,8 +350,7 @@ export class Agent {
       return;
     }
     if (!c.siem) {
-      const log = this.log;
-      this.sinkProxy.target = { emit: (e) => log.info({ event: e }, 'security event (no SIEM configured)') };
+      this.sinkProxy.target = this.logSink;
       return;
     }
     const siem = c.siem;
@@ -540,5 +571,6 @@ export class Agent {
     await this.reporter?.stop();
     this.spool?.close();
     this.metrics.registry.close();
+    this.log.info({ identity: this.config.identity.id }, 'agent stopped');
   }
 }
