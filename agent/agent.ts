@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import type { DecisionSet } from '../common/decisions.js';
+import type { EdgeEvent } from '../common/events.js';
 import { serviceId } from '../common/identity.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { AdminServer, type Health } from './admin.js';
@@ -70,6 +71,27 @@ export interface DecisionStatus {
   readonly error: string | null;
 }
 
+/** Refusals of a peer, logged at info besides the event (the log names who was turned away and why). */
+const REFUSALS = new Set(['handshake.failure', 'connection.denied']);
+
+function logRefusal(log: Logger, e: EdgeEvent): void {
+  const action = e['event.action'];
+  if (typeof action !== 'string' || !REFUSALS.has(action)) return;
+  log.info(
+    {
+      action,
+      code: e['error.code'],
+      reason: e['event.reason'],
+      direction: e['network.direction'],
+      ip: e['source.ip'],
+      peer: e['network.direction'] === 'outbound' ? e['destination.identity'] : e['source.identity'],
+      serial: e['tls.client.x509.serial_number'],
+      decision: e['decision.id'],
+    },
+    'peer refused',
+  );
+}
+
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
 export class Agent {
@@ -89,6 +111,10 @@ export class Agent {
   private readonly log: Logger;
   private readonly clock: Clock;
   private sinkProxy: { target: EventSink };
+  /** Where events go without a SIEM: the log, each at info. */
+  private readonly logSink: EventSink = {
+    emit: (e) => this.log.info({ event: e }, 'security event (no SIEM configured)'),
+  };
   private started = false;
   private decisionsState: {
     state: DecisionStatus['state'];
@@ -139,7 +165,13 @@ export class Agent {
       ),
       trustDomain: config.identity.trustDomain,
       selfId: config.identity.id,
-      events: { emit: (e) => sinkProxy.target.emit(e) },
+      events: {
+        emit: (e) => {
+          // Without a SIEM every event is logged already (logSink).
+          if (sinkProxy.target !== this.logSink) logRefusal(this.log, e);
+          sinkProxy.target.emit(e);
+        },
+      },
       metrics: this.metrics,
       limits: config.limits,
       identity: () => rotation.current,
@@ -176,16 +208,11 @@ export class Agent {
       ),
     );
     r.collected(
-      'edgeward_agent_certificate_seconds_to_expiry',
-      'Seconds until the agent certificate expires',
+      'edgeward_agent_certificate_expiry_timestamp_seconds',
+      'When the agent certificate expires (notAfter), seconds since the Unix epoch',
       () => {
         try {
-          return [
-            [
-              { identity: this.config.identity.id },
-              Math.floor((this.rotation.current.notAfter - this.clock.now()) / 1000),
-            ],
-          ];
+          return [[{ identity: this.config.identity.id }, Math.floor(this.rotation.current.notAfter / 1000)]];
         } catch {
           return [];
         }
@@ -194,18 +221,21 @@ export class Agent {
     r.collected('edgeward_agent_spool_events', 'Events waiting in the on-disk spool', () => [
       [{}, this.spool?.size ?? 0],
     ]);
-    r.collected('edgeward_agent_spool_dropped_total', 'Events refused because the spool was full', () => [
-      [{}, this.spool?.dropped ?? 0],
-    ]);
+    r.collected(
+      'edgeward_agent_spool_dropped_total',
+      'Events refused because the spool was full',
+      () => [[{}, this.spool?.dropped ?? 0]],
+      'counter',
+    );
     r.collected('edgeward_agent_crl_revoked', 'Serials on the last verified CRL', () => [
       [{}, this.crl?.revokedCount ?? 0],
     ]);
     r.collected(
-      'edgeward_agent_crl_next_update_seconds',
-      'Seconds until the nextUpdate of the CRL in force (negative: past it, still enforced)',
+      'edgeward_agent_crl_next_update_timestamp_seconds',
+      'The nextUpdate of the CRL in force, seconds since the Unix epoch (in the past: stale, still enforced)',
       () => {
         const next = this.crl?.status().nextUpdate ?? null;
-        return next === null ? [] : [[{}, Math.floor((next - this.clock.now()) / 1000)]];
+        return next === null ? [] : [[{}, Math.floor(next / 1000)]];
       },
     );
     r.collected('edgeward_agent_crl_stale', '1 while the CRL in force is past its nextUpdate', () => [
@@ -320,8 +350,7 @@ export class Agent {
       return;
     }
     if (!c.siem) {
-      const log = this.log;
-      this.sinkProxy.target = { emit: (e) => log.info({ event: e }, 'security event (no SIEM configured)') };
+      this.sinkProxy.target = this.logSink;
       return;
     }
     const siem = c.siem;
@@ -541,5 +570,7 @@ export class Agent {
     await this.admin?.close();
     await this.reporter?.stop();
     this.spool?.close();
+    this.metrics.registry.close();
+    this.log.info({ identity: this.config.identity.id }, 'agent stopped');
   }
 }

@@ -79,6 +79,8 @@ export class InboundListener extends Listener<InboundConfig, tls.Server> {
     const server = tls.createServer({
       ...serverContextOptions(m),
       requestCert: true,
+      // Half-open on both legs: the relay passes a FIN on as a FIN (see relay.ts).
+      allowHalfOpen: true,
       // Verification happens in onSecure so each refusal gets its precise reason in the events.
       rejectUnauthorized: false,
       handshakeTimeout: this.ctx.limits.handshakeTimeout,
@@ -242,7 +244,7 @@ export class InboundListener extends Listener<InboundConfig, tls.Server> {
 
   private forward(s: TLSSocket, peer: CertFacts & { ip: string }, rule: string): void {
     const cfg = this.cfg;
-    const up = net.connect(connectOptions(cfg.forward));
+    const up = net.connect({ ...connectOptions(cfg.forward), allowHalfOpen: true });
     if (cfg.proxyProtocol) {
       try {
         up.write(

@@ -1,4 +1,7 @@
-// A small Prometheus text-format registry (counters and gauges with labels) for /metrics.
+// A small Prometheus text-format registry (counters and gauges with labels) for /metrics, with
+// the process, Node.js and build metrics every service exports (common/metrics.ts).
+import { RuntimeMetrics } from '../common/metrics.js';
+
 export type Labels = Readonly<Record<string, string>>;
 
 function escapeLabel(v: string): string {
@@ -21,6 +24,7 @@ const MAX_SERIES = 10_000;
 
 export class Metrics {
   private readonly families = new Map<string, Family>();
+  private readonly runtime = new RuntimeMetrics();
 
   counter(name: string, help: string): (labels?: Labels, by?: number) => void {
     const f = this.family(name, help, 'counter');
@@ -40,10 +44,20 @@ export class Metrics {
     };
   }
 
-  /** A gauge computed at scrape time (replaces stored values). */
-  collected(name: string, help: string, collect: () => Iterable<[Labels, number]>): void {
-    const f = this.family(name, help, 'gauge');
+  /** A gauge (or a counter the agent keeps elsewhere) computed at scrape time. */
+  collected(
+    name: string,
+    help: string,
+    collect: () => Iterable<[Labels, number]>,
+    type: 'counter' | 'gauge' = 'gauge',
+  ): void {
+    const f = this.family(name, help, type);
     f.collect = collect;
+  }
+
+  /** Stops the runtime metrics' event loop sampler. */
+  close(): void {
+    this.runtime.close();
   }
 
   get(name: string, labels: Labels = {}): number | undefined {
@@ -66,6 +80,7 @@ export class Metrics {
         : f.values;
       for (const [k, v] of rows) out.push(`${name}${k === '' ? '' : `{${k}}`} ${Number.isFinite(v) ? v : 0}`);
     }
+    out.push(this.runtime.render());
     return out.join('\n') + '\n';
   }
 

@@ -14,7 +14,8 @@ import { certFacts, verifyPeerIdentity, type CertFacts } from './tls-identity.js
 
 export class OutboundListener extends Listener<OutboundConfig, net.Server> {
   async start(): Promise<void> {
-    const server = net.createServer((s) => this.onLocal(s));
+    // Half-open on both legs: the relay passes a FIN on as a FIN (see relay.ts).
+    const server = net.createServer({ allowHalfOpen: true }, (s) => this.onLocal(s));
     server.on('error', (err) =>
       this.ctx.log.error({ err, listener: this.cfg.name }, 'outbound listener error'),
     );
@@ -75,15 +76,18 @@ export class OutboundListener extends Listener<OutboundConfig, net.Server> {
     });
     local.on('error', () => undefined);
     const m = ctx.identity();
-    const remote = tls.connect({
+    // Node's tls.connect takes allowHalfOpen (passed to its TLSSocket); @types/node omits it.
+    const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
       host: cfg.connect.host,
       port: cfg.connect.port,
+      allowHalfOpen: true,
       secureContext: m.context,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
       rejectUnauthorized: true,
       checkServerIdentity: (_h, cert) => verifyPeerIdentity(cert, cfg.expect),
-    });
+    };
+    const remote = tls.connect(options);
     let handshook = false;
     const hsTimer = setTimeout(() => {
       if (!handshook)

@@ -1,5 +1,8 @@
 // Joins two sockets into one relayed connection with the limits every connection carries: idle
 // timeout, maximum lifetime (or peer certificate expiry, whichever is first), and one close path.
+// Both sockets are half-open (allowHalfOpen): a FIN from one side is relayed as a FIN to the other
+// while the opposite direction keeps flowing (a client that ends its request with a FIN still gets
+// the reply). The relay is over when both directions have ended, or at once when a side is cut.
 // Idle proxied connections are the agent's main memory cost, so a relay holds no per-connection
 // closures and no stream pipes: the listeners are shared functions that find their Relay through
 // a symbol on the socket (pipe() would add about nine closures and its state per direction).
@@ -26,6 +29,8 @@ export class Relay {
   private timer: NodeJS.Timeout | null = null;
   /** ms of the deadline still to wait after the armed timer (timers are capped at ~24.8 days). */
   private left = 0;
+  /** Set once one side closed cleanly: the other only flushes what it still holds. */
+  private linger: NodeJS.Timeout | null = null;
 
   /** `secure` is the TLS side, `plain` the loopback side. */
   constructor(
@@ -68,6 +73,8 @@ export class Relay {
   private clearTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = null;
   }
 
   private arm(left: number): void {
@@ -88,6 +95,22 @@ export class Relay {
   idle(): void {
     this.options.onIdle();
     this.destroy();
+  }
+
+  /**
+   * @internal One side closed. Cleanly (its FIN was read and its own FIN sent and flushed, so both
+   * directions are over): the other side may still be flushing its last bytes and gets until its
+   * own close, bounded by the idle timeout. Otherwise (reset, error, destroy) both are cut now.
+   */
+  sideClosed(s: Socket): void {
+    if (this.closed || this.linger) return this.done();
+    const other = this.other(s);
+    if (s.readableEnded && s.writableFinished && other.readableEnded && !other.destroyed) {
+      this.linger = setTimeout(onLingerTimer, this.options.idleTimeout, this);
+      this.linger.unref();
+      return;
+    }
+    this.done();
   }
 
   /** @internal */
@@ -129,7 +152,7 @@ function onError(this: Socket): void {
 }
 
 function onClose(this: Socket): void {
-  relayOf(this)!.done();
+  relayOf(this)!.sideClosed(this);
 }
 
 function onTimeout(this: Socket): void {
@@ -138,6 +161,10 @@ function onTimeout(this: Socket): void {
 
 function onDeadlineTimer(r: Relay): void {
   r.deadlineReached();
+}
+
+function onLingerTimer(r: Relay): void {
+  r.done();
 }
 
 /** `secure` is the TLS side, `plain` the loopback side. Returns a destroy function. */

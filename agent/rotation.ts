@@ -91,7 +91,10 @@ export async function loadIdentityMaterial(
   const contextOptions: SecureContextOptions = Object.freeze({
     key,
     cert: certText,
-    ca: allRoots,
+    // The intermediates complete the chain of a peer that sends only its leaf. They are not trust
+    // anchors: without X509_V_FLAG_PARTIAL_CHAIN (Node never sets it) OpenSSL trusts only a
+    // self-signed certificate of the store, so every chain must still reach one of the roots.
+    ca: [...allRoots, ...intermediates.filter((i) => !allRoots.includes(i))],
     minVersion: 'TLSv1.3' as const,
     maxVersion: 'TLSv1.3' as const,
   });

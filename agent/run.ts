@@ -58,6 +58,22 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * Why the agent cannot run: a plain line on a terminal, a JSON log line otherwise (stderr is then
+ * a log file or a journal, where every line is JSON).
+ */
+function fatal(log: Logger, what: string, err: unknown): void {
+  if (process.stderr.isTTY) {
+    process.stderr.write(`edgeward agent: ${what ? `${what}: ` : ''}${describe(err)}\n`);
+    return;
+  }
+  log.fatal(
+    { code: err instanceof EdgewardError ? err.code : undefined },
+    `${what ? `${what}: ` : ''}${describe(err)}`,
+  );
+  log.flush();
+}
+
 /** The `agent` subcommand. The dispatcher may pass its `out` printer as the second argument; it is not needed. */
 export async function runAgentCommand(
   argv: string[],
@@ -71,7 +87,7 @@ export async function runAgentCommand(
     file = parseAgentArgs(argv).config;
     config = await loadAgentConfig(file);
   } catch (err) {
-    process.stderr.write(`edgeward agent: ${describe(err)}\n`);
+    fatal(log, '', err);
     return 2;
   }
   let agent: Agent;
@@ -86,7 +102,7 @@ export async function runAgentCommand(
       ...deps.extra,
     });
   } catch (err) {
-    process.stderr.write(`edgeward agent: cannot start: ${describe(err)}\n`);
+    fatal(log, 'cannot start', err);
     return 1;
   }
   log.info(
@@ -111,7 +127,8 @@ export async function runAgentCommand(
         }
       });
     };
-    const onStop = (): void => {
+    const onStop = (signal?: unknown): void => {
+      log.info({ signal: typeof signal === 'string' ? signal : undefined }, 'agent stopping');
       signals.off('SIGHUP', onHup);
       signals.off('SIGTERM', onStop);
       signals.off('SIGINT', onStop);

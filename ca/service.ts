@@ -118,12 +118,11 @@ export interface IssueResult {
 }
 
 export class CaService {
-  readonly metrics = new Registry();
+  readonly metrics = new Registry().withRuntime();
   private readonly m = {
     enroll: this.metrics.counter('edgeward_ca_enrollments_total', 'Enrollments by method and outcome'),
     renew: this.metrics.counter('edgeward_ca_renewals_total', 'Renewals by outcome'),
     refused: this.metrics.counter('edgeward_ca_refusals_total', 'Refused requests by code'),
-    revoked: this.metrics.counter('edgeward_ca_revocations_total', 'Certificates revoked'),
     issue: this.metrics.histogram('edgeward_ca_issue_seconds', 'Time to sign and record a certificate'),
   };
   private readonly sessionKey: Buffer;
@@ -152,6 +151,20 @@ export class CaService {
     this.ipLimiter = new RateLimiter(limits.perIp, now);
     this.renewLimiter = new RateLimiter(limits.perIdentity, now);
     this.enrollLimiter = new RateLimiter(limits.perEnrollSource, now);
+    // From the store, so revocations by `edgeward ca revoke` (another process) count as well;
+    // certificates are never deleted, so the count only grows.
+    this.metrics.collected(
+      'edgeward_ca_revocations_total',
+      'Certificates revoked (API, SIEM and the ca revoke command)',
+      'counter',
+      () => [[{}, this.store.revocationCount()]],
+    );
+    this.metrics.collected(
+      'edgeward_ca_intermediate_expiry_timestamp_seconds',
+      'When the issuing intermediate expires (notAfter), seconds since the Unix epoch',
+      'gauge',
+      () => [[{}, Math.floor(this.authority.intNotAfter / 1000)]],
+    );
   }
 
   get trustDomain(): string {
@@ -630,7 +643,6 @@ export class CaService {
       throw new EdgewardError('ERR_INPUT_MALFORMED', 'give exactly one of serial or id');
     }
     this.crlCache = undefined;
-    this.m.revoked.inc(undefined, revoked.length);
     for (const serial of revoked)
       this.opts.onEvent?.({
         action: 'revocation',

@@ -126,7 +126,7 @@ export const FIELDS = {
     type: 'keyword',
     max: 64,
     required: true,
-    doc: 'What happened, e.g. handshake.failure (see KNOWN_ACTIONS).',
+    doc: 'What happened, a lower-case dotted keyword; the actions edgeward\'s reporters emit are listed under "Actions reporters emit".',
     ocsf: 'class_uid + activity_id',
   },
   'event.outcome': {

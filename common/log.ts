@@ -1,11 +1,28 @@
-// Structured logs (pino, as fastify uses). Level from EDGEWARD_LOG_LEVEL; logs go to stderr so
-// that commands can print their results on stdout.
+// Structured logs (pino, as fastify uses): one JSON object per line on stderr, so that commands
+// can print their results on stdout. Every line carries `level`, `time` (Unix ms), `pid`,
+// `hostname`, `name` (the part: ca, siem, agent) and `msg`; docs/logging.md lists the fields.
+// Level from EDGEWARD_LOG_LEVEL (fatal, error, warn, info, debug, trace, silent; default info).
 import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-export function createLogger(name: string, level = process.env['EDGEWARD_LOG_LEVEL'] ?? 'info'): Logger {
-  return pino({ name, level, base: { svc: name } }, pino.destination({ dest: 2, sync: false }));
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** The level EDGEWARD_LOG_LEVEL names, or `info` when it names none. */
+export function logLevel(value = process.env['EDGEWARD_LOG_LEVEL']): string {
+  const v = value?.trim().toLowerCase();
+  return v && (LOG_LEVELS as readonly string[]).includes(v) ? v : 'info';
+}
+
+export function createLogger(name: string, level = logLevel()): Logger {
+  const log = pino({ name, level }, pino.destination({ dest: 2, sync: false }));
+  const asked = process.env['EDGEWARD_LOG_LEVEL'];
+  if (asked !== undefined && asked.trim() !== '' && logLevel(asked) !== asked.trim().toLowerCase())
+    log.warn(
+      { value: asked.slice(0, 32), levels: LOG_LEVELS },
+      'EDGEWARD_LOG_LEVEL names no level; logging at info',
+    );
+  return log;
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

@@ -1,8 +1,13 @@
-// A minimal Prometheus text-format registry: counters and gauges with labels, and histograms
-// with fixed buckets. Enough for /metrics on every service without a dependency. Label values
+// A minimal Prometheus text-format registry: counters and gauges with labels, histograms with
+// fixed buckets, values computed at scrape time, and the process and Node.js runtime metrics every
+// service exports. Enough for /metrics on every service without a dependency. Label values
 // often come from outside (a method name in a request, a reporter's identity): each label keeps
 // at most a bounded number of distinct values per metric, and later ones count under `other`.
-type Labels = Readonly<Record<string, string>>;
+import { readdirSync } from 'node:fs';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { edgewardVersion } from './version.js';
+
+export type Labels = Readonly<Record<string, string>>;
 
 /** The value that stands for every label value beyond a metric's cap. */
 export const OTHER_LABEL = 'other';
@@ -111,8 +116,127 @@ export class Histogram implements Metric {
   }
 }
 
+/** A metric whose series are computed when it is scraped (from a store, a live table). */
+class Collected implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly type: 'counter' | 'gauge',
+    private readonly collect: () => Iterable<readonly [Labels, number]>,
+  ) {}
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    let rows: Iterable<readonly [Labels, number]>;
+    try {
+      rows = this.collect();
+    } catch {
+      rows = []; // a closed store at shutdown: no sample rather than a failed scrape
+    }
+    for (const [l, v] of rows) lines.push(`${this.name}${labelKey(l)} ${Number.isFinite(v) ? v : 0}`);
+    return lines.join('\n');
+  }
+}
+
+/**
+ * The process_* and nodejs_* metrics Prometheus client libraries export, and
+ * edgeward_build_info. Event loop delay is sampled continuously and reported over the time since
+ * the previous scrape.
+ */
+export class RuntimeMetrics implements Metric {
+  private readonly loop: IntervalHistogram;
+
+  constructor() {
+    this.loop = monitorEventLoopDelay({ resolution: 10 });
+    this.loop.enable();
+  }
+
+  /** Stops the event loop sampler (a stopped service). */
+  close(): void {
+    this.loop.disable();
+  }
+
+  render(): string {
+    const out: string[] = [];
+    const put = (name: string, type: 'counter' | 'gauge', help: string, v: number, labels = ''): void => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${v}`);
+    };
+    const cpu = process.cpuUsage();
+    put('process_cpu_user_seconds_total', 'counter', 'User CPU time spent, in seconds', cpu.user / 1e6);
+    put('process_cpu_system_seconds_total', 'counter', 'System CPU time spent, in seconds', cpu.system / 1e6);
+    put(
+      'process_cpu_seconds_total',
+      'counter',
+      'User and system CPU time spent, in seconds',
+      (cpu.user + cpu.system) / 1e6,
+    );
+    put(
+      'process_resident_memory_bytes',
+      'gauge',
+      'Resident memory size, in bytes',
+      process.memoryUsage.rss(),
+    );
+    put(
+      'process_start_time_seconds',
+      'gauge',
+      'Start time of the process since the Unix epoch, in seconds',
+      Math.round(Date.now() / 1000 - process.uptime()),
+    );
+    const fds = openFds();
+    if (fds !== null) put('process_open_fds', 'gauge', 'Open file descriptors', fds);
+    const mem = process.memoryUsage();
+    put('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap size, in bytes', mem.heapTotal);
+    put('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap used, in bytes', mem.heapUsed);
+    put(
+      'nodejs_external_memory_bytes',
+      'gauge',
+      'Memory of C++ objects bound to JavaScript, in bytes',
+      mem.external,
+    );
+    const h = this.loop;
+    const has = h.count > 0;
+    put(
+      'nodejs_eventloop_lag_mean_seconds',
+      'gauge',
+      'Mean event loop delay since the previous scrape, in seconds',
+      has ? h.mean / 1e9 : 0,
+    );
+    put(
+      'nodejs_eventloop_lag_p99_seconds',
+      'gauge',
+      '99th percentile of the event loop delay since the previous scrape, in seconds',
+      has ? h.percentile(99) / 1e9 : 0,
+    );
+    put(
+      'nodejs_eventloop_lag_max_seconds',
+      'gauge',
+      'Largest event loop delay since the previous scrape, in seconds',
+      has ? h.max / 1e9 : 0,
+    );
+    h.reset();
+    put(
+      'edgeward_build_info',
+      'gauge',
+      'Always 1; the edgeward version and the Node.js version it runs on as labels',
+      1,
+      labelKey({ version: edgewardVersion(), nodejs: process.versions.node }),
+    );
+    return out.join('\n');
+  }
+}
+
+/** Open file descriptors (Linux: /proc/self/fd), or null where that cannot be read. */
+function openFds(): number | null {
+  try {
+    // The listing itself holds one descriptor while it runs.
+    return readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return null;
+  }
+}
+
 export class Registry {
   private readonly metrics: Metric[] = [];
+  private runtimeMetrics: RuntimeMetrics | null = null;
   counter(name: string, help: string, o?: MetricOptions): Counter {
     const c = new Counter(name, help, 'counter', o);
     this.metrics.push(c);
@@ -127,6 +251,27 @@ export class Registry {
     const h = new Histogram(name, help, buckets);
     this.metrics.push(h);
     return h;
+  }
+  /** A counter or gauge whose series `collect` computes at each scrape. */
+  collected(
+    name: string,
+    help: string,
+    type: 'counter' | 'gauge',
+    collect: () => Iterable<readonly [Labels, number]>,
+  ): void {
+    this.metrics.push(new Collected(name, help, type, collect));
+  }
+  /** Adds the process, Node.js and build metrics (once); returns this registry. */
+  withRuntime(): this {
+    if (!this.runtimeMetrics) {
+      this.runtimeMetrics = new RuntimeMetrics();
+      this.metrics.push(this.runtimeMetrics);
+    }
+    return this;
+  }
+  /** Stops what the runtime metrics sample in the background. */
+  close(): void {
+    this.runtimeMetrics?.close();
   }
   render(): string {
     return this.metrics.map((m) => m.render()).join('\n') + '\n';

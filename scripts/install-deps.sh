@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (a real TPM simulator and tools, a headless
-# browser, openssl and curl as outside clients). Skips what is already installed.
+# browser, openssl, curl and socat as outside clients, promtool to check every /metrics).
+# Skips what is already installed.
 set -euo pipefail
-PKGS=(swtpm swtpm-tools tpm2-tools chromium openssl curl stunnel4)
+PKGS=(swtpm swtpm-tools tpm2-tools chromium openssl curl stunnel4 socat prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,7 @@
 import { Registry } from '../../common/metrics.js';
 
 export function createSiemMetrics() {
-  const registry = new Registry();
+  const registry = new Registry().withRuntime();
   return {
     registry,
     ingested: registry.counter('edgeward_siem_events_ingested_total', 'Events committed to the store'),

@@ -1,7 +1,13 @@
 // Turns a POST /v1/events body (a JSON array, or NDJSON: one object per line) into validated,
 // stamped events. Pure: the observer comes from the caller's verified client certificate.
-import { EdgewardError } from '../../common/errors.js';
-import { reporterKindOf, validateEvent, type EdgeEvent, type ReporterKind } from '../../common/events.js';
+import { CODES, EdgewardError } from '../../common/errors.js';
+import {
+  isEventField,
+  reporterKindOf,
+  validateEvent,
+  type EdgeEvent,
+  type ReporterKind,
+} from '../../common/events.js';
 
 export const MAX_BATCH_EVENTS = 10_000;
 
@@ -111,6 +117,7 @@ export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEven
         throw new EdgewardError(err.code, `event ${i}: ${err.message}`, {
           cause: err,
           detail: { ...err.detail, index: i },
+          clientMessage: refusalMessage(i, err),
         });
       }
       throw err;
@@ -119,8 +126,19 @@ export function stampBatch(raw: readonly unknown[], ctx: StampContext): EdgeEven
   return out;
 }
 
+/**
+ * What the reporter is told about its refused batch: which event (0-based) and, for a field of the
+ * schema, which field. A name that is not one (an unknown or forbidden key) is not echoed back.
+ */
+function refusalMessage(index: number, err: EdgewardError): string {
+  const field = err.detail?.['field'];
+  const named = typeof field === 'string' && isEventField(field) ? `, field ${field}` : '';
+  return `event ${index}${named}: ${CODES[err.code].message}`;
+}
+
 function mismatch(index: number, field: string, claimed: unknown): EdgewardError {
   return new EdgewardError('ERR_SIEM_OBSERVER_MISMATCH', undefined, {
+    clientMessage: `event ${index}, field ${field}: ${CODES.ERR_SIEM_OBSERVER_MISMATCH.message}`,
     detail: {
       index,
       field,

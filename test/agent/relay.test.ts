@@ -8,11 +8,15 @@ import { Relay, relay, type RelayOptions } from '../../agent/relay.js';
 import { withTimeout } from './fixtures/harness.js';
 
 /** A connected pair of loopback sockets: [ours, theirs]. */
-async function pair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
+async function pair(allowHalfOpen = false): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const theirs = new Promise<net.Socket>((r) => server.once('connection', r));
-  const ours = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const ours = net.connect({
+    port: (server.address() as net.AddressInfo).port,
+    host: '127.0.0.1',
+    allowHalfOpen,
+  });
   await new Promise((r) => ours.once('connect', r));
   const t = await theirs;
   server.close();
@@ -53,15 +57,18 @@ function probe(idleTimeout = 60_000, deadline = 60_000): Probe {
  * peerA <-> secure ~ relay ~ plain <-> peerB: `peerA` stands for the remote TLS peer, `peerB`
  * for the local app.
  */
-async function relayed(o: RelayOptions): Promise<{
+async function relayed(
+  o: RelayOptions,
+  halfOpen = false,
+): Promise<{
   peerA: net.Socket;
   peerB: net.Socket;
   secure: net.Socket;
   plain: net.Socket;
   r: Relay;
 }> {
-  const [peerA, secure] = await pair();
-  const [plain, peerB] = await pair();
+  const [peerA, secure] = await pair(halfOpen);
+  const [plain, peerB] = await pair(halfOpen);
   open.push(peerA, peerB, secure, plain);
   peerA.on('error', () => undefined);
   peerB.on('error', () => undefined);
@@ -77,6 +84,15 @@ function collect(s: net.Socket, bytes: number): Promise<Buffer> {
       n += d.length;
       if (n >= bytes) resolve(Buffer.concat(parts));
     });
+  });
+}
+
+/** Everything `s` reads until its peer's FIN. */
+function collectAll(s: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    s.once('end', () => resolve(Buffer.concat(parts).toString()));
   });
 }
 
@@ -129,6 +145,45 @@ describe('relay', () => {
     );
     await new Promise((r) => setTimeout(r, 50));
     expect(p.closes).toEqual([[5, 3]]);
+  });
+
+  for (const first of ['peerA', 'peerB'] as const) {
+    it(`half-close: a FIN from ${first} arrives as a FIN, the other direction keeps flowing until it ends too`, async () => {
+      const p = probe();
+      const sides = await relayed(p, true);
+      const ender = sides[first];
+      const answerer = first === 'peerA' ? sides.peerB : sides.peerA;
+      const request = collectAll(answerer);
+      ender.end('request');
+      expect(await withTimeout(request, 5000, 'request then FIN')).toBe('request');
+      // The ender's side is half-closed, not gone: the reply still reaches it.
+      const reply = collectAll(ender);
+      answerer.write('reply, ');
+      await new Promise((r) => setTimeout(r, 50));
+      answerer.end('then FIN');
+      expect(await withTimeout(reply, 5000, 'reply then FIN')).toBe('reply, then FIN');
+      await withTimeout(
+        (async () => {
+          while (p.closes.length === 0) await new Promise((r) => setTimeout(r, 10));
+        })(),
+        5000,
+        'close reported once both directions ended',
+      );
+      expect(sides.secure.destroyed && sides.plain.destroyed).toBe(true);
+      expect(p.closes.length).toBe(1);
+    });
+  }
+
+  it('half-close: a reset on the still-open direction cuts the other side at once', async () => {
+    const p = probe();
+    const { peerA, peerB } = await relayed(p, true);
+    const request = collectAll(peerB);
+    peerA.end('request');
+    await withTimeout(request, 5000, 'request then FIN');
+    const cut = new Promise((r) => peerA.once('close', r));
+    peerB.resetAndDestroy();
+    await withTimeout(cut, 5000, 'reset passed on');
+    expect(p.closes.length).toBe(1);
   });
 
   it('an error on one side destroys the other', async () => {

@@ -95,7 +95,9 @@ describe('runAgentCommand', () => {
     expect(JSON.parse(health.body)).toMatchObject({ status: 'ok', identity: w.self.id });
     const metrics = (await get(a.admin!.port, '/metrics')).body;
     expect(metrics).toContain(`edgeward_agent_connections{identity="${peer.id}"} 1`);
-    expect(metrics).toContain('edgeward_agent_certificate_seconds_to_expiry');
+    expect(metrics).toContain(
+      `edgeward_agent_certificate_expiry_timestamp_seconds{identity="${w.self.id}"} `,
+    );
     expect(metrics).toContain('edgeward_agent_decision_revision 0');
     expect(metrics).toMatch(
       /edgeward_agent_connections_accepted_total\{direction="inbound",listener="in"\} \d+/,

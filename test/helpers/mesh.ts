@@ -24,6 +24,8 @@ export interface MeshProcess {
   readonly name: string;
   readonly proc: ChildProcess;
   output(): string;
+  /** Its stderr alone so far (the log: JSON lines). */
+  stderr(): string;
   /** SIGKILL, and wait for the exit. */
   kill(): Promise<void>;
 }
@@ -184,12 +186,18 @@ function spawnEdgeward(
     out += c.toString();
     if (out.length > 200_000) out = out.slice(-100_000);
   };
+  let err = '';
   proc.stdout.on('data', onData);
   proc.stderr.on('data', onData);
+  proc.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+    if (err.length > 200_000) err = err.slice(-100_000);
+  });
   const mp: MeshProcess = {
     name,
     proc,
     output: () => out,
+    stderr: () => err,
     kill: () =>
       new Promise<void>((r) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return r();

@@ -226,6 +226,9 @@ describe('hostile input at ingest', () => {
     ]);
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 400, 200, 200, 200, 200]);
     expect(results[4]?.json?.['code']).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(results[4]?.json?.['message']).toBe(
+      'event 37, field source.port: event does not match the schema',
+    );
     expect(siem.store.countEvents()).toBe(before + 800);
     expect(siem.store.timeline({ entity: 'source.identity', value: `spiffe://${TD}/device/mixed` })).toEqual(
       [],

@@ -1,5 +1,6 @@
 // The ingest body parser and stamper: formats, limits, observer handling, all-or-nothing batches.
 import { describe, expect, it } from 'vitest';
+import { EdgewardError, toClientError } from '../../../common/errors.js';
 import { stampEvent, validateEvent } from '../../../common/events.js';
 import { decodeBatch, stampBatch } from '../../../siem/service/parse-batch.js';
 
@@ -88,6 +89,45 @@ describe('stampBatch', () => {
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     expect(code(() => stampBatch([ev({ '@timestamp': NOW + 3_600_000 })], ctx))).toBe('ERR_SIEM_EVENT_TIME');
     expect(code(() => stampBatch(['x'], ctx))).toBe('ERR_SIEM_EVENT_INVALID');
+  });
+});
+
+describe('what the reporter is told about a refused batch', () => {
+  const refusal = (batch: unknown[]) => {
+    try {
+      stampBatch(batch, ctx);
+    } catch (err) {
+      if (err instanceof EdgewardError) return { err, client: toClientError(err) };
+    }
+    throw new Error('the batch was not refused');
+  };
+
+  it('ERR_SIEM_EVENT_INVALID names the event (0-based) and the field, in detail and in the message', () => {
+    const { err, client } = refusal([ev(), ev(), ev({ 'source.port': 70_000 })]);
+    expect(err.code).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(err.detail).toMatchObject({ index: 2, field: 'source.port' });
+    expect(client).toEqual({
+      statusCode: 400,
+      code: 'ERR_SIEM_EVENT_INVALID',
+      error: 'Bad Request',
+      message: 'event 2, field source.port: event does not match the schema',
+    });
+  });
+
+  it('a key outside the schema is not echoed back; the event is still named', () => {
+    const { client } = refusal([ev(), ev({ constructor: 1 })]);
+    expect(client.code).toBe('ERR_SIEM_EVENT_POISONED');
+    expect(client.message).toBe('event 1: event has a forbidden key');
+  });
+
+  it('an event that is not an object is named without a field', () => {
+    expect(refusal([ev(), 'x']).client.message).toBe('event 1: event does not match the schema');
+  });
+
+  it('an observer claim that is not the certificate names the event and the field', () => {
+    const { client } = refusal([ev({ 'observer.identity': 'spiffe://factory.example/node/other' })]);
+    expect(client.code).toBe('ERR_SIEM_OBSERVER_MISMATCH');
+    expect(client.message).toMatch(/^event 0, field observer\.identity: /);
   });
 });
 
