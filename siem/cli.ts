@@ -19,7 +19,7 @@ import { loadDashboardCertificate, type DashboardCertificate } from './dashboard
 import { UserStore } from './dashboard/users.js';
 
 const USAGE =
-  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token-file FILE (or EDGEWARD_JOIN_TOKEN)] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--reporter-policy FILE] [--crl-interval 60s] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
+  'edgeward siem serve --data DIR --listen HOST:PORT --ca URL --fingerprint HEX [--token-file FILE (or EDGEWARD_JOIN_TOKEN)] [--trust-domain TD] [--rules DIR] [--playbooks DIR] [--reporter-policy FILE] [--crl-interval 5s] [--retention-days N] [--revoke-rules ID,ID] [--durability full|normal] [--dashboard HOST:PORT [--dashboard-cert FILE --dashboard-key FILE]]';
 
 /** policies/default/<what>, found from the source tree or from dist/ (both under the repo root). */
 export function defaultPolicyDir(what: 'rules' | 'playbooks'): string {
@@ -131,7 +131,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     const inventory = new Inventory(dashDb);
     // An inventory from an older version may hold what any reporter made up: rebuilt from evidence.
     if (inventory.needsRebuild) inventory.rebuild(siem.store, siem.trustDomain);
-    api = createDashboardApi(siem, { inventory });
+    api = createDashboardApi(siem, { inventory, rules });
     // Without the operator's host-name certificate, the SIEM's own one (URI SAN
     // spiffe://TD/svc/siem only), which browsers refuse for a host name.
     const id = siem.identity();

@@ -32,7 +32,8 @@ import { applyRetention, openSqliteStore, type TimelineEntity } from './store/in
 import { openEventWriter, yieldingStore, type EventWriter } from './store/event-writer.js';
 import { auditEvent, type AuditEntry } from './service/audit.js';
 import { createCaRevoker, revocable, type CaRevoker } from './service/ca-link.js';
-import { CrlWatch } from './service/crl-watch.js';
+import { CRL_INTERVAL_MS, CrlWatch } from './service/crl-watch.js';
+import { isReadAction, READ_AUDIT_FILE, ReadAuditLog } from './service/read-audit.js';
 import { signerOf } from './service/decision-key.js';
 import { DecisionHub, type Subscriber } from './service/hub.js';
 import { IdentityRenewer } from './service/identity.js';
@@ -290,7 +291,9 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const maxBatch = o.maxBatchEvents ?? MAX_BATCH_EVENTS;
   const bodyLimit = o.bodyLimit ?? 1024 * 1024;
 
+  const reads = new ReadAuditLog(join(o.dataDir, READ_AUDIT_FILE));
   const audit = (a: AuditEntry): void => {
+    if (isReadAction(a.action)) return reads.append(a, now());
     try {
       store.insertEvents([auditEvent(a, { siem: identity.identity, now: now(), id: newId(now()) })]);
     } catch (err) {
@@ -701,11 +704,11 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     retention.unref();
   }
   const crlWatch =
-    o.caUrl !== undefined && (o.crlIntervalMs ?? 60_000) > 0
+    o.caUrl !== undefined && (o.crlIntervalMs ?? CRL_INTERVAL_MS) > 0
       ? new CrlWatch({
           caUrl: o.caUrl,
           identity: () => identity,
-          intervalMs: o.crlIntervalMs ?? 60_000,
+          intervalMs: o.crlIntervalMs ?? CRL_INTERVAL_MS,
           log,
           onCrl: (serials, thisUpdate) => {
             if (!revoked.applyCrl(serials, thisUpdate)) return;
@@ -779,6 +782,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       await app.close();
       await writer.close();
       store.close();
+      reads.close();
     },
   };
 }

@@ -40,12 +40,15 @@ function seeded(): Inventory {
   return inv;
 }
 
+const identityScope = (value: string) => ({ type: 'identity', value });
 const ids = (r: { items: { [k: string]: unknown }[] }): unknown[] => r.items.map((x) => x['identity']);
 
 describe('inventory filters', () => {
   const inv = seeded();
   // Exact identities, a node pattern, and identities that are not in the inventory at all.
-  const qs = quarantineSet([dev(5), dev(20), dev(21), dev(250), `${TD}/node/*`, `${TD}/device/unknown`]);
+  const qs = quarantineSet(
+    [dev(5), dev(20), dev(21), dev(250), `${TD}/node/*`, `${TD}/device/unknown`].map(identityScope),
+  );
   const page = (q: Partial<InventoryQuery>) => inv.query({ limit: 50, offset: 0, ...q }, qs);
 
   it('counts and pages each status in SQL, agreeing with every row’s status', () => {
@@ -94,21 +97,21 @@ describe('inventory filters', () => {
 
 describe('quarantine sets', () => {
   it('match exact identities and whole-segment wildcards only', () => {
-    const qs = quarantineSet([dev(1), `${TD}/node/*`, `${TD}/site/**`, `${TD}/node/*`]);
+    const qs = quarantineSet([dev(1), `${TD}/node/*`, `${TD}/site/**`, `${TD}/node/*`].map(identityScope));
     expect(qs.patterns).toEqual([`${TD}/node/*`, `${TD}/site/**`]);
-    expect(qs.has(dev(1))).toBe(true);
-    expect(qs.has(dev(2))).toBe(false);
-    expect(qs.has(node(7))).toBe(true);
-    expect(qs.has(`${TD}/node/n7/extra`)).toBe(false);
-    expect(qs.has(`${TD}/nodes/n7`)).toBe(false);
-    expect(qs.has(`${TD}/site/a/b/c`)).toBe(true);
+    expect(qs.has({ identity: dev(1) })).toBe(true);
+    expect(qs.has({ identity: dev(2) })).toBe(false);
+    expect(qs.has({ identity: node(7) })).toBe(true);
+    expect(qs.has({ identity: `${TD}/node/n7/extra` })).toBe(false);
+    expect(qs.has({ identity: `${TD}/nodes/n7` })).toBe(false);
+    expect(qs.has({ identity: `${TD}/site/a/b/c` })).toBe(true);
     // A '*' inside a segment is not a wildcard (identities cannot hold one, but it must not widen).
-    expect(quarantineSet([`${TD}/device/d*`]).has(dev(1))).toBe(false);
+    expect(quarantineSet([identityScope(`${TD}/device/d*`)]).has({ identity: dev(1) })).toBe(false);
   });
 
   it('a wildcard over the trust domain finds rows of the inventory by prefix', () => {
     const inv = seeded();
-    const qs = quarantineSet(['spiffe://*/node/*']);
+    const qs = quarantineSet([identityScope('spiffe://*/node/*')]);
     expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, qs).total).toBe(5);
   });
 });

@@ -142,12 +142,12 @@ describe('dashboard API', () => {
   });
 
   it('pages alerts with before, beyond the newest 10,000 too', () => {
-    const page1 = s.api.alerts(100);
+    const page1 = s.api.alerts({ limit: 100 });
     expect(page1).toHaveLength(100);
     const last = page1[99] as { time: number };
-    const page2 = s.api.alerts(100, last.time);
+    const page2 = s.api.alerts({ limit: 100, before: last.time });
     expect((page2[0] as { time: number }).time).toBeLessThan(last.time);
-    const oldest = s.api.alerts(10, s.now() - 1000) as { id: string }[];
+    const oldest = s.api.alerts({ limit: 10, before: s.now() - 1000 }) as { id: string }[];
     expect(oldest.map((a) => a.id)).toContain('mine');
   });
 
