@@ -7,7 +7,7 @@
 // revocation from the CA (`observer.type: ca`, set by the SIEM from the certificate) and the
 // CA's CRL; a row is created by the CA's evidence or for a verified reporter itself, so no other
 // reporter can add rows (another reporter's event only refreshes the last-seen time of a row and,
-// from a node that terminated the connection, the address the identity came from).
+// from a node that accepted the connection, the address the identity came from).
 import type Database from 'better-sqlite3';
 import type { EdgeEvent } from '../../common/events.js';
 import { matchIdentity } from '../../common/identity.js';
@@ -396,7 +396,12 @@ export class Inventory {
     // The lifecycle of an identity is the CA's word alone; anyone else's is last-seen at most.
     if (e['observer.type'] !== 'ca') {
       if (subject && subject !== observer)
-        this.touch.run(t, e['observer.type'] === 'node' ? (e['source.ip'] ?? null) : null, subject);
+        this.touch.run(
+          t,
+          // Only an accepted connection proved the identity (a refused one merely claimed it).
+          e['observer.type'] === 'node' && action === 'connection.accepted' ? (e['source.ip'] ?? null) : null,
+          subject,
+        );
       return;
     }
     if (subject && (action === 'enroll.success' || action === 'renewal.success')) {

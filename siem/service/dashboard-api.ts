@@ -521,8 +521,9 @@ export function createDashboardApi(
       const revoked = row?.['status'] === 'revoked';
       return {
         identity: identity ?? value,
-        kind: identity !== null ? 'identity' : kind,
         ...(row ?? {}),
+        // What the page is about: an identity (row.kind says node, device or svc), or one of its facts.
+        type: identity !== null ? 'identity' : kind,
         status: revoked ? 'revoked' : decisions.length > 0 ? 'quarantined' : 'healthy',
         quarantined: decisions.length > 0,
         events: timeline,
