@@ -203,7 +203,8 @@ export function createDashboardApi(
     for (const e of batch) {
       const action = e['event.action'];
       if (action === 'connection.accepted' || action === 'connection.closed') trackLive(e);
-      const from = e['source.identity'];
+      // A failed handshake proved no identity: it counts against its address, never the name it gave.
+      const from = action === 'handshake.failure' ? undefined : e['source.identity'];
       const to =
         e['destination.identity'] ?? (e['observer.type'] === 'node' ? e['observer.identity'] : undefined);
       const denied = action === 'connection.denied' || action === 'handshake.failure';

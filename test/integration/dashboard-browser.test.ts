@@ -397,6 +397,9 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector(`a[data-node="${CLONED}"]`);
     expect(await page.getAttribute(`a[data-node="${CLONED}"]`, 'class')).toContain('status-quarantined');
     expect(await page.textContent('ul.legend')).toContain('quarantined');
+    // The scanner is its address (its failed handshakes proved no identity), quarantined by address.
+    expect(await page.getAttribute('a[data-node="198.51.100.7"]', 'class')).toContain('status-quarantined');
+    expect(await page.$$('line.edge.denied')).not.toEqual([]);
     await shot(page, 'graph');
     await page.goto(`${dash.url}/#/charts`);
     await page.waitForSelector('figure.chart');
