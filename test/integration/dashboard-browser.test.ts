@@ -349,6 +349,17 @@ describe('dashboard in Chromium', () => {
     expect(await page.textContent(`${row} td:nth-child(4)`)).toContain(serial);
     expect(await page.textContent(`${row} td:nth-child(4)`)).toContain('device/cloned-1');
     await shot(page, 'alerts');
+    // Relative times carry the exact time on hover; words never break inside; a favicon.
+    expect(await page.getAttribute(`${row} td:nth-child(1) time`, 'title')).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/,
+    );
+    const wrap: unknown = await page.evaluate(
+      "(() => { const s = getComputedStyle(document.querySelector('table[aria-label=Alerts] td')); return [s.wordBreak, s.overflowWrap]; })()",
+    );
+    expect(wrap).toEqual(['normal', 'normal']);
+    const icon = await page.request.get(`${dash.url}/favicon.svg`);
+    expect([icon.status(), icon.headers()['content-type']]).toEqual([200, 'image/svg+xml']);
+    expect(await page.getAttribute('link[rel=icon]', 'href')).toBe('/favicon.svg');
 
     // The alert's detail: rule, evidence (each a link to its entity), the decision and who applied it.
     await page.click(`${row} td:nth-child(3) a`);
@@ -401,6 +412,12 @@ describe('dashboard in Chromium', () => {
     expect(await page.getAttribute('a[data-node="198.51.100.7"]', 'class')).toContain('status-quarantined');
     expect(await page.$$('line.edge.denied')).not.toEqual([]);
     await shot(page, 'graph');
+    // The scanner's own page: an address, quarantined by the playbook's address decision.
+    await page.click('a[data-node="198.51.100.7"]');
+    await page.waitForSelector('#entity-status');
+    expect(await page.textContent('#entity-status')).toBe('quarantined');
+    expect(await column(page, 'Decisions', 2)).toEqual(['ip 198.51.100.7']);
+    expect(await page.locator('table[aria-label=Timeline] tbody tr').count()).toBe(25);
     await page.goto(`${dash.url}/#/charts`);
     await page.waitForSelector('figure.chart');
     expect(await page.textContent('main')).toContain(
