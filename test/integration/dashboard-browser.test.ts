@@ -629,6 +629,43 @@ describe('dashboard in Chromium', () => {
       return (await res.json()) as { code: string };
     });
     expect(noCsrf.code).toBe('ERR_DASH_CSRF');
+    // Hostile input to the newer endpoints: coded refusals, never a crash or a guess.
+    const refused = await page.evaluate(async () => {
+      const me = (await (await fetch('/api/me')).json()) as { csrf: string };
+      const post = (path: string, body: unknown) =>
+        fetch(path, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf },
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        });
+      const out: [number, string][] = [];
+      for (const res of [
+        await post('/api/decisions/preview', { scope: { type: 'ip', value: '999.1.1.1' } }),
+        await post('/api/decisions/preview', { scope: { type: 'identity', value: 'spiffe://x/../y' } }),
+        // Prototype poisoning as raw JSON (an object literal's __proto__ would not be sent).
+        await post(
+          '/api/decisions/preview',
+          '{"scope":{"type":"ip","value":"10.0.0.1"},"__proto__":{"x":1}}',
+        ),
+        await post('/api/decisions/some-id/lift', { reason: 'r', extra: 1 }),
+        await fetch('/api/alert?id=nope&time=1'),
+        await fetch('/api/alert?id=nope&time=-1'),
+        await fetch('/api/alerts?severity=critical,bogus'),
+        await fetch('/api/alerts?since=soon'),
+      ])
+        out.push([res.status, ((await res.json()) as { code: string }).code]);
+      return out;
+    });
+    expect(refused).toEqual([
+      [400, 'ERR_IP_INVALID'],
+      [400, 'ERR_ID_INVALID'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [404, 'ERR_NOT_FOUND'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+    ]);
     const anon = await browser.newContext({ ignoreHTTPSErrors: true });
     const p = await anon.newPage();
     const res = await p.request.get(`${dash.url}/api/alerts`);
