@@ -95,6 +95,64 @@ describe('inventory filters', () => {
   });
 });
 
+describe('status from every decision scope', () => {
+  // d100 by its serial, d101 by its key, d102 by its address, d103 and d104 by a range holding
+  // theirs; d105 connected once from the range but was refused (a claim, not its address).
+  const inv = seeded();
+  const spki = 'ab'.repeat(32);
+  inv.apply([
+    {
+      '@timestamp': 4000,
+      'event.action': 'renewal.success',
+      'source.identity': dev(101),
+      'tls.client.x509.serial_number': 'fff101',
+      'tls.client.x509.spki_sha256': spki,
+      ...CA,
+    },
+    ...[
+      [102, '192.0.2.7', 'connection.accepted'],
+      [103, '198.51.100.3', 'connection.accepted'],
+      [104, '198.51.100.200', 'connection.accepted'],
+      [105, '198.51.100.9', 'handshake.failure'],
+    ].map(([i, ip, action]) => ({
+      '@timestamp': 4001,
+      'event.action': action as string,
+      'source.identity': dev(i as number),
+      'source.ip': ip as string,
+      'observer.identity': node(1),
+      'observer.type': 'node',
+    })),
+  ]);
+  const qs = quarantineSet([
+    { type: 'serial', value: (0x1000 + 100).toString(16) },
+    { type: 'spki', value: spki },
+    { type: 'ip', value: '192.0.2.7' },
+    { type: 'cidr', value: '198.51.100.0/24' },
+  ]);
+  const expected = [dev(100), dev(101), dev(102), dev(103), dev(104)];
+
+  it('marks each covered row quarantined, by whichever scope covers it', () => {
+    for (const id of expected) expect(inv.get(id, qs)?.['status'], id).toBe('quarantined');
+    expect(inv.get(dev(105), qs)?.['status']).toBe('healthy');
+    expect(inv.get(dev(102), qs)?.['ip']).toBe('192.0.2.7');
+    expect(inv.get(dev(105), qs)?.['ip']).toBeNull();
+  });
+
+  it('filters and counts the same rows in SQL', () => {
+    const q = inv.query({ status: 'quarantined', limit: 50, offset: 0 }, qs);
+    expect(ids(q)).toEqual(expected);
+    const healthy = inv.query({ status: 'healthy', limit: 500, offset: 0 }, qs);
+    expect(healthy.total).toBe(296 - expected.length);
+    expect(ids(healthy)).not.toContain(dev(103));
+    expect(ids(healthy)).toContain(dev(105));
+  });
+
+  it('finds the row of a serial', () => {
+    expect(inv.bySerial('fff101', qs)?.['identity']).toBe(dev(101));
+    expect(inv.bySerial('0', qs)).toBeUndefined();
+  });
+});
+
 describe('quarantine sets', () => {
   it('match exact identities and whole-segment wildcards only', () => {
     const qs = quarantineSet([dev(1), `${TD}/node/*`, `${TD}/site/**`, `${TD}/node/*`].map(identityScope));
