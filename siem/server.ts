@@ -291,7 +291,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const maxBatch = o.maxBatchEvents ?? MAX_BATCH_EVENTS;
   const bodyLimit = o.bodyLimit ?? 1024 * 1024;
 
-  const reads = new ReadAuditLog(join(o.dataDir, READ_AUDIT_FILE));
+  const reads = new ReadAuditLog(join(o.dataDir, READ_AUDIT_FILE), log);
   const audit = (a: AuditEntry): void => {
     if (isReadAction(a.action)) return reads.append(a, now());
     try {

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../common/log.js';
 import { isReadAction, ReadAuditLog } from '../../../siem/service/read-audit.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -17,7 +18,7 @@ const entry = (what: string) => ({
 describe('read audit log', () => {
   it('writes one private JSON line per read, a hostile text kept inside its line', () => {
     const file = join(tempDir(), 'audit-reads.jsonl');
-    const log = new ReadAuditLog(file);
+    const log = new ReadAuditLog(file, silentLogger);
     log.append(entry('entity spiffe://factory.example/device/d1'), Date.UTC(2026, 0, 1));
     log.append(entry('entity x\n{"forged":true}'), Date.UTC(2026, 0, 1, 0, 0, 1));
     log.close();
@@ -37,7 +38,7 @@ describe('read audit log', () => {
 
   it('moves the file to .1 past its size limit and goes on in a new one', () => {
     const file = join(tempDir(), 'audit-reads.jsonl');
-    const log = new ReadAuditLog(file, 1000);
+    const log = new ReadAuditLog(file, silentLogger, 1000);
     for (let i = 0; i < 20; i++) log.append(entry(`read ${i}`), 0);
     log.close();
     expect(existsSync(`${file}.1`)).toBe(true);
