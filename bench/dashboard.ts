@@ -169,7 +169,6 @@ function generateSeed(s: SeedShape, batch: number, emit: (events: Raw[]) => void
     'event.category': 'network',
     'event.action': action,
     'event.outcome': action === 'connection.denied' ? 'failure' : 'success',
-    'observer.type': 'agent',
     'network.direction': 'inbound',
     'source.identity': identity(k),
     'destination.identity': nodeId(node),
@@ -187,7 +186,6 @@ function generateSeed(s: SeedShape, batch: number, emit: (events: Raw[]) => void
     'event.category': 'iam',
     'event.action': action,
     'event.outcome': action.endsWith('failure') ? 'failure' : 'success',
-    'observer.type': 'ca',
     'source.identity': identity(k),
     'source.ip': deviceIp(k),
     'attestation.method': METHODS[k % METHODS.length] as string,
@@ -225,7 +223,6 @@ function generateSeed(s: SeedShape, batch: number, emit: (events: Raw[]) => void
               'event.action': 'handshake.failure',
               'event.outcome': 'failure',
               'event.reason': 'unknown_ca',
-              'observer.type': 'agent',
               'source.ip': ip,
               'user_agent.original': 'zgrab/0.x',
               _observer: nodeId(node),
@@ -282,7 +279,6 @@ function generateSeed(s: SeedShape, batch: number, emit: (events: Raw[]) => void
         'event.action': 'handshake.failure',
         'event.outcome': 'failure',
         'event.reason': rnd() < 0.5 ? 'certificate_expired' : 'unknown_ca',
-        'observer.type': 'agent',
         'source.ip': `203.0.${pick(256)}.${pick(256)}`,
         _observer: nodeId(pick(s.nodes)),
       });
@@ -678,7 +674,6 @@ function backgroundEvents(n: number, devices: number, nodes: number, now: number
       '@timestamp': now - (i % 50),
       'event.action': i % 10 === 9 ? 'connection.closed' : 'connection.accepted',
       'event.outcome': 'success',
-      'observer.type': 'agent',
       'source.identity': deviceId(k),
       'destination.identity': nodeId(node),
       'source.ip': deviceIp(nodes + k),
@@ -798,7 +793,6 @@ async function live(
   const ticks = o.liveSeconds * 10;
   const t0 = performance.now();
   const inflight = new Set<Promise<void>>();
-  let devA = 0;
   let devB = info.devices - 1;
   let scan = 0;
   const delay = monitorEventLoopDelay({ resolution: 10 });
@@ -826,20 +820,7 @@ async function live(
     for (let g = 0; g < n; g++) {
       const kind = groups % 10;
       groups++;
-      if (kind < 4) {
-        const id = deviceId(devA++ % info.devices);
-        for (let j = 0; j < 3; j++)
-          batch.push({
-            '@timestamp': now - 30 + j,
-            'event.action': 'attestation.failure',
-            'event.outcome': 'failure',
-            'observer.type': 'ca',
-            'attestation.method': 'tpm',
-            'attestation.reason': 'quote_invalid',
-            'source.identity': id,
-          });
-        keys.push(`ew-attestation-failures-repeated|${id}`);
-      } else if (kind < 7) {
+      if (kind < 7) {
         const ip = `100.${64 + ((scan >> 16) & 63)}.${(scan >> 8) & 255}.${scan & 255}`;
         scan++;
         for (let j = 0; j < 20; j++)
@@ -848,7 +829,6 @@ async function live(
             'event.action': 'handshake.failure',
             'event.outcome': 'failure',
             'event.reason': 'unknown_ca',
-            'observer.type': 'agent',
             'source.ip': ip,
           });
         keys.push(`ew-handshake-failures-burst|${ip}`);
@@ -859,10 +839,10 @@ async function live(
             '@timestamp': now - 20 + j,
             'event.action': 'connection.denied',
             'event.outcome': 'failure',
-            'observer.type': 'agent',
             'rule.id': 'default-deny',
             'source.identity': id,
-            'destination.identity': nodeId(1),
+            // The posting node's own denials: a node speaks of the connections it terminated.
+            'destination.identity': nodeId(tick % agents.length),
           });
         keys.push(`ew-policy-denials-burst|${id}`);
       }

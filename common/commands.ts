@@ -204,7 +204,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       rules: { value: 'DIR', help: 'detection and correlation rules (default policies/default/rules)' },
       playbooks: { value: 'DIR', help: 'response playbooks (default policies/default/playbooks)' },
       'reporter-policy': { value: 'FILE', help: 'who may report which events (default policies/default)' },
-      'crl-interval': { value: 'DURATION', help: 'how often to fetch the CA’s CRL, 1s to 24h (default 60s)' },
+      'crl-interval': { value: 'DURATION', help: 'how often to fetch the CA’s CRL, 1s to 24h (default 5s)' },
       'retention-days': { value: 'N', help: 'days of events to keep' },
       'revoke-rules': { value: 'ID,ID', help: 'rules whose alerts also revoke the certificate at the CA' },
       durability: { value: 'full|normal', help: 'SQLite synchronous mode' },

@@ -109,7 +109,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     const inventory = new Inventory(dashDb);
     // An inventory from an older version may hold what any reporter made up: rebuilt from evidence.
     if (inventory.needsRebuild) inventory.rebuild(siem.store, siem.trustDomain);
-    api = createDashboardApi(siem, { inventory });
+    api = createDashboardApi(siem, { inventory, rules });
     // Without the operator's host-name certificate, the SIEM's own one (URI SAN
     // spiffe://TD/svc/siem only), which browsers refuse for a host name.
     const id = siem.identity();

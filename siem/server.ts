@@ -2,6 +2,7 @@
 // correlator, the response engine and the decision hub, and serves them over HTTPS (TLS 1.3,
 // mTLS) through the route plugins of siem/routes/. It owns the timers (expiry, heartbeats,
 // retention, the CRL watch, identity renewal) and the order of shutdown.
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { DecisionScope } from '../common/decisions.js';
@@ -30,7 +31,8 @@ import type { RunningSiem } from './running-siem.js';
 import { createAlertResponder } from './service/alert-response.js';
 import { auditEvent, type AuditEntry } from './service/audit.js';
 import { createCaRevoker, type CaRevoker } from './service/ca-link.js';
-import { CrlWatch } from './service/crl-watch.js';
+import { CRL_INTERVAL_MS, CrlWatch } from './service/crl-watch.js';
+import { isReadAction, READ_AUDIT_FILE, ReadAuditLog } from './service/read-audit.js';
 import { signerOf } from './service/decision-key.js';
 import { SseStreams } from './service/sse.js';
 import { Feed } from './service/feed.js';
@@ -173,14 +175,16 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     ...(o.maxCommitEvents !== undefined ? { maxCommitEvents: o.maxCommitEvents } : {}),
   });
 
+  const reads = new ReadAuditLog(join(o.dataDir, READ_AUDIT_FILE), log);
   const audit = (a: AuditEntry): void => {
+    if (isReadAction(a.action)) return reads.append(a, now());
     try {
       store.insertEvents([auditEvent(a, { siem: identity.identity, now: now(), id: newId(now()) })]);
     } catch (err) {
       log.error({ err, action: a.action }, 'could not store an audit event');
     }
   };
-  const crlIntervalMs = o.crlIntervalMs ?? 60_000;
+  const crlIntervalMs = o.crlIntervalMs ?? CRL_INTERVAL_MS;
   const crlWatch =
     o.caUrl !== undefined && crlIntervalMs > 0
       ? new CrlWatch({
@@ -313,6 +317,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       hub.close();
       await app.close();
       await stores.close();
+      reads.close();
     },
   };
 }

@@ -1,5 +1,7 @@
 // What the dashboard needs from the SIEM, as one interface; the SIEM service implements it over
 // its store, engines and decision hub. Views are plain JSON; the page renders them as text.
+import type { Level } from '../../policies/rules/index.js';
+
 export type View = Readonly<Record<string, unknown>>;
 
 export interface InventoryQuery {
@@ -10,6 +12,19 @@ export interface InventoryQuery {
   readonly offset: number;
 }
 
+export interface AlertsQuery {
+  readonly limit: number;
+  /** Epoch ms, exclusive: the next page of the newest-first list. */
+  readonly before?: number;
+  /** Epoch ms, inclusive. */
+  readonly since?: number;
+  readonly rule?: string;
+  /** An identity, address, serial or key hash the alert is about. */
+  readonly entity?: string;
+  /** Only these severities. */
+  readonly severity?: readonly Level[];
+}
+
 export interface ManualDecisionRequest {
   readonly scope: { readonly type: string; readonly value: string };
   readonly action: 'quarantine' | 'isolate';
@@ -17,20 +32,44 @@ export interface ManualDecisionRequest {
   readonly reason: string;
 }
 
+export interface LiftRequest {
+  readonly reason?: string;
+}
+
+/** One read by a logged-in user, for the read audit log (who looked at what). */
+export interface ReadRecord {
+  readonly user: string;
+  readonly ip: string;
+  /** The page or list read: alerts, alert, inventory, entity, decisions, graph, charts, preview. */
+  readonly page: string;
+  readonly what: string;
+}
+
 export interface DashboardApi {
-  /** Newest first. */
-  alerts(limit: number, before?: number): View[];
-  /** Live alerts; returns the unsubscribe function. */
+  /** Newest first, an alert view each: severity, entity, rule id and title, event ids. */
+  alerts(q: AlertsQuery): View[];
+  /** One alert raised at `time` (epoch ms): its evidence, rule and the decisions it caused. */
+  alert(id: string, time: number): View;
+  /** Live alerts (alert views); returns the unsubscribe function. */
   subscribeAlerts(fn: (alert: View) => void): () => void;
+  /** The live decision state (revision, each agent's acknowledgement) whenever it changes. */
+  subscribeState(fn: (state: View) => void): () => void;
   inventory(q: InventoryQuery): { total: number; items: View[] };
-  /** Timeline of one identity: its events, alerts, decisions and the peers it talks to. */
-  entity(identity: string, limit: number): View;
+  /**
+   * One entity (an identity, or an address, serial or key hash): its status from every decision
+   * covering it, certificates, attestation, events, alerts and the peers it talks to.
+   */
+  entity(id: string, limit: number): View;
+  /** What a quarantine of this scope would cut now: live connections and the agents holding them. */
+  preview(scope: { readonly type: string; readonly value: string }): View;
   /** Active and pending decisions, the current revision, each agent's acknowledged revision and lag. */
   decisions(): View;
   quarantine(by: string, req: ManualDecisionRequest): Promise<View>;
   approve(by: string, id: string): Promise<View>;
-  lift(by: string, id: string): Promise<View>;
-  /** Who talks to whom: nodes with their status, edges with connection counts. */
+  lift(by: string, id: string, req?: LiftRequest): Promise<View>;
+  /** Records a read in the read audit log. */
+  read(r: ReadRecord): void;
+  /** Who talks to whom: nodes with their status, edges with connection and refusal counts. */
   graph(): View;
   /** Events per second and alerts by rule, per time bucket. */
   charts(): View;

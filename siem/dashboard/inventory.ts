@@ -1,14 +1,17 @@
 // The inventory of nodes and devices, a projection of ingested events kept in its own indexed
-// table: identity, attestation method and last verdict, certificate serial and expiry, last seen,
-// revocation. Quarantine status is joined in at query time from the active decisions: every
+// table: identity, attestation method and last verdict, certificate serial, key and expiry, last
+// seen and from where, revocation. Quarantine status is joined in at query time from the active
+// decisions (every scope: identity, node, serial, key, address, range): every
 // page, filter and count is one bounded, indexed SQL query, never a walk over the table in JS.
 // Only evidence from a reporter allowed to speak of it counts: enrollment, verdicts and
 // revocation from the CA (`observer.type: ca`, set by the SIEM from the certificate) and the
 // CA's CRL; a row is created by the CA's evidence or for a verified reporter itself, so no other
-// reporter can add rows (another reporter's event only refreshes the last-seen time of a row).
+// reporter can add rows (another reporter's event only refreshes the last-seen time of a row and,
+// from a node that accepted the connection, the address the identity came from).
 import type Database from 'better-sqlite3';
 import type { EdgeEvent } from '../../common/events.js';
 import { matchIdentity } from '../../common/identity.js';
+import { cidrContains, parseCidr, tryParseIp, type Cidr } from '../../common/ip.js';
 import { normalizeSerial } from '../../common/x509.js';
 import type { InventoryQuery, View } from './api.js';
 
@@ -21,28 +24,108 @@ function searchedSerial(q: string): string {
   }
 }
 
-/** Who is quarantined now: exact identities, and identity patterns with `*` or `**` segments. */
+/** What a decision scope is matched against: an identity and what is known of it. */
+export interface EntityFacts {
+  readonly identity?: string | null | undefined;
+  readonly serial?: string | null | undefined;
+  readonly spki?: string | null | undefined;
+  readonly ip?: string | null | undefined;
+}
+
+/**
+ * Who is quarantined now, from every scope of the active decisions: exact identities (and nodes),
+ * identity patterns with `*` or `**` segments, serials, public keys, addresses and ranges.
+ */
 export interface QuarantineSet {
   readonly identities: ReadonlySet<string>;
   readonly patterns: readonly string[];
-  has(identity: string): boolean;
+  readonly serials: ReadonlySet<string>;
+  readonly spkis: ReadonlySet<string>;
+  readonly ips: ReadonlySet<string>;
+  readonly cidrs: readonly Cidr[];
+  /** True when no decision is active. */
+  readonly empty: boolean;
+  has(facts: EntityFacts): boolean;
 }
 
 const isPattern = (v: string): boolean => v.split('/').some((seg) => seg === '*' || seg === '**');
 
-/** Builds the set once (per decision revision); `has` is then a hash lookup plus the few patterns. */
-export function quarantineSet(values: Iterable<string>): QuarantineSet {
+/** Whether one scope covers an entity (scopes are canonical: lower-case serials, canonical IPs). */
+export function scopeCovers(
+  scope: { readonly type: string; readonly value: string },
+  f: EntityFacts,
+): boolean {
+  const v = scope.value;
+  switch (scope.type) {
+    case 'identity':
+    case 'node':
+      return f.identity != null && (isPattern(v) ? matchIdentity(v, f.identity) : v === f.identity);
+    case 'serial':
+      return f.serial != null && v === f.serial;
+    case 'spki':
+      return f.spki != null && v === f.spki;
+    case 'ip':
+      return f.ip != null && v === f.ip;
+    case 'cidr': {
+      const ip = f.ip == null ? null : tryParseIp(f.ip);
+      if (ip === null) return false;
+      try {
+        return cidrContains(parseCidr(v), ip);
+      } catch {
+        return false;
+      }
+    }
+    default:
+      return false;
+  }
+}
+
+/** Builds the set once (per decision revision); `has` is then hash lookups plus the few patterns. */
+export function quarantineSet(
+  scopes: Iterable<{ readonly type: string; readonly value: string }>,
+): QuarantineSet {
   const identities = new Set<string>();
   const patterns: string[] = [];
-  for (const v of values) {
-    if (isPattern(v)) {
-      if (!patterns.includes(v)) patterns.push(v);
-    } else identities.add(v);
+  const serials = new Set<string>();
+  const spkis = new Set<string>();
+  const ips = new Set<string>();
+  const cidrs: Cidr[] = [];
+  let n = 0;
+  for (const { type, value: v } of scopes) {
+    n++;
+    if (type === 'identity' || type === 'node') {
+      if (!isPattern(v)) identities.add(v);
+      else if (!patterns.includes(v)) patterns.push(v);
+    } else if (type === 'serial') serials.add(v);
+    else if (type === 'spki') spkis.add(v);
+    else if (type === 'ip') ips.add(v);
+    else if (type === 'cidr') {
+      try {
+        cidrs.push(parseCidr(v));
+      } catch {
+        // Not a range: covers nothing.
+      }
+    }
   }
+  const inCidrs = (ip: string | null | undefined): boolean => {
+    if (ip == null || cidrs.length === 0) return false;
+    const parsed = tryParseIp(ip);
+    return parsed !== null && cidrs.some((c) => cidrContains(c, parsed));
+  };
   return {
     identities,
     patterns,
-    has: (id) => identities.has(id) || patterns.some((p) => matchIdentity(p, id)),
+    serials,
+    spkis,
+    ips,
+    cidrs,
+    empty: n === 0,
+    has: (f) =>
+      (f.identity != null &&
+        (identities.has(f.identity) || patterns.some((p) => matchIdentity(p, f.identity as string)))) ||
+      (f.serial != null && serials.has(f.serial)) ||
+      (f.spki != null && spkis.has(f.spki)) ||
+      (f.ip != null && (ips.has(f.ip) || inCidrs(f.ip))),
   };
 }
 
@@ -93,6 +176,12 @@ CREATE INDEX IF NOT EXISTS inventory_kind ON inventory (kind, identity);
 CREATE INDEX IF NOT EXISTS inventory_serial ON inventory (serial);
 `;
 
+/** Columns added to a table of version 2 in place (nothing to rebuild: they fill as events come). */
+const ADDED_COLUMNS: readonly [string, string][] = [
+  ['spki', 'CREATE INDEX IF NOT EXISTS inventory_spki ON inventory (spki)'],
+  ['ip', 'CREATE INDEX IF NOT EXISTS inventory_ip ON inventory (ip)'],
+];
+
 interface Row {
   identity: string;
   kind: string;
@@ -102,7 +191,11 @@ interface Row {
   not_after: number | null;
   last_seen: number;
   revoked: number;
+  spki: string | null;
+  ip: string | null;
 }
+
+const factsOf = (r: Row): EntityFacts => ({ identity: r.identity, serial: r.serial, spki: r.spki, ip: r.ip });
 
 function view(r: Row, quarantined: QuarantineSet): View {
   return {
@@ -111,9 +204,11 @@ function view(r: Row, quarantined: QuarantineSet): View {
     method: r.method,
     verdict: r.verdict,
     serial: r.serial,
+    spki: r.spki,
+    ip: r.ip,
     notAfter: r.not_after,
     lastSeen: r.last_seen,
-    status: r.revoked ? 'revoked' : quarantined.has(r.identity) ? 'quarantined' : 'healthy',
+    status: r.revoked ? 'revoked' : quarantined.has(factsOf(r)) ? 'quarantined' : 'healthy',
   };
 }
 
@@ -141,6 +236,13 @@ export class Inventory {
       .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inventory'")
       .get();
     db.exec(SCHEMA);
+    const columns = new Set(
+      (db.prepare('PRAGMA table_info(inventory)').all() as { name: string }[]).map((c) => c.name),
+    );
+    for (const [column, index] of ADDED_COLUMNS) {
+      if (!columns.has(column)) db.exec(`ALTER TABLE inventory ADD COLUMN ${column} TEXT`);
+      db.exec(index);
+    }
     const version = (
       db.prepare("SELECT value FROM inventory_meta WHERE key = 'version'").get() as
         { value: number } | undefined
@@ -153,12 +255,16 @@ export class Inventory {
        ON CONFLICT(identity) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)`,
     );
     // Another reporter's word about an identity refreshes a row; it never makes one.
-    this.touch = db.prepare('UPDATE inventory SET last_seen = max(last_seen, ?) WHERE identity = ?');
+    // A node's connection event also says from which address the identity connected.
+    this.touch = db.prepare(
+      'UPDATE inventory SET last_seen = max(last_seen, ?), ip = coalesce(?, ip) WHERE identity = ?',
+    );
     // A new certificate is not revoked: a re-enrolled identity is live again.
     this.issued = db.prepare(
-      `INSERT INTO inventory (identity, kind, method, verdict, serial, not_after, last_seen) VALUES (?, ?, ?, 'ok', ?, ?, ?)
+      `INSERT INTO inventory (identity, kind, method, verdict, serial, not_after, last_seen, spki) VALUES (?, ?, ?, 'ok', ?, ?, ?, ?)
        ON CONFLICT(identity) DO UPDATE SET method = coalesce(excluded.method, method), verdict = 'ok',
          revoked = CASE WHEN excluded.serial IS NOT NULL AND excluded.serial IS NOT serial THEN 0 ELSE revoked END,
+         spki = CASE WHEN excluded.serial IS NOT NULL AND excluded.serial IS NOT serial THEN excluded.spki ELSE coalesce(excluded.spki, spki) END,
          serial = coalesce(excluded.serial, serial), not_after = coalesce(excluded.not_after, not_after),
          last_seen = max(last_seen, excluded.last_seen)`,
     );
@@ -199,6 +305,44 @@ export class Inventory {
         if (matchIdentity(p, r.identity)) out.add(r.identity);
     }
     return [...out];
+  }
+
+  /**
+   * The SQL condition of "covered by an active decision" (each column against its own JSON list,
+   * each served by its index), or null when nothing is covered. Ranges are matched here on the
+   * rows that have an address (only when a range decision is active).
+   */
+  private coveredCondition(qs: QuarantineSet): { sql: string; args: string[] } | null {
+    if (qs.empty) return null;
+    const parts: string[] = [];
+    const args: string[] = [];
+    const ids = this.quarantinedIdentities(qs);
+    if (qs.cidrs.length > 0) {
+      for (const r of this.statement('SELECT identity, ip FROM inventory WHERE ip IS NOT NULL').all() as {
+        identity: string;
+        ip: string;
+      }[])
+        if (qs.has({ ip: r.ip })) ids.push(r.identity);
+    }
+    const list = (column: string, values: Iterable<string>): void => {
+      const a = [...values];
+      if (a.length === 0) return;
+      // A NULL column is "not covered" (false, not unknown), so NOT (...) keeps its row.
+      parts.push(`(${column} IS NOT NULL AND ${column} IN (SELECT value FROM json_each(?)))`);
+      args.push(JSON.stringify(a));
+    };
+    list('identity', ids);
+    list('serial', qs.serials);
+    list('spki', qs.spkis);
+    list('ip', qs.ips);
+    return parts.length === 0 ? null : { sql: parts.join(' OR '), args };
+  }
+
+  /** The rows whose current certificate has this serial (a serial names one certificate). */
+  bySerial(serial: string, quarantined: QuarantineSet): View | undefined {
+    const r = this.statement('SELECT * FROM inventory WHERE serial = ? LIMIT 1').get(serial) as
+      Row | undefined;
+    return r ? view(r, quarantined) : undefined;
   }
 
   /** Updates the projection from a batch of validated events (one transaction). */
@@ -251,7 +395,13 @@ export class Inventory {
     if (observer) this.observed.run(observer, kindOf(observer), t);
     // The lifecycle of an identity is the CA's word alone; anyone else's is last-seen at most.
     if (e['observer.type'] !== 'ca') {
-      if (subject && subject !== observer) this.touch.run(t, subject);
+      if (subject && subject !== observer)
+        this.touch.run(
+          t,
+          // Only an accepted connection proved the identity (a refused one merely claimed it).
+          e['observer.type'] === 'node' && action === 'connection.accepted' ? (e['source.ip'] ?? null) : null,
+          subject,
+        );
       return;
     }
     if (subject && (action === 'enroll.success' || action === 'renewal.success')) {
@@ -262,6 +412,7 @@ export class Inventory {
         e['tls.client.x509.serial_number'] ?? null,
         e['tls.client.x509.not_after'] ?? null,
         t,
+        e['tls.client.x509.spki_sha256'] ?? null,
       );
     } else if (
       subject &&
@@ -279,7 +430,7 @@ export class Inventory {
       const serial = e['tls.client.x509.serial_number'];
       if (serial) this.revokedSerial.run(serial);
     } else if (subject) {
-      this.touch.run(t, subject);
+      this.touch.run(t, null, subject);
     }
   }
 
@@ -297,10 +448,13 @@ export class Inventory {
     }
     if (q.status === 'revoked') where.push('revoked = 1');
     if (q.status === 'healthy' || q.status === 'quarantined') {
-      // Quarantine is not a column: the quarantined identities go in as one JSON array parameter.
+      // Quarantine is not a column: what the decisions cover goes in as JSON array parameters.
       where.push('revoked = 0');
-      where.push(`identity ${q.status === 'healthy' ? 'NOT IN' : 'IN'} (SELECT value FROM json_each(?))`);
-      args.push(JSON.stringify(this.quarantinedIdentities(quarantined)));
+      const covered = this.coveredCondition(quarantined);
+      if (covered !== null) {
+        where.push(q.status === 'healthy' ? `NOT (${covered.sql})` : `(${covered.sql})`);
+        args.push(...covered.args);
+      } else if (q.status === 'quarantined') where.push('0');
     }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const total = (this.statement(`SELECT COUNT(*) AS n FROM inventory ${w}`).get(...args) as { n: number })

@@ -10,6 +10,8 @@ import { roleAtLeast, type Role, type UserStore } from './users.js';
 import { EdgewardError } from '../../common/errors.js';
 import { DECISION_ACTIONS, DECISION_SCOPE_SCHEMA } from '../../common/decisions.js';
 import { createHttpsServer } from '../../common/http-server.js';
+import { canonicalScope } from '../../common/decision-scope.js';
+import { LEVELS, type Level } from '../../policies/rules/index.js';
 import type { Logger } from '../../common/log.js';
 import { RateLimiter } from '../../common/rate-limit.js';
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
@@ -27,11 +29,13 @@ const ASSETS: Record<string, string> = {
   '/': 'index.html',
   '/app.js': 'app.js',
   '/app.css': 'app.css',
+  '/favicon.svg': 'favicon.svg',
 };
 const TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',
   js: 'text/javascript; charset=utf-8',
   css: 'text/css; charset=utf-8',
+  svg: 'image/svg+xml',
 };
 
 function loadAsset(name: string): Buffer {
@@ -77,6 +81,28 @@ function cookie(req: FastifyRequest): string | undefined {
 
 const str = (max: number): Record<string, unknown> => ({ type: 'string', minLength: 1, maxLength: max });
 
+interface AlertsQueryString {
+  limit?: string;
+  before?: string;
+  since?: string;
+  rule?: string;
+  entity?: string;
+  severity?: string;
+}
+const DIGITS = { type: 'string', pattern: '^[0-9]{1,15}$' };
+const ALERTS_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+    before: DIGITS,
+    since: DIGITS,
+    rule: { type: 'string', maxLength: 128 },
+    entity: { type: 'string', maxLength: 2048 },
+    severity: { type: 'string', pattern: `^(${LEVELS.join('|')})(,(${LEVELS.join('|')})){0,4}$` },
+  },
+};
+
 export async function startDashboard(o: DashboardOptions): Promise<RunningDashboard> {
   const now = o.now ?? Date.now;
   const sessions = new SessionStore(now);
@@ -107,6 +133,13 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
     return payload;
   });
+
+  /** A viewer's read, authorized and recorded in the read audit log (who looked at what). */
+  function reading(req: FastifyRequest, page: string, what: string): Session {
+    const s = authorize(req, 'viewer', false);
+    o.api.read({ user: s.user, ip: req.ip, page, what: what.slice(0, 300) });
+    return s;
+  }
 
   /** The session of a request with at least `role`; for changes, also the CSRF token and origin. */
   function authorize(req: FastifyRequest, role: Role, change: boolean): Session {
@@ -179,13 +212,41 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     return { user: s.user, role: s.role, csrf: s.csrf };
   });
 
-  app.get<{ Querystring: { limit?: string; before?: string } }>('/api/alerts', async (req) => {
-    authorize(req, 'viewer', false);
-    const before = req.query.before === undefined ? undefined : Number(req.query.before);
-    return {
-      items: o.api.alerts(limitOf(req.query.limit, 100, 500), Number.isFinite(before) ? before : undefined),
-    };
-  });
+  app.get<{ Querystring: AlertsQueryString }>(
+    '/api/alerts',
+    { schema: { querystring: ALERTS_QUERY } },
+    async (req) => {
+      const q = req.query;
+      reading(req, 'alerts', `alerts ${new URLSearchParams(q as Record<string, string>).toString()}`);
+      return {
+        items: o.api.alerts({
+          limit: limitOf(q.limit, 100, 500),
+          ...(q.before ? { before: Number(q.before) } : {}),
+          ...(q.since ? { since: Number(q.since) } : {}),
+          ...(q.rule ? { rule: q.rule } : {}),
+          ...(q.entity ? { entity: q.entity } : {}),
+          ...(q.severity ? { severity: q.severity.split(',') as Level[] } : {}),
+        }),
+      };
+    },
+  );
+  app.get<{ Querystring: { id: string; time: string } }>(
+    '/api/alert',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          required: ['id', 'time'],
+          additionalProperties: false,
+          properties: { id: str(128), time: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+        },
+      },
+    },
+    async (req) => {
+      reading(req, 'alert', `alert ${req.query.id}`);
+      return o.api.alert(req.query.id, Number(req.query.time));
+    },
+  );
   app.get('/api/alerts/stream', (req, reply) => {
     authorize(req, 'viewer', false);
     reply.hijack();
@@ -198,14 +259,18 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     });
     res.write(': connected\n\n');
     // At 100 alerts/s a slow browser must not grow our memory: past 1 MiB buffered, drop it.
-    const unsubscribe = o.api.subscribeAlerts((a) => {
+    const send = (event: string, data: unknown): void => {
       if (res.writableLength > 1024 * 1024) return void res.destroy();
-      res.write(`event: alert\ndata: ${JSON.stringify(a)}\n\n`);
-    });
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    const unsubscribe = o.api.subscribeAlerts((a) => send('alert', a));
+    // The decision revision and the agents' acknowledgements, as they change.
+    const unsubscribeState = o.api.subscribeState((st) => send('state', st));
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     req.raw.on('close', () => {
       clearInterval(ping);
       unsubscribe();
+      unsubscribeState();
     });
   });
   app.get<{ Querystring: { q?: string; status?: string; kind?: string; limit?: string; offset?: string } }>(
@@ -226,7 +291,11 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req) => {
-      authorize(req, 'viewer', false);
+      reading(
+        req,
+        'inventory',
+        `inventory ${new URLSearchParams(req.query as Record<string, string>).toString()}`,
+      );
       const q: InventoryQuery = {
         limit: limitOf(req.query.limit, 50, 500),
         offset: Number(req.query.offset ?? 0),
@@ -249,12 +318,36 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req) => {
-      authorize(req, 'viewer', false);
+      reading(req, 'entity', `entity ${req.query.id}`);
       return o.api.entity(req.query.id, limitOf(req.query.limit, 200, 2000));
     },
   );
+  app.post<{ Body: { scope: { type: string; value: string } } }>(
+    '/api/decisions/preview',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['scope'],
+          additionalProperties: false,
+          properties: { scope: DECISION_SCOPE_SCHEMA },
+        },
+      },
+    },
+    async (req) => {
+      // A read that only analysts need (it comes before their change), with their CSRF token.
+      const s = authorize(req, 'analyst', true);
+      o.api.read({
+        user: s.user,
+        ip: req.ip,
+        page: 'preview',
+        what: `preview ${req.body.scope.type} ${req.body.scope.value.slice(0, 200)}`,
+      });
+      return o.api.preview(canonicalScope(req.body.scope));
+    },
+  );
   app.get('/api/decisions', async (req) => {
-    authorize(req, 'viewer', false);
+    reading(req, 'decisions', 'decisions');
     return o.api.decisions();
   });
   app.post<{
@@ -293,7 +386,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     },
   );
   for (const verb of ['approve', 'lift'] as const) {
-    app.post<{ Params: { id: string } }>(
+    app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
       `/api/decisions/:id/${verb}`,
       {
         schema: {
@@ -301,20 +394,24 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
             type: 'object',
             properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
           },
+          body: { type: 'object', additionalProperties: false, properties: { reason: str(500) } },
         },
       },
       async (req) => {
         const s = authorize(req, 'analyst', true);
-        return verb === 'approve' ? o.api.approve(s.user, req.params.id) : o.api.lift(s.user, req.params.id);
+        const reason = req.body?.reason;
+        return verb === 'approve'
+          ? o.api.approve(s.user, req.params.id)
+          : o.api.lift(s.user, req.params.id, reason !== undefined ? { reason } : {});
       },
     );
   }
   app.get('/api/graph', async (req) => {
-    authorize(req, 'viewer', false);
+    reading(req, 'graph', 'mesh graph');
     return o.api.graph();
   });
   app.get('/api/charts', async (req) => {
-    authorize(req, 'viewer', false);
+    reading(req, 'charts', 'charts');
     return o.api.charts();
   });
 

@@ -21,7 +21,12 @@ interface AgentState {
   acked: number | null;
   ackedAt: number | null;
   lastSeen: number;
+  /** The latest acknowledgements, oldest first: [revision, at] (when each revision was applied). */
+  history: [number, number][];
 }
+
+/** Acknowledgements kept per agent, to say when it applied a recent revision. */
+const ACK_HISTORY = 32;
 
 const MAX_AGENTS = 100_000;
 const MAX_PUBLISHED = 4096;
@@ -54,7 +59,7 @@ export class AgentLedger {
     let a = this.agents.get(identity);
     if (a === undefined) {
       if (this.agents.size >= MAX_AGENTS) this.evictIdle();
-      a = { connected: 0, acked: null, ackedAt: null, lastSeen: now };
+      a = { connected: 0, acked: null, ackedAt: null, lastSeen: now, history: [] };
       this.agents.set(identity, a);
     }
     a.lastSeen = now;
@@ -88,8 +93,27 @@ export class AgentLedger {
   /** Records an acknowledgement; the caller has checked 0 <= revision <= current. */
   ack(identity: string, revision: number, now: number): void {
     const a = this.stateOf(identity, now);
+    if (a.acked === null || revision > a.acked) {
+      a.history.push([revision, now]);
+      if (a.history.length > ACK_HISTORY) a.history.shift();
+    }
     a.acked = revision;
     a.ackedAt = now;
+  }
+
+  /**
+   * When the agent first acknowledged `revision` or a later one: null if it has not yet, undefined
+   * when that is older than what is kept (it did, at an unknown time).
+   */
+  appliedAt(identity: string, revision: number): number | null | undefined {
+    const a = this.agents.get(identity);
+    if (a === undefined || a.acked === null || a.acked < revision) return null;
+    const first = a.history.find(([r]) => r >= revision);
+    if (first === undefined) return undefined;
+    // The oldest kept acknowledgement may stand for earlier ones that were dropped.
+    return first === a.history[0] && a.history.length === ACK_HISTORY && first[0] > revision
+      ? undefined
+      : first[1];
   }
 
   connectedStreams(): number {

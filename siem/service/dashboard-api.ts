@@ -1,15 +1,32 @@
 // The dashboard's view of the running SIEM (siem/dashboard/api.ts DashboardApi) over its store,
-// response engine and decision hub, plus small in-memory aggregates for the graph and charts.
-// Every analyst change goes through the hub (persisted, signed, streamed) and is audited. Every
+// response engine and decision hub, plus small in-memory aggregates for the graph, the charts and
+// the live connections the agents report. Every analyst change goes through the hub (persisted,
+// signed, streamed) and is audited; reads are audited as reads (not stored as events). Every
 // answer is bounded: pages and lists have caps, the graph and charts a fixed time window.
 import type { Decision, DecisionScope } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { EdgeEvent } from '../../common/events.js';
-import { matchIdentity } from '../../common/identity.js';
+import { tryParseIp } from '../../common/ip.js';
+import { normalizeSerial } from '../../common/x509.js';
 import type { Alert } from '../correlate/index.js';
-import type { DashboardApi, InventoryQuery, ManualDecisionRequest, View } from '../dashboard/api.js';
-import { quarantineSet, type Inventory, type QuarantineSet } from '../dashboard/inventory.js';
+import type {
+  AlertsQuery,
+  DashboardApi,
+  InventoryQuery,
+  LiftRequest,
+  ManualDecisionRequest,
+  ReadRecord,
+  View,
+} from '../dashboard/api.js';
+import {
+  quarantineSet,
+  scopeCovers,
+  type EntityFacts,
+  type Inventory,
+  type QuarantineSet,
+} from '../dashboard/inventory.js';
 import type { RunningSiem } from '../running-siem.js';
+import type { Rule, RuleSet } from '../../policies/rules/index.js';
 
 const BUCKET_MS = 10_000;
 const BUCKETS = 60;
@@ -21,10 +38,20 @@ const GRAPH_EDGES = 500;
 const MAX_LIST = 500;
 /** Alerts shown on an entity's page. */
 const ENTITY_ALERTS = 100;
+/** Evidence events shown in an alert's detail. */
+const ALERT_EVIDENCE = 50;
+/** Live connections tracked from the agents' connection events. */
+const MAX_LIVE = 100_000;
+/** How often the live state (revision, acknowledgements) is compared for the page's stream. */
+const STATE_POLL_MS = 250;
+/** An agent that has not acknowledged a revision published this recently is applying it. */
+const APPLYING_MS = 2_000;
 
 export interface DashboardApiOptions {
   /** The inventory projection (dashboard.db); fed from committed events. */
   readonly inventory?: Inventory;
+  /** The rules the SIEM runs (titles and descriptions for the alert detail). */
+  readonly rules?: RuleSet;
 }
 
 type Host = Pick<RunningSiem, 'hub' | 'store' | 'subscribeAlerts' | 'subscribeEvents' | 'audit' | 'now'> &
@@ -34,33 +61,94 @@ function decisionView(d: Decision): View {
   return { ...d, scope: { ...d.scope } };
 }
 
-function touches(d: Decision, identity: string): boolean {
-  return (d.scope.type === 'identity' || d.scope.type === 'node') && matchIdentity(d.scope.value, identity);
+/** Group-by fields in the order an alert's entity is taken from them. */
+const ENTITY_FIELDS: readonly [string, EntityKind][] = [
+  ['source.identity', 'identity'],
+  ['destination.identity', 'identity'],
+  ['observer.identity', 'identity'],
+  ['attestation.claimed_identity', 'identity'],
+  ['tls.client.x509.serial_number', 'serial'],
+  ['tls.client.x509.spki_sha256', 'spki'],
+  ['source.ip', 'ip'],
+  ['destination.ip', 'ip'],
+];
+type EntityKind = 'identity' | 'serial' | 'spki' | 'ip' | 'other';
+
+/** The entity an alert is about: its first group-by value that names one, else its trigger's. */
+export function alertEntity(a: Alert): { value: string; kind: EntityKind } | undefined {
+  const g = a.groupBy ?? {};
+  for (const [field, kind] of ENTITY_FIELDS) {
+    const v = g[field];
+    if (typeof v === 'string' && v !== '') return { value: v, kind };
+  }
+  const t = a.trigger as Record<string, unknown> | undefined;
+  for (const [field, kind] of ENTITY_FIELDS) {
+    const v = t?.[field];
+    if (typeof v === 'string' && v !== '') return { value: v, kind };
+  }
+  const first = Object.values(g).find((v) => typeof v === 'string' && v !== '');
+  return first === undefined ? undefined : { value: first, kind: 'other' };
 }
+
+/** What kind of entity a text names: an identity, an address, a serial or a key hash. */
+function kindOfText(text: string): Exclude<EntityKind, 'other'> {
+  if (text.startsWith('spiffe://')) return 'identity';
+  if (tryParseIp(text) !== null) return 'ip';
+  if (/^[0-9a-f]{64}$/i.test(text)) return 'spki';
+  return 'serial';
+}
+
+/** The checks each attestation method passes before the CA issues, with the reasons that fail them. */
+const CHECKS: Record<string, readonly { name: string; fails: RegExp }[]> = {
+  tpm: [
+    { name: 'EK certificate chains to a trusted manufacturer root', fails: /^ek_/ },
+    { name: 'AK attributes and credential activation (AK and EK in one TPM)', fails: /^(ak_|activation)/ },
+    { name: 'quote signed by the AK over a fresh nonce', fails: /^(quote_|nonce_|clock_)/ },
+    { name: 'PCRs against the golden values', fails: /^pcr_/ },
+    { name: 'CSR key bound into the quote', fails: /^csr_key/ },
+  ],
+  puf: [
+    { name: 'device provisioned (helper data registered)', fails: /^(not_provisioned|record_|helper_)/ },
+    { name: 'PUF response within the fuzzy extractor’s distance', fails: /^(crp_|entropy|response_)/ },
+    {
+      name: 'signature by the PUF-derived key over the nonce and CSR key',
+      fails: /^(signature|key_|nonce_|replay)/,
+    },
+  ],
+  token: [{ name: 'one-time join token bound to this identity', fails: /token/ }],
+};
 
 export function createDashboardApi(
   siem: Host,
   o: DashboardApiOptions = {},
 ): DashboardApi & { close(): void } {
   const engine = siem.hub.engine;
+  const ledger = siem.hub.ledger;
+  const rules = new Map<string, Rule>();
+  for (const r of [...(o.rules?.detections ?? []), ...(o.rules?.correlations ?? [])]) rules.set(r.id, r);
   // The active decisions change only with the revision: build the quarantine set once per revision
   // (a page of the inventory asks it for every row).
   let cached: { revision: number; set: QuarantineSet } | undefined;
   const quarantined = (): QuarantineSet => {
     const revision = engine.revision;
-    if (cached?.revision !== revision) {
-      const values = engine
-        .active()
-        .filter((d) => d.scope.type === 'identity' || d.scope.type === 'node')
-        .map((d) => d.scope.value);
-      cached = { revision, set: quarantineSet(values) };
-    }
+    if (cached?.revision !== revision)
+      cached = { revision, set: quarantineSet(engine.active().map((d) => d.scope)) };
     return cached.set;
   };
+  const covering = (f: EntityFacts): Decision[] => engine.active().filter((d) => scopeCovers(d.scope, f));
+
   // Rolling per-10 s counts: events, and alerts per rule.
   const events = new Map<number, number>();
   const alertsByRule = new Map<string, Map<number, number>>();
-  const edges = new Map<string, { from: string; to: string; count: number; last: number }>();
+  const edges = new Map<
+    string,
+    { from: string; to: string; count: number; denied: number; last: number; address: boolean }
+  >();
+  // Live connections, from the nodes' own connection.accepted / connection.closed reports.
+  const live = new Map<
+    string,
+    { agent: string; identity: string; serial?: string; spki?: string; ip?: string }
+  >();
   let sweptAt = -Infinity;
   /** Drops pairs not seen within the window (at most every 10 s); true if that made room. */
   const sweep = (now: number): boolean => {
@@ -74,6 +162,34 @@ export function createDashboardApi(
     const oldest = bucket(siem.now()) - BUCKETS * BUCKET_MS;
     for (const k of m.keys()) if (k < oldest) m.delete(k);
   };
+  const edge = (from: string, to: string, denied: boolean, address: boolean, now: number): void => {
+    const k = `${from}\u001f${to}`;
+    const e = edges.get(k);
+    if (e) {
+      e.count++;
+      if (denied) e.denied++;
+      e.last = now;
+    } else if (edges.size < MAX_EDGES || sweep(now))
+      edges.set(k, { from, to, count: 1, denied: denied ? 1 : 0, last: now, address });
+  };
+  const trackLive = (e: EdgeEvent): void => {
+    if (e['observer.type'] !== 'node' || e['network.direction'] !== 'inbound') return;
+    const agent = e['observer.identity'];
+    const identity = e['source.identity'];
+    if (agent === undefined || identity === undefined) return;
+    const key = `${agent}\u001f${identity}\u001f${e['source.ip'] ?? ''}\u001f${e['source.port'] ?? ''}`;
+    if (e['event.action'] === 'connection.closed') live.delete(key);
+    else if (e['event.action'] === 'connection.accepted' && live.size < MAX_LIVE)
+      live.set(key, {
+        agent,
+        identity,
+        ...(e['tls.client.x509.serial_number'] !== undefined
+          ? { serial: e['tls.client.x509.serial_number'] }
+          : {}),
+        ...(e['tls.client.x509.spki_sha256'] !== undefined ? { spki: e['tls.client.x509.spki_sha256'] } : {}),
+        ...(e['source.ip'] !== undefined ? { ip: e['source.ip'] } : {}),
+      });
+  };
 
   // The CA's revocations (its CRL, its revocation events) mark the rows whose certificate they name.
   if (o.inventory !== undefined && siem.revoked !== undefined) o.inventory.markRevoked(siem.revoked.list());
@@ -85,15 +201,16 @@ export function createDashboardApi(
     trim(events);
     const now = siem.now();
     for (const e of batch) {
-      const from = e['source.identity'];
-      const to = e['destination.identity'];
-      if (from === undefined || to === undefined) continue;
-      const k = `${from}\u001f${to}`;
-      const edge = edges.get(k);
-      if (edge) {
-        edge.count++;
-        edge.last = now;
-      } else if (edges.size < MAX_EDGES || sweep(now)) edges.set(k, { from, to, count: 1, last: now });
+      const action = e['event.action'];
+      if (action === 'connection.accepted' || action === 'connection.closed') trackLive(e);
+      // A failed handshake proved no identity: it counts against its address, never the name it gave.
+      const from = action === 'handshake.failure' ? undefined : e['source.identity'];
+      const to =
+        e['destination.identity'] ?? (e['observer.type'] === 'node' ? e['observer.identity'] : undefined);
+      const denied = action === 'connection.denied' || action === 'handshake.failure';
+      if (to === undefined || action === 'connection.closed') continue;
+      if (from !== undefined) edge(from, to, denied, false, now);
+      else if (denied && e['source.ip'] !== undefined) edge(e['source.ip'], to, true, true, now);
     }
   });
   const alertFns = new Set<(a: View) => void>();
@@ -103,8 +220,28 @@ export function createDashboardApi(
     m.set(b, (m.get(b) ?? 0) + 1);
     trim(m);
     alertsByRule.set(a.ruleId, m);
-    for (const fn of alertFns) fn(a as unknown as View);
+    if (alertFns.size === 0) return;
+    const v = alertView(a);
+    for (const fn of alertFns) fn(v);
   });
+
+  // The page's live state: the revision, and each agent's acknowledgement.
+  const stateFns = new Set<(s: View) => void>();
+  let lastState = '';
+  const stateNow = (): View => {
+    const acks: Record<string, number | null> = {};
+    for (const a of ledger.list(siem.now()).slice(0, MAX_LIST)) acks[a.identity] = a.acked;
+    return { revision: siem.hub.revision, published: ledger.revision, acks };
+  };
+  const stateTimer = setInterval(() => {
+    if (stateFns.size === 0) return;
+    const s = stateNow();
+    const text = JSON.stringify(s);
+    if (text === lastState) return;
+    lastState = text;
+    for (const fn of stateFns) fn(s);
+  }, STATE_POLL_MS);
+  stateTimer.unref();
 
   const series = (m: Map<number, number>, per = 1): [number, number][] => {
     const end = bucket(siem.now());
@@ -113,6 +250,65 @@ export function createDashboardApi(
       out.push([t, (m.get(t) ?? 0) / per]);
     return out;
   };
+
+  function alertView(a: Alert): View {
+    const entity = alertEntity(a);
+    const rule = rules.get(a.ruleId);
+    return {
+      id: a.id,
+      ruleId: a.ruleId,
+      title: a.title,
+      severity: a.level,
+      type: a.type,
+      time: a.time,
+      windowStart: a.windowStart,
+      count: a.count,
+      groupBy: a.groupBy,
+      entity: entity?.value ?? null,
+      entityKind: entity?.kind ?? null,
+      // The inventory's name for a serial or key: the identity it belongs to.
+      entityIdentity: entity === undefined ? null : identityOf(entity.value, entity.kind),
+      events: a.events,
+      ...(rule !== undefined ? { description: rule.description } : {}),
+    };
+  }
+
+  function identityOf(value: string, kind: EntityKind): string | null {
+    if (kind === 'identity') return value;
+    if (kind === 'serial' && o.inventory !== undefined) {
+      const row = o.inventory.bySerial(canonicalSerial(value), quarantined());
+      return row === undefined ? null : (row['identity'] as string);
+    }
+    return null;
+  }
+
+  /** Which agents applied a decision's revision, and when (null: not yet). */
+  function propagation(d: { revision: number }): View[] {
+    const now = siem.now();
+    return ledger
+      .list(now)
+      .slice(0, MAX_LIST)
+      .map((a) => {
+        const at = ledger.appliedAt(a.identity, d.revision);
+        return { identity: a.identity, applied: at !== null, at: at ?? null, connected: a.connected };
+      });
+  }
+
+  /** An agent's standing: current, applying a revision published moments ago, or behind. */
+  function agentView(a: ReturnType<typeof ledger.list>[number]): View {
+    const state =
+      a.behind === 0 ? 'current' : a.lagMs < APPLYING_MS && a.connected > 0 ? 'applying' : 'behind';
+    return {
+      identity: a.identity,
+      connected: a.connected,
+      revision: a.acked,
+      ackedAt: a.ackedAt,
+      lastSeen: a.lastSeen,
+      behind: a.behind,
+      lagMs: a.lagMs,
+      state,
+    };
+  }
 
   /** A dashboard change: through the hub, audited with the user name, answered as a view. */
   function act<T>(
@@ -150,38 +346,207 @@ export function createDashboardApi(
     }
   }
 
+  /** The certificates the CA reported issuing to an identity, with their state now. */
+  function certificates(identity: string, timeline: readonly EdgeEvent[], current: unknown): View[] {
+    const now = siem.now();
+    const seen = new Set<string>();
+    const out: View[] = [];
+    for (const e of timeline) {
+      const a = e['event.action'];
+      if (e['observer.type'] !== 'ca' || (a !== 'enroll.success' && a !== 'renewal.success')) continue;
+      if (e['source.identity'] !== identity) continue;
+      const serial = e['tls.client.x509.serial_number'];
+      if (serial === undefined || seen.has(serial)) continue;
+      seen.add(serial);
+      const notAfter = e['tls.client.x509.not_after'] ?? null;
+      const state =
+        siem.revoked?.has(serial) === true
+          ? 'revoked'
+          : notAfter !== null && notAfter < now
+            ? 'expired'
+            : serial === current || (current == null && out.length === 0)
+              ? 'current'
+              : 'superseded';
+      out.push({
+        serial,
+        issuedAt: e['@timestamp'],
+        notAfter,
+        how: a === 'enroll.success' ? 'enrolled' : 'renewed',
+        state,
+      });
+    }
+    return out;
+  }
+
+  /** The latest attestation of an identity: method, when, and the verdict of each check. */
+  function attestation(identity: string, timeline: readonly EdgeEvent[]): View | null {
+    const e = timeline.find(
+      (x) =>
+        x['observer.type'] === 'ca' &&
+        x['source.identity'] === identity &&
+        [
+          'enroll.success',
+          'renewal.success',
+          'enroll.failure',
+          'attestation.failure',
+          'renewal.failure',
+        ].includes(x['event.action']),
+    );
+    if (e === undefined) return null;
+    const method = e['attestation.method'] ?? 'unknown';
+    const ok = e['event.action'].endsWith('.success');
+    const reason = e['attestation.reason'] ?? e['error.code']?.toLowerCase() ?? null;
+    let failedOne = false;
+    const checks = (CHECKS[method] ?? []).map((c) => {
+      if (ok) return { check: c.name, verdict: 'passed' };
+      if (!failedOne && reason !== null && c.fails.test(reason)) {
+        failedOne = true;
+        return { check: c.name, verdict: 'failed', reason };
+      }
+      return { check: c.name, verdict: failedOne ? 'not reached' : 'passed or not reached' };
+    });
+    return {
+      method,
+      at: e['@timestamp'],
+      ageMs: Math.max(0, siem.now() - e['@timestamp']),
+      action: e['event.action'],
+      verdict: ok ? 'ok' : 'refused',
+      reason,
+      checks,
+    };
+  }
+
+  const canonicalSerial = (v: string): string => {
+    try {
+      return normalizeSerial(v);
+    } catch {
+      return v.toLowerCase();
+    }
+  };
+
   return {
-    alerts(limit: number, before?: number): View[] {
-      return siem.store.alerts({ limit, ...(before !== undefined ? { before } : {}) }) as unknown as View[];
+    alerts(q: AlertsQuery): View[] {
+      // Severity is not indexed: read a wider page and filter it (bounded by the store's cap).
+      const wide = q.severity !== undefined ? Math.min(q.limit * 5, 2000) : q.limit;
+      const list = siem.store.alerts({
+        limit: wide,
+        ...(q.before !== undefined ? { before: q.before } : {}),
+        ...(q.since !== undefined ? { since: q.since } : {}),
+        ...(q.rule !== undefined ? { ruleId: q.rule } : {}),
+        ...(q.entity !== undefined ? { entity: q.entity } : {}),
+      });
+      return list
+        .filter((a) => q.severity === undefined || q.severity.includes(a.level))
+        .slice(0, q.limit)
+        .map(alertView);
+    },
+    alert(id: string, time: number): View {
+      // Served by the alerts' time index: the alerts raised in that millisecond.
+      const a = siem.store.alerts({ since: time, before: time + 1, limit: 1000 }).find((x) => x.id === id);
+      if (a === undefined) throw new EdgewardError('ERR_NOT_FOUND', 'no such alert');
+      const evidence = a.events
+        .slice(-ALERT_EVIDENCE)
+        .map((eid) => siem.store.event(eid))
+        .filter((e): e is EdgeEvent => e !== undefined);
+      const decisions = siem.store
+        .decisionHistory(MAX_LIST)
+        .filter((d) => d.alerts.includes(a.id))
+        .map((d) => ({
+          ...decisionView(d),
+          active: d.removedAt === null && engine.active().some((x) => x.id === d.id),
+          removedAt: d.removedAt,
+          propagation: propagation(d),
+        }));
+      const pending = engine.pending().filter((p) => p.alerts.includes(a.id));
+      const rule = rules.get(a.ruleId);
+      return {
+        ...alertView(a),
+        rule:
+          rule === undefined
+            ? null
+            : { id: rule.id, title: rule.title, description: rule.description, level: rule.level },
+        evidence,
+        evidenceTotal: a.events.length,
+        decisions,
+        pending,
+      };
     },
     subscribeAlerts(fn) {
       alertFns.add(fn);
       return () => void alertFns.delete(fn);
     },
+    subscribeState(fn) {
+      stateFns.add(fn);
+      fn(stateNow());
+      return () => void stateFns.delete(fn);
+    },
     inventory(q: InventoryQuery) {
       if (o.inventory === undefined) return { total: 0, items: [] };
       return o.inventory.query(q, quarantined());
     },
-    entity(identity: string, limit: number): View {
-      const timeline = siem.store.timeline({ entity: 'identity', value: identity, limit });
+    entity(text: string, limit: number): View {
+      const kind = kindOfText(text);
+      const qs = quarantined();
+      let identity = kind === 'identity' ? text : null;
+      let value = text;
+      if (kind === 'serial') {
+        value = canonicalSerial(text);
+        const row = o.inventory?.bySerial(value, qs);
+        if (row !== undefined) identity = row['identity'] as string;
+      }
+      const row = identity === null ? undefined : o.inventory?.get(identity, qs);
+      const facts: EntityFacts = {
+        identity,
+        serial: kind === 'serial' ? value : ((row?.['serial'] as string | null | undefined) ?? null),
+        spki: kind === 'spki' ? value.toLowerCase() : ((row?.['spki'] as string | null | undefined) ?? null),
+        ip: kind === 'ip' ? value : ((row?.['ip'] as string | null | undefined) ?? null),
+      };
+      const timeline =
+        identity !== null
+          ? siem.store.timeline({ entity: 'identity', value: identity, limit })
+          : siem.store.timeline({ entity: kind === 'ip' ? 'source.ip' : 'serial', value, limit });
       const peers = new Set<string>();
       for (const e of timeline) {
         for (const p of [e['source.identity'], e['destination.identity'], e['observer.identity']])
           if (p !== undefined && p !== identity) peers.add(p);
       }
-      const alerts = siem.store.alerts({ entity: identity, limit: ENTITY_ALERTS });
-      const qs = quarantined();
+      const alerts = siem.store.alerts({ entity: identity ?? value, limit: ENTITY_ALERTS });
+      if (identity !== null && facts.serial) {
+        // Alerts keyed by the serial (a cloned credential) are about this identity too.
+        const seen = new Set(alerts.map((a) => a.id));
+        for (const a of siem.store.alerts({ entity: facts.serial, limit: ENTITY_ALERTS }))
+          if (!seen.has(a.id)) alerts.push(a);
+        alerts.sort((x, y) => y.time - x.time);
+      }
+      const decisions = covering(facts).map(decisionView);
+      const revoked = row?.['status'] === 'revoked';
       return {
-        identity,
-        ...(o.inventory?.get(identity, qs) ?? {}),
-        quarantined: qs.has(identity),
+        identity: identity ?? value,
+        ...(row ?? {}),
+        // What the page is about: an identity (row.kind says node, device or svc), or one of its facts.
+        type: identity !== null ? 'identity' : kind,
+        status: revoked ? 'revoked' : decisions.length > 0 ? 'quarantined' : 'healthy',
+        quarantined: decisions.length > 0,
         events: timeline,
-        alerts,
-        decisions: engine
-          .active()
-          .filter((d) => touches(d, identity))
-          .map(decisionView),
+        alerts: alerts.slice(0, ENTITY_ALERTS).map(alertView),
+        decisions,
+        certificates: identity === null ? [] : certificates(identity, timeline, row?.['serial']),
+        attestation: identity === null ? null : attestation(identity, timeline),
         peers: [...peers].slice(0, 200),
+      };
+    },
+    preview(scope: { type: string; value: string }): View {
+      const conns = [...live.values()].filter((c) => scopeCovers(scope, c));
+      const agents = new Map<string, number>();
+      for (const c of conns) agents.set(c.agent, (agents.get(c.agent) ?? 0) + 1);
+      const subscribed = ledger.list(siem.now()).filter((a) => a.connected > 0);
+      return {
+        scope,
+        liveConnections: conns.length,
+        onAgents: [...agents.entries()].map(([identity, connections]) => ({ identity, connections })),
+        identities: [...new Set(conns.map((c) => c.identity))].slice(0, 50),
+        agentsToApply: subscribed.map((a) => a.identity).slice(0, MAX_LIST),
+        agentsToApplyTotal: subscribed.length,
       };
     },
     decisions(): View {
@@ -189,20 +554,21 @@ export function createDashboardApi(
       // Newest decisions first; the agents furthest behind first (the ones an analyst looks for).
       const active = engine.active().sort((a, b) => b.revision - a.revision || b.createdAt - a.createdAt);
       const pending = engine.pending().sort((a, b) => b.createdAt - a.createdAt);
-      const agents = siem.hub.ledger.list(now).sort((a, b) => b.behind - a.behind || b.lagMs - a.lagMs);
+      const agents = ledger.list(now).sort((a, b) => b.behind - a.behind || b.lagMs - a.lagMs);
+      const applied = (revision: number): number =>
+        agents.filter((a) => a.acked !== null && a.acked >= revision).length;
       return {
         revision: siem.hub.revision,
-        active: active.slice(0, MAX_LIST).map(decisionView),
+        published: ledger.revision,
+        active: active.slice(0, MAX_LIST).map((d) => ({
+          ...decisionView(d),
+          appliedBy: applied(d.revision),
+          agentsTotal: agents.length,
+        })),
         activeTotal: active.length,
         pending: pending.slice(0, MAX_LIST),
         pendingTotal: pending.length,
-        agents: agents.slice(0, MAX_LIST).map((a) => ({
-          identity: a.identity,
-          connected: a.connected,
-          revision: a.acked,
-          behind: a.behind,
-          lagMs: a.lagMs,
-        })),
+        agents: agents.slice(0, MAX_LIST).map(agentView),
         agentsTotal: agents.length,
       };
     },
@@ -211,7 +577,7 @@ export function createDashboardApi(
       return act(
         by,
         'siem.decision.create',
-        `quarantine ${scope.type} ${String(scope.value).slice(0, 200)}: ${req.reason.slice(0, 200)}`,
+        `quarantine ${scope.type} ${String(scope.value).slice(0, 200)} for ${Math.round(req.ttlMs / 1000)} s: ${req.reason.slice(0, 200)}`,
         () =>
           siem.hub.change((e, t) =>
             e.createManual({ scope, action: req.action, ttlMs: req.ttlMs, reason: req.reason }, t),
@@ -228,14 +594,23 @@ export function createDashboardApi(
         (d) => ({ ...decisionView(d), status: 'approved' }),
       );
     },
-    lift(by: string, id: string) {
+    lift(by: string, id: string, req: LiftRequest = {}) {
       return act(
         by,
         'siem.decision.lift',
-        `lift ${id}`,
+        `lift ${id}${req.reason !== undefined ? `: ${req.reason.slice(0, 200)}` : ''}`,
         () => siem.hub.change((e) => e.lift(id)),
-        (d) => ({ ...decisionView(d), status: 'lifted' }),
+        (d) => ({ ...decisionView(d), status: 'lifted', revision: siem.hub.revision }),
       );
+    },
+    read(r: ReadRecord): void {
+      siem.audit({
+        action: `siem.read.${r.page}`,
+        principal: { id: r.user, via: 'session' },
+        ip: r.ip,
+        ok: true,
+        message: r.what,
+      });
     },
     graph(): View {
       const since = siem.now() - GRAPH_WINDOW_MS;
@@ -243,15 +618,29 @@ export function createDashboardApi(
         .filter((e) => e.last >= since)
         .sort((a, b) => b.count - a.count)
         .slice(0, GRAPH_EDGES)
-        .map(({ from, to, count }) => ({ from, to, count }));
+        .map(({ from, to, count, denied }) => ({ from, to, count, denied }));
+      const addresses = new Set<string>();
       const ids = new Set<string>();
+      for (const e of [...edges.values()].filter((x) => x.last >= since))
+        if (e.address) addresses.add(e.from);
       for (const e of list) {
         ids.add(e.from);
         ids.add(e.to);
       }
       const qs = quarantined();
       return {
-        nodes: [...ids].map((id) => ({ id, status: qs.has(id) ? 'quarantined' : 'healthy' })),
+        nodes: [...ids].map((id) => {
+          if (addresses.has(id))
+            return { id, kind: 'address', status: qs.has({ ip: id }) ? 'quarantined' : 'refused' };
+          const row = o.inventory?.get(id, qs);
+          const status =
+            row !== undefined
+              ? (row['status'] as string)
+              : qs.has({ identity: id })
+                ? 'quarantined'
+                : 'unknown';
+          return { id, kind: 'identity', status };
+        }),
         edges: list,
       };
     },
@@ -259,14 +648,20 @@ export function createDashboardApi(
       return {
         bucketMs: BUCKET_MS,
         eventsPerSecond: series(events, BUCKET_MS / 1000),
-        alertsByRule: [...alertsByRule.entries()].map(([rule, m]) => ({ rule, buckets: series(m) })),
+        alertsByRule: [...alertsByRule.entries()].map(([rule, m]) => ({
+          rule,
+          title: rules.get(rule)?.title ?? rule,
+          buckets: series(m),
+        })),
       };
     },
     close() {
+      clearInterval(stateTimer);
       offRevoked?.();
       offEvents();
       offAlerts();
       alertFns.clear();
+      stateFns.clear();
     },
   };
 }

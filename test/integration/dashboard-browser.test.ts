@@ -1,16 +1,24 @@
 // The analysts' dashboard in a real headless Chromium (Debian's, driven by playwright-core)
-// against a real SIEM and CA: login, a live alert, event fields carrying script and markup shown
-// as text, quarantine from the page making a real `edgeward agent` process (following the SIEM's
-// decision stream) cut the quarantined device's live mTLS connection, the agent's acknowledgement
-// on the page, the lift letting the device connect again, and a viewer refused by the server.
-// Screenshots go to test-artifacts/.
+// against a real SIEM and a real CA reporting to it, asserting what the page shows: every alert
+// row with a severity and an entity; attacker-written event fields shown as text; a cloned
+// credential's serial quarantined by the playbook shown as quarantined in the inventory, on the
+// device's page, on the graph and in the alert's detail (evidence, decision, propagation); a
+// revocation made with `edgeward ca revoke` shown within seconds; a quarantine that asks for a
+// reason, a duration and a confirmation naming the live connection it cuts, after which a real
+// `edgeward agent` process cuts the device's live mTLS connection and the page shows the new
+// revision and the agent's acknowledgement without a reload; a viewer who sees no action and no
+// `null`; reads audited in the read audit log, not stored as events. Screenshots of every page go
+// to docs/img/ (docs/dashboard.md shows them).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCaServer, type RunningCa } from '../../ca/index.js';
 import { silentLogger } from '../../common/log.js';
+import { newJoinToken } from '../../attestation/index.js';
+import { loadRules } from '../../policies/rules/index.js';
 import {
   openDashboardDb,
   Inventory,
@@ -22,13 +30,14 @@ import {
 } from '../../siem/index.js';
 import { echoServer, mtlsClient, type ClientResult } from '../agent/fixtures/harness.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
-import { EDGEWARD, stop } from '../helpers/cli.js';
+import { EDGEWARD, edgewardAsync, stop } from '../helpers/cli.js';
 import { freePortRange } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
   call,
   enrollAs,
   enrollSiemIdentity,
+  RULES,
   startTestSiem,
   waitFor,
   type Creds,
@@ -36,12 +45,16 @@ import {
 
 const TD = 'factory.example';
 const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
+const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'img');
 const XSS_REASON = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">';
 const XSS_AGENT = '"><svg onload="window.__xss = 3">';
 const DEVICE = `spiffe://${TD}/device/evil-1`;
+const CLONED = `spiffe://${TD}/device/cloned-1`;
+const REVOKED = `spiffe://${TD}/device/revoked-1`;
+const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
 
 let ca: TestCa;
+let caRunning: RunningCa;
 let siem: RunningSiem;
 let dash: RunningDashboard;
 let api: ReturnType<typeof createDashboardApi>;
@@ -91,18 +104,56 @@ function deviceConnects(): ClientResult {
   });
 }
 
+const serialOf = (dirName: string): string => {
+  const rows = api.inventory({ q: `${TD}/device/${dirName}`, limit: 1, offset: 0 }).items;
+  const serial = rows[0]?.['serial'];
+  return typeof serial === 'string' ? serial : '';
+};
+
 beforeAll(async () => {
   if (!existsSync(CHROMIUM))
     throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/install-deps.sh)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  ca = await startTestCa();
-  const identity = await enrollSiemIdentity(ca, dir);
-  siem = await startTestSiem(dir, identity, ca.url, { heartbeatMs: 200 });
+  mkdirSync(SHOTS, { recursive: true });
+  // The SIEM enrolls first; the CA then serves again on a known port, reporting to the SIEM
+  // (its enrollments and verdicts make the inventory), and the SIEM polls its CRL.
+  const caDir = join(dir, 'ca');
+  const first = await startTestCa({ dataDir: caDir });
+  const identity = await enrollSiemIdentity(first, dir);
+  await first.stop();
+  const caPort = await freePortRange();
+  siem = await startTestSiem(dir, identity, `https://127.0.0.1:${caPort}`, { heartbeatMs: 200 });
+  caRunning = await startCaServer({
+    dataDir: caDir,
+    host: '127.0.0.1',
+    port: caPort,
+    log: silentLogger,
+    siem: { url: siem.url },
+    rateLimits: {
+      perIp: { rate: 10_000, burst: 10_000 },
+      perIdentity: { rate: 1000, burst: 1000 },
+      perEnrollSource: { rate: 10_000, burst: 10_000 },
+    },
+  });
+  ca = {
+    ...first,
+    url: caRunning.url,
+    running: caRunning,
+    token(id, ttlMs = 900_000) {
+      const t = newJoinToken();
+      const now = Date.now();
+      caRunning.store.createToken(
+        { hash: t.hash, identity: id, createdAt: now, expiresAt: now + ttlMs },
+        now,
+      );
+      return t.token;
+    },
+    stop: () => caRunning.close(),
+  };
   const db = openDashboardDb(join(dir, 'siem'));
   const users = new UserStore(db);
   await users.add('ana', 'analyst', 'analyst password 1', Date.now());
   await users.add('vic', 'viewer', 'viewer password 1', Date.now());
-  api = createDashboardApi(siem, { inventory: new Inventory(db) });
+  api = createDashboardApi(siem, { inventory: new Inventory(db), rules: await loadRules(RULES) });
   dash = await startDashboard({
     host: '127.0.0.1',
     port: 0,
@@ -113,6 +164,8 @@ beforeAll(async () => {
   });
   node = await enrollAs(ca, `spiffe://${TD}/node/n1`, join(dir, 'n1'));
   device = await enrollAs(ca, DEVICE, join(dir, 'evil-1'));
+  await enrollAs(ca, CLONED, join(dir, 'cloned-1'));
+  await enrollAs(ca, REVOKED, join(dir, 'revoked-1'));
   // A real agent process for node n1 in front of a local echo app, following the SIEM's
   // decision stream (its signing key fetched from the SIEM and checked against the bundle).
   app = await echoServer();
@@ -144,6 +197,7 @@ beforeAll(async () => {
     30_000,
   );
   await waitFor('the agent acknowledging the current revision', () => agentAcked() === siem.hub.revision);
+  await waitFor('the CA’s enrollments in the inventory', () => serialOf('revoked-1') !== '', 15_000);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -166,12 +220,15 @@ afterAll(async () => {
   await dash?.close();
   api?.close();
   await siem?.close();
-  await ca?.stop();
+  await caRunning?.close();
 });
 
 /** A page logged in as `name`; the dashboard presents the SIEM's URI-SAN certificate. */
 async function loggedIn(name: string, password: string): Promise<Page> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 800 },
+  });
   const page = await context.newPage();
   await page.goto(dash.url);
   await page.fill('#login-name', name);
@@ -180,6 +237,9 @@ async function loggedIn(name: string, password: string): Promise<Page> {
   await page.waitForSelector('#alert-body', { state: 'attached' });
   return page;
 }
+
+const shot = (page: Page, name: string): Promise<Buffer> =>
+  page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: true });
 
 function events(n: number): Record<string, unknown>[] {
   const t0 = Date.now() - 20_000;
@@ -194,17 +254,44 @@ function events(n: number): Record<string, unknown>[] {
   }));
 }
 
+/** The node reports the cloned device's certificate connecting from two addresses at once. */
+function cloneEvents(serial: string): Record<string, unknown>[] {
+  const t = Date.now() - 2000;
+  return ['198.51.100.20', '198.51.100.21'].map((ip, i) => ({
+    '@timestamp': t + i * 200,
+    'event.action': 'connection.accepted',
+    'event.outcome': 'success',
+    'source.ip': ip,
+    'source.port': 40_000 + i,
+    'source.identity': CLONED,
+    'destination.identity': node.identity,
+    'tls.client.x509.serial_number': serial,
+    'network.direction': 'inbound',
+  }));
+}
+
+/** The text of every cell in a column of a table's body rows. */
+async function column(page: Page, table: string, n: number): Promise<string[]> {
+  return page
+    .locator(`table[aria-label="${table}"] tbody tr:not(.empty) td:nth-child(${n})`)
+    .allTextContents();
+}
+
 describe('dashboard in Chromium', () => {
   let page: Page;
 
   it('refuses a wrong password and logs an analyst in', async () => {
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 600 },
+    });
     const bad = await context.newPage();
     await bad.goto(dash.url);
     await bad.fill('#login-name', 'ana');
     await bad.fill('#login-password', 'not the password');
     await bad.click('#login-submit');
     await expect.poll(() => bad.textContent('[role=alert]')).toContain('ERR_DASH_LOGIN');
+    await shot(bad, 'login');
     await context.close();
     page = await loggedIn('ana', 'analyst password 1');
     expect(await page.textContent('#who')).toContain('ana (analyst)');
@@ -213,11 +300,19 @@ describe('dashboard in Chromium', () => {
     expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict' });
   });
 
-  it('shows an alert live as events arrive, with attacker-written fields as text', async () => {
+  it('shows an alert live with its severity and entity, attacker-written fields as text', async () => {
     const r = await call(`${siem.url}/v1/events`, node, { body: events(25) });
     expect(r.status).toBeLessThan(300);
-    await page.waitForSelector('tr.alert-row[data-rule="ew-handshake-failures-burst"]', { timeout: 20_000 });
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-alert.png'), fullPage: true });
+    const row = 'tr.alert-row[data-rule="ew-handshake-failures-burst"]';
+    await page.waitForSelector(row, { timeout: 20_000 });
+    const cells = await page.locator(`${row} td`).allTextContents();
+    expect(cells[1]).toBe('medium');
+    expect(cells[2]).toContain('Handshake failures from one source address');
+    expect(cells[2]).toContain('ew-handshake-failures-burst');
+    expect(cells[3]).toContain('198.51.100.7');
+    expect(await page.locator(`${row} td:nth-child(4) a`).getAttribute('href')).toBe(
+      `#/entity?id=${encodeURIComponent('198.51.100.7')}`,
+    );
     // The timeline of the device shows the payloads literally and nothing ran.
     await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(DEVICE)}`);
     await page.waitForSelector('table[aria-label=Timeline] tbody tr');
@@ -226,10 +321,150 @@ describe('dashboard in Chromium', () => {
       await page.$('table[aria-label=Timeline] script, table[aria-label=Timeline] img, svg[onload]'),
     ).toBeNull();
     expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-entity.png'), fullPage: true });
   });
 
-  it('quarantines from the page: the agent cuts the device’s live connection; the lift lets it back', async () => {
+  it('shows the serial the playbook quarantines as quarantined everywhere, and the alert’s detail', async () => {
+    const serial = serialOf('cloned-1');
+    const r = await call(`${siem.url}/v1/events`, node, { body: cloneEvents(serial) });
+    expect(r.status).toBeLessThan(300);
+    await page.goto(`${dash.url}/#/alerts`);
+    const row = 'tr.alert-row[data-rule="ew-cloned-credential"]';
+    await page.waitForSelector(row, { timeout: 20_000 });
+    await waitFor(
+      'the agent to apply the serial’s quarantine',
+      () => (agentAcked() ?? -1) >= siem.hub.revision,
+    );
+    await page.reload();
+    await page.waitForSelector(row);
+    // Every alert row has a severity and an entity (a link).
+    const severities = await column(page, 'Alerts', 2);
+    expect(severities.length).toBeGreaterThanOrEqual(2);
+    for (const s of severities) expect(LEVELS).toContain(s);
+    const entities = page.locator('table[aria-label=Alerts] tbody tr.alert-row td:nth-child(4)');
+    for (let i = 0; i < severities.length; i++) {
+      expect((await entities.nth(i).textContent())?.trim()).not.toBe('');
+      expect(await entities.nth(i).locator('a').count()).toBeGreaterThan(0);
+    }
+    expect(await page.textContent(`${row} td:nth-child(2)`)).toBe('critical');
+    expect(await page.textContent(`${row} td:nth-child(4)`)).toContain(serial);
+    expect(await page.textContent(`${row} td:nth-child(4)`)).toContain('device/cloned-1');
+    await shot(page, 'alerts');
+    // Relative times carry the exact time on hover; words never break inside; a favicon.
+    expect(await page.getAttribute(`${row} td:nth-child(1) time`, 'title')).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/,
+    );
+    const wrap: unknown = await page.evaluate(
+      "(() => { const s = getComputedStyle(document.querySelector('table[aria-label=Alerts] td')); return [s.wordBreak, s.overflowWrap]; })()",
+    );
+    expect(wrap).toEqual(['normal', 'normal']);
+    const icon = await page.request.get(`${dash.url}/favicon.svg`);
+    expect([icon.status(), icon.headers()['content-type']]).toEqual([200, 'image/svg+xml']);
+    expect(await page.getAttribute('link[rel=icon]', 'href')).toBe('/favicon.svg');
+
+    // The alert's detail: rule, evidence (each a link to its entity), the decision and who applied it.
+    await page.click(`${row} td:nth-child(3) a`);
+    await page.waitForSelector('table[aria-label=Evidence] tbody tr');
+    expect(await page.textContent('#alert-rule')).toBe('ew-cloned-credential');
+    expect(await page.textContent('#rule-description')).not.toBe('');
+    const evidence = page.locator('table[aria-label=Evidence] tbody tr');
+    expect(await evidence.count()).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      const link = evidence.nth(i).locator('td:nth-child(4) a');
+      expect(await link.getAttribute('href')).toBe(`#/entity?id=${encodeURIComponent(CLONED)}`);
+      expect(await evidence.nth(i).textContent()).toContain('connection.accepted');
+    }
+    expect(await page.textContent('table[aria-label=Evidence]')).toContain('198.51.100.21');
+    const decision = page.locator('#alert-decisions [data-decision]');
+    expect(await decision.count()).toBe(1);
+    expect(await decision.textContent()).toContain(`quarantine serial ${serial}`);
+    expect(await decision.textContent()).toContain('active');
+    const applied = page.locator(`table[aria-label=Propagation] tr:has-text("node/n1") td`);
+    expect((await applied.allTextContents())[1]).toBe('yes');
+    await shot(page, 'alert-detail');
+
+    // Inventory: the device's row, and the quarantined filter.
+    await page.goto(`${dash.url}/#/inventory?q=cloned-1`);
+    await page.waitForSelector(`tr[data-identity="${CLONED}"]`);
+    expect(await page.textContent(`tr[data-identity="${CLONED}"] td.status`)).toBe('quarantined');
+    await page.goto(`${dash.url}/#/inventory?status=quarantined`);
+    await page.waitForSelector(`tr[data-identity="${CLONED}"]`);
+    await page.goto(`${dash.url}/#/inventory`);
+    await page.waitForSelector(`tr[data-identity="${CLONED}"]`);
+    await shot(page, 'inventory');
+    // Its own page: status, the decision covering it by serial, attestation and certificates.
+    await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(CLONED)}`);
+    await page.waitForSelector('#entity-status');
+    expect(await page.textContent('#entity-status')).toBe('quarantined');
+    expect(await column(page, 'Decisions', 2)).toEqual([`serial ${serial}`]);
+    expect(await page.textContent('#attestation')).toContain('token');
+    expect(await page.textContent('#attestation')).toContain('passed');
+    const certs = await page.locator('table[aria-label=Certificates] tbody tr td').allTextContents();
+    expect(certs[0]).toBe(serial);
+    expect(certs[2]).toMatch(/^in 23 h/);
+    expect(certs[3]).toBe('current');
+    await shot(page, 'entity');
+    // The graph: the device's node is drawn as quarantined.
+    await page.goto(`${dash.url}/#/graph`);
+    await page.waitForSelector(`a[data-node="${CLONED}"]`);
+    expect(await page.getAttribute(`a[data-node="${CLONED}"]`, 'class')).toContain('status-quarantined');
+    expect(await page.textContent('ul.legend')).toContain('quarantined');
+    // The scanner is its address (its failed handshakes proved no identity), quarantined by address.
+    expect(await page.getAttribute('a[data-node="198.51.100.7"]', 'class')).toContain('status-quarantined');
+    expect(await page.$$('line.edge.denied')).not.toEqual([]);
+    await shot(page, 'graph');
+    // The scanner's own page: an address, quarantined by the playbook's address decision.
+    await page.click('a[data-node="198.51.100.7"]');
+    await page.waitForSelector('#entity-status');
+    expect(await page.textContent('#entity-status')).toBe('quarantined');
+    expect(await column(page, 'Decisions', 2)).toEqual(['ip 198.51.100.7']);
+    expect(await page.locator('table[aria-label=Timeline] tbody tr').count()).toBe(25);
+    await page.goto(`${dash.url}/#/charts`);
+    await page.waitForSelector('figure.chart');
+    expect(await page.textContent('main')).toContain(
+      'One certificate serial in use from two addresses at once',
+    );
+    await shot(page, 'charts');
+  });
+
+  it('shows a revocation made with `edgeward ca revoke` within seconds', async () => {
+    const serial = serialOf('revoked-1');
+    // Another process on the CA's data folder, as an operator runs it (the CA keeps serving).
+    const r = await edgewardAsync([
+      'ca',
+      'revoke',
+      '--data',
+      join(dir, 'ca'),
+      '--id',
+      REVOKED,
+      '--reason',
+      'keyCompromise',
+    ]);
+    expect(r.stdout.trim(), r.stderr).toBe(`revoked ${serial}`);
+    expect(r.status).toBe(0);
+    const t0 = Date.now();
+    // The page as an analyst uses it: the revoked filter, asked again until the row is there.
+    await waitFor(
+      'the revoked device in the inventory’s revoked filter',
+      async () => {
+        await page.goto(`${dash.url}/#/inventory?status=revoked&t=${Date.now()}`);
+        await page.waitForSelector('table[aria-label=Inventory] tbody tr');
+        return (await page.$(`tr[data-identity="${REVOKED}"]`)) !== null;
+      },
+      15_000,
+    );
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(await page.textContent(`tr[data-identity="${REVOKED}"] td.status`)).toBe('revoked');
+    await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(REVOKED)}`);
+    await page.waitForSelector('#entity-status');
+    expect(await page.textContent('#entity-status')).toBe('revoked');
+    expect((await page.locator('table[aria-label=Certificates] tbody tr td').allTextContents())[3]).toBe(
+      'revoked',
+    );
+    // No quarantine button for a revoked identity: it cannot connect anyway.
+    expect(await page.$('#quarantine-entity')).toBeNull();
+  });
+
+  it('asks for a reason, a duration and a confirmation; the agent cuts the live connection; the page shows the revision and the ack live', async () => {
     // The device holds a live mTLS connection through the agent to the app.
     const live = deviceConnects();
     expect(await live.accepted, agentLog).toBe(true);
@@ -237,54 +472,106 @@ describe('dashboard in Chromium', () => {
     void live.closed.then(() => (cut = true));
     live.socket.write('still here\n');
     await new Promise<void>((resolve) => live.socket.once('data', () => resolve()));
-    expect(cut).toBe(false);
+    await waitFor('the agent’s report of the live connection', () =>
+      Number(api.preview({ type: 'identity', value: DEVICE })['liveConnections']) === 1 ? true : undefined,
+    );
 
+    // From the entity page: the button asks first; cancelling changes nothing.
+    const before = siem.hub.revision;
     await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(DEVICE)}`);
-    await page.waitForSelector('#quarantine-entity');
     await page.click('#quarantine-entity');
-    await page.waitForSelector(`tr[data-decision]:has-text("${DEVICE}")`);
-    expect(await page.textContent('table[aria-label="Active decisions"]')).toContain(DEVICE);
+    await page.waitForSelector('dialog[open] #d-reason');
+    expect(await page.$('dialog[open] #d-ttl')).not.toBeNull();
+    await page.click('#dialog-cancel');
+    expect(siem.hub.revision).toBe(before);
+
+    // From the decisions page, which stays loaded throughout (no reload: the marker survives).
+    await page.goto(`${dash.url}/#/decisions`);
+    await page.waitForSelector('#q-value');
+    await page.evaluate(() => ((globalThis as unknown as { __loaded: number }).__loaded = 1));
+    await page.selectOption('#q-type', 'identity');
+    await page.fill('#q-value', DEVICE);
+    await page.click('#q-submit');
+    await page.waitForSelector('dialog[open] #dialog-summary');
+    // The summary names what will be cut: the live connection, on which agent.
+    await expect.poll(() => page.textContent('#dialog-summary')).toContain('1 live connection');
+    expect(await page.textContent('#dialog-summary')).toContain('node/n1');
+    await page.waitForSelector('dialog[open]');
+    // Without a reason the dialog does not go through.
+    await page.click('#dialog-confirm');
+    expect(await page.$('dialog[open]')).not.toBeNull();
+    expect(siem.hub.revision).toBe(before);
+    await page.fill('#d-reason', 'lateral movement from evil-1');
+    await page.selectOption('#d-ttl', '900');
+    await shot(page, 'quarantine-dialog');
+    await page.click('#dialog-confirm');
+    await waitFor('the quarantine decision', () => (siem.hub.revision > before ? true : undefined));
     const quarantined = siem.hub.revision;
+    const decisionRow = `table[aria-label="Active decisions"] tr[data-decision]:has-text("${DEVICE}")`;
+    await page.waitForSelector(decisionRow);
+    expect(await page.textContent(decisionRow)).toContain('lateral movement from evil-1');
+    expect(await page.textContent(`${decisionRow} td:nth-child(4)`)).toMatch(/^in 1[45] min$/);
 
     await waitFor('the agent to cut the quarantined device’s live connection', () => cut);
     const metrics = (await agentAdmin('/metrics')).body;
     expect(metrics).toMatch(/edgeward_agent_kills_total\{reason="ERR_AGENT_QUARANTINED"\} 1\b/);
-    // A new connection while quarantined is refused by the agent.
     expect(await deviceConnects().accepted).toBe(false);
 
-    // The page shows the agent's acknowledgement of that revision (the SIEM records it first).
-    await waitFor('the agent to acknowledge the quarantine', () => (agentAcked() ?? -1) >= quarantined);
-    await page.reload();
-    const ackRow = `table[aria-label="Agent acknowledgements"] tr:has-text("${node.identity}")`;
-    await page.waitForSelector(ackRow);
-    const cells = await page.locator(`${ackRow} td`).allTextContents();
-    expect(cells[0]).toBe(node.identity);
-    expect(Number(cells[1])).toBeGreaterThanOrEqual(quarantined);
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-decisions.png'), fullPage: true });
+    // The page shows the new revision and the agent's acknowledgement of it, without a reload.
+    await expect.poll(() => page.textContent('#revision'), { timeout: 10_000 }).toBe(String(quarantined));
+    const ackRow = `table[aria-label="Agent acknowledgements"] tr[data-agent="${node.identity}"]`;
+    await expect
+      .poll(async () => Number(await page.textContent(`${ackRow} td.ack-revision`)), { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(quarantined);
+    await expect.poll(() => page.textContent(`${ackRow} td.agent-state`)).toBe('current');
+    expect(await page.evaluate(() => (globalThis as unknown as { __loaded?: number }).__loaded)).toBe(1);
+    await shot(page, 'decisions');
 
-    await page.click(`tr[data-decision]:has-text("${DEVICE}") button.lift`);
-    await page.waitForSelector(`tr[data-decision]:has-text("${DEVICE}")`, { state: 'detached' });
+    // Lift: asks for a reason, then the row goes and the agent lets the device back.
+    await page.click(`${decisionRow} button.lift`);
+    await page.waitForSelector('dialog[open] #l-reason');
+    await page.fill('#l-reason', 'false positive: test traffic');
+    await page.click('#dialog-confirm');
+    await page.waitForSelector(decisionRow, { state: 'detached' });
     const lifted = siem.hub.revision;
     expect(lifted).toBeGreaterThan(quarantined);
-    await waitFor('the agent to acknowledge the lift', () => (agentAcked() ?? -1) >= lifted);
-    // Other decisions (the alert's playbook: an IP scope) may stay; none of them names the device.
-    const active = api.decisions()['active'] as { scope: { value: string } }[];
-    expect(active.some((d) => d.scope.value === DEVICE)).toBe(false);
+    await expect.poll(() => page.textContent('#revision'), { timeout: 10_000 }).toBe(String(lifted));
+    await expect
+      .poll(async () => Number(await page.textContent(`${ackRow} td.ack-revision`)), { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(lifted);
     const again = deviceConnects();
     expect(await again.accepted, agentLog).toBe(true);
     again.socket.destroy();
-    await page.reload();
-    await page.waitForSelector(ackRow);
-    const after = await page.locator(`${ackRow} td`).allTextContents();
-    expect(Number(after[1])).toBeGreaterThanOrEqual(lifted);
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-lifted.png'), fullPage: true });
+    expect(await page.evaluate(() => (globalThis as unknown as { __loaded?: number }).__loaded)).toBe(1);
   });
 
-  it('refuses a viewer’s quarantine on the server, whatever the page shows', async () => {
+  it('shows a viewer no action and never the text null', async () => {
     const viewer = await loggedIn('vic', 'viewer password 1');
-    await viewer.goto(`${dash.url}/#/entity?id=${encodeURIComponent(DEVICE)}`);
-    await viewer.waitForSelector('#entity-id');
-    expect(await viewer.$('#quarantine-entity')).toBeNull();
+    const pages = [
+      '#/alerts',
+      `#/entity?id=${encodeURIComponent(CLONED)}`,
+      `#/entity?id=${encodeURIComponent(DEVICE)}`,
+      '#/inventory',
+      '#/decisions',
+      '#/graph',
+      '#/charts',
+    ];
+    for (const p of pages) {
+      await viewer.goto(`${dash.url}/${p}`);
+      await viewer.waitForSelector('main h2');
+      await viewer.waitForLoadState('networkidle');
+      const body = (await viewer.textContent('main')) ?? '';
+      expect(body, p).not.toMatch(/\bnull\b|\bundefined\b|\bNaN\b|\[object/);
+      expect(
+        await viewer.$$(
+          'main button.danger, main button.lift, main button.approve, #q-submit, #quarantine-entity',
+        ),
+        p,
+      ).toEqual([]);
+    }
+    await viewer.goto(`${dash.url}/#/decisions`);
+    await viewer.waitForSelector('table[aria-label="Active decisions"]');
+    await shot(viewer, 'viewer-decisions');
     const answer = await viewer.evaluate(async () => {
       const me = (await (await fetch('/api/me')).json()) as { csrf: string };
       const res = await fetch('/api/decisions', {
@@ -302,6 +589,31 @@ describe('dashboard in Chromium', () => {
     expect(answer).toMatchObject({ status: 403, body: { code: 'ERR_DASH_FORBIDDEN' } });
   });
 
+  it('records who read what in the read audit log, and stores no read as an event', () => {
+    const lines = readFileSync(join(dir, 'siem', 'audit-reads.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
+    const reads = lines.map((l) => JSON.parse(l) as { action: string; who: string; what: string });
+    expect(reads.some((r) => r.action === 'siem.read.inventory' && r.who === 'vic (session)')).toBe(true);
+    expect(reads.some((r) => r.action === 'siem.read.entity' && r.what === `entity ${CLONED}`)).toBe(true);
+    const stored: string[] = [];
+    siem.store.scanEvents(
+      {
+        actions: ['siem.read.alerts', 'siem.read.inventory', 'siem.read.entity', 'siem.read.decisions'],
+        observer: siem.identity().identity,
+      },
+      (e) => stored.push(e['event.action']),
+    );
+    expect(stored).toEqual([]);
+    // Changes stay events: the quarantine and the lift.
+    const changes: string[] = [];
+    siem.store.scanEvents(
+      { actions: ['siem.decision.create', 'siem.decision.lift'], observer: siem.identity().identity },
+      (e) => changes.push(e['event.action']),
+    );
+    expect(changes).toEqual(['siem.decision.create', 'siem.decision.lift']);
+  });
+
   it('refuses a change without the CSRF token, and API calls without a session', async () => {
     const noCsrf = await page.evaluate(async () => {
       const res = await fetch('/api/decisions', {
@@ -317,6 +629,43 @@ describe('dashboard in Chromium', () => {
       return (await res.json()) as { code: string };
     });
     expect(noCsrf.code).toBe('ERR_DASH_CSRF');
+    // Hostile input to the newer endpoints: coded refusals, never a crash or a guess.
+    const refused = await page.evaluate(async () => {
+      const me = (await (await fetch('/api/me')).json()) as { csrf: string };
+      const post = (path: string, body: unknown) =>
+        fetch(path, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf },
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        });
+      const out: [number, string][] = [];
+      for (const res of [
+        await post('/api/decisions/preview', { scope: { type: 'ip', value: '999.1.1.1' } }),
+        await post('/api/decisions/preview', { scope: { type: 'identity', value: 'spiffe://x/../y' } }),
+        // Prototype poisoning as raw JSON (an object literal's __proto__ would not be sent).
+        await post(
+          '/api/decisions/preview',
+          '{"scope":{"type":"ip","value":"10.0.0.1"},"__proto__":{"x":1}}',
+        ),
+        await post('/api/decisions/some-id/lift', { reason: 'r', extra: 1 }),
+        await fetch('/api/alert?id=nope&time=1'),
+        await fetch('/api/alert?id=nope&time=-1'),
+        await fetch('/api/alerts?severity=critical,bogus'),
+        await fetch('/api/alerts?since=soon'),
+      ])
+        out.push([res.status, ((await res.json()) as { code: string }).code]);
+      return out;
+    });
+    expect(refused).toEqual([
+      [400, 'ERR_IP_INVALID'],
+      [400, 'ERR_ID_INVALID'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [404, 'ERR_NOT_FOUND'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+    ]);
     const anon = await browser.newContext({ ignoreHTTPSErrors: true });
     const p = await anon.newPage();
     const res = await p.request.get(`${dash.url}/api/alerts`);

@@ -6,7 +6,20 @@ const $who = document.getElementById('who');
 const $status = document.getElementById('status');
 let me = null;
 let feed = null;
+/** The latest live decision state from the stream: revision and each agent's acknowledgement. */
+let liveState = null;
 const liveAlerts = [];
+/** Called when the live state changes, by the page showing it (decisions, an alert's detail). */
+let onState = null;
+
+const SEVERITIES = ['critical', 'high', 'medium', 'low', 'informational'];
+const DURATIONS = [
+  ['15 minutes', 900],
+  ['1 hour', 3600],
+  ['4 hours', 14_400],
+  ['24 hours', 86_400],
+  ['7 days', 604_800],
+];
 
 /** Builds an element: h('td', {class: 'x'}, 'text', child, ...). Strings become text nodes. */
 function h(tag, attrs = {}, ...children) {
@@ -16,8 +29,14 @@ function h(tag, attrs = {}, ...children) {
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null) continue;
+  append(el, children);
+  return el;
+}
+
+/** Appends children, skipping the absent ones (null, undefined, false): never the text "null". */
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
@@ -25,9 +44,19 @@ function h(tag, attrs = {}, ...children) {
 
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, String(v));
+  }
   for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return el;
+}
+
+/** Replaces the page's content (absent children skipped). */
+function show(...children) {
+  $main.replaceChildren();
+  append($main, children);
 }
 
 function say(text, isError = false) {
@@ -54,28 +83,225 @@ async function api(path, opts = {}) {
   return json;
 }
 
-const fmtTime = (ms) =>
-  typeof ms === 'number' ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : String(ms ?? '');
+// ---------- formatting ----------
 const text = (v) =>
   v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-const entityLink = (id) => h('a', { href: `#/entity?id=${encodeURIComponent(id)}` }, id);
-const canAct = () => me && (me.role === 'analyst' || me.role === 'admin');
+const exact = (ms) =>
+  new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
 
-function table(headers, rows, label) {
+/** A duration for people: "45 s", "14 min", "23 h 55 min", "6 d 23 h". */
+function human(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const hrs = Math.floor(m / 60);
+  if (hrs < 24) return m % 60 ? `${hrs} h ${m % 60} min` : `${hrs} h`;
+  const d = Math.floor(hrs / 24);
+  return hrs % 24 ? `${d} d ${hrs % 24} h` : `${d} d`;
+}
+
+/** A relative time ("3 min ago", "in 23 h") with the exact time on hover. */
+function when(ms) {
+  if (typeof ms !== 'number') return h('span', { class: 'muted' }, '—');
+  const d = ms - Date.now();
+  const label = Math.abs(d) < 5000 ? 'just now' : d < 0 ? `${human(-d)} ago` : `in ${human(d)}`;
+  return h('time', { datetime: new Date(ms).toISOString(), title: exact(ms) }, label);
+}
+
+const shortId = (id) => text(id).slice(0, 8);
+const canAct = () => me && (me.role === 'analyst' || me.role === 'admin');
+const entityHref = (id) => `#/entity?id=${encodeURIComponent(id)}`;
+function entityLink(id, label) {
+  const v = text(id);
+  if (!v) return h('span', { class: 'muted' }, '—');
+  return h('a', { href: entityHref(v), class: 'entity' }, label ?? v.replace(/^spiffe:\/\/[^/]+\//, ''));
+}
+/** An identity shown short (kind/name) with the full SPIFFE ID on hover. */
+function identityLink(id) {
+  const a = entityLink(id);
+  a.title = text(id);
+  return a;
+}
+const sevBadge = (sev) => h('span', { class: `sev sev-${text(sev) || 'unknown'}` }, text(sev) || 'unknown');
+const statusBadge = (status) =>
+  h('span', { class: `badge status-${text(status) || 'unknown'}` }, text(status) || 'unknown');
+
+/** A table; with no rows, one row that says what would appear. */
+function table(headers, rows, label, emptyText) {
+  const body = h('tbody', {}, rows);
+  if (rows.length === 0 && emptyText)
+    body.append(h('tr', { class: 'empty' }, h('td', { colspan: headers.length }, emptyText)));
   return h(
-    'table',
-    { 'aria-label': label },
+    'div',
+    { class: 'table-wrap' },
     h(
-      'thead',
-      {},
+      'table',
+      { 'aria-label': label },
       h(
-        'tr',
+        'thead',
         {},
-        headers.map((x) => h('th', { scope: 'col' }, x)),
+        h(
+          'tr',
+          {},
+          headers.map((x) => h('th', { scope: 'col' }, x)),
+        ),
       ),
+      body,
     ),
-    h('tbody', {}, rows),
   );
+}
+
+// ---------- dialogs ----------
+/** A modal dialog; resolves with the form's values on confirm, or null on cancel. */
+function dialog(title, fields, confirmLabel, summary) {
+  return new Promise((resolve) => {
+    const form = h('form', { method: 'dialog', class: 'dialog-form' });
+    const dlg = h('dialog', { 'aria-label': title, id: 'dialog' }, form);
+    append(form, [
+      h('h2', {}, title),
+      fields,
+      summary ? h('div', { class: 'summary', id: 'dialog-summary' }, summary) : null,
+    ]);
+    const cancel = h('button', { type: 'button', id: 'dialog-cancel' }, 'Cancel');
+    const ok = h('button', { type: 'submit', class: 'danger', id: 'dialog-confirm' }, confirmLabel);
+    form.append(h('div', { class: 'buttons' }, cancel, ok));
+    const done = (v) => {
+      dlg.close();
+      dlg.remove();
+      resolve(v);
+    };
+    cancel.addEventListener('click', () => done(null));
+    dlg.addEventListener('cancel', () => done(null));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!form.reportValidity()) return;
+      done(Object.fromEntries([...form.elements].filter((el) => el.name).map((el) => [el.name, el.value])));
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+  });
+}
+
+const durationSelect = (id, dflt = 3600) =>
+  h(
+    'select',
+    { id, name: 'ttlSeconds' },
+    DURATIONS.map(([label, s]) => h('option', { value: s, selected: s === dflt }, label)),
+  );
+
+/** What a quarantine of `scope` cuts now, as a readable summary. */
+function previewSummary(p) {
+  const on = (p.onAgents ?? []).map(
+    (a) => `${a.identity.replace(/^spiffe:\/\/[^/]+\//, '')} (${a.connections})`,
+  );
+  return [
+    h(
+      'p',
+      {},
+      h('strong', {}, `${p.liveConnections} live connection${p.liveConnections === 1 ? '' : 's'}`),
+      on.length ? ` will be cut, on ${on.join(', ')}.` : ' known to be open now.',
+    ),
+    h(
+      'p',
+      {},
+      `${p.agentsToApplyTotal} agent${p.agentsToApplyTotal === 1 ? '' : 's'} on the decision stream will apply it`,
+      p.agentsToApply?.length
+        ? `: ${p.agentsToApply.map((a) => a.replace(/^spiffe:\/\/[^/]+\//, '')).join(', ')}.`
+        : '.',
+    ),
+  ];
+}
+
+/** Asks for reason and duration, shows what will be cut, and creates the decision. */
+async function quarantineFlow(scopeChoices, presetReason = '') {
+  let scope = scopeChoices[0];
+  const scopeSelect =
+    scopeChoices.length > 1
+      ? h(
+          'select',
+          { id: 'd-scope', name: 'scope' },
+          scopeChoices.map((s, i) => h('option', { value: i }, `${s.type}: ${s.value}`)),
+        )
+      : null;
+  const reason = h('input', {
+    id: 'd-reason',
+    name: 'reason',
+    required: true,
+    minlength: 3,
+    maxlength: 500,
+    value: presetReason,
+    placeholder: 'why (kept in the audit log)',
+  });
+  const summary = h('div', {}, h('p', { class: 'muted' }, 'Counting live connections…'));
+  const refresh = async () => {
+    try {
+      const p = await api('/api/decisions/preview', { method: 'POST', body: { scope } });
+      summary.replaceChildren(...previewSummary(p));
+    } catch (err) {
+      summary.replaceChildren(h('p', { class: 'error' }, err.message));
+    }
+  };
+  if (scopeSelect)
+    scopeSelect.addEventListener('change', () => {
+      scope = scopeChoices[Number(scopeSelect.value)];
+      void refresh();
+    });
+  void refresh();
+  const values = await dialog(
+    `Quarantine ${scope.type === 'identity' ? 'an identity' : `a ${scope.type}`}`,
+    [
+      scopeSelect
+        ? h('label', { for: 'd-scope' }, 'Scope', scopeSelect)
+        : h('p', {}, h('code', {}, `${scope.type}: ${scope.value}`)),
+      h('label', { for: 'd-reason' }, 'Reason', reason),
+      h('label', { for: 'd-ttl' }, 'For', durationSelect('d-ttl')),
+    ],
+    'Quarantine',
+    summary,
+  );
+  if (!values) return null;
+  try {
+    const dec = await api('/api/decisions', {
+      method: 'POST',
+      body: { scope, action: 'quarantine', ttlSeconds: Number(values.ttlSeconds), reason: values.reason },
+    });
+    say(
+      `quarantined ${scope.type} ${scope.value}: decision ${shortId(dec.id)} at revision ${text(dec.revision)}`,
+    );
+    return dec;
+  } catch (err) {
+    say(err.message, true);
+    return null;
+  }
+}
+
+async function liftFlow(d) {
+  const reason = h('input', { id: 'l-reason', name: 'reason', required: true, minlength: 3, maxlength: 500 });
+  const values = await dialog(
+    'Lift a quarantine',
+    [
+      h('p', {}, h('code', {}, `${text(d.scope?.type)}: ${text(d.scope?.value)}`), ` — ${text(d.reason)}`),
+      h('label', { for: 'l-reason' }, 'Reason', reason),
+    ],
+    'Lift',
+    h('p', {}, 'Every agent lets this scope connect again once it applies the new revision.'),
+  );
+  if (!values) return false;
+  try {
+    const r = await api(`/api/decisions/${encodeURIComponent(d.id)}/lift`, {
+      method: 'POST',
+      body: { reason: values.reason },
+    });
+    say(`lifted ${shortId(d.id)} at revision ${text(r.revision)}`);
+    return true;
+  } catch (err) {
+    say(err.message, true);
+    return false;
+  }
 }
 
 // ---------- login ----------
@@ -92,7 +318,7 @@ function renderLogin(message) {
   });
   const form = h(
     'form',
-    { class: 'panel', 'aria-label': 'Log in' },
+    { class: 'panel login', 'aria-label': 'Log in' },
     h('h2', {}, 'Log in'),
     h('label', { for: 'login-name' }, 'User name', name),
     h('label', { for: 'login-password' }, 'Password', password),
@@ -109,80 +335,303 @@ function renderLogin(message) {
       renderLogin(err.message);
     }
   });
-  $main.replaceChildren(form);
+  show(form);
   name.focus();
 }
 
 // ---------- alerts ----------
-function alertRow(a, isNew) {
-  const sev = text(a.severity);
-  const entity = text(a.entity ?? a.groupKey ?? a.key);
-  const events = Array.isArray(a.events) ? a.events : Array.isArray(a.eventIds) ? a.eventIds : [];
+const alertHref = (a) => `#/alert?id=${encodeURIComponent(a.id)}&t=${encodeURIComponent(a.time)}`;
+
+function alertEntityCell(a) {
+  const v = text(a.entity);
+  if (!v) return h('span', { class: 'muted' }, '—');
+  const link = entityLink(v, a.entityKind === 'identity' ? undefined : v);
+  link.title = a.entityIdentity && a.entityIdentity !== v ? `${v} (${a.entityIdentity})` : v;
+  return [
+    a.entityKind && a.entityKind !== 'identity' ? h('span', { class: 'kind' }, `${a.entityKind} `) : null,
+    link,
+    a.entityIdentity && a.entityIdentity !== v ? [' · ', identityLink(a.entityIdentity)] : null,
+  ];
+}
+
+/** One row per alert, or per group of repeats (same rule and entity) with their count. */
+function alertRow(a, isNew, repeats) {
+  const n = repeats ? repeats.length : 1;
   return h(
     'tr',
-    { class: isNew ? 'new alert-row' : 'alert-row', 'data-rule': text(a.ruleId ?? a.rule) },
-    h('td', {}, fmtTime(a.time ?? a.at ?? a['@timestamp'])),
-    h('td', { class: `sev-${sev}` }, sev),
-    h('td', {}, text(a.title ?? a.ruleId ?? a.rule)),
-    h('td', {}, entity.startsWith('spiffe://') ? entityLink(entity) : entity),
+    {
+      class: isNew ? 'new alert-row' : 'alert-row',
+      'data-rule': text(a.ruleId),
+      'data-alert': text(a.id),
+      'data-severity': text(a.severity),
+    },
+    h('td', { class: 'nowrap' }, when(a.time)),
+    h('td', {}, sevBadge(a.severity)),
     h(
       'td',
       {},
-      h(
-        'details',
-        {},
-        h('summary', {}, `${events.length} event(s)`),
-        h('pre', {}, events.map((e) => text(e)).join('\n')),
-      ),
+      h('a', { href: alertHref(a) }, text(a.title)),
+      h('div', { class: 'rule-id' }, text(a.ruleId)),
     ),
-  );
-}
-
-async function renderAlerts() {
-  const body = h('tbody', { id: 'alert-body' });
-  const { items } = await api('/api/alerts?limit=100');
-  for (const a of liveAlerts) body.append(alertRow(a, true));
-  for (const a of items) body.append(alertRow(a, false));
-  $main.replaceChildren(
-    h('h2', {}, 'Live alerts'),
-    h('p', { class: 'muted' }, 'New alerts appear at the top as they are raised.'),
+    h('td', { class: 'entity-cell' }, alertEntityCell(a)),
+    h('td', { class: 'num' }, text(a.count ?? (a.events ?? []).length)),
     h(
-      'table',
-      { 'aria-label': 'Alerts', 'aria-live': 'polite' },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          ['Time', 'Severity', 'Rule', 'Entity', 'Events'].map((x) => h('th', { scope: 'col' }, x)),
-        ),
-      ),
-      body,
+      'td',
+      { class: 'num' },
+      n > 1 ? h('span', { class: 'repeats', title: `first ${exact(repeats[n - 1].time)}` }, `×${n}`) : '1',
     ),
   );
 }
 
-function startFeed() {
-  if (feed) feed.close();
-  feed = new EventSource('/api/alerts/stream');
-  feed.addEventListener('alert', (ev) => {
-    let a;
-    try {
-      a = JSON.parse(ev.data);
-    } catch {
-      return;
-    }
-    liveAlerts.unshift(a);
-    if (liveAlerts.length > 200) liveAlerts.pop();
-    const body = document.getElementById('alert-body');
-    if (body) {
-      body.prepend(alertRow(a, true));
-      while (body.children.length > 300) body.lastChild.remove();
-    }
-    say(`alert: ${text(a.ruleId ?? a.rule)} on ${text(a.entity ?? a.groupKey ?? '')}`);
+const ALERT_HEADERS = ['When', 'Severity', 'Rule', 'Entity', 'Events', 'Repeats'];
+
+function groupAlerts(list) {
+  const groups = new Map();
+  for (const a of list) {
+    const k = `${a.ruleId}\u001f${a.entity}`;
+    const g = groups.get(k);
+    if (g) g.push(a);
+    else groups.set(k, [a]);
+  }
+  return [...groups.values()];
+}
+
+function alertRows(list, grouped, isNew) {
+  return grouped
+    ? groupAlerts(list).map((g) => alertRow(g[0], isNew(g[0]), g))
+    : list.map((a) => alertRow(a, isNew(a)));
+}
+
+const RANGES = [
+  ['15m', 'last 15 minutes', 900_000],
+  ['1h', 'last hour', 3_600_000],
+  ['24h', 'last 24 hours', 86_400_000],
+  ['7d', 'last 7 days', 604_800_000],
+  ['', 'any time', 0],
+];
+
+async function renderAlerts(params) {
+  const sev = params.get('severity') ?? '';
+  const rule = params.get('rule') ?? '';
+  const entity = params.get('entity') ?? '';
+  const range = params.get('range') ?? '';
+  const grouped = params.get('group') !== 'no';
+  const q = new URLSearchParams({ limit: '200' });
+  if (sev) q.set('severity', sev);
+  if (rule) q.set('rule', rule);
+  if (entity) q.set('entity', entity);
+  const span = RANGES.find((r) => r[0] === range)?.[2] ?? 0;
+  if (span) q.set('since', String(Date.now() - span));
+  const { items } = await api(`/api/alerts?${q}`);
+  const ids = new Set(items.map((a) => a.id));
+  const matches = (a) =>
+    (!sev || sev.split(',').includes(a.severity)) &&
+    (!rule || a.ruleId === rule) &&
+    (!entity || a.entity === entity || a.entityIdentity === entity) &&
+    (!span || a.time >= Date.now() - span);
+  const fresh = liveAlerts.filter((a) => !ids.has(a.id) && matches(a));
+  const freshIds = new Set(fresh.map((a) => a.id));
+  const all = [...fresh, ...items];
+  const rules = [...new Map(all.map((a) => [a.ruleId, a.title])).entries()];
+
+  const sevSel = h(
+    'select',
+    { id: 'f-severity' },
+    h('option', { value: '' }, 'any'),
+    SEVERITIES.map((s) => h('option', { value: s, selected: s === sev }, s)),
+    h('option', { value: 'critical,high', selected: sev === 'critical,high' }, 'high and above'),
+  );
+  const ruleSel = h(
+    'select',
+    { id: 'f-rule' },
+    h('option', { value: '' }, 'any'),
+    rules.map(([id, title]) => h('option', { value: id, selected: id === rule }, `${title} (${id})`)),
+    rule && !rules.some(([id]) => id === rule) ? h('option', { value: rule, selected: true }, rule) : null,
+  );
+  const entityIn = h('input', {
+    id: 'f-entity',
+    type: 'search',
+    value: entity,
+    placeholder: 'identity, address, serial',
   });
-  feed.onerror = () => say('live feed reconnecting…');
+  const rangeSel = h(
+    'select',
+    { id: 'f-range' },
+    RANGES.map(([v, label]) => h('option', { value: v, selected: v === range }, label)),
+  );
+  const groupBox = h('input', { id: 'f-group', type: 'checkbox', checked: grouped });
+  const form = h(
+    'form',
+    { class: 'panel filters', 'aria-label': 'Filter alerts' },
+    h('label', { for: 'f-severity' }, 'Severity', sevSel),
+    h('label', { for: 'f-rule' }, 'Rule', ruleSel),
+    h('label', { for: 'f-entity' }, 'Entity', entityIn),
+    h('label', { for: 'f-range' }, 'Time', rangeSel),
+    h('label', { for: 'f-group', class: 'check' }, groupBox, 'Group repeats'),
+    h('button', { type: 'submit' }, 'Filter'),
+  );
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const p = new URLSearchParams();
+    if (sevSel.value) p.set('severity', sevSel.value);
+    if (ruleSel.value) p.set('rule', ruleSel.value);
+    if (entityIn.value) p.set('entity', entityIn.value.trim());
+    if (rangeSel.value) p.set('range', rangeSel.value);
+    if (!groupBox.checked) p.set('group', 'no');
+    location.hash = `#/alerts?${p}`;
+  });
+  const rows = alertRows(all, grouped, (a) => freshIds.has(a.id));
+  const t = table(
+    ALERT_HEADERS,
+    rows,
+    'Alerts',
+    'No alerts match. Alerts appear here as the rules raise them from the events agents and the CA report.',
+  );
+  t.querySelector('tbody').id = 'alert-body';
+  t.querySelector('table').setAttribute('aria-live', 'polite');
+  show(
+    h('h2', {}, 'Alerts'),
+    h(
+      'p',
+      { class: 'muted' },
+      `${all.length} alert${all.length === 1 ? '' : 's'}; new ones appear at the top as they are raised.`,
+    ),
+    form,
+    t,
+  );
+  // Live alerts that match the filters go on top (ungrouped until the next render).
+  onAlert = (a) => {
+    if (!matches(a)) return;
+    const body = document.getElementById('alert-body');
+    if (!body) return;
+    body.querySelector('tr.empty')?.remove();
+    body.prepend(alertRow(a, true));
+    while (body.children.length > 300) body.lastChild.remove();
+  };
+}
+let onAlert = null;
+
+// ---------- alert detail ----------
+function eventRows(events) {
+  return events.map((e) =>
+    h(
+      'tr',
+      {},
+      h('td', { class: 'nowrap' }, when(e['@timestamp'])),
+      h('td', {}, h('code', {}, text(e['event.action']))),
+      h('td', {}, h('span', { class: `outcome-${text(e['event.outcome'])}` }, text(e['event.outcome']))),
+      h(
+        'td',
+        {},
+        e['source.identity']
+          ? identityLink(e['source.identity'])
+          : e['source.ip']
+            ? entityLink(e['source.ip'], e['source.ip'])
+            : '—',
+        e['source.identity'] && e['source.ip']
+          ? h('span', { class: 'muted' }, ` from ${e['source.ip']}`)
+          : null,
+      ),
+      h(
+        'td',
+        {},
+        e['destination.identity'] ? identityLink(e['destination.identity']) : text(e['destination.ip']),
+      ),
+      h('td', {}, e['observer.identity'] ? identityLink(e['observer.identity']) : ''),
+      h('td', { class: 'reason' }, text(e['event.reason'] ?? e['error.code'] ?? e['attestation.reason'])),
+    ),
+  );
+}
+const EVENT_HEADERS = ['When', 'Action', 'Outcome', 'Source', 'Destination', 'Reported by', 'Reason'];
+
+function decisionState(d) {
+  if (d.active) return 'active';
+  if (d.removedAt && d.removedAt < d.expiresAt) return 'lifted';
+  return 'expired';
+}
+
+async function renderAlert(params) {
+  const a = await api(
+    `/api/alert?id=${encodeURIComponent(params.get('id') ?? '')}&time=${encodeURIComponent(params.get('t') ?? '')}`,
+  );
+  const decisions = (a.decisions ?? []).map((d) => {
+    const applied = (d.propagation ?? []).filter((p) => p.applied);
+    return h(
+      'section',
+      { class: 'panel decision', 'data-decision': text(d.id) },
+      h(
+        'h4',
+        {},
+        `${text(d.action)} ${text(d.scope?.type)} `,
+        h('code', {}, text(d.scope?.value)),
+        ' ',
+        statusBadge(decisionState(d)),
+      ),
+      h(
+        'p',
+        {},
+        `Decision ${shortId(d.id)}, revision ${text(d.revision)}, created `,
+        when(d.createdAt),
+        d.active ? [', expires ', when(d.expiresAt)] : d.removedAt ? [', removed ', when(d.removedAt)] : null,
+        `. ${text(d.reason)}`,
+      ),
+      h('p', {}, `Applied by ${applied.length} of ${(d.propagation ?? []).length} agents.`),
+      table(
+        ['Agent', 'Applied', 'When'],
+        (d.propagation ?? []).map((p) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, identityLink(p.identity)),
+            h('td', {}, p.applied ? 'yes' : 'not yet'),
+            h('td', {}, p.at ? when(p.at) : p.applied ? 'earlier' : '—'),
+          ),
+        ),
+        'Propagation',
+        'No agent follows the decision stream.',
+      ),
+    );
+  });
+  show(
+    h('p', {}, h('a', { href: '#/alerts' }, '← Alerts')),
+    h('h2', {}, sevBadge(a.severity), ' ', text(a.title)),
+    h(
+      'p',
+      {},
+      'Rule ',
+      h('code', { id: 'alert-rule' }, text(a.ruleId)),
+      ` (${text(a.type)}), raised `,
+      when(a.time),
+      a.time > a.windowStart ? ` over ${human(a.time - a.windowStart)}` : '',
+      '; about ',
+      alertEntityCell(a),
+      '.',
+    ),
+    a.rule?.description
+      ? h('p', { class: 'description', id: 'rule-description' }, text(a.rule.description))
+      : null,
+    h('h3', {}, 'Decision'),
+    decisions.length
+      ? h('div', { id: 'alert-decisions' }, decisions)
+      : h(
+          'p',
+          { id: 'alert-decisions', class: 'muted' },
+          (a.pending ?? []).length
+            ? `Waiting for approval (blast-radius cap): ${a.pending.map((p) => `${p.scope.type} ${p.scope.value}`).join(', ')}.`
+            : 'This alert caused no decision (no playbook for its rule, an allowlist, or a cap).',
+        ),
+    h(
+      'h3',
+      {},
+      `Evidence (${(a.evidence ?? []).length}${a.evidenceTotal > (a.evidence ?? []).length ? ` of ${a.evidenceTotal}` : ''})`,
+    ),
+    table(
+      EVENT_HEADERS,
+      eventRows(a.evidence ?? []),
+      'Evidence',
+      'The events behind this alert are no longer stored (retention).',
+    ),
+  );
 }
 
 // ---------- inventory ----------
@@ -212,7 +661,7 @@ async function renderInventory(params) {
   };
   const form = h(
     'form',
-    { class: 'panel', 'aria-label': 'Filter inventory' },
+    { class: 'panel filters', 'aria-label': 'Filter inventory' },
     h('label', { for: 'inv-q' }, 'Search', search),
     h('label', { for: 'inv-status' }, 'Status', st),
     h('label', { for: 'inv-kind' }, 'Kind', kd),
@@ -225,108 +674,213 @@ async function renderInventory(params) {
   const rows = data.items.map((d) =>
     h(
       'tr',
-      {},
-      h('td', {}, entityLink(text(d.identity))),
+      { 'data-identity': text(d.identity) },
+      h('td', {}, identityLink(d.identity)),
       h('td', {}, text(d.kind)),
-      h('td', {}, text(d.method)),
-      h('td', {}, text(d.verdict)),
-      h('td', {}, text(d.serial)),
-      h('td', {}, fmtTime(d.notAfter)),
-      h('td', {}, fmtTime(d.lastSeen)),
-      h('td', { class: text(d.status) }, text(d.status)),
+      h('td', {}, text(d.method) || h('span', { class: 'muted' }, '—')),
+      h('td', {}, text(d.verdict) || h('span', { class: 'muted' }, '—')),
+      h(
+        'td',
+        {},
+        d.serial
+          ? h('code', { class: 'serial', title: d.serial }, d.serial)
+          : h('span', { class: 'muted' }, '—'),
+      ),
+      h('td', { class: 'nowrap' }, when(d.notAfter)),
+      h('td', { class: 'nowrap' }, when(d.lastSeen)),
+      h('td', { class: 'status' }, statusBadge(d.status)),
     ),
   );
-  $main.replaceChildren(
+  const filtered = q || status || kind;
+  show(
     h('h2', {}, `Inventory (${data.total})`),
     form,
     table(
       ['Identity', 'Kind', 'Attestation', 'Last verdict', 'Serial', 'Expires', 'Last seen', 'Status'],
       rows,
       'Inventory',
+      filtered
+        ? 'Nothing matches these filters.'
+        : 'No identities yet: nodes and devices appear here when the CA enrolls them or they report.',
     ),
     h(
-      'button',
-      { type: 'button', disabled: offset === 0, onclick: () => go(Math.max(0, offset - limit)) },
-      'Previous',
-    ),
-    ' ',
-    h(
-      'button',
-      { type: 'button', disabled: offset + limit >= data.total, onclick: () => go(offset + limit) },
-      'Next',
+      'div',
+      { class: 'pager' },
+      h(
+        'button',
+        { type: 'button', disabled: offset === 0, onclick: () => go(Math.max(0, offset - limit)) },
+        'Previous',
+      ),
+      h(
+        'span',
+        { class: 'muted' },
+        data.total ? `${offset + 1}–${Math.min(offset + limit, data.total)} of ${data.total}` : '',
+      ),
+      h(
+        'button',
+        { type: 'button', disabled: offset + limit >= data.total, onclick: () => go(offset + limit) },
+        'Next',
+      ),
     ),
   );
 }
 
 // ---------- entity ----------
+function decisionRows(list, onLift) {
+  return list.map((x) =>
+    h(
+      'tr',
+      { 'data-decision': text(x.id) },
+      h('td', {}, h('code', { title: text(x.id) }, shortId(x.id))),
+      h(
+        'td',
+        {},
+        h('span', { class: 'kind' }, `${text(x.scope?.type)} `),
+        h('code', {}, text(x.scope?.value)),
+      ),
+      h('td', {}, text(x.action)),
+      h('td', { class: 'nowrap' }, when(x.expiresAt)),
+      h('td', { class: 'reason' }, text(x.reason)),
+      typeof x.appliedBy === 'number'
+        ? h('td', { class: 'num applied' }, `${x.appliedBy} of ${x.agentsTotal}`)
+        : null,
+      h(
+        'td',
+        {},
+        canAct() && onLift
+          ? h('button', { type: 'button', class: 'lift', onclick: () => onLift(x) }, 'Lift…')
+          : null,
+      ),
+    ),
+  );
+}
+
 async function renderEntity(params) {
   const id = params.get('id') ?? '';
   const d = await api(`/api/entity?id=${encodeURIComponent(id)}`);
-  const events = (d.events ?? []).map((e) =>
+  const reload = () => renderEntity(params);
+  const lift = async (x) => {
+    if (await liftFlow(x)) await reload();
+  };
+  const choices = [];
+  if (d.type === 'identity') choices.push({ type: 'identity', value: d.identity });
+  if (d.serial) choices.push({ type: 'serial', value: d.serial });
+  if (d.spki) choices.push({ type: 'spki', value: d.spki });
+  if (d.ip) choices.push({ type: 'ip', value: d.ip });
+  if (d.type !== 'identity' && choices.length === 0) choices.push({ type: d.type, value: d.identity });
+  const att = d.attestation;
+  show(
     h(
-      'tr',
+      'h2',
       {},
-      h('td', {}, fmtTime(e['@timestamp'])),
-      h('td', {}, text(e['event.action'])),
-      h('td', {}, text(e['event.outcome'])),
-      h('td', {}, text(e['event.reason'])),
-      h('td', {}, text(e['source.ip'])),
-      h('td', {}, text(e['destination.identity'])),
+      d.type === 'identity' ? `${text(d.kind) || 'Entity'} ` : `${d.type} `,
+      h('span', { id: 'entity-id' }, text(d.identity)),
+      ' ',
+      h('span', { id: 'entity-status' }, statusBadge(d.status)),
     ),
-  );
-  const alerts = (d.alerts ?? []).map((a) => alertRow(a, false));
-  const decisions = (d.decisions ?? []).map((x) =>
     h(
-      'tr',
-      {},
-      h('td', {}, text(x.id)),
-      h('td', {}, text(x.action)),
-      h('td', {}, text(x.reason)),
-      h('td', {}, fmtTime(x.expiresAt)),
+      'dl',
+      { class: 'facts' },
+      [
+        ['Kind', text(d.kind)],
+        ['Serial', d.serial ? h('code', {}, d.serial) : null],
+        ['Public key (SHA-256)', d.spki ? h('code', { class: 'serial' }, d.spki) : null],
+        ['Last address', d.ip ? entityLink(d.ip, d.ip) : null],
+        ['Last seen', typeof d.lastSeen === 'number' ? when(d.lastSeen) : null],
+      ]
+        .filter(([, v]) => v)
+        .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
     ),
-  );
-  $main.replaceChildren(
-    h('h2', {}, 'Entity ', h('span', { id: 'entity-id' }, id)),
-    canAct()
+    canAct() && d.status !== 'revoked'
       ? h(
           'button',
           {
             type: 'button',
             class: 'danger',
             id: 'quarantine-entity',
-            onclick: () => quarantine({ type: 'identity', value: id }, 'quarantined from the entity page'),
+            onclick: async () => {
+              if (await quarantineFlow(choices)) await reload();
+            },
           },
-          'Quarantine this identity',
+          'Quarantine…',
         )
       : null,
+    h('h3', {}, 'Decisions covering it'),
+    table(
+      ['Id', 'Scope', 'Action', 'Expires', 'Reason', ''],
+      decisionRows(d.decisions ?? [], lift),
+      'Decisions',
+      'No active decision covers this entity (by identity, node, serial, key, address or range).',
+    ),
+    d.type === 'identity'
+      ? [
+          h('h3', {}, 'Attestation'),
+          att
+            ? h(
+                'div',
+                { class: 'panel', id: 'attestation' },
+                h(
+                  'p',
+                  {},
+                  h('strong', {}, text(att.method)),
+                  ` · ${text(att.action)} `,
+                  when(att.at),
+                  ` · evidence ${human(att.ageMs)} old · verdict `,
+                  statusBadge(att.verdict === 'ok' ? 'passed' : 'failed'),
+                  att.reason ? ` (${att.reason})` : null,
+                ),
+                (att.checks ?? []).length
+                  ? h(
+                      'ul',
+                      { class: 'checks' },
+                      att.checks.map((c) =>
+                        h(
+                          'li',
+                          { class: `check-${c.verdict.replace(/ /g, '-')}` },
+                          `${c.verdict}: ${c.check}`,
+                          c.reason ? ` (${c.reason})` : null,
+                        ),
+                      ),
+                    )
+                  : null,
+              )
+            : h('p', { class: 'muted' }, 'No attestation reported by the CA for this identity yet.'),
+          h('h3', {}, 'Certificates'),
+          table(
+            ['Serial', 'Issued', 'Expires', 'State'],
+            (d.certificates ?? []).map((c) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, h('code', { class: 'serial' }, text(c.serial))),
+                h('td', { class: 'nowrap' }, `${text(c.how)} `, when(c.issuedAt)),
+                h('td', { class: 'nowrap' }, when(c.notAfter)),
+                h('td', {}, statusBadge(c.state)),
+              ),
+            ),
+            'Certificates',
+            'No certificate issued to this identity is in the stored events.',
+          ),
+        ]
+      : null,
+    h('h3', {}, 'Alerts'),
+    table(
+      ALERT_HEADERS,
+      (d.alerts ?? []).map((a) => alertRow(a, false)),
+      'Alerts of this entity',
+      'No alert about this entity.',
+    ),
     h('h3', {}, 'Peers'),
     h(
       'p',
-      {},
+      { class: 'peers' },
       (d.peers ?? []).length
-        ? (d.peers ?? []).flatMap((p, i) => [i ? ', ' : '', entityLink(text(p))])
-        : 'none seen',
+        ? (d.peers ?? []).flatMap((p, i) => [i ? ', ' : '', identityLink(p)])
+        : 'No peer seen in its events.',
     ),
-    h('h3', {}, 'Decisions'),
-    table(['Id', 'Action', 'Reason', 'Expires'], decisions, 'Decisions'),
-    h('h3', {}, 'Alerts'),
-    table(['Time', 'Severity', 'Rule', 'Entity', 'Events'], alerts, 'Alerts of this entity'),
     h('h3', {}, 'Timeline'),
-    table(['Time', 'Action', 'Outcome', 'Reason', 'Source address', 'Peer'], events, 'Timeline'),
+    table(EVENT_HEADERS, eventRows(d.events ?? []), 'Timeline', 'No events stored for this entity.'),
   );
-}
-
-async function quarantine(scope, reason) {
-  try {
-    const dec = await api('/api/decisions', {
-      method: 'POST',
-      body: { scope, action: 'quarantine', ttlSeconds: 3600, reason },
-    });
-    say(`quarantine decision ${text(dec.id ?? '')} ${text(dec.status ?? 'created')}`);
-    location.hash = '#/decisions';
-  } catch (err) {
-    say(err.message, true);
-  }
 }
 
 // ---------- decisions ----------
@@ -336,103 +890,148 @@ function shown(list, total) {
   return typeof total === 'number' && total > n ? ` (${n} of ${total})` : '';
 }
 
-async function renderDecisions() {
-  const d = await api('/api/decisions');
-  const now = Date.now();
-  const act = (verb, id) => async () => {
+function agentState(a) {
+  if (a.state === 'current') return h('span', { class: 'badge status-current' }, 'current');
+  if (a.state === 'applying') return h('span', { class: 'badge status-applying' }, 'applying…');
+  return h(
+    'span',
+    { class: 'badge status-behind' },
+    `${a.behind} behind${a.lagMs ? ` for ${human(a.lagMs)}` : ''}`,
+  );
+}
+
+function decisionTables(d) {
+  const reload = () => void refreshDecisions();
+  const lift = async (x) => {
+    if (await liftFlow(x)) reload();
+  };
+  const approve = (x) => async () => {
     try {
-      await api(`/api/decisions/${encodeURIComponent(id)}/${verb}`, { method: 'POST', body: {} });
-      say(`${verb}: ${id}`);
-      await renderDecisions();
+      await api(`/api/decisions/${encodeURIComponent(x.id)}/approve`, { method: 'POST', body: {} });
+      say(`approved ${shortId(x.id)}`);
+      reload();
     } catch (err) {
       say(err.message, true);
     }
   };
-  const active = (d.active ?? []).map((x) =>
-    h(
-      'tr',
-      { 'data-decision': text(x.id) },
-      h('td', {}, text(x.id)),
-      h('td', {}, `${text(x.scope?.type)}: ${text(x.scope?.value)}`),
-      h('td', {}, text(x.action)),
-      h('td', {}, `${Math.max(0, Math.round((x.expiresAt - now) / 1000))} s`),
-      h('td', {}, text(x.reason)),
-      h(
-        'td',
-        {},
-        canAct() ? h('button', { type: 'button', class: 'lift', onclick: act('lift', x.id) }, 'Lift') : '',
-      ),
-    ),
-  );
   const pending = (d.pending ?? []).map((x) =>
     h(
       'tr',
       {},
-      h('td', {}, text(x.id)),
-      h('td', {}, `${text(x.scope?.type)}: ${text(x.scope?.value)}`),
-      h('td', {}, text(x.reason)),
+      h('td', {}, h('code', { title: text(x.id) }, shortId(x.id))),
       h(
         'td',
         {},
-        canAct()
-          ? h('button', { type: 'button', class: 'approve', onclick: act('approve', x.id) }, 'Approve')
-          : '',
+        h('span', { class: 'kind' }, `${text(x.scope?.type)} `),
+        h('code', {}, text(x.scope?.value)),
+      ),
+      h('td', { class: 'reason' }, text(x.reason)),
+      h(
+        'td',
+        {},
+        canAct() ? h('button', { type: 'button', class: 'approve', onclick: approve(x) }, 'Approve') : null,
       ),
     ),
   );
   const agents = (d.agents ?? []).map((a) =>
     h(
       'tr',
-      {},
-      h('td', {}, text(a.identity)),
-      h('td', {}, text(a.revision)),
-      h('td', {}, text(a.behind)),
-      h('td', {}, a.lagMs === undefined || a.lagMs === null ? '' : `${text(a.lagMs)} ms`),
+      { 'data-agent': text(a.identity) },
+      h('td', {}, identityLink(a.identity)),
+      h(
+        'td',
+        { class: 'num ack-revision' },
+        a.revision === null || a.revision === undefined ? '—' : text(a.revision),
+      ),
+      h('td', { class: 'agent-state' }, agentState(a)),
+      h('td', { class: 'nowrap' }, a.ackedAt ? when(a.ackedAt) : 'never'),
+      h('td', {}, a.connected > 0 ? 'online' : h('span', { class: 'muted' }, 'offline')),
     ),
   );
+  return [
+    h('h3', {}, `Active${shown(d.active, d.activeTotal)}`),
+    table(
+      ['Id', 'Scope', 'Action', 'Expires', 'Reason', 'Applied by', ''],
+      decisionRows(d.active ?? [], lift),
+      'Active decisions',
+      'No active decision: quarantines appear here when a playbook or an analyst makes one.',
+    ),
+    h('h3', {}, `Waiting for approval${shown(d.pending, d.pendingTotal)}`),
+    table(
+      ['Id', 'Scope', 'Reason', ''],
+      pending,
+      'Pending decisions',
+      'Nothing waits for approval (decisions held by the blast-radius cap appear here).',
+    ),
+    h('h3', {}, `Agents${shown(d.agents, d.agentsTotal)}`),
+    table(
+      ['Agent', 'Acknowledged revision', 'State', 'Last acknowledgement', 'Stream'],
+      agents,
+      'Agent acknowledgements',
+      'No agent has followed the decision stream yet.',
+    ),
+  ];
+}
+
+async function refreshDecisions() {
+  const box = document.getElementById('decision-tables');
+  if (!box) return;
+  const d = await api('/api/decisions');
+  document.getElementById('revision').textContent = text(d.revision);
+  box.replaceChildren(...decisionTables(d).flat());
+}
+
+async function renderDecisions() {
+  const d = await api('/api/decisions');
   const type = h(
     'select',
     { id: 'q-type' },
     ['identity', 'serial', 'spki', 'ip', 'cidr', 'node'].map((t) => h('option', { value: t }, t)),
   );
-  const value = h('input', { id: 'q-value', required: true });
-  const reason = h('input', { id: 'q-reason', required: true, value: 'manual quarantine' });
+  const value = h('input', { id: 'q-value', required: true, placeholder: 'spiffe://…, serial, address…' });
   const form = h(
     'form',
-    { class: 'panel', 'aria-label': 'Manual quarantine' },
+    { class: 'panel filters', 'aria-label': 'Manual quarantine' },
     h('label', { for: 'q-type' }, 'Scope', type),
     h('label', { for: 'q-value' }, 'Value', value),
-    h('label', { for: 'q-reason' }, 'Reason', reason),
-    h('button', { type: 'submit', class: 'danger', id: 'q-submit' }, 'Quarantine'),
+    h('button', { type: 'submit', class: 'danger', id: 'q-submit' }, 'Quarantine…'),
   );
-  form.addEventListener('submit', (e) => {
+  form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    void quarantine({ type: type.value, value: value.value }, reason.value);
+    if (await quarantineFlow([{ type: type.value, value: value.value.trim() }])) {
+      value.value = '';
+      await refreshDecisions();
+    }
   });
-  $main.replaceChildren(
-    h('h2', {}, `Decisions (revision ${text(d.revision)})`),
+  show(
+    h('h2', {}, 'Decisions — revision ', h('span', { id: 'revision' }, text(d.revision))),
     canAct() ? form : null,
-    h('h3', {}, `Active${shown(d.active, d.activeTotal)}`),
-    table(['Id', 'Scope', 'Action', 'TTL left', 'Reason', ''], active, 'Active decisions'),
-    h('h3', {}, `Waiting for approval${shown(d.pending, d.pendingTotal)}`),
-    table(['Id', 'Scope', 'Reason', ''], pending, 'Pending decisions'),
-    h('h3', {}, `Agents${shown(d.agents, d.agentsTotal)}`),
-    table(['Agent', 'Acknowledged revision', 'Revisions behind', 'Lag'], agents, 'Agent acknowledgements'),
+    h('div', { id: 'decision-tables' }, decisionTables(d)),
   );
+  // The stream says when the revision or an acknowledgement changes: redraw the tables.
+  onState = () => void refreshDecisions().catch(() => undefined);
 }
 
-// ---------- graph and charts ----------
+// ---------- graph ----------
+const STATUS_LEGEND = [
+  ['healthy', 'healthy'],
+  ['quarantined', 'quarantined'],
+  ['revoked', 'revoked'],
+  ['refused', 'address refused (no identity)'],
+  ['unknown', 'not in the inventory'],
+];
+
 async function renderGraph() {
   const g = await api('/api/graph');
   const nodes = g.nodes ?? [];
   const W = 900;
-  const H = 600;
+  const H = 560;
   const pos = new Map(
     nodes.map((n, i) => [
       n.id,
       [
-        W / 2 + (W / 2.4) * Math.cos((2 * Math.PI * i) / Math.max(1, nodes.length)),
-        H / 2 + (H / 2.4) * Math.sin((2 * Math.PI * i) / Math.max(1, nodes.length)),
+        W / 2 + (W / 2.6) * Math.cos((2 * Math.PI * i) / Math.max(1, nodes.length)),
+        H / 2 + (H / 2.5) * Math.sin((2 * Math.PI * i) / Math.max(1, nodes.length)),
       ],
     ]),
   );
@@ -440,75 +1039,200 @@ async function renderGraph() {
     viewBox: `0 0 ${W} ${H}`,
     width: '100%',
     role: 'img',
+    class: 'graph',
     'aria-label': `Mesh graph of ${nodes.length} entities`,
   });
   for (const e of g.edges ?? []) {
     const a = pos.get(e.from);
     const b = pos.get(e.to);
-    if (a && b) view.append(svg('line', { class: 'edge', x1: a[0], y1: a[1], x2: b[0], y2: b[1] }));
+    if (!a || !b) continue;
+    const line = svg('line', {
+      class: e.denied > 0 ? 'edge denied' : 'edge',
+      x1: a[0],
+      y1: a[1],
+      x2: b[0],
+      y2: b[1],
+    });
+    line.append(
+      svg(
+        'title',
+        {},
+        `${e.from} → ${e.to}: ${e.count} connection${e.count === 1 ? '' : 's'}${e.denied ? `, ${e.denied} refused` : ''}`,
+      ),
+    );
+    view.append(line);
   }
   for (const n of nodes) {
     const [x, y] = pos.get(n.id);
-    const c = svg('circle', {
-      class: `node ${n.status === 'quarantined' ? 'quarantined' : ''}`,
-      cx: x,
-      cy: y,
-      r: 7,
+    const link = svg('a', {
+      href: entityHref(n.id),
+      class: `node-link status-${text(n.status)}`,
+      'data-node': n.id,
     });
-    c.append(svg('title', {}, `${n.id} (${n.status})`));
-    view.append(c, svg('text', { x: x + 9, y: y + 3 }, text(n.id).replace(/^spiffe:\/\/[^/]+\//, '')));
+    const shape =
+      n.kind === 'address'
+        ? svg('rect', {
+            class: 'node',
+            x: x - 7,
+            y: y - 7,
+            width: 14,
+            height: 14,
+            transform: `rotate(45 ${x} ${y})`,
+          })
+        : svg('circle', { class: 'node', cx: x, cy: y, r: 8 });
+    link.append(shape, svg('title', {}, `${n.id} (${n.status})`));
+    const label = text(n.id).replace(/^spiffe:\/\/[^/]+\//, '');
+    const left = x < W / 2;
+    link.append(
+      svg('text', { x: left ? x - 12 : x + 12, y: y + 4, 'text-anchor': left ? 'end' : 'start' }, label),
+    );
+    view.append(link);
   }
-  const list = nodes.map((n) =>
-    h('li', { class: text(n.status) }, entityLink(text(n.id)), ` — ${text(n.status)}`),
+  const legend = h(
+    'ul',
+    { class: 'legend', 'aria-label': 'Legend' },
+    STATUS_LEGEND.map(([s, label]) => h('li', {}, h('span', { class: `swatch status-${s}` }), label)),
+    h('li', {}, h('span', { class: 'swatch-line' }), 'connections'),
+    h('li', {}, h('span', { class: 'swatch-line denied' }), 'refused or denied'),
   );
-  $main.replaceChildren(h('h2', {}, 'Who talks to whom'), view, h('h3', {}, 'Entities'), h('ul', {}, list));
+  const list = nodes.map((n) =>
+    h('li', {}, entityLink(n.id, n.kind === 'address' ? n.id : undefined), ' ', statusBadge(n.status)),
+  );
+  show(
+    h('h2', {}, 'Who talks to whom (last hour)'),
+    nodes.length
+      ? [legend, view]
+      : h(
+          'p',
+          { class: 'muted empty-state' },
+          'No connections reported in the last hour: the agents report each connection they accept, deny or refuse.',
+        ),
+    h('h3', {}, 'Entities'),
+    h('ul', { class: 'entity-list' }, list),
+  );
 }
 
-function bars(series, label) {
+// ---------- charts ----------
+/** A bar chart with a labelled value axis, time axis and each value on hover. */
+function bars(series, label, unit) {
   const W = 900;
-  const H = 160;
+  const H = 140;
+  const L = 56; // left margin for the value axis
+  const B = 28; // bottom margin for the time axis
   const max = Math.max(1, ...series.map((s) => s[1]));
-  const w = W / Math.max(1, series.length);
-  const view = svg('svg', { viewBox: `0 0 ${W} ${H + 20}`, width: '100%', role: 'img', 'aria-label': label });
-  series.forEach(([t, v], i) => {
-    const bh = (v / max) * H;
-    const r = svg('rect', { class: 'bar', x: i * w + 1, y: H - bh, width: Math.max(1, w - 2), height: bh });
-    r.append(svg('title', {}, `${fmtTime(t)}: ${v}`));
-    view.append(r);
+  const nice = niceMax(max);
+  const w = (W - L) / Math.max(1, series.length);
+  const view = svg('svg', {
+    viewBox: `0 0 ${W} ${H + B}`,
+    width: '100%',
+    role: 'img',
+    'aria-label': label,
   });
-  return view;
+  // Counts get whole-number ticks.
+  const integral = series.every(([, v]) => Number.isInteger(v));
+  const ticks = integral ? Math.min(4, nice) : 4;
+  for (let i = 0; i <= ticks; i++) {
+    const v = (nice * i) / ticks;
+    const y = H - (v / nice) * (H - 10);
+    view.append(svg('line', { class: 'grid', x1: L, x2: W, y1: y, y2: y }));
+    view.append(svg('text', { class: 'axis', x: L - 6, y: y + 4, 'text-anchor': 'end' }, fmtNum(v)));
+  }
+  series.forEach(([t, v], i) => {
+    const bh = (v / nice) * (H - 10);
+    const r = svg('rect', {
+      class: 'bar',
+      x: L + i * w + 1,
+      y: H - bh,
+      width: Math.max(1, w - 2),
+      height: Math.max(bh, v > 0 ? 1 : 0),
+    });
+    r.append(svg('title', {}, `${exact(t)}: ${fmtNum(v)} ${unit}`));
+    view.append(r);
+    if (i % 10 === 0 || i === series.length - 1) {
+      const d = new Date(t);
+      view.append(
+        svg(
+          'text',
+          {
+            class: 'axis',
+            x: L + i * w + w / 2,
+            y: H + 18,
+            'text-anchor': i === series.length - 1 ? 'end' : 'middle',
+          },
+          `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}:${String(d.getSeconds()).padStart(2, '0')}`,
+        ),
+      );
+    }
+  });
+  return h(
+    'figure',
+    { class: 'chart' },
+    h(
+      'figcaption',
+      { class: 'muted' },
+      `${unit} (vertical) by local time (horizontal); hover a bar for its value`,
+    ),
+    view,
+  );
+}
+const fmtNum = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+function niceMax(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 4, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
 }
 
 async function renderCharts() {
   const c = await api('/api/charts');
+  const total = (s) => s.reduce((n, [, v]) => n + v, 0);
   const byRule = (c.alertsByRule ?? []).map((r) => [
-    h('h4', {}, text(r.rule)),
-    bars(r.buckets ?? [], `alerts of ${text(r.rule)} over time`),
+    h(
+      'h4',
+      {},
+      `${text(r.title)} `,
+      h('span', { class: 'rule-id' }, text(r.rule)),
+      ` — ${total(r.buckets ?? [])} in 10 min`,
+    ),
+    bars(r.buckets ?? [], `alerts of ${text(r.rule)} per 10 s`, 'alerts per 10 s'),
   ]);
-  $main.replaceChildren(
-    h('h2', {}, 'Events per second'),
-    bars(c.eventsPerSecond ?? [], 'events per second'),
-    h('h2', {}, 'Alerts by rule'),
-    ...byRule.flat(),
+  show(
+    h('h2', {}, 'Events per second (last 10 minutes)'),
+    bars(c.eventsPerSecond ?? [], 'events per second', 'events/s'),
+    h('h2', {}, 'Alerts by rule (last 10 minutes)'),
+    byRule.length
+      ? byRule
+      : h(
+          'p',
+          { class: 'muted empty-state' },
+          'No alerts in the last 10 minutes: each rule that raises one gets a chart here.',
+        ),
   );
 }
 
 // ---------- routing ----------
 const ROUTES = {
   alerts: renderAlerts,
+  alert: renderAlert,
   inventory: renderInventory,
   entity: renderEntity,
   decisions: renderDecisions,
   graph: renderGraph,
   charts: renderCharts,
 };
+const NAV_OF = { alert: 'alerts', entity: 'inventory' };
 
 async function route() {
   if (!me) return renderLogin();
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
   const name = ROUTES[path] ? path : 'alerts';
-  for (const a of $nav.querySelectorAll('a'))
-    a.classList.toggle('active', a.getAttribute('href') === `#/${name}`);
+  onState = null;
+  onAlert = null;
+  for (const a of $nav.querySelectorAll('a')) {
+    const on = a.getAttribute('href') === `#/${NAV_OF[name] ?? name}`;
+    a.classList.toggle('active', on);
+    if (on) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   try {
     await ROUTES[name](new URLSearchParams(query ?? ''));
     $main.focus();
@@ -517,8 +1241,34 @@ async function route() {
       me = null;
       return renderLogin('Your session ended; log in again.');
     }
-    $main.replaceChildren(h('p', { class: 'error', role: 'alert' }, err.message));
+    show(h('p', { class: 'error', role: 'alert' }, err.message));
   }
+}
+
+function startFeed() {
+  if (feed) feed.close();
+  feed = new EventSource('/api/alerts/stream');
+  feed.addEventListener('alert', (ev) => {
+    let a;
+    try {
+      a = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    liveAlerts.unshift(a);
+    if (liveAlerts.length > 200) liveAlerts.pop();
+    onAlert?.(a);
+    say(`alert: ${text(a.title)} (${text(a.severity)}) on ${text(a.entity)}`);
+  });
+  feed.addEventListener('state', (ev) => {
+    try {
+      liveState = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    onState?.(liveState);
+  });
+  feed.onerror = () => say('live feed reconnecting…');
 }
 
 function start() {

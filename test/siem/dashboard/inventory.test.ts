@@ -40,12 +40,15 @@ function seeded(): Inventory {
   return inv;
 }
 
+const identityScope = (value: string) => ({ type: 'identity', value });
 const ids = (r: { items: { [k: string]: unknown }[] }): unknown[] => r.items.map((x) => x['identity']);
 
 describe('inventory filters', () => {
   const inv = seeded();
   // Exact identities, a node pattern, and identities that are not in the inventory at all.
-  const qs = quarantineSet([dev(5), dev(20), dev(21), dev(250), `${TD}/node/*`, `${TD}/device/unknown`]);
+  const qs = quarantineSet(
+    [dev(5), dev(20), dev(21), dev(250), `${TD}/node/*`, `${TD}/device/unknown`].map(identityScope),
+  );
   const page = (q: Partial<InventoryQuery>) => inv.query({ limit: 50, offset: 0, ...q }, qs);
 
   it('counts and pages each status in SQL, agreeing with every row’s status', () => {
@@ -92,23 +95,81 @@ describe('inventory filters', () => {
   });
 });
 
+describe('status from every decision scope', () => {
+  // d100 by its serial, d101 by its key, d102 by its address, d103 and d104 by a range holding
+  // theirs; d105 connected once from the range but was refused (a claim, not its address).
+  const inv = seeded();
+  const spki = 'ab'.repeat(32);
+  inv.apply([
+    {
+      '@timestamp': 4000,
+      'event.action': 'renewal.success',
+      'source.identity': dev(101),
+      'tls.client.x509.serial_number': 'fff101',
+      'tls.client.x509.spki_sha256': spki,
+      ...CA,
+    },
+    ...[
+      [102, '192.0.2.7', 'connection.accepted'],
+      [103, '198.51.100.3', 'connection.accepted'],
+      [104, '198.51.100.200', 'connection.accepted'],
+      [105, '198.51.100.9', 'handshake.failure'],
+    ].map(([i, ip, action]) => ({
+      '@timestamp': 4001,
+      'event.action': action as string,
+      'source.identity': dev(i as number),
+      'source.ip': ip as string,
+      'observer.identity': node(1),
+      'observer.type': 'node',
+    })),
+  ]);
+  const qs = quarantineSet([
+    { type: 'serial', value: (0x1000 + 100).toString(16) },
+    { type: 'spki', value: spki },
+    { type: 'ip', value: '192.0.2.7' },
+    { type: 'cidr', value: '198.51.100.0/24' },
+  ]);
+  const expected = [dev(100), dev(101), dev(102), dev(103), dev(104)];
+
+  it('marks each covered row quarantined, by whichever scope covers it', () => {
+    for (const id of expected) expect(inv.get(id, qs)?.['status'], id).toBe('quarantined');
+    expect(inv.get(dev(105), qs)?.['status']).toBe('healthy');
+    expect(inv.get(dev(102), qs)?.['ip']).toBe('192.0.2.7');
+    expect(inv.get(dev(105), qs)?.['ip']).toBeNull();
+  });
+
+  it('filters and counts the same rows in SQL', () => {
+    const q = inv.query({ status: 'quarantined', limit: 50, offset: 0 }, qs);
+    expect(ids(q)).toEqual(expected);
+    const healthy = inv.query({ status: 'healthy', limit: 500, offset: 0 }, qs);
+    expect(healthy.total).toBe(296 - expected.length);
+    expect(ids(healthy)).not.toContain(dev(103));
+    expect(ids(healthy)).toContain(dev(105));
+  });
+
+  it('finds the row of a serial', () => {
+    expect(inv.bySerial('fff101', qs)?.['identity']).toBe(dev(101));
+    expect(inv.bySerial('0', qs)).toBeUndefined();
+  });
+});
+
 describe('quarantine sets', () => {
   it('match exact identities and whole-segment wildcards only', () => {
-    const qs = quarantineSet([dev(1), `${TD}/node/*`, `${TD}/site/**`, `${TD}/node/*`]);
+    const qs = quarantineSet([dev(1), `${TD}/node/*`, `${TD}/site/**`, `${TD}/node/*`].map(identityScope));
     expect(qs.patterns).toEqual([`${TD}/node/*`, `${TD}/site/**`]);
-    expect(qs.has(dev(1))).toBe(true);
-    expect(qs.has(dev(2))).toBe(false);
-    expect(qs.has(node(7))).toBe(true);
-    expect(qs.has(`${TD}/node/n7/extra`)).toBe(false);
-    expect(qs.has(`${TD}/nodes/n7`)).toBe(false);
-    expect(qs.has(`${TD}/site/a/b/c`)).toBe(true);
+    expect(qs.has({ identity: dev(1) })).toBe(true);
+    expect(qs.has({ identity: dev(2) })).toBe(false);
+    expect(qs.has({ identity: node(7) })).toBe(true);
+    expect(qs.has({ identity: `${TD}/node/n7/extra` })).toBe(false);
+    expect(qs.has({ identity: `${TD}/nodes/n7` })).toBe(false);
+    expect(qs.has({ identity: `${TD}/site/a/b/c` })).toBe(true);
     // A '*' inside a segment is not a wildcard (identities cannot hold one, but it must not widen).
-    expect(quarantineSet([`${TD}/device/d*`]).has(dev(1))).toBe(false);
+    expect(quarantineSet([identityScope(`${TD}/device/d*`)]).has({ identity: dev(1) })).toBe(false);
   });
 
   it('a wildcard over the trust domain finds rows of the inventory by prefix', () => {
     const inv = seeded();
-    const qs = quarantineSet(['spiffe://*/node/*']);
+    const qs = quarantineSet([identityScope('spiffe://*/node/*')]);
     expect(inv.query({ status: 'quarantined', limit: 50, offset: 0 }, qs).total).toBe(5);
   });
 });

@@ -98,7 +98,7 @@ describe('inventory projection', () => {
         'observer.type': 'node',
       },
     ]);
-    const quarantined = quarantineSet([`${TD}/node/n1`]);
+    const quarantined = quarantineSet([{ type: 'identity', value: `${TD}/node/n1` }]);
     const n1 = inv.get(`${TD}/node/n1`, quarantined);
     expect(n1).toMatchObject({
       method: 'tpm',

@@ -142,12 +142,12 @@ describe('dashboard API', () => {
   });
 
   it('pages alerts with before, beyond the newest 10,000 too', () => {
-    const page1 = s.api.alerts(100);
+    const page1 = s.api.alerts({ limit: 100 });
     expect(page1).toHaveLength(100);
     const last = page1[99] as { time: number };
-    const page2 = s.api.alerts(100, last.time);
+    const page2 = s.api.alerts({ limit: 100, before: last.time });
     expect((page2[0] as { time: number }).time).toBeLessThan(last.time);
-    const oldest = s.api.alerts(10, s.now() - 1000) as { id: string }[];
+    const oldest = s.api.alerts({ limit: 10, before: s.now() - 1000 }) as { id: string }[];
     expect(oldest.map((a) => a.id)).toContain('mine');
   });
 
@@ -183,5 +183,96 @@ describe('dashboard API', () => {
       },
     ]);
     expect(edges().map((e) => `${e.from}>${e.to}`)).toEqual([`${dev(4)}>${dev(5)}`]);
+  });
+});
+
+describe('dashboard API views', () => {
+  const s = setup();
+  afterAll(() => s.close());
+  const node1 = `spiffe://${TD}/node/n1`;
+
+  it('names each alert’s severity and entity, preferring identities, then serials, keys, addresses', () => {
+    const t = s.now();
+    s.store.insertAlerts([
+      alertOf('by-ip', t, { 'source.ip': '192.0.2.9' }),
+      alertOf('by-serial', t + 1, { 'tls.client.x509.serial_number': 'abc' }),
+      alertOf('by-id', t + 2, { 'source.ip': '192.0.2.9', 'source.identity': dev(1) }),
+      alertOf(
+        'by-trigger',
+        t + 3,
+        {},
+        { trigger: { '@timestamp': t, 'event.action': 'x', 'source.ip': '192.0.2.10' } },
+      ),
+    ]);
+    const views = s.api.alerts({ limit: 10 });
+    const of = (id: string) => views.find((v) => v['id'] === id);
+    expect(of('by-ip')).toMatchObject({ severity: 'high', entity: '192.0.2.9', entityKind: 'ip' });
+    expect(of('by-serial')).toMatchObject({ entity: 'abc', entityKind: 'serial', entityIdentity: null });
+    expect(of('by-id')).toMatchObject({ entity: dev(1), entityKind: 'identity', entityIdentity: dev(1) });
+    expect(of('by-trigger')).toMatchObject({ entity: '192.0.2.10', entityKind: 'ip' });
+    expect(s.api.alerts({ limit: 10, severity: ['critical'] })).toEqual([]);
+    expect(s.api.alert('by-serial', t + 1)).toMatchObject({ id: 'by-serial', evidence: [], decisions: [] });
+    expect(() => s.api.alert('by-serial', t)).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
+  });
+
+  it('previews the live connections a scope covers, from the nodes’ own reports', () => {
+    const conn = (port: number, action: string) => ({
+      '@timestamp': s.now(),
+      'event.action': action,
+      'source.identity': dev(2),
+      'source.ip': '192.0.2.2',
+      'source.port': port,
+      'destination.identity': node1,
+      'tls.client.x509.serial_number': 'beef',
+      'network.direction': 'inbound',
+      'observer.identity': node1,
+      'observer.type': 'node',
+    });
+    s.feed([conn(1001, 'connection.accepted'), conn(1002, 'connection.accepted')]);
+    s.feed([conn(1001, 'connection.closed')]);
+    // A device's own word about a connection does not count.
+    s.feed([
+      { ...conn(1003, 'connection.accepted'), 'observer.identity': dev(2), 'observer.type': 'device' },
+    ]);
+    for (const scope of [
+      { type: 'identity', value: dev(2) },
+      { type: 'serial', value: 'beef' },
+      { type: 'cidr', value: '192.0.2.0/24' },
+    ])
+      expect(s.api.preview(scope), scope.type).toMatchObject({
+        liveConnections: 1,
+        onAgents: [{ identity: node1, connections: 1 }],
+      });
+    expect(s.api.preview({ type: 'identity', value: dev(3) })['liveConnections']).toBe(0);
+  });
+
+  it('says which agents applied a decision and when; a revision just published is being applied', async () => {
+    const d = await s.api.quarantine('ana', manual(dev(4)));
+    const revision = Number(d['revision']);
+    s.hub.ledger.connect(node1, s.now());
+    await s.hub.settled();
+    const before = (s.api.decisions()['agents'] as { identity: string; state: string }[]).find(
+      (a) => a.identity === node1,
+    );
+    expect(before?.state).toBe('applying');
+    s.advance(5000);
+    expect(
+      (s.api.decisions()['agents'] as { identity: string; state: string }[]).find((a) => a.identity === node1)
+        ?.state,
+    ).toBe('behind');
+    s.hub.ledger.ack(node1, revision, s.now());
+    expect(s.hub.ledger.appliedAt(node1, revision)).toBe(s.now());
+    expect(s.hub.ledger.appliedAt(node1, revision + 1)).toBeNull();
+    const active = s.api.decisions()['active'] as { id: string; appliedBy: number }[];
+    expect(active.find((x) => x.id === d['id'])?.appliedBy).toBe(1);
+  });
+
+  it('answers an entity page for any text: an address, a serial, or nothing known', () => {
+    expect(s.api.entity('192.0.2.2', 10)).toMatchObject({ type: 'ip', status: 'healthy' });
+    expect(s.api.entity('not a thing', 10)).toMatchObject({
+      status: 'healthy',
+      events: [],
+      certificates: [],
+    });
   });
 });
