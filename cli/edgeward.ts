@@ -5,8 +5,7 @@
 // exit 2 for usage errors and 1 for refusals. Subcommands load lazily, each a part's command
 // module (its cli.ts), so that `edgeward enroll` on a small device loads neither the CA nor the SIEM.
 import cluster from 'node:cluster';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { edgewardVersion } from '../common/version.js';
 import { EdgewardError } from '../common/errors.js';
 import {
   checkOptions,
@@ -83,20 +82,6 @@ function groupHelp(path: string): string {
   return `${head}\n\ncommands:\n${list}\n${tail}`;
 }
 
-/** package.json's version: found from the source tree or from dist/ (both under the repo root). */
-export function version(): string {
-  let dir = import.meta.dirname;
-  for (let i = 0; i < 4; i++) {
-    const f = join(dir, 'package.json');
-    if (existsSync(f)) {
-      const p = JSON.parse(readFileSync(f, 'utf8')) as { name?: string; version?: string };
-      if (p.name === 'edgeward' && typeof p.version === 'string') return p.version;
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
-
 function describeFailure(err: unknown): { text: string; code: number } {
   if (err instanceof UsageError) return { text: err.message, code: 2 };
   if (err instanceof EdgewardError) return { text: `${err.code}: ${err.message}`, code: 1 };
@@ -111,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
   const out = (s: string): void => void process.stdout.write(s + '\n');
   const err = (s: string): void => void process.stderr.write(s + '\n');
   if (argv[0] === '--version' || argv[0] === '-V') {
-    out(`edgeward ${version()}`);
+    out(`edgeward ${edgewardVersion()}`);
     return 0;
   }
   let path = '';
