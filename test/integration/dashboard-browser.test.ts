@@ -8,7 +8,8 @@
 // `edgeward agent` process cuts the device's live mTLS connection and the page shows the new
 // revision and the agent's acknowledgement without a reload; a viewer who sees no action and no
 // `null`; reads audited in the read audit log, not stored as events. Screenshots of every page go
-// to docs/img/ (docs/dashboard.md shows them).
+// to test-artifacts/screenshots/, or to docs/img/ (docs/dashboard.md shows them) with
+// EDGEWARD_DOC_SCREENSHOTS=1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -45,7 +46,10 @@ import {
 
 const TD = 'factory.example';
 const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'img');
+const SHOTS =
+  process.env['EDGEWARD_DOC_SCREENSHOTS'] === '1'
+    ? join(import.meta.dirname, '..', '..', 'docs', 'img')
+    : join(import.meta.dirname, '..', '..', 'test-artifacts', 'screenshots');
 const XSS_REASON = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">';
 const XSS_AGENT = '"><svg onload="window.__xss = 3">';
 const DEVICE = `spiffe://${TD}/device/evil-1`;
