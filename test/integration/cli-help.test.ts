@@ -135,7 +135,10 @@ describe('version and error style', () => {
     expect(refused.stderr).toMatch(/^edgeward ca token: ERR_CA_NOT_INITIALISED: /);
     const agent = edgeward(['agent', '--config', join(dir, 'missing.yaml')]);
     expect(agent.status).toBe(2);
-    expect(agent.stderr).toMatch(/^edgeward agent: ERR_AGENT_CONFIG_READ: /);
+    // Off a terminal a service's start failure is a log line (docs/logging.md): JSON, level fatal.
+    const fatal = JSON.parse(agent.stderr.trim()) as Record<string, unknown>;
+    expect(fatal).toMatchObject({ level: 60, name: 'agent', code: 'ERR_AGENT_CONFIG_READ' });
+    expect(fatal['msg']).toMatch(/^ERR_AGENT_CONFIG_READ: .*missing\.yaml/);
     const puf = edgeward(['puf', 'provision', '--id', 'x', '--puf', 'sim:1']);
     expect(puf.status).toBe(2);
     expect(puf.stderr).toMatch(/^edgeward puf provision: missing --out/);

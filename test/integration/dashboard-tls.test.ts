@@ -170,7 +170,7 @@ describe('siem serve --dashboard-cert/--dashboard-key', () => {
       code: string,
     ): void => {
       expect(r.status, r.stderr).toBe(1);
-      expect(r.stderr).toContain(`edgeward siem: ${code}: `);
+      expect(r.stderr).toContain(`edgeward siem serve: ${code}: `);
       expect(r.stderr).not.toMatch(/\n\s+at /); // a coded refusal, not a crash's stack trace
       expect(r.stdout).not.toMatch(/listening on/);
     };
