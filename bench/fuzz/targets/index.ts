@@ -1,0 +1,15 @@
+// Every fuzz target by name, in the order the smoke test and `npm run fuzz` run them.
+import type { FuzzTarget } from '../engine.js';
+import { pcrSelection, quote, tpm2bPublic, tpmsAttest, tpmtSignature } from './tpm.js';
+
+export const TARGETS: readonly FuzzTarget<never>[] = [
+  tpm2bPublic,
+  tpmsAttest,
+  tpmtSignature,
+  pcrSelection,
+  quote,
+] as unknown as FuzzTarget<never>[];
+
+export function targetByName(name: string): FuzzTarget<never> | undefined {
+  return TARGETS.find((t) => t.name === name);
+}
