@@ -1,8 +1,19 @@
 // What the fuzzers found, one test each, named after what it guards. Each input is also a sample
 // of its target's corpus (test/fuzz/corpus/<target>/finding-*), so every run replays it.
 import { describe, expect, it } from 'vitest';
+import { parseVerifiedCrl } from '../../client/index.js';
 import { oid, parseDer, readOid } from '../../common/der.js';
+import { EdgewardError } from '../../common/errors.js';
 import { repoFile } from '../../bench/fuzz/corpus.js';
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (err) {
+    return err instanceof EdgewardError ? err.code : String(err);
+  }
+}
 
 describe('DER writer', () => {
   it('encodes an OID whose first two arcs make 128 or more in base 128, as the reader reads it', () => {
@@ -11,5 +22,42 @@ describe('DER writer', () => {
     expect(oid('2.48')).toEqual(found);
     expect(oid('2.999').toString('hex')).toBe('06028837');
     expect(readOid(parseDer(oid('2.999.1')))).toBe('2.999.1');
+  });
+});
+
+describe("agent's CRL reader", () => {
+  const issuer = repoFile('test', 'fuzz', 'corpus', 'crl', '_issuer.pem').toString('utf8');
+
+  it('refuses a CRL whose signature BIT STRING claims unused bits (ERR_AGENT_CRL_MALFORMED)', async () => {
+    const good = repoFile('test', 'fuzz', 'corpus', 'crl', 'crl-openssl-2.der');
+    const found = repoFile('test', 'fuzz', 'corpus', 'crl', 'finding-signature-unused-bits.der');
+    // The same CRL but for the unused-bits count of its signature (0 -> 4).
+    expect(found.length).toBe(good.length);
+    expect([...found].filter((b, i) => b !== good[i])).toHaveLength(1);
+    await expect(parseVerifiedCrl(good, [issuer])).resolves.toMatchObject({
+      issuer: 'CN=fuzz test intermediate',
+    });
+    expect(await codeOf(parseVerifiedCrl(found, [issuer]))).toBe('ERR_AGENT_CRL_MALFORMED');
+  });
+
+  it('refuses a CRL whose ECDSA signature is not a DER SEQUENCE of INTEGERs (ERR_AGENT_CRL_MALFORMED)', async () => {
+    const good = repoFile('test', 'fuzz', 'corpus', 'crl', 'crl-openssl-empty.der');
+    const found = repoFile('test', 'fuzz', 'corpus', 'crl', 'finding-ecdsa-signature-tag.der');
+    // The signature's SEQUENCE tag 0x30 made 0xb0: the X.509 library still verified it.
+    expect([...found].filter((b, i) => b !== good[i])).toEqual([0xb0]);
+    await expect(parseVerifiedCrl(good, [issuer])).resolves.toMatchObject({ serials: new Set() });
+    expect(await codeOf(parseVerifiedCrl(found, [issuer]))).toBe('ERR_AGENT_CRL_MALFORMED');
+  });
+
+  it("still verifies every real CRL of the corpus (openssl and the CA's own writer)", async () => {
+    for (const name of [
+      'crl-openssl-2.der',
+      'crl-openssl-empty.der',
+      'crl-edgeward-3.der',
+      'crl-edgeward-empty.der',
+    ]) {
+      const crl = await parseVerifiedCrl(repoFile('test', 'fuzz', 'corpus', 'crl', name), [issuer]);
+      expect(crl.issuer).toBe('CN=fuzz test intermediate');
+    }
   });
 });
