@@ -2,9 +2,19 @@
 // of its target's corpus (test/fuzz/corpus/<target>/finding-*), so every run replays it.
 import { describe, expect, it } from 'vitest';
 import { parseVerifiedCrl } from '../../client/index.js';
-import { oid, parseDer, readOid } from '../../common/der.js';
+import { parseCsr } from '../../common/csr.js';
+import { children, oid, parseDer, readOid, seq, type Tlv } from '../../common/der.js';
 import { EdgewardError } from '../../common/errors.js';
 import { repoFile } from '../../bench/fuzz/corpus.js';
+
+function codeOfSync(f: () => unknown): string | undefined {
+  try {
+    f();
+    return undefined;
+  } catch (err) {
+    return err instanceof EdgewardError ? err.code : String(err);
+  }
+}
 
 async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
   try {
@@ -22,6 +32,37 @@ describe('DER writer', () => {
     expect(oid('2.48')).toEqual(found);
     expect(oid('2.999').toString('hex')).toBe('06028837');
     expect(readOid(parseDer(oid('2.999.1')))).toBe('2.999.1');
+  });
+});
+
+describe('CSR parsing', () => {
+  const policy = { allow: ['ec-p256', 'ec-p384', 'rsa'] as const, rsaMinBits: 2048 };
+  const parse = (b: Buffer) => parseCsr(b, { allow: [...policy.allow], rsaMinBits: policy.rsaMinBits });
+
+  it('refuses a CSR whose signatureAlgorithm is not a SEQUENCE (ERR_CA_CSR_MALFORMED)', () => {
+    const good = repoFile('test', 'fuzz', 'corpus', 'csr', 'csr-p256-uri.der');
+    const found = repoFile('test', 'fuzz', 'corpus', 'csr', 'finding-algorithm-tag.der');
+    // The AlgorithmIdentifier's tag 0x30 made 0x20, outside the signed info.
+    expect([...found].filter((b, i) => b !== good[i])).toEqual([0x20]);
+    expect(parse(good).uri).toBe('spiffe://factory.example/node/a');
+    expect(codeOfSync(() => parse(found))).toBe('ERR_CA_CSR_MALFORMED');
+  });
+
+  it('refuses signatureAlgorithm parameters other than none for ECDSA and NULL for RSA (ERR_CA_CSR_MALFORMED)', () => {
+    const good = repoFile('test', 'fuzz', 'corpus', 'csr', 'csr-p256-uri.der');
+    const [info, alg, sig] = children(parseDer(good, 0x30)) as [Tlv, Tlv, Tlv];
+    const withNull = seq(info.raw, seq(alg.value, Buffer.from([0x05, 0x00])), sig.raw);
+    expect(codeOfSync(() => parse(withNull))).toBe('ERR_CA_CSR_MALFORMED');
+    const rsa = repoFile('test', 'fuzz', 'corpus', 'csr', 'csr-rsa2048-uri.der');
+    const [rInfo, rAlg, rSig] = children(parseDer(rsa, 0x30)) as [Tlv, Tlv, Tlv];
+    expect(parse(rsa).keyKind).toBe('rsa');
+    const noNull = seq(rInfo.raw, seq((children(rAlg)[0] as Tlv).raw), rSig.raw);
+    expect(codeOfSync(() => parse(noNull))).toBe('ERR_CA_CSR_MALFORMED');
+  });
+
+  it('still accepts every real CSR of the corpus (openssl: P-256, P-384, RSA 2048)', () => {
+    for (const name of ['csr-p256-nosan.der', 'csr-p256-uri.der', 'csr-p384-svc.der', 'csr-rsa2048-uri.der'])
+      expect(parse(repoFile('test', 'fuzz', 'corpus', 'csr', name)).spkiDer.length).toBeGreaterThan(0);
   });
 });
 
