@@ -33,6 +33,19 @@ export function loadCorpus(target: string): Buffer[] {
     .map((f) => readFileSync(join(dir, f)));
 }
 
+/**
+ * The samples a signed-input oracle may see accepted: the corpus less the inputs of findings
+ * (`finding-*`), which are kept as samples so that every run replays them.
+ */
+export function validSamples(target: string): Set<string> {
+  const dir = corpusDir(target);
+  return new Set(
+    readdirSync(dir)
+      .filter((f) => !f.endsWith('.md') && !f.startsWith('_') && !f.startsWith('finding-'))
+      .map((f) => readFileSync(join(dir, f)).toString('hex')),
+  );
+}
+
 /** A file of the repository, read once (recorded vectors, default policy files). */
 export function repoFile(...parts: string[]): Buffer {
   return readFileSync(join(repoRoot(), ...parts));

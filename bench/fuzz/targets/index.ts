@@ -1,5 +1,6 @@
 // Every fuzz target by name, in the order the smoke test and `npm run fuzz` run them.
 import type { FuzzTarget } from '../engine.js';
+import { crl, csr, csrText, der, ekChain, pem } from './x509.js';
 import { pcrSelection, quote, tpm2bPublic, tpmsAttest, tpmtSignature } from './tpm.js';
 
 export const TARGETS: readonly FuzzTarget<never>[] = [
@@ -8,6 +9,12 @@ export const TARGETS: readonly FuzzTarget<never>[] = [
   tpmtSignature,
   pcrSelection,
   quote,
+  der,
+  pem,
+  csr,
+  csrText,
+  crl,
+  ekChain,
 ] as unknown as FuzzTarget<never>[];
 
 export function targetByName(name: string): FuzzTarget<never> | undefined {
