@@ -39,7 +39,7 @@ export class BlockCoverage implements Feedback {
   /** `files`: repository paths of the sources (matched against the compiled file's URL). */
   constructor(
     private readonly files: readonly string[],
-    readonly batch = 512,
+    readonly batch = 128,
   ) {
     this.session.connect();
     this.post('Profiler.enable');

@@ -69,8 +69,13 @@ export interface FuzzTarget<R = unknown> {
   seeds(): Promise<Buffer[]> | Buffer[];
   /** Tokens that structure-aware mutation inserts (keywords, punctuation, magic numbers). */
   readonly dictionary?: readonly (string | Buffer)[];
-  /** Inputs generated from scratch (property-based arbitraries), besides mutated seeds. */
+  /**
+   * Inputs generated from samples or from scratch (structure-aware tree mutations, property-based
+   * arbitraries), besides byte-level mutations of the corpus.
+   */
   generate?(rng: Rng): Buffer;
+  /** The share of inputs that `generate` makes (default 0.1). */
+  readonly generateShare?: number;
   /** Parses/verifies one input. Throws to refuse. */
   run(input: Buffer): R | Promise<R>;
   /**
@@ -380,7 +385,7 @@ export async function runTarget<R>(target: FuzzTarget<R>, opts: RunOptions): Pro
   const known = new Set<string>(opts.feedback?.take() ?? []);
   for (let i = seeds.length; i < opts.runs; i++) {
     const input =
-      target.generate && rng.chance(0.1)
+      target.generate && rng.chance(target.generateShare ?? 0.1)
         ? target.generate(rng)
         : mutateInput(target, rng.pick(corpus), rng, corpus, dict, maxBytes);
     await one(input);

@@ -1,6 +1,7 @@
 // Every fuzz target by name, in the order the smoke test and `npm run fuzz` run them.
 import type { FuzzTarget } from '../engine.js';
 import { crl, csr, csrText, der, ekChain, pem } from './x509.js';
+import { batchJson, batchNdjson, proxyV2, sse } from './wire.js';
 import { pcrSelection, quote, tpm2bPublic, tpmsAttest, tpmtSignature } from './tpm.js';
 
 export const TARGETS: readonly FuzzTarget<never>[] = [
@@ -15,6 +16,10 @@ export const TARGETS: readonly FuzzTarget<never>[] = [
   csrText,
   crl,
   ekChain,
+  proxyV2,
+  sse,
+  batchJson,
+  batchNdjson,
 ] as unknown as FuzzTarget<never>[];
 
 export function targetByName(name: string): FuzzTarget<never> | undefined {
