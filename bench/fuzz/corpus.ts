@@ -33,6 +33,16 @@ export function loadCorpus(target: string): Buffer[] {
     .map((f) => readFileSync(join(dir, f)));
 }
 
+/** The samples with their file names. */
+export function loadCorpusFiles(target: string): { name: string; data: Buffer }[] {
+  const dir = corpusDir(target);
+  if (!existsSync(dir)) throw new Error(`fuzz: no corpus folder ${dir}`);
+  return readdirSync(dir)
+    .filter((f) => !f.endsWith('.md') && !f.startsWith('_'))
+    .sort()
+    .map((name) => ({ name, data: readFileSync(join(dir, name)) }));
+}
+
 /**
  * The samples a signed-input oracle may see accepted: the corpus less the inputs of findings
  * (`finding-*`), which are kept as samples so that every run replays them.

@@ -6,6 +6,8 @@ import { parseCsr } from '../../common/csr.js';
 import { children, oid, parseDer, readOid, seq, type Tlv } from '../../common/der.js';
 import { EdgewardError } from '../../common/errors.js';
 import { repoFile } from '../../bench/fuzz/corpus.js';
+import { FUZZ_SESSION_KEY } from '../../bench/fuzz/targets/signed.js';
+import { openSealedSession, sealSession } from '../../ca/index.js';
 
 function codeOfSync(f: () => unknown): string | undefined {
   try {
@@ -100,5 +102,33 @@ describe("agent's CRL reader", () => {
       const crl = await parseVerifiedCrl(repoFile('test', 'fuzz', 'corpus', 'crl', name), [issuer]);
       expect(crl.issuer).toBe('CN=fuzz test intermediate');
     }
+  });
+});
+
+describe('sealed enrollment sessions', () => {
+  it('open only in their one canonical base64url spelling (ERR_CA_SESSION_UNKNOWN otherwise)', () => {
+    const found = repoFile('test', 'fuzz', 'corpus', 'session', 'finding-space-in-token.txt').toString(
+      'latin1',
+    );
+    // A space inside a sealed token: Node's decoder skipped it and the session opened.
+    expect(found).toContain(' ');
+    expect(codeOfSync(() => openSealedSession(FUZZ_SESSION_KEY, found))).toBe('ERR_CA_SESSION_UNKNOWN');
+    expect(openSealedSession(FUZZ_SESSION_KEY, found.replace(' ', '')).identity).toBe(
+      'spiffe://factory.example/device/d1',
+    );
+    const { token } = sealSession(FUZZ_SESSION_KEY, {
+      identity: 'spiffe://factory.example/node/a',
+      method: 'token',
+      state: null,
+      expiresAt: 1,
+      renewalOf: null,
+    });
+    expect(openSealedSession(FUZZ_SESSION_KEY, token).method).toBe('token');
+    for (const changed of [
+      `${token.slice(0, 20)}!${token.slice(20)}`,
+      `${token.slice(0, 20)}\n${token.slice(20)}`,
+      `${token}=`,
+    ])
+      expect(codeOfSync(() => openSealedSession(FUZZ_SESSION_KEY, changed))).toBe('ERR_CA_SESSION_UNKNOWN');
   });
 });
