@@ -3,10 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseVerifiedCrl } from '../../client/index.js';
 import { parseCsr } from '../../common/csr.js';
+import { verifyDecisions } from '../../common/decision-jws.js';
 import { children, oid, parseDer, readOid, seq, type Tlv } from '../../common/der.js';
 import { EdgewardError } from '../../common/errors.js';
 import { repoFile } from '../../bench/fuzz/corpus.js';
-import { FUZZ_SESSION_KEY } from '../../bench/fuzz/targets/signed.js';
+import { FUZZ_SESSION_KEY, fuzzDecisionKey } from '../../bench/fuzz/targets/signed.js';
 import { openSealedSession, sealSession } from '../../ca/index.js';
 
 function codeOfSync(f: () => unknown): string | undefined {
@@ -130,5 +131,28 @@ describe('sealed enrollment sessions', () => {
       `${token}=`,
     ])
       expect(codeOfSync(() => openSealedSession(FUZZ_SESSION_KEY, changed))).toBe('ERR_CA_SESSION_UNKNOWN');
+  });
+});
+
+describe('signed decision documents', () => {
+  it('refuse a signature spelled with other spare bits in its last character (ERR_DECISION_MALFORMED)', async () => {
+    const found = repoFile(
+      'test',
+      'fuzz',
+      'corpus',
+      'decision-jws',
+      'finding-signature-spare-bits.txt',
+    ).toString('latin1');
+    const sig = found.slice(found.lastIndexOf('.') + 1);
+    const canonical = `${found.slice(0, found.lastIndexOf('.') + 1)}${Buffer.from(sig, 'base64url').toString('base64url')}`;
+    expect(canonical).not.toBe(found);
+    const opts = {
+      publicKey: fuzzDecisionKey().publicKey,
+      trustDomain: 'factory.example',
+      lastApplied: null,
+      now: Date.UTC(2026, 11, 7),
+    };
+    await expect(verifyDecisions(canonical, opts)).resolves.toMatchObject({ kind: 'snapshot' });
+    expect(await codeOf(verifyDecisions(found, opts))).toBe('ERR_DECISION_MALFORMED');
   });
 });

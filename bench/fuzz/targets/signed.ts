@@ -1,7 +1,7 @@
 // Signed and sealed inputs: decision documents (compact JWS), sealed enrollment sessions and join
 // tokens. Samples are signed or sealed at start with keys made for the run (the corpus holds the
 // documents, not keys); a verifier may say yes only to a sample exactly as it was made.
-import { generateKeyPairSync, createHash, type KeyObject } from 'node:crypto';
+import { createECDH, createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { CompactSign } from 'jose';
 import { createTokenMethod, hashToken, type MethodContext } from '../../../attestation/index.js';
@@ -26,10 +26,26 @@ const NOW = Date.UTC(2026, 11, 7);
 const LAST_APPLIED = 5;
 
 let siemKey: { privateKey: KeyObject; publicKey: KeyObject } | undefined;
-function decisionKey(): { privateKey: KeyObject; publicKey: KeyObject } {
-  siemKey ??= generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+/** The SIEM key of the fuzz runs: fixed (from a label), so a finding's token can be replayed. */
+export function fuzzDecisionKey(): { privateKey: KeyObject; publicKey: KeyObject } {
+  if (siemKey) return siemKey;
+  const d = createHash('sha256').update('edgeward fuzz decision key').digest();
+  const point = createECDH('prime256v1');
+  point.setPrivateKey(d);
+  const pub = point.getPublicKey();
+  const jwk = {
+    kty: 'EC',
+    crv: 'P-256',
+    x: pub.subarray(1, 33).toString('base64url'),
+    y: pub.subarray(33).toString('base64url'),
+  };
+  siemKey = {
+    privateKey: createPrivateKey({ key: { ...jwk, d: d.toString('base64url') }, format: 'jwk' }),
+    publicKey: createPublicKey({ key: jwk, format: 'jwk' }),
+  };
   return siemKey;
 }
+const decisionKey = fuzzDecisionKey;
 
 /** Signs any payload bytes as the SIEM does (ES256, typ and kid), valid or not as a document. */
 async function signRaw(payload: Buffer, header: Record<string, unknown> = {}): Promise<string> {
@@ -71,10 +87,11 @@ export const decisionJws: FuzzTarget<SignedDecisions> = {
   maxBytes: 64 * 1024,
   async seeds() {
     const out = await Promise.all(loadCorpus('decisions').map((d) => signRaw(d)));
+    const findings = loadCorpusFiles('decision-jws').map((f) => f.data);
     out.push(await signRaw(Buffer.from('{"kind":"snapshot"}'), { typ: 'JWT' }));
     out.push(await signRaw(Buffer.from('[]'), { kid: 'other' }));
     signedSamples = new Set(out);
-    return out.map((s) => Buffer.from(s));
+    return [...out.map((s) => Buffer.from(s)), ...findings];
   },
   run: (input) => verifyDecisions(input.toString('latin1'), verifyOpts()),
   accepted(input) {
