@@ -2,6 +2,7 @@
 import type { FuzzTarget } from '../engine.js';
 import { crl, csr, csrText, der, ekChain, pem } from './x509.js';
 import { batchJson, batchNdjson, proxyV2, sse } from './wire.js';
+import { decisionJws, decisionPayload, joinToken, session } from './signed.js';
 import { pcrSelection, quote, tpm2bPublic, tpmsAttest, tpmtSignature } from './tpm.js';
 
 export const TARGETS: readonly FuzzTarget<never>[] = [
@@ -20,6 +21,10 @@ export const TARGETS: readonly FuzzTarget<never>[] = [
   sse,
   batchJson,
   batchNdjson,
+  decisionJws,
+  decisionPayload,
+  session,
+  joinToken,
 ] as unknown as FuzzTarget<never>[];
 
 export function targetByName(name: string): FuzzTarget<never> | undefined {
