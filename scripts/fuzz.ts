@@ -1,4 +1,4 @@
-// Long fuzz runs: `npm run fuzz [-- TARGET...] [--runs N] [--seed S] [--no-coverage]`.
+// Long fuzz runs: `npm run fuzz [-- TARGET...] [--runs N] [--seconds S] [--seed S] [--no-coverage]`.
 // Each target runs under V8 block-coverage feedback (inputs that reach new code join the corpus)
 // and prints inputs, rate, refusals by code, coverage of its source files and any finding; a
 // finding's input is written to test-artifacts/fuzz/<target>-<n>.bin and the exit status is 1.
@@ -15,6 +15,7 @@ const { values, positionals } = parseArgs({
   options: {
     runs: { type: 'string', default: '1000000' },
     seed: { type: 'string', default: '1' },
+    seconds: { type: 'string' },
     'no-coverage': { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
   },
@@ -45,6 +46,7 @@ for (const name of names) {
   const stats = await runTarget(target, {
     runs,
     seed: Number(values.seed),
+    ...(values.seconds === undefined ? {} : { deadline: Date.now() + Number(values.seconds) * 1000 }),
     ...(cov ? { feedback: cov } : {}),
     progress(done, s) {
       if (Date.now() - last < 30_000) return;

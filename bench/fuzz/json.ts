@@ -43,6 +43,11 @@ export function valuePool(seed: number): unknown[] {
   return pool;
 }
 
+/** A pool value as text (strings as they are, anything else as JSON). */
+function text(v: unknown): string {
+  return typeof v === 'string' ? v : (JSON.stringify(v) ?? '');
+}
+
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 interface Slot {
@@ -97,7 +102,7 @@ export function mutateTree(
         if (Array.isArray(s.value))
           s.value.push(rng.chance(0.5) && s.value.length > 0 ? structuredClone(rng.pick(s.value)) : pooled());
         else if (s.value && typeof s.value === 'object') {
-          const k = keys.length > 0 && rng.chance(0.8) ? rng.pick(keys) : String(rng.pick(pool));
+          const k = keys.length > 0 && rng.chance(0.8) ? rng.pick(keys) : text(rng.pick(pool));
           Object.defineProperty(s.value, k, {
             value: pooled(),
             enumerable: true,
@@ -118,7 +123,7 @@ export function mutateTree(
               ? num
               : rng.chance(0.5)
                 ? s.value.slice(0, rng.below(s.value.length + 1))
-                : s.value + String(rng.pick(pool)).slice(0, 16),
+                : s.value + text(rng.pick(pool)).slice(0, 16),
           );
         } else set(s, pooled());
         break;
