@@ -182,11 +182,14 @@ export const session: FuzzTarget<SessionClaims> = {
           sealSession(FUZZ_SESSION_KEY, JSON.parse(f.data.toString('utf8')) as Omit<SessionClaims, 'id'>)
             .token,
       );
-    sessions = new Set(out);
-    return [
-      ...out.map((t) => Buffer.from(t)),
-      ...files.filter((f) => f.name.startsWith('finding-')).map((f) => f.data),
-    ];
+    const findings = files.filter((f) => f.name.startsWith('finding-')).map((f) => f.data);
+    // A finding's token spelled canonically is a session the fixed key sealed: valid.
+    const canonical = findings.map((f) => {
+      const t = f.toString('latin1');
+      return `ews1.${Buffer.from(t.slice(5), 'base64url').toString('base64url')}`;
+    });
+    sessions = new Set([...out, ...canonical]);
+    return [...out.map((t) => Buffer.from(t)), ...findings];
   },
   run: (input) => openSealedSession(FUZZ_SESSION_KEY, input.toString('latin1')),
   accepted(input) {
