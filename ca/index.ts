@@ -16,3 +16,4 @@ export {
   type ServiceNames,
 } from './service-names.js';
 export { createCaDecisionFollower, type CaDecisionFollower } from './siem-follower.js';
+export { openSealedSession, sealSession, type SessionClaims } from './sessions.js';

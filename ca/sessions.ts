@@ -46,8 +46,12 @@ export function openSealedSession(key: Buffer, token: unknown): SessionClaims {
   };
   if (typeof token !== 'string' || !token.startsWith(PREFIX) || token.length > MAX_SESSION_CHARS)
     return unknown('not a session');
-  const raw = Buffer.from(token.slice(PREFIX.length), 'base64url');
-  if (raw.length < IV_BYTES + TAG_BYTES + 2) return unknown('not a session');
+  const body = token.slice(PREFIX.length);
+  const raw = Buffer.from(body, 'base64url');
+  // Node's decoder skips characters outside the alphabet and ignores spare low bits, so other
+  // strings would open as the same session: only the one canonical spelling is a session.
+  if (raw.length < IV_BYTES + TAG_BYTES + 2 || raw.toString('base64url') !== body)
+    return unknown('not a session');
   let json: string;
   try {
     const d = createDecipheriv('aes-256-gcm', key, raw.subarray(0, IV_BYTES)).setAAD(AAD);

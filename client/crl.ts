@@ -2,6 +2,7 @@
 // against the intermediate(s) the caller (an agent, the SIEM) trusts for its trust domain.
 import { webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
+import { children, parseDer, readBitStringBytes, readOid } from '../common/der.js';
 import { EdgewardError } from '../common/errors.js';
 import { normalizeSerial } from '../common/x509.js';
 
@@ -52,6 +53,30 @@ export async function parseVerifiedCrl(der: Uint8Array, issuerPems: readonly str
         ? 'CRL is not a DER SEQUENCE'
         : 'CRL length does not match its DER header (trailing or missing bytes)',
     );
+  // Outside tbsCertList nothing may vary, because the X.509 library reads BER leniently (it ignores
+  // a BIT STRING's unused bits and the tag of an ECDSA signature's SEQUENCE): signatureAlgorithm
+  // is the signed one byte for byte, and an ECDSA signature is DER with minimal INTEGERs.
+  try {
+    const top = children(parseDer(Buffer.from(der.buffer, der.byteOffset, der.length), 0x30));
+    const [tbs, alg, sigT] = top;
+    if (top.length !== 3 || tbs?.tag !== 0x30 || alg?.tag !== 0x30) throw new Error('shape');
+    const fields = children(tbs);
+    const signed = fields[0]?.tag === 0x02 ? fields[1] : fields[0];
+    if (!signed || !signed.raw.equals(alg.raw))
+      throw new Error('signatureAlgorithm differs from the signed one');
+    const sig = readBitStringBytes(sigT);
+    if (readOid(children(alg)[0]).startsWith('1.2.840.10045.4.')) {
+      const rs = children(parseDer(sig, 0x30));
+      const minimal = (v: Buffer): boolean =>
+        v.length > 0 &&
+        !((v[0] as number) & 0x80) &&
+        !(v[0] === 0 && v.length > 1 && !((v[1] as number) & 0x80));
+      if (rs.length !== 2 || rs.some((i) => i.tag !== 0x02 || !minimal(i.value)))
+        throw new Error('ECDSA signature is not two minimal positive INTEGERs');
+    }
+  } catch (cause) {
+    throw new EdgewardError('ERR_AGENT_CRL_MALFORMED', 'CRL is not a CertificateList', { cause });
+  }
   const x509 = await x509Library();
   let crl: X509.X509Crl;
   let serials: Set<string>;

@@ -3,6 +3,7 @@
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import {
   children,
+  expectTag,
   explicit,
   oid,
   parseDer,
@@ -208,8 +209,13 @@ export function parseCsr(der: Buffer, policy: KeyPolicy = DEFAULT_KEY_POLICY): P
     const top = children(parseDer(der, 0x30));
     if (top.length !== 3 || !top[0] || !top[1]) throw bad('CertificationRequest shape');
     info = top[0];
-    const alg = children(top[1]);
+    // The algorithm sits outside the signed info: one encoding only (RFC 5758: no parameters for
+    // ECDSA; RFC 4055: NULL for RSA), so no other bytes verify as the same CSR.
+    const alg = children(expectTag(top[1], 0x30, 'an AlgorithmIdentifier'));
     sigAlg = readOid(alg[0]);
+    const ec = sigAlg === OID.ecdsaWithSha256 || sigAlg === OID.ecdsaWithSha384;
+    if (ec ? alg.length !== 1 : alg.length !== 2 || alg[1]?.tag !== 0x05 || alg[1].value.length !== 0)
+      throw bad('signature algorithm parameters');
     sig = readBitStringBytes(top[2]);
     const infoParts = children(info);
     if (readSmallInt(infoParts[0]) !== 0) throw bad('version');

@@ -201,6 +201,11 @@ export async function verifyDecisions(jws: string, opts: VerifyDecisionsOptions)
   if (typeof jws !== 'string') malformed('a compact JWS is a string');
   if (jws.length > MAX_DECISION_JWS) throw new EdgewardError('ERR_DECISION_TOO_LARGE');
   if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(jws)) malformed('not a compact JWS');
+  // The signature lies outside what it signs, and base64url decoders ignore its last character's
+  // spare bits: only the canonical spelling of the 64 bytes, so one document has one token.
+  const sig = jws.slice(jws.lastIndexOf('.') + 1);
+  if (sig.length !== 86 || Buffer.from(sig, 'base64url').toString('base64url') !== sig)
+    malformed('signature is not 64 bytes in canonical base64url');
   let payload: Uint8Array;
   let header: { typ?: unknown; kid?: unknown };
   try {

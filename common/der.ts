@@ -53,8 +53,9 @@ export function oid(dotted: string): Buffer {
   if (cached) return cached;
   const arcs = dotted.split('.').map(Number);
   const [a = 0, b = 0, ...rest] = arcs;
-  const out: number[] = [a * 40 + b];
-  for (const arc of rest) {
+  // The first two arcs share one subidentifier, base 128 like the others (2.48 and up take two bytes).
+  const out: number[] = [];
+  for (const arc of [a * 40 + b, ...rest]) {
     const chunk: number[] = [arc & 0x7f];
     for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift((v & 0x7f) | 0x80);
     out.push(...chunk);
