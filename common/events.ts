@@ -430,6 +430,107 @@ export interface ValidateOptions {
    * event instead of two).
    */
   readonly stamp?: EventStamp;
+  /**
+   * Accept fields beyond the schema (any ECS field, a forwarded sensor's own): nested objects are
+   * flattened to dotted keys, and such fields are bounded (OPEN_LIMITS). Known fields keep their
+   * types and checks whichever way they are spelled.
+   */
+  readonly open?: boolean;
+}
+
+/** Bounds on one event's fields beyond the schema (open ingest). */
+export const OPEN_LIMITS = {
+  /** Fields in all, after flattening. */
+  maxFields: 256,
+  /** Nesting depth of objects. */
+  maxDepth: 8,
+  /** Characters of one string value. */
+  maxString: 8192,
+  /** Elements of one list value (scalars only). */
+  maxList: 64,
+  /** Characters of all string values and keys together. */
+  maxChars: 65_536,
+} as const;
+
+/** A value of a field beyond the schema. */
+export type OpenValue = string | number | boolean | null | readonly (string | number | boolean | null)[];
+
+// Printable, no spaces, no `|` (the rule language's modifier separator).
+const OPEN_KEY = /^[\x21-\x7b\x7d\x7e\u00a0-\uffff]{1,128}$/;
+
+/**
+ * Flattens nested objects into dotted keys (`{"process": {"pid": 1}}` -> `process.pid`), checking
+ * the open-ingest bounds; values stay as sent (lists of scalars kept as lists).
+ */
+export function flattenEvent(input: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  let fields = 0;
+  let chars = 0;
+  const walk = (obj: Readonly<Record<string, unknown>>, prefix: string, depth: number): void => {
+    if (depth > OPEN_LIMITS.maxDepth)
+      throw new EdgewardError(
+        'ERR_SIEM_EVENT_INVALID',
+        `${prefix}: nested deeper than ${OPEN_LIMITS.maxDepth}`,
+        {
+          detail: { field: prefix.slice(0, 64) },
+        },
+      );
+    for (const k of Object.keys(obj)) {
+      if (POISON.has(k)) {
+        throw new EdgewardError('ERR_SIEM_EVENT_POISONED', `forbidden key ${k}`, { detail: { field: k } });
+      }
+      const key = prefix === '' ? k : `${prefix}.${k}`;
+      const v = obj[k];
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+        const proto = Object.getPrototypeOf(v) as unknown;
+        if (proto !== Object.prototype && proto !== null)
+          throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${key.slice(0, 64)}: must be a plain object`);
+        walk(v as Record<string, unknown>, key, depth + 1);
+        continue;
+      }
+      if (++fields > OPEN_LIMITS.maxFields)
+        throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `more than ${OPEN_LIMITS.maxFields} fields`);
+      chars += key.length;
+      if (Object.hasOwn(out, key))
+        throw new EdgewardError(
+          'ERR_SIEM_EVENT_INVALID',
+          `${key.slice(0, 64)}: given twice (nested and flat)`,
+          {
+            detail: { field: key.slice(0, 64) },
+          },
+        );
+      out[key] = v;
+      if (typeof v === 'string') chars += v.length;
+      else if (Array.isArray(v)) for (const x of v as unknown[]) if (typeof x === 'string') chars += x.length;
+      if (chars > OPEN_LIMITS.maxChars)
+        throw new EdgewardError(
+          'ERR_SIEM_EVENT_INVALID',
+          `event larger than ${OPEN_LIMITS.maxChars} characters`,
+        );
+    }
+  };
+  walk(input, '', 0);
+  return out;
+}
+
+function checkOpen(v: unknown, key: string): OpenValue {
+  if (!OPEN_KEY.test(key))
+    throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${key.slice(0, 64)}: not a field name`, {
+      detail: { field: key.slice(0, 64) },
+    });
+  const scalar = (x: unknown): boolean =>
+    x === null ||
+    typeof x === 'boolean' ||
+    (typeof x === 'number' && Number.isFinite(x)) ||
+    (typeof x === 'string' && x.length <= OPEN_LIMITS.maxString);
+  if (Array.isArray(v)) {
+    if (v.length > OPEN_LIMITS.maxList || !v.every(scalar))
+      throw bad(key, `a list of at most ${OPEN_LIMITS.maxList} scalar values`);
+    return v as OpenValue;
+  }
+  if (!scalar(v))
+    throw bad(key, `text of at most ${OPEN_LIMITS.maxString} characters, a number or a boolean`);
+  return v as OpenValue;
 }
 
 /** What the SIEM adds to an event it accepts (stampEvent). */
@@ -454,17 +555,22 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   if (proto !== Object.prototype && proto !== null) {
     throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'event must be a plain object');
   }
-  const keys = Object.keys(input);
-  if (keys.length > MAX_KEYS) throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'too many fields');
+  const open = opts.open === true;
+  const src = open ? flattenEvent(input as Record<string, unknown>) : (input as Record<string, unknown>);
+  const keys = Object.keys(src);
+  if (!open && keys.length > MAX_KEYS) throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'too many fields');
   const stored = opts.mode === 'stored';
-  const out: Record<string, string | number> = {};
-  const src = input as Record<string, unknown>;
+  const out: Record<string, OpenValue> = {};
   for (const key of keys) {
     if (POISON.has(key)) {
       throw new EdgewardError('ERR_SIEM_EVENT_POISONED', `forbidden key ${key}`, { detail: { field: key } });
     }
     const c = CHECKS.get(key);
     if (c === undefined) {
+      if (open) {
+        out[key] = checkOpen(src[key], key);
+        continue;
+      }
       throw new EdgewardError('ERR_SIEM_EVENT_UNKNOWN_FIELD', `unknown field ${key.slice(0, 64)}`, {
         detail: { field: key.slice(0, 64) },
       });
@@ -482,7 +588,8 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   if (ts === undefined) throw bad('@timestamp', 'missing', 'ERR_SIEM_EVENT_TIME');
   const action = out['event.action'];
   if (action === undefined) throw bad('event.action', 'missing');
-  if (!ACTION.test(action as string)) throw bad('event.action', 'must be a lower-case dotted keyword');
+  if (typeof action !== 'string' || !ACTION.test(action))
+    throw bad('event.action', 'must be a lower-case dotted keyword');
   if (opts.now !== undefined && (ts as number) > opts.now + (opts.maxFutureMs ?? 300_000)) {
     throw bad('@timestamp', 'too far in the future', 'ERR_SIEM_EVENT_TIME');
   }
@@ -516,7 +623,7 @@ export function withVerifiedKind(e: EdgeEvent): EdgeEvent {
   const observer = e['observer.identity'];
   const kind = observer === undefined ? undefined : reporterKindOf(observer);
   if (e['observer.type'] === kind) return e;
-  const out: Record<string, string | number> = { ...e };
+  const out: Record<string, unknown> = { ...e };
   if (kind === undefined) delete out['observer.type'];
   else out['observer.type'] = kind;
   return out as EdgeEvent;

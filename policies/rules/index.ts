@@ -8,7 +8,9 @@ export {
   MAX_RULE_FILE,
   MAX_THRESHOLD,
   type ParsedFile,
+  type ParseOptions,
 } from './parse.js';
+export type { Placeholders } from './detection.js';
 export {
   compileRuleRegex,
   backtrackingConstruct,
@@ -17,6 +19,8 @@ export {
   type RuleRegexFlag,
 } from './linear-regex.js';
 export type {
+  CompareOp,
+  Criterion,
   CorrelationRule,
   CorrelationType,
   DetectionRule,
@@ -25,4 +29,4 @@ export type {
   RuleSet,
   RuleTest,
 } from './types.js';
-export { LEVELS } from './types.js';
+export { CORRELATION_TYPES, LEVELS } from './types.js';

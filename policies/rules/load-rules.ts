@@ -3,7 +3,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgewardError } from '../../common/errors.js';
-import { MAX_RULE_FILE, parseRuleText, resolveRules, type ParsedFile } from './parse.js';
+import { MAX_RULE_FILE, parseRuleText, resolveRules, type ParsedFile, type ParseOptions } from './parse.js';
 import type { RuleSet } from './types.js';
 
 const MAX_DEPTH = 4;
@@ -27,7 +27,7 @@ async function listRuleFiles(dir: string, depth: number, out: string[]): Promise
   }
 }
 
-export async function loadRules(dir: string): Promise<RuleSet> {
+export async function loadRules(dir: string, opts: ParseOptions = {}): Promise<RuleSet> {
   const files: string[] = [];
   await listRuleFiles(dir, 0, files);
   const parsed: ParsedFile[] = [];
@@ -42,7 +42,7 @@ export async function loadRules(dir: string): Promise<RuleSet> {
       if (err instanceof EdgewardError) throw err;
       throw new EdgewardError('ERR_POLICY_RULE_READ', `cannot read ${f}`, { cause: err });
     }
-    parsed.push(parseRuleText(text, f));
+    parsed.push(parseRuleText(text, f, opts));
   }
   return resolveRules(parsed);
 }

@@ -20,7 +20,8 @@ function ev(at: number, fields: Record<string, unknown> = {}): EdgeEvent {
   );
 }
 
-const BASE = 'title: b\nid: base\ndetection:\n  s: { event.action: handshake.failure }\n  condition: s\n';
+const BASE =
+  'title: b\nid: base\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: handshake.failure }\n  condition: s\n';
 function countRule(cond: string, extra = ''): RuleSet {
   return checkRuleFile(
     `${BASE}---\ntitle: c\nid: c\nlevel: high\n${extra}correlation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 10s\n  condition: ${cond}\n`,
@@ -177,8 +178,8 @@ describe('value_count', () => {
 describe('temporal_ordered', () => {
   const rules = checkRuleFile(
     [
-      'title: a\nid: a\ndetection:\n  s: { event.action: attestation.failure }\n  condition: s\n',
-      'title: b\nid: b\ndetection:\n  s: { event.action: renewal.failure }\n  condition: s\n',
+      'title: a\nid: a\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: attestation.failure }\n  condition: s\n',
+      'title: b\nid: b\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: renewal.failure }\n  condition: s\n',
       'title: s\nid: s\ncorrelation:\n  type: temporal_ordered\n  rules: [a, b]\n  group-by: [source.identity]\n  timespan: 1m\n',
     ].join('---\n'),
   );
@@ -212,7 +213,7 @@ describe('temporal_ordered', () => {
 describe('detection rules that alert on their own', () => {
   it('alert per match, suppressed per suppress-by key', () => {
     const rules = checkRuleFile(
-      'title: r\nid: rev\nlevel: critical\nsuppress: 1m\nsuppress-by: [source.identity]\ndetection:\n  s: { event.action: revocation }\n  condition: s\n',
+      'title: r\nid: rev\nlevel: critical\nsuppress: 1m\nsuppress-by: [source.identity]\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: revocation }\n  condition: s\n',
     );
     const c = new Correlator(rules);
     const r = (at: number, n: string) =>
