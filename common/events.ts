@@ -5,7 +5,8 @@ import { parseIdentity, serviceId } from './identity.js';
 import { canonicalIp } from './ip.js';
 import { normalizeSerial } from './x509.js';
 
-export type FieldType = 'time' | 'string' | 'keyword' | 'enum' | 'int' | 'ip' | 'identity' | 'hex' | 'serial';
+export type FieldType =
+  'time' | 'string' | 'keyword' | 'enum' | 'enums' | 'int' | 'ip' | 'identity' | 'hex' | 'serial';
 
 export interface FieldSpec {
   readonly type: FieldType;
@@ -66,28 +67,105 @@ export function reporterKindOf(identity: string): ReporterKind {
   return m === null ? 'other' : reporterKind(identity, m[1] as string);
 }
 
-const EVENT_KINDS = ['event', 'alert', 'state', 'metric'] as const;
+// ECS's allowed values (ECS 8.x, "Event categorization fields").
+const EVENT_KINDS = [
+  'alert',
+  'asset',
+  'enrichment',
+  'event',
+  'metric',
+  'state',
+  'pipeline_error',
+  'signal',
+] as const;
 const EVENT_CATEGORIES = [
+  'api',
   'authentication',
-  'network',
   'configuration',
+  'database',
+  'driver',
+  'email',
+  'file',
+  'host',
   'iam',
   'intrusion_detection',
-  'host',
+  'library',
+  'malware',
+  'network',
+  'package',
+  'process',
+  'registry',
   'session',
+  'threat',
+  'vulnerability',
+  'web',
 ] as const;
 const EVENT_TYPES = [
-  'start',
-  'end',
+  'access',
+  'admin',
   'allowed',
-  'denied',
+  'change',
   'connection',
   'creation',
   'deletion',
-  'change',
-  'info',
+  'denied',
+  'end',
   'error',
+  'group',
+  'indicator',
+  'info',
+  'installation',
+  'protocol',
+  'start',
+  'user',
 ] as const;
+
+type Categorization = {
+  readonly 'event.kind': 'event';
+  readonly 'event.category': (typeof EVENT_CATEGORIES)[number];
+  readonly 'event.type': readonly (typeof EVENT_TYPES)[number][];
+};
+
+/** ECS categorization of the actions edgeward's reporters emit, filled in where a reporter left it out. */
+export const ACTION_CATEGORIZATION: Readonly<Record<(typeof KNOWN_ACTIONS)[number], Categorization>> = {
+  'enroll.success': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['creation'] },
+  'enroll.failure': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['creation'] },
+  'attestation.success': {
+    'event.kind': 'event',
+    'event.category': 'authentication',
+    'event.type': ['info'],
+  },
+  'attestation.failure': {
+    'event.kind': 'event',
+    'event.category': 'authentication',
+    'event.type': ['info'],
+  },
+  'handshake.failure': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'denied'],
+  },
+  'connection.accepted': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'allowed', 'start'],
+  },
+  'connection.denied': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'denied'],
+  },
+  'connection.closed': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'end'],
+  },
+  'renewal.success': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['change'] },
+  'renewal.failure': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['change'] },
+  revocation: { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['deletion'] },
+  'decision.applied': { 'event.kind': 'event', 'event.category': 'configuration', 'event.type': ['change'] },
+  rotation: { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['change'] },
+};
 
 export const FIELDS = {
   '@timestamp': {
@@ -109,6 +187,12 @@ export const FIELDS = {
     doc: 'When the SIEM accepted the event (epoch ms).',
     ocsf: 'metadata.logged_time',
   },
+  'ecs.version': {
+    type: 'keyword',
+    max: 16,
+    doc: 'ECS version the event follows, e.g. 8.11.0.',
+    ocsf: 'metadata.version',
+  },
   'event.kind': {
     type: 'enum',
     values: EVENT_KINDS,
@@ -116,12 +200,17 @@ export const FIELDS = {
     ocsf: 'category_uid (via class)',
   },
   'event.category': {
-    type: 'enum',
+    type: 'enums',
     values: EVENT_CATEGORIES,
-    doc: 'ECS event category.',
+    doc: 'ECS event category: one value or a list (ECS arrays).',
     ocsf: 'category_uid',
   },
-  'event.type': { type: 'enum', values: EVENT_TYPES, doc: 'ECS event type.', ocsf: 'activity_id' },
+  'event.type': {
+    type: 'enums',
+    values: EVENT_TYPES,
+    doc: 'ECS event type: one value or a list (ECS arrays).',
+    ocsf: 'activity_id',
+  },
   'event.action': {
     type: 'keyword',
     max: 64,
@@ -256,7 +345,11 @@ export const FIELDS = {
 } as const satisfies Record<string, FieldSpec>;
 
 export type EventField = keyof typeof FIELDS;
-type ValueOf<F extends EventField> = (typeof FIELDS)[F]['type'] extends 'int' | 'time' ? number : string;
+type ValueOf<F extends EventField> = (typeof FIELDS)[F]['type'] extends 'int' | 'time'
+  ? number
+  : (typeof FIELDS)[F]['type'] extends 'enums'
+    ? string | readonly string[]
+    : string;
 
 /** A validated event: only schema fields, `@timestamp` normalised to epoch ms. */
 export type EdgeEvent = { readonly '@timestamp': number; readonly 'event.action': string } & {
@@ -282,7 +375,7 @@ const HEX = /^[0-9a-f]+$/;
 const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_KEYS = 64;
 
-type Check = (v: unknown, field: string) => string | number;
+type Check = (v: unknown, field: string) => string | number | readonly string[];
 
 const seenIdentities = new Set<string>();
 
@@ -330,6 +423,20 @@ function compile(spec: FieldSpec): Check {
       return (v, f) => {
         if (typeof v !== 'string' || !values.has(v)) throw bad(f, 'not one of the allowed values');
         return v;
+      };
+    }
+    case 'enums': {
+      const values = new Set(spec.values ?? []);
+      return (v, f) => {
+        if (typeof v === 'string' && values.has(v)) return v;
+        if (
+          Array.isArray(v) &&
+          v.length > 0 &&
+          v.length <= 8 &&
+          v.every((x) => typeof x === 'string' && values.has(x))
+        )
+          return [...(v as string[])];
+        throw bad(f, 'not one of the allowed values, or a list of them');
       };
     }
     case 'ip':
@@ -431,9 +538,10 @@ export interface ValidateOptions {
    */
   readonly stamp?: EventStamp;
   /**
-   * Accept fields beyond the schema (any ECS field, a forwarded sensor's own): nested objects are
-   * flattened to dotted keys, and such fields are bounded (OPEN_LIMITS). Known fields keep their
-   * types and checks whichever way they are spelled.
+   * Accept fields beyond the schema (default true: any ECS field, a forwarded sensor's own):
+   * nested objects are flattened to dotted keys, and such fields are bounded (OPEN_LIMITS). Known
+   * fields keep their types and checks whichever way they are spelled. `false`: schema fields only
+   * (ERR_SIEM_EVENT_UNKNOWN_FIELD), at most 64, flat.
    */
   readonly open?: boolean;
 }
@@ -482,6 +590,8 @@ export function flattenEvent(input: Readonly<Record<string, unknown>>): Record<s
       const key = prefix === '' ? k : `${prefix}.${k}`;
       const v = obj[k];
       if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+        if (Object.hasOwn(FIELDS, key))
+          throw bad(key, `must be a ${FIELDS[key as EventField].type}, not an object`);
         const proto = Object.getPrototypeOf(v) as unknown;
         if (proto !== Object.prototype && proto !== null)
           throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${key.slice(0, 64)}: must be a plain object`);
@@ -555,7 +665,7 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   if (proto !== Object.prototype && proto !== null) {
     throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'event must be a plain object');
   }
-  const open = opts.open === true;
+  const open = opts.open !== false;
   const src = open ? flattenEvent(input as Record<string, unknown>) : (input as Record<string, unknown>);
   const keys = Object.keys(src);
   if (!open && keys.length > MAX_KEYS) throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'too many fields');
@@ -592,6 +702,15 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
     throw bad('event.action', 'must be a lower-case dotted keyword');
   if (opts.now !== undefined && (ts as number) > opts.now + (opts.maxFutureMs ?? 300_000)) {
     throw bad('@timestamp', 'too far in the future', 'ERR_SIEM_EVENT_TIME');
+  }
+  if (!stored) {
+    // The actions edgeward's reporters emit carry ECS categorization, filled in where absent.
+    const cat = (ACTION_CATEGORIZATION as Readonly<Record<string, Categorization>>)[action];
+    if (cat !== undefined && Object.hasOwn(ACTION_CATEGORIZATION, action)) {
+      out['event.kind'] ??= cat['event.kind'];
+      out['event.category'] ??= cat['event.category'];
+      out['event.type'] ??= [...cat['event.type']];
+    }
   }
   const stamp = opts.stamp;
   if (stamp !== undefined) {
