@@ -181,6 +181,7 @@ export const CODES = {
   ERR_POLICY_RULE_DUPLICATE: { status: 400, message: 'two rules share an id or name' },
   ERR_POLICY_RULE_DURATION: { status: 400, message: 'rule duration is invalid or out of range' },
   ERR_POLICY_RULE_TEST_FAILED: { status: 400, message: 'a rule test did not give the expected result' },
+  ERR_POLICY_PIPELINE_INVALID: { status: 400, message: 'field-mapping pipeline is invalid' },
   ERR_POLICY_RULE_PLACEHOLDER: {
     status: 400,
     message: 'rule uses an expand placeholder that has no configured values',

@@ -9,7 +9,7 @@ export type Cond =
 
 const MAX_CONDITION = 1024;
 const MAX_DEPTH = 32;
-const TOKEN = /\s*(\(|\)|[A-Za-z0-9_*-]+)/y;
+const TOKEN = /\s*(\(|\)|[A-Za-z0-9_.*-]+)/y;
 
 /** Parses `text` against the search identifiers `names`; quantifiers expand to and/or nodes. */
 export function parseCondition(text: string, names: readonly string[], where = 'condition'): Cond {

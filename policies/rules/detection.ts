@@ -31,11 +31,11 @@ type Code =
   | 'ERR_POLICY_RULE_CIDR'
   | 'ERR_POLICY_RULE_PLACEHOLDER';
 
-const MAX_VALUES = 1000;
+const MAX_VALUES = 4096;
 const MAX_SEARCHES = 64;
 const MAX_ENTRIES = 64;
 const MAX_VALUE_LENGTH = 4096;
-const IDENT = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+const IDENT = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const TRANSFORMS = new Set([
   'contains',
@@ -183,8 +183,9 @@ function readModifiers(mods: readonly string[], where: string): Mods {
       m.time = x;
     } else bad('is not a Sigma modifier');
   }
-  if (m.transforms.includes('expand') && m.transforms.indexOf('expand') !== 0)
-    fail('ERR_POLICY_RULE_MODIFIER', where, 'expand must be the first transformation');
+  // Placeholders are replaced before anything else, wherever expand is written.
+  const at = m.transforms.indexOf('expand');
+  if (at > 0) m.transforms.unshift(...m.transforms.splice(at, 1));
   return m;
 }
 
@@ -537,7 +538,7 @@ function compileSearch(raw: unknown, where: string, opts: DetectionOptions): Ent
   if (isPlainObject(raw)) return compileMap(raw, where, opts);
   if (Array.isArray(raw)) {
     if (raw.length === 0 || raw.length > MAX_VALUES)
-      fail('ERR_POLICY_RULE_SCHEMA', where, 'a list needs 1..1000 items');
+      fail('ERR_POLICY_RULE_SCHEMA', where, `a list needs 1..${MAX_VALUES} items`);
     if (raw.every((x) => typeof x === 'string' || typeof x === 'number'))
       return compileKeywords(raw, readModifiers([], where), where, opts);
     if (raw.length > MAX_ENTRIES)
@@ -647,4 +648,11 @@ export function compileDetection(
   } else throw new EdgewardError('ERR_POLICY_RULE_CONDITION', `${at}: detection needs a condition`);
   const built = build(cond, searches);
   return { match: built.pred, actions: built.actions };
+}
+
+/** Both detections must match; the event.action index is the intersection of theirs. */
+export function andDetections(a: CompiledDetection, b: CompiledDetection): CompiledDetection {
+  const ma = a.match;
+  const mb = b.match;
+  return { match: (e) => mb(e) && ma(e), actions: intersect([a.actions, b.actions]) };
 }

@@ -11,6 +11,7 @@ export {
   type ParseOptions,
 } from './parse.js';
 export type { Placeholders } from './detection.js';
+export { parsePipeline, mappingsFor, mapField, type Pipeline, type Mapping } from './pipeline.js';
 export {
   compileRuleRegex,
   backtrackingConstruct,

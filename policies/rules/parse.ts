@@ -5,7 +5,8 @@ import { parseDuration } from '../../common/clock.js';
 import { EdgewardError } from '../../common/errors.js';
 import { createHash } from 'node:crypto';
 import { validateEvent, type EdgeEvent } from '../../common/events.js';
-import { compileDetection, type Placeholders } from './detection.js';
+import { andDetections, compileDetection, type Placeholders } from './detection.js';
+import { mapDetection, mappingsFor, type Pipeline } from './pipeline.js';
 import {
   CORRELATION_TYPES,
   LEVELS,
@@ -246,6 +247,8 @@ export interface ParsedFile {
 export interface ParseOptions {
   /** Values of `expand` placeholders (`%name%` -> Sigma strings, OR-ed). */
   readonly placeholders?: Placeholders;
+  /** Field-mapping pipelines applied to detection rules by their logsource (pipeline.ts). */
+  readonly pipelines?: readonly Pipeline[];
 }
 
 /** Parses one rule file's text into unresolved rules. */
@@ -325,17 +328,25 @@ function parseDetectionDoc(
 ): DetectionRule {
   checkKeys(doc, where);
   const c = common(doc, where, di, file);
-  const det = compileDetection(
-    doc['detection'],
-    `${where}.detection`,
-    opts.placeholders === undefined ? {} : { placeholders: opts.placeholders },
-  );
-  const logsource = doc['logsource'];
-  if (!isRec(logsource)) schema(`${where}.logsource`, 'is required: a map of category, product, service');
+  const dopts = opts.placeholders === undefined ? {} : { placeholders: opts.placeholders };
+  const ls = doc['logsource'];
+  const mappings = isRec(ls) && opts.pipelines !== undefined ? mappingsFor(opts.pipelines, ls) : [];
+  let det = compileDetection(mapDetection(mappings, doc['detection']), `${where}.detection`, dopts);
+  if (!isRec(ls)) schema(`${where}.logsource`, 'is required: a map of category, product, service');
   for (const k of ['category', 'product', 'service']) {
-    const v = logsource[k];
+    const v = ls[k];
     if (v !== undefined && v !== null && typeof v !== 'string')
       schema(`${where}.logsource.${k}`, 'must be text');
+  }
+  // The mapped log source's own conditions select its events (an AND with the detection).
+  for (const m of mappings) {
+    if (m.conditions === null) continue;
+    const sel = compileDetection(
+      { logsource: m.conditions, condition: 'logsource' },
+      `${where}.logsource`,
+      dopts,
+    );
+    det = andDetections(det, sel);
   }
   return {
     kind: 'detection',
