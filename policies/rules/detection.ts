@@ -61,10 +61,44 @@ export interface DetectionOptions {
   readonly placeholders?: Placeholders;
 }
 
+/**
+ * Constant predicates a rule requires: field -> the values (as lower-case text) one of which the
+ * field must hold for the rule to match. Empty: no such constraint. Used to index rules.
+ */
+export type IndexKeys = ReadonlyMap<string, ReadonlySet<string>>;
+const NO_KEYS: IndexKeys = new Map();
+
 export interface CompiledDetection {
   readonly match: Pred;
   /** Values of `event.action` the rule can possibly match (lower case), or null for any. */
   readonly actions: ReadonlySet<string> | null;
+  readonly index: IndexKeys;
+}
+
+/** Both constraints hold: per field, the intersection. */
+function allKeys(items: readonly IndexKeys[]): IndexKeys {
+  const out = new Map<string, ReadonlySet<string>>();
+  for (const k of items) {
+    for (const [f, vs] of k) {
+      const prev = out.get(f);
+      out.set(f, prev === undefined ? vs : new Set([...prev].filter((x) => vs.has(x))));
+    }
+  }
+  return out;
+}
+
+/** One of the constraints holds: only fields every item constrains, with the union of values. */
+function anyKeys(items: readonly IndexKeys[]): IndexKeys {
+  const first = items[0];
+  if (first === undefined) return NO_KEYS;
+  const out = new Map<string, ReadonlySet<string>>();
+  for (const f of first.keys()) {
+    if (!items.every((k) => k.has(f))) continue;
+    const u = new Set<string>();
+    for (const k of items) for (const x of k.get(f) as ReadonlySet<string>) u.add(x);
+    out.set(f, u);
+  }
+  return out;
 }
 
 function fail(code: Code, where: string, msg: string): never {
@@ -136,8 +170,8 @@ function timePart(part: string, d: Date): number {
 
 interface Entry {
   readonly pred: Pred;
-  /** The event.action values this entry requires (plain equality, lower case), or null. */
-  readonly actions: ReadonlySet<string> | null;
+  /** The constant values this entry requires (plain equality, lower case). */
+  readonly keys: IndexKeys;
 }
 
 interface Mods {
@@ -274,7 +308,26 @@ function expand(raw: string, where: string, config: Placeholders | undefined): S
 
 function combine(tests: readonly ((v: unknown) => boolean)[], all: boolean): (v: unknown) => boolean {
   if (tests.length === 1) return tests[0] as (v: unknown) => boolean;
-  return all ? (v) => tests.every((t) => t(v)) : (v) => tests.some((t) => t(v));
+  // Loops, not every/some with a closure: this runs per rule per event.
+  if (all)
+    return (v) => {
+      for (let i = 0; i < tests.length; i++) if (!(tests[i] as (v: unknown) => boolean)(v)) return false;
+      return true;
+    };
+  return (v) => {
+    for (let i = 0; i < tests.length; i++) if ((tests[i] as (v: unknown) => boolean)(v)) return true;
+    return false;
+  };
+}
+
+/** A value test over texts: strings directly, numbers and booleans as text, lists element-wise. */
+function onText(tests: readonly TextTest[]): (v: unknown) => boolean {
+  const any = (t: string): boolean => {
+    for (let i = 0; i < tests.length; i++) if ((tests[i] as TextTest)(t)) return true;
+    return false;
+  };
+  const one = tests.length === 1 ? (tests[0] as TextTest) : any;
+  return (v) => (typeof v === 'string' ? one(v) : scalars(v, (x) => one(textOf(x))));
 }
 
 function compileEntry(key: string, raw: unknown, where: string, opts: DetectionOptions): Entry {
@@ -296,7 +349,7 @@ function compileEntry(key: string, raw: unknown, where: string, opts: DetectionO
     if (list.length !== 1 || typeof list[0] !== 'boolean' || m.transforms.length > 0 || m.neq || m.all)
       fail('ERR_POLICY_RULE_MODIFIER', at, 'exists takes true or false alone');
     const want = list[0];
-    return { pred: (e) => (get(e) !== undefined) === want, actions: null };
+    return { pred: (e) => (get(e) !== undefined) === want, keys: NO_KEYS };
   }
 
   // null: the field is absent or null; never inside a list (it shares no type with values).
@@ -304,7 +357,7 @@ function compileEntry(key: string, raw: unknown, where: string, opts: DetectionO
     if (Array.isArray(raw)) fail('ERR_POLICY_RULE_SCHEMA', at, 'null cannot be part of a list of values');
     if (m.transforms.length > 0 || m.compare !== null || m.time !== null || m.neq || m.all)
       fail('ERR_POLICY_RULE_MODIFIER', at, 'null takes no modifiers');
-    return { pred: (e) => get(e) === undefined || get(e) === null, actions: null };
+    return { pred: (e) => get(e) === undefined || get(e) === null, keys: NO_KEYS };
   }
   const scal = list.map((v) => {
     if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))
@@ -330,12 +383,12 @@ function compileEntry(key: string, raw: unknown, where: string, opts: DetectionO
     });
     return {
       pred: m.all || m.neq ? (e) => tests.every((t) => t(e)) : (e) => tests.some((t) => t(e)),
-      actions: null,
+      keys: NO_KEYS,
     };
   }
 
   let one: (v: unknown) => boolean;
-  let actions: ReadonlySet<string> | null = null;
+  let keys: IndexKeys = NO_KEYS;
   const numericCompare =
     m.compare === 'gt' || m.compare === 'gte' || m.compare === 'lt' || m.compare === 'lte';
 
@@ -408,7 +461,7 @@ function compileEntry(key: string, raw: unknown, where: string, opts: DetectionO
       fail('ERR_POLICY_RULE_MODIFIER', at, 'cased applies to strings; a regex is cased unless re|i');
     const res = scal.map((v) => compileRuleRegex(v, m.reFlags, at));
     one = combine(
-      res.map((r) => (v: unknown) => scalars(v, (x) => r.test(textOf(x)))),
+      res.map((r) => onText([(t) => r.test(t)])),
       m.all,
     );
   } else {
@@ -428,12 +481,12 @@ function compileEntry(key: string, raw: unknown, where: string, opts: DetectionO
       m.transforms[0] === 'expand'
         ? groupByOrigin(scal, values.length, tests)
         : tests.map((t) => [t]);
-    const textTests = groups.map((g) => (v: unknown) => scalars(v, (x) => g.some((t) => t(textOf(x)))));
+    const textTests = groups.map((g) => onText(g));
     one = combine(textTests, m.all);
-    if (field === 'event.action' && !m.all && !m.neq && !hasAnyWildcard(values) && m.transforms.length === 0)
-      actions = new Set(
-        values.map((v) => (v.parts[0] as string | undefined) ?? '').map((x) => x.toLowerCase()),
-      );
+    if (!m.all && !m.neq && !hasAnyWildcard(values) && m.transforms.length === 0)
+      keys = new Map([
+        [field, new Set(values.map((v) => ((v.parts[0] as string | undefined) ?? '').toLowerCase()))],
+      ]);
   }
 
   if (m.neq) {
@@ -443,10 +496,10 @@ function compileEntry(key: string, raw: unknown, where: string, opts: DetectionO
         const v = get(e);
         return v !== undefined && v !== null && !o(v);
       },
-      actions: null,
+      keys: NO_KEYS,
     };
   }
-  return { pred: (e) => one(get(e)), actions };
+  return { pred: (e) => one(get(e)), keys };
 }
 
 function hasAnyWildcard(values: readonly SigmaString[]): boolean {
@@ -509,29 +562,28 @@ function compileKeywords(raw: unknown, m: Mods, where: string, opts: DetectionOp
   const tests = values.map((v) => compileTextTest(v, m.cased));
   const groups = tests.length === scal.length ? tests.map((t) => [t]) : [tests];
   const preds = groups.map((g) => (e: EdgeEvent) => anyValue(e, (x) => g.some((t) => t(textOf(x)))));
-  return { pred: m.all ? (e) => preds.every((p) => p(e)) : (e) => preds.some((p) => p(e)), actions: null };
+  return { pred: m.all ? (e) => preds.every((p) => p(e)) : (e) => preds.some((p) => p(e)), keys: NO_KEYS };
 }
 
 function compileMap(map: Rec, where: string, opts: DetectionOptions): Entry {
-  const keys = Object.keys(map);
-  if (keys.length === 0 || keys.length > MAX_ENTRIES)
+  const names = Object.keys(map);
+  if (names.length === 0 || names.length > MAX_ENTRIES)
     fail('ERR_POLICY_RULE_SCHEMA', where, `a selection needs 1..${MAX_ENTRIES} fields`);
-  const entries = keys.map((k) => {
+  const entries = names.map((k) => {
     if (POISON.has(k)) fail('ERR_POLICY_RULE_SCHEMA', where, `forbidden key ${k}`);
     return compileEntry(k, map[k], where, opts);
   });
-  let actions: ReadonlySet<string> | null = null;
-  for (const e of entries) if (e.actions !== null) actions = e.actions;
-  // Cheapest first: the event.action equality rejects most events on its own.
+  const keys = allKeys(entries.map((e) => e.keys));
+  // Cheapest first: a constant equality rejects most events on its own.
   const preds = [...entries]
-    .sort((a, b) => (b.actions !== null ? 1 : 0) - (a.actions !== null ? 1 : 0))
+    .sort((a, b) => (b.keys.size > 0 ? 1 : 0) - (a.keys.size > 0 ? 1 : 0))
     .map((e) => e.pred);
-  if (preds.length === 1) return { pred: preds[0] as Pred, actions };
+  if (preds.length === 1) return { pred: preds[0] as Pred, keys };
   if (preds.length === 2) {
     const [a, b] = preds as [Pred, Pred];
-    return { pred: (e) => a(e) && b(e), actions };
+    return { pred: (e) => a(e) && b(e), keys };
   }
-  return { pred: (e) => preds.every((p) => p(e)), actions };
+  return { pred: (e) => preds.every((p) => p(e)), keys };
 }
 
 function compileSearch(raw: unknown, where: string, opts: DetectionOptions): Entry {
@@ -548,34 +600,13 @@ function compileSearch(raw: unknown, where: string, opts: DetectionOptions): Ent
         fail('ERR_POLICY_RULE_SCHEMA', `${where}.${i}`, 'a list holds either keywords or maps, not both');
       return compileMap(m, `${where}.${i}`, opts);
     });
-    const actions = union(alts.map((a) => a.actions));
+    const keys = anyKeys(alts.map((a) => a.keys));
     const preds = alts.map((a) => a.pred);
-    return { pred: (e) => preds.some((p) => p(e)), actions };
+    return { pred: (e) => preds.some((p) => p(e)), keys };
   }
   if (typeof raw === 'string' || typeof raw === 'number')
     return compileKeywords([raw], readModifiers([], where), where, opts);
   return fail('ERR_POLICY_RULE_SCHEMA', where, 'a search must be a map, a list of maps or keywords');
-}
-
-function union(sets: (ReadonlySet<string> | null)[]): ReadonlySet<string> | null {
-  const out = new Set<string>();
-  for (const s of sets) {
-    if (s === null) return null;
-    for (const x of s) out.add(x);
-  }
-  return out;
-}
-
-function intersect(sets: (ReadonlySet<string> | null)[]): ReadonlySet<string> | null {
-  let acc: Set<string> | null = null;
-  for (const s of sets) {
-    if (s === null) continue;
-    const keep: ReadonlySet<string> = s;
-    const prev: Set<string> | null = acc;
-    acc =
-      prev === null ? new Set<string>(keep) : new Set<string>([...prev].filter((x: string) => keep.has(x)));
-  }
-  return acc;
 }
 
 function build(c: Cond, searches: ReadonlyMap<string, Entry>): Entry {
@@ -584,22 +615,22 @@ function build(c: Cond, searches: ReadonlyMap<string, Entry>): Entry {
       return searches.get(c.name) as Entry;
     case 'not': {
       const a = build(c.a, searches).pred;
-      return { pred: (e) => !a(e), actions: null };
+      return { pred: (e) => !a(e), keys: NO_KEYS };
     }
     case 'and': {
       const items = c.items.map((x) => build(x, searches));
       const preds = items.map((x) => x.pred);
-      const actions = intersect(items.map((x) => x.actions));
+      const keys = allKeys(items.map((x) => x.keys));
       if (preds.length === 2) {
         const [a, b] = preds as [Pred, Pred];
-        return { pred: (e) => a(e) && b(e), actions };
+        return { pred: (e) => a(e) && b(e), keys };
       }
-      return { pred: (e) => preds.every((p) => p(e)), actions };
+      return { pred: (e) => preds.every((p) => p(e)), keys };
     }
     case 'or': {
       const items = c.items.map((x) => build(x, searches));
       const preds = items.map((x) => x.pred);
-      return { pred: (e) => preds.some((p) => p(e)), actions: union(items.map((x) => x.actions)) };
+      return { pred: (e) => preds.some((p) => p(e)), keys: anyKeys(items.map((x) => x.keys)) };
     }
   }
 }
@@ -647,12 +678,13 @@ export function compileDetection(
     };
   } else throw new EdgewardError('ERR_POLICY_RULE_CONDITION', `${at}: detection needs a condition`);
   const built = build(cond, searches);
-  return { match: built.pred, actions: built.actions };
+  return { match: built.pred, actions: built.keys.get('event.action') ?? null, index: built.keys };
 }
 
 /** Both detections must match; the event.action index is the intersection of theirs. */
 export function andDetections(a: CompiledDetection, b: CompiledDetection): CompiledDetection {
   const ma = a.match;
   const mb = b.match;
-  return { match: (e) => mb(e) && ma(e), actions: intersect([a.actions, b.actions]) };
+  const index = allKeys([a.index, b.index]);
+  return { match: (e) => mb(e) && ma(e), actions: index.get('event.action') ?? null, index };
 }

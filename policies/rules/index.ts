@@ -10,7 +10,7 @@ export {
   type ParsedFile,
   type ParseOptions,
 } from './parse.js';
-export type { Placeholders } from './detection.js';
+export type { IndexKeys, Placeholders } from './detection.js';
 export { parsePipeline, mappingsFor, mapField, type Pipeline, type Mapping } from './pipeline.js';
 export {
   compileRuleRegex,

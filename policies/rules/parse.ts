@@ -353,6 +353,7 @@ function parseDetectionDoc(
     ...c,
     match: det.match,
     actions: det.actions,
+    index: det.index,
     generate: true,
     suppressMs: suppressOf(doc, where, 0),
     suppressBy:

@@ -170,6 +170,17 @@ export function windash(s: SigmaString, cap: number): SigmaString[] | null {
   });
 }
 
+// Many rules fold the same event value in a row: a one-entry memo saves the repeated copies.
+let foldIn = '';
+let foldOut = '';
+function lower(text: string): string {
+  if (text !== foldIn) {
+    foldIn = text;
+    foldOut = text.toLowerCase();
+  }
+  return foldOut;
+}
+
 /** Tests one text against a compiled value. */
 export type TextTest = (text: string) => boolean;
 
@@ -183,7 +194,7 @@ function escapeRegex(text: string): string {
  */
 export function compileTextTest(s: SigmaString, cased: boolean): TextTest {
   const parts = s.parts;
-  const fold = (x: string) => (cased ? x : x.toLowerCase());
+  const fold = cased ? (x: string) => x : lower;
   const lits = parts.filter((p): p is string => typeof p === 'string');
   const onlyAny = parts.every((p) => p !== ONE);
   if (onlyAny && lits.length <= 1) {
@@ -194,7 +205,7 @@ export function compileTextTest(s: SigmaString, cased: boolean): TextTest {
     if (head && tail) return (t) => fold(t).includes(lit);
     if (head) return (t) => fold(t).endsWith(lit);
     if (tail) return (t) => fold(t).startsWith(lit);
-    return cased ? (t) => t === lit : (t) => t.length >= lit.length && t.toLowerCase() === lit;
+    return cased ? (t) => t === lit : (t) => t.length === lit.length && lower(t) === lit;
   }
   const src = `^${parts
     .map((p) => (typeof p === 'string' ? escapeRegex(p) : p === ANY ? '.*' : '.'))

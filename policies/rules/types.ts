@@ -57,6 +57,12 @@ export interface DetectionRule extends RuleBase {
   readonly match: (e: EdgeEvent) => boolean;
   /** Values of `event.action` (lower case) the rule can possibly match, or null for any (the index). */
   readonly actions: ReadonlySet<string> | null;
+  /**
+   * Constant predicates the rule requires: field -> values (lower-case text), one of which the
+   * event's field must hold (event.action, a pipeline's logsource conditions, any plain equality
+   * every match needs). The engine evaluates a rule only on events its index admits.
+   */
+  readonly index: ReadonlyMap<string, ReadonlySet<string>>;
   /** Raise an alert per matching event (false for base rules of a correlation, as in Sigma). */
   readonly generate: boolean;
   /** Fields that key suppression of this rule's own alerts (empty: one key for the rule). */

@@ -129,8 +129,42 @@ interface Feed {
 
 interface Target {
   readonly det: DetectionRule;
+  /** Position in the rule set, to keep alerts in rule order whatever the index returns. */
+  readonly ord: number;
   /** Correlations fed by this detection rule. */
   readonly feeds: readonly Feed[];
+}
+
+/** Fields that take few values: an index on one of them narrows little. */
+const CATEGORICAL = new Set([
+  'event.action',
+  'event.kind',
+  'event.category',
+  'event.type',
+  'event.outcome',
+  'event.module',
+  'event.dataset',
+  'network.transport',
+  'network.direction',
+  'network.protocol',
+]);
+
+/**
+ * The field a rule is indexed by: its most selective constant predicate, a field that takes many
+ * values (the fewest rule values first), else event.action, else another categorization field.
+ */
+function indexKey(index: ReadonlyMap<string, ReadonlySet<string>>): string | null {
+  let best: string | null = null;
+  let bestRank = Infinity;
+  for (const [f, vs] of index) {
+    if (vs.size === 0) continue;
+    const rank = (CATEGORICAL.has(f) ? (f === 'event.action' ? 1e6 : 2e6) : 0) + vs.size;
+    if (rank < bestRank) {
+      best = f;
+      bestRank = rank;
+    }
+  }
+  return best;
 }
 
 function feedsOf(corrs: readonly CorrState[], id: string): Feed[] {
@@ -164,10 +198,17 @@ function alertId(ruleId: string, key: string, end: number, trigger: string | und
 
 export class Correlator {
   readonly #opts: Required<CorrelatorOptions>;
-  readonly #byAction = new Map<string, Target[]>();
-  readonly #anyAction: Target[] = [];
-  readonly #actionCache = new Map<string, readonly Target[]>();
+  /** The rule index: field -> lower-case value -> the rules that need that value there. */
+  readonly #index = new Map<string, Map<string, Target[]>>();
+  /** Indexed fields, in lookup order. */
+  #indexFields: string[] = [];
+  /** Rules with no constant predicate: evaluated on every event. */
+  readonly #unindexed: Target[] = [];
+  /** Merged candidate lists by the buckets they came from (bounded). */
+  readonly #mergeCache = new Map<string, readonly Target[]>();
+  readonly #bucketIds = new Map<readonly Target[], number>();
   readonly #corrs: CorrState[];
+  #ords = 0;
   /** Correlations fed by each correlation's alerts (chains). */
   readonly #outer = new Map<string, readonly Feed[]>();
   readonly #detSuppress = new Map<string, { readonly ms: number; readonly last: Map<string, number> }>();
@@ -206,21 +247,40 @@ export class Correlator {
       entries: 0,
     }));
     for (const corr of this.#corrs) this.#outer.set(corr.rule.id, feedsOf(this.#corrs, corr.rule.id));
+    this.#indexFields = [];
     for (const det of rules.detections) {
       const feeds = feedsOf(this.#corrs, det.id);
       if (!det.generate && feeds.length === 0) continue;
-      const target: Target = { det, feeds };
-      if (det.actions === null) this.#anyAction.push(target);
+      const target: Target = { det, feeds, ord: this.#ords++ };
+      const key = indexKey(det.index);
+      if (key === null) this.#unindexed.push(target);
       else {
-        for (const a of det.actions) {
-          const list = this.#byAction.get(a) ?? [];
+        let byValue = this.#index.get(key);
+        if (byValue === undefined) {
+          byValue = new Map();
+          this.#index.set(key, byValue);
+        }
+        for (const v of det.index.get(key) as ReadonlySet<string>) {
+          const list = byValue.get(v) ?? [];
           list.push(target);
-          this.#byAction.set(a, list);
+          byValue.set(v, list);
         }
       }
       if (det.generate && det.suppressMs > 0)
         this.#detSuppress.set(det.id, { ms: det.suppressMs, last: new Map() });
     }
+    this.#indexFields = [...this.#index.keys()];
+  }
+
+  /** How the rules are indexed: rules per indexed field, and those evaluated on every event. */
+  indexStats(): { readonly fields: Readonly<Record<string, number>>; readonly unindexed: number } {
+    const fields: Record<string, number> = {};
+    for (const [f, byValue] of this.#index) {
+      const rules = new Set<Target>();
+      for (const list of byValue.values()) for (const t of list) rules.add(t);
+      fields[f] = rules.size;
+    }
+    return { fields, unindexed: this.#unindexed.length };
   }
 
   stats(): Readonly<CorrelatorStats> {
@@ -231,14 +291,60 @@ export class Correlator {
     return { ...this.#stats };
   }
 
-  #targets(action: string): readonly Target[] {
-    let t = this.#actionCache.get(action);
-    if (t === undefined) {
-      t = [...(this.#byAction.get(action) ?? []), ...this.#anyAction];
-      // The cache is bounded: actions are keywords, but a hostile reporter could invent many.
-      if (this.#actionCache.size < 4096) this.#actionCache.set(action, t);
+  /** The rules an event can match: those its indexed field values admit, and the unindexed, in rule order. */
+  #targets(e: EdgeEvent): readonly Target[] {
+    // One bucket is returned as it is (no copy); a second makes an owned, merged list.
+    let found: readonly Target[] | null = null;
+    let lists = 0;
+    const buckets: (readonly Target[])[] = [];
+    const add = (list: readonly Target[] | undefined) => {
+      if (list === undefined || list.length === 0) return;
+      lists++;
+      buckets.push(list);
+      found = found === null ? list : found.concat(list);
+    };
+    for (let i = 0; i < this.#indexFields.length; i++) {
+      const f = this.#indexFields[i] as string;
+      const v = (e as Rec)[f];
+      if (v === undefined || v === null) continue;
+      const byValue = this.#index.get(f) as Map<string, Target[]>;
+      if (Array.isArray(v)) {
+        for (const x of v as unknown[]) {
+          const k = valueText(x);
+          if (k !== null) add(byValue.get(k.toLowerCase()));
+        }
+      } else {
+        const k = valueText(v);
+        if (k !== null) add(byValue.get(k.toLowerCase()));
+      }
     }
-    return t;
+    add(this.#unindexed);
+    if (found === null) return [];
+    if (lists === 1) return found;
+    // The same buckets recur (an action with a category and an identity): their merge is cached.
+    let key = '';
+    for (const b of buckets) key += `${this.#bucketId(b)},`;
+    const cached = this.#mergeCache.get(key);
+    if (cached !== undefined) return cached;
+    const out = found as Target[];
+    {
+      // Several buckets: back to rule order, each rule once (a list value may repeat a rule).
+      out.sort((a, b) => a.ord - b.ord);
+      let w = 0;
+      for (let r = 0; r < out.length; r++) if (r === 0 || out[r] !== out[r - 1]) out[w++] = out[r] as Target;
+      out.length = w;
+    }
+    if (this.#mergeCache.size < 4096) this.#mergeCache.set(key, out);
+    return out;
+  }
+
+  #bucketId(b: readonly Target[]): number {
+    let id = this.#bucketIds.get(b);
+    if (id === undefined) {
+      id = this.#bucketIds.size;
+      this.#bucketIds.set(b, id);
+    }
+    return id;
   }
 
   /** Feeds events (any order within the lateness bound) and returns the alerts they complete. */
@@ -259,8 +365,7 @@ export class Correlator {
     const watermark = this.#maxTime - this.#opts.latenessMs;
     const late = t < watermark;
     if (late) this.#stats.late++;
-    const action = e['event.action'] as string | undefined;
-    const targets = this.#targets(action === undefined ? '' : action.toLowerCase());
+    const targets = this.#targets(e);
     // An event that matches several base rules of one correlation counts once for it (its steps
     // are the union); the first matching rule's fields key its group.
     let hits: Map<CorrState, { feed: Feed; steps: number[] }> | null = null;

@@ -378,3 +378,36 @@ describe('the Sigma v2.1 correlation types', () => {
     expect(c.feed([ev(5000, { 'event.action': 'x.y', 'event.reason': 'expired' })])).toHaveLength(1);
   });
 });
+
+describe('the rule index', () => {
+  const rule = (id: string, sel: string) =>
+    `title: ${id}\nid: ${id}\nlogsource: { product: edgeward }\ndetection:\n  s: ${sel}\n  condition: s\n`;
+  const rules = checkRuleFile(
+    [
+      rule('by-reason', '{ event.action: handshake.failure, event.reason: [Expired, revoked] }'),
+      rule('by-action', '{ event.action: handshake.failure, source.port|gt: 1000 }'),
+      rule('by-category', '{ event.category: network, source.ip|cidr: 10.0.0.0/8 }'),
+      rule('keyword', '[unknown_ca]'),
+    ].join('---\n'),
+  );
+
+  it('indexes each rule by its most selective constant predicate; the rest run on every event', () => {
+    const c = new Correlator(rules);
+    expect(c.indexStats()).toEqual({
+      fields: { 'event.reason': 1, 'event.action': 1, 'event.category': 1 },
+      unindexed: 1,
+    });
+  });
+
+  it('finds the same matches as evaluating every rule, in rule order', () => {
+    const c = new Correlator(rules);
+    const got = c
+      .feed([
+        ev(0, { 'event.reason': 'EXPIRED', 'source.port': 2000, 'event.category': 'network' }),
+        ev(1, { 'event.reason': 'unknown_ca', 'source.port': 10 }),
+        ev(2, { 'event.action': 'connection.denied', 'event.category': ['network', 'iam'] }),
+      ])
+      .map((a) => `${a.time - T}:${a.ruleId}`);
+    expect(got).toEqual(['0:by-reason', '0:by-action', '0:by-category', '1:keyword', '2:by-category']);
+  });
+});
