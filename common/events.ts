@@ -563,8 +563,9 @@ export const OPEN_LIMITS = {
 /** A value of a field beyond the schema. */
 export type OpenValue = string | number | boolean | null | readonly (string | number | boolean | null)[];
 
-// Printable, no spaces, no `|` (the rule language's modifier separator).
-const OPEN_KEY = /^[\x21-\x7b\x7d\x7e\u00a0-\uffff]{1,128}$/;
+// Printable, no `|` (the rule language's modifier separator); spaces inside only (Windows event
+// data names such as `Source Name` carry them).
+const OPEN_KEY = /^(?! )(?!.* $)[\x20-\x7b\x7d\x7e\u00a0-\uffff]{1,128}$/;
 
 /**
  * Flattens nested objects into dotted keys (`{"process": {"pid": 1}}` -> `process.pid`), checking
@@ -624,7 +625,7 @@ export function flattenEvent(input: Readonly<Record<string, unknown>>): Record<s
 }
 
 function checkOpen(v: unknown, key: string): OpenValue {
-  if (!OPEN_KEY.test(key))
+  if (key.length > 128 || !OPEN_KEY.test(key))
     throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${key.slice(0, 64)}: not a field name`, {
       detail: { field: key.slice(0, 64) },
     });
