@@ -11,18 +11,21 @@ import {
   parseReporterPolicy,
   parsePlaybookTexts,
 } from '../policies/index.js';
-import { checkRuleFile, parsePipeline } from '../policies/rules/index.js';
+import { checkRuleFile, parsePipeline, parsePlaceholders } from '../policies/rules/index.js';
 import { assertRuleTests } from '../siem/correlate/index.js';
 
 const USAGE =
   'edgeward policy check FILE... | edgeward policy pcrs --tcti TCTI [--bank sha256] [--pcrs 0,1,...]';
 
 /** Which kind of policy a file holds, from its top-level keys. */
-function kindOf(text: string): 'attestation' | 'playbook' | 'reporters' | 'pipeline' | 'rules' {
+function kindOf(
+  text: string,
+): 'attestation' | 'playbook' | 'reporters' | 'pipeline' | 'placeholders' | 'rules' {
   if (/^(ek|identities)\s*:/m.test(text)) return 'attestation';
   if (/^kind:\s*(playbook|response-settings)\s*$/m.test(text)) return 'playbook';
   if (/^kind:\s*reporter-policy\s*$/m.test(text)) return 'reporters';
   if (/^kind:\s*field-mapping\s*$/m.test(text)) return 'pipeline';
+  if (/^kind:\s*placeholders\s*$/m.test(text)) return 'placeholders';
   return 'rules';
 }
 
@@ -54,6 +57,9 @@ export async function runPolicyCommand(argv: string[], out: (s: string) => void)
         out(`${file}: field-mapping pipeline OK (${p.id}, ${p.mappings.length} mappings)`);
         break;
       }
+      case 'placeholders':
+        out(`${file}: placeholders OK (${parsePlaceholders(text, basename(file)).size} names)`);
+        break;
       default: {
         const rules = checkRuleFile(text, basename(file));
         // The tests a rule file carries run on the real engine: a rule that misses its own

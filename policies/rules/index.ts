@@ -11,7 +11,14 @@ export {
   type ParseOptions,
 } from './parse.js';
 export type { IndexKeys, Placeholders } from './detection.js';
-export { parsePipeline, mappingsFor, mapField, type Pipeline, type Mapping } from './pipeline.js';
+export {
+  parsePipeline,
+  parsePlaceholders,
+  mappingsFor,
+  mapField,
+  type Pipeline,
+  type Mapping,
+} from './pipeline.js';
 export {
   compileRuleRegex,
   backtrackingConstruct,

@@ -154,3 +154,39 @@ export function mapDetection(mappings: readonly Mapping[], detection: unknown): 
   }
   return out;
 }
+
+/**
+ * Parses a placeholder file (`kind: placeholders`, `values: { Administrators: [admin, root] }`):
+ * the values `expand` substitutes, each a Sigma string (wildcards allowed).
+ */
+export function parsePlaceholders(text: string, file = 'placeholders'): Map<string, string[]> {
+  if (typeof text !== 'string' || text.length > MAX_PIPELINE) fail(file, 'larger than 256 KiB');
+  const docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false });
+  const list = Array.isArray(docs) ? docs : [docs];
+  const d = list[0];
+  if (list.length !== 1 || d === undefined) fail(file, 'a placeholder file is one YAML document');
+  if (d.errors.length > 0) fail(`${file}#0`, d.errors[0]?.message.split('\n')[0] ?? 'bad YAML');
+  const doc = d.toJS({ maxAliasCount: 0 }) as unknown;
+  const w = `${file}#0`;
+  if (!isRec(doc)) fail(w, 'must be a map');
+  keysOf(doc, w, new Set(['kind', 'description', 'values']));
+  if (doc['kind'] !== 'placeholders') fail(`${w}.kind`, 'must be placeholders');
+  const values = doc['values'];
+  if (!isRec(values) || Object.keys(values).length > 1000)
+    fail(`${w}.values`, 'must map up to 1000 names to lists');
+  const out = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(values)) {
+    if (POISON.has(k) || !/^[A-Za-z0-9_.-]{1,64}$/.test(k))
+      fail(`${w}.values.${k.slice(0, 64)}`, 'bad placeholder name');
+    const vs = typeof v === 'string' ? [v] : v;
+    if (
+      !Array.isArray(vs) ||
+      vs.length === 0 ||
+      vs.length > 1000 ||
+      !vs.every((x) => typeof x === 'string' && x.length <= 1024)
+    )
+      fail(`${w}.values.${k}`, 'must be text or a list of up to 1000 texts');
+    out.set(k, vs as string[]);
+  }
+  return out;
+}

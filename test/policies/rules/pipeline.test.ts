@@ -1,12 +1,13 @@
 // Field-mapping pipelines: the shipped ECS and Windows event log pipelines parse, map a rule's
 // fields by its logsource and add the log source's conditions; bad pipelines are refused with
 // ERR_POLICY_PIPELINE_INVALID naming file and key; `edgeward policy check` reports a pipeline.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EdgewardError } from '../../../common/errors.js';
 import { validateEvent } from '../../../common/events.js';
-import { checkRuleFile, parsePipeline, type Pipeline } from '../../../policies/rules/index.js';
+import { checkRuleFile, loadRules, parsePipeline, type Pipeline } from '../../../policies/rules/index.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { edgeward } from '../../helpers/cli.js';
 
 const DIR = join(import.meta.dirname, '..', '..', '..', 'policies', 'default', 'pipelines');
@@ -84,5 +85,29 @@ describe('field-mapping pipelines', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`${ecs}: field-mapping pipeline OK (ecs, 7 mappings)`);
     expect(r.stdout).toContain(`${win}: field-mapping pipeline OK (windows-eventlog, 1 mappings)`);
+  });
+
+  it('a rule folder may hold pipelines and placeholder values, applied by loadRules', async () => {
+    const dir = tempDir('rules-pipeline');
+    copyFileSync(join(DIR, 'ecs.yaml'), join(dir, 'ecs.yaml'));
+    writeFileSync(join(dir, 'placeholders.yaml'), 'kind: placeholders\nvalues:\n  Admins: [root, "adm*"]\n');
+    writeFileSync(
+      join(dir, 'admin-shell.yml'),
+      'title: admin shell\nlogsource: { product: linux, category: process_creation }\ndetection:\n  sel:\n    User|expand: "%Admins%"\n    Image|endswith: /bash\n  condition: sel\n',
+    );
+    const rules = await loadRules(dir);
+    expect(rules.detections).toHaveLength(1);
+    const ev = (user: string) =>
+      validateEvent({
+        '@timestamp': T,
+        'event.action': 'exec',
+        event: { category: 'process', type: 'start' },
+        process: { executable: '/bin/bash' },
+        user: { name: user },
+      });
+    const r = rules.detections[0]!;
+    expect([ev('root'), ev('ADMIN2'), ev('alice')].map((e) => r.match(e))).toEqual([true, true, false]);
+    const out = edgeward(['policy', 'check', join(dir, 'placeholders.yaml')]);
+    expect(out.stdout).toContain('placeholders OK (1 names)');
   });
 });
