@@ -13,14 +13,18 @@ import {
   parseReporterPolicy,
   parsePlaybookTexts,
 } from '../policies/index.js';
-import { checkRuleFile } from '../policies/rules/index.js';
+import { checkRuleFile, parsePipeline, parsePlaceholders } from '../policies/rules/index.js';
 import { assertRuleTests } from '../siem/correlate/index.js';
 
 /** Which kind of policy a file holds, from its top-level keys. */
-function kindOf(text: string): 'attestation' | 'playbook' | 'reporters' | 'agent' | 'rules' {
+function kindOf(
+  text: string,
+): 'attestation' | 'playbook' | 'reporters' | 'pipeline' | 'placeholders' | 'agent' | 'rules' {
   if (/^(ek|identities)\s*:/m.test(text)) return 'attestation';
   if (/^kind:\s*(playbook|response-settings)\s*$/m.test(text)) return 'playbook';
   if (/^kind:\s*reporter-policy\s*$/m.test(text)) return 'reporters';
+  if (/^kind:\s*field-mapping\s*$/m.test(text)) return 'pipeline';
+  if (/^kind:\s*placeholders\s*$/m.test(text)) return 'placeholders';
   // An agent configuration has an identity section and its CA; a rule file has neither.
   if (/^identity\s*:/m.test(text) && /^ca\s*:/m.test(text)) return 'agent';
   return 'rules';
@@ -69,6 +73,14 @@ export async function runPolicyCommand(argv: string[], out: (s: string) => void)
         out(`${file}: agent configuration OK\n${describeAgentConfig(parseAgentConfig(text, file))}`);
         break;
       }
+      case 'pipeline': {
+        const p = parsePipeline(text, basename(file));
+        out(`${file}: field-mapping pipeline OK (${p.id}, ${p.mappings.length} mappings)`);
+        break;
+      }
+      case 'placeholders':
+        out(`${file}: placeholders OK (${parsePlaceholders(text, basename(file)).size} names)`);
+        break;
       default: {
         const rules = checkRuleFile(text, basename(file));
         // The tests a rule file carries run on the real engine: a rule that misses its own

@@ -170,7 +170,7 @@ export const CODES = {
   ERR_POLICY_RULE_TOO_LARGE: { status: 413, message: 'rule file too large' },
   ERR_POLICY_RULE_YAML: { status: 400, message: 'rule file is not valid YAML' },
   ERR_POLICY_RULE_SCHEMA: { status: 400, message: 'rule has a missing, unknown or mistyped key' },
-  ERR_POLICY_RULE_FIELD: { status: 400, message: 'rule names a field that is not in the event schema' },
+  ERR_POLICY_RULE_FIELD: { status: 400, message: 'rule names a field that is not a valid field name' },
   ERR_POLICY_RULE_MODIFIER: { status: 400, message: 'rule uses an unknown or misapplied value modifier' },
   ERR_POLICY_RULE_REGEX: { status: 400, message: 'rule regular expression is invalid or too long' },
   ERR_POLICY_RULE_REGEX_UNSAFE: {
@@ -184,6 +184,11 @@ export const CODES = {
   ERR_POLICY_RULE_DUPLICATE: { status: 400, message: 'two rules share an id or name' },
   ERR_POLICY_RULE_DURATION: { status: 400, message: 'rule duration is invalid or out of range' },
   ERR_POLICY_RULE_TEST_FAILED: { status: 400, message: 'a rule test did not give the expected result' },
+  ERR_POLICY_PIPELINE_INVALID: { status: 400, message: 'field-mapping pipeline is invalid' },
+  ERR_POLICY_RULE_PLACEHOLDER: {
+    status: 400,
+    message: 'rule uses an expand placeholder that has no configured values',
+  },
   ERR_POLICY_RULE_READ: { status: 400, message: 'rule folder or file could not be read' },
   ERR_POLICY_REPORTER_FILE: { status: 400, message: 'cannot read the reporter policy file' },
   ERR_POLICY_REPORTER_YAML: { status: 400, message: 'reporter policy is not valid YAML' },

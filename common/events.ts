@@ -5,7 +5,8 @@ import { parseIdentity, serviceId } from './identity.js';
 import { canonicalIp } from './ip.js';
 import { normalizeSerial } from './x509.js';
 
-export type FieldType = 'time' | 'string' | 'keyword' | 'enum' | 'int' | 'ip' | 'identity' | 'hex' | 'serial';
+export type FieldType =
+  'time' | 'string' | 'keyword' | 'enum' | 'enums' | 'int' | 'ip' | 'identity' | 'hex' | 'serial';
 
 export interface FieldSpec {
   readonly type: FieldType;
@@ -66,28 +67,105 @@ export function reporterKindOf(identity: string): ReporterKind {
   return m === null ? 'other' : reporterKind(identity, m[1] as string);
 }
 
-const EVENT_KINDS = ['event', 'alert', 'state', 'metric'] as const;
+// ECS's allowed values (ECS 8.x, "Event categorization fields").
+const EVENT_KINDS = [
+  'alert',
+  'asset',
+  'enrichment',
+  'event',
+  'metric',
+  'state',
+  'pipeline_error',
+  'signal',
+] as const;
 const EVENT_CATEGORIES = [
+  'api',
   'authentication',
-  'network',
   'configuration',
+  'database',
+  'driver',
+  'email',
+  'file',
+  'host',
   'iam',
   'intrusion_detection',
-  'host',
+  'library',
+  'malware',
+  'network',
+  'package',
+  'process',
+  'registry',
   'session',
+  'threat',
+  'vulnerability',
+  'web',
 ] as const;
 const EVENT_TYPES = [
-  'start',
-  'end',
+  'access',
+  'admin',
   'allowed',
-  'denied',
+  'change',
   'connection',
   'creation',
   'deletion',
-  'change',
-  'info',
+  'denied',
+  'end',
   'error',
+  'group',
+  'indicator',
+  'info',
+  'installation',
+  'protocol',
+  'start',
+  'user',
 ] as const;
+
+type Categorization = {
+  readonly 'event.kind': 'event';
+  readonly 'event.category': (typeof EVENT_CATEGORIES)[number];
+  readonly 'event.type': readonly (typeof EVENT_TYPES)[number][];
+};
+
+/** ECS categorization of the actions edgeward's reporters emit, filled in where a reporter left it out. */
+export const ACTION_CATEGORIZATION: Readonly<Record<(typeof KNOWN_ACTIONS)[number], Categorization>> = {
+  'enroll.success': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['creation'] },
+  'enroll.failure': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['creation'] },
+  'attestation.success': {
+    'event.kind': 'event',
+    'event.category': 'authentication',
+    'event.type': ['info'],
+  },
+  'attestation.failure': {
+    'event.kind': 'event',
+    'event.category': 'authentication',
+    'event.type': ['info'],
+  },
+  'handshake.failure': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'denied'],
+  },
+  'connection.accepted': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'allowed', 'start'],
+  },
+  'connection.denied': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'denied'],
+  },
+  'connection.closed': {
+    'event.kind': 'event',
+    'event.category': 'network',
+    'event.type': ['connection', 'end'],
+  },
+  'renewal.success': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['change'] },
+  'renewal.failure': { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['change'] },
+  revocation: { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['deletion'] },
+  'decision.applied': { 'event.kind': 'event', 'event.category': 'configuration', 'event.type': ['change'] },
+  rotation: { 'event.kind': 'event', 'event.category': 'iam', 'event.type': ['change'] },
+};
 
 export const FIELDS = {
   '@timestamp': {
@@ -109,6 +187,12 @@ export const FIELDS = {
     doc: 'When the SIEM accepted the event (epoch ms).',
     ocsf: 'metadata.logged_time',
   },
+  'ecs.version': {
+    type: 'keyword',
+    max: 16,
+    doc: 'ECS version the event follows, e.g. 8.11.0.',
+    ocsf: 'metadata.version',
+  },
   'event.kind': {
     type: 'enum',
     values: EVENT_KINDS,
@@ -116,12 +200,17 @@ export const FIELDS = {
     ocsf: 'category_uid (via class)',
   },
   'event.category': {
-    type: 'enum',
+    type: 'enums',
     values: EVENT_CATEGORIES,
-    doc: 'ECS event category.',
+    doc: 'ECS event category: one value or a list (ECS arrays).',
     ocsf: 'category_uid',
   },
-  'event.type': { type: 'enum', values: EVENT_TYPES, doc: 'ECS event type.', ocsf: 'activity_id' },
+  'event.type': {
+    type: 'enums',
+    values: EVENT_TYPES,
+    doc: 'ECS event type: one value or a list (ECS arrays).',
+    ocsf: 'activity_id',
+  },
   'event.action': {
     type: 'keyword',
     max: 64,
@@ -256,7 +345,11 @@ export const FIELDS = {
 } as const satisfies Record<string, FieldSpec>;
 
 export type EventField = keyof typeof FIELDS;
-type ValueOf<F extends EventField> = (typeof FIELDS)[F]['type'] extends 'int' | 'time' ? number : string;
+type ValueOf<F extends EventField> = (typeof FIELDS)[F]['type'] extends 'int' | 'time'
+  ? number
+  : (typeof FIELDS)[F]['type'] extends 'enums'
+    ? string | readonly string[]
+    : string;
 
 /** A validated event: only schema fields, `@timestamp` normalised to epoch ms. */
 export type EdgeEvent = { readonly '@timestamp': number; readonly 'event.action': string } & {
@@ -282,7 +375,7 @@ const HEX = /^[0-9a-f]+$/;
 const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_KEYS = 64;
 
-type Check = (v: unknown, field: string) => string | number;
+type Check = (v: unknown, field: string) => string | number | readonly string[];
 
 const seenIdentities = new Set<string>();
 
@@ -330,6 +423,20 @@ function compile(spec: FieldSpec): Check {
       return (v, f) => {
         if (typeof v !== 'string' || !values.has(v)) throw bad(f, 'not one of the allowed values');
         return v;
+      };
+    }
+    case 'enums': {
+      const values = new Set(spec.values ?? []);
+      return (v, f) => {
+        if (typeof v === 'string' && values.has(v)) return v;
+        if (
+          Array.isArray(v) &&
+          v.length > 0 &&
+          v.length <= 8 &&
+          v.every((x) => typeof x === 'string' && values.has(x))
+        )
+          return [...(v as string[])];
+        throw bad(f, 'not one of the allowed values, or a list of them');
       };
     }
     case 'ip':
@@ -430,6 +537,111 @@ export interface ValidateOptions {
    * event instead of two).
    */
   readonly stamp?: EventStamp;
+  /**
+   * Accept fields beyond the schema (default true: any ECS field, a forwarded sensor's own):
+   * nested objects are flattened to dotted keys, and such fields are bounded (OPEN_LIMITS). Known
+   * fields keep their types and checks whichever way they are spelled. `false`: schema fields only
+   * (ERR_SIEM_EVENT_UNKNOWN_FIELD), at most 64, flat.
+   */
+  readonly open?: boolean;
+}
+
+/** Bounds on one event's fields beyond the schema (open ingest). */
+export const OPEN_LIMITS = {
+  /** Fields in all, after flattening. */
+  maxFields: 256,
+  /** Nesting depth of objects. */
+  maxDepth: 8,
+  /** Characters of one string value. */
+  maxString: 8192,
+  /** Elements of one list value (scalars only). */
+  maxList: 64,
+  /** Characters of all string values and keys together. */
+  maxChars: 65_536,
+} as const;
+
+/** A value of a field beyond the schema. */
+export type OpenValue = string | number | boolean | null | readonly (string | number | boolean | null)[];
+
+// Printable, no `|` (the rule language's modifier separator); spaces inside only (Windows event
+// data names such as `Source Name` carry them).
+const OPEN_KEY = /^(?! )(?!.* $)[\x20-\x7b\x7d\x7e\u00a0-\uffff]{1,128}$/;
+
+/**
+ * Flattens nested objects into dotted keys (`{"process": {"pid": 1}}` -> `process.pid`), checking
+ * the open-ingest bounds; values stay as sent (lists of scalars kept as lists).
+ */
+export function flattenEvent(input: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  let fields = 0;
+  let chars = 0;
+  const walk = (obj: Readonly<Record<string, unknown>>, prefix: string, depth: number): void => {
+    if (depth > OPEN_LIMITS.maxDepth)
+      throw new EdgewardError(
+        'ERR_SIEM_EVENT_INVALID',
+        `${prefix}: nested deeper than ${OPEN_LIMITS.maxDepth}`,
+        {
+          detail: { field: prefix.slice(0, 64) },
+        },
+      );
+    for (const k of Object.keys(obj)) {
+      if (POISON.has(k)) {
+        throw new EdgewardError('ERR_SIEM_EVENT_POISONED', `forbidden key ${k}`, { detail: { field: k } });
+      }
+      const key = prefix === '' ? k : `${prefix}.${k}`;
+      const v = obj[k];
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+        if (Object.hasOwn(FIELDS, key))
+          throw bad(key, `must be a ${FIELDS[key as EventField].type}, not an object`);
+        const proto = Object.getPrototypeOf(v) as unknown;
+        if (proto !== Object.prototype && proto !== null)
+          throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${key.slice(0, 64)}: must be a plain object`);
+        walk(v as Record<string, unknown>, key, depth + 1);
+        continue;
+      }
+      if (++fields > OPEN_LIMITS.maxFields)
+        throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `more than ${OPEN_LIMITS.maxFields} fields`);
+      chars += key.length;
+      if (Object.hasOwn(out, key))
+        throw new EdgewardError(
+          'ERR_SIEM_EVENT_INVALID',
+          `${key.slice(0, 64)}: given twice (nested and flat)`,
+          {
+            detail: { field: key.slice(0, 64) },
+          },
+        );
+      out[key] = v;
+      if (typeof v === 'string') chars += v.length;
+      else if (Array.isArray(v)) for (const x of v as unknown[]) if (typeof x === 'string') chars += x.length;
+      if (chars > OPEN_LIMITS.maxChars)
+        throw new EdgewardError(
+          'ERR_SIEM_EVENT_INVALID',
+          `event larger than ${OPEN_LIMITS.maxChars} characters`,
+        );
+    }
+  };
+  walk(input, '', 0);
+  return out;
+}
+
+function checkOpen(v: unknown, key: string): OpenValue {
+  if (key.length > 128 || !OPEN_KEY.test(key))
+    throw new EdgewardError('ERR_SIEM_EVENT_INVALID', `${key.slice(0, 64)}: not a field name`, {
+      detail: { field: key.slice(0, 64) },
+    });
+  const scalar = (x: unknown): boolean =>
+    x === null ||
+    typeof x === 'boolean' ||
+    (typeof x === 'number' && Number.isFinite(x)) ||
+    (typeof x === 'string' && x.length <= OPEN_LIMITS.maxString);
+  if (Array.isArray(v)) {
+    if (v.length > OPEN_LIMITS.maxList || !v.every(scalar))
+      throw bad(key, `a list of at most ${OPEN_LIMITS.maxList} scalar values`);
+    return v as OpenValue;
+  }
+  if (!scalar(v))
+    throw bad(key, `text of at most ${OPEN_LIMITS.maxString} characters, a number or a boolean`);
+  return v as OpenValue;
 }
 
 /** What the SIEM adds to an event it accepts (stampEvent). */
@@ -454,17 +666,22 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   if (proto !== Object.prototype && proto !== null) {
     throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'event must be a plain object');
   }
-  const keys = Object.keys(input);
-  if (keys.length > MAX_KEYS) throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'too many fields');
+  const open = opts.open !== false;
+  const src = open ? flattenEvent(input as Record<string, unknown>) : (input as Record<string, unknown>);
+  const keys = Object.keys(src);
+  if (!open && keys.length > MAX_KEYS) throw new EdgewardError('ERR_SIEM_EVENT_INVALID', 'too many fields');
   const stored = opts.mode === 'stored';
-  const out: Record<string, string | number> = {};
-  const src = input as Record<string, unknown>;
+  const out: Record<string, OpenValue> = {};
   for (const key of keys) {
     if (POISON.has(key)) {
       throw new EdgewardError('ERR_SIEM_EVENT_POISONED', `forbidden key ${key}`, { detail: { field: key } });
     }
     const c = CHECKS.get(key);
     if (c === undefined) {
+      if (open) {
+        out[key] = checkOpen(src[key], key);
+        continue;
+      }
       throw new EdgewardError('ERR_SIEM_EVENT_UNKNOWN_FIELD', `unknown field ${key.slice(0, 64)}`, {
         detail: { field: key.slice(0, 64) },
       });
@@ -482,9 +699,19 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   if (ts === undefined) throw bad('@timestamp', 'missing', 'ERR_SIEM_EVENT_TIME');
   const action = out['event.action'];
   if (action === undefined) throw bad('event.action', 'missing');
-  if (!ACTION.test(action as string)) throw bad('event.action', 'must be a lower-case dotted keyword');
+  if (typeof action !== 'string' || !ACTION.test(action))
+    throw bad('event.action', 'must be a lower-case dotted keyword');
   if (opts.now !== undefined && (ts as number) > opts.now + (opts.maxFutureMs ?? 300_000)) {
     throw bad('@timestamp', 'too far in the future', 'ERR_SIEM_EVENT_TIME');
+  }
+  if (!stored) {
+    // The actions edgeward's reporters emit carry ECS categorization, filled in where absent.
+    const cat = (ACTION_CATEGORIZATION as Readonly<Record<string, Categorization>>)[action];
+    if (cat !== undefined && Object.hasOwn(ACTION_CATEGORIZATION, action)) {
+      out['event.kind'] ??= cat['event.kind'];
+      out['event.category'] ??= cat['event.category'];
+      out['event.type'] ??= [...cat['event.type']];
+    }
   }
   const stamp = opts.stamp;
   if (stamp !== undefined) {
@@ -516,7 +743,7 @@ export function withVerifiedKind(e: EdgeEvent): EdgeEvent {
   const observer = e['observer.identity'];
   const kind = observer === undefined ? undefined : reporterKindOf(observer);
   if (e['observer.type'] === kind) return e;
-  const out: Record<string, string | number> = { ...e };
+  const out: Record<string, unknown> = { ...e };
   if (kind === undefined) delete out['observer.type'];
   else out['observer.type'] = kind;
   return out as EdgeEvent;

@@ -9,14 +9,13 @@ export type Cond =
 
 const MAX_CONDITION = 1024;
 const MAX_DEPTH = 32;
-const TOKEN = /\s*(\(|\)|[A-Za-z0-9_*]+)/y;
-
-function fail(msg: string): never {
-  throw new EdgewardError('ERR_POLICY_RULE_CONDITION', msg);
-}
+const TOKEN = /\s*(\(|\)|[A-Za-z0-9_.*-]+)/y;
 
 /** Parses `text` against the search identifiers `names`; quantifiers expand to and/or nodes. */
-export function parseCondition(text: string, names: readonly string[]): Cond {
+export function parseCondition(text: string, names: readonly string[], where = 'condition'): Cond {
+  const fail: (msg: string) => never = (msg) => {
+    throw new EdgewardError('ERR_POLICY_RULE_CONDITION', `${where}: ${msg}`);
+  };
   if (text.length === 0 || text.length > MAX_CONDITION)
     fail(`condition must be 1..${MAX_CONDITION} characters`);
   const toks: string[] = [];
@@ -37,9 +36,8 @@ export function parseCondition(text: string, names: readonly string[]): Cond {
   const expand = (pattern: string): string[] => {
     if (pattern === 'them') return names.filter((n) => !n.startsWith('_'));
     if (pattern.includes('*')) {
-      if (pattern.indexOf('*') !== pattern.length - 1) fail('only a trailing * is allowed in `of` patterns');
-      const prefix = pattern.slice(0, -1);
-      const hit = names.filter((n) => n.startsWith(prefix));
+      // `*` stands for any run of characters, anywhere in the pattern.
+      const hit = names.filter((n) => globMatch(pattern, n));
       if (hit.length === 0) fail(`no search identifier matches ${pattern}`);
       return hit;
     }
@@ -100,4 +98,26 @@ export function parseCondition(text: string, names: readonly string[]): Cond {
   const tree = parseOr(0);
   if (i !== toks.length) fail(`unexpected ${toks[i] ?? ''} after the condition`);
   return tree;
+}
+
+/** `*` matches any run of characters (none included); linear-time greedy matching with one retry point. */
+function globMatch(pattern: string, name: string): boolean {
+  let p = 0;
+  let n = 0;
+  let star = -1;
+  let mark = 0;
+  while (n < name.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === name[n]) {
+      p++;
+      n++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = n;
+    } else if (star >= 0) {
+      p = star + 1;
+      n = ++mark;
+    } else return false;
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }

@@ -8,7 +8,17 @@ export {
   MAX_RULE_FILE,
   MAX_THRESHOLD,
   type ParsedFile,
+  type ParseOptions,
 } from './parse.js';
+export type { IndexKeys, Placeholders } from './detection.js';
+export {
+  parsePipeline,
+  parsePlaceholders,
+  mappingsFor,
+  mapField,
+  type Pipeline,
+  type Mapping,
+} from './pipeline.js';
 export {
   compileRuleRegex,
   backtrackingConstruct,
@@ -17,6 +27,8 @@ export {
   type RuleRegexFlag,
 } from './linear-regex.js';
 export type {
+  CompareOp,
+  Criterion,
   CorrelationRule,
   CorrelationType,
   DetectionRule,
@@ -25,4 +37,4 @@ export type {
   RuleSet,
   RuleTest,
 } from './types.js';
-export { LEVELS } from './types.js';
+export { CORRELATION_TYPES, LEVELS } from './types.js';

@@ -10,7 +10,8 @@ type RE2Constructor = typeof RE2Module;
 const RE2 = createRequire(import.meta.url)('re2') as RE2Constructor;
 
 export const MAX_REGEX_LENGTH = 256;
-export const MAX_REGEX_SUBJECT = 1024;
+/** The longest field value an event may carry (OPEN_LIMITS.maxString in common/events.ts). */
+export const MAX_REGEX_SUBJECT = 8192;
 
 /** The flags a rule may ask for: case-insensitive, multi-line anchors, dot matches newlines. */
 export type RuleRegexFlag = 'i' | 'm' | 's';
@@ -83,4 +84,13 @@ export function compileRuleRegex(src: unknown, flags: readonly RuleRegexFlag[], 
     engine: 're2',
     test: (s) => s.length <= MAX_REGEX_SUBJECT && re.test(s),
   };
+}
+
+/**
+ * Compiles the anchored pattern a wildcard value becomes (sigma-string.ts): RE2, `s` so that `*`
+ * crosses newlines, `i` unless the value is `cased`. Its length follows the value's (at most 4096).
+ */
+export function compileGlobRegex(src: string, caseless: boolean): { test(subject: string): boolean } {
+  const re = new RE2(src, caseless ? 'si' : 's');
+  return { test: (s) => re.test(s) };
 }

@@ -1,12 +1,17 @@
 // Parses rule files (YAML, one or more Sigma-style documents each) into compiled rules and
 // resolves correlation references. Every refusal is an ERR_POLICY_RULE_* code naming the place.
-import { parseAllDocuments } from 'yaml';
+import { isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
 import { parseDuration } from '../../common/clock.js';
 import { EdgewardError } from '../../common/errors.js';
-import { isEventField, validateEvent, type EdgeEvent, type EventField } from '../../common/events.js';
-import { compileDetection } from './detection.js';
+import { createHash } from 'node:crypto';
+import { validateEvent, type EdgeEvent } from '../../common/events.js';
+import { andDetections, compileDetection, type Placeholders } from './detection.js';
+import { mapDetection, mappingsFor, type Pipeline } from './pipeline.js';
 import {
+  CORRELATION_TYPES,
   LEVELS,
+  type CompareOp,
+  type Criterion,
   type CorrelationRule,
   type CorrelationType,
   type DetectionRule,
@@ -24,30 +29,13 @@ const MAX_TEST_EVENTS = 10_000;
 /** Test events' `at` offsets count from this instant. */
 export const TEST_EPOCH = Date.UTC(2026, 0, 1);
 
-const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const POISON = new Set(['__proto__', 'constructor', 'prototype']);
-const META = new Set([
-  'title',
-  'id',
-  'name',
-  'status',
-  'description',
-  'author',
-  'date',
-  'modified',
-  'references',
-  'tags',
-  'falsepositives',
-  'level',
-  'license',
-  'related',
-  'taxonomy',
-  'suppress',
-  'tests',
-]);
-const DETECTION_KEYS = new Set([...META, 'logsource', 'detection', 'fields', 'suppress-by']);
-const CORRELATION_KEYS = new Set([...META, 'correlation']);
+const STATUSES = ['stable', 'test', 'experimental', 'deprecated', 'unsupported'];
+const RELATED = ['derived', 'obsolete', 'merged', 'renamed', 'similar'];
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const MAX_KEYS = 64;
 const CORRELATION_INNER = new Set([
   'type',
   'rules',
@@ -57,7 +45,8 @@ const CORRELATION_INNER = new Set([
   'generate',
   'aliases',
 ]);
-const TYPES: readonly CorrelationType[] = ['event_count', 'value_count', 'temporal_ordered'];
+const OPS: readonly CompareOp[] = ['gt', 'gte', 'lt', 'lte', 'eq', 'neq'];
+const METRICS: readonly CorrelationType[] = ['value_sum', 'value_avg', 'value_percentile'];
 
 type Rec = Readonly<Record<string, unknown>>;
 
@@ -90,26 +79,43 @@ function duration(v: unknown, where: string, max = MAX_TIMESPAN): number {
   return ms;
 }
 
-function checkKeys(doc: Rec, allowed: ReadonlySet<string>, where: string): void {
-  for (const k of Object.keys(doc)) {
-    if (POISON.has(k)) schema(where, `forbidden key ${k}`);
-    if (!allowed.has(k)) schema(where, `unknown key ${k.slice(0, 64)}`);
+/** A Sigma timespan: a whole number and one of s, m, h, d, in lower case (`90m`). */
+function timespan(v: unknown, where: string): number {
+  const m = typeof v === 'string' ? /^([1-9]\d{0,8})([smhd])$/.exec(v) : null;
+  if (m === null)
+    throw new EdgewardError(
+      'ERR_POLICY_RULE_DURATION',
+      `${where}: a timespan is a whole number and s, m, h or d (e.g. 90s, 5m, 1h, 7d)`,
+    );
+  const ms = Number(m[1]) * ({ s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as string] ?? 1000);
+  if (ms > MAX_TIMESPAN) throw new EdgewardError('ERR_POLICY_RULE_DURATION', `${where}: at most 7 days`);
+  return ms;
+}
+
+/** Custom attributes are allowed (Sigma); only the count and the poisoned names are bounded. */
+function checkKeys(doc: Rec, where: string, allowed?: ReadonlySet<string>): void {
+  const keys = Object.keys(doc);
+  if (keys.length > MAX_KEYS) schema(where, `more than ${MAX_KEYS} keys`);
+  for (const k of keys) {
+    if (POISON.has(k)) schema(`${where}.${k}`, 'forbidden key');
+    if (allowed !== undefined && !allowed.has(k)) schema(`${where}.${k.slice(0, 64)}`, 'unknown key');
   }
 }
 
-function fieldList(v: unknown, where: string, min: number): EventField[] {
+function fieldName(f: unknown, where: string): string {
+  if (typeof f !== 'string' || f.length === 0 || f.length > 256 || POISON.has(f))
+    throw new EdgewardError(
+      'ERR_POLICY_RULE_FIELD',
+      `${where}: ${String(f).slice(0, 64)} is not a field name`,
+    );
+  return f;
+}
+
+function fieldList(v: unknown, where: string, min: number): string[] {
   const list = typeof v === 'string' ? [v] : v;
   if (!Array.isArray(list) || list.length < min || list.length > 8)
     schema(where, `needs ${min}..8 field names`);
-  return list.map((f) => {
-    if (typeof f !== 'string' || !isEventField(f)) {
-      throw new EdgewardError(
-        'ERR_POLICY_RULE_FIELD',
-        `${where}: ${String(f).slice(0, 64)} is not an event field`,
-      );
-    }
-    return f;
-  });
+  return list.map((f, i) => fieldName(f, `${where}.${i}`));
 }
 
 /** Expands a rule's `tests` (each event spec may repeat, with a step and cycling values). */
@@ -119,7 +125,7 @@ function parseTests(v: unknown, where: string): RuleTest[] {
   return v.map((t, ti): RuleTest => {
     const w = `${where}[${ti}]`;
     if (!isRec(t)) schema(w, 'a test must be a map');
-    checkKeys(t, new Set(['name', 'expect', 'events']), w);
+    checkKeys(t, w, new Set(['name', 'expect', 'events']));
     const name = str(t['name'], `${w}.name`);
     const expect = t['expect'];
     if (typeof expect !== 'number' || !Number.isInteger(expect) || expect < 0 || expect > 1000) {
@@ -131,7 +137,7 @@ function parseTests(v: unknown, where: string): RuleTest[] {
     specs.forEach((s, si) => {
       const ws = `${w}.events[${si}]`;
       if (!isRec(s)) schema(ws, 'must be a map');
-      checkKeys(s, new Set(['at', 'repeat', 'every', 'vary', 'event']), ws);
+      checkKeys(s, ws, new Set(['at', 'repeat', 'every', 'vary', 'event']));
       const at = duration(s['at'] ?? 0, `${ws}.at`, 30 * 86_400_000);
       const repeat = s['repeat'] ?? 1;
       if (typeof repeat !== 'number' || !Number.isInteger(repeat) || repeat < 1 || repeat > 5000) {
@@ -150,7 +156,7 @@ function parseTests(v: unknown, where: string): RuleTest[] {
           raw[f] = vals[k % vals.length];
         }
         try {
-          events.push(validateEvent(raw, { mode: 'stored' }));
+          events.push(validateEvent(raw, { mode: 'stored', open: true }));
         } catch (err) {
           throw new EdgewardError('ERR_POLICY_RULE_SCHEMA', `${ws}: test event invalid`, { cause: err });
         }
@@ -168,21 +174,52 @@ interface Common {
   description: string;
   level: Level;
   tests: RuleTest[];
+  source: string;
 }
 
-function common(doc: Rec, where: string): Common {
-  const id = doc['id'];
-  if (typeof id !== 'string' || !ID.test(id))
-    schema(`${where}.id`, 'must be a lower-case slug or UUID of 1..64 characters');
+function checkMeta(doc: Rec, where: string): void {
+  const status = doc['status'];
+  if (status !== undefined && (typeof status !== 'string' || !STATUSES.includes(status)))
+    schema(`${where}.status`, `must be one of ${STATUSES.join(', ')}`);
+  for (const k of ['date', 'modified']) {
+    const d = doc[k];
+    // YAML reads an unquoted 2024-01-31 as text here (core schema), so a date is text.
+    if (d !== undefined && (typeof d !== 'string' || !DATE.test(d) || Number.isNaN(Date.parse(d))))
+      schema(`${where}.${k}`, 'must be a date YYYY-MM-DD');
+  }
+  const related = doc['related'];
+  if (related !== undefined) {
+    if (!Array.isArray(related) || related.length > 64) schema(`${where}.related`, 'must be a list');
+    related.forEach((r: unknown, i) => {
+      if (!isRec(r) || typeof r['id'] !== 'string') schema(`${where}.related.${i}`, 'needs an id and a type');
+      if (typeof r['type'] !== 'string' || !RELATED.includes(r['type']))
+        schema(`${where}.related.${i}.type`, `must be one of ${RELATED.join(', ')}`);
+    });
+  }
+  for (const k of ['tags', 'references', 'falsepositives', 'fields', 'scope']) {
+    const v = doc[k];
+    if (v !== undefined && v !== null && !Array.isArray(v) && typeof v !== 'string')
+      schema(`${where}.${k}`, 'must be a list');
+  }
+}
+
+function common(doc: Rec, where: string, di: number, file: string): Common {
+  checkMeta(doc, where);
   const name = doc['name'];
   if (name !== undefined && (typeof name !== 'string' || !NAME.test(name)))
-    schema(`${where}.name`, 'bad name');
+    schema(`${where}.name`, 'must be [A-Za-z0-9_.-]{1,64}');
+  const rawId = doc['id'];
+  if (rawId !== undefined && (typeof rawId !== 'string' || !ID.test(rawId)))
+    schema(`${where}.id`, 'must be a UUID or a slug of 1..128 characters');
+  // Sigma makes id optional: a rule without one is known by its name, else by its place.
+  const id =
+    rawId ?? name ?? `rule-${createHash('sha256').update(`${file}#${di}`).digest('hex').slice(0, 16)}`;
   const level = doc['level'] ?? 'medium';
   if (typeof level !== 'string' || !LEVELS.includes(level as Level))
     schema(`${where}.level`, `must be one of ${LEVELS.join(', ')}`);
   const description = doc['description'] ?? '';
-  if (typeof description !== 'string' || description.length > 4096)
-    schema(`${where}.description`, 'must be text');
+  if (typeof description !== 'string' || description.length > 65_535)
+    schema(`${where}.description`, 'must be text of at most 65,535 characters');
   return {
     id,
     name: name,
@@ -190,12 +227,15 @@ function common(doc: Rec, where: string): Common {
     description,
     level: level as Level,
     tests: parseTests(doc['tests'], `${where}.tests`),
+    source: where,
   };
 }
 
 export interface RawCorrelation {
-  readonly rule: Omit<CorrelationRule, 'rules'>;
+  readonly rule: Omit<CorrelationRule, 'rules' | 'groupFields' | 'generate'>;
   readonly refs: readonly string[];
+  /** alias -> (rule name or id -> field). */
+  readonly aliases: ReadonlyMap<string, ReadonlyMap<string, string>>;
   readonly generate: boolean;
 }
 
@@ -204,8 +244,15 @@ export interface ParsedFile {
   readonly correlations: RawCorrelation[];
 }
 
+export interface ParseOptions {
+  /** Values of `expand` placeholders (`%name%` -> Sigma strings, OR-ed). */
+  readonly placeholders?: Placeholders;
+  /** Field-mapping pipelines applied to detection rules by their logsource (pipeline.ts). */
+  readonly pipelines?: readonly Pipeline[];
+}
+
 /** Parses one rule file's text into unresolved rules. */
-export function parseRuleText(text: string, file = 'rules'): ParsedFile {
+export function parseRuleText(text: string, file = 'rules', opts: ParseOptions = {}): ParsedFile {
   if (typeof text !== 'string') throw new TypeError('rule text must be a string');
   if (text.length > MAX_RULE_FILE)
     throw new EdgewardError('ERR_POLICY_RULE_TOO_LARGE', `${file}: larger than 256 KiB`);
@@ -216,10 +263,12 @@ export function parseRuleText(text: string, file = 'rules'): ParsedFile {
   const out: ParsedFile = { detections: [], correlations: [] };
   list.forEach((d, di) => {
     const where = `${file}#${di}`;
-    if (d.errors.length > 0) {
+    const first = d.errors[0];
+    if (first !== undefined) {
+      const path = yamlPath(d.contents, first.pos[0]);
       throw new EdgewardError(
         'ERR_POLICY_RULE_YAML',
-        `${where}: ${d.errors[0]?.message.split('\n')[0] ?? 'bad YAML'}`,
+        `${where}${path.map((p) => `.${p}`).join('')}: ${first.message.split('\n')[0] ?? 'bad YAML'}`,
       );
     }
     let doc: unknown;
@@ -233,10 +282,36 @@ export function parseRuleText(text: string, file = 'rules'): ParsedFile {
     }
     if (doc === null || doc === undefined) return;
     if (!isRec(doc)) schema(where, 'a rule must be a map');
-    if (doc['correlation'] !== undefined) out.correlations.push(parseCorrelation(doc, where));
-    else if (doc['detection'] !== undefined) out.detections.push(parseDetectionDoc(doc, where));
-    else schema(where, 'a rule needs a detection or a correlation');
+    if (doc['correlation'] !== undefined) out.correlations.push(parseCorrelation(doc, where, di, file));
+    else if (doc['detection'] !== undefined)
+      out.detections.push(parseDetectionDoc(doc, where, di, file, opts));
+    else schema(`${where}.detection`, 'a rule needs a detection or a correlation');
   });
+  return out;
+}
+
+/** The key path of the node at text offset `pos` (where a YAML error is), as far as it can be read. */
+function yamlPath(node: unknown, pos: number): (string | number)[] {
+  const out: (string | number)[] = [];
+  const within = (n: unknown) => {
+    const r = (n as { range?: [number, number, number] } | null)?.range;
+    return r !== undefined && pos >= r[0] && pos <= r[2];
+  };
+  let cur: unknown = node;
+  for (let depth = 0; depth < 64 && cur !== null && cur !== undefined; depth++) {
+    if (isMap(cur)) {
+      const pair = cur.items.find((p) => within(p.key) || within(p.value));
+      if (pair === undefined) break;
+      out.push(isScalar(pair.key) ? String(pair.key.value) : '?');
+      if (within(pair.key)) break;
+      cur = pair.value;
+    } else if (isSeq(cur)) {
+      const i = cur.items.findIndex((x) => within(x));
+      if (i < 0) break;
+      out.push(i);
+      cur = cur.items[i];
+    } else break;
+  }
   return out;
 }
 
@@ -244,17 +319,41 @@ function suppressOf(doc: Rec, where: string, dflt: number): number {
   return doc['suppress'] === undefined ? dflt : duration(doc['suppress'], `${where}.suppress`);
 }
 
-function parseDetectionDoc(doc: Rec, where: string): DetectionRule {
-  checkKeys(doc, DETECTION_KEYS, where);
-  const c = common(doc, where);
-  const logsource = doc['logsource'];
-  if (logsource !== undefined && !isRec(logsource)) schema(`${where}.logsource`, 'must be a map');
-  const det = compileDetection(doc['detection'], `${where}.detection`);
+function parseDetectionDoc(
+  doc: Rec,
+  where: string,
+  di: number,
+  file: string,
+  opts: ParseOptions,
+): DetectionRule {
+  checkKeys(doc, where);
+  const c = common(doc, where, di, file);
+  const dopts = opts.placeholders === undefined ? {} : { placeholders: opts.placeholders };
+  const ls = doc['logsource'];
+  const mappings = isRec(ls) && opts.pipelines !== undefined ? mappingsFor(opts.pipelines, ls) : [];
+  let det = compileDetection(mapDetection(mappings, doc['detection']), `${where}.detection`, dopts);
+  if (!isRec(ls)) schema(`${where}.logsource`, 'is required: a map of category, product, service');
+  for (const k of ['category', 'product', 'service']) {
+    const v = ls[k];
+    if (v !== undefined && v !== null && typeof v !== 'string')
+      schema(`${where}.logsource.${k}`, 'must be text');
+  }
+  // The mapped log source's own conditions select its events (an AND with the detection).
+  for (const m of mappings) {
+    if (m.conditions === null) continue;
+    const sel = compileDetection(
+      { logsource: m.conditions, condition: 'logsource' },
+      `${where}.logsource`,
+      dopts,
+    );
+    det = andDetections(det, sel);
+  }
   return {
     kind: 'detection',
     ...c,
     match: det.match,
     actions: det.actions,
+    index: det.index,
     generate: true,
     suppressMs: suppressOf(doc, where, 0),
     suppressBy:
@@ -262,24 +361,22 @@ function parseDetectionDoc(doc: Rec, where: string): DetectionRule {
   };
 }
 
-function parseCorrelation(doc: Rec, where: string): RawCorrelation {
-  checkKeys(doc, CORRELATION_KEYS, where);
-  const c = common(doc, where);
+function parseCorrelation(doc: Rec, where: string, di: number, file: string): RawCorrelation {
+  checkKeys(doc, where);
+  const c = common(doc, where, di, file);
   const corr = doc['correlation'];
   const w = `${where}.correlation`;
   if (!isRec(corr)) schema(w, 'must be a map');
   for (const k of Object.keys(corr)) {
-    if (!CORRELATION_INNER.has(k) || POISON.has(k)) schema(w, `unknown key ${k.slice(0, 64)}`);
+    if (!CORRELATION_INNER.has(k) || POISON.has(k)) schema(`${w}.${k.slice(0, 64)}`, 'unknown key');
   }
-  const bad: (msg: string) => never = (msg) => {
-    throw new EdgewardError('ERR_POLICY_RULE_CORRELATION', `${w}: ${msg}`);
+  const bad: (at: string, msg: string) => never = (at, msg) => {
+    throw new EdgewardError('ERR_POLICY_RULE_CORRELATION', `${w}${at}: ${msg}`);
   };
-  if (corr['aliases'] !== undefined)
-    bad('aliases are not supported; use the same field names in the base rules');
   const type = corr['type'];
-  if (typeof type !== 'string' || !TYPES.includes(type as CorrelationType)) {
-    bad(`type must be one of ${TYPES.join(', ')} (temporal without order is not supported)`);
-  }
+  if (typeof type !== 'string' || !CORRELATION_TYPES.includes(type as CorrelationType))
+    bad('.type', `must be one of ${CORRELATION_TYPES.join(', ')}`);
+  const t = type as CorrelationType;
   const refsRaw = corr['rules'];
   const refs = typeof refsRaw === 'string' ? [refsRaw] : refsRaw;
   if (
@@ -288,104 +385,185 @@ function parseCorrelation(doc: Rec, where: string): RawCorrelation {
     refs.length > 8 ||
     !refs.every((r) => typeof r === 'string')
   ) {
-    bad('rules must list 1..8 rule names or ids');
+    bad('.rules', 'must list 1..8 rule names or ids');
   }
-  if (type === 'temporal_ordered' && refs.length < 2) bad('temporal_ordered needs at least two rules');
+  if (t === 'temporal_ordered' && refs.length < 2) bad('.rules', 'temporal_ordered needs at least two rules');
+  if (corr['group-by'] === undefined) bad('.group-by', 'is required');
   const groupBy = fieldList(corr['group-by'], `${w}.group-by`, 1);
-  if (corr['timespan'] === undefined) bad('timespan is required');
-  const timespanMs = duration(corr['timespan'], `${w}.timespan`);
-  if (timespanMs <= 0) throw new EdgewardError('ERR_POLICY_RULE_DURATION', `${w}.timespan: must be positive`);
-  const generate = corr['generate'] ?? false;
-  if (typeof generate !== 'boolean') schema(`${w}.generate`, 'must be true or false');
+  if (corr['timespan'] === undefined) bad('.timespan', 'is required');
+  const timespanMs = timespan(corr['timespan'], `${w}.timespan`);
+  const generateRaw = corr['generate'] ?? doc['generate'] ?? false;
+  if (typeof generateRaw !== 'boolean') bad('.generate', 'must be true or false');
 
-  let threshold: CorrelationRule['threshold'] = { op: 'gte', value: refs.length };
-  let field: EventField | undefined;
-  const cond = corr['condition'];
-  if (type === 'temporal_ordered') {
-    if (cond !== undefined) bad('temporal_ordered takes no condition');
-  } else {
-    if (!isRec(cond)) bad('condition must be a map such as {gte: 5}');
-    const ops = Object.keys(cond).filter((k) => k !== 'field');
-    if (ops.length !== 1) bad('condition needs exactly one of gt, gte');
-    const op = ops[0] as string;
-    if (op === 'lt' || op === 'lte' || op === 'eq')
-      bad(`${op} (absence or exact counts) is not supported; use gt or gte`);
-    if (op !== 'gt' && op !== 'gte') bad(`unknown condition ${op.slice(0, 16)}`);
-    const value = cond[op];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_THRESHOLD) {
-      bad(`threshold must be an integer in 1..${MAX_THRESHOLD}`);
+  const aliases = new Map<string, Map<string, string>>();
+  const al = corr['aliases'];
+  if (al !== undefined) {
+    if (!isRec(al)) bad('.aliases', 'must map alias names to { rule name: field }');
+    for (const [alias, m] of Object.entries(al)) {
+      if (POISON.has(alias) || !isRec(m))
+        bad(`.aliases.${alias.slice(0, 64)}`, 'must map rule names to fields');
+      const inner = new Map<string, string>();
+      for (const [r, f] of Object.entries(m)) inner.set(r, fieldName(f, `${w}.aliases.${alias}.${r}`));
+      aliases.set(alias, inner);
     }
-    threshold = { op: op, value };
-    if (type === 'value_count') {
-      const f = cond['field'];
-      if (typeof f !== 'string' || !isEventField(f)) {
-        throw new EdgewardError(
-          'ERR_POLICY_RULE_FIELD',
-          `${w}.condition.field: value_count needs an event field`,
-        );
-      }
-      field = f;
-    } else if (cond['field'] !== undefined) bad('field only applies to value_count');
   }
+
+  const condition: Criterion[] = [];
+  let fields: string[] = [];
+  let percentile = 50;
+  const cond = corr['condition'];
+  const temporal = t === 'temporal' || t === 'temporal_ordered';
+  if (cond === undefined && !temporal) bad('.condition', `${t} needs a condition such as {gte: 5}`);
+  if (cond !== undefined) {
+    if (!isRec(cond)) bad('.condition', 'must be a map such as {gte: 5}');
+    for (const [k, v] of Object.entries(cond)) {
+      if (k === 'field' || (k === 'percentile' && t === 'value_percentile')) continue;
+      if (!OPS.includes(k as CompareOp))
+        bad(`.condition.${k.slice(0, 16)}`, 'is not gt, gte, lt, lte, eq or neq');
+      const whole = t === 'event_count' || t === 'value_count' || temporal;
+      if (typeof v !== 'number' || !Number.isFinite(v) || (whole && !Number.isInteger(v)) || v < 0)
+        bad(`.condition.${k}`, whole ? 'must be a whole number' : 'must be a number');
+      if (whole && v > MAX_THRESHOLD) bad(`.condition.${k}`, `must be at most ${MAX_THRESHOLD}`);
+      condition.push({ op: k as CompareOp, value: v });
+    }
+    if (condition.length === 0) bad('.condition', 'needs one of gt, gte, lt, lte, eq, neq');
+    const needsField = t === 'value_count' || METRICS.includes(t);
+    if (needsField) {
+      if (cond['field'] === undefined) bad('.condition.field', `${t} needs the field it measures`);
+      fields = fieldList(cond['field'], `${w}.condition.field`, 1);
+    } else if (cond['field'] !== undefined)
+      bad('.condition.field', `only applies to value_count and value_*`);
+    if (t === 'value_percentile' && cond['percentile'] !== undefined) {
+      const p = cond['percentile'];
+      if (typeof p !== 'number' || !(p >= 0 && p <= 100)) bad('.condition.percentile', 'must be 0..100');
+      percentile = p;
+    }
+  }
+  // temporal: every listed rule by default; temporal_ordered: the whole sequence.
+  if (condition.length === 0) condition.push({ op: 'gte', value: refs.length });
   return {
     rule: {
       kind: 'correlation',
       ...c,
-      type: type as CorrelationType,
+      type: t,
       groupBy,
       timespanMs,
-      threshold,
-      field,
+      condition,
+      fields,
+      percentile,
       suppressMs: suppressOf(doc, where, timespanMs),
     },
     refs: refs,
-    generate,
+    aliases,
+    generate: generateRaw,
   };
 }
 
-/** Resolves references across parsed files: ids unique, correlations point at detection rules. */
+/** Resolves references across parsed files: ids unique, correlations point at rules, no cycles. */
 export function resolveRules(files: readonly ParsedFile[]): RuleSet {
-  const byRef = new Map<string, DetectionRule>();
+  const byRef = new Map<string, DetectionRule | RawCorrelation>();
   const ids = new Set<string>();
-  const claim = (key: string, what: string) => {
-    if (ids.has(key)) throw new EdgewardError('ERR_POLICY_RULE_DUPLICATE', `${what} ${key} is used twice`);
+  const claim = (key: string, what: string, where: string) => {
+    if (ids.has(key))
+      throw new EdgewardError('ERR_POLICY_RULE_DUPLICATE', `${where}.${what}: ${key} is used twice`);
     ids.add(key);
   };
   const detections = files.flatMap((f) => f.detections);
   const raws = files.flatMap((f) => f.correlations);
+  for (const d of [...detections, ...raws.map((r) => r.rule)]) {
+    if (d.name !== d.id) claim(d.id, 'id', d.source);
+    if (d.name !== undefined) claim(d.name, 'name', d.source);
+  }
   for (const d of detections) {
-    claim(d.id, 'id');
-    if (d.name !== undefined && d.name !== d.id) claim(d.name, 'name');
     byRef.set(d.id, d);
     if (d.name !== undefined) byRef.set(d.name, d);
   }
   for (const r of raws) {
-    claim(r.rule.id, 'id');
-    if (r.rule.name !== undefined && r.rule.name !== r.rule.id) claim(r.rule.name, 'name');
+    byRef.set(r.rule.id, r);
+    if (r.rule.name !== undefined) byRef.set(r.rule.name, r);
   }
+  const idOf = (x: DetectionRule | RawCorrelation) => ('kind' in x ? x.id : x.rule.id);
+  const resolved = new Map<string, string[]>();
+  for (const r of raws) {
+    resolved.set(
+      r.rule.id,
+      r.refs.map((ref, i) => {
+        const d = byRef.get(ref);
+        if (d === undefined)
+          throw new EdgewardError(
+            'ERR_POLICY_RULE_REFERENCE',
+            `${r.rule.source}.correlation.rules.${i}: ${ref.slice(0, 64)} is not a rule in this set`,
+          );
+        return idOf(d);
+      }),
+    );
+  }
+  // Chains must end at detection rules: a correlation never reaches itself. A cycle is reported
+  // at the first correlation of the file order on it, at the reference that leads into it.
+  const corrIds = new Set(raws.map((r) => r.rule.id));
+  const done = new Set<string>();
+  for (const root of raws) {
+    (resolved.get(root.rule.id) ?? []).forEach((first, index) => {
+      const onPath = new Set<string>([root.rule.id]);
+      const visit = (id: string): void => {
+        if (!corrIds.has(id) || done.has(id)) return;
+        if (onPath.has(id))
+          throw new EdgewardError(
+            'ERR_POLICY_RULE_REFERENCE',
+            `${root.rule.source}.correlation.rules.${index}: the chain of correlations refers back to ${id}`,
+          );
+        onPath.add(id);
+        for (const ref of resolved.get(id) ?? []) visit(ref);
+        onPath.delete(id);
+      };
+      visit(first);
+    });
+    done.add(root.rule.id);
+  }
+
   const referenced = new Set<string>();
   const generating = new Set<string>();
   const correlations: CorrelationRule[] = raws.map((r) => {
-    const rules = r.refs.map((ref) => {
-      const d = byRef.get(ref);
-      if (d === undefined) {
-        const isCorr = raws.some((x) => x.rule.id === ref || x.rule.name === ref);
-        throw new EdgewardError(
-          'ERR_POLICY_RULE_REFERENCE',
-          `${r.rule.id}: ${ref.slice(0, 64)} ${isCorr ? 'is a correlation (chaining is not supported)' : 'is not a rule in this set'}`,
-        );
-      }
-      referenced.add(d.id);
-      if (r.generate) generating.add(d.id);
-      return d.id;
-    });
-    if (r.rule.type !== 'temporal_ordered' && new Set(rules).size !== rules.length) {
-      throw new EdgewardError('ERR_POLICY_RULE_REFERENCE', `${r.rule.id}: a rule is listed twice`);
+    const rules = resolved.get(r.rule.id) as string[];
+    for (const id of rules) {
+      referenced.add(id);
+      if (r.generate) generating.add(id);
     }
-    return { ...r.rule, rules };
+    if (r.rule.type !== 'temporal_ordered' && new Set(rules).size !== rules.length) {
+      throw new EdgewardError(
+        'ERR_POLICY_RULE_REFERENCE',
+        `${r.rule.source}.correlation.rules: a rule is listed twice`,
+      );
+    }
+    // Aliases name rules by name (or id); each group-by name resolves per referenced rule.
+    const aliasById = new Map<string, ReadonlyMap<string, string>>();
+    for (const [alias, m] of r.aliases) {
+      const inner = new Map<string, string>();
+      for (const [ref, field] of m) {
+        const d = byRef.get(ref);
+        if (d === undefined || !rules.includes(idOf(d)))
+          throw new EdgewardError(
+            'ERR_POLICY_RULE_REFERENCE',
+            `${r.rule.source}.correlation.aliases.${alias}.${ref.slice(0, 64)}: not a rule of this correlation`,
+          );
+        inner.set(idOf(d), field);
+      }
+      aliasById.set(alias, inner);
+    }
+    const groupFields = new Map<string, string[]>();
+    for (const id of rules) {
+      groupFields.set(
+        id,
+        r.rule.groupBy.map((g) => aliasById.get(g)?.get(id) ?? g),
+      );
+    }
+    return { ...r.rule, rules, groupFields, generate: true };
   });
   const finalDetections = detections.map((d) =>
     referenced.has(d.id) && !generating.has(d.id) ? { ...d, generate: false } : d,
   );
-  return { detections: finalDetections, correlations };
+  const finalCorrelations = correlations.map((c) =>
+    referenced.has(c.id) && !generating.has(c.id) ? { ...c, generate: false } : c,
+  );
+  return { detections: finalDetections, correlations: finalCorrelations };
 }

@@ -5,6 +5,7 @@ import type { EdgeEvent } from '../../common/events.js';
 import {
   MAX_THRESHOLD,
   type CorrelationRule,
+  type Criterion,
   type DetectionRule,
   type RuleSet,
 } from '../../policies/rules/index.js';
@@ -25,6 +26,8 @@ interface CountGroup {
   /** The reporter (observer.identity) of each entry. */
   obs: string[];
   vs: string[];
+  /** value_sum / value_avg / value_percentile: the measured number of each entry. */
+  ns: number[];
   head: number;
   /** value_count: counts of values at indices [tailLo, length), the window ending at the newest. */
   tailLo: number;
@@ -48,16 +51,130 @@ interface CorrState {
 
 const observerOf = (e: EdgeEvent): string => e['observer.identity'] ?? '';
 
+/** Whether a measure satisfies every criterion of a correlation condition (a range is several). */
+export function holds(condition: readonly Criterion[], x: number): boolean {
+  for (const c of condition) {
+    const v = c.value;
+    const ok =
+      c.op === 'gt'
+        ? x > v
+        : c.op === 'gte'
+          ? x >= v
+          : c.op === 'lt'
+            ? x < v
+            : c.op === 'lte'
+              ? x <= v
+              : c.op === 'eq'
+                ? x === v
+                : x !== v;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** True when the condition only asks for "at least": a window that grows can only start holding. */
+function monotone(condition: readonly Criterion[]): boolean {
+  return condition.every((c) => c.op === 'gt' || c.op === 'gte');
+}
+
+const NUMERIC_TEXT = /^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$/;
+function numberOf(x: unknown): number | null {
+  if (typeof x === 'number') return Number.isFinite(x) ? x : null;
+  if (typeof x === 'string' && NUMERIC_TEXT.test(x)) return Number(x);
+  return null;
+}
+
+/** value_sum / value_avg / value_percentile over ns[lo, hi). Percentiles interpolate linearly. */
+function metric(
+  type: CorrelationRule['type'],
+  p: number,
+  ns: readonly number[],
+  lo: number,
+  hi: number,
+): number {
+  if (type === 'value_percentile') {
+    const xs = ns.slice(lo, hi).sort((a, b) => a - b);
+    if (xs.length === 0) return NaN;
+    const r = (p / 100) * (xs.length - 1);
+    const a = Math.floor(r);
+    const b = Math.ceil(r);
+    return (xs[a] as number) + ((xs[b] as number) - (xs[a] as number)) * (r - a);
+  }
+  let sum = 0;
+  for (let k = lo; k < hi; k++) sum += ns[k] as number;
+  return type === 'value_avg' ? (hi > lo ? sum / (hi - lo) : NaN) : sum;
+}
+
+/** A scalar as group or counted value text; null when absent or null. */
+function valueText(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
 /** Distinct reporters of obs[lo, hi), newest first, at most MAX_ALERT_REPORTERS. */
 function reportersIn(obs: readonly string[], lo: number, hi: number, into = new Set<string>()): Set<string> {
   for (let k = hi - 1; k >= lo && into.size < MAX_ALERT_REPORTERS; k--) into.add(obs[k] as string);
   return into;
 }
 
+interface Feed {
+  readonly corr: CorrState;
+  /** The step(s) of the correlation's rule list this rule fills. */
+  readonly steps: readonly number[];
+  /** The event fields read for the group-by names, for this rule (aliases resolved). */
+  readonly fields: readonly string[];
+}
+
 interface Target {
   readonly det: DetectionRule;
-  /** Correlations fed by this detection rule, with the sequence step(s) it fills. */
-  readonly feeds: readonly { readonly corr: CorrState; readonly steps: readonly number[] }[];
+  /** Position in the rule set, to keep alerts in rule order whatever the index returns. */
+  readonly ord: number;
+  /** Correlations fed by this detection rule. */
+  readonly feeds: readonly Feed[];
+}
+
+/** Fields that take few values: an index on one of them narrows little. */
+const CATEGORICAL = new Set([
+  'event.action',
+  'event.kind',
+  'event.category',
+  'event.type',
+  'event.outcome',
+  'event.module',
+  'event.dataset',
+  'network.transport',
+  'network.direction',
+  'network.protocol',
+]);
+
+/**
+ * The field a rule is indexed by: its most selective constant predicate, a field that takes many
+ * values (the fewest rule values first), else event.action, else another categorization field.
+ */
+function indexKey(index: ReadonlyMap<string, ReadonlySet<string>>): string | null {
+  let best: string | null = null;
+  let bestRank = Infinity;
+  for (const [f, vs] of index) {
+    if (vs.size === 0) continue;
+    const rank = (CATEGORICAL.has(f) ? (f === 'event.action' ? 1e6 : 2e6) : 0) + vs.size;
+    if (rank < bestRank) {
+      best = f;
+      bestRank = rank;
+    }
+  }
+  return best;
+}
+
+function feedsOf(corrs: readonly CorrState[], id: string): Feed[] {
+  return corrs
+    .map((corr) => ({
+      corr,
+      steps: corr.rule.rules.flatMap((r, i) => (r === id ? [i] : [])),
+      fields: corr.rule.groupFields.get(id) ?? corr.rule.groupBy,
+    }))
+    .filter((f) => f.steps.length > 0);
 }
 
 function lowerAbove(ts: readonly number[], from: number, to: number, x: number): number {
@@ -81,10 +198,19 @@ function alertId(ruleId: string, key: string, end: number, trigger: string | und
 
 export class Correlator {
   readonly #opts: Required<CorrelatorOptions>;
-  readonly #byAction = new Map<string, Target[]>();
-  readonly #anyAction: Target[] = [];
-  readonly #actionCache = new Map<string, readonly Target[]>();
+  /** The rule index: field -> lower-case value -> the rules that need that value there. */
+  readonly #index = new Map<string, Map<string, Target[]>>();
+  /** Indexed fields, in lookup order. */
+  #indexFields: string[] = [];
+  /** Rules with no constant predicate: evaluated on every event. */
+  readonly #unindexed: Target[] = [];
+  /** Merged candidate lists by the buckets they came from (bounded). */
+  readonly #mergeCache = new Map<string, readonly Target[]>();
+  readonly #bucketIds = new Map<readonly Target[], number>();
   readonly #corrs: CorrState[];
+  #ords = 0;
+  /** Correlations fed by each correlation's alerts (chains). */
+  readonly #outer = new Map<string, readonly Feed[]>();
   readonly #detSuppress = new Map<string, { readonly ms: number; readonly last: Map<string, number> }>();
   #maxTime = -Infinity;
   #sinceSweep = 0;
@@ -120,26 +246,41 @@ export class Correlator {
       owners: new Map(),
       entries: 0,
     }));
+    for (const corr of this.#corrs) this.#outer.set(corr.rule.id, feedsOf(this.#corrs, corr.rule.id));
+    this.#indexFields = [];
     for (const det of rules.detections) {
-      const feeds = this.#corrs
-        .map((corr) => ({
-          corr,
-          steps: corr.rule.rules.flatMap((id, i) => (id === det.id ? [i] : [])),
-        }))
-        .filter((f) => f.steps.length > 0);
+      const feeds = feedsOf(this.#corrs, det.id);
       if (!det.generate && feeds.length === 0) continue;
-      const target: Target = { det, feeds };
-      if (det.actions === null) this.#anyAction.push(target);
+      const target: Target = { det, feeds, ord: this.#ords++ };
+      const key = indexKey(det.index);
+      if (key === null) this.#unindexed.push(target);
       else {
-        for (const a of det.actions) {
-          const list = this.#byAction.get(a) ?? [];
+        let byValue = this.#index.get(key);
+        if (byValue === undefined) {
+          byValue = new Map();
+          this.#index.set(key, byValue);
+        }
+        for (const v of det.index.get(key) as ReadonlySet<string>) {
+          const list = byValue.get(v) ?? [];
           list.push(target);
-          this.#byAction.set(a, list);
+          byValue.set(v, list);
         }
       }
       if (det.generate && det.suppressMs > 0)
         this.#detSuppress.set(det.id, { ms: det.suppressMs, last: new Map() });
     }
+    this.#indexFields = [...this.#index.keys()];
+  }
+
+  /** How the rules are indexed: rules per indexed field, and those evaluated on every event. */
+  indexStats(): { readonly fields: Readonly<Record<string, number>>; readonly unindexed: number } {
+    const fields: Record<string, number> = {};
+    for (const [f, byValue] of this.#index) {
+      const rules = new Set<Target>();
+      for (const list of byValue.values()) for (const t of list) rules.add(t);
+      fields[f] = rules.size;
+    }
+    return { fields, unindexed: this.#unindexed.length };
   }
 
   stats(): Readonly<CorrelatorStats> {
@@ -150,14 +291,60 @@ export class Correlator {
     return { ...this.#stats };
   }
 
-  #targets(action: string): readonly Target[] {
-    let t = this.#actionCache.get(action);
-    if (t === undefined) {
-      t = [...(this.#byAction.get(action) ?? []), ...this.#anyAction];
-      // The cache is bounded: actions are keywords, but a hostile reporter could invent many.
-      if (this.#actionCache.size < 4096) this.#actionCache.set(action, t);
+  /** The rules an event can match: those its indexed field values admit, and the unindexed, in rule order. */
+  #targets(e: EdgeEvent): readonly Target[] {
+    // One bucket is returned as it is (no copy); a second makes an owned, merged list.
+    let found: readonly Target[] | null = null;
+    let lists = 0;
+    const buckets: (readonly Target[])[] = [];
+    const add = (list: readonly Target[] | undefined) => {
+      if (list === undefined || list.length === 0) return;
+      lists++;
+      buckets.push(list);
+      found = found === null ? list : found.concat(list);
+    };
+    for (let i = 0; i < this.#indexFields.length; i++) {
+      const f = this.#indexFields[i] as string;
+      const v = (e as Rec)[f];
+      if (v === undefined || v === null) continue;
+      const byValue = this.#index.get(f) as Map<string, Target[]>;
+      if (Array.isArray(v)) {
+        for (const x of v as unknown[]) {
+          const k = valueText(x);
+          if (k !== null) add(byValue.get(k.toLowerCase()));
+        }
+      } else {
+        const k = valueText(v);
+        if (k !== null) add(byValue.get(k.toLowerCase()));
+      }
     }
-    return t;
+    add(this.#unindexed);
+    if (found === null) return [];
+    if (lists === 1) return found;
+    // The same buckets recur (an action with a category and an identity): their merge is cached.
+    let key = '';
+    for (const b of buckets) key += `${this.#bucketId(b)},`;
+    const cached = this.#mergeCache.get(key);
+    if (cached !== undefined) return cached;
+    const out = found as Target[];
+    {
+      // Several buckets: back to rule order, each rule once (a list value may repeat a rule).
+      out.sort((a, b) => a.ord - b.ord);
+      let w = 0;
+      for (let r = 0; r < out.length; r++) if (r === 0 || out[r] !== out[r - 1]) out[w++] = out[r] as Target;
+      out.length = w;
+    }
+    if (this.#mergeCache.size < 4096) this.#mergeCache.set(key, out);
+    return out;
+  }
+
+  #bucketId(b: readonly Target[]): number {
+    let id = this.#bucketIds.get(b);
+    if (id === undefined) {
+      id = this.#bucketIds.size;
+      this.#bucketIds.set(b, id);
+    }
+    return id;
   }
 
   /** Feeds events (any order within the lateness bound) and returns the alerts they complete. */
@@ -178,26 +365,56 @@ export class Correlator {
     const watermark = this.#maxTime - this.#opts.latenessMs;
     const late = t < watermark;
     if (late) this.#stats.late++;
-    const targets = this.#targets(e['event.action']);
+    const targets = this.#targets(e);
+    // An event that matches several base rules of one correlation counts once for it (its steps
+    // are the union); the first matching rule's fields key its group.
+    let hits: Map<CorrState, { feed: Feed; steps: number[] }> | null = null;
     for (let i = 0; i < targets.length; i++) {
       const target = targets[i] as Target;
       if (!target.det.match(e)) continue;
       if (target.det.generate) this.#detectionAlert(target.det, e, out);
       if (late) continue;
       for (const f of target.feeds) {
-        if (f.corr.rule.type === 'temporal_ordered') this.#sequence(f.corr, f.steps, e, watermark, out);
-        else this.#count(f.corr, e, watermark, out);
+        hits ??= new Map();
+        const h = hits.get(f.corr);
+        if (h === undefined) hits.set(f.corr, { feed: f, steps: [...f.steps] });
+        else for (const st of f.steps) if (!h.steps.includes(st)) h.steps.push(st);
       }
     }
+    if (hits !== null) for (const h of hits.values()) this.#feedCorr(h.feed, h.steps, e, watermark, out);
     if (++this.#sinceSweep >= 16_384) {
       this.#sinceSweep = 0;
       this.#sweep(watermark);
     }
   }
 
-  #emit(alert: Alert, out: Alert[]): void {
-    this.#stats.alerts++;
-    out.push(alert);
+  #feedCorr(feed: Feed, steps: readonly number[], e: EdgeEvent, watermark: number, out: Alert[]): void {
+    const type = feed.corr.rule.type;
+    if (type === 'temporal_ordered' || type === 'temporal') this.#sequence(feed, steps, e, watermark, out);
+    else this.#count(feed, e, watermark, out);
+  }
+
+  #emit(alert: Alert, out: Alert[], corr?: CorrelationRule): void {
+    if (corr === undefined || corr.generate) {
+      this.#stats.alerts++;
+      out.push(alert);
+    }
+    if (corr === undefined) return;
+    const outer = this.#outer.get(corr.id);
+    if (outer === undefined || outer.length === 0) return;
+    // A chain: the alert is an event of the outer correlations, at the window end, carrying the
+    // group-by values as fields.
+    const reporter = alert.reporters?.[0];
+    const ev: Record<string, unknown> = {
+      ...alert.groupBy,
+      '@timestamp': alert.time,
+      'event.id': alert.id,
+      'event.action': 'siem.correlation',
+      'rule.id': corr.id,
+    };
+    if (reporter !== undefined && reporter !== '') ev['observer.identity'] = reporter;
+    const watermark = this.#maxTime - this.#opts.latenessMs;
+    for (const f of outer) this.#feedCorr(f, f.steps, ev as EdgeEvent, watermark, out);
   }
 
   #detectionAlert(det: DetectionRule, e: EdgeEvent, out: Alert[]): void {
@@ -245,18 +462,14 @@ export class Correlator {
     );
   }
 
-  /** The group key, or null if a group-by field is missing (the event is then not counted). */
-  #key(rule: CorrelationRule, e: EdgeEvent): string | null {
-    const gb = rule.groupBy;
-    if (gb.length === 1) {
-      const v = (e as Rec)[gb[0] as string];
-      return v === undefined ? null : String(v);
-    }
+  /** The group key, or null if a group-by field is missing or null (the event is then not counted). */
+  #key(fields: readonly string[], e: EdgeEvent): string | null {
+    if (fields.length === 1) return valueText((e as Rec)[fields[0] as string]);
     let key = '';
-    for (const f of gb) {
-      const v = (e as Rec)[f];
-      if (v === undefined) return null;
-      key += (key === '' ? '' : SEP) + String(v);
+    for (let i = 0; i < fields.length; i++) {
+      const v = valueText((e as Rec)[fields[i] as string]);
+      if (v === null) return null;
+      key += (i === 0 ? '' : SEP) + v;
     }
     return key;
   }
@@ -351,21 +564,32 @@ export class Correlator {
       g.ids.splice(0, g.head);
       g.obs.splice(0, g.head);
       if (g.vs.length > 0) g.vs.splice(0, g.head);
+      if (g.ns.length > 0) g.ns.splice(0, g.head);
       g.tailLo = Math.max(0, g.tailLo - g.head);
       g.head = 0;
     }
   }
 
-  #count(corr: CorrState, e: EdgeEvent, watermark: number, out: Alert[]): void {
+  #count(feed: Feed, e: EdgeEvent, watermark: number, out: Alert[]): void {
+    const corr = feed.corr;
     const rule = corr.rule;
-    const key = this.#key(rule, e);
+    const key = this.#key(feed.fields, e);
     if (key === null) return;
     const valued = rule.type === 'value_count';
+    const metered = rule.type !== 'value_count' && rule.type !== 'event_count';
     let value = '';
+    let num = 0;
     if (valued) {
-      const v = (e as Rec)[rule.field as string];
-      if (v === undefined) return;
-      value = String(v);
+      // Several fields: their tuple is the value ("linked by an AND").
+      for (let k = 0; k < rule.fields.length; k++) {
+        const v = valueText((e as Rec)[rule.fields[k] as string]);
+        if (v === null) return;
+        value += (k === 0 ? '' : SEP) + v;
+      }
+    } else if (metered) {
+      const n = numberOf((e as Rec)[rule.fields[0] as string]);
+      if (n === null) return;
+      num = n;
     }
     const T = rule.timespanMs;
     const observer = observerOf(e);
@@ -375,6 +599,7 @@ export class Correlator {
       ids: [],
       obs: [],
       vs: [],
+      ns: [],
       head: 0,
       tailLo: 0,
       tail: valued ? new Map() : null,
@@ -392,7 +617,7 @@ export class Correlator {
         g.vs.push(value);
         const tail = g.tail as Map<string, number>;
         tail.set(value, (tail.get(value) ?? 0) + 1);
-      }
+      } else if (metered) g.ns.push(num);
       i = len;
     } else {
       // Late but within the bound: insert after any equal times to keep arrival order stable.
@@ -400,6 +625,7 @@ export class Correlator {
       g.ts.splice(i, 0, t);
       g.ids.splice(i, 0, id);
       g.obs.splice(i, 0, observer);
+      if (metered) g.ns.splice(i, 0, num);
       if (valued) {
         g.vs.splice(i, 0, value);
         if (i < g.tailLo) g.tailLo++;
@@ -430,7 +656,7 @@ export class Correlator {
     }
     while (corr.entries > this.#opts.maxEntriesPerRule && corr.groups.size > 1) this.#evictOldest(corr);
 
-    const need = rule.threshold.op === 'gt' ? rule.threshold.value + 1 : rule.threshold.value;
+    const cond = rule.condition;
     let lo = -1;
     let hi = -1;
     let measure = 0;
@@ -438,19 +664,25 @@ export class Correlator {
       // In order: only the window ending at this event is new.
       hi = g.ts.length;
       lo = valued ? g.tailLo : lowerAbove(g.ts, g.head, hi, t - T);
-      measure = valued ? (g.tail as Map<string, number>).size : hi - lo;
-      if (measure < need) return;
+      measure = valued
+        ? (g.tail as Map<string, number>).size
+        : metered
+          ? metric(rule.type, rule.percentile, g.ns, lo, hi)
+          : hi - lo;
+      if (!holds(cond, measure)) return;
     } else {
       // Out of order: any window (s - T, s] with s in [t, t + T) now holds one more event.
-      // No window holds more than the whole group: when even that falls short (the tail window
-      // covers every entry for value_count), the scan cannot find one.
-      const most = valued
-        ? g.tailLo === g.head
-          ? (g.tail as Map<string, number>).size
-          : Infinity
-        : g.ts.length - g.head;
-      if (most < need) return;
-      const found = this.#scan(g, i, T, need, valued);
+      // For "at least" conditions no window holds more than the whole group: when even that
+      // falls short (the tail window covers every entry for value_count), the scan cannot find one.
+      if (monotone(cond) && !metered) {
+        const most = valued
+          ? g.tailLo === g.head
+            ? (g.tail as Map<string, number>).size
+            : Infinity
+          : g.ts.length - g.head;
+        if (!holds(cond, most)) return;
+      }
+      const found = this.#scan(g, i, T, rule, valued, metered);
       if (found === null) return;
       [lo, hi, measure] = found;
     }
@@ -489,11 +721,19 @@ export class Correlator {
         reporters: [...reportersIn(g.obs, lo, hi)],
       },
       out,
+      rule,
     );
   }
 
   /** Slow path for an out-of-order insert at index i: the first window containing it that matches. */
-  #scan(g: CountGroup, i: number, T: number, need: number, valued: boolean): [number, number, number] | null {
+  #scan(
+    g: CountGroup,
+    i: number,
+    T: number,
+    rule: CorrelationRule,
+    valued: boolean,
+    metered: boolean,
+  ): [number, number, number] | null {
     const t = g.ts[i] as number;
     const n = g.ts.length;
     const counts = new Map<string, number>();
@@ -518,16 +758,21 @@ export class Correlator {
         }
         lo++;
       }
-      const measure = valued ? counts.size : hi - lo;
-      if (measure >= need) return [lo, hi, measure];
+      const measure = valued
+        ? counts.size
+        : metered
+          ? metric(rule.type, rule.percentile, g.ns, lo, hi)
+          : hi - lo;
+      if (holds(rule.condition, measure)) return [lo, hi, measure];
       k = end;
     }
     return null;
   }
 
-  #sequence(corr: CorrState, steps: readonly number[], e: EdgeEvent, watermark: number, out: Alert[]): void {
+  #sequence(feed: Feed, steps: readonly number[], e: EdgeEvent, watermark: number, out: Alert[]): void {
+    const corr = feed.corr;
     const rule = corr.rule;
-    const key = this.#key(rule, e);
+    const key = this.#key(feed.fields, e);
     if (key === null) return;
     const T = rule.timespanMs;
     const observer = observerOf(e);
@@ -559,6 +804,10 @@ export class Correlator {
       }
     }
     while (corr.entries > this.#opts.maxEntriesPerRule && corr.groups.size > 1) this.#evictOldest(corr);
+    if (rule.type === 'temporal') {
+      this.#temporal(corr, g, key, e, out);
+      return;
+    }
     for (const j of steps) {
       const chain = this.#chain(g, j, t);
       if (chain === null) continue;
@@ -603,9 +852,62 @@ export class Correlator {
           reporters: [...reporters],
         },
         out,
+        rule,
       );
       return;
     }
+  }
+
+  /**
+   * temporal: the window ending at the event, (t - timespan, t], holds events of how many of the
+   * listed rules; the condition (default: all of them) is checked on that count. Nothing is
+   * consumed: repeats are what suppression is for.
+   */
+  #temporal(corr: CorrState, g: SeqGroup, key: string, e: EdgeEvent, out: Alert[]): void {
+    const rule = corr.rule;
+    const t = e['@timestamp'];
+    const from = t - rule.timespanMs;
+    let rules = 0;
+    let first = t;
+    const ids: string[] = [];
+    const reporters = new Set<string>();
+    for (const st of g.steps) {
+      const lo = lowerAbove(st.ts, 0, st.ts.length, from);
+      const hi = lowerAbove(st.ts, 0, st.ts.length, t);
+      if (hi <= lo) continue;
+      rules++;
+      if ((st.ts[lo] as number) < first) first = st.ts[lo] as number;
+      for (let k = lo; k < hi; k++) {
+        const x = st.ids[k];
+        if (x !== undefined && !ids.includes(x)) ids.push(x);
+        if (reporters.size < MAX_ALERT_REPORTERS) reporters.add(st.obs[k] as string);
+      }
+    }
+    if (!holds(rule.condition, rules)) return;
+    if (Math.abs(t - g.lastAlert) < rule.suppressMs) {
+      this.#stats.suppressed++;
+      return;
+    }
+    g.lastAlert = t;
+    this.#emit(
+      {
+        id: alertId(rule.id, key, t, e['event.id']),
+        ruleId: rule.id,
+        title: rule.title,
+        level: rule.level,
+        type: rule.type,
+        time: t,
+        windowStart: first,
+        groupBy: this.#groupRecord(rule, key),
+        count: rules,
+        values: [],
+        events: ids.slice(-this.#opts.maxAlertEvents),
+        trigger: e,
+        reporters: [...reporters],
+      },
+      out,
+      rule,
+    );
   }
 
   /** Step times t1 < t2 < ... with step j at t, chosen to make the span shortest; null if none. */

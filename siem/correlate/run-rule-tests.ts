@@ -22,10 +22,23 @@ function subset(rules: RuleSet, id: string): RuleSet {
       correlations: [],
     };
   }
-  const needed = new Set(corr.rules);
+  // The rules it refers to, and theirs for a chain.
+  const needed = new Set<string>();
+  const add = (ids: readonly string[]) => {
+    for (const x of ids) {
+      if (needed.has(x)) continue;
+      needed.add(x);
+      const inner = rules.correlations.find((c) => c.id === x);
+      if (inner !== undefined) add(inner.rules);
+    }
+  };
+  add(corr.rules);
   return {
     detections: rules.detections.filter((d) => needed.has(d.id)).map((d) => ({ ...d, generate: false })),
-    correlations: [corr],
+    correlations: [
+      ...rules.correlations.filter((c) => needed.has(c.id)).map((c) => ({ ...c, generate: false })),
+      { ...corr, generate: true },
+    ],
   };
 }
 

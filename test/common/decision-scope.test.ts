@@ -96,7 +96,7 @@ function engine(allowlist: DecisionScope | null): ResponseEngine {
 }
 
 function rule(block: string) {
-  const text = `title: t\nid: r1\ndetection:\n  sel:\n    source.ip|cidr: '${block}'\n  condition: sel\n`;
+  const text = `title: t\nid: r1\nlogsource: { product: edgeward }\ndetection:\n  sel:\n    source.ip|cidr: '${block}'\n  condition: sel\n`;
   const r = checkRuleFile(text).detections[0];
   if (r === undefined) throw new Error('no rule');
   return r;

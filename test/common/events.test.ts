@@ -55,10 +55,13 @@ describe('validateEvent', () => {
     expect(validateEvent({ ...ok, '@timestamp': '2026-01-01T13:00:00+01:00' })['@timestamp']).toBe(T);
   });
 
-  it('refuses unknown fields, naming them', () => {
-    expect(codeOf(() => validateEvent({ ...ok, 'source.nope': 1 }))).toBe('ERR_SIEM_EVENT_UNKNOWN_FIELD');
+  it('strict mode (open: false) refuses unknown fields, naming them', () => {
+    expect(codeOf(() => validateEvent({ ...ok, 'source.nope': 1 }, { open: false }))).toBe(
+      'ERR_SIEM_EVENT_UNKNOWN_FIELD',
+    );
     try {
-      validateEvent({ ...ok, extra: 'x' });
+      validateEvent({ ...ok, extra: 'x' }, { open: false });
+      expect.unreachable();
     } catch (err) {
       expect((err as EdgewardError).detail).toEqual({ field: 'extra' });
     }
@@ -145,11 +148,12 @@ describe('validateEvent', () => {
       expect(codeOf(() => validateEvent(v))).toBe('ERR_SIEM_EVENT_INVALID');
     const many: Record<string, unknown> = { ...ok };
     for (let i = 0; i < 70; i++) many[`k${i}`] = 1;
-    expect(codeOf(() => validateEvent(many))).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(codeOf(() => validateEvent(many, { open: false }))).toBe('ERR_SIEM_EVENT_INVALID');
   });
 
-  it('drops null fields rather than storing them', () => {
-    expect(validateEvent({ ...ok, 'source.ip': null })).toEqual(ok);
+  it('drops null schema fields rather than storing them', () => {
+    const probe = { ...ok, 'event.action': 'probe' };
+    expect(validateEvent({ ...probe, 'source.ip': null })).toEqual(probe);
   });
 
   it('documents every field and knows every action the reporters emit', () => {
@@ -243,5 +247,80 @@ describe('reporter kinds', () => {
     expect(withVerifiedKind(old)['observer.type']).toBe('device');
     const none = { '@timestamp': T, 'event.action': 'x', 'observer.type': 'ca' } as EdgeEvent;
     expect(withVerifiedKind(none)['observer.type']).toBeUndefined();
+  });
+});
+
+describe('open ingest', () => {
+  const base = { '@timestamp': T, 'event.action': 'suricata.alert' };
+
+  it('accepts any ECS or sensor field, nested (as Beats send it) or flat, and ecs.version', () => {
+    const e = validateEvent({
+      ...base,
+      ecs: { version: '8.11.0' },
+      process: { command_line: 'sh -c id', pid: 42, args: ['sh', '-c', 'id'] },
+      'suricata.eve.alert.signature_id': 2019236,
+      'falco.rule': 'Terminal shell in container',
+      'auditd.data.syscall': 'execve',
+      'user.name': null,
+      flag: true,
+    }) as unknown as Record<string, unknown>;
+    expect(e['ecs.version']).toBe('8.11.0');
+    expect(e['process.command_line']).toBe('sh -c id');
+    expect(e['process.pid']).toBe(42);
+    expect(e['process.args']).toEqual(['sh', '-c', 'id']);
+    expect(e['suricata.eve.alert.signature_id']).toBe(2019236);
+    expect(e['user.name']).toBeNull();
+    expect(e['flag']).toBe(true);
+  });
+
+  it('known fields keep their types and checks whichever way they are spelled', () => {
+    expect(validateEvent({ ...base, source: { ip: '::ffff:10.0.0.5' } })['source.ip']).toBe('10.0.0.5');
+    expect(codeOf(() => validateEvent({ ...base, source: { port: 'http' } }))).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(codeOf(() => validateEvent({ ...base, event: { id: 'x' } }))).toBe('ERR_SIEM_EVENT_SERVER_FIELD');
+    expect(
+      codeOf(() => validateEvent({ ...base, source: { ip: '10.0.0.1' }, 'source.ip': '10.0.0.1' })),
+    ).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(validateEvent({ ...base, 'event.category': ['process', 'network'] })['event.category']).toEqual([
+      'process',
+      'network',
+    ]);
+    expect(codeOf(() => validateEvent({ ...base, 'event.category': 'made_up' }))).toBe(
+      'ERR_SIEM_EVENT_INVALID',
+    );
+  });
+
+  it('bounds other fields in count, size and depth', () => {
+    const many: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) many[`f${i}`] = i;
+    expect(codeOf(() => validateEvent({ ...base, ...many }))).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(codeOf(() => validateEvent({ ...base, x: 'y'.repeat(8193) }))).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(codeOf(() => validateEvent({ ...base, x: Array.from({ length: 65 }, () => 1) }))).toBe(
+      'ERR_SIEM_EVENT_INVALID',
+    );
+    expect(codeOf(() => validateEvent({ ...base, x: [{ a: 1 }] }))).toBe('ERR_SIEM_EVENT_INVALID');
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 10; i++) deep = { d: deep };
+    expect(codeOf(() => validateEvent({ ...base, deep }))).toBe('ERR_SIEM_EVENT_INVALID');
+    const big: Record<string, string> = {};
+    for (let i = 0; i < 20; i++) big[`s${i}`] = 'z'.repeat(4000);
+    expect(codeOf(() => validateEvent({ ...base, ...big }))).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(codeOf(() => validateEvent({ ...base, 'a|b': 1 }))).toBe('ERR_SIEM_EVENT_INVALID');
+    expect(
+      codeOf(() =>
+        validateEvent(JSON.parse(`{"@timestamp": ${T}, "event.action": "a", "x": {"__proto__": {"p": 1}}}`)),
+      ),
+    ).toBe('ERR_SIEM_EVENT_POISONED');
+  });
+
+  it("fills ECS categorization for edgeward's own actions where the reporter left it out", () => {
+    const e = validateEvent({ '@timestamp': T, 'event.action': 'connection.denied' });
+    expect([e['event.kind'], e['event.category'], e['event.type']]).toEqual([
+      'event',
+      'network',
+      ['connection', 'denied'],
+    ]);
+    const ca = validateEvent({ '@timestamp': T, 'event.action': 'enroll.failure', 'event.category': 'iam' });
+    expect(ca['event.type']).toEqual(['creation']);
+    expect(validateEvent({ ...base })['event.kind']).toBeUndefined();
   });
 });

@@ -21,6 +21,7 @@ function ruleDir(name: string, rule: string): string {
 // `.*.*.*.*.*x` took 2.4 s on 100 characters and 18 s on 200 on V8; 1024 would take days.
 const PATHOLOGICAL = `title: pathological but linear
 id: ew-test-pathological
+logsource: { product: edgeward }
 detection:
   sel:
     message|re: '.*.*.*.*.*x'
@@ -38,6 +39,7 @@ tests:
 
 const LOOKAHEAD = `title: needs backtracking
 id: ew-test-lookahead
+logsource: { product: edgeward }
 detection:
   sel:
     event.reason|re: 'unknown(?=_ca)'
@@ -89,9 +91,9 @@ describe('linear-time rule regexes (policy check and siem serve)', () => {
     const r = edgeward(['policy', 'check', join(d, 'regex.yaml')]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('ERR_POLICY_RULE_REGEX_UNSAFE');
-    expect(r.stderr).toMatch(/regex\.yaml#0\.detection\.sel: event\.reason\|re/);
+    expect(r.stderr).toMatch(/regex\.yaml#0\.detection\.sel\.event\.reason\|re: /);
     await expect(startMesh({ siemArgs: ['--rules', d] })).rejects.toThrow(
-      /siem exited[\s\S]*ERR_POLICY_RULE_REGEX_UNSAFE[\s\S]*regex\.yaml#0\.detection\.sel: event\.reason\|re/,
+      /siem exited[\s\S]*ERR_POLICY_RULE_REGEX_UNSAFE[\s\S]*regex\.yaml#0\.detection\.sel\.event\.reason\|re: /,
     );
   });
 });

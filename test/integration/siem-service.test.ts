@@ -182,7 +182,7 @@ describe('hostile input at ingest', () => {
       ['[{"@timestamp": 1', 'ERR_SIEM_BATCH_MALFORMED', 400],
       [Buffer.from([0x5b, 0xff, 0xfe, 0x5d]), 'ERR_SIEM_BATCH_MALFORMED', 400],
       [`${JSON.stringify(one)}\n{bad`, 'ERR_SIEM_BATCH_MALFORMED', 400, 'application/x-ndjson'],
-      [JSON.stringify([one, { ...one, 'x.unknown': 1 }]), 'ERR_SIEM_EVENT_UNKNOWN_FIELD', 400],
+      [JSON.stringify([one, { ...one, 'x|unknown': 1 }]), 'ERR_SIEM_EVENT_INVALID', 400],
       [
         `[${JSON.stringify(one)}, {"__proto__": {"x": 1}, "@timestamp": ${Date.now()}, "event.action": "a"}]`,
         'ERR_SIEM_EVENT_POISONED',

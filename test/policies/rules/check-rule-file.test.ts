@@ -13,7 +13,7 @@ const ev = (fields: Record<string, unknown>): EdgeEvent =>
   validateEvent({ '@timestamp': T, 'event.action': 'connection.accepted', ...fields });
 
 function detection(det: string): DetectionRule {
-  const text = `title: t\nid: r1\ndetection:\n${det
+  const text = `title: t\nid: r1\nlogsource: { product: edgeward }\ndetection:\n${det
     .split('\n')
     .map((l) => `  ${l}`)
     .join('\n')}\n`;
@@ -40,9 +40,12 @@ describe('detection matchers', () => {
     expect([...(r.actions ?? [])].sort()).toEqual(['connection.accepted', 'connection.denied']);
   });
 
-  it('equality is case-sensitive (identities are)', () => {
+  it('equality ignores letter case, as Sigma says; cased makes it exact', () => {
     const r = detection('sel:\n  source.identity: spiffe://factory.example/device/D1\ncondition: sel');
-    expect(r.match(ev({ 'source.identity': 'spiffe://factory.example/device/d1' }))).toBe(false);
+    expect(r.match(ev({ 'source.identity': 'spiffe://factory.example/device/d1' }))).toBe(true);
+    const c = detection('sel:\n  source.identity|cased: spiffe://factory.example/device/D1\ncondition: sel');
+    expect(c.match(ev({ 'source.identity': 'spiffe://factory.example/device/d1' }))).toBe(false);
+    expect(c.match(ev({ 'source.identity': 'spiffe://factory.example/device/D1' }))).toBe(true);
   });
 
   it('numbers match numeric fields, and gt/lte compare them', () => {
@@ -137,7 +140,7 @@ describe('detection matchers', () => {
 
 describe('correlation rules', () => {
   const base =
-    'title: b\nid: base\nname: base_rule\ndetection:\n  s:\n    event.action: handshake.failure\n  condition: s\n---\n';
+    'title: b\nid: base\nname: base_rule\nlogsource: { product: edgeward }\ndetection:\n  s:\n    event.action: handshake.failure\n  condition: s\n---\n';
   /** A correlation rule over `base`: only what a case changes is spelled out. */
   const corr = (o: {
     type: string;
@@ -158,7 +161,7 @@ describe('correlation rules', () => {
     const c = r.correlations[0];
     expect(c?.rules).toEqual(['base']);
     expect(c?.timespanMs).toBe(300_000);
-    expect(c?.threshold).toEqual({ op: 'gt', value: 4 });
+    expect(c?.condition).toEqual([{ op: 'gt', value: 4 }]);
     expect(c?.suppressMs).toBe(300_000);
     expect(r.detections[0]?.generate).toBe(false);
   });
@@ -172,144 +175,146 @@ describe('correlation rules', () => {
 
   const cases: [string, string, string][] = [
     [
-      'unknown top-level key',
-      'title: t\nid: r\nbogus: 1\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
-      'ERR_POLICY_RULE_SCHEMA',
-    ],
-    [
       'prototype key',
-      'title: t\nid: r\n__proto__: { x: 1 }\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
+      'title: t\nid: r\n__proto__: { x: 1 }\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
       'ERR_POLICY_RULE_SCHEMA',
     ],
     [
       'missing title',
-      'id: r\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
+      'id: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
       'ERR_POLICY_RULE_SCHEMA',
     ],
     [
       'bad id',
-      'title: t\nid: R 1\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
+      'title: t\nid: R 1\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
       'ERR_POLICY_RULE_SCHEMA',
     ],
     [
-      'keyword search',
-      'title: t\nid: r\ndetection:\n  s: [evil]\n  condition: s\n',
-      'ERR_POLICY_RULE_SCHEMA',
-    ],
-    [
-      'unknown field',
-      'title: t\nid: r\ndetection:\n  s: { process.name: x }\n  condition: s\n',
-      'ERR_POLICY_RULE_FIELD',
+      'text modifier on a numeric schema field',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port|contains: 1 }\n  condition: s\n',
+      'ERR_POLICY_RULE_MODIFIER',
     ],
     [
       'unknown modifier',
-      'title: t\nid: r\ndetection:\n  s: { source.ip|base64: x }\n  condition: s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.ip|base46: x }\n  condition: s\n',
       'ERR_POLICY_RULE_MODIFIER',
     ],
     [
       'cidr on a non-IP field',
-      'title: t\nid: r\ndetection:\n  s: { event.reason|cidr: 10.0.0.0/8 }\n  condition: s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason|cidr: 10.0.0.0/8 }\n  condition: s\n',
       'ERR_POLICY_RULE_MODIFIER',
     ],
     [
       'prefix on a number field',
-      'title: t\nid: r\ndetection:\n  s: { source.port|prefix: "1" }\n  condition: s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port|prefix: "1" }\n  condition: s\n',
       'ERR_POLICY_RULE_MODIFIER',
     ],
     [
       'bad CIDR',
-      'title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 10.0.0.0/33 }\n  condition: s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.ip|cidr: 10.0.0.0/33 }\n  condition: s\n',
       'ERR_POLICY_RULE_CIDR',
     ],
     [
       'invalid regex',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(' }\n  condition: s\n",
+      "title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason|re: '(' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX',
     ],
     [
       'too long regex',
-      `title: t\nid: r\ndetection:\n  s: { event.reason|re: '${'a'.repeat(300)}' }\n  condition: s\n`,
+      `title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason|re: '${'a'.repeat(300)}' }\n  condition: s\n`,
       'ERR_POLICY_RULE_REGEX',
     ],
     [
       'lookahead',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: 'a(?=b)' }\n  condition: s\n",
+      "title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason|re: 'a(?=b)' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX_UNSAFE',
     ],
     [
       'lookbehind',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(?<!a)b' }\n  condition: s\n",
+      "title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason|re: '(?<!a)b' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX_UNSAFE',
     ],
     [
       'repetition beyond RE2',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: 'a{1001}' }\n  condition: s\n",
+      "title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason|re: 'a{1001}' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX',
     ],
     [
       'CIDR with host bits',
-      'title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 10.0.0.1/8 }\n  condition: s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.ip|cidr: 10.0.0.1/8 }\n  condition: s\n',
       'ERR_POLICY_RULE_CIDR',
     ],
     [
       'CIDR with a zone',
-      "title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 'fe80::%eth0/64' }\n  condition: s\n",
+      "title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.ip|cidr: 'fe80::%eth0/64' }\n  condition: s\n",
       'ERR_POLICY_RULE_CIDR',
     ],
     [
       'CIDR with leading zeros',
-      'title: t\nid: r\ndetection:\n  s: { source.ip|cidr: 010.0.0.0/8 }\n  condition: s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.ip|cidr: 010.0.0.0/8 }\n  condition: s\n',
       'ERR_POLICY_RULE_CIDR',
     ],
     [
       'backreference',
-      "title: t\nid: r\ndetection:\n  s: { event.reason|re: '(a)\\1' }\n  condition: s\n",
+      "title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason|re: '(a)\\1' }\n  condition: s\n",
       'ERR_POLICY_RULE_REGEX_UNSAFE',
     ],
     [
       'unknown identifier in condition',
-      'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s and x\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s and x\n',
       'ERR_POLICY_RULE_CONDITION',
     ],
     [
       'dangling operator',
-      'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s and\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s and\n',
       'ERR_POLICY_RULE_CONDITION',
     ],
     [
       'unbalanced parenthesis',
-      'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: (s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: (s\n',
       'ERR_POLICY_RULE_CONDITION',
     ],
     [
       'Sigma pipe aggregation',
-      'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s | count() > 5\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s | count() > 5\n',
       'ERR_POLICY_RULE_CONDITION',
     ],
-    ['no condition', 'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n', 'ERR_POLICY_RULE_CONDITION'],
+    [
+      'no condition',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n',
+      'ERR_POLICY_RULE_CONDITION',
+    ],
     ['invalid YAML', 'title: [\n', 'ERR_POLICY_RULE_YAML'],
     ['duplicate YAML key', 'title: a\ntitle: b\nid: r\n', 'ERR_POLICY_RULE_YAML'],
     [
       'YAML alias',
-      'title: &x t\nid: r\ndescription: *x\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
+      'title: &x t\nid: r\ndescription: *x\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
       'ERR_POLICY_RULE_YAML',
     ],
     [
       'duplicate id',
-      'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s\n---\ntitle: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s\n---\ntitle: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s\n',
       'ERR_POLICY_RULE_DUPLICATE',
     ],
-    ['unknown correlation type', corr({ type: 'temporal' }), 'ERR_POLICY_RULE_CORRELATION'],
-    ['lt condition', corr({ type: 'event_count', cond: '{ lt: 3 }' }), 'ERR_POLICY_RULE_CORRELATION'],
+    ['unknown correlation type', corr({ type: 'count' }), 'ERR_POLICY_RULE_CORRELATION'],
+    [
+      'unknown condition operator',
+      corr({ type: 'event_count', cond: '{ ge: 3 }' }),
+      'ERR_POLICY_RULE_CORRELATION',
+    ],
     [
       'threshold too big',
       corr({ type: 'event_count', cond: '{ gte: 5000 }' }),
       'ERR_POLICY_RULE_CORRELATION',
     ],
-    ['value_count without field', corr({ type: 'value_count', cond: '{ gte: 3 }' }), 'ERR_POLICY_RULE_FIELD'],
     [
-      'unknown group-by field',
-      corr({ type: 'event_count', by: 'host.ip', cond: '{ gte: 3 }' }),
+      'value_count without field',
+      corr({ type: 'value_count', cond: '{ gte: 3 }' }),
+      'ERR_POLICY_RULE_CORRELATION',
+    ],
+    [
+      'poisoned group-by field',
+      corr({ type: 'event_count', by: '__proto__', cond: '{ gte: 3 }' }),
       'ERR_POLICY_RULE_FIELD',
     ],
     [
@@ -328,14 +333,14 @@ describe('correlation rules', () => {
       'ERR_POLICY_RULE_REFERENCE',
     ],
     [
-      'aliases',
-      corr({ type: 'event_count', extra: '  aliases: {}\n', cond: '{ gte: 3 }' }),
+      'aliases that are not a map',
+      corr({ type: 'event_count', extra: '  aliases: []\n', cond: '{ gte: 3 }' }),
       'ERR_POLICY_RULE_CORRELATION',
     ],
     ['temporal_ordered with one rule', corr({ type: 'temporal_ordered' }), 'ERR_POLICY_RULE_CORRELATION'],
     [
       'invalid test event',
-      'title: t\nid: r\ndetection:\n  s: { source.port: 1 }\n  condition: s\ntests:\n  - name: x\n    expect: 1\n    events:\n      - event: { event.action: x, source.port: -1 }\n',
+      'title: t\nid: r\nlogsource: { product: edgeward }\ndetection:\n  s: { source.port: 1 }\n  condition: s\ntests:\n  - name: x\n    expect: 1\n    events:\n      - event: { event.action: x, source.port: -1 }\n',
       'ERR_POLICY_RULE_SCHEMA',
     ],
     ['neither detection nor correlation', 'title: t\nid: r\n', 'ERR_POLICY_RULE_SCHEMA'],
@@ -357,7 +362,7 @@ describe('loadRules', () => {
     mkdirSync(join(dir, 'sub'));
     writeFileSync(
       join(dir, 'a.yaml'),
-      'title: b\nid: base\ndetection:\n  s: { event.action: x }\n  condition: s\n',
+      'title: b\nid: base\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: x }\n  condition: s\n',
     );
     writeFileSync(
       join(dir, 'sub', 'b.yml'),

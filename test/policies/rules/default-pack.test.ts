@@ -61,7 +61,7 @@ describe('runRuleTests', () => {
   it('reports a test whose expectation is wrong as failed, with what it got', () => {
     const rules = checkRuleFile(
       [
-        'title: b\nid: base\ndetection:\n  s: { event.action: handshake.failure }\n  condition: s\n---',
+        'title: b\nid: base\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: handshake.failure }\n  condition: s\n---',
         'title: c\nid: corr\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 1m\n  condition: { gte: 2 }',
         'tests:\n  - name: wrong\n    expect: 0\n    events:\n      - { at: 0s, repeat: 2, every: 1s, event: { event.action: handshake.failure, source.ip: 192.0.2.1 } }\n',
       ].join('\n'),

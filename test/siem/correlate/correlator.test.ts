@@ -20,7 +20,8 @@ function ev(at: number, fields: Record<string, unknown> = {}): EdgeEvent {
   );
 }
 
-const BASE = 'title: b\nid: base\ndetection:\n  s: { event.action: handshake.failure }\n  condition: s\n';
+const BASE =
+  'title: b\nid: base\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: handshake.failure }\n  condition: s\n';
 function countRule(cond: string, extra = ''): RuleSet {
   return checkRuleFile(
     `${BASE}---\ntitle: c\nid: c\nlevel: high\n${extra}correlation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 10s\n  condition: ${cond}\n`,
@@ -177,8 +178,8 @@ describe('value_count', () => {
 describe('temporal_ordered', () => {
   const rules = checkRuleFile(
     [
-      'title: a\nid: a\ndetection:\n  s: { event.action: attestation.failure }\n  condition: s\n',
-      'title: b\nid: b\ndetection:\n  s: { event.action: renewal.failure }\n  condition: s\n',
+      'title: a\nid: a\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: attestation.failure }\n  condition: s\n',
+      'title: b\nid: b\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: renewal.failure }\n  condition: s\n',
       'title: s\nid: s\ncorrelation:\n  type: temporal_ordered\n  rules: [a, b]\n  group-by: [source.identity]\n  timespan: 1m\n',
     ].join('---\n'),
   );
@@ -212,7 +213,7 @@ describe('temporal_ordered', () => {
 describe('detection rules that alert on their own', () => {
   it('alert per match, suppressed per suppress-by key', () => {
     const rules = checkRuleFile(
-      'title: r\nid: rev\nlevel: critical\nsuppress: 1m\nsuppress-by: [source.identity]\ndetection:\n  s: { event.action: revocation }\n  condition: s\n',
+      'title: r\nid: rev\nlevel: critical\nsuppress: 1m\nsuppress-by: [source.identity]\nlogsource: { product: edgeward }\ndetection:\n  s: { event.action: revocation }\n  condition: s\n',
     );
     const c = new Correlator(rules);
     const r = (at: number, n: string) =>
@@ -290,5 +291,123 @@ describe('reporters', () => {
     const alerts = c.feed([by('n2', 2000, '192.0.2.1')]);
     expect(alerts.map((a) => a.groupBy)).toEqual([{ 'source.ip': '192.0.2.1' }]);
     expect(alerts[0]?.reporters).toEqual([N('n2')]);
+  });
+});
+
+describe('the Sigma v2.1 correlation types', () => {
+  const B2 =
+    'title: b2\nid: base2\nlogsource: { product: edgeward }\ndetection:\n  s: { event.reason: expired }\n  condition: s\n';
+  const set = (corr: string): RuleSet =>
+    checkRuleFile(`${BASE}---\n${B2}---\ntitle: c\nid: c\nsuppress: 0s\ncorrelation:\n${corr}`);
+
+  it('an event matching two base rules of one correlation counts once', () => {
+    const c = new Correlator(
+      set(
+        '  type: event_count\n  rules: [base, base2]\n  group-by: [source.ip]\n  timespan: 10s\n  condition: { gte: 2 }\n',
+      ),
+    );
+    expect(c.feed([ev(0, { 'event.reason': 'expired' })])).toHaveLength(0);
+    expect(c.feed([ev(1000)])).toHaveLength(1);
+  });
+
+  it('value_sum: a late event inside the lateness bound completes the earlier window', () => {
+    const c = new Correlator(
+      set(
+        '  type: value_sum\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 10s\n  condition: { field: source.port, gte: 100 }\n',
+      ),
+    );
+    expect(c.feed([ev(0, { 'source.port': 60 }), ev(30_000, { 'source.port': 1 })])).toHaveLength(0);
+    const late = c.feed([ev(5000, { 'source.port': 50 })]);
+    expect(late.map((a) => [a.time - T, a.count])).toEqual([[5000, 110]]);
+  });
+
+  it('value_avg and a range: the mean must lie in (10, 20]', () => {
+    const c = new Correlator(
+      set(
+        '  type: value_avg\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 10s\n  condition: { field: source.port, gt: 10, lte: 20 }\n',
+      ),
+    );
+    const got = [5, 25, 31, 1].map((p, i) => c.feed([ev(i * 1000, { 'source.port': p })]).length);
+    expect(got).toEqual([0, 1, 0, 1]); // means 5, 15, 20.33, 15.5
+  });
+
+  it('temporal: both rules in the window, in any order; the window is half-open', () => {
+    const c = new Correlator(
+      set('  type: temporal\n  rules: [base, base2]\n  group-by: [source.ip]\n  timespan: 10s\n'),
+    );
+    const b2 = (at: number) => ev(at, { 'event.action': 'x.y', 'event.reason': 'expired' });
+    expect(c.feed([b2(0)])).toHaveLength(0);
+    expect(c.feed([ev(10_000)])).toHaveLength(0); // b2 at 0 is exactly one timespan old
+    expect(c.feed([b2(15_000)])).toHaveLength(1);
+  });
+
+  it('a chain: inner alerts are events of the outer correlation; only the outer alerts', () => {
+    const rules = checkRuleFile(
+      `${BASE}---\ntitle: inner\nid: inner\nname: bursts\nsuppress: 0s\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [source.ip]\n  timespan: 10s\n  condition: { gte: 2 }\n---\ntitle: outer\nid: outer\nsuppress: 0s\ncorrelation:\n  type: event_count\n  rules: [bursts]\n  group-by: [source.ip]\n  timespan: 1m\n  condition: { gte: 3 }\n`,
+    );
+    const c = new Correlator(rules);
+    const alerts = c.feed([0, 1, 2, 3].map((s) => ev(s * 1000)));
+    expect(alerts.map((a) => [a.ruleId, a.time - T, a.groupBy])).toEqual([
+      ['outer', 3000, { 'source.ip': '10.0.0.1' }],
+    ]);
+  });
+
+  it('aliases: one group-by name read from a different field per rule', () => {
+    const c = new Correlator(
+      set(
+        '  type: temporal\n  rules: [base, base2]\n  group-by: [peer]\n  timespan: 10s\n  aliases:\n    peer: { base: source.ip, base2: destination.ip }\n',
+      ),
+    );
+    expect(c.feed([ev(0, { 'source.ip': '10.0.0.9' })])).toHaveLength(0);
+    const a = c.feed([
+      ev(1000, { 'event.action': 'x.y', 'event.reason': 'expired', 'destination.ip': '10.0.0.9' }),
+    ]);
+    expect(a.map((x) => x.groupBy)).toEqual([{ peer: '10.0.0.9' }]);
+  });
+
+  it('temporal state stays bounded per group whatever arrives', () => {
+    const c = new Correlator(
+      set('  type: temporal\n  rules: [base, base2]\n  group-by: [source.ip]\n  timespan: 1h\n'),
+      {
+        maxEntriesPerGroup: 1000,
+        maxEntriesPerRule: 1000,
+      },
+    );
+    for (let i = 0; i < 5000; i++) c.feed([ev(i)]);
+    expect(c.stats().groups).toBe(1);
+    expect(c.feed([ev(5000, { 'event.action': 'x.y', 'event.reason': 'expired' })])).toHaveLength(1);
+  });
+});
+
+describe('the rule index', () => {
+  const rule = (id: string, sel: string) =>
+    `title: ${id}\nid: ${id}\nlogsource: { product: edgeward }\ndetection:\n  s: ${sel}\n  condition: s\n`;
+  const rules = checkRuleFile(
+    [
+      rule('by-reason', '{ event.action: handshake.failure, event.reason: [Expired, revoked] }'),
+      rule('by-action', '{ event.action: handshake.failure, source.port|gt: 1000 }'),
+      rule('by-category', '{ event.category: network, source.ip|cidr: 10.0.0.0/8 }'),
+      rule('keyword', '[unknown_ca]'),
+    ].join('---\n'),
+  );
+
+  it('indexes each rule by its most selective constant predicate; the rest run on every event', () => {
+    const c = new Correlator(rules);
+    expect(c.indexStats()).toEqual({
+      fields: { 'event.reason': 1, 'event.action': 1, 'event.category': 1 },
+      unindexed: 1,
+    });
+  });
+
+  it('finds the same matches as evaluating every rule, in rule order', () => {
+    const c = new Correlator(rules);
+    const got = c
+      .feed([
+        ev(0, { 'event.reason': 'EXPIRED', 'source.port': 2000, 'event.category': 'network' }),
+        ev(1, { 'event.reason': 'unknown_ca', 'source.port': 10 }),
+        ev(2, { 'event.action': 'connection.denied', 'event.category': ['network', 'iam'] }),
+      ])
+      .map((a) => `${a.time - T}:${a.ruleId}`);
+    expect(got).toEqual(['0:by-reason', '0:by-action', '0:by-category', '1:keyword', '2:by-category']);
   });
 });

@@ -76,10 +76,10 @@ describe('stampBatch', () => {
 
   it('refuses the whole batch for one bad event, naming its index', () => {
     try {
-      stampBatch([ev(), ev({ nope: 1 })], ctx);
+      stampBatch([ev(), ev({ 'no|pe': 1 })], ctx);
       expect.unreachable();
     } catch (err) {
-      expect((err as { code: string }).code).toBe('ERR_SIEM_EVENT_UNKNOWN_FIELD');
+      expect((err as { code: string }).code).toBe('ERR_SIEM_EVENT_INVALID');
       expect((err as { detail: { index: number } }).detail.index).toBe(1);
     }
     const poisoned = JSON.parse(
