@@ -685,7 +685,7 @@ export async function runDistributionBench(o: {
   const work = mkdtempSync(join(tmpdir(), 'edgeward-bench-siem-'));
   try {
     const caDir = join(work, 'ca');
-    const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
+    const init = await initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
     const ca = await startCaServer({
       dataDir: caDir,
       host: '127.0.0.1',
@@ -693,10 +693,10 @@ export async function runDistributionBench(o: {
       log: silentLogger,
       rateLimits: { perIp: { rate: 100_000, burst: 100_000 }, perIdentity: { rate: 1000, burst: 1000 } },
     });
-    const token = (id: string): string => {
+    const token = async (id: string): Promise<string> => {
       const { token: t, hash } = newJoinToken();
       const now = Date.now();
-      ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+      await ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
       return t;
     };
     // Playbooks as shipped, but without the blast-radius caps (every round makes a new decision).
@@ -738,7 +738,7 @@ export async function runDistributionBench(o: {
       '--fingerprint',
       init.fingerprint,
       '--token-file',
-      tokenFileIn(work, token(serviceId(TD, 'siem'))),
+      tokenFileIn(work, await token(serviceId(TD, 'siem'))),
       '--playbooks',
       pb,
       '--reporter-policy',
@@ -752,7 +752,7 @@ export async function runDistributionBench(o: {
         ca: ca.url,
         fingerprint: init.fingerprint,
         id,
-        prover: createTokenProver(token(id)),
+        prover: createTokenProver(await token(id)),
         out,
       });
       enrolled.push(credsOf(loadIdentity(out)));

@@ -40,12 +40,12 @@ export async function run(o: { events?: number } = {}): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'edgeward-bench-flood-'));
   try {
     const caDir = join(work, 'ca');
-    const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
+    const init = await initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
     const ca = await startCaServer({ dataDir: caDir, host: '127.0.0.1', port: 0, log: silentLogger });
-    const token = (id: string): string => {
+    const token = async (id: string): Promise<string> => {
       const { token: t, hash } = newJoinToken();
       const now = Date.now();
-      ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+      await ca.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
       return t;
     };
     const siemDir = join(work, 'siem');
@@ -53,7 +53,12 @@ export async function run(o: { events?: number } = {}): Promise<void> {
       fileURLToPath(import.meta.url),
       [
         ...['--data', siemDir, '--listen', '127.0.0.1:0', '--ca', ca.url, '--fingerprint', init.fingerprint],
-        ...['--token-file', tokenFileIn(work, token(serviceId(TD, 'siem'))), '--dashboard', '127.0.0.1:0'],
+        ...[
+          '--token-file',
+          tokenFileIn(work, await token(serviceId(TD, 'siem'))),
+          '--dashboard',
+          '127.0.0.1:0',
+        ],
       ],
       { ready: [/listening on (https:\/\/\S+)/, /dashboard on (https:\/\/\S+)/], timeoutMs: 60_000 },
     );
@@ -64,7 +69,7 @@ export async function run(o: { events?: number } = {}): Promise<void> {
       ca: ca.url,
       fingerprint: init.fingerprint,
       id: node,
-      prover: createTokenProver(token(node)),
+      prover: createTokenProver(await token(node)),
       out: join(work, 'node'),
     });
     const id = loadIdentity(join(work, 'node'));

@@ -59,8 +59,8 @@ function createTokenFile(file: string, token: string): void {
   }
 }
 
-function trustDomainOf(store: CaStore): string {
-  const td = store.getMeta('trust_domain');
+async function trustDomainOf(store: CaStore): Promise<string> {
+  const td = await store.getMeta('trust_domain');
   if (!td) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   return td;
 }
@@ -146,7 +146,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       // Checked before anything is written: the names go into the intermediate for good.
       const list = (v: unknown): string | undefined => (Array.isArray(v) ? v.join(',') : undefined);
       const serviceNames = parseServiceNames(list(a.dns), list(a.ip));
-      const r = initCa({
+      const r = await initCa({
         dataDir: required(a.data, 'data', USAGE.init),
         trustDomain: required(a['trust-domain'], 'trust-domain', USAGE.init),
         clock: systemClock,
@@ -259,7 +259,8 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const store = openExisting(required(a.data, 'data', USAGE.token));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.token));
-        if (id.trustDomain !== trustDomainOf(store)) throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
+        if (id.trustDomain !== (await trustDomainOf(store)))
+          throw new EdgewardError('ERR_CA_FOREIGN_TRUST_DOMAIN');
         const ttl = parseDuration(optional(a.ttl) ?? '15m');
         if (ttl < 60_000 || ttl > 7 * 86_400_000) throw new UsageError('--ttl must be between 1m and 7d');
         const now = systemClock.now();
@@ -267,11 +268,11 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         const file = optional(a.out);
         // The file first: when it cannot be made (it exists already), no token is stored.
         if (file !== undefined) createTokenFile(file, token);
-        store.createToken({ hash, identity: id.uri, createdAt: now, expiresAt: now + ttl }, now);
+        await store.createToken({ hash, identity: id.uri, createdAt: now, expiresAt: now + ttl }, now);
         out(file === undefined ? token : `wrote a join token for ${id.uri} to ${file} (mode 0600)`);
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'revoke': {
@@ -289,13 +290,16 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const reason = required(a.reason, 'reason', USAGE.revoke);
       const store = openExisting(dataDir);
       try {
-        const td = trustDomainOf(store);
+        const td = await trustDomainOf(store);
         const service = new CaService(store, loadAuthority(dataDir, td, passphraseFromEnv()), {
           clock: systemClock,
           log: createLogger('ca'),
           methods: [],
         });
-        const r = service.revokeLocal({ serial: optional(a.serial), id: optional(a.id), reason }, 'cli');
+        const r = await service.revokeLocal(
+          { serial: optional(a.serial), id: optional(a.id), reason },
+          'cli',
+        );
         out(
           r.revoked.length === 0
             ? 'nothing to revoke (already revoked or expired)'
@@ -303,7 +307,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'release': {
@@ -318,15 +322,15 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         if (a.hold === true) {
           // The analyst's release after a quarantined credential: the holder may renew (and
           // re-attest) or enroll again; the decision itself, while live, still refuses that credential.
-          const n = store.releaseHolds(id.uri, systemClock.now(), 'cli');
+          const n = await store.releaseHolds(id.uri, systemClock.now(), 'cli');
           out(n === 0 ? `no renewal hold on ${id.uri}` : `released the renewal hold of ${id.uri}`);
           return 0;
         }
-        const n = store.releaseBindings(id.uri, systemClock.now(), 'cli');
+        const n = await store.releaseBindings(id.uri, systemClock.now(), 'cli');
         out(`released ${n} hardware binding(s) of ${id.uri}`);
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'audit': {
@@ -335,7 +339,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const a = parse(more, { data: { type: 'string' } }, USAGE.audit);
       const store = openExisting(required(a.data, 'data', USAGE.audit));
       try {
-        const v = verifyAuditChain(store.auditRecords());
+        const v = await verifyAuditChain(store.auditRecords());
         if (v.ok) {
           out(`audit chain OK: ${v.count} records, head ${v.head}`);
           return 0;
@@ -345,7 +349,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         );
         return 1;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'puf': {
@@ -356,7 +360,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       if (!file || a._.length !== 1) throw new UsageError(`usage: ${USAGE.puf}`);
       const store = openExisting(required(a.data, 'data', USAGE.puf));
       try {
-        const trustDomain = trustDomainOf(store);
+        const trustDomain = await trustDomainOf(store);
         if (statSync(file).size > MAX_PUF_RECORD_BYTES)
           throw new EdgewardError('ERR_ATT_PUF_RECORD_TOO_LARGE');
         let input: unknown;
@@ -368,9 +372,9 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           });
         }
         const now = systemClock.now();
-        const r = store.transaction((tx) => {
-          const done = importPufRecord(tx, input, { trustDomain });
-          tx.audit(
+        const r = await store.transaction(async (tx) => {
+          const done = await importPufRecord(tx, input, { trustDomain });
+          await tx.audit(
             {
               kind: 'puf.import',
               data: { identity: done.identity, publicKey: done.publicKey, crps: done.crps, by: 'cli' },
@@ -384,7 +388,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     default:

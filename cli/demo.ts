@@ -302,7 +302,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     const caDir = join(dir, 'ca');
     // The mesh CA may vouch for loopback addresses (where the demo's services listen) and no DNS
     // name: a browser that trusts its root still trusts it for nothing on the web.
-    const init = initCa({
+    const init = await initCa({
       dataDir: caDir,
       trustDomain: TD,
       clock: systemClock,
@@ -312,11 +312,14 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     mesh.step(`CA for ${TD} created; root fingerprint ${init.fingerprint}`);
     const store = openCaStore(join(caDir, FILES.db));
     // Join tokens go to 0600 files, never on a command line (any local user reads those).
-    const tokenFile = (id: string, file: string): string => {
+    const tokenFile = async (id: string, file: string): Promise<string> => {
       const t = newJoinToken();
       const now = Date.now();
       createPrivateFile(file, `${t.token}\n`);
-      store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 15 * 60_000 }, now);
+      await store.createToken(
+        { hash: t.hash, identity: id, createdAt: now, expiresAt: now + 15 * 60_000 },
+        now,
+      );
       return file;
     };
     // The dashboard's browser certificate is a local web certificate, not the mesh CA's.
@@ -358,7 +361,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
         '--fingerprint',
         init.fingerprint,
         '--token-file',
-        tokenFile(`spiffe://${TD}/svc/siem`, join(dir, 'siem.token')),
+        await tokenFile(`spiffe://${TD}/svc/siem`, join(dir, 'siem.token')),
         '--dashboard',
         `127.0.0.1:${ports.dashboard}`,
         '--dashboard-cert',
@@ -393,7 +396,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
         agentConfig({
           dir: join(dir, name),
           id: nodes[i] as string,
-          tokenFile: tokenFile(nodes[i] as string, join(dir, `${name}.token`)),
+          tokenFile: await tokenFile(nodes[i] as string, join(dir, `${name}.token`)),
           caUrl,
           fp: init.fingerprint,
           siemUrl,
@@ -425,7 +428,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
     for (let i = 1; i <= 4; i++) {
       const id = `spiffe://${TD}/device/d${i}`;
       const { json } = provisionPuf({ id, puf: openPuf(`sim:demo-device-${i}`) });
-      store.transaction((tx) => importPufRecord(tx, json, { trustDomain: TD }));
+      await store.transaction((tx) => importPufRecord(tx, json, { trustDomain: TD }));
       await enroll({
         ca: caUrl,
         fingerprint: init.fingerprint,
@@ -435,7 +438,7 @@ export async function runDemo(argv: string[], out: (s: string) => void): Promise
       });
       devices.push(loadIdentity(join(dir, `d${i}`)));
     }
-    store.close();
+    await store.close();
     mesh.step('4 devices enrolled with PUF evidence (fuzzy extractor at 12 % bit errors)');
     if (tpm) {
       const id = `spiffe://${TD}/device/t1`;
