@@ -222,7 +222,10 @@ describe.each(FILES)('recorded vector %s', (file) => {
       await store.putBinding(id.uri, 'tpm', ek, { ...base, ...c });
       expect(await codeOf(finish())).toBe('ERR_ATT_TPM_CLOCK_ROLLBACK');
     }
-    await store.putBinding(id.uri, 'tpm', ek, { ...base, ...at(ci.resetCount, ci.restartCount, ci.clock - 1n) });
+    await store.putBinding(id.uri, 'tpm', ek, {
+      ...base,
+      ...at(ci.resetCount, ci.restartCount, ci.clock - 1n),
+    });
     await expect(finish()).resolves.toBeTruthy();
   });
 
