@@ -98,11 +98,19 @@ export function createPool(url: PostgresUrl, opts: PoolOptions = {}): pg.Pool {
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000,
     application_name: opts.applicationName ?? 'edgeward',
+    // BIGINT columns hold epoch milliseconds and counts, all below 2^53: numbers, not strings.
+    types: { getTypeParser: typeParser } as unknown as pg.CustomTypesConfig,
   });
   // An idle connection dropped by the server (restart, admin shutdown) is only reported here;
   // the next query opens a new one.
   pool.on('error', () => undefined);
   return pool;
+}
+
+const INT8_OID = 20;
+function typeParser(oid: number, format?: string): unknown {
+  if (oid === INT8_OID && format !== 'binary') return (v: string) => Number(v);
+  return (pg.types.getTypeParser as (o: number, f?: string) => unknown)(oid, format);
 }
 
 // SQLSTATE classes of a server that cannot be reached or is going away: connection exceptions,
