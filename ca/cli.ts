@@ -16,7 +16,9 @@ import { newJoinToken, METHOD_NAMES } from '../attestation/index.js';
 import { startCaServer } from './server.js';
 import { CaService } from './service.js';
 import { openCaStore } from './store-sqlite.js';
-import type { CaStore } from './store.js';
+import { openPostgresCaStore } from './store-postgres.js';
+import type { CaStore, CaStoreFactory } from './store.js';
+import { parsePostgresUrl } from '../common/postgres.js';
 import {
   describeAttestationPolicy,
   loadAttestationPolicy,
@@ -30,18 +32,27 @@ const MAX_PUF_RECORD_BYTES = 512 * 1024;
 import type { KeyKind, KeyPolicy } from '../common/csr.js';
 import type { BucketSpec } from '../common/rate-limit.js';
 
+const STORE = '[--store postgres://USER@HOST:PORT/DB]';
 const USAGE = {
-  init: 'edgeward ca init --data DIR --trust-domain TD [--dns NAME[,NAME...]] [--ip ADDR|CIDR[,...]]',
-  serve:
-    'edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--rate-enroll N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N] [--siem URL]',
-  token: 'edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m] [--out FILE]',
-  revoke: 'edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R',
-  release: 'edgeward ca release --data DIR --id SPIFFE_ID [--hold]',
-  audit: 'edgeward ca audit verify --data DIR',
-  puf: 'edgeward ca puf import --data DIR FILE',
+  init: `edgeward ca init --data DIR --trust-domain TD [--dns NAME[,NAME...]] [--ip ADDR|CIDR[,...]] ${STORE}`,
+  serve: `edgeward ca serve --data DIR --listen HOST:PORT [--attestation-policy FILE] [--leaf-ttl 24h] [--durability normal|full] [--rate-ip N/s] [--rate-identity N/min] [--rate-enroll N/min] [--key-types ec-p256,ec-p384,rsa] [--workers N] [--siem URL] ${STORE}`,
+  token: `edgeward ca token --data DIR --id SPIFFE_ID [--ttl 15m] [--out FILE] ${STORE}`,
+  revoke: `edgeward ca revoke --data DIR (--serial HEX | --id SPIFFE_ID) --reason R ${STORE}`,
+  release: `edgeward ca release --data DIR --id SPIFFE_ID [--hold] ${STORE}`,
+  audit: `edgeward ca audit verify --data DIR ${STORE}`,
+  puf: `edgeward ca puf import --data DIR FILE ${STORE}`,
 } as const;
 
-function openExisting(dir: string): CaStore {
+/** `--store postgres://...`: the state CA replicas share; without it, SQLite in --data. */
+function storeFactory(url: string | undefined): CaStoreFactory | undefined {
+  if (url === undefined) return undefined;
+  const parsed = parsePostgresUrl(url);
+  return (o) => openPostgresCaStore(parsed, { now: o.now });
+}
+
+async function openExisting(dir: string, storeUrl: string | undefined): Promise<CaStore> {
+  const shared = storeFactory(storeUrl);
+  if (shared) return shared({ now: () => systemClock.now() });
   if (!existsSync(join(dir, FILES.db)))
     throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${dir}: run edgeward ca init`);
   return openCaStore(join(dir, FILES.db));
@@ -137,6 +148,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         rest,
         {
           data: { type: 'string' },
+          store: { type: 'string' },
           'trust-domain': { type: 'string' },
           dns: { type: 'string', multiple: true },
           ip: { type: 'string', multiple: true },
@@ -146,12 +158,14 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       // Checked before anything is written: the names go into the intermediate for good.
       const list = (v: unknown): string | undefined => (Array.isArray(v) ? v.join(',') : undefined);
       const serviceNames = parseServiceNames(list(a.dns), list(a.ip));
+      const initStore = storeFactory(optional(a.store));
       const r = await initCa({
         dataDir: required(a.data, 'data', USAGE.init),
         trustDomain: required(a['trust-domain'], 'trust-domain', USAGE.init),
         clock: systemClock,
         passphrase: passphraseFromEnv(),
         serviceNames,
+        ...(initStore ? { store: initStore } : {}),
       });
       out(`CA created in ${required(a.data, 'data', USAGE.init)}`);
       out(`root fingerprint (SHA-256): ${r.fingerprint}`);
@@ -168,6 +182,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         rest,
         {
           data: { type: 'string' },
+          store: { type: 'string' },
           listen: { type: 'string' },
           'attestation-policy': { type: 'string' },
           'leaf-ttl': { type: 'string' },
@@ -186,6 +201,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         throw new UsageError('--workers is 1 to 64');
       if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, out);
       const dataDir = required(a.data, 'data', USAGE.serve);
+      const sharedStore = storeFactory(optional(a.store));
       const { host, port } = hostPort(required(a.listen, 'listen', USAGE.serve), 'listen');
       const durability = optional(a.durability);
       if (durability !== undefined && durability !== 'normal' && durability !== 'full')
@@ -207,6 +223,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       }
       const ca = await startCaServer({
         dataDir,
+        ...(sharedStore ? { store: sharedStore } : {}),
         host,
         port,
         log,
@@ -250,13 +267,14 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         rest,
         {
           data: { type: 'string' },
+          store: { type: 'string' },
           id: { type: 'string' },
           ttl: { type: 'string' },
           out: { type: 'string' },
         },
         USAGE.token,
       );
-      const store = openExisting(required(a.data, 'data', USAGE.token));
+      const store = await openExisting(required(a.data, 'data', USAGE.token), optional(a.store));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.token));
         if (id.trustDomain !== (await trustDomainOf(store)))
@@ -280,6 +298,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         rest,
         {
           data: { type: 'string' },
+          store: { type: 'string' },
           serial: { type: 'string' },
           id: { type: 'string' },
           reason: { type: 'string' },
@@ -288,7 +307,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       );
       const dataDir = required(a.data, 'data', USAGE.revoke);
       const reason = required(a.reason, 'reason', USAGE.revoke);
-      const store = openExisting(dataDir);
+      const store = await openExisting(dataDir, optional(a.store));
       try {
         const td = await trustDomainOf(store);
         const service = new CaService(store, loadAuthority(dataDir, td, passphraseFromEnv()), {
@@ -313,10 +332,15 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
     case 'release': {
       const a = parse(
         rest,
-        { data: { type: 'string' }, id: { type: 'string' }, hold: { type: 'boolean' } },
+        {
+          data: { type: 'string' },
+          store: { type: 'string' },
+          id: { type: 'string' },
+          hold: { type: 'boolean' },
+        },
         USAGE.release,
       );
-      const store = openExisting(required(a.data, 'data', USAGE.release));
+      const store = await openExisting(required(a.data, 'data', USAGE.release), optional(a.store));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.release));
         if (a.hold === true) {
@@ -336,8 +360,8 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
     case 'audit': {
       const [verb, ...more] = rest;
       if (verb !== 'verify') throw new UsageError(`usage: ${USAGE.audit}`);
-      const a = parse(more, { data: { type: 'string' } }, USAGE.audit);
-      const store = openExisting(required(a.data, 'data', USAGE.audit));
+      const a = parse(more, { data: { type: 'string' }, store: { type: 'string' } }, USAGE.audit);
+      const store = await openExisting(required(a.data, 'data', USAGE.audit), optional(a.store));
       try {
         const v = await verifyAuditChain(store.auditRecords());
         if (v.ok) {
@@ -355,10 +379,10 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
     case 'puf': {
       const [verb, ...more] = rest;
       if (verb !== 'import') throw new UsageError(`usage: ${USAGE.puf}`);
-      const a = parse(more, { data: { type: 'string' } }, USAGE.puf);
+      const a = parse(more, { data: { type: 'string' }, store: { type: 'string' } }, USAGE.puf);
       const file = a._[0];
       if (!file || a._.length !== 1) throw new UsageError(`usage: ${USAGE.puf}`);
-      const store = openExisting(required(a.data, 'data', USAGE.puf));
+      const store = await openExisting(required(a.data, 'data', USAGE.puf), optional(a.store));
       try {
         const trustDomain = await trustDomainOf(store);
         if (statSync(file).size > MAX_PUF_RECORD_BYTES)
