@@ -7,7 +7,7 @@ import type { TokenRecord } from './token/method.js';
 /** What the CA hands every method's factory. */
 export interface MethodServerDeps {
   /** The CA's join tokens, by hash. */
-  readonly tokens: (hash: string) => TokenRecord | undefined;
+  readonly tokens: (hash: string) => Promise<TokenRecord | undefined>;
   /** The CA's attestation policy, when it runs with one. */
   readonly policy: AttestationPolicy | undefined;
 }

@@ -19,18 +19,18 @@ export interface CsrKey {
 /** Read side of the CA store available to methods outside the issuance transaction. */
 export interface MethodStoreReader {
   /** The record bound to (identity, method), e.g. a TPM's EK/AK hashes or a PUF registration. */
-  getBinding(identity: string, method: string): unknown;
+  getBinding(identity: string, method: string): Promise<unknown>;
   /** The identity (if any) already bound to a hardware key (EK hash, PUF public key) for a method. */
-  findBindingByHardware(method: string, hardwareId: string): string | undefined;
+  findBindingByHardware(method: string, hardwareId: string): Promise<string | undefined>;
   /** Whether a single-use key (nonce, quote digest, CRP index) has been used in a namespace. */
-  wasUsed(namespace: string, key: string): boolean;
+  wasUsed(namespace: string, key: string): Promise<boolean>;
 }
 
 /** Write side, only inside the issuance transaction (Verdict.commit). */
 export interface MethodStoreWriter extends MethodStoreReader {
-  putBinding(identity: string, method: string, hardwareId: string, record: unknown): void;
-  /** Marks a key used; returns false (and marks nothing) when it was used already. */
-  useOnce(namespace: string, key: string, expiresAt: number): boolean;
+  putBinding(identity: string, method: string, hardwareId: string, record: unknown): Promise<void>;
+  /** Marks a key used; resolves false (and marks nothing) when it was used already. */
+  useOnce(namespace: string, key: string, expiresAt: number): Promise<boolean>;
 }
 
 export interface MethodContext {
@@ -60,7 +60,7 @@ export interface Verdict {
   /** Non-secret facts for the audit log, the events and the certificate record (e.g. EK hash). */
   readonly facts: Record<string, string | number | boolean>;
   /** Writes single-use markers and bindings inside the issuance transaction; throw to refuse. */
-  commit?(tx: MethodStoreWriter): void;
+  commit?(tx: MethodStoreWriter): Promise<void>;
 }
 
 export interface AttestationMethod {

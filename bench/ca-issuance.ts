@@ -105,7 +105,7 @@ async function edgewardRenewals(
     for (let i = 0; i < Math.min(concurrency, 16); i++) {
       const id = `spiffe://${TD}/node/r${i}`;
       const t = newJoinToken();
-      store.createToken(
+      await store.createToken(
         { hash: t.hash, identity: id, createdAt: Date.now(), expiresAt: Date.now() + 600_000 },
         Date.now(),
       );
@@ -127,7 +127,7 @@ async function edgewardRenewals(
         ok: (s: number) => s === 200,
       });
     }
-    store.close();
+    await store.close();
     await load(targets, concurrency, 1); // warm-up
     const result = await measured(server.proc.pid, () => load(targets, concurrency, SECONDS));
     if (!ceiling) return result;

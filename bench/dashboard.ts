@@ -907,7 +907,12 @@ export async function runDashboardBench(o: Options) {
   try {
     let fingerprint: string;
     if (!existsSync(join(caDir, 'bench-fingerprint'))) {
-      const init = initCa({ dataDir: caDir, trustDomain: TD, clock: systemClock, passphrase: undefined });
+      const init = await initCa({
+        dataDir: caDir,
+        trustDomain: TD,
+        clock: systemClock,
+        passphrase: undefined,
+      });
       fingerprint = init.fingerprint;
       writeFileSync(join(caDir, 'bench-fingerprint'), fingerprint);
     } else fingerprint = readFileSync(join(caDir, 'bench-fingerprint'), 'utf8');
@@ -919,10 +924,10 @@ export async function runDashboardBench(o: Options) {
       rateLimits: { perIp: { rate: 100_000, burst: 100_000 }, perIdentity: { rate: 1000, burst: 1000 } },
     });
     const running = ca;
-    const token = (id: string): string => {
+    const token = async (id: string): Promise<string> => {
       const { token: t, hash } = newJoinToken();
       const now = Date.now();
-      running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+      await running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
       return t;
     };
 
@@ -950,7 +955,7 @@ export async function runDashboardBench(o: Options) {
         '--fingerprint',
         fingerprint,
         '--token-file',
-        tokenFileIn(work, token(serviceId(TD, 'siem'))),
+        tokenFileIn(work, await token(serviceId(TD, 'siem'))),
         '--dashboard',
         '127.0.0.1:0',
       ],
@@ -963,7 +968,7 @@ export async function runDashboardBench(o: Options) {
     for (let i = 0; i < o.agents; i++) {
       const id = nodeId(i);
       const out = join(work, 'agents', `n${i}-${Date.now()}`);
-      await enroll({ ca: running.url, fingerprint, id, prover: createTokenProver(token(id)), out });
+      await enroll({ ca: running.url, fingerprint, id, prover: createTokenProver(await token(id)), out });
       creds.push(credsOf(loadIdentity(out)));
     }
     const agentsCa = (creds[0] as Creds).ca;

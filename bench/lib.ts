@@ -190,7 +190,7 @@ export interface BenchCa {
   readonly fingerprint: string;
   readonly running: RunningCa;
   /** A one-time join token for `id` (10 minutes). */
-  token(id: string): string;
+  token(id: string): Promise<string>;
   /** Enrolls `id` with a join token into the identity folder `out`. */
   enroll(id: string, out: string): Promise<LoadedIdentity>;
   close(): Promise<void>;
@@ -206,7 +206,8 @@ export async function startBenchCa(
   o: { rateLimits?: CaServerOptions['rateLimits']; fingerprint?: string } = {},
 ): Promise<BenchCa> {
   const fingerprint =
-    o.fingerprint ?? initCa({ dataDir, trustDomain, clock: systemClock, passphrase: undefined }).fingerprint;
+    o.fingerprint ??
+    (await initCa({ dataDir, trustDomain, clock: systemClock, passphrase: undefined })).fingerprint;
   const running = await startCaServer({
     dataDir,
     host: '127.0.0.1',
@@ -214,10 +215,10 @@ export async function startBenchCa(
     log: silentLogger,
     ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),
   });
-  const token = (id: string): string => {
+  const token = async (id: string): Promise<string> => {
     const { token: t, hash } = newJoinToken();
     const now = Date.now();
-    running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+    await running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
     return t;
   };
   return {
@@ -226,7 +227,7 @@ export async function startBenchCa(
     running,
     token,
     async enroll(id, out) {
-      await enroll({ ca: running.url, fingerprint, id, prover: createTokenProver(token(id)), out });
+      await enroll({ ca: running.url, fingerprint, id, prover: createTokenProver(await token(id)), out });
       return loadIdentity(out);
     },
     close: () => running.close(),

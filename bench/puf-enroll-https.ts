@@ -82,7 +82,7 @@ function makeDevices(n: number): Device[] {
 }
 
 /** Registers the devices: the first through the real `edgeward ca puf import`, the rest in process. */
-function register(data: string, dir: string, devices: readonly Device[]): void {
+async function register(data: string, dir: string, devices: readonly Device[]): Promise<void> {
   const first = devices[0];
   if (!first) throw new Error('no devices');
   const file = join(dir, 'first-record.json');
@@ -94,10 +94,10 @@ function register(data: string, dir: string, devices: readonly Device[]): void {
   const store = openCaStore(join(data, 'ca.db'));
   try {
     const now = Date.now();
-    store.transaction((tx) => {
+    await store.transaction(async (tx) => {
       for (const d of devices.slice(1)) {
-        const done = importPufRecord(tx, d.record, { trustDomain: TD });
-        tx.audit(
+        const done = await importPufRecord(tx, d.record, { trustDomain: TD });
+        await tx.audit(
           {
             kind: 'puf.import',
             data: { identity: done.identity, publicKey: done.publicKey, crps: done.crps, by: 'bench' },
@@ -107,7 +107,7 @@ function register(data: string, dir: string, devices: readonly Device[]): void {
       }
     });
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -256,7 +256,7 @@ async function main(): Promise<void> {
     initCaData(data, TD);
     const t0 = performance.now();
     const devices = makeDevices(N_DEVICES);
-    register(data, dir, devices);
+    await register(data, dir, devices);
     console.log(
       `provisioned and registered ${N_DEVICES} PUF devices in ${fmt((performance.now() - t0) / 1000, 1)} s`,
     );

@@ -31,7 +31,7 @@ const method = createPufMethod({ rateLimit: { freeFailures: 1_000_000 } });
 const devices: BenchPufDevice[] = [];
 for (let i = 0; i < nDevices; i++) {
   const dev = benchPufDevice(`spiffe://factory.example/device/bench-${i}`, `bench-${i}`);
-  store.transaction((tx) => importPufRecord(tx, dev.record));
+  await store.transaction((tx) => importPufRecord(tx, dev.record));
   devices.push(dev);
 }
 const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -42,14 +42,6 @@ interface Phase {
   wall: number;
   cpu: number;
 }
-function timed(fn: () => void): Phase {
-  const c = process.cpuUsage();
-  const t = performance.now();
-  fn();
-  const d = process.cpuUsage(c);
-  return { wall: performance.now() - t, cpu: (d.user + d.system) / 1000 };
-}
-
 async function timedAsync(fn: () => Promise<void>): Promise<Phase> {
   const c = process.cpuUsage();
   const t = performance.now();
@@ -60,10 +52,10 @@ async function timedAsync(fn: () => Promise<void>): Promise<Phase> {
 
 async function round(n: number): Promise<{ begin: Phase; finish: Phase; commit: Phase }> {
   const begun: { dev: BenchPufDevice; b: BeginResult }[] = [];
-  const begin = timed(() => {
+  const begin = await timedAsync(async () => {
     for (let i = 0; i < n; i++) {
       const dev = devices[i % devices.length]!;
-      begun.push({ dev, b: method.begin(ctx, dev.id, { mode: 'key' }) as BeginResult });
+      begun.push({ dev, b: await method.begin(ctx, dev.id, { mode: 'key' }) });
     }
   });
   const responses = begun.map(({ dev, b }) => {
@@ -90,8 +82,8 @@ async function round(n: number): Promise<{ begin: Phase; finish: Phase; commit: 
       verdicts.push(...(await Promise.all(batch)));
     }
   });
-  const commit = timed(() => {
-    for (const v of verdicts) store.transaction((tx) => v.commit?.(tx));
+  const commit = await timedAsync(async () => {
+    for (const v of verdicts) await store.transaction(async (tx) => v.commit?.(tx));
   });
   return { begin, finish, commit };
 }
@@ -111,5 +103,5 @@ process.stdout.write(
     `  total   wall ${((wall * 1000) / total).toFixed(1)} us = ${Math.round((total * 1000) / wall)} enrollments/s; ` +
     `CPU ${((cpu * 1000) / total).toFixed(1)} us = ${Math.round((total * 1000) / cpu)}/s per core\n`,
 );
-store.close();
+await store.close();
 rmSync(dir, { recursive: true, force: true });

@@ -723,7 +723,7 @@ export async function runDistributionBench(o: {
       '--fingerprint',
       ca.fingerprint,
       '--token-file',
-      tokenFileIn(work, ca.token(serviceId(TD, 'siem'))),
+      tokenFileIn(work, await ca.token(serviceId(TD, 'siem'))),
       '--playbooks',
       pb,
       '--reporter-policy',

@@ -40,7 +40,12 @@ export async function run(o: { events?: number } = {}): Promise<void> {
       fileURLToPath(import.meta.url),
       [
         ...['--data', siemDir, '--listen', '127.0.0.1:0', '--ca', ca.url, '--fingerprint', ca.fingerprint],
-        ...['--token-file', tokenFileIn(work, ca.token(serviceId(TD, 'siem'))), '--dashboard', '127.0.0.1:0'],
+        ...[
+          '--token-file',
+          tokenFileIn(work, await ca.token(serviceId(TD, 'siem'))),
+          '--dashboard',
+          '127.0.0.1:0',
+        ],
       ],
       { ready: [/listening on (https:\/\/\S+)/, /dashboard on (https:\/\/\S+)/], timeoutMs: 60_000 },
     );

@@ -61,9 +61,9 @@ function vectorDir(): string {
 
 /** A store with no bindings and no used markers: the read side a first enrollment sees. */
 const emptyStore: MethodStoreReader = {
-  getBinding: () => undefined,
-  findBindingByHardware: () => undefined,
-  wasUsed: () => false,
+  getBinding: () => Promise.resolve(undefined),
+  findBindingByHardware: () => Promise.resolve(undefined),
+  wasUsed: () => Promise.resolve(false),
 };
 
 function vectorFiles(): string[] {

@@ -24,11 +24,13 @@ export type AuditVerdict =
   | { readonly ok: false; readonly count: number; readonly brokenAt: number; readonly reason: string };
 
 /** Walks records in seq order; names the first broken one. */
-export function verifyAuditChain(records: Iterable<AuditRecord>): AuditVerdict {
+export async function verifyAuditChain(
+  records: Iterable<AuditRecord> | AsyncIterable<AuditRecord>,
+): Promise<AuditVerdict> {
   let prev = GENESIS;
   let expected = 1;
   let count = 0;
-  for (const r of records) {
+  for await (const r of records) {
     if (r.seq !== expected)
       return { ok: false, count, brokenAt: r.seq, reason: `sequence gap: expected ${expected}` };
     if (r.prev !== prev)

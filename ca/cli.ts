@@ -18,7 +18,9 @@ import { newJoinToken, METHOD_NAMES } from '../attestation/index.js';
 import { startCaServer } from './server.js';
 import { CaService, foreignTrustDomain } from './service.js';
 import { openCaStore } from './store-sqlite.js';
-import type { CaStore } from './store.js';
+import { openPostgresCaStore } from './store-postgres.js';
+import type { CaStore, CaStoreFactory } from './store.js';
+import { parsePostgresUrl } from '../common/postgres.js';
 import {
   describeAttestationPolicy,
   loadAttestationPolicy,
@@ -42,7 +44,16 @@ const USAGE = {
   puf: usageLine(command('ca puf import')),
 } as const;
 
-function openExisting(dir: string): CaStore {
+/** `--store postgres://...`: the state CA replicas share; without it, SQLite in --data. */
+function storeFactory(url: string | undefined): CaStoreFactory | undefined {
+  if (url === undefined) return undefined;
+  const parsed = parsePostgresUrl(url);
+  return (o) => openPostgresCaStore(parsed, { now: o.now });
+}
+
+async function openExisting(dir: string, storeUrl: string | undefined): Promise<CaStore> {
+  const shared = storeFactory(storeUrl);
+  if (shared) return shared({ now: () => systemClock.now() });
   if (!existsSync(join(dir, FILES.db)))
     throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${dir}: run edgeward ca init`);
   return openCaStore(join(dir, FILES.db));
@@ -60,8 +71,8 @@ function createTokenFile(file: string, token: string): void {
   }
 }
 
-function trustDomainOf(store: CaStore): string {
-  const td = store.getMeta('trust_domain');
+async function trustDomainOf(store: CaStore): Promise<string> {
+  const td = await store.getMeta('trust_domain');
   if (!td) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   return td;
 }
@@ -138,7 +149,9 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       // Checked before anything is written: the names go into the intermediate for good.
       const list = (v: unknown): string | undefined => (Array.isArray(v) ? v.join(',') : undefined);
       const serviceNames = parseServiceNames(list(a.dns), list(a.ip));
-      const r = initCa({
+      const initStore = storeFactory(optional(a.store));
+      const r = await initCa({
+        ...(initStore ? { store: initStore } : {}),
         dataDir: required(a.data, 'data', USAGE.init),
         trustDomain: required(a['trust-domain'], 'trust-domain', USAGE.init),
         clock: systemClock,
@@ -181,8 +194,10 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           'attestation policy loaded',
         );
       }
+      const sharedStore = storeFactory(optional(a.store));
       const ca = await startCaServer({
         dataDir,
+        ...(sharedStore ? { store: sharedStore } : {}),
         host,
         port,
         log,
@@ -223,10 +238,10 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
     }
     case 'token': {
       const a = parseCommand(rest, command('ca token'));
-      const store = openExisting(required(a.data, 'data', USAGE.token));
+      const store = await openExisting(required(a.data, 'data', USAGE.token), optional(a.store));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.token));
-        const td = trustDomainOf(store);
+        const td = await trustDomainOf(store);
         if (id.trustDomain !== td) throw foreignTrustDomain(id.trustDomain, td);
         const ttl = parseDuration(optional(a.ttl) ?? '15m');
         if (ttl < 60_000 || ttl > 7 * 86_400_000) throw new UsageError('--ttl must be between 1m and 7d');
@@ -235,26 +250,29 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         const file = optional(a.out);
         // The file first: when it cannot be made (it exists already), no token is stored.
         if (file !== undefined) createTokenFile(file, token);
-        store.createToken({ hash, identity: id.uri, createdAt: now, expiresAt: now + ttl }, now);
+        await store.createToken({ hash, identity: id.uri, createdAt: now, expiresAt: now + ttl }, now);
         out(file === undefined ? token : `wrote a join token for ${id.uri} to ${file} (mode 0600)`);
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'revoke': {
       const a = parseCommand(rest, command('ca revoke'));
       const dataDir = required(a.data, 'data', USAGE.revoke);
       const reason = required(a.reason, 'reason', USAGE.revoke);
-      const store = openExisting(dataDir);
+      const store = await openExisting(dataDir, optional(a.store));
       try {
-        const td = trustDomainOf(store);
+        const td = await trustDomainOf(store);
         const service = new CaService(store, loadAuthority(dataDir, td, passphraseFromEnv()), {
           clock: systemClock,
           log: createLogger('ca'),
           methods: [],
         });
-        const r = service.revokeLocal({ serial: optional(a.serial), id: optional(a.id), reason }, 'cli');
+        const r = await service.revokeLocal(
+          { serial: optional(a.serial), id: optional(a.id), reason },
+          'cli',
+        );
         out(
           r.revoked.length === 0
             ? 'nothing to revoke (already revoked or expired)'
@@ -262,36 +280,36 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'release': {
       const a = parseCommand(rest, command('ca release'));
-      const store = openExisting(required(a.data, 'data', USAGE.release));
+      const store = await openExisting(required(a.data, 'data', USAGE.release), optional(a.store));
       try {
         const id = parseIdentity(required(a.id, 'id', USAGE.release));
         if (a.hold === true) {
           // The analyst's release after a quarantined credential: the holder may renew (and
           // re-attest) or enroll again; the decision itself, while live, still refuses that credential.
-          const n = store.releaseHolds(id.uri, systemClock.now(), 'cli');
+          const n = await store.releaseHolds(id.uri, systemClock.now(), 'cli');
           out(n === 0 ? `no renewal hold on ${id.uri}` : `released the renewal hold of ${id.uri}`);
           return 0;
         }
-        const n = store.releaseBindings(id.uri, systemClock.now(), 'cli');
+        const n = await store.releaseBindings(id.uri, systemClock.now(), 'cli');
         out(`released ${n} hardware binding(s) of ${id.uri}`);
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'list': {
       const a = parseCommand(rest, command('ca list'));
-      const store = openExisting(String(a['data']));
+      const store = await openExisting(String(a['data']), optional(a.store));
       try {
-        for (const line of listIdentities(store, systemClock.now())) out(line);
+        for (const line of await listIdentities(store, systemClock.now())) out(line);
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'show': {
@@ -299,23 +317,23 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       if (a._.length !== 1)
         throw new UsageError(`name one identity\nusage: ${usageLine(command('ca show'))}`);
       const id = parseIdentity(a._[0]).uri;
-      const store = openExisting(String(a['data']));
+      const store = await openExisting(String(a['data']), optional(a.store));
       try {
-        const lines = showIdentity(store, id, systemClock.now());
+        const lines = await showIdentity(store, id, systemClock.now());
         if (!lines) throw new EdgewardError('ERR_NOT_FOUND', `the CA knows no identity ${id}`);
         for (const line of lines) out(line);
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'audit': {
       const [verb, ...more] = rest;
       if (verb !== 'verify') throw new UsageError(`usage: ${USAGE.audit}`);
       const a = parseCommand(more, command('ca audit verify'));
-      const store = openExisting(required(a.data, 'data', USAGE.audit));
+      const store = await openExisting(required(a.data, 'data', USAGE.audit), optional(a.store));
       try {
-        const v = verifyAuditChain(store.auditRecords());
+        const v = await verifyAuditChain(store.auditRecords());
         if (v.ok) {
           out(`audit chain OK: ${v.count} records, head ${v.head}`);
           return 0;
@@ -325,7 +343,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         );
         return 1;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     case 'puf': {
@@ -334,9 +352,9 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const a = parseCommand(more, command('ca puf import'));
       const file = a._[0];
       if (!file || a._.length !== 1) throw new UsageError(`usage: ${USAGE.puf}`);
-      const store = openExisting(required(a.data, 'data', USAGE.puf));
+      const store = await openExisting(required(a.data, 'data', USAGE.puf), optional(a.store));
       try {
-        const trustDomain = trustDomainOf(store);
+        const trustDomain = await trustDomainOf(store);
         if (statSync(file).size > MAX_PUF_RECORD_BYTES)
           throw new EdgewardError('ERR_ATT_PUF_RECORD_TOO_LARGE');
         let input: unknown;
@@ -348,9 +366,9 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
           });
         }
         const now = systemClock.now();
-        const r = store.transaction((tx) => {
-          const done = importPufRecord(tx, input, { trustDomain });
-          tx.audit(
+        const r = await store.transaction(async (tx) => {
+          const done = await importPufRecord(tx, input, { trustDomain });
+          await tx.audit(
             {
               kind: 'puf.import',
               data: { identity: done.identity, publicKey: done.publicKey, crps: done.crps, by: 'cli' },
@@ -364,7 +382,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     }
     default:

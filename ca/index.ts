@@ -3,9 +3,10 @@
 export { startCaServer, type CaServerOptions, type RunningCa } from './server.js';
 export { initCa, type InitOptions, type InitOutcome } from './init.js';
 export { createAuthority, FILES } from './authority.js';
-export type { AuditRecord } from './audit.js';
+export { verifyAuditChain, type AuditRecord } from './audit.js';
 export { openCaStore } from './store-sqlite.js';
-export type { CaStore, CertRecord, StoreTx } from './store.js';
+export { openPostgresCaStore } from './store-postgres.js';
+export type { CaStore, CaStoreFactory, CertRecord, StoreTx } from './store.js';
 export type { CaEvent, EnrollmentPolicy } from './service.js';
 export {
   listenHostNames,

@@ -33,40 +33,40 @@ function counts(certs: readonly CertRecord[], now: number): string {
 }
 
 /** One line per identity: last method, certificates by state, bindings, standing. */
-export function listIdentities(store: CaStore, now: number): string[] {
-  const ids = store.identities();
+export async function listIdentities(store: CaStore, now: number): Promise<string[]> {
+  const ids = await store.identities();
   if (ids.length === 0) return ['no identities yet (enroll one: edgeward ca token --help)'];
   const rows = [['IDENTITY', 'METHOD', 'CERTIFICATES', 'BINDINGS', 'STANDING']];
   for (const id of ids) {
-    const certs = store.certificatesOf(id);
-    const bindings = store.bindingsOf(id).map((b) => b.method);
+    const certs = await store.certificatesOf(id);
+    const bindings = (await store.bindingsOf(id)).map((b) => b.method);
     rows.push([
       id,
-      store.enrolledMethod(id) ?? '-',
+      (await store.enrolledMethod(id)) ?? '-',
       counts(certs, now) || 'none',
       bindings.join(',') || '-',
-      standing(store, id),
+      await standing(store, id),
     ]);
   }
   return table(rows);
 }
 
-function standing(store: CaStore, id: string): string {
-  if (store.isIdentityRevoked(id)) return 'revoked';
-  const hold = store.activeHold(id);
+async function standing(store: CaStore, id: string): Promise<string> {
+  if (await store.isIdentityRevoked(id)) return 'revoked';
+  const hold = await store.activeHold(id);
   return hold ? `renewal hold (decision ${hold.decisionId})` : 'ok';
 }
 
 /** Everything about one identity; undefined when the CA does not know it. */
-export function showIdentity(store: CaStore, id: string, now: number): string[] | undefined {
-  const certs = store.certificatesOf(id);
-  const bindings = store.bindingsOf(id);
-  const holds = store.holds().filter((h) => h.identity === id);
+export async function showIdentity(store: CaStore, id: string, now: number): Promise<string[] | undefined> {
+  const certs = await store.certificatesOf(id);
+  const bindings = await store.bindingsOf(id);
+  const holds = (await store.holds()).filter((h) => h.identity === id);
   if (certs.length === 0 && bindings.length === 0 && holds.length === 0) return undefined;
   const lines = [
     `identity  ${id}`,
-    `method    ${store.enrolledMethod(id) ?? '-'} (of the latest certificate; renewals follow it)`,
-    `standing  ${standing(store, id)}`,
+    `method    ${(await store.enrolledMethod(id)) ?? '-'} (of the latest certificate; renewals follow it)`,
+    `standing  ${await standing(store, id)}`,
     '',
     `certificates (${certs.length}):`,
   ];

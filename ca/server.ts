@@ -31,7 +31,7 @@ import {
   type EnrollmentPolicy,
 } from './service.js';
 import { openCaStore } from './store-sqlite.js';
-import type { CaStore } from './store.js';
+import type { CaStore, CaStoreFactory } from './store.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { EdgewardError } from '../common/errors.js';
 import { createHttpsServer, listeningUrl, setServerTls } from '../common/http-server.js';
@@ -41,7 +41,10 @@ import { normalizeSerial, uriSans } from '../common/x509.js';
 import type { KeyPolicy } from '../common/csr.js';
 
 export interface CaServerOptions {
+  /** The CA's keys (and, without `store`, its SQLite database). */
   readonly dataDir: string;
+  /** Opens the CA's state; by default SQLite in dataDir. Replicas share a PostgreSQL one. */
+  readonly store?: CaStoreFactory;
   readonly host: string;
   readonly port: number;
   readonly clock?: Clock;
@@ -149,20 +152,30 @@ function readPeer(sock: TLSSocket): AuthenticatedPeer {
 export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   const clock = o.clock ?? systemClock;
   const log = o.log ?? createLogger('ca');
-  if (!existsSync(join(o.dataDir, FILES.db))) {
-    throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${o.dataDir}: run edgeward ca init`);
+  const openStore =
+    o.store ??
+    ((so: { now: () => number }) => {
+      if (!existsSync(join(o.dataDir, FILES.db)))
+        throw new EdgewardError('ERR_CA_NOT_INITIALISED', `no CA in ${o.dataDir}: run edgeward ca init`);
+      return Promise.resolve(
+        openCaStore(join(o.dataDir, FILES.db), {
+          now: so.now,
+          ...(o.durability ? { durability: o.durability } : {}),
+        }),
+      );
+    });
+  const store = await openStore({ now: () => clock.now() });
+  const trustDomain = await store.getMeta('trust_domain');
+  if (!trustDomain) {
+    await store.close();
+    throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   }
-  const store = openCaStore(join(o.dataDir, FILES.db), {
-    now: () => clock.now(),
-    ...(o.durability ? { durability: o.durability } : {}),
-  });
-  const trustDomain = store.getMeta('trust_domain');
-  if (!trustDomain) throw new EdgewardError('ERR_CA_NOT_INITIALISED', 'CA database has no trust domain');
   const authority = loadAuthority(o.dataDir, trustDomain, passphraseFromEnv());
-  const serviceNames = serviceNamesFromJson(store.getMeta(SERVICE_NAMES_META));
+  const serviceNames = serviceNamesFromJson(await store.getMeta(SERVICE_NAMES_META));
   // With --siem the CA follows the SIEM's signed decision stream (set up below) and refuses
   // enrollments and renewals of quarantined credentials.
   let follower: CaDecisionFollower | undefined;
+  let applying: Promise<void> = Promise.resolve();
   const attestation = o.attestationPolicy;
   const policy: EnrollmentPolicy | undefined =
     o.policy ?? (attestation ? { methodsFor: (identity) => methodsFor(attestation, identity) } : undefined);
@@ -191,19 +204,19 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     },
   });
 
-  function serverCredentials(): { key: string; cert: string } {
+  async function serverCredentials(): Promise<{ key: string; cert: string }> {
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const spki = key.publicKey.export({ type: 'spki', format: 'der' });
     // Where we listen, as far as the intermediate may vouch for it (curl and browsers check it).
     const hosts = permittedHostNames(serviceNames, listenHostNames(o.host));
-    const cert = service.issueService('ca', spki, hosts, SERVER_CERT_TTL_MS);
+    const cert = await service.issueService('ca', spki, hosts, SERVER_CERT_TTL_MS);
     return {
       key: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
       cert: authority.chainPem(cert.der),
     };
   }
 
-  let creds = serverCredentials();
+  let creds = await serverCredentials();
   let reporter: Reporter | undefined;
   let spool: Spool | undefined;
   if (o.siem) {
@@ -239,7 +252,12 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       credentials: () => ({ keyPem: creds.key, certPem: creds.cert, bundlePem: authority.bundlePem }),
       log,
       now: () => clock.now(),
-      onSet: (set) => service.applyDecisions(set),
+      // One set at a time, in the order they arrive.
+      onSet: (set) => {
+        applying = applying
+          .then(() => service.applyDecisions(set))
+          .catch((err: unknown) => log.error({ err }, 'could not apply a decision set'));
+      },
       file: join(o.dataDir, `siem-decisions${suffix}.json`),
     });
     await follower.start();
@@ -249,12 +267,12 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     bodyLimit: o.bodyLimit ?? 64 * 1024,
     timeouts: { requestMs: 15_000, keepAliveMs: 10_000 },
     tls: { ...creds, ca: [authority.bundlePem, authority.intPem], requestCert: true },
-    onRefusal: (e, err, req, reply) => {
+    onRefusal: async (e, err, req, reply) => {
       const kind = routeKind(req.url);
       // Handlers audit their own refusals; errors raised before a handler (parsing, schema,
       // size) are audited here.
       if (kind && !(err instanceof EdgewardError) && e.code !== 'ERR_INTERNAL') {
-        service.recordRefusal(kind, req.ip, e);
+        await service.recordRefusal(kind, req.ip, e);
       }
       if (e.code === 'ERR_RATE_LIMITED') void reply.header('retry-after', String(service.retryAfter(req.ip)));
     },
@@ -271,17 +289,17 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     ...(follower ? { siem: { connected: follower.connected, revision: follower.revision } } : {}),
   }));
   app.get('/metrics', async (_req, reply) =>
-    reply.type(PROMETHEUS_CONTENT_TYPE).send(service.metrics.render()),
+    reply.type(PROMETHEUS_CONTENT_TYPE).send(await service.renderMetrics()),
   );
   app.get<{ Querystring: { format?: string } }>(
     '/v1/bundle',
     { schema: { querystring: { type: 'object', properties: { format: { enum: ['pem', 'jwks'] } } } } },
     async (req, reply) => {
-      if (req.query.format === 'jwks') return reply.type('application/json').send(service.bundleJwks());
+      if (req.query.format === 'jwks') return reply.type('application/json').send(await service.bundleJwks());
       return reply.type('application/x-pem-file').send(service.bundlePem());
     },
   );
-  app.get('/v1/crl', async (_req, reply) => reply.type('application/pkix-crl').send(service.crl()));
+  app.get('/v1/crl', async (_req, reply) => reply.type('application/pkix-crl').send(await service.crl()));
 
   app.post<{ Body: { id: string; method: string; evidence?: Record<string, unknown> } }>(
     '/v1/enroll/begin',
@@ -296,39 +314,42 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
   app.post<{ Body: { evidence?: Record<string, unknown> } }>(
     '/v1/renew/begin',
     { schema: { body: SCHEMAS.renewBegin } },
-    async (req) => service.renewBegin(req.ip, authenticated(req, 'renew.begin'), req.body),
+    async (req) => service.renewBegin(req.ip, await authenticated(req, 'renew.begin'), req.body),
   );
   app.post<{ Body: { csr: string; session?: string; response?: Record<string, unknown> } }>(
     '/v1/renew',
     { schema: { body: SCHEMAS.renew } },
-    async (req) => issued(await service.renew(req.ip, authenticated(req, 'renew'), req.body)),
+    async (req) => issued(await service.renew(req.ip, await authenticated(req, 'renew'), req.body)),
   );
   app.post<{ Body: { serial?: string; id?: string; reason?: string } }>(
     '/v1/revoke',
     { schema: { body: SCHEMAS.revoke } },
-    async (req) => service.revoke(req.ip, authenticated(req, 'revoke'), req.body),
+    async (req) => service.revoke(req.ip, await authenticated(req, 'revoke'), req.body),
   );
 
   /** The mTLS peer, or an audited refusal. */
-  function authenticated(req: FastifyRequest, kind: string): AuthenticatedPeer {
+  async function authenticated(req: FastifyRequest, kind: string): Promise<AuthenticatedPeer> {
     try {
       return peerOf(req);
     } catch (err) {
-      if (err instanceof EdgewardError) service.recordRefusal(kind, req.ip, err);
+      if (err instanceof EdgewardError) await service.recordRefusal(kind, req.ip, err);
       throw err;
     }
   }
 
-  const purge = setInterval(() => service.purge(), 30_000);
+  const purge = setInterval(() => {
+    service.purge().catch((err: unknown) => log.warn({ err }, 'purge of expired markers failed'));
+  }, 30_000);
   purge.unref();
   // Our own server certificate is short-lived too: re-issued at half its lifetime.
   const rotate = setInterval(() => {
-    try {
-      creds = serverCredentials();
-      setServerTls(app, { ...creds, ca: [authority.bundlePem, authority.intPem] });
-    } catch (err) {
-      log.error({ err }, 'server certificate rotation failed');
-    }
+    serverCredentials().then(
+      (c) => {
+        creds = c;
+        setServerTls(app, { ...creds, ca: [authority.bundlePem, authority.intPem] });
+      },
+      (err: unknown) => log.error({ err }, 'server certificate rotation failed'),
+    );
   }, SERVER_CERT_TTL_MS / 2);
   rotate.unref();
 
@@ -347,7 +368,8 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
       follower?.stop();
       await reporter?.stop();
       spool?.close();
-      store.close();
+      await applying;
+      await store.close();
     },
   };
 }

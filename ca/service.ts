@@ -119,6 +119,8 @@ export interface IssueResult {
 
 export class CaService {
   readonly metrics = new Registry().withRuntime();
+  /** Revocations in the store as last read (by renderMetrics): every process sharing it counts. */
+  private revocationsSeen = 0;
   private readonly m = {
     enroll: this.metrics.counter('edgeward_ca_enrollments_total', 'Enrollments by method and outcome'),
     renew: this.metrics.counter('edgeward_ca_renewals_total', 'Renewals by outcome'),
@@ -157,7 +159,7 @@ export class CaService {
       'edgeward_ca_revocations_total',
       'Certificates revoked (API, SIEM and the ca revoke command)',
       'counter',
-      () => [[{}, this.store.revocationCount()]],
+      () => [[{}, this.revocationsSeen]],
     );
     this.metrics.collected(
       'edgeward_ca_intermediate_expiry_timestamp_seconds',
@@ -220,10 +222,14 @@ export class CaService {
   }
 
   /** Opens a session for its one finish; see `finishing` for how it is used up. */
-  private takeSession(session: unknown): Session {
+  private async takeSession(session: unknown): Promise<Session> {
     const c = openSealedSession(this.sessionKey, session);
     const method = this.methods.get(c.method);
-    if (!method || c.expiresAt <= this.opts.clock.now() || this.store.wasUsed(SESSION_NAMESPACE, c.id))
+    if (
+      !method ||
+      c.expiresAt <= this.opts.clock.now() ||
+      (await this.store.wasUsed(SESSION_NAMESPACE, c.id))
+    )
       throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
     return {
       id: c.id,
@@ -244,7 +250,7 @@ export class CaService {
       return await fn();
     } catch (err) {
       try {
-        this.store.transaction((tx) => tx.useOnce(SESSION_NAMESPACE, s.id, s.expiresAt));
+        await this.store.transaction((tx) => tx.useOnce(SESSION_NAMESPACE, s.id, s.expiresAt));
       } catch (burn) {
         this.opts.log.error({ err: burn }, 'could not mark a refused session used');
       }
@@ -253,8 +259,9 @@ export class CaService {
   }
 
   /** Refuses a revoked identity, a credential the SIEM quarantines, and an identity on hold. */
-  private refuseIfBlocked(subject: CredentialSubject): void {
-    if (this.store.isIdentityRevoked(subject.identity)) throw new EdgewardError('ERR_CA_IDENTITY_REVOKED');
+  private async refuseIfBlocked(subject: CredentialSubject): Promise<void> {
+    if (await this.store.isIdentityRevoked(subject.identity))
+      throw new EdgewardError('ERR_CA_IDENTITY_REVOKED');
     const d = this.opts.quarantineOf?.(subject);
     if (d) {
       const byIdentity = d.scope.type === 'identity' || d.scope.type === 'node';
@@ -270,7 +277,7 @@ export class CaService {
         },
       );
     }
-    const hold = this.store.activeHold(subject.identity);
+    const hold = await this.store.activeHold(subject.identity);
     if (hold) {
       throw new EdgewardError('ERR_CA_IDENTITY_HELD', undefined, {
         detail: { decision: hold.decisionId, scope: hold.scope },
@@ -283,11 +290,23 @@ export class CaService {
    * Follows a verified decision set: a quarantined serial or key holds its identity's renewals
    * and enrollments (audited) until released; a hold whose decision was lifted is released.
    */
-  applyDecisions(set: DecisionSet): void {
+  async applyDecisions(set: DecisionSet): Promise<void> {
     const now = this.opts.clock.now();
-    const plan = planHolds(set, this.store.holds(), (scope) => this.ownersOf(scope, now), now);
+    // Owners of every serial and key the set names, looked up first (planHolds is pure).
+    const owners = new Map<string, string[]>();
+    for (const d of set.decisions) {
+      if (d.expiresAt <= now) continue;
+      const key = `${d.scope.type}:${d.scope.value}`;
+      if (!owners.has(key)) owners.set(key, await this.ownersOf(d.scope, now));
+    }
+    const plan = planHolds(
+      set,
+      await this.store.holds(),
+      (scope) => owners.get(`${scope.type}:${scope.value}`) ?? [],
+      now,
+    );
     for (const h of plan.place) {
-      if (this.store.placeHold(h, now))
+      if (await this.store.placeHold(h, now))
         this.opts.log.warn(
           { identity: h.identity, decision: h.decisionId, scope: h.scope },
           'renewal hold placed',
@@ -295,7 +314,12 @@ export class CaService {
     }
     for (const h of plan.lifted) {
       if (
-        this.store.releaseHolds(h.identity, now, `siem (decision ${h.decisionId} lifted)`, h.decisionId) > 0
+        (await this.store.releaseHolds(
+          h.identity,
+          now,
+          `siem (decision ${h.decisionId} lifted)`,
+          h.decisionId,
+        )) > 0
       )
         this.opts.log.info(
           { identity: h.identity, decision: h.decisionId },
@@ -304,13 +328,13 @@ export class CaService {
     }
   }
 
-  private ownersOf(scope: DecisionScope, now: number): string[] {
+  private async ownersOf(scope: DecisionScope, now: number): Promise<string[]> {
     if (scope.type === 'serial') {
-      const rec = this.store.getCertificate(normalizeSerial(scope.value));
+      const rec = await this.store.getCertificate(normalizeSerial(scope.value));
       return rec ? [rec.identity] : [];
     }
     if (scope.type === 'spki')
-      return this.store.certificatesBySpki(scope.value.toLowerCase(), now).map((c) => c.identity);
+      return (await this.store.certificatesBySpki(scope.value.toLowerCase(), now)).map((c) => c.identity);
     return [];
   }
 
@@ -339,7 +363,7 @@ export class CaService {
       if (!this.enrollLimiter.take(ip))
         throw new EdgewardError('ERR_RATE_LIMITED', 'too many enrollment attempts from this address');
       const identity = this.inDomain(body.id);
-      this.refuseIfBlocked({ identity: identity.uri });
+      await this.refuseIfBlocked({ identity: identity.uri });
       const method = this.pickMethod(identity, body.method);
       const { challenge, state } = await method.begin(this.ctx(false, ip), identity, body.evidence);
       return { ...this.openSession(identity, method, state), challenge };
@@ -353,7 +377,7 @@ export class CaService {
     // Filled in once the session is known, so a refusal is audited with the identity it claimed.
     const hint: RefusalHint = {};
     return this.audited('enroll', ip, hint, async () => {
-      const s = this.takeSession(body.session);
+      const s = await this.takeSession(body.session);
       if (s.renewalOf !== undefined)
         throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'renewal sessions finish at /v1/renew');
       hint.claimed = s.identity.uri;
@@ -361,7 +385,7 @@ export class CaService {
       return this.finishing(s, async () => {
         const csr = this.csrFor(s.identity, body.csr);
         const verdict = await s.method.finish(this.ctx(false, ip), s.identity, s.state, body.response, csr);
-        this.refuseIfBlocked({ identity: s.identity.uri, spkis: [csr.spkiSha256.toString('hex')] });
+        await this.refuseIfBlocked({ identity: s.identity.uri, spkis: [csr.spkiSha256.toString('hex')] });
         return this.issue(s.identity, csr, verdict, 'enroll.success', ip, s);
       });
     });
@@ -374,7 +398,7 @@ export class CaService {
     body: { evidence?: unknown },
   ): Promise<{ session: string; expiresAt: number; challenge: Record<string, unknown> }> {
     return this.audited('renew.begin', ip, { id: peer.identity }, async () => {
-      const { identity, method } = this.renewalSubject(peer);
+      const { identity, method } = await this.renewalSubject(peer);
       const { challenge, state } = await method.begin(this.ctx(true, ip), identity, body.evidence);
       return { ...this.openSession(identity, method, state, peer.serial), challenge };
     });
@@ -386,18 +410,18 @@ export class CaService {
     body: { csr: unknown; session?: unknown; response?: unknown },
   ): Promise<IssueResult> {
     return this.audited('renew', ip, { id: peer.identity }, async () => {
-      const { identity, method, credentials } = this.renewalSubject(peer);
+      const { identity, method, credentials } = await this.renewalSubject(peer);
       const csr = this.csrFor(identity, body.csr);
       // A quarantined key stays quarantined in a new certificate.
       const subject = { ...credentials, spkis: [...credentials.spkis, csr.spkiSha256.toString('hex')] };
       if (method.reattestOnRenewal || body.session !== undefined) {
         if (body.session === undefined) throw new EdgewardError('ERR_CA_REATTEST_REQUIRED');
-        const s = this.takeSession(body.session);
+        const s = await this.takeSession(body.session);
         if (s.renewalOf !== peer.serial || s.identity.uri !== identity.uri)
           throw new EdgewardError('ERR_CA_SESSION_UNKNOWN');
         return this.finishing(s, async () => {
           const verdict = await method.finish(this.ctx(true, ip), identity, s.state, body.response, csr);
-          this.refuseIfBlocked(subject);
+          await this.refuseIfBlocked(subject);
           return this.issue(identity, csr, verdict, 'renew.success', ip, s);
         });
       }
@@ -406,26 +430,26 @@ export class CaService {
         identity: identity.uri,
         facts: { renewedFrom: peer.serial },
       };
-      this.refuseIfBlocked(subject);
+      await this.refuseIfBlocked(subject);
       return this.issue(identity, csr, verdict, 'renew.success', ip);
     });
   }
 
-  private renewalSubject(peer: AuthenticatedPeer): {
+  private async renewalSubject(peer: AuthenticatedPeer): Promise<{
     identity: Identity;
     method: AttestationMethod;
     credentials: { identity: string; serials: string[]; spkis: string[] };
-  } {
+  }> {
     const identity = this.inDomain(peer.identity);
     if (!this.renewLimiter.take(identity.uri))
       throw new EdgewardError('ERR_RATE_LIMITED', 'too many renewals for this identity');
-    const rec = this.store.getCertificate(peer.serial);
+    const rec = await this.store.getCertificate(peer.serial);
     if (!rec || rec.identity !== identity.uri) throw new EdgewardError('ERR_CA_CERT_UNKNOWN');
     if (rec.revokedAt !== null) throw new EdgewardError('ERR_CA_CERT_REVOKED');
     if (rec.notAfter <= this.opts.clock.now()) throw new EdgewardError('ERR_CA_CERT_EXPIRED');
     const credentials = { identity: identity.uri, serials: [rec.serial], spkis: [rec.spkiSha256] };
-    this.refuseIfBlocked(credentials);
-    const name = this.store.enrolledMethod(identity.uri) ?? 'token';
+    await this.refuseIfBlocked(credentials);
+    const name = (await this.store.enrolledMethod(identity.uri)) ?? 'token';
     const method = this.methods.get(name);
     if (!method) {
       // Enrolled by a method this server does not run (e.g. 'admin', 'service'): plain renewal.
@@ -507,12 +531,12 @@ export class CaService {
       ipAddresses: csr.ipAddresses,
     });
     const spki = csr.spkiSha256.toString('hex');
-    await this.store.grouped((tx) => {
+    await this.store.transaction(async (tx) => {
       // A concurrent finish with the same session lost the race: nothing is issued twice.
-      if (session && !tx.useOnce(SESSION_NAMESPACE, session.id, session.expiresAt))
+      if (session && !(await tx.useOnce(SESSION_NAMESPACE, session.id, session.expiresAt)))
         throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'session already used');
-      verdict.commit?.(tx);
-      tx.insertCertificate({
+      await verdict.commit?.(tx);
+      await tx.insertCertificate({
         serial: cert.serial,
         identity: identity.uri,
         spkiSha256: spki,
@@ -522,7 +546,7 @@ export class CaService {
         issuedAt: now,
         der: cert.der,
       });
-      tx.audit(
+      await tx.audit(
         {
           kind,
           data: {
@@ -568,12 +592,12 @@ export class CaService {
       const e =
         err instanceof EdgewardError ? err : new EdgewardError('ERR_INTERNAL', undefined, { cause: err });
       if (!(err instanceof EdgewardError)) this.opts.log.error({ err }, `${kind} failed`);
-      this.recordRefusal(kind, ip, e, hint);
+      await this.recordRefusal(kind, ip, e, hint);
       throw e;
     }
   }
 
-  recordRefusal(kind: string, ip: string, e: EdgewardError, hint: RefusalHint = {}): void {
+  async recordRefusal(kind: string, ip: string, e: EdgewardError, hint: RefusalHint = {}): Promise<void> {
     const identity = typeof hint.id === 'string' ? hint.id.slice(0, 256) : undefined;
     const claimedIdentity = typeof hint.claimed === 'string' ? hint.claimed.slice(0, 256) : undefined;
     const method = typeof hint.method === 'string' ? hint.method.slice(0, 32) : undefined;
@@ -582,14 +606,23 @@ export class CaService {
     else if (kind.startsWith('enroll'))
       this.m.enroll.inc({ method: method ?? 'unknown', outcome: 'failure' });
     // Rate-limited floods are counted, not audited: auditing them would let a flood grow the log.
-    if (e.code !== 'ERR_RATE_LIMITED') {
-      this.store.audit(
-        {
-          kind: `${kind}.refused`,
-          data: { code: e.code, reason: e.message.slice(0, 300), identity, claimedIdentity, method, ip },
-        },
-        this.opts.clock.now(),
-      );
+    // A store that is down cannot take the record; the refusal itself still stands and is logged.
+    if (
+      e.code !== 'ERR_RATE_LIMITED' &&
+      e.code !== 'ERR_STORE_UNAVAILABLE' &&
+      e.code !== 'ERR_CA_UNAVAILABLE'
+    ) {
+      try {
+        await this.store.audit(
+          {
+            kind: `${kind}.refused`,
+            data: { code: e.code, reason: e.message.slice(0, 300), identity, claimedIdentity, method, ip },
+          },
+          this.opts.clock.now(),
+        );
+      } catch (err) {
+        this.opts.log.error({ err, kind, code: e.code }, 'could not audit a refusal');
+      }
     }
     this.opts.onEvent?.({
       action: kind,
@@ -604,25 +637,28 @@ export class CaService {
   }
 
   /** Revocation by an admin or the SIEM: by serial or by identity (the latter refuses renewals too). */
-  revoke(
+  async revoke(
     ip: string,
     peer: AuthenticatedPeer,
     body: { serial?: unknown; id?: unknown; reason?: unknown },
-  ): { revoked: string[] } {
+  ): Promise<{ revoked: string[] }> {
     try {
       const allowed = [adminId(this.trustDomain), serviceId(this.trustDomain, 'siem')];
       if (!allowed.includes(peer.identity)) throw new EdgewardError('ERR_CA_FORBIDDEN');
-      return this.revokeLocal(body, peer.identity);
+      return await this.revokeLocal(body, peer.identity);
     } catch (err) {
       const e =
         err instanceof EdgewardError ? err : new EdgewardError('ERR_INTERNAL', undefined, { cause: err });
-      this.recordRefusal('revoke', ip, e, { id: peer.identity });
+      await this.recordRefusal('revoke', ip, e, { id: peer.identity });
       throw e;
     }
   }
 
   /** Also used by `edgeward ca revoke` on the data folder. */
-  revokeLocal(body: { serial?: unknown; id?: unknown; reason?: unknown }, by: string): { revoked: string[] } {
+  async revokeLocal(
+    body: { serial?: unknown; id?: unknown; reason?: unknown },
+    by: string,
+  ): Promise<{ revoked: string[] }> {
     const reason: CrlReason = body.reason === undefined ? 'unspecified' : isCrlReasonValue(body.reason);
     const now = this.opts.clock.now();
     let revoked: string[];
@@ -633,12 +669,12 @@ export class CaService {
       } catch (cause) {
         throw new EdgewardError('ERR_INPUT_MALFORMED', 'serial must be hex', { cause });
       }
-      const rec = this.store.getCertificate(serial);
+      const rec = await this.store.getCertificate(serial);
       if (!rec) throw new EdgewardError('ERR_CA_SERIAL_UNKNOWN');
-      revoked = this.store.revokeSerial(serial, reason, now, by) ? [serial] : [];
+      revoked = (await this.store.revokeSerial(serial, reason, now, by)) ? [serial] : [];
     } else if (typeof body.id === 'string' && body.serial === undefined) {
       const identity = this.inDomain(body.id);
-      revoked = this.store.revokeIdentity(identity.uri, reason, now, by);
+      revoked = await this.store.revokeIdentity(identity.uri, reason, now, by);
     } else {
       throw new EdgewardError('ERR_INPUT_MALFORMED', 'give exactly one of serial or id');
     }
@@ -653,19 +689,26 @@ export class CaService {
     return { revoked };
   }
 
+  /** The Prometheus text, with the revocation count read from the store just before. */
+  async renderMetrics(): Promise<string> {
+    this.revocationsSeen = await this.store.revocationCount();
+    return this.metrics.render();
+  }
+
   /** DER CRL, regenerated on revocation and when half its validity has passed. */
-  crl(): Buffer {
+  async crl(): Promise<Buffer> {
     const now = this.opts.clock.now();
-    // Revocations made by `edgeward ca revoke` in another process show up in the count.
-    const revoked = this.store.revocationCount();
+    // Revocations made elsewhere (`edgeward ca revoke`, another replica) show up in the count.
+    const revoked = await this.store.revocationCount();
     if (this.crlCache && this.crlCache.until > now && this.crlCache.revoked === revoked)
       return this.crlCache.der;
     const validity = this.opts.crlValidityMs ?? 3_600_000;
-    const number = Number(this.store.getMeta('crl_number') ?? '0') + 1;
-    this.store.setMeta('crl_number', String(number));
-    const entries = this.store
-      .revocations(now)
-      .map((r) => ({ serialHex: r.serial, revokedAt: r.revokedAt, reason: r.reason }));
+    const number = await this.store.nextCrlNumber();
+    const entries = (await this.store.revocations(now)).map((r) => ({
+      serialHex: r.serial,
+      revokedAt: r.revokedAt,
+      reason: r.reason,
+    }));
     const der = this.authority.signCrl(entries, number, now - 60_000, now + validity);
     this.crlCache = { der, until: now + validity / 2, revoked };
     return der;
@@ -676,27 +719,27 @@ export class CaService {
   }
 
   /** SPIFFE-style JWKS trust bundle: the X.509 authorities with use x509-svid. */
-  bundleJwks(): Record<string, unknown> {
+  async bundleJwks(): Promise<Record<string, unknown>> {
     const jwk = this.authority.rootPublicJwk();
     return {
       keys: [{ ...jwk, use: 'x509-svid', x5c: [this.authority.rootDer.toString('base64')] }],
-      spiffe_sequence: Number(this.store.getMeta('bundle_sequence') ?? '1'),
+      spiffe_sequence: Number((await this.store.getMeta('bundle_sequence')) ?? '1'),
       spiffe_refresh_hint: 3600,
     };
   }
 
-  purge(): void {
+  async purge(): Promise<void> {
     const now = this.opts.clock.now();
-    this.store.purgeExpired(now);
+    await this.store.purgeExpired(now);
   }
 
   /** Issues a certificate for one of our own services without attestation (internal only). */
-  issueService(
+  async issueService(
     name: string,
     spkiDer: Buffer,
     names: HostNames,
     lifetimeMs: number,
-  ): { serial: string; der: Buffer; notAfter: number } {
+  ): Promise<{ serial: string; der: Buffer; notAfter: number }> {
     const identity = serviceId(this.trustDomain, name);
     const declared = this.opts.serviceNames ?? NO_SERVICE_NAMES;
     if (!names.dns.every((d) => dnsWithin(declared, d)) || !names.ips.every((ip) => ipWithin(declared, ip)))
@@ -710,8 +753,8 @@ export class CaService {
       dnsNames: names.dns,
       ipAddresses: names.ips,
     });
-    this.store.transaction((tx) => {
-      tx.insertCertificate({
+    await this.store.transaction(async (tx) => {
+      await tx.insertCertificate({
         serial: cert.serial,
         identity,
         spkiSha256: spkiSha256Hex(spkiDer),
@@ -721,7 +764,7 @@ export class CaService {
         issuedAt: now,
         der: cert.der,
       });
-      tx.audit({ kind: 'service.issue', data: { identity, serial: cert.serial } }, now);
+      await tx.audit({ kind: 'service.issue', data: { identity, serial: cert.serial } }, now);
     });
     return cert;
   }

@@ -1,5 +1,6 @@
-// SQLite adapter of the CA store (better-sqlite3, WAL). Synchronous transactions make each
-// issuance atomic: certificate, single-use markers, bindings and the audit record, or nothing.
+// SQLite adapter of the CA store (better-sqlite3, WAL), the embedded default. Each transaction
+// is atomic (certificate, single-use markers, bindings and the audit record, or nothing); the
+// transactions of one event-loop turn share one commit (group commit), each in a savepoint.
 import Database from 'better-sqlite3';
 import type { AuditRecord } from './audit.js';
 import { GENESIS, auditHash } from './audit.js';
@@ -123,6 +124,7 @@ export interface SqliteOptions {
 
 export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
   const now = opts.now ?? Date.now;
+  const lockWaitMs = opts.lockWaitMs ?? 5000;
   // Written stores (and their WAL) are the owner's only, whatever the umask.
   if (!opts.readonly) privateDatabase(file);
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
@@ -138,10 +140,292 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     db.pragma('foreign_keys = ON');
     db.exec(SCHEMA);
   }
-  // Writers wait for the lock in writeLocked (below), not in SQLite's busy handler.
+  // Writers wait for another process's lock in flush (below), not in SQLite's busy handler: it
+  // sleeps at least 1 ms per try, far longer than one of our commits (~50 us).
   db.pragma(`busy_timeout = ${opts.readonly ? 5000 : 0}`);
+  // Reads outside a transaction go to a second connection, so that while a group's transaction
+  // is open (its jobs await their operations) other requests never see its uncommitted writes.
+  const rdb = opts.readonly ? db : new Database(file, { readonly: true, fileMustExist: true });
+  if (rdb !== db) rdb.pragma('busy_timeout = 5000');
 
-  const q = {
+  const w = writeStatements(db);
+  const r = opts.readonly ? w : writeStatements(rdb);
+
+  // The head is read inside each write transaction (not cached), because `edgeward ca revoke`
+  // and `ca token` may append to the same data folder while `ca serve` runs.
+  function appendAudit(entry: AuditEntry, now: number): AuditRecord {
+    const head = w.auditHead.get();
+    const seq = (head?.seq ?? 0) + 1;
+    const prev = head?.hash ?? GENESIS;
+    const data = JSON.stringify(entry.data);
+    const hash = auditHash(prev, seq, now, entry.kind, data);
+    w.auditInsert.run(seq, now, entry.kind, data, prev, hash);
+    return { seq, ts: now, kind: entry.kind, data, prev, hash };
+  }
+
+  function readerOf(q: Statements): Pick<StoreTx, 'getBinding' | 'findBindingByHardware' | 'wasUsed'> {
+    return {
+      getBinding: (identity, method) => {
+        const row = q.getBinding.get(identity, method);
+        return Promise.resolve(row ? (JSON.parse(row.record) as unknown) : undefined);
+      },
+      findBindingByHardware: (method, hardwareId) =>
+        Promise.resolve(q.bindingByHw.get(method, hardwareId)?.identity),
+      wasUsed: (namespace, key) => Promise.resolve(q.wasUsed.get(namespace, key) !== undefined),
+    };
+  }
+
+  const tx: StoreTx = {
+    ...readerOf(w),
+    putBinding(identity, method, hardwareId, record) {
+      w.putBinding.run(identity, method, hardwareId, JSON.stringify(record), now());
+      return Promise.resolve();
+    },
+    useOnce: (namespace, key, expiresAt) =>
+      Promise.resolve(w.useOnce.run(namespace, key, expiresAt).changes === 1),
+    insertCertificate(rec) {
+      w.insertCert.run(
+        rec.serial,
+        rec.identity,
+        rec.spkiSha256,
+        rec.method,
+        rec.notBefore,
+        rec.notAfter,
+        rec.issuedAt,
+        rec.der,
+      );
+      return Promise.resolve();
+    },
+    audit: (entry, now) => Promise.resolve(appendAudit(entry, now)),
+  };
+
+  // Group commit: a commit writes every page it touched to the WAL, which under load cost more
+  // than the issuance's own statements; the transactions asked for in one event-loop turn share
+  // it, each in its own savepoint (one throwing rolls back only its own writes). When another
+  // process holds the write lock, the group waits without blocking the event loop (requests keep
+  // arriving and join the next group).
+  interface Job {
+    readonly fn: (t: StoreTx) => Promise<unknown>;
+    readonly resolve: (v: unknown) => void;
+    readonly reject: (e: unknown) => void;
+    ok?: boolean;
+    out?: unknown;
+  }
+  let pending: Job[] = [];
+  let scheduled = false;
+  let running = false;
+  let busySince = 0;
+  let busyTries = 0;
+  function schedule(): void {
+    scheduled = true;
+    // The first retries come right after the I/O of this turn; then every millisecond.
+    if (busyTries === 0 || busyTries > 8) setTimeout(() => void flush(), busyTries === 0 ? 0 : 1);
+    else setImmediate(() => void flush());
+  }
+  async function flush(): Promise<void> {
+    scheduled = false;
+    const jobs = pending;
+    pending = [];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      let fail = err;
+      if (isBusy(err)) {
+        const t = performance.now();
+        if (busyTries === 0) busySince = t;
+        if (t - busySince < lockWaitMs) {
+          busyTries++;
+          pending = jobs.concat(pending);
+          schedule();
+          return;
+        }
+        fail = lockTimeout(lockWaitMs, err);
+      }
+      busyTries = 0;
+      for (const j of jobs) j.reject(fail);
+      if (pending.length > 0) schedule();
+      return;
+    }
+    busyTries = 0;
+    running = true;
+    try {
+      for (const j of jobs) {
+        db.exec('SAVEPOINT job');
+        try {
+          j.out = await j.fn(tx);
+          j.ok = true;
+          db.exec('RELEASE job');
+        } catch (err) {
+          j.out = err;
+          j.ok = false;
+          db.exec('ROLLBACK TO job');
+          db.exec('RELEASE job');
+        }
+      }
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      for (const j of jobs) j.reject(err);
+      return;
+    } finally {
+      running = false;
+      if (pending.length > 0 && !scheduled) schedule();
+    }
+    for (const j of jobs) (j.ok ? j.resolve : j.reject)(j.out);
+  }
+  function transaction<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
+    if (opts.readonly) return Promise.reject(new TypeError('CA store opened read-only'));
+    return new Promise<T>((resolve, reject) => {
+      pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!scheduled && !running) schedule();
+    });
+  }
+  const write = <T>(run: () => T): Promise<T> => transaction(() => Promise.resolve(run()));
+  const auditIn = (t: StoreTx, entry: AuditEntry, at: number): Promise<AuditRecord> => t.audit(entry, at);
+
+  return {
+    ...readerOf(r),
+    getMeta: (key) => Promise.resolve(r.getMeta.get(key)?.value),
+    setMeta: (key, value) => write(() => void w.setMeta.run(key, value)),
+    transaction,
+    audit: (entry, at) => transaction((t) => auditIn(t, entry, at)),
+    getCertificate: (serial) => {
+      const row = r.getCert.get(serial);
+      return Promise.resolve(row ? toCert(row) : undefined);
+    },
+    certificatesOf: (identity) => Promise.resolve(r.certsOf.all(identity).map(toCert)),
+    identities: () => Promise.resolve(r.identities.all().map((row) => row.identity)),
+    bindingsOf: (identity) =>
+      Promise.resolve(
+        r.bindingsOf
+          .all(identity)
+          .map((row) => ({ method: row.method, hardwareId: row.hardware_id, createdAt: row.created_at })),
+      ),
+    enrolledMethod: (identity) => Promise.resolve(r.lastMethod.get(identity)?.method),
+    revokeSerial(serial, reason, at, by) {
+      return transaction(async (t) => {
+        const changed = w.revokeSerial.run(at, reason, serial).changes === 1;
+        if (changed) await t.audit({ kind: 'revoke', data: { serial, reason, by } }, at);
+        return changed;
+      });
+    },
+    revokeIdentity(identity, reason, at, by) {
+      return transaction(async (t) => {
+        const serials = w.liveSerialsOf.all(identity, at).map((x) => x.serial);
+        for (const s of serials) w.revokeSerial.run(at, reason, s);
+        w.revokeIdentity.run(identity, reason, at);
+        await t.audit({ kind: 'revoke', data: { identity, serials, reason, by } }, at);
+        return serials;
+      });
+    },
+    revocationCount: () => Promise.resolve(r.revokedCount.get()?.n ?? 0),
+    isIdentityRevoked: (identity) => Promise.resolve(r.identityRevoked.get(identity) !== undefined),
+    revocations(at): Promise<Revocation[]> {
+      return Promise.resolve(
+        r.revocations.all(at).map((x) => ({
+          serial: x.serial,
+          revokedAt: x.revoked_at,
+          reason: x.revocation_reason as CrlReason,
+        })),
+      );
+    },
+    nextCrlNumber: () =>
+      write(() => {
+        const n = Number(w.getMeta.get('crl_number')?.value ?? '0') + 1;
+        w.setMeta.run('crl_number', String(n));
+        return n;
+      }),
+    releaseBindings(identity, at, by) {
+      return transaction(async (t) => {
+        const n = w.releaseBindings.run(identity).changes;
+        await t.audit({ kind: 'release', data: { identity, bindings: n, by } }, at);
+        return n;
+      });
+    },
+    certificatesBySpki: (spki, at) => Promise.resolve(r.certsBySpki.all(spki, at).map(toCert)),
+    placeHold(h, at) {
+      return transaction(async (t) => {
+        const placed =
+          w.placeHold.run(
+            h.identity,
+            h.decisionId,
+            h.scope.type,
+            h.scope.value,
+            h.placedAt,
+            h.decisionExpiresAt,
+          ).changes === 1;
+        if (placed)
+          await t.audit(
+            {
+              kind: 'hold.place',
+              data: {
+                identity: h.identity,
+                decision: h.decisionId,
+                scope: h.scope,
+                decisionExpiresAt: h.decisionExpiresAt,
+              },
+            },
+            at,
+          );
+        return placed;
+      });
+    },
+    holds: () => Promise.resolve(r.holds.all().map(toHold)),
+    activeHold(identity) {
+      const row = r.activeHold.get(identity);
+      return Promise.resolve(row ? toHold(row) : undefined);
+    },
+    releaseHolds(identity, at, by, decisionId) {
+      return transaction(async (t) => {
+        const d = decisionId ?? null;
+        const n = w.releaseHolds.run(at, by, identity, d, d).changes;
+        if (n > 0)
+          await t.audit({ kind: 'hold.release', data: { identity, decision: decisionId, holds: n, by } }, at);
+        return n;
+      });
+    },
+    createToken(rec: TokenRecord, at) {
+      return transaction(async (t) => {
+        w.insertToken.run(rec.hash, rec.identity, rec.createdAt, rec.expiresAt);
+        await t.audit(
+          { kind: 'token.create', data: { identity: rec.identity, expiresAt: rec.expiresAt } },
+          at,
+        );
+      });
+    },
+    getToken(hash) {
+      const row = r.getToken.get(hash);
+      return Promise.resolve(
+        row
+          ? { hash, identity: row.identity, createdAt: row.created_at, expiresAt: row.expires_at }
+          : undefined,
+      );
+    },
+    async *auditRecords(): AsyncIterable<AuditRecord> {
+      let after = 0;
+      for (;;) {
+        const page = r.auditPage.all(after, AUDIT_PAGE);
+        yield* page;
+        const last = page.at(-1);
+        if (last === undefined || page.length < AUDIT_PAGE) return;
+        after = last.seq;
+      }
+    },
+    purgeExpired: (at) => write(() => void w.purgeUsed.run(at)),
+    close: async () => {
+      while (running || scheduled) await new Promise((res) => setTimeout(res, 1));
+      if (rdb !== db) rdb.close();
+      db.close();
+    },
+  };
+}
+
+const AUDIT_PAGE = 1000;
+
+type Statements = ReturnType<typeof writeStatements>;
+
+function writeStatements(db: Database.Database) {
+  return {
     getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
@@ -223,270 +507,16 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     revokedCount: db.prepare<[], { n: number }>(
       'SELECT COUNT(*) AS n FROM certificates WHERE revoked_at IS NOT NULL',
     ),
-    auditAll: db.prepare<[], AuditRecord>('SELECT seq, ts, kind, data, prev, hash FROM audit ORDER BY seq'),
-  };
-
-  // The head is read inside each write transaction (not cached), because `edgeward ca revoke`
-  // and `ca token` may append to the same data folder while `ca serve` runs.
-  function appendAudit(entry: AuditEntry, now: number): AuditRecord {
-    const head = q.auditHead.get();
-    const seq = (head?.seq ?? 0) + 1;
-    const prev = head?.hash ?? GENESIS;
-    const data = JSON.stringify(entry.data);
-    const hash = auditHash(prev, seq, now, entry.kind, data);
-    q.auditInsert.run(seq, now, entry.kind, data, prev, hash);
-    return { seq, ts: now, kind: entry.kind, data, prev, hash };
-  }
-
-  const reader = {
-    getBinding(identity: string, method: string): unknown {
-      const row = q.getBinding.get(identity, method);
-      return row ? (JSON.parse(row.record) as unknown) : undefined;
-    },
-    findBindingByHardware(method: string, hardwareId: string): string | undefined {
-      return q.bindingByHw.get(method, hardwareId)?.identity;
-    },
-    wasUsed(namespace: string, key: string): boolean {
-      return q.wasUsed.get(namespace, key) !== undefined;
-    },
-  };
-
-  const tx: StoreTx = {
-    ...reader,
-    putBinding(identity, method, hardwareId, record) {
-      q.putBinding.run(identity, method, hardwareId, JSON.stringify(record), now());
-    },
-    useOnce(namespace, key, expiresAt) {
-      return q.useOnce.run(namespace, key, expiresAt).changes === 1;
-    },
-    insertCertificate(rec) {
-      q.insertCert.run(
-        rec.serial,
-        rec.identity,
-        rec.spkiSha256,
-        rec.method,
-        rec.notBefore,
-        rec.notAfter,
-        rec.issuedAt,
-        rec.der,
-      );
-    },
-    audit: appendAudit,
-  };
-
-  // At the top level a transaction, inside another one (the group commit's) a savepoint.
-  const withTx = db.transaction((fn: (t: StoreTx) => unknown) => fn(tx));
-
-  function transaction<T>(fn: (t: StoreTx) => T): T {
-    // IMMEDIATE takes the write lock up front, so two processes never both read the same head.
-    return locked(() => withTx.immediate(fn) as T);
-  }
-
-  function locked<T>(run: () => T): T {
-    return writeLocked(db, run, opts.lockWaitMs ?? 5000);
-  }
-
-  // Group commit: a commit writes every page it touched to the WAL, which under load cost more
-  // than the issuance's own statements; calls of one event-loop turn share it. When another
-  // process holds the write lock, the group waits without blocking the event loop (requests
-  // keep arriving and join it), unlike the synchronous transaction() above.
-  interface Job {
-    readonly fn: (t: StoreTx) => unknown;
-    readonly resolve: (v: unknown) => void;
-    readonly reject: (e: unknown) => void;
-    ok?: boolean;
-    out?: unknown;
-  }
-  let pending: Job[] = [];
-  let scheduled = false;
-  let busySince = 0;
-  let busyTries = 0;
-  const runJobs = db.transaction((jobs: Job[]) => {
-    for (const j of jobs) {
-      try {
-        j.out = withTx(j.fn);
-        j.ok = true;
-      } catch (err) {
-        j.out = err;
-        j.ok = false;
-      }
-    }
-  });
-  function schedule(): void {
-    scheduled = true;
-    // The first retries come right after the I/O of this turn; then every millisecond.
-    if (busyTries === 0 || busyTries > 8) setTimeout(flush, busyTries === 0 ? 0 : 1);
-    else setImmediate(flush);
-  }
-  function flush(): void {
-    scheduled = false;
-    const jobs = pending;
-    pending = [];
-    try {
-      runJobs.immediate(jobs);
-    } catch (err) {
-      let fail = err;
-      if (isBusy(err) && !db.inTransaction) {
-        const now = performance.now();
-        if (busyTries === 0) busySince = now;
-        if (now - busySince < (opts.lockWaitMs ?? 5000)) {
-          busyTries++;
-          pending = jobs.concat(pending);
-          schedule();
-          return;
-        }
-        fail = lockTimeout(opts.lockWaitMs ?? 5000, err);
-      }
-      busyTries = 0;
-      for (const j of jobs) j.reject(fail);
-      return;
-    }
-    busyTries = 0;
-    for (const j of jobs) (j.ok ? j.resolve : j.reject)(j.out);
-  }
-  function grouped<T>(fn: (t: StoreTx) => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!scheduled) schedule();
-    });
-  }
-
-  return {
-    ...reader,
-    getMeta: (key) => q.getMeta.get(key)?.value,
-    setMeta: (key, value) => void locked(() => q.setMeta.run(key, value)),
-    transaction,
-    grouped,
-    audit: (entry, now) => transaction((t) => t.audit(entry, now)),
-    getCertificate: (serial) => {
-      const r = q.getCert.get(serial);
-      return r ? toCert(r) : undefined;
-    },
-    certificatesOf: (identity) => q.certsOf.all(identity).map(toCert),
-    identities: () => q.identities.all().map((r) => r.identity),
-    bindingsOf: (identity) =>
-      q.bindingsOf
-        .all(identity)
-        .map((r) => ({ method: r.method, hardwareId: r.hardware_id, createdAt: r.created_at })),
-    enrolledMethod: (identity) => q.lastMethod.get(identity)?.method,
-    revokeSerial(serial, reason, now, by) {
-      return transaction((t) => {
-        const changed = q.revokeSerial.run(now, reason, serial).changes === 1;
-        if (changed) t.audit({ kind: 'revoke', data: { serial, reason, by } }, now);
-        return changed;
-      });
-    },
-    revokeIdentity(identity, reason, now, by) {
-      return transaction((t) => {
-        const serials = q.liveSerialsOf.all(identity, now).map((r) => r.serial);
-        for (const s of serials) q.revokeSerial.run(now, reason, s);
-        q.revokeIdentity.run(identity, reason, now);
-        t.audit({ kind: 'revoke', data: { identity, serials, reason, by } }, now);
-        return serials;
-      });
-    },
-    revocationCount: () => q.revokedCount.get()?.n ?? 0,
-    isIdentityRevoked: (identity) => q.identityRevoked.get(identity) !== undefined,
-    revocations(now): Revocation[] {
-      return q.revocations.all(now).map((r) => ({
-        serial: r.serial,
-        revokedAt: r.revoked_at,
-        reason: r.revocation_reason as CrlReason,
-      }));
-    },
-    releaseBindings(identity, now, by) {
-      return transaction((t) => {
-        const n = q.releaseBindings.run(identity).changes;
-        t.audit({ kind: 'release', data: { identity, bindings: n, by } }, now);
-        return n;
-      });
-    },
-    certificatesBySpki: (spki, now) => q.certsBySpki.all(spki, now).map(toCert),
-    placeHold(h, now) {
-      return transaction((t) => {
-        const placed =
-          q.placeHold.run(
-            h.identity,
-            h.decisionId,
-            h.scope.type,
-            h.scope.value,
-            h.placedAt,
-            h.decisionExpiresAt,
-          ).changes === 1;
-        if (placed)
-          t.audit(
-            {
-              kind: 'hold.place',
-              data: {
-                identity: h.identity,
-                decision: h.decisionId,
-                scope: h.scope,
-                decisionExpiresAt: h.decisionExpiresAt,
-              },
-            },
-            now,
-          );
-        return placed;
-      });
-    },
-    holds: () => q.holds.all().map(toHold),
-    activeHold(identity) {
-      const r = q.activeHold.get(identity);
-      return r ? toHold(r) : undefined;
-    },
-    releaseHolds(identity, now, by, decisionId) {
-      return transaction((t) => {
-        const d = decisionId ?? null;
-        const n = q.releaseHolds.run(now, by, identity, d, d).changes;
-        if (n > 0)
-          t.audit({ kind: 'hold.release', data: { identity, decision: decisionId, holds: n, by } }, now);
-        return n;
-      });
-    },
-    createToken(rec: TokenRecord, now) {
-      transaction((t) => {
-        q.insertToken.run(rec.hash, rec.identity, rec.createdAt, rec.expiresAt);
-        t.audit({ kind: 'token.create', data: { identity: rec.identity, expiresAt: rec.expiresAt } }, now);
-      });
-    },
-    getToken(hash) {
-      const r = q.getToken.get(hash);
-      return r ? { hash, identity: r.identity, createdAt: r.created_at, expiresAt: r.expires_at } : undefined;
-    },
-    auditRecords: () => q.auditAll.iterate(),
-    purgeExpired: (now) => void locked(() => q.purgeUsed.run(now)),
-    close: () => db.close(),
+    auditPage: db.prepare<[number, number], AuditRecord>(
+      'SELECT seq, ts, kind, data, prev, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?',
+    ),
   };
 }
 
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Runs a write (an IMMEDIATE transaction or one statement), waiting for the write lock when another process (`ca serve
- * --workers N`, `ca revoke`) holds it. SQLite's own busy handler sleeps at least 1 ms per try,
- * far longer than one of our commits (~50 us), so with several writers it left the CPU idle and
- * made the p99 tens of milliseconds; here the store's connection has busy_timeout 0 and retries
- * after short, growing, jittered pauses (Atomics.wait sleeps for fractions of a millisecond).
- * WAL readers never wait for writers, so reads outside transactions are unaffected.
- */
 function isBusy(err: unknown): boolean {
   return err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY');
 }
 
 function lockTimeout(waitMs: number, cause: unknown): EdgewardError {
   return new EdgewardError('ERR_CA_UNAVAILABLE', `store write lock held for over ${waitMs} ms`, { cause });
-}
-
-function writeLocked<T>(db: Database.Database, run: () => T, waitMs: number): T {
-  const deadline = performance.now() + waitMs;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return run();
-    } catch (err) {
-      if (!isBusy(err) || db.inTransaction) throw err;
-      if (performance.now() > deadline) throw lockTimeout(waitMs, err);
-      const ms = Math.min(0.02 * 2 ** Math.min(attempt, 7), 2) * (0.5 + Math.random());
-      Atomics.wait(pause, 0, 0, ms);
-    }
-  }
 }

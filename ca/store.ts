@@ -38,50 +38,59 @@ export interface Revocation {
 
 /** What runs inside one transaction: method commits, certificate insert, audit append. */
 export interface StoreTx extends MethodStoreWriter {
-  insertCertificate(rec: Omit<CertRecord, 'revokedAt' | 'revocationReason'>): void;
-  audit(entry: AuditEntry, now: number): AuditRecord;
+  insertCertificate(rec: Omit<CertRecord, 'revokedAt' | 'revocationReason'>): Promise<void>;
+  /** Appends to the hash chain; the head is serialised by the transaction, across processes. */
+  audit(entry: AuditEntry, now: number): Promise<AuditRecord>;
 }
 
+/**
+ * Every operation is async; adapters may batch several transactions into one commit (SQLite's
+ * group commit) as long as each settles only once it is durable and each one's writes stand or
+ * fall together.
+ */
 export interface CaStore extends MethodStoreReader {
-  getMeta(key: string): string | undefined;
-  setMeta(key: string, value: string): void;
-  /** Runs fn in one transaction; throwing rolls everything back. */
-  transaction<T>(fn: (tx: StoreTx) => T): T;
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
   /**
-   * Group commit: fn runs in a transaction shared with the other calls made in the same turn of
-   * the event loop, each in its own savepoint (one throwing rolls back only its own writes); the
-   * promise settles once that transaction has committed.
+   * Runs fn in one transaction: its writes commit together when it resolves and are rolled back
+   * when it throws. fn must only await the tx's own operations.
    */
-  grouped<T>(fn: (tx: StoreTx) => T): Promise<T>;
-  audit(entry: AuditEntry, now: number): AuditRecord;
-  getCertificate(serial: string): CertRecord | undefined;
-  certificatesOf(identity: string): CertRecord[];
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  audit(entry: AuditEntry, now: number): Promise<AuditRecord>;
+  getCertificate(serial: string): Promise<CertRecord | undefined>;
+  certificatesOf(identity: string): Promise<CertRecord[]>;
   /** Every identity with a certificate or a hardware binding, in name order. */
-  identities(): string[];
-  bindingsOf(identity: string): BindingSummary[];
+  identities(): Promise<string[]>;
+  bindingsOf(identity: string): Promise<BindingSummary[]>;
   /** Latest issued certificate's method for an identity (which method renewals must follow). */
-  enrolledMethod(identity: string): string | undefined;
-  revokeSerial(serial: string, reason: CrlReason, now: number, by: string): boolean;
+  enrolledMethod(identity: string): Promise<string | undefined>;
+  revokeSerial(serial: string, reason: CrlReason, now: number, by: string): Promise<boolean>;
   /** Revokes all current certificates of the identity and refuses its future renewals. */
-  revokeIdentity(identity: string, reason: CrlReason, now: number, by: string): string[];
-  isIdentityRevoked(identity: string): boolean;
+  revokeIdentity(identity: string, reason: CrlReason, now: number, by: string): Promise<string[]>;
+  isIdentityRevoked(identity: string): Promise<boolean>;
   /** How many certificates are revoked: changes whenever the CRL must be re-signed. */
-  revocationCount(): number;
-  revocations(now: number): Revocation[];
-  releaseBindings(identity: string, now: number, by: string): number;
+  revocationCount(): Promise<number>;
+  revocations(now: number): Promise<Revocation[]>;
+  /** The next CRL number: one increasing sequence for every process sharing the store. */
+  nextCrlNumber(): Promise<number>;
+  releaseBindings(identity: string, now: number, by: string): Promise<number>;
   /** Live certificates (not expired) of a public key, by SHA-256 of its SPKI. */
-  certificatesBySpki(spkiSha256: string, now: number): CertRecord[];
+  certificatesBySpki(spkiSha256: string, now: number): Promise<CertRecord[]>;
   /** Places a renewal hold (audited) unless one exists for that identity and decision. */
-  placeHold(hold: RenewalHold, now: number): boolean;
+  placeHold(hold: RenewalHold, now: number): Promise<boolean>;
   /** Every hold ever placed, released or not (one per identity and decision). */
-  holds(): RenewalHold[];
+  holds(): Promise<RenewalHold[]>;
   /** The identity's first unreleased hold. */
-  activeHold(identity: string): RenewalHold | undefined;
+  activeHold(identity: string): Promise<RenewalHold | undefined>;
   /** Releases the identity's holds (audited, with who); returns how many. */
-  releaseHolds(identity: string, now: number, by: string, decisionId?: string): number;
-  createToken(rec: TokenRecord, now: number): void;
-  getToken(hash: string): TokenRecord | undefined;
-  auditRecords(): Iterable<AuditRecord>;
-  purgeExpired(now: number): void;
-  close(): void;
+  releaseHolds(identity: string, now: number, by: string, decisionId?: string): Promise<number>;
+  createToken(rec: TokenRecord, now: number): Promise<void>;
+  getToken(hash: string): Promise<TokenRecord | undefined>;
+  /** The audit log in order (seq 1, 2, ...), read in pages. */
+  auditRecords(): AsyncIterable<AuditRecord>;
+  purgeExpired(now: number): Promise<void>;
+  close(): Promise<void>;
 }
+
+/** Opens the store of a CA (SQLite in its data folder, or a shared PostgreSQL database). */
+export type CaStoreFactory = (opts: { readonly now: () => number }) => Promise<CaStore>;

@@ -34,6 +34,13 @@ export const CODES = {
   ERR_IP_CIDR_INVALID: { status: 400, message: 'not a CIDR block (address/prefix)' },
   ERR_IP_CIDR_HOST_BITS: { status: 400, message: 'CIDR block has bits set after its prefix' },
   ERR_SERIAL_INVALID: { status: 400, message: 'not a certificate serial number (hex)' },
+  // shared PostgreSQL state (common/postgres.ts)
+  ERR_STORE_URL: { status: 400, message: 'not a store URL of the form postgres://USER@HOST:PORT/DB' },
+  ERR_STORE_UNAVAILABLE: { status: 503, message: 'store unavailable, retry later' },
+  ERR_STORE_SCHEMA_NEWER: {
+    status: 500,
+    message: 'the database schema is newer than this build: upgrade edgeward before starting it',
+  },
 
   // ---- the demo (cli/demo) ----
   ERR_DEMO_DATA_IN_USE: { status: 409, message: 'another edgeward demo is using this data folder' },

@@ -6,6 +6,11 @@ import { CRL_REASONS } from './x509.js';
 
 const data = (what: string): OptionSpec => ({ value: 'DIR', help: what, required: true });
 const caData = data('the CA data folder (made by `edgeward ca init`)');
+/** Where the CA's state lives when replicas share it; the keys stay in --data. */
+const caStore: OptionSpec = {
+  value: 'URL',
+  help: 'postgres://USER@HOST:PORT/DB: the CA’s state on PostgreSQL, shared by replicas (default: SQLite in --data); a password comes from PGPASSWORD, never the URL',
+};
 const TD = 'factory.example';
 
 /** Attestation flags of `enroll` and `renew` (the registry's methods' options). */
@@ -55,6 +60,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'Create a CA: a root and a name-constrained intermediate, the SQLite store, the audit log, and an admin identity (DATA/admin). Keys are encrypted with EDGEWARD_CA_PASSPHRASE when it is set.',
     options: {
       data: data('the folder to create the CA in (made 0700; must not hold a CA yet)'),
+      store: caStore,
       'trust-domain': { value: 'TD', help: `the trust domain, such as ${TD}`, required: true },
       dns: {
         value: 'NAME[,NAME...]',
@@ -76,6 +82,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'Run the CA’s HTTPS API: enrollment, renewal over mTLS, revocation, the CRL.',
     options: {
       data: caData,
+      store: caStore,
       listen: { value: 'HOST:PORT', help: 'where to listen, such as 0.0.0.0:8443', required: true },
       'attestation-policy': {
         value: 'FILE',
@@ -99,6 +106,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'Make a one-time join token for an identity; printed, or written to a new 0600 file.',
     options: {
       data: caData,
+      store: caStore,
       id: { value: 'SPIFFE_ID', help: 'the identity the token enrolls', required: true },
       ttl: { value: 'DURATION', help: 'how long the token is valid, 1m to 7d (default 15m)' },
       out: { value: 'FILE', help: 'write the token to this new file (mode 0600) instead of printing it' },
@@ -110,6 +118,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'Revoke one certificate (--serial) or every certificate of an identity (--id).',
     options: {
       data: caData,
+      store: caStore,
       serial: { value: 'HEX', help: 'the serial of the certificate to revoke' },
       id: { value: 'SPIFFE_ID', help: 'revoke every live certificate of this identity' },
       reason: { value: 'REASON', help: `one of ${Object.keys(CRL_REASONS).join(', ')}`, required: true },
@@ -124,6 +133,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'Release the hardware bindings of an identity (so it may enroll with other hardware), or with --hold its renewal hold.',
     options: {
       data: caData,
+      store: caStore,
       id: { value: 'SPIFFE_ID', help: 'the identity to release', required: true },
       hold: { help: 'release the renewal hold a quarantine left, not the bindings' },
     },
@@ -133,27 +143,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     path: 'ca list',
     summary:
       'List the identities the CA knows: method, certificates by state (valid, expired, revoked), hardware bindings, standing (renewal hold, revoked).',
-    options: { data: caData },
+    options: { data: caData, store: caStore },
     examples: ['edgeward ca list --data /var/lib/edgeward/ca'],
   },
   {
     path: 'ca show',
     summary:
       'Show one identity: every certificate with its state and dates, hardware bindings, renewal holds.',
-    options: { data: caData },
+    options: { data: caData, store: caStore },
     positionals: { usage: 'SPIFFE_ID', help: 'the identity to show', min: 1 },
     examples: [`edgeward ca show --data /var/lib/edgeward/ca spiffe://${TD}/device/d1`],
   },
   {
     path: 'ca audit verify',
     summary: 'Verify the audit log’s hash chain; exit 1 when it is broken.',
-    options: { data: caData },
+    options: { data: caData, store: caStore },
     examples: ['edgeward ca audit verify --data /var/lib/edgeward/ca'],
   },
   {
     path: 'ca puf import',
     summary: 'Register a provisioned PUF device (its record from `edgeward puf provision`).',
-    options: { data: caData },
+    options: { data: caData, store: caStore },
     positionals: { usage: 'FILE', help: 'the registration record (JSON)', min: 1 },
     examples: ['edgeward ca puf import --data /var/lib/edgeward/ca d1.json'],
   },

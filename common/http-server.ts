@@ -64,7 +64,12 @@ export interface HttpsServerOptions {
    * Called for every refusal before it is answered, with the coded error it becomes: metrics,
    * audit, headers such as retry-after. It must not send the reply.
    */
-  readonly onRefusal?: (e: EdgewardError, err: Error, req: FastifyRequest, reply: FastifyReply) => void;
+  readonly onRefusal?: (
+    e: EdgewardError,
+    err: Error,
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ) => void | Promise<void>;
 }
 
 /**
@@ -98,12 +103,14 @@ export function createHttpsServer(o: HttpsServerOptions): HttpsApp {
     },
   });
 
-  app.setErrorHandler((err: FastifyError | EdgewardError, req: FastifyRequest, reply: FastifyReply) => {
+  app.setErrorHandler(async (err: FastifyError | EdgewardError, req: FastifyRequest, reply: FastifyReply) => {
     const e = toEdgewardError(err);
     if (e.code === 'ERR_INTERNAL') o.log.error({ err }, 'internal error');
     else o.log.debug({ code: e.code, url: req.url, detail: e.detail, reason: e.message }, 'refused');
-    o.onRefusal?.(e, err, req, reply);
-    void reply.status(e.statusCode).send(toClientError(e));
+    await o.onRefusal?.(e, err, req, reply);
+    // A service that cannot answer now (its store or bus is down) says when to come back.
+    if (e.statusCode === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1');
+    return reply.status(e.statusCode).send(toClientError(e));
   });
   app.setNotFoundHandler((_req, reply) => {
     void reply.status(404).send(toClientError(new EdgewardError('ERR_NOT_FOUND')));

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (a real TPM simulator and tools, a headless
-# browser, openssl, curl and socat as outside clients, promtool to check every /metrics).
-# Skips what is already installed.
+# browser, openssl, curl and socat as outside clients, promtool to check every /metrics,
+# PostgreSQL and NATS), skips what is already installed, then starts PostgreSQL and NATS when
+# they are not running (scripts/start-services.sh).
 set -euo pipefail
-PKGS=(swtpm swtpm-tools tpm2-tools chromium openssl curl stunnel4 socat prometheus)
+PKGS=(swtpm swtpm-tools tpm2-tools chromium openssl curl stunnel4 socat prometheus postgresql nats-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,3 +17,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 echo "test dependencies present: ${PKGS[*]}"
+"$(dirname "$0")/start-services.sh"

@@ -25,23 +25,23 @@ export function validatePufRecord(input: unknown, opts: { trustDomain?: string }
 }
 
 /** Stores the record; call inside a store transaction. Returns what was stored. */
-export function importPufRecord(
+export async function importPufRecord(
   writer: MethodStoreWriter,
   input: unknown,
   opts: { trustDomain?: string } = {},
-): { identity: string; publicKey: string; crps: number; record: PufRecordJson } {
+): Promise<{ identity: string; publicKey: string; crps: number; record: PufRecordJson }> {
   const record = validatePufRecord(input, opts);
   const json = pufRecordToJson(record);
-  const existing = writer.getBinding(record.id, PUF_METHOD);
+  const existing = await writer.getBinding(record.id, PUF_METHOD);
   if (existing !== undefined && existing !== null) {
     throw new EdgewardError('ERR_ATT_PUF_RECORD_EXISTS', undefined, { detail: { identity: record.id } });
   }
-  const other = writer.findBindingByHardware(PUF_METHOD, json.publicKey);
+  const other = await writer.findBindingByHardware(PUF_METHOD, json.publicKey);
   if (other !== undefined) {
     throw new EdgewardError('ERR_ATT_PUF_HARDWARE_BOUND', undefined, {
       detail: { identity: record.id, boundTo: other },
     });
   }
-  writer.putBinding(record.id, PUF_METHOD, json.publicKey, json);
+  await writer.putBinding(record.id, PUF_METHOD, json.publicKey, json);
   return { identity: record.id, publicKey: json.publicKey, crps: record.crps.length, record: json };
 }

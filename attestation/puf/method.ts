@@ -182,8 +182,8 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
 
   // The stored record is validated again on every begin (the store is outside this module), but a
   // record identical to the last one validated for the identity is not parsed twice.
-  const loadRecord = (ctx: MethodContext, identity: Identity): LoadedRecord => {
-    const raw = ctx.store.getBinding(identity.uri, PUF_METHOD);
+  const loadRecord = async (ctx: MethodContext, identity: Identity): Promise<LoadedRecord> => {
+    const raw = await ctx.store.getBinding(identity.uri, PUF_METHOD);
     if (raw === undefined || raw === null) {
       throw new EdgewardError('ERR_ATT_PUF_NOT_PROVISIONED', undefined, {
         detail: { identity: identity.uri },
@@ -209,11 +209,11 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
     return loaded;
   };
 
-  const begin = (ctx: MethodContext, identity: Identity, evidence: unknown): BeginResult => {
+  const begin = async (ctx: MethodContext, identity: Identity, evidence: unknown): Promise<BeginResult> => {
     const mode = parseEvidence(evidence);
     const now = ctx.clock.now();
     budget.check(ctx, identity.uri, now);
-    const loaded = loadRecord(ctx, identity);
+    const loaded = await loadRecord(ctx, identity);
     const record = loaded.record;
     const nonce = randomBytes(NONCE_BYTES);
     const expiresAt = now + ttl;
@@ -242,7 +242,13 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
         state: base satisfies PufState,
       };
     }
-    const index = record.crps.findIndex((_, i) => !ctx.store.wasUsed(NS_CRP, crpKey(publicKey, i)));
+    let index = -1;
+    for (let i = 0; i < record.crps.length; i++) {
+      if (!(await ctx.store.wasUsed(NS_CRP, crpKey(publicKey, i)))) {
+        index = i;
+        break;
+      }
+    }
     const pair = record.crps[index];
     if (index < 0 || pair === undefined) {
       throw new EdgewardError('ERR_ATT_PUF_CRP_EXHAUSTED', undefined, {
@@ -272,7 +278,7 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
     const profile = PROFILES[s.profile];
     if (!profile) throw new TypeError('puf method: unknown profile in state');
     if (ctx.clock.now() > s.expiresAt) throw new EdgewardError('ERR_ATT_PUF_NONCE_EXPIRED');
-    if (ctx.store.wasUsed(NS_NONCE, s.nonce))
+    if (await ctx.store.wasUsed(NS_NONCE, s.nonce))
       throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'nonce already used');
     const r = parseResponse(response, s.mode, profile);
     const nonceHex = s.nonce;
@@ -288,7 +294,7 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
       if (!(await verifyAsync(msg, ed25519Key(s.publicKey), r.signature))) {
         // A spent signature cannot verify over a fresh nonce; looking it up only on this path keeps
         // the store read off the success path while still naming the replay.
-        if (ctx.store.wasUsed(NS_SIGNATURE, sigKey))
+        if (await ctx.store.wasUsed(NS_SIGNATURE, sigKey))
           throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'signature already used');
         throw new EdgewardError('ERR_ATT_PUF_SIGNATURE');
       }
@@ -296,12 +302,12 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
         method: PUF_METHOD,
         identity: identity.uri,
         facts: { mode: 'key', profile: profile.name, pufKey: s.publicKey },
-        commit(tx) {
-          if (!tx.useOnce(NS_NONCE, nonceHex, s.expiresAt))
+        async commit(tx) {
+          if (!(await tx.useOnce(NS_NONCE, nonceHex, s.expiresAt)))
             throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'nonce already used');
-          if (!tx.useOnce(NS_SIGNATURE, sigKey, s.expiresAt))
+          if (!(await tx.useOnce(NS_SIGNATURE, sigKey, s.expiresAt)))
             throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'signature already used');
-          if (tx.findBindingByHardware(PUF_METHOD, s.publicKey) !== identity.uri) {
+          if ((await tx.findBindingByHardware(PUF_METHOD, s.publicKey)) !== identity.uri) {
             throw new EdgewardError('ERR_ATT_PUF_NOT_PROVISIONED', 'registration changed during enrollment');
           }
         },
@@ -313,7 +319,7 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
     if (index === undefined || expected === undefined)
       throw new TypeError('puf method: crp state incomplete');
     const marker = crpKey(s.publicKey, index);
-    if (ctx.store.wasUsed(NS_CRP, marker)) throw new EdgewardError('ERR_ATT_PUF_CRP_REUSED');
+    if (await ctx.store.wasUsed(NS_CRP, marker)) throw new EdgewardError('ERR_ATT_PUF_CRP_REUSED');
     const result = checkCrp(profile, Buffer.from(expected, 'hex'), r.response);
     if (!result.accepted) {
       throw new EdgewardError('ERR_ATT_PUF_CRP_MISMATCH', undefined, {
@@ -330,10 +336,10 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
         crpIndex: index,
         distance: result.distance,
       },
-      commit(tx) {
-        if (!tx.useOnce(NS_NONCE, nonceHex, s.expiresAt))
+      async commit(tx) {
+        if (!(await tx.useOnce(NS_NONCE, nonceHex, s.expiresAt)))
           throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'nonce already used');
-        if (!tx.useOnce(NS_CRP, marker, NEVER)) throw new EdgewardError('ERR_ATT_PUF_CRP_REUSED');
+        if (!(await tx.useOnce(NS_CRP, marker, NEVER))) throw new EdgewardError('ERR_ATT_PUF_CRP_REUSED');
       },
     };
   };
@@ -360,9 +366,9 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
     const inner = verdict;
     return {
       ...verdict,
-      commit(tx) {
+      async commit(tx) {
         try {
-          inner.commit?.(tx);
+          await inner.commit?.(tx);
         } catch (err) {
           if (err instanceof EdgewardError) budget.failure(ctx, identity.uri, ctx.clock.now());
           throw err;

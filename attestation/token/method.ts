@@ -23,7 +23,9 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-export function createTokenMethod(lookup: (hash: string) => TokenRecord | undefined): AttestationMethod {
+export function createTokenMethod(
+  lookup: (hash: string) => Promise<TokenRecord | undefined>,
+): AttestationMethod {
   return {
     name: 'token',
     reattestOnRenewal: false,
@@ -36,12 +38,12 @@ export function createTokenMethod(lookup: (hash: string) => TokenRecord | undefi
       }
       return { challenge: {}, state: null };
     },
-    finish(ctx, identity, _state, response) {
+    async finish(ctx, identity, _state, response) {
       const token = (response as { token?: unknown } | null)?.token;
       if (typeof token !== 'string' || !TOKEN_RE.test(token))
         throw new EdgewardError('ERR_CA_TOKEN_INVALID', 'malformed token');
       const hash = hashToken(token);
-      const rec = lookup(hash);
+      const rec = await lookup(hash);
       // The lookup is by hash; the compare below is on the looked-up hash, so no timing leaks
       // anything but whether some token has this hash.
       if (!rec || !timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(hash, 'hex'))) {
@@ -51,13 +53,13 @@ export function createTokenMethod(lookup: (hash: string) => TokenRecord | undefi
         throw new EdgewardError('ERR_CA_TOKEN_IDENTITY', undefined, { detail: { boundTo: rec.identity } });
       }
       if (rec.expiresAt <= ctx.clock.now()) throw new EdgewardError('ERR_CA_TOKEN_EXPIRED');
-      if (ctx.store.wasUsed('token', hash)) throw new EdgewardError('ERR_CA_TOKEN_USED');
+      if (await ctx.store.wasUsed('token', hash)) throw new EdgewardError('ERR_CA_TOKEN_USED');
       return {
         method: 'token',
         identity: identity.uri,
         facts: { token: hash.slice(0, 16) },
-        commit(tx) {
-          if (!tx.useOnce('token', hash, rec.expiresAt)) throw new EdgewardError('ERR_CA_TOKEN_USED');
+        async commit(tx) {
+          if (!(await tx.useOnce('token', hash, rec.expiresAt))) throw new EdgewardError('ERR_CA_TOKEN_USED');
         },
       };
     },

@@ -100,19 +100,19 @@ function asRecord(v: unknown): TpmBindingRecord | undefined {
 }
 
 /** Refuses another TPM for a bound identity, and this TPM for another identity. */
-function checkBindings(
+async function checkBindings(
   store: MethodStoreReader,
   identity: string,
   ekSha256: string,
   renewal: boolean,
-): TpmBindingRecord | undefined {
-  const existing = asRecord(store.getBinding(identity, TPM_METHOD));
+): Promise<TpmBindingRecord | undefined> {
+  const existing = asRecord(await store.getBinding(identity, TPM_METHOD));
   if (existing && existing.ekSha256 !== ekSha256) {
     throw new EdgewardError('ERR_ATT_TPM_IDENTITY_BOUND', undefined, {
       detail: { identity, boundEk: existing.ekSha256, offeredEk: ekSha256 },
     });
   }
-  const owner = store.findBindingByHardware(TPM_METHOD, ekSha256);
+  const owner = await store.findBindingByHardware(TPM_METHOD, ekSha256);
   if (owner !== undefined && owner !== identity) {
     throw new EdgewardError('ERR_ATT_TPM_EK_BOUND', undefined, { detail: { identity, ekSha256, owner } });
   }
@@ -186,7 +186,7 @@ export function createTpmMethod(
     return entry;
   }
 
-  function begin(ctx: MethodContext, identity: Identity, evidence: unknown): BeginResult {
+  async function begin(ctx: MethodContext, identity: Identity, evidence: unknown): Promise<BeginResult> {
     const ev = parseEvidence(evidence);
     const { rule, tpm } = tpmRule(policy, identity.uri);
     const { ek, ekKey, ekSpki, ekSha256 } = endorsementKey(ev.ekPublic);
@@ -215,7 +215,7 @@ export function createTpmMethod(
       );
     }
     const ekTrust: TpmState['ekTrust'] = allowListed ? 'allow-list' : 'certificate';
-    checkBindings(ctx.store, identity.uri, ekSha256, ctx.renewal);
+    await checkBindings(ctx.store, identity.uri, ekSha256, ctx.renewal);
     const akName = objectName(ak);
     const nonce = randomBytes(NONCE_BYTES);
     const secret = randomBytes(SECRET_BYTES);
@@ -246,13 +246,13 @@ export function createTpmMethod(
     };
   }
 
-  function finish(
+  async function finish(
     ctx: MethodContext,
     identity: Identity,
     rawState: unknown,
     response: unknown,
     csr: CsrKey,
-  ): Verdict {
+  ): Promise<Verdict> {
     const state = asState(rawState, identity.uri);
     const res = parseResponse(response);
     if (ctx.clock.now() > state.expiresAt) {
@@ -260,7 +260,7 @@ export function createTpmMethod(
         detail: { expiresAt: state.expiresAt },
       });
     }
-    if (ctx.store.wasUsed(NONCE_NAMESPACE, state.nonce))
+    if (await ctx.store.wasUsed(NONCE_NAMESPACE, state.nonce))
       throw new EdgewardError('ERR_ATT_TPM_NONCE_REPLAYED');
     const secret = Buffer.from(state.secret, 'base64');
     if (res.secret.length !== secret.length || !timingSafeEqual(res.secret, secret)) {
@@ -274,6 +274,11 @@ export function createTpmMethod(
     const valuesAlg = hashByLabel(res.pcrBank);
     if (bankAlg === undefined || valuesAlg === undefined)
       throw new TypeError('policy bank without a hash algorithm');
+    // Looked up before the (synchronous) verification, which consults it after the signature.
+    const quoteReplayed = await ctx.store.wasUsed(
+      QUOTE_NAMESPACE,
+      createHash('sha256').update(res.quote).digest('hex'),
+    );
     const q = verifyQuote({
       akPublic,
       attest: res.quote,
@@ -282,9 +287,9 @@ export function createTpmMethod(
       csrSpkiSha256: csr.spkiSha256,
       pcrs: { hashAlg: valuesAlg, values: res.pcrValues },
       golden: { hashAlg: bankAlg, values: tpm.pcrs },
-      isReplayed: (d) => ctx.store.wasUsed(QUOTE_NAMESPACE, d.toString('hex')),
+      isReplayed: () => quoteReplayed,
     });
-    const prev = checkBindings(ctx.store, identity.uri, state.ekSha256, ctx.renewal);
+    const prev = await checkBindings(ctx.store, identity.uri, state.ekSha256, ctx.renewal);
     checkMonotonic(prev, q.attest.clockInfo);
     const ci = q.attest.clockInfo;
     const record: TpmBindingRecord = {
@@ -313,16 +318,16 @@ export function createTpmMethod(
         firmwareVersion: record.firmwareVersion,
         renewal: ctx.renewal,
       },
-      commit(tx: MethodStoreWriter): void {
+      async commit(tx: MethodStoreWriter): Promise<void> {
         // Re-checked inside the transaction: a concurrent enrollment may have won the race.
-        const current = checkBindings(tx, identity.uri, state.ekSha256, ctx.renewal);
+        const current = await checkBindings(tx, identity.uri, state.ekSha256, ctx.renewal);
         checkMonotonic(current, ci);
-        if (!tx.useOnce(NONCE_NAMESPACE, state.nonce, state.expiresAt))
+        if (!(await tx.useOnce(NONCE_NAMESPACE, state.nonce, state.expiresAt)))
           throw new EdgewardError('ERR_ATT_TPM_NONCE_REPLAYED');
-        if (!tx.useOnce(QUOTE_NAMESPACE, quoteKey, state.expiresAt + QUOTE_MARKER_EXTRA_MS)) {
+        if (!(await tx.useOnce(QUOTE_NAMESPACE, quoteKey, state.expiresAt + QUOTE_MARKER_EXTRA_MS))) {
           throw new EdgewardError('ERR_ATT_TPM_QUOTE_REPLAYED');
         }
-        tx.putBinding(identity.uri, TPM_METHOD, state.ekSha256, record);
+        await tx.putBinding(identity.uri, TPM_METHOD, state.ekSha256, record);
       },
     };
   }

@@ -111,7 +111,7 @@ export async function runScenario(mesh: Mesh, ports: Ports, once: boolean): Prom
   const caDir = join(dir, 'ca');
   // The mesh CA may vouch for loopback addresses (where the demo's services listen) and no DNS
   // name: a browser that trusts its root still trusts it for nothing on the web.
-  const init = initCa({
+  const init = await initCa({
     dataDir: caDir,
     trustDomain: TD,
     clock: systemClock,

@@ -15,7 +15,7 @@ import {
 } from '../../attestation/index.js';
 import { checkAttestationPolicy } from '../../policies/index.js';
 
-const noTokens = (): undefined => undefined;
+const noTokens = (): Promise<undefined> => Promise.resolve(undefined);
 
 describe('attestation registry', () => {
   it('names token, tpm and puf, each once', () => {

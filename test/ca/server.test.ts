@@ -66,9 +66,9 @@ async function expectRefused(
   expect(r.status).toBe(status);
   expect(r.json).not.toHaveProperty('certificate');
   expect(Object.keys(r.json ?? {}).sort()).toEqual(['code', 'error', 'message', 'statusCode']);
-  const audited = ca
-    .auditRecords()
-    .filter((a) => a.kind.endsWith('.refused') && (JSON.parse(a.data) as { code: string }).code === code);
+  const audited = (await ca.auditRecords()).filter(
+    (a) => a.kind.endsWith('.refused') && (JSON.parse(a.data) as { code: string }).code === code,
+  );
   expect(audited.length).toBeGreaterThan(0);
 }
 
@@ -92,7 +92,7 @@ describe('enrollment with a join token', () => {
     expect(v).toMatch(/OK/);
     const loaded = loadIdentity(out);
     expect(loaded.identity).toBe(id);
-    expect(ca.audits('enroll.success').some((a) => a['serial'] === issued.serial)).toBe(true);
+    expect((await ca.audits('enroll.success')).some((a) => a['serial'] === issued.serial)).toBe(true);
   });
 
   it('refuses a wrong pinned fingerprint before sending anything', async () => {
@@ -102,7 +102,7 @@ describe('enrollment with a join token', () => {
         ca: ca.url,
         fingerprint: 'ab'.repeat(32),
         id,
-        prover: createTokenProver(ca.token(id)),
+        prover: createTokenProver(await ca.token(id)),
         out: join(dir, 'pin'),
       }),
     ).rejects.toMatchObject({ code: 'ERR_ENROLL_FINGERPRINT' });
@@ -110,7 +110,7 @@ describe('enrollment with a join token', () => {
 
   it('refuses a reused token', async () => {
     const id = `spiffe://${TD}/node/reuse`;
-    const token = ca.token(id);
+    const token = await ca.token(id);
     await enroll({
       ca: ca.url,
       fingerprint: ca.fingerprint,
@@ -123,7 +123,7 @@ describe('enrollment with a join token', () => {
   });
 
   it('refuses a token bound to another identity', async () => {
-    const token = ca.token(`spiffe://${TD}/node/a`);
+    const token = await ca.token(`spiffe://${TD}/node/a`);
     const r = await finish(
       await begin(`spiffe://${TD}/node/b`),
       customCsr({ uris: [`spiffe://${TD}/node/b`] }).pem,
@@ -151,7 +151,7 @@ describe('enrollment with a join token', () => {
     const s = await begin(id);
     await finish(s, customCsr({ uris: [id] }).pem, 'bad');
     await expectRefused(
-      await finish(s, customCsr({ uris: [id] }).pem, ca.token(id)),
+      await finish(s, customCsr({ uris: [id] }).pem, await ca.token(id)),
       400,
       'ERR_CA_SESSION_UNKNOWN',
     );
@@ -250,7 +250,7 @@ describe('enrollment with a join token', () => {
   for (const [what, csr, status, code] of csrCases) {
     it(`refuses ${what} with ${code}, and does not consume the token`, async () => {
       const id = `spiffe://${TD}/node/c`;
-      const token = ca.token(id);
+      const token = await ca.token(id);
       await expectRefused(await finish(await begin(id), csr(), token), status, code);
       // The token survives a refused issuance: it is consumed only with a certificate.
       const ok = await finish(await begin(id), customCsr({ uris: [id] }).pem, token);
@@ -270,7 +270,11 @@ describe('enrollment with a join token', () => {
         const csr = customCsr({ key: generateKeyPairSync('rsa', { modulusLength: bits }), uris: [id] }).pem;
         return rawRequest(`${ca2.url}/v1/enroll/finish`, {
           method: 'POST',
-          body: JSON.stringify({ session: b.json?.['session'], csr, response: { token: ca2.token(id) } }),
+          body: JSON.stringify({
+            session: b.json?.['session'],
+            csr,
+            response: { token: await ca2.token(id) },
+          }),
         });
       };
       expect((await post(2048)).status).toBe(200);
@@ -285,7 +289,7 @@ describe('enrollment with a join token', () => {
     const ca2 = await startTestCa({ clock });
     try {
       const id = `spiffe://${TD}/node/late`;
-      const token = ca2.token(id, 60_000);
+      const token = await ca2.token(id, 60_000);
       clock.advance(61_000);
       const b = await rawRequest(`${ca2.url}/v1/enroll/begin`, {
         method: 'POST',
@@ -300,7 +304,7 @@ describe('enrollment with a join token', () => {
         }),
       });
       expect(r.json?.['code']).toBe('ERR_CA_TOKEN_EXPIRED');
-      expect(ca2.audits('enroll.refused').map((a) => a['code'])).toContain('ERR_CA_TOKEN_EXPIRED');
+      expect((await ca2.audits('enroll.refused')).map((a) => a['code'])).toContain('ERR_CA_TOKEN_EXPIRED');
     } finally {
       await ca2.stop();
     }
@@ -460,7 +464,7 @@ describe('host names of service certificates (within the names declared at ca in
       body: JSON.stringify({
         session: b.json?.['session'],
         csr: customCsr({ uris: [id], ...names }).pem,
-        response: { token: c.token(id) },
+        response: { token: await c.token(id) },
       }),
     });
   }
@@ -488,7 +492,7 @@ describe('host names of service certificates (within the names declared at ca in
       expect(r.json?.['code']).toBe('ERR_CA_CSR_NAME_NOT_PERMITTED');
     }
     expect(
-      named.audits('enroll.refused').filter((a) => a['code'] === 'ERR_CA_CSR_NAME_NOT_PERMITTED'),
+      (await named.audits('enroll.refused')).filter((a) => a['code'] === 'ERR_CA_CSR_NAME_NOT_PERMITTED'),
     ).toHaveLength(3);
     // ::ffff:127.0.0.1 is 127.0.0.1 to the CA but IPv6 to clients: one spelling per address.
     const mapped = await enrollSvc(named, 'web2', {
@@ -582,7 +586,7 @@ describe('renewal over mTLS', () => {
       lifetimeMs: 86_400_000,
       now: past,
     });
-    ca.running.store.transaction((tx) =>
+    await ca.running.store.transaction((tx) =>
       tx.insertCertificate({
         serial: cert.serial,
         identity: id,
@@ -678,7 +682,7 @@ describe('renewal holds after a quarantined certificate', () => {
     held = await startTestCa({ quarantineOf: (s) => quarantineOf(current, s, Date.now()) });
   });
   afterAll(async () => held.stop());
-  const quarantine = (scope: DecisionScope): void => {
+  const quarantine = async (scope: DecisionScope): Promise<void> => {
     const d = {
       id: `d-${scope.value.slice(0, 8)}`,
       revision: 2,
@@ -690,7 +694,7 @@ describe('renewal holds after a quarantined certificate', () => {
       alerts: [],
     };
     current = { ...current, revision: current.revision + 1, decisions: [...current.decisions, d] };
-    held.running.service.applyDecisions(current);
+    await held.running.service.applyDecisions(current);
   };
   const code = (err: unknown): unknown => (err as { detail?: { remoteCode?: unknown } }).detail?.remoteCode;
 
@@ -698,21 +702,21 @@ describe('renewal holds after a quarantined certificate', () => {
     const id = `spiffe://${TD}/node/held`;
     const out = join(dir, 'held');
     const issued = await enrollWithToken(held, id, out);
-    quarantine({ type: 'serial', value: issued.serial });
+    await quarantine({ type: 'serial', value: issued.serial });
     const refused = await renew({ ca: held.url, dir: out }).catch((e: unknown) => e);
     expect(code(refused)).toBe('ERR_CA_CERT_QUARANTINED');
     expect(String(refused)).toMatch(/certificate serial quarantined by the SIEM until 20\d\d-/);
     const again = await enrollWithToken(held, id, join(dir, 'held-again')).catch((e: unknown) => e);
     expect(code(again)).toBe('ERR_CA_IDENTITY_HELD');
-    expect(held.audits('hold.place')).toMatchObject([
+    expect(await held.audits('hold.place')).toMatchObject([
       { identity: id, scope: { type: 'serial', value: issued.serial } },
     ]);
 
     const r = await edgewardAsync(['ca', 'release', '--data', held.dataDir, '--id', id, '--hold']);
     expect(r.stdout).toBe(`released the renewal hold of ${id}\n`);
-    expect(held.audits('hold.release')).toMatchObject([{ identity: id, by: 'cli' }]);
+    expect(await held.audits('hold.release')).toMatchObject([{ identity: id, by: 'cli' }]);
     // The same live decision does not hold the identity again; it still refuses that certificate.
-    held.running.service.applyDecisions(current);
+    await held.running.service.applyDecisions(current);
     expect(code(await renew({ ca: held.url, dir: out }).catch((e: unknown) => e))).toBe(
       'ERR_CA_CERT_QUARANTINED',
     );
@@ -726,7 +730,7 @@ describe('renewal holds after a quarantined certificate', () => {
     const id = `spiffe://${TD}/node/key-reuse`;
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const csr = customCsr({ key, uris: [id] });
-    quarantine({ type: 'spki', value: createHash('sha256').update(csr.spkiDer).digest('hex') });
+    await quarantine({ type: 'spki', value: createHash('sha256').update(csr.spkiDer).digest('hex') });
     const b = await rawRequest(`${held.url}/v1/enroll/begin`, {
       method: 'POST',
       body: JSON.stringify({ id, method: 'token' }),
@@ -736,7 +740,7 @@ describe('renewal holds after a quarantined certificate', () => {
       body: JSON.stringify({
         session: b.json?.['session'],
         csr: csr.pem,
-        response: { token: held.token(id) },
+        response: { token: await held.token(id) },
       }),
     });
     expect(r.status).toBe(403);
@@ -764,8 +768,8 @@ describe('bundle, health, metrics, audit', () => {
     expect(m).toMatch(/edgeward_ca_enrollments_total\{method="token",outcome="success"\} \d+/);
     expect(m).toMatch(/edgeward_ca_refusals_total\{code="ERR_CA_TOKEN_USED"\} 1/);
   });
-  it('keeps a verifiable hash chain of every record', () => {
-    const v = verifyAuditChain(ca.auditRecords());
+  it('keeps a verifiable hash chain of every record', async () => {
+    const v = await verifyAuditChain(await ca.auditRecords());
     expect(v.ok).toBe(true);
     expect(v.count).toBeGreaterThan(20);
   });

@@ -29,9 +29,9 @@ function setup() {
       methods: [createTokenMethod((h) => store.getToken(h))],
       sessionTtlMs: 60_000,
     });
-  const token = (id: string): string => {
+  const token = async (id: string): Promise<string> => {
     const t = newJoinToken();
-    store.createToken(
+    await store.createToken(
       { hash: t.hash, identity: id, createdAt: clock.now(), expiresAt: clock.now() + 600_000 },
       clock.now(),
     );
@@ -53,11 +53,11 @@ describe('sealed enrollment sessions', () => {
     const id = idOf('a');
     const b = await svc.begin(IP, { id, method: 'token' });
     expect(b.session.length).toBeLessThanOrEqual(MAX_SESSION_CHARS);
-    const t = token(id);
+    const t = await token(id);
     const r = await other.finish(IP, { session: b.session, csr: csr(id), response: { token: t } });
     expect(r.identity).toBe(id);
     await expect(
-      svc.finish(IP, { session: b.session, csr: csr(id), response: { token: token(id) } }),
+      svc.finish(IP, { session: b.session, csr: csr(id), response: { token: await token(id) } }),
     ).rejects.toMatchObject({
       code: 'ERR_CA_SESSION_UNKNOWN',
     });
@@ -68,12 +68,12 @@ describe('sealed enrollment sessions', () => {
     const id = idOf('b');
     const b = await svc.begin(IP, { id, method: 'token' });
     await expect(
-      svc.finish(IP, { session: b.session, csr: 'not a csr', response: { token: token(id) } }),
+      svc.finish(IP, { session: b.session, csr: 'not a csr', response: { token: await token(id) } }),
     ).rejects.toMatchObject({
       code: 'ERR_CA_CSR_MALFORMED',
     });
     await expect(
-      svc.finish(IP, { session: b.session, csr: csr(id), response: { token: token(id) } }),
+      svc.finish(IP, { session: b.session, csr: csr(id), response: { token: await token(id) } }),
     ).rejects.toMatchObject({
       code: 'ERR_CA_SESSION_UNKNOWN',
     });
@@ -83,21 +83,21 @@ describe('sealed enrollment sessions', () => {
     const { svc, other, token, store } = setup();
     const id = idOf('c');
     const b = await svc.begin(IP, { id, method: 'token' });
-    const t1 = token(id);
-    const t2 = token(id);
+    const t1 = await token(id);
+    const t2 = await token(id);
     const results = await Promise.allSettled([
       svc.finish(IP, { session: b.session, csr: csr(id), response: { token: t1 } }),
       other.finish(IP, { session: b.session, csr: csr(id), response: { token: t2 } }),
     ]);
     expect(results.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
-    expect(store.certificatesOf(id)).toHaveLength(1);
+    expect(await store.certificatesOf(id)).toHaveLength(1);
   });
 
   it('expire, and refuse anything altered, foreign or malformed', async () => {
     const { svc, clock, token } = setup();
     const id = idOf('d');
-    const finish = (session: unknown) =>
-      svc.finish(IP, { session, csr: csr(id), response: { token: token(id) } });
+    const finish = async (session: unknown) =>
+      svc.finish(IP, { session, csr: csr(id), response: { token: await token(id) } });
     const b = await svc.begin(IP, { id, method: 'token' });
     // One flipped character anywhere in the sealed part.
     const mid = 5 + Math.floor((b.session.length - 5) / 2);

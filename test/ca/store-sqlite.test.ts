@@ -10,8 +10,8 @@ import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('edgeward-store-');
 const opened: CaStore[] = [];
-afterEach(() => {
-  for (const s of opened.splice(0)) s.close();
+afterEach(async () => {
+  for (const s of opened.splice(0)) await s.close();
 });
 
 /** Another process takes the write lock, says so, and holds it for `ms`. */
@@ -56,24 +56,22 @@ describe('CA store write lock', () => {
     const { file, s } = store('wait');
     const { exited } = await holdWriteLock(file, 300);
     const t0 = performance.now();
-    s.createToken(token(1), Date.now());
+    await s.createToken(token(1), Date.now());
     expect(performance.now() - t0).toBeGreaterThan(100);
-    expect(s.getToken('h1')?.identity).toBe(token(1).identity);
+    expect((await s.getToken('h1'))?.identity).toBe(token(1).identity);
     expect(await exited).toBe(0);
   });
 
   it('gives up with ERR_CA_UNAVAILABLE and writes nothing when the lock is held too long', async () => {
     const { file, s } = store('busy', 150);
     const { exited } = await holdWriteLock(file, 1500);
-    expect(() => s.createToken(token(2), Date.now())).toThrow(
-      expect.objectContaining({ code: 'ERR_CA_UNAVAILABLE' }),
-    );
-    expect(() => s.purgeExpired(Date.now())).toThrow(expect.objectContaining({ code: 'ERR_CA_UNAVAILABLE' }));
+    await expect(s.createToken(token(2), Date.now())).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE' });
+    await expect(s.purgeExpired(Date.now())).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE' });
     // Reads go on meanwhile (WAL), and the store works again after the release.
-    expect(s.getToken('h2')).toBeUndefined();
+    expect(await s.getToken('h2')).toBeUndefined();
     expect(await exited).toBe(0);
-    s.createToken(token(2), Date.now());
-    expect(s.getToken('h2')?.identity).toBe(token(2).identity);
+    await s.createToken(token(2), Date.now());
+    expect((await s.getToken('h2'))?.identity).toBe(token(2).identity);
   });
 });
 
@@ -81,8 +79,8 @@ describe('CA store group commit', () => {
   it('commits the calls of one turn together; one throwing rolls back only its own writes', async () => {
     const { s } = store('grouped');
     const calls = [1, 2, 3, 4].map((n) =>
-      s.grouped((tx) => {
-        tx.audit({ kind: 'test', data: { n } }, 1);
+      s.transaction(async (tx) => {
+        await tx.audit({ kind: 'test', data: { n } }, 1);
         if (n === 3) throw new Error('refused');
         return tx.useOnce('grouped', `k${n}`, Date.now() + 60_000);
       }),
@@ -90,11 +88,16 @@ describe('CA store group commit', () => {
     const results = await Promise.allSettled(calls);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ message: 'refused' });
-    expect(['k1', 'k2', 'k3', 'k4'].map((k) => s.wasUsed('grouped', k))).toEqual([true, true, false, true]);
-    const kinds = [...s.auditRecords()]
-      .filter((r) => r.kind === 'test')
-      .map((r) => JSON.parse(r.data) as { n: number });
-    expect(kinds.map((d) => d.n)).toEqual([1, 2, 4]);
+    expect(await Promise.all(['k1', 'k2', 'k3', 'k4'].map((k) => s.wasUsed('grouped', k)))).toEqual([
+      true,
+      true,
+      false,
+      true,
+    ]);
+    const kinds: number[] = [];
+    for await (const r of s.auditRecords())
+      if (r.kind === 'test') kinds.push((JSON.parse(r.data) as { n: number }).n);
+    expect(kinds).toEqual([1, 2, 4]);
   });
 
   it('waits for another process’s lock without blocking the event loop, then commits', async () => {
@@ -103,22 +106,22 @@ describe('CA store group commit', () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 10);
     try {
-      await s.grouped((tx) => tx.useOnce('w', 'k', Date.now() + 60_000));
+      await s.transaction((tx) => tx.useOnce('w', 'k', Date.now() + 60_000));
     } finally {
       clearInterval(timer);
     }
     // The loop kept turning while the group waited (a blocking wait would leave ticks near 0).
     expect(ticks).toBeGreaterThan(10);
-    expect(s.wasUsed('w', 'k')).toBe(true);
+    expect(await s.wasUsed('w', 'k')).toBe(true);
     expect(await exited).toBe(0);
   });
 
   it('rejects every call of the group when the write lock cannot be had', async () => {
     const { file, s } = store('grouped-busy', 150);
     const { exited } = await holdWriteLock(file, 1500);
-    const calls = [1, 2].map((n) => s.grouped((tx) => tx.useOnce('g', `k${n}`, Date.now() + 60_000)));
+    const calls = [1, 2].map((n) => s.transaction((tx) => tx.useOnce('g', `k${n}`, Date.now() + 60_000)));
     for (const c of calls) await expect(c).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE' });
     expect(await exited).toBe(0);
-    expect(s.wasUsed('g', 'k1')).toBe(false);
+    expect(await s.wasUsed('g', 'k1')).toBe(false);
   });
 });

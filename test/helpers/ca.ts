@@ -30,12 +30,12 @@ export interface TestCa {
   readonly trustDomain: string;
   readonly running: RunningCa;
   /** A one-time join token for the identity. */
-  token(id: string, ttlMs?: number): string;
+  token(id: string, ttlMs?: number): Promise<string>;
   /** The same in a new 0600 file, for `--token-file` (tokens never go on a command line). */
-  tokenFile(id: string, ttlMs?: number): string;
-  auditRecords(): AuditRecord[];
+  tokenFile(id: string, ttlMs?: number): Promise<string>;
+  auditRecords(): Promise<AuditRecord[]>;
   /** Audit records of a kind, with their data parsed. */
-  audits(kind: string): Array<Record<string, unknown>>;
+  audits(kind: string): Promise<Array<Record<string, unknown>>>;
   stop(): Promise<void>;
 }
 
@@ -56,7 +56,7 @@ export interface TestCaOptions {
 export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
   const clock = o.clock ?? systemClock;
   const dataDir = o.dataDir ?? join(tempDir('edgeward-ca-'), 'ca');
-  const init = initCa({
+  const init = await initCa({
     dataDir,
     trustDomain: TEST_TD,
     clock,
@@ -81,10 +81,13 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
       perEnrollSource: { rate: 10_000, burst: 10_000 },
     },
   });
-  const token = (id: string, ttlMs = 15 * 60_000): string => {
+  const token = async (id: string, ttlMs = 15 * 60_000): Promise<string> => {
     const t = newJoinToken();
     const now = clock.now();
-    running.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + ttlMs }, now);
+    await running.store.createToken(
+      { hash: t.hash, identity: id, createdAt: now, expiresAt: now + ttlMs },
+      now,
+    );
     return t.token;
   };
   return {
@@ -96,14 +99,14 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
     trustDomain: TEST_TD,
     running,
     token,
-    tokenFile(id, ttlMs) {
+    async tokenFile(id, ttlMs) {
       const file = join(tokens, `${randomUUID()}.token`);
-      createPrivateFile(file, `${token(id, ttlMs)}\n`);
+      createPrivateFile(file, `${await token(id, ttlMs)}\n`);
       return file;
     },
-    auditRecords: () => [...running.store.auditRecords()],
-    audits(kind) {
-      return [...running.store.auditRecords()]
+    auditRecords: () => all(running.store.auditRecords()),
+    async audits(kind) {
+      return (await all(running.store.auditRecords()))
         .filter((r) => r.kind === kind)
         .map((r) => JSON.parse(r.data) as Record<string, unknown>);
     },
@@ -114,12 +117,18 @@ export async function startTestCa(o: TestCaOptions = {}): Promise<TestCa> {
 export const caFile = (ca: TestCa, f: keyof typeof FILES): string => join(ca.dataDir, FILES[f]);
 
 /** Enrolls `id` at the test CA with a fresh join token, writing the identity folder `out`. */
-export function enrollWithToken(ca: TestCa, id: string, out: string): ReturnType<typeof enroll> {
+export async function enrollWithToken(ca: TestCa, id: string, out: string): ReturnType<typeof enroll> {
   return enroll({
     ca: ca.url,
     fingerprint: ca.fingerprint,
     id,
-    prover: createTokenProver(ca.token(id)),
+    prover: createTokenProver(await ca.token(id)),
     out,
   });
+}
+
+async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of items) out.push(x);
+  return out;
 }

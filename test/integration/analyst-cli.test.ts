@@ -17,7 +17,8 @@ let siemUrl: string;
 let siem: ChildProcess | undefined;
 let sub: Awaited<ReturnType<typeof subscriber>> | undefined;
 
-function serveSiem(): Promise<string> {
+async function serveSiem(): Promise<string> {
+  const tokenFile = await ca.tokenFile(serviceId(TD, 'siem'));
   const proc = spawn(
     process.execPath,
     [
@@ -33,7 +34,7 @@ function serveSiem(): Promise<string> {
       '--fingerprint',
       ca.fingerprint,
       '--token-file',
-      ca.tokenFile(serviceId(TD, 'siem')),
+      tokenFile,
     ],
     { env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );

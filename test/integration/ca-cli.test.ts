@@ -137,10 +137,10 @@ describe('edgeward ca (real processes)', () => {
     for (let i = 0; i < 400; i++) {
       const id = `spiffe://${TD}/device/k${i}`;
       const t = newJoinToken();
-      store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+      await store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
       tokens.push([id, t.token]);
     }
-    store.close();
+    await store.close();
     const acknowledged: string[] = [];
     let next = 0;
     let killed = false;

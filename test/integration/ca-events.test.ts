@@ -47,7 +47,7 @@ describe('ca serve --siem', () => {
     const id = `spiffe://${TD}/node/reported`;
     const now = Date.now();
     const t = newJoinToken();
-    ca.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+    await ca.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
     await expect(
       enroll({
         ca: ca.url,
@@ -97,7 +97,7 @@ describe('ca serve --siem', () => {
     const id = `spiffe://${TD}/node/quarantined`;
     const now = Date.now();
     const t = newJoinToken();
-    ca.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+    await ca.store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
     const out = join(dir, 'quarantined');
     await enroll({ ca: ca.url, fingerprint, id, prover: createTokenProver(t.token), out });
     const health = async (): Promise<{ connected: boolean; revision: number } | undefined> => {

@@ -142,10 +142,10 @@ beforeAll(async () => {
     ...first,
     url: caRunning.url,
     running: caRunning,
-    token(id, ttlMs = 900_000) {
+    async token(id, ttlMs = 900_000) {
       const t = newJoinToken();
       const now = Date.now();
-      caRunning.store.createToken(
+      await caRunning.store.createToken(
         { hash: t.hash, identity: id, createdAt: now, expiresAt: now + ttlMs },
         now,
       );

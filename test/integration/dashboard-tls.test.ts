@@ -51,7 +51,7 @@ async function serve(name: string, extra: string[]): Promise<{ proc: ChildProces
       '--fingerprint',
       ca.fingerprint,
       '--token-file',
-      ca.tokenFile(serviceId(TD, 'siem')),
+      await ca.tokenFile(serviceId(TD, 'siem')),
       '--dashboard',
       '127.0.0.1:0',
       ...extra,

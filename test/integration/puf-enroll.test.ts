@@ -13,10 +13,10 @@ import { tempDir } from '../helpers/tmp.js';
 const dir = tempDir('edgeward-puf-e2e-');
 let ca: TestCa;
 
-function register(name: string, seed: string, crps = 2): string {
+async function register(name: string, seed: string, crps = 2): Promise<string> {
   const id = `spiffe://${TEST_TD}/device/${name}`;
   const { json } = provisionPuf({ id, puf: createSimPuf({ seed, ber: 0.1 }), crps });
-  ca.running.store.transaction((tx) => importPufRecord(tx, json));
+  await ca.running.store.transaction((tx) => importPufRecord(tx, json));
   return id;
 }
 
@@ -38,7 +38,7 @@ afterAll(async () => {
 
 describe('PUF enrollment over HTTPS', () => {
   it('enrolls a provisioned device in key mode at 15 % bit errors and issues its certificate', async () => {
-    const id = register('e2e-1', 'e2e-seed-1');
+    const id = await register('e2e-1', 'e2e-seed-1');
     const out = join(dir, 'e2e-1');
     const issued = await enroll({
       ca: ca.url,
@@ -50,11 +50,11 @@ describe('PUF enrollment over HTTPS', () => {
     expect(issued.identity).toBe(id);
     const cert = new X509Certificate(readFileSync(join(out, 'cert.pem')));
     expect(cert.subjectAltName).toContain(id);
-    expect(ca.running.store.certificatesOf(id).map((c) => c.method)).toEqual(['puf']);
+    expect((await ca.running.store.certificatesOf(id)).map((c) => c.method)).toEqual(['puf']);
   });
 
   it('enrolls in challenge-response mode, each pair once', async () => {
-    const id = register('e2e-2', 'e2e-seed-2', 1);
+    const id = await register('e2e-2', 'e2e-seed-2', 1);
     const prover = () => createPufProver({ puf: 'sim:e2e-seed-2', id, mode: 'crp' });
     await enroll({ ca: ca.url, fingerprint: ca.fingerprint, id, prover: prover(), out: join(dir, 'e2e-2a') });
     expect(
@@ -65,7 +65,7 @@ describe('PUF enrollment over HTTPS', () => {
   });
 
   it("refuses another device's PUF and an identity never provisioned, with their codes", async () => {
-    const id = register('e2e-3', 'e2e-seed-3');
+    const id = await register('e2e-3', 'e2e-seed-3');
     expect(
       await refusal(
         enroll({

@@ -52,7 +52,9 @@ describe('refusal messages', () => {
       quarantineOf: (s) => (s.identity === quarantined ? decision : undefined),
     });
     cas.push(ca);
-    const r = await edgewardAsync(enrollArgs(ca, quarantined, ca.tokenFile(quarantined), join(dir, 'q1')));
+    const r = await edgewardAsync(
+      enrollArgs(ca, quarantined, await ca.tokenFile(quarantined), join(dir, 'q1')),
+    );
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(
       `edgeward enroll: ERR_ENROLL_REFUSED: the CA refused: ERR_CA_IDENTITY_QUARANTINED (identity quarantined by the SIEM ` +
@@ -67,7 +69,7 @@ describe('refusal messages', () => {
     });
     cas.push(ca);
     const id = `spiffe://${TD}/device/d9`;
-    const r = await edgewardAsync(enrollArgs(ca, id, ca.tokenFile(id), join(dir, 'd9')));
+    const r = await edgewardAsync(enrollArgs(ca, id, await ca.tokenFile(id), join(dir, 'd9')));
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(
       `ERR_CA_METHOD_NOT_ALLOWED (attestation method token is not allowed for ${id}; the attestation policy allows tpm, puf for it)`,

@@ -58,7 +58,7 @@ describe('SIEM crash', () => {
       '--listen',
       '127.0.0.1:0',
       '--token-file',
-      ca.tokenFile(serviceId(TD, 'siem')),
+      await ca.tokenFile(serviceId(TD, 'siem')),
     ]);
     const port = new URL(first.url).port;
     const node = await enrollAs(ca, `spiffe://${TD}/node/n1`, join(dir, 'n1'));

@@ -59,7 +59,7 @@ describe('TPM enrollment over HTTPS', () => {
     const cert = new X509Certificate(readFileSync(join(out, 'cert.pem')));
     expect(cert.subjectAltName).toContain(ID);
     expect(lines).toContain('activating the CA credential (proves the AK and the EK share this TPM)');
-    const audit = ca.audits('enroll.success').find((a) => a['identity'] === ID);
+    const audit = (await ca.audits('enroll.success')).find((a) => a['identity'] === ID);
     expect(audit?.['method']).toBe('tpm');
     expect(audit?.['facts']).toMatchObject({ ekTrust: 'certificate', akType: 'ecc', pcrBank: 'sha256' });
   });
@@ -74,7 +74,7 @@ describe('TPM enrollment over HTTPS', () => {
     } finally {
       await prover.close?.();
     }
-    const audit = ca.audits('renew.success').find((a) => a['identity'] === ID);
+    const audit = (await ca.audits('renew.success')).find((a) => a['identity'] === ID);
     expect(audit?.['facts']).toMatchObject({ renewal: true, ekTrust: 'certificate' });
   });
 

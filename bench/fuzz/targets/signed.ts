@@ -202,15 +202,21 @@ export const session: FuzzTarget<SessionClaims> = {
 const JOIN_TOKEN = `ewt_${Buffer.alloc(32, 7).toString('base64url')}`;
 const TOKEN_IDENTITY = parseIdentity('spiffe://factory.example/service/api');
 const tokenMethod = createTokenMethod((hash) =>
-  hash === hashToken(JOIN_TOKEN)
-    ? { hash, identity: TOKEN_IDENTITY.uri, createdAt: NOW - 1000, expiresAt: NOW + 60_000 }
-    : undefined,
+  Promise.resolve(
+    hash === hashToken(JOIN_TOKEN)
+      ? { hash, identity: TOKEN_IDENTITY.uri, createdAt: NOW - 1000, expiresAt: NOW + 60_000 }
+      : undefined,
+  ),
 );
 const tokenCtx: MethodContext = {
   clock: { now: () => NOW },
   log: silentLogger,
   trustDomain: TRUST_DOMAIN,
-  store: { getBinding: () => undefined, findBindingByHardware: () => undefined, wasUsed: () => false },
+  store: {
+    getBinding: () => Promise.resolve(undefined),
+    findBindingByHardware: () => Promise.resolve(undefined),
+    wasUsed: () => Promise.resolve(false),
+  },
   renewal: false,
   source: '127.0.0.1',
 };

@@ -46,7 +46,7 @@ export interface Ca {
   readonly store: CaStore;
   readonly clock: FakeClock;
   readonly ctx: MethodContext;
-  register(rec: PufRecordJson): void;
+  register(rec: PufRecordJson): Promise<void>;
 }
 
 export function ca(): Ca {
@@ -64,8 +64,8 @@ export function ca(): Ca {
     store,
     clock,
     ctx,
-    register: (rec) => {
-      store.transaction((tx) => importPufRecord(tx, rec));
+    register: async (rec) => {
+      await store.transaction((tx) => importPufRecord(tx, rec));
     },
   };
 }

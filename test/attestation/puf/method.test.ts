@@ -40,11 +40,11 @@ async function enroll(
   };
 }
 
-function commit(c: Ca, v: Verdict): void {
-  c.store.transaction((tx) => v.commit?.(tx));
+async function commit(c: Ca, v: Verdict): Promise<void> {
+  await c.store.transaction(async (tx) => v.commit?.(tx));
 }
 
-/** Sync throws and async rejections alike (begin and commit are sync, finish is async). */
+/** Sync throws and async rejections alike. */
 const expectCode = async (f: () => unknown, code: string): Promise<void> => {
   await expect(Promise.resolve().then(f)).rejects.toMatchObject({ code });
 };
@@ -55,7 +55,7 @@ describe('puf attestation method, key mode', () => {
     const m = createPufMethod();
     const id = device('k1');
     const rec = provisioned(id, 'key-1');
-    c.register(rec);
+    await c.register(rec);
     const e = await enroll(c, m, id, 'key-1');
     expect(Object.keys(e.begun.challenge).sort()).toEqual([
       'expiresAt',
@@ -71,23 +71,23 @@ describe('puf attestation method, key mode', () => {
       identity: id.uri,
       facts: { mode: 'key', pufKey: rec.publicKey },
     });
-    commit(c, v);
+    await commit(c, v);
   });
 
   it('enrolls at 15 % bit errors with drift', async () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('k-hot');
-    c.register(provisioned(id, 'key-hot', 0, 0.15));
+    await c.register(provisioned(id, 'key-hot', 0, 0.15));
     const e = await enroll(c, m, id, 'key-hot', { spec: 'sim:key-hot,ber=0.15,drift=0.2' });
-    commit(c, await e.finish());
+    await commit(c, await e.finish());
   });
 
   it("refuses another device's PUF (ERR_ATT_PUF_KEY_MISMATCH)", async () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('k2');
-    c.register(provisioned(id, 'key-2'));
+    await c.register(provisioned(id, 'key-2'));
     const e = await enroll(c, m, id, 'key-2-impostor');
     await expectCode(e.finish, 'ERR_ATT_PUF_KEY_MISMATCH');
   });
@@ -96,7 +96,7 @@ describe('puf attestation method, key mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('k3');
-    c.register(provisioned(id, 'key-3'));
+    await c.register(provisioned(id, 'key-3'));
     const e = await enroll(c, m, id, 'key-3', {
       tamper: (ch) => {
         const h = ch['helper'] as Obj;
@@ -129,7 +129,7 @@ describe('puf attestation method, key mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('k4');
-    c.register(provisioned(id, 'key-4'));
+    await c.register(provisioned(id, 'key-4'));
     const e = await enroll(c, m, id, 'key-4');
     await expectCode(() => m.finish(c.ctx, id, e.begun.state, e.response, csrKey()), 'ERR_ATT_PUF_SIGNATURE');
     const sig = Buffer.from(String(e.response['signature']), 'base64url');
@@ -145,17 +145,17 @@ describe('puf attestation method, key mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('k5');
-    c.register(provisioned(id, 'key-5'));
+    await c.register(provisioned(id, 'key-5'));
     const first = await enroll(c, m, id, 'key-5');
     const v = await first.finish();
-    commit(c, v);
+    await commit(c, v);
     // The same session again (nonce spent).
     await expectCode(first.finish, 'ERR_ATT_PUF_REPLAY');
     // A verdict obtained before the first commit cannot commit twice.
     const e2 = await enroll(c, m, id, 'key-5');
     const v2 = await e2.finish();
     const v2b = await e2.finish();
-    commit(c, v2);
+    await commit(c, v2);
     await expectCode(() => commit(c, v2b), 'ERR_ATT_PUF_REPLAY');
     // The spent signature presented in a fresh session.
     const e3 = await enroll(c, m, id, 'key-5');
@@ -169,7 +169,7 @@ describe('puf attestation method, key mode', () => {
     const c = ca();
     const m = createPufMethod({ nonceTtlMs: 60_000 });
     const id = device('k6');
-    c.register(provisioned(id, 'key-6'));
+    await c.register(provisioned(id, 'key-6'));
     const e = await enroll(c, m, id, 'key-6');
     c.clock.advance(60_001);
     await expectCode(e.finish, 'ERR_ATT_PUF_NONCE_EXPIRED');
@@ -187,7 +187,7 @@ describe('puf attestation method, key mode', () => {
     const c = ca();
     const m = createPufMethod({ rateLimit: { freeFailures: 100 } });
     const id = device('k7');
-    c.register(provisioned(id, 'key-7'));
+    await c.register(provisioned(id, 'key-7'));
     for (const ev of [
       { mode: 'tpm' },
       { mode: 'key', extra: 1 },
@@ -215,7 +215,7 @@ describe('puf attestation method, key mode', () => {
     const c = ca();
     const m = createPufMethod({ rateLimit: { freeFailures: 2, baseDelayMs: 10_000 } });
     const id = device('k8');
-    c.register(provisioned(id, 'key-8'));
+    await c.register(provisioned(id, 'key-8'));
     for (let i = 0; i < 3; i++) {
       const e = await enroll(c, m, id, 'key-8-impostor');
       await expectCode(e.finish, 'ERR_ATT_PUF_KEY_MISMATCH');
@@ -229,10 +229,10 @@ describe('puf attestation method, key mode', () => {
     await expectCode(() => m.begin(c.ctx, id, {}), 'ERR_ATT_PUF_RATE_LIMITED'); // doubled to 20 s
     // Another identity is not affected.
     const other = device('k8-other');
-    c.register(provisioned(other, 'key-8-other'));
-    commit(c, await (await enroll(c, m, other, 'key-8-other')).finish());
+    await c.register(provisioned(other, 'key-8-other'));
+    await commit(c, await (await enroll(c, m, other, 'key-8-other')).finish());
     c.clock.advance(10_000);
-    commit(c, await (await enroll(c, m, id, 'key-8')).finish());
+    await commit(c, await (await enroll(c, m, id, 'key-8')).finish());
     expect(m.limiters.source.state(`${id.uri} ${c.ctx.source}`)).toBeUndefined();
   });
 
@@ -242,21 +242,21 @@ describe('puf attestation method, key mode', () => {
     const c = ca();
     const m = createPufMethod({ rateLimit: { freeFailures: 2, baseDelayMs: 10_000 } });
     const id = device('k9');
-    c.register(provisioned(id, 'key-9'));
+    await c.register(provisioned(id, 'key-9'));
     const stranger = { ...c.ctx, source: '198.51.100.7' };
     for (let i = 0; i < 3; i++) {
       const e = await enroll(c, m, id, 'key-9-impostor', { ctx: stranger });
       await expectCode(e.finish, 'ERR_ATT_PUF_KEY_MISMATCH');
     }
     await expectCode(() => m.begin(stranger, id, {}), 'ERR_ATT_PUF_RATE_LIMITED');
-    commit(c, await (await enroll(c, m, id, 'key-9')).finish());
+    await commit(c, await (await enroll(c, m, id, 'key-9')).finish());
   });
 
   it('caps failures per identity from all addresses together, and spares renewals', async () => {
     const c = ca();
     const m = createPufMethod({ identityRateLimit: { freeFailures: 4, baseDelayMs: 10_000 } });
     const id = device('k10');
-    c.register(provisioned(id, 'key-10'));
+    await c.register(provisioned(id, 'key-10'));
     for (let i = 0; i < 5; i++) {
       const e = await enroll(c, m, id, 'key-10-impostor', { ctx: { ...c.ctx, source: `198.51.100.${i}` } });
       await expectCode(e.finish, 'ERR_ATT_PUF_KEY_MISMATCH');
@@ -265,9 +265,9 @@ describe('puf attestation method, key mode', () => {
     await expectCode(() => m.begin(c.ctx, id, {}), 'ERR_ATT_PUF_RATE_LIMITED');
     // A renewal proves the identity with its certificate first and has a budget of its own.
     const renewal = { ...c.ctx, renewal: true };
-    commit(c, await (await enroll(c, m, id, 'key-10', { ctx: renewal })).finish());
+    await commit(c, await (await enroll(c, m, id, 'key-10', { ctx: renewal })).finish());
     c.clock.advance(10_001);
-    commit(c, await (await enroll(c, m, id, 'key-10')).finish());
+    await commit(c, await (await enroll(c, m, id, 'key-10')).finish());
   });
 });
 
@@ -276,14 +276,14 @@ describe('puf attestation method, challenge-response mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('c1');
-    c.register(provisioned(id, 'crp-1', 2));
+    await c.register(provisioned(id, 'crp-1', 2));
     const seen: number[] = [];
     for (let i = 0; i < 2; i++) {
       const e = await enroll(c, m, id, 'crp-1', { mode: 'crp' });
       const v = await e.finish();
       expect(v.facts).toMatchObject({ mode: 'crp', crpIndex: i });
       seen.push(Number(v.facts['crpIndex']));
-      commit(c, v);
+      await commit(c, v);
     }
     expect(seen).toEqual([0, 1]);
     await expect(enroll(c, m, id, 'crp-1', { mode: 'crp' })).rejects.toMatchObject({
@@ -295,15 +295,15 @@ describe('puf attestation method, challenge-response mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('c2');
-    c.register(provisioned(id, 'crp-2', 3));
+    await c.register(provisioned(id, 'crp-2', 3));
     const a = await enroll(c, m, id, 'crp-2', { mode: 'crp' });
     const b = await enroll(c, m, id, 'crp-2', { mode: 'crp' }); // same pair handed out before a commits
-    commit(c, await a.finish());
+    await commit(c, await a.finish());
     await expectCode(b.finish, 'ERR_ATT_PUF_CRP_REUSED');
     const vb = await enroll(c, m, id, 'crp-2', { mode: 'crp' });
     const v1 = await vb.finish();
     const v2 = await vb.finish();
-    commit(c, v1);
+    await commit(c, v1);
     await expectCode(() => commit(c, v2), 'ERR_ATT_PUF_REPLAY');
   });
 
@@ -311,7 +311,7 @@ describe('puf attestation method, challenge-response mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('c3');
-    c.register(provisioned(id, 'crp-3', 2));
+    await c.register(provisioned(id, 'crp-3', 2));
     const e = await enroll(c, m, id, 'crp-3', { mode: 'crp' });
     const expected = Buffer.from((e.begun.state as { crpExpected: string }).crpExpected, 'hex');
     const at = (d: number): Obj => {
@@ -327,7 +327,7 @@ describe('puf attestation method, challenge-response mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('c4');
-    c.register(provisioned(id, 'crp-4', 2));
+    await c.register(provisioned(id, 'crp-4', 2));
     const e = await enroll(c, m, id, 'crp-4', { mode: 'crp', spec: 'sim:crp-4-impostor' });
     await expectCode(e.finish, 'ERR_ATT_PUF_CRP_MISMATCH');
   });
@@ -336,7 +336,7 @@ describe('puf attestation method, challenge-response mode', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('c5');
-    c.register(provisioned(id, 'crp-5', 0));
+    await c.register(provisioned(id, 'crp-5', 0));
     await expectCode(() => m.begin(c.ctx, id, { mode: 'crp' }), 'ERR_ATT_PUF_CRP_EXHAUSTED');
   });
 });
@@ -346,9 +346,9 @@ describe('puf prover (device side)', () => {
     const c = ca();
     const m = createPufMethod();
     const id = device('p1');
-    c.register(provisioned(id, 'prov-1'));
+    await c.register(provisioned(id, 'prov-1'));
     const prover = createPufProver({ puf: 'sim:prov-1', id: id.uri });
-    const ch = (JSON.parse(JSON.stringify(m.begin(c.ctx, id, {}))) as BeginResult).challenge as Obj;
+    const ch = (JSON.parse(JSON.stringify(await m.begin(c.ctx, id, {}))) as BeginResult).challenge as Obj;
     const bad: Obj[] = [
       {},
       { ...ch, mode: 'crp' },

@@ -11,31 +11,36 @@ export class MemoryStore implements MethodStoreWriter {
 
   constructor(private readonly clock: { now(): number }) {}
 
-  getBinding(identity: string, method: string): unknown {
-    return this.bindings.get(`${method}\n${identity}`)?.record;
+  getBinding(identity: string, method: string): Promise<unknown> {
+    return Promise.resolve(this.bindings.get(`${method}\n${identity}`)?.record);
   }
 
-  findBindingByHardware(method: string, hardwareId: string): string | undefined {
+  findBindingByHardware(method: string, hardwareId: string): Promise<string | undefined> {
     for (const [k, v] of this.bindings) {
       const [m, id] = k.split('\n');
-      if (m === method && v.hardwareId === hardwareId) return id;
+      if (m === method && v.hardwareId === hardwareId) return Promise.resolve(id);
     }
-    return undefined;
+    return Promise.resolve(undefined);
   }
 
-  wasUsed(namespace: string, key: string): boolean {
+  wasUsed(namespace: string, key: string): Promise<boolean> {
+    return Promise.resolve(this.isUsed(namespace, key));
+  }
+
+  private isUsed(namespace: string, key: string): boolean {
     const exp = this.used.get(`${namespace}\n${key}`);
     return exp !== undefined && exp >= this.clock.now();
   }
 
-  putBinding(identity: string, method: string, hardwareId: string, record: unknown): void {
+  putBinding(identity: string, method: string, hardwareId: string, record: unknown): Promise<void> {
     this.bindings.set(`${method}\n${identity}`, { hardwareId, record: JSON.parse(JSON.stringify(record)) });
+    return Promise.resolve();
   }
 
-  useOnce(namespace: string, key: string, expiresAt: number): boolean {
-    if (this.wasUsed(namespace, key)) return false;
+  useOnce(namespace: string, key: string, expiresAt: number): Promise<boolean> {
+    if (this.isUsed(namespace, key)) return Promise.resolve(false);
     this.used.set(`${namespace}\n${key}`, expiresAt);
-    return true;
+    return Promise.resolve(true);
   }
 
   release(identity: string, method: string): void {
@@ -58,11 +63,14 @@ export function context(clock: FakeClock, store: MemoryStore, renewal = false): 
 }
 
 /** Runs commit like the CA does: all or nothing (the memory store is copied and restored on throw). */
-export function commitAll(store: MemoryStore, commit: ((tx: MethodStoreWriter) => void) | undefined): void {
+export async function commitAll(
+  store: MemoryStore,
+  commit: ((tx: MethodStoreWriter) => Promise<void>) | undefined,
+): Promise<void> {
   const bindings = new Map(store.bindings);
   const used = new Map(store.used);
   try {
-    commit?.(store);
+    await commit?.(store);
   } catch (err) {
     store.bindings.clear();
     for (const [k, v] of bindings) store.bindings.set(k, v);

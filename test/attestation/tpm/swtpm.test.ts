@@ -147,8 +147,8 @@ describe('tpm method against swtpm', () => {
       pcrBank: 'sha256',
       pcrs: '0,1,2,3,4,5,6,7',
     });
-    commitAll(store, v.commit?.bind(v));
-    expect(store.findBindingByHardware('tpm', String(v.facts['ekSha256']))).toBe(ID_A.uri);
+    await commitAll(store, v.commit?.bind(v));
+    expect(await store.findBindingByHardware('tpm', String(v.facts['ekSha256']))).toBe(ID_A.uri);
     record(
       'ecc-ek-ecc-ak',
       vector(
@@ -164,7 +164,7 @@ describe('tpm method against swtpm', () => {
     const r = await round(method, proverB, evidenceB, ID_B);
     const v = await method.finish(ctx, ID_B, r.state, r.response, r.key);
     expect(v.facts).toMatchObject({ ekTrust: 'certificate', akType: 'ecc' });
-    commitAll(store, v.commit?.bind(v));
+    await commitAll(store, v.commit?.bind(v));
     record(
       'rsa-ek-ecc-ak',
       vector('swtpm RSA 2048 EK (template L-1, persistent 0x81010001), ECC P-256 AK', r, ID_B.uri, evidenceB),
@@ -178,7 +178,7 @@ describe('tpm method against swtpm', () => {
       const r = await round(method, prover, evidence, ID_B);
       const v = await method.finish(ctx, ID_B, r.state, r.response, r.key);
       expect(v.facts['akType']).toBe('rsa');
-      commitAll(store, v.commit?.bind(v));
+      await commitAll(store, v.commit?.bind(v));
       record(
         'rsa-ek-rsa-ak',
         vector('swtpm RSA 2048 EK (template L-1), RSA 2048 AK (RSASSA-SHA256)', r, ID_B.uri, evidence),
@@ -256,7 +256,7 @@ describe('tpm method against swtpm', () => {
       const r = await round(allowing, prover, evidence, id);
       const v = await allowing.finish(ctx, id, r.state, r.response, r.key);
       expect(v.facts).toMatchObject({ ekTrust: 'allow-list', ekSha256: hash });
-      commitAll(store, v.commit?.bind(v));
+      await commitAll(store, v.commit?.bind(v));
       record(
         'ecc256-ek-ecc-ak',
         vector(
@@ -293,7 +293,7 @@ describe('tpm method against swtpm', () => {
     const key = csrKey();
     const v = await method.finish(renew, ID_A, b.state, await proverA.respond(b.challenge, key), key);
     expect(v.facts['renewal']).toBe(true);
-    commitAll(store, v.commit?.bind(v));
+    await commitAll(store, v.commit?.bind(v));
   });
 
   it('refuses an EK from an untrusted manufacturer (ERR_ATT_TPM_EK_UNTRUSTED)', async () => {
@@ -342,7 +342,7 @@ describe('tpm method against swtpm', () => {
   it('refuses a replayed nonce and a replayed quote (ERR_ATT_TPM_NONCE_REPLAYED, ERR_ATT_TPM_QUOTE_REPLAYED)', async () => {
     const r = await round(method, proverA, evidenceA);
     const v = await method.finish(ctx, ID_A, r.state, r.response, r.key);
-    commitAll(store, v.commit?.bind(v));
+    await commitAll(store, v.commit?.bind(v));
     expect(await codeOf(async () => method.finish(ctx, ID_A, r.state, r.response, r.key))).toBe(
       'ERR_ATT_TPM_NONCE_REPLAYED',
     );
@@ -403,7 +403,7 @@ describe('tpm method against swtpm', () => {
     const onB = await round(method, proverB, evidenceB, id);
     const vA = await method.finish(ctx, id, onA.state, onA.response, onA.key);
     const vB = await method.finish(ctx, id, onB.state, onB.response, onB.key);
-    commitAll(store, vA.commit?.bind(vA));
+    await commitAll(store, vA.commit?.bind(vA));
     expect(await codeOf(() => commitAll(store, vB.commit?.bind(vB)))).toBe('ERR_ATT_TPM_IDENTITY_BOUND');
   });
 

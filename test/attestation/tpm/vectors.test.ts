@@ -96,9 +96,9 @@ describe.each(FILES)('recorded vector %s', (file) => {
     expect(verdict.facts['ekSha256']).toBe(
       ekSha256Of(Buffer.from(v.evidence['ekPublic'] as string, 'base64')),
     );
-    commitAll(store, verdict.commit?.bind(verdict));
-    expect(store.findBindingByHardware('tpm', String(verdict.facts['ekSha256']))).toBe(id.uri);
-    expect(store.getBinding(id.uri, 'tpm')).toMatchObject({
+    await commitAll(store, verdict.commit?.bind(verdict));
+    expect(await store.findBindingByHardware('tpm', String(verdict.facts['ekSha256']))).toBe(id.uri);
+    expect(await store.getBinding(id.uri, 'tpm')).toMatchObject({
       ekTrust: v.state['ekTrust'],
       akName: v.state['akName'],
     });
@@ -196,7 +196,7 @@ describe.each(FILES)('recorded vector %s', (file) => {
   it('refuses a replayed quote in a new session (ERR_ATT_TPM_QUOTE_REPLAYED)', async () => {
     const { finish, store } = setup(v);
     const verdict = await finish();
-    commitAll(store, verdict.commit?.bind(verdict));
+    await commitAll(store, verdict.commit?.bind(verdict));
     const state = { ...v.state, nonce: Buffer.alloc(16, 9).toString('base64') };
     expect(await codeOf(finish({}, state))).toBe('ERR_ATT_TPM_QUOTE_REPLAYED');
   });
@@ -219,17 +219,20 @@ describe.each(FILES)('recorded vector %s', (file) => {
       at(ci.resetCount, ci.restartCount, ci.clock + 1n),
     ];
     for (const c of cases) {
-      store.putBinding(id.uri, 'tpm', ek, { ...base, ...c });
+      await store.putBinding(id.uri, 'tpm', ek, { ...base, ...c });
       expect(await codeOf(finish())).toBe('ERR_ATT_TPM_CLOCK_ROLLBACK');
     }
-    store.putBinding(id.uri, 'tpm', ek, { ...base, ...at(ci.resetCount, ci.restartCount, ci.clock - 1n) });
+    await store.putBinding(id.uri, 'tpm', ek, {
+      ...base,
+      ...at(ci.resetCount, ci.restartCount, ci.clock - 1n),
+    });
     await expect(finish()).resolves.toBeTruthy();
   });
 
   it('refuses another TPM for a bound identity and this TPM for another identity', async () => {
     const { finish, store, id, method, ctx } = setup(v);
     const verdict = await finish();
-    store.putBinding(id.uri, 'tpm', 'f'.repeat(64), {
+    await store.putBinding(id.uri, 'tpm', 'f'.repeat(64), {
       ekSha256: 'f'.repeat(64),
       resetCount: 0,
       restartCount: 0,
@@ -240,7 +243,7 @@ describe.each(FILES)('recorded vector %s', (file) => {
       'ERR_ATT_TPM_IDENTITY_BOUND',
     );
     store.release(id.uri, 'tpm');
-    store.putBinding('spiffe://factory.example/node/other', 'tpm', String(verdict.facts['ekSha256']), {
+    await store.putBinding('spiffe://factory.example/node/other', 'tpm', String(verdict.facts['ekSha256']), {
       ekSha256: verdict.facts['ekSha256'],
     });
     expect(await codeOf(async () => method.begin(ctx, id, v.evidence))).toBe('ERR_ATT_TPM_EK_BOUND');

@@ -96,13 +96,14 @@ describe('a quarantined clone escapes by renewing', () => {
     // The hold and its release are in the CA's audit log, with who released it.
     const store = openCaStore(join(mesh.caDir, FILES.db), { readonly: true });
     try {
-      const kinds = [...store.auditRecords()].filter((a) => a.kind.startsWith('hold.'));
+      const kinds: { kind: string; data: string }[] = [];
+      for await (const a of store.auditRecords()) if (a.kind.startsWith('hold.')) kinds.push(a);
       expect(kinds.map((a) => [a.kind, (JSON.parse(a.data) as { by?: string }).by])).toEqual([
         ['hold.place', undefined],
         ['hold.release', `siem (decision ${decision.id} lifted)`],
       ]);
     } finally {
-      store.close();
+      await store.close();
     }
     expect(mesh.cli(['ca', 'audit', 'verify', '--data', mesh.caDir]).stdout).toMatch(/audit chain OK/);
     const next = loadIdentity(d1.dir);

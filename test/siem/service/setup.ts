@@ -100,12 +100,12 @@ export async function subscriber(siemUrl: string, creds: Creds, dir: string, tru
 }
 
 /** The SIEM's identity, enrolled from `ca` with a join token into DIR/siem/identity. */
-export function enrollSiemIdentity(ca: TestCa, dir: string): Promise<LoadedIdentity> {
+export async function enrollSiemIdentity(ca: TestCa, dir: string): Promise<LoadedIdentity> {
   return ensureSiemIdentity({
     dir: join(dir, 'siem', 'identity'),
     caUrl: ca.url,
     fingerprint: ca.fingerprint,
-    token: ca.token(serviceId(ca.trustDomain, 'siem')),
+    token: await ca.token(serviceId(ca.trustDomain, 'siem')),
   });
 }
 
