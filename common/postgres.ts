@@ -114,8 +114,9 @@ function typeParser(oid: number, format?: string): unknown {
 }
 
 // SQLSTATE classes of a server that cannot be reached or is going away: connection exceptions,
-// operator intervention (shutdown, restart), insufficient resources.
-const UNAVAILABLE_STATES = /^(08|57P|53)/;
+// operator intervention (shutdown, restart), insufficient resources, and a database that is
+// not accepting connections (55000, e.g. ALLOW_CONNECTIONS false during maintenance).
+const UNAVAILABLE_STATES = /^(08|57P|53|55000$)/;
 const UNAVAILABLE_ERRNOS = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

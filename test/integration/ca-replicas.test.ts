@@ -162,6 +162,33 @@ describe('CA replicas on PostgreSQL (real processes)', () => {
   });
 });
 
+describe('a replica while its database is away', () => {
+  it('answers 503 with Retry-After and the coded error, never crashes, and resumes by itself', async () => {
+    const { url } = await serve(dataB);
+    const admin = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    try {
+      expect((await rawRequest(`${url}/v1/crl`)).status).toBe(200);
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
+        db.name,
+      ]);
+      for (let i = 0; i < 3; i++) {
+        const r = await rawRequest(`${url}/v1/crl`);
+        expect(r.status).toBe(503);
+        expect(r.headers['retry-after']).toBe('1');
+        expect(r.json?.['code']).toBe('ERR_STORE_UNAVAILABLE');
+      }
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      expect((await rawRequest(`${url}/v1/crl`)).status).toBe(200);
+      expect((await rawRequest(`${url}/healthz`)).status).toBe(200);
+    } finally {
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`).catch(() => undefined);
+      await admin.end();
+    }
+  });
+});
+
 describe('ca commands and an unusable --store', () => {
   it('an unreachable PostgreSQL is a coded error, without a stack trace or the password', () => {
     const r = edgeward([
