@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { EdgewardError, type ErrorCode } from '../common/errors.js';
 import { REPORTER_KINDS, type EdgeEvent, type ReporterKind } from '../common/events.js';
+import { POISON_KEYS } from '../common/schema.js';
 
 /**
  * About whom a reporter may speak, per rule:
@@ -60,7 +61,6 @@ const MAX_RULES = 256;
 const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const ACTION = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const PREFIX = /^[a-z0-9][a-z0-9_.-]{0,62}\.\*$/;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 
 type Rec = Readonly<Record<string, unknown>>;
 
@@ -75,7 +75,7 @@ function rec(v: unknown, keys: readonly string[], where: string): Rec {
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     fail('ERR_POLICY_REPORTER_SCHEMA', where, 'must be a mapping');
   for (const k of Object.keys(v))
-    if (POISON.has(k) || !keys.includes(k))
+    if (POISON_KEYS.has(k) || !keys.includes(k))
       fail(
         'ERR_POLICY_REPORTER_SCHEMA',
         `${where}.${k.slice(0, 64)}`,

@@ -7,6 +7,7 @@ import { canonicalScope } from '../../common/decision-scope.js';
 import type { DecisionScope } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import { isEventField } from '../../common/events.js';
+import { POISON_KEYS } from '../../common/schema.js';
 import {
   DEFAULT_SETTINGS,
   type DecisionBudget,
@@ -20,7 +21,6 @@ import {
 
 const MAX_FILE = 256 * 1024;
 const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const SCOPES = ['identity', 'serial', 'spki', 'ip', 'node'] as const;
 const MAX_TTL = 30 * 86_400_000;
 
@@ -37,7 +37,7 @@ function bad(where: string, msg: string, cause?: unknown): never {
 function rec(v: unknown, keys: readonly string[], where: string): Rec {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(where, 'must be a map');
   for (const k of Object.keys(v))
-    if (POISON.has(k) || !keys.includes(k)) bad(where, `unknown key ${k.slice(0, 64)}`);
+    if (POISON_KEYS.has(k) || !keys.includes(k)) bad(where, `unknown key ${k.slice(0, 64)}`);
   return v as Rec;
 }
 
