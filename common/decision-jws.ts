@@ -6,6 +6,7 @@ import { canonicalScope } from './decision-scope.js';
 import type { Decision, DecisionDelta, DecisionScope, DecisionSet } from './decisions.js';
 import { EdgewardError } from './errors.js';
 import { isTrustDomain } from './identity.js';
+import { compileSchema } from './schema.js';
 
 export const DECISIONS_TYP = 'edgeward-decisions+jws';
 /** Largest compact JWS accepted (a snapshot of ~20,000 decisions). */
@@ -51,30 +52,90 @@ export async function signDecisionDelta(delta: DecisionDelta, key: KeyObject, ki
 // ---- payload validation (shared by sign and verify) ----
 
 type Rec = Readonly<Record<string, unknown>>;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
-const ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 function malformed(msg: string): never {
   throw new EdgewardError('ERR_DECISION_MALFORMED', msg);
 }
 
-function rec(v: unknown, keys: readonly string[], where: string): Rec {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) malformed(`${where} must be an object`);
-  for (const k of Object.keys(v)) {
-    if (POISON.has(k) || !keys.includes(k)) malformed(`${where} has an unexpected key`);
-  }
-  return v as Rec;
+const ID = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' } as const;
+const COUNT = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+
+const DECISION = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'revision', 'scope', 'action', 'reason', 'createdAt', 'expiresAt', 'alerts'],
+  properties: {
+    id: ID,
+    revision: COUNT,
+    scope: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'value'],
+      properties: { type: {}, value: {} },
+    },
+    action: { type: 'string', enum: ['quarantine', 'isolate'] },
+    reason: { type: 'string', maxLength: 512 },
+    createdAt: COUNT,
+    expiresAt: COUNT,
+    alerts: { type: 'array', maxItems: MAX_ALERTS_PER_DECISION, items: ID },
+  },
+} as const;
+
+const DECISIONS = { type: 'array', maxItems: MAX_DECISIONS, items: DECISION } as const;
+
+interface SnapshotShape {
+  readonly trustDomain: string;
+  readonly revision: number;
+  readonly issuedAt: number;
+  readonly decisions: readonly Decision[];
+}
+interface DeltaShape {
+  readonly trustDomain: string;
+  readonly from: number;
+  readonly revision: number;
+  readonly issuedAt: number;
+  readonly upserts: readonly Decision[];
+  readonly removals: readonly string[];
 }
 
-function int(v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-    malformed(`${where} must be a non-negative integer`);
-  return v;
-}
+const snapshotShape = compileSchema<SnapshotShape>(
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'trustDomain', 'revision', 'issuedAt', 'decisions'],
+    properties: {
+      kind: { const: 'snapshot' },
+      trustDomain: { type: 'string' },
+      revision: COUNT,
+      issuedAt: COUNT,
+      decisions: DECISIONS,
+    },
+  },
+  'ERR_DECISION_MALFORMED',
+  'decision snapshot',
+);
+
+const deltaShape = compileSchema<DeltaShape>(
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'trustDomain', 'from', 'revision', 'issuedAt', 'upserts', 'removals'],
+    properties: {
+      kind: { const: 'delta' },
+      trustDomain: { type: 'string' },
+      from: COUNT,
+      revision: COUNT,
+      issuedAt: COUNT,
+      upserts: DECISIONS,
+      removals: { type: 'array', maxItems: MAX_DECISIONS, items: ID },
+    },
+  },
+  'ERR_DECISION_MALFORMED',
+  'decision delta',
+);
 
 /** A scope as signed: valid (else ERR_DECISION_MALFORMED) and canonical (else _SCOPE_NOT_CANONICAL). */
-function signedScope(v: unknown, where: string): DecisionScope {
-  const s = rec(v, ['type', 'value'], where);
+function signedScope(s: Rec, where: string): DecisionScope {
   let c: DecisionScope;
   try {
     c = canonicalScope({ type: s['type'], value: s['value'] });
@@ -90,85 +151,54 @@ function signedScope(v: unknown, where: string): DecisionScope {
   return c;
 }
 
-function parseDecision(v: unknown, where: string): Decision {
-  const d = rec(
-    v,
-    ['id', 'revision', 'scope', 'action', 'reason', 'createdAt', 'expiresAt', 'alerts'],
-    where,
-  );
-  const id = d['id'];
-  if (typeof id !== 'string' || !ID.test(id)) malformed(`${where}.id is invalid`);
-  const scope = signedScope(d['scope'], `${where}.scope`);
-  const action = d['action'];
-  if (action !== 'quarantine' && action !== 'isolate') malformed(`${where}.action is invalid`);
-  const reason = d['reason'];
-  if (typeof reason !== 'string' || reason.length > 512) malformed(`${where}.reason is invalid`);
-  const alerts = d['alerts'];
-  if (!Array.isArray(alerts) || alerts.length > MAX_ALERTS_PER_DECISION)
-    malformed(`${where}.alerts is invalid`);
-  for (const a of alerts) if (typeof a !== 'string' || !ID.test(a)) malformed(`${where}.alerts is invalid`);
-  const createdAt = int(d['createdAt'], `${where}.createdAt`);
-  const expiresAt = int(d['expiresAt'], `${where}.expiresAt`);
-  if (expiresAt < createdAt) malformed(`${where} expires before it is created`);
-  return {
-    id,
-    revision: int(d['revision'], `${where}.revision`),
-    scope: { type: scope.type, value: scope.value },
-    action,
-    reason,
-    createdAt,
-    expiresAt,
-    alerts: alerts as string[],
-  };
-}
-
-function decisions(v: unknown, where: string, revision: number): Decision[] {
-  if (!Array.isArray(v) || v.length > MAX_DECISIONS)
-    malformed(`${where} must be a list of at most ${MAX_DECISIONS}`);
+/** The checks a schema cannot state: canonical scopes, times in order, revisions, unique ids. */
+function decisions(list: readonly Decision[], where: string, revision: number): Decision[] {
   const ids = new Set<string>();
-  return v.map((x, i) => {
-    const d = parseDecision(x, `${where}[${i}]`);
-    if (d.revision > revision) malformed(`${where}[${i}] is newer than the document`);
+  return list.map((d, i) => {
+    const at = `${where}[${i}]`;
+    const scope = signedScope(d.scope as unknown as Rec, `${at}.scope`);
+    if (d.expiresAt < d.createdAt) malformed(`${at} expires before it is created`);
+    if (d.revision > revision) malformed(`${at} is newer than the document`);
     if (ids.has(d.id)) malformed(`${where} lists ${d.id} twice`);
     ids.add(d.id);
-    return d;
+    return {
+      id: d.id,
+      revision: d.revision,
+      scope: { type: scope.type, value: scope.value },
+      action: d.action,
+      reason: d.reason,
+      createdAt: d.createdAt,
+      expiresAt: d.expiresAt,
+      alerts: [...d.alerts],
+    };
   });
 }
 
-function trustDomain(v: unknown): string {
-  if (typeof v !== 'string' || !isTrustDomain(v)) malformed('trustDomain is invalid');
+function trustDomain(v: string): string {
+  if (!isTrustDomain(v)) malformed('trustDomain is invalid');
   return v;
 }
 
 export function parseDecisionSet(v: unknown): DecisionSet {
-  const o = rec(v, ['kind', 'trustDomain', 'revision', 'issuedAt', 'decisions'], 'snapshot');
-  if (o['kind'] !== 'snapshot') malformed('not a snapshot');
-  const revision = int(o['revision'], 'revision');
+  const o = snapshotShape(v);
   return {
-    trustDomain: trustDomain(o['trustDomain']),
-    revision,
-    issuedAt: int(o['issuedAt'], 'issuedAt'),
-    decisions: decisions(o['decisions'], 'decisions', revision),
+    trustDomain: trustDomain(o.trustDomain),
+    revision: o.revision,
+    issuedAt: o.issuedAt,
+    decisions: decisions(o.decisions, 'decisions', o.revision),
   };
 }
 
 export function parseDecisionDelta(v: unknown): DecisionDelta {
-  const o = rec(v, ['kind', 'trustDomain', 'from', 'revision', 'issuedAt', 'upserts', 'removals'], 'delta');
-  if (o['kind'] !== 'delta') malformed('not a delta');
-  const from = int(o['from'], 'from');
-  const revision = int(o['revision'], 'revision');
-  if (revision <= from) malformed('a delta must move the revision forward');
-  const removals = o['removals'];
-  if (!Array.isArray(removals) || removals.length > MAX_DECISIONS) malformed('removals must be a list');
-  for (const r of removals)
-    if (typeof r !== 'string' || !ID.test(r)) malformed('removals must be decision ids');
+  const o = deltaShape(v);
+  if (o.revision <= o.from) malformed('a delta must move the revision forward');
   return {
-    trustDomain: trustDomain(o['trustDomain']),
-    from,
-    revision,
-    issuedAt: int(o['issuedAt'], 'issuedAt'),
-    upserts: decisions(o['upserts'], 'upserts', revision),
-    removals: removals as string[],
+    trustDomain: trustDomain(o.trustDomain),
+    from: o.from,
+    revision: o.revision,
+    issuedAt: o.issuedAt,
+    upserts: decisions(o.upserts, 'upserts', o.revision),
+    removals: [...o.removals],
   };
 }
 

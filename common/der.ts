@@ -1,7 +1,8 @@
 // A small DER writer and a strict DER reader. The writer builds certificates and CRLs without an
 // ASN.1 object model (issuance is a hot path); the reader refuses indefinite or non-minimal
 // lengths, lengths past the buffer and trailing bytes, because everything it reads is hostile.
-import { EdgewardError } from './errors.js';
+import type { ErrorCode } from './codes.js';
+import { EdgewardError, isCode } from './errors.js';
 
 // ---------- writer ----------
 
@@ -48,18 +49,23 @@ export function smallInt(n: number): Buffer {
 }
 
 const oidCache = new Map<string, Buffer>();
+
+function base128(n: number): number[] {
+  const out: number[] = [n % 128];
+  for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128)) out.unshift((v % 128) | 0x80);
+  return out;
+}
+
+/** An OBJECT IDENTIFIER; the first subidentifier (40·a + b) is base-128 like the others, so 2.999 works. */
 export function oid(dotted: string): Buffer {
   const cached = oidCache.get(dotted);
   if (cached) return cached;
   const arcs = dotted.split('.').map(Number);
   const [a = 0, b = 0, ...rest] = arcs;
-  // The first two arcs share one subidentifier, base 128 like the others (2.48 and up take two bytes).
-  const out: number[] = [];
-  for (const arc of [a * 40 + b, ...rest]) {
-    const chunk: number[] = [arc & 0x7f];
-    for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift((v & 0x7f) | 0x80);
-    out.push(...chunk);
-  }
+  if (arcs.length < 2 || !arcs.every((n) => Number.isSafeInteger(n) && n >= 0) || a > 2 || (a < 2 && b > 39))
+    throw new TypeError(`not an OBJECT IDENTIFIER: ${dotted}`);
+  const out: number[] = [...base128(a * 40 + b)];
+  for (const arc of rest) out.push(...base128(arc));
   const enc = tlv(0x06, Buffer.from(out));
   oidCache.set(dotted, enc);
   return enc;
@@ -150,8 +156,8 @@ export function readOid(t: Tlv | undefined): string {
   for (let i = 0; i < v.length; i++) {
     const byte = v[i] as number;
     if (acc === 0 && byte === 0x80) throw malformed('non-minimal OID arc');
+    if (acc > (Number.MAX_SAFE_INTEGER - 127) / 128) throw malformed('OID arc too large');
     acc = acc * 128 + (byte & 0x7f);
-    if (acc > Number.MAX_SAFE_INTEGER / 256) throw malformed('OID arc too large');
     if ((byte & 0x80) === 0) {
       arcs.push(acc);
       acc = 0;
@@ -180,4 +186,90 @@ export function readSmallInt(t: Tlv | undefined): number {
   if (v.length === 0 || v.length > 6) throw malformed('bad INTEGER');
   if ((v[0] as number) & 0x80) throw malformed('negative INTEGER');
   return v.readUIntBE(0, v.length);
+}
+
+/** A BIT STRING's bytes and its count of unused trailing bits (which must be zero bits). */
+export function readBitString(t: Tlv | undefined): { bytes: Buffer; unusedBits: number } {
+  const v = expectTag(t, 0x03, 'a BIT STRING').value;
+  const unusedBits = v[0];
+  if (unusedBits === undefined || unusedBits > 7) throw malformed('bad BIT STRING');
+  const bytes = v.subarray(1);
+  if (unusedBits > 0 && bytes.length === 0) throw malformed('bad BIT STRING');
+  const last = bytes[bytes.length - 1] ?? 0;
+  if (last & ((1 << unusedBits) - 1)) throw malformed('BIT STRING unused bits are not zero');
+  return { bytes, unusedBits };
+}
+
+export function readOctetString(t: Tlv | undefined): Buffer {
+  return expectTag(t, 0x04, 'an OCTET STRING').value;
+}
+
+/** An INTEGER's two's-complement content octets, refused when not minimal. */
+export function readIntegerBytes(t: Tlv | undefined): Buffer {
+  const v = expectTag(t, 0x02, 'an INTEGER').value;
+  if (v.length === 0) throw malformed('empty INTEGER');
+  if (v.length > 1) {
+    const b0 = v[0] as number;
+    const b1 = v[1] as number;
+    if ((b0 === 0x00 && (b1 & 0x80) === 0) || (b0 === 0xff && (b1 & 0x80) !== 0))
+      throw malformed('non-minimal INTEGER');
+  }
+  return v;
+}
+
+/** An INTEGER of any size, signed. */
+export function readInteger(t: Tlv | undefined): bigint {
+  const v = readIntegerBytes(t);
+  let n = BigInt(`0x${v.toString('hex')}`);
+  if ((v[0] as number) & 0x80) n -= 1n << BigInt(v.length * 8);
+  return n;
+}
+
+/** The single value inside a [n] EXPLICIT tag. */
+export function readExplicit(t: Tlv | undefined, n: number): Tlv {
+  const outer = expectTag(t, 0xa0 | n, `[${n}] EXPLICIT`);
+  const inner = children(outer);
+  if (inner.length !== 1) throw malformed(`[${n}] EXPLICIT holds ${inner.length} values`);
+  return inner[0] as Tlv;
+}
+
+const UTC_TIME = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+
+/** UTCTime (years 1950–2049) or GeneralizedTime, in the RFC 5280 form (seconds, Z), as ms since epoch. */
+export function readTime(t: Tlv | undefined): number {
+  if (!t || (t.tag !== 0x17 && t.tag !== 0x18)) throw malformed('expected a UTCTime or GeneralizedTime');
+  const text = t.value.toString('latin1');
+  const m = (t.tag === 0x17 ? UTC_TIME : GENERALIZED_TIME).exec(text);
+  if (!m) throw malformed('bad time');
+  const [, y, mo, d, h, mi, se] = m.map(Number) as [number, number, number, number, number, number, number];
+  const year = t.tag === 0x17 ? (y >= 50 ? 1900 + y : 2000 + y) : y;
+  const ms = Date.UTC(year, mo - 1, d, h, mi, se);
+  const back = new Date(ms);
+  if (
+    back.getUTCFullYear() !== year ||
+    back.getUTCMonth() !== mo - 1 ||
+    back.getUTCDate() !== d ||
+    h > 23 ||
+    mi > 59 ||
+    se > 59
+  )
+    throw malformed('bad time');
+  return ms;
+}
+
+/**
+ * Runs a reader and turns a DER failure into the caller's own code (the cause kept), so a caller
+ * reports "malformed EK certificate" or "malformed CRL" rather than the reader's generic code.
+ */
+export function derAs<T>(code: ErrorCode, what: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (isCode(err, 'ERR_DER_MALFORMED'))
+      throw new EdgewardError(code, `${what}: ${(err as Error).message.replace(/^malformed DER: /, '')}`, {
+        cause: err,
+      });
+    throw err;
+  }
 }

@@ -99,21 +99,31 @@ function poisonPath(v: unknown, path: string[] = [], depth = 0): string[] | unde
  * and a message naming the file, the document and the key: poison keys anywhere, nesting deeper
  * than 64, and anything the schema refuses (unknown keys when it says additionalProperties: false).
  */
-export function compileSchema<T>(schema: object, code: ErrorCode, what: string): SchemaValidator<T> {
+export function compileSchema<T>(
+  schema: object,
+  code: ErrorCode,
+  what: string,
+  /** A code of its own for an unknown or forbidden key, where the callers' users already know one. */
+  codes: { readonly unknownKey?: ErrorCode } = {},
+): SchemaValidator<T> {
   const validate = ajv.compile(schema);
   return (value, ctx) => {
     const poison = poisonPath(value);
     if (poison !== undefined) {
       const path = joinPath(poison);
-      throw new EdgewardError(code, `${what} ${where(ctx, path)}: forbidden or too deeply nested key`, {
-        detail: { ...ctx, path },
-      });
+      throw new EdgewardError(
+        codes.unknownKey ?? code,
+        `${what} ${where(ctx, path)}: forbidden or too deeply nested key`,
+        {
+          detail: { ...ctx, path },
+        },
+      );
     }
     if (validate(value)) return value as T;
     const e = validate.errors?.[0];
     const path = e === undefined ? '' : keyPath(e);
     throw new EdgewardError(
-      code,
+      e?.keyword === 'additionalProperties' ? (codes.unknownKey ?? code) : code,
       `${what} ${where(ctx, path)}: ${e === undefined ? 'invalid' : describe(e)}`,
       { detail: { ...ctx, path } },
     );

@@ -1,6 +1,6 @@
 // Certificate and CRL encoding with the DER writer, plus the few readers the mesh needs
 // (serials, SPKI hashes, URI SANs). Profiles (what goes into which certificate) live in ca/.
-import { createHash, sign, type KeyObject } from 'node:crypto';
+import { createHash, sign, verify, type KeyObject } from 'node:crypto';
 import { tryParseIp } from './ip.js';
 import {
   bitString,
@@ -10,8 +10,13 @@ import {
   implicit,
   octet,
   oid,
+  expectTag,
   parseDer,
   readBitStringBytes,
+  readBool,
+  readOctetString,
+  readOid,
+  type Tlv,
   seq,
   set,
   smallInt,
@@ -265,4 +270,113 @@ export function hostSans(subjectAltName: string | undefined): { dns: string[]; i
       .map((ip) => tryParseIp(ip)?.text)
       .filter((ip): ip is string => ip !== undefined),
   };
+}
+
+// ---------- certificate structure ----------
+
+export interface CertificateExtension {
+  readonly oid: string;
+  readonly critical: boolean;
+  readonly value: Buffer;
+}
+
+/** The fields of a signed certificate or CRL that node:crypto does not expose, read with the strict DER reader. */
+export interface SignedParts {
+  /** The signed part (tbsCertificate, tbsCertList), header included. */
+  readonly tbs: Tlv;
+  readonly signatureAlgorithm: string;
+  readonly signature: Buffer;
+}
+
+export interface CertificateParts extends SignedParts {
+  readonly issuer: Tlv;
+  readonly subject: Tlv;
+  /** SubjectPublicKeyInfo exactly as encoded (header included in `raw`). */
+  readonly spki: Tlv;
+  readonly extensions: readonly CertificateExtension[];
+}
+
+/** Certificate, CertificateList: SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }. Throws ERR_DER_MALFORMED. */
+export function readSigned(der: Buffer): SignedParts {
+  const [tbs, alg, sig, ...rest] = children(parseDer(der, 0x30));
+  if (rest.length > 0)
+    throw new EdgewardError('ERR_DER_MALFORMED', 'malformed DER: extra fields after the signature');
+  expectTag(tbs, 0x30, 'a signed SEQUENCE');
+  const algorithm = children(expectTag(alg, 0x30, 'an AlgorithmIdentifier'));
+  return { tbs: tbs as Tlv, signatureAlgorithm: readOid(algorithm[0]), signature: readBitStringBytes(sig) };
+}
+
+function readExtensions(list: Tlv): CertificateExtension[] {
+  return children(expectTag(list, 0x30, 'Extensions')).map((e) => {
+    const parts = children(expectTag(e, 0x30, 'an Extension'));
+    const hasCritical = parts[1]?.tag === 0x01;
+    if (parts.length !== (hasCritical ? 3 : 2))
+      throw new EdgewardError('ERR_DER_MALFORMED', 'malformed DER: bad Extension');
+    return {
+      oid: readOid(parts[0]),
+      critical: hasCritical ? readBool(parts[1]) : false,
+      value: readOctetString(parts[hasCritical ? 2 : 1]),
+    };
+  });
+}
+
+/** A DER certificate's issuer, subject, SPKI and extensions. Throws ERR_DER_MALFORMED. */
+export function readCertificate(der: Buffer): CertificateParts {
+  const signed = readSigned(der);
+  const fields = children(signed.tbs);
+  // version [0] is optional; then serial, signature, issuer, validity, subject, subjectPublicKeyInfo
+  const at = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const issuer = expectTag(fields[at + 2], 0x30, 'an issuer Name');
+  const subject = expectTag(fields[at + 4], 0x30, 'a subject Name');
+  const spki = expectTag(fields[at + 5], 0x30, 'a SubjectPublicKeyInfo');
+  const extsWrapper = fields.slice(at + 6).find((t) => t.tag === 0xa3);
+  let extensions: CertificateExtension[] = [];
+  if (extsWrapper) {
+    const inner = children(extsWrapper);
+    if (inner.length !== 1) throw new EdgewardError('ERR_DER_MALFORMED', 'malformed DER: bad extensions');
+    extensions = readExtensions(inner[0] as Tlv);
+  }
+  return { ...signed, issuer, subject, spki, extensions };
+}
+
+const SIGNATURE_HASH: Readonly<Record<string, string>> = {
+  [OID.ecdsaWithSha256]: 'sha256',
+  [OID.ecdsaWithSha384]: 'sha384',
+  [OID.sha256WithRsa]: 'sha256',
+  [OID.sha384WithRsa]: 'sha384',
+  [OID.sha512WithRsa]: 'sha512',
+};
+
+/** Whether `signed` carries a valid signature by `key` in an algorithm the mesh accepts. */
+export function verifySigned(signed: SignedParts, key: KeyObject): boolean {
+  const hash = SIGNATURE_HASH[signed.signatureAlgorithm];
+  if (!hash) return false;
+  try {
+    return verify(hash, signed.tbs.raw, key, signed.signature);
+  } catch {
+    return false; // a key that does not fit the algorithm is just "not this signer"
+  }
+}
+
+const NAME_ATTRIBUTES: Readonly<Record<string, string>> = {
+  '2.5.4.3': 'CN',
+  '2.5.4.6': 'C',
+  '2.5.4.7': 'L',
+  '2.5.4.8': 'ST',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '0.9.2342.19200300.100.1.25': 'DC',
+};
+
+/** A Name as `CN=x, O=y` (attributes in encoded order; unknown types by OID). Throws ERR_DER_MALFORMED. */
+export function nameText(name: Tlv): string {
+  return children(expectTag(name, 0x30, 'a Name'))
+    .flatMap((rdn) => children(expectTag(rdn, 0x31, 'an RDN')))
+    .map((atv) => {
+      const [type, value] = children(expectTag(atv, 0x30, 'an AttributeTypeAndValue'));
+      const key = readOid(type);
+      if (!value) throw new EdgewardError('ERR_DER_MALFORMED', 'malformed DER: attribute without value');
+      return `${NAME_ATTRIBUTES[key] ?? key}=${value.value.toString('utf8')}`;
+    })
+    .join(', ');
 }

@@ -8,6 +8,7 @@ import { parseDocument } from 'yaml';
 import { parseDuration } from '../common/clock.js';
 import { EdgewardError, type ErrorCode } from '../common/errors.js';
 import { isValidPattern, matchIdentity } from '../common/identity.js';
+import { compileSchema } from '../common/schema.js';
 
 export const PCR_BANKS = { sha256: 32, sha384: 48, sha512: 64 } as const;
 export type PcrBank = keyof typeof PCR_BANKS;
@@ -50,45 +51,81 @@ function fail(code: ErrorCode, path: string, message: string): EdgewardError {
 
 type Obj = Record<string, unknown>;
 
-function asObject(v: unknown, path: string, allowed: readonly string[]): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw fail('ERR_POLICY_ATT_SCHEMA', path, 'must be a mapping');
-  for (const k of Object.keys(v)) {
-    if (!allowed.includes(k))
-      throw fail(
-        'ERR_POLICY_ATT_UNKNOWN_KEY',
-        `${path}.${k}`,
-        `unknown key (allowed: ${allowed.join(', ')})`,
-      );
-  }
-  return v as Obj;
-}
+const TEXT = { type: 'string', minLength: 1 } as const;
+const CERTS = {
+  type: 'array',
+  items: { type: 'object', additionalProperties: false, properties: { file: TEXT, pem: TEXT } },
+} as const;
 
-function asArray(v: unknown, path: string): unknown[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v)) throw fail('ERR_POLICY_ATT_SCHEMA', path, 'must be a list');
-  return v;
-}
+/**
+ * The policy's shape. Values with codes of their own (PCRs and their bank, EK hashes, patterns,
+ * method names, durations, certificates) are read after it, by the functions below.
+ */
+const policyShape = compileSchema<Obj>(
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['version'],
+    properties: {
+      version: { const: 1 },
+      ek: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          roots: CERTS,
+          intermediates: CERTS,
+          allow: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { sha256: {}, note: { type: 'string' } },
+            },
+          },
+        },
+      },
+      identities: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['pattern'],
+          properties: {
+            pattern: TEXT,
+            methods: { type: 'array', items: TEXT },
+            nonceTtl: {},
+            tpm: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { pcrBank: {}, pcrs: {} },
+            },
+          },
+        },
+      },
+    },
+  },
+  'ERR_POLICY_ATT_SCHEMA',
+  'attestation policy',
+  { unknownKey: 'ERR_POLICY_ATT_UNKNOWN_KEY' },
+);
 
-function asString(v: unknown, path: string): string {
-  if (typeof v !== 'string' || v.length === 0)
-    throw fail('ERR_POLICY_ATT_SCHEMA', path, 'must be a non-empty string');
-  return v;
+function asArray(v: unknown): unknown[] {
+  return v === undefined ? [] : (v as unknown[]);
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g;
 
 function loadCerts(entries: unknown, path: string, baseDir: string): X509Certificate[] {
   const out: X509Certificate[] = [];
-  asArray(entries, path).forEach((raw, i) => {
+  asArray(entries).forEach((raw, i) => {
     const p = `${path}[${i}]`;
-    const e = asObject(raw, p, ['file', 'pem']);
+    const e = raw as Obj;
     if ((e['file'] === undefined) === (e['pem'] === undefined)) {
       throw fail('ERR_POLICY_ATT_SCHEMA', p, 'give exactly one of file or pem');
     }
     let text: string;
     if (e['file'] !== undefined) {
-      const f = asString(e['file'], `${p}.file`);
+      const f = e['file'] as string;
       try {
         text = readFileSync(isAbsolute(f) ? f : resolve(baseDir, f), 'utf8');
       } catch (err) {
@@ -98,7 +135,7 @@ function loadCerts(entries: unknown, path: string, baseDir: string): X509Certifi
         });
       }
     } else {
-      text = asString(e['pem'], `${p}.pem`);
+      text = e['pem'] as string;
     }
     const blocks = text.match(PEM_CERT) ?? [];
     if (blocks.length === 0) throw fail('ERR_POLICY_ATT_CERT', p, 'no PEM certificate found');
@@ -146,12 +183,11 @@ function parsePcrs(v: unknown, bank: PcrBank, path: string): Map<number, Buffer[
 }
 
 function parseRule(raw: unknown, path: string, known: readonly string[]): IdentityRule {
-  const r = asObject(raw, path, ['pattern', 'methods', 'nonceTtl', 'tpm']);
-  const pattern = asString(r['pattern'], `${path}.pattern`);
+  const r = raw as Obj;
+  const pattern = r['pattern'] as string;
   if (!isValidPattern(pattern))
     throw fail('ERR_POLICY_ATT_PATTERN', `${path}.pattern`, `not a valid identity pattern: ${pattern}`);
-  const methods = asArray(r['methods'], `${path}.methods`).map((m, i) => {
-    const s = asString(m, `${path}.methods[${i}]`);
+  const methods = (asArray(r['methods']) as string[]).map((s, i) => {
     if (!known.includes(s)) {
       throw fail(
         'ERR_POLICY_ATT_METHOD',
@@ -177,7 +213,7 @@ function parseRule(raw: unknown, path: string, known: readonly string[]): Identi
   }
   let tpm: TpmPatternPolicy | undefined;
   if (r['tpm'] !== undefined) {
-    const t = asObject(r['tpm'], `${path}.tpm`, ['pcrBank', 'pcrs']);
+    const t = r['tpm'] as Obj;
     const bank = t['pcrBank'] ?? 'sha256';
     if (typeof bank !== 'string' || !Object.hasOwn(PCR_BANKS, bank)) {
       throw fail(
@@ -213,23 +249,20 @@ export function checkAttestationPolicy(text: string, options: CheckOptions): Att
   } catch (err) {
     throw new EdgewardError('ERR_POLICY_ATT_YAML', 'attestation policy: invalid YAML', { cause: err });
   }
-  const top = asObject(data, '(top)', ['version', 'ek', 'identities']);
-  if (top['version'] !== 1) throw fail('ERR_POLICY_ATT_SCHEMA', 'version', 'must be 1');
+  const top = policyShape(data);
   const baseDir = options.baseDir ?? process.cwd();
-  const ek = top['ek'] === undefined ? {} : asObject(top['ek'], 'ek', ['roots', 'intermediates', 'allow']);
+  const ek = (top['ek'] ?? {}) as Obj;
   const ekRoots = loadCerts(ek['roots'], 'ek.roots', baseDir);
   const ekIntermediates = loadCerts(ek['intermediates'], 'ek.intermediates', baseDir);
   const allow = new Set<string>();
-  asArray(ek['allow'], 'ek.allow').forEach((raw, i) => {
-    const e = asObject(raw, `ek.allow[${i}]`, ['sha256', 'note']);
+  asArray(ek['allow']).forEach((raw, i) => {
+    const e = raw as Obj;
     const h = typeof e['sha256'] === 'string' ? e['sha256'].trim().toLowerCase() : '';
     if (!/^[0-9a-f]{64}$/.test(h))
       throw fail('ERR_POLICY_ATT_ALLOWLIST', `ek.allow[${i}].sha256`, 'must be 64 hex digits');
-    if (e['note'] !== undefined && typeof e['note'] !== 'string')
-      throw fail('ERR_POLICY_ATT_SCHEMA', `ek.allow[${i}].note`, 'must be a string');
     allow.add(h);
   });
-  const identities = asArray(top['identities'], 'identities').map((r, i) =>
+  const identities = asArray(top['identities']).map((r, i) =>
     parseRule(r, `identities[${i}]`, options.methods),
   );
   return Object.freeze({

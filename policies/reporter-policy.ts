@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { EdgewardError, type ErrorCode } from '../common/errors.js';
 import { REPORTER_KINDS, type EdgeEvent, type ReporterKind } from '../common/events.js';
+import { compileSchema } from '../common/schema.js';
 
 /**
  * About whom a reporter may speak, per rule:
@@ -60,9 +61,6 @@ const MAX_RULES = 256;
 const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const ACTION = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const PREFIX = /^[a-z0-9][a-z0-9_.-]{0,62}\.\*$/;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
-
-type Rec = Readonly<Record<string, unknown>>;
 
 function fail(code: ErrorCode, where: string, msg: string, cause?: unknown): never {
   throw new EdgewardError(code, `reporter policy ${where}: ${msg}`, {
@@ -71,67 +69,75 @@ function fail(code: ErrorCode, where: string, msg: string, cause?: unknown): nev
   });
 }
 
-function rec(v: unknown, keys: readonly string[], where: string): Rec {
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    fail('ERR_POLICY_REPORTER_SCHEMA', where, 'must be a mapping');
-  for (const k of Object.keys(v))
-    if (POISON.has(k) || !keys.includes(k))
-      fail(
-        'ERR_POLICY_REPORTER_SCHEMA',
-        `${where}.${k.slice(0, 64)}`,
-        `unknown key (allowed: ${keys.join(', ')})`,
-      );
-  return v as Rec;
+const KINDS = {
+  type: 'array',
+  maxItems: REPORTER_KINDS.length,
+  items: { type: 'string', enum: [...REPORTER_KINDS] },
+} as const;
+const count = (minimum: number, maximum: number): object => ({ type: 'integer', minimum, maximum });
+
+interface PolicyShape {
+  readonly reporters?: readonly {
+    readonly id: string;
+    readonly kinds: readonly ReporterKind[];
+    readonly actions: readonly string[];
+    readonly about?: About;
+  }[];
+  readonly subscribers?: readonly ReporterKind[];
+  readonly budgets?: {
+    readonly 'events-per-second'?: number;
+    readonly 'events-burst'?: number;
+    readonly 'correlation-keys'?: number;
+    readonly 'decision-streams'?: number;
+  };
 }
 
-function list(v: unknown, where: string, max: number): unknown[] {
-  if (!Array.isArray(v) || v.length > max)
-    fail('ERR_POLICY_REPORTER_SCHEMA', where, `must be a list of at most ${max}`);
-  return v;
-}
-
-function kinds(v: unknown, where: string): ReporterKind[] {
-  const out = list(v, where, REPORTER_KINDS.length).map((k, i) => {
-    if (typeof k !== 'string' || !(REPORTER_KINDS as readonly string[]).includes(k))
-      fail('ERR_POLICY_REPORTER_SCHEMA', `${where}[${i}]`, `must be one of ${REPORTER_KINDS.join(', ')}`);
-    return k as ReporterKind;
-  });
-  return [...new Set(out)];
-}
-
-function count(v: unknown, where: string, min: number, max: number, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    fail('ERR_POLICY_REPORTER_SCHEMA', where, `must be a whole number in ${min}..${max}`);
-  return v;
-}
-
-function parseRule(v: unknown, where: string): ReporterRule {
-  const o = rec(v, ['id', 'kinds', 'actions', 'about', 'description'], where);
-  const id = o['id'];
-  if (typeof id !== 'string' || !ID.test(id))
-    fail('ERR_POLICY_REPORTER_SCHEMA', `${where}.id`, 'must be a lower-case slug');
-  const ks = kinds(o['kinds'], `${where}.kinds`);
-  if (ks.length === 0) fail('ERR_POLICY_REPORTER_SCHEMA', `${where}.kinds`, 'must name at least one kind');
-  const actions = list(o['actions'], `${where}.actions`, 256).map((a, i) => {
-    if (typeof a !== 'string' || !(ACTION.test(a) || PREFIX.test(a)))
-      fail(
-        'ERR_POLICY_REPORTER_SCHEMA',
-        `${where}.actions[${i}]`,
-        'must be an event.action or a prefix such as enroll.*',
-      );
-    return a;
-  });
-  if (actions.length === 0)
-    fail('ERR_POLICY_REPORTER_SCHEMA', `${where}.actions`, 'must name at least one action');
-  const about = o['about'] ?? 'self';
-  if (typeof about !== 'string' || !(ABOUT as readonly string[]).includes(about))
-    fail('ERR_POLICY_REPORTER_SCHEMA', `${where}.about`, `must be one of ${ABOUT.join(', ')}`);
-  const description = o['description'];
-  if (description !== undefined && (typeof description !== 'string' || description.length > 1024))
-    fail('ERR_POLICY_REPORTER_SCHEMA', `${where}.description`, 'must be text of at most 1024 characters');
-  return { id, kinds: ks, actions, about: about as About };
-}
+const policyShape = compileSchema<PolicyShape>(
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind'],
+    properties: {
+      kind: { const: 'reporter-policy' },
+      reporters: {
+        type: 'array',
+        maxItems: MAX_RULES,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'kinds', 'actions'],
+          properties: {
+            id: { type: 'string', pattern: ID.source },
+            kinds: { ...KINDS, minItems: 1 },
+            actions: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 256,
+              // an event.action, or a prefix such as enroll.*
+              items: { type: 'string', pattern: `${ACTION.source}|${PREFIX.source}` },
+            },
+            about: { type: 'string', enum: [...ABOUT] },
+            description: { type: 'string', maxLength: 1024 },
+          },
+        },
+      },
+      subscribers: KINDS,
+      budgets: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          'events-per-second': count(1, 10_000_000),
+          // A whole batch (10,000 events) must fit in the bucket, or a reporter could never send one.
+          'events-burst': count(10_000, 100_000_000),
+          'correlation-keys': count(1, 1_000_000),
+          'decision-streams': count(1, 1000),
+        },
+      },
+    },
+  },
+  'ERR_POLICY_REPORTER_SCHEMA',
+  'reporter policy',
+);
 
 /** Parses and validates a reporter policy (one YAML document); throws ERR_POLICY_REPORTER_*. */
 export function parseReporterPolicy(text: string, name = 'reporter policy'): ReporterPolicy {
@@ -145,59 +151,31 @@ export function parseReporterPolicy(text: string, name = 'reporter policy'): Rep
   } catch (err) {
     fail('ERR_POLICY_REPORTER_YAML', name, 'YAML aliases are not allowed', err);
   }
-  const o = rec(v, ['kind', 'reporters', 'subscribers', 'budgets'], name);
-  if (o['kind'] !== 'reporter-policy')
-    fail('ERR_POLICY_REPORTER_SCHEMA', `${name}.kind`, 'must be reporter-policy');
-  const rules = list(o['reporters'] ?? [], `${name}.reporters`, MAX_RULES).map((r, i) =>
-    parseRule(r, `${name}.reporters[${i}]`),
-  );
+  const o = policyShape(v, { file: name });
+  const rules: ReporterRule[] = (o.reporters ?? []).map((r) => ({
+    id: r.id,
+    kinds: [...new Set(r.kinds)],
+    actions: [...r.actions],
+    about: r.about ?? 'self',
+  }));
   const ids = new Set<string>();
   for (const r of rules) {
     if (ids.has(r.id))
       fail('ERR_POLICY_REPORTER_SCHEMA', `${name}.reporters`, `rule id ${r.id} is used twice`);
     ids.add(r.id);
   }
-  const b = rec(
-    o['budgets'] ?? {},
-    ['events-per-second', 'events-burst', 'correlation-keys', 'decision-streams'],
-    `${name}.budgets`,
-  );
+  const b = o.budgets ?? {};
   const d = DEFAULT_BUDGETS;
-  const eventsPerSecond = count(
-    b['events-per-second'],
-    `${name}.budgets.events-per-second`,
-    1,
-    10_000_000,
-    d.eventsPerSecond,
-  );
+  const eventsPerSecond = b['events-per-second'] ?? d.eventsPerSecond;
   const budgets: ReporterBudgets = {
     eventsPerSecond,
-    // A whole batch (10,000 events) must fit in the bucket, or a reporter could never send one.
-    eventsBurst: count(
-      b['events-burst'],
-      `${name}.budgets.events-burst`,
-      10_000,
-      100_000_000,
-      Math.max(d.eventsBurst, eventsPerSecond * 2),
-    ),
-    correlationKeys: count(
-      b['correlation-keys'],
-      `${name}.budgets.correlation-keys`,
-      1,
-      1_000_000,
-      d.correlationKeys,
-    ),
-    decisionStreams: count(
-      b['decision-streams'],
-      `${name}.budgets.decision-streams`,
-      1,
-      1000,
-      d.decisionStreams,
-    ),
+    eventsBurst: b['events-burst'] ?? Math.max(d.eventsBurst, eventsPerSecond * 2),
+    correlationKeys: b['correlation-keys'] ?? d.correlationKeys,
+    decisionStreams: b['decision-streams'] ?? d.decisionStreams,
   };
   return Object.freeze({
     rules: Object.freeze(rules),
-    subscribers: Object.freeze(kinds(o['subscribers'] ?? [], `${name}.subscribers`)),
+    subscribers: Object.freeze([...new Set(o.subscribers ?? [])]),
     budgets: Object.freeze(budgets),
   });
 }

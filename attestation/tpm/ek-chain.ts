@@ -4,7 +4,8 @@
 // any other unknown critical extension.
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { EdgewardError } from '../../common/errors.js';
-import { ekChildren, certificateExtensions, certificateSpki, oidToString, readEkTlv } from './der.js';
+import { children, derAs, parseDer, readBool, readOid } from '../../common/der.js';
+import { readCertificate, type CertificateParts } from '../../common/x509.js';
 
 export const TCG_EK_CERTIFICATE_EKU = '2.23.133.8.1';
 
@@ -44,16 +45,23 @@ function inValidity(c: X509Certificate, now: number): boolean {
 }
 
 function ekuOids(value: Buffer): string[] {
-  const seq = readEkTlv(value, 0);
-  return ekChildren(seq.value).map((t) => oidToString(t.value));
+  return ekDer(() => children(parseDer(value, 0x30)).map((t) => readOid(t)));
 }
 
 /** basicConstraints cA, read directly: X509Certificate.ca also needs keyCertSign to say true. */
 function assertsCa(value: Buffer | undefined): boolean {
   if (!value) return false;
-  const seq = readEkTlv(value, 0);
-  const first = ekChildren(seq.value)[0];
-  return first?.tag === 0x01 && first.value.length === 1 && first.value[0] !== 0;
+  const first = ekDer(() => children(parseDer(value, 0x30))[0]);
+  return first?.tag === 0x01 && ekDer(() => readBool(first));
+}
+
+function ekDer<T>(read: () => T): T {
+  return derAs('ERR_ATT_TPM_EK_CERT_MALFORMED', 'EK certificate', read);
+}
+
+/** The EK certificate's extensions and SPKI, read with the strict DER reader; ERR_ATT_TPM_EK_CERT_MALFORMED. */
+export function readEkCertificate(der: Buffer): CertificateParts {
+  return ekDer(() => readCertificate(der));
 }
 
 function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
@@ -71,7 +79,8 @@ export function parseEkCertificate(der: Buffer): X509Certificate {
 /** Validates the EK certificate chain at time `now`; throws ERR_ATT_TPM_EK_UNTRUSTED with a reason. */
 export function verifyEkChain(der: Buffer, anchors: EkTrustAnchors, now: number): EkChainResult {
   const leaf = parseEkCertificate(der);
-  const exts = certificateExtensions(der);
+  const parts = readEkCertificate(der);
+  const exts = parts.extensions;
   for (const e of exts) {
     if (e.critical && !KNOWN_CRITICAL.has(e.oid))
       throw untrusted('unknown critical extension', { oid: e.oid });
@@ -100,7 +109,7 @@ export function verifyEkChain(der: Buffer, anchors: EkTrustAnchors, now: number)
       return {
         chain,
         publicKey: leaf.publicKey,
-        spkiDer: certificateSpki(der),
+        spkiDer: parts.spki.raw,
         validFrom: from,
         validTo: to,
       };

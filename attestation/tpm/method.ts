@@ -22,8 +22,14 @@ import {
   type TpmPatternPolicy,
 } from '../../policies/index.js';
 import { NONCE_BYTES } from './binding.js';
-import { certificateSpki } from './der.js';
-import { parseEkCertificate, sameKey, sha256Hex, verifyEkChain, type EkTrustAnchors } from './ek-chain.js';
+import {
+  parseEkCertificate,
+  readEkCertificate,
+  sameKey,
+  sha256Hex,
+  verifyEkChain,
+  type EkTrustAnchors,
+} from './ek-chain.js';
 import { checkAkPublic, checkEkPublic } from './key-checks.js';
 import { makeCredential } from './make-credential.js';
 import { objectName } from './names.js';
@@ -199,7 +205,7 @@ export function createTpmMethod(
       let certSpki: Buffer;
       if (allowListed) {
         parseEkCertificate(ev.ekCertificate);
-        certSpki = certificateSpki(ev.ekCertificate);
+        certSpki = readEkCertificate(ev.ekCertificate).spki.raw;
       } else {
         certSpki = ekCertSpki(ev.ekCertificate, now);
       }

@@ -10,7 +10,7 @@ import type { CsrKey, Prover } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { qualifyingData } from './binding.js';
-import { readEkTlv } from './der.js';
+import { readTlv } from '../../common/der.js';
 import { toTpm2ToolsCredentialFile } from './make-credential.js';
 import { TPMA_OBJECT } from './structures/constants.js';
 import { parseTpm2bPublic } from './structures/public.js';
@@ -53,8 +53,8 @@ interface EkInfo {
 /** The DER certificate inside an NV read, without the zero padding some TPMs append. */
 function trimDer(nv: Buffer): Buffer | undefined {
   try {
-    const t = readEkTlv(nv, 0);
-    return t.tag === 0x30 ? nv.subarray(0, t.end) : undefined;
+    const { tlv, next } = readTlv(nv, 0);
+    return tlv.tag === 0x30 ? nv.subarray(0, next) : undefined;
   } catch {
     return undefined;
   }

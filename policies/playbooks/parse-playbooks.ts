@@ -7,6 +7,7 @@ import { canonicalScope } from '../../common/decision-scope.js';
 import type { DecisionScope } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import { isEventField } from '../../common/events.js';
+import { compileSchema, type SchemaContext } from '../../common/schema.js';
 import {
   DEFAULT_SETTINGS,
   type DecisionBudget,
@@ -20,9 +21,98 @@ import {
 
 const MAX_FILE = 256 * 1024;
 const ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const SCOPES = ['identity', 'serial', 'spki', 'ip', 'node'] as const;
 const MAX_TTL = 30 * 86_400_000;
+
+const SLUG = { type: 'string', pattern: ID.source } as const;
+// Durations (`15m` or a number of ms) are read by `duration`, which refuses anything else.
+const DURATION = {} as const;
+const ESCALATION = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { window: DURATION, factor: { type: 'number', minimum: 1, maximum: 100 }, 'max-ttl': DURATION },
+} as const;
+
+/** The shape of a playbook document; durations, event fields and scopes are read after it. */
+const playbookShape = compileSchema<Rec>(
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'id', 'rules', 'decisions'],
+    properties: {
+      kind: { const: 'playbook' },
+      id: SLUG,
+      description: { type: 'string', maxLength: 4096 },
+      rules: { type: 'array', minItems: 1, maxItems: 64, items: SLUG },
+      decisions: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 8,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['scope', 'from'],
+          properties: {
+            scope: { type: 'string', enum: [...SCOPES] },
+            from: { type: 'string' },
+            action: { type: 'string', enum: ['quarantine', 'isolate'] },
+            ttl: DURATION,
+          },
+        },
+      },
+      reason: { type: 'string', maxLength: 256 },
+      escalation: ESCALATION,
+      simulate: { type: 'boolean' },
+    },
+  },
+  'ERR_SIEM_PLAYBOOK_INVALID',
+  'playbook',
+);
+
+const COUNT = { type: 'integer', minimum: 0, maximum: 100_000 } as const;
+
+/** The shape of the response-settings document. */
+const settingsShape = compileSchema<Rec>(
+  {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind'],
+    properties: {
+      kind: { const: 'response-settings' },
+      allowlist: {
+        type: 'array',
+        maxItems: 10_000,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['type', 'value'],
+          properties: { type: {}, value: {} },
+        },
+      },
+      'blast-radius': {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          'max-per-minute': COUNT,
+          'per-reporter': COUNT,
+          reserved: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              rules: { type: 'array', maxItems: 64, items: SLUG },
+              'max-per-minute': COUNT,
+              'per-reporter': COUNT,
+            },
+          },
+        },
+      },
+      escalation: ESCALATION,
+      'simulate-rules': { type: 'array', items: SLUG },
+    },
+  },
+  'ERR_SIEM_PLAYBOOK_INVALID',
+  'response settings',
+);
 
 type Rec = Readonly<Record<string, unknown>>;
 
@@ -32,13 +122,6 @@ function bad(where: string, msg: string, cause?: unknown): never {
     `${where}: ${msg}`,
     cause === undefined ? undefined : { cause },
   );
-}
-
-function rec(v: unknown, keys: readonly string[], where: string): Rec {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(where, 'must be a map');
-  for (const k of Object.keys(v))
-    if (POISON.has(k) || !keys.includes(k)) bad(where, `unknown key ${k.slice(0, 64)}`);
-  return v as Rec;
 }
 
 function duration(v: unknown, where: string, max = MAX_TTL): number {
@@ -53,140 +136,98 @@ function duration(v: unknown, where: string, max = MAX_TTL): number {
   return ms;
 }
 
+/** An escalation block already checked by its schema: the durations are read here. */
 function escalation(v: unknown, where: string, dflt: Escalation): Escalation {
   if (v === undefined) return dflt;
-  const o = rec(v, ['window', 'factor', 'max-ttl'], where);
-  const factor = o['factor'] ?? dflt.factor;
-  if (typeof factor !== 'number' || !(factor >= 1 && factor <= 100)) bad(`${where}.factor`, 'must be 1..100');
+  const o = v as Rec;
   return {
     windowMs:
       o['window'] === undefined ? dflt.windowMs : duration(o['window'], `${where}.window`, 365 * 86_400_000),
-    factor,
+    factor: (o['factor'] as number | undefined) ?? dflt.factor,
     maxTtlMs: o['max-ttl'] === undefined ? dflt.maxTtlMs : duration(o['max-ttl'], `${where}.max-ttl`),
   };
 }
 
-function parsePlaybook(o: Rec, where: string, dflt: Escalation): Playbook {
-  const doc = rec(
-    o,
-    ['kind', 'id', 'description', 'rules', 'decisions', 'reason', 'escalation', 'simulate'],
-    where,
-  );
-  const id = doc['id'];
-  if (typeof id !== 'string' || !ID.test(id)) bad(`${where}.id`, 'must be a lower-case slug');
-  const rules = doc['rules'];
-  if (!Array.isArray(rules) || rules.length === 0 || rules.length > 64)
-    bad(`${where}.rules`, 'must list 1..64 rule ids');
-  for (const r of rules) if (typeof r !== 'string' || !ID.test(r)) bad(`${where}.rules`, 'must be rule ids');
-  const acts = doc['decisions'];
-  if (!Array.isArray(acts) || acts.length === 0 || acts.length > 8)
-    bad(`${where}.decisions`, 'must list 1..8 decisions');
-  const actions = acts.map((a, i): PlaybookAction => {
-    const w = `${where}.decisions[${i}]`;
-    const x = rec(a, ['scope', 'from', 'action', 'ttl'], w);
-    const scope = x['scope'];
-    if (typeof scope !== 'string' || !(SCOPES as readonly string[]).includes(scope))
-      bad(`${w}.scope`, `must be one of ${SCOPES.join(', ')}`);
-    const from = x['from'];
-    if (typeof from !== 'string' || !isEventField(from)) bad(`${w}.from`, 'must be an event field');
-    const action = x['action'] ?? 'quarantine';
-    if (action !== 'quarantine' && action !== 'isolate') bad(`${w}.action`, 'must be quarantine or isolate');
+interface Located {
+  readonly where: string;
+  readonly ctx: SchemaContext;
+  readonly doc: Rec;
+}
+
+function parsePlaybook(d: Located, dflt: Escalation): Playbook {
+  const doc = playbookShape(d.doc, d.ctx);
+  const where = d.where;
+  const actions = (doc['decisions'] as Rec[]).map((x, i): PlaybookAction => {
+    const w = `${where}: decisions[${i}]`;
+    const from = x['from'] as string;
+    if (!isEventField(from)) bad(`${w}.from`, 'must be an event field');
     return {
-      scope: scope as PlaybookAction['scope'],
-      from: from,
-      action,
+      scope: x['scope'] as PlaybookAction['scope'],
+      from,
+      action: (x['action'] as PlaybookAction['action'] | undefined) ?? 'quarantine',
       ttlMs: duration(x['ttl'], `${w}.ttl`),
     };
   });
-  const reason = doc['reason'];
-  if (reason !== undefined && (typeof reason !== 'string' || reason.length > 256))
-    bad(`${where}.reason`, 'must be text');
-  const description = doc['description'] ?? '';
-  if (typeof description !== 'string' || description.length > 4096)
-    bad(`${where}.description`, 'must be text');
-  const simulate = doc['simulate'] ?? false;
-  if (typeof simulate !== 'boolean') bad(`${where}.simulate`, 'must be true or false');
   return {
-    id,
-    description,
-    rules: rules as string[],
+    id: doc['id'] as string,
+    description: (doc['description'] as string | undefined) ?? '',
+    rules: doc['rules'] as string[],
     actions,
-    reason: reason,
+    reason: doc['reason'] as string | undefined,
     escalation:
       doc['escalation'] === undefined
         ? undefined
-        : escalation(doc['escalation'], `${where}.escalation`, dflt),
-    simulate,
+        : escalation(doc['escalation'], `${where}: escalation`, dflt),
+    simulate: (doc['simulate'] as boolean | undefined) ?? false,
   };
 }
 
-function count(v: unknown, where: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100_000) bad(where, 'must be 0..100000');
-  return v;
-}
-
 /** `max-per-minute` and `per-reporter` of a budget; per-reporter defaults to at most the whole. */
-function decisionBudget(o: Rec, where: string, dflt: DecisionBudget): DecisionBudget {
-  const maxPerMinute = count(o['max-per-minute'], `${where}.max-per-minute`, dflt.maxPerMinute);
-  const perReporter = count(
-    o['per-reporter'],
-    `${where}.per-reporter`,
-    Math.min(dflt.perReporter, maxPerMinute),
-  );
+function decisionBudget(o: Rec, dflt: DecisionBudget): DecisionBudget {
+  const maxPerMinute = (o['max-per-minute'] as number | undefined) ?? dflt.maxPerMinute;
+  const perReporter = (o['per-reporter'] as number | undefined) ?? Math.min(dflt.perReporter, maxPerMinute);
   return { maxPerMinute, perReporter };
 }
 
-function parseSettings(o: Rec, where: string): ResponseSettings {
-  const doc = rec(o, ['kind', 'allowlist', 'blast-radius', 'escalation', 'simulate-rules'], where);
-  const list = doc['allowlist'] ?? [];
-  if (!Array.isArray(list) || list.length > 10_000) bad(`${where}.allowlist`, 'must be a list');
-  const allowlist = list.map((e, i): DecisionScope => {
-    const x = rec(e, ['type', 'value'], `${where}.allowlist[${i}]`);
+function parseSettings(d: Located): ResponseSettings {
+  const doc = settingsShape(d.doc, d.ctx);
+  const where = d.where;
+  const allowlist = ((doc['allowlist'] as Rec[] | undefined) ?? []).map((x, i): DecisionScope => {
     try {
       return canonicalScope({ type: x['type'], value: x['value'] });
     } catch (err) {
-      return bad(`${where}.allowlist[${i}]`, 'invalid scope', err);
+      return bad(`${where}: allowlist[${i}]`, 'invalid scope', err);
     }
   });
   const dflt = DEFAULT_SETTINGS;
   let budget: DecisionBudget = { maxPerMinute: dflt.maxPerMinute, perReporter: dflt.perReporter };
   let reserved: ReservedBudget = dflt.reserved;
-  if (doc['blast-radius'] !== undefined) {
-    const w = `${where}.blast-radius`;
-    const br = rec(doc['blast-radius'], ['max-per-minute', 'per-reporter', 'reserved'], w);
-    budget = decisionBudget(br, w, dflt);
-    if (br['reserved'] !== undefined) {
-      const rs = rec(br['reserved'], ['rules', 'max-per-minute', 'per-reporter'], `${w}.reserved`);
-      const rules = rs['rules'] ?? dflt.reserved.rules;
-      if (
-        !Array.isArray(rules) ||
-        rules.length > 64 ||
-        !rules.every((r) => typeof r === 'string' && ID.test(r))
-      )
-        bad(`${w}.reserved.rules`, 'must list at most 64 rule ids');
-      reserved = { rules: rules as string[], ...decisionBudget(rs, `${w}.reserved`, dflt.reserved) };
-    }
+  const br = doc['blast-radius'] as Rec | undefined;
+  if (br !== undefined) {
+    budget = decisionBudget(br, dflt);
+    const rs = br['reserved'] as Rec | undefined;
+    if (rs !== undefined)
+      reserved = {
+        rules: (rs['rules'] as string[] | undefined) ?? dflt.reserved.rules,
+        ...decisionBudget(rs, dflt.reserved),
+      };
   }
-  const sim = doc['simulate-rules'] ?? [];
-  if (!Array.isArray(sim) || !sim.every((r) => typeof r === 'string' && ID.test(r)))
-    bad(`${where}.simulate-rules`, 'must list rule ids');
   return {
     allowlist,
     ...budget,
     reserved,
-    escalation: escalation(doc['escalation'], `${where}.escalation`, DEFAULT_SETTINGS.escalation),
-    simulateRules: sim as string[],
+    escalation: escalation(doc['escalation'], `${where}: escalation`, DEFAULT_SETTINGS.escalation),
+    simulateRules: (doc['simulate-rules'] as string[] | undefined) ?? [],
   };
 }
 
 /** Parses the YAML documents of several files (settings first, then playbooks) into one config. */
 export function parsePlaybookTexts(files: readonly { name: string; text: string }[]): PlaybookConfig {
-  const docs: { where: string; doc: Rec }[] = [];
+  const docs: Located[] = [];
   for (const f of files) {
     if (f.text.length > MAX_FILE) bad(f.name, 'larger than 256 KiB');
     parseAllDocuments(f.text, { uniqueKeys: true }).forEach((d, i) => {
-      const where = `${f.name}#${i}`;
+      const where = `${f.name}: document ${i}`;
       if (d.errors.length > 0) bad(where, `invalid YAML: ${d.errors[0]?.message.split('\n')[0] ?? ''}`);
       let v: unknown;
       try {
@@ -196,20 +237,20 @@ export function parsePlaybookTexts(files: readonly { name: string; text: string 
       }
       if (v === null || v === undefined) return;
       if (typeof v !== 'object' || Array.isArray(v)) bad(where, 'must be a map');
-      docs.push({ where, doc: v as Rec });
+      docs.push({ where, ctx: { file: f.name, document: i }, doc: v as Rec });
     });
   }
   const settingsDocs = docs.filter((d) => d.doc['kind'] === 'response-settings');
   if (settingsDocs.length > 1)
     bad(settingsDocs[1]?.where ?? '', 'only one response-settings document is allowed');
   const s = settingsDocs[0];
-  const settings = s === undefined ? DEFAULT_SETTINGS : parseSettings(s.doc, s.where);
+  const settings = s === undefined ? DEFAULT_SETTINGS : parseSettings(s);
   const playbooks: Playbook[] = [];
   const ids = new Set<string>();
   for (const d of docs) {
     if (d.doc['kind'] === 'response-settings') continue;
     if (d.doc['kind'] !== 'playbook') bad(d.where, 'kind must be playbook or response-settings');
-    const p = parsePlaybook(d.doc, d.where, settings.escalation);
+    const p = parsePlaybook(d, settings.escalation);
     if (ids.has(p.id)) bad(d.where, `playbook id ${p.id} is used twice`);
     ids.add(p.id);
     playbooks.push(p);

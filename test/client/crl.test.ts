@@ -1,7 +1,7 @@
 // CRL parsing: a CRL from the intermediate verifies; foreign signatures, trailing bytes and junk
 // are refused with their codes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { derTotalLength, parseVerifiedCrl } from '../../client/crl.js';
+import { parseVerifiedCrl } from '../../client/crl.js';
 import { createTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
@@ -44,9 +44,16 @@ describe('parseVerifiedCrl', () => {
       parseVerifiedCrl(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]), [pki.intermediate.pem]),
     ).rejects.toMatchObject({ code: 'ERR_AGENT_CRL_MALFORMED' });
   });
-  it('derTotalLength refuses non-minimal lengths', () => {
-    expect(derTotalLength(Buffer.from([0x30, 0x81, 0x05]))).toBe(-1);
-    expect(derTotalLength(Buffer.from([0x30, 0x82, 0x00, 0x90]))).toBe(-1);
-    expect(derTotalLength(Buffer.from([0x30, 0x81, 0x90]))).toBe(0x90 + 3);
+  it('refuses a non-minimal length even when the signature would verify', async () => {
+    const der = await pki.crl(['01', '02']);
+    const n = der[1]! & 0x7f;
+    const padded = Buffer.concat([Buffer.from([0x30, 0x80 | (n + 1), 0x00]), der.subarray(2)]);
+    const err = await parseVerifiedCrl(padded, [pki.intermediate.pem]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_AGENT_CRL_MALFORMED', message: 'CRL: non-minimal length' });
+  });
+  it('reads nextUpdate and names the issuer', async () => {
+    const crl = await parseVerifiedCrl(await pki.crl([]), [pki.intermediate.pem]);
+    expect(crl.serials.size).toBe(0);
+    expect(crl.issuer).toMatch(/CN=/);
   });
 });

@@ -5,6 +5,8 @@ import { CompactSign } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
   DECISIONS_TYP,
+  parseDecisionDelta,
+  parseDecisionSet,
   signDecisionDelta,
   signDecisionSet,
   verifyDecisions,
@@ -212,5 +214,33 @@ describe('decision JWS', () => {
         'k',
       ),
     ).rejects.toMatchObject({ code: 'ERR_DECISION_MALFORMED' });
+  });
+});
+
+describe('refusals name the path', () => {
+  it.each([
+    [{ ...set, decisions: [{ ...decision, extra: 1 }] }, 'decision snapshot decisions[0].extra: unknown key'],
+    [
+      { ...set, decisions: [{ ...decision, action: 'delete' }] },
+      'decision snapshot decisions[0].action: must be one of "quarantine", "isolate"',
+    ],
+    [{ ...set, revision: -1 }, 'decision snapshot revision: must be >= 0'],
+    [
+      { ...set, decisions: [{ ...decision, alerts: ['a b'] }] },
+      'decision snapshot decisions[0].alerts[0]: must match pattern "^[A-Za-z0-9._:-]{1,64}$"',
+    ],
+    [{ ...set, decisions: [{ ...decision, expiresAt: 1 }] }, 'decisions[0] expires before it is created'],
+  ])('%j', (doc, message) => {
+    expect(() => parseDecisionSet({ kind: 'snapshot', ...doc })).toThrow(
+      expect.objectContaining({ code: 'ERR_DECISION_MALFORMED', message }),
+    );
+  });
+  it('names a poison key in a delta', () => {
+    const doc: unknown = JSON.parse(
+      `{"kind":"delta","trustDomain":"${TD}","from":1,"revision":2,"issuedAt":1,"upserts":[],"removals":[],"constructor":1}`,
+    );
+    expect(() => parseDecisionDelta(doc)).toThrow(
+      expect.objectContaining({ message: 'decision delta constructor: forbidden or too deeply nested key' }),
+    );
   });
 });

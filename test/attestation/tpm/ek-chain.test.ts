@@ -118,4 +118,36 @@ describe('verifyEkChain', () => {
       codeAndReason(() => verifyEkChain(Buffer.concat([good, Buffer.from([0])]), anchors, Date.now())),
     ).toMatch(/^ERR_ATT_TPM_EK_CERT_MALFORMED/);
   });
+  it('refuses a non-minimal length inside the certificate (the strict DER reader), not only outside', () => {
+    const good = issue(maker, TCG);
+    // The extensions' [3] wrapper, re-encoded with one more length byte than DER allows.
+    const at = good.lastIndexOf(Buffer.from([0xa3]), good.length - 80);
+    const len = good[at + 1]!;
+    expect(len & 0x80).toBe(0x80);
+    const n = len & 0x7f;
+    const padded = Buffer.concat([
+      good.subarray(0, at),
+      Buffer.from([0xa3, 0x80 | (n + 1), 0x00]),
+      good.subarray(at + 2),
+    ]);
+    // Keep the outer lengths true: certificate and tbsCertificate both grow by one byte.
+    for (const off of [0, 4]) {
+      expect(padded[off + 1]).toBe(0x82);
+      padded.writeUInt16BE(padded.readUInt16BE(off + 2) + 1, off + 2);
+    }
+    const err = (() => {
+      try {
+        verifyEkChain(padded, anchors, Date.now());
+      } catch (e) {
+        return e as EdgewardError;
+      }
+      return undefined;
+    })();
+    // OpenSSL parses this certificate; the strict reader is what refuses it.
+    expect(new X509Certificate(padded).subject).toBe('CN=ek');
+    expect(err).toMatchObject({
+      code: 'ERR_ATT_TPM_EK_CERT_MALFORMED',
+      message: 'EK certificate: non-minimal length',
+    });
+  });
 });
