@@ -3,7 +3,6 @@
 // head row (SELECT ... FOR UPDATE) inside the transaction, and CRL numbers come from one sequence.
 import type pg from 'pg';
 import type { TokenRecord } from '../attestation/index.js';
-import type { DecisionScopeType } from '../common/decisions.js';
 import {
   checkReachable,
   createPool,
@@ -15,8 +14,8 @@ import {
 } from '../common/postgres.js';
 import type { CrlReason } from '../common/x509.js';
 import { GENESIS, auditHash, type AuditRecord } from './audit.js';
-import type { RenewalHold } from './quarantine.js';
-import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx } from './store.js';
+import { toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
+import type { AuditEntry, CaStore, Revocation, StoreTx } from './store.js';
 
 export const CA_MIGRATIONS: readonly Migration[] = [
   {
@@ -77,59 +76,8 @@ CREATE SEQUENCE ca_crl_number;
   },
 ];
 
-interface CertRow {
-  serial: string;
-  identity: string;
-  spki_sha256: string;
-  method: string;
-  not_before: number;
-  not_after: number;
-  issued_at: number;
-  der: Buffer;
-  revoked_at: number | null;
-  revocation_reason: string | null;
-}
-
 const CERT_COLUMNS =
   'serial, identity, spki_sha256, method, not_before, not_after, issued_at, der, revoked_at, revocation_reason';
-
-function toCert(r: CertRow): CertRecord {
-  return {
-    serial: r.serial,
-    identity: r.identity,
-    spkiSha256: r.spki_sha256,
-    method: r.method,
-    notBefore: r.not_before,
-    notAfter: r.not_after,
-    issuedAt: r.issued_at,
-    der: r.der,
-    revokedAt: r.revoked_at,
-    revocationReason: r.revocation_reason,
-  };
-}
-
-interface HoldRow {
-  identity: string;
-  decision_id: string;
-  scope_type: string;
-  scope_value: string;
-  placed_at: number;
-  decision_expires_at: number;
-  released_at: number | null;
-  released_by: string | null;
-}
-
-function toHold(r: HoldRow): RenewalHold {
-  return {
-    identity: r.identity,
-    decisionId: r.decision_id,
-    scope: { type: r.scope_type as DecisionScopeType, value: r.scope_value },
-    placedAt: r.placed_at,
-    decisionExpiresAt: r.decision_expires_at,
-    releasedAt: r.released_at,
-    releasedBy: r.released_by,
-  };
-}
 
 type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 

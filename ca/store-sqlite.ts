@@ -5,12 +5,11 @@ import Database from 'better-sqlite3';
 import type { AuditRecord } from './audit.js';
 import { GENESIS, auditHash } from './audit.js';
 import type { TokenRecord } from '../attestation/index.js';
-import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx } from './store.js';
+import type { AuditEntry, CaStore, Revocation, StoreTx } from './store.js';
 import { EdgewardError } from '../common/errors.js';
 import { privateDatabase } from '../common/private-files.js';
 import type { CrlReason } from '../common/x509.js';
-import type { DecisionScopeType } from '../common/decisions.js';
-import type { RenewalHold } from './quarantine.js';
+import { toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,57 +59,6 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 `;
-
-interface CertRow {
-  serial: string;
-  identity: string;
-  spki_sha256: string;
-  method: string;
-  not_before: number;
-  not_after: number;
-  issued_at: number;
-  der: Buffer;
-  revoked_at: number | null;
-  revocation_reason: string | null;
-}
-
-function toCert(r: CertRow): CertRecord {
-  return {
-    serial: r.serial,
-    identity: r.identity,
-    spkiSha256: r.spki_sha256,
-    method: r.method,
-    notBefore: r.not_before,
-    notAfter: r.not_after,
-    issuedAt: r.issued_at,
-    der: r.der,
-    revokedAt: r.revoked_at,
-    revocationReason: r.revocation_reason,
-  };
-}
-
-interface HoldRow {
-  identity: string;
-  decision_id: string;
-  scope_type: string;
-  scope_value: string;
-  placed_at: number;
-  decision_expires_at: number;
-  released_at: number | null;
-  released_by: string | null;
-}
-
-function toHold(r: HoldRow): RenewalHold {
-  return {
-    identity: r.identity,
-    decisionId: r.decision_id,
-    scope: { type: r.scope_type as DecisionScopeType, value: r.scope_value },
-    placedAt: r.placed_at,
-    decisionExpiresAt: r.decision_expires_at,
-    releasedAt: r.released_at,
-    releasedBy: r.released_by,
-  };
-}
 
 export interface SqliteOptions {
   /** 'normal' survives process crashes (kill -9); 'full' also survives power loss, slower. */
