@@ -6,6 +6,7 @@ import type { EdgeEvent } from '../../../common/events.js';
 import type { Alert } from '../../../siem/correlate/index.js';
 import { ResponseEngine } from '../../../siem/playbooks/index.js';
 import { loadPlaybooks, parsePlaybookTexts, type PlaybookConfig } from '../../../policies/index.js';
+import { SAMPLE_PLAYBOOKS } from '../../helpers/playbooks.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 const TD = 'factory.example';
@@ -18,30 +19,11 @@ allowlist:
 blast-radius: { max-per-minute: 3 }
 escalation: { window: 24h, factor: 2, max-ttl: 4h }
 `;
-const PLAYBOOKS = `kind: playbook
-id: pb-identity
-rules: [r-id]
-decisions:
-  - { scope: identity, from: source.identity, action: quarantine, ttl: 1h }
----
-kind: playbook
-id: pb-ip
-rules: [r-ip]
-decisions:
-  - { scope: ip, from: source.ip, action: quarantine, ttl: 15m }
----
-kind: playbook
-id: pb-sim
-rules: [r-sim]
-simulate: true
-decisions:
-  - { scope: identity, from: source.identity, action: quarantine, ttl: 10m }
-`;
 
 function config(settings = SETTINGS): PlaybookConfig {
   return parsePlaybookTexts([
     { name: 'settings.yaml', text: settings },
-    { name: 'pb.yaml', text: PLAYBOOKS },
+    { name: 'pb.yaml', text: SAMPLE_PLAYBOOKS },
   ]);
 }
 

@@ -5,6 +5,7 @@ import { parsePlaybookTexts } from '../../../policies/index.js';
 import { ResponseEngine } from '../../../siem/playbooks/index.js';
 import { respondToAlerts } from '../../../siem/service/alert-response.js';
 import { alertOf } from '../../helpers/alerts.js';
+import { SAMPLE_PLAYBOOKS } from '../../helpers/playbooks.js';
 
 const TD = 'factory.example';
 const NOW = Date.UTC(2026, 0, 1, 12);
@@ -13,25 +14,7 @@ const CONFIG = parsePlaybookTexts([
   { name: 'settings.yaml', text: 'kind: response-settings\nblast-radius: { max-per-minute: 100 }\n' },
   {
     name: 'pb.yaml',
-    text: `kind: playbook
-id: pb-identity
-rules: [r-id]
-decisions:
-  - { scope: identity, from: source.identity, action: quarantine, ttl: 1h }
----
-kind: playbook
-id: pb-ip
-rules: [r-ip]
-decisions:
-  - { scope: ip, from: source.ip, action: quarantine, ttl: 15m }
----
-kind: playbook
-id: pb-sim
-rules: [r-sim]
-simulate: true
-decisions:
-  - { scope: identity, from: source.identity, action: quarantine, ttl: 10m }
-`,
+    text: SAMPLE_PLAYBOOKS,
   },
 ]);
 
