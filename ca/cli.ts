@@ -84,6 +84,7 @@ async function trustDomainOf(store: CaStore): Promise<string> {
  * that dies is replaced.
  */
 async function superviseWorkers(n: number, out: (s: string) => void): Promise<number> {
+  const log = createLogger('ca');
   let stopping = false;
   let announced = false;
   const ready = new Set<number>();
@@ -101,9 +102,7 @@ async function superviseWorkers(n: number, out: (s: string) => void): Promise<nu
     w.on('exit', (code, signal) => {
       ready.delete(w.id);
       if (stopping) return;
-      process.stderr.write(
-        `edgeward ca: worker ${w.process.pid} exited (${signal ?? code}); starting another\n`,
-      );
+      log.error({ worker: w.process.pid, exitCode: code, signal }, 'CA worker exited; starting another');
       fork();
     });
   };

@@ -1,6 +1,7 @@
 // The one security-event schema every reporter (agents, CA, SIEM) speaks: flat ECS-style dotted
 // keys plus identity fields. The validator is compiled once from FIELDS and refuses anything unknown.
 import { EdgewardError } from './errors.js';
+import { POISON_KEYS } from './schema.js';
 import { parseIdentity, serviceId } from './identity.js';
 import { canonicalIp } from './ip.js';
 import { normalizeSerial } from './x509.js';
@@ -372,7 +373,6 @@ const MAX_TIME = Date.UTC(2200, 0, 1);
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const KEYWORD = /^[\x21-\x7e]+$/;
 const HEX = /^[0-9a-f]+$/;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_KEYS = 64;
 
 type Check = (v: unknown, field: string) => string | number | readonly string[];
@@ -585,7 +585,7 @@ export function flattenEvent(input: Readonly<Record<string, unknown>>): Record<s
         },
       );
     for (const k of Object.keys(obj)) {
-      if (POISON.has(k)) {
+      if (POISON_KEYS.has(k)) {
         throw new EdgewardError('ERR_SIEM_EVENT_POISONED', `forbidden key ${k}`, { detail: { field: k } });
       }
       const key = prefix === '' ? k : `${prefix}.${k}`;
@@ -673,7 +673,7 @@ export function validateEvent(input: unknown, opts: ValidateOptions = {}): EdgeE
   const stored = opts.mode === 'stored';
   const out: Record<string, OpenValue> = {};
   for (const key of keys) {
-    if (POISON.has(key)) {
+    if (POISON_KEYS.has(key)) {
       throw new EdgewardError('ERR_SIEM_EVENT_POISONED', `forbidden key ${key}`, { detail: { field: key } });
     }
     const c = CHECKS.get(key);

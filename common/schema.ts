@@ -103,17 +103,22 @@ export function compileSchema<T>(
   schema: object,
   code: ErrorCode,
   what: string,
-  /** A code of its own for an unknown or forbidden key, where the callers' users already know one. */
-  codes: { readonly unknownKey?: ErrorCode } = {},
+  options: {
+    /** A code of its own for an unknown or forbidden key, where the callers' users already know one. */
+    readonly unknownKey?: ErrorCode;
+    /** `path` starts messages with the key path (`<path>: ...`) instead of `what`. */
+    readonly prefix?: 'what' | 'path';
+  } = {},
 ): SchemaValidator<T> {
+  const lead = options.prefix === 'path' ? '' : `${what} `;
   const validate = ajv.compile(schema);
   return (value, ctx) => {
     const poison = poisonPath(value);
     if (poison !== undefined) {
       const path = joinPath(poison);
       throw new EdgewardError(
-        codes.unknownKey ?? code,
-        `${what} ${where(ctx, path)}: forbidden or too deeply nested key`,
+        options.unknownKey ?? code,
+        `${lead}${where(ctx, path)}: forbidden or too deeply nested key`,
         {
           detail: { ...ctx, path },
         },
@@ -123,8 +128,8 @@ export function compileSchema<T>(
     const e = validate.errors?.[0];
     const path = e === undefined ? '' : keyPath(e);
     throw new EdgewardError(
-      e?.keyword === 'additionalProperties' ? (codes.unknownKey ?? code) : code,
-      `${what} ${where(ctx, path)}: ${e === undefined ? 'invalid' : describe(e)}`,
+      e?.keyword === 'additionalProperties' ? (options.unknownKey ?? code) : code,
+      `${lead}${where(ctx, path)}: ${e === undefined ? 'invalid' : describe(e)}`,
       { detail: { ...ctx, path } },
     );
   };

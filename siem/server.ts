@@ -97,6 +97,12 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   if (identity.identity !== serviceId(trustDomain, 'siem'))
     throw new EdgewardError('ERR_SIEM_IDENTITY', `the SIEM runs as ${serviceId(trustDomain, 'siem')}`);
   const metrics = createSiemMetrics();
+  metrics.registry.collected(
+    'edgeward_siem_certificate_expiry_timestamp_seconds',
+    'When the SIEM certificate expires (notAfter), seconds since the Unix epoch',
+    'gauge',
+    () => [[{}, Math.floor(identity.notAfter / 1000)]],
+  );
   const stores = await (o.stores ?? sqliteStores)({
     dataDir: o.dataDir,
     ...(o.synchronous ? { synchronous: o.synchronous } : {}),

@@ -314,7 +314,7 @@ export async function runScenario(mesh: Mesh, ports: Ports, once: boolean): Prom
 
   out('');
   out('The mesh is running. Look further:');
-  out(`  logs and state:   ${dir}`);
+  out(`  logs and state:   ${dir}  (<name>.log: JSON log lines; <name>.out: what each printed)`);
   out(`  dashboard:        ${dashUrl}  user analyst, password ${password}`);
   out(
     `                    (the browser must trust the demo's local web root ${dash.rootFile}, which vouches for localhost and the loopback addresses only; or accept the warning)`,

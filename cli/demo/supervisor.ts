@@ -2,7 +2,7 @@
 // channel, so that a child stops itself when the demo ends, however it ends), the local apps and
 // client connections it holds, and the timeline it prints.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
@@ -102,7 +102,10 @@ export class Mesh {
     });
   }
 
-  /** Starts `edgeward ARGS` and resolves with its output once it matches `ready`. */
+  /**
+   * Starts `edgeward ARGS` and resolves with its output once it matches `ready`. Its stderr (the
+   * JSON log lines) goes to `<name>.log`, its stdout (what it prints for a person) to `<name>.out`.
+   */
   start(name: string, args: string[], readyOn: RegExp): Promise<string> {
     const log = join(this.dir, `${name}.log`);
     const p = spawn(process.execPath, [EDGEWARD, ...args], {
@@ -111,14 +114,15 @@ export class Mesh {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     this.children.push(p);
-    // Appended to the log file as it comes; only the start-up output and then a bounded tail are
+    // Appended to the files as it comes; only the start-up output and then a bounded tail are
     // kept in memory (readiness match, exit message).
-    const file = createWriteStream(log, { flags: 'w' });
+    const logFile = createWriteStream(log, { flags: 'w' });
+    const outFile = createWriteStream(join(this.dir, `${name}.out`), { flags: 'w' });
     let output = '';
     let ready = false;
     return new Promise((resolvePromise, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} did not start in 60 s; see ${log}`)), 60_000);
-      const onData = (c: Buffer): void => {
+      const onData = (file: WriteStream) => (c: Buffer) => {
         file.write(c);
         output += c.toString();
         if (ready) output = output.slice(-2000);
@@ -128,11 +132,12 @@ export class Mesh {
           resolvePromise(output);
         }
       };
-      p.stdout?.on('data', onData);
-      p.stderr?.on('data', onData);
+      p.stdout?.on('data', onData(outFile));
+      p.stderr?.on('data', onData(logFile));
       p.on('exit', (code) => {
         clearTimeout(timer);
-        file.end();
+        logFile.end();
+        outFile.end();
         reject(new Error(`${name} exited with ${code}:\n${output.slice(-2000)}`));
       });
     });

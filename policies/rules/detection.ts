@@ -2,6 +2,7 @@
 // patterns, CIDR masks, regexes and placeholder expansions are all prepared here, not per event.
 // Semantics: the Sigma specification v2.1 (docs/rules.md lists where edgeward differs).
 import { EdgewardError } from '../../common/errors.js';
+import { POISON_KEYS } from '../../common/schema.js';
 import { FIELDS, isEventField, type EdgeEvent, type FieldSpec } from '../../common/events.js';
 import { canonicalIp, compileCidrMatcher, parseIpOrCidr, type Cidr } from '../../common/ip.js';
 import { parseCondition, type Cond } from './condition.js';
@@ -36,7 +37,6 @@ const MAX_SEARCHES = 64;
 const MAX_ENTRIES = 64;
 const MAX_VALUE_LENGTH = 4096;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const TRANSFORMS = new Set([
   'contains',
   'startswith',
@@ -334,7 +334,7 @@ function compileEntry(key: string, raw: unknown, where: string, opts: DetectionO
   const at = `${where}.${key}`;
   const parts = key.split('|');
   const field = parts[0] ?? '';
-  if (field.length > 256 || POISON.has(field)) fail('ERR_POLICY_RULE_FIELD', at, 'bad field name');
+  if (field.length > 256 || POISON_KEYS.has(field)) fail('ERR_POLICY_RULE_FIELD', at, 'bad field name');
   const m = readModifiers(parts.slice(1), at);
   if (field === '') return compileKeywords(raw, m, at, opts);
   const spec = specOf(field);
@@ -570,7 +570,7 @@ function compileMap(map: Rec, where: string, opts: DetectionOptions): Entry {
   if (names.length === 0 || names.length > MAX_ENTRIES)
     fail('ERR_POLICY_RULE_SCHEMA', where, `a selection needs 1..${MAX_ENTRIES} fields`);
   const entries = names.map((k) => {
-    if (POISON.has(k)) fail('ERR_POLICY_RULE_SCHEMA', where, `forbidden key ${k}`);
+    if (POISON_KEYS.has(k)) fail('ERR_POLICY_RULE_SCHEMA', where, `forbidden key ${k}`);
     return compileEntry(k, map[k], where, opts);
   });
   const keys = allKeys(entries.map((e) => e.keys));
@@ -657,7 +657,7 @@ export function compileDetection(
         `${where}.timeframe`,
         'detection timeframe is Sigma v1; use a correlation rule',
       );
-    if (!IDENT.test(k) || POISON.has(k))
+    if (!IDENT.test(k) || POISON_KEYS.has(k))
       fail('ERR_POLICY_RULE_SCHEMA', `${where}.${k.slice(0, 64)}`, 'bad search identifier');
     searches.set(k, compileSearch(raw[k], `${where}.${k}`, opts));
   }

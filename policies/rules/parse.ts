@@ -3,6 +3,7 @@
 import { isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
 import { parseDuration } from '../../common/clock.js';
 import { EdgewardError } from '../../common/errors.js';
+import { POISON_KEYS } from '../../common/schema.js';
 import { createHash } from 'node:crypto';
 import { validateEvent, type EdgeEvent } from '../../common/events.js';
 import { andDetections, compileDetection, type Placeholders } from './detection.js';
@@ -31,7 +32,6 @@ export const TEST_EPOCH = Date.UTC(2026, 0, 1);
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const STATUSES = ['stable', 'test', 'experimental', 'deprecated', 'unsupported'];
 const RELATED = ['derived', 'obsolete', 'merged', 'renamed', 'similar'];
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -97,13 +97,13 @@ function checkKeys(doc: Rec, where: string, allowed?: ReadonlySet<string>): void
   const keys = Object.keys(doc);
   if (keys.length > MAX_KEYS) schema(where, `more than ${MAX_KEYS} keys`);
   for (const k of keys) {
-    if (POISON.has(k)) schema(`${where}.${k}`, 'forbidden key');
+    if (POISON_KEYS.has(k)) schema(`${where}.${k}`, 'forbidden key');
     if (allowed !== undefined && !allowed.has(k)) schema(`${where}.${k.slice(0, 64)}`, 'unknown key');
   }
 }
 
 function fieldName(f: unknown, where: string): string {
-  if (typeof f !== 'string' || f.length === 0 || f.length > 256 || POISON.has(f))
+  if (typeof f !== 'string' || f.length === 0 || f.length > 256 || POISON_KEYS.has(f))
     throw new EdgewardError(
       'ERR_POLICY_RULE_FIELD',
       `${where}: ${String(f).slice(0, 64)} is not a field name`,
@@ -368,7 +368,7 @@ function parseCorrelation(doc: Rec, where: string, di: number, file: string): Ra
   const w = `${where}.correlation`;
   if (!isRec(corr)) schema(w, 'must be a map');
   for (const k of Object.keys(corr)) {
-    if (!CORRELATION_INNER.has(k) || POISON.has(k)) schema(`${w}.${k.slice(0, 64)}`, 'unknown key');
+    if (!CORRELATION_INNER.has(k) || POISON_KEYS.has(k)) schema(`${w}.${k.slice(0, 64)}`, 'unknown key');
   }
   const bad: (at: string, msg: string) => never = (at, msg) => {
     throw new EdgewardError('ERR_POLICY_RULE_CORRELATION', `${w}${at}: ${msg}`);
@@ -400,7 +400,7 @@ function parseCorrelation(doc: Rec, where: string, di: number, file: string): Ra
   if (al !== undefined) {
     if (!isRec(al)) bad('.aliases', 'must map alias names to { rule name: field }');
     for (const [alias, m] of Object.entries(al)) {
-      if (POISON.has(alias) || !isRec(m))
+      if (POISON_KEYS.has(alias) || !isRec(m))
         bad(`.aliases.${alias.slice(0, 64)}`, 'must map rule names to fields');
       const inner = new Map<string, string>();
       for (const [r, f] of Object.entries(m)) inner.set(r, fieldName(f, `${w}.aliases.${alias}.${r}`));

@@ -4,11 +4,11 @@
 // conditions that select that log source's events. Checked by `edgeward policy check`.
 import { parseAllDocuments } from 'yaml';
 import { EdgewardError } from '../../common/errors.js';
+import { POISON_KEYS } from '../../common/schema.js';
 
 const MAX_PIPELINE = 256 * 1024;
 const MAX_MAPPINGS = 200;
 const MAX_FIELDS = 500;
-const POISON = new Set(['__proto__', 'constructor', 'prototype']);
 const LOGSOURCE_KEYS = new Set(['category', 'product', 'service']);
 const FIELD = /^[^|\s]{1,256}$/;
 
@@ -40,7 +40,7 @@ function isRec(v: unknown): v is Rec {
 
 function keysOf(r: Rec, where: string, allowed: ReadonlySet<string>): void {
   for (const k of Object.keys(r)) {
-    if (POISON.has(k) || !allowed.has(k)) fail(`${where}.${k.slice(0, 64)}`, 'unknown key');
+    if (POISON_KEYS.has(k) || !allowed.has(k)) fail(`${where}.${k.slice(0, 64)}`, 'unknown key');
   }
 }
 
@@ -83,8 +83,8 @@ export function parsePipeline(text: string, file = 'pipeline'): Pipeline {
       fail(`${at}.fields`, `must map up to ${MAX_FIELDS} fields`);
     const fields = new Map<string, string>();
     for (const [k, v] of Object.entries(fr)) {
-      if (POISON.has(k) || !FIELD.test(k)) fail(`${at}.fields.${k.slice(0, 64)}`, 'bad rule field name');
-      if (typeof v !== 'string' || !FIELD.test(v) || POISON.has(v))
+      if (POISON_KEYS.has(k) || !FIELD.test(k)) fail(`${at}.fields.${k.slice(0, 64)}`, 'bad rule field name');
+      if (typeof v !== 'string' || !FIELD.test(v) || POISON_KEYS.has(v))
         fail(`${at}.fields.${k}`, 'must be an event field name');
       fields.set(k, v);
     }
@@ -176,7 +176,7 @@ export function parsePlaceholders(text: string, file = 'placeholders'): Map<stri
     fail(`${w}.values`, 'must map up to 1000 names to lists');
   const out = new Map<string, string[]>();
   for (const [k, v] of Object.entries(values)) {
-    if (POISON.has(k) || !/^[A-Za-z0-9_.-]{1,64}$/.test(k))
+    if (POISON_KEYS.has(k) || !/^[A-Za-z0-9_.-]{1,64}$/.test(k))
       fail(`${w}.values.${k.slice(0, 64)}`, 'bad placeholder name');
     const vs = typeof v === 'string' ? [v] : v;
     if (

@@ -51,7 +51,12 @@ describe('agent config', () => {
     bad('identity: [', 'ERR_AGENT_CONFIG_YAML');
     bad(`${GOOD}\nidentity: { dir: x, id: y }`, 'ERR_AGENT_CONFIG_YAML');
     bad(`${GOOD}\nbogus: 1`, 'ERR_AGENT_CONFIG_INVALID', 'bogus');
-    bad('just a string', 'ERR_AGENT_CONFIG_INVALID', '(root)');
+    bad('just a string', 'ERR_AGENT_CONFIG_INVALID', '(top level)');
+    bad(
+      GOOD.replace('enroll: { attest: tpm,', 'enroll: { __proto__: { x: 1 }, attest: tpm,'),
+      'ERR_AGENT_CONFIG_INVALID',
+      'enroll.__proto__',
+    );
   });
 
   it('names the bad field', () => {

@@ -1,6 +1,6 @@
 // The commands that wire parts together, as real processes: policy check, puf provision and
 // ca puf import, and ca serve with several workers sharing sessions.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
@@ -81,7 +81,7 @@ describe('PUF provisioning and registration', () => {
     expect(av.status).toBe(0);
   });
 
-  it('ca serve --workers 2 enrolls through either worker (sessions are shared)', async () => {
+  it('ca serve --workers 2 enrolls through either worker (sessions are shared) and replaces one that dies', async () => {
     const data = join(dir, 'ca');
     const { proc, match } = await edgewardServe(
       ['ca', 'serve', '--data', data, '--listen', '127.0.0.1:0', '--workers', '2'],
@@ -126,6 +126,28 @@ describe('PUF provisioning and registration', () => {
       join(dir, 'd1'),
     ]);
     expect(d.status, d.stderr).toBe(0);
+
+    // A worker that dies is replaced, and the primary says so as a JSON log line on stderr.
+    let err = '';
+    proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const workers = readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    expect(workers).toHaveLength(2);
+    process.kill(workers[0] as number, 'SIGKILL');
+    const deadline = Date.now() + 10_000;
+    while (!err.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const line = JSON.parse(err.split('\n')[0] ?? '') as Record<string, unknown>;
+    expect(line).toMatchObject({
+      level: 50,
+      name: 'ca',
+      msg: 'CA worker exited; starting another',
+      worker: workers[0],
+      exitCode: null,
+      signal: 'SIGKILL',
+    });
+
     await stop(proc);
     expect(edgeward(['ca', 'audit', 'verify', '--data', data]).status).toBe(0);
   });

@@ -2,7 +2,7 @@
 // This runs it on its own ports, checks the story it tells actually happened, runs every command
 // it prints as printed, and checks that a second demo cannot take its folder.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, createServer } from 'node:net';
@@ -115,6 +115,16 @@ describe('edgeward demo', () => {
       const audit = await asPrinted(printed('audit chain'));
       expect(audit.status, audit.stderr).toBe(0);
       expect(audit.stdout).toMatch(/^audit chain OK: \d+ records/);
+
+      // Each process's log is JSON lines only; what it printed for a person is beside it.
+      const logs = readdirSync(data).filter((f) => f.endsWith('.log'));
+      expect(logs).toContain('ca.log');
+      for (const f of logs)
+        for (const line of readFileSync(join(data, f), 'utf8')
+          .split('\n')
+          .filter((l) => l !== ''))
+          expect(() => JSON.parse(line) as unknown, `${f}: ${line}`).not.toThrow();
+      expect(readFileSync(join(data, 'ca.out'), 'utf8')).toMatch(/listening on https:/);
 
       // A second demo with the same folder refuses while this one holds it, and touches nothing.
       const other = await freePortRange(DEMO_PORTS);

@@ -2,6 +2,7 @@
 // `promtool check metrics`, carries the process, Node.js and build metrics, gives expiry as an
 // absolute timestamp, and counts revocations made by `edgeward ca revoke` in another process.
 import { spawnSync } from 'node:child_process';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMesh, waitUntil, type Mesh, type MeshAgent } from '../helpers/mesh.js';
 
@@ -65,6 +66,27 @@ describe('every /metrics passes promtool', () => {
     const r = await mesh.call(`${mesh.siemUrl}/metrics`, undefined);
     expect(r.status).toBe(200);
     expect(r.body.toString()).toContain('edgeward_siem_events_ingested_total');
+  });
+
+  it('siem: its certificate expiry is an absolute timestamp, the notAfter of the certificate it serves', async () => {
+    const u = new URL(mesh.siemUrl);
+    const served = await new Promise<number>((resolve, reject) => {
+      const s = tlsConnect({
+        host: u.hostname,
+        port: Number(u.port),
+        ca: mesh.rootPem,
+        checkServerIdentity: () => undefined,
+      });
+      s.once('error', reject);
+      s.once('secureConnect', () => {
+        resolve(Math.floor(Date.parse(s.getPeerCertificate().valid_to) / 1000));
+        s.destroy();
+      });
+    });
+    const text = await scrape('siem');
+    expect(sample(text, 'edgeward_siem_certificate_expiry_timestamp_seconds')).toBe(served);
+    expect(served).toBeGreaterThan(Date.now() / 1000);
+    expect(text).toContain('# TYPE edgeward_siem_certificate_expiry_timestamp_seconds gauge');
   });
 
   it('agent: the certificate expiry is an absolute timestamp, the spool drop count a counter', async () => {
