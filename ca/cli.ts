@@ -80,8 +80,9 @@ async function trustDomainOf(store: CaStore): Promise<string> {
 /**
  * `ca serve --workers N`: N processes share the listening socket (node:cluster) and the SQLite
  * store; sessions are sealed tokens every worker opens, so a begin and its finish may land on
- * different workers. A worker
- * that dies is replaced.
+ * different workers. A worker that dies after it served is replaced; one that exits before it
+ * was ready (no CA in --data, an unreadable policy, a port taken) stops them all with its status,
+ * rather than being started again and again.
  */
 async function superviseWorkers(n: number, out: (s: string) => void): Promise<number> {
   const log = createLogger('ca');
@@ -100,15 +101,23 @@ async function superviseWorkers(n: number, out: (s: string) => void): Promise<nu
       }
     });
     w.on('exit', (code, signal) => {
-      ready.delete(w.id);
+      const served = ready.delete(w.id);
       if (stopping) return;
+      if (!served) {
+        log.error({ worker: w.process.pid, exitCode: code, signal }, 'CA worker failed to start; stopping');
+        startFailure = code !== null && code !== 0 ? code : 1;
+        stop();
+        return;
+      }
       log.error({ worker: w.process.pid, exitCode: code, signal }, 'CA worker exited; starting another');
       fork();
     });
   };
-  for (let i = 0; i < n; i++) fork();
+  let startFailure = 0;
+  let stop = (): void => {};
   await new Promise<void>((resolve) => {
-    const stop = (): void => {
+    stop = (): void => {
+      if (stopping) return;
       stopping = true;
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
       const wait = setInterval(() => {
@@ -120,8 +129,9 @@ async function superviseWorkers(n: number, out: (s: string) => void): Promise<nu
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    for (let i = 0; i < n; i++) fork();
   });
-  return 0;
+  return startFailure;
 }
 
 /** A bucket of N attempts per minute (burst N), each worker's share of it. */

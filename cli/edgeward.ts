@@ -159,6 +159,8 @@ if (process.send !== undefined && !cluster.isWorker) {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // A cluster worker's channel to its primary would keep a worker that failed to start alive.
+    if (cluster.isWorker) process.exit(code);
   },
   (e: unknown) => {
     process.stderr.write(`edgeward: ${String(e)}\n`);

@@ -1,6 +1,6 @@
 // The commands that wire parts together, as real processes: policy check, puf provision and
 // ca puf import, and ca serve with several workers sharing sessions.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
@@ -150,5 +150,21 @@ describe('PUF provisioning and registration', () => {
 
     await stop(proc);
     expect(edgeward(['ca', 'audit', 'verify', '--data', data]).status).toBe(0);
+  });
+
+  it('ca serve --workers 2 on a folder with no CA stops with the workers’ refusal, not a restart loop', () => {
+    const empty = join(dir, 'no-ca');
+    mkdirSync(empty);
+    const r = edgeward(['ca', 'serve', '--data', empty, '--listen', '127.0.0.1:0', '--workers', '2']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('edgeward ca serve: ERR_CA_NOT_INITIALISED');
+    const logged = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged.filter((l) => l['msg'] === 'CA worker failed to start; stopping').length).toBeGreaterThan(
+      0,
+    );
+    expect(logged.some((l) => l['msg'] === 'CA worker exited; starting another')).toBe(false);
   });
 });
