@@ -16,7 +16,17 @@ import {
 import type { CrlReason } from '../common/x509.js';
 import { GENESIS, auditHash, type AuditRecord } from './audit.js';
 import type { RenewalHold } from './quarantine.js';
-import type { AuditEntry, CaStore, CertRecord, Revocation, StoreTx } from './store.js';
+import {
+  serialTaken,
+  type AuditEntry,
+  type CaStore,
+  type CertRecord,
+  type Revocation,
+  type StoreTx,
+} from './store.js';
+
+/** SQLSTATE unique_violation. */
+const UNIQUE_VIOLATION = '23505';
 
 export const CA_MIGRATIONS: readonly Migration[] = [
   {
@@ -219,6 +229,7 @@ export async function openPostgresCaStore(
         return r.rowCount === 1;
       },
       async insertCertificate(rec) {
+        // A failed statement aborts the transaction: the caller's whole transaction is refused.
         await q(
           c,
           `INSERT INTO ca_certificates (serial, identity, spki_sha256, method, not_before, not_after, issued_at, der)
@@ -233,7 +244,12 @@ export async function openPostgresCaStore(
             rec.issuedAt,
             rec.der,
           ],
-        );
+        ).catch((err: unknown) => {
+          const e = err as { code?: unknown; constraint?: unknown };
+          if (e.code === UNIQUE_VIOLATION && e.constraint === 'ca_certificates_pkey')
+            throw serialTaken(rec.serial, err);
+          throw err;
+        });
       },
       async audit(entry: AuditEntry, at: number): Promise<AuditRecord> {
         // The lock is held to the end of the transaction: one appender at a time, in every replica.
