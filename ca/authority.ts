@@ -71,6 +71,8 @@ export interface IssueRequest {
   /** Only for our own service certificates (the CA's, the SIEM's listener). */
   readonly dnsNames?: readonly string[];
   readonly ipAddresses?: readonly string[];
+  /** 16 random bytes by default. */
+  readonly serial?: Buffer;
 }
 
 export interface IssuedCert {
@@ -121,7 +123,7 @@ export class Authority {
     if (req.lifetimeMs < MIN_LEAF_TTL_MS || req.lifetimeMs > MAX_LEAF_TTL_MS) {
       throw new EdgewardError('ERR_CA_LIFETIME');
     }
-    const serial = newSerial();
+    const serial = req.serial ?? newSerial();
     const notBefore = req.now - BACKDATE_MS;
     const notAfter = Math.min(req.now + req.lifetimeMs, this.intNotAfter);
     const hasNames = (req.dnsNames?.length ?? 0) + (req.ipAddresses?.length ?? 0) > 0;

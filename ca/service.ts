@@ -2,7 +2,8 @@
 // issuance, renewal, revocation, the CRL and the bundle. Every refusal is audited with its code.
 import type { AttestationMethod, MethodContext, Verdict } from '../attestation/index.js';
 import type { Authority } from './authority.js';
-import { adminId, DEFAULT_LEAF_TTL_MS } from './authority.js';
+import { adminId, DEFAULT_LEAF_TTL_MS, newSerial, type IssuedCert } from './authority.js';
+import type { StoreTx } from './store.js';
 import type { CaStore } from './store.js';
 import type { Clock } from '../common/clock.js';
 import {
@@ -53,7 +54,15 @@ export interface CaServiceOptions {
   readonly serviceNames?: ServiceNames;
   /** Security events for the SIEM (enrollments, refusals, revocations). */
   readonly onEvent?: (event: CaEvent) => void;
+  /** Where certificate serials come from: 16 random bytes each by default. */
+  readonly serials?: () => Buffer;
 }
+
+/**
+ * Signings per issuance: a serial another process stored first (ERR_CA_SERIAL_TAKEN) costs a
+ * fresh serial and a new signature, not the request.
+ */
+export const SERIAL_TRIES = 3;
 
 /**
  * Separate buckets, so that no one spends another's: every request per source address; renewals
@@ -126,6 +135,10 @@ export class CaService {
     renew: this.metrics.counter('edgeward_ca_renewals_total', 'Renewals by outcome'),
     refused: this.metrics.counter('edgeward_ca_refusals_total', 'Refused requests by code'),
     issue: this.metrics.histogram('edgeward_ca_issue_seconds', 'Time to sign and record a certificate'),
+    serialRetries: this.metrics.counter(
+      'edgeward_ca_serial_retries_total',
+      'Signings again because another process stored the serial first',
+    ),
   };
   private readonly sessionKey: Buffer;
   private readonly methods = new Map<string, AttestationMethod>();
@@ -521,17 +534,19 @@ export class CaService {
       throw new EdgewardError('ERR_CA_CSR_IDENTITY', 'verdict for another identity');
     const t0 = process.hrtime.bigint();
     const now = this.opts.clock.now();
-    const cert = this.authority.issue({
-      identity: identity.uri,
-      spkiDer: csr.spkiDer,
-      lifetimeMs: this.leafTtlMs,
-      now,
-      // Checked by csrFor: only service identities, within the declared names.
-      dnsNames: csr.dnsNames.map((d) => d.toLowerCase()),
-      ipAddresses: csr.ipAddresses,
-    });
     const spki = csr.spkiSha256.toString('hex');
-    await this.store.transaction(async (tx) => {
+    const sign = (serial: Buffer): IssuedCert =>
+      this.authority.issue({
+        identity: identity.uri,
+        spkiDer: csr.spkiDer,
+        lifetimeMs: this.leafTtlMs,
+        now,
+        // Checked by csrFor: only service identities, within the declared names.
+        dnsNames: csr.dnsNames.map((d) => d.toLowerCase()),
+        ipAddresses: csr.ipAddresses,
+        serial,
+      });
+    const cert = await this.signAndStore(sign, async (tx, cert) => {
       // A concurrent finish with the same session lost the race: nothing is issued twice.
       if (session && !(await tx.useOnce(SESSION_NAMESPACE, session.id, session.expiresAt)))
         throw new EdgewardError('ERR_CA_SESSION_UNKNOWN', 'session already used');
@@ -745,15 +760,17 @@ export class CaService {
     if (!names.dns.every((d) => dnsWithin(declared, d)) || !names.ips.every((ip) => ipWithin(declared, ip)))
       throw new TypeError('issueService: a host name outside the declared service names');
     const now = this.opts.clock.now();
-    const cert = this.authority.issue({
-      identity,
-      spkiDer,
-      lifetimeMs,
-      now,
-      dnsNames: names.dns,
-      ipAddresses: names.ips,
-    });
-    await this.store.transaction(async (tx) => {
+    const sign = (serial: Buffer): IssuedCert =>
+      this.authority.issue({
+        identity,
+        spkiDer,
+        lifetimeMs,
+        now,
+        dnsNames: names.dns,
+        ipAddresses: names.ips,
+        serial,
+      });
+    return this.signAndStore(sign, async (tx, cert) => {
       await tx.insertCertificate({
         serial: cert.serial,
         identity,
@@ -766,7 +783,25 @@ export class CaService {
       });
       await tx.audit({ kind: 'service.issue', data: { identity, serial: cert.serial } }, now);
     });
-    return cert;
+  }
+
+  /** Signs with a fresh serial and stores in one transaction, again while the serial is taken. */
+  private async signAndStore(
+    sign: (serial: Buffer) => IssuedCert,
+    write: (tx: StoreTx, cert: IssuedCert) => Promise<void>,
+  ): Promise<IssuedCert> {
+    for (let attempt = 1; ; attempt++) {
+      const cert = sign((this.opts.serials ?? newSerial)());
+      try {
+        await this.store.transaction((tx) => write(tx, cert));
+        return cert;
+      } catch (err) {
+        if (!(err instanceof EdgewardError && err.code === 'ERR_CA_SERIAL_TAKEN') || attempt >= SERIAL_TRIES)
+          throw err;
+        this.m.serialRetries.inc();
+        this.opts.log.warn({ serial: cert.serial, attempt }, 'serial taken, signing again with a new serial');
+      }
+    }
   }
 }
 

@@ -15,7 +15,10 @@ import {
 import type { CrlReason } from '../common/x509.js';
 import { GENESIS, auditHash, type AuditRecord } from './audit.js';
 import { toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
-import type { AuditEntry, CaStore, Revocation, StoreTx } from './store.js';
+import { serialTaken, type AuditEntry, type CaStore, type Revocation, type StoreTx } from './store.js';
+
+/** SQLSTATE unique_violation. */
+const UNIQUE_VIOLATION = '23505';
 
 export const CA_MIGRATIONS: readonly Migration[] = [
   {
@@ -167,6 +170,7 @@ export async function openPostgresCaStore(
         return r.rowCount === 1;
       },
       async insertCertificate(rec) {
+        // A failed statement aborts the transaction: the caller's whole transaction is refused.
         await q(
           c,
           `INSERT INTO ca_certificates (serial, identity, spki_sha256, method, not_before, not_after, issued_at, der)
@@ -181,7 +185,12 @@ export async function openPostgresCaStore(
             rec.issuedAt,
             rec.der,
           ],
-        );
+        ).catch((err: unknown) => {
+          const e = err as { code?: unknown; constraint?: unknown };
+          if (e.code === UNIQUE_VIOLATION && e.constraint === 'ca_certificates_pkey')
+            throw serialTaken(rec.serial, err);
+          throw err;
+        });
       },
       async audit(entry: AuditEntry, at: number): Promise<AuditRecord> {
         // The lock is held to the end of the transaction: one appender at a time, in every replica.

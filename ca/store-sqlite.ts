@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import type { AuditRecord } from './audit.js';
 import { GENESIS, auditHash } from './audit.js';
 import type { TokenRecord } from '../attestation/index.js';
-import type { AuditEntry, CaStore, Revocation, StoreTx } from './store.js';
+import { serialTaken, type AuditEntry, type CaStore, type Revocation, type StoreTx } from './store.js';
 import { EdgewardError } from '../common/errors.js';
 import { privateDatabase } from '../common/private-files.js';
 import type { CrlReason } from '../common/x509.js';
@@ -132,16 +132,22 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     useOnce: (namespace, key, expiresAt) =>
       Promise.resolve(w.useOnce.run(namespace, key, expiresAt).changes === 1),
     insertCertificate(rec) {
-      w.insertCert.run(
-        rec.serial,
-        rec.identity,
-        rec.spkiSha256,
-        rec.method,
-        rec.notBefore,
-        rec.notAfter,
-        rec.issuedAt,
-        rec.der,
-      );
+      try {
+        w.insertCert.run(
+          rec.serial,
+          rec.identity,
+          rec.spkiSha256,
+          rec.method,
+          rec.notBefore,
+          rec.notAfter,
+          rec.issuedAt,
+          rec.der,
+        );
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+          return Promise.reject(serialTaken(rec.serial, err));
+        throw err;
+      }
       return Promise.resolve();
     },
     audit: (entry, now) => Promise.resolve(appendAudit(entry, now)),

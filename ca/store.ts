@@ -4,6 +4,7 @@ import type { MethodStoreReader, MethodStoreWriter, TokenRecord } from '../attes
 import type { AuditRecord } from './audit.js';
 import type { CrlReason } from '../common/x509.js';
 import type { RenewalHold } from './quarantine.js';
+import { EdgewardError } from '../common/errors.js';
 
 export interface CertRecord {
   readonly serial: string;
@@ -38,6 +39,7 @@ export interface Revocation {
 
 /** What runs inside one transaction: method commits, certificate insert, audit append. */
 export interface StoreTx extends MethodStoreWriter {
+  /** Refuses (ERR_CA_SERIAL_TAKEN) a serial the store holds already, whichever process issued it. */
   insertCertificate(rec: Omit<CertRecord, 'revokedAt' | 'revocationReason'>): Promise<void>;
   /** Appends to the hash chain; the head is serialised by the transaction, across processes. */
   audit(entry: AuditEntry, now: number): Promise<AuditRecord>;
@@ -94,3 +96,8 @@ export interface CaStore extends MethodStoreReader {
 
 /** Opens the store of a CA (SQLite in its data folder, or a shared PostgreSQL database). */
 export type CaStoreFactory = (opts: { readonly now: () => number }) => Promise<CaStore>;
+
+/** The refusal every adapter gives for a serial it holds already. */
+export function serialTaken(serial: string, cause: unknown): EdgewardError {
+  return new EdgewardError('ERR_CA_SERIAL_TAKEN', `serial ${serial} is taken`, { cause });
+}

@@ -95,6 +95,7 @@ export const CODES = {
   ERR_CA_LIFETIME: { status: 400, message: 'certificate lifetime out of range' },
   ERR_CA_AUDIT_BROKEN: { status: 500, message: 'audit chain broken' },
   ERR_CA_UNAVAILABLE: { status: 503, message: 'CA unavailable' },
+  ERR_CA_SERIAL_TAKEN: { status: 503, message: 'a certificate with this serial exists already, retry' },
 
   // ---- client side of enrollment and renewal ----
   ERR_ENROLL_FINGERPRINT: { status: 400, message: 'CA root fingerprint does not match the pinned one' },

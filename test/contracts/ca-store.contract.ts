@@ -72,7 +72,7 @@ export function caStoreContract(name: string, backend: ContractBackend): void {
           await tx.useOnce('contract', 'serial-dup', NOW + 60_000);
           await tx.insertCertificate({ ...c, identity: `${TD}/node/other` });
         }),
-      ).rejects.toBeTruthy();
+      ).rejects.toMatchObject({ code: 'ERR_CA_SERIAL_TAKEN' });
       expect((await all(a.auditRecords())).length).toBe(before);
       expect(await a.wasUsed('contract', 'serial-dup')).toBe(false);
       expect((await b.getCertificate(c.serial))?.identity).toBe(`${TD}/node/serial`);

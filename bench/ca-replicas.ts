@@ -1,0 +1,162 @@
+// CA renewals per second: one `ca serve` on its SQLite store beside two `ca serve` replicas
+// sharing one PostgreSQL database (each with a copy of the CA's folder), the renewals spread
+// over both replicas. Same machine, same clients, same run; the load generator runs here.
+// Usage: npm run build && nice -n 10 node dist/bench/ca-replicas.js [--seconds 10] [--concurrency 16]
+// PostgreSQL on 127.0.0.1:5432 with trust auth for the user postgres; the benchmark creates and
+// drops its own database.
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import pg from 'pg';
+import { openCaStore, openPostgresCaStore, verifyAuditChain, type CaStore } from '../ca/index.js';
+import { newJoinToken, createTokenProver } from '../attestation/index.js';
+import { enroll } from '../client/index.js';
+import { buildCsr } from '../common/csr.js';
+import { loadIdentity } from '../common/identity-dir.js';
+import { toPem } from '../common/pem.js';
+import {
+  EDGEWARD,
+  fmt,
+  load,
+  processTreeCpuSeconds,
+  startCaProcess,
+  type CaProcess,
+  type Target,
+} from './lib.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' } } });
+const SECONDS = Number(values.seconds ?? 10);
+const CONC = Number(values.concurrency ?? 16);
+const TD = 'bench.example';
+const ADMIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' };
+
+async function admin(sql: string): Promise<void> {
+  const c = new pg.Client(ADMIN);
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+function init(data: string, store?: string): void {
+  const r = spawnSync(
+    process.execPath,
+    [EDGEWARD, 'ca', 'init', '--data', data, '--trust-domain', TD, ...(store ? ['--store', store] : [])],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`ca init failed: ${r.stderr}`);
+}
+
+/** Enrolls 16 identities (spread over the servers) and renews them for SECONDS, round-robin over the servers. */
+async function renewals(dir: string, servers: CaProcess[], store: CaStore) {
+  const targets: Target[] = [];
+  for (let i = 0; i < Math.min(CONC, 16); i++) {
+    const server = servers[i % servers.length] as CaProcess;
+    const id = `spiffe://${TD}/node/r${i}`;
+    const t = newJoinToken();
+    await store.createToken(
+      { hash: t.hash, identity: id, createdAt: Date.now(), expiresAt: Date.now() + 600_000 },
+      Date.now(),
+    );
+    const out = join(dir, `id${i}`);
+    await enroll({
+      ca: server.url,
+      fingerprint: server.fingerprint,
+      id,
+      prover: createTokenProver(t.token),
+      out,
+    });
+    const me = loadIdentity(out);
+    const bodies = Array.from({ length: 8 }, () => {
+      const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      return Buffer.from(
+        JSON.stringify({ csr: toPem('CERTIFICATE REQUEST', buildCsr(k.privateKey, k.publicKey, id)) }),
+      );
+    });
+    targets.push({
+      url: `${server.url}/v1/renew`,
+      agent: new Agent({
+        keepAlive: true,
+        maxSockets: 64,
+        key: me.keyPem,
+        cert: me.certPem,
+        ca: me.bundlePem,
+        checkServerIdentity: () => undefined,
+      }),
+      body: (k: number) => bodies[k % bodies.length] as Buffer,
+      ok: (s: number) => s === 200,
+    });
+  }
+  await load(targets, CONC, 1); // warm-up
+  const cpu0 = servers.map((s) => processTreeCpuSeconds(s.proc.pid ?? 0));
+  const r = await load(targets, CONC, SECONDS);
+  const serverCpu = servers.reduce(
+    (sum, s, i) => sum + processTreeCpuSeconds(s.proc.pid ?? 0) - (cpu0[i] ?? 0),
+    0,
+  );
+  return { ...r, serverUs: (serverCpu * 1e6) / r.ops };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeward-bench-replicas-'));
+  const dbName = `edgeward_bench_${randomBytes(4).toString('hex')}`;
+  const line = (label: string, r: Awaited<ReturnType<typeof renewals>>) =>
+    console.log(
+      `${label}: ${fmt(r.perSecond, 0)}/s  p50 ${fmt(r.p50ms, 2)} ms  p99 ${fmt(r.p99ms, 2)} ms  errors ${r.errors}; server CPU ${fmt(r.serverUs, 0)} us per renewal`,
+    );
+  try {
+    console.log(
+      `CA renewals: ${SECONDS} s per run, concurrency ${CONC}, node ${process.version}, load average before ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
+    // One process, SQLite in its folder.
+    const sqliteData = join(dir, 'sqlite');
+    init(sqliteData);
+    const one = await startCaProcess({ data: sqliteData });
+    const sqliteStore = openCaStore(join(sqliteData, 'ca.db'));
+    try {
+      line('1 process, SQLite      ', await renewals(join(dir, 'sq'), [one], sqliteStore));
+    } finally {
+      await sqliteStore.close();
+      await one.stop();
+    }
+    // Two replicas, one PostgreSQL database.
+    await admin(`CREATE DATABASE ${dbName}`);
+    const url = `postgres://${ADMIN.user}@${ADMIN.host}:${ADMIN.port}/${dbName}`;
+    const a = join(dir, 'pg-a');
+    init(a, url);
+    cpSync(a, join(dir, 'pg-b'), { recursive: true });
+    const replicas = [
+      await startCaProcess({ data: a, args: ['--store', url] }),
+      await startCaProcess({ data: join(dir, 'pg-b'), args: ['--store', url] }),
+    ];
+    const pgStore = await openPostgresCaStore(url);
+    try {
+      line('2 replicas, PostgreSQL ', await renewals(join(dir, 'pg'), replicas, pgStore));
+      const chain = await verifyAuditChain(pgStore.auditRecords());
+      console.log(
+        `PostgreSQL audit chain after the run: ${chain.ok ? `verifies, ${chain.count} records` : 'BROKEN'}`,
+      );
+    } finally {
+      await pgStore.close();
+      for (const r of replicas) await r.stop();
+    }
+    console.log(
+      `load average after ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
+  } finally {
+    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
