@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { verifyEkChain, type EkTrustAnchors } from '../../../attestation/tpm/index.js';
+import { children, parseDer } from '../../../common/der.js';
 import { EdgewardError } from '../../../common/errors.js';
 import { openssl } from '../../helpers/openssl.js';
 import { createTestManufacturer, type TestManufacturer } from '../../helpers/swtpm.js';
@@ -121,7 +122,9 @@ describe('verifyEkChain', () => {
   it('refuses a non-minimal length inside the certificate (the strict DER reader), not only outside', () => {
     const good = issue(maker, TCG);
     // The extensions' [3] wrapper, re-encoded with one more length byte than DER allows.
-    const at = good.lastIndexOf(Buffer.from([0xa3]), good.length - 80);
+    const tbs = children(parseDer(good, 0x30))[0]!;
+    const extensions = children(tbs).find((t) => t.tag === 0xa3)!;
+    const at = extensions.raw.byteOffset - good.byteOffset;
     const len = good[at + 1]!;
     expect(len & 0x80).toBe(0x80);
     const n = len & 0x7f;
