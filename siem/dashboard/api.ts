@@ -23,7 +23,12 @@ export interface AlertsQuery {
   readonly entity?: string;
   /** Only these severities. */
   readonly severity?: readonly Level[];
+  /** Only alerts with these triage states. */
+  readonly status?: readonly AlertTriage[];
 }
+
+/** An alert's triage state: new, or acknowledged or closed by an analyst. */
+export type AlertTriage = 'new' | 'acknowledged' | 'closed';
 
 export interface ManualDecisionRequest {
   readonly scope: { readonly type: string; readonly value: string };
@@ -50,6 +55,8 @@ export interface DashboardApi {
   alerts(q: AlertsQuery): View[];
   /** One alert raised at `time` (epoch ms): its evidence, rule and the decisions it caused. */
   alert(id: string, time: number): View;
+  /** Records an analyst's triage of the alert raised at `time`; audited; answers its view. */
+  setAlertStatus(by: string, id: string, time: number, status: 'acknowledged' | 'closed'): Promise<View>;
   /** Live alerts (alert views); returns the unsubscribe function. */
   subscribeAlerts(fn: (alert: View) => void): () => void;
   /** The live decision state (revision, each agent's acknowledgement) whenever it changes. */

@@ -281,6 +281,8 @@ async function column(page: Page, table: string, n: number): Promise<string[]> {
     .allTextContents();
 }
 
+let alertDetail = '';
+
 describe('dashboard in Chromium', () => {
   let page: Page;
 
@@ -430,6 +432,51 @@ describe('dashboard in Chromium', () => {
     await shot(page, 'charts');
   });
 
+  it('lets an analyst acknowledge and then close an alert, showing who and when; the status filters', async () => {
+    const row = 'tr.alert-row[data-rule="ew-cloned-credential"]';
+    await page.goto(`${dash.url}/#/alerts?t=${Date.now()}`);
+    await page.waitForSelector(row);
+    expect(await page.textContent(`${row} td:nth-child(5)`)).toBe('new');
+    alertDetail = (await page.getAttribute(`${row} td:nth-child(3) a`, 'href')) ?? '';
+    await page.click(`${row} td:nth-child(3) a`);
+    await page.waitForSelector('#alert-status button.triage-action');
+    expect(await page.textContent('#alert-status .badge')).toBe('new');
+    expect(await page.locator('#alert-status button.triage-action').allTextContents()).toEqual([
+      'Acknowledge',
+      'Close',
+    ]);
+    await page.click('#alert-status button[data-status=acknowledged]');
+    await page.waitForSelector('#alert-status .badge.status-acknowledged');
+    expect(await page.textContent('#alert-status')).toMatch(/^Status: acknowledged by ana just now\s*Close$/);
+    expect(await page.getAttribute('#alert-status time', 'title')).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/,
+    );
+    await page.click('#alert-status button[data-status=closed]');
+    await page.waitForSelector('#alert-status .badge.status-closed');
+    expect((await page.textContent('#alert-status'))?.trim()).toBe('Status: closed by ana just now');
+    expect(await page.$$('#alert-status button')).toEqual([]);
+    await shot(page, 'alert-closed');
+    // The list shows it closed; the open filter leaves it out, the closed one shows only it.
+    await page.goto(`${dash.url}/#/alerts`);
+    await page.waitForSelector(row);
+    expect(await page.textContent(`${row} td:nth-child(5)`)).toBe('closed by ana just now');
+    await shot(page, 'alerts-status');
+    await page.goto(`${dash.url}/#/alerts?status=new%2Cacknowledged`);
+    await page.waitForSelector('table[aria-label=Alerts] tbody tr');
+    expect(await page.$$(row)).toEqual([]);
+    expect(await page.inputValue('#f-status')).toBe('new,acknowledged');
+    await page.goto(`${dash.url}/#/alerts?status=closed`);
+    await page.waitForSelector(row);
+    expect(await column(page, 'Alerts', 5)).toEqual(['closed by ana just now']);
+    // Audited as changes, with the analyst's name.
+    const changes: string[] = [];
+    siem.store.scanEvents(
+      { actions: ['siem.alert.acknowledge', 'siem.alert.close'], observer: siem.identity().identity },
+      (e) => changes.push(e['event.action']),
+    );
+    expect(changes).toEqual(['siem.alert.acknowledge', 'siem.alert.close']);
+  });
+
   it('shows a revocation made with `edgeward ca revoke` within seconds', async () => {
     const serial = serialOf('revoked-1');
     // Another process on the CA's data folder, as an operator runs it (the CA keeps serving).
@@ -553,6 +600,7 @@ describe('dashboard in Chromium', () => {
     const viewer = await loggedIn('vic', 'viewer password 1');
     const pages = [
       '#/alerts',
+      alertDetail,
       `#/entity?id=${encodeURIComponent(CLONED)}`,
       `#/entity?id=${encodeURIComponent(DEVICE)}`,
       '#/inventory',
@@ -568,7 +616,7 @@ describe('dashboard in Chromium', () => {
       expect(body, p).not.toMatch(/\bnull\b|\bundefined\b|\bNaN\b|\[object/);
       expect(
         await viewer.$$(
-          'main button.danger, main button.lift, main button.approve, #q-submit, #quarantine-entity',
+          'main button.danger, main button.lift, main button.approve, main button.triage-action, #q-submit, #quarantine-entity',
         ),
         p,
       ).toEqual([]);
