@@ -71,6 +71,11 @@ export interface DashboardApi {
   preview(scope: { readonly type: string; readonly value: string }): View;
   /** Active and pending decisions, the current revision, each agent's acknowledged revision and lag. */
   decisions(): View;
+  /**
+   * Every agent on the decision stream: online or not, acknowledged revision and lag, last seen,
+   * and its certificate's expiry (from the inventory), the soonest expiry first.
+   */
+  fleet(): View;
   quarantine(by: string, req: ManualDecisionRequest): Promise<View>;
   approve(by: string, id: string): Promise<View>;
   lift(by: string, id: string, req?: LiftRequest): Promise<View>;

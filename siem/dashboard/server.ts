@@ -371,6 +371,10 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       return o.api.preview(canonicalScope(req.body.scope));
     },
   );
+  app.get('/api/fleet', async (req) => {
+    reading(req, 'fleet', 'fleet');
+    return o.api.fleet();
+  });
   app.get('/api/decisions', async (req) => {
     reading(req, 'decisions', 'decisions');
     return o.api.decisions();

@@ -578,6 +578,28 @@ export function createDashboardApi(
         agentsToApplyTotal: subscribed.length,
       };
     },
+    fleet(): View {
+      const now = siem.now();
+      const qs = quarantined();
+      const rows = ledger.list(now).map((a) => {
+        const inv = o.inventory?.get(a.identity, qs);
+        const notAfter = typeof inv?.['notAfter'] === 'number' ? inv['notAfter'] : null;
+        return { ...agentView(a), identity: a.identity, online: a.connected > 0, notAfter };
+      });
+      // Soonest expiry first; agents without a known certificate last.
+      rows.sort(
+        (x, y) =>
+          (x.notAfter ?? Number.MAX_SAFE_INTEGER) - (y.notAfter ?? Number.MAX_SAFE_INTEGER) ||
+          x.identity.localeCompare(y.identity),
+      );
+      return {
+        now,
+        revision: siem.hub.revision,
+        online: rows.filter((r) => r.online).length,
+        total: rows.length,
+        agents: rows.slice(0, MAX_LIST),
+      };
+    },
     decisions(): View {
       const now = siem.now();
       // Newest decisions first; the agents furthest behind first (the ones an analyst looks for).

@@ -596,6 +596,32 @@ describe('dashboard in Chromium', () => {
     expect(await page.evaluate(() => (globalThis as unknown as { __loaded?: number }).__loaded)).toBe(1);
   });
 
+  it('shows the fleet: each agent online, its revision and lag, last seen, certificate expiry soonest first', async () => {
+    await waitFor('the agent to apply the latest revision', () => (agentAcked() ?? -1) >= siem.hub.revision);
+    await page.goto(`${dash.url}/#/fleet`);
+    await page.waitForSelector('table[aria-label=Fleet] tbody tr[data-agent]');
+    const n1 = 'table[aria-label=Fleet] tr[data-agent="spiffe://factory.example/node/n1"]';
+    const cells = await page.locator(`${n1} td`).allTextContents();
+    expect(cells.slice(0, 4)).toEqual(['node/n1', 'online', String(siem.hub.revision), 'current']);
+    expect(cells[4]).toMatch(/^(just now|\d+ s ago)$/);
+    expect(cells[5]).toMatch(/^in \d+ (d|h|min)/);
+    const exactTime = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/;
+    expect(await page.getAttribute(`${n1} td:nth-child(6) time`, 'title')).toMatch(exactTime);
+    expect(await page.getAttribute(`${n1} td:nth-child(5) time`, 'title')).toMatch(exactTime);
+    const times = page.locator('table[aria-label=Fleet] tbody tr td:nth-child(6) time');
+    const expiries: number[] = [];
+    for (let i = 0; i < (await times.count()); i++)
+      expiries.push(Date.parse((await times.nth(i).getAttribute('datetime')) ?? ''));
+    expect(expiries).toEqual([...expiries].sort((x, y) => x - y));
+    const states = await column(page, 'Fleet', 2);
+    const online = states.filter((x) => x === 'online').length;
+    const total = states.length;
+    expect(await page.textContent('#fleet-summary')).toBe(
+      `${online} of ${total} agent${total === 1 ? '' : 's'} online; decision revision ${siem.hub.revision}. Soonest certificate expiry first.`,
+    );
+    await shot(page, 'fleet');
+  });
+
   it('shows a viewer no action and never the text null', async () => {
     const viewer = await loggedIn('vic', 'viewer password 1');
     const pages = [
@@ -607,6 +633,7 @@ describe('dashboard in Chromium', () => {
       '#/decisions',
       '#/graph',
       '#/charts',
+      '#/fleet',
     ];
     for (const p of pages) {
       await viewer.goto(`${dash.url}/${p}`);

@@ -1257,6 +1257,47 @@ async function renderCharts() {
   );
 }
 
+// ---------- fleet ----------
+async function renderFleet() {
+  const f = await api('/api/fleet');
+  const rows = (f.agents ?? []).map((a) =>
+    h(
+      'tr',
+      { 'data-agent': text(a.identity) },
+      h('td', {}, identityLink(a.identity)),
+      h('td', {}, statusBadge(a.online ? 'online' : 'offline')),
+      h('td', { class: 'num' }, a.revision === null ? '—' : text(a.revision)),
+      h('td', {}, a.behind > 0 ? `${a.behind} behind for ${human(a.lagMs)}` : 'current'),
+      h('td', { class: 'nowrap' }, when(a.lastSeen)),
+      h(
+        'td',
+        { class: 'nowrap' },
+        typeof a.notAfter === 'number'
+          ? when(a.notAfter)
+          : h(
+              'span',
+              { class: 'muted', title: 'no issuance of its certificate in the inventory' },
+              'unknown',
+            ),
+      ),
+    ),
+  );
+  show(
+    h('h2', {}, 'Fleet'),
+    h(
+      'p',
+      { id: 'fleet-summary', class: 'muted' },
+      `${f.online} of ${f.total} agent${f.total === 1 ? '' : 's'} online; decision revision ${f.revision}. Soonest certificate expiry first.`,
+    ),
+    table(
+      ['Agent', 'Online', 'Revision', 'Lag', 'Last seen', 'Certificate expires'],
+      rows,
+      'Fleet',
+      'No agent has connected to the decision stream yet. Agents appear here once `edgeward agent` runs with this SIEM configured.',
+    ),
+  );
+}
+
 // ---------- routing ----------
 const ROUTES = {
   alerts: renderAlerts,
@@ -1266,6 +1307,7 @@ const ROUTES = {
   decisions: renderDecisions,
   graph: renderGraph,
   charts: renderCharts,
+  fleet: renderFleet,
 };
 const NAV_OF = { alert: 'alerts', entity: 'inventory' };
 
