@@ -429,7 +429,16 @@ describe('dashboard in Chromium', () => {
     expect(await page.textContent('main')).toContain(
       'One certificate serial in use from two addresses at once',
     );
+    const barsOf = (label: string): Promise<number> =>
+      page.locator(`svg[aria-label="${label}"] rect`).count();
+    expect(await barsOf('events per second')).toBe(60);
     await shot(page, 'charts');
+    await page.selectOption('#chart-range', '1m');
+    await page.waitForFunction(
+      "document.querySelector('main h2')?.textContent === 'Events per second (last minute)'",
+    );
+    expect(await barsOf('events per second')).toBe(6);
+    expect(await page.inputValue('#chart-range')).toBe('1m');
   });
 
   it('lets an analyst acknowledge and then close an alert, showing who and when; the status filters', async () => {

@@ -1230,29 +1230,56 @@ function niceMax(v) {
   return 10 * p;
 }
 
-async function renderCharts() {
+/** The chart windows: the newest buckets of the SIEM's 10-minute aggregates. */
+const CHART_RANGES = [
+  ['1m', 'last minute', 60_000],
+  ['5m', 'last 5 minutes', 300_000],
+  ['10m', 'last 10 minutes', 600_000],
+];
+
+async function renderCharts(params) {
   const c = await api('/api/charts');
+  const range = CHART_RANGES.find((r) => r[0] === params.get('range')) ?? CHART_RANGES[2];
+  const [, span, spanMs] = range;
+  const keep = Math.max(1, Math.round(spanMs / (c.bucketMs || 10_000)));
+  const recent = (s) => (s ?? []).slice(-keep);
   const total = (s) => s.reduce((n, [, v]) => n + v, 0);
-  const byRule = (c.alertsByRule ?? []).map((r) => [
-    h(
-      'h4',
-      {},
-      `${text(r.title)} `,
-      h('span', { class: 'rule-id' }, text(r.rule)),
-      ` — ${total(r.buckets ?? [])} in 10 min`,
-    ),
-    bars(r.buckets ?? [], `alerts of ${text(r.rule)} per 10 s`, 'alerts per 10 s'),
-  ]);
+  const rangeSel = h(
+    'select',
+    { id: 'chart-range' },
+    CHART_RANGES.map(([v, label]) => h('option', { value: v, selected: v === range[0] }, label)),
+  );
+  rangeSel.addEventListener('change', () => {
+    location.hash = `#/charts?range=${rangeSel.value}`;
+  });
+  const byRule = (c.alertsByRule ?? [])
+    .map((r) => ({ ...r, buckets: recent(r.buckets) }))
+    .filter((r) => total(r.buckets) > 0)
+    .map((r) => [
+      h(
+        'h4',
+        {},
+        `${text(r.title)} `,
+        h('span', { class: 'rule-id' }, text(r.rule)),
+        ` — ${total(r.buckets)} in the ${span}`,
+      ),
+      bars(r.buckets, `alerts of ${text(r.rule)} per 10 s`, 'alerts per 10 s'),
+    ]);
   show(
-    h('h2', {}, 'Events per second (last 10 minutes)'),
-    bars(c.eventsPerSecond ?? [], 'events per second', 'events/s'),
-    h('h2', {}, 'Alerts by rule (last 10 minutes)'),
+    h(
+      'form',
+      { class: 'panel filters', 'aria-label': 'Chart range' },
+      h('label', { for: 'chart-range' }, 'Time', rangeSel),
+    ),
+    h('h2', {}, `Events per second (${span})`),
+    bars(recent(c.eventsPerSecond), 'events per second', 'events/s'),
+    h('h2', {}, `Alerts by rule (${span})`),
     byRule.length
       ? byRule
       : h(
           'p',
           { class: 'muted empty-state' },
-          'No alerts in the last 10 minutes: each rule that raises one gets a chart here.',
+          `No alerts in the ${span}: each rule that raises one gets a chart here.`,
         ),
   );
 }
