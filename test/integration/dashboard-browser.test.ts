@@ -434,9 +434,7 @@ describe('dashboard in Chromium', () => {
     expect(await barsOf('events per second')).toBe(60);
     await shot(page, 'charts');
     await page.selectOption('#chart-range', '1m');
-    await page.waitForFunction(
-      "document.querySelector('main h2')?.textContent === 'Events per second (last minute)'",
-    );
+    await page.waitForSelector('main h2:text-is("Events per second (last minute)")');
     expect(await barsOf('events per second')).toBe(6);
     expect(await page.inputValue('#chart-range')).toBe('1m');
   });
