@@ -23,7 +23,12 @@ export interface AlertsQuery {
   readonly entity?: string;
   /** Only these severities. */
   readonly severity?: readonly Level[];
+  /** Only alerts with these triage states. */
+  readonly status?: readonly AlertTriage[];
 }
+
+/** An alert's triage state: new, or acknowledged or closed by an analyst. */
+export type AlertTriage = 'new' | 'acknowledged' | 'closed';
 
 export interface ManualDecisionRequest {
   readonly scope: { readonly type: string; readonly value: string };
@@ -50,6 +55,8 @@ export interface DashboardApi {
   alerts(q: AlertsQuery): View[];
   /** One alert raised at `time` (epoch ms): its evidence, rule and the decisions it caused. */
   alert(id: string, time: number): View;
+  /** Records an analyst's triage of the alert raised at `time`; audited; answers its view. */
+  setAlertStatus(by: string, id: string, time: number, status: 'acknowledged' | 'closed'): Promise<View>;
   /** Live alerts (alert views); returns the unsubscribe function. */
   subscribeAlerts(fn: (alert: View) => void): () => void;
   /** The live decision state (revision, each agent's acknowledgement) whenever it changes. */
@@ -64,6 +71,11 @@ export interface DashboardApi {
   preview(scope: { readonly type: string; readonly value: string }): View;
   /** Active and pending decisions, the current revision, each agent's acknowledged revision and lag. */
   decisions(): View;
+  /**
+   * Every agent on the decision stream: online or not, acknowledged revision and lag, last seen,
+   * and its certificate's expiry (from the inventory), the soonest expiry first.
+   */
+  fleet(): View;
   quarantine(by: string, req: ManualDecisionRequest): Promise<View>;
   approve(by: string, id: string): Promise<View>;
   lift(by: string, id: string, req?: LiftRequest): Promise<View>;

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import type { DashboardApi, InventoryQuery } from './api.js';
+import type { AlertTriage, DashboardApi, InventoryQuery } from './api.js';
 import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 import { roleAtLeast, type Role, type UserStore } from './users.js';
 import { EdgewardError } from '../../common/errors.js';
@@ -88,7 +88,9 @@ interface AlertsQueryString {
   rule?: string;
   entity?: string;
   severity?: string;
+  status?: string;
 }
+const TRIAGE = ['new', 'acknowledged', 'closed'];
 const DIGITS = { type: 'string', pattern: '^[0-9]{1,15}$' };
 const ALERTS_QUERY = {
   type: 'object',
@@ -100,6 +102,7 @@ const ALERTS_QUERY = {
     rule: { type: 'string', maxLength: 128 },
     entity: { type: 'string', maxLength: 2048 },
     severity: { type: 'string', pattern: `^(${LEVELS.join('|')})(,(${LEVELS.join('|')})){0,4}$` },
+    status: { type: 'string', pattern: `^(${TRIAGE.join('|')})(,(${TRIAGE.join('|')})){0,2}$` },
   },
 };
 
@@ -226,6 +229,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
           ...(q.rule ? { rule: q.rule } : {}),
           ...(q.entity ? { entity: q.entity } : {}),
           ...(q.severity ? { severity: q.severity.split(',') as Level[] } : {}),
+          ...(q.status ? { status: q.status.split(',') as AlertTriage[] } : {}),
         }),
       };
     },
@@ -245,6 +249,27 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     async (req) => {
       reading(req, 'alert', `alert ${req.query.id}`);
       return o.api.alert(req.query.id, Number(req.query.time));
+    },
+  );
+  app.post<{ Body: { id: string; time: number; status: 'acknowledged' | 'closed' } }>(
+    '/api/alert/status',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['id', 'time', 'status'],
+          additionalProperties: false,
+          properties: {
+            id: str(128),
+            time: { type: 'integer', minimum: 0, maximum: 1e15 },
+            status: { enum: ['acknowledged', 'closed'] },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const s = authorize(req, 'analyst', true);
+      return o.api.setAlertStatus(s.user, req.body.id, req.body.time, req.body.status);
     },
   );
   app.get('/api/alerts/stream', (req, reply) => {
@@ -346,6 +371,10 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       return o.api.preview(canonicalScope(req.body.scope));
     },
   );
+  app.get('/api/fleet', async (req) => {
+    reading(req, 'fleet', 'fleet');
+    return o.api.fleet();
+  });
   app.get('/api/decisions', async (req) => {
     reading(req, 'decisions', 'decisions');
     return o.api.decisions();

@@ -11,6 +11,7 @@ import { normalizeSerial } from '../../common/x509.js';
 import type { Alert } from '../correlate/index.js';
 import type {
   AlertsQuery,
+  AlertTriage,
   DashboardApi,
   InventoryQuery,
   LiftRequest,
@@ -26,6 +27,7 @@ import {
   type QuarantineSet,
 } from '../dashboard/inventory.js';
 import type { RunningSiem } from '../running-siem.js';
+import type { AlertStatus } from '../store/index.js';
 import type { Rule, RuleSet } from '../../policies/rules/index.js';
 
 const BUCKET_MS = 10_000;
@@ -251,6 +253,13 @@ export function createDashboardApi(
     return out;
   };
 
+  /** An alert's triage as shown: new until an analyst acknowledges or closes it. */
+  function statusView(st: AlertStatus | undefined): View {
+    return st === undefined
+      ? { status: 'new', statusBy: null, statusAt: null }
+      : { status: st.status, statusBy: st.by, statusAt: st.at };
+  }
+
   function alertView(a: Alert): View {
     const entity = alertEntity(a);
     const rule = rules.get(a.ruleId);
@@ -435,10 +444,29 @@ export function createDashboardApi(
         ...(q.rule !== undefined ? { ruleId: q.rule } : {}),
         ...(q.entity !== undefined ? { entity: q.entity } : {}),
       });
-      return list
-        .filter((a) => q.severity === undefined || q.severity.includes(a.level))
-        .slice(0, q.limit)
-        .map(alertView);
+      const wanted = list.filter((a) => q.severity === undefined || q.severity.includes(a.level));
+      const statuses = siem.store.alertStatuses(wanted.map((a) => a.id));
+      return wanted
+        .map((a) => ({ ...alertView(a), ...statusView(statuses.get(a.id)) }))
+        .filter((v) => q.status === undefined || q.status.includes(v['status'] as AlertTriage))
+        .slice(0, q.limit);
+    },
+    setAlertStatus(by: string, id: string, time: number, status: 'acknowledged' | 'closed') {
+      return act(
+        by,
+        `siem.alert.${status === 'closed' ? 'close' : 'acknowledge'}`,
+        `${status === 'closed' ? 'close' : 'acknowledge'} alert ${id}`,
+        () => {
+          const a = siem.store
+            .alerts({ since: time, before: time + 1, limit: 1000 })
+            .find((x) => x.id === id);
+          if (a === undefined) throw new EdgewardError('ERR_NOT_FOUND', 'no such alert');
+          const st = { status, by, at: siem.now() };
+          siem.store.setAlertStatus(id, st);
+          return { a, st };
+        },
+        ({ a, st }) => ({ ...alertView(a), ...statusView(st) }),
+      );
     },
     alert(id: string, time: number): View {
       // Served by the alerts' time index: the alerts raised in that millisecond.
@@ -461,6 +489,7 @@ export function createDashboardApi(
       const rule = rules.get(a.ruleId);
       return {
         ...alertView(a),
+        ...statusView(siem.store.alertStatuses([a.id]).get(a.id)),
         rule:
           rule === undefined
             ? null
@@ -547,6 +576,28 @@ export function createDashboardApi(
         identities: [...new Set(conns.map((c) => c.identity))].slice(0, 50),
         agentsToApply: subscribed.map((a) => a.identity).slice(0, MAX_LIST),
         agentsToApplyTotal: subscribed.length,
+      };
+    },
+    fleet(): View {
+      const now = siem.now();
+      const qs = quarantined();
+      const rows = ledger.list(now).map((a) => {
+        const inv = o.inventory?.get(a.identity, qs);
+        const notAfter = typeof inv?.['notAfter'] === 'number' ? inv['notAfter'] : null;
+        return { ...agentView(a), identity: a.identity, online: a.connected > 0, notAfter };
+      });
+      // Soonest expiry first; agents without a known certificate last.
+      rows.sort(
+        (x, y) =>
+          (x.notAfter ?? Number.MAX_SAFE_INTEGER) - (y.notAfter ?? Number.MAX_SAFE_INTEGER) ||
+          x.identity.localeCompare(y.identity),
+      );
+      return {
+        now,
+        revision: siem.hub.revision,
+        online: rows.filter((r) => r.online).length,
+        total: rows.length,
+        agents: rows.slice(0, MAX_LIST),
       };
     },
     decisions(): View {

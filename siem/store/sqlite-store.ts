@@ -11,7 +11,7 @@ import { configureConnection } from './connection.js';
 import { ENTITY, entityHash } from './entity-hash.js';
 import { prepareEventInsert, SEGMENT_SHIFT } from './event-insert.js';
 import { encodeEventRows } from './event-rows.js';
-import type { AlertQuery, DecisionChanges, SiemStore, TimelineQuery } from './store.js';
+import type { AlertQuery, AlertStatus, DecisionChanges, SiemStore, TimelineQuery } from './store.js';
 
 // 2: alert_entity (alerts by entity), filled from the stored alerts when an older file is opened;
 // entity_timeline_recent (the newest timeline entries, see event-insert.ts), created empty.
@@ -76,6 +76,12 @@ CREATE TABLE IF NOT EXISTS alert_entity (
   PRIMARY KEY (value, time, alert)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alert_entity_alert ON alert_entity (alert);
+CREATE TABLE IF NOT EXISTS alert_status (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  by TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
   id TEXT PRIMARY KEY,
   revision INTEGER NOT NULL,
@@ -112,7 +118,14 @@ export function stateFileOf(file: string): string {
   return file.endsWith('.db') ? `${file.slice(0, -3)}.state.db` : `${file}.state`;
 }
 
-const STATE_TABLES = ['alerts', 'alert_entity', 'decisions', 'pending_decisions', 'meta'] as const;
+const STATE_TABLES = [
+  'alerts',
+  'alert_entity',
+  'alert_status',
+  'decisions',
+  'pending_decisions',
+  'meta',
+] as const;
 
 type Row = { doc: string };
 
@@ -254,6 +267,14 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
   const oldAlerts = sdb.prepare(`SELECT rowid AS r FROM alerts WHERE time < ? ORDER BY time LIMIT ?`);
   const delAlertEntities = sdb.prepare(`DELETE FROM alert_entity WHERE alert = ?`);
   const delAlert = sdb.prepare(`DELETE FROM alerts WHERE rowid = ?`);
+  const delAlertStatus = sdb.prepare(
+    `DELETE FROM alert_status WHERE id = (SELECT id FROM alerts WHERE rowid = ?)`,
+  );
+  const setStatus = sdb.prepare(
+    `INSERT INTO alert_status (id, status, by, at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET status = excluded.status, by = excluded.by, at = excluded.at`,
+  );
+  const getStatus = sdb.prepare(`SELECT status, by, at FROM alert_status WHERE id = ?`);
   const countEvents = db.prepare(`SELECT count(*) AS n FROM events`);
   const byId = db.prepare(`SELECT doc FROM events WHERE id = ?`);
   // An entity's entries are in entity_timeline_recent (the newest) or in one segment of
@@ -355,6 +376,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     const rows = oldAlerts.all(cutoff, n) as { r: number }[];
     for (const x of rows) {
       delAlertEntities.run(x.r);
+      delAlertStatus.run(x.r);
       delAlert.run(x.r);
     }
     return rows.length;
@@ -453,6 +475,21 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       if (q.ruleId !== undefined) args['rule'] = q.ruleId;
       return parseDocs<Alert>(alertStatement(entity !== undefined, q.ruleId !== undefined).all(args));
     },
+    setAlertStatus(id, status) {
+      try {
+        setStatus.run(id, status.status, status.by, status.at);
+      } catch (err) {
+        throw storeError(err, 'set alert status');
+      }
+    },
+    alertStatuses(ids) {
+      const out = new Map<string, AlertStatus>();
+      for (const id of ids) {
+        const r = getStatus.get(id) as AlertStatus | undefined;
+        if (r !== undefined) out.set(id, { status: r.status, by: r.by, at: r.at });
+      }
+      return out;
+    },
     countEvents() {
       return (countEvents.get() as { n: number }).n;
     },
@@ -530,6 +567,8 @@ function moveState(db: Database.Database, stateFile: string): void {
                SELECT rowid, id, rule_id, level, time, doc FROM main.alerts`,
     alert_entity: `INSERT OR IGNORE INTO st.alert_entity (value, time, alert)
                      SELECT value, time, alert FROM main.alert_entity`,
+    alert_status: `INSERT OR IGNORE INTO st.alert_status (id, status, by, at)
+                     SELECT id, status, by, at FROM main.alert_status`,
     decisions: `INSERT OR IGNORE INTO st.decisions
                   (id, revision, scope_type, scope_value, action, created_at, expires_at, removed_at, doc)
                 SELECT id, revision, scope_type, scope_value, action, created_at, expires_at, removed_at, doc

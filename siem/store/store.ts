@@ -34,6 +34,13 @@ export interface AlertQuery {
   readonly limit?: number;
 }
 
+/** An analyst's triage of an alert: who set it and when (epoch ms). New alerts have none. */
+export interface AlertStatus {
+  readonly status: 'acknowledged' | 'closed';
+  readonly by: string;
+  readonly at: number;
+}
+
 /** Decision changes of one revision, written atomically with the new revision number. */
 export interface DecisionChanges {
   readonly revision: number;
@@ -60,6 +67,10 @@ export interface SiemStore {
   /** Every identity that reported stored events, with the time of its newest one. */
   reporters(): { identity: string; lastSeen: number }[];
   alerts(q?: AlertQuery): Alert[];
+  /** Records an analyst's triage of a stored alert (the latest one wins). */
+  setAlertStatus(id: string, status: AlertStatus): void;
+  /** The triage of each of `ids` that has one. */
+  alertStatuses(ids: readonly string[]): Map<string, AlertStatus>;
   countEvents(): number;
   saveDecisionChanges(c: DecisionChanges): void;
   /** Active decisions, pending ones and the last revision, to restore the response engine. */

@@ -281,6 +281,8 @@ async function column(page: Page, table: string, n: number): Promise<string[]> {
     .allTextContents();
 }
 
+let alertDetail = '';
+
 describe('dashboard in Chromium', () => {
   let page: Page;
 
@@ -427,7 +429,59 @@ describe('dashboard in Chromium', () => {
     expect(await page.textContent('main')).toContain(
       'One certificate serial in use from two addresses at once',
     );
+    const barsOf = (label: string): Promise<number> =>
+      page.locator(`svg[aria-label="${label}"] rect`).count();
+    expect(await barsOf('events per second')).toBe(60);
     await shot(page, 'charts');
+    await page.selectOption('#chart-range', '1m');
+    await page.waitForSelector('main h2:text-is("Events per second (last minute)")');
+    expect(await barsOf('events per second')).toBe(6);
+    expect(await page.inputValue('#chart-range')).toBe('1m');
+  });
+
+  it('lets an analyst acknowledge and then close an alert, showing who and when; the status filters', async () => {
+    const row = 'tr.alert-row[data-rule="ew-cloned-credential"]';
+    await page.goto(`${dash.url}/#/alerts?t=${Date.now()}`);
+    await page.waitForSelector(row);
+    expect(await page.textContent(`${row} td:nth-child(5)`)).toBe('new');
+    alertDetail = (await page.getAttribute(`${row} td:nth-child(3) a`, 'href')) ?? '';
+    await page.click(`${row} td:nth-child(3) a`);
+    await page.waitForSelector('#alert-status button.triage-action');
+    expect(await page.textContent('#alert-status .badge')).toBe('new');
+    expect(await page.locator('#alert-status button.triage-action').allTextContents()).toEqual([
+      'Acknowledge',
+      'Close',
+    ]);
+    await page.click('#alert-status button[data-status=acknowledged]');
+    await page.waitForSelector('#alert-status .badge.status-acknowledged');
+    expect(await page.textContent('#alert-status')).toMatch(/^Status: acknowledged by ana just now\s*Close$/);
+    expect(await page.getAttribute('#alert-status time', 'title')).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/,
+    );
+    await page.click('#alert-status button[data-status=closed]');
+    await page.waitForSelector('#alert-status .badge.status-closed');
+    expect((await page.textContent('#alert-status'))?.trim()).toBe('Status: closed by ana just now');
+    expect(await page.$$('#alert-status button')).toEqual([]);
+    await shot(page, 'alert-closed');
+    // The list shows it closed; the open filter leaves it out, the closed one shows only it.
+    await page.goto(`${dash.url}/#/alerts`);
+    await page.waitForSelector(row);
+    expect(await page.textContent(`${row} td:nth-child(5)`)).toBe('closed by ana just now');
+    await shot(page, 'alerts-status');
+    await page.goto(`${dash.url}/#/alerts?status=new%2Cacknowledged`);
+    await page.waitForSelector('table[aria-label=Alerts] tbody tr');
+    expect(await page.$$(row)).toEqual([]);
+    expect(await page.inputValue('#f-status')).toBe('new,acknowledged');
+    await page.goto(`${dash.url}/#/alerts?status=closed`);
+    await page.waitForSelector(row);
+    expect(await column(page, 'Alerts', 5)).toEqual(['closed by ana just now']);
+    // Audited as changes, with the analyst's name.
+    const changes: string[] = [];
+    siem.store.scanEvents(
+      { actions: ['siem.alert.acknowledge', 'siem.alert.close'], observer: siem.identity().identity },
+      (e) => changes.push(e['event.action']),
+    );
+    expect(changes).toEqual(['siem.alert.acknowledge', 'siem.alert.close']);
   });
 
   it('shows a revocation made with `edgeward ca revoke` within seconds', async () => {
@@ -549,16 +603,44 @@ describe('dashboard in Chromium', () => {
     expect(await page.evaluate(() => (globalThis as unknown as { __loaded?: number }).__loaded)).toBe(1);
   });
 
+  it('shows the fleet: each agent online, its revision and lag, last seen, certificate expiry soonest first', async () => {
+    await waitFor('the agent to apply the latest revision', () => (agentAcked() ?? -1) >= siem.hub.revision);
+    await page.goto(`${dash.url}/#/fleet`);
+    await page.waitForSelector('table[aria-label=Fleet] tbody tr[data-agent]');
+    const n1 = 'table[aria-label=Fleet] tr[data-agent="spiffe://factory.example/node/n1"]';
+    const cells = await page.locator(`${n1} td`).allTextContents();
+    expect(cells.slice(0, 4)).toEqual(['node/n1', 'online', String(siem.hub.revision), 'current']);
+    expect(cells[4]).toMatch(/^(just now|\d+ s ago)$/);
+    expect(cells[5]).toMatch(/^in \d+ (d|h|min)/);
+    const exactTime = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/;
+    expect(await page.getAttribute(`${n1} td:nth-child(6) time`, 'title')).toMatch(exactTime);
+    expect(await page.getAttribute(`${n1} td:nth-child(5) time`, 'title')).toMatch(exactTime);
+    const times = page.locator('table[aria-label=Fleet] tbody tr td:nth-child(6) time');
+    const expiries: number[] = [];
+    for (let i = 0; i < (await times.count()); i++)
+      expiries.push(Date.parse((await times.nth(i).getAttribute('datetime')) ?? ''));
+    expect(expiries).toEqual([...expiries].sort((x, y) => x - y));
+    const states = await column(page, 'Fleet', 2);
+    const online = states.filter((x) => x === 'online').length;
+    const total = states.length;
+    expect(await page.textContent('#fleet-summary')).toBe(
+      `${online} of ${total} agent${total === 1 ? '' : 's'} online; decision revision ${siem.hub.revision}. Soonest certificate expiry first.`,
+    );
+    await shot(page, 'fleet');
+  });
+
   it('shows a viewer no action and never the text null', async () => {
     const viewer = await loggedIn('vic', 'viewer password 1');
     const pages = [
       '#/alerts',
+      alertDetail,
       `#/entity?id=${encodeURIComponent(CLONED)}`,
       `#/entity?id=${encodeURIComponent(DEVICE)}`,
       '#/inventory',
       '#/decisions',
       '#/graph',
       '#/charts',
+      '#/fleet',
     ];
     for (const p of pages) {
       await viewer.goto(`${dash.url}/${p}`);
@@ -568,7 +650,7 @@ describe('dashboard in Chromium', () => {
       expect(body, p).not.toMatch(/\bnull\b|\bundefined\b|\bNaN\b|\[object/);
       expect(
         await viewer.$$(
-          'main button.danger, main button.lift, main button.approve, #q-submit, #quarantine-entity',
+          'main button.danger, main button.lift, main button.approve, main button.triage-action, #q-submit, #quarantine-entity',
         ),
         p,
       ).toEqual([]);

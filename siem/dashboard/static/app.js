@@ -374,6 +374,7 @@ function alertRow(a, isNew, repeats) {
       h('div', { class: 'rule-id' }, text(a.ruleId)),
     ),
     h('td', { class: 'entity-cell' }, alertEntityCell(a)),
+    h('td', { class: 'triage' }, triageCell(a)),
     h('td', { class: 'num' }, text(a.count ?? (a.events ?? []).length)),
     h(
       'td',
@@ -383,7 +384,18 @@ function alertRow(a, isNew, repeats) {
   );
 }
 
-const ALERT_HEADERS = ['When', 'Severity', 'Rule', 'Entity', 'Events', 'Repeats'];
+const ALERT_HEADERS = ['When', 'Severity', 'Rule', 'Entity', 'Status', 'Events', 'Repeats'];
+const TRIAGE = ['new', 'acknowledged', 'closed'];
+const triageOf = (a) => text(a.status) || 'new';
+
+/** An alert's triage: its state, and who set it when. */
+function triageCell(a) {
+  const st = triageOf(a);
+  return [
+    statusBadge(st),
+    a.statusBy ? h('span', { class: 'muted triage-by' }, ` by ${text(a.statusBy)} `, when(a.statusAt)) : null,
+  ];
+}
 
 function groupAlerts(list) {
   const groups = new Map();
@@ -414,12 +426,14 @@ async function renderAlerts(params) {
   const sev = params.get('severity') ?? '';
   const rule = params.get('rule') ?? '';
   const entity = params.get('entity') ?? '';
+  const triage = params.get('status') ?? '';
   const range = params.get('range') ?? '';
   const grouped = params.get('group') !== 'no';
   const q = new URLSearchParams({ limit: '200' });
   if (sev) q.set('severity', sev);
   if (rule) q.set('rule', rule);
   if (entity) q.set('entity', entity);
+  if (triage) q.set('status', triage);
   const span = RANGES.find((r) => r[0] === range)?.[2] ?? 0;
   if (span) q.set('since', String(Date.now() - span));
   const { items } = await api(`/api/alerts?${q}`);
@@ -428,6 +442,7 @@ async function renderAlerts(params) {
     (!sev || sev.split(',').includes(a.severity)) &&
     (!rule || a.ruleId === rule) &&
     (!entity || a.entity === entity || a.entityIdentity === entity) &&
+    (!triage || triage.split(',').includes(triageOf(a))) &&
     (!span || a.time >= Date.now() - span);
   const fresh = liveAlerts.filter((a) => !ids.has(a.id) && matches(a));
   const freshIds = new Set(fresh.map((a) => a.id));
@@ -454,6 +469,13 @@ async function renderAlerts(params) {
     value: entity,
     placeholder: 'identity, address, serial',
   });
+  const triageSel = h(
+    'select',
+    { id: 'f-status' },
+    h('option', { value: '' }, 'any'),
+    TRIAGE.map((v) => h('option', { value: v, selected: v === triage }, v)),
+    h('option', { value: 'new,acknowledged', selected: triage === 'new,acknowledged' }, 'open'),
+  );
   const rangeSel = h(
     'select',
     { id: 'f-range' },
@@ -466,6 +488,7 @@ async function renderAlerts(params) {
     h('label', { for: 'f-severity' }, 'Severity', sevSel),
     h('label', { for: 'f-rule' }, 'Rule', ruleSel),
     h('label', { for: 'f-entity' }, 'Entity', entityIn),
+    h('label', { for: 'f-status' }, 'Status', triageSel),
     h('label', { for: 'f-range' }, 'Time', rangeSel),
     h('label', { for: 'f-group', class: 'check' }, groupBox, 'Group repeats'),
     h('button', { type: 'submit' }, 'Filter'),
@@ -476,6 +499,7 @@ async function renderAlerts(params) {
     if (sevSel.value) p.set('severity', sevSel.value);
     if (ruleSel.value) p.set('rule', ruleSel.value);
     if (entityIn.value) p.set('entity', entityIn.value.trim());
+    if (triageSel.value) p.set('status', triageSel.value);
     if (rangeSel.value) p.set('range', rangeSel.value);
     if (!groupBox.checked) p.set('group', 'no');
     location.hash = `#/alerts?${p}`;
@@ -550,6 +574,23 @@ function decisionState(d) {
   return 'expired';
 }
 
+/** Acknowledges or closes an alert, then shows it again with its new status. */
+function triageButton(a, status, label) {
+  const b = h('button', { type: 'button', class: 'triage-action', 'data-status': status }, label);
+  b.addEventListener('click', async () => {
+    b.disabled = true;
+    try {
+      await api('/api/alert/status', { method: 'POST', body: { id: a.id, time: a.time, status } });
+      say(`Alert ${status}.`);
+      await route();
+    } catch (err) {
+      b.disabled = false;
+      say(err.message, true);
+    }
+  });
+  return b;
+}
+
 async function renderAlert(params) {
   const a = await api(
     `/api/alert?id=${encodeURIComponent(params.get('id') ?? '')}&time=${encodeURIComponent(params.get('t') ?? '')}`,
@@ -592,9 +633,16 @@ async function renderAlert(params) {
       ),
     );
   });
+  const triageButtons = canAct()
+    ? [
+        triageOf(a) === 'new' ? triageButton(a, 'acknowledged', 'Acknowledge') : null,
+        triageOf(a) !== 'closed' ? triageButton(a, 'closed', 'Close') : null,
+      ]
+    : null;
   show(
     h('p', {}, h('a', { href: '#/alerts' }, '← Alerts')),
     h('h2', {}, sevBadge(a.severity), ' ', text(a.title)),
+    h('p', { id: 'alert-status', class: 'triage' }, 'Status: ', triageCell(a), ' ', triageButtons),
     h(
       'p',
       {},
@@ -1182,30 +1230,98 @@ function niceMax(v) {
   return 10 * p;
 }
 
-async function renderCharts() {
+/** The chart windows: the newest buckets of the SIEM's 10-minute aggregates. */
+const CHART_RANGES = [
+  ['1m', 'last minute', 60_000],
+  ['5m', 'last 5 minutes', 300_000],
+  ['10m', 'last 10 minutes', 600_000],
+];
+
+async function renderCharts(params) {
   const c = await api('/api/charts');
+  const range = CHART_RANGES.find((r) => r[0] === params.get('range')) ?? CHART_RANGES[2];
+  const [, span, spanMs] = range;
+  const keep = Math.max(1, Math.round(spanMs / (c.bucketMs || 10_000)));
+  const recent = (s) => (s ?? []).slice(-keep);
   const total = (s) => s.reduce((n, [, v]) => n + v, 0);
-  const byRule = (c.alertsByRule ?? []).map((r) => [
-    h(
-      'h4',
-      {},
-      `${text(r.title)} `,
-      h('span', { class: 'rule-id' }, text(r.rule)),
-      ` — ${total(r.buckets ?? [])} in 10 min`,
-    ),
-    bars(r.buckets ?? [], `alerts of ${text(r.rule)} per 10 s`, 'alerts per 10 s'),
-  ]);
+  const rangeSel = h(
+    'select',
+    { id: 'chart-range' },
+    CHART_RANGES.map(([v, label]) => h('option', { value: v, selected: v === range[0] }, label)),
+  );
+  rangeSel.addEventListener('change', () => {
+    location.hash = `#/charts?range=${rangeSel.value}`;
+  });
+  const byRule = (c.alertsByRule ?? [])
+    .map((r) => ({ ...r, buckets: recent(r.buckets) }))
+    .filter((r) => total(r.buckets) > 0)
+    .map((r) => [
+      h(
+        'h4',
+        {},
+        `${text(r.title)} `,
+        h('span', { class: 'rule-id' }, text(r.rule)),
+        ` — ${total(r.buckets)} in the ${span}`,
+      ),
+      bars(r.buckets, `alerts of ${text(r.rule)} per 10 s`, 'alerts per 10 s'),
+    ]);
   show(
-    h('h2', {}, 'Events per second (last 10 minutes)'),
-    bars(c.eventsPerSecond ?? [], 'events per second', 'events/s'),
-    h('h2', {}, 'Alerts by rule (last 10 minutes)'),
+    h(
+      'form',
+      { class: 'panel filters', 'aria-label': 'Chart range' },
+      h('label', { for: 'chart-range' }, 'Time', rangeSel),
+    ),
+    h('h2', {}, `Events per second (${span})`),
+    bars(recent(c.eventsPerSecond), 'events per second', 'events/s'),
+    h('h2', {}, `Alerts by rule (${span})`),
     byRule.length
       ? byRule
       : h(
           'p',
           { class: 'muted empty-state' },
-          'No alerts in the last 10 minutes: each rule that raises one gets a chart here.',
+          `No alerts in the ${span}: each rule that raises one gets a chart here.`,
         ),
+  );
+}
+
+// ---------- fleet ----------
+async function renderFleet() {
+  const f = await api('/api/fleet');
+  const rows = (f.agents ?? []).map((a) =>
+    h(
+      'tr',
+      { 'data-agent': text(a.identity) },
+      h('td', {}, identityLink(a.identity)),
+      h('td', {}, statusBadge(a.online ? 'online' : 'offline')),
+      h('td', { class: 'num' }, a.revision === null ? '—' : text(a.revision)),
+      h('td', {}, a.behind > 0 ? `${a.behind} behind for ${human(a.lagMs)}` : 'current'),
+      h('td', { class: 'nowrap' }, when(a.lastSeen)),
+      h(
+        'td',
+        { class: 'nowrap' },
+        typeof a.notAfter === 'number'
+          ? when(a.notAfter)
+          : h(
+              'span',
+              { class: 'muted', title: 'no issuance of its certificate in the inventory' },
+              'unknown',
+            ),
+      ),
+    ),
+  );
+  show(
+    h('h2', {}, 'Fleet'),
+    h(
+      'p',
+      { id: 'fleet-summary', class: 'muted' },
+      `${f.online} of ${f.total} agent${f.total === 1 ? '' : 's'} online; decision revision ${f.revision}. Soonest certificate expiry first.`,
+    ),
+    table(
+      ['Agent', 'Online', 'Revision', 'Lag', 'Last seen', 'Certificate expires'],
+      rows,
+      'Fleet',
+      'No agent has connected to the decision stream yet. Agents appear here once `edgeward agent` runs with this SIEM configured.',
+    ),
   );
 }
 
@@ -1218,6 +1334,7 @@ const ROUTES = {
   decisions: renderDecisions,
   graph: renderGraph,
   charts: renderCharts,
+  fleet: renderFleet,
 };
 const NAV_OF = { alert: 'alerts', entity: 'inventory' };
 

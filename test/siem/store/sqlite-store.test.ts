@@ -142,6 +142,20 @@ describe('SQLite store', () => {
   const alertOf = (id: string, time: number, groupBy: Record<string, string>, trigger = ev(0, {})) =>
     sharedAlertOf(id, time, groupBy, { ruleId: 'r1', count: 3, trigger });
 
+  it('keeps an alert\u2019s triage across a reopen, the latest one winning', () => {
+    const file = join(dir, 'triage.db');
+    const s = openSqliteStore(file);
+    s.insertAlerts([alertOf('t1', T, { 'source.ip': '10.0.0.1' }), alertOf('t2', T + 1, {})]);
+    s.setAlertStatus('t1', { status: 'acknowledged', by: 'ana', at: T + 5 });
+    s.setAlertStatus('t1', { status: 'closed', by: 'bob', at: T + 9 });
+    s.close();
+    const again = openSqliteStore(file);
+    expect([...again.alertStatuses(['t1', 't2', 'nope']).entries()]).toEqual([
+      ['t1', { status: 'closed', by: 'bob', at: T + 9 }],
+    ]);
+    again.close();
+  });
+
   it('pages alerts newest first with before, and finds an entity\u2019s alerts by index at any age', () => {
     const s = openSqliteStore(join(dir, 'alert-pages.db'));
     const old = alertOf('old', T, { 'source.identity': D1 });
@@ -269,6 +283,7 @@ describe('SQLite store', () => {
     expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
     expect(tables(stateFileOf(file))).toEqual([
       'alert_entity',
+      'alert_status',
       'alerts',
       'decisions',
       'meta',
