@@ -14,7 +14,7 @@ import {
 } from '../common/postgres.js';
 import type { CrlReason } from '../common/x509.js';
 import { GENESIS, auditHash, type AuditRecord } from './audit.js';
-import { toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
+import { holdPlaced, toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
 import { serialTaken, type AuditEntry, type CaStore, type Revocation, type StoreTx } from './store.js';
 
 /** SQLSTATE unique_violation. */
@@ -390,19 +390,7 @@ export async function openPostgresCaStore(
           [h.identity, h.decisionId, h.scope.type, h.scope.value, h.placedAt, h.decisionExpiresAt],
         );
         const placed = r.rowCount === 1;
-        if (placed)
-          await tx.audit(
-            {
-              kind: 'hold.place',
-              data: {
-                identity: h.identity,
-                decision: h.decisionId,
-                scope: h.scope,
-                decisionExpiresAt: h.decisionExpiresAt,
-              },
-            },
-            at,
-          );
+        if (placed) await tx.audit(holdPlaced(h), at);
         return placed;
       }),
     async holds() {

@@ -1,8 +1,8 @@
 // The rows both SQL adapters of the CA store read (snake_case columns of the same names in
-// SQLite and PostgreSQL) and the domain records they map to.
+// SQLite and PostgreSQL), the domain records they map to, and the audit entries both write.
 import type { DecisionScopeType } from '../common/decisions.js';
 import type { RenewalHold } from './quarantine.js';
-import type { CertRecord } from './store.js';
+import type { AuditEntry, CertRecord } from './store.js';
 
 export interface CertRow {
   serial: string;
@@ -52,5 +52,18 @@ export function toHold(r: HoldRow): RenewalHold {
     decisionExpiresAt: r.decision_expires_at,
     releasedAt: r.released_at,
     releasedBy: r.released_by,
+  };
+}
+
+/** The audit entry of a renewal hold placed (one form whichever store keeps it). */
+export function holdPlaced(h: RenewalHold): AuditEntry {
+  return {
+    kind: 'hold.place',
+    data: {
+      identity: h.identity,
+      decision: h.decisionId,
+      scope: h.scope,
+      decisionExpiresAt: h.decisionExpiresAt,
+    },
   };
 }

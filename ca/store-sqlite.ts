@@ -9,7 +9,7 @@ import { serialTaken, type AuditEntry, type CaStore, type Revocation, type Store
 import { EdgewardError } from '../common/errors.js';
 import { privateDatabase } from '../common/private-files.js';
 import type { CrlReason } from '../common/x509.js';
-import { toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
+import { holdPlaced, toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -308,19 +308,7 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
             h.placedAt,
             h.decisionExpiresAt,
           ).changes === 1;
-        if (placed)
-          await t.audit(
-            {
-              kind: 'hold.place',
-              data: {
-                identity: h.identity,
-                decision: h.decisionId,
-                scope: h.scope,
-                decisionExpiresAt: h.decisionExpiresAt,
-              },
-            },
-            at,
-          );
+        if (placed) await t.audit(holdPlaced(h), at);
         return placed;
       });
     },
