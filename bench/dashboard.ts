@@ -14,19 +14,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSecureContext } from 'node:tls';
-import {
-  DecisionStreamClient,
-  SseParser,
-  DecisionStore,
-  jwsDecisionVerifier,
-  enroll,
-} from '../client/index.js';
-import { initCa, startCaServer, type RunningCa } from '../ca/index.js';
-import { createTokenProver, newJoinToken } from '../attestation/index.js';
+import { DecisionStreamClient, SseParser, DecisionStore, jwsDecisionVerifier } from '../client/index.js';
 import { systemClock } from '../common/clock.js';
 import type { DecisionScope } from '../common/decisions.js';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../common/events.js';
-import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
+import type { LoadedIdentity } from '../common/identity-dir.js';
 import { serviceId } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
 import { loadRules } from '../policies/rules/index.js';
@@ -36,7 +28,7 @@ import { verifySiemChain } from '../common/siem-key.js';
 import { ResponseEngine } from '../siem/playbooks/index.js';
 import { loadPlaybooks } from '../policies/index.js';
 import { openSqliteStore, type SiemStore } from '../siem/store/index.js';
-import { fmt, percentile, startSiemChild, tokenFileIn } from './lib.js';
+import { fmt, percentile, startBenchCa, startSiemChild, tokenFileIn, type BenchCa } from './lib.js';
 
 const TD = 'bench.example';
 const DAY = 86_400_000;
@@ -901,35 +893,19 @@ export async function runDashboardBench(o: Options) {
   mkdirSync(work, { recursive: true });
   const siemDir = join(work, 'siem');
   const caDir = join(work, 'ca');
-  let ca: RunningCa | undefined;
+  let ca: BenchCa | undefined;
   let siem: { proc: ChildProcess; url: string; dashboard: string } | undefined;
   const clients: { client: DecisionStreamClient }[] = [];
   try {
-    let fingerprint: string;
-    if (!existsSync(join(caDir, 'bench-fingerprint'))) {
-      const init = await initCa({
-        dataDir: caDir,
-        trustDomain: TD,
-        clock: systemClock,
-        passphrase: undefined,
-      });
-      fingerprint = init.fingerprint;
-      writeFileSync(join(caDir, 'bench-fingerprint'), fingerprint);
-    } else fingerprint = readFileSync(join(caDir, 'bench-fingerprint'), 'utf8');
-    ca = await startCaServer({
-      dataDir: caDir,
-      host: '127.0.0.1',
-      port: 0,
-      log: silentLogger,
+    // A reused work folder keeps its CA: its fingerprint is remembered beside it.
+    const fpFile = join(caDir, 'bench-fingerprint');
+    ca = await startBenchCa(caDir, TD, {
       rateLimits: { perIp: { rate: 100_000, burst: 100_000 }, perIdentity: { rate: 1000, burst: 1000 } },
+      ...(existsSync(fpFile) ? { fingerprint: readFileSync(fpFile, 'utf8') } : {}),
     });
+    const { fingerprint } = ca;
+    writeFileSync(fpFile, fingerprint);
     const running = ca;
-    const token = async (id: string): Promise<string> => {
-      const { token: t, hash } = newJoinToken();
-      const now = Date.now();
-      await running.store.createToken({ hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
-      return t;
-    };
 
     const seedFile = join(siemDir, 'bench-seed.json');
     let info: SeedInfo;
@@ -955,7 +931,7 @@ export async function runDashboardBench(o: Options) {
         '--fingerprint',
         fingerprint,
         '--token-file',
-        tokenFileIn(work, await token(serviceId(TD, 'siem'))),
+        tokenFileIn(work, await running.token(serviceId(TD, 'siem'))),
         '--dashboard',
         '127.0.0.1:0',
       ],
@@ -968,8 +944,7 @@ export async function runDashboardBench(o: Options) {
     for (let i = 0; i < o.agents; i++) {
       const id = nodeId(i);
       const out = join(work, 'agents', `n${i}-${Date.now()}`);
-      await enroll({ ca: running.url, fingerprint, id, prover: createTokenProver(await token(id)), out });
-      creds.push(credsOf(loadIdentity(out)));
+      creds.push(credsOf(await running.enroll(id, out)));
     }
     const agentsCa = (creds[0] as Creds).ca;
     for (const a of await startAgents(siem.url, creds, join(work, 'agents'))) clients.push(a);
