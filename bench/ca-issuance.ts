@@ -5,24 +5,20 @@
 //     insert + audit record per certificate) vs cfssl's /api/v1/cfssl/sign (plain HTTP, no DB);
 //  3. renewal latency p50/p99 at concurrency 1.
 // Usage: npm run build && node dist/bench/ca-issuance.js [--seconds 10] [--concurrency 16]
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
-import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAuthority, openCaStore } from '../ca/index.js';
-import { newJoinToken, createTokenProver } from '../attestation/index.js';
-import { enroll } from '../client/index.js';
-import { buildCsr, csrDerFromText, parseCsr } from '../common/csr.js';
-import { loadIdentity } from '../common/identity-dir.js';
-import { toPem } from '../common/pem.js';
+import { csrDerFromText, parseCsr } from '../common/csr.js';
 import {
+  csrPool,
   fmt,
   initCaData,
   load,
   processTreeCpuSeconds,
+  renewalTarget,
   startCaProcess,
   startProcess,
   stopProcess,
@@ -34,13 +30,6 @@ const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurren
 const SECONDS = Number(values.seconds ?? 10);
 const CONC = Number(values.concurrency ?? 16);
 const TD = 'bench.example';
-
-function csrPool(n: number, id: (i: number) => string): string[] {
-  return Array.from({ length: n }, (_, i) => {
-    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    return toPem('CERTIFICATE REQUEST', buildCsr(k.privateKey, k.publicKey, id(i)));
-  });
-}
 
 async function signingAlone(dir: string): Promise<number> {
   const { authority } = createAuthority(join(dir, 'inproc'), TD, Date.now(), undefined);
@@ -99,34 +88,10 @@ async function edgewardRenewals(
   initCaData(data, TD);
   const server = await startCaProcess({ data, workers });
   try {
-    const { url: base, fingerprint } = server;
     const store = openCaStore(join(data, 'ca.db'));
     const targets: Target[] = [];
-    for (let i = 0; i < Math.min(concurrency, 16); i++) {
-      const id = `spiffe://${TD}/node/r${i}`;
-      const t = newJoinToken();
-      await store.createToken(
-        { hash: t.hash, identity: id, createdAt: Date.now(), expiresAt: Date.now() + 600_000 },
-        Date.now(),
-      );
-      const out = join(dir, `id${i}`);
-      await enroll({ ca: base, fingerprint, id, prover: createTokenProver(t.token), out });
-      const me = loadIdentity(out);
-      const bodies = csrPool(8, () => id).map((csr) => Buffer.from(JSON.stringify({ csr })));
-      targets.push({
-        url: `${base}/v1/renew`,
-        agent: new Agent({
-          keepAlive: true,
-          maxSockets: 64,
-          key: me.keyPem,
-          cert: me.certPem,
-          ca: me.bundlePem,
-          checkServerIdentity: () => undefined,
-        }),
-        body: (k: number) => bodies[k % bodies.length] as Buffer,
-        ok: (s: number) => s === 200,
-      });
-    }
+    for (let i = 0; i < Math.min(concurrency, 16); i++)
+      targets.push(await renewalTarget(store, server, `spiffe://${TD}/node/r${i}`, join(dir, `id${i}`)));
     await store.close();
     await load(targets, concurrency, 1); // warm-up
     const result = await measured(server.proc.pid, () => load(targets, concurrency, SECONDS));

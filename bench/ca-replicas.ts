@@ -4,25 +4,20 @@
 // Usage: npm run build && nice -n 10 node dist/bench/ca-replicas.js [--seconds 10] [--concurrency 16]
 // PostgreSQL on 127.0.0.1:5432 with trust auth for the user postgres; the benchmark creates and
 // drops its own database.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { openCaStore, openPostgresCaStore, verifyAuditChain, type CaStore } from '../ca/index.js';
-import { newJoinToken, createTokenProver } from '../attestation/index.js';
-import { enroll } from '../client/index.js';
-import { buildCsr } from '../common/csr.js';
-import { loadIdentity } from '../common/identity-dir.js';
-import { toPem } from '../common/pem.js';
 import {
   EDGEWARD,
   fmt,
   load,
   processTreeCpuSeconds,
+  renewalTarget,
   startCaProcess,
   type CaProcess,
   type Target,
@@ -58,40 +53,7 @@ async function renewals(dir: string, servers: CaProcess[], store: CaStore) {
   const targets: Target[] = [];
   for (let i = 0; i < Math.min(CONC, 16); i++) {
     const server = servers[i % servers.length] as CaProcess;
-    const id = `spiffe://${TD}/node/r${i}`;
-    const t = newJoinToken();
-    await store.createToken(
-      { hash: t.hash, identity: id, createdAt: Date.now(), expiresAt: Date.now() + 600_000 },
-      Date.now(),
-    );
-    const out = join(dir, `id${i}`);
-    await enroll({
-      ca: server.url,
-      fingerprint: server.fingerprint,
-      id,
-      prover: createTokenProver(t.token),
-      out,
-    });
-    const me = loadIdentity(out);
-    const bodies = Array.from({ length: 8 }, () => {
-      const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      return Buffer.from(
-        JSON.stringify({ csr: toPem('CERTIFICATE REQUEST', buildCsr(k.privateKey, k.publicKey, id)) }),
-      );
-    });
-    targets.push({
-      url: `${server.url}/v1/renew`,
-      agent: new Agent({
-        keepAlive: true,
-        maxSockets: 64,
-        key: me.keyPem,
-        cert: me.certPem,
-        ca: me.bundlePem,
-        checkServerIdentity: () => undefined,
-      }),
-      body: (k: number) => bodies[k % bodies.length] as Buffer,
-      ok: (s: number) => s === 200,
-    });
+    targets.push(await renewalTarget(store, server, `spiffe://${TD}/node/r${i}`, join(dir, `id${i}`)));
   }
   await load(targets, CONC, 1); // warm-up
   const cpu0 = servers.map((s) => processTreeCpuSeconds(s.proc.pid ?? 0));

@@ -2,10 +2,10 @@
 // percentiles, child processes that are always cleaned up (the CA among them) and their CPU
 // time, and simulated PUF devices.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
-import { request as httpsRequest, type Agent } from 'node:https';
+import { request as httpsRequest, Agent } from 'node:https';
 import { join } from 'node:path';
 import {
   helperHash,
@@ -16,12 +16,14 @@ import {
   createSimPuf,
 } from '../attestation/puf/index.js';
 import { createTokenProver, newJoinToken } from '../attestation/index.js';
-import { initCa, startCaServer, type CaServerOptions, type RunningCa } from '../ca/index.js';
+import { initCa, startCaServer, type CaServerOptions, type CaStore, type RunningCa } from '../ca/index.js';
 import { enroll } from '../client/index.js';
 import { systemClock } from '../common/clock.js';
+import { buildCsr } from '../common/csr.js';
 import { loadIdentity, type LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, type Identity } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
+import { toPem } from '../common/pem.js';
 import { createPrivateFile } from '../common/private-files.js';
 
 export interface LoadResult {
@@ -389,4 +391,43 @@ export function startSiemChild(
     proc.on('exit', (code) => reject(new Error(`SIEM exited with ${code}: ${out}`)));
     setTimeout(() => reject(new Error(`SIEM not ready: ${out}`)), o.timeoutMs).unref();
   });
+}
+
+/** n PEM CSRs, each for a fresh P-256 key, the i-th for the identity id(i). */
+export function csrPool(n: number, id: (i: number) => string): string[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    return toPem('CERTIFICATE REQUEST', buildCsr(k.privateKey, k.publicKey, id(i)));
+  });
+}
+
+/**
+ * `id` enrolled with a join token written into `store` (the CA at `ca` reads it), into the
+ * identity folder `out`; then a load target that renews it over mTLS with 8 CSRs in turn.
+ */
+export async function renewalTarget(
+  store: CaStore,
+  ca: { readonly url: string; readonly fingerprint: string },
+  id: string,
+  out: string,
+): Promise<Target> {
+  const t = newJoinToken();
+  const now = Date.now();
+  await store.createToken({ hash: t.hash, identity: id, createdAt: now, expiresAt: now + 600_000 }, now);
+  await enroll({ ca: ca.url, fingerprint: ca.fingerprint, id, prover: createTokenProver(t.token), out });
+  const me = loadIdentity(out);
+  const bodies = csrPool(8, () => id).map((csr) => Buffer.from(JSON.stringify({ csr })));
+  return {
+    url: `${ca.url}/v1/renew`,
+    agent: new Agent({
+      keepAlive: true,
+      maxSockets: 64,
+      key: me.keyPem,
+      cert: me.certPem,
+      ca: me.bundlePem,
+      checkServerIdentity: () => undefined,
+    }),
+    body: (k: number) => bodies[k % bodies.length] as Buffer,
+    ok: (s: number) => s === 200,
+  };
 }
