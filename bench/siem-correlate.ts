@@ -6,7 +6,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../common/events.js';
-import { loadRules } from '../policies/rules/index.js';
+import { loadRules, type RuleSet } from '../policies/rules/index.js';
 import { Correlator } from '../siem/correlate/index.js';
 import { openSqliteStore } from '../siem/store/index.js';
 
@@ -132,13 +132,44 @@ function findRulesDir(): string {
   return process.env['EDGEWARD_RULES'] ?? 'policies/default/rules';
 }
 
-function measure(n: number, fn: () => void): Rate {
+/** Events per wall-clock and per CPU second of `fn` over n events. */
+export function measure(n: number, fn: () => void): Rate {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   fn();
   const wall = performance.now() - t0;
   const c = process.cpuUsage(c0);
   return { wall: Math.round((n / wall) * 1000), cpu: Math.round(n / ((c.user + c.system) / 1e6)) };
+}
+
+/**
+ * validate + stamp + SQLite batch insert + correlate + alert insert, per batch of `raw`, on a fresh
+ * store in a temporary folder under `dataDir` (removed afterwards).
+ */
+export function measurePipeline(
+  rules: RuleSet,
+  raw: readonly Record<string, unknown>[],
+  o: { batch: number; observer: string; synchronous: 'FULL' | 'NORMAL'; dataDir: string },
+): Rate {
+  const dir = mkdtempSync(join(o.dataDir, 'edgeward-bench-'));
+  const store = openSqliteStore(join(dir, 'siem.db'), { synchronous: o.synchronous });
+  const eng = new Correlator(rules);
+  const idf = createEventIdFactory(randomBytes);
+  try {
+    return measure(raw.length, () => {
+      for (let i = 0; i < raw.length; i += o.batch) {
+        const chunk = raw.slice(i, i + o.batch).map((e) => {
+          const v = validateEvent(e);
+          return stampEvent(v, { id: idf(v['@timestamp']), observer: o.observer, ingested: v['@timestamp'] });
+        });
+        store.insertEvents(chunk);
+        store.insertAlerts(eng.feed(chunk));
+      }
+    });
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function runSiemBench(n = 500_000, batch = 1000, dataDir = tmpdir()): Promise<SiemBenchResult> {
@@ -165,22 +196,7 @@ export async function runSiemBench(n = 500_000, batch = 1000, dataDir = tmpdir()
 
   const pipeline = { FULL: { wall: 0, cpu: 0 }, NORMAL: { wall: 0, cpu: 0 } };
   for (const sync of ['FULL', 'NORMAL'] as const) {
-    const dir = mkdtempSync(join(dataDir, 'edgeward-bench-'));
-    const store = openSqliteStore(join(dir, 'siem.db'), { synchronous: sync });
-    const eng = new Correlator(rules);
-    const idf = createEventIdFactory(randomBytes);
-    pipeline[sync] = measure(n, () => {
-      for (let i = 0; i < n; i += batch) {
-        const chunk = raw.slice(i, i + batch).map((e) => {
-          const v = validateEvent(e);
-          return stampEvent(v, { id: idf(v['@timestamp']), observer, ingested: v['@timestamp'] });
-        });
-        store.insertEvents(chunk);
-        store.insertAlerts(eng.feed(chunk));
-      }
-    });
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
+    pipeline[sync] = measurePipeline(rules, raw, { batch, observer, synchronous: sync, dataDir });
   }
   return {
     events: n,

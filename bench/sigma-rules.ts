@@ -5,14 +5,13 @@
 // batch insert, correlate, alert insert).
 // Run: npm run build && node dist/bench/sigma-rules.js [events] [counts, e.g. 0,1000,3000]
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../common/events.js';
 import { parseRuleText, resolveRules, type RuleSet } from '../policies/rules/index.js';
 import { Correlator } from '../siem/correlate/index.js';
-import { openSqliteStore } from '../siem/store/index.js';
-import { syntheticEvents } from './siem-correlate.js';
+import { measure, measurePipeline, syntheticEvents } from './siem-correlate.js';
 
 const TD = 'factory.example';
 const RULES = join(import.meta.dirname, '..', '..', 'policies', 'default', 'rules');
@@ -61,20 +60,6 @@ function ruleSet(extra: number): RuleSet {
   return resolveRules(files);
 }
 
-interface Rate {
-  readonly wall: number;
-  readonly cpu: number;
-}
-
-function measure(n: number, fn: () => void): Rate {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  fn();
-  const wall = performance.now() - t0;
-  const c = process.cpuUsage(c0);
-  return { wall: Math.round((n / wall) * 1000), cpu: Math.round(n / ((c.user + c.system) / 1e6)) };
-}
-
 const n = Number(process.argv[2] ?? 200_000);
 const counts = (process.argv[3] ?? '0,1000,3000').split(',').map(Number);
 const batch = 1000;
@@ -96,22 +81,7 @@ for (const extra of counts) {
   const correlate = measure(n, () => {
     for (let i = 0; i < n; i += batch) alerts += engine.feed(stamped.slice(i, i + batch)).length;
   });
-  const dir = mkdtempSync(join(tmpdir(), 'edgeward-bench-'));
-  const store = openSqliteStore(join(dir, 'siem.db'), { synchronous: 'FULL' });
-  const eng = new Correlator(rules);
-  const idf = createEventIdFactory(randomBytes);
-  const pipeline = measure(n, () => {
-    for (let i = 0; i < n; i += batch) {
-      const chunk = raw.slice(i, i + batch).map((e) => {
-        const v = validateEvent(e);
-        return stampEvent(v, { id: idf(v['@timestamp']), observer, ingested: v['@timestamp'] });
-      });
-      store.insertEvents(chunk);
-      store.insertAlerts(eng.feed(chunk));
-    }
-  });
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
+  const pipeline = measurePipeline(rules, raw, { batch, observer, synchronous: 'FULL', dataDir: tmpdir() });
   results.push({
     rules: rules.detections.length + rules.correlations.length,
     generated: extra,
