@@ -3,7 +3,6 @@
 // is killed with SIGKILL at a random point, and the store must load and verify again at a
 // revision no older than the last one reported. Run:
 // npm run build && node dist/bench/fuzz/crash-decisions.js [kills=50]
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { DecisionStore, jwsDecisionVerifier } from '../../client/index.js';
 import { signDecisionDelta, signDecisionSet } from '../../common/decision-jws.js';
 import type { Decision } from '../../common/decisions.js';
 import { fuzzDecisionKey } from './targets/signed.js';
+import { killWhileWriting } from './crash.js';
 
 const TD = 'factory.example';
 const clock = { now: () => Date.now() };
@@ -70,21 +70,7 @@ async function main(kills: number): Promise<void> {
   let revision = 0;
   try {
     for (let k = 0; k < kills; k++) {
-      const p = spawn(process.execPath, [self, '--child', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let buf = '';
-      p.stdout.setEncoding('utf8');
-      p.stdout.on('data', (d: string) => {
-        buf += d;
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        for (const l of lines) acknowledged = Math.max(acknowledged, Number(l));
-      });
-      await new Promise<void>((resolve) => {
-        p.stdout.once('data', () =>
-          setTimeout(() => p.kill('SIGKILL'), 10 + Math.floor(Math.random() * 190)),
-        );
-        p.once('exit', () => resolve());
-      });
+      acknowledged = await killWhileWriting(self, ['--child', file], acknowledged);
       const store = new DecisionStore(file, verifier(), TD);
       const set = await store.load();
       if (!set) throw new Error(`after kill ${k + 1}: no stored decisions`);

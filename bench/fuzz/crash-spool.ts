@@ -2,12 +2,12 @@
 // each acknowledged append (Spool.append returned: durable); it is killed with SIGKILL at a random
 // point, the spool is reopened and checked (every acknowledged event there, in order, none twice),
 // and a new writer goes on. Run: npm run build && node dist/bench/fuzz/crash-spool.js [kills=50]
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Spool } from '../../client/index.js';
+import { killWhileWriting } from './crash.js';
 
 const LIMITS = { maxEvents: 1_000_000, maxBytes: 256 * 1024 * 1024 };
 
@@ -45,25 +45,8 @@ async function main(kills: number): Promise<void> {
   let acknowledged = -1;
   try {
     for (let k = 0; k < kills; k++) {
-      const p = spawn(process.execPath, [self, '--child', file, String(next)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let buf = '';
-      p.stdout.setEncoding('utf8');
-      p.stdout.on('data', (d: string) => {
-        buf += d;
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        for (const l of lines) acknowledged = Math.max(acknowledged, Number(l));
-      });
-      // Kill at a random point once it is writing (its first acknowledgement), 10-200 ms later.
-      await new Promise<void>((resolve) => {
-        const started = (): void => {
-          setTimeout(() => p.kill('SIGKILL'), 10 + Math.floor(Math.random() * 190));
-        };
-        p.stdout.once('data', started);
-        p.once('exit', () => resolve());
-      });
+      // Killed at a random point once it is writing (its first acknowledgement), 10-200 ms later.
+      acknowledged = await killWhileWriting(self, ['--child', file, String(next)], acknowledged);
       const count = check(file, acknowledged);
       next = count;
       if (next % 3 !== 0) {
