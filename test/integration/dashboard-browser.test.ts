@@ -673,6 +673,16 @@ describe('dashboard in Chromium', () => {
       return { status: res.status, body: (await res.json()) as { code: string } };
     });
     expect(answer).toMatchObject({ status: 403, body: { code: 'ERR_DASH_FORBIDDEN' } });
+    const triage = await viewer.evaluate(async () => {
+      const me = (await (await fetch('/api/me')).json()) as { csrf: string };
+      const res = await fetch('/api/alert/status', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf },
+        body: JSON.stringify({ id: 'any', time: 1, status: 'closed' }),
+      });
+      return { status: res.status, body: (await res.json()) as { code: string } };
+    });
+    expect(triage).toMatchObject({ status: 403, body: { code: 'ERR_DASH_FORBIDDEN' } });
   });
 
   it('records who read what in the read audit log, and stores no read as an event', () => {
@@ -715,6 +725,15 @@ describe('dashboard in Chromium', () => {
       return (await res.json()) as { code: string };
     });
     expect(noCsrf.code).toBe('ERR_DASH_CSRF');
+    const statusNoCsrf = await page.evaluate(async () => {
+      const res = await fetch('/api/alert/status', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'any', time: 1, status: 'closed' }),
+      });
+      return (await res.json()) as { code: string };
+    });
+    expect(statusNoCsrf.code).toBe('ERR_DASH_CSRF');
     // Hostile input to the newer endpoints: coded refusals, never a crash or a guess.
     const refused = await page.evaluate(async () => {
       const me = (await (await fetch('/api/me')).json()) as { csrf: string };
@@ -738,6 +757,9 @@ describe('dashboard in Chromium', () => {
         await fetch('/api/alert?id=nope&time=-1'),
         await fetch('/api/alerts?severity=critical,bogus'),
         await fetch('/api/alerts?since=soon'),
+        await post('/api/alert/status', { id: 'nope', time: 1, status: 'closed' }),
+        await post('/api/alert/status', { id: 'nope', time: 1, status: 'reopened' }),
+        await post('/api/alert/status', { id: 'nope', time: 1, status: 'closed', by: 'mallory' }),
       ])
         out.push([res.status, ((await res.json()) as { code: string }).code]);
       return out;
@@ -749,6 +771,9 @@ describe('dashboard in Chromium', () => {
       [400, 'ERR_INPUT_MALFORMED'],
       [404, 'ERR_NOT_FOUND'],
       [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [400, 'ERR_INPUT_MALFORMED'],
+      [404, 'ERR_NOT_FOUND'],
       [400, 'ERR_INPUT_MALFORMED'],
       [400, 'ERR_INPUT_MALFORMED'],
     ]);
