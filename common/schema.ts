@@ -27,12 +27,17 @@ const ajv = new Ajv({
   strict: true,
   // Patterns are the schema author's, never the input's; unicode for \p{...} classes.
   unicodeRegExp: true,
+  // Errors carry the failing schema, so that its `must` can word the refusal.
+  verbose: true,
 });
+// `must: 'text of 1..256 characters'` beside a value's constraints: the refusal says "must be
+// text of 1..256 characters" instead of naming the failed constraint (a pattern, a bound).
+ajv.addKeyword({ keyword: 'must', schemaType: 'string' });
 
 const MAX_DEPTH = 64;
 
-/** `a.b[0].c` from ajv's JSON pointer `/a/b/0/c` (and `key` for the one that is missing or extra). */
-function keyPath(e: ErrorObject): string {
+/** The keys of ajv's JSON pointer `/a/b/0/c` (and the one that is missing or extra). */
+function keyParts(e: ErrorObject): string[] {
   const parts = e.instancePath
     .split('/')
     .slice(1)
@@ -44,7 +49,7 @@ function keyPath(e: ErrorObject): string {
         ? (e.params as { missingProperty?: string }).missingProperty
         : undefined;
   if (extra !== undefined) parts.push(extra);
-  return joinPath(parts);
+  return parts;
 }
 
 function joinPath(parts: readonly string[]): string {
@@ -54,6 +59,9 @@ function joinPath(parts: readonly string[]): string {
 }
 
 function describe(e: ErrorObject): string {
+  const must = (e.parentSchema as { must?: unknown } | undefined)?.must;
+  if (typeof must === 'string' && e.keyword !== 'additionalProperties' && e.keyword !== 'required')
+    return `must be ${must}`;
   switch (e.keyword) {
     case 'additionalProperties':
       return 'unknown key';
@@ -64,6 +72,12 @@ function describe(e: ErrorObject): string {
     default:
       return e.message ?? 'invalid';
   }
+}
+
+/** `file#doc.a.b.0.c`: Sigma's place of a key, every step after a dot (rule files). */
+function sigmaPlace(ctx: SchemaContext | undefined, parts: readonly string[]): string {
+  const steps = [ctx?.at, ...parts].filter((s) => s !== undefined && s !== '');
+  return [`${ctx?.file ?? 'rules'}#${ctx?.document ?? 0}`, ...steps].join('.');
 }
 
 function where(ctx: SchemaContext | undefined, path: string): string {
@@ -106,31 +120,34 @@ export function compileSchema<T>(
   options: {
     /** A code of its own for an unknown or forbidden key, where the callers' users already know one. */
     readonly unknownKey?: ErrorCode;
-    /** `path` starts messages with the key path (`<path>: ...`) instead of `what`. */
-    readonly prefix?: 'what' | 'path';
+    /**
+     * `path` starts messages with the key path (`<path>: ...`) instead of `what`; `sigma` with
+     * Sigma's place of the key (`file#doc.key.0.sub: ...`), as rule files' refusals do.
+     */
+    readonly prefix?: 'what' | 'path' | 'sigma';
   } = {},
 ): SchemaValidator<T> {
-  const lead = options.prefix === 'path' ? '' : `${what} `;
   const validate = ajv.compile(schema);
+  const place = (ctx: SchemaContext | undefined, parts: readonly string[]): string =>
+    options.prefix === 'sigma'
+      ? sigmaPlace(ctx, parts)
+      : `${options.prefix === 'path' ? '' : `${what} `}${where(ctx, joinPath(parts))}`;
   return (value, ctx) => {
     const poison = poisonPath(value);
     if (poison !== undefined) {
-      const path = joinPath(poison);
       throw new EdgewardError(
         options.unknownKey ?? code,
-        `${lead}${where(ctx, path)}: forbidden or too deeply nested key`,
-        {
-          detail: { ...ctx, path },
-        },
+        `${place(ctx, poison)}: forbidden or too deeply nested key`,
+        { detail: { ...ctx, path: joinPath(poison) } },
       );
     }
     if (validate(value)) return value as T;
     const e = validate.errors?.[0];
-    const path = e === undefined ? '' : keyPath(e);
+    const parts = e === undefined ? [] : keyParts(e);
     throw new EdgewardError(
       e?.keyword === 'additionalProperties' ? (options.unknownKey ?? code) : code,
-      `${lead}${where(ctx, path)}: ${e === undefined ? 'invalid' : describe(e)}`,
-      { detail: { ...ctx, path } },
+      `${place(ctx, parts)}: ${e === undefined ? 'invalid' : describe(e)}`,
+      { detail: { ...ctx, path: joinPath(parts) } },
     );
   };
 }

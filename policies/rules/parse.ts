@@ -3,7 +3,7 @@
 import { isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
 import { parseDuration } from '../../common/clock.js';
 import { EdgewardError } from '../../common/errors.js';
-import { POISON_KEYS } from '../../common/schema.js';
+import { compileSchema, POISON_KEYS, type SchemaContext } from '../../common/schema.js';
 import { createHash } from 'node:crypto';
 import { validateEvent, type EdgeEvent } from '../../common/events.js';
 import { andDetections, compileDetection, type Placeholders } from './detection.js';
@@ -36,15 +36,6 @@ const STATUSES = ['stable', 'test', 'experimental', 'deprecated', 'unsupported']
 const RELATED = ['derived', 'obsolete', 'merged', 'renamed', 'similar'];
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const MAX_KEYS = 64;
-const CORRELATION_INNER = new Set([
-  'type',
-  'rules',
-  'group-by',
-  'timespan',
-  'condition',
-  'generate',
-  'aliases',
-]);
 const OPS: readonly CompareOp[] = ['gt', 'gte', 'lt', 'lte', 'eq', 'neq'];
 const METRICS: readonly CorrelationType[] = ['value_sum', 'value_avg', 'value_percentile'];
 
@@ -56,12 +47,6 @@ function schema(where: string, msg: string): never {
 
 function isRec(v: unknown): v is Rec {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function str(v: unknown, where: string, max = 256): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max)
-    schema(where, `must be text of 1..${max} characters`);
-  return v;
 }
 
 function duration(v: unknown, where: string, max = MAX_TIMESPAN): number {
@@ -118,43 +103,77 @@ function fieldList(v: unknown, where: string, min: number): string[] {
   return list.map((f, i) => fieldName(f, `${where}.${i}`));
 }
 
+const ruleTests = compileSchema<RawTest[]>(
+  {
+    type: 'array',
+    maxItems: 50,
+    must: 'a list of at most 50 tests',
+    items: {
+      type: 'object',
+      must: 'a map of name, expect and events',
+      required: ['name', 'expect', 'events'],
+      additionalProperties: false,
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 256, must: 'text of 1..256 characters' },
+        expect: { type: 'integer', minimum: 0, maximum: 1000, must: 'a count of alerts' },
+        events: {
+          type: 'array',
+          minItems: 1,
+          must: 'a non-empty list',
+          items: {
+            type: 'object',
+            must: 'a map of at, repeat, every, vary and event',
+            required: ['event'],
+            additionalProperties: false,
+            properties: {
+              at: {},
+              every: {},
+              repeat: { type: 'integer', minimum: 1, maximum: 5000, must: '1..5000' },
+              vary: {
+                type: 'object',
+                must: 'a map of field: [values]',
+                additionalProperties: { type: 'array', minItems: 1, must: 'a non-empty list' },
+              },
+              event: { type: 'object', must: 'a map' },
+            },
+          },
+        },
+      },
+    },
+  },
+  'ERR_POLICY_RULE_SCHEMA',
+  'rule tests',
+  { prefix: 'sigma' },
+);
+
+interface RawTest {
+  readonly name: string;
+  readonly expect: number;
+  readonly events: readonly {
+    readonly at?: unknown;
+    readonly repeat?: number;
+    readonly every?: unknown;
+    readonly vary?: Readonly<Record<string, readonly unknown[]>>;
+    readonly event: Rec;
+  }[];
+}
+
 /** Expands a rule's `tests` (each event spec may repeat, with a step and cycling values). */
-function parseTests(v: unknown, where: string): RuleTest[] {
+function parseTests(v: unknown, ctx: SchemaContext): RuleTest[] {
   if (v === undefined) return [];
-  if (!Array.isArray(v) || v.length > 50) schema(where, 'tests must be a list of at most 50 tests');
-  return v.map((t, ti): RuleTest => {
-    const w = `${where}[${ti}]`;
-    if (!isRec(t)) schema(w, 'a test must be a map');
-    checkKeys(t, w, new Set(['name', 'expect', 'events']));
-    const name = str(t['name'], `${w}.name`);
-    const expect = t['expect'];
-    if (typeof expect !== 'number' || !Number.isInteger(expect) || expect < 0 || expect > 1000) {
-      schema(`${w}.expect`, 'must be a count of alerts');
-    }
-    const specs = t['events'];
-    if (!Array.isArray(specs) || specs.length === 0) schema(`${w}.events`, 'must be a non-empty list');
+  const where = `${ctx.file ?? 'rules'}#${ctx.document ?? 0}.tests`;
+  return ruleTests(v, { ...ctx, at: 'tests' }).map((t, ti): RuleTest => {
+    const w = `${where}.${ti}`;
     const events: EdgeEvent[] = [];
-    specs.forEach((s, si) => {
-      const ws = `${w}.events[${si}]`;
-      if (!isRec(s)) schema(ws, 'must be a map');
-      checkKeys(s, ws, new Set(['at', 'repeat', 'every', 'vary', 'event']));
-      const at = duration(s['at'] ?? 0, `${ws}.at`, 30 * 86_400_000);
-      const repeat = s['repeat'] ?? 1;
-      if (typeof repeat !== 'number' || !Number.isInteger(repeat) || repeat < 1 || repeat > 5000) {
-        schema(`${ws}.repeat`, 'must be 1..5000');
-      }
-      const every = duration(s['every'] ?? 0, `${ws}.every`);
-      const vary = s['vary'] ?? {};
-      if (!isRec(vary)) schema(`${ws}.vary`, 'must be a map of field: [values]');
-      const base = s['event'];
-      if (!isRec(base)) schema(`${ws}.event`, 'must be a map');
+    t.events.forEach((s, si) => {
+      const ws = `${w}.events.${si}`;
+      const at = duration(s.at ?? 0, `${ws}.at`, 30 * 86_400_000);
+      const repeat = s.repeat ?? 1;
+      const every = duration(s.every ?? 0, `${ws}.every`);
+      const vary = Object.entries(s.vary ?? {});
       for (let k = 0; k < repeat; k++) {
-        const raw: Record<string, unknown> = { ...base, '@timestamp': TEST_EPOCH + at + k * every };
-        for (const [f, vals] of Object.entries(vary)) {
-          if (!Array.isArray(vals) || vals.length === 0)
-            schema(`${ws}.vary.${f}`, 'must be a non-empty list');
-          raw[f] = vals[k % vals.length];
-        }
+        const raw: Record<string, unknown> = { ...s.event, '@timestamp': TEST_EPOCH + at + k * every };
+        for (const [f, vals] of vary) raw[f] = vals[k % vals.length];
         try {
           events.push(validateEvent(raw, { mode: 'stored', open: true }));
         } catch (err) {
@@ -163,7 +182,7 @@ function parseTests(v: unknown, where: string): RuleTest[] {
         if (events.length > MAX_TEST_EVENTS) schema(w, 'too many test events');
       }
     });
-    return { name, expect, events };
+    return { name: t.name, expect: t.expect, events };
   });
 }
 
@@ -177,58 +196,95 @@ interface Common {
   source: string;
 }
 
-function checkMeta(doc: Rec, where: string): void {
-  const status = doc['status'];
-  if (status !== undefined && (typeof status !== 'string' || !STATUSES.includes(status)))
-    schema(`${where}.status`, `must be one of ${STATUSES.join(', ')}`);
-  for (const k of ['date', 'modified']) {
-    const d = doc[k];
-    // YAML reads an unquoted 2024-01-31 as text here (core schema), so a date is text.
-    if (d !== undefined && (typeof d !== 'string' || !DATE.test(d) || Number.isNaN(Date.parse(d))))
-      schema(`${where}.${k}`, 'must be a date YYYY-MM-DD');
-  }
-  const related = doc['related'];
-  if (related !== undefined) {
-    if (!Array.isArray(related) || related.length > 64) schema(`${where}.related`, 'must be a list');
-    related.forEach((r: unknown, i) => {
-      if (!isRec(r) || typeof r['id'] !== 'string') schema(`${where}.related.${i}`, 'needs an id and a type');
-      if (typeof r['type'] !== 'string' || !RELATED.includes(r['type']))
-        schema(`${where}.related.${i}.type`, `must be one of ${RELATED.join(', ')}`);
-    });
-  }
-  for (const k of ['tags', 'references', 'falsepositives', 'fields', 'scope']) {
-    const v = doc[k];
-    if (v !== undefined && v !== null && !Array.isArray(v) && typeof v !== 'string')
-      schema(`${where}.${k}`, 'must be a list');
-  }
+const TEXT_LIST = {
+  anyOf: [{ type: 'string' }, { type: 'array' }, { type: 'null' }],
+  must: 'a list',
+};
+
+/** What a detection and a correlation document share (Sigma's metadata); custom keys are allowed. */
+const ruleMeta = compileSchema<RuleMeta>(
+  {
+    type: 'object',
+    properties: {
+      title: { type: 'string', minLength: 1, maxLength: 256, must: 'text of 1..256 characters' },
+      id: {
+        type: 'string',
+        pattern: ID.source,
+        must: 'a UUID or a slug of 1..128 characters',
+      },
+      name: { type: 'string', pattern: NAME.source, must: '[A-Za-z0-9_.-]{1,64}' },
+      status: { enum: STATUSES, must: `one of ${STATUSES.join(', ')}` },
+      level: { enum: LEVELS, must: `one of ${LEVELS.join(', ')}` },
+      description: {
+        type: 'string',
+        maxLength: 65_535,
+        must: 'text of at most 65,535 characters',
+      },
+      // YAML reads an unquoted 2024-01-31 as text here (core schema), so a date is text.
+      date: { type: 'string', pattern: DATE.source, must: 'a date YYYY-MM-DD' },
+      modified: { type: 'string', pattern: DATE.source, must: 'a date YYYY-MM-DD' },
+      related: {
+        type: 'array',
+        maxItems: 64,
+        must: 'a list',
+        items: {
+          type: 'object',
+          required: ['id', 'type'],
+          properties: {
+            id: { type: 'string', must: 'an id' },
+            type: { enum: RELATED, must: `one of ${RELATED.join(', ')}` },
+          },
+          must: 'a map with an id and a type',
+        },
+      },
+      tags: TEXT_LIST,
+      references: TEXT_LIST,
+      falsepositives: TEXT_LIST,
+      fields: TEXT_LIST,
+      scope: TEXT_LIST,
+    },
+    required: ['title'],
+  },
+  'ERR_POLICY_RULE_SCHEMA',
+  'rule',
+  { prefix: 'sigma' },
+);
+
+interface RuleMeta {
+  readonly title: string;
+  readonly id?: string;
+  readonly name?: string;
+  readonly level?: Level;
+  readonly description?: string;
+  readonly date?: string;
+  readonly modified?: string;
 }
 
-function common(doc: Rec, where: string, di: number, file: string): Common {
-  checkMeta(doc, where);
-  const name = doc['name'];
-  if (name !== undefined && (typeof name !== 'string' || !NAME.test(name)))
-    schema(`${where}.name`, 'must be [A-Za-z0-9_.-]{1,64}');
-  const rawId = doc['id'];
-  if (rawId !== undefined && (typeof rawId !== 'string' || !ID.test(rawId)))
-    schema(`${where}.id`, 'must be a UUID or a slug of 1..128 characters');
+function common(doc: Rec, ctx: SchemaContext): Common {
+  const meta = ruleMeta(doc, ctx);
+  for (const k of ['date', 'modified'] as const) {
+    const d = meta[k];
+    if (d !== undefined && Number.isNaN(Date.parse(d)))
+      schema(`${place(ctx)}.${k}`, 'must be a date YYYY-MM-DD');
+  }
   // Sigma makes id optional: a rule without one is known by its name, else by its place.
   const id =
-    rawId ?? name ?? `rule-${createHash('sha256').update(`${file}#${di}`).digest('hex').slice(0, 16)}`;
-  const level = doc['level'] ?? 'medium';
-  if (typeof level !== 'string' || !LEVELS.includes(level as Level))
-    schema(`${where}.level`, `must be one of ${LEVELS.join(', ')}`);
-  const description = doc['description'] ?? '';
-  if (typeof description !== 'string' || description.length > 65_535)
-    schema(`${where}.description`, 'must be text of at most 65,535 characters');
+    meta.id ??
+    meta.name ??
+    `rule-${createHash('sha256').update(`${ctx.file}#${ctx.document}`).digest('hex').slice(0, 16)}`;
   return {
     id,
-    name: name,
-    title: str(doc['title'], `${where}.title`),
-    description,
-    level: level as Level,
-    tests: parseTests(doc['tests'], `${where}.tests`),
-    source: where,
+    name: meta.name,
+    title: meta.title,
+    description: meta.description ?? '',
+    level: meta.level ?? 'medium',
+    tests: parseTests(doc['tests'], ctx),
+    source: place(ctx),
   };
+}
+
+function place(ctx: SchemaContext): string {
+  return `${ctx.file ?? 'rules'}#${ctx.document ?? 0}`;
 }
 
 export interface RawCorrelation {
@@ -327,7 +383,7 @@ function parseDetectionDoc(
   opts: ParseOptions,
 ): DetectionRule {
   checkKeys(doc, where);
-  const c = common(doc, where, di, file);
+  const c = common(doc, { file, document: di });
   const dopts = opts.placeholders === undefined ? {} : { placeholders: opts.placeholders };
   const ls = doc['logsource'];
   const mappings = isRec(ls) && opts.pipelines !== undefined ? mappingsFor(opts.pipelines, ls) : [];
@@ -361,51 +417,64 @@ function parseDetectionDoc(
   };
 }
 
+/** The keys of a correlation block and the shapes of those that are not checked further below. */
+const correlationShape = compileSchema<{
+  readonly type: CorrelationType;
+  readonly rules: string | readonly string[];
+  readonly 'group-by': unknown;
+  readonly timespan: unknown;
+  readonly condition?: unknown;
+  readonly generate?: boolean;
+  readonly aliases?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+}>(
+  {
+    type: 'object',
+    must: 'a map',
+    required: ['type', 'rules', 'group-by', 'timespan'],
+    additionalProperties: false,
+    properties: {
+      type: { enum: CORRELATION_TYPES, must: `one of ${CORRELATION_TYPES.join(', ')}` },
+      rules: {
+        anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, maxItems: 8, items: { type: 'string' } }],
+        must: 'a list of 1..8 rule names or ids',
+      },
+      'group-by': {},
+      timespan: {},
+      condition: {},
+      generate: { type: 'boolean', must: 'true or false' },
+      aliases: {
+        type: 'object',
+        must: 'a map of alias names to { rule name: field }',
+        additionalProperties: { type: 'object', must: 'a map of rule names to fields' },
+      },
+    },
+  },
+  'ERR_POLICY_RULE_CORRELATION',
+  'correlation',
+  { prefix: 'sigma', unknownKey: 'ERR_POLICY_RULE_SCHEMA' },
+);
+
 function parseCorrelation(doc: Rec, where: string, di: number, file: string): RawCorrelation {
   checkKeys(doc, where);
-  const c = common(doc, where, di, file);
-  const corr = doc['correlation'];
+  const c = common(doc, { file, document: di });
   const w = `${where}.correlation`;
-  if (!isRec(corr)) schema(w, 'must be a map');
-  for (const k of Object.keys(corr)) {
-    if (!CORRELATION_INNER.has(k) || POISON_KEYS.has(k)) schema(`${w}.${k.slice(0, 64)}`, 'unknown key');
-  }
+  const corr = correlationShape(doc['correlation'], { file, document: di, at: 'correlation' });
   const bad: (at: string, msg: string) => never = (at, msg) => {
     throw new EdgewardError('ERR_POLICY_RULE_CORRELATION', `${w}${at}: ${msg}`);
   };
-  const type = corr['type'];
-  if (typeof type !== 'string' || !CORRELATION_TYPES.includes(type as CorrelationType))
-    bad('.type', `must be one of ${CORRELATION_TYPES.join(', ')}`);
-  const t = type as CorrelationType;
-  const refsRaw = corr['rules'];
-  const refs = typeof refsRaw === 'string' ? [refsRaw] : refsRaw;
-  if (
-    !Array.isArray(refs) ||
-    refs.length === 0 ||
-    refs.length > 8 ||
-    !refs.every((r) => typeof r === 'string')
-  ) {
-    bad('.rules', 'must list 1..8 rule names or ids');
-  }
+  const t = corr.type;
+  const refs = typeof corr.rules === 'string' ? [corr.rules] : corr.rules;
   if (t === 'temporal_ordered' && refs.length < 2) bad('.rules', 'temporal_ordered needs at least two rules');
-  if (corr['group-by'] === undefined) bad('.group-by', 'is required');
   const groupBy = fieldList(corr['group-by'], `${w}.group-by`, 1);
-  if (corr['timespan'] === undefined) bad('.timespan', 'is required');
-  const timespanMs = timespan(corr['timespan'], `${w}.timespan`);
-  const generateRaw = corr['generate'] ?? doc['generate'] ?? false;
+  const timespanMs = timespan(corr.timespan, `${w}.timespan`);
+  const generateRaw = corr.generate ?? doc['generate'] ?? false;
   if (typeof generateRaw !== 'boolean') bad('.generate', 'must be true or false');
 
   const aliases = new Map<string, Map<string, string>>();
-  const al = corr['aliases'];
-  if (al !== undefined) {
-    if (!isRec(al)) bad('.aliases', 'must map alias names to { rule name: field }');
-    for (const [alias, m] of Object.entries(al)) {
-      if (POISON_KEYS.has(alias) || !isRec(m))
-        bad(`.aliases.${alias.slice(0, 64)}`, 'must map rule names to fields');
-      const inner = new Map<string, string>();
-      for (const [r, f] of Object.entries(m)) inner.set(r, fieldName(f, `${w}.aliases.${alias}.${r}`));
-      aliases.set(alias, inner);
-    }
+  for (const [alias, m] of Object.entries(corr.aliases ?? {})) {
+    const inner = new Map<string, string>();
+    for (const [r, f] of Object.entries(m)) inner.set(r, fieldName(f, `${w}.aliases.${alias}.${r}`));
+    aliases.set(alias, inner);
   }
 
   const condition: Criterion[] = [];

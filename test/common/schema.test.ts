@@ -88,4 +88,40 @@ describe('compileSchema', () => {
     for (let i = 0; i < 10_000; i++) deep = [deep];
     expect(refusal({ name: 'x', items: deep }).message).toMatch(/too deeply nested/);
   });
+
+  it("words a refusal with the schema's `must`, and names Sigma's place of the key", () => {
+    const rule = compileSchema<unknown>(
+      {
+        type: 'object',
+        properties: {
+          related: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { type: { enum: ['derived'], must: 'derived or nothing' } },
+            },
+          },
+          date: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$', must: 'a date YYYY-MM-DD' },
+        },
+      },
+      'ERR_POLICY_RULE_SCHEMA',
+      'rule',
+      { prefix: 'sigma' },
+    );
+    const refused = (v: unknown): string => {
+      try {
+        rule(v, { file: 'r.yml', document: 2 });
+      } catch (err) {
+        return (err as EdgewardError).message;
+      }
+      return 'accepted';
+    };
+    expect(refused({ related: [{ type: 'derived' }, { type: 'cousin' }] })).toBe(
+      'r.yml#2.related.1.type: must be derived or nothing',
+    );
+    expect(refused({ date: '31.01.2024' })).toBe('r.yml#2.date: must be a date YYYY-MM-DD');
+    expect(refused({ related: [{ __proto__x: 1, constructor: 1 }] })).toBe(
+      'r.yml#2.related.0.constructor: forbidden or too deeply nested key',
+    );
+  });
 });
