@@ -99,3 +99,27 @@ export function stop(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pr
     proc.kill(signal);
   });
 }
+
+/** `edgeward enroll` by join token read from a file, into `out`. */
+export function tokenEnrollArgs(
+  ca: { readonly url: string; readonly fingerprint: string },
+  id: string,
+  tokenFile: string,
+  out: string,
+): string[] {
+  return [
+    'enroll',
+    '--ca',
+    ca.url,
+    '--fingerprint',
+    ca.fingerprint,
+    '--id',
+    id,
+    '--attest',
+    'token',
+    '--token-file',
+    tokenFile,
+    '--out',
+    out,
+  ];
+}

@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { enroll } from '../../client/index.js';
 import { newJoinToken, createTokenProver } from '../../attestation/index.js';
 import { openCaStore } from '../../ca/index.js';
-import { edgeward, edgewardServe, stop } from '../helpers/cli.js';
+import { edgeward, edgewardServe, stop, tokenEnrollArgs } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/https.js';
 import { openssl } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -78,40 +78,12 @@ describe('edgeward ca (real processes)', () => {
     expect(tok.status, tok.stderr).toBe(0);
     expect(tok.stdout.trim()).toBe(`wrote a join token for ${id} to ${tokenFile} (mode 0600)`);
     const out = join(dir, 'cli-1');
-    const en = edgeward([
-      'enroll',
-      '--ca',
-      url,
-      '--fingerprint',
-      fingerprint,
-      '--id',
-      id,
-      '--attest',
-      'token',
-      '--token-file',
-      tokenFile,
-      '--out',
-      out,
-    ]);
+    const en = edgeward(tokenEnrollArgs({ url, fingerprint }, id, tokenFile, out));
     expect(en.status, en.stderr).toBe(0);
     expect(en.stdout).toMatch(/POST \/v1\/enroll\/finish/);
     const serial1 = /serial ([0-9a-f]+)/.exec(en.stdout)?.[1] ?? '';
     // The same token a second time is refused, with the CA's code on the command line.
-    const en2 = edgeward([
-      'enroll',
-      '--ca',
-      url,
-      '--fingerprint',
-      fingerprint,
-      '--id',
-      id,
-      '--attest',
-      'token',
-      '--token-file',
-      tokenFile,
-      '--out',
-      join(dir, 'x'),
-    ]);
+    const en2 = edgeward(tokenEnrollArgs({ url, fingerprint }, id, tokenFile, join(dir, 'x')));
     expect(en2.status).toBe(1);
     expect(en2.stderr).toContain('ERR_CA_TOKEN_USED');
     const rn = edgeward(['renew', '--ca', url, '--dir', out]);

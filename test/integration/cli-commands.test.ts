@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
-import { edgeward, edgewardAsync, edgewardServe, stop } from '../helpers/cli.js';
+import { edgeward, edgewardAsync, edgewardServe, stop, tokenEnrollArgs } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TD = 'factory.example';
@@ -93,21 +93,9 @@ describe('PUF provisioning and registration', () => {
       const id = `spiffe://${TD}/node/w${i}`;
       const tokenFile = join(dir, `w${i}.token`);
       expect(edgeward(['ca', 'token', '--data', data, '--id', id, '--out', tokenFile]).status).toBe(0);
-      const r = await edgewardAsync([
-        'enroll',
-        '--ca',
-        url,
-        '--fingerprint',
-        fp,
-        '--id',
-        id,
-        '--attest',
-        'token',
-        '--token-file',
-        tokenFile,
-        '--out',
-        join(dir, `w${i}`),
-      ]);
+      const r = await edgewardAsync(
+        tokenEnrollArgs({ url, fingerprint: fp }, id, tokenFile, join(dir, `w${i}`)),
+      );
       expect(r.status, r.stderr).toBe(0);
     }
     const d = await edgewardAsync([

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Decision } from '../../common/decisions.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
-import { edgeward, edgewardAsync, edgewardServe, stop } from '../helpers/cli.js';
+import { edgeward, edgewardAsync, edgewardServe, stop, tokenEnrollArgs } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TD = 'factory.example';
@@ -17,22 +17,6 @@ afterAll(async () => {
   for (const p of procs) await stop(p, 'SIGKILL');
   for (const c of cas) await c.stop();
 });
-
-const enrollArgs = (ca: { url: string; fingerprint: string }, id: string, tokenFile: string, out: string) => [
-  'enroll',
-  '--ca',
-  ca.url,
-  '--fingerprint',
-  ca.fingerprint,
-  '--id',
-  id,
-  '--attest',
-  'token',
-  '--token-file',
-  tokenFile,
-  '--out',
-  out,
-];
 
 describe('refusal messages', () => {
   it('a quarantined identity is told until when, by which decision, and who can lift it', async () => {
@@ -53,7 +37,7 @@ describe('refusal messages', () => {
     });
     cas.push(ca);
     const r = await edgewardAsync(
-      enrollArgs(ca, quarantined, await ca.tokenFile(quarantined), join(dir, 'q1')),
+      tokenEnrollArgs(ca, quarantined, await ca.tokenFile(quarantined), join(dir, 'q1')),
     );
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(
@@ -69,7 +53,7 @@ describe('refusal messages', () => {
     });
     cas.push(ca);
     const id = `spiffe://${TD}/device/d9`;
-    const r = await edgewardAsync(enrollArgs(ca, id, await ca.tokenFile(id), join(dir, 'd9')));
+    const r = await edgewardAsync(tokenEnrollArgs(ca, id, await ca.tokenFile(id), join(dir, 'd9')));
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(
       `ERR_CA_METHOD_NOT_ALLOWED (attestation method token is not allowed for ${id}; the attestation policy allows tpm, puf for it)`,
@@ -124,7 +108,7 @@ describe('refusal messages', () => {
     ]);
     expect(made.status, made.stderr).toBe(0);
     const r = await edgewardAsync(
-      enrollArgs({ url, fingerprint }, `spiffe://${TD}/node/n1`, file, join(dir, 'n1')),
+      tokenEnrollArgs({ url, fingerprint }, `spiffe://${TD}/node/n1`, file, join(dir, 'n1')),
     );
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(
