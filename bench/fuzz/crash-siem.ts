@@ -27,7 +27,7 @@ export interface SiemCrashResult {
   readonly revision: number;
 }
 
-function agentOf(dir: string): Agent {
+export function agentOf(dir: string): Agent {
   const r = (f: string): string => readFileSync(join(dir, f), 'utf8');
   return new Agent({
     keepAlive: true,
@@ -38,7 +38,7 @@ function agentOf(dir: string): Agent {
   });
 }
 
-function get(url: string, agent: Agent): Promise<{ status: number; json: Record<string, unknown> }> {
+export function get(url: string, agent: Agent): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const req = httpsGet(url, { agent }, (res) => {
       const chunks: Buffer[] = [];
@@ -54,7 +54,7 @@ function get(url: string, agent: Agent): Promise<{ status: number; json: Record<
   });
 }
 
-function serve(args: readonly string[]): Promise<{ proc: ChildProcess; url: string }> {
+export function serveSiem(args: readonly string[]): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, [EDGEWARD, 'siem', 'serve', ...args], {
     env: { ...process.env, EDGEWARD_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -138,7 +138,7 @@ export async function crashSiem(
 
     /** The SIEM back on its folder: every acknowledged decision active, the revision no older. */
     const restart = async (k: number): Promise<{ proc: ChildProcess; url: string }> => {
-      const s = await serve(k === 0 ? [...base, ...first] : base);
+      const s = await serveSiem(k === 0 ? [...base, ...first] : base);
       procs.add(s.proc);
       const listed = await get(`${s.url}/v1/decisions`, admin);
       if (listed.status !== 200) throw new Error(`after kill ${k}: listing decisions: ${listed.status}`);
