@@ -2,7 +2,7 @@
 // that restart or stop the server (the machine's shared cluster on 5432 is never restarted).
 // Trust auth on 127.0.0.1; run as the `postgres` user when the test runs as root. A missing
 // initdb fails with the package to install.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFile, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,11 +18,14 @@ export interface PrivatePostgres {
   /** postgres://postgres@127.0.0.1:PORT/<database> */
   url(database?: string): string;
   createDatabase(name: string): Promise<void>;
-  /** pg_ctl restart -m fast|immediate; resolves once the server accepts connections again. */
-  restart(mode?: 'fast' | 'immediate'): void;
+  /**
+   * pg_ctl restart -m fast|immediate, without blocking the event loop (load generated in this
+   * process keeps running); resolves once the server accepts connections again.
+   */
+  restart(mode?: 'fast' | 'immediate'): Promise<void>;
   /** pg_ctl stop -m fast|immediate. */
-  stop(mode?: 'fast' | 'immediate'): void;
-  start(): void;
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  start(): Promise<void>;
   /** Stops the server (immediate) and removes the folder. */
   destroy(): void;
 }
@@ -44,6 +47,16 @@ function postgresUser(): PgUser | undefined {
 function run(user: PgUser | undefined, cmd: string, args: string[]): SpawnSyncReturns<string> {
   const [file, argv] = user ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
   return spawnSync(file, argv, { encoding: 'utf8', timeout: 120_000 });
+}
+
+function runAsync(user: PgUser | undefined, cmd: string, args: string[]): Promise<SpawnSyncReturns<string>> {
+  const [file, argv] = user ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  return new Promise((resolve) => {
+    execFile(file, argv, { encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
+      const status = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ pid: 0, output: [], stdout, stderr, status, signal: null, ...(err ? { error: err } : {}) });
+    });
+  });
 }
 
 function must(r: SpawnSyncReturns<string>, what: string): void {
@@ -73,10 +86,10 @@ export async function startPrivatePostgres(prefix = 'edgeward-pg-'): Promise<Pri
   const port = await freePortRange(1);
   const pgCtl = join(BIN, 'pg_ctl');
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=100`;
-  const ctl = (args: string[], what: string): void =>
-    must(run(user, pgCtl, ['-D', data, '-l', log, ...args]), what);
-  const start = (): void => ctl(['-o', opts, '-w', '-t', '60', 'start'], 'pg_ctl start');
-  start();
+  const ctl = async (args: string[], what: string): Promise<void> =>
+    must(await runAsync(user, pgCtl, ['-D', data, '-l', log, ...args]), what);
+  const start = (): Promise<void> => ctl(['-o', opts, '-w', '-t', '60', 'start'], 'pg_ctl start');
+  await start();
   const url = (database = 'postgres'): string => `postgres://postgres@127.0.0.1:${port}/${database}`;
   return {
     port,
@@ -91,12 +104,9 @@ export async function startPrivatePostgres(prefix = 'edgeward-pg-'): Promise<Pri
         await c.end();
       }
     },
-    restart(mode = 'fast') {
-      ctl(['-o', opts, '-m', mode, '-w', '-t', '60', 'restart'], `pg_ctl restart -m ${mode}`);
-    },
-    stop(mode = 'fast') {
-      ctl(['-m', mode, '-w', '-t', '60', 'stop'], `pg_ctl stop -m ${mode}`);
-    },
+    restart: (mode = 'fast') =>
+      ctl(['-o', opts, '-m', mode, '-w', '-t', '60', 'restart'], `pg_ctl restart -m ${mode}`),
+    stop: (mode = 'fast') => ctl(['-m', mode, '-w', '-t', '60', 'stop'], `pg_ctl stop -m ${mode}`),
     start,
     destroy() {
       run(user, pgCtl, ['-D', data, '-m', 'immediate', '-w', 'stop']);
