@@ -2,8 +2,9 @@
 // sharing one PostgreSQL database (each with a copy of the CA's folder), the renewals spread
 // over both replicas. Same machine, same clients, same run; the load generator runs here.
 // Usage: npm run build && nice -n 10 node dist/bench/ca-replicas.js [--seconds 10] [--concurrency 16]
-// PostgreSQL on 127.0.0.1:5432 with trust auth for the user postgres; the benchmark creates and
-// drops its own database.
+//   [--pg-port 5432] [--only-pg]
+// PostgreSQL on 127.0.0.1 (port 5432 unless --pg-port) with trust auth for the user postgres; the
+// benchmark creates and drops its own database.
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -23,11 +24,23 @@ import {
   type Target,
 } from './lib.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string' },
+    concurrency: { type: 'string' },
+    'pg-port': { type: 'string' },
+    'only-pg': { type: 'boolean' },
+  },
+});
 const SECONDS = Number(values.seconds ?? 10);
 const CONC = Number(values.concurrency ?? 16);
 const TD = 'bench.example';
-const ADMIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' };
+const ADMIN = {
+  host: '127.0.0.1',
+  port: Number(values['pg-port'] ?? 5432),
+  user: 'postgres',
+  database: 'postgres',
+};
 
 async function admin(sql: string): Promise<void> {
   const c = new pg.Client(ADMIN);
@@ -79,37 +92,8 @@ async function main(): Promise<void> {
         .join(' ')}`,
     );
     // One process, SQLite in its folder.
-    const sqliteData = join(dir, 'sqlite');
-    init(sqliteData);
-    const one = await startCaProcess({ data: sqliteData });
-    const sqliteStore = openCaStore(join(sqliteData, 'ca.db'));
-    try {
-      line('1 process, SQLite      ', await renewals(join(dir, 'sq'), [one], sqliteStore));
-    } finally {
-      await sqliteStore.close();
-      await one.stop();
-    }
-    // Two replicas, one PostgreSQL database.
-    await admin(`CREATE DATABASE ${dbName}`);
-    const url = `postgres://${ADMIN.user}@${ADMIN.host}:${ADMIN.port}/${dbName}`;
-    const a = join(dir, 'pg-a');
-    init(a, url);
-    cpSync(a, join(dir, 'pg-b'), { recursive: true });
-    const replicas = [
-      await startCaProcess({ data: a, args: ['--store', url] }),
-      await startCaProcess({ data: join(dir, 'pg-b'), args: ['--store', url] }),
-    ];
-    const pgStore = await openPostgresCaStore(url);
-    try {
-      line('2 replicas, PostgreSQL ', await renewals(join(dir, 'pg'), replicas, pgStore));
-      const chain = await verifyAuditChain(pgStore.auditRecords());
-      console.log(
-        `PostgreSQL audit chain after the run: ${chain.ok ? `verifies, ${chain.count} records` : 'BROKEN'}`,
-      );
-    } finally {
-      await pgStore.close();
-      for (const r of replicas) await r.stop();
-    }
+    if (!values['only-pg']) await sqliteRun(dir, line);
+    await pgRun(dir, dbName, line);
     console.log(
       `load average after ${loadavg()
         .map((l) => l.toFixed(2))
@@ -118,6 +102,45 @@ async function main(): Promise<void> {
   } finally {
     await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+type Line = (label: string, r: Awaited<ReturnType<typeof renewals>>) => void;
+
+async function sqliteRun(dir: string, line: Line): Promise<void> {
+  const sqliteData = join(dir, 'sqlite');
+  init(sqliteData);
+  const one = await startCaProcess({ data: sqliteData });
+  const sqliteStore = openCaStore(join(sqliteData, 'ca.db'));
+  try {
+    line('1 process, SQLite      ', await renewals(join(dir, 'sq'), [one], sqliteStore));
+  } finally {
+    await sqliteStore.close();
+    await one.stop();
+  }
+}
+
+async function pgRun(dir: string, dbName: string, line: Line): Promise<void> {
+  // Two replicas, one PostgreSQL database.
+  await admin(`CREATE DATABASE ${dbName}`);
+  const url = `postgres://${ADMIN.user}@${ADMIN.host}:${ADMIN.port}/${dbName}`;
+  const a = join(dir, 'pg-a');
+  init(a, url);
+  cpSync(a, join(dir, 'pg-b'), { recursive: true });
+  const replicas = [
+    await startCaProcess({ data: a, args: ['--store', url] }),
+    await startCaProcess({ data: join(dir, 'pg-b'), args: ['--store', url] }),
+  ];
+  const pgStore = await openPostgresCaStore(url);
+  try {
+    line('2 replicas, PostgreSQL ', await renewals(join(dir, 'pg'), replicas, pgStore));
+    const chain = await verifyAuditChain(pgStore.auditRecords());
+    console.log(
+      `PostgreSQL audit chain after the run: ${chain.ok ? `verifies, ${chain.count} records` : 'BROKEN'}`,
+    );
+  } finally {
+    await pgStore.close();
+    for (const r of replicas) await r.stop();
   }
 }
 

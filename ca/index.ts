@@ -6,7 +6,7 @@ export { createAuthority, FILES } from './authority.js';
 export { verifyAuditChain, type AuditRecord } from './audit.js';
 export { openCaStore } from './store-sqlite.js';
 export { openPostgresCaStore } from './store-postgres.js';
-export type { CaStore, CaStoreFactory, CertRecord, StoreTx } from './store.js';
+export type { CaStore, CaStoreFactory, CertRecord, Standing, StoreTx } from './store.js';
 export type { CaEvent, EnrollmentPolicy } from './service.js';
 export {
   listenHostNames,

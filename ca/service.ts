@@ -4,7 +4,7 @@ import type { AttestationMethod, MethodContext, Verdict } from '../attestation/i
 import type { Authority } from './authority.js';
 import { adminId, DEFAULT_LEAF_TTL_MS, newSerial, type IssuedCert } from './authority.js';
 import type { StoreTx } from './store.js';
-import type { CaStore } from './store.js';
+import type { CaStore, Standing } from './store.js';
 import type { Clock } from '../common/clock.js';
 import {
   DEFAULT_KEY_POLICY,
@@ -273,8 +273,12 @@ export class CaService {
 
   /** Refuses a revoked identity, a credential the SIEM quarantines, and an identity on hold. */
   private async refuseIfBlocked(subject: CredentialSubject): Promise<void> {
-    if (await this.store.isIdentityRevoked(subject.identity))
-      throw new EdgewardError('ERR_CA_IDENTITY_REVOKED');
+    this.refuseBlocked(subject, await this.store.standing(subject.identity));
+  }
+
+  /** refuseIfBlocked on a standing just read. */
+  private refuseBlocked(subject: CredentialSubject, standing: Standing): void {
+    if (standing.identityRevoked) throw new EdgewardError('ERR_CA_IDENTITY_REVOKED');
     const d = this.opts.quarantineOf?.(subject);
     if (d) {
       const byIdentity = d.scope.type === 'identity' || d.scope.type === 'node';
@@ -290,7 +294,7 @@ export class CaService {
         },
       );
     }
-    const hold = await this.store.activeHold(subject.identity);
+    const hold = standing.hold;
     if (hold) {
       throw new EdgewardError('ERR_CA_IDENTITY_HELD', undefined, {
         detail: { decision: hold.decisionId, scope: hold.scope },
@@ -423,7 +427,7 @@ export class CaService {
     body: { csr: unknown; session?: unknown; response?: unknown },
   ): Promise<IssueResult> {
     return this.audited('renew', ip, { id: peer.identity }, async () => {
-      const { identity, method, credentials } = await this.renewalSubject(peer);
+      const { identity, method, credentials, standing } = await this.renewalSubject(peer);
       const csr = this.csrFor(identity, body.csr);
       // A quarantined key stays quarantined in a new certificate.
       const subject = { ...credentials, spkis: [...credentials.spkis, csr.spkiSha256.toString('hex')] };
@@ -443,7 +447,8 @@ export class CaService {
         identity: identity.uri,
         facts: { renewedFrom: peer.serial },
       };
-      await this.refuseIfBlocked(subject);
+      // Nothing was awaited since the standing was read: the CSR's key is checked against it.
+      this.refuseBlocked(subject, standing);
       return this.issue(identity, csr, verdict, 'renew.success', ip);
     });
   }
@@ -452,23 +457,27 @@ export class CaService {
     identity: Identity;
     method: AttestationMethod;
     credentials: { identity: string; serials: string[]; spkis: string[] };
+    standing: Standing;
   }> {
     const identity = this.inDomain(peer.identity);
     if (!this.renewLimiter.take(identity.uri))
       throw new EdgewardError('ERR_RATE_LIMITED', 'too many renewals for this identity');
-    const rec = await this.store.getCertificate(peer.serial);
+    // One read: the certificate presented, the identity's standing and its method.
+    const standing = await this.store.standing(identity.uri, peer.serial);
+    const rec = standing.certificate;
     if (!rec || rec.identity !== identity.uri) throw new EdgewardError('ERR_CA_CERT_UNKNOWN');
     if (rec.revokedAt !== null) throw new EdgewardError('ERR_CA_CERT_REVOKED');
     if (rec.notAfter <= this.opts.clock.now()) throw new EdgewardError('ERR_CA_CERT_EXPIRED');
     const credentials = { identity: identity.uri, serials: [rec.serial], spkis: [rec.spkiSha256] };
-    await this.refuseIfBlocked(credentials);
-    const name = (await this.store.enrolledMethod(identity.uri)) ?? 'token';
+    this.refuseBlocked(credentials, standing);
+    const name = standing.enrolledMethod ?? 'token';
     const method = this.methods.get(name);
     if (!method) {
       // Enrolled by a method this server does not run (e.g. 'admin', 'service'): plain renewal.
       return {
         identity,
         credentials,
+        standing,
         method: {
           name,
           reattestOnRenewal: false,
@@ -481,7 +490,7 @@ export class CaService {
         },
       };
     }
-    return { identity, method, credentials };
+    return { identity, method, credentials, standing };
   }
 
   private csrFor(identity: Identity, csrText: unknown): ParsedCsr {

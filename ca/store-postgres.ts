@@ -1,11 +1,15 @@
 // PostgreSQL adapter of the CA store, for CA replicas sharing one database. Serials are unique
 // by the primary key, the hash-chained audit log stays one chain because every append locks its
-// head row (SELECT ... FOR UPDATE) inside the transaction, and CRL numbers come from one sequence.
+// head row (ca_audit_append, inside the writing statement), and CRL numbers come from one
+// sequence. Group commit: the certificate inserts and audit appends of the transactions that
+// finish together are written by one statement (one round trip, one commit), and each settles
+// only once that commit is durable.
 import type pg from 'pg';
 import type { TokenRecord } from '../attestation/index.js';
 import {
   checkReachable,
   createPool,
+  isUnavailable,
   migrate,
   parsePostgresUrl,
   storeError,
@@ -13,9 +17,16 @@ import {
   type PostgresUrl,
 } from '../common/postgres.js';
 import type { CrlReason } from '../common/x509.js';
-import { GENESIS, auditHash, type AuditRecord } from './audit.js';
+import { GENESIS, type AuditRecord } from './audit.js';
 import { holdPlaced, toCert, toHold, type CertRow, type HoldRow } from './store-rows.js';
-import { serialTaken, type AuditEntry, type CaStore, type Revocation, type StoreTx } from './store.js';
+import {
+  serialTaken,
+  type AuditEntry,
+  type CaStore,
+  type CertRecord,
+  type Revocation,
+  type StoreTx,
+} from './store.js';
 
 /** SQLSTATE unique_violation. */
 const UNIQUE_VIOLATION = '23505';
@@ -77,7 +88,51 @@ CREATE TRIGGER ca_audit_no_change BEFORE UPDATE OR DELETE ON ca_audit
 CREATE SEQUENCE ca_crl_number;
 `,
   },
+  {
+    version: 2,
+    name: 'audit append in one statement',
+    // The chain is extended where the head is locked, so the lock is held for one statement and
+    // its commit rather than for the round trips of a client computing the hashes. The hash is
+    // the one ca/audit.ts auditHash computes (and `ca audit verify` checks):
+    // sha256 hex of "prev|seq|ts|kind|data" in UTF-8.
+    sql: `
+CREATE FUNCTION ca_audit_append(kinds TEXT[], tss BIGINT[], datas TEXT[])
+RETURNS TABLE (r_seq BIGINT, r_prev TEXT, r_hash TEXT) LANGUAGE plpgsql AS $$
+DECLARE
+  s BIGINT;
+  h TEXT;
+  p TEXT;
+BEGIN
+  IF coalesce(cardinality(kinds), 0) = 0 THEN RETURN; END IF;
+  IF cardinality(tss) <> cardinality(kinds) OR cardinality(datas) <> cardinality(kinds) THEN
+    RAISE EXCEPTION 'ca_audit_append: arrays of different lengths';
+  END IF;
+  SELECT head.seq, head.hash INTO s, h FROM ca_audit_head head WHERE head.id = 1 FOR UPDATE;
+  FOR i IN 1 .. cardinality(kinds) LOOP
+    p := h;
+    s := s + 1;
+    h := encode(sha256(convert_to(p || '|' || s || '|' || tss[i] || '|' || kinds[i] || '|' || datas[i], 'UTF8')), 'hex');
+    INSERT INTO ca_audit (seq, ts, kind, data, prev, hash) VALUES (s, tss[i], kinds[i], datas[i], p, h);
+    r_seq := s;
+    r_prev := p;
+    r_hash := h;
+    RETURN NEXT;
+  END LOOP;
+  UPDATE ca_audit_head SET seq = s, hash = h WHERE id = 1;
+END $$;
+`,
+  },
 ];
+
+/** Writes a group's certificates and audit records in one statement (its own transaction or the caller's). */
+const WRITE_SQL = `WITH certs AS (
+  INSERT INTO ca_certificates (serial, identity, spki_sha256, method, not_before, not_after, issued_at, der)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bytea[])
+)
+SELECT r_seq, r_prev, r_hash FROM ca_audit_append($9::text[], $10::bigint[], $11::text[])`;
+
+/** The most transactions one statement writes. */
+const MAX_GROUP = 256;
 
 const CERT_COLUMNS =
   'serial, identity, spki_sha256, method, not_before, not_after, issued_at, der, revoked_at, revocation_reason';
@@ -109,23 +164,34 @@ export async function openPostgresCaStore(
     throw err;
   }
 
+  // Every statement is prepared once per connection, by a name of its own: the server parses
+  // and plans it once rather than on every execution.
+  const names = new Map<string, string>();
+  const nameOf = (text: string): string => {
+    let n = names.get(text);
+    if (n === undefined) names.set(text, (n = `ca_${names.size + 1}`));
+    return n;
+  };
+
   async function q<R extends pg.QueryResultRow>(
     db: Queryable,
     text: string,
     values: unknown[] = [],
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await db.query<R>(text, values);
+      return await db.query<R>({ name: nameOf(text), text, values });
     } catch (err) {
       throw storeError(u, err);
     }
   }
 
-  function reader(db: Queryable): Pick<StoreTx, 'getBinding' | 'findBindingByHardware' | 'wasUsed'> {
+  function reader(
+    db: () => Queryable | Promise<Queryable>,
+  ): Pick<StoreTx, 'getBinding' | 'findBindingByHardware' | 'wasUsed'> {
     return {
       async getBinding(identity, method) {
         const r = await q<{ record: string }>(
-          db,
+          await db(),
           'SELECT record FROM ca_bindings WHERE identity = $1 AND method = $2',
           [identity, method],
         );
@@ -134,14 +200,14 @@ export async function openPostgresCaStore(
       },
       async findBindingByHardware(method, hardwareId) {
         const r = await q<{ identity: string }>(
-          db,
+          await db(),
           'SELECT identity FROM ca_bindings WHERE method = $1 AND hardware_id = $2',
           [method, hardwareId],
         );
         return r.rows[0]?.identity;
       },
       async wasUsed(namespace, key) {
-        const r = await q(db, 'SELECT 1 FROM ca_used_once WHERE namespace = $1 AND key = $2', [
+        const r = await q(await db(), 'SELECT 1 FROM ca_used_once WHERE namespace = $1 AND key = $2', [
           namespace,
           key,
         ]);
@@ -150,111 +216,230 @@ export async function openPostgresCaStore(
     };
   }
 
-  function txOf(c: pg.PoolClient): StoreTx {
-    return {
-      ...reader(c),
-      async putBinding(identity, method, hardwareId, record) {
-        await q(
-          c,
-          `INSERT INTO ca_bindings (identity, method, hardware_id, record, created_at) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (identity, method) DO UPDATE SET hardware_id = excluded.hardware_id, record = excluded.record`,
-          [identity, method, hardwareId, JSON.stringify(record), now()],
-        );
-      },
-      async useOnce(namespace, key, expiresAt) {
-        const r = await q(
-          c,
-          'INSERT INTO ca_used_once (namespace, key, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
-          [namespace, key, expiresAt],
-        );
-        return r.rowCount === 1;
-      },
-      async insertCertificate(rec) {
-        // A failed statement aborts the transaction: the caller's whole transaction is refused.
-        await q(
-          c,
-          `INSERT INTO ca_certificates (serial, identity, spki_sha256, method, not_before, not_after, issued_at, der)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-          [
-            rec.serial,
-            rec.identity,
-            rec.spkiSha256,
-            rec.method,
-            rec.notBefore,
-            rec.notAfter,
-            rec.issuedAt,
-            rec.der,
-          ],
-        ).catch((err: unknown) => {
-          const e = err as { code?: unknown; constraint?: unknown };
-          if (e.code === UNIQUE_VIOLATION && e.constraint === 'ca_certificates_pkey')
-            throw serialTaken(rec.serial, err);
-          throw err;
-        });
-      },
-      async audit(entry: AuditEntry, at: number): Promise<AuditRecord> {
-        // The lock is held to the end of the transaction: one appender at a time, in every replica.
-        const head = (
-          await q<{ seq: number; hash: string }>(
-            c,
-            'SELECT seq, hash FROM ca_audit_head WHERE id = 1 FOR UPDATE',
-          )
-        ).rows[0];
-        if (!head) throw new TypeError('ca_audit_head has no row');
-        const seq = head.seq + 1;
-        const data = JSON.stringify(entry.data);
-        const hash = auditHash(head.hash, seq, at, entry.kind, data);
-        await q(c, 'INSERT INTO ca_audit (seq, ts, kind, data, prev, hash) VALUES ($1, $2, $3, $4, $5, $6)', [
-          seq,
-          at,
-          entry.kind,
-          data,
-          head.hash,
-          hash,
-        ]);
-        await q(c, 'UPDATE ca_audit_head SET seq = $1, hash = $2 WHERE id = 1', [seq, hash]);
-        return { seq, ts: at, kind: entry.kind, data, prev: head.hash, hash };
-      },
-    };
+  /** The writes a transaction defers to its commit. */
+  interface Writes {
+    readonly certs: Omit<CertRecord, 'revokedAt' | 'revocationReason'>[];
+    readonly audits: { readonly kind: string; readonly ts: number; readonly data: string }[];
   }
+  const isEmpty = (w: Writes): boolean => w.certs.length === 0 && w.audits.length === 0;
 
-  async function transaction<T>(fn: (tx: StoreTx) => Promise<T>, c?: pg.PoolClient): Promise<T> {
-    let client: pg.PoolClient;
+  /** Writes the certificates and audit records of several transactions in one statement. */
+  async function write(db: Queryable, groups: readonly Writes[]): Promise<AuditRecord[]> {
+    const certs = groups.flatMap((g) => g.certs);
+    const audits = groups.flatMap((g) => g.audits);
+    let r: pg.QueryResult<{ r_seq: number; r_prev: string; r_hash: string }>;
     try {
-      client = c ?? (await pool.connect());
+      r = await db.query({
+        name: nameOf(WRITE_SQL),
+        text: WRITE_SQL,
+        values: [
+          certs.map((c) => c.serial),
+          certs.map((c) => c.identity),
+          certs.map((c) => c.spkiSha256),
+          certs.map((c) => c.method),
+          certs.map((c) => c.notBefore),
+          certs.map((c) => c.notAfter),
+          certs.map((c) => c.issuedAt),
+          certs.map((c) => c.der),
+          audits.map((a) => a.kind),
+          audits.map((a) => a.ts),
+          audits.map((a) => a.data),
+        ],
+      });
     } catch (err) {
+      const e = err as { code?: unknown; constraint?: unknown; detail?: unknown };
+      if (e.code === UNIQUE_VIOLATION && e.constraint === 'ca_certificates_pkey') {
+        const named = typeof e.detail === 'string' ? /\(serial\)=\(([^)]*)\)/.exec(e.detail)?.[1] : undefined;
+        throw serialTaken(named ?? certs[0]?.serial ?? '', err);
+      }
       throw storeError(u, err);
     }
-    let broken: unknown;
-    try {
-      await q(client, 'BEGIN');
-      const out = await fn(txOf(client));
-      await q(client, 'COMMIT');
-      return out;
-    } catch (err) {
+    if (r.rows.length !== audits.length) throw new TypeError('ca_audit_append returned another count');
+    return r.rows.map((row, i) => {
+      const a = audits[i] as Writes['audits'][number];
+      return { seq: row.r_seq, ts: a.ts, kind: a.kind, data: a.data, prev: row.r_prev, hash: row.r_hash };
+    });
+  }
+
+  /**
+   * One transaction. Certificate inserts and audit appends are deferred to its commit; the first
+   * operation that needs an answer from the database (a single-use marker, a binding, a read)
+   * opens a transaction of its own on a pooled connection, which the commit then finishes.
+   */
+  class Job {
+    readonly writes: Writes = { certs: [], audits: [] };
+    private client: Promise<pg.PoolClient> | undefined;
+    private broken: Error | undefined;
+
+    /** The job's own connection, in a transaction (opened on first use). */
+    own(): Promise<pg.PoolClient> {
+      this.client ??= pool.connect().then(
+        async (c) => {
+          try {
+            await c.query('BEGIN');
+          } catch (err) {
+            c.release(err instanceof Error ? err : true);
+            throw storeError(u, err);
+          }
+          return c;
+        },
+        (err: unknown) => {
+          throw storeError(u, err);
+        },
+      );
+      return this.client;
+    }
+
+    get opened(): boolean {
+      return this.client !== undefined;
+    }
+
+    /** Writes the deferred records and commits the job's own transaction. */
+    async commit(): Promise<AuditRecord[]> {
+      const c = await this.own();
+      const records = isEmpty(this.writes) ? [] : await write(c, [this.writes]);
+      await q(c, 'COMMIT');
+      return records;
+    }
+
+    async rollback(): Promise<void> {
+      if (!this.client) return;
+      const c = await this.client.catch(() => undefined);
+      if (!c) return;
       try {
-        await client.query('ROLLBACK');
+        await c.query('ROLLBACK');
       } catch (e) {
-        broken = e;
+        this.broken = e instanceof Error ? e : new Error(String(e));
       }
-      throw err;
-    } finally {
-      // A connection that failed mid-transaction is discarded, not returned to the pool.
-      client.release(broken instanceof Error ? broken : undefined);
+    }
+
+    /** Returns the connection to the pool, discarding one that failed mid-transaction. */
+    async release(): Promise<void> {
+      const c = await this.client?.catch(() => undefined);
+      this.client = undefined;
+      c?.release(this.broken);
+    }
+
+    tx(): StoreTx {
+      const own = (): Promise<pg.PoolClient> => this.own();
+      return {
+        ...reader(own),
+        putBinding: async (identity, method, hardwareId, record) => {
+          await q(
+            await own(),
+            `INSERT INTO ca_bindings (identity, method, hardware_id, record, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (identity, method) DO UPDATE SET hardware_id = excluded.hardware_id, record = excluded.record`,
+            [identity, method, hardwareId, JSON.stringify(record), now()],
+          );
+        },
+        useOnce: async (namespace, key, expiresAt) => {
+          const r = await q(
+            await own(),
+            'INSERT INTO ca_used_once (namespace, key, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+            [namespace, key, expiresAt],
+          );
+          return r.rowCount === 1;
+        },
+        insertCertificate: (rec) => {
+          this.writes.certs.push({ ...rec });
+          return Promise.resolve();
+        },
+        audit: (entry, at) => {
+          this.writes.audits.push({ kind: entry.kind, ts: at, data: JSON.stringify(entry.data) });
+          return Promise.resolve();
+        },
+      };
     }
   }
 
-  /** Runs fn in a transaction with its own statements (the domain operations below). */
-  const withClient = <T>(fn: (c: pg.PoolClient, tx: StoreTx) => Promise<T>): Promise<T> =>
-    pool.connect().then(
-      (c) => transaction((tx) => fn(c, tx), c),
-      (err: unknown) => {
-        throw storeError(u, err);
-      },
-    );
+  // Group commit of the transactions that needed no connection of their own: those finished
+  // while a group is being written wait and form the next group, so the group grows with the
+  // load and one replica has one writing statement in flight.
+  interface Queued {
+    readonly writes: Writes;
+    readonly resolve: (records: AuditRecord[]) => void;
+    readonly reject: (err: unknown) => void;
+  }
+  let queue: Queued[] = [];
+  let flushing = false;
 
+  function submit(writes: Writes): Promise<AuditRecord[]> {
+    return new Promise((resolve, reject) => {
+      queue.push({ writes, resolve, reject });
+      if (!flushing) {
+        flushing = true;
+        setImmediate(() => void flush());
+      }
+    });
+  }
+
+  async function flush(): Promise<void> {
+    try {
+      while (queue.length > 0) {
+        const group = queue.slice(0, MAX_GROUP);
+        queue = queue.slice(group.length);
+        await writeGroup(group);
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  async function writeGroup(group: readonly Queued[]): Promise<void> {
+    let records: AuditRecord[];
+    try {
+      records = await write(
+        pool,
+        group.map((g) => g.writes),
+      );
+    } catch (err) {
+      // One refused write (a serial taken) fails the statement: each is then written alone, so
+      // only its own transaction is refused. An unreachable server fails them all.
+      if (group.length > 1 && !isUnavailable(err)) {
+        for (const g of group) await writeGroup([g]);
+        return;
+      }
+      for (const g of group) g.reject(err);
+      return;
+    }
+    let at = 0;
+    for (const g of group) {
+      g.resolve(records.slice(at, at + g.writes.audits.length));
+      at += g.writes.audits.length;
+    }
+  }
+
+  async function run<T>(fn: (job: Job) => Promise<T>): Promise<{ out: T; records: AuditRecord[] }> {
+    const job = new Job();
+    try {
+      const out = await fn(job);
+      let records: AuditRecord[] = [];
+      if (job.opened) records = await job.commit();
+      else if (!isEmpty(job.writes)) records = await submit(job.writes);
+      return { out, records };
+    } catch (err) {
+      await job.rollback();
+      throw err;
+    } finally {
+      await job.release();
+    }
+  }
+
+  const transaction = async <T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> =>
+    (await run((job) => fn(job.tx()))).out;
+
+  /** Runs fn in a transaction of its own connection (the domain operations below). */
+  const withClient = async <T>(fn: (c: pg.PoolClient, tx: StoreTx) => Promise<T>): Promise<T> =>
+    (await run(async (job) => fn(await job.own(), job.tx()))).out;
+
+  async function audit(entry: AuditEntry, at: number): Promise<AuditRecord> {
+    const { records } = await run((job) => job.tx().audit(entry, at));
+    const rec = records[0];
+    if (!rec) throw new TypeError('audit append returned no record');
+    return rec;
+  }
   return {
-    ...reader(pool),
+    ...reader(() => pool),
     async getMeta(key) {
       return (await q<{ value: string }>(pool, 'SELECT value FROM ca_meta WHERE key = $1', [key])).rows[0]
         ?.value;
@@ -266,14 +451,62 @@ export async function openPostgresCaStore(
         [key, value],
       );
     },
-    transaction: (fn) => transaction(fn),
-    audit: (entry, at) => transaction((tx) => tx.audit(entry, at)),
+    transaction,
+    audit,
     async getCertificate(serial) {
       const r = await q<CertRow>(pool, `SELECT ${CERT_COLUMNS} FROM ca_certificates WHERE serial = $1`, [
         serial,
       ]);
       const row = r.rows[0];
       return row ? toCert(row) : undefined;
+    },
+    async standing(identity, serial) {
+      const r = await q<
+        Partial<CertRow> & {
+          identity_revoked: boolean;
+          enrolled_method: string | null;
+          h_decision_id: string | null;
+          h_scope_type: string;
+          h_scope_value: string;
+          h_placed_at: number;
+          h_decision_expires_at: number;
+        }
+      >(
+        pool,
+        `SELECT ${CERT_COLUMNS.split(', ')
+          .map((col) => `c.${col}`)
+          .join(', ')},
+           EXISTS (SELECT 1 FROM ca_revoked_identities WHERE identity = $1) AS identity_revoked,
+           (SELECT method FROM ca_certificates WHERE identity = $1 ORDER BY issued_at DESC, row_id DESC LIMIT 1)
+             AS enrolled_method,
+           h.decision_id AS h_decision_id, h.scope_type AS h_scope_type, h.scope_value AS h_scope_value,
+           h.placed_at AS h_placed_at, h.decision_expires_at AS h_decision_expires_at
+         FROM (SELECT 1) AS one
+         LEFT JOIN ca_certificates c ON c.serial = $2::text
+         LEFT JOIN LATERAL (SELECT * FROM ca_renewal_holds WHERE identity = $1 AND released_at IS NULL
+                            ORDER BY placed_at LIMIT 1) h ON true`,
+        [identity, serial ?? null],
+      );
+      const row = r.rows[0];
+      if (!row) throw new TypeError('standing: no row');
+      return {
+        certificate: typeof row.serial === 'string' ? toCert(row as CertRow) : undefined,
+        identityRevoked: row.identity_revoked,
+        hold:
+          row.h_decision_id === null
+            ? undefined
+            : toHold({
+                identity,
+                decision_id: row.h_decision_id,
+                scope_type: row.h_scope_type,
+                scope_value: row.h_scope_value,
+                placed_at: row.h_placed_at,
+                decision_expires_at: row.h_decision_expires_at,
+                released_at: null,
+                released_by: null,
+              }),
+        enrolledMethod: row.enrolled_method ?? undefined,
+      };
     },
     async certificatesOf(identity) {
       const r = await q<CertRow>(

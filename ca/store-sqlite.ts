@@ -150,7 +150,10 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
       }
       return Promise.resolve();
     },
-    audit: (entry, now) => Promise.resolve(appendAudit(entry, now)),
+    audit: (entry, now) => {
+      appendAudit(entry, now);
+      return Promise.resolve();
+    },
   };
 
   // Group commit: a commit writes every page it touched to the WAL, which under load cost more
@@ -235,17 +238,26 @@ export function openCaStore(file: string, opts: SqliteOptions = {}): CaStore {
     });
   }
   const write = <T>(run: () => T): Promise<T> => transaction(() => Promise.resolve(run()));
-  const auditIn = (t: StoreTx, entry: AuditEntry, at: number): Promise<AuditRecord> => t.audit(entry, at);
 
   return {
     ...readerOf(r),
     getMeta: (key) => Promise.resolve(r.getMeta.get(key)?.value),
     setMeta: (key, value) => write(() => void w.setMeta.run(key, value)),
     transaction,
-    audit: (entry, at) => transaction((t) => auditIn(t, entry, at)),
+    audit: (entry, at) => write(() => appendAudit(entry, at)),
     getCertificate: (serial) => {
       const row = r.getCert.get(serial);
       return Promise.resolve(row ? toCert(row) : undefined);
+    },
+    standing(identity, serial) {
+      const cert = serial === undefined ? undefined : r.getCert.get(serial);
+      const hold = r.activeHold.get(identity);
+      return Promise.resolve({
+        certificate: cert ? toCert(cert) : undefined,
+        identityRevoked: r.identityRevoked.get(identity) !== undefined,
+        hold: hold ? toHold(hold) : undefined,
+        enrolledMethod: r.lastMethod.get(identity)?.method,
+      });
     },
     certificatesOf: (identity) => Promise.resolve(r.certsOf.all(identity).map(toCert)),
     identities: () => Promise.resolve(r.identities.all().map((row) => row.identity)),

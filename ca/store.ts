@@ -37,12 +37,30 @@ export interface Revocation {
   readonly reason: CrlReason;
 }
 
+/**
+ * What a renewal or an enrollment checks about an identity, read at once: the certificate
+ * presented (when a serial is given), whether the identity is revoked, its first unreleased
+ * hold, and the method its renewals follow (that of its latest certificate).
+ */
+export interface Standing {
+  readonly certificate: CertRecord | undefined;
+  readonly identityRevoked: boolean;
+  readonly hold: RenewalHold | undefined;
+  readonly enrolledMethod: string | undefined;
+}
+
 /** What runs inside one transaction: method commits, certificate insert, audit append. */
 export interface StoreTx extends MethodStoreWriter {
-  /** Refuses (ERR_CA_SERIAL_TAKEN) a serial the store holds already, whichever process issued it. */
+  /**
+   * Refuses (ERR_CA_SERIAL_TAKEN) a serial the store holds already, whichever process issued it.
+   * An adapter may defer the write to the commit: the refusal then rejects the transaction.
+   */
   insertCertificate(rec: Omit<CertRecord, 'revokedAt' | 'revocationReason'>): Promise<void>;
-  /** Appends to the hash chain; the head is serialised by the transaction, across processes. */
-  audit(entry: AuditEntry, now: number): Promise<AuditRecord>;
+  /**
+   * Appends to the hash chain when the transaction commits; the head is serialised across
+   * processes, so the records of concurrent transactions form one chain.
+   */
+  audit(entry: AuditEntry, now: number): Promise<void>;
 }
 
 /**
@@ -60,6 +78,8 @@ export interface CaStore extends MethodStoreReader {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   audit(entry: AuditEntry, now: number): Promise<AuditRecord>;
   getCertificate(serial: string): Promise<CertRecord | undefined>;
+  /** The identity's standing, and the certificate of `serial` when given (one read). */
+  standing(identity: string, serial?: string): Promise<Standing>;
   certificatesOf(identity: string): Promise<CertRecord[]>;
   /** Every identity with a certificate or a hardware binding, in name order. */
   identities(): Promise<string[]>;

@@ -78,6 +78,68 @@ export function caStoreContract(name: string, backend: ContractBackend): void {
       expect((await b.getCertificate(c.serial))?.identity).toBe(`${TD}/node/serial`);
     });
 
+    it('commits transactions finishing together each on its own: a taken serial refuses only its own', async () => {
+      const taken = cert(`${TD}/node/group`);
+      await a.transaction((tx) => tx.insertCertificate(taken));
+      const batch = Array.from({ length: 24 }, (_, i) =>
+        i === 7 ? { ...cert(`${TD}/node/group`), serial: taken.serial } : cert(`${TD}/node/group`),
+      );
+      const settled = await Promise.allSettled(
+        batch.map((c, i) =>
+          (i % 2 ? a : b).transaction(async (tx) => {
+            await tx.insertCertificate(c);
+            await tx.audit({ kind: 'group', data: { serial: c.serial, i } }, NOW + i);
+            return i;
+          }),
+        ),
+      );
+      expect(settled.map((r) => r.status)).toEqual(batch.map((_, i) => (i === 7 ? 'rejected' : 'fulfilled')));
+      expect(settled[7]).toMatchObject({ reason: { code: 'ERR_CA_SERIAL_TAKEN' } });
+      for (const [i, c] of batch.entries())
+        if (i !== 7) expect((await b.getCertificate(c.serial))?.serial).toBe(c.serial);
+      const group = (await all(a.auditRecords())).filter((r) => r.kind === 'group');
+      expect(group.map((r) => (JSON.parse(r.data) as { i: number }).i).sort((x, y) => x - y)).toEqual(
+        batch.map((_, i) => i).filter((i) => i !== 7),
+      );
+      expect(await verifyAuditChain(b.auditRecords())).toMatchObject({ ok: true });
+      // Appends outside a transaction return their records, numbered in one sequence.
+      const recs = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).audit({ kind: 'numbered', data: { i } }, NOW)),
+      );
+      expect(new Set(recs.map((r) => r.seq)).size).toBe(6);
+      for (const r of recs) expect(r).toMatchObject({ kind: 'numbered', ts: NOW });
+    });
+
+    it("reads an identity's standing at once: certificate, revocation, hold and method", async () => {
+      const id = `${TD}/node/standing`;
+      const c = cert(id, { method: 'puf' });
+      expect(await a.standing(id, c.serial)).toEqual({
+        certificate: undefined,
+        identityRevoked: false,
+        hold: undefined,
+        enrolledMethod: undefined,
+      });
+      await a.transaction((tx) => tx.insertCertificate(c));
+      const hold = {
+        identity: id,
+        decisionId: 'd-standing',
+        scope: { type: 'spki' as const, value: c.spkiSha256 },
+        placedAt: NOW,
+        decisionExpiresAt: NOW + 60_000,
+        releasedAt: null,
+        releasedBy: null,
+      };
+      await b.placeHold(hold, NOW);
+      const s = await b.standing(id, c.serial);
+      expect(s.certificate).toMatchObject({ serial: c.serial, identity: id, revokedAt: null });
+      expect(Buffer.compare(s.certificate!.der, c.der)).toBe(0);
+      expect(s).toMatchObject({ identityRevoked: false, hold, enrolledMethod: 'puf' });
+      await b.releaseHolds(id, NOW + 1, 'contract');
+      await a.revokeIdentity(id, 'keyCompromise', NOW + 2, 'contract');
+      const after = await a.standing(id);
+      expect(after).toMatchObject({ certificate: undefined, identityRevoked: true, hold: undefined });
+    });
+
     it('marks a single-use key once, even when both handles race for it', async () => {
       const results = await Promise.all(
         Array.from({ length: 8 }, (_, i) =>

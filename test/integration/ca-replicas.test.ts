@@ -236,6 +236,6 @@ describe('ca commands and an unusable --store', () => {
     const r = edgeward(['ca', 'audit', 'verify', '--data', dataA, '--store', db.url]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('ERR_STORE_SCHEMA_NEWER');
-    expect(r.stderr).toMatch(/version 99, this build knows versions up to 1/);
+    expect(r.stderr).toMatch(/version 99, this build knows versions up to 2/);
   });
 });
