@@ -1,6 +1,7 @@
 // Argument parsing shared by the subcommands: node:util parseArgs, strict, driven by the command
 // table (common/commands.ts), with usage errors that say what is wrong and name the closest flag.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { refuseTokenInArgv } from './join-token.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -160,6 +161,9 @@ export function parseCommand(argv: string[], spec: CommandSpec): Values & { _: s
   }
   const usage = usageLine(spec);
   const values = parse(argv, options, usage, spec);
+  // A join token on the command line is refused first, whatever else is wrong, so the message
+  // that it is exposed is never hidden behind a usage error.
+  if (spec.options['token']?.hidden === true && values['token'] !== undefined) refuseTokenInArgv();
   for (const [name, o] of Object.entries(spec.options)) if (o.required) required(values[name], name, usage);
   if (spec.positionals && values._.length < spec.positionals.min)
     throw new UsageError(`missing ${spec.positionals.usage}\nusage: ${usage}`);

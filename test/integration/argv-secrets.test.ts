@@ -135,6 +135,25 @@ describe('join tokens in argv', () => {
     expect(r.stdout).not.toContain('listening');
   });
 
+  it('--token=T is refused first, even when the rest of the command line is wrong', () => {
+    const token = `ewt_${'A'.repeat(43)}`;
+    for (const args of [
+      ['siem', 'serve', `--token=${token}`],
+      ['enroll', `--token=${token}`],
+      ['renew', '--dir', join(dir, 'none'), `--token=${token}`],
+    ]) {
+      const r = edgeward(args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain('ERR_SECRET_ARGV');
+      expect(r.stderr).toContain('treat that token as exposed');
+    }
+    // The legitimate node still renews.
+    const agent = mesh.agents[0];
+    if (agent === undefined) throw new Error('no agent');
+    const renewed = edgeward(['renew', '--ca', mesh.caUrl, '--dir', agent.dir]);
+    expect(renewed.status, renewed.stderr).toBe(0);
+  });
+
   it('a token file that group or others can read is refused by enroll, siem serve and the agent', () => {
     const file = mesh.tokenFile(`spiffe://${mesh.trustDomain}/device/open`);
     chmodSync(file, 0o644);

@@ -73,6 +73,74 @@ describe('one canonical form for every scope (real processes)', () => {
     await meshStillWorks();
   });
 
+  it('allowlist bypass by other spellings of 127.0.0.1 (hex-mapped, uncompressed, zero-padded)', async () => {
+    // Each accepted spelling is the one address; the SIEM keys the evidence by 127.0.0.1.
+    for (const spelling of ['::ffff:7f00:1', '0:0:0:0:0:ffff:127.0.0.1', '::FFFF:7F00:0001']) {
+      const r = await mesh.report(reporter, [
+        { '@timestamp': Date.now(), 'event.action': 'handshake.failure', 'source.ip': spelling },
+      ]);
+      expect(r.status, spelling).toBeLessThan(300);
+    }
+    const timeline = await mesh.call(
+      `${mesh.siemUrl}/v1/entities/source.ip/127.0.0.1/timeline?limit=500`,
+      mesh.admin,
+    );
+    const spellings = new Set(
+      ((timeline.json?.['events'] ?? []) as Array<Record<string, unknown>>).map((e) => e['source.ip']),
+    );
+    expect([...spellings]).toEqual(['127.0.0.1']);
+    // Spellings another parser could read as a different address are refused whole.
+    for (const spelling of ['127.000.000.001', '0177.0.0.1', '127.1', '2130706433', '[::1]']) {
+      const r = await mesh.report(reporter, [
+        { '@timestamp': Date.now(), 'event.action': 'handshake.failure', 'source.ip': spelling },
+      ]);
+      expect(r.status, spelling).toBe(400);
+      expect(r.json?.['code'], spelling).toBe('ERR_SIEM_EVENT_INVALID');
+    }
+    // A decision in those spellings is refused as allowlisted or as not an address.
+    for (const [type, value, code] of [
+      ['ip', '::ffff:7f00:1', 'ERR_SIEM_DECISION_ALLOWLISTED'],
+      ['ip', '0:0:0:0:0:ffff:127.0.0.1', 'ERR_SIEM_DECISION_ALLOWLISTED'],
+      ['cidr', '::ffff:7f00:1/128', 'ERR_SIEM_DECISION_ALLOWLISTED'],
+      ['ip', '127.000.000.001', 'ERR_SIEM_DECISION_SCOPE'],
+      ['cidr', '127.0.0.1/8', 'ERR_SIEM_DECISION_SCOPE'],
+      ['cidr', '10.1.2.3/8', 'ERR_SIEM_DECISION_SCOPE'],
+    ] as const) {
+      const api = await mesh.call(`${mesh.siemUrl}/v1/decisions`, mesh.admin, {
+        body: { ...manual(type, value), ttl: '1h' },
+      });
+      expect(api.json?.['code'], value).toBe(code);
+    }
+    await meshStillWorks();
+  });
+
+  it('a serial decision written upper-case with colons is the canonical serial', async () => {
+    const spelled = (device.serial.match(/.{1,2}/g) ?? []).join(':').toUpperCase();
+    const r = await mesh.call(`${mesh.siemUrl}/v1/decisions`, mesh.admin, {
+      body: { ...manual('serial', `00:${spelled}`), ttl: '1h' },
+    });
+    expect(r.status, r.body.toString()).toBe(201);
+    const decision = r.json?.['decision'] as { id: string; scope: unknown; revision: number };
+    expect(decision.scope).toEqual({ type: 'serial', value: device.serial });
+    await until('the agent to refuse the quarantined serial', async () => {
+      try {
+        await mesh.echo(agent, device, 'x');
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+    const del = await mesh.call(`${mesh.siemUrl}/v1/decisions/${decision.id}/lift`, mesh.admin, { body: {} });
+    expect(del.status, del.body.toString()).toBeLessThan(300);
+    await until('the agent to admit the device again', async () => {
+      try {
+        return (await mesh.echo(agent, device, 'back')) === 'back' ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    });
+  });
+
   it('cidr ::ffff:0.0.0.0/96 quarantines all of IPv4', async () => {
     // The mapped range is all of IPv4 (0.0.0.0/0), which holds the allowlisted 127.0.0.1.
     const api = await mesh.call(`${mesh.siemUrl}/v1/decisions`, mesh.admin, {

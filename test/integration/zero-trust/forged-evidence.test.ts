@@ -141,6 +141,9 @@ describe('forged evidence from enrolled identities (issue 19, attack 2)', () => 
     const claimed = await mesh.report(attacker, failures({ 'observer.type': 'ca' }));
     expect(claimed.status).toBe(403);
     expect(codeOf(claimed)).toBe('ERR_SIEM_OBSERVER_MISMATCH');
+    const asCa = await mesh.report(attacker, failures({ 'observer.identity': id('svc/ca') }));
+    expect(asCa.status).toBe(403);
+    expect(codeOf(asCa)).toBe('ERR_SIEM_OBSERVER_MISMATCH');
     const plain = await mesh.report(attacker, failures({}));
     expect(plain.status).toBe(403);
     expect(codeOf(plain)).toBe('ERR_SIEM_REPORTER_ACTION');
