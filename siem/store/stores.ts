@@ -4,7 +4,15 @@
 import { join } from 'node:path';
 import { openEventWriter, yieldingStore, type EventWriter } from './event-writer.js';
 import { openSqliteStore } from './sqlite-store.js';
-import type { SiemStore } from './store.js';
+import type {
+  AckStore,
+  EventWriter,
+  InventoryStore,
+  SessionStore,
+  SiemStore,
+  StoreMetric,
+  UserStore,
+} from './store.js';
 
 export interface SiemStoreOptions {
   /** The SIEM's data folder. */
@@ -15,10 +23,28 @@ export interface SiemStoreOptions {
   readonly ingestThread?: boolean;
 }
 
+/**
+ * Every store a SIEM runs on, opened by one factory. Several SIEM replicas may open the same
+ * stores (an adapter on a shared server): decisions, alerts, events, users, sessions and the
+ * acknowledgement ledger are then shared; what is per process stays in the process (live
+ * stream connections, the correlator's windows).
+ */
 export interface SiemStores {
+  /** Alerts, decisions, audit events, timelines, every read. */
   readonly store: SiemStore;
+  /** Ingested events (group commits). */
   readonly writer: EventWriter;
-  /** Closes the writer (after what it was given is committed), then the store. */
+  /** Which revision each agent acknowledged, and when. */
+  readonly acks: AckStore;
+  /** Dashboard users (password hashes). */
+  readonly users: UserStore;
+  /** Dashboard sessions. */
+  readonly sessions: SessionStore;
+  /** The dashboard's inventory projection. */
+  readonly inventory: InventoryStore;
+  /** The adapter's own metrics (optional), rendered on /metrics as they are. */
+  metrics?(): readonly StoreMetric[];
+  /** Closes the writer (after what it was given is committed), then the other stores. */
   close(): Promise<void>;
 }
 
