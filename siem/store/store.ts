@@ -191,8 +191,6 @@ export interface AckStore {
   ack(identity: string, revision: number, at: number): Promise<void>;
   /** Every agent's record, by identity ascending, at most `limit` (default 100,000). */
   list(limit?: number): Promise<AckRecord[]>;
-  /** Drops every record (the SIEM's decision state began again). */
-  clear(): Promise<void>;
 }
 
 // ---- the dashboard's stores ----
