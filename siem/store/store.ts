@@ -85,11 +85,11 @@ export interface SiemStore {
   /**
    * Every stored event with one of `actions` reported by `observer` (`observer.identity`), in
    * ingest order, a page at a time (rebuilding a projection such as the dashboard inventory).
-   * `fn` may be async: the next event waits for it.
+   * When `fn` returns a promise, the next event waits for it.
    */
   scanEvents(
     q: { actions: readonly string[]; observer: string },
-    fn: (e: EdgeEvent) => void | Promise<void>,
+    fn: (e: EdgeEvent) => unknown,
   ): Promise<void>;
   /** Every identity that reported stored events (`observer.identity`), with its newest `@timestamp`. */
   reporters(): Promise<{ identity: string; lastSeen: number }[]>;
