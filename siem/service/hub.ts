@@ -131,7 +131,13 @@ export class DecisionHub {
     if (after === before) {
       // Pending decisions may have changed (blast-radius cap, reject): persist them alone.
       if (engine.pendingEdits === pendingBefore) return Promise.resolve(result);
-      const saved = this.save({ revision: after, upserts: [], removals: [], at: now, pending: engine.pending() });
+      const saved = this.save({
+        revision: after,
+        upserts: [],
+        removals: [],
+        at: now,
+        pending: engine.pending(),
+      });
       return saved.then(() => result);
     }
     const t0 = performance.now();
@@ -148,35 +154,37 @@ export class DecisionHub {
     const signer = this.signer;
     const signed = signDecisionDelta(delta, signer.key, signer.kid);
     signed.catch(() => undefined);
-    this.chain = this.chain.then(() => saved).then(
-      async () => {
-        let jws: string;
-        try {
-          jws = await signed;
-        } catch (err) {
-          this.o.log.error({ err, revision: after }, 'could not sign a decision delta; followers resync');
-          for (const p of this.publishers) p.resync();
-          return;
-        }
-        const m: DecisionMessage = { kind: 'delta', from: delta.from, revision: delta.revision, jws };
-        for (const p of this.publishers) {
+    this.chain = this.chain
+      .then(() => saved)
+      .then(
+        async () => {
+          let jws: string;
           try {
-            p.publish(m);
+            jws = await signed;
           } catch (err) {
-            this.o.log.error({ err, revision: after }, 'a decision publisher failed');
+            this.o.log.error({ err, revision: after }, 'could not sign a decision delta; followers resync');
+            for (const p of this.publishers) p.resync();
+            return;
           }
-        }
-        this.ledger.published(after, this.o.now());
-        this.published++;
-        this.o.onPublished?.({
-          revision: after,
-          upserts: delta.upserts,
-          removals: delta.removals,
-          publishMs: performance.now() - t0,
-        });
-      },
-      () => undefined,
-    );
+          const m: DecisionMessage = { kind: 'delta', from: delta.from, revision: delta.revision, jws };
+          for (const p of this.publishers) {
+            try {
+              p.publish(m);
+            } catch (err) {
+              this.o.log.error({ err, revision: after }, 'a decision publisher failed');
+            }
+          }
+          this.ledger.published(after, this.o.now());
+          this.published++;
+          this.o.onPublished?.({
+            revision: after,
+            upserts: delta.upserts,
+            removals: delta.removals,
+            publishMs: performance.now() - t0,
+          });
+        },
+        () => undefined,
+      );
     return saved.then(() => result);
   }
 

@@ -282,6 +282,7 @@ describe('SQLite store', () => {
     };
     expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
     expect(tables(stateFileOf(file))).toEqual([
+      'agent_acks',
       'alert_entity',
       'alert_status',
       'alerts',
