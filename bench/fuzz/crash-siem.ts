@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FILES } from '../../ca/index.js';
 import { serviceId } from '../../common/identity.js';
-import { openSqliteStore } from '../../siem/store/index.js';
+import { openSqliteStoreSync } from '../../siem/store/index.js';
 import { EDGEWARD, post, startBenchCa, tokenFileIn } from '../lib.js';
 
 const TD = 'factory.example';
@@ -85,7 +85,7 @@ export function serveSiem(args: readonly string[]): Promise<{ proc: ChildProcess
 /** Every stored crash-suite event by batch: the ports seen (a second one is a duplicate). */
 function storedEvents(file: string): { batches: Map<number, Set<number>>; total: number } {
   // The store opens as the SIEM opens it (events and state file), then its rows are read as they are.
-  openSqliteStore(file).close();
+  openSqliteStoreSync(file).close();
   const db = new Database(file, { readonly: true });
   try {
     const ids = db.prepare(`SELECT count(*) AS n, count(DISTINCT id) AS d FROM events`).get() as {
