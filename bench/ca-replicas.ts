@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { openCaStore, openPostgresCaStore, verifyAuditChain, type CaStore } from '../ca/index.js';
 import {
+  cfsslSign,
   EDGEWARD,
   fmt,
   load,
@@ -91,9 +92,19 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(2))
         .join(' ')}`,
     );
-    // One process, SQLite in its folder.
-    if (!values['only-pg']) await sqliteRun(dir, line);
-    await pgRun(dir, dbName, line);
+    // One process, SQLite in its folder; two replicas on PostgreSQL; cfssl: one after the other,
+    // same load generator, so the ratios are of one run.
+    const sq = values['only-pg'] ? undefined : await sqliteRun(dir, line);
+    const pgr = await pgRun(dir, dbName, line);
+    if (!values['only-pg']) {
+      const cf = await cfsslSign(dir, TD, CONC, SECONDS);
+      console.log(
+        `cfssl sign over HTTP    : ${fmt(cf.perSecond, 0)}/s  p50 ${fmt(cf.p50ms, 2)} ms  p99 ${fmt(cf.p99ms, 2)} ms  errors ${cf.errors}`,
+      );
+      console.log(
+        `ratios: 2 replicas on PostgreSQL / cfssl ${fmt(pgr.perSecond / cf.perSecond, 2)}x; / 1 process on SQLite ${fmt(pgr.perSecond / (sq?.perSecond ?? NaN), 2)}x; SQLite / cfssl ${fmt((sq?.perSecond ?? NaN) / cf.perSecond, 2)}x; server CPU per renewal PostgreSQL / SQLite ${fmt(pgr.serverUs / (sq?.serverUs ?? NaN), 2)}x`,
+      );
+    }
     console.log(
       `load average after ${loadavg()
         .map((l) => l.toFixed(2))
@@ -107,20 +118,24 @@ async function main(): Promise<void> {
 
 type Line = (label: string, r: Awaited<ReturnType<typeof renewals>>) => void;
 
-async function sqliteRun(dir: string, line: Line): Promise<void> {
+type Run = Awaited<ReturnType<typeof renewals>>;
+
+async function sqliteRun(dir: string, line: Line): Promise<Run> {
   const sqliteData = join(dir, 'sqlite');
   init(sqliteData);
   const one = await startCaProcess({ data: sqliteData });
   const sqliteStore = openCaStore(join(sqliteData, 'ca.db'));
   try {
-    line('1 process, SQLite      ', await renewals(join(dir, 'sq'), [one], sqliteStore));
+    const r = await renewals(join(dir, 'sq'), [one], sqliteStore);
+    line('1 process, SQLite      ', r);
+    return r;
   } finally {
     await sqliteStore.close();
     await one.stop();
   }
 }
 
-async function pgRun(dir: string, dbName: string, line: Line): Promise<void> {
+async function pgRun(dir: string, dbName: string, line: Line): Promise<Run> {
   // Two replicas, one PostgreSQL database.
   await admin(`CREATE DATABASE ${dbName}`);
   const url = `postgres://${ADMIN.user}@${ADMIN.host}:${ADMIN.port}/${dbName}`;
@@ -133,11 +148,13 @@ async function pgRun(dir: string, dbName: string, line: Line): Promise<void> {
   ];
   const pgStore = await openPostgresCaStore(url);
   try {
-    line('2 replicas, PostgreSQL ', await renewals(join(dir, 'pg'), replicas, pgStore));
+    const r = await renewals(join(dir, 'pg'), replicas, pgStore);
+    line('2 replicas, PostgreSQL ', r);
     const chain = await verifyAuditChain(pgStore.auditRecords());
     console.log(
       `PostgreSQL audit chain after the run: ${chain.ok ? `verifies, ${chain.count} records` : 'BROKEN'}`,
     );
+    return r;
   } finally {
     await pgStore.close();
     for (const r of replicas) await r.stop();
