@@ -62,8 +62,25 @@ function init(data: string, store?: string): void {
   if (r.status !== 0) throw new Error(`ca init failed: ${r.stderr}`);
 }
 
-/** Enrolls 16 identities (spread over the servers) and renews them for SECONDS, round-robin over the servers. */
-async function renewals(dir: string, servers: CaProcess[], store: CaStore) {
+/** The PostgreSQL backends serving a database (this machine's server: their CPU is read from /proc). */
+async function backends(dbName: string | undefined): Promise<number[]> {
+  if (dbName === undefined) return [];
+  const c = new pg.Client(ADMIN);
+  await c.connect();
+  try {
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [dbName]);
+    return r.rows.map((x) => x.pid);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Enrolls 16 identities (spread over the servers) and renews them for SECONDS, round-robin over
+ * the servers. CPU per renewal: the CA processes, PostgreSQL's backends for the database (when
+ * given), and this load generator.
+ */
+async function renewals(dir: string, servers: CaProcess[], store: CaStore, dbName?: string) {
   const targets: Target[] = [];
   for (let i = 0; i < Math.min(CONC, 16); i++) {
     const server = servers[i % servers.length] as CaProcess;
@@ -71,12 +88,26 @@ async function renewals(dir: string, servers: CaProcess[], store: CaStore) {
   }
   await load(targets, CONC, 1); // warm-up
   const cpu0 = servers.map((s) => processTreeCpuSeconds(s.proc.pid ?? 0));
+  const pids0 = await backends(dbName);
+  const pg0 = new Map(pids0.map((p) => [p, processTreeCpuSeconds(p)]));
+  const me0 = process.cpuUsage();
   const r = await load(targets, CONC, SECONDS);
+  const me = process.cpuUsage(me0);
   const serverCpu = servers.reduce(
     (sum, s, i) => sum + processTreeCpuSeconds(s.proc.pid ?? 0) - (cpu0[i] ?? 0),
     0,
   );
-  return { ...r, serverUs: (serverCpu * 1e6) / r.ops };
+  // A backend that was not there at the start counts from zero; one that left is not counted.
+  const pgCpu = (await backends(dbName)).reduce(
+    (sum, p) => sum + processTreeCpuSeconds(p) - (pg0.get(p) ?? 0),
+    0,
+  );
+  return {
+    ...r,
+    serverUs: (serverCpu * 1e6) / r.ops,
+    pgUs: (pgCpu * 1e6) / r.ops,
+    clientUs: (me.user + me.system) / r.ops,
+  };
 }
 
 async function main(): Promise<void> {
@@ -84,7 +115,9 @@ async function main(): Promise<void> {
   const dbName = `edgeward_bench_${randomBytes(4).toString('hex')}`;
   const line = (label: string, r: Awaited<ReturnType<typeof renewals>>) =>
     console.log(
-      `${label}: ${fmt(r.perSecond, 0)}/s  p50 ${fmt(r.p50ms, 2)} ms  p99 ${fmt(r.p99ms, 2)} ms  errors ${r.errors}; server CPU ${fmt(r.serverUs, 0)} us per renewal`,
+      `${label}: ${fmt(r.perSecond, 0)}/s  p50 ${fmt(r.p50ms, 2)} ms  p99 ${fmt(r.p99ms, 2)} ms  errors ${r.errors}; CPU per renewal: CA ${fmt(r.serverUs, 0)} us` +
+        (r.pgUs > 0 ? `, PostgreSQL backends ${fmt(r.pgUs, 0)} us` : '') +
+        `, load generator ${fmt(r.clientUs, 0)} us`,
     );
   try {
     console.log(
@@ -99,7 +132,11 @@ async function main(): Promise<void> {
     if (!values['only-pg']) {
       const cf = await cfsslSign(dir, TD, CONC, SECONDS);
       console.log(
-        `cfssl sign over HTTP    : ${fmt(cf.perSecond, 0)}/s  p50 ${fmt(cf.p50ms, 2)} ms  p99 ${fmt(cf.p99ms, 2)} ms  errors ${cf.errors}`,
+        `cfssl sign over HTTP    : ${fmt(cf.perSecond, 0)}/s  p50 ${fmt(cf.p50ms, 2)} ms  p99 ${fmt(cf.p99ms, 2)} ms  errors ${cf.errors}; CPU per signature: cfssl ${fmt(cf.serverUs, 0)} us, load generator ${fmt(cf.clientUs, 0)} us`,
+      );
+      console.log(
+        `CPU per operation, all processes counted: SQLite ${fmt(total(sq), 0)} us, PostgreSQL ${fmt(total(pgr), 0)} us, cfssl ${fmt(cf.serverUs + cf.clientUs, 0)} us; ` +
+          `so at most ${fmt(2e6 / total(sq), 0)}/s, ${fmt(2e6 / total(pgr), 0)}/s and ${fmt(2e6 / (cf.serverUs + cf.clientUs), 0)}/s on 2 otherwise idle cores`,
       );
       console.log(
         `ratios: 2 replicas on PostgreSQL / cfssl ${fmt(pgr.perSecond / cf.perSecond, 2)}x; / 1 process on SQLite ${fmt(pgr.perSecond / (sq?.perSecond ?? NaN), 2)}x; SQLite / cfssl ${fmt((sq?.perSecond ?? NaN) / cf.perSecond, 2)}x; server CPU per renewal PostgreSQL / SQLite ${fmt(pgr.serverUs / (sq?.serverUs ?? NaN), 2)}x`,
@@ -119,6 +156,8 @@ async function main(): Promise<void> {
 type Line = (label: string, r: Awaited<ReturnType<typeof renewals>>) => void;
 
 type Run = Awaited<ReturnType<typeof renewals>>;
+
+const total = (r: Run | undefined): number => (r ? r.serverUs + r.pgUs + r.clientUs : NaN);
 
 async function sqliteRun(dir: string, line: Line): Promise<Run> {
   const sqliteData = join(dir, 'sqlite');
@@ -148,7 +187,7 @@ async function pgRun(dir: string, dbName: string, line: Line): Promise<Run> {
   ];
   const pgStore = await openPostgresCaStore(url);
   try {
-    const r = await renewals(join(dir, 'pg'), replicas, pgStore);
+    const r = await renewals(join(dir, 'pg'), replicas, pgStore, dbName);
     line('2 replicas, PostgreSQL ', r);
     const chain = await verifyAuditChain(pgStore.auditRecords());
     console.log(

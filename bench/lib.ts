@@ -445,7 +445,7 @@ export async function cfsslSign(
   td: string,
   concurrency: number,
   seconds: number,
-): Promise<LoadResult> {
+): Promise<LoadResult & { readonly serverUs: number; readonly clientUs: number }> {
   const { authority } = createAuthority(join(dir, 'cfssl-ca'), td, Date.now(), undefined);
   void authority;
   const cfg = join(dir, 'cfssl.json');
@@ -485,7 +485,15 @@ export async function cfsslSign(
       ok: (s: number, b: Buffer) => s === 200 && b.includes('"success":true'),
     };
     await load([target], concurrency, 1);
-    return await load([target], concurrency, seconds);
+    const cpu0 = processTreeCpuSeconds(server.pid ?? 0);
+    const me0 = process.cpuUsage();
+    const r = await load([target], concurrency, seconds);
+    const me = process.cpuUsage(me0);
+    return {
+      ...r,
+      serverUs: ((processTreeCpuSeconds(server.pid ?? 0) - cpu0) * 1e6) / r.ops,
+      clientUs: (me.user + me.system) / r.ops,
+    };
   } finally {
     await stopProcess(server);
   }
