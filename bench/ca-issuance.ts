@@ -5,14 +5,14 @@
 //     insert + audit record per certificate) vs cfssl's /api/v1/cfssl/sign (plain HTTP, no DB);
 //  3. renewal latency p50/p99 at concurrency 1.
 // Usage: npm run build && node dist/bench/ca-issuance.js [--seconds 10] [--concurrency 16]
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent as HttpAgent } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAuthority, openCaStore } from '../ca/index.js';
 import { csrDerFromText, parseCsr } from '../common/csr.js';
 import {
+  cfsslSign,
   csrPool,
   fmt,
   initCaData,
@@ -122,58 +122,12 @@ async function edgewardRenewals(
   }
 }
 
-async function cfsslSign(dir: string, concurrency: number): Promise<LoadResult> {
-  const { authority } = createAuthority(join(dir, 'cfssl-ca'), TD, Date.now(), undefined);
-  void authority;
-  const cfg = join(dir, 'cfssl.json');
-  writeFileSync(
-    cfg,
-    JSON.stringify({
-      signing: { default: { expiry: '24h', usages: ['digital signature', 'server auth', 'client auth'] } },
-    }),
-  );
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  // cfssl serves plain HTTP; TLS would only add to its cost, so this favours the peer.
-  const { proc: server } = await startProcess(
-    'cfssl',
-    [
-      'serve',
-      '-address',
-      '127.0.0.1',
-      '-port',
-      String(port),
-      '-ca',
-      join(dir, 'cfssl-ca', 'intermediate.pem'),
-      '-ca-key',
-      join(dir, 'cfssl-ca', 'intermediate.key'),
-      '-config',
-      cfg,
-    ],
-    /Now listening|Handler set up complete/,
-  );
-  try {
-    const bodies = csrPool(64, (i) => `spiffe://${TD}/node/c${i}`).map((csr) =>
-      Buffer.from(JSON.stringify({ certificate_request: csr })),
-    );
-    const target = {
-      url: `http://127.0.0.1:${port}/api/v1/cfssl/sign`,
-      agent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
-      body: (k: number) => bodies[k % bodies.length] as Buffer,
-      ok: (s: number, b: Buffer) => s === 200 && b.includes('"success":true'),
-    };
-    await load([target], concurrency, 1);
-    return await load([target], concurrency, SECONDS);
-  } finally {
-    await stopProcess(server);
-  }
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'edgeward-bench-ca-'));
   try {
     console.log(`CA issuance benchmark: ${SECONDS} s per run, concurrency ${CONC}, node ${process.version}`);
     if (process.env['ONLY_CFSSL']) {
-      const c = await cfsslSign(dir, CONC);
+      const c = await cfsslSign(dir, TD, CONC, SECONDS);
       console.log(
         `cfssl: ${fmt(c.perSecond, 0)}/s p50 ${fmt(c.p50ms, 2)} p99 ${fmt(c.p99ms, 2)} errors ${c.errors}`,
       );
@@ -194,7 +148,7 @@ async function main(): Promise<void> {
     console.log(
       `edgeward renewals over mTLS, 2 workers:  ${fmt(ew.perSecond, 0)}/s  p50 ${fmt(ew.p50ms, 2)} ms  p99 ${fmt(ew.p99ms, 2)} ms  errors ${ew.errors}; ${cpuText(ew)}`,
     );
-    const cf = await cfsslSign(dir, CONC);
+    const cf = await cfsslSign(dir, TD, CONC, SECONDS);
     console.log(
       `cfssl sign over HTTP:        ${fmt(cf.perSecond, 0)}/s  p50 ${fmt(cf.p50ms, 2)} ms  p99 ${fmt(cf.p99ms, 2)} ms  errors ${cf.errors}`,
     );

@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { openCaStore, openPostgresCaStore, verifyAuditChain, type CaStore } from '../ca/index.js';
 import {
+  cfsslSign,
   EDGEWARD,
   fmt,
   load,
@@ -61,8 +62,25 @@ function init(data: string, store?: string): void {
   if (r.status !== 0) throw new Error(`ca init failed: ${r.stderr}`);
 }
 
-/** Enrolls 16 identities (spread over the servers) and renews them for SECONDS, round-robin over the servers. */
-async function renewals(dir: string, servers: CaProcess[], store: CaStore) {
+/** The PostgreSQL backends serving a database (this machine's server: their CPU is read from /proc). */
+async function backends(dbName: string | undefined): Promise<number[]> {
+  if (dbName === undefined) return [];
+  const c = new pg.Client(ADMIN);
+  await c.connect();
+  try {
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [dbName]);
+    return r.rows.map((x) => x.pid);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Enrolls 16 identities (spread over the servers) and renews them for SECONDS, round-robin over
+ * the servers. CPU per renewal: the CA processes, PostgreSQL's backends for the database (when
+ * given), and this load generator.
+ */
+async function renewals(dir: string, servers: CaProcess[], store: CaStore, dbName?: string) {
   const targets: Target[] = [];
   for (let i = 0; i < Math.min(CONC, 16); i++) {
     const server = servers[i % servers.length] as CaProcess;
@@ -70,12 +88,26 @@ async function renewals(dir: string, servers: CaProcess[], store: CaStore) {
   }
   await load(targets, CONC, 1); // warm-up
   const cpu0 = servers.map((s) => processTreeCpuSeconds(s.proc.pid ?? 0));
+  const pids0 = await backends(dbName);
+  const pg0 = new Map(pids0.map((p) => [p, processTreeCpuSeconds(p)]));
+  const me0 = process.cpuUsage();
   const r = await load(targets, CONC, SECONDS);
+  const me = process.cpuUsage(me0);
   const serverCpu = servers.reduce(
     (sum, s, i) => sum + processTreeCpuSeconds(s.proc.pid ?? 0) - (cpu0[i] ?? 0),
     0,
   );
-  return { ...r, serverUs: (serverCpu * 1e6) / r.ops };
+  // A backend that was not there at the start counts from zero; one that left is not counted.
+  const pgCpu = (await backends(dbName)).reduce(
+    (sum, p) => sum + processTreeCpuSeconds(p) - (pg0.get(p) ?? 0),
+    0,
+  );
+  return {
+    ...r,
+    serverUs: (serverCpu * 1e6) / r.ops,
+    pgUs: (pgCpu * 1e6) / r.ops,
+    clientUs: (me.user + me.system) / r.ops,
+  };
 }
 
 async function main(): Promise<void> {
@@ -83,7 +115,9 @@ async function main(): Promise<void> {
   const dbName = `edgeward_bench_${randomBytes(4).toString('hex')}`;
   const line = (label: string, r: Awaited<ReturnType<typeof renewals>>) =>
     console.log(
-      `${label}: ${fmt(r.perSecond, 0)}/s  p50 ${fmt(r.p50ms, 2)} ms  p99 ${fmt(r.p99ms, 2)} ms  errors ${r.errors}; server CPU ${fmt(r.serverUs, 0)} us per renewal`,
+      `${label}: ${fmt(r.perSecond, 0)}/s  p50 ${fmt(r.p50ms, 2)} ms  p99 ${fmt(r.p99ms, 2)} ms  errors ${r.errors}; CPU per renewal: CA ${fmt(r.serverUs, 0)} us` +
+        (r.pgUs > 0 ? `, PostgreSQL backends ${fmt(r.pgUs, 0)} us` : '') +
+        `, load generator ${fmt(r.clientUs, 0)} us`,
     );
   try {
     console.log(
@@ -91,9 +125,23 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(2))
         .join(' ')}`,
     );
-    // One process, SQLite in its folder.
-    if (!values['only-pg']) await sqliteRun(dir, line);
-    await pgRun(dir, dbName, line);
+    // One process, SQLite in its folder; two replicas on PostgreSQL; cfssl: one after the other,
+    // same load generator, so the ratios are of one run.
+    const sq = values['only-pg'] ? undefined : await sqliteRun(dir, line);
+    const pgr = await pgRun(dir, dbName, line);
+    if (!values['only-pg']) {
+      const cf = await cfsslSign(dir, TD, CONC, SECONDS);
+      console.log(
+        `cfssl sign over HTTP    : ${fmt(cf.perSecond, 0)}/s  p50 ${fmt(cf.p50ms, 2)} ms  p99 ${fmt(cf.p99ms, 2)} ms  errors ${cf.errors}; CPU per signature: cfssl ${fmt(cf.serverUs, 0)} us, load generator ${fmt(cf.clientUs, 0)} us`,
+      );
+      console.log(
+        `CPU per operation, all processes counted: SQLite ${fmt(total(sq), 0)} us, PostgreSQL ${fmt(total(pgr), 0)} us, cfssl ${fmt(cf.serverUs + cf.clientUs, 0)} us; ` +
+          `so at most ${fmt(2e6 / total(sq), 0)}/s, ${fmt(2e6 / total(pgr), 0)}/s and ${fmt(2e6 / (cf.serverUs + cf.clientUs), 0)}/s on 2 otherwise idle cores`,
+      );
+      console.log(
+        `ratios: 2 replicas on PostgreSQL / cfssl ${fmt(pgr.perSecond / cf.perSecond, 2)}x; / 1 process on SQLite ${fmt(pgr.perSecond / (sq?.perSecond ?? NaN), 2)}x; SQLite / cfssl ${fmt((sq?.perSecond ?? NaN) / cf.perSecond, 2)}x; server CPU per renewal PostgreSQL / SQLite ${fmt(pgr.serverUs / (sq?.serverUs ?? NaN), 2)}x`,
+      );
+    }
     console.log(
       `load average after ${loadavg()
         .map((l) => l.toFixed(2))
@@ -107,20 +155,26 @@ async function main(): Promise<void> {
 
 type Line = (label: string, r: Awaited<ReturnType<typeof renewals>>) => void;
 
-async function sqliteRun(dir: string, line: Line): Promise<void> {
+type Run = Awaited<ReturnType<typeof renewals>>;
+
+const total = (r: Run | undefined): number => (r ? r.serverUs + r.pgUs + r.clientUs : NaN);
+
+async function sqliteRun(dir: string, line: Line): Promise<Run> {
   const sqliteData = join(dir, 'sqlite');
   init(sqliteData);
   const one = await startCaProcess({ data: sqliteData });
   const sqliteStore = openCaStore(join(sqliteData, 'ca.db'));
   try {
-    line('1 process, SQLite      ', await renewals(join(dir, 'sq'), [one], sqliteStore));
+    const r = await renewals(join(dir, 'sq'), [one], sqliteStore);
+    line('1 process, SQLite      ', r);
+    return r;
   } finally {
     await sqliteStore.close();
     await one.stop();
   }
 }
 
-async function pgRun(dir: string, dbName: string, line: Line): Promise<void> {
+async function pgRun(dir: string, dbName: string, line: Line): Promise<Run> {
   // Two replicas, one PostgreSQL database.
   await admin(`CREATE DATABASE ${dbName}`);
   const url = `postgres://${ADMIN.user}@${ADMIN.host}:${ADMIN.port}/${dbName}`;
@@ -133,11 +187,13 @@ async function pgRun(dir: string, dbName: string, line: Line): Promise<void> {
   ];
   const pgStore = await openPostgresCaStore(url);
   try {
-    line('2 replicas, PostgreSQL ', await renewals(join(dir, 'pg'), replicas, pgStore));
+    const r = await renewals(join(dir, 'pg'), replicas, pgStore, dbName);
+    line('2 replicas, PostgreSQL ', r);
     const chain = await verifyAuditChain(pgStore.auditRecords());
     console.log(
       `PostgreSQL audit chain after the run: ${chain.ok ? `verifies, ${chain.count} records` : 'BROKEN'}`,
     );
+    return r;
   } finally {
     await pgStore.close();
     for (const r of replicas) await r.stop();

@@ -3,8 +3,8 @@
 // time, and simulated PUF devices.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, Agent as HttpKeepAliveAgent, type Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, Agent } from 'node:https';
 import { join } from 'node:path';
 import {
@@ -16,7 +16,14 @@ import {
   createSimPuf,
 } from '../attestation/puf/index.js';
 import { createTokenProver, newJoinToken } from '../attestation/index.js';
-import { initCa, startCaServer, type CaServerOptions, type CaStore, type RunningCa } from '../ca/index.js';
+import {
+  createAuthority,
+  initCa,
+  startCaServer,
+  type CaServerOptions,
+  type CaStore,
+  type RunningCa,
+} from '../ca/index.js';
 import { enroll } from '../client/index.js';
 import { systemClock } from '../common/clock.js';
 import { buildCsr } from '../common/csr.js';
@@ -430,4 +437,64 @@ export async function renewalTarget(
     body: (k: number) => bodies[k % bodies.length] as Buffer,
     ok: (s: number) => s === 200,
   };
+}
+
+/** cfssl's HTTP sign endpoint (Debian golang-cfssl) under the same load generator, for same-run ratios. */
+export async function cfsslSign(
+  dir: string,
+  td: string,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult & { readonly serverUs: number; readonly clientUs: number }> {
+  const { authority } = createAuthority(join(dir, 'cfssl-ca'), td, Date.now(), undefined);
+  void authority;
+  const cfg = join(dir, 'cfssl.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      signing: { default: { expiry: '24h', usages: ['digital signature', 'server auth', 'client auth'] } },
+    }),
+  );
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  // cfssl serves plain HTTP; TLS would only add to its cost, so this favours the peer.
+  const { proc: server } = await startProcess(
+    'cfssl',
+    [
+      'serve',
+      '-address',
+      '127.0.0.1',
+      '-port',
+      String(port),
+      '-ca',
+      join(dir, 'cfssl-ca', 'intermediate.pem'),
+      '-ca-key',
+      join(dir, 'cfssl-ca', 'intermediate.key'),
+      '-config',
+      cfg,
+    ],
+    /Now listening|Handler set up complete/,
+  );
+  try {
+    const bodies = csrPool(64, (i) => `spiffe://${td}/node/c${i}`).map((csr) =>
+      Buffer.from(JSON.stringify({ certificate_request: csr })),
+    );
+    const target = {
+      url: `http://127.0.0.1:${port}/api/v1/cfssl/sign`,
+      agent: new HttpKeepAliveAgent({ keepAlive: true, maxSockets: 64 }),
+      body: (k: number) => bodies[k % bodies.length] as Buffer,
+      ok: (s: number, b: Buffer) => s === 200 && b.includes('"success":true'),
+    };
+    await load([target], concurrency, 1);
+    const cpu0 = processTreeCpuSeconds(server.pid ?? 0);
+    const me0 = process.cpuUsage();
+    const r = await load([target], concurrency, seconds);
+    const me = process.cpuUsage(me0);
+    return {
+      ...r,
+      serverUs: ((processTreeCpuSeconds(server.pid ?? 0) - cpu0) * 1e6) / r.ops,
+      clientUs: (me.user + me.system) / r.ops,
+    };
+  } finally {
+    await stopProcess(server);
+  }
 }

@@ -1,5 +1,6 @@
 // The CA's storage interface, owned by the domain. SQLite (ca/store-sqlite.ts) is the embedded
-// adapter; every state change and its audit record commit in one transaction.
+// adapter, PostgreSQL (ca/store-postgres.ts) the one for replicas; every state change and its
+// audit record commit in one transaction.
 import type { MethodStoreReader, MethodStoreWriter, TokenRecord } from '../attestation/index.js';
 import type { AuditRecord } from './audit.js';
 import type { CrlReason } from '../common/x509.js';

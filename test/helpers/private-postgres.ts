@@ -9,8 +9,6 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { freePortRange } from './ports.js';
 
-const BIN = process.env['EDGEWARD_PG_BIN'] ?? '/usr/lib/postgresql/15/bin';
-
 export interface PrivatePostgres {
   readonly port: number;
   /** The folder holding the cluster (data/) and its socket and log. */
@@ -67,8 +65,11 @@ function must(r: SpawnSyncReturns<string>, what: string): void {
 }
 
 /** initdb + pg_ctl start on a free port; fails with a clear message when PostgreSQL 15 is missing. */
-export async function startPrivatePostgres(prefix = 'edgeward-pg-'): Promise<PrivatePostgres> {
-  const initdb = join(BIN, 'initdb');
+export async function startPrivatePostgres(
+  prefix = 'edgeward-pg-',
+  bin = process.env['EDGEWARD_PG_BIN'] ?? '/usr/lib/postgresql/15/bin',
+): Promise<PrivatePostgres> {
+  const initdb = join(bin, 'initdb');
   if (!existsSync(initdb))
     throw new Error(
       `${initdb} not found: a private PostgreSQL needs the server binaries (apt-get install -y postgresql-15, ` +
@@ -84,7 +85,7 @@ export async function startPrivatePostgres(prefix = 'edgeward-pg-'): Promise<Pri
     'initdb',
   );
   const port = await freePortRange(1);
-  const pgCtl = join(BIN, 'pg_ctl');
+  const pgCtl = join(bin, 'pg_ctl');
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=100`;
   const ctl = async (args: string[], what: string): Promise<void> =>
     must(await runAsync(user, pgCtl, ['-D', data, '-l', log, ...args]), what);

@@ -76,6 +76,14 @@ async function storedSerials(): Promise<Set<string>> {
   }
 }
 
+describe('the private PostgreSQL helper', () => {
+  it('fails with what to install when initdb is missing', async () => {
+    await expect(startPrivatePostgres('edgeward-pg-missing-', join(dir, 'no-such-bin'))).rejects.toThrow(
+      /initdb not found: a private PostgreSQL needs the server binaries \(apt-get install -y postgresql-15/,
+    );
+  });
+});
+
 describe('a CA while its PostgreSQL restarts under renewals', () => {
   for (const mode of ['fast', 'immediate'] as const) {
     it(`pg_ctl restart -m ${mode}: 503 with Retry-After during the outage, then renewals resume; nothing acknowledged lost`, async () => {

@@ -159,7 +159,7 @@ describe('CA replicas on PostgreSQL (real processes)', () => {
     const av = edgeward(['ca', 'audit', 'verify', '--data', dataB, '--store', db.url]);
     expect(av.status, av.stdout + av.stderr).toBe(0);
     expect(av.stdout).toMatch(/audit chain OK: \d+ records/);
-  });
+  }, 180_000);
 });
 
 describe('a replica while its database is away', () => {
