@@ -21,6 +21,8 @@ import {
 const TD = 'factory.example';
 const IDENTITIES = 4;
 const LOOPS = 8;
+/** Audit kinds that record a certificate's issuance. */
+const ISSUANCES = new Set(['admin.issue', 'enroll.success', 'renew.success', 'service.issue']);
 
 export interface CaCrashResult {
   readonly kills: number;
@@ -96,6 +98,25 @@ export async function crashCa(kills: number, log: (s: string) => void = () => {}
               `after kill ${k + 1}: acknowledged renewal ${serial} (${identity}) not in the store`,
             );
         }
+        // Every stored certificate has one issuance record in the chain, and every record its certificate.
+        const audited = new Map<string, number>();
+        for await (const r of store.auditRecords()) {
+          const serial = (JSON.parse(r.data) as { serial?: unknown }).serial;
+          if (ISSUANCES.has(r.kind) && typeof serial === 'string')
+            audited.set(serial, (audited.get(serial) ?? 0) + 1);
+        }
+        let stored = 0;
+        for (const id of await store.identities()) {
+          for (const c of await store.certificatesOf(id)) {
+            stored++;
+            if (audited.get(c.serial) !== 1)
+              throw new Error(
+                `after kill ${k + 1}: certificate ${c.serial} has ${audited.get(c.serial) ?? 0} issuance records`,
+              );
+          }
+        }
+        if (audited.size !== stored)
+          throw new Error(`after kill ${k + 1}: ${audited.size} issuance records for ${stored} certificates`);
       } finally {
         await store.close();
       }
@@ -113,7 +134,7 @@ export async function crashCa(kills: number, log: (s: string) => void = () => {}
 if (process.argv[1] === import.meta.filename) {
   const r = await crashCa(Number(process.argv[2] ?? 50), (s) => console.log(`  ${s}`));
   console.log(
-    `crash-ca: ${r.kills} kills, ${r.renewals} renewals acknowledged, every one in the store, no serial twice, ` +
+    `crash-ca: ${r.kills} kills, ${r.renewals} renewals acknowledged, every one in the store, no serial twice, one issuance record per certificate, ` +
       `audit chain of ${r.auditRecords} records verified after each kill, the CA restarted on its folder each time`,
   );
   process.exit(0);
