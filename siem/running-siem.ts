@@ -5,7 +5,7 @@ import type { LoadedIdentity } from '../common/identity-dir.js';
 import type { Alert } from './correlate/index.js';
 import type { AuditEntry } from './service/audit.js';
 import type { DecisionHub } from './service/hub.js';
-import type { IngestPipeline } from './service/ingest.js';
+import type { EventIngest } from './service/ingest.js';
 import type { SiemMetrics } from './service/metrics.js';
 import type { RevokedSerials } from './service/reporters.js';
 import type { SiemStore } from './store/index.js';
@@ -16,7 +16,7 @@ export interface RunningSiem {
   readonly trustDomain: string;
   readonly hub: DecisionHub;
   readonly store: SiemStore;
-  readonly ingest: IngestPipeline;
+  readonly ingest: EventIngest;
   readonly metrics: SiemMetrics;
   /** The SIEM's identity now in use (changes at renewal). */
   identity(): LoadedIdentity;
