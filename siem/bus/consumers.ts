@@ -14,7 +14,10 @@ export interface DurableOptions {
   /** The durable consumer's name: replicas sharing one share the work (one store, one ledger). */
   readonly durable: string;
   readonly log: Logger;
-  /** How long a replica may hold a message before it is given to another (ms, default 30 s). */
+  /**
+   * How long a message may stay unacknowledged before it is given again, here or to another
+   * replica (ms, default 10 s): a replica killed with messages in hand delays them this long.
+   */
   readonly ackWaitMs?: number;
 }
 
@@ -32,7 +35,7 @@ async function durableMessages(
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: subject,
-    ack_wait: nanos(o.ackWaitMs ?? 30_000),
+    ack_wait: nanos(o.ackWaitMs ?? 10_000),
     max_ack_pending: 1_024,
   };
   try {
