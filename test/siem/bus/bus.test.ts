@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateEvent, type EdgeEvent } from '../../../common/events.js';
 import { createLogger } from '../../../common/log.js';
+import { edgeward } from '../../helpers/cli.js';
 import { defaultPolicyPath } from '../../../policies/index.js';
 import { loadRules, type RuleSet } from '../../../policies/rules/index.js';
 import type { Alert } from '../../../siem/correlate/index.js';
@@ -72,6 +73,35 @@ describe('--bus URLs', () => {
     }
     expect(err).toMatchObject({ code: 'ERR_SIEM_BUS_URL' });
     expect(String((err as Error).message)).toContain(why === 'URL' ? 'not a URL' : '');
+  });
+});
+
+describe('edgeward siem serve --bus', () => {
+  const base = ['siem', 'serve', '--data', '/nonexistent/siem', '--listen', '127.0.0.1:0'];
+  const ca = ['--ca', 'https://127.0.0.1:1', '--fingerprint', 'aa'];
+  it('refuses credentials in the URL before anything starts (exit 1, the code on stderr)', () => {
+    const r = edgeward([...base, ...ca, '--bus', 'nats://user:secret@127.0.0.1:4222']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      'edgeward siem serve: ERR_SIEM_BUS_URL: --bus must not carry credentials (use --bus-token-file)\n',
+    );
+  });
+  it('refuses bus flags without --bus, and a shard number out of range (usage, exit 2)', () => {
+    const r = edgeward([...base, ...ca, '--bus-shards', '3']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('edgeward siem serve: --bus-shards needs --bus\n');
+    const k = edgeward([
+      ...base,
+      ...ca,
+      '--bus',
+      'nats://127.0.0.1:4222',
+      '--bus-shards',
+      '2',
+      '--correlate',
+      '2',
+    ]);
+    expect(k.status).toBe(2);
+    expect(k.stderr).toContain('--correlate is all, none or shard numbers from 0 to 1');
   });
 });
 
