@@ -4,7 +4,7 @@
 // publishes the alerts with their deterministic ids as Nats-Msg-Id (a re-raised alert is stored
 // once). The checkpoint moves only past messages whose alerts JetStream has acknowledged.
 import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JsMsg, type KV } from 'nats';
-import type { EdgeEvent } from '../../common/events.js';
+import { validateEvent, type EdgeEvent } from '../../common/events.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { RuleSet } from '../../policies/rules/index.js';
@@ -41,14 +41,15 @@ export function parseEventMessage(data: Uint8Array): EdgeEvent[] {
     throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'not a JSON event array', { cause });
   }
   if (!Array.isArray(v)) throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'not a JSON event array');
-  for (const e of v) {
-    if (typeof e !== 'object' || e === null || Array.isArray(e))
-      throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'an element is not an event object');
-    const r = e as Record<string, unknown>;
-    if (typeof r['@timestamp'] !== 'number' || typeof r['event.id'] !== 'string')
-      throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'an event has no @timestamp or event.id');
-  }
-  return v as EdgeEvent[];
+  return v.map((e, i) => {
+    try {
+      const ev = validateEvent(e, { mode: 'stored' });
+      if (typeof ev['event.id'] !== 'string') throw new TypeError('no event.id');
+      return ev;
+    } catch (cause) {
+      throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', `event ${i} is not a stored event`, { cause });
+    }
+  });
 }
 
 function parseCheckpoint(v: Uint8Array): Checkpoint | undefined {

@@ -43,7 +43,10 @@ export function parseBusUrls(text: string): string[] {
 export interface BusLimits {
   /** How long accepted events stay on the bus (ms): the longest a store or worker may lag. */
   readonly eventsMaxAgeMs: number;
-  /** Bytes of events the stream holds; beyond it publishing is refused (503), never old data dropped. */
+  /**
+   * Bytes of events the stream holds; beyond it the oldest go (they are in the store by then,
+   * unless a consumer lags this far behind).
+   */
   readonly eventsMaxBytes: number;
   /** Window in which a re-published batch (same reporter, same body) is stored once (ms). */
   readonly eventsDedupeMs: number;
@@ -56,7 +59,7 @@ export interface BusLimits {
 }
 
 export const DEFAULT_LIMITS: BusLimits = {
-  eventsMaxAgeMs: 7 * 86_400_000,
+  eventsMaxAgeMs: 86_400_000,
   eventsMaxBytes: 8 * 1024 ** 3,
   eventsDedupeMs: 15 * 60_000,
   alertsMaxAgeMs: 30 * 86_400_000,

@@ -17,7 +17,9 @@ import {
   CorrelationWorker,
   deleteBusLayout,
   DurableLoop,
+  parseAlertMessage,
   parseBusUrls,
+  parseEventMessage,
   type Bus,
 } from '../../../siem/bus/index.js';
 
@@ -76,6 +78,25 @@ describe('--bus URLs', () => {
   });
 });
 
+describe('messages read from the bus', () => {
+  it.each([
+    ['not JSON', '{'],
+    ['not an array', '{"a":1}'],
+    ['no timestamp', '[{"event.action":"x","event.id":"e"}]'],
+    ['no id', `[{"@timestamp":1,"event.action":"x"}]`],
+    ['prototype poisoning', '[{"@timestamp":1,"event.action":"x","event.id":"e","__proto__":{"a":1}}]'],
+  ])('refuses %s with ERR_SIEM_BUS_MESSAGE', (_, text) => {
+    expect(() => parseEventMessage(new TextEncoder().encode(text))).toThrow(
+      expect.objectContaining({ code: 'ERR_SIEM_BUS_MESSAGE' }),
+    );
+  });
+  it('refuses an alert that is not one', () => {
+    expect(() => parseAlertMessage(new TextEncoder().encode('{"id":"a"}'))).toThrow(
+      expect.objectContaining({ code: 'ERR_SIEM_BUS_MESSAGE' }),
+    );
+  });
+});
+
 describe('edgeward siem serve --bus', () => {
   const base = ['siem', 'serve', '--data', '/nonexistent/siem', '--listen', '127.0.0.1:0'];
   const ca = ['--ca', 'https://127.0.0.1:1', '--fingerprint', 'aa'];
@@ -129,7 +150,8 @@ describe('the bus on the real nats-server', () => {
   it('creates the streams with explicit limits, and refuses another shard count', async () => {
     const b = await open(2, 'layout');
     const info = await b.jsm.streams.info(b.layout.eventsStream);
-    expect(info.config.discard).toBe('new');
+    expect(info.config.discard).toBe('old');
+    expect(info.config.max_age).toBe(b.limits.eventsMaxAgeMs * 1e6);
     expect(info.config.max_bytes).toBe(b.limits.eventsMaxBytes);
     expect(info.config.duplicate_window).toBe(b.limits.eventsDedupeMs * 1e6);
     expect(info.config.subjects.sort()).toEqual([`${prefix}.batch`, `${prefix}.corr.*`]);
