@@ -77,7 +77,7 @@ function alertsConfig(l: BusLayout, lim: BusLimits): Partial<StreamConfig> {
 }
 
 /** Creates the stream, or checks that the existing one has this layout and brings its limits to these. */
-async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig>): Promise<void> {
+export async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig>): Promise<void> {
   const name = want.name as string;
   let have: StreamConfig | undefined;
   try {
@@ -165,7 +165,13 @@ export async function connectBus(o: BusOptions): Promise<Bus> {
 
 /** Deletes the deployment's streams and bucket (tests, and an operator starting over). */
 export async function deleteBusLayout(jsm: JetStreamManager, l: BusLayout): Promise<void> {
-  for (const s of [l.eventsStream, l.alertsStream, `KV_${l.leaseBucket}`, `KV_${l.checkpointBucket}`]) {
+  for (const s of [
+    l.eventsStream,
+    l.alertsStream,
+    l.decisionsStream,
+    `KV_${l.leaseBucket}`,
+    `KV_${l.checkpointBucket}`,
+  ]) {
     try {
       await jsm.streams.delete(s);
     } catch (err) {

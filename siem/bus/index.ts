@@ -14,3 +14,4 @@ export {
   type BusLayout,
   type BusLimits,
 } from './layout.js';
+export { NatsDecisionPublisher, parseBusDecision, type BusDecision } from './decisions.js';

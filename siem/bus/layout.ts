@@ -84,6 +84,9 @@ export interface BusLayout {
   /** The events routed to one correlation shard. */
   corrSubject(shard: number): string;
   readonly alertsSubject: string;
+  readonly decisionsStream: string;
+  /** Signed decision deltas, in revision order. */
+  readonly decisionsSubject: string;
 }
 
 const PREFIX = /^[a-z][a-z0-9_]{0,31}$/;
@@ -103,6 +106,8 @@ export function busLayout(prefix: string, shards: number): BusLayout {
     batchSubject: `${prefix}.batch`,
     corrSubject: (k) => `${prefix}.corr.${k}`,
     alertsSubject: `${prefix}.alerts`,
+    decisionsStream: `${up}_DECISIONS`,
+    decisionsSubject: `${prefix}.decisions`,
   };
 }
 
