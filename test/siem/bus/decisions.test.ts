@@ -114,9 +114,17 @@ describe('decisions on the bus', () => {
     const d3 = got[2]!;
     const [h, p, s] = d3.jws.split('.') as [string, string, string];
     const forged = `${h}.${Buffer.from(Buffer.from(p, 'base64url').toString().replace('192.0.2.3', '192.0.2.9')).toString('base64url')}.${s}`;
-    await expect(
-      verifyDecisions(forged, { publicKey, trustDomain: TD, lastApplied: 2, now: t, kid: 'k1' }),
-    ).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_DECISION_/) });
+    const refused = await verifyDecisions(forged, {
+      publicKey,
+      trustDomain: TD,
+      lastApplied: 2,
+      now: t,
+      kid: 'k1',
+    }).then(
+      () => 'verified',
+      (err: unknown) => (err as { code?: string }).code,
+    );
+    expect(refused).toBe('ERR_DECISION_SIGNATURE');
     hub.close();
     store.close();
   });
