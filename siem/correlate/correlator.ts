@@ -228,7 +228,7 @@ export class Correlator {
 
   /** Which (rule, group key) pairs this correlator keeps (one shard of several); all when absent. */
   readonly #owns: ((ruleId: string, key: string) => boolean) | undefined;
-  /** The longest correlation timespan or detection suppression of the rule set (ms). */
+  /** The longest correlation timespan or suppression, or detection suppression, of the rule set (ms). */
   readonly longestWindowMs: number;
 
   constructor(
@@ -240,7 +240,8 @@ export class Correlator {
     this.#owns = owns;
     this.longestWindowMs = Math.max(
       0,
-      ...rules.correlations.map((r) => r.timespanMs),
+      // A correlation's suppression is state too: a replay shorter than it would raise again.
+      ...rules.correlations.map((r) => Math.max(r.timespanMs, r.suppressMs)),
       ...rules.detections.map((d) => (d.generate ? d.suppressMs : 0)),
     );
     const o = this.#opts;
