@@ -14,6 +14,7 @@ const ALL = [
   'agent-proxy',
   'siem-correlate',
   'siem-distribution',
+  'siem-bus',
   'dashboard',
   'rule-regex',
 ] as const;

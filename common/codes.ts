@@ -310,6 +310,16 @@ export const CODES = {
   ERR_SIEM_IDENTITY: { status: 500, message: 'SIEM identity missing or unusable' },
   ERR_SIEM_DECISION_KEY: { status: 400, message: 'decision signing certificate does not verify' },
   ERR_SIEM_CA_LINK: { status: 502, message: 'the CA refused or could not be reached' },
+  ERR_SIEM_BUS_URL: {
+    status: 400,
+    message: '--bus is a comma-separated list of nats://HOST:PORT (or tls://HOST:PORT) without credentials',
+  },
+  ERR_SIEM_BUS_UNAVAILABLE: { status: 503, message: 'the event bus is unreachable; retry later' },
+  ERR_SIEM_BUS_STREAM: {
+    status: 500,
+    message: 'a bus stream or bucket exists with another layout than this SIEM expects',
+  },
+  ERR_SIEM_BUS_MESSAGE: { status: 500, message: 'a message on the bus is not what this SIEM publishes' },
 
   // ---- dashboard ----
   ERR_DASH_LOGIN: { status: 401, message: 'wrong user name or password' },

@@ -221,9 +221,28 @@ export const COMMANDS: readonly CommandSpec[] = [
       dashboard: { value: 'HOST:PORT', help: 'also serve the analysts’ dashboard here' },
       'dashboard-cert': { value: 'FILE', help: 'the dashboard’s host-name certificate for browsers (PEM)' },
       'dashboard-key': { value: 'FILE', help: 'its private key (PEM)' },
+      bus: {
+        value: 'URL,URL',
+        help: 'NATS JetStream servers (nats://HOST:PORT or tls://HOST:PORT): ingest and correlation through the bus',
+      },
+      'bus-token-file': {
+        value: 'FILE',
+        help: 'the bus token (or EDGEWARD_BUS_TOKEN), if the server asks for one',
+      },
+      'bus-prefix': { value: 'NAME', help: 'names the streams and subjects on the bus (default edgeward)' },
+      'bus-shards': { value: 'N', help: 'correlation shards, the same for every replica (default 4)' },
+      'bus-group': {
+        value: 'NAME',
+        help: 'replicas sharing one store share a group; each SQLite replica its own (default siem)',
+      },
+      correlate: {
+        value: 'all|none|K,K',
+        help: 'the shards this replica stands ready to correlate (default all)',
+      },
     },
     examples: [
       'edgeward siem serve --data /var/lib/edgeward/siem --listen 0.0.0.0:8444 --ca https://ca:8443 --fingerprint 3f…a1 --token-file siem.token',
+      'edgeward siem serve --data /var/lib/edgeward/siem --listen 0.0.0.0:8444 --ca https://ca:8443 --fingerprint 3f…a1 --bus nats://10.0.0.5:4222,nats://10.0.0.6:4222',
     ],
   },
   {

@@ -10,7 +10,9 @@ import { privateDir } from '../common/private-files.js';
 import { createLogger } from '../common/log.js';
 import { defaultPolicyPath, loadReporterPolicy, loadPlaybooks } from '../policies/index.js';
 import { loadRules } from '../policies/rules/index.js';
-import { startSiemServer } from './server.js';
+import { readSecretFile } from '../common/private-files.js';
+import { MAX_SHARDS, parseBusUrls } from './bus/index.js';
+import { startSiemServer, type SiemBusOptions } from './server.js';
 import { ensureSiemIdentity } from './service/identity.js';
 import { createDashboardApi } from './service/dashboard-api.js';
 import { startDashboard } from './dashboard/server.js';
@@ -66,6 +68,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     optional(a['dashboard-cert']),
     optional(a['dashboard-key']),
   );
+  const bus = busOptions(a);
   const log = createLogger('siem');
   privateDir(dataDir);
   const identityDir = join(dataDir, 'identity');
@@ -98,6 +101,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     ...(crlIntervalMs !== undefined ? { crlIntervalMs } : {}),
     ...(retention !== undefined ? { retentionDays: Number(retention) } : {}),
     ...(durability !== undefined ? { synchronous: durability === 'full' ? 'FULL' : 'NORMAL' } : {}),
+    ...(bus !== undefined ? { bus } : {}),
   });
   let dashboard: { url: string; close(): Promise<void> } | undefined;
   let api: ReturnType<typeof createDashboardApi> | undefined;
@@ -142,6 +146,54 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     process.once('SIGTERM', stop);
   });
   return 0;
+}
+
+/** The --bus flags, checked before anything starts; undefined without --bus. */
+function busOptions(a: Record<string, string | boolean | string[] | undefined>): SiemBusOptions | undefined {
+  const servers = optional(a.bus);
+  const others = ['bus-token-file', 'bus-prefix', 'bus-shards', 'bus-group', 'correlate'].filter(
+    (f) => a[f] !== undefined,
+  );
+  if (servers === undefined) {
+    if (others.length > 0) throw new UsageError(`--${others[0]} needs --bus`);
+    return undefined;
+  }
+  const shardsText = optional(a['bus-shards']) ?? '4';
+  if (!/^[1-9][0-9]{0,2}$/.test(shardsText) || Number(shardsText) > MAX_SHARDS)
+    throw new UsageError(`--bus-shards is a whole number from 1 to ${MAX_SHARDS}`);
+  const shards = Number(shardsText);
+  const prefix = optional(a['bus-prefix']) ?? 'edgeward';
+  if (!/^[a-z][a-z0-9_]{0,31}$/.test(prefix))
+    throw new UsageError('--bus-prefix is a lower-case name: [a-z][a-z0-9_]{0,31}');
+  const group = optional(a['bus-group']) ?? 'siem';
+  if (!/^[a-z][a-z0-9_-]{0,31}$/.test(group))
+    throw new UsageError('--bus-group is a lower-case name: [a-z][a-z0-9_-]{0,31}');
+  const which = optional(a.correlate) ?? 'all';
+  let correlate: number[];
+  if (which === 'all') correlate = Array.from({ length: shards }, (_, k) => k);
+  else if (which === 'none') correlate = [];
+  else {
+    correlate = which.split(',').map((t) => (/^[0-9]{1,3}$/.test(t.trim()) ? Number(t.trim()) : NaN));
+    if (correlate.some((k) => !(k >= 0 && k < shards)))
+      throw new UsageError(`--correlate is all, none or shard numbers from 0 to ${shards - 1}`);
+    correlate = [...new Set(correlate)];
+  }
+  const tokenFile = optional(a['bus-token-file']);
+  const envToken = process.env['EDGEWARD_BUS_TOKEN'];
+  const token =
+    tokenFile !== undefined
+      ? readSecretFile(tokenFile, 'bus token file')
+      : envToken !== undefined && envToken !== ''
+        ? envToken
+        : undefined;
+  return {
+    servers: parseBusUrls(servers),
+    prefix,
+    shards,
+    group,
+    correlate,
+    ...(token !== undefined ? { token } : {}),
+  };
 }
 
 /** The operator's certificate for browsers, checked now; undefined when neither flag is given. */

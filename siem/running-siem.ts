@@ -5,7 +5,7 @@ import type { LoadedIdentity } from '../common/identity-dir.js';
 import type { Alert } from './correlate/index.js';
 import type { AuditEntry } from './service/audit.js';
 import type { DecisionHub } from './service/hub.js';
-import type { IngestPipeline } from './service/ingest.js';
+import type { EventIngest } from './service/ingest.js';
 import type { SiemMetrics } from './service/metrics.js';
 import type { RevokedSerials } from './service/reporters.js';
 import type { SiemStore, SiemStores } from './store/index.js';
@@ -18,7 +18,7 @@ export interface RunningSiem {
   readonly store: SiemStore;
   /** Every store the SIEM runs on (the dashboard's users, sessions and inventory among them). */
   readonly stores: SiemStores;
-  readonly ingest: IngestPipeline;
+  readonly ingest: EventIngest;
   readonly metrics: SiemMetrics;
   /** The SIEM's identity now in use (changes at renewal). */
   identity(): LoadedIdentity;

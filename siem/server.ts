@@ -38,12 +38,21 @@ import { SseStreams } from './service/sse.js';
 import { Feed } from './service/feed.js';
 import { DecisionHub } from './service/hub.js';
 import { IdentityRenewer } from './service/identity.js';
-import { IngestPipeline } from './service/ingest.js';
+import { IngestPipeline, type EventIngest } from './service/ingest.js';
 import { createSiemMetrics } from './service/metrics.js';
 import { MAX_BATCH_EVENTS } from './service/parse-batch.js';
 import { createAnalystAuthorizer, type AnalystExtension } from './service/peer.js';
 import { ReporterGate, RevokedSerials } from './service/reporters.js';
 import { applyRetention } from './store/index.js';
+import {
+  BusIngest,
+  busLayout,
+  connectBus,
+  CorrelationWorker,
+  DurableLoop,
+  type Bus,
+  type BusLimits,
+} from './bus/index.js';
 import { sqliteStores, type SiemStoreFactory } from './store/stores.js';
 
 export interface SiemServerOptions {
@@ -86,6 +95,25 @@ export interface SiemServerOptions {
   readonly reporterPolicy?: ReporterPolicy;
   /** How often the CA's CRL is fetched (default 60 s; 0: never, revocation events only). */
   readonly crlIntervalMs?: number;
+  /** Accepted events, correlation and alerts through NATS JetStream instead of in process. */
+  readonly bus?: SiemBusOptions;
+}
+
+export interface SiemBusOptions {
+  readonly servers: readonly string[];
+  /** From a file or the environment. */
+  readonly token?: string;
+  /** Names the deployment's streams and subjects (default `edgeward`). */
+  readonly prefix?: string;
+  readonly shards: number;
+  /** The shards this process stands ready to correlate (it takes those whose lease is free). */
+  readonly correlate: readonly number[];
+  /**
+   * Replicas with one shared store share a group (they split the stream); each SQLite replica
+   * has its own (each stores every event and handles every alert). Default `siem`.
+   */
+  readonly group?: string;
+  readonly limits?: Partial<BusLimits>;
 }
 
 export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem> {
@@ -166,33 +194,90 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const events = new Feed<readonly EdgeEvent[]>(log);
   const revokedSerials = new Feed<readonly string[]>(log);
   const alerts = new Feed<Alert>(log);
-  const ingest = new IngestPipeline({
-    writer,
-    correlator: new Correlator(o.rules, {
-      maxGroupsPerReporter: reporterPolicy.budgets.correlationKeys,
-      ...(o.correlator ?? {}),
-    }),
+  const correlatorOptions: CorrelatorOptions = {
+    maxGroupsPerReporter: reporterPolicy.budgets.correlationKeys,
+    ...(o.correlator ?? {}),
+  };
+  const onAlerts = createAlertResponder({
+    hub,
+    store,
+    metrics,
     log,
-    onAlerts: createAlertResponder({
-      hub,
-      store,
-      metrics,
-      log,
-      revokeRules: new Set(o.revokeRules ?? []),
-      canRevoke: revoker !== undefined,
-      revoke: revokeAtCa,
-      onAlert: (a) => alerts.notify(a),
-    }),
-    onCommitted: (batch) => {
-      // The CA's revocations count at once, before the next CRL poll lists them.
-      const serials = revoked.learn(batch);
-      if (serials.length > 0) revokedSerials.notify(serials);
-      events.notify(batch);
-    },
-    onGroupCommit: () => metrics.commits.inc(),
-    ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
-    ...(o.maxCommitEvents !== undefined ? { maxCommitEvents: o.maxCommitEvents } : {}),
+    revokeRules: new Set(o.revokeRules ?? []),
+    canRevoke: revoker !== undefined,
+    revoke: revokeAtCa,
+    onAlert: (a) => alerts.notify(a),
   });
+  const onCommitted = (batch: readonly EdgeEvent[]): void => {
+    // The CA's revocations count at once, before the next CRL poll lists them.
+    const serials = revoked.learn(batch);
+    if (serials.length > 0) revokedSerials.notify(serials);
+    events.notify(batch);
+  };
+  let bus: Bus | undefined;
+  const busLoops: DurableLoop[] = [];
+  const workers: CorrelationWorker[] = [];
+  let ingest: EventIngest;
+  if (o.bus === undefined) {
+    ingest = new IngestPipeline({
+      writer,
+      correlator: new Correlator(o.rules, correlatorOptions),
+      log,
+      onAlerts,
+      onCommitted,
+      onGroupCommit: () => metrics.commits.inc(),
+      ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
+      ...(o.maxCommitEvents !== undefined ? { maxCommitEvents: o.maxCommitEvents } : {}),
+    });
+  } else {
+    const b = o.bus;
+    try {
+      bus = await connectBus({
+        servers: b.servers,
+        layout: busLayout(b.prefix ?? 'edgeward', b.shards),
+        name: `edgeward-siem-${process.pid}`,
+        log,
+        ...(b.token !== undefined ? { token: b.token } : {}),
+        ...(b.limits !== undefined ? { limits: b.limits } : {}),
+      });
+    } catch (err) {
+      await stores.close();
+      throw err;
+    }
+    const router = new Correlator(o.rules, correlatorOptions);
+    ingest = new BusIngest({
+      bus,
+      routes: (e) => router.routes(e),
+      log,
+      ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
+    });
+    const group = b.group ?? 'siem';
+    busLoops.push(
+      await DurableLoop.batches(
+        { bus, durable: `store-${group}`, log },
+        async (batch) => {
+          await writer.write([writer.prepare(batch)]);
+          metrics.commits.inc();
+          onCommitted(batch);
+        },
+        async (batch) =>
+          batch[0] !== undefined && (await store.event(batch[0]['event.id'] as string)) !== undefined,
+      ),
+      await DurableLoop.alerts({ bus, durable: `respond-${group}`, log }, onAlerts),
+    );
+    for (const shard of b.correlate) {
+      const w = new CorrelationWorker({
+        bus,
+        shard,
+        rules: o.rules,
+        correlator: correlatorOptions,
+        holder: `${group}/${process.pid}`,
+        log,
+      });
+      w.start();
+      workers.push(w);
+    }
+  }
 
   const reads = new ReadAuditLog(join(o.dataDir, READ_AUDIT_FILE), log);
   const audit = async (a: AuditEntry): Promise<void> => {
@@ -227,6 +312,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     onRefusal: (e, _err, req, reply) => {
       if (req.url.startsWith('/v1/events')) metrics.rejected.inc({ reason: e.code });
       if (e.code === 'ERR_SIEM_OVERLOADED') void reply.header('retry-after', '1');
+      if (e.code === 'ERR_SIEM_BUS_UNAVAILABLE') void reply.header('retry-after', '2');
       if (e.code === 'ERR_SIEM_REPORTER_RATE')
         void reply.header('retry-after', String(Number(e.detail?.['retryAfter'] ?? 1)));
     },
@@ -332,6 +418,9 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       renewer?.stop();
       crlWatch?.stop();
       await ingest.close();
+      for (const w of workers) await w.stop();
+      for (const l of busLoops) await l.close();
+      await bus?.close();
       await hub.settled();
       hub.close();
       await app.close();

@@ -226,8 +226,24 @@ export class Correlator {
     maxTime: 0,
   };
 
-  constructor(rules: RuleSet, options: CorrelatorOptions = {}) {
+  /** Which (rule, group key) pairs this correlator keeps (one shard of several); all when absent. */
+  readonly #owns: ((ruleId: string, key: string) => boolean) | undefined;
+  /** The longest correlation timespan or suppression, or detection suppression, of the rule set (ms). */
+  readonly longestWindowMs: number;
+
+  constructor(
+    rules: RuleSet,
+    options: CorrelatorOptions = {},
+    owns?: (ruleId: string, key: string) => boolean,
+  ) {
     this.#opts = { ...DEFAULT_OPTIONS, ...options };
+    this.#owns = owns;
+    this.longestWindowMs = Math.max(
+      0,
+      // A correlation's suppression is state too: a replay shorter than it would raise again.
+      ...rules.correlations.map((r) => Math.max(r.timespanMs, r.suppressMs)),
+      ...rules.detections.map((d) => (d.generate ? d.suppressMs : 0)),
+    );
     const o = this.#opts;
     if (
       o.maxEntriesPerGroup < MAX_THRESHOLD ||
@@ -347,6 +363,25 @@ export class Correlator {
     return id;
   }
 
+  /**
+   * The (rule, group) pairs an event would touch, each as `ruleId` U+001F `key`: detection rules that
+   * raise alerts (keyed by their suppress-by values) and the correlation groups it would count in.
+   * Reads no state and changes none: ingest replicas use it to send each event to the correlation
+   * shards that own its groups.
+   */
+  routes(e: EdgeEvent): string[] {
+    const out = new Set<string>();
+    for (const target of this.#targets(e)) {
+      if (!target.det.match(e)) continue;
+      if (target.det.generate) out.add(target.det.id + SEP + this.#suppressKey(target.det, e));
+      for (const f of target.feeds) {
+        const key = this.#key(f.fields, e);
+        if (key !== null) out.add(f.corr.rule.id + SEP + key);
+      }
+    }
+    return [...out];
+  }
+
   /** Feeds events (any order within the lateness bound) and returns the alerts they complete. */
   feed(events: readonly EdgeEvent[]): Alert[] {
     const out: Alert[] = [];
@@ -388,7 +423,19 @@ export class Correlator {
     }
   }
 
-  #feedCorr(feed: Feed, steps: readonly number[], e: EdgeEvent, watermark: number, out: Alert[]): void {
+  #feedCorr(
+    feed: Feed,
+    steps: readonly number[],
+    e: EdgeEvent,
+    watermark: number,
+    out: Alert[],
+    chained = false,
+  ): void {
+    // A chained (outer) correlation is fed where its inner alert was raised.
+    if (this.#owns !== undefined && !chained) {
+      const key = this.#key(feed.fields, e);
+      if (key === null || !this.#owns(feed.corr.rule.id, key)) return;
+    }
     const type = feed.corr.rule.type;
     if (type === 'temporal_ordered' || type === 'temporal') this.#sequence(feed, steps, e, watermark, out);
     else this.#count(feed, e, watermark, out);
@@ -414,18 +461,26 @@ export class Correlator {
     };
     if (reporter !== undefined && reporter !== '') ev['observer.identity'] = reporter;
     const watermark = this.#maxTime - this.#opts.latenessMs;
-    for (const f of outer) this.#feedCorr(f, f.steps, ev as EdgeEvent, watermark, out);
+    for (const f of outer) this.#feedCorr(f, f.steps, ev as EdgeEvent, watermark, out, true);
+  }
+
+  #suppressKey(det: DetectionRule, e: EdgeEvent): string {
+    let key = '';
+    for (const f of det.suppressBy) {
+      const v = (e as Rec)[f];
+      key += (v === undefined ? '' : String(v)) + SEP;
+    }
+    return key;
   }
 
   #detectionAlert(det: DetectionRule, e: EdgeEvent, out: Alert[]): void {
     const t = e['@timestamp'];
+    const key = this.#suppressKey(det, e);
+    if (this.#owns !== undefined && !this.#owns(det.id, key)) return;
     const groupBy: Record<string, string> = {};
-    let key = '';
     for (const f of det.suppressBy) {
       const v = (e as Rec)[f];
-      const s = v === undefined ? '' : String(v);
-      groupBy[f] = s;
-      key += s + SEP;
+      groupBy[f] = v === undefined ? '' : String(v);
     }
     const sup = this.#detSuppress.get(det.id)?.last;
     if (sup !== undefined) {

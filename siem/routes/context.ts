@@ -11,7 +11,7 @@ import type { SiemStore, SiemStores } from '../store/index.js';
 import type { AuditEntry } from '../service/audit.js';
 import type { CrlWatch } from '../service/crl-watch.js';
 import type { DecisionHub } from '../service/hub.js';
-import type { IngestPipeline } from '../service/ingest.js';
+import type { EventIngest } from '../service/ingest.js';
 import type { SiemMetrics } from '../service/metrics.js';
 import type { SseStreams } from '../service/sse.js';
 import type { AnalystAuthorizer, Principal } from '../service/peer.js';
@@ -26,7 +26,7 @@ export interface SiemRouteContext {
   readonly store: SiemStore;
   /** Every store, for the adapter's own metrics. */
   readonly stores: SiemStores;
-  readonly ingest: IngestPipeline;
+  readonly ingest: EventIngest;
   readonly gate: ReporterGate;
   readonly revoked: RevokedSerials;
   readonly metrics: SiemMetrics;

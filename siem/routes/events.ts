@@ -1,6 +1,7 @@
 // POST /v1/events: event ingest from reporters (JSON array or NDJSON). Who is it, may it be
 // heard and is there room are answered before the body is read; then the batch is decoded,
 // stamped with the reporter's identity, filtered by the reporter policy and committed.
+import { createHash } from 'node:crypto';
 import type { EdgeEvent } from '../../common/events.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { HttpsPlugin } from '../../common/http-server.js';
@@ -71,7 +72,10 @@ export function eventRoutes(c: SiemRouteContext): HttpsPlugin {
           throw new EdgewardError(first.code, undefined, { detail: { refused: refused.slice(0, 100) } });
         }
         const t0 = performance.now();
-        await ingest.submit(events);
+        // The same reporter sending the same body again (a retry, here or on another replica)
+        // names the same batch: a path that dedupes stores it once.
+        const key = createHash('sha256').update(peer.identity).update('\0').update(req.body).digest('hex');
+        await ingest.submit(events, key.slice(0, 40));
         metrics.commitSeconds.observe((performance.now() - t0) / 1000);
         metrics.ingested.inc(undefined, events.length);
         metrics.batches.inc();

@@ -40,7 +40,21 @@ interface Waiting {
   readonly reject: (err: unknown) => void;
 }
 
-export class IngestPipeline {
+/** What the events route hands accepted batches to: the in-process pipeline, or the bus. */
+export interface EventIngest {
+  /** Events accepted and not yet durable and handed on. */
+  readonly queued: number;
+  /** Would a batch of n events fit now? */
+  hasRoom(n: number): boolean;
+  /**
+   * Resolves once the batch is durable. `key` names the batch (the same reporter sending the same
+   * body again gives the same key), so that a retried batch is stored once where the path dedupes.
+   */
+  submit(events: readonly EdgeEvent[], key?: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class IngestPipeline implements EventIngest {
   private readonly o: IngestOptions;
   private readonly maxQueued: number;
   private readonly maxCommit: number;
