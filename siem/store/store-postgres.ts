@@ -11,10 +11,14 @@ import {
   parsePostgresUrl,
   type PostgresUrl,
 } from '../../common/postgres.js';
-import type { EventRows } from './event-rows.js';
+import { encodeEventRows, type EventRows } from './event-rows.js';
 import { Partitions } from './pg/events.js';
+import { postgresInventoryStore } from './pg/inventory.js';
 import { SIEM_MIGRATIONS } from './pg/schema.js';
+import { PgRunner, postgresAckStore, postgresSessionStore, postgresUserStore } from './pg/side.js';
 import { PostgresSiemStore } from './pg/store.js';
+import type { EventBatch, EventWriter } from './store.js';
+import type { SiemStoreFactory, SiemStores } from './stores.js';
 
 export { SIEM_MIGRATIONS } from './pg/schema.js';
 export { PostgresSiemStore } from './pg/store.js';
@@ -26,21 +30,16 @@ export interface PostgresSiemOptions {
   readonly now?: () => number;
 }
 
-export interface OpenedPostgres {
-  readonly store: PostgresSiemStore;
-  readonly pool: pg.Pool;
-  readonly url: PostgresUrl;
-  readonly partitions: Partitions;
-  /** Commits the groups of batches written so far (in order), each in one transaction. */
-  readonly writer: PostgresEventWriter;
-  close(): Promise<void>;
+/** A batch as the PostgreSQL writer takes it: encoded once, on the calling thread. */
+interface PgBatch extends EventBatch {
+  readonly rows: EventRows;
 }
 
 /**
  * The ingest path's writer on PostgreSQL: groups are committed one after the other, in the order
  * given, each in one transaction; a write resolves once its transaction is committed.
  */
-export class PostgresEventWriter {
+export class PostgresEventWriter implements EventWriter {
   private readonly store: PostgresSiemStore;
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
@@ -49,9 +48,19 @@ export class PostgresEventWriter {
     this.store = store;
   }
 
-  write(batches: readonly EventRows[]): Promise<void> {
+  prepare(events: EdgeEventList): PgBatch {
+    return { events, rows: encodeEventRows(events) };
+  }
+
+  write(batches: readonly EventBatch[]): Promise<void> {
     if (this.closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
-    const run = this.chain.then(() => this.store.insertRows(batches));
+    let rows: EventRows[];
+    try {
+      rows = batches.map((b) => (b as Partial<PgBatch>).rows ?? encodeEventRows(b.events));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.chain.then(() => this.store.insertRows(rows));
     this.chain = run.then(
       () => undefined,
       () => undefined,
@@ -65,6 +74,18 @@ export class PostgresEventWriter {
   }
 }
 
+type EdgeEventList = EventBatch['events'];
+
+export interface OpenedPostgres extends SiemStores {
+  readonly store: PostgresSiemStore;
+  readonly writer: PostgresEventWriter;
+  readonly url: PostgresUrl;
+  readonly runner: PgRunner;
+  readonly pool: pg.Pool;
+  readonly partitions: Partitions;
+}
+
+/** Connects, migrates (refusing a newer schema), makes the partitions ahead and opens every store. */
 export async function openPostgresSiem(
   url: string | PostgresUrl,
   opts: PostgresSiemOptions = {},
@@ -80,25 +101,37 @@ export async function openPostgresSiem(
     await pool.end().catch(() => undefined);
     throw err;
   }
-  const store = new PostgresSiemStore({ pool, url: u, partitions });
-  const writer = new PostgresEventWriter(store);
   // The partitions ahead follow the clock (hourly; a day ahead is already there).
   const ahead = setInterval(() => void partitions.tick().catch(() => undefined), 3_600_000);
   ahead.unref();
   let closing: Promise<void> | undefined;
+  let writer: PostgresEventWriter | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      clearInterval(ahead);
+      await writer?.close();
+      await pool.end();
+    })());
+  const store = new PostgresSiemStore({ pool, url: u, partitions, close });
+  writer = new PostgresEventWriter(store);
+  const runner = new PgRunner(pool, u);
   return {
     store,
-    pool,
-    url: u,
-    partitions,
     writer,
-    close() {
-      closing ??= (async () => {
-        clearInterval(ahead);
-        await writer.close();
-        await pool.end();
-      })();
-      return closing;
-    },
+    url: u,
+    runner,
+    pool,
+    partitions,
+    acks: postgresAckStore(runner),
+    users: postgresUserStore(runner),
+    sessions: postgresSessionStore(runner),
+    inventory: postgresInventoryStore(runner),
+    close,
   };
+}
+
+/** The SIEM's stores in the PostgreSQL database at `url` (the data folder keeps only the keys). */
+export function postgresStores(url: string | PostgresUrl, opts: PostgresSiemOptions = {}): SiemStoreFactory {
+  const u = typeof url === 'string' ? parsePostgresUrl(url) : url;
+  return () => openPostgresSiem(u, opts);
 }

@@ -81,6 +81,47 @@ CREATE TABLE siem_pending_decisions (
 -- move it forward, so two replicas never store the same revision.
 CREATE TABLE siem_revision (id INTEGER PRIMARY KEY CHECK (id = 1), revision BIGINT NOT NULL);
 INSERT INTO siem_revision (id, revision) VALUES (1, 0);
+CREATE TABLE siem_agent_acks (
+  identity TEXT COLLATE "C" PRIMARY KEY,
+  acked BIGINT NOT NULL,
+  acked_at BIGINT NOT NULL,
+  history JSONB NOT NULL
+);
+
+CREATE TABLE siem_users (
+  name TEXT COLLATE "C" PRIMARY KEY,
+  role TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+-- By the SHA-256 of the cookie's session id, never the id itself.
+CREATE TABLE siem_sessions (
+  key TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  csrf TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL,
+  row_id BIGSERIAL NOT NULL
+);
+CREATE INDEX siem_sessions_created ON siem_sessions (created_at, row_id);
+
+CREATE TABLE siem_inventory (
+  identity TEXT COLLATE "C" PRIMARY KEY,
+  kind TEXT NOT NULL,
+  method TEXT,
+  verdict TEXT,
+  serial TEXT,
+  not_after BIGINT,
+  last_seen BIGINT NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  spki TEXT,
+  ip TEXT
+);
+CREATE INDEX siem_inventory_kind ON siem_inventory (kind, identity);
+CREATE INDEX siem_inventory_serial ON siem_inventory (serial);
+CREATE INDEX siem_inventory_spki ON siem_inventory (spki);
+CREATE INDEX siem_inventory_ip ON siem_inventory (ip);
 `,
   },
 ];

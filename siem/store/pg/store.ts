@@ -6,15 +6,14 @@ import type pg from 'pg';
 import type { Decision } from '../../../common/decisions.js';
 import { EdgewardError } from '../../../common/errors.js';
 import { withVerifiedKind, type EdgeEvent } from '../../../common/events.js';
-import { storeError as pgError, type PostgresUrl } from '../../../common/postgres.js';
+import type { PostgresUrl } from '../../../common/postgres.js';
 import type { Alert } from '../../correlate/index.js';
 import type { PendingDecision, ResponseState } from '../../playbooks/index.js';
 import { encodeEventRows } from '../event-rows.js';
-import type { AlertQuery, AlertStatus, DecisionChanges, TimelineQuery } from '../store.js';
+import type { AlertQuery, AlertStatus, DecisionChanges, SiemStore, TimelineQuery } from '../store.js';
 import type { Partitions } from './events.js';
+import { PgRunner } from './side.js';
 import { insertEventGroup, pruneEvents, eventColumns } from './events.js';
-
-type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 
 /** The timeline entities and their columns (the same entities as the SQLite adapter's). */
 const COLUMNS = {
@@ -53,64 +52,38 @@ export interface PgSiemStoreDeps {
   readonly pool: pg.Pool;
   readonly url: PostgresUrl;
   readonly partitions: Partitions;
+  /** Closes what the store runs on (the factory's pool, once every store of it is done). */
+  readonly close: () => Promise<void>;
 }
 
-export class PostgresSiemStore {
+export class PostgresSiemStore implements SiemStore {
   private readonly pool: pg.Pool;
-  private readonly url: PostgresUrl;
   private readonly partitions: Partitions;
+  private readonly db: PgRunner;
 
   constructor(d: PgSiemStoreDeps) {
     this.pool = d.pool;
-    this.url = d.url;
     this.partitions = d.partitions;
+    this.db = new PgRunner(d.pool, d.url);
+    this.closeAll = d.close;
   }
 
-  /** Wraps driver errors: unreachable is ERR_STORE_UNAVAILABLE, anything else ERR_SIEM_STORE. */
+  private readonly closeAll: () => Promise<void>;
+
+  close(): Promise<void> {
+    return this.closeAll();
+  }
+
   private fail(err: unknown, what: string): unknown {
-    if (err instanceof TypeError) return err;
-    const e = pgError(this.url, err);
-    if (e instanceof EdgewardError) return e;
-    return new EdgewardError('ERR_SIEM_STORE', `event store: ${what} failed`, { cause: err });
+    return this.db.fail(err, what);
   }
 
-  private async q<R extends pg.QueryResultRow>(
-    what: string,
-    text: string,
-    values: unknown[] = [],
-    db: Queryable = this.pool,
-  ): Promise<pg.QueryResult<R>> {
-    try {
-      return await db.query<R>(text, values);
-    } catch (err) {
-      throw this.fail(err, what);
-    }
+  private q<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[] = []) {
+    return this.db.q<R>(what, text, values);
   }
 
-  /** Runs fn in one transaction on a connection of its own. */
-  private async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    let c: pg.PoolClient;
-    try {
-      c = await this.pool.connect();
-    } catch (err) {
-      throw this.fail(err, what);
-    }
-    let broken: Error | undefined;
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (err) {
-      try {
-        await c.query('ROLLBACK');
-      } catch (e) {
-        broken = e instanceof Error ? e : new Error(String(e));
-      }
-      throw this.fail(err, what);
-    } finally {
-      c.release(broken);
-    }
+  private tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.db.tx(what, fn);
   }
 
   /** Inserts rows already encoded (the event writer's path), in one transaction. */

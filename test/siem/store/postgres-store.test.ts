@@ -7,7 +7,6 @@ import type { EdgeEvent } from '../../../common/events.js';
 import { openPostgresSiem, type OpenedPostgres } from '../../../siem/store/store-postgres.js';
 import { listPartitions } from '../../../siem/store/pg/events.js';
 import { DAY_MS, partitionName } from '../../../siem/store/pg/schema.js';
-import { encodeEventRows } from '../../../siem/store/event-rows.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.js';
 
 const NOW = Date.UTC(2026, 11, 7, 12, 0, 0);
@@ -52,7 +51,7 @@ describe('SIEM store on PostgreSQL', () => {
   it('routes events to day partitions, made on demand for recent days, older ones to the default', async () => {
     const day = Math.floor(NOW / DAY_MS);
     await a.writer.write([
-      encodeEventRows([ev(NOW - 3 * DAY_MS), ev(NOW - 1000), ev(NOW - 400 * DAY_MS), ev(NOW)]),
+      a.writer.prepare([ev(NOW - 3 * DAY_MS), ev(NOW - 1000), ev(NOW - 400 * DAY_MS), ev(NOW)]),
     ]);
     const parts = await listPartitions(a.pool);
     expect(parts.has(day - 3)).toBe(true);
@@ -112,7 +111,7 @@ describe('SIEM store on PostgreSQL', () => {
     // The partition the cutoff falls in keeps its newer rows.
     expect([...parts.values()]).toContain(partitionName(Math.floor(cutoff / DAY_MS)));
     // A later event of a dropped day goes to the default partition, not into an error.
-    await b.writer.write([encodeEventRows([ev(NOW - 3 * DAY_MS)])]);
+    await b.writer.write([b.writer.prepare([ev(NOW - 3 * DAY_MS)])]);
     expect(await a.store.countEvents()).toBe(before - 3);
   });
 
