@@ -1,5 +1,13 @@
 // The SIEM store's public face: the domain's interfaces and their SQLite adapter.
-export { applyRetention, openSqliteStore, stateFileOf, type SqliteStoreOptions } from './sqlite-store.js';
+export {
+  applyRetention,
+  asyncStore,
+  openSqliteStore,
+  openSqliteStoreSync,
+  stateFileOf,
+  type SqliteStoreOptions,
+  type SqliteStoreSync,
+} from './sqlite-store.js';
 export {
   sqliteAckStore,
   sqliteDashboardStores,
