@@ -58,7 +58,7 @@ export class PostgresEventWriter implements EventWriter {
     try {
       rows = batches.map((b) => (b as Partial<PgBatch>).rows ?? encodeEventRows(b.events));
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new TypeError(String(err)));
     }
     const run = this.chain.then(() => this.store.insertRows(rows));
     this.chain = run.then(
@@ -105,15 +105,15 @@ export async function openPostgresSiem(
   const ahead = setInterval(() => void partitions.tick().catch(() => undefined), 3_600_000);
   ahead.unref();
   let closing: Promise<void> | undefined;
-  let writer: PostgresEventWriter | undefined;
+  const holder: { writer?: PostgresEventWriter } = {};
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       clearInterval(ahead);
-      await writer?.close();
+      await holder.writer?.close();
       await pool.end();
     })());
   const store = new PostgresSiemStore({ pool, url: u, partitions, close });
-  writer = new PostgresEventWriter(store);
+  const writer = (holder.writer = new PostgresEventWriter(store));
   const runner = new PgRunner(pool, u);
   return {
     store,
