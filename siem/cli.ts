@@ -10,7 +10,9 @@ import { privateDir } from '../common/private-files.js';
 import { createLogger } from '../common/log.js';
 import { defaultPolicyPath, loadReporterPolicy, loadPlaybooks } from '../policies/index.js';
 import { loadRules } from '../policies/rules/index.js';
+import { parsePostgresUrl } from '../common/postgres.js';
 import { startSiemServer } from './server.js';
+import { postgresStores } from './store/store-postgres.js';
 import { ensureSiemIdentity } from './service/identity.js';
 import { createDashboardApi } from './service/dashboard-api.js';
 import { startDashboard } from './dashboard/server.js';
@@ -66,6 +68,9 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     optional(a['dashboard-cert']),
     optional(a['dashboard-key']),
   );
+  // Checked before anything starts: a bad URL (or one with a password) is a refusal.
+  const storeUrl = optional(a.store);
+  const stores = storeUrl === undefined ? undefined : postgresStores(parsePostgresUrl(storeUrl));
   const log = createLogger('siem');
   privateDir(dataDir);
   const identityDir = join(dataDir, 'identity');
@@ -85,6 +90,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   );
   const siem = await startSiemServer({
     dataDir,
+    ...(stores !== undefined ? { stores } : {}),
     host,
     port,
     identity,
@@ -121,7 +127,8 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   }
   out(`edgeward SIEM ${identity.identity} listening on ${siem.url}`);
   if (dashboard) {
-    out(`dashboard on ${dashboard.url} (users: edgeward siem user add --data ${dataDir} ...)`);
+    const shown = storeUrl === undefined ? '' : ` --store ${parsePostgresUrl(storeUrl).redacted}`;
+    out(`dashboard on ${dashboard.url} (users: edgeward siem user add --data ${dataDir}${shown} ...)`);
     out(
       dashCert
         ? `dashboard certificate for ${dashCert.names.join(', ')}, valid until ${new Date(dashCert.notAfter).toISOString()}`
