@@ -105,7 +105,7 @@ describe('SIEM replicas on PostgreSQL (real processes)', () => {
       expect(revision).toBeGreaterThan(0);
       const onB = await waitFor('the decision on B', async () => {
         const r = await call(`${b.api}/v1/decisions`, admin);
-        const list = r.json?.['decisions'] as { id: string }[] | undefined;
+        const list = r.json?.['active'] as { id: string }[] | undefined;
         return r.json?.['revision'] === revision && list?.some((d) => d.id === made.decision.id)
           ? r
           : undefined;
