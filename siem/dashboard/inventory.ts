@@ -157,7 +157,7 @@ export interface InventoryEvidence {
   /** Stored events with these actions reported by this identity, in ingest order. */
   scanEvents(
     q: { actions: readonly string[]; observer: string },
-    fn: (e: EdgeEvent) => void | Promise<void>,
+    fn: (e: EdgeEvent) => unknown,
   ): Promise<void>;
   /** Every reporter that ever reported, with the time of its newest event. */
   reporters(): Promise<{ identity: string; lastSeen: number }[]>;

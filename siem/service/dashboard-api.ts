@@ -499,9 +499,9 @@ export function createDashboardApi(
         (x) => x.id === id,
       );
       if (a === undefined) throw new EdgewardError('ERR_NOT_FOUND', 'no such alert');
-      const evidence = (await Promise.all(a.events.slice(-ALERT_EVIDENCE).map((eid) => siem.store.event(eid)))).filter(
-        (e): e is EdgeEvent => e !== undefined,
-      );
+      const evidence = (
+        await Promise.all(a.events.slice(-ALERT_EVIDENCE).map((eid) => siem.store.event(eid)))
+      ).filter((e): e is EdgeEvent => e !== undefined);
       await ledger.refresh();
       const decisions = (await siem.store.decisionHistory(MAX_LIST))
         .filter((d) => d.alerts.includes(a.id))
@@ -716,16 +716,16 @@ export function createDashboardApi(
       return {
         nodes: await Promise.all(
           [...ids].map(async (id) => {
-          if (addresses.has(id))
-            return { id, kind: 'address', status: qs.has({ ip: id }) ? 'quarantined' : 'refused' };
-          const row = await inv?.get(id, qs);
-          const status =
-            row !== undefined
-              ? (row['status'] as string)
-              : qs.has({ identity: id })
-                ? 'quarantined'
-                : 'unknown';
-          return { id, kind: 'identity', status };
+            if (addresses.has(id))
+              return { id, kind: 'address', status: qs.has({ ip: id }) ? 'quarantined' : 'refused' };
+            const row = await inv?.get(id, qs);
+            const status =
+              row !== undefined
+                ? (row['status'] as string)
+                : qs.has({ identity: id })
+                  ? 'quarantined'
+                  : 'unknown';
+            return { id, kind: 'identity', status };
           }),
         ),
         edges: list,

@@ -173,7 +173,7 @@ export class IngestPipeline {
           this.o.log.error({ err }, 'alert handling failed for a committed group');
         try {
           const handled = this.o.onAlerts(alerts);
-          if (handled !== undefined) {
+          if (handled instanceof Promise) {
             const p = handled.catch(failed).finally(() => this.handling.delete(p));
             this.handling.add(p);
           }

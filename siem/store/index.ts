@@ -16,12 +16,7 @@ export {
   sqliteUserStore,
   type SqliteDashboardStores,
 } from './sqlite-side.js';
-export {
-  sqliteStores,
-  type SiemStoreFactory,
-  type SiemStoreOptions,
-  type SiemStores,
-} from './stores.js';
+export { sqliteStores, type SiemStoreFactory, type SiemStoreOptions, type SiemStores } from './stores.js';
 export {
   ACK_HISTORY,
   type AckRecord,

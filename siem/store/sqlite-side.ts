@@ -47,8 +47,7 @@ export function sqliteAckStore(db: Database.Database): AckStore {
   });
   return {
     ack: async (identity, revision, at) => ack.immediate(identity, revision, at),
-    list: async (limit = 100_000) =>
-      (list.all(Math.max(1, Math.floor(limit))) as AckRow[]).map(ackRecord),
+    list: async (limit = 100_000) => (list.all(Math.max(1, Math.floor(limit))) as AckRow[]).map(ackRecord),
   };
 }
 
@@ -59,7 +58,9 @@ export function sqliteUserStore(db: Database.Database): UserStore {
   const ins = db.prepare(
     'INSERT INTO dashboard_users (name, role, hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING',
   );
-  const get = db.prepare('SELECT name, role, hash, created_at AS createdAt FROM dashboard_users WHERE name = ?');
+  const get = db.prepare(
+    'SELECT name, role, hash, created_at AS createdAt FROM dashboard_users WHERE name = ?',
+  );
   const list = db.prepare('SELECT name, role FROM dashboard_users ORDER BY name');
   return {
     insert: async (u: UserRecord) => ins.run(u.name, u.role, u.hash, u.createdAt).changes === 1,

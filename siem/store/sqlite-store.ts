@@ -231,7 +231,7 @@ export function asyncStore(s: SqliteStoreSync, gate: <T>(fn: () => T) => T = (fn
     timeline: async (q) => s.timeline(q),
     event: async (id) => s.event(id),
     async scanEvents(q, fn) {
-      for (let after = 0; ; ) {
+      for (let after = 0; ;) {
         const page = s.scanPage(q, after);
         for (const r of page) await fn(r.event);
         if (page.length < SCAN_PAGE) return;
@@ -258,6 +258,15 @@ export function openSqliteStoreSync(file: string, opts: SqliteStoreOptions = {})
   // are until they change, so a save writes only those that are new or different by identity,
   // and deletes those gone: a storm of 10,000 pending writes one row per change, not the list.
   let storedPending: Map<string, PendingDecision>;
+  const readPending = (): Map<string, PendingDecision> =>
+    new Map(
+      (
+        (sdb as Database.Database).prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`).all() as Row[]
+      ).map((r) => {
+        const p = JSON.parse(r.doc) as PendingDecision;
+        return [p.id, p] as const;
+      }),
+    );
   try {
     const { db: ev, version } = openFile(file, opts, SCHEMA_VERSION, 'store');
     db = ev;
@@ -285,12 +294,7 @@ export function openSqliteStoreSync(file: string, opts: SqliteStoreOptions = {})
       st.pragma(`user_version = ${STATE_SCHEMA_VERSION}`);
     })();
     moveState(ev, stateFile);
-    storedPending = new Map(
-      (st.prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`).all() as Row[]).map((r) => {
-        const p = JSON.parse(r.doc) as PendingDecision;
-        return [p.id, p] as const;
-      }),
-    );
+    storedPending = readPending();
   } catch (err) {
     sdb?.close();
     db?.close();
@@ -570,7 +574,9 @@ export function openSqliteStoreSync(file: string, opts: SqliteStoreOptions = {})
     },
     loadResponseState(): ResponseState {
       const rev = getMeta.get('revision') as { value: string } | undefined;
-      // The very objects a later save compares against (the engine keeps them as they are).
+      // Read from the file (another handle may have saved since this one opened), and kept as
+      // the very objects a later save compares against (the engine keeps them as they are).
+      storedPending = readPending();
       const pending = [...storedPending.values()];
       const decisions = parseDocs<Decision>(
         sdb.prepare(`SELECT doc FROM decisions WHERE removed_at IS NULL ORDER BY revision`).all(),

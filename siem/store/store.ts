@@ -85,11 +85,11 @@ export interface SiemStore {
   /**
    * Every stored event with one of `actions` reported by `observer` (`observer.identity`), in
    * ingest order, a page at a time (rebuilding a projection such as the dashboard inventory).
-   * `fn` may be async: the next event waits for it.
+   * When `fn` returns a promise, the next event waits for it.
    */
   scanEvents(
     q: { actions: readonly string[]; observer: string },
-    fn: (e: EdgeEvent) => void | Promise<void>,
+    fn: (e: EdgeEvent) => unknown,
   ): Promise<void>;
   /** Every identity that reported stored events (`observer.identity`), with its newest `@timestamp`. */
   reporters(): Promise<{ identity: string; lastSeen: number }[]>;
@@ -104,7 +104,8 @@ export interface SiemStore {
    * Writes one revision atomically: upserts (a stored decision with the same id is replaced and
    * is active again), removals (active decisions marked removed at `at`; unknown or removed ids
    * change nothing), the revision number, and the pending list, which replaces the stored one.
-   * Calls come in revision order, one at a time (the decision hub serialises them).
+   * Calls come in revision order, one at a time, from one writer (the decision hub serialises
+   * them; replicas must agree on one hub that writes decisions).
    */
   saveDecisionChanges(c: DecisionChanges): Promise<void>;
   /**
@@ -118,7 +119,10 @@ export interface SiemStore {
    * last saved revision (0 when none), to restore the response engine.
    */
   loadResponseState(): Promise<ResponseState>;
-  /** Decision history (active and removed), newest revision first, at most `limit` (default 100). */
+  /**
+   * Decision history (active and removed), newest revision first (one revision's decisions in any
+   * order), at most `limit` (default 100).
+   */
   decisionHistory(limit?: number): Promise<(Decision & { readonly removedAt: number | null })[]>;
   /**
    * Deletes at most `batch` (1..100,000, default 5,000) events with `@timestamp < cutoff`, oldest

@@ -21,11 +21,9 @@ import { silentLogger } from '../../common/log.js';
 import { newJoinToken } from '../../attestation/index.js';
 import { loadRules } from '../../policies/rules/index.js';
 import {
-  openDashboardDb,
-  Inventory,
   startDashboard,
   type RunningDashboard,
-  UserStore,
+  DashboardUsers,
   type RunningSiem,
   createDashboardApi,
 } from '../../siem/index.js';
@@ -108,8 +106,8 @@ function deviceConnects(): ClientResult {
   });
 }
 
-const serialOf = (dirName: string): string => {
-  const rows = api.inventory({ q: `${TD}/device/${dirName}`, limit: 1, offset: 0 }).items;
+const serialOf = async (dirName: string): Promise<string> => {
+  const rows = (await api.inventory({ q: `${TD}/device/${dirName}`, limit: 1, offset: 0 })).items;
   const serial = rows[0]?.['serial'];
   return typeof serial === 'string' ? serial : '';
 };
@@ -153,17 +151,17 @@ beforeAll(async () => {
     },
     stop: () => caRunning.close(),
   };
-  const db = openDashboardDb(join(dir, 'siem'));
-  const users = new UserStore(db);
+  const users = new DashboardUsers(siem.stores.users);
   await users.add('ana', 'analyst', 'analyst password 1', Date.now());
   await users.add('vic', 'viewer', 'viewer password 1', Date.now());
-  api = createDashboardApi(siem, { inventory: new Inventory(db), rules: await loadRules(RULES) });
+  api = createDashboardApi(siem, { inventory: siem.stores.inventory, rules: await loadRules(RULES) });
   dash = await startDashboard({
     host: '127.0.0.1',
     port: 0,
     tls: { key: identity.keyPem, cert: identity.certPem },
     api,
     users,
+    sessions: siem.stores.sessions,
     log: silentLogger,
   });
   node = await enrollAs(ca, `spiffe://${TD}/node/n1`, join(dir, 'n1'));
@@ -201,7 +199,11 @@ beforeAll(async () => {
     30_000,
   );
   await waitFor('the agent acknowledging the current revision', () => agentAcked() === siem.hub.revision);
-  await waitFor('the CA’s enrollments in the inventory', () => serialOf('revoked-1') !== '', 15_000);
+  await waitFor(
+    'the CA’s enrollments in the inventory',
+    async () => (await serialOf('revoked-1')) !== '',
+    15_000,
+  );
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -330,7 +332,7 @@ describe('dashboard in Chromium', () => {
   });
 
   it('shows the serial the playbook quarantines as quarantined everywhere, and the alert’s detail', async () => {
-    const serial = serialOf('cloned-1');
+    const serial = await serialOf('cloned-1');
     const r = await call(`${siem.url}/v1/events`, node, { body: cloneEvents(serial) });
     expect(r.status).toBeLessThan(300);
     await page.goto(`${dash.url}/#/alerts`);
@@ -477,15 +479,15 @@ describe('dashboard in Chromium', () => {
     expect(await column(page, 'Alerts', 5)).toEqual(['closed by ana just now']);
     // Audited as changes, with the analyst's name.
     const changes: string[] = [];
-    siem.store.scanEvents(
+    await siem.store.scanEvents(
       { actions: ['siem.alert.acknowledge', 'siem.alert.close'], observer: siem.identity().identity },
-      (e) => changes.push(e['event.action']),
+      (e) => void changes.push(e['event.action']),
     );
     expect(changes).toEqual(['siem.alert.acknowledge', 'siem.alert.close']);
   });
 
   it('shows a revocation made with `edgeward ca revoke` within seconds', async () => {
-    const serial = serialOf('revoked-1');
+    const serial = await serialOf('revoked-1');
     // Another process on the CA's data folder, as an operator runs it (the CA keeps serving).
     const r = await edgewardAsync([
       'ca',
@@ -685,7 +687,7 @@ describe('dashboard in Chromium', () => {
     expect(triage).toMatchObject({ status: 403, body: { code: 'ERR_DASH_FORBIDDEN' } });
   });
 
-  it('records who read what in the read audit log, and stores no read as an event', () => {
+  it('records who read what in the read audit log, and stores no read as an event', async () => {
     const lines = readFileSync(join(dir, 'siem', 'audit-reads.jsonl'), 'utf8')
       .trim()
       .split('\n');
@@ -693,19 +695,19 @@ describe('dashboard in Chromium', () => {
     expect(reads.some((r) => r.action === 'siem.read.inventory' && r.who === 'vic (session)')).toBe(true);
     expect(reads.some((r) => r.action === 'siem.read.entity' && r.what === `entity ${CLONED}`)).toBe(true);
     const stored: string[] = [];
-    siem.store.scanEvents(
+    await siem.store.scanEvents(
       {
         actions: ['siem.read.alerts', 'siem.read.inventory', 'siem.read.entity', 'siem.read.decisions'],
         observer: siem.identity().identity,
       },
-      (e) => stored.push(e['event.action']),
+      (e) => void stored.push(e['event.action']),
     );
     expect(stored).toEqual([]);
     // Changes stay events: the quarantine and the lift.
     const changes: string[] = [];
-    siem.store.scanEvents(
+    await siem.store.scanEvents(
       { actions: ['siem.decision.create', 'siem.decision.lift'], observer: siem.identity().identity },
-      (e) => changes.push(e['event.action']),
+      (e) => void changes.push(e['event.action']),
     );
     expect(changes).toEqual(['siem.decision.create', 'siem.decision.lift']);
   });
