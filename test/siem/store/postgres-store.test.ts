@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EdgeEvent } from '../../../common/events.js';
-import { openPostgresSiem, type OpenedPostgres } from '../../../siem/store/store-postgres.js';
+import { openPostgresSiem, type OpenedPostgres } from '../../../siem/store/index.js';
 import { listPartitions } from '../../../siem/store/pg/events.js';
 import { DAY_MS, partitionName } from '../../../siem/store/pg/schema.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.js';
