@@ -26,4 +26,4 @@ export { openDashboardDb, DASHBOARD_DB } from './dashboard/cli.js';
 export { startDashboard, type DashboardOptions, type RunningDashboard } from './dashboard/server.js';
 export { DashboardUsers, type Role } from './dashboard/users.js';
 export { DashboardSessions } from './dashboard/sessions.js';
-export { Inventory } from './dashboard/inventory.js';
+export { Inventory, quarantineSet, type QuarantineSet } from './dashboard/inventory.js';

@@ -5,9 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeClock } from '../../common/clock.js';
 import type { Decision } from '../../common/decisions.js';
 import type { EdgeEvent } from '../../common/events.js';
-import { quarantineSet } from '../../siem/dashboard/inventory.js';
-import { DashboardSessions } from '../../siem/dashboard/sessions.js';
-import { DashboardUsers } from '../../siem/dashboard/users.js';
+import { DashboardSessions, DashboardUsers, quarantineSet } from '../../siem/index.js';
 import type { PendingDecision } from '../../siem/playbooks/index.js';
 import { ACK_HISTORY, type SessionRecord, type SiemStores } from '../../siem/store/index.js';
 import { alertOf } from '../helpers/alerts.js';
@@ -35,7 +33,7 @@ function ev(dt: number, fields: Partial<EdgeEvent> = {}, observer = NODE): EdgeE
     'observer.identity': observer,
     'observer.type': observer === CA ? 'ca' : 'node',
     ...fields,
-  } as EdgeEvent;
+  };
 }
 
 function decision(id: string, revision: number, value: string): Decision {
