@@ -173,4 +173,33 @@ describe('SIEM replicas on PostgreSQL (real processes)', () => {
     expect(out.status, out.body.toString()).toBe(200);
     expect((await dash(a, '/api/me', cookie)).json).toMatchObject({ code: 'ERR_DASH_UNAUTHENTICATED' });
   }, 60_000);
+
+  it('refuses a store URL with a password, and an unreachable store, with their codes and no password', async () => {
+    const add = (url: string) =>
+      edgewardAsync(
+        [
+          'siem',
+          'user',
+          'add',
+          '--data',
+          join(dir, 'refused'),
+          '--store',
+          url,
+          '--name',
+          'bob',
+          '--role',
+          'viewer',
+        ],
+        { EDGEWARD_PASSWORD: PASSWORD },
+      );
+    const secret = await add('postgres://edgeward:hunter2@127.0.0.1:5432/siem');
+    expect(secret.status).toBe(1);
+    expect(secret.stderr).toContain('ERR_SECRET_ARGV');
+    expect(secret.stderr + secret.stdout).not.toContain('hunter2');
+    const down = await add('postgres://edgeward@127.0.0.1:1/siem');
+    expect(down.status).toBe(1);
+    expect(down.stderr).toContain('ERR_STORE_UNAVAILABLE');
+    expect(down.stderr).toContain('postgres://edgeward@127.0.0.1:1/siem');
+    expect(down.stderr).not.toMatch(/\n\s+at /);
+  }, 60_000);
 });
