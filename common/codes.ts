@@ -260,6 +260,10 @@ export const CODES = {
   ERR_SIEM_DECISION_UNKNOWN: { status: 404, message: 'no such active decision' },
   ERR_SIEM_PENDING_UNKNOWN: { status: 404, message: 'no such pending decision' },
   ERR_SIEM_STORE: { status: 500, message: 'event store failure' },
+  ERR_SIEM_REVISION_CONFLICT: {
+    status: 503,
+    message: 'another SIEM replica changed the decisions first, retry',
+  },
   // decision verification (common/decision-jws.ts), used by agents and the CA
   ERR_DECISION_MALFORMED: { status: 400, message: 'decision document is malformed' },
   ERR_DECISION_TOO_LARGE: { status: 413, message: 'decision document too large' },

@@ -11,6 +11,11 @@ const caStore: OptionSpec = {
   value: 'URL',
   help: 'postgres://USER@HOST:PORT/DB: the CA’s state on PostgreSQL, shared by replicas (default: SQLite in --data); a password comes from PGPASSWORD, never the URL',
 };
+/** Where the SIEM's state lives when replicas share it; the identity and keys stay in --data. */
+const siemStore: OptionSpec = {
+  value: 'URL',
+  help: 'postgres://USER@HOST:PORT/DB: the SIEM’s events, alerts, decisions, users and sessions on PostgreSQL, shared by replicas (default: SQLite in --data); a password comes from PGPASSWORD, never the URL',
+};
 const TD = 'factory.example';
 
 /** Attestation flags of `enroll` and `renew` (the registry's methods' options). */
@@ -205,6 +210,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'Run the SIEM: event ingest, correlation, playbooks, the signed decision stream, and optionally the dashboard. It enrolls its own identity on first start.',
     options: {
       data: data('the SIEM data folder'),
+      store: siemStore,
       listen: { value: 'HOST:PORT', help: 'where the mTLS API listens', required: true },
       ca: { value: 'URL', help: 'the CA', required: true },
       fingerprint: { value: 'HEX', help: 'the CA root’s SHA-256 fingerprint', required: true },
@@ -217,7 +223,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'crl-interval': { value: 'DURATION', help: 'how often to fetch the CA’s CRL, 1s to 24h (default 5s)' },
       'retention-days': { value: 'N', help: 'days of events to keep' },
       'revoke-rules': { value: 'ID,ID', help: 'rules whose alerts also revoke the certificate at the CA' },
-      durability: { value: 'full|normal', help: 'SQLite synchronous mode' },
+      durability: { value: 'full|normal', help: 'SQLite synchronous mode (PostgreSQL commits are durable)' },
       dashboard: { value: 'HOST:PORT', help: 'also serve the analysts’ dashboard here' },
       'dashboard-cert': { value: 'FILE', help: 'the dashboard’s host-name certificate for browsers (PEM)' },
       'dashboard-key': { value: 'FILE', help: 'its private key (PEM)' },
@@ -243,6 +249,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: [
       'edgeward siem serve --data /var/lib/edgeward/siem --listen 0.0.0.0:8444 --ca https://ca:8443 --fingerprint 3f…a1 --token-file siem.token',
       'edgeward siem serve --data /var/lib/edgeward/siem --listen 0.0.0.0:8444 --ca https://ca:8443 --fingerprint 3f…a1 --bus nats://10.0.0.5:4222,nats://10.0.0.6:4222',
+      'edgeward siem serve --data /var/lib/edgeward/siem --store postgres://edgeward@db:5432/siem --listen 0.0.0.0:8444 --ca https://ca:8443 --fingerprint 3f…a1',
     ],
   },
   {
@@ -251,10 +258,14 @@ export const COMMANDS: readonly CommandSpec[] = [
       'Add a dashboard user. The password comes from a prompt without echo on a terminal, else EDGEWARD_PASSWORD or the first line of standard input.',
     options: {
       data: data('the SIEM data folder'),
+      store: siemStore,
       name: { value: 'NAME', help: 'the user name', required: true },
       role: { value: 'viewer|analyst|admin', help: 'what the user may do', required: true },
     },
-    examples: ['edgeward siem user add --data /var/lib/edgeward/siem --name alice --role analyst'],
+    examples: [
+      'edgeward siem user add --data /var/lib/edgeward/siem --name alice --role analyst',
+      'edgeward siem user add --data /var/lib/edgeward/siem --store postgres://edgeward@db:5432/siem --name alice --role analyst',
+    ],
   },
   {
     path: 'siem decisions list',

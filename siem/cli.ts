@@ -13,6 +13,8 @@ import { loadRules } from '../policies/rules/index.js';
 import { readSecretFile } from '../common/private-files.js';
 import { MAX_SHARDS, parseBusUrls } from './bus/index.js';
 import { startSiemServer, type SiemBusOptions } from './server.js';
+import { parsePostgresUrl } from '../common/postgres.js';
+import { postgresStores } from './store/store-postgres.js';
 import { ensureSiemIdentity } from './service/identity.js';
 import { createDashboardApi } from './service/dashboard-api.js';
 import { startDashboard } from './dashboard/server.js';
@@ -69,6 +71,9 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     optional(a['dashboard-key']),
   );
   const bus = busOptions(a);
+  // Checked before anything starts: a bad URL (or one with a password) is a refusal.
+  const storeUrl = optional(a.store);
+  const stores = storeUrl === undefined ? undefined : postgresStores(parsePostgresUrl(storeUrl));
   const log = createLogger('siem');
   privateDir(dataDir);
   const identityDir = join(dataDir, 'identity');
@@ -88,6 +93,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   );
   const siem = await startSiemServer({
     dataDir,
+    ...(stores !== undefined ? { stores } : {}),
     host,
     port,
     identity,
@@ -125,7 +131,8 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   }
   out(`edgeward SIEM ${identity.identity} listening on ${siem.url}`);
   if (dashboard) {
-    out(`dashboard on ${dashboard.url} (users: edgeward siem user add --data ${dataDir} ...)`);
+    const shown = storeUrl === undefined ? '' : ` --store ${parsePostgresUrl(storeUrl).redacted}`;
+    out(`dashboard on ${dashboard.url} (users: edgeward siem user add --data ${dataDir}${shown} ...)`);
     out(
       dashCert
         ? `dashboard certificate for ${dashCert.names.join(', ')}, valid until ${new Date(dashCert.notAfter).toISOString()}`

@@ -79,6 +79,8 @@ export interface SiemServerOptions {
   readonly maxQueuedEvents?: number;
   readonly heartbeatMs?: number;
   readonly expireEveryMs?: number;
+  /** How often to read the revision other replicas stored, on a shared store (default 250 ms). */
+  readonly followMs?: number;
   readonly maxSubscribers?: number;
   /** SQLite durability: FULL (default, survives power loss) or NORMAL (survives a crash). */
   readonly synchronous?: 'FULL' | 'NORMAL';
@@ -354,6 +356,18 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   await expire();
   const expiry = setInterval(() => void expire(), o.expireEveryMs ?? 1000);
   expiry.unref();
+  // Replicas on one store: each follows the decisions the others store (by the stored revision).
+  let following = false;
+  const follow = setInterval(() => {
+    if (following) return;
+    following = true;
+    void hub
+      .follow()
+      .catch((err: unknown) => log.warn({ err }, 'could not read the decisions other replicas stored'))
+      .finally(() => (following = false));
+  }, o.followMs ?? 250);
+  follow.unref();
+  if (store.revision === undefined) clearInterval(follow);
   const heartbeat = setInterval(() => streams.heartbeat(), o.heartbeatMs ?? 15_000);
   heartbeat.unref();
   let retention: NodeJS.Timeout | undefined;
@@ -414,6 +428,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       closed = true;
       clearInterval(expiry);
       clearInterval(heartbeat);
+      clearInterval(follow);
       if (retention) clearInterval(retention);
       renewer?.stop();
       crlWatch?.stop();

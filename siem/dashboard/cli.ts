@@ -1,12 +1,14 @@
-// `edgeward siem user add --data DIR --name N --role viewer|analyst|admin`: a dashboard user.
+// `edgeward siem user add --data DIR [--store URL] --name N --role viewer|analyst|admin`: a dashboard user.
 // The password comes from EDGEWARD_PASSWORD or, when unset, a prompt without echo on a terminal,
 // else the first line of standard input; never from the command line (it would show in the process list and shell history).
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { privateDatabase, privateDir } from '../../common/private-files.js';
-import { parseCommand, required, UsageError, usageLine } from '../../common/args.js';
+import { optional, parseCommand, required, UsageError, usageLine } from '../../common/args.js';
+import { parsePostgresUrl } from '../../common/postgres.js';
 import { command } from '../../common/commands.js';
 import { sqliteUserStore } from '../store/sqlite-side.js';
+import { openPostgresSiem } from '../store/store-postgres.js';
 import { DashboardUsers } from './users.js';
 
 const USAGE = usageLine(command('siem user add'));
@@ -78,14 +80,23 @@ export async function runUserCommand(argv: string[], out: (s: string) => void): 
   const name = required(a.name, 'name', USAGE);
   // Asked before the database opens, so an interrupted prompt leaves nothing behind.
   const password = await readPassword(name);
-  const db = openDashboardDb(required(a.data, 'data', USAGE));
+  const dataDir = required(a.data, 'data', USAGE);
+  const role = required(a.role, 'role', USAGE);
+  const storeUrl = optional(a.store);
+  if (storeUrl !== undefined) {
+    // The users of SIEM replicas on PostgreSQL: the data folder holds only the keys.
+    const pg = await openPostgresSiem(parsePostgresUrl(storeUrl));
+    try {
+      const user = await new DashboardUsers(pg.users).add(name, role, password, Date.now());
+      out(`added dashboard user ${user.name} (${user.role}) to ${pg.url.redacted}`);
+      return 0;
+    } finally {
+      await pg.close();
+    }
+  }
+  const db = openDashboardDb(dataDir);
   try {
-    const user = await new DashboardUsers(sqliteUserStore(db)).add(
-      name,
-      required(a.role, 'role', USAGE),
-      password,
-      Date.now(),
-    );
+    const user = await new DashboardUsers(sqliteUserStore(db)).add(name, role, password, Date.now());
     out(`added dashboard user ${user.name} (${user.role})`);
     return 0;
   } finally {

@@ -16,7 +16,7 @@ import { normalizeSerial } from '../../common/x509.js';
 import type { InventoryQuery, View } from './api.js';
 
 /** A search text read as a serial the way the store keeps them (`01:AB` finds `1ab`). */
-function searchedSerial(q: string): string {
+export function searchedSerial(q: string): string {
   try {
     return normalizeSerial(q);
   } catch {
@@ -130,7 +130,7 @@ export function quarantineSet(
 }
 
 /** The literal part of a pattern before its first wildcard segment (always ends with '/'). */
-function literalPrefix(pattern: string): string {
+export function literalPrefix(pattern: string): string {
   const segs = pattern.split('/');
   const i = segs.findIndex((seg) => seg === '*' || seg === '**');
   return `${segs.slice(0, i).join('/')}/`;
@@ -198,7 +198,8 @@ const ADDED_COLUMNS: readonly [string, string][] = [
   ['ip', 'CREATE INDEX IF NOT EXISTS inventory_ip ON inventory (ip)'],
 ];
 
-interface Row {
+/** A row of the inventory table, as every adapter keeps it. */
+export interface InventoryRow {
   identity: string;
   kind: string;
   method: string | null;
@@ -211,9 +212,15 @@ interface Row {
   ip: string | null;
 }
 
-const factsOf = (r: Row): EntityFacts => ({ identity: r.identity, serial: r.serial, spki: r.spki, ip: r.ip });
+const factsOf = (r: InventoryRow): EntityFacts => ({
+  identity: r.identity,
+  serial: r.serial,
+  spki: r.spki,
+  ip: r.ip,
+});
 
-function view(r: Row, quarantined: QuarantineSet): View {
+/** A row as the dashboard shows it, with its status. */
+export function inventoryView(r: InventoryRow, quarantined: QuarantineSet): View {
   return {
     identity: r.identity,
     kind: r.kind,
@@ -228,7 +235,7 @@ function view(r: Row, quarantined: QuarantineSet): View {
   };
 }
 
-function kindOf(identity: string): string {
+export function kindOf(identity: string): string {
   const m = /^spiffe:\/\/[^/]+\/([^/]+)\//.exec(identity);
   return m?.[1] === 'node' || m?.[1] === 'device' || m?.[1] === 'svc' ? m[1] : 'other';
 }
@@ -362,8 +369,8 @@ export class Inventory {
   /** The rows whose current certificate has this serial (a serial names one certificate). */
   bySerial(serial: string, quarantined: QuarantineSet): View | undefined {
     const r = this.statement('SELECT * FROM inventory WHERE serial = ? LIMIT 1').get(serial) as
-      Row | undefined;
-    return r ? view(r, quarantined) : undefined;
+      InventoryRow | undefined;
+    return r ? inventoryView(r, quarantined) : undefined;
   }
 
   /** Updates the projection from a batch of validated events (one transaction). */
@@ -483,12 +490,13 @@ export class Inventory {
       ...args,
       q.limit,
       q.offset,
-    ) as Row[];
-    return { total, items: rows.map((r) => view(r, quarantined)) };
+    ) as InventoryRow[];
+    return { total, items: rows.map((r) => inventoryView(r, quarantined)) };
   }
 
   get(identity: string, quarantined: QuarantineSet): View | undefined {
-    const r = this.statement('SELECT * FROM inventory WHERE identity = ?').get(identity) as Row | undefined;
-    return r ? view(r, quarantined) : undefined;
+    const r = this.statement('SELECT * FROM inventory WHERE identity = ?').get(identity) as
+      InventoryRow | undefined;
+    return r ? inventoryView(r, quarantined) : undefined;
   }
 }

@@ -397,6 +397,44 @@ export class ResponseEngine {
   }
 
   /**
+   * Takes a newer state that another replica stored (one decision set, one revision sequence in a
+   * shared store). A change of exactly one revision enters the change log, so a follower at the
+   * previous revision gets a delta; a longer jump is not known step by step, and older followers
+   * get a snapshot. Returns whether anything was taken (a state not newer is ignored, unless
+   * `replace`: after this engine's own change was refused by the store, the stored state replaces
+   * whatever the engine made that was never stored, and its followers start again from a snapshot).
+   */
+  adoptState(s: ResponseState, replace = false): boolean {
+    if (!Number.isSafeInteger(s.revision) || s.revision < 0) return false;
+    if (s.revision <= this.currentRevision && !replace) return false;
+    const next = new Map(s.decisions.map((d) => [d.id, d]));
+    const upserts = s.decisions.filter((d) => {
+      const had = this.activeById.get(d.id);
+      return had === undefined || had.revision !== d.revision;
+    });
+    const removals = [...this.activeById.keys()].filter((id) => !next.has(id));
+    for (const id of removals) this.remove(this.activeById.get(id) as Decision);
+    for (const d of upserts) {
+      const had = this.activeById.get(d.id);
+      if (had !== undefined) this.remove(had);
+      else this.remember(d.scope, d.createdAt);
+      this.activeById.set(d.id, d);
+      this.byScope.set(actionKey(d.scope, d.action), d.id);
+    }
+    this.pendingById.clear();
+    this.pendingByScope.clear();
+    for (const p of s.pending) this.keepPending(p);
+    this.pendingEditCount++;
+    if (s.revision === this.currentRevision + 1 && !replace) this.commit(s.revision, upserts, removals);
+    else {
+      this.currentRevision = s.revision;
+      this.log = [];
+      this.logBase = s.revision;
+    }
+    return true;
+  }
+
+  /**
    * Brings decisions stored before scopes had one canonical form (an upgrade) to it: each is
    * rewritten canonical (same id), or lifted when it has no valid form or its canonical form is
    * protected or allowlisted (::ffff:127.0.0.1 was the allowlisted 127.0.0.1 all along) or already

@@ -117,6 +117,74 @@ export class DecisionHub {
    * store's error (the change is then not published), or at once with the operation's own.
    */
   change<T>(op: (engine: ResponseEngine, now: number) => T): Promise<T> {
+    return this.changeOnce(op).catch(async (err: unknown) => {
+      // Another replica stored this revision first: take what it stored, then run the operation
+      // again on that state (a few times at most, then the caller gets the conflict).
+      for (let attempt = 1; ; attempt++) {
+        if ((err as { code?: unknown }).code !== 'ERR_SIEM_REVISION_CONFLICT' || attempt > 3) throw err;
+        await this.follow(true);
+        try {
+          return await this.changeOnce(op);
+        } catch (again) {
+          err = again;
+        }
+      }
+    });
+  }
+
+  /**
+   * Catches up with decisions other replicas stored (a store they share, whose adapter tells its
+   * revision): when the stored revision is ahead of the engine's, the engine takes the stored
+   * state and the change is published (a delta for one step, else followers start from a
+   * snapshot), in order with this hub's own changes. `replace`: after a refused save, the stored
+   * state replaces the engine's whatever its revision. Resolves with whether anything changed.
+   */
+  follow(replace = false): Promise<boolean> {
+    const store = this.o.store;
+    if (store.revision === undefined) return Promise.resolve(false);
+    const run = this.saves.then(async () => {
+      const engine = this.o.engine;
+      if (!replace && (await store.revision?.()) === engine.revision) return false;
+      const state = await store.loadResponseState();
+      const before = engine.revision;
+      if (!engine.adoptState(state, replace)) return false;
+      const now = this.o.now();
+      const answer = replace ? { kind: 'snapshot' as const } : engine.deltaSince(before, now);
+      this.snapshot = null;
+      this.deltas.clear();
+      this.chain = this.chain.then(async () => {
+        const jws =
+          answer.kind === 'delta'
+            ? await signDecisionDelta(answer.delta, this.signer.key, this.signer.kid).catch(() => undefined)
+            : undefined;
+        if (answer.kind === 'delta' && jws !== undefined) {
+          const m: DecisionMessage = {
+            kind: 'delta',
+            from: answer.delta.from,
+            revision: answer.delta.revision,
+            jws,
+          };
+          for (const p of this.publishers) {
+            try {
+              p.publish(m);
+            } catch (err) {
+              this.o.log.error({ err, revision: state.revision }, 'a decision publisher failed');
+            }
+          }
+        } else for (const p of this.publishers) p.resync();
+        this.ledger.published(engine.revision, this.o.now());
+        this.published++;
+      });
+      return true;
+    });
+    this.saves = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private changeOnce<T>(op: (engine: ResponseEngine, now: number) => T): Promise<T> {
     const engine = this.o.engine;
     const before = engine.revision;
     const pendingBefore = engine.pendingEdits;

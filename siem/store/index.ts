@@ -1,4 +1,5 @@
-// The SIEM store's public face: the domain's interfaces and their SQLite adapter.
+// The SIEM store's public face: the domain's interfaces, their SQLite adapter and their
+// PostgreSQL one (replicas on one database).
 export {
   applyRetention,
   asyncStore,
@@ -16,6 +17,15 @@ export {
   sqliteUserStore,
   type SqliteDashboardStores,
 } from './sqlite-side.js';
+export {
+  openPostgresSiem,
+  postgresStores,
+  PostgresEventWriter,
+  PostgresSiemStore,
+  SIEM_MIGRATIONS,
+  type OpenedPostgres,
+  type PostgresSiemOptions,
+} from './store-postgres.js';
 export { sqliteStores, type SiemStoreFactory, type SiemStoreOptions, type SiemStores } from './stores.js';
 export {
   ACK_HISTORY,

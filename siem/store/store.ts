@@ -109,6 +109,12 @@ export interface SiemStore {
    */
   saveDecisionChanges(c: DecisionChanges): Promise<void>;
   /**
+   * The last saved revision, read cheaply, for an adapter that several SIEM replicas share (the
+   * decision hub follows the others' changes by it); such an adapter refuses a save that does not
+   * move the stored revision forward with ERR_SIEM_REVISION_CONFLICT. Absent: one process only.
+   */
+  revision?(): Promise<number>;
+  /**
    * Active decisions (ascending revision), the pending list (in the order last saved) and the
    * last saved revision (0 when none), to restore the response engine.
    */

@@ -1,6 +1,8 @@
-// The README's "Replicas" block, run as written by bash: `edgeward` is the built CLI, the database
-// URL and the two ports are replaced by a test database and two free ports, and `curl` retries
-// while the replicas start (the README's reader runs the lines by hand, slower than the servers).
+// The README's "Replicas" blocks (two CA replicas, then two SIEM replicas), run as written by bash:
+// `edgeward` is the built CLI, the database URL and the ports are replaced by a test database and
+// free ports, `curl` retries while the replicas start (the README's reader runs the lines by
+// hand, slower than the servers), and the dashboard password comes from EDGEWARD_PASSWORD (the
+// reader types it at the prompt).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,13 +14,18 @@ import { tempDir } from '../helpers/tmp.js';
 
 const README = join(import.meta.dirname, '..', '..', 'README.md');
 
-function replicaBlock(): string {
+/** The sh blocks of the README's "### Replicas" section, in order. */
+function replicaBlocks(): string[] {
   const text = readFileSync(README, 'utf8');
   const at = text.indexOf('### Replicas');
-  const m = /```sh\n([\s\S]*?)```/.exec(text.slice(at));
-  if (at < 0 || !m?.[1]) throw new Error('README.md has no sh block under "### Replicas"');
-  return m[1];
+  const section = text.slice(at, text.indexOf('\n### ', at + 1));
+  const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  if (at < 0 || blocks.length < 2) throw new Error('README.md has no two sh blocks under "### Replicas"');
+  return blocks;
 }
+
+/** The ports the README uses, each replaced by a free one. */
+const PORTS = ['8443', '8453', '8444', '8454', '9444', '9454'];
 
 const PREAMBLE = `set -euo pipefail
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
@@ -33,18 +40,15 @@ afterAll(async () => {
   await db?.drop();
 });
 
-describe('README: two CA replicas on one PostgreSQL', () => {
-  it('runs as written: both replicas answer /healthz, verified against the copied root', async () => {
+describe('README: two CA replicas and two SIEM replicas on one PostgreSQL', () => {
+  it('runs as written: every replica answers /healthz, a quarantine made on one SIEM is listed by the other', async () => {
     db = await createTestDatabase();
-    const block = replicaBlock();
+    const block = replicaBlocks().join('');
     expect(block).toMatch(/^URL=postgres:\/\/\S+$/m);
-    expect(block).toContain('127.0.0.1:8443');
-    expect(block).toContain('127.0.0.1:8453');
-    const base = await freePortRange(2);
-    const script = block
-      .replace(/^URL=postgres:\/\/\S+$/m, `URL=${db.url}`)
-      .replaceAll('127.0.0.1:8443', `127.0.0.1:${base}`)
-      .replaceAll('127.0.0.1:8453', `127.0.0.1:${base + 1}`);
+    for (const p of PORTS) expect(block).toContain(`127.0.0.1:${p}`);
+    const base = await freePortRange(PORTS.length);
+    let script = block.replace(/^URL=postgres:\/\/\S+$/m, `URL=${db.url}`);
+    PORTS.forEach((p, i) => (script = script.replaceAll(`127.0.0.1:${p}`, `127.0.0.1:${base + i}`)));
     const cwd = tempDir('edgeward-readme-replicas-');
     // `edgeward` on PATH execs the built CLI, so `kill $(jobs -p)` reaches the servers themselves.
     const bin = join(cwd, 'bin');
@@ -54,7 +58,12 @@ describe('README: two CA replicas on one PostgreSQL', () => {
     });
     const proc = spawn('bash', ['-c', PREAMBLE + script], {
       cwd,
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, EDGEWARD_LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        PATH: `${bin}:${process.env.PATH ?? ''}`,
+        EDGEWARD_LOG_LEVEL: 'warn',
+        EDGEWARD_PASSWORD: 'correct horse battery',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -62,7 +71,7 @@ describe('README: two CA replicas on one PostgreSQL', () => {
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => process.kill(-(proc.pid ?? 0), 'SIGKILL'), 60_000);
+    const timer = setTimeout(() => process.kill(-(proc.pid ?? 0), 'SIGKILL'), 150_000);
     const status = await new Promise<number | null>((resolve) => proc.on('close', resolve)).finally(() =>
       clearTimeout(timer),
     );
@@ -72,9 +81,15 @@ describe('README: two CA replicas on one PostgreSQL', () => {
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as { status?: string; trustDomain?: string });
-    expect(health).toEqual([
+    expect(health.slice(0, 2)).toEqual([
       expect.objectContaining({ status: 'ok', trustDomain: 'factory.example' }),
       expect.objectContaining({ status: 'ok', trustDomain: 'factory.example' }),
     ]);
-  }, 90_000);
+    expect(health).toHaveLength(4);
+    expect(stdout).toContain(`added dashboard user alice (analyst) to ${db.url}`);
+    // The list is replica B's answer: the quarantine made through replica A.
+    expect(stdout.slice(stdout.lastIndexOf('added dashboard user'))).toMatch(
+      /quarantine\s+identity=spiffe:\/\/factory\.example\/device\/d1[\s\S]*quarantine\s+identity=spiffe:\/\/factory\.example\/device\/d1/,
+    );
+  }, 180_000);
 });

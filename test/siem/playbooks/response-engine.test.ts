@@ -464,3 +464,32 @@ blast-radius:
     ).toHaveLength(1);
   });
 });
+
+describe('ResponseEngine.adoptState (replicas on one store)', () => {
+  const make = (e: ResponseEngine, value: string) =>
+    e.createManual(
+      { scope: { type: 'ip', value }, action: 'quarantine', ttlMs: 60_000, reason: 'analyst' },
+      NOW,
+    );
+
+  it('takes a state one revision ahead as one delta; a longer jump needs a snapshot', () => {
+    const writer = engine();
+    const follower = engine();
+    make(writer, '192.0.2.1');
+    expect(follower.adoptState(writer.exportState())).toBe(true);
+    expect(follower.revision).toBe(1);
+    const d = follower.deltaSince(0, NOW);
+    expect(d.kind === 'delta' && d.delta.upserts.map((x) => x.scope.value)).toEqual(['192.0.2.1']);
+    make(writer, '192.0.2.2');
+    writer.lift(writer.active().find((x) => x.scope.value === '192.0.2.1')?.id ?? '');
+    follower.adoptState(writer.exportState());
+    expect(follower.revision).toBe(3);
+    expect(follower.active().map((x) => x.scope.value)).toEqual(['192.0.2.2']);
+    expect(follower.deltaSince(1, NOW).kind).toBe('snapshot');
+    // Not newer: ignored; `replace` takes it whatever its revision.
+    expect(follower.adoptState({ revision: 2, decisions: [], pending: [] })).toBe(false);
+    expect(follower.adoptState({ revision: 3, decisions: [], pending: [] }, true)).toBe(true);
+    expect(follower.active()).toEqual([]);
+    expect(follower.deltaSince(2, NOW).kind).toBe('snapshot');
+  });
+});
