@@ -26,6 +26,7 @@ import {
   type Inventory,
   type QuarantineSet,
 } from '../dashboard/inventory.js';
+import { groupTimeline } from '../dashboard/timeline.js';
 import type { RunningSiem } from '../running-siem.js';
 import type { AlertStatus } from '../store/index.js';
 import type { Rule, RuleSet } from '../../policies/rules/index.js';
@@ -557,6 +558,8 @@ export function createDashboardApi(
         status: revoked ? 'revoked' : decisions.length > 0 ? 'quarantined' : 'healthy',
         quarantined: decisions.length > 0,
         events: timeline,
+        // The same events grouped by action, outcome and cause, each group naming its events.
+        timelineGroups: groupTimeline(timeline),
         alerts: alerts.slice(0, ENTITY_ALERTS).map(alertView),
         decisions,
         certificates: identity === null ? [] : certificates(identity, timeline, row?.['serial']),

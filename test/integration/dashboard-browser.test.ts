@@ -28,7 +28,9 @@ import {
   UserStore,
   type RunningSiem,
   createDashboardApi,
+  startSiemServer,
 } from '../../siem/index.js';
+import { loadPlaybooks } from '../../policies/index.js';
 import { echoServer, mtlsClient, type ClientResult } from '../agent/fixtures/harness.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { EDGEWARD, edgewardAsync, stop } from '../helpers/cli.js';
@@ -38,6 +40,7 @@ import {
   call,
   enrollAs,
   enrollSiemIdentity,
+  PLAYBOOKS,
   RULES,
   startTestSiem,
   waitFor,
@@ -68,6 +71,7 @@ let browser: Browser;
 let app: Awaited<ReturnType<typeof echoServer>>;
 let agent: ChildProcess;
 let agentLog = '';
+let siemIdentity: Awaited<ReturnType<typeof enrollSiemIdentity>>;
 const agentPorts = { inbound: 0, admin: 0 };
 const dir = tempDir('edgeward-dash-');
 
@@ -123,6 +127,7 @@ beforeAll(async () => {
   const caDir = join(dir, 'ca');
   const first = await startTestCa({ dataDir: caDir });
   const identity = await enrollSiemIdentity(first, dir);
+  siemIdentity = identity;
   await first.stop();
   const caPort = await freePortRange();
   siem = await startTestSiem(dir, identity, `https://127.0.0.1:${caPort}`, { heartbeatMs: 200 });
@@ -319,13 +324,45 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator(`${row} td:nth-child(4) a`).getAttribute('href')).toBe(
       `#/entity?id=${encodeURIComponent('198.51.100.7')}`,
     );
-    // The timeline of the device shows the payloads literally and nothing ran.
+    // The timeline of the device, grouped by action, outcome and cause: the 25 refused handshakes
+    // are one row, the CA's enrollment another; attacker-written payloads shown literally.
     await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(DEVICE)}`);
+    const grouped = 'table[aria-label="Timeline by action and cause"] > tbody > tr.timeline-group';
+    await page.waitForSelector(grouped);
+    const burst = page.locator(`${grouped}[data-action="handshake.failure"]`);
+    expect(await burst.count()).toBe(1);
+    const group = (await burst.locator(':scope > td').allTextContents()).map((c) => c.trim());
+    expect(group.slice(0, 5)).toEqual(['▸', '25', 'handshake.failure', 'failure', XSS_REASON]);
+    expect(group[5]).toMatch(/^\d+ s ago$/);
+    expect(group[6]).toMatch(/^(just now|\d+ s ago)$/);
+    expect(group[7]).toBe('device/evil-1');
+    expect(group[8]).toBe('node/n1');
+    const enrolled = (
+      await page.locator(`${grouped}[data-action="enroll.success"] > td`).allTextContents()
+    ).map((c) => c.trim());
+    expect(enrolled.slice(1, 5)).toEqual(['1', 'enroll.success', 'success', '—']);
+    expect(enrolled[8]).toBe('svc/ca');
+    expect(await page.textContent('#timeline-summary')).toMatch(
+      /^\d+ events \(the newest stored\) in \d+ groups by action, outcome and cause\. Group by action and cause$/,
+    );
+    // Collapsed until asked; expanding shows the group's 25 events, each with its payload.
+    const inner = page.locator('tr.group-events:has(table[aria-label^="Events: handshake.failure"])');
+    expect(await inner.isHidden()).toBe(true);
+    await burst.locator('button.expand').click();
+    expect(await inner.isVisible()).toBe(true);
+    expect(await burst.locator('button.expand').getAttribute('aria-expanded')).toBe('true');
+    const rows = inner.locator('table tbody tr');
+    expect(await rows.count()).toBe(25);
+    expect((await rows.nth(0).locator('td').allTextContents())[6]).toBe(XSS_REASON);
+    await shot(page, 'entity-timeline');
+    await burst.locator('button.expand').click();
+    expect(await inner.isHidden()).toBe(true);
+    // Ungrouped: one list, newest first.
+    await page.uncheck('#tl-grouped');
     await page.waitForSelector('table[aria-label=Timeline] tbody tr');
     expect(await page.textContent('table[aria-label=Timeline]')).toContain(XSS_REASON);
-    expect(
-      await page.$('table[aria-label=Timeline] script, table[aria-label=Timeline] img, svg[onload]'),
-    ).toBeNull();
+    expect(await column(page, 'Timeline', 2)).toContain('enroll.success');
+    expect(await page.$('#timeline script, #timeline img, svg[onload]')).toBeNull();
     expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
   });
 
@@ -417,12 +454,43 @@ describe('dashboard in Chromium', () => {
     // The scanner is its address (its failed handshakes proved no identity), quarantined by address.
     expect(await page.getAttribute('a[data-node="198.51.100.7"]', 'class')).toContain('status-quarantined');
     expect(await page.$$('line.edge.denied')).not.toEqual([]);
+    // Each edge is an arrow from the side that connected to the side it reached.
+    const scan = page.locator(`line.edge[data-from="198.51.100.7"][data-to="${node.identity}"]`);
+    expect(await scan.getAttribute('class')).toBe('edge denied');
+    expect(await scan.getAttribute('marker-end')).toBe('url(#arrow-denied)');
+    expect(await scan.locator('title').textContent()).toBe(
+      `198.51.100.7 → ${node.identity}: 25 connections, 25 refused`,
+    );
+    const clone = page.locator(`line.edge[data-from="${CLONED}"][data-to="${node.identity}"]`);
+    expect(await clone.getAttribute('marker-end')).toBe('url(#arrow)');
+    expect(await clone.locator('title').textContent()).toBe(`${CLONED} → ${node.identity}: 2 connections`);
+    expect(await page.locator('marker#arrow path').getAttribute('d')).toBe('M0,0 L10,5 L0,10 z');
+    // The line ends at the target (short of its outline, where the arrowhead sits), not at the source.
+    const at = async (sel: string, x: string, y: string): Promise<[number, number]> => [
+      Number(await page.getAttribute(sel, x)),
+      Number(await page.getAttribute(sel, y)),
+    ];
+    const target = await at(`a[data-node="${node.identity}"] circle`, 'cx', 'cy');
+    const source = await at(`a[data-node="${CLONED}"] circle`, 'cx', 'cy');
+    const start = await at(`line.edge[data-from="${CLONED}"][data-to="${node.identity}"]`, 'x1', 'y1');
+    const end = await at(`line.edge[data-from="${CLONED}"][data-to="${node.identity}"]`, 'x2', 'y2');
+    const dist = (p: [number, number], q: [number, number]): number => Math.hypot(p[0] - q[0], p[1] - q[1]);
+    expect(start).toEqual(source);
+    expect(dist(end, target)).toBeCloseTo(11, 5);
+    expect(await page.textContent('ul.legend')).toContain(
+      'connection, from the client to the peer it reached',
+    );
     await shot(page, 'graph');
     // The scanner's own page: an address, quarantined by the playbook's address decision.
     await page.click('a[data-node="198.51.100.7"]');
     await page.waitForSelector('#entity-status');
     expect(await page.textContent('#entity-status')).toBe('quarantined');
     expect(await column(page, 'Decisions', 2)).toEqual(['ip 198.51.100.7']);
+    const scanGroups = page.locator(
+      'table[aria-label="Timeline by action and cause"] > tbody > tr.timeline-group > td:nth-child(2)',
+    );
+    expect(await scanGroups.allTextContents()).toEqual(['25']);
+    await page.uncheck('#tl-grouped');
     expect(await page.locator('table[aria-label=Timeline] tbody tr').count()).toBe(25);
     await page.goto(`${dash.url}/#/charts`);
     await page.waitForSelector('figure.chart');
@@ -627,6 +695,62 @@ describe('dashboard in Chromium', () => {
       `${online} of ${total} agent${total === 1 ? '' : 's'} online; decision revision ${siem.hub.revision}. Soonest certificate expiry first.`,
     );
     await shot(page, 'fleet');
+  });
+
+  it('says what would appear on the fleet page when no agent follows the SIEM', async () => {
+    // A second SIEM with its own data folder: no agent and no CA follow its decision stream.
+    mkdirSync(join(dir, 'lone', 'siem'), { recursive: true, mode: 0o700 });
+    const lone = await startSiemServer({
+      dataDir: join(dir, 'lone', 'siem'),
+      host: '127.0.0.1',
+      port: 0,
+      identity: siemIdentity,
+      rules: await loadRules(RULES),
+      playbooks: await loadPlaybooks(PLAYBOOKS),
+      log: silentLogger,
+      synchronous: 'NORMAL',
+    });
+    const db = openDashboardDb(join(dir, 'lone', 'siem'));
+    const users = new UserStore(db);
+    await users.add('vic', 'viewer', 'viewer password 1', Date.now());
+    const loneApi = createDashboardApi(lone, { inventory: new Inventory(db) });
+    const loneDash = await startDashboard({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { key: siemIdentity.keyPem, cert: siemIdentity.certPem },
+      api: loneApi,
+      users,
+      log: silentLogger,
+    });
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 600 },
+    });
+    try {
+      const p = await context.newPage();
+      await p.goto(loneDash.url);
+      await p.fill('#login-name', 'vic');
+      await p.fill('#login-password', 'viewer password 1');
+      await p.click('#login-submit');
+      await p.waitForSelector('#alert-body', { state: 'attached' });
+      await p.goto(`${loneDash.url}/#/fleet`);
+      await p.waitForSelector('table[aria-label=Fleet] tbody tr.empty');
+      expect(await p.textContent('#fleet-summary')).toBe(
+        `0 of 0 agents online; decision revision ${lone.hub.revision}. Soonest certificate expiry first.`,
+      );
+      expect(await p.locator('table[aria-label=Fleet] tbody tr').count()).toBe(1);
+      expect(await p.textContent('table[aria-label=Fleet] tbody tr.empty td')).toBe(
+        'No agent has connected to the decision stream yet. Agents appear here once `edgeward agent` runs with this SIEM configured.',
+      );
+      expect(await p.getAttribute('table[aria-label=Fleet] tbody tr.empty td', 'colspan')).toBe('6');
+      await shot(p, 'fleet-empty');
+    } finally {
+      await context.close();
+      await loneDash.close();
+      loneApi.close();
+      await lone.close();
+      db.close();
+    }
   });
 
   it('shows a viewer no action and never the text null', async () => {

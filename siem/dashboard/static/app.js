@@ -927,8 +927,110 @@ async function renderEntity(params) {
         : 'No peer seen in its events.',
     ),
     h('h3', {}, 'Timeline'),
-    table(EVENT_HEADERS, eventRows(d.events ?? []), 'Timeline', 'No events stored for this entity.'),
+    timelineSection(d),
   );
+}
+
+const GROUP_HEADERS = ['', 'Events', 'Action', 'Outcome', 'Cause', 'First', 'Last', 'Sources', 'Reported by'];
+
+/** Up to five names (entity links), and how many more. */
+function someOf(names, total, link) {
+  const list = names ?? [];
+  if (list.length === 0) return '—';
+  const more = (total ?? list.length) - list.length;
+  return [list.flatMap((n, i) => [i ? ', ' : '', link(n)]), more > 0 ? ` and ${more} more` : null];
+}
+
+/** The entity's events grouped by action, outcome and cause; each group expands to its events. */
+function groupedTimeline(d) {
+  const events = d.events ?? [];
+  const g = d.timelineGroups ?? { groups: [], otherEvents: 0 };
+  const rows = [];
+  (g.groups ?? []).forEach((grp, i) => {
+    const list = (grp.events ?? []).map((k) => events[k]).filter(Boolean);
+    const label = `${text(grp.action)} ${text(grp.outcome)}${grp.cause ? ` (${text(grp.cause)})` : ''}`;
+    const inner = h(
+      'tr',
+      { class: 'group-events', id: `tl-group-${i}`, hidden: true },
+      h(
+        'td',
+        { colspan: GROUP_HEADERS.length },
+        table(EVENT_HEADERS, eventRows(list), `Events: ${label}`, 'No event.'),
+      ),
+    );
+    const toggle = h(
+      'button',
+      {
+        type: 'button',
+        class: 'expand',
+        'aria-expanded': 'false',
+        'aria-controls': `tl-group-${i}`,
+        'aria-label': `Show the ${grp.count} event${grp.count === 1 ? '' : 's'} of ${label}`,
+      },
+      '▸',
+    );
+    toggle.addEventListener('click', () => {
+      const open = inner.hidden;
+      inner.hidden = !open;
+      toggle.setAttribute('aria-expanded', String(open));
+      toggle.textContent = open ? '▾' : '▸';
+    });
+    rows.push(
+      h(
+        'tr',
+        { class: 'timeline-group', 'data-action': text(grp.action) },
+        h('td', {}, toggle),
+        h('td', { class: 'num' }, text(grp.count)),
+        h('td', {}, h('code', {}, text(grp.action))),
+        h('td', {}, h('span', { class: `outcome-${text(grp.outcome)}` }, text(grp.outcome) || '—')),
+        h('td', { class: 'reason' }, grp.cause ? text(grp.cause) : '—'),
+        h('td', { class: 'nowrap' }, when(grp.first)),
+        h('td', { class: 'nowrap' }, when(grp.last)),
+        h(
+          'td',
+          {},
+          someOf(grp.sources, grp.sourcesTotal, (n) =>
+            entityLink(n, n.startsWith('spiffe://') ? undefined : n),
+          ),
+        ),
+        h('td', {}, someOf(grp.reporters, grp.reportersTotal, identityLink)),
+      ),
+      inner,
+    );
+  });
+  return [
+    table(GROUP_HEADERS, rows, 'Timeline by action and cause', 'No events stored for this entity.'),
+    g.otherEvents > 0
+      ? h('p', { class: 'muted' }, `${g.otherEvents} more events in smaller groups are not listed.`)
+      : null,
+  ];
+}
+
+/** The timeline, grouped (the default) or as one list, newest first. */
+function timelineSection(d) {
+  const events = d.events ?? [];
+  const groups = (d.timelineGroups?.groups ?? []).length;
+  const box = h('input', { type: 'checkbox', id: 'tl-grouped', checked: true });
+  const body = h('div', { id: 'timeline' });
+  const draw = () => {
+    body.replaceChildren();
+    append(body, [
+      box.checked
+        ? groupedTimeline(d)
+        : table(EVENT_HEADERS, eventRows(events), 'Timeline', 'No events stored for this entity.'),
+    ]);
+  };
+  box.addEventListener('change', draw);
+  draw();
+  return [
+    h(
+      'p',
+      { class: 'muted', id: 'timeline-summary' },
+      `${events.length} event${events.length === 1 ? '' : 's'} (the newest stored) in ${groups} group${groups === 1 ? '' : 's'} by action, outcome and cause. `,
+      h('label', { for: 'tl-grouped', class: 'check' }, box, 'Group by action and cause'),
+    ),
+    body,
+  ];
 }
 
 // ---------- decisions ----------
@@ -1069,6 +1171,21 @@ const STATUS_LEGEND = [
   ['unknown', 'not in the inventory'],
 ];
 
+/** A legend's sample edge, drawn like the graph's (same line class and arrowhead). */
+const edgeSwatch = (denied) =>
+  svg(
+    'svg',
+    { class: 'swatch-edge', viewBox: '0 0 30 10', 'aria-hidden': 'true' },
+    svg('line', {
+      class: denied ? 'edge denied' : 'edge',
+      x1: 1,
+      y1: 5,
+      x2: 22,
+      y2: 5,
+      'marker-end': denied ? 'url(#arrow-denied)' : 'url(#arrow)',
+    }),
+  );
+
 async function renderGraph() {
   const g = await api('/api/graph');
   const nodes = g.nodes ?? [];
@@ -1090,16 +1207,42 @@ async function renderGraph() {
     class: 'graph',
     'aria-label': `Mesh graph of ${nodes.length} entities`,
   });
+  // Arrowheads: an edge points from the connecting side to the side it connected to.
+  const arrow = (id, cls) =>
+    svg(
+      'marker',
+      {
+        id,
+        class: cls,
+        viewBox: '0 0 10 10',
+        refX: 10,
+        refY: 5,
+        markerWidth: 9,
+        markerHeight: 9,
+        markerUnits: 'userSpaceOnUse',
+        orient: 'auto',
+      },
+      svg('path', { d: 'M0,0 L10,5 L0,10 z' }),
+    );
+  view.append(svg('defs', {}, arrow('arrow', 'arrow'), arrow('arrow-denied', 'arrow denied')));
   for (const e of g.edges ?? []) {
     const a = pos.get(e.from);
     const b = pos.get(e.to);
     if (!a || !b) continue;
+    // The line stops short of the target's outline, so the arrowhead is not hidden under it.
+    const dx = b[0] - a[0];
+    const dy = b[1] - a[1];
+    const len = Math.hypot(dx, dy) || 1;
+    const gap = 11;
     const line = svg('line', {
       class: e.denied > 0 ? 'edge denied' : 'edge',
+      'data-from': e.from,
+      'data-to': e.to,
+      'marker-end': e.denied > 0 ? 'url(#arrow-denied)' : 'url(#arrow)',
       x1: a[0],
       y1: a[1],
-      x2: b[0],
-      y2: b[1],
+      x2: b[0] - (dx / len) * gap,
+      y2: b[1] - (dy / len) * gap,
     });
     line.append(
       svg(
@@ -1140,8 +1283,8 @@ async function renderGraph() {
     'ul',
     { class: 'legend', 'aria-label': 'Legend' },
     STATUS_LEGEND.map(([s, label]) => h('li', {}, h('span', { class: `swatch status-${s}` }), label)),
-    h('li', {}, h('span', { class: 'swatch-line' }), 'connections'),
-    h('li', {}, h('span', { class: 'swatch-line denied' }), 'refused or denied'),
+    h('li', {}, edgeSwatch(false), 'connection, from the client to the peer it reached'),
+    h('li', {}, edgeSwatch(true), 'refused or denied'),
   );
   const list = nodes.map((n) =>
     h('li', {}, entityLink(n.id, n.kind === 'address' ? n.id : undefined), ' ', statusBadge(n.status)),
