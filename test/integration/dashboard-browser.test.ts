@@ -19,6 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCaServer, type RunningCa } from '../../ca/index.js';
 import { silentLogger } from '../../common/log.js';
 import { newJoinToken } from '../../attestation/index.js';
+import { createPufProver, createSimPuf, importPufRecord, provisionPuf } from '../../attestation/puf/index.js';
+import { enroll, renew } from '../../client/index.js';
 import { loadRules } from '../../policies/rules/index.js';
 import {
   openDashboardDb,
@@ -58,6 +60,7 @@ const XSS_AGENT = '"><svg onload="window.__xss = 3">';
 const DEVICE = `spiffe://${TD}/device/evil-1`;
 const CLONED = `spiffe://${TD}/device/cloned-1`;
 const REVOKED = `spiffe://${TD}/device/revoked-1`;
+const PUF_DEVICE = `spiffe://${TD}/device/puf-1`;
 const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
 
 let ca: TestCa;
@@ -175,6 +178,21 @@ beforeAll(async () => {
   device = await enrollAs(ca, DEVICE, join(dir, 'evil-1'));
   await enrollAs(ca, CLONED, join(dir, 'cloned-1'));
   await enrollAs(ca, REVOKED, join(dir, 'revoked-1'));
+  // A PUF device (the simulator, 5 % bit errors) enrolled in challenge-response mode, so the CA
+  // measures the response's distance.
+  const { json } = provisionPuf({
+    id: PUF_DEVICE,
+    puf: createSimPuf({ seed: 'dash-puf-1', ber: 0.1 }),
+    crps: 3,
+  });
+  await caRunning.store.transaction((tx) => importPufRecord(tx, json));
+  await enroll({
+    ca: ca.url,
+    fingerprint: ca.fingerprint,
+    id: PUF_DEVICE,
+    prover: createPufProver({ puf: 'sim:dash-puf-1,ber=0.05', id: PUF_DEVICE, mode: 'crp' }),
+    out: join(dir, 'puf-1'),
+  });
   // A real agent process for node n1 in front of a local echo app, following the SIEM's
   // decision stream (its signing key fetched from the SIEM and checked against the bundle).
   app = await echoServer();
@@ -505,6 +523,82 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector('main h2:text-is("Events per second (last minute)")');
     expect(await barsOf('events per second')).toBe(6);
     expect(await page.inputValue('#chart-range')).toBe('1m');
+  });
+
+  it('shows the CA’s attestation evidence per check: the PUF distance and threshold, then a refused renewal', async () => {
+    /** The CA's newest attestation event of the PUF device, as the SIEM stored it. */
+    const stored = (): Record<string, unknown> | undefined => {
+      const list = siem.store.timeline({ entity: 'identity', value: PUF_DEVICE, limit: 50 });
+      return list.find((e) => e['observer.type'] === 'ca' && e['attestation.method'] === 'puf');
+    };
+    await waitFor('the PUF enrollment event', () => stored()?.['event.action'] === 'enroll.success');
+    const enrolled = stored() ?? {};
+    expect(enrolled).toMatchObject({
+      'attestation.puf.mode': 'crp',
+      'attestation.puf.response': 'passed',
+      'attestation.puf.threshold': expect.any(Number) as number,
+    });
+    const distance = Number(enrolled['attestation.puf.distance']);
+    const threshold = Number(enrolled['attestation.puf.threshold']);
+    expect(distance).toBeGreaterThanOrEqual(0);
+    expect(distance).toBeLessThanOrEqual(threshold);
+
+    const check = (name: string): string => `#attestation li[data-check^="${name}"]`;
+    const values = async (name: string): Promise<Record<string, string>> => {
+      const dt = await page.locator(`${check(name)} dl.check-values dt`).allTextContents();
+      const dd = await page.locator(`${check(name)} dl.check-values dd`).allTextContents();
+      return Object.fromEntries(dt.map((k, i) => [k, dd[i] ?? '']));
+    };
+    await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(PUF_DEVICE)}&t=1`);
+    await page.waitForSelector(check('PUF response'));
+    expect(await page.textContent('#attestation p')).toMatch(/^puf · enroll\.success .* verdict passed$/);
+    expect(await page.textContent(`${check('PUF response')} .check-line`)).toBe(
+      'passed: PUF response within the fuzzy extractor’s distance',
+    );
+    expect(await values('PUF response')).toEqual({
+      mode: 'challenge-response',
+      distance: `${distance} bits`,
+      threshold: `${threshold} bits`,
+    });
+    expect(await page.textContent(`${check('device provisioned')}`)).toBe(
+      'passed: device provisioned (helper data registered) · inferred from the outcome',
+    );
+    await shot(page, 'entity-attestation');
+
+    // A renewal that re-attests with another device's PUF: refused, with the distance measured.
+    const refused = await renew({
+      ca: ca.url,
+      dir: join(dir, 'puf-1'),
+      prover: createPufProver({ puf: 'sim:another-device', id: PUF_DEVICE, mode: 'crp' }),
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Error);
+    await waitFor('the refused renewal event', () =>
+      stored()?.['attestation.puf.response'] === 'failed' ? true : undefined,
+    );
+    const failed = stored() ?? {};
+    expect(failed['error.code']).toBe('ERR_ATT_PUF_CRP_MISMATCH');
+    const far = Number(failed['attestation.puf.distance']);
+    expect(far).toBeGreaterThan(threshold);
+    await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(PUF_DEVICE)}&t=2`);
+    await page.waitForSelector(`${check('PUF response')}.check-failed`);
+    expect(await page.textContent('#attestation p')).toMatch(
+      /^puf · attestation\.failure .* verdict failed \(crp_mismatch\)$/,
+    );
+    expect(await page.textContent(`${check('PUF response')} .check-line`)).toBe(
+      'failed: PUF response within the fuzzy extractor’s distance',
+    );
+    expect(await values('PUF response')).toEqual({
+      mode: 'challenge-response',
+      distance: `${far} bits`,
+      threshold: `${threshold} bits`,
+    });
+    expect(await page.textContent(`${check('device provisioned')} .check-line`)).toBe(
+      'passed: device provisioned (helper data registered)',
+    );
+    expect(await page.textContent(`${check('signature')} .check-line`)).toBe(
+      'not reached: signature by the PUF-derived key over the nonce and CSR key',
+    );
+    await shot(page, 'entity-attestation-refused');
   });
 
   it('lets an analyst acknowledge and then close an alert, showing who and when; the status filters', async () => {

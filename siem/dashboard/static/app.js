@@ -884,9 +884,25 @@ async function renderEntity(params) {
                       att.checks.map((c) =>
                         h(
                           'li',
-                          { class: `check-${c.verdict.replace(/ /g, '-')}` },
-                          `${c.verdict}: ${c.check}`,
-                          c.reason ? ` (${c.reason})` : null,
+                          {
+                            class: `check-${text(c.verdict).replace(/ /g, '-')}`,
+                            'data-check': text(c.check),
+                          },
+                          h('span', { class: 'check-line' }, `${text(c.verdict)}: ${text(c.check)}`),
+                          c.reason ? ` (${text(c.reason)})` : null,
+                          c.source === 'inferred'
+                            ? h('span', { class: 'muted' }, ' · inferred from the outcome')
+                            : null,
+                          (c.values ?? []).length
+                            ? h(
+                                'dl',
+                                { class: 'check-values' },
+                                c.values.map(([k, v]) => [
+                                  h('dt', {}, text(k)),
+                                  h('dd', {}, h('code', {}, text(v))),
+                                ]),
+                              )
+                            : null,
                         ),
                       ),
                     )
