@@ -23,11 +23,18 @@ import { serviceId } from '../common/identity.js';
 import { silentLogger } from '../common/log.js';
 import { loadRules } from '../policies/rules/index.js';
 import { Correlator, type Alert } from '../siem/correlate/index.js';
-import { defaultPolicyDir, runSiemCommand, openDashboardDb, Inventory, UserStore } from '../siem/index.js';
+import {
+  defaultPolicyDir,
+  runSiemCommand,
+  openDashboardDb,
+  DashboardUsers,
+  Inventory,
+  sqliteUserStore,
+} from '../siem/index.js';
 import { verifySiemChain } from '../common/siem-key.js';
 import { ResponseEngine } from '../siem/playbooks/index.js';
 import { loadPlaybooks } from '../policies/index.js';
-import { openSqliteStore, type SiemStore } from '../siem/store/index.js';
+import { openSqliteStoreSync, type SqliteStoreSync } from '../siem/store/index.js';
 import { fmt, percentile, startBenchCa, startSiemChild, tokenFileIn, type BenchCa } from './lib.js';
 
 const TD = 'bench.example';
@@ -313,7 +320,7 @@ interface SeedInfo {
 
 /** Persists an engine change the way the decision hub does (siem/service/hub.ts change()). */
 function persistChange(
-  store: SiemStore,
+  store: SqliteStoreSync,
   engine: ResponseEngine,
   before: number,
   pendingBefore: number,
@@ -351,7 +358,8 @@ async function seed(dir: string, o: Options): Promise<SeedInfo> {
     tEnd: Date.now() - 10 * 60_000,
     tStart: Date.now() - 10 * 60_000 - 7 * DAY,
   };
-  const store = openSqliteStore(join(dir, 'siem.db'), { synchronous: 'NORMAL' });
+  // The SQLite adapter's synchronous face: the seed is written as fast as the files take it.
+  const store = openSqliteStoreSync(join(dir, 'siem.db'), { synchronous: 'NORMAL' });
   const dashDb = openDashboardDb(dir);
   const inventory = new Inventory(dashDb);
   const correlator = new Correlator(await loadRules(defaultPolicyDir('rules')));
@@ -424,7 +432,7 @@ async function seed(dir: string, o: Options): Promise<SeedInfo> {
     dashDb.prepare('SELECT count(*) AS n FROM inventory WHERE revoked = 1').get() as { n: number }
   ).n;
   const password = randomBytes(18).toString('base64url');
-  await new UserStore(dashDb).add('bench-analyst', 'analyst', password, Date.now());
+  await new DashboardUsers(sqliteUserStore(dashDb)).add('bench-analyst', 'analyst', password, Date.now());
   const serial = (
     dashDb.prepare(`SELECT serial FROM inventory WHERE identity = ?`).get(deviceId(42)) as { serial: string }
   ).serial;

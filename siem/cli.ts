@@ -13,11 +13,9 @@ import { loadRules } from '../policies/rules/index.js';
 import { startSiemServer } from './server.js';
 import { ensureSiemIdentity } from './service/identity.js';
 import { createDashboardApi } from './service/dashboard-api.js';
-import { openDashboardDb } from './dashboard/cli.js';
-import { Inventory } from './dashboard/inventory.js';
 import { startDashboard } from './dashboard/server.js';
 import { loadDashboardCertificate, type DashboardCertificate } from './dashboard/tls.js';
-import { UserStore } from './dashboard/users.js';
+import { DashboardUsers } from './dashboard/users.js';
 
 const USAGE = usageLine(command('siem serve'));
 
@@ -102,14 +100,12 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
     ...(durability !== undefined ? { synchronous: durability === 'full' ? 'FULL' : 'NORMAL' } : {}),
   });
   let dashboard: { url: string; close(): Promise<void> } | undefined;
-  let dashDb: ReturnType<typeof openDashboardDb> | undefined;
   let api: ReturnType<typeof createDashboardApi> | undefined;
   if (dashAt !== undefined) {
-    dashDb = openDashboardDb(dataDir);
-    const inventory = new Inventory(dashDb);
+    const { inventory, users, sessions } = siem.stores;
     // An inventory from an older version may hold what any reporter made up: rebuilt from evidence.
-    if (inventory.needsRebuild) inventory.rebuild(siem.store, siem.trustDomain);
-    api = createDashboardApi(siem, { inventory, rules });
+    if (await inventory.needsRebuild()) await inventory.rebuild(siem.store, siem.trustDomain);
+    api = createDashboardApi(siem, { inventory, rules, log });
     // Without the operator's host-name certificate, the SIEM's own one (URI SAN
     // spiffe://TD/svc/siem only), which browsers refuse for a host name.
     const id = siem.identity();
@@ -118,7 +114,8 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
       port: dashAt.port,
       tls: dashCert ? { key: dashCert.keyPem, cert: dashCert.certPem } : { key: id.keyPem, cert: id.certPem },
       api,
-      users: new UserStore(dashDb),
+      users: new DashboardUsers(users),
+      sessions,
       log,
     });
   }
@@ -139,7 +136,6 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
         await dashboard?.close();
         api?.close();
         await siem.close();
-        dashDb?.close();
       })().then(resolve);
     };
     process.once('SIGINT', stop);

@@ -5,11 +5,15 @@ export { runSiemCommand, defaultPolicyDir } from './cli.js';
 export { startSiemServer, type SiemServerOptions } from './server.js';
 export type { RunningSiem } from './running-siem.js';
 export {
+  sqliteDashboardStores,
+  sqliteInventoryStore,
+  sqliteSessionStore,
   sqliteStores,
+  sqliteUserStore,
   type SiemStoreFactory,
   type SiemStoreOptions,
   type SiemStores,
-} from './store/stores.js';
+} from './store/index.js';
 export {
   createAnalystAuthorizer,
   createCaRevoker,
@@ -20,5 +24,6 @@ export {
 } from './service/index.js';
 export { openDashboardDb, DASHBOARD_DB } from './dashboard/cli.js';
 export { startDashboard, type DashboardOptions, type RunningDashboard } from './dashboard/server.js';
-export { UserStore, type Role } from './dashboard/users.js';
-export { Inventory } from './dashboard/inventory.js';
+export { DashboardUsers, type Role } from './dashboard/users.js';
+export { DashboardSessions } from './dashboard/sessions.js';
+export { Inventory, quarantineSet, type QuarantineSet } from './dashboard/inventory.js';

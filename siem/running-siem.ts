@@ -8,7 +8,7 @@ import type { DecisionHub } from './service/hub.js';
 import type { IngestPipeline } from './service/ingest.js';
 import type { SiemMetrics } from './service/metrics.js';
 import type { RevokedSerials } from './service/reporters.js';
-import type { SiemStore } from './store/index.js';
+import type { SiemStore, SiemStores } from './store/index.js';
 
 export interface RunningSiem {
   readonly url: string;
@@ -16,6 +16,8 @@ export interface RunningSiem {
   readonly trustDomain: string;
   readonly hub: DecisionHub;
   readonly store: SiemStore;
+  /** Every store the SIEM runs on (the dashboard's users, sessions and inventory among them). */
+  readonly stores: SiemStores;
   readonly ingest: IngestPipeline;
   readonly metrics: SiemMetrics;
   /** The SIEM's identity now in use (changes at renewal). */
@@ -30,8 +32,11 @@ export interface RunningSiem {
   readonly revoked: RevokedSerials;
   /** Alerts as they are raised. */
   subscribeAlerts(fn: (alert: Alert) => void): () => void;
-  /** Records an analyst action in the store (for analyst front ends such as the dashboard). */
-  audit(entry: AuditEntry): void;
+  /**
+   * Records an analyst action in the store (for analyst front ends such as the dashboard);
+   * resolves once it is stored (a failure is logged, never thrown).
+   */
+  audit(entry: AuditEntry): Promise<void>;
   now(): number;
   close(): Promise<void>;
 }

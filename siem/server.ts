@@ -109,9 +109,20 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     ...(o.ingestThread !== undefined ? { ingestThread: o.ingestThread } : {}),
   });
   const { store, writer } = stores;
+  // The adapter's own metrics, each name once, read at every scrape.
+  const adapterMetrics = stores.metrics?.bind(stores);
+  if (adapterMetrics !== undefined) {
+    const named = new Map(adapterMetrics().map((m) => [m.name, m]));
+    for (const m of named.values())
+      metrics.registry.collected(m.name, m.help, m.type, () =>
+        adapterMetrics()
+          .filter((x) => x.name === m.name)
+          .map((x) => [x.labels ?? {}, x.value] as const),
+      );
+  }
   const newId = createEventIdFactory(randomBytes);
   const engine = new ResponseEngine({ trustDomain, config: o.playbooks });
-  engine.importState(store.loadResponseState());
+  engine.importState(await store.loadResponseState());
   const reporterPolicy = o.reporterPolicy ?? loadReporterPolicy(defaultPolicyPath('reporter-policy.yaml'));
   const revoked = new RevokedSerials();
   const gate = new ReporterGate({
@@ -137,6 +148,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const hub = new DecisionHub({
     engine,
     store,
+    acks: stores.acks,
     signer: signerOf(identity),
     now,
     log,
@@ -146,7 +158,8 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const streams = new SseStreams({ hub, now, maxSubscribers });
   hub.addPublisher(streams);
   // Decisions stored before scopes had one canonical form are rewritten or lifted, and published.
-  const repaired = hub.change((e) => e.repairScopes());
+  await hub.ledger.refresh();
+  const repaired = await hub.change((e) => e.repairScopes());
   if (repaired.rewritten.length + repaired.lifted.length > 0)
     log.warn(repaired, 'decision scopes made canonical');
 
@@ -182,10 +195,10 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   });
 
   const reads = new ReadAuditLog(join(o.dataDir, READ_AUDIT_FILE), log);
-  const audit = (a: AuditEntry): void => {
+  const audit = async (a: AuditEntry): Promise<void> => {
     if (isReadAction(a.action)) return reads.append(a, now());
     try {
-      store.insertEvents([auditEvent(a, { siem: identity.identity, now: now(), id: newId(now()) })]);
+      await store.insertEvents([auditEvent(a, { siem: identity.identity, now: now(), id: newId(now()) })]);
     } catch (err) {
       log.error({ err, action: a.action }, 'could not store an audit event');
     }
@@ -224,7 +237,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     streams,
     engine,
     store,
-    writer,
+    stores,
     ingest,
     gate,
     revoked,
@@ -247,14 +260,13 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   await app.register(analystRoutes(routes));
 
   // ---- timers: expiry, heartbeats, retention, the CRL, renewal ----
-  hub.expire();
-  const expiry = setInterval(() => {
-    try {
-      hub.expire();
-    } catch (err) {
-      log.error({ err }, 'decision expiry failed');
-    }
-  }, o.expireEveryMs ?? 1000);
+  const expire = (): Promise<void> =>
+    hub.expire().then(
+      () => undefined,
+      (err: unknown) => log.error({ err }, 'decision expiry failed'),
+    );
+  await expire();
+  const expiry = setInterval(() => void expire(), o.expireEveryMs ?? 1000);
   expiry.unref();
   const heartbeat = setInterval(() => streams.heartbeat(), o.heartbeatMs ?? 15_000);
   heartbeat.unref();
@@ -296,6 +308,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     trustDomain,
     hub,
     store,
+    stores,
     ingest,
     metrics,
     identity: () => identity,

@@ -15,7 +15,7 @@ import { FILES, initCa, parseServiceNames } from '../../ca/index.js';
 import { enroll } from '../../client/index.js';
 import { createPufProver, openPuf, provisionPuf } from '../../attestation/puf/index.js';
 import { createTpmProver } from '../../attestation/tpm/index.js';
-import { openDashboardDb, UserStore } from '../../siem/index.js';
+import { DashboardUsers, openDashboardDb, sqliteUserStore } from '../../siem/index.js';
 import { EDGEWARD, sleep, tcpFrom, type Mesh, type Ports } from './supervisor.js';
 import { demoTpm } from './tpm.js';
 import { makeLocalWebCertificate } from './web-cert.js';
@@ -180,7 +180,7 @@ export async function runScenario(mesh: Mesh, ports: Ports, once: boolean): Prom
   const password = randomBytes(12).toString('base64url');
   const users = openDashboardDb(siemDir);
   try {
-    await new UserStore(users).add('analyst', 'analyst', password, Date.now());
+    await new DashboardUsers(sqliteUserStore(users)).add('analyst', 'analyst', password, Date.now());
   } finally {
     users.close();
   }

@@ -52,37 +52,37 @@ export interface ReadRecord {
 
 export interface DashboardApi {
   /** Newest first, an alert view each: severity, entity, rule id and title, event ids. */
-  alerts(q: AlertsQuery): View[];
+  alerts(q: AlertsQuery): Promise<View[]>;
   /** One alert raised at `time` (epoch ms): its evidence, rule and the decisions it caused. */
-  alert(id: string, time: number): View;
+  alert(id: string, time: number): Promise<View>;
   /** Records an analyst's triage of the alert raised at `time`; audited; answers its view. */
   setAlertStatus(by: string, id: string, time: number, status: 'acknowledged' | 'closed'): Promise<View>;
   /** Live alerts (alert views); returns the unsubscribe function. */
   subscribeAlerts(fn: (alert: View) => void): () => void;
   /** The live decision state (revision, each agent's acknowledgement) whenever it changes. */
   subscribeState(fn: (state: View) => void): () => void;
-  inventory(q: InventoryQuery): { total: number; items: View[] };
+  inventory(q: InventoryQuery): Promise<{ total: number; items: View[] }>;
   /**
    * One entity (an identity, or an address, serial or key hash): its status from every decision
    * covering it, certificates, attestation, events, alerts and the peers it talks to.
    */
-  entity(id: string, limit: number): View;
+  entity(id: string, limit: number): Promise<View>;
   /** What a quarantine of this scope would cut now: live connections and the agents holding them. */
   preview(scope: { readonly type: string; readonly value: string }): View;
   /** Active and pending decisions, the current revision, each agent's acknowledged revision and lag. */
-  decisions(): View;
+  decisions(): Promise<View>;
   /**
    * Every agent on the decision stream: online or not, acknowledged revision and lag, last seen,
    * and its certificate's expiry (from the inventory), the soonest expiry first.
    */
-  fleet(): View;
+  fleet(): Promise<View>;
   quarantine(by: string, req: ManualDecisionRequest): Promise<View>;
   approve(by: string, id: string): Promise<View>;
   lift(by: string, id: string, req?: LiftRequest): Promise<View>;
   /** Records a read in the read audit log. */
   read(r: ReadRecord): void;
   /** Who talks to whom: nodes with their status, edges with connection and refusal counts. */
-  graph(): View;
+  graph(): Promise<View>;
   /** Events per second and alerts by rule, per time bucket. */
   charts(): View;
 }

@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import { privateDatabase, privateDir } from '../../common/private-files.js';
 import { parseCommand, required, UsageError, usageLine } from '../../common/args.js';
 import { command } from '../../common/commands.js';
-import { UserStore } from './users.js';
+import { sqliteUserStore } from '../store/sqlite-side.js';
+import { DashboardUsers } from './users.js';
 
 const USAGE = usageLine(command('siem user add'));
 
@@ -79,7 +80,12 @@ export async function runUserCommand(argv: string[], out: (s: string) => void): 
   const password = await readPassword(name);
   const db = openDashboardDb(required(a.data, 'data', USAGE));
   try {
-    const user = await new UserStore(db).add(name, required(a.role, 'role', USAGE), password, Date.now());
+    const user = await new DashboardUsers(sqliteUserStore(db)).add(
+      name,
+      required(a.role, 'role', USAGE),
+      password,
+      Date.now(),
+    );
     out(`added dashboard user ${user.name} (${user.role})`);
     return 0;
   } finally {

@@ -155,9 +155,25 @@ export const LIFECYCLE_ACTIONS = [
 /** Where a rebuild reads the evidence from (the SIEM's event store). */
 export interface InventoryEvidence {
   /** Stored events with these actions reported by this identity, in ingest order. */
-  scanEvents(q: { actions: readonly string[]; observer: string }, fn: (e: EdgeEvent) => void): void;
+  scanEvents(
+    q: { actions: readonly string[]; observer: string },
+    fn: (e: EdgeEvent) => unknown,
+  ): Promise<void>;
   /** Every reporter that ever reported, with the time of its newest event. */
-  reporters(): { identity: string; lastSeen: number }[];
+  reporters(): Promise<{ identity: string; lastSeen: number }[]>;
+}
+
+/** The evidence a rebuild replays, read from the store before its transaction. */
+export async function readEvidence(
+  evidence: InventoryEvidence,
+  trustDomain: string,
+): Promise<{ lifecycle: EdgeEvent[]; reporters: { identity: string; lastSeen: number }[] }> {
+  const lifecycle: EdgeEvent[] = [];
+  await evidence.scanEvents(
+    { actions: LIFECYCLE_ACTIONS, observer: `spiffe://${trustDomain}/svc/ca` },
+    (e) => void lifecycle.push(e),
+  );
+  return { lifecycle, reporters: await evidence.reporters() };
 }
 
 const SCHEMA = `
@@ -228,8 +244,13 @@ export class Inventory {
   private readonly byPrefix: Database.Statement;
   private readonly statements = new Map<string, Database.Statement>();
 
+  private readonly older: boolean;
+  private rebuilt = false;
+
   /** True when the table came from an older version and waits for `rebuild`. */
-  readonly needsRebuild: boolean;
+  get needsRebuild(): boolean {
+    return this.older && !this.rebuilt;
+  }
 
   constructor(private readonly db: Database.Database) {
     const existed = db
@@ -247,8 +268,8 @@ export class Inventory {
       db.prepare("SELECT value FROM inventory_meta WHERE key = 'version'").get() as
         { value: number } | undefined
     )?.value;
-    this.needsRebuild = existed !== undefined && (version ?? 1) < INVENTORY_VERSION;
-    if (!this.needsRebuild) this.setVersion();
+    this.older = existed !== undefined && (version ?? 1) < INVENTORY_VERSION;
+    if (!this.older) this.setVersion();
     // A verified reporter is a row of its own (its certificate proved it exists).
     this.observed = db.prepare(
       `INSERT INTO inventory (identity, kind, last_seen) VALUES (?, ?, ?)
@@ -364,15 +385,14 @@ export class Inventory {
    * older version took from other reporters (rows, revocations) is gone; last-seen times come from
    * the CA's events and each reporter's own reports. Revoked serials come back from the next CRL.
    */
-  rebuild(evidence: InventoryEvidence, trustDomain: string): void {
+  rebuild(evidence: Awaited<ReturnType<typeof readEvidence>>): void {
     this.db.transaction(() => {
       this.db.exec('DELETE FROM inventory');
-      evidence.scanEvents({ actions: LIFECYCLE_ACTIONS, observer: `spiffe://${trustDomain}/svc/ca` }, (e) =>
-        this.applyOne(e),
-      );
-      for (const r of evidence.reporters()) this.observed.run(r.identity, kindOf(r.identity), r.lastSeen);
+      for (const e of evidence.lifecycle) this.applyOne(e);
+      for (const r of evidence.reporters) this.observed.run(r.identity, kindOf(r.identity), r.lastSeen);
       this.setVersion();
     })();
+    this.rebuilt = true;
   }
 
   /** Marks the rows whose current certificate is among these revoked serials (the CA's CRL). */

@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import type { AlertTriage, DashboardApi, InventoryQuery } from './api.js';
-import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
-import { roleAtLeast, type Role, type UserStore } from './users.js';
+import type { SessionStore } from '../store/index.js';
+import { DashboardSessions, SESSION_COOKIE, type Session } from './sessions.js';
+import { roleAtLeast, type DashboardUsers, type Role } from './users.js';
 import { EdgewardError } from '../../common/errors.js';
 import { DECISION_ACTIONS, DECISION_SCOPE_SCHEMA } from '../../common/decisions.js';
 import { createHttpsServer } from '../../common/http-server.js';
@@ -54,7 +55,9 @@ export interface DashboardOptions {
   readonly port: number;
   readonly tls: { readonly key: string; readonly cert: string };
   readonly api: DashboardApi;
-  readonly users: UserStore;
+  readonly users: DashboardUsers;
+  /** Where sessions are kept (SiemStores.sessions: shared by every replica on the same stores). */
+  readonly sessions: SessionStore;
   readonly log: Logger;
   readonly now?: () => number;
   /** Login attempts per minute per source address (whatever the user name). */
@@ -65,7 +68,7 @@ export interface DashboardOptions {
 
 export interface RunningDashboard {
   readonly url: string;
-  readonly sessions: SessionStore;
+  readonly sessions: DashboardSessions;
   close(): Promise<void>;
 }
 
@@ -108,7 +111,7 @@ const ALERTS_QUERY = {
 
 export async function startDashboard(o: DashboardOptions): Promise<RunningDashboard> {
   const now = o.now ?? Date.now;
-  const sessions = new SessionStore(now);
+  const sessions = new DashboardSessions(o.sessions, now);
   const perMinute = o.loginPerMinute ?? 10;
   const loginByIp = new RateLimiter({ rate: perMinute / 60, burst: perMinute }, now);
   // Per user *and* source: guessing from one place never locks the user out from another.
@@ -138,15 +141,15 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   });
 
   /** A viewer's read, authorized and recorded in the read audit log (who looked at what). */
-  function reading(req: FastifyRequest, page: string, what: string): Session {
-    const s = authorize(req, 'viewer', false);
+  async function reading(req: FastifyRequest, page: string, what: string): Promise<Session> {
+    const s = await authorize(req, 'viewer', false);
     o.api.read({ user: s.user, ip: req.ip, page, what: what.slice(0, 300) });
     return s;
   }
 
   /** The session of a request with at least `role`; for changes, also the CSRF token and origin. */
-  function authorize(req: FastifyRequest, role: Role, change: boolean): Session {
-    const s = sessions.get(cookie(req));
+  async function authorize(req: FastifyRequest, role: Role, change: boolean): Promise<Session> {
+    const s = await sessions.get(cookie(req));
     if (!s) throw new EdgewardError('ERR_DASH_UNAUTHENTICATED');
     if (!roleAtLeast(s.role, role)) throw new EdgewardError('ERR_DASH_FORBIDDEN', `needs role ${role}`);
     if (change) {
@@ -154,7 +157,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       if (origin !== undefined && origin !== `https://${req.headers.host ?? ''}`)
         throw new EdgewardError('ERR_DASH_CSRF', 'cross-origin request');
       const token = req.headers['x-csrf-token'];
-      if (!SessionStore.csrfMatches(s, typeof token === 'string' ? token : undefined))
+      if (!DashboardSessions.csrfMatches(s, typeof token === 'string' ? token : undefined))
         throw new EdgewardError('ERR_DASH_CSRF');
     }
     return s;
@@ -192,7 +195,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
         throw new EdgewardError('ERR_DASH_LOGIN');
       }
       backoff.succeeded(name, req.ip);
-      const s = sessions.create(user.name, user.role);
+      const s = await sessions.create(user.name, user.role);
       o.log.info({ user: user.name, ip: req.ip }, 'dashboard login');
       void reply.header(
         'set-cookie',
@@ -202,8 +205,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     },
   );
   app.post('/api/logout', async (req, reply) => {
-    const s = authorize(req, 'viewer', true);
-    sessions.destroy(s.id);
+    const s = await authorize(req, 'viewer', true);
+    await sessions.destroy(s.id);
     void reply.header(
       'set-cookie',
       `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`,
@@ -211,7 +214,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     return { ok: true };
   });
   app.get('/api/me', async (req) => {
-    const s = authorize(req, 'viewer', false);
+    const s = await authorize(req, 'viewer', false);
     return { user: s.user, role: s.role, csrf: s.csrf };
   });
 
@@ -220,9 +223,9 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     { schema: { querystring: ALERTS_QUERY } },
     async (req) => {
       const q = req.query;
-      reading(req, 'alerts', `alerts ${new URLSearchParams(q as Record<string, string>).toString()}`);
+      await reading(req, 'alerts', `alerts ${new URLSearchParams(q as Record<string, string>).toString()}`);
       return {
-        items: o.api.alerts({
+        items: await o.api.alerts({
           limit: limitOf(q.limit, 100, 500),
           ...(q.before ? { before: Number(q.before) } : {}),
           ...(q.since ? { since: Number(q.since) } : {}),
@@ -247,7 +250,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req) => {
-      reading(req, 'alert', `alert ${req.query.id}`);
+      await reading(req, 'alert', `alert ${req.query.id}`);
       return o.api.alert(req.query.id, Number(req.query.time));
     },
   );
@@ -268,12 +271,12 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req) => {
-      const s = authorize(req, 'analyst', true);
+      const s = await authorize(req, 'analyst', true);
       return o.api.setAlertStatus(s.user, req.body.id, req.body.time, req.body.status);
     },
   );
-  app.get('/api/alerts/stream', (req, reply) => {
-    authorize(req, 'viewer', false);
+  app.get('/api/alerts/stream', async (req, reply) => {
+    await authorize(req, 'viewer', false);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -316,7 +319,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req) => {
-      reading(
+      await reading(
         req,
         'inventory',
         `inventory ${new URLSearchParams(req.query as Record<string, string>).toString()}`,
@@ -343,7 +346,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req) => {
-      reading(req, 'entity', `entity ${req.query.id}`);
+      await reading(req, 'entity', `entity ${req.query.id}`);
       return o.api.entity(req.query.id, limitOf(req.query.limit, 200, 2000));
     },
   );
@@ -361,7 +364,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     },
     async (req) => {
       // A read that only analysts need (it comes before their change), with their CSRF token.
-      const s = authorize(req, 'analyst', true);
+      const s = await authorize(req, 'analyst', true);
       o.api.read({
         user: s.user,
         ip: req.ip,
@@ -372,11 +375,11 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     },
   );
   app.get('/api/fleet', async (req) => {
-    reading(req, 'fleet', 'fleet');
+    await reading(req, 'fleet', 'fleet');
     return o.api.fleet();
   });
   app.get('/api/decisions', async (req) => {
-    reading(req, 'decisions', 'decisions');
+    await reading(req, 'decisions', 'decisions');
     return o.api.decisions();
   });
   app.post<{
@@ -404,7 +407,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       },
     },
     async (req) => {
-      const s = authorize(req, 'analyst', true);
+      const s = await authorize(req, 'analyst', true);
       const b = req.body;
       return o.api.quarantine(s.user, {
         scope: b.scope,
@@ -427,7 +430,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
         },
       },
       async (req) => {
-        const s = authorize(req, 'analyst', true);
+        const s = await authorize(req, 'analyst', true);
         const reason = req.body?.reason;
         return verb === 'approve'
           ? o.api.approve(s.user, req.params.id)
@@ -436,11 +439,11 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     );
   }
   app.get('/api/graph', async (req) => {
-    reading(req, 'graph', 'mesh graph');
+    await reading(req, 'graph', 'mesh graph');
     return o.api.graph();
   });
   app.get('/api/charts', async (req) => {
-    reading(req, 'charts', 'charts');
+    await reading(req, 'charts', 'charts');
     return o.api.charts();
   });
 

@@ -1,8 +1,9 @@
-// Dashboard users: scrypt password hashes in the SIEM's SQLite file, three roles. Verification
-// runs scrypt even for unknown names, so timing does not reveal which names exist.
+// Dashboard users: scrypt password hashes kept by a UserStore (siem/store/store.ts; SQLite's in
+// dashboard.db), three roles. Verification runs scrypt even for unknown names, so timing does not
+// reveal which names exist.
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import type Database from 'better-sqlite3';
 import { EdgewardError } from '../../common/errors.js';
+import type { UserStore } from '../store/store.js';
 
 export type Role = 'viewer' | 'analyst' | 'admin';
 export const ROLES: readonly Role[] = ['viewer', 'analyst', 'admin'];
@@ -21,13 +22,10 @@ export interface User {
   readonly role: Role;
 }
 
-export class UserStore {
+export class DashboardUsers {
   private readonly dummy = `scrypt$${PARAMS.N}$${PARAMS.r}$${PARAMS.p}$${randomBytes(16).toString('base64')}$${randomBytes(32).toString('base64')}`;
 
-  constructor(private readonly db: Database.Database) {
-    db.exec(`CREATE TABLE IF NOT EXISTS dashboard_users (
-      name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created_at INTEGER NOT NULL)`);
-  }
+  constructor(private readonly store: UserStore) {}
 
   async add(name: string, role: string, password: string, now: number): Promise<User> {
     if (!NAME.test(name))
@@ -40,21 +38,14 @@ export class UserStore {
     const salt = randomBytes(16);
     const key = await scrypt(password, salt, PARAMS);
     const hash = `scrypt$${PARAMS.N}$${PARAMS.r}$${PARAMS.p}$${salt.toString('base64')}$${key.toString('base64')}`;
-    const r = this.db
-      .prepare(
-        'INSERT INTO dashboard_users (name, role, hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING',
-      )
-      .run(name, role, hash, now);
-    if (r.changes !== 1) throw new EdgewardError('ERR_DASH_USER_EXISTS');
+    if (!(await this.store.insert({ name, role: role as Role, hash, createdAt: now })))
+      throw new EdgewardError('ERR_DASH_USER_EXISTS');
     return { name, role: role as Role };
   }
 
   /** The user, or undefined when the name is unknown or the password wrong. */
   async verify(name: string, password: string): Promise<User | undefined> {
-    const row = NAME.test(name)
-      ? (this.db.prepare('SELECT role, hash FROM dashboard_users WHERE name = ?').get(name) as
-          { role: Role; hash: string } | undefined)
-      : undefined;
+    const row = NAME.test(name) ? await this.store.get(name) : undefined;
     const [, n, r, p, salt, key] = (row?.hash ?? this.dummy).split('$');
     const expected = Buffer.from(key ?? '', 'base64');
     const got = await scrypt(password.slice(0, 1024), Buffer.from(salt ?? '', 'base64'), {
@@ -67,8 +58,8 @@ export class UserStore {
     return ok && row ? { name, role: row.role } : undefined;
   }
 
-  list(): User[] {
-    return this.db.prepare('SELECT name, role FROM dashboard_users ORDER BY name').all() as User[];
+  list(): Promise<User[]> {
+    return this.store.list();
   }
 }
 

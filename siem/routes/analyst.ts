@@ -71,7 +71,7 @@ export function analystRoutes(c: SiemRouteContext): HttpsPlugin {
           const ttlMs = parseDuration(b.ttl);
           if (!(ttlMs >= 1000 && ttlMs <= 365 * 86_400_000))
             throw new EdgewardError('ERR_INPUT_MALFORMED', 'ttl must be between 1s and 365d');
-          const decision = hub.change((e, t) =>
+          const decision = await hub.change((e, t) =>
             e.createManual(
               {
                 scope: { type: b.scope.type, value: b.scope.value },
@@ -104,7 +104,7 @@ export function analystRoutes(c: SiemRouteContext): HttpsPlugin {
           req,
           'siem.decision.approve',
           `approve pending ${req.params.id}`,
-          () => ({ decision: hub.change((e, t) => e.approve(req.params.id, t)) }),
+          async () => ({ decision: await hub.change((e, t) => e.approve(req.params.id, t)) }),
           (x) => ({ decisionId: x.decision.id, revision: x.decision.revision }),
         ),
     );
@@ -112,8 +112,8 @@ export function analystRoutes(c: SiemRouteContext): HttpsPlugin {
       '/v1/decisions/:id/reject',
       { schema: { params: SCHEMAS.idParam } },
       async (req) =>
-        analyst(req, 'siem.decision.reject', `reject pending ${req.params.id}`, () => ({
-          rejected: hub.change((e) => e.reject(req.params.id)),
+        analyst(req, 'siem.decision.reject', `reject pending ${req.params.id}`, async () => ({
+          rejected: await hub.change((e) => e.reject(req.params.id)),
         })),
     );
     app.post<{ Params: { id: string } }>(
@@ -124,7 +124,7 @@ export function analystRoutes(c: SiemRouteContext): HttpsPlugin {
           req,
           'siem.decision.lift',
           `lift ${req.params.id}`,
-          () => ({ lifted: hub.change((e) => e.lift(req.params.id)), revision: hub.revision }),
+          async () => ({ lifted: await hub.change((e) => e.lift(req.params.id)), revision: hub.revision }),
           (x) => ({ decisionId: x.lifted.id, revision: x.revision }),
         ),
     );
@@ -132,11 +132,11 @@ export function analystRoutes(c: SiemRouteContext): HttpsPlugin {
       '/v1/alerts',
       { schema: { querystring: SCHEMAS.alertsQuery } },
       async (req) =>
-        analyst(req, 'siem.read.alerts', 'listed alerts', () => {
+        analyst(req, 'siem.read.alerts', 'listed alerts', async () => {
           const since = num(req.query.since);
           const limit = num(req.query.limit);
           return {
-            alerts: store.alerts({
+            alerts: await store.alerts({
               ...(since !== undefined ? { since } : {}),
               ...(limit !== undefined ? { limit } : {}),
               ...(req.query.rule !== undefined ? { ruleId: req.query.rule } : {}),
@@ -155,14 +155,14 @@ export function analystRoutes(c: SiemRouteContext): HttpsPlugin {
           req,
           'siem.read.timeline',
           `timeline of ${req.params.kind} ${req.params.value.slice(0, 200)}`,
-          () => {
+          async () => {
             const since = num(req.query.since);
             const until = num(req.query.until);
             const limit = num(req.query.limit);
             return {
               kind: req.params.kind,
               value: req.params.value,
-              events: store.timeline({
+              events: await store.timeline({
                 entity: req.params.kind,
                 value: req.params.value,
                 ...(since !== undefined ? { since } : {}),
@@ -174,10 +174,10 @@ export function analystRoutes(c: SiemRouteContext): HttpsPlugin {
         ),
     );
     app.get('/v1/agents', async (req) =>
-      analyst(req, 'siem.read.agents', 'listed agents', () => ({
-        revision: hub.revision,
-        agents: hub.ledger.list(c.now()),
-      })),
+      analyst(req, 'siem.read.agents', 'listed agents', async () => {
+        await hub.ledger.refresh();
+        return { revision: hub.revision, agents: hub.ledger.list(c.now()) };
+      }),
     );
   };
 }

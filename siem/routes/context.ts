@@ -7,8 +7,7 @@ import type { LoadedIdentity } from '../../common/identity-dir.js';
 import type { Logger } from '../../common/log.js';
 import type { ReporterBudgets } from '../../policies/index.js';
 import type { ResponseEngine } from '../playbooks/index.js';
-import type { EventWriter } from '../store/event-writer.js';
-import type { SiemStore } from '../store/index.js';
+import type { SiemStore, SiemStores } from '../store/index.js';
 import type { AuditEntry } from '../service/audit.js';
 import type { CrlWatch } from '../service/crl-watch.js';
 import type { DecisionHub } from '../service/hub.js';
@@ -25,7 +24,8 @@ export interface SiemRouteContext {
   readonly streams: SseStreams;
   readonly engine: ResponseEngine;
   readonly store: SiemStore;
-  readonly writer: EventWriter;
+  /** Every store, for the adapter's own metrics. */
+  readonly stores: SiemStores;
   readonly ingest: IngestPipeline;
   readonly gate: ReporterGate;
   readonly revoked: RevokedSerials;
@@ -58,18 +58,18 @@ export type AnalystRunner = <T>(
 
 export function createAnalystRunner(
   authorize: AnalystAuthorizer,
-  audit: (a: AuditEntry) => void,
+  audit: (a: AuditEntry) => Promise<void>,
 ): AnalystRunner {
   return async (req, action, what, fn, facts) => {
     let p: Principal | undefined;
     try {
       p = authorize(req);
       const r = await fn(p);
-      audit({ action, principal: p, ip: req.ip, ok: true, message: what, ...facts?.(r) });
+      await audit({ action, principal: p, ip: req.ip, ok: true, message: what, ...facts?.(r) });
       return r;
     } catch (err) {
       const code = err instanceof EdgewardError ? err.code : 'ERR_INTERNAL';
-      audit({ action, principal: p, ip: req.ip, ok: false, code, message: what });
+      await audit({ action, principal: p, ip: req.ip, ok: false, code, message: what });
       throw err;
     }
   };

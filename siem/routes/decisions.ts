@@ -130,7 +130,7 @@ export function decisionRoutes(c: SiemRouteContext): HttpsPlugin {
           throw new EdgewardError('ERR_SIEM_ACK_REVISION', undefined, {
             detail: { revision: req.body.revision, current },
           });
-        hub.ledger.ack(peer.identity, req.body.revision, c.now());
+        await hub.ledger.ack(peer.identity, req.body.revision, c.now());
         return { revision: req.body.revision, current };
       },
     );

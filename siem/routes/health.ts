@@ -28,10 +28,6 @@ export function healthRoutes(c: SiemRouteContext): HttpsPlugin {
       metrics.lagRevisions.set(undefined, lag.behind);
       metrics.lagSeconds.set(undefined, lag.lagMs / 1000);
       metrics.queued.set(undefined, c.ingest.queued);
-      const wal = c.writer.walCheckpoints();
-      metrics.walCheckpoints.set({ result: 'pass' }, wal.passes);
-      metrics.walCheckpoints.set({ result: 'restart' }, wal.restarts);
-      metrics.walCheckpoints.set({ result: 'refused' }, wal.refused);
       return reply.type(PROMETHEUS_CONTENT_TYPE).send(metrics.registry.render());
     });
   };

@@ -1,6 +1,8 @@
 // Who is subscribed to the decision stream, which revision each agent acknowledged, and how far
 // behind it is (revisions, and ms since the first revision it has not acknowledged was published).
-// Pure: the caller passes `now`.
+// The caller passes `now`. Acknowledgements are also written to an AckStore (shared by SIEM
+// replicas, kept across restarts); live connections are this process's own.
+import { ACK_HISTORY, type AckStore } from '../store/index.js';
 
 export interface AgentView {
   readonly identity: string;
@@ -25,9 +27,6 @@ interface AgentState {
   history: [number, number][];
 }
 
-/** Acknowledgements kept per agent, to say when it applied a recent revision. */
-const ACK_HISTORY = 32;
-
 const MAX_AGENTS = 100_000;
 const MAX_PUBLISHED = 4096;
 
@@ -37,9 +36,33 @@ export class AgentLedger {
   private readonly publishTimes = new Map<number, number>();
   private currentRevision = 0;
 
-  constructor(revision: number, now: number) {
+  constructor(
+    revision: number,
+    now: number,
+    private readonly acks?: AckStore,
+  ) {
     this.currentRevision = revision;
     this.publishTimes.set(revision, now);
+  }
+
+  /**
+   * Takes in what the AckStore holds (at start, and before a view of every agent, so that
+   * acknowledgements made on another replica show): a stored acknowledgement newer than the one
+   * known here replaces it.
+   */
+  async refresh(): Promise<void> {
+    if (this.acks === undefined) return;
+    for (const r of await this.acks.list(MAX_AGENTS)) {
+      const known = this.agents.get(r.identity);
+      if (known !== undefined && known.ackedAt !== null && known.ackedAt > r.ackedAt) continue;
+      if (known === undefined && this.agents.size >= MAX_AGENTS) this.evictIdle();
+      const a = known ?? { connected: 0, acked: null, ackedAt: null, lastSeen: r.ackedAt, history: [] };
+      a.acked = r.acked;
+      a.ackedAt = r.ackedAt;
+      a.history = r.history.map(([rev, at]) => [rev, at]);
+      a.lastSeen = Math.max(a.lastSeen, r.ackedAt);
+      this.agents.set(r.identity, a);
+    }
   }
 
   get revision(): number {
@@ -90,8 +113,11 @@ export class AgentLedger {
     a.lastSeen = now;
   }
 
-  /** Records an acknowledgement; the caller has checked 0 <= revision <= current. */
-  ack(identity: string, revision: number, now: number): void {
+  /**
+   * Records an acknowledgement (here at once, in the AckStore on return); the caller has checked
+   * 0 <= revision <= current.
+   */
+  async ack(identity: string, revision: number, now: number): Promise<void> {
     const a = this.stateOf(identity, now);
     if (a.acked === null || revision > a.acked) {
       a.history.push([revision, now]);
@@ -99,6 +125,7 @@ export class AgentLedger {
     }
     a.acked = revision;
     a.ackedAt = now;
+    await this.acks?.ack(identity, revision, now);
   }
 
   /**

@@ -63,21 +63,21 @@ export interface AlertResponderOptions extends RespondOptions {
   readonly onAlert: (alert: Alert) => void;
 }
 
-/** The correlator's alert handler. */
-export function createAlertResponder(o: AlertResponderOptions): (alerts: Alert[]) => void {
-  return (alerts) => {
+/** The correlator's alert handler; resolves once the decisions and the alerts are stored (or logged as failed). */
+export function createAlertResponder(o: AlertResponderOptions): (alerts: Alert[]) => Promise<void> {
+  return async (alerts) => {
     for (const a of alerts) o.metrics.alerts.inc({ rule: a.ruleId });
     for (const a of alerts) o.onAlert(a);
     // Decisions first (their commit is on the path to enforcement), the alerts' own commit after.
     // Both go to the state file: neither waits for the ingest writer's transaction.
     let outcome: ResponseOutcome | undefined;
     try {
-      outcome = o.hub.handleAlerts(alerts);
+      outcome = await o.hub.handleAlerts(alerts);
     } catch (err) {
       o.log.error({ err }, 'response engine failed');
     }
     try {
-      o.store.insertAlerts(alerts);
+      await o.store.insertAlerts(alerts);
     } catch (err) {
       o.log.error({ err }, 'could not store alerts');
     }

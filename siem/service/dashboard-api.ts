@@ -7,6 +7,7 @@ import type { Decision, DecisionScope } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { EdgeEvent } from '../../common/events.js';
 import { tryParseIp } from '../../common/ip.js';
+import type { Logger } from '../../common/log.js';
 import { normalizeSerial } from '../../common/x509.js';
 import type { Alert } from '../correlate/index.js';
 import type {
@@ -19,16 +20,10 @@ import type {
   ReadRecord,
   View,
 } from '../dashboard/api.js';
-import {
-  quarantineSet,
-  scopeCovers,
-  type EntityFacts,
-  type Inventory,
-  type QuarantineSet,
-} from '../dashboard/inventory.js';
+import { quarantineSet, scopeCovers, type EntityFacts, type QuarantineSet } from '../dashboard/inventory.js';
 import { groupTimeline } from '../dashboard/timeline.js';
 import type { RunningSiem } from '../running-siem.js';
-import type { AlertStatus } from '../store/index.js';
+import type { AlertStatus, InventoryStore } from '../store/index.js';
 import type { Rule, RuleSet } from '../../policies/rules/index.js';
 
 const BUCKET_MS = 10_000;
@@ -51,10 +46,12 @@ const STATE_POLL_MS = 250;
 const APPLYING_MS = 2_000;
 
 export interface DashboardApiOptions {
-  /** The inventory projection (dashboard.db); fed from committed events. */
-  readonly inventory?: Inventory;
+  /** The inventory projection (SiemStores.inventory); fed from committed events. */
+  readonly inventory?: InventoryStore;
   /** The rules the SIEM runs (titles and descriptions for the alert detail). */
   readonly rules?: RuleSet;
+  /** Where failures of the inventory's updates and of live alerts are logged. */
+  readonly log?: Logger;
 }
 
 type Host = Pick<RunningSiem, 'hub' | 'store' | 'subscribeAlerts' | 'subscribeEvents' | 'audit' | 'now'> &
@@ -291,11 +288,29 @@ export function createDashboardApi(
       });
   };
 
+  // The inventory's writes, one after another in the order they came (a revocation after the
+  // enrollment it revokes); reads of the inventory wait for the writes before them.
+  let inventoryWrites: Promise<void> = Promise.resolve();
+  const writeInventory = (fn: (inv: InventoryStore) => Promise<unknown>): void => {
+    const inv = o.inventory;
+    if (inv === undefined) return;
+    inventoryWrites = inventoryWrites
+      .then(() => fn(inv))
+      .then(
+        () => undefined,
+        (err: unknown) => o.log?.error({ err }, 'the inventory projection could not be updated'),
+      );
+  };
+  const inventory = async (): Promise<InventoryStore | undefined> => {
+    await inventoryWrites;
+    return o.inventory;
+  };
   // The CA's revocations (its CRL, its revocation events) mark the rows whose certificate they name.
-  if (o.inventory !== undefined && siem.revoked !== undefined) o.inventory.markRevoked(siem.revoked.list());
-  const offRevoked = siem.subscribeRevoked?.((serials) => o.inventory?.markRevoked(serials));
+  const known = siem.revoked;
+  if (known !== undefined) writeInventory((inv) => inv.markRevoked(known.list()));
+  const offRevoked = siem.subscribeRevoked?.((serials) => writeInventory((inv) => inv.markRevoked(serials)));
   const offEvents = siem.subscribeEvents((batch: readonly EdgeEvent[]) => {
-    o.inventory?.apply(batch);
+    writeInventory((inv) => inv.apply(batch));
     const b = bucket(siem.now());
     events.set(b, (events.get(b) ?? 0) + batch.length);
     trim(events);
@@ -321,9 +336,17 @@ export function createDashboardApi(
     trim(m);
     alertsByRule.set(a.ruleId, m);
     if (alertFns.size === 0) return;
-    const v = alertView(a);
-    for (const fn of alertFns) fn(v);
+    // In the order raised, each once its view (which may read the inventory) is made.
+    liveAlerts = liveAlerts
+      .then(() => alertView(a))
+      .then(
+        (v) => {
+          for (const fn of alertFns) fn(v);
+        },
+        (err: unknown) => o.log?.error({ err }, 'a live alert could not be shown'),
+      );
   });
+  let liveAlerts: Promise<void> = Promise.resolve();
 
   // The page's live state: the revision, and each agent's acknowledgement.
   const stateFns = new Set<(s: View) => void>();
@@ -358,9 +381,10 @@ export function createDashboardApi(
       : { status: st.status, statusBy: st.by, statusAt: st.at };
   }
 
-  function alertView(a: Alert): View {
+  async function alertView(a: Alert): Promise<View> {
     const entity = alertEntity(a);
     const rule = rules.get(a.ruleId);
+    const entityIdentity = entity === undefined ? null : await identityOf(entity.value, entity.kind);
     return {
       id: a.id,
       ruleId: a.ruleId,
@@ -374,16 +398,17 @@ export function createDashboardApi(
       entity: entity?.value ?? null,
       entityKind: entity?.kind ?? null,
       // The inventory's name for a serial or key: the identity it belongs to.
-      entityIdentity: entity === undefined ? null : identityOf(entity.value, entity.kind),
+      entityIdentity,
       events: a.events,
       ...(rule !== undefined ? { description: rule.description } : {}),
     };
   }
 
-  function identityOf(value: string, kind: EntityKind): string | null {
+  async function identityOf(value: string, kind: EntityKind): Promise<string | null> {
     if (kind === 'identity') return value;
-    if (kind === 'serial' && o.inventory !== undefined) {
-      const row = o.inventory.bySerial(canonicalSerial(value), quarantined());
+    const inv = kind === 'serial' ? await inventory() : undefined;
+    if (inv !== undefined) {
+      const row = await inv.bySerial(canonicalSerial(value), quarantined());
       return row === undefined ? null : (row['identity'] as string);
     }
     return null;
@@ -418,19 +443,19 @@ export function createDashboardApi(
   }
 
   /** A dashboard change: through the hub, audited with the user name, answered as a view. */
-  function act<T>(
+  async function act<T>(
     by: string,
     action: string,
     what: string,
-    fn: () => T,
-    view: (r: T) => View,
+    fn: () => Promise<T>,
+    view: (r: T) => View | Promise<View>,
   ): Promise<View> {
     const principal = { id: by, via: 'session' };
     try {
-      const r = fn();
-      const v = view(r);
+      const r = await fn();
+      const v = await view(r);
       const id = typeof v['id'] === 'string' ? v['id'] : undefined;
-      siem.audit({
+      await siem.audit({
         action,
         principal,
         ip: '127.0.0.1',
@@ -439,17 +464,15 @@ export function createDashboardApi(
         decisionId: id,
         revision: siem.hub.revision,
       });
-      return Promise.resolve(v);
+      return v;
     } catch (err) {
       const code = err instanceof EdgewardError ? err.code : 'ERR_INTERNAL';
-      siem.audit({ action, principal, ip: '127.0.0.1', ok: false, code, message: what });
-      const e =
-        err instanceof TypeError
-          ? new EdgewardError('ERR_INPUT_MALFORMED', err.message)
-          : err instanceof Error
-            ? err
-            : new EdgewardError('ERR_INTERNAL');
-      return Promise.reject(e);
+      await siem.audit({ action, principal, ip: '127.0.0.1', ok: false, code, message: what });
+      throw err instanceof TypeError
+        ? new EdgewardError('ERR_INPUT_MALFORMED', err.message)
+        : err instanceof Error
+          ? err
+          : new EdgewardError('ERR_INTERNAL');
     }
   }
 
@@ -541,10 +564,10 @@ export function createDashboardApi(
   };
 
   return {
-    alerts(q: AlertsQuery): View[] {
+    async alerts(q: AlertsQuery): Promise<View[]> {
       // Severity is not indexed: read a wider page and filter it (bounded by the store's cap).
       const wide = q.severity !== undefined ? Math.min(q.limit * 5, 2000) : q.limit;
-      const list = siem.store.alerts({
+      const list = await siem.store.alerts({
         limit: wide,
         ...(q.before !== undefined ? { before: q.before } : {}),
         ...(q.since !== undefined ? { since: q.since } : {}),
@@ -552,9 +575,11 @@ export function createDashboardApi(
         ...(q.entity !== undefined ? { entity: q.entity } : {}),
       });
       const wanted = list.filter((a) => q.severity === undefined || q.severity.includes(a.level));
-      const statuses = siem.store.alertStatuses(wanted.map((a) => a.id));
-      return wanted
-        .map((a) => ({ ...alertView(a), ...statusView(statuses.get(a.id)) }))
+      const statuses = await siem.store.alertStatuses(wanted.map((a) => a.id));
+      const views = await Promise.all(
+        wanted.map(async (a) => ({ ...(await alertView(a)), ...statusView(statuses.get(a.id)) })),
+      );
+      return views
         .filter((v) => q.status === undefined || q.status.includes(v['status'] as AlertTriage))
         .slice(0, q.limit);
     },
@@ -563,28 +588,29 @@ export function createDashboardApi(
         by,
         `siem.alert.${status === 'closed' ? 'close' : 'acknowledge'}`,
         `${status === 'closed' ? 'close' : 'acknowledge'} alert ${id}`,
-        () => {
-          const a = siem.store
-            .alerts({ since: time, before: time + 1, limit: 1000 })
-            .find((x) => x.id === id);
+        async () => {
+          const a = (await siem.store.alerts({ since: time, before: time + 1, limit: 1000 })).find(
+            (x) => x.id === id,
+          );
           if (a === undefined) throw new EdgewardError('ERR_NOT_FOUND', 'no such alert');
           const st = { status, by, at: siem.now() };
-          siem.store.setAlertStatus(id, st);
+          await siem.store.setAlertStatus(id, st);
           return { a, st };
         },
-        ({ a, st }) => ({ ...alertView(a), ...statusView(st) }),
+        async ({ a, st }) => ({ ...(await alertView(a)), ...statusView(st) }),
       );
     },
-    alert(id: string, time: number): View {
+    async alert(id: string, time: number): Promise<View> {
       // Served by the alerts' time index: the alerts raised in that millisecond.
-      const a = siem.store.alerts({ since: time, before: time + 1, limit: 1000 }).find((x) => x.id === id);
+      const a = (await siem.store.alerts({ since: time, before: time + 1, limit: 1000 })).find(
+        (x) => x.id === id,
+      );
       if (a === undefined) throw new EdgewardError('ERR_NOT_FOUND', 'no such alert');
-      const evidence = a.events
-        .slice(-ALERT_EVIDENCE)
-        .map((eid) => siem.store.event(eid))
-        .filter((e): e is EdgeEvent => e !== undefined);
-      const decisions = siem.store
-        .decisionHistory(MAX_LIST)
+      const evidence = (
+        await Promise.all(a.events.slice(-ALERT_EVIDENCE).map((eid) => siem.store.event(eid)))
+      ).filter((e): e is EdgeEvent => e !== undefined);
+      await ledger.refresh();
+      const decisions = (await siem.store.decisionHistory(MAX_LIST))
         .filter((d) => d.alerts.includes(a.id))
         .map((d) => ({
           ...decisionView(d),
@@ -595,8 +621,8 @@ export function createDashboardApi(
       const pending = engine.pending().filter((p) => p.alerts.includes(a.id));
       const rule = rules.get(a.ruleId);
       return {
-        ...alertView(a),
-        ...statusView(siem.store.alertStatuses([a.id]).get(a.id)),
+        ...(await alertView(a)),
+        ...statusView((await siem.store.alertStatuses([a.id])).get(a.id)),
         rule:
           rule === undefined
             ? null
@@ -616,21 +642,23 @@ export function createDashboardApi(
       fn(stateNow());
       return () => void stateFns.delete(fn);
     },
-    inventory(q: InventoryQuery) {
-      if (o.inventory === undefined) return { total: 0, items: [] };
-      return o.inventory.query(q, quarantined());
+    async inventory(q: InventoryQuery) {
+      const inv = await inventory();
+      if (inv === undefined) return { total: 0, items: [] };
+      return inv.query(q, quarantined());
     },
-    entity(text: string, limit: number): View {
+    async entity(text: string, limit: number): Promise<View> {
       const kind = kindOfText(text);
       const qs = quarantined();
+      const inv = await inventory();
       let identity = kind === 'identity' ? text : null;
       let value = text;
       if (kind === 'serial') {
         value = canonicalSerial(text);
-        const row = o.inventory?.bySerial(value, qs);
+        const row = await inv?.bySerial(value, qs);
         if (row !== undefined) identity = row['identity'] as string;
       }
-      const row = identity === null ? undefined : o.inventory?.get(identity, qs);
+      const row = identity === null ? undefined : await inv?.get(identity, qs);
       const facts: EntityFacts = {
         identity,
         serial: kind === 'serial' ? value : ((row?.['serial'] as string | null | undefined) ?? null),
@@ -639,18 +667,18 @@ export function createDashboardApi(
       };
       const timeline =
         identity !== null
-          ? siem.store.timeline({ entity: 'identity', value: identity, limit })
-          : siem.store.timeline({ entity: kind === 'ip' ? 'source.ip' : 'serial', value, limit });
+          ? await siem.store.timeline({ entity: 'identity', value: identity, limit })
+          : await siem.store.timeline({ entity: kind === 'ip' ? 'source.ip' : 'serial', value, limit });
       const peers = new Set<string>();
       for (const e of timeline) {
         for (const p of [e['source.identity'], e['destination.identity'], e['observer.identity']])
           if (p !== undefined && p !== identity) peers.add(p);
       }
-      const alerts = siem.store.alerts({ entity: identity ?? value, limit: ENTITY_ALERTS });
+      const alerts = await siem.store.alerts({ entity: identity ?? value, limit: ENTITY_ALERTS });
       if (identity !== null && facts.serial) {
         // Alerts keyed by the serial (a cloned credential) are about this identity too.
         const seen = new Set(alerts.map((a) => a.id));
-        for (const a of siem.store.alerts({ entity: facts.serial, limit: ENTITY_ALERTS }))
+        for (const a of await siem.store.alerts({ entity: facts.serial, limit: ENTITY_ALERTS }))
           if (!seen.has(a.id)) alerts.push(a);
         alerts.sort((x, y) => y.time - x.time);
       }
@@ -666,7 +694,7 @@ export function createDashboardApi(
         events: timeline,
         // The same events grouped by action, outcome and cause, each group naming its events.
         timelineGroups: groupTimeline(timeline),
-        alerts: alerts.slice(0, ENTITY_ALERTS).map(alertView),
+        alerts: await Promise.all(alerts.slice(0, ENTITY_ALERTS).map(alertView)),
         decisions,
         certificates: identity === null ? [] : certificates(identity, timeline, row?.['serial']),
         attestation: identity === null ? null : attestation(identity, timeline),
@@ -687,14 +715,18 @@ export function createDashboardApi(
         agentsToApplyTotal: subscribed.length,
       };
     },
-    fleet(): View {
+    async fleet(): Promise<View> {
+      await ledger.refresh();
       const now = siem.now();
       const qs = quarantined();
-      const rows = ledger.list(now).map((a) => {
-        const inv = o.inventory?.get(a.identity, qs);
-        const notAfter = typeof inv?.['notAfter'] === 'number' ? inv['notAfter'] : null;
-        return { ...agentView(a), identity: a.identity, online: a.connected > 0, notAfter };
-      });
+      const invStore = await inventory();
+      const rows = await Promise.all(
+        ledger.list(now).map(async (a) => {
+          const inv = await invStore?.get(a.identity, qs);
+          const notAfter = typeof inv?.['notAfter'] === 'number' ? inv['notAfter'] : null;
+          return { ...agentView(a), identity: a.identity, online: a.connected > 0, notAfter };
+        }),
+      );
       // Soonest expiry first; agents without a known certificate last.
       rows.sort(
         (x, y) =>
@@ -709,7 +741,8 @@ export function createDashboardApi(
         agents: rows.slice(0, MAX_LIST),
       };
     },
-    decisions(): View {
+    async decisions(): Promise<View> {
+      await ledger.refresh();
       const now = siem.now();
       // Newest decisions first; the agents furthest behind first (the ones an analyst looks for).
       const active = engine.active().sort((a, b) => b.revision - a.revision || b.createdAt - a.createdAt);
@@ -764,7 +797,7 @@ export function createDashboardApi(
       );
     },
     read(r: ReadRecord): void {
-      siem.audit({
+      void siem.audit({
         action: `siem.read.${r.page}`,
         principal: { id: r.user, via: 'session' },
         ip: r.ip,
@@ -772,7 +805,7 @@ export function createDashboardApi(
         message: r.what,
       });
     },
-    graph(): View {
+    async graph(): Promise<View> {
       const since = siem.now() - GRAPH_WINDOW_MS;
       const list = [...edges.values()]
         .filter((e) => e.last >= since)
@@ -788,19 +821,22 @@ export function createDashboardApi(
         ids.add(e.to);
       }
       const qs = quarantined();
+      const inv = await inventory();
       return {
-        nodes: [...ids].map((id) => {
-          if (addresses.has(id))
-            return { id, kind: 'address', status: qs.has({ ip: id }) ? 'quarantined' : 'refused' };
-          const row = o.inventory?.get(id, qs);
-          const status =
-            row !== undefined
-              ? (row['status'] as string)
-              : qs.has({ identity: id })
-                ? 'quarantined'
-                : 'unknown';
-          return { id, kind: 'identity', status };
-        }),
+        nodes: await Promise.all(
+          [...ids].map(async (id) => {
+            if (addresses.has(id))
+              return { id, kind: 'address', status: qs.has({ ip: id }) ? 'quarantined' : 'refused' };
+            const row = await inv?.get(id, qs);
+            const status =
+              row !== undefined
+                ? (row['status'] as string)
+                : qs.has({ identity: id })
+                  ? 'quarantined'
+                  : 'unknown';
+            return { id, kind: 'identity', status };
+          }),
+        ),
         edges: list,
       };
     },

@@ -8,7 +8,7 @@ import type { Decision } from '../../common/decisions.js';
 import type { Logger } from '../../common/log.js';
 import type { Alert } from '../correlate/index.js';
 import type { ResponseEngine, ResponseOutcome } from '../playbooks/index.js';
-import type { SiemStore } from '../store/index.js';
+import type { AckStore, DecisionChanges, SiemStore } from '../store/index.js';
 import { AgentLedger } from './agents.js';
 
 export interface DecisionSigner {
@@ -47,6 +47,8 @@ export interface Signed {
 export interface HubOptions {
   readonly engine: ResponseEngine;
   readonly store: SiemStore;
+  /** Where agents' acknowledgements are kept (default: in this process only). */
+  readonly acks?: AckStore;
   readonly signer: DecisionSigner;
   readonly now: () => number;
   readonly log: Logger;
@@ -69,6 +71,8 @@ export class DecisionHub {
   private signer: DecisionSigner;
   /** Serialises persistence order with fan-out order: revisions go out strictly ascending. */
   private chain: Promise<void> = Promise.resolve();
+  /** Serialises the store's writes of changes: revisions are stored strictly ascending. */
+  private saves: Promise<void> = Promise.resolve();
   private snapshot: { revision: number; kid: string; jws: Promise<string> } | null = null;
   private deltas = new Map<number, Promise<string>>();
   private deltasAt = -1;
@@ -77,7 +81,7 @@ export class DecisionHub {
   constructor(o: HubOptions) {
     this.o = o;
     this.signer = o.signer;
-    this.ledger = new AgentLedger(o.engine.revision, o.now());
+    this.ledger = new AgentLedger(o.engine.revision, o.now(), o.acks);
   }
 
   get revision(): number {
@@ -107,34 +111,40 @@ export class DecisionHub {
   // ---- changes ----
 
   /**
-   * Runs one engine operation; if it moved the revision, persists the change before anything is
-   * published, then signs and fans it out. Returns the operation's result.
+   * Runs one engine operation at once; if it changed the decisions, persists the change (in
+   * revision order, after every earlier one) before anything is published, then signs and fans
+   * it out. Resolves with the operation's result once the change is stored; rejects with the
+   * store's error (the change is then not published), or at once with the operation's own.
    */
-  change<T>(op: (engine: ResponseEngine, now: number) => T): T {
+  change<T>(op: (engine: ResponseEngine, now: number) => T): Promise<T> {
     const engine = this.o.engine;
     const before = engine.revision;
     const pendingBefore = engine.pendingEdits;
     const now = this.o.now();
-    const result = op(engine, now);
+    let result: T;
+    try {
+      result = op(engine, now);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const after = engine.revision;
     if (after === before) {
       // Pending decisions may have changed (blast-radius cap, reject): persist them alone.
-      if (engine.pendingEdits !== pendingBefore) {
-        this.o.store.saveDecisionChanges({
-          revision: after,
-          upserts: [],
-          removals: [],
-          at: now,
-          pending: engine.pending(),
-        });
-      }
-      return result;
+      if (engine.pendingEdits === pendingBefore) return Promise.resolve(result);
+      const saved = this.save({
+        revision: after,
+        upserts: [],
+        removals: [],
+        at: now,
+        pending: engine.pending(),
+      });
+      return saved.then(() => result);
     }
     const t0 = performance.now();
     const answer = engine.deltaSince(before, now);
-    if (answer.kind !== 'delta') throw new TypeError('the engine lost its own change log');
+    if (answer.kind !== 'delta') return Promise.reject(new TypeError('the engine lost its own change log'));
     const delta = answer.delta;
-    this.o.store.saveDecisionChanges({
+    const saved = this.save({
       revision: after,
       upserts: delta.upserts,
       removals: delta.removals,
@@ -143,41 +153,54 @@ export class DecisionHub {
     });
     const signer = this.signer;
     const signed = signDecisionDelta(delta, signer.key, signer.kid);
-    this.chain = this.chain.then(async () => {
-      let jws: string;
-      try {
-        jws = await signed;
-      } catch (err) {
-        this.o.log.error({ err, revision: after }, 'could not sign a decision delta; followers resync');
-        for (const p of this.publishers) p.resync();
-        return;
-      }
-      const m: DecisionMessage = { kind: 'delta', from: delta.from, revision: delta.revision, jws };
-      for (const p of this.publishers) {
-        try {
-          p.publish(m);
-        } catch (err) {
-          this.o.log.error({ err, revision: after }, 'a decision publisher failed');
-        }
-      }
-      this.ledger.published(after, this.o.now());
-      this.published++;
-      this.o.onPublished?.({
-        revision: after,
-        upserts: delta.upserts,
-        removals: delta.removals,
-        publishMs: performance.now() - t0,
-      });
-    });
-    return result;
+    signed.catch(() => undefined);
+    this.chain = this.chain
+      .then(() => saved)
+      .then(
+        async () => {
+          let jws: string;
+          try {
+            jws = await signed;
+          } catch (err) {
+            this.o.log.error({ err, revision: after }, 'could not sign a decision delta; followers resync');
+            for (const p of this.publishers) p.resync();
+            return;
+          }
+          const m: DecisionMessage = { kind: 'delta', from: delta.from, revision: delta.revision, jws };
+          for (const p of this.publishers) {
+            try {
+              p.publish(m);
+            } catch (err) {
+              this.o.log.error({ err, revision: after }, 'a decision publisher failed');
+            }
+          }
+          this.ledger.published(after, this.o.now());
+          this.published++;
+          this.o.onPublished?.({
+            revision: after,
+            upserts: delta.upserts,
+            removals: delta.removals,
+            publishMs: performance.now() - t0,
+          });
+        },
+        () => undefined,
+      );
+    return saved.then(() => result);
   }
 
-  handleAlerts(alerts: readonly Alert[]): ResponseOutcome {
+  /** Stores one change after every change before it has been stored (or failed to be). */
+  private save(c: DecisionChanges): Promise<void> {
+    const saved = this.saves.then(() => this.o.store.saveDecisionChanges(c));
+    this.saves = saved.catch(() => undefined);
+    return saved;
+  }
+
+  handleAlerts(alerts: readonly Alert[]): Promise<ResponseOutcome> {
     return this.change((e, now) => e.handleAlerts(alerts, now));
   }
 
   /** Removes expired decisions (one new revision if any expired). */
-  expire(): string[] {
+  expire(): Promise<string[]> {
     return this.change((e, now) => e.expire(now));
   }
 
@@ -232,9 +255,10 @@ export class DecisionHub {
     return run;
   }
 
-  /** Waits until every change so far has been fanned out (tests, shutdown). */
-  settled(): Promise<void> {
-    return this.chain;
+  /** Waits until every change so far has been stored and fanned out (tests, shutdown). */
+  async settled(): Promise<void> {
+    await this.saves;
+    await this.chain;
   }
 
   /** Lets every publisher's followers go (shutdown). */

@@ -7,8 +7,7 @@ import type { EdgeEvent } from '../../common/events.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Alert, Correlator } from '../correlate/index.js';
-import { encodeEventRows, type EventRows } from '../store/event-rows.js';
-import type { EventWriter } from '../store/event-writer.js';
+import type { EventBatch, EventWriter } from '../store/index.js';
 
 export interface IngestOptions {
   readonly writer: EventWriter;
@@ -24,8 +23,11 @@ export interface IngestOptions {
    */
   readonly maxCommitEvents?: number;
   readonly log: Logger;
-  /** Called with the alerts of each committed group (after the batch was acknowledged). */
-  readonly onAlerts: (alerts: Alert[]) => void;
+  /**
+   * Called with the alerts of each committed group (after the batch was acknowledged), in commit
+   * order; `close` waits for the promises it returns.
+   */
+  readonly onAlerts: (alerts: Alert[]) => void | Promise<void>;
   readonly onCommitted?: (events: readonly EdgeEvent[]) => void;
   /** Called once per group commit with its size (metrics). */
   readonly onGroupCommit?: (events: number) => void;
@@ -33,7 +35,7 @@ export interface IngestOptions {
 
 interface Waiting {
   readonly events: readonly EdgeEvent[];
-  readonly rows: EventRows;
+  readonly batch: EventBatch;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -49,6 +51,8 @@ export class IngestPipeline {
   /** Committed groups not yet correlated, in commit order. */
   private readonly toCorrelate: EdgeEvent[][] = [];
   private correlating = false;
+  /** Alert handling not yet finished (close waits for it). */
+  private readonly handling = new Set<Promise<void>>();
   private closed = false;
   /** Commits (transactions) and events committed, for metrics and the bench. */
   commits = 0;
@@ -75,14 +79,14 @@ export class IngestPipeline {
     if (this.closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
     if (events.length === 0) return Promise.resolve();
     if (!this.hasRoom(events.length)) return Promise.reject(new EdgewardError('ERR_SIEM_OVERLOADED'));
-    let rows: EventRows;
+    let batch: EventBatch;
     try {
-      rows = encodeEventRows(events);
+      batch = this.o.writer.prepare(events);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new TypeError(String(err)));
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ events, rows, resolve, reject });
+      this.queue.push({ events, batch, resolve, reject });
       this.queuedEvents += events.length;
       this.schedule();
     });
@@ -112,7 +116,7 @@ export class IngestPipeline {
       n += w.events.length;
     }
     this.inFlight = this.o.writer
-      .write(group.map((w) => w.rows))
+      .write(group.map((w) => w.batch))
       .then(
         () => this.onCommitted(group, n),
         (err: unknown) => this.onFailed(group, n, err),
@@ -165,10 +169,16 @@ export class IngestPipeline {
         this.o.log.error({ err }, 'correlation failed for a committed group');
       }
       if (alerts.length > 0) {
-        try {
-          this.o.onAlerts(alerts);
-        } catch (err) {
+        const failed = (err: unknown): void =>
           this.o.log.error({ err }, 'alert handling failed for a committed group');
+        try {
+          const handled = this.o.onAlerts(alerts);
+          if (handled instanceof Promise) {
+            const p = handled.catch(failed).finally(() => this.handling.delete(p));
+            this.handling.add(p);
+          }
+        } catch (err) {
+          failed(err);
         }
       }
       this.queuedEvents -= events.length;
@@ -186,5 +196,6 @@ export class IngestPipeline {
       else break;
     }
     while (this.toCorrelate.length > 0) this.correlate();
+    while (this.handling.size > 0) await Promise.all(this.handling);
   }
 }

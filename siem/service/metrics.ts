@@ -19,10 +19,6 @@ export function createSiemMetrics() {
     batches: registry.counter('edgeward_siem_batches_total', 'Event batches acknowledged'),
     commits: registry.counter('edgeward_siem_commits_total', 'Group commits (transactions) of events'),
     commitSeconds: registry.histogram('edgeward_siem_commit_seconds', 'Time to commit one group of events'),
-    walCheckpoints: registry.counter(
-      'edgeward_siem_wal_checkpoints_total',
-      "Checkpoints of the events file's WAL by the checkpointer thread: passes, log restarts, and restarts refused (a reader held the old log)",
-    ),
     queued: registry.gauge(
       'edgeward_siem_ingest_queue_events',
       'Events accepted and waiting for their commit or their correlation',

@@ -9,8 +9,8 @@ import Database from 'better-sqlite3';
 import { EdgewardError } from '../../common/errors.js';
 import { configureConnection, type ConnectionOptions } from './connection.js';
 import { prepareEventInsert, type EventInsert } from './event-insert.js';
-import type { EventRows } from './event-rows.js';
-import type { SiemStore } from './store.js';
+import { encodeEventRows, type EventRows } from './event-rows.js';
+import type { EventBatch, EventWriter, StoreMetric } from './store.js';
 import { newWalCounters, readWalCounters, type WalCheckpoints } from './wal-checkpoint.js';
 import { holdWriter, newGate, resetGate } from './writer-gate.js';
 
@@ -19,7 +19,8 @@ export interface EventWriterOptions extends ConnectionOptions {
   readonly thread?: boolean;
 }
 
-export interface EventWriter {
+/** The SQLite writer's own face: encoded rows, the writer gate and the checkpointer's counters. */
+export interface SqliteEventWriter {
   /** Commits the batches in one transaction; resolves once committed, rejects with ERR_SIEM_STORE. */
   write(batches: readonly EventRows[]): Promise<void>;
   /**
@@ -108,7 +109,10 @@ function workerScript(): URL {
   return new URL('../../dist/siem/store/event-writer-worker.js', import.meta.url);
 }
 
-export async function openEventWriter(file: string, opts: EventWriterOptions = {}): Promise<EventWriter> {
+export async function openEventWriter(
+  file: string,
+  opts: EventWriterOptions = {},
+): Promise<SqliteEventWriter> {
   const conn: ConnectionOptions = {
     ...(opts.synchronous !== undefined ? { synchronous: opts.synchronous } : {}),
     ...(opts.cacheMiB !== undefined ? { cacheMiB: opts.cacheMiB } : {}),
@@ -122,7 +126,7 @@ export async function openEventWriter(file: string, opts: EventWriterOptions = {
   return w;
 }
 
-function inThreadWriter(file: string, opts: ConnectionOptions): EventWriter {
+function inThreadWriter(file: string, opts: ConnectionOptions): SqliteEventWriter {
   let c: ReturnType<typeof openWriterConnection> | undefined;
   try {
     c = openWriterConnection(file, opts);
@@ -160,7 +164,7 @@ interface Pending {
   readonly reject: (err: unknown) => void;
 }
 
-class ThreadWriter implements EventWriter {
+class ThreadWriter implements SqliteEventWriter {
   private readonly file: string;
   private readonly opts: ConnectionOptions;
   private worker: Worker | undefined;
@@ -285,17 +289,40 @@ class ThreadWriter implements EventWriter {
   }
 }
 
-/**
- * The store with its writes to the events file run through `writer.exclusive`, for a process
- * where the writer thread and the store's connection both write it. Alerts and decisions live in
- * the state file, which the writer never touches: they go ahead without waiting.
- */
-export function yieldingStore(store: SiemStore, writer: EventWriter): SiemStore {
-  const gated = Object.create(store) as SiemStore;
-  return Object.assign(gated, {
-    insertEvents: (events: Parameters<SiemStore['insertEvents']>[0]) =>
-      writer.exclusive(() => store.insertEvents(events)),
-    pruneOlderThan: (cutoff: number, batch?: number) =>
-      writer.exclusive(() => store.pruneOlderThan(cutoff, batch)),
-  });
+/** A batch as the SQLite writer takes it: its rows, encoded when the batch was accepted. */
+interface SqliteBatch extends EventBatch {
+  readonly rows: EventRows;
+}
+
+const rowsOf = (b: EventBatch): EventRows =>
+  'rows' in b ? (b as SqliteBatch).rows : encodeEventRows(b.events);
+
+/** The domain's EventWriter over the SQLite writer: rows encoded by `prepare`, on the event loop. */
+export function domainEventWriter(w: SqliteEventWriter): EventWriter {
+  return {
+    prepare: (events): SqliteBatch => ({ events, rows: encodeEventRows(events) }),
+    write: (batches) => w.write(batches.map(rowsOf)),
+    close: () => w.close(),
+    abort: () => w.abort(),
+  };
+}
+
+/** The writer thread's checkpointer counters as the adapter's metrics. */
+export function walMetrics(w: SqliteEventWriter): StoreMetric[] {
+  const c = w.walCheckpoints();
+  const help =
+    "Checkpoints of the events file's WAL by the checkpointer thread: passes, log restarts, and restarts refused (a reader held the old log)";
+  return (
+    [
+      ['pass', c.passes],
+      ['restart', c.restarts],
+      ['refused', c.refused],
+    ] as const
+  ).map(([result, value]) => ({
+    name: 'edgeward_siem_wal_checkpoints_total',
+    help,
+    type: 'counter',
+    labels: { result },
+    value,
+  }));
 }

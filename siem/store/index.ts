@@ -1,10 +1,38 @@
-// The SIEM store's public face: the domain's interface and its SQLite adapter.
-export { applyRetention, openSqliteStore, stateFileOf, type SqliteStoreOptions } from './sqlite-store.js';
-export type {
-  AlertQuery,
-  AlertStatus,
-  DecisionChanges,
-  SiemStore,
-  TimelineEntity,
-  TimelineQuery,
+// The SIEM store's public face: the domain's interfaces and their SQLite adapter.
+export {
+  applyRetention,
+  asyncStore,
+  openSqliteStore,
+  openSqliteStoreSync,
+  stateFileOf,
+  type SqliteStoreOptions,
+  type SqliteStoreSync,
+} from './sqlite-store.js';
+export {
+  sqliteAckStore,
+  sqliteDashboardStores,
+  sqliteInventoryStore,
+  sqliteSessionStore,
+  sqliteUserStore,
+  type SqliteDashboardStores,
+} from './sqlite-side.js';
+export { sqliteStores, type SiemStoreFactory, type SiemStoreOptions, type SiemStores } from './stores.js';
+export {
+  ACK_HISTORY,
+  type AckRecord,
+  type AckStore,
+  type AlertQuery,
+  type AlertStatus,
+  type DecisionChanges,
+  type EventBatch,
+  type EventWriter,
+  type InventoryStore,
+  type SessionRecord,
+  type SessionStore,
+  type SiemStore,
+  type StoreMetric,
+  type TimelineEntity,
+  type TimelineQuery,
+  type UserRecord,
+  type UserStore,
 } from './store.js';

@@ -13,6 +13,26 @@ import { prepareEventInsert, SEGMENT_SHIFT } from './event-insert.js';
 import { encodeEventRows } from './event-rows.js';
 import type { AlertQuery, AlertStatus, DecisionChanges, SiemStore, TimelineQuery } from './store.js';
 
+/** The domain's interface with its promises taken off: what the SQLite connection answers at once. */
+type Synchronous<T> = {
+  [K in keyof T]: T[K] extends (...a: infer A) => Promise<infer R> ? (...a: A) => R : T[K];
+};
+
+/** Events per page of scanEvents. */
+const SCAN_PAGE = 1000;
+
+/**
+ * The SQLite store's own, synchronous face (better-sqlite3 answers on the calling thread); the
+ * domain sees it through `asyncStore`. `scanPage` stands for scanEvents: one page after `after`
+ * (a position from the previous page, 0 first), SCAN_PAGE events at most.
+ */
+export type SqliteStoreSync = Omit<Synchronous<SiemStore>, 'scanEvents'> & {
+  scanPage(
+    q: { actions: readonly string[]; observer: string },
+    after: number,
+  ): { seq: number; event: EdgeEvent }[];
+};
+
 // 2: alert_entity (alerts by entity), filled from the stored alerts when an older file is opened;
 // entity_timeline_recent (the newest timeline entries, see event-insert.ts), created empty.
 // 3: entity_timeline keyed by segment first (see event-insert.ts), rebuilt from the older table;
@@ -97,6 +117,16 @@ CREATE INDEX IF NOT EXISTS decisions_active ON decisions (removed_at);
 CREATE INDEX IF NOT EXISTS decisions_scope ON decisions (scope_type, scope_value);
 CREATE TABLE IF NOT EXISTS pending_decisions (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+// The decision stream's acknowledgement ledger (sqlite-side.ts), in the state file only.
+const ACK_SCHEMA = `
+CREATE TABLE IF NOT EXISTS agent_acks (
+  identity TEXT PRIMARY KEY,
+  acked INTEGER NOT NULL,
+  acked_at INTEGER NOT NULL,
+  history TEXT NOT NULL
+);
 `;
 
 export interface SqliteStoreOptions {
@@ -184,13 +214,59 @@ function openFile(
   }
 }
 
+/** The SQLite adapter of SiemStore: siem.db and, beside it, the state file. */
 export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): SiemStore {
+  return asyncStore(openSqliteStoreSync(file, opts));
+}
+
+/**
+ * The domain's interface over the synchronous store. `gate` runs the writes to the events file
+ * (the writer thread's file: insertEvents, pruneOlderThan) with priority over the writer's next
+ * group (event-writer.ts `exclusive`); without one they run as they come.
+ */
+export function asyncStore(s: SqliteStoreSync, gate: <T>(fn: () => T) => T = (fn) => fn()): SiemStore {
+  return {
+    insertEvents: async (events) => gate(() => s.insertEvents(events)),
+    insertAlerts: async (alerts) => s.insertAlerts(alerts),
+    timeline: async (q) => s.timeline(q),
+    event: async (id) => s.event(id),
+    async scanEvents(q, fn) {
+      for (let after = 0; ;) {
+        const page = s.scanPage(q, after);
+        for (const r of page) await fn(r.event);
+        if (page.length < SCAN_PAGE) return;
+        after = (page[page.length - 1] as { seq: number }).seq;
+      }
+    },
+    reporters: async () => s.reporters(),
+    alerts: async (q) => s.alerts(q),
+    setAlertStatus: async (id, status) => s.setAlertStatus(id, status),
+    alertStatuses: async (ids) => s.alertStatuses(ids),
+    countEvents: async () => s.countEvents(),
+    saveDecisionChanges: async (c) => s.saveDecisionChanges(c),
+    loadResponseState: async () => s.loadResponseState(),
+    decisionHistory: async (limit) => s.decisionHistory(limit),
+    pruneOlderThan: async (cutoff, batch) => gate(() => s.pruneOlderThan(cutoff, batch)),
+    close: async () => s.close(),
+  };
+}
+
+export function openSqliteStoreSync(file: string, opts: SqliteStoreOptions = {}): SqliteStoreSync {
   let db: Database.Database | undefined;
   let sdb: Database.Database | undefined;
   // The pending decisions as last written, by id. The engine keeps its pending objects as they
   // are until they change, so a save writes only those that are new or different by identity,
   // and deletes those gone: a storm of 10,000 pending writes one row per change, not the list.
   let storedPending: Map<string, PendingDecision>;
+  const readPending = (): Map<string, PendingDecision> =>
+    new Map(
+      (
+        (sdb as Database.Database).prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`).all() as Row[]
+      ).map((r) => {
+        const p = JSON.parse(r.doc) as PendingDecision;
+        return [p.id, p] as const;
+      }),
+    );
   try {
     const { db: ev, version } = openFile(file, opts, SCHEMA_VERSION, 'store');
     db = ev;
@@ -214,15 +290,11 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     const st = sdb;
     st.transaction(() => {
       st.exec(STATE_SCHEMA);
+      st.exec(ACK_SCHEMA);
       st.pragma(`user_version = ${STATE_SCHEMA_VERSION}`);
     })();
     moveState(ev, stateFile);
-    storedPending = new Map(
-      (st.prepare(`SELECT doc FROM pending_decisions ORDER BY rowid`).all() as Row[]).map((r) => {
-        const p = JSON.parse(r.doc) as PendingDecision;
-        return [p.id, p] as const;
-      }),
-    );
+    storedPending = readPending();
   } catch (err) {
     sdb?.close();
     db?.close();
@@ -276,6 +348,10 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
   );
   const getStatus = sdb.prepare(`SELECT status, by, at FROM alert_status WHERE id = ?`);
   const countEvents = db.prepare(`SELECT count(*) AS n FROM events`);
+  const scanPage = db.prepare(
+    `SELECT seq, doc FROM events WHERE seq > ? AND observer = ? AND action IN (SELECT value FROM json_each(?))
+     ORDER BY seq LIMIT ?`,
+  );
   const byId = db.prepare(`SELECT doc FROM events WHERE id = ?`);
   // An entity's entries are in entity_timeline_recent (the newest) or in one segment of
   // entity_timeline. Each table and segment is read in index order and cut to `limit` (the event
@@ -443,18 +519,12 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
       const row = byId.get(id) as Row | undefined;
       return row === undefined ? undefined : storedEvent(row.doc);
     },
-    scanEvents(q, fn) {
-      const page = db.prepare(
-        `SELECT seq, doc FROM events WHERE seq > ? AND observer = ? AND action IN (SELECT value FROM json_each(?))
-         ORDER BY seq LIMIT 1000`,
-      );
-      const actions = JSON.stringify(q.actions);
-      for (let after = 0; ;) {
-        const rows = page.all(after, q.observer, actions) as { seq: number; doc: string }[];
-        for (const r of rows) fn(storedEvent(r.doc));
-        if (rows.length < 1000) return;
-        after = (rows[rows.length - 1] as { seq: number }).seq;
-      }
+    scanPage(q, after) {
+      const rows = scanPage.all(after, q.observer, JSON.stringify(q.actions), SCAN_PAGE) as {
+        seq: number;
+        doc: string;
+      }[];
+      return rows.map((r) => ({ seq: r.seq, event: storedEvent(r.doc) }));
     },
     reporters() {
       return db
@@ -504,7 +574,9 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Si
     },
     loadResponseState(): ResponseState {
       const rev = getMeta.get('revision') as { value: string } | undefined;
-      // The very objects a later save compares against (the engine keeps them as they are).
+      // Read from the file (another handle may have saved since this one opened), and kept as
+      // the very objects a later save compares against (the engine keeps them as they are).
+      storedPending = readPending();
       const pending = [...storedPending.values()];
       const decisions = parseDocs<Decision>(
         sdb.prepare(`SELECT doc FROM decisions WHERE removed_at IS NULL ORDER BY revision`).all(),
@@ -636,7 +708,7 @@ export async function applyRetention(
   const cutoff = now - days * 86_400_000;
   let total = 0;
   for (;;) {
-    const n = store.pruneOlderThan(cutoff, batch);
+    const n = await store.pruneOlderThan(cutoff, batch);
     total += n;
     if (n < batch) return total;
     await new Promise<void>((r) => setImmediate(r));

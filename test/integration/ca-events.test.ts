@@ -67,16 +67,16 @@ describe('ca serve --siem', () => {
     const timeline = (
       entity: 'source.identity' | 'source.ip',
       value: string,
-    ): Array<Record<string, unknown>> => siem.store.timeline({ entity, value });
-    const failure = (): Record<string, unknown> | undefined =>
-      timeline('source.ip', '127.0.0.1').find(
+    ): Promise<Array<Record<string, unknown>>> => siem.store.timeline({ entity, value });
+    const failure = async (): Promise<Record<string, unknown> | undefined> =>
+      (await timeline('source.ip', '127.0.0.1')).find(
         (e) => e['event.action'] === 'attestation.failure' && e['attestation.claimed_identity'] === id,
       );
     await waitFor(
       'the CA events in the SIEM',
-      () => timeline('source.identity', id).length >= 1 && failure() !== undefined,
+      async () => (await timeline('source.identity', id)).length >= 1 && (await failure()) !== undefined,
     );
-    const events = timeline('source.identity', id);
+    const events = await timeline('source.identity', id);
     expect(events.every((e) => e['observer.identity'] === serviceId(TD, 'ca'))).toBe(true);
     expect(events.find((e) => e['event.action'] === 'enroll.success')).toMatchObject({
       'attestation.method': 'token',
@@ -85,12 +85,12 @@ describe('ca serve --siem', () => {
     // The refused enrollment proved nothing: it is evidence about its address, not about the
     // identity it named (the "anonymous quarantine" attack).
     expect(events.some((e) => e['event.outcome'] === 'failure')).toBe(false);
-    expect(failure()).toMatchObject({
+    expect(await failure()).toMatchObject({
       'error.code': 'ERR_CA_TOKEN_INVALID',
       'event.outcome': 'failure',
       'observer.identity': serviceId(TD, 'ca'),
     });
-    expect(failure()).not.toHaveProperty('source.identity');
+    expect(await failure()).not.toHaveProperty('source.identity');
   });
 
   it('refuses renewals of an identity the SIEM quarantines, and renews again after the lift', async () => {

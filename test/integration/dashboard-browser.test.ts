@@ -23,11 +23,9 @@ import { createPufProver, createSimPuf, importPufRecord, provisionPuf } from '..
 import { enroll, renew } from '../../client/index.js';
 import { loadRules } from '../../policies/rules/index.js';
 import {
-  openDashboardDb,
-  Inventory,
   startDashboard,
   type RunningDashboard,
-  UserStore,
+  DashboardUsers,
   type RunningSiem,
   createDashboardApi,
   startSiemServer,
@@ -115,8 +113,8 @@ function deviceConnects(): ClientResult {
   });
 }
 
-const serialOf = (dirName: string): string => {
-  const rows = api.inventory({ q: `${TD}/device/${dirName}`, limit: 1, offset: 0 }).items;
+const serialOf = async (dirName: string): Promise<string> => {
+  const rows = (await api.inventory({ q: `${TD}/device/${dirName}`, limit: 1, offset: 0 })).items;
   const serial = rows[0]?.['serial'];
   return typeof serial === 'string' ? serial : '';
 };
@@ -161,17 +159,17 @@ beforeAll(async () => {
     },
     stop: () => caRunning.close(),
   };
-  const db = openDashboardDb(join(dir, 'siem'));
-  const users = new UserStore(db);
+  const users = new DashboardUsers(siem.stores.users);
   await users.add('ana', 'analyst', 'analyst password 1', Date.now());
   await users.add('vic', 'viewer', 'viewer password 1', Date.now());
-  api = createDashboardApi(siem, { inventory: new Inventory(db), rules: await loadRules(RULES) });
+  api = createDashboardApi(siem, { inventory: siem.stores.inventory, rules: await loadRules(RULES) });
   dash = await startDashboard({
     host: '127.0.0.1',
     port: 0,
     tls: { key: identity.keyPem, cert: identity.certPem },
     api,
     users,
+    sessions: siem.stores.sessions,
     log: silentLogger,
   });
   node = await enrollAs(ca, `spiffe://${TD}/node/n1`, join(dir, 'n1'));
@@ -224,7 +222,11 @@ beforeAll(async () => {
     30_000,
   );
   await waitFor('the agent acknowledging the current revision', () => agentAcked() === siem.hub.revision);
-  await waitFor('the CA’s enrollments in the inventory', () => serialOf('revoked-1') !== '', 15_000);
+  await waitFor(
+    'the CA’s enrollments in the inventory',
+    async () => (await serialOf('revoked-1')) !== '',
+    15_000,
+  );
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -385,7 +387,7 @@ describe('dashboard in Chromium', () => {
   });
 
   it('shows the serial the playbook quarantines as quarantined everywhere, and the alert’s detail', async () => {
-    const serial = serialOf('cloned-1');
+    const serial = await serialOf('cloned-1');
     const r = await call(`${siem.url}/v1/events`, node, { body: cloneEvents(serial) });
     expect(r.status).toBeLessThan(300);
     await page.goto(`${dash.url}/#/alerts`);
@@ -527,12 +529,15 @@ describe('dashboard in Chromium', () => {
 
   it('shows the CA’s attestation evidence per check: the PUF distance and threshold, then a refused renewal', async () => {
     /** The CA's newest attestation event of the PUF device, as the SIEM stored it. */
-    const stored = (): Record<string, unknown> | undefined => {
-      const list = siem.store.timeline({ entity: 'identity', value: PUF_DEVICE, limit: 50 });
+    const stored = async (): Promise<Record<string, unknown> | undefined> => {
+      const list = await siem.store.timeline({ entity: 'identity', value: PUF_DEVICE, limit: 50 });
       return list.find((e) => e['observer.type'] === 'ca' && e['attestation.method'] === 'puf');
     };
-    await waitFor('the PUF enrollment event', () => stored()?.['event.action'] === 'enroll.success');
-    const enrolled = stored() ?? {};
+    await waitFor(
+      'the PUF enrollment event',
+      async () => (await stored())?.['event.action'] === 'enroll.success',
+    );
+    const enrolled = (await stored()) ?? {};
     expect(enrolled).toMatchObject({
       'attestation.puf.mode': 'crp',
       'attestation.puf.response': 'passed',
@@ -572,10 +577,10 @@ describe('dashboard in Chromium', () => {
       prover: createPufProver({ puf: 'sim:another-device', id: PUF_DEVICE, mode: 'crp' }),
     }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(Error);
-    await waitFor('the refused renewal event', () =>
-      stored()?.['attestation.puf.response'] === 'failed' ? true : undefined,
+    await waitFor('the refused renewal event', async () =>
+      (await stored())?.['attestation.puf.response'] === 'failed' ? true : undefined,
     );
-    const failed = stored() ?? {};
+    const failed = (await stored()) ?? {};
     expect(failed['error.code']).toBe('ERR_ATT_PUF_CRP_MISMATCH');
     const far = Number(failed['attestation.puf.distance']);
     expect(far).toBeGreaterThan(threshold);
@@ -639,15 +644,15 @@ describe('dashboard in Chromium', () => {
     expect(await column(page, 'Alerts', 5)).toEqual(['closed by ana just now']);
     // Audited as changes, with the analyst's name.
     const changes: string[] = [];
-    siem.store.scanEvents(
+    await siem.store.scanEvents(
       { actions: ['siem.alert.acknowledge', 'siem.alert.close'], observer: siem.identity().identity },
-      (e) => changes.push(e['event.action']),
+      (e) => void changes.push(e['event.action']),
     );
     expect(changes).toEqual(['siem.alert.acknowledge', 'siem.alert.close']);
   });
 
   it('shows a revocation made with `edgeward ca revoke` within seconds', async () => {
-    const serial = serialOf('revoked-1');
+    const serial = await serialOf('revoked-1');
     // Another process on the CA's data folder, as an operator runs it (the CA keeps serving).
     const r = await edgewardAsync([
       'ca',
@@ -804,16 +809,16 @@ describe('dashboard in Chromium', () => {
       log: silentLogger,
       synchronous: 'NORMAL',
     });
-    const db = openDashboardDb(join(dir, 'lone', 'siem'));
-    const users = new UserStore(db);
+    const users = new DashboardUsers(lone.stores.users);
     await users.add('vic', 'viewer', 'viewer password 1', Date.now());
-    const loneApi = createDashboardApi(lone, { inventory: new Inventory(db) });
+    const loneApi = createDashboardApi(lone, { inventory: lone.stores.inventory });
     const loneDash = await startDashboard({
       host: '127.0.0.1',
       port: 0,
       tls: { key: siemIdentity.keyPem, cert: siemIdentity.certPem },
       api: loneApi,
       users,
+      sessions: lone.stores.sessions,
       log: silentLogger,
     });
     const context = await browser.newContext({
@@ -843,7 +848,6 @@ describe('dashboard in Chromium', () => {
       await loneDash.close();
       loneApi.close();
       await lone.close();
-      db.close();
     }
   });
 
@@ -903,7 +907,7 @@ describe('dashboard in Chromium', () => {
     expect(triage).toMatchObject({ status: 403, body: { code: 'ERR_DASH_FORBIDDEN' } });
   });
 
-  it('records who read what in the read audit log, and stores no read as an event', () => {
+  it('records who read what in the read audit log, and stores no read as an event', async () => {
     const lines = readFileSync(join(dir, 'siem', 'audit-reads.jsonl'), 'utf8')
       .trim()
       .split('\n');
@@ -911,19 +915,19 @@ describe('dashboard in Chromium', () => {
     expect(reads.some((r) => r.action === 'siem.read.inventory' && r.who === 'vic (session)')).toBe(true);
     expect(reads.some((r) => r.action === 'siem.read.entity' && r.what === `entity ${CLONED}`)).toBe(true);
     const stored: string[] = [];
-    siem.store.scanEvents(
+    await siem.store.scanEvents(
       {
         actions: ['siem.read.alerts', 'siem.read.inventory', 'siem.read.entity', 'siem.read.decisions'],
         observer: siem.identity().identity,
       },
-      (e) => stored.push(e['event.action']),
+      (e) => void stored.push(e['event.action']),
     );
     expect(stored).toEqual([]);
     // Changes stay events: the quarantine and the lift.
     const changes: string[] = [];
-    siem.store.scanEvents(
+    await siem.store.scanEvents(
       { actions: ['siem.decision.create', 'siem.decision.lift'], observer: siem.identity().identity },
-      (e) => changes.push(e['event.action']),
+      (e) => void changes.push(e['event.action']),
     );
     expect(changes).toEqual(['siem.decision.create', 'siem.decision.lift']);
   });

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceId } from '../../common/identity.js';
-import { openSqliteStore } from '../../siem/store/index.js';
+import { openSqliteStoreSync } from '../../siem/store/index.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { EDGEWARD } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -107,7 +107,7 @@ describe('SIEM crash', () => {
       await Promise.all(loops);
       expect(acked.length).toBeGreaterThanOrEqual(20);
 
-      const store = openSqliteStore(join(data, 'siem.db'));
+      const store = openSqliteStoreSync(join(data, 'siem.db'));
       try {
         for (const k of acked) {
           const got = store.timeline({

@@ -79,7 +79,7 @@ describe('SIEM identity and signing key', () => {
     expect(r.headers['x-edgeward-kid']).toBe(key.kid);
   });
 
-  it('refuses a chain that is not the SIEM or not from this bundle (ERR_SIEM_DECISION_KEY)', () => {
+  it('refuses a chain that is not the SIEM or not from this bundle (ERR_SIEM_DECISION_KEY)', async () => {
     expect(() => verifySiemChain(node.certPem, ca.rootPem, TD, Date.now())).toThrow(
       expect.objectContaining({ code: 'ERR_SIEM_DECISION_KEY' }),
     );
@@ -176,7 +176,7 @@ describe('hostile input at ingest', () => {
   const one = { '@timestamp': Date.now(), 'event.action': 'connection.denied' };
 
   it('refuses each bad batch with its code and stores none of it', async () => {
-    const before = siem.store.countEvents();
+    const before = await siem.store.countEvents();
     const cases: [string | Buffer, string, number, string?][] = [
       ['{"not":"an array"}', 'ERR_SIEM_BATCH_MALFORMED', 400],
       ['[{"@timestamp": 1', 'ERR_SIEM_BATCH_MALFORMED', 400],
@@ -204,13 +204,13 @@ describe('hostile input at ingest', () => {
       expect({ code: r.json?.['code'], status: r.status }).toEqual({ code, status });
       expect(Object.keys(r.json ?? {}).sort()).toEqual(['code', 'error', 'message', 'statusCode']);
     }
-    expect(siem.store.countEvents()).toBe(before);
+    expect(await siem.store.countEvents()).toBe(before);
     const m = (await call(`${siem.url}/metrics`, undefined)).body.toString();
     expect(m).toMatch(/edgeward_siem_events_rejected_total\{reason="ERR_SIEM_OBSERVER_MISMATCH"\} 1/);
   });
 
   it('refuses a batch with one malformed event whole, while batches sharing its group commit are stored', async () => {
-    const before = siem.store.countEvents();
+    const before = await siem.store.countEvents();
     const batch = (who: string, n: number) =>
       Array.from({ length: n }, (_, i) => ({
         ...one,
@@ -229,13 +229,13 @@ describe('hostile input at ingest', () => {
     expect(results[4]?.json?.['message']).toBe(
       'event 37, field source.port: event does not match the schema',
     );
-    expect(siem.store.countEvents()).toBe(before + 800);
-    expect(siem.store.timeline({ entity: 'source.identity', value: `spiffe://${TD}/device/mixed` })).toEqual(
-      [],
-    );
+    expect(await siem.store.countEvents()).toBe(before + 800);
+    expect(
+      await siem.store.timeline({ entity: 'source.identity', value: `spiffe://${TD}/device/mixed` }),
+    ).toEqual([]);
     for (let k = 0; k < 8; k++)
       expect(
-        siem.store.timeline({
+        await siem.store.timeline({
           entity: 'source.identity',
           value: `spiffe://${TD}/device/good${k}`,
           limit: 1000,
@@ -468,7 +468,7 @@ describe('dashboard adapter (siem/dashboard/api.ts over the running service)', (
         reason: 'from the dashboard',
       });
       expect(made['status']).toBe('created');
-      const view = api.decisions();
+      const view = await api.decisions();
       expect(view['revision']).toBe(siem.hub.revision);
       expect((view['active'] as { id: string }[]).some((d) => d.id === made['id'])).toBe(true);
       await expect(
@@ -491,17 +491,17 @@ describe('dashboard adapter (siem/dashboard/api.ts over the running service)', (
       ];
       expect((await call(`${siem.url}/v1/events`, node, { body: batch })).status).toBe(200);
       await waitFor('alert pushed to the dashboard', () => seen.length > 0);
-      const g = api.graph() as { edges: { from: string; to: string }[] };
+      const g = (await api.graph()) as { edges: { from: string; to: string }[] };
       expect(g.edges).toContainEqual(
         expect.objectContaining({ from: `spiffe://${TD}/device/g1`, to: `spiffe://${TD}/node/n1` }),
       );
       const c = api.charts() as { eventsPerSecond: [number, number][] };
       expect(c.eventsPerSecond.some(([, v]) => v > 0)).toBe(true);
-      const who = siem.store.timeline({ entity: 'source.ip', value: '127.0.0.1', limit: 100 });
+      const who = await siem.store.timeline({ entity: 'source.ip', value: '127.0.0.1', limit: 100 });
       expect(
         who.some((e) => e['event.action'] === 'siem.decision.lift' && String(e.message).includes('alice')),
       ).toBe(true);
-      expect(api.entity(`spiffe://${TD}/device/g1`, 10)['peers']).toContain(`spiffe://${TD}/node/n1`);
+      expect((await api.entity(`spiffe://${TD}/device/g1`, 10))['peers']).toContain(`spiffe://${TD}/node/n1`);
     } finally {
       off();
       api.close();

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openDashboardDb, UserStore } from '../../siem/index.js';
+import { DashboardUsers, openDashboardDb, sqliteUserStore } from '../../siem/index.js';
 import { EDGEWARD } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -40,7 +40,7 @@ describe('siem user add on a terminal', () => {
     expect(r.transcript).not.toContain(secret);
     const db = openDashboardDb(data);
     try {
-      expect((await new UserStore(db).verify('alice', secret))?.role).toBe('analyst');
+      expect((await new DashboardUsers(sqliteUserStore(db)).verify('alice', secret))?.role).toBe('analyst');
     } finally {
       db.close();
     }
@@ -56,7 +56,7 @@ describe('siem user add on a terminal', () => {
     expect(r.transcript).not.toContain(secret);
     const db = openDashboardDb(data);
     try {
-      expect(await new UserStore(db).verify('bob', secret)).toBeUndefined();
+      expect(await new DashboardUsers(sqliteUserStore(db)).verify('bob', secret)).toBeUndefined();
     } finally {
       db.close();
     }

@@ -6,7 +6,7 @@ import type { EdgeEvent } from '../../../common/events.js';
 import { openDashboardDb } from '../../../siem/dashboard/cli.js';
 import { Inventory, quarantineSet } from '../../../siem/dashboard/inventory.js';
 import type { InventoryQuery } from '../../../siem/dashboard/api.js';
-import { openSqliteStore } from '../../../siem/store/index.js';
+import { openSqliteStore, sqliteInventoryStore } from '../../../siem/store/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const TD = 'spiffe://factory.example';
@@ -175,7 +175,7 @@ describe('quarantine sets', () => {
 });
 
 describe('an inventory from before provenance', () => {
-  it('is rebuilt from the CA’s stored evidence: rows and revocations others made up are gone', () => {
+  it('is rebuilt from the CA’s stored evidence: rows and revocations others made up are gone', async () => {
     const dir = join(tempDir(), 'siem');
     const db = openDashboardDb(dir);
     // A version-1 table: a real node, a ghost a device made up, and the node marked revoked.
@@ -192,7 +192,7 @@ describe('an inventory from before provenance', () => {
     const store = openSqliteStore(join(dir, 'siem.db'), { synchronous: 'NORMAL' });
     const stored = (e: Record<string, unknown>, i: number): EdgeEvent =>
       ({ 'event.id': `e${i}`, 'event.ingested': 10 + i, '@timestamp': 10 + i, ...e }) as EdgeEvent;
-    store.insertEvents(
+    await store.insertEvents(
       [
         {
           'event.action': 'enroll.success',
@@ -216,19 +216,20 @@ describe('an inventory from before provenance', () => {
         { 'event.action': 'connection.closed', 'observer.identity': node(1), 'observer.type': 'agent' },
       ].map(stored),
     );
-    const inv = new Inventory(db);
-    expect(inv.needsRebuild).toBe(true);
-    inv.rebuild(store, 'factory.example');
+    const inv = sqliteInventoryStore(db);
+    expect(await inv.needsRebuild()).toBe(true);
+    await inv.rebuild(store, 'factory.example');
+    expect(await inv.needsRebuild()).toBe(false);
     const none = quarantineSet([]);
-    expect(inv.get(node(1), none)).toMatchObject({ serial: 'aa', status: 'healthy', lastSeen: 13 });
-    expect(inv.get(`${TD}/node/ghost`, none)).toBeUndefined();
+    expect(await inv.get(node(1), none)).toMatchObject({ serial: 'aa', status: 'healthy', lastSeen: 13 });
+    expect(await inv.get(`${TD}/node/ghost`, none)).toBeUndefined();
     // The device is a row of its own (it did report), the CA too.
-    expect(inv.get(dev(9), none)).toMatchObject({ kind: 'device' });
-    expect(new Inventory(db).needsRebuild).toBe(false);
+    expect(await inv.get(dev(9), none)).toMatchObject({ kind: 'device' });
+    expect(await sqliteInventoryStore(db).needsRebuild()).toBe(false);
     // The CRL marks rows by their current serial.
-    expect(inv.markRevoked(['aa', 'zz'])).toBe(1);
-    expect(inv.get(node(1), none)?.['status']).toBe('revoked');
-    store.close();
+    expect(await inv.markRevoked(['aa', 'zz'])).toBe(1);
+    expect((await inv.get(node(1), none))?.['status']).toBe('revoked');
+    await store.close();
     db.close();
   });
 });

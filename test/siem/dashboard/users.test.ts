@@ -3,15 +3,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDashboardDb } from '../../../siem/dashboard/cli.js';
 import { Inventory, quarantineSet } from '../../../siem/dashboard/inventory.js';
-import { SessionStore } from '../../../siem/dashboard/sessions.js';
-import { UserStore, roleAtLeast } from '../../../siem/dashboard/users.js';
+import { DashboardSessions } from '../../../siem/dashboard/sessions.js';
+import { DashboardUsers, roleAtLeast } from '../../../siem/dashboard/users.js';
+import { sqliteSessionStore, sqliteUserStore } from '../../../siem/store/index.js';
 import { fakeClock } from '../../../common/clock.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const db = openDashboardDb(join(tempDir(), 'siem'));
 
 describe('dashboard users', () => {
-  const users = new UserStore(db);
+  const users = new DashboardUsers(sqliteUserStore(db));
   it('stores scrypt hashes and verifies passwords', async () => {
     await users.add('alice', 'analyst', 'correct horse battery', 1);
     expect(await users.verify('alice', 'correct horse battery')).toEqual({ name: 'alice', role: 'analyst' });
@@ -44,17 +45,24 @@ describe('dashboard users', () => {
 });
 
 describe('dashboard sessions', () => {
-  it('expire when idle and check CSRF tokens in constant time', () => {
+  it('expire when idle and check CSRF tokens in constant time', async () => {
     const clock = fakeClock(0);
-    const sessions = new SessionStore(() => clock.now(), 1000, 10_000);
-    const s = sessions.create('alice', 'analyst');
-    expect(sessions.get(s.id)?.user).toBe('alice');
-    expect(SessionStore.csrfMatches(s, s.csrf)).toBe(true);
-    expect(SessionStore.csrfMatches(s, 'x'.repeat(s.csrf.length))).toBe(false);
-    expect(SessionStore.csrfMatches(s, undefined)).toBe(false);
+    const sessions = new DashboardSessions(sqliteSessionStore(db), () => clock.now(), 1000, 10_000);
+    const s = await sessions.create('alice', 'analyst');
+    expect((await sessions.get(s.id))?.user).toBe('alice');
+    expect(DashboardSessions.csrfMatches(s, s.csrf)).toBe(true);
+    expect(DashboardSessions.csrfMatches(s, 'x'.repeat(s.csrf.length))).toBe(false);
+    expect(DashboardSessions.csrfMatches(s, undefined)).toBe(false);
     clock.advance(1001);
-    expect(sessions.get(s.id)).toBeUndefined();
-    expect(sessions.get('not-a-session')).toBeUndefined();
+    expect(await sessions.get(s.id)).toBeUndefined();
+    expect(await sessions.get('not-a-session')).toBeUndefined();
+  });
+  it('keep the hash of the session id, never the id', async () => {
+    const sessions = new DashboardSessions(sqliteSessionStore(db), () => 0);
+    const s = await sessions.create('bob', 'viewer');
+    const keys = db.prepare('SELECT key FROM dashboard_sessions').pluck().all() as string[];
+    expect(keys).not.toContain(s.id);
+    expect(keys.every((k) => /^[0-9a-f]{64}$/.test(k))).toBe(true);
   });
 });
 

@@ -7,14 +7,14 @@ const A = 'spiffe://factory.example/node/a';
 const B = 'spiffe://factory.example/node/b';
 
 describe('AgentLedger', () => {
-  it('reports revisions behind and ms since the first unacknowledged revision was published', () => {
+  it('reports revisions behind and ms since the first unacknowledged revision was published', async () => {
     const l = new AgentLedger(0, 1000);
     l.connect(A, 1000);
     l.connect(B, 1000);
     l.published(1, 2000);
     l.published(2, 3000);
-    l.ack(A, 2, 3100);
-    l.ack(B, 1, 3100);
+    await l.ack(A, 2, 3100);
+    await l.ack(B, 1, 3100);
     expect(l.view(A, 5000)).toMatchObject({ acked: 2, behind: 0, lagMs: 0, connected: 1 });
     expect(l.view(B, 5000)).toMatchObject({ acked: 1, behind: 1, lagMs: 2000 });
     expect(l.maxLag(5000)).toEqual({ behind: 1, lagMs: 2000 });

@@ -8,12 +8,11 @@ import type { EdgeEvent } from '../../../common/events.js';
 import { silentLogger } from '../../../common/log.js';
 import type { Alert } from '../../../siem/correlate/index.js';
 import { openDashboardDb } from '../../../siem/dashboard/cli.js';
-import { Inventory } from '../../../siem/dashboard/inventory.js';
 import { ResponseEngine } from '../../../siem/playbooks/index.js';
 import { parsePlaybookTexts } from '../../../policies/index.js';
 import { createDashboardApi } from '../../../siem/service/dashboard-api.js';
 import { DecisionHub } from '../../../siem/service/hub.js';
-import { openSqliteStore } from '../../../siem/store/index.js';
+import { openSqliteStore, sqliteInventoryStore } from '../../../siem/store/index.js';
 import { alertOf } from '../../helpers/alerts.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -50,11 +49,11 @@ function setup() {
       hub,
       store,
       now,
-      audit: (a) => void audits.push(a),
+      audit: async (a) => void audits.push(a),
       subscribeEvents: (fn) => (eventFns.add(fn), () => void eventFns.delete(fn)),
       subscribeAlerts: (fn) => (alertFns.add(fn), () => void alertFns.delete(fn)),
     },
-    { inventory: new Inventory(db) },
+    { inventory: sqliteInventoryStore(db) },
   );
   const feed = (events: EdgeEvent[]): void => {
     for (const fn of eventFns) fn(events);
@@ -62,7 +61,7 @@ function setup() {
   const close = async (): Promise<void> => {
     api.close();
     await hub.settled();
-    store.close();
+    await store.close();
     db.close();
   };
   return { api, hub, store, engine, feed, audits, advance: (ms: number) => (t += ms), now, close };
@@ -85,14 +84,14 @@ describe('dashboard API', () => {
       s.advance(1);
     }
     // The blast-radius cap (2 a minute) leaves three of five automatic decisions pending.
-    s.hub.handleAlerts(
+    await s.hub.handleAlerts(
       [1, 2, 3, 4, 5].map((i) =>
         alertOf(`ip${i}`, s.now(), { 'source.ip': `192.0.2.${i}` }, { ruleId: 'r-ip' }),
       ),
     );
-    s.hub.ledger.ack('spiffe://factory.example/node/current', s.hub.revision, s.now());
-    s.hub.ledger.ack('spiffe://factory.example/node/behind', 3, s.now());
-    const d = s.api.decisions() as {
+    await s.hub.ledger.ack('spiffe://factory.example/node/current', s.hub.revision, s.now());
+    await s.hub.ledger.ack('spiffe://factory.example/node/behind', 3, s.now());
+    const d = (await s.api.decisions()) as {
       active: { scope: { value: string } }[];
       activeTotal: number;
       pending: unknown[];
@@ -117,41 +116,43 @@ describe('dashboard API', () => {
       { '@timestamp': s.now(), 'event.action': 'enroll.success', 'source.identity': dev(9001), ...ca },
     ]);
     const q = { q: 'd900', limit: 10, offset: 0 };
-    expect(s.api.inventory({ ...q, status: 'quarantined' }).total).toBe(0);
+    expect((await s.api.inventory({ ...q, status: 'quarantined' })).total).toBe(0);
     const d = await s.api.quarantine('ana', manual(dev(9001)));
-    expect(s.api.inventory({ ...q, status: 'quarantined' }).items.map((x) => x['identity'])).toEqual([
+    expect((await s.api.inventory({ ...q, status: 'quarantined' })).items.map((x) => x['identity'])).toEqual([
       dev(9001),
     ]);
-    expect(s.api.inventory({ ...q, status: 'healthy' }).items.map((x) => x['identity'])).toEqual([dev(9000)]);
-    expect(s.api.entity(dev(9001), 10)['quarantined']).toBe(true);
+    expect((await s.api.inventory({ ...q, status: 'healthy' })).items.map((x) => x['identity'])).toEqual([
+      dev(9000),
+    ]);
+    expect((await s.api.entity(dev(9001), 10))['quarantined']).toBe(true);
     await s.api.lift('ana', String(d['id']));
-    expect(s.api.inventory({ ...q, status: 'quarantined' }).total).toBe(0);
-    expect(s.api.entity(dev(9001), 10)['quarantined']).toBe(false);
+    expect((await s.api.inventory({ ...q, status: 'quarantined' })).total).toBe(0);
+    expect((await s.api.entity(dev(9001), 10))['quarantined']).toBe(false);
   });
 
-  it('lists an entity’s alerts from the index even when thousands of newer alerts exist', () => {
+  it('lists an entity’s alerts from the index even when thousands of newer alerts exist', async () => {
     const t = s.now();
-    s.store.insertAlerts([alertOf('mine', t - 60_000, { 'source.identity': dev(7) })]);
-    s.store.insertAlerts(
+    await s.store.insertAlerts([alertOf('mine', t - 60_000, { 'source.identity': dev(7) })]);
+    await s.store.insertAlerts(
       Array.from({ length: 2500 }, (_, i) => alertOf(`other${i}`, t + i, { 'source.ip': '10.1.1.1' })),
     );
-    const e = s.api.entity(dev(7), 10) as { alerts: { id: string }[] };
+    const e = (await s.api.entity(dev(7), 10)) as { alerts: { id: string }[] };
     expect(e.alerts.map((a) => a.id)).toEqual(['mine']);
-    const busy = s.api.entity('10.1.1.1', 10) as { alerts: unknown[] };
+    const busy = (await s.api.entity('10.1.1.1', 10)) as { alerts: unknown[] };
     expect(busy.alerts).toHaveLength(100);
   });
 
-  it('pages alerts with before, beyond the newest 10,000 too', () => {
-    const page1 = s.api.alerts({ limit: 100 });
+  it('pages alerts with before, beyond the newest 10,000 too', async () => {
+    const page1 = await s.api.alerts({ limit: 100 });
     expect(page1).toHaveLength(100);
     const last = page1[99] as { time: number };
-    const page2 = s.api.alerts({ limit: 100, before: last.time });
+    const page2 = await s.api.alerts({ limit: 100, before: last.time });
     expect((page2[0] as { time: number }).time).toBeLessThan(last.time);
-    const oldest = s.api.alerts({ limit: 10, before: s.now() - 1000 }) as { id: string }[];
+    const oldest = (await s.api.alerts({ limit: 10, before: s.now() - 1000 })) as { id: string }[];
     expect(oldest.map((a) => a.id)).toContain('mine');
   });
 
-  it('draws the graph from pairs seen within the last hour, and makes room for new ones', () => {
+  it('draws the graph from pairs seen within the last hour, and makes room for new ones', async () => {
     s.feed([
       {
         '@timestamp': s.now(),
@@ -160,8 +161,8 @@ describe('dashboard API', () => {
         'destination.identity': dev(2),
       },
     ]);
-    const edges = () => (s.api.graph() as { edges: { from: string; to: string }[] }).edges;
-    expect(edges().map((e) => e.from)).toEqual([dev(1)]);
+    const edges = async () => ((await s.api.graph()) as { edges: { from: string; to: string }[] }).edges;
+    expect((await edges()).map((e) => e.from)).toEqual([dev(1)]);
     // 5,000 distinct pairs fill the table; two hours later they are stale and make room.
     s.feed(
       Array.from({ length: 5000 }, (_, i) => ({
@@ -171,9 +172,9 @@ describe('dashboard API', () => {
         'destination.identity': dev(3),
       })),
     );
-    expect(edges()).toHaveLength(500);
+    expect(await edges()).toHaveLength(500);
     s.advance(2 * 3_600_000);
-    expect(edges()).toHaveLength(0);
+    expect(await edges()).toHaveLength(0);
     s.feed([
       {
         '@timestamp': s.now(),
@@ -182,7 +183,7 @@ describe('dashboard API', () => {
         'destination.identity': dev(5),
       },
     ]);
-    expect(edges().map((e) => `${e.from}>${e.to}`)).toEqual([`${dev(4)}>${dev(5)}`]);
+    expect((await edges()).map((e) => `${e.from}>${e.to}`)).toEqual([`${dev(4)}>${dev(5)}`]);
   });
 });
 
@@ -191,9 +192,9 @@ describe('dashboard API views', () => {
   afterAll(() => s.close());
   const node1 = `spiffe://${TD}/node/n1`;
 
-  it('names each alert’s severity and entity, preferring identities, then serials, keys, addresses', () => {
+  it('names each alert’s severity and entity, preferring identities, then serials, keys, addresses', async () => {
     const t = s.now();
-    s.store.insertAlerts([
+    await s.store.insertAlerts([
       alertOf('by-ip', t, { 'source.ip': '192.0.2.9' }),
       alertOf('by-serial', t + 1, { 'tls.client.x509.serial_number': 'abc' }),
       alertOf('by-id', t + 2, { 'source.ip': '192.0.2.9', 'source.identity': dev(1) }),
@@ -204,18 +205,24 @@ describe('dashboard API views', () => {
         { trigger: { '@timestamp': t, 'event.action': 'x', 'source.ip': '192.0.2.10' } },
       ),
     ]);
-    const views = s.api.alerts({ limit: 10 });
+    const views = await s.api.alerts({ limit: 10 });
     const of = (id: string) => views.find((v) => v['id'] === id);
     expect(of('by-ip')).toMatchObject({ severity: 'high', entity: '192.0.2.9', entityKind: 'ip' });
     expect(of('by-serial')).toMatchObject({ entity: 'abc', entityKind: 'serial', entityIdentity: null });
     expect(of('by-id')).toMatchObject({ entity: dev(1), entityKind: 'identity', entityIdentity: dev(1) });
     expect(of('by-trigger')).toMatchObject({ entity: '192.0.2.10', entityKind: 'ip' });
-    expect(s.api.alerts({ limit: 10, severity: ['critical'] })).toEqual([]);
-    expect(s.api.alert('by-serial', t + 1)).toMatchObject({ id: 'by-serial', evidence: [], decisions: [] });
-    expect(() => s.api.alert('by-serial', t)).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
+    expect(await s.api.alerts({ limit: 10, severity: ['critical'] })).toEqual([]);
+    expect(await s.api.alert('by-serial', t + 1)).toMatchObject({
+      id: 'by-serial',
+      evidence: [],
+      decisions: [],
+    });
+    await expect(s.api.alert('by-serial', t)).rejects.toThrow(
+      expect.objectContaining({ code: 'ERR_NOT_FOUND' }),
+    );
   });
 
-  it('previews the live connections a scope covers, from the nodes’ own reports', () => {
+  it('previews the live connections a scope covers, from the nodes’ own reports', async () => {
     const conn = (port: number, action: string) => ({
       '@timestamp': s.now(),
       'event.action': action,
@@ -251,25 +258,26 @@ describe('dashboard API views', () => {
     const revision = Number(d['revision']);
     s.hub.ledger.connect(node1, s.now());
     await s.hub.settled();
-    const before = (s.api.decisions()['agents'] as { identity: string; state: string }[]).find(
+    const before = ((await s.api.decisions())['agents'] as { identity: string; state: string }[]).find(
       (a) => a.identity === node1,
     );
     expect(before?.state).toBe('applying');
     s.advance(5000);
     expect(
-      (s.api.decisions()['agents'] as { identity: string; state: string }[]).find((a) => a.identity === node1)
-        ?.state,
+      ((await s.api.decisions())['agents'] as { identity: string; state: string }[]).find(
+        (a) => a.identity === node1,
+      )?.state,
     ).toBe('behind');
-    s.hub.ledger.ack(node1, revision, s.now());
+    await s.hub.ledger.ack(node1, revision, s.now());
     expect(s.hub.ledger.appliedAt(node1, revision)).toBe(s.now());
     expect(s.hub.ledger.appliedAt(node1, revision + 1)).toBeNull();
-    const active = s.api.decisions()['active'] as { id: string; appliedBy: number }[];
+    const active = (await s.api.decisions())['active'] as { id: string; appliedBy: number }[];
     expect(active.find((x) => x.id === d['id'])?.appliedBy).toBe(1);
   });
 
-  it('answers an entity page for any text: an address, a serial, or nothing known', () => {
-    expect(s.api.entity('192.0.2.2', 10)).toMatchObject({ type: 'ip', status: 'healthy' });
-    expect(s.api.entity('not a thing', 10)).toMatchObject({
+  it('answers an entity page for any text: an address, a serial, or nothing known', async () => {
+    expect(await s.api.entity('192.0.2.2', 10)).toMatchObject({ type: 'ip', status: 'healthy' });
+    expect(await s.api.entity('not a thing', 10)).toMatchObject({
       status: 'healthy',
       events: [],
       certificates: [],

@@ -8,7 +8,7 @@ import { verifyDecisions } from '../../../common/decision-jws.js';
 import { silentLogger } from '../../../common/log.js';
 import { ResponseEngine } from '../../../siem/playbooks/index.js';
 import { DEFAULT_SETTINGS, parsePlaybookTexts } from '../../../policies/index.js';
-import { openSqliteStore } from '../../../siem/store/index.js';
+import { asyncStore, openSqliteStoreSync } from '../../../siem/store/index.js';
 import { DecisionHub, type DecisionMessage, type DecisionPublisher } from '../../../siem/service/hub.js';
 import { alertOf } from '../../helpers/alerts.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -17,7 +17,8 @@ const TD = 'factory.example';
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
 function setup(file: string) {
-  const store = openSqliteStore(file, { synchronous: 'NORMAL' });
+  // The hub writes through the domain's interface; the test reads the file at once.
+  const store = openSqliteStoreSync(file, { synchronous: 'NORMAL' });
   const engine = new ResponseEngine({
     trustDomain: TD,
     config: { settings: DEFAULT_SETTINGS, playbooks: [] },
@@ -26,7 +27,7 @@ function setup(file: string) {
   let t = Date.UTC(2026, 0, 1);
   const hub = new DecisionHub({
     engine,
-    store,
+    store: asyncStore(store),
     signer: { key: privateKey, kid: 'k1' },
     now: () => t,
     log: silentLogger,
@@ -61,7 +62,7 @@ const manual = (value: string) => ({
 });
 
 describe('DecisionHub', () => {
-  it('persists the pending list when it changes without a new revision (cap, reject)', () => {
+  it('persists the pending list when it changes without a new revision (cap, reject)', async () => {
     const file = join(tempDir('edgeward-hub-'), 'pending.db');
     const config = parsePlaybookTexts([
       { name: 's.yaml', text: 'kind: response-settings\nblast-radius: { max-per-minute: 1 }\n' },
@@ -71,12 +72,12 @@ describe('DecisionHub', () => {
       },
     ]);
     const open = () => {
-      const store = openSqliteStore(file, { synchronous: 'NORMAL' });
+      const store = openSqliteStoreSync(file, { synchronous: 'NORMAL' });
       const engine = new ResponseEngine({ trustDomain: TD, config });
       engine.importState(store.loadResponseState());
       const hub = new DecisionHub({
         engine,
-        store,
+        store: asyncStore(store),
         signer: { key: privateKey, kid: 'k1' },
         now: () => Date.UTC(2026, 0, 1),
         log: silentLogger,
@@ -87,12 +88,12 @@ describe('DecisionHub', () => {
       alertOf(`a${i}`, Date.UTC(2026, 0, 1), { 'source.ip': ip }, { ruleId: 'r-ip', count: 3 });
 
     const a = open();
-    a.hub.handleAlerts([alert('192.0.2.1', 1)]);
+    await a.hub.handleAlerts([alert('192.0.2.1', 1)]);
     // The cap is reached: these two wait, and the revision does not move.
-    const out = a.hub.handleAlerts([alert('192.0.2.2', 2), alert('192.0.2.3', 3)]);
+    const out = await a.hub.handleAlerts([alert('192.0.2.2', 2), alert('192.0.2.3', 3)]);
     expect(out.pending).toHaveLength(2);
     expect(out.revision).toBe(1);
-    a.hub.change((e) => e.reject(out.pending[0]!.id));
+    await a.hub.change((e) => e.reject(out.pending[0]!.id));
     a.store.close();
     const b = open();
     expect(b.store.loadResponseState().pending.map((p) => p.scope.value)).toEqual(['192.0.2.3']);
@@ -106,10 +107,10 @@ describe('DecisionHub', () => {
     const b = recorder(h);
     h.hub.addPublisher(a.p);
     h.hub.addPublisher(b.p);
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
     // A change that does not move the revision publishes nothing.
-    h.hub.change(() => undefined);
+    await h.hub.change(() => undefined);
     await h.hub.settled();
     expect(a.calls.map(({ kind, from, revision, stored }) => ({ kind, from, revision, stored }))).toEqual([
       { kind: 'delta', from: 0, revision: 1, stored: 2 },
@@ -144,12 +145,12 @@ describe('DecisionHub', () => {
     h.hub.addPublisher(r.p);
     const { privateKey: wrongKind } = generateKeyPairSync('ed25519');
     h.hub.setSigner({ key: wrongKind, kid: 'bad' });
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
     await h.hub.settled();
     expect(r.resyncs()).toBe(1);
     expect(r.calls).toEqual([]);
     h.hub.setSigner({ key: privateKey, kid: 'k1' });
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
     await h.hub.settled();
     expect(r.calls.map((m) => [m.from, m.revision])).toEqual([[1, 2]]);
     h.store.close();
@@ -166,8 +167,8 @@ describe('DecisionHub', () => {
       close() {},
     });
     h.hub.addPublisher(r.p);
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.1'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.2'), now));
     await h.hub.settled();
     expect(r.calls.map((m) => m.revision)).toEqual([1, 2]);
     expect(h.hub.published).toBe(2);
@@ -179,13 +180,13 @@ describe('DecisionHub', () => {
     const r = recorder(h);
     h.hub.addPublisher(r.p);
     for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3'])
-      h.hub.change((e, now) => e.createManual(manual(ip), now));
+      await h.hub.change((e, now) => e.createManual(manual(ip), now));
     const seen: string[] = [];
     const started = h.hub.inOrder(async () => {
       seen.push(`follower after ${r.calls.length} published`);
       return h.hub.signedSince(1);
     });
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.4'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.4'), now));
     const first = await started;
     await h.hub.settled();
     expect(seen).toEqual(['follower after 3 published']);
@@ -195,7 +196,7 @@ describe('DecisionHub', () => {
     expect(r.calls.map((m) => m.revision)).toEqual([1, 2, 3, 4]);
     // A follower that fails does not stop the changes behind it.
     await expect(h.hub.inOrder(() => Promise.reject(new Error('gone')))).rejects.toThrow('gone');
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.5'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.5'), now));
     await h.hub.settled();
     expect(r.calls.map((m) => m.revision)).toEqual([1, 2, 3, 4, 5]);
     h.store.close();
@@ -204,7 +205,7 @@ describe('DecisionHub', () => {
   it('answers what a follower at a revision needs: a snapshot, a delta or nothing', async () => {
     const h = setup(join(tempDir('edgeward-hub-'), 'siem.db'));
     for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3'])
-      h.hub.change((e, now) => e.createManual(manual(ip), now));
+      await h.hub.change((e, now) => e.createManual(manual(ip), now));
     expect((await h.hub.signedSince(null)).kind).toBe('snapshot');
     const d = await h.hub.signedSince(1);
     expect(d).toMatchObject({ kind: 'delta', revision: 3 });
@@ -224,9 +225,9 @@ describe('DecisionHub', () => {
     const h = setup(join(tempDir('edgeward-hub-'), 'siem.db'));
     const r = recorder(h);
     h.hub.addPublisher(r.p);
-    h.hub.change((e, now) => e.createManual(manual('192.0.2.9'), now));
+    await h.hub.change((e, now) => e.createManual(manual('192.0.2.9'), now));
     h.advance(61_000);
-    expect(h.hub.expire()).toHaveLength(1);
+    expect(await h.hub.expire()).toHaveLength(1);
     expect(h.engine.revision).toBe(2);
     expect(h.store.loadResponseState().decisions).toHaveLength(0);
     await h.hub.settled();

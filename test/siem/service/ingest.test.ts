@@ -10,8 +10,12 @@ import { loadRules } from '../../../policies/rules/index.js';
 import { Correlator, type Alert } from '../../../siem/correlate/index.js';
 import { IngestPipeline } from '../../../siem/service/ingest.js';
 import { decodeText, rowsFromFields, TEXT_COLUMNS, type EventRows } from '../../../siem/store/event-rows.js';
-import { openEventWriter, type EventWriter } from '../../../siem/store/event-writer.js';
-import { openSqliteStore } from '../../../siem/store/index.js';
+import {
+  domainEventWriter,
+  openEventWriter,
+  type SqliteEventWriter,
+} from '../../../siem/store/event-writer.js';
+import { openSqliteStoreSync } from '../../../siem/store/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { RULES } from './setup.js';
 
@@ -30,17 +34,19 @@ function events(n: number, fields: Record<string, unknown>, t0 = Date.now() - 30
 const failures = (ip: string, n: number) =>
   events(n, { 'event.action': 'handshake.failure', 'source.ip': ip, 'event.reason': 'unknown_ca' });
 
-async function setup(name: string, wrap: (w: EventWriter) => EventWriter = (w) => w) {
+async function setup(name: string, wrap: (w: SqliteEventWriter) => SqliteEventWriter = (w) => w) {
   const file = join(tempDir(), `${name}.db`);
-  const store = openSqliteStore(file);
+  const store = openSqliteStoreSync(file);
   const writer = await openEventWriter(file);
   const committed: string[][] = [];
   const alerts: Alert[] = [];
   const ingest = new IngestPipeline({
-    writer: wrap(writer),
+    writer: domainEventWriter(wrap(writer)),
     correlator: new Correlator(await loadRules(RULES)),
     log: silentLogger,
-    onAlerts: (a) => alerts.push(...a),
+    onAlerts: (a) => {
+      alerts.push(...a);
+    },
     onCommitted: (es) => committed.push(es.map((e) => e['event.id'] as string)),
   });
   const done = async () => {

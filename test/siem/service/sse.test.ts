@@ -67,7 +67,7 @@ function sub(identity = N1, room = Infinity) {
 const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 describe('SSE framing', () => {
-  it('writes an id, an event and one data line, and refuses a data line with a newline', () => {
+  it('writes an id, an event and one data line, and refuses a data line with a newline', async () => {
     expect(sseFrame('delta', 'a.b.c', 7)).toBe('id: 7\nevent: delta\ndata: a.b.c\n\n');
     expect(sseFrame('ready', '{"revision":0}')).toBe('event: ready\ndata: {"revision":0}\n\n');
     expect(() => sseFrame('delta', 'a\nb')).toThrow(TypeError);
@@ -81,8 +81,8 @@ describe('SseStreams', () => {
     const h = setup();
     const a = sub();
     await h.streams.subscribe(a.s, null);
-    h.quarantine('192.0.2.1');
-    h.quarantine('192.0.2.2');
+    await h.quarantine('192.0.2.1');
+    await h.quarantine('192.0.2.2');
     await h.hub.settled();
     h.streams.heartbeat();
     expect(a.frames).toHaveLength(5);
@@ -110,12 +110,12 @@ describe('SseStreams', () => {
     h.streams.unsubscribe(a.s);
     expect(h.streams.subscribers).toBe(0);
     expect(h.hub.ledger.list(h.now()).find((x) => x.identity === N1)?.connected).toBe(0);
-    h.store.close();
+    await h.store.close();
   });
 
   it('resumes with the delta since the revision held, or only ready when current', async () => {
     const h = setup();
-    for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) h.quarantine(ip);
+    for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) await h.quarantine(ip);
     const behind = sub();
     await h.streams.subscribe(behind.s, 1);
     expect(behind.frames[0]).toMatch(/^id: 3\nevent: delta\n/);
@@ -123,7 +123,7 @@ describe('SseStreams', () => {
     const current = sub();
     await h.streams.subscribe(current.s, 3);
     expect(current.frames).toEqual(['event: ready\ndata: {"revision":3,"kid":"k1"}\n\n']);
-    h.store.close();
+    await h.store.close();
   });
 
   it('drops a subscriber that cannot keep up, and one that is out of order', async () => {
@@ -133,14 +133,14 @@ describe('SseStreams', () => {
     await h.streams.subscribe(slow.s, null);
     await h.streams.subscribe(odd.s, null);
     odd.s.sent = -1; // holds less than the next change follows from (revision 0)
-    h.quarantine('192.0.2.9');
+    await h.quarantine('192.0.2.9');
     await h.hub.settled();
     expect(slow.isClosed()).toBe(true);
     expect(odd.isClosed()).toBe(true);
     expect(odd.frames).toHaveLength(2);
     expect(h.streams.subscribers).toBe(0);
     expect(h.streams.dropped).toBe(2);
-    h.store.close();
+    await h.store.close();
   });
 
   it('drops every subscriber when the hub cannot sign a change, so each resyncs', async () => {
@@ -148,11 +148,11 @@ describe('SseStreams', () => {
     const a = sub();
     await h.streams.subscribe(a.s, null);
     h.hub.setSigner({ key: generateKeyPairSync('ed25519').privateKey, kid: 'bad' });
-    h.quarantine('192.0.2.1');
+    await h.quarantine('192.0.2.1');
     await h.hub.settled();
     expect(a.isClosed()).toBe(true);
     expect(a.frames).toHaveLength(2);
-    h.store.close();
+    await h.store.close();
   });
 
   it('refuses a stream past the limit with ERR_SIEM_STREAM_LIMIT, and close ends them all', async () => {
@@ -165,6 +165,6 @@ describe('SseStreams', () => {
     h.hub.close();
     expect(a.isClosed()).toBe(true);
     expect(h.streams.subscribers).toBe(0);
-    h.store.close();
+    await h.store.close();
   });
 });

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../../../common/events.js';
-import { openSqliteStore } from '../../../siem/store/index.js';
+import { asyncStore, openSqliteStoreSync } from '../../../siem/store/index.js';
 import { prepareEventInsert, SEGMENT_SHIFT } from '../../../siem/store/event-insert.js';
 import { decodeText, encodeEventRows, rowsFromFields, TEXT_COLUMNS } from '../../../siem/store/event-rows.js';
-import { openEventWriter, yieldingStore } from '../../../siem/store/event-writer.js';
+import { openEventWriter } from '../../../siem/store/event-writer.js';
 import { withWriter } from './fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -174,7 +174,7 @@ describe('event writer thread', () => {
 
   it('lets the store write first: no group commits while a store write runs (no starvation)', async () => {
     const file = join(dir, 'yield.db');
-    const own = openSqliteStore(file);
+    const own = openSqliteStoreSync(file);
     const w = await openEventWriter(file, { thread: true });
     const reader = new Database(file, { readonly: true });
     const fromWriter = reader
@@ -198,16 +198,16 @@ describe('event writer thread', () => {
           during = [before, fromWriter.get()];
         },
       });
-      yieldingStore(slow, w).insertEvents(batch('audit', 1));
+      await asyncStore(slow, (fn) => w.exclusive(fn)).insertEvents(batch('audit', 1));
       expect(during[1]).toBe(during[0]);
       expect(during[0]).toBeLessThan(40_000);
       await Promise.all(writes);
       expect(fromWriter.get()).toBe(40_000);
       // The plain yielding store writes under load without "database is locked".
-      const store = yieldingStore(own, w);
+      const store = asyncStore(own, (fn) => w.exclusive(fn));
       const more = Array.from({ length: 20 }, (_, k) => w.write([encodeEventRows(batch(`z${k}`, 1000))]));
-      for (let i = 0; i < 20; i++) store.insertEvents(batch(`s${i}`, 1));
-      await Promise.all(more);
+      const own20 = Array.from({ length: 20 }, (_, i) => store.insertEvents(batch(`s${i}`, 1)));
+      await Promise.all([...more, ...own20]);
       expect(own.countEvents()).toBe(40_000 + ownInserts + 20_000 + 20);
     } finally {
       reader.close();
@@ -222,7 +222,7 @@ describe('event writer thread: merge', () => {
 
   it('commits a write that arrives during a merge before the merge ends (one slice per turn)', async () => {
     const file = join(dir, 'interleave.db');
-    const store = openSqliteStore(file);
+    const store = openSqliteStoreSync(file);
     const w = await openEventWriter(file, { thread: true });
     const raw = new Database(file, { readonly: true });
     try {
@@ -271,7 +271,7 @@ describe('timeline entries: recent table and merge', () => {
 
   function open(name: string) {
     const file = join(dir, name);
-    const store = openSqliteStore(file);
+    const store = openSqliteStoreSync(file);
     const db = new Database(file);
     // A threshold of 40 entries: 10 events of 4 entities each.
     const ins = prepareEventInsert(db, 40);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent, type EdgeEvent } from '../../../common/events.js';
 import type { Alert } from '../../../siem/correlate/index.js';
 import type { PendingDecision } from '../../../siem/playbooks/index.js';
-import { applyRetention, openSqliteStore, stateFileOf } from '../../../siem/store/index.js';
+import { applyRetention, asyncStore, openSqliteStoreSync, stateFileOf } from '../../../siem/store/index.js';
 import { alertOf as sharedAlertOf } from '../../helpers/alerts.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -42,7 +42,7 @@ describe('SQLite store', () => {
 
   it('opens a WAL database file', () => {
     const file = join(dir, 'wal.db');
-    const s = openSqliteStore(file);
+    const s = openSqliteStoreSync(file);
     s.insertEvents([ev(0, {})]);
     s.close();
     const db = new Database(file, { readonly: true });
@@ -52,7 +52,7 @@ describe('SQLite store', () => {
   });
 
   it('answers per-entity timelines, newest first, within a time range', () => {
-    const s = openSqliteStore(join(dir, 'timeline.db'));
+    const s = openSqliteStoreSync(join(dir, 'timeline.db'));
     const events = [
       ev(1000, {
         'source.identity': D1,
@@ -97,7 +97,7 @@ describe('SQLite store', () => {
   });
 
   it('inserts a batch atomically: an event without an id rolls the whole batch back', () => {
-    const s = openSqliteStore(join(dir, 'atomic.db'));
+    const s = openSqliteStoreSync(join(dir, 'atomic.db'));
     const good = ev(0, {});
     const bad = validateEvent({ '@timestamp': T, 'event.action': 'x' });
     expect(() => s.insertEvents([good, bad])).toThrow(TypeError);
@@ -107,17 +107,17 @@ describe('SQLite store', () => {
 
   it('keeps acknowledged events across a reopen', () => {
     const file = join(dir, 'durable.db');
-    const s = openSqliteStore(file);
+    const s = openSqliteStoreSync(file);
     s.insertEvents(Array.from({ length: 500 }, (_, i) => ev(i, { 'source.ip': '10.0.0.9' })));
     s.close();
-    const again = openSqliteStore(file);
+    const again = openSqliteStoreSync(file);
     expect(again.countEvents()).toBe(500);
     expect(again.timeline({ entity: 'source.ip', value: '10.0.0.9', limit: 10_000 })).toHaveLength(500);
     again.close();
   });
 
   it('stores alerts and lists them newest first, by rule', () => {
-    const s = openSqliteStore(join(dir, 'alerts.db'));
+    const s = openSqliteStoreSync(join(dir, 'alerts.db'));
     const a = (id: string, ruleId: string, time: number): Alert => ({
       id,
       ruleId,
@@ -144,12 +144,12 @@ describe('SQLite store', () => {
 
   it('keeps an alert\u2019s triage across a reopen, the latest one winning', () => {
     const file = join(dir, 'triage.db');
-    const s = openSqliteStore(file);
+    const s = openSqliteStoreSync(file);
     s.insertAlerts([alertOf('t1', T, { 'source.ip': '10.0.0.1' }), alertOf('t2', T + 1, {})]);
     s.setAlertStatus('t1', { status: 'acknowledged', by: 'ana', at: T + 5 });
     s.setAlertStatus('t1', { status: 'closed', by: 'bob', at: T + 9 });
     s.close();
-    const again = openSqliteStore(file);
+    const again = openSqliteStoreSync(file);
     expect([...again.alertStatuses(['t1', 't2', 'nope']).entries()]).toEqual([
       ['t1', { status: 'closed', by: 'bob', at: T + 9 }],
     ]);
@@ -157,7 +157,7 @@ describe('SQLite store', () => {
   });
 
   it('pages alerts newest first with before, and finds an entity\u2019s alerts by index at any age', () => {
-    const s = openSqliteStore(join(dir, 'alert-pages.db'));
+    const s = openSqliteStoreSync(join(dir, 'alert-pages.db'));
     const old = alertOf('old', T, { 'source.identity': D1 });
     // 3,000 newer alerts about other entities: the old one is far beyond any "newest N" window.
     const others = Array.from({ length: 3000 }, (_, i) =>
@@ -202,14 +202,14 @@ describe('SQLite store', () => {
     raw.prepare('INSERT INTO alerts VALUES (?, ?, ?, ?, ?)').run('broken', 'r1', 'low', T, '{not json');
     raw.pragma('user_version = 1');
     raw.close();
-    const s = openSqliteStore(file);
+    const s = openSqliteStoreSync(file);
     expect(s.alerts({ entity: D2 }).map((x) => x.id)).toEqual(['a-v1']);
     s.close();
     const check = new Database(file, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(3);
     check.close();
     // Opening it again does not index twice.
-    const again = openSqliteStore(file);
+    const again = openSqliteStoreSync(file);
     expect(again.alerts({ entity: D2 })).toHaveLength(1);
     again.close();
   });
@@ -218,7 +218,7 @@ describe('SQLite store', () => {
     // Made by this version, then rewritten as schema 2 laid it out: one file, the merged timeline
     // keyed (h, ts, event), the state tables beside the events, the pending list one meta value.
     const made = join(dir, 'made-v3.db');
-    const s = openSqliteStore(made);
+    const s = openSqliteStoreSync(made);
     const events = Array.from({ length: 50 }, (_, i) =>
       ev(i, { 'source.identity': D1, 'destination.identity': N1 }),
     );
@@ -261,7 +261,7 @@ describe('SQLite store', () => {
     raw.pragma('user_version = 2');
     raw.close();
 
-    const expectAll = (st: ReturnType<typeof openSqliteStore>): void => {
+    const expectAll = (st: ReturnType<typeof openSqliteStoreSync>): void => {
       expect(st.timeline({ entity: 'identity', value: D1, limit: 100 })).toEqual([...events].reverse());
       expect(st.timeline({ entity: 'destination.identity', value: N1, limit: 3 })).toEqual(
         events.slice(-3).reverse(),
@@ -269,7 +269,7 @@ describe('SQLite store', () => {
       expect(st.alerts({ entity: D1 })).toEqual([alert]);
       expect(st.loadResponseState()).toEqual({ revision: 7, decisions: [d], pending: waiting });
     };
-    const up = openSqliteStore(file);
+    const up = openSqliteStoreSync(file);
     expectAll(up);
     up.close();
     const tables = (f: string): unknown[] => {
@@ -282,6 +282,7 @@ describe('SQLite store', () => {
     };
     expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
     expect(tables(stateFileOf(file))).toEqual([
+      'agent_acks',
       'alert_entity',
       'alert_status',
       'alerts',
@@ -301,14 +302,14 @@ describe('SQLite store', () => {
       .run('a1', alert.ruleId, alert.level, T, JSON.stringify(alert));
     check.prepare(`INSERT INTO meta VALUES ('revision', '7')`).run();
     check.close();
-    const again = openSqliteStore(file);
+    const again = openSqliteStoreSync(file);
     expectAll(again);
     again.close();
     expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
   });
 
   it('answers a busy identity\u2019s timeline from both sides, newest first, each event once', () => {
-    const s = openSqliteStore(join(dir, 'busy.db'));
+    const s = openSqliteStoreSync(join(dir, 'busy.db'));
     // 5,000 events with N1 as destination, then 3 newer with N1 as source, one of them to itself.
     s.insertEvents(
       Array.from({ length: 5000 }, (_, i) => ev(i, { 'source.identity': D1, 'destination.identity': N1 })),
@@ -331,7 +332,7 @@ describe('SQLite store', () => {
 
   it('persists decision changes and restores the response state', () => {
     const file = join(dir, 'decisions.db');
-    const s = openSqliteStore(file);
+    const s = openSqliteStoreSync(file);
     const d = decisionOf(1);
     s.saveDecisionChanges({
       revision: 1,
@@ -342,21 +343,21 @@ describe('SQLite store', () => {
     });
     s.saveDecisionChanges({ revision: 2, upserts: [], removals: ['d2'], at: T + 5, pending: [] });
     s.close();
-    const again = openSqliteStore(file);
+    const again = openSqliteStoreSync(file);
     const state = again.loadResponseState();
     expect(state.revision).toBe(2);
     expect(state.decisions).toEqual([d]);
     const history = again.decisionHistory();
     expect(history.find((h) => h.id === 'd2')?.removedAt).toBe(T + 5);
     again.close();
-    const empty = openSqliteStore(join(dir, 'empty.db'));
+    const empty = openSqliteStoreSync(join(dir, 'empty.db'));
     expect(empty.loadResponseState()).toEqual({ revision: 0, decisions: [], pending: [] });
     empty.close();
   });
 
   it('keeps pending decisions one row each, writing only what changed', () => {
     const file = join(dir, 'pending.db');
-    const s = openSqliteStore(file);
+    const s = openSqliteStoreSync(file);
     const pd = (i: number): PendingDecision => ({
       id: `p${i}`,
       scope: { type: 'ip', value: `10.0.0.${i}` },
@@ -390,7 +391,7 @@ describe('SQLite store', () => {
     expect(writes()).toBe(4); // p3 changed, and pd(4) is another object: compared by identity
     raw.close();
     s.close();
-    const again = openSqliteStore(file);
+    const again = openSqliteStoreSync(file);
     expect(again.loadResponseState().pending.map((p) => [p.id, p.reason])).toEqual([
       ['p1', 'r'],
       ['p3', 'again'],
@@ -411,24 +412,24 @@ describe('SQLite store', () => {
   });
 
   it('retention deletes old events (and their timeline entries) in small batches', async () => {
-    const s = openSqliteStore(join(dir, 'retention.db'));
+    const s = openSqliteStoreSync(join(dir, 'retention.db'));
     const old = Array.from({ length: 1200 }, (_, i) =>
       ev(-10 * DAY + i, { 'source.identity': D1, 'source.ip': '10.0.0.1' }),
     );
     const fresh = Array.from({ length: 10 }, (_, i) => ev(i, { 'source.identity': D1 }));
     s.insertEvents([...old, ...fresh]);
     expect(s.pruneOlderThan(T - 7 * DAY, 500)).toBe(500);
-    expect(await applyRetention(s, 7, T, 500)).toBe(700);
+    expect(await applyRetention(asyncStore(s), 7, T, 500)).toBe(700);
     expect(s.countEvents()).toBe(10);
     expect(s.timeline({ entity: 'source.identity', value: D1, limit: 10_000 })).toHaveLength(10);
     expect(s.timeline({ entity: 'source.ip', value: '10.0.0.1' })).toHaveLength(0);
-    await expect(applyRetention(s, 0, T)).rejects.toThrow(TypeError);
+    await expect(applyRetention(asyncStore(s), 0, T)).rejects.toThrow(TypeError);
     s.close();
   });
 
   it('retention deletes old alerts with their entity index entries', () => {
     const file = join(dir, 'retention-alerts.db');
-    const s = openSqliteStore(file);
+    const s = openSqliteStoreSync(file);
     s.insertAlerts([
       alertOf('old', T - 10 * DAY, { 'source.identity': D1 }),
       alertOf('new', T, { 'source.identity': D1 }),
@@ -442,7 +443,7 @@ describe('SQLite store', () => {
   });
 
   it('reports a file it cannot open with ERR_SIEM_STORE', () => {
-    expect(() => openSqliteStore(join(dir, 'no', 'such', 'dir', 'x.db'))).toThrow(
+    expect(() => openSqliteStoreSync(join(dir, 'no', 'such', 'dir', 'x.db'))).toThrow(
       expect.objectContaining({ code: 'ERR_SIEM_STORE' }),
     );
   });
@@ -455,7 +456,7 @@ describe('SQLite store', () => {
     };
     const refusal = (file: string): { code: unknown; cause: unknown } => {
       try {
-        openSqliteStore(file).close();
+        openSqliteStoreSync(file).close();
       } catch (err) {
         const e = err as { code?: unknown; cause?: unknown };
         return { code: e.code, cause: (e.cause as Error | undefined)?.message };
@@ -469,7 +470,7 @@ describe('SQLite store', () => {
       cause: 'store schema 99 is newer than this SIEM (3)',
     });
     const stateOnly = join(dir, 'newer-state.db');
-    openSqliteStore(stateOnly).close();
+    openSqliteStoreSync(stateOnly).close();
     newer(stateFileOf(stateOnly));
     expect(refusal(stateOnly)).toEqual({
       code: 'ERR_SIEM_STORE',

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { createEventIdFactory, stampEvent, validateEvent } from '../../../common/events.js';
 import { encodeEventRows } from '../../../siem/store/event-rows.js';
 import { openEventWriter } from '../../../siem/store/event-writer.js';
-import { openSqliteStore } from '../../../siem/store/index.js';
+import { openSqliteStoreSync } from '../../../siem/store/index.js';
 import { checkpointPass, RESTART_WAIT_MS } from '../../../siem/store/wal-checkpoint.js';
 import { withWriter } from './fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -110,7 +110,7 @@ const events = (n: number, tag: string) =>
 describe('event writer thread: checkpoints on their own thread', () => {
   it('closes at once, also before its first write or while the checkpointer thread starts', async () => {
     const file = join(dir, 'close.db');
-    openSqliteStore(file).close();
+    openSqliteStoreSync(file).close();
     for (let i = 0; i < 5; i++) {
       const w = await openEventWriter(file, { thread: true });
       const t0 = performance.now();
@@ -176,7 +176,7 @@ describe('event writer thread: a crash while the checkpointer holds the writer o
   // test before resetGate; each round crashes at a different moment of the passes).
   it('lets the next writer thread write (the dead checkpointer does not hold it off for ever)', async () => {
     const file = join(dir, 'crash.db');
-    const store = openSqliteStore(file);
+    const store = openSqliteStoreSync(file);
     const w = await openEventWriter(file, { thread: true, walAutocheckpointPages: 100 });
     try {
       for (let round = 0; round < 8; round++) {
