@@ -10,15 +10,17 @@ import { tryParseIp } from '../../common/ip.js';
 import type { Logger } from '../../common/log.js';
 import { normalizeSerial } from '../../common/x509.js';
 import type { Alert } from '../correlate/index.js';
-import type {
-  AlertsQuery,
-  AlertTriage,
-  DashboardApi,
-  InventoryQuery,
-  LiftRequest,
-  ManualDecisionRequest,
-  ReadRecord,
-  View,
+import {
+  STORED_CHART_RANGES,
+  type ChartRange,
+  type AlertsQuery,
+  type AlertTriage,
+  type DashboardApi,
+  type InventoryQuery,
+  type LiftRequest,
+  type ManualDecisionRequest,
+  type ReadRecord,
+  type View,
 } from '../dashboard/api.js';
 import { quarantineSet, scopeCovers, type EntityFacts, type QuarantineSet } from '../dashboard/inventory.js';
 import { groupTimeline } from '../dashboard/timeline.js';
@@ -840,7 +842,39 @@ export function createDashboardApi(
         edges: list,
       };
     },
-    charts(): View {
+    async charts(range?: ChartRange): Promise<View> {
+      if (range !== undefined) {
+        // Beyond the 10 minutes in memory: the store counts by event time, per bucket.
+        const { spanMs, bucketMs } = STORED_CHART_RANGES[range];
+        const until = Math.floor(siem.now() / bucketMs) * bucketMs + bucketMs;
+        const since = until - spanMs;
+        const q = { since, until, bucketMs };
+        const [counts, alertCounts] = await Promise.all([
+          siem.store.eventCounts(q),
+          siem.store.alertCounts(q),
+        ]);
+        const filled = (m: Map<number, number>, per = 1): [number, number][] => {
+          const out: [number, number][] = [];
+          for (let t = since; t < until; t += bucketMs) out.push([t, (m.get(t) ?? 0) / per]);
+          return out;
+        };
+        const byRule = new Map<string, Map<number, number>>();
+        for (const c of alertCounts) {
+          const m = byRule.get(c.rule) ?? new Map<number, number>();
+          m.set(c.bucket, c.count);
+          byRule.set(c.rule, m);
+        }
+        return {
+          range,
+          bucketMs,
+          eventsPerSecond: filled(new Map(counts.map((c) => [c.bucket, c.count])), bucketMs / 1000),
+          alertsByRule: [...byRule.entries()].map(([rule, m]) => ({
+            rule,
+            title: rules.get(rule)?.title ?? rule,
+            buckets: filled(m),
+          })),
+        };
+      }
       return {
         bucketMs: BUCKET_MS,
         eventsPerSecond: series(events, BUCKET_MS / 1000),

@@ -525,6 +525,51 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector('main h2:text-is("Events per second (last minute)")');
     expect(await barsOf('events per second')).toBe(6);
     expect(await page.inputValue('#chart-range')).toBe('1m');
+    // Past the 10 minutes in memory the store counts by event time: 12 connections closed 40
+    // minutes ago are 0.2 events/s in their 1-minute bar of the last hour.
+    const past = Date.now() - 40 * 60_000;
+    const closed = Array.from({ length: 12 }, (_, i) => ({
+      '@timestamp': past - (past % 60_000) + i * 1000,
+      'event.action': 'connection.closed',
+      'event.outcome': 'success',
+      'source.identity': CLONED,
+      'destination.identity': node.identity,
+      'network.direction': 'inbound',
+    }));
+    expect((await call(`${siem.url}/v1/events`, node, { body: closed })).status).toBeLessThan(300);
+    const minute = past - (past % 60_000);
+    const exactTime = (ms: number): string =>
+      new Date(ms)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, ' UTC');
+    const barTitle = `${exactTime(minute)}: 0.2 events/s`;
+    await waitFor('the store to count the older events', async () => {
+      await page.goto(`${dash.url}/#/charts?range=1h&t=${Date.now()}`);
+      await page.waitForSelector('main h2:text-is("Events per second (last hour)")');
+      return (
+        await page.locator('svg[aria-label="events per second"] rect title').allTextContents()
+      ).includes(barTitle);
+    });
+    expect(await barsOf('events per second')).toBe(60);
+    expect(await page.inputValue('#chart-range')).toBe('1h');
+    expect(await page.textContent('#chart-source')).toBe(
+      "Counted by the SIEM's event store by event time, in 1 min buckets.",
+    );
+    // The cloned credential's alert, counted by the store per rule.
+    expect(await page.textContent('main')).toMatch(
+      /One certificate serial in use from two addresses at once ew-cloned-credential — 1 in the last hour/,
+    );
+    await page.selectOption('#chart-range', '24h');
+    await page.waitForSelector('main h2:text-is("Events per second (last 24 hours)")');
+    expect(await barsOf('events per second')).toBe(48);
+    const dayTitles = await page.locator('svg[aria-label="events per second"] rect title').allTextContents();
+    const half = past - (past % 1_800_000);
+    const inHalf = dayTitles.find((t) => t.startsWith(exactTime(half)));
+    // 12 events (and any others of that half hour) over 1,800 s.
+    expect(Number(/: ([\d.]+) events\/s$/.exec(inHalf ?? '')?.[1])).toBeGreaterThanOrEqual(0);
+    expect(inHalf).toMatch(/ events\/s$/);
+    await shot(page, 'charts-day');
   });
 
   it('shows the CA’s attestation evidence per check: the PUF distance and threshold, then a refused renewal', async () => {

@@ -1389,18 +1389,29 @@ function niceMax(v) {
   return 10 * p;
 }
 
-/** The chart windows: the newest buckets of the SIEM's 10-minute aggregates. */
+/**
+ * The chart windows: up to 10 minutes the newest buckets of the SIEM's in-memory counts; the
+ * hour and the day counted by the store (by event time), in 1-minute and 30-minute buckets.
+ */
 const CHART_RANGES = [
   ['1m', 'last minute', 60_000],
   ['5m', 'last 5 minutes', 300_000],
   ['10m', 'last 10 minutes', 600_000],
+  ['1h', 'last hour', 3_600_000],
+  ['24h', 'last 24 hours', 86_400_000],
 ];
+const STORED_RANGES = new Set(['1h', '24h']);
+
+/** A bucket's length as words: "10 s", "1 min", "30 min". */
+const bucketWords = (ms) => (ms < 60_000 ? `${ms / 1000} s` : `${ms / 60_000} min`);
 
 async function renderCharts(params) {
-  const c = await api('/api/charts');
   const range = CHART_RANGES.find((r) => r[0] === params.get('range')) ?? CHART_RANGES[2];
+  const c = await api(STORED_RANGES.has(range[0]) ? `/api/charts?range=${range[0]}` : '/api/charts');
   const [, span, spanMs] = range;
-  const keep = Math.max(1, Math.round(spanMs / (c.bucketMs || 10_000)));
+  const bucketMs = c.bucketMs || 10_000;
+  const per = bucketWords(bucketMs);
+  const keep = Math.max(1, Math.round(spanMs / bucketMs));
   const recent = (s) => (s ?? []).slice(-keep);
   const total = (s) => s.reduce((n, [, v]) => n + v, 0);
   const rangeSel = h(
@@ -1422,13 +1433,20 @@ async function renderCharts(params) {
         h('span', { class: 'rule-id' }, text(r.rule)),
         ` — ${total(r.buckets)} in the ${span}`,
       ),
-      bars(r.buckets, `alerts of ${text(r.rule)} per 10 s`, 'alerts per 10 s'),
+      bars(r.buckets, `alerts of ${text(r.rule)} per ${per}`, `alerts per ${per}`),
     ]);
   show(
     h(
       'form',
       { class: 'panel filters', 'aria-label': 'Chart range' },
       h('label', { for: 'chart-range' }, 'Time', rangeSel),
+    ),
+    h(
+      'p',
+      { class: 'muted', id: 'chart-source' },
+      STORED_RANGES.has(range[0])
+        ? `Counted by the SIEM's event store by event time, in ${per} buckets.`
+        : `Counted in the SIEM's memory as events arrive, in ${per} buckets (it keeps the last 10 minutes).`,
     ),
     h('h2', {}, `Events per second (${span})`),
     bars(recent(c.eventsPerSecond), 'events per second', 'events/s'),
