@@ -1,8 +1,11 @@
 // The attestation part's face: the interface every method implements, the registry of methods by
 // name, and the `token` method. The TPM and the PUF have faces of their own (attestation/tpm/,
 // attestation/puf/) for what only they offer.
+export { evidenceOf, withEvidence } from './method.js';
 export type {
+  AttestationEvidence,
   AttestationMethod,
+  CheckVerdict,
   BeginResult,
   CsrKey,
   MethodContext,

@@ -54,11 +54,62 @@ export interface BeginResult {
   readonly state: unknown;
 }
 
+/** A check's outcome as the evidence records it. */
+export type CheckVerdict = 'passed' | 'failed';
+
+/**
+ * What a method compared, check by check, for the events and the analysts' dashboard: the verdict
+ * of each check it reached, with the values it compared. Every value is bounded (evidence comes
+ * from the device): hex digests of at most 128 characters, lists of PCR indices, short names.
+ */
+export interface AttestationEvidence {
+  /** TPM: the EK certificate's chain to a trusted manufacturer root, or the EK allow-list. */
+  readonly ekChain?: CheckVerdict | 'allow-listed';
+  /** TPM: the EK certificate's issuer (at most 256 characters), when one was sent. */
+  readonly ekIssuer?: string;
+  /** TPM: credential activation (the AK and the EK in one TPM). */
+  readonly activation?: CheckVerdict;
+  /** TPM: the quote's signature by the AK. */
+  readonly quoteSignature?: CheckVerdict;
+  /** TPM: the PCR bank and the PCRs compared with the golden values. */
+  readonly pcrBank?: string;
+  readonly pcrSelection?: readonly number[];
+  /** TPM: the composite digest the golden values give, and the one the TPM quoted (hex). */
+  readonly pcrExpectedDigest?: string;
+  readonly pcrQuotedDigest?: string;
+  /** TPM: the PCRs whose reported value is none of the golden ones. */
+  readonly pcrMismatch?: readonly number[];
+  readonly pcrs?: CheckVerdict;
+  /** PUF: `crp` (challenge-response, the CA sees the distance) or `key` (fuzzy extractor). */
+  readonly pufMode?: 'crp' | 'key';
+  /** PUF (crp): Hamming distance of the response from the recorded one, and the largest accepted. */
+  readonly pufDistance?: number;
+  readonly pufThreshold?: number;
+  readonly pufResponse?: CheckVerdict;
+  /** PUF (key): the signature by the PUF-derived key over the nonce and the CSR key. */
+  readonly pufSignature?: CheckVerdict;
+}
+
+const refusalEvidence = new WeakMap<Error, AttestationEvidence>();
+
+/** Attaches the evidence gathered up to a refusal to its coded error; returns the error. */
+export function withEvidence<E extends Error>(err: E, evidence: AttestationEvidence): E {
+  refusalEvidence.set(err, { ...(refusalEvidence.get(err) ?? {}), ...evidence });
+  return err;
+}
+
+/** The evidence a method attached to a refusal, if any. */
+export function evidenceOf(err: unknown): AttestationEvidence | undefined {
+  return err instanceof Error ? refusalEvidence.get(err) : undefined;
+}
+
 export interface Verdict {
   readonly method: string;
   readonly identity: string;
   /** Non-secret facts for the audit log, the events and the certificate record (e.g. EK hash). */
   readonly facts: Record<string, string | number | boolean>;
+  /** Each check's verdict and the values compared, for the events (bounded; see AttestationEvidence). */
+  readonly evidence?: AttestationEvidence;
   /** Writes single-use markers and bindings inside the issuance transaction; throw to refuse. */
   commit?(tx: MethodStoreWriter): Promise<void>;
 }

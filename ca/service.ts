@@ -1,6 +1,12 @@
 // The CA's operations, independent of HTTP: enrollment sessions over the method registry,
 // issuance, renewal, revocation, the CRL and the bundle. Every refusal is audited with its code.
-import type { AttestationMethod, MethodContext, Verdict } from '../attestation/index.js';
+import {
+  evidenceOf,
+  type AttestationEvidence,
+  type AttestationMethod,
+  type MethodContext,
+  type Verdict,
+} from '../attestation/index.js';
 import type { Authority } from './authority.js';
 import { adminId, DEFAULT_LEAF_TTL_MS, newSerial, type IssuedCert } from './authority.js';
 import type { StoreTx } from './store.js';
@@ -96,6 +102,8 @@ export interface CaEvent {
   readonly serial?: string | undefined;
   readonly spkiSha256?: string | undefined;
   readonly notAfter?: number | undefined;
+  /** What the attestation method checked and compared (its verdict's, or its refusal's). */
+  readonly evidence?: AttestationEvidence | undefined;
 }
 
 /**
@@ -414,8 +422,11 @@ export class CaService {
     peer: AuthenticatedPeer,
     body: { evidence?: unknown },
   ): Promise<{ session: string; expiresAt: number; challenge: Record<string, unknown> }> {
-    return this.audited('renew.begin', ip, { id: peer.identity }, async () => {
+    // The method is filled in once known, so a refusal's event names it (and carries its evidence).
+    const hint: RefusalHint = { id: peer.identity };
+    return this.audited('renew.begin', ip, hint, async () => {
       const { identity, method } = await this.renewalSubject(peer);
+      hint.method = method.name;
       const { challenge, state } = await method.begin(this.ctx(true, ip), identity, body.evidence);
       return { ...this.openSession(identity, method, state, peer.serial), challenge };
     });
@@ -426,8 +437,10 @@ export class CaService {
     peer: AuthenticatedPeer,
     body: { csr: unknown; session?: unknown; response?: unknown },
   ): Promise<IssueResult> {
-    return this.audited('renew', ip, { id: peer.identity }, async () => {
+    const hint: RefusalHint = { id: peer.identity };
+    return this.audited('renew', ip, hint, async () => {
       const { identity, method, credentials, standing } = await this.renewalSubject(peer);
+      hint.method = method.name;
       const csr = this.csrFor(identity, body.csr);
       // A quarantined key stays quarantined in a new certificate.
       const subject = { ...credentials, spkis: [...credentials.spkis, csr.spkiSha256.toString('hex')] };
@@ -598,6 +611,7 @@ export class CaService {
       serial: cert.serial,
       spkiSha256: spki,
       notAfter: cert.notAfter,
+      evidence: verdict.evidence,
     });
     return {
       serial: cert.serial,
@@ -656,6 +670,7 @@ export class CaService {
       ip,
       method,
       code: e.code,
+      evidence: evidenceOf(e),
     });
     this.opts.log.info({ code: e.code, kind, identity, claimedIdentity, ip, reason: e.message }, 'refused');
   }

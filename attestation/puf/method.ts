@@ -9,7 +9,14 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import type { AttestationMethod, BeginResult, CsrKey, MethodContext, Verdict } from '../method.js';
+import {
+  withEvidence,
+  type AttestationMethod,
+  type BeginResult,
+  type CsrKey,
+  type MethodContext,
+  type Verdict,
+} from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Identity } from '../../common/identity.js';
 import { toB64url } from './bits.js';
@@ -296,12 +303,16 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
         // the store read off the success path while still naming the replay.
         if (await ctx.store.wasUsed(NS_SIGNATURE, sigKey))
           throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'signature already used');
-        throw new EdgewardError('ERR_ATT_PUF_SIGNATURE');
+        throw withEvidence(new EdgewardError('ERR_ATT_PUF_SIGNATURE'), {
+          pufMode: 'key',
+          pufSignature: 'failed',
+        });
       }
       return {
         method: PUF_METHOD,
         identity: identity.uri,
         facts: { mode: 'key', profile: profile.name, pufKey: s.publicKey },
+        evidence: { pufMode: 'key', pufSignature: 'passed' },
         async commit(tx) {
           if (!(await tx.useOnce(NS_NONCE, nonceHex, s.expiresAt)))
             throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'nonce already used');
@@ -321,10 +332,18 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
     const marker = crpKey(s.publicKey, index);
     if (await ctx.store.wasUsed(NS_CRP, marker)) throw new EdgewardError('ERR_ATT_PUF_CRP_REUSED');
     const result = checkCrp(profile, Buffer.from(expected, 'hex'), r.response);
+    const measured = {
+      pufMode: 'crp' as const,
+      pufDistance: result.distance,
+      pufThreshold: profile.crp.threshold,
+    };
     if (!result.accepted) {
-      throw new EdgewardError('ERR_ATT_PUF_CRP_MISMATCH', undefined, {
-        detail: { distance: result.distance, threshold: profile.crp.threshold },
-      });
+      throw withEvidence(
+        new EdgewardError('ERR_ATT_PUF_CRP_MISMATCH', undefined, {
+          detail: { distance: result.distance, threshold: profile.crp.threshold },
+        }),
+        { ...measured, pufResponse: 'failed' },
+      );
     }
     return {
       method: PUF_METHOD,
@@ -336,6 +355,7 @@ export function createPufMethod(options: PufMethodOptions = {}): PufMethod {
         crpIndex: index,
         distance: result.distance,
       },
+      evidence: { ...measured, pufResponse: 'passed' },
       async commit(tx) {
         if (!(await tx.useOnce(NS_NONCE, nonceHex, s.expiresAt)))
           throw new EdgewardError('ERR_ATT_PUF_REPLAY', 'nonce already used');

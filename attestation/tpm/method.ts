@@ -4,14 +4,16 @@
 // PCRs whose qualifying data binds the nonce and the CSR key. commit records the EK binding and
 // the single-use markers inside the issuance transaction.
 import { createHash, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type {
-  AttestationMethod,
-  BeginResult,
-  CsrKey,
-  MethodContext,
-  MethodStoreReader,
-  MethodStoreWriter,
-  Verdict,
+import {
+  withEvidence,
+  type AttestationEvidence,
+  type AttestationMethod,
+  type BeginResult,
+  type CsrKey,
+  type MethodContext,
+  type MethodStoreReader,
+  type MethodStoreWriter,
+  type Verdict,
 } from '../method.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Identity } from '../../common/identity.js';
@@ -36,7 +38,7 @@ import { objectName } from './names.js';
 import { hashByLabel } from './structures/constants.js';
 import { parseTpm2bPublic, spkiDerOf, type TpmPublic } from './structures/public.js';
 import type { ClockInfo } from './structures/attest.js';
-import { verifyQuote } from './verify-quote.js';
+import { verifyQuote, type QuoteReport } from './verify-quote.js';
 import { encodeChallenge, parseEvidence, parseResponse } from './wire.js';
 
 export const TPM_METHOD = 'tpm';
@@ -69,6 +71,31 @@ interface TpmState {
   readonly ekTrust: 'certificate' | 'allow-list';
   readonly akPublic: string;
   readonly akName: string;
+  /** The EK certificate's issuer, for the evidence (absent without a certificate). */
+  readonly ekIssuer?: string;
+}
+
+/** Longest EK issuer name carried in the evidence (the certificate is the device's). */
+const MAX_ISSUER = 256;
+
+/** Runs a step; a coded refusal leaves with the evidence gathered so far. */
+async function gathering<T>(evidence: AttestationEvidence, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw err instanceof EdgewardError ? withEvidence(err, evidence) : err;
+  }
+}
+
+function quoteEvidence(r: QuoteReport): AttestationEvidence {
+  return {
+    ...(r.signature !== undefined ? { quoteSignature: r.signature } : {}),
+    ...(r.pcrSelection !== undefined ? { pcrSelection: r.pcrSelection } : {}),
+    ...(r.expectedDigest !== undefined ? { pcrExpectedDigest: r.expectedDigest } : {}),
+    ...(r.quotedDigest !== undefined ? { pcrQuotedDigest: r.quotedDigest } : {}),
+    ...(r.mismatch !== undefined ? { pcrMismatch: r.mismatch } : {}),
+    ...(r.pcrs !== undefined ? { pcrs: r.pcrs } : {}),
+  };
 }
 
 export interface TpmMethodOptions {
@@ -168,6 +195,15 @@ export function createTpmMethod(
     return spki;
   }
 
+  /** The issuer an EK certificate names, bounded; undefined when it does not parse. */
+  function issuerOf(cert: Buffer): string | undefined {
+    try {
+      return parseEkCertificate(cert).issuer.replace(/\n/g, ', ').slice(0, MAX_ISSUER);
+    } catch {
+      return undefined;
+    }
+  }
+
   // Parsed and checked EKs by their TPM2B_PUBLIC bytes: importing a P-384 point costs more than
   // the rest of begin, and the same TPMs come back at every renewal.
   const ekCache = new Map<string, { ek: TpmPublic; ekKey: KeyObject; ekSpki: Buffer; ekSha256: string }>();
@@ -200,28 +236,37 @@ export function createTpmMethod(
     checkAkPublic(ak);
     const now = ctx.clock.now();
     const allowListed = policy.ekAllowList.has(ekSha256);
-    if (ev.ekCertificate) {
-      // A certificate is checked against the EK even for allow-listed TPMs: a mismatch means tampering.
-      let certSpki: Buffer;
-      if (allowListed) {
-        parseEkCertificate(ev.ekCertificate);
-        certSpki = readEkCertificate(ev.ekCertificate).spki.raw;
-      } else {
-        certSpki = ekCertSpki(ev.ekCertificate, now);
+    const ekIssuer = ev.ekCertificate ? issuerOf(ev.ekCertificate) : undefined;
+    const failedChain: AttestationEvidence = {
+      ekChain: 'failed',
+      ...(ekIssuer !== undefined ? { ekIssuer } : {}),
+    };
+    await gathering(failedChain, async () => {
+      if (ev.ekCertificate) {
+        // A certificate is checked against the EK even for allow-listed TPMs: a mismatch means tampering.
+        let certSpki: Buffer;
+        if (allowListed) {
+          parseEkCertificate(ev.ekCertificate);
+          certSpki = readEkCertificate(ev.ekCertificate).spki.raw;
+        } else {
+          certSpki = ekCertSpki(ev.ekCertificate, now);
+        }
+        if (!sameKey(certSpki, ekSpki))
+          throw new EdgewardError('ERR_ATT_TPM_EK_CERT_MISMATCH', undefined, { detail: { ekSha256 } });
+      } else if (!allowListed) {
+        throw new EdgewardError(
+          'ERR_ATT_TPM_EK_UNTRUSTED',
+          'no EK certificate and the EK is not allow-listed',
+          {
+            detail: { reason: 'no certificate', ekSha256 },
+          },
+        );
       }
-      if (!sameKey(certSpki, ekSpki))
-        throw new EdgewardError('ERR_ATT_TPM_EK_CERT_MISMATCH', undefined, { detail: { ekSha256 } });
-    } else if (!allowListed) {
-      throw new EdgewardError(
-        'ERR_ATT_TPM_EK_UNTRUSTED',
-        'no EK certificate and the EK is not allow-listed',
-        {
-          detail: { reason: 'no certificate', ekSha256 },
-        },
-      );
-    }
+    });
     const ekTrust: TpmState['ekTrust'] = allowListed ? 'allow-list' : 'certificate';
-    await checkBindings(ctx.store, identity.uri, ekSha256, ctx.renewal);
+    await gathering({ ekChain: allowListed ? 'allow-listed' : 'passed' }, () =>
+      checkBindings(ctx.store, identity.uri, ekSha256, ctx.renewal),
+    );
     const akName = objectName(ak);
     const nonce = randomBytes(NONCE_BYTES);
     const secret = randomBytes(SECRET_BYTES);
@@ -238,6 +283,7 @@ export function createTpmMethod(
       ekTrust,
       akPublic: ev.akPublic.toString('base64'),
       akName: akName.toString('hex'),
+      ...(ekIssuer !== undefined ? { ekIssuer } : {}),
     };
     return {
       challenge: encodeChallenge({
@@ -260,6 +306,31 @@ export function createTpmMethod(
     csr: CsrKey,
   ): Promise<Verdict> {
     const state = asState(rawState, identity.uri);
+    // The evidence so far, carried by a refusal at any later step.
+    let evidence: AttestationEvidence = {
+      ekChain: state.ekTrust === 'allow-list' ? 'allow-listed' : 'passed',
+      ...(typeof state.ekIssuer === 'string' ? { ekIssuer: state.ekIssuer.slice(0, MAX_ISSUER) } : {}),
+    };
+    const report: QuoteReport = {};
+    try {
+      return await finishing(ctx, identity, state, response, csr, report, (more) => {
+        evidence = { ...evidence, ...more };
+        return evidence;
+      });
+    } catch (err) {
+      throw err instanceof EdgewardError ? withEvidence(err, { ...evidence, ...quoteEvidence(report) }) : err;
+    }
+  }
+
+  async function finishing(
+    ctx: MethodContext,
+    identity: Identity,
+    state: TpmState,
+    response: unknown,
+    csr: CsrKey,
+    report: QuoteReport,
+    passed: (more: AttestationEvidence) => AttestationEvidence,
+  ): Promise<Verdict> {
     const res = parseResponse(response);
     if (ctx.clock.now() > state.expiresAt) {
       throw new EdgewardError('ERR_ATT_TPM_NONCE_EXPIRED', undefined, {
@@ -270,11 +341,14 @@ export function createTpmMethod(
       throw new EdgewardError('ERR_ATT_TPM_NONCE_REPLAYED');
     const secret = Buffer.from(state.secret, 'base64');
     if (res.secret.length !== secret.length || !timingSafeEqual(res.secret, secret)) {
+      passed({ activation: 'failed' });
       throw new EdgewardError('ERR_ATT_TPM_ACTIVATION_FAILED', undefined, {
         detail: { ekSha256: state.ekSha256 },
       });
     }
+    passed({ activation: 'passed' });
     const { tpm } = tpmRule(policy, identity.uri);
+    passed({ pcrBank: tpm.pcrBank });
     const akPublic = parseTpm2bPublic(Buffer.from(state.akPublic, 'base64'));
     const bankAlg = hashByLabel(tpm.pcrBank);
     const valuesAlg = hashByLabel(res.pcrBank);
@@ -294,7 +368,9 @@ export function createTpmMethod(
       pcrs: { hashAlg: valuesAlg, values: res.pcrValues },
       golden: { hashAlg: bankAlg, values: tpm.pcrs },
       isReplayed: () => quoteReplayed,
+      report,
     });
+    const evidence = passed(quoteEvidence(report));
     const prev = await checkBindings(ctx.store, identity.uri, state.ekSha256, ctx.renewal);
     checkMonotonic(prev, q.attest.clockInfo);
     const ci = q.attest.clockInfo;
@@ -324,6 +400,7 @@ export function createTpmMethod(
         firmwareVersion: record.firmwareVersion,
         renewal: ctx.renewal,
       },
+      evidence,
       async commit(tx: MethodStoreWriter): Promise<void> {
         // Re-checked inside the transaction: a concurrent enrollment may have won the race.
         const current = await checkBindings(tx, identity.uri, state.ekSha256, ctx.renewal);

@@ -33,7 +33,26 @@ export interface QuoteInput {
   readonly golden: GoldenPcrs;
   /** Consulted after the signature verifies and before the binding is checked. */
   readonly isReplayed?: (quoteSha256: Buffer) => boolean;
+  /** Filled in as verification goes, so that a refusal still says what was compared. */
+  readonly report?: QuoteReport;
 }
+
+/** What quote verification compared, step by step (hex digests, PCR indices). */
+export interface QuoteReport {
+  signature?: 'passed' | 'failed';
+  /** The policy's PCRs, compared in this order. */
+  pcrSelection?: number[];
+  /** The digest the golden values give (for each PCR, the golden value reported, else the first). */
+  expectedDigest?: string;
+  /** The digest the TPM signed in the quote. */
+  quotedDigest?: string;
+  /** The PCRs whose reported value is none of the golden ones. */
+  mismatch?: number[];
+  pcrs?: 'passed' | 'failed';
+}
+
+/** Longest digest reported (SHA-512, hex). */
+const MAX_DIGEST_HEX = 128;
 
 export interface QuoteResult {
   readonly attest: QuoteAttest;
@@ -88,12 +107,31 @@ export function verifyTpmSignature(ak: TpmPublic, key: KeyObject, data: Buffer, 
   return sig.hashAlg;
 }
 
+const sameBytes = (a: Buffer, b: Buffer): boolean => a.length === b.length && timingSafeEqual(a, b);
+
 /** Recomputes the quote's PCR digest and compares the values with the golden ones. */
 export function checkQuotePcrs(
   attest: QuoteAttest,
   sigHashAlg: number,
   pcrs: PcrValues,
   golden: GoldenPcrs,
+  report?: QuoteReport,
+): void {
+  try {
+    comparePcrs(attest, sigHashAlg, pcrs, golden, report);
+  } catch (err) {
+    if (report) report.pcrs = 'failed';
+    throw err;
+  }
+  if (report) report.pcrs = 'passed';
+}
+
+function comparePcrs(
+  attest: QuoteAttest,
+  sigHashAlg: number,
+  pcrs: PcrValues,
+  golden: GoldenPcrs,
+  report: QuoteReport | undefined,
 ): void {
   const quoted = new Map<number, readonly number[]>(attest.pcrSelect.map((s) => [s.hashAlg, s.pcrs]));
   const quotedBank = quoted.get(pcrs.hashAlg);
@@ -120,6 +158,22 @@ export function checkQuotePcrs(
   }
   const h = hashInfo(sigHashAlg, 'PCR digest');
   const bankSize = hashInfo(golden.hashAlg, 'PCR bank').size;
+  if (report) {
+    report.pcrSelection = wanted;
+    report.quotedDigest = attest.pcrDigest.toString('hex').slice(0, MAX_DIGEST_HEX);
+    const expected = createHash(h.name);
+    const mismatch: number[] = [];
+    for (const idx of wanted) {
+      const allowed = golden.values.get(idx) ?? [];
+      const v = pcrs.values.get(idx);
+      const hit = v === undefined ? undefined : allowed.find((g) => sameBytes(g, v));
+      if (hit === undefined) mismatch.push(idx);
+      const use = hit ?? allowed[0];
+      if (use !== undefined) expected.update(use);
+    }
+    report.expectedDigest = expected.digest('hex').slice(0, MAX_DIGEST_HEX);
+    report.mismatch = mismatch;
+  }
   const digest = createHash(h.name);
   for (const sel of attest.pcrSelect) {
     for (const idx of sel.pcrs) {
@@ -146,15 +200,22 @@ export function checkQuotePcrs(
 }
 
 export function verifyQuote(input: QuoteInput): QuoteResult {
-  const sig = parseTpmtSignature(input.signature);
   const key = input.akKey ?? publicKeyOf(input.akPublic);
   // The signature covers the raw bytes: verify before parsing, so a flipped byte anywhere is a
   // signature failure rather than whatever the parser happens to trip on.
-  const sigHashAlg = verifyTpmSignature(input.akPublic, key, input.attest, sig);
+  let sigHashAlg: number;
+  try {
+    const sig = parseTpmtSignature(input.signature);
+    sigHashAlg = verifyTpmSignature(input.akPublic, key, input.attest, sig);
+  } catch (err) {
+    if (input.report) input.report.signature = 'failed';
+    throw err;
+  }
+  if (input.report) input.report.signature = 'passed';
   const attest = parseQuoteAttest(input.attest);
   const quoteSha256 = createHash('sha256').update(input.attest).digest();
   if (input.isReplayed?.(quoteSha256)) throw new EdgewardError('ERR_ATT_TPM_QUOTE_REPLAYED');
   checkQualifyingData(attest.extraData, input.nonce, input.csrSpkiSha256);
-  checkQuotePcrs(attest, sigHashAlg, input.pcrs, input.golden);
+  checkQuotePcrs(attest, sigHashAlg, input.pcrs, input.golden, input.report);
   return { attest, quoteSha256, sigHashAlg };
 }

@@ -50,6 +50,13 @@ export interface ReadRecord {
   readonly what: string;
 }
 
+/** The chart ranges counted by the store (beyond the 10 minutes held in memory). */
+export type ChartRange = '1h' | '24h';
+export const STORED_CHART_RANGES: Readonly<Record<ChartRange, { spanMs: number; bucketMs: number }>> = {
+  '1h': { spanMs: 3_600_000, bucketMs: 60_000 },
+  '24h': { spanMs: 86_400_000, bucketMs: 1_800_000 },
+};
+
 export interface DashboardApi {
   /** Newest first, an alert view each: severity, entity, rule id and title, event ids. */
   alerts(q: AlertsQuery): Promise<View[]>;
@@ -84,5 +91,9 @@ export interface DashboardApi {
   /** Who talks to whom: nodes with their status, edges with connection and refusal counts. */
   graph(): Promise<View>;
   /** Events per second and alerts by rule, per time bucket. */
-  charts(): View;
+  /**
+   * Events per second and alerts by rule: the last 10 minutes from memory (10 s buckets), or a
+   * range the store counts by event time (`1h`: 1-minute buckets, `24h`: 30-minute buckets).
+   */
+  charts(range?: ChartRange): Promise<View> | View;
 }

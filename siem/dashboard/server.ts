@@ -4,7 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import type { AlertTriage, DashboardApi, InventoryQuery } from './api.js';
+import {
+  STORED_CHART_RANGES,
+  type AlertTriage,
+  type ChartRange,
+  type DashboardApi,
+  type InventoryQuery,
+} from './api.js';
 import type { SessionStore } from '../store/index.js';
 import { DashboardSessions, SESSION_COOKIE, type Session } from './sessions.js';
 import { roleAtLeast, type DashboardUsers, type Role } from './users.js';
@@ -442,10 +448,22 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     await reading(req, 'graph', 'mesh graph');
     return o.api.graph();
   });
-  app.get('/api/charts', async (req) => {
-    await reading(req, 'charts', 'charts');
-    return o.api.charts();
-  });
+  app.get<{ Querystring: { range?: ChartRange } }>(
+    '/api/charts',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { range: { enum: Object.keys(STORED_CHART_RANGES) } },
+        },
+      },
+    },
+    async (req) => {
+      await reading(req, 'charts', `charts ${req.query.range ?? '10m'}`);
+      return o.api.charts(req.query.range);
+    },
+  );
 
   await app.listen({ host: o.host, port: o.port });
   const addr = app.server.address();

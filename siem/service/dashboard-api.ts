@@ -10,17 +10,20 @@ import { tryParseIp } from '../../common/ip.js';
 import type { Logger } from '../../common/log.js';
 import { normalizeSerial } from '../../common/x509.js';
 import type { Alert } from '../correlate/index.js';
-import type {
-  AlertsQuery,
-  AlertTriage,
-  DashboardApi,
-  InventoryQuery,
-  LiftRequest,
-  ManualDecisionRequest,
-  ReadRecord,
-  View,
+import {
+  STORED_CHART_RANGES,
+  type ChartRange,
+  type AlertsQuery,
+  type AlertTriage,
+  type DashboardApi,
+  type InventoryQuery,
+  type LiftRequest,
+  type ManualDecisionRequest,
+  type ReadRecord,
+  type View,
 } from '../dashboard/api.js';
 import { quarantineSet, scopeCovers, type EntityFacts, type QuarantineSet } from '../dashboard/inventory.js';
+import { groupTimeline } from '../dashboard/timeline.js';
 import type { RunningSiem } from '../running-siem.js';
 import type { AlertStatus, InventoryStore } from '../store/index.js';
 import type { Rule, RuleSet } from '../../policies/rules/index.js';
@@ -97,21 +100,118 @@ function kindOfText(text: string): Exclude<EntityKind, 'other'> {
   return 'serial';
 }
 
-/** The checks each attestation method passes before the CA issues, with the reasons that fail them. */
-const CHECKS: Record<string, readonly { name: string; fails: RegExp }[]> = {
+/** One check as the page shows it: its verdict from the event's evidence, and what it compared. */
+interface CheckEvidence {
+  readonly verdict?: string;
+  /** Label and value pairs (digests, PCR lists, the distance), shown as they are. */
+  readonly values?: readonly (readonly [string, string])[];
+}
+type Evidence = (e: EdgeEvent) => CheckEvidence | undefined;
+
+const verdictOf = (v: unknown): string | undefined =>
+  v === 'passed' || v === 'failed' ? v : v === 'allow-listed' ? 'passed' : undefined;
+const pairs = (list: readonly (readonly [string, unknown])[]): (readonly [string, string])[] =>
+  list.filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => [k, String(v)] as const);
+
+const ekEvidence: Evidence = (e) => {
+  const chain = e['attestation.tpm.ek_chain'];
+  if (chain === undefined) return undefined;
+  const verdict = verdictOf(chain);
+  return {
+    ...(verdict !== undefined ? { verdict } : {}),
+    values: pairs([
+      [
+        'trust',
+        chain === 'allow-listed' ? 'EK on the allow-list' : chain === 'passed' ? 'certificate chain' : 'none',
+      ],
+      ['issuer', e['attestation.tpm.ek_issuer']],
+    ]),
+  };
+};
+const pcrEvidence: Evidence = (e) => {
+  const quoted = e['attestation.tpm.pcr_quoted_digest'];
+  const verdict = verdictOf(e['attestation.tpm.pcrs']);
+  if (quoted === undefined && verdict === undefined) return undefined;
+  const mismatch = e['attestation.tpm.pcr_mismatch'];
+  return {
+    ...(verdict !== undefined ? { verdict } : {}),
+    values: pairs([
+      ['bank', e['attestation.tpm.pcr_bank']],
+      ['PCRs', e['attestation.tpm.pcr_selection']],
+      ['expected digest', e['attestation.tpm.pcr_expected_digest']],
+      ['quoted digest', quoted],
+      ['not golden', mismatch === undefined && verdict !== undefined ? 'none' : mismatch],
+    ]),
+  };
+};
+const field =
+  (name: keyof EdgeEvent): Evidence =>
+  (e) => {
+    const v = verdictOf(e[name]);
+    return v === undefined ? undefined : { verdict: v };
+  };
+const distanceEvidence: Evidence = (e) => {
+  const mode = e['attestation.puf.mode'];
+  if (mode === 'key')
+    return {
+      values: [['mode', 'key (the device’s fuzzy extractor corrects its response; the CA sees no distance)']],
+    };
+  if (mode !== 'crp') return undefined;
+  const verdict = verdictOf(e['attestation.puf.response']);
+  return {
+    ...(verdict !== undefined ? { verdict } : {}),
+    values: pairs([
+      ['mode', 'challenge-response'],
+      [
+        'distance',
+        e['attestation.puf.distance'] !== undefined ? `${e['attestation.puf.distance']} bits` : undefined,
+      ],
+      [
+        'threshold',
+        e['attestation.puf.threshold'] !== undefined ? `${e['attestation.puf.threshold']} bits` : undefined,
+      ],
+    ]),
+  };
+};
+
+/**
+ * The checks each attestation method makes before the CA issues, in the order it makes them: the
+ * verdict from the CA's evidence when its event carries it, else inferred from the refusal code.
+ */
+const CHECKS: Record<string, readonly { name: string; fails: RegExp; evidence?: Evidence }[]> = {
   tpm: [
-    { name: 'EK certificate chains to a trusted manufacturer root', fails: /^ek_/ },
-    { name: 'AK attributes and credential activation (AK and EK in one TPM)', fails: /^(ak_|activation)/ },
-    { name: 'quote signed by the AK over a fresh nonce', fails: /^(quote_|nonce_|clock_)/ },
-    { name: 'PCRs against the golden values', fails: /^pcr_/ },
-    { name: 'CSR key bound into the quote', fails: /^csr_key/ },
+    {
+      name: 'EK certificate chains to a trusted manufacturer root',
+      fails: /^ek_/,
+      evidence: ekEvidence,
+    },
+    {
+      name: 'AK attributes and credential activation (AK and EK in one TPM)',
+      fails: /^(ak_|activation)/,
+      evidence: field('attestation.tpm.activation'),
+    },
+    {
+      name: 'quote signed by the AK',
+      fails: /^quote_(signature|magic|type)/,
+      evidence: field('attestation.tpm.quote_signature'),
+    },
+    {
+      name: 'fresh nonce and CSR key bound into the quote',
+      fails: /^(nonce_|quote_replayed|csr_key|clock_)/,
+    },
+    { name: 'PCRs against the golden values', fails: /^pcr_/, evidence: pcrEvidence },
   ],
   puf: [
     { name: 'device provisioned (helper data registered)', fails: /^(not_provisioned|record_|helper_)/ },
-    { name: 'PUF response within the fuzzy extractor’s distance', fails: /^(crp_|entropy|response_)/ },
+    {
+      name: 'PUF response within the fuzzy extractor’s distance',
+      fails: /^(crp_|entropy|response_)/,
+      evidence: distanceEvidence,
+    },
     {
       name: 'signature by the PUF-derived key over the nonce and CSR key',
       fails: /^(signature|key_|nonce_|replay)/,
+      evidence: field('attestation.puf.signature'),
     },
   ],
   token: [{ name: 'one-time join token bound to this identity', fails: /token/ }],
@@ -430,13 +530,22 @@ export function createDashboardApi(
     const reason = e['attestation.reason'] ?? e['error.code']?.toLowerCase() ?? null;
     let failedOne = false;
     const checks = (CHECKS[method] ?? []).map((c) => {
-      if (ok) return { check: c.name, verdict: 'passed' };
-      if (!failedOne && reason !== null && c.fails.test(reason)) {
-        failedOne = true;
-        return { check: c.name, verdict: 'failed', reason };
-      }
-      return { check: c.name, verdict: failedOne ? 'not reached' : 'passed or not reached' };
+      const ev = c.evidence?.(e);
+      const values = ev?.values !== undefined && ev.values.length > 0 ? { values: ev.values } : {};
+      const from = ev?.verdict !== undefined ? { source: 'evidence' } : { source: 'inferred' };
+      let verdict: string;
+      if (ev?.verdict !== undefined) verdict = ev.verdict;
+      else if (ok) verdict = 'passed';
+      else if (!failedOne && reason !== null && c.fails.test(reason)) verdict = 'failed';
+      else verdict = failedOne ? 'not reached' : 'passed or not reached';
+      const first = verdict === 'failed' && !failedOne;
+      if (verdict === 'failed') failedOne = true;
+      return { check: c.name, verdict, ...from, ...values, ...(first && reason !== null ? { reason } : {}) };
     });
+    // The method makes its checks in order: the ones before a failed check were passed.
+    const failedAt = checks.findIndex((c) => c.verdict === 'failed');
+    for (const c of checks.slice(0, Math.max(0, failedAt)))
+      if (c.verdict === 'passed or not reached') c.verdict = 'passed';
     return {
       method,
       at: e['@timestamp'],
@@ -585,6 +694,8 @@ export function createDashboardApi(
         status: revoked ? 'revoked' : decisions.length > 0 ? 'quarantined' : 'healthy',
         quarantined: decisions.length > 0,
         events: timeline,
+        // The same events grouped by action, outcome and cause, each group naming its events.
+        timelineGroups: groupTimeline(timeline),
         alerts: await Promise.all(alerts.slice(0, ENTITY_ALERTS).map(alertView)),
         decisions,
         certificates: identity === null ? [] : certificates(identity, timeline, row?.['serial']),
@@ -731,7 +842,39 @@ export function createDashboardApi(
         edges: list,
       };
     },
-    charts(): View {
+    async charts(range?: ChartRange): Promise<View> {
+      if (range !== undefined) {
+        // Beyond the 10 minutes in memory: the store counts by event time, per bucket.
+        const { spanMs, bucketMs } = STORED_CHART_RANGES[range];
+        const until = Math.floor(siem.now() / bucketMs) * bucketMs + bucketMs;
+        const since = until - spanMs;
+        const q = { since, until, bucketMs };
+        const [counts, alertCounts] = await Promise.all([
+          siem.store.eventCounts(q),
+          siem.store.alertCounts(q),
+        ]);
+        const filled = (m: Map<number, number>, per = 1): [number, number][] => {
+          const out: [number, number][] = [];
+          for (let t = since; t < until; t += bucketMs) out.push([t, (m.get(t) ?? 0) / per]);
+          return out;
+        };
+        const byRule = new Map<string, Map<number, number>>();
+        for (const c of alertCounts) {
+          const m = byRule.get(c.rule) ?? new Map<number, number>();
+          m.set(c.bucket, c.count);
+          byRule.set(c.rule, m);
+        }
+        return {
+          range,
+          bucketMs,
+          eventsPerSecond: filled(new Map(counts.map((c) => [c.bucket, c.count])), bucketMs / 1000),
+          alertsByRule: [...byRule.entries()].map(([rule, m]) => ({
+            rule,
+            title: rules.get(rule)?.title ?? rule,
+            buckets: filled(m),
+          })),
+        };
+      }
       return {
         bucketMs: BUCKET_MS,
         eventsPerSecond: series(events, BUCKET_MS / 1000),

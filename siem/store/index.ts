@@ -29,6 +29,9 @@ export {
 export { sqliteStores, type SiemStoreFactory, type SiemStoreOptions, type SiemStores } from './stores.js';
 export {
   ACK_HISTORY,
+  MAX_COUNT_BUCKETS,
+  MAX_COUNT_RULES,
+  type CountQuery,
   type AckRecord,
   type AckStore,
   type AlertQuery,

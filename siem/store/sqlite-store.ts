@@ -11,7 +11,15 @@ import { configureConnection } from './connection.js';
 import { ENTITY, entityHash } from './entity-hash.js';
 import { prepareEventInsert, SEGMENT_SHIFT } from './event-insert.js';
 import { encodeEventRows } from './event-rows.js';
-import type { AlertQuery, AlertStatus, DecisionChanges, SiemStore, TimelineQuery } from './store.js';
+import {
+  checkCountQuery,
+  MAX_COUNT_RULES,
+  type AlertQuery,
+  type AlertStatus,
+  type DecisionChanges,
+  type SiemStore,
+  type TimelineQuery,
+} from './store.js';
 
 /** The domain's interface with its promises taken off: what the SQLite connection answers at once. */
 type Synchronous<T> = {
@@ -243,6 +251,8 @@ export function asyncStore(s: SqliteStoreSync, gate: <T>(fn: () => T) => T = (fn
     setAlertStatus: async (id, status) => s.setAlertStatus(id, status),
     alertStatuses: async (ids) => s.alertStatuses(ids),
     countEvents: async () => s.countEvents(),
+    eventCounts: async (q) => s.eventCounts(q),
+    alertCounts: async (q) => s.alertCounts(q),
     saveDecisionChanges: async (c) => s.saveDecisionChanges(c),
     loadResponseState: async () => s.loadResponseState(),
     decisionHistory: async (limit) => s.decisionHistory(limit),
@@ -348,6 +358,19 @@ export function openSqliteStoreSync(file: string, opts: SqliteStoreOptions = {})
   );
   const getStatus = sdb.prepare(`SELECT status, by, at FROM alert_status WHERE id = ?`);
   const countEvents = db.prepare(`SELECT count(*) AS n FROM events`);
+  // t - t % b buckets the timestamps (% works on integers); the ts and (rule_id, time) indexes bound the scans.
+  const eventBuckets = db.prepare(
+    `SELECT ts - ts % @b AS bucket, count(*) AS count FROM events
+     WHERE ts >= @since AND ts < @until GROUP BY bucket ORDER BY bucket`,
+  );
+  const alertBuckets = sdb.prepare(
+    `WITH top AS (
+       SELECT rule_id FROM alerts WHERE time >= @since AND time < @until
+       GROUP BY rule_id ORDER BY count(*) DESC, rule_id LIMIT @rules)
+     SELECT a.rule_id AS rule, a.time - a.time % @b AS bucket, count(*) AS count
+     FROM alerts a JOIN top USING (rule_id)
+     WHERE a.time >= @since AND a.time < @until GROUP BY a.rule_id, bucket ORDER BY a.rule_id, bucket`,
+  );
   const scanPage = db.prepare(
     `SELECT seq, doc FROM events WHERE seq > ? AND observer = ? AND action IN (SELECT value FROM json_each(?))
      ORDER BY seq LIMIT ?`,
@@ -562,6 +585,22 @@ export function openSqliteStoreSync(file: string, opts: SqliteStoreOptions = {})
     },
     countEvents() {
       return (countEvents.get() as { n: number }).n;
+    },
+    eventCounts(q) {
+      checkCountQuery(q);
+      return eventBuckets.all({ b: q.bucketMs, since: q.since, until: q.until }) as {
+        bucket: number;
+        count: number;
+      }[];
+    },
+    alertCounts(q) {
+      checkCountQuery(q);
+      return alertBuckets.all({
+        b: q.bucketMs,
+        since: q.since,
+        until: q.until,
+        rules: MAX_COUNT_RULES,
+      }) as { rule: string; bucket: number; count: number }[];
     },
     saveDecisionChanges(c) {
       try {

@@ -59,6 +59,32 @@ export interface DecisionChanges {
   readonly pending: readonly PendingDecision[];
 }
 
+/** Counts per time bucket over `since <= t < until`; buckets start at multiples of `bucketMs`. */
+export interface CountQuery {
+  readonly since: number;
+  readonly until: number;
+  /** 1 s to 1 day, and at most MAX_COUNT_BUCKETS buckets in the range (a TypeError otherwise). */
+  readonly bucketMs: number;
+}
+
+/** Most buckets one count query answers, and most rules an alert count names. */
+export const MAX_COUNT_BUCKETS = 1000;
+export const MAX_COUNT_RULES = 50;
+
+/** Checks a CountQuery (our own misuse is a TypeError). */
+export function checkCountQuery(q: CountQuery): void {
+  const ok =
+    Number.isInteger(q.since) &&
+    Number.isInteger(q.until) &&
+    Number.isInteger(q.bucketMs) &&
+    q.bucketMs >= 1000 &&
+    q.bucketMs <= 86_400_000 &&
+    q.until > q.since &&
+    (q.until - q.since) / q.bucketMs <= MAX_COUNT_BUCKETS;
+  if (!ok)
+    throw new TypeError('count query: integer since < until, bucketMs 1 s..1 d, at most 1,000 buckets');
+}
+
 /**
  * The SIEM's store. Writes are durable when their promise resolves; a failed write rejects with
  * ERR_SIEM_STORE (its `cause` the adapter's error) and changes nothing. Reads see every write
@@ -100,6 +126,13 @@ export interface SiemStore {
   /** The triage of each of `ids` that has one. */
   alertStatuses(ids: readonly string[]): Promise<Map<string, AlertStatus>>;
   countEvents(): Promise<number>;
+  /** Stored events per bucket of `@timestamp`: the non-empty buckets, oldest first. */
+  eventCounts(q: CountQuery): Promise<{ bucket: number; count: number }[]>;
+  /**
+   * Stored alerts per rule and bucket of `time`: the non-empty buckets, oldest first, of at most
+   * MAX_COUNT_RULES rules (those with the most alerts in the range).
+   */
+  alertCounts(q: CountQuery): Promise<{ rule: string; bucket: number; count: number }[]>;
   /**
    * Writes one revision atomically: upserts (a stored decision with the same id is replaced and
    * is active again), removals (active decisions marked removed at `at`; unknown or removed ids

@@ -105,4 +105,93 @@ describe('CA events', () => {
       ],
     ).toBe('revocation');
   });
+  it('carries a method’s evidence per check as attestation.tpm.* and attestation.puf.* fields', () => {
+    const tpm = validateEvent(
+      caEventToEdgeEvent(
+        {
+          action: 'enroll',
+          outcome: 'failure',
+          identity: 'spiffe://f.example/node/n1',
+          method: 'tpm',
+          code: 'ERR_ATT_TPM_PCR_MISMATCH',
+          evidence: {
+            ekChain: 'passed',
+            ekIssuer: 'CN=Maker EK CA, O=Maker',
+            activation: 'passed',
+            quoteSignature: 'passed',
+            pcrBank: 'sha256',
+            pcrSelection: [0, 1, 7],
+            pcrExpectedDigest: 'a'.repeat(64),
+            pcrQuotedDigest: 'b'.repeat(64),
+            pcrMismatch: [7],
+            pcrs: 'failed',
+          },
+        },
+        now,
+      ),
+    );
+    expect(tpm).toMatchObject({
+      'event.action': 'attestation.failure',
+      'attestation.tpm.ek_chain': 'passed',
+      'attestation.tpm.ek_issuer': 'CN=Maker EK CA, O=Maker',
+      'attestation.tpm.activation': 'passed',
+      'attestation.tpm.quote_signature': 'passed',
+      'attestation.tpm.pcr_bank': 'sha256',
+      'attestation.tpm.pcr_selection': '0,1,7',
+      'attestation.tpm.pcr_expected_digest': 'a'.repeat(64),
+      'attestation.tpm.pcr_quoted_digest': 'b'.repeat(64),
+      'attestation.tpm.pcr_mismatch': '7',
+      'attestation.tpm.pcrs': 'failed',
+    });
+    const puf = validateEvent(
+      caEventToEdgeEvent(
+        {
+          action: 'enroll',
+          outcome: 'success',
+          identity: 'spiffe://f.example/device/d1',
+          method: 'puf',
+          evidence: { pufMode: 'crp', pufDistance: 9, pufThreshold: 40, pufResponse: 'passed' },
+        },
+        now,
+      ),
+    );
+    expect(puf).toMatchObject({
+      'attestation.puf.mode': 'crp',
+      'attestation.puf.distance': 9,
+      'attestation.puf.threshold': 40,
+      'attestation.puf.response': 'passed',
+    });
+  });
+  it('bounds hostile evidence: a long issuer is cut, a bad digest, bank or index is left out', () => {
+    const e = validateEvent(
+      caEventToEdgeEvent(
+        {
+          action: 'enroll',
+          outcome: 'failure',
+          claimedIdentity: 'spiffe://f.example/node/n1',
+          method: 'tpm',
+          code: 'ERR_ATT_TPM_EK_UNTRUSTED',
+          evidence: {
+            ekChain: 'failed',
+            ekIssuer: 'X'.repeat(10_000),
+            pcrBank: 'md5; drop table',
+            pcrSelection: [0, 99, -1, 1.5, 7],
+            pcrExpectedDigest: 'A'.repeat(64),
+            pcrQuotedDigest: 'c'.repeat(4096),
+            pufDistance: 1e9,
+          },
+        },
+        now,
+      ),
+    );
+    expect(e['attestation.tpm.ek_issuer']).toHaveLength(256);
+    expect(e['attestation.tpm.pcr_selection']).toBe('0,7');
+    for (const f of [
+      'attestation.tpm.pcr_bank',
+      'attestation.tpm.pcr_expected_digest',
+      'attestation.tpm.pcr_quoted_digest',
+      'attestation.puf.distance',
+    ] as const)
+      expect(e[f], f).toBeUndefined();
+  });
 });

@@ -195,6 +195,59 @@ export function siemStoreContract(name: string, backend: SiemContractBackend): v
       });
     });
 
+    describe('counts per time bucket', () => {
+      // Far from the other tests' times, so their events and alerts are not counted.
+      const C = T + 5 * DAY;
+      const MIN = 60_000;
+      it('counts events per bucket of @timestamp, the non-empty buckets oldest first, seen by the other handle', async () => {
+        await a.store.insertEvents([
+          ev(5 * DAY + 1000),
+          ev(5 * DAY + 59_999),
+          ev(5 * DAY + MIN),
+          ev(5 * DAY + 3 * MIN + 5),
+          ev(5 * DAY + 3 * MIN + 6),
+          ev(5 * DAY + 3 * MIN + 7),
+          ev(5 * DAY + 10 * MIN),
+        ]);
+        expect(await b.store.eventCounts({ since: C, until: C + 10 * MIN, bucketMs: MIN })).toEqual([
+          { bucket: C, count: 2 },
+          { bucket: C + MIN, count: 1 },
+          { bucket: C + 3 * MIN, count: 3 },
+        ]);
+        // until is exclusive; since cuts inside a bucket.
+        expect(
+          await b.store.eventCounts({ since: C + 2000, until: C + 10 * MIN + 1, bucketMs: 5 * MIN }),
+        ).toEqual([
+          { bucket: C, count: 5 },
+          { bucket: C + 10 * MIN, count: 1 },
+        ]);
+      });
+
+      it('counts alerts per rule and bucket of time', async () => {
+        await a.store.insertAlerts([
+          alertOf('cnt-1', C + 10, {}, { ruleId: 'r-x' }),
+          alertOf('cnt-2', C + 20, {}, { ruleId: 'r-x' }),
+          alertOf('cnt-3', C + 2 * MIN, {}, { ruleId: 'r-x' }),
+          alertOf('cnt-4', C + 2 * MIN + 1, {}, { ruleId: 'r-y' }),
+        ]);
+        expect(await b.store.alertCounts({ since: C, until: C + 10 * MIN, bucketMs: MIN })).toEqual([
+          { rule: 'r-x', bucket: C, count: 2 },
+          { rule: 'r-x', bucket: C + 2 * MIN, count: 1 },
+          { rule: 'r-y', bucket: C + 2 * MIN, count: 1 },
+        ]);
+      });
+
+      it('refuses a query of more than 1,000 buckets, a bucket under 1 s or an empty range (TypeError)', async () => {
+        await expect(b.store.eventCounts({ since: C, until: C + 1001 * MIN, bucketMs: MIN })).rejects.toThrow(
+          TypeError,
+        );
+        await expect(b.store.alertCounts({ since: C, until: C + MIN, bucketMs: 999 })).rejects.toThrow(
+          TypeError,
+        );
+        await expect(b.store.eventCounts({ since: C, until: C, bucketMs: MIN })).rejects.toThrow(TypeError);
+      });
+    });
+
     describe('decisions', () => {
       it('starts at revision 0 with nothing', async () => {
         expect(await b.store.loadResponseState()).toEqual({ revision: 0, decisions: [], pending: [] });

@@ -19,6 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCaServer, type RunningCa } from '../../ca/index.js';
 import { silentLogger } from '../../common/log.js';
 import { newJoinToken } from '../../attestation/index.js';
+import { createPufProver, createSimPuf, importPufRecord, provisionPuf } from '../../attestation/puf/index.js';
+import { enroll, renew } from '../../client/index.js';
 import { loadRules } from '../../policies/rules/index.js';
 import {
   startDashboard,
@@ -26,7 +28,9 @@ import {
   DashboardUsers,
   type RunningSiem,
   createDashboardApi,
+  startSiemServer,
 } from '../../siem/index.js';
+import { loadPlaybooks } from '../../policies/index.js';
 import { echoServer, mtlsClient, type ClientResult } from '../agent/fixtures/harness.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { EDGEWARD, edgewardAsync, stop } from '../helpers/cli.js';
@@ -36,6 +40,7 @@ import {
   call,
   enrollAs,
   enrollSiemIdentity,
+  PLAYBOOKS,
   RULES,
   startTestSiem,
   waitFor,
@@ -53,6 +58,7 @@ const XSS_AGENT = '"><svg onload="window.__xss = 3">';
 const DEVICE = `spiffe://${TD}/device/evil-1`;
 const CLONED = `spiffe://${TD}/device/cloned-1`;
 const REVOKED = `spiffe://${TD}/device/revoked-1`;
+const PUF_DEVICE = `spiffe://${TD}/device/puf-1`;
 const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
 
 let ca: TestCa;
@@ -66,6 +72,7 @@ let browser: Browser;
 let app: Awaited<ReturnType<typeof echoServer>>;
 let agent: ChildProcess;
 let agentLog = '';
+let siemIdentity: Awaited<ReturnType<typeof enrollSiemIdentity>>;
 const agentPorts = { inbound: 0, admin: 0 };
 const dir = tempDir('edgeward-dash-');
 
@@ -121,6 +128,7 @@ beforeAll(async () => {
   const caDir = join(dir, 'ca');
   const first = await startTestCa({ dataDir: caDir });
   const identity = await enrollSiemIdentity(first, dir);
+  siemIdentity = identity;
   await first.stop();
   const caPort = await freePortRange();
   siem = await startTestSiem(dir, identity, `https://127.0.0.1:${caPort}`, { heartbeatMs: 200 });
@@ -168,6 +176,21 @@ beforeAll(async () => {
   device = await enrollAs(ca, DEVICE, join(dir, 'evil-1'));
   await enrollAs(ca, CLONED, join(dir, 'cloned-1'));
   await enrollAs(ca, REVOKED, join(dir, 'revoked-1'));
+  // A PUF device (the simulator, 5 % bit errors) enrolled in challenge-response mode, so the CA
+  // measures the response's distance.
+  const { json } = provisionPuf({
+    id: PUF_DEVICE,
+    puf: createSimPuf({ seed: 'dash-puf-1', ber: 0.1 }),
+    crps: 3,
+  });
+  await caRunning.store.transaction((tx) => importPufRecord(tx, json));
+  await enroll({
+    ca: ca.url,
+    fingerprint: ca.fingerprint,
+    id: PUF_DEVICE,
+    prover: createPufProver({ puf: 'sim:dash-puf-1,ber=0.05', id: PUF_DEVICE, mode: 'crp' }),
+    out: join(dir, 'puf-1'),
+  });
   // A real agent process for node n1 in front of a local echo app, following the SIEM's
   // decision stream (its signing key fetched from the SIEM and checked against the bundle).
   app = await echoServer();
@@ -321,13 +344,45 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator(`${row} td:nth-child(4) a`).getAttribute('href')).toBe(
       `#/entity?id=${encodeURIComponent('198.51.100.7')}`,
     );
-    // The timeline of the device shows the payloads literally and nothing ran.
+    // The timeline of the device, grouped by action, outcome and cause: the 25 refused handshakes
+    // are one row, the CA's enrollment another; attacker-written payloads shown literally.
     await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(DEVICE)}`);
+    const grouped = 'table[aria-label="Timeline by action and cause"] > tbody > tr.timeline-group';
+    await page.waitForSelector(grouped);
+    const burst = page.locator(`${grouped}[data-action="handshake.failure"]`);
+    expect(await burst.count()).toBe(1);
+    const group = (await burst.locator(':scope > td').allTextContents()).map((c) => c.trim());
+    expect(group.slice(0, 5)).toEqual(['▸', '25', 'handshake.failure', 'failure', XSS_REASON]);
+    expect(group[5]).toMatch(/^\d+ s ago$/);
+    expect(group[6]).toMatch(/^(just now|\d+ s ago)$/);
+    expect(group[7]).toBe('device/evil-1');
+    expect(group[8]).toBe('node/n1');
+    const enrolled = (
+      await page.locator(`${grouped}[data-action="enroll.success"] > td`).allTextContents()
+    ).map((c) => c.trim());
+    expect(enrolled.slice(1, 5)).toEqual(['1', 'enroll.success', 'success', '—']);
+    expect(enrolled[8]).toBe('svc/ca');
+    expect(await page.textContent('#timeline-summary')).toMatch(
+      /^\d+ events \(the newest stored\) in \d+ groups by action, outcome and cause\. Group by action and cause$/,
+    );
+    // Collapsed until asked; expanding shows the group's 25 events, each with its payload.
+    const inner = page.locator('tr.group-events:has(table[aria-label^="Events: handshake.failure"])');
+    expect(await inner.isHidden()).toBe(true);
+    await burst.locator('button.expand').click();
+    expect(await inner.isVisible()).toBe(true);
+    expect(await burst.locator('button.expand').getAttribute('aria-expanded')).toBe('true');
+    const rows = inner.locator('table tbody tr');
+    expect(await rows.count()).toBe(25);
+    expect((await rows.nth(0).locator('td').allTextContents())[6]).toBe(XSS_REASON);
+    await shot(page, 'entity-timeline');
+    await burst.locator('button.expand').click();
+    expect(await inner.isHidden()).toBe(true);
+    // Ungrouped: one list, newest first.
+    await page.uncheck('#tl-grouped');
     await page.waitForSelector('table[aria-label=Timeline] tbody tr');
     expect(await page.textContent('table[aria-label=Timeline]')).toContain(XSS_REASON);
-    expect(
-      await page.$('table[aria-label=Timeline] script, table[aria-label=Timeline] img, svg[onload]'),
-    ).toBeNull();
+    expect(await column(page, 'Timeline', 2)).toContain('enroll.success');
+    expect(await page.$('#timeline script, #timeline img, svg[onload]')).toBeNull();
     expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
   });
 
@@ -419,12 +474,43 @@ describe('dashboard in Chromium', () => {
     // The scanner is its address (its failed handshakes proved no identity), quarantined by address.
     expect(await page.getAttribute('a[data-node="198.51.100.7"]', 'class')).toContain('status-quarantined');
     expect(await page.$$('line.edge.denied')).not.toEqual([]);
+    // Each edge is an arrow from the side that connected to the side it reached.
+    const scan = page.locator(`line.edge[data-from="198.51.100.7"][data-to="${node.identity}"]`);
+    expect(await scan.getAttribute('class')).toBe('edge denied');
+    expect(await scan.getAttribute('marker-end')).toBe('url(#arrow-denied)');
+    expect(await scan.locator('title').textContent()).toBe(
+      `198.51.100.7 → ${node.identity}: 25 connections, 25 refused`,
+    );
+    const clone = page.locator(`line.edge[data-from="${CLONED}"][data-to="${node.identity}"]`);
+    expect(await clone.getAttribute('marker-end')).toBe('url(#arrow)');
+    expect(await clone.locator('title').textContent()).toBe(`${CLONED} → ${node.identity}: 2 connections`);
+    expect(await page.locator('marker#arrow path').getAttribute('d')).toBe('M0,0 L10,5 L0,10 z');
+    // The line ends at the target (short of its outline, where the arrowhead sits), not at the source.
+    const at = async (sel: string, x: string, y: string): Promise<[number, number]> => [
+      Number(await page.getAttribute(sel, x)),
+      Number(await page.getAttribute(sel, y)),
+    ];
+    const target = await at(`a[data-node="${node.identity}"] circle`, 'cx', 'cy');
+    const source = await at(`a[data-node="${CLONED}"] circle`, 'cx', 'cy');
+    const start = await at(`line.edge[data-from="${CLONED}"][data-to="${node.identity}"]`, 'x1', 'y1');
+    const end = await at(`line.edge[data-from="${CLONED}"][data-to="${node.identity}"]`, 'x2', 'y2');
+    const dist = (p: [number, number], q: [number, number]): number => Math.hypot(p[0] - q[0], p[1] - q[1]);
+    expect(start).toEqual(source);
+    expect(dist(end, target)).toBeCloseTo(11, 5);
+    expect(await page.textContent('ul.legend')).toContain(
+      'connection, from the client to the peer it reached',
+    );
     await shot(page, 'graph');
     // The scanner's own page: an address, quarantined by the playbook's address decision.
     await page.click('a[data-node="198.51.100.7"]');
     await page.waitForSelector('#entity-status');
     expect(await page.textContent('#entity-status')).toBe('quarantined');
     expect(await column(page, 'Decisions', 2)).toEqual(['ip 198.51.100.7']);
+    const scanGroups = page.locator(
+      'table[aria-label="Timeline by action and cause"] > tbody > tr.timeline-group > td:nth-child(2)',
+    );
+    expect(await scanGroups.allTextContents()).toEqual(['25']);
+    await page.uncheck('#tl-grouped');
     expect(await page.locator('table[aria-label=Timeline] tbody tr').count()).toBe(25);
     await page.goto(`${dash.url}/#/charts`);
     await page.waitForSelector('figure.chart');
@@ -439,6 +525,130 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector('main h2:text-is("Events per second (last minute)")');
     expect(await barsOf('events per second')).toBe(6);
     expect(await page.inputValue('#chart-range')).toBe('1m');
+    // Past the 10 minutes in memory the store counts by event time: 12 connections closed 40
+    // minutes ago are 0.2 events/s in their 1-minute bar of the last hour.
+    const past = Date.now() - 40 * 60_000;
+    const closed = Array.from({ length: 12 }, (_, i) => ({
+      '@timestamp': past - (past % 60_000) + i * 1000,
+      'event.action': 'connection.closed',
+      'event.outcome': 'success',
+      'source.identity': CLONED,
+      'destination.identity': node.identity,
+      'network.direction': 'inbound',
+    }));
+    expect((await call(`${siem.url}/v1/events`, node, { body: closed })).status).toBeLessThan(300);
+    const minute = past - (past % 60_000);
+    const exactTime = (ms: number): string =>
+      new Date(ms)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, ' UTC');
+    const barTitle = `${exactTime(minute)}: 0.2 events/s`;
+    await waitFor('the store to count the older events', async () => {
+      await page.goto(`${dash.url}/#/charts?range=1h&t=${Date.now()}`);
+      await page.waitForSelector('main h2:text-is("Events per second (last hour)")');
+      return (
+        await page.locator('svg[aria-label="events per second"] rect title').allTextContents()
+      ).includes(barTitle);
+    });
+    expect(await barsOf('events per second')).toBe(60);
+    expect(await page.inputValue('#chart-range')).toBe('1h');
+    expect(await page.textContent('#chart-source')).toBe(
+      "Counted by the SIEM's event store by event time, in 1 min buckets.",
+    );
+    // The cloned credential's alert, counted by the store per rule.
+    expect(await page.textContent('main')).toMatch(
+      /One certificate serial in use from two addresses at once ew-cloned-credential — 1 in the last hour/,
+    );
+    await page.selectOption('#chart-range', '24h');
+    await page.waitForSelector('main h2:text-is("Events per second (last 24 hours)")');
+    expect(await barsOf('events per second')).toBe(48);
+    const dayTitles = await page.locator('svg[aria-label="events per second"] rect title').allTextContents();
+    const half = past - (past % 1_800_000);
+    const inHalf = dayTitles.find((t) => t.startsWith(exactTime(half)));
+    // 12 events (and any others of that half hour) over 1,800 s.
+    expect(Number(/: ([\d.]+) events\/s$/.exec(inHalf ?? '')?.[1])).toBeGreaterThanOrEqual(0);
+    expect(inHalf).toMatch(/ events\/s$/);
+    await shot(page, 'charts-day');
+  });
+
+  it('shows the CA’s attestation evidence per check: the PUF distance and threshold, then a refused renewal', async () => {
+    /** The CA's newest attestation event of the PUF device, as the SIEM stored it. */
+    const stored = async (): Promise<Record<string, unknown> | undefined> => {
+      const list = await siem.store.timeline({ entity: 'identity', value: PUF_DEVICE, limit: 50 });
+      return list.find((e) => e['observer.type'] === 'ca' && e['attestation.method'] === 'puf');
+    };
+    await waitFor(
+      'the PUF enrollment event',
+      async () => (await stored())?.['event.action'] === 'enroll.success',
+    );
+    const enrolled = (await stored()) ?? {};
+    expect(enrolled).toMatchObject({
+      'attestation.puf.mode': 'crp',
+      'attestation.puf.response': 'passed',
+      'attestation.puf.threshold': expect.any(Number) as number,
+    });
+    const distance = Number(enrolled['attestation.puf.distance']);
+    const threshold = Number(enrolled['attestation.puf.threshold']);
+    expect(distance).toBeGreaterThanOrEqual(0);
+    expect(distance).toBeLessThanOrEqual(threshold);
+
+    const check = (name: string): string => `#attestation li[data-check^="${name}"]`;
+    const values = async (name: string): Promise<Record<string, string>> => {
+      const dt = await page.locator(`${check(name)} dl.check-values dt`).allTextContents();
+      const dd = await page.locator(`${check(name)} dl.check-values dd`).allTextContents();
+      return Object.fromEntries(dt.map((k, i) => [k, dd[i] ?? '']));
+    };
+    await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(PUF_DEVICE)}&t=1`);
+    await page.waitForSelector(check('PUF response'));
+    expect(await page.textContent('#attestation p')).toMatch(/^puf · enroll\.success .* verdict passed$/);
+    expect(await page.textContent(`${check('PUF response')} .check-line`)).toBe(
+      'passed: PUF response within the fuzzy extractor’s distance',
+    );
+    expect(await values('PUF response')).toEqual({
+      mode: 'challenge-response',
+      distance: `${distance} bits`,
+      threshold: `${threshold} bits`,
+    });
+    expect(await page.textContent(`${check('device provisioned')}`)).toBe(
+      'passed: device provisioned (helper data registered) · inferred from the outcome',
+    );
+    await shot(page, 'entity-attestation');
+
+    // A renewal that re-attests with another device's PUF: refused, with the distance measured.
+    const refused = await renew({
+      ca: ca.url,
+      dir: join(dir, 'puf-1'),
+      prover: createPufProver({ puf: 'sim:another-device', id: PUF_DEVICE, mode: 'crp' }),
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Error);
+    await waitFor('the refused renewal event', async () =>
+      (await stored())?.['attestation.puf.response'] === 'failed' ? true : undefined,
+    );
+    const failed = (await stored()) ?? {};
+    expect(failed['error.code']).toBe('ERR_ATT_PUF_CRP_MISMATCH');
+    const far = Number(failed['attestation.puf.distance']);
+    expect(far).toBeGreaterThan(threshold);
+    await page.goto(`${dash.url}/#/entity?id=${encodeURIComponent(PUF_DEVICE)}&t=2`);
+    await page.waitForSelector(`${check('PUF response')}.check-failed`);
+    expect(await page.textContent('#attestation p')).toMatch(
+      /^puf · attestation\.failure .* verdict failed \(crp_mismatch\)$/,
+    );
+    expect(await page.textContent(`${check('PUF response')} .check-line`)).toBe(
+      'failed: PUF response within the fuzzy extractor’s distance',
+    );
+    expect(await values('PUF response')).toEqual({
+      mode: 'challenge-response',
+      distance: `${far} bits`,
+      threshold: `${threshold} bits`,
+    });
+    expect(await page.textContent(`${check('device provisioned')} .check-line`)).toBe(
+      'passed: device provisioned (helper data registered)',
+    );
+    expect(await page.textContent(`${check('signature')} .check-line`)).toBe(
+      'not reached: signature by the PUF-derived key over the nonce and CSR key',
+    );
+    await shot(page, 'entity-attestation-refused');
   });
 
   it('lets an analyst acknowledge and then close an alert, showing who and when; the status filters', async () => {
@@ -629,6 +839,61 @@ describe('dashboard in Chromium', () => {
       `${online} of ${total} agent${total === 1 ? '' : 's'} online; decision revision ${siem.hub.revision}. Soonest certificate expiry first.`,
     );
     await shot(page, 'fleet');
+  });
+
+  it('says what would appear on the fleet page when no agent follows the SIEM', async () => {
+    // A second SIEM with its own data folder: no agent and no CA follow its decision stream.
+    mkdirSync(join(dir, 'lone', 'siem'), { recursive: true, mode: 0o700 });
+    const lone = await startSiemServer({
+      dataDir: join(dir, 'lone', 'siem'),
+      host: '127.0.0.1',
+      port: 0,
+      identity: siemIdentity,
+      rules: await loadRules(RULES),
+      playbooks: await loadPlaybooks(PLAYBOOKS),
+      log: silentLogger,
+      synchronous: 'NORMAL',
+    });
+    const users = new DashboardUsers(lone.stores.users);
+    await users.add('vic', 'viewer', 'viewer password 1', Date.now());
+    const loneApi = createDashboardApi(lone, { inventory: lone.stores.inventory });
+    const loneDash = await startDashboard({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { key: siemIdentity.keyPem, cert: siemIdentity.certPem },
+      api: loneApi,
+      users,
+      sessions: lone.stores.sessions,
+      log: silentLogger,
+    });
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 600 },
+    });
+    try {
+      const p = await context.newPage();
+      await p.goto(loneDash.url);
+      await p.fill('#login-name', 'vic');
+      await p.fill('#login-password', 'viewer password 1');
+      await p.click('#login-submit');
+      await p.waitForSelector('#alert-body', { state: 'attached' });
+      await p.goto(`${loneDash.url}/#/fleet`);
+      await p.waitForSelector('table[aria-label=Fleet] tbody tr.empty');
+      expect(await p.textContent('#fleet-summary')).toBe(
+        `0 of 0 agents online; decision revision ${lone.hub.revision}. Soonest certificate expiry first.`,
+      );
+      expect(await p.locator('table[aria-label=Fleet] tbody tr').count()).toBe(1);
+      expect(await p.textContent('table[aria-label=Fleet] tbody tr.empty td')).toBe(
+        'No agent has connected to the decision stream yet. Agents appear here once `edgeward agent` runs with this SIEM configured.',
+      );
+      expect(await p.getAttribute('table[aria-label=Fleet] tbody tr.empty td', 'colspan')).toBe('6');
+      await shot(p, 'fleet-empty');
+    } finally {
+      await context.close();
+      await loneDash.close();
+      loneApi.close();
+      await lone.close();
+    }
   });
 
   it('shows a viewer no action and never the text null', async () => {

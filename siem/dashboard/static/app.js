@@ -884,9 +884,25 @@ async function renderEntity(params) {
                       att.checks.map((c) =>
                         h(
                           'li',
-                          { class: `check-${c.verdict.replace(/ /g, '-')}` },
-                          `${c.verdict}: ${c.check}`,
-                          c.reason ? ` (${c.reason})` : null,
+                          {
+                            class: `check-${text(c.verdict).replace(/ /g, '-')}`,
+                            'data-check': text(c.check),
+                          },
+                          h('span', { class: 'check-line' }, `${text(c.verdict)}: ${text(c.check)}`),
+                          c.reason ? ` (${text(c.reason)})` : null,
+                          c.source === 'inferred'
+                            ? h('span', { class: 'muted' }, ' · inferred from the outcome')
+                            : null,
+                          (c.values ?? []).length
+                            ? h(
+                                'dl',
+                                { class: 'check-values' },
+                                c.values.map(([k, v]) => [
+                                  h('dt', {}, text(k)),
+                                  h('dd', {}, h('code', {}, text(v))),
+                                ]),
+                              )
+                            : null,
                         ),
                       ),
                     )
@@ -927,8 +943,110 @@ async function renderEntity(params) {
         : 'No peer seen in its events.',
     ),
     h('h3', {}, 'Timeline'),
-    table(EVENT_HEADERS, eventRows(d.events ?? []), 'Timeline', 'No events stored for this entity.'),
+    timelineSection(d),
   );
+}
+
+const GROUP_HEADERS = ['', 'Events', 'Action', 'Outcome', 'Cause', 'First', 'Last', 'Sources', 'Reported by'];
+
+/** Up to five names (entity links), and how many more. */
+function someOf(names, total, link) {
+  const list = names ?? [];
+  if (list.length === 0) return '—';
+  const more = (total ?? list.length) - list.length;
+  return [list.flatMap((n, i) => [i ? ', ' : '', link(n)]), more > 0 ? ` and ${more} more` : null];
+}
+
+/** The entity's events grouped by action, outcome and cause; each group expands to its events. */
+function groupedTimeline(d) {
+  const events = d.events ?? [];
+  const g = d.timelineGroups ?? { groups: [], otherEvents: 0 };
+  const rows = [];
+  (g.groups ?? []).forEach((grp, i) => {
+    const list = (grp.events ?? []).map((k) => events[k]).filter(Boolean);
+    const label = `${text(grp.action)} ${text(grp.outcome)}${grp.cause ? ` (${text(grp.cause)})` : ''}`;
+    const inner = h(
+      'tr',
+      { class: 'group-events', id: `tl-group-${i}`, hidden: true },
+      h(
+        'td',
+        { colspan: GROUP_HEADERS.length },
+        table(EVENT_HEADERS, eventRows(list), `Events: ${label}`, 'No event.'),
+      ),
+    );
+    const toggle = h(
+      'button',
+      {
+        type: 'button',
+        class: 'expand',
+        'aria-expanded': 'false',
+        'aria-controls': `tl-group-${i}`,
+        'aria-label': `Show the ${grp.count} event${grp.count === 1 ? '' : 's'} of ${label}`,
+      },
+      '▸',
+    );
+    toggle.addEventListener('click', () => {
+      const open = inner.hidden;
+      inner.hidden = !open;
+      toggle.setAttribute('aria-expanded', String(open));
+      toggle.textContent = open ? '▾' : '▸';
+    });
+    rows.push(
+      h(
+        'tr',
+        { class: 'timeline-group', 'data-action': text(grp.action) },
+        h('td', {}, toggle),
+        h('td', { class: 'num' }, text(grp.count)),
+        h('td', {}, h('code', {}, text(grp.action))),
+        h('td', {}, h('span', { class: `outcome-${text(grp.outcome)}` }, text(grp.outcome) || '—')),
+        h('td', { class: 'reason' }, grp.cause ? text(grp.cause) : '—'),
+        h('td', { class: 'nowrap' }, when(grp.first)),
+        h('td', { class: 'nowrap' }, when(grp.last)),
+        h(
+          'td',
+          {},
+          someOf(grp.sources, grp.sourcesTotal, (n) =>
+            entityLink(n, n.startsWith('spiffe://') ? undefined : n),
+          ),
+        ),
+        h('td', {}, someOf(grp.reporters, grp.reportersTotal, identityLink)),
+      ),
+      inner,
+    );
+  });
+  return [
+    table(GROUP_HEADERS, rows, 'Timeline by action and cause', 'No events stored for this entity.'),
+    g.otherEvents > 0
+      ? h('p', { class: 'muted' }, `${g.otherEvents} more events in smaller groups are not listed.`)
+      : null,
+  ];
+}
+
+/** The timeline, grouped (the default) or as one list, newest first. */
+function timelineSection(d) {
+  const events = d.events ?? [];
+  const groups = (d.timelineGroups?.groups ?? []).length;
+  const box = h('input', { type: 'checkbox', id: 'tl-grouped', checked: true });
+  const body = h('div', { id: 'timeline' });
+  const draw = () => {
+    body.replaceChildren();
+    append(body, [
+      box.checked
+        ? groupedTimeline(d)
+        : table(EVENT_HEADERS, eventRows(events), 'Timeline', 'No events stored for this entity.'),
+    ]);
+  };
+  box.addEventListener('change', draw);
+  draw();
+  return [
+    h(
+      'p',
+      { class: 'muted', id: 'timeline-summary' },
+      `${events.length} event${events.length === 1 ? '' : 's'} (the newest stored) in ${groups} group${groups === 1 ? '' : 's'} by action, outcome and cause. `,
+      h('label', { for: 'tl-grouped', class: 'check' }, box, 'Group by action and cause'),
+    ),
+    body,
+  ];
 }
 
 // ---------- decisions ----------
@@ -1069,6 +1187,21 @@ const STATUS_LEGEND = [
   ['unknown', 'not in the inventory'],
 ];
 
+/** A legend's sample edge, drawn like the graph's (same line class and arrowhead). */
+const edgeSwatch = (denied) =>
+  svg(
+    'svg',
+    { class: 'swatch-edge', viewBox: '0 0 30 10', 'aria-hidden': 'true' },
+    svg('line', {
+      class: denied ? 'edge denied' : 'edge',
+      x1: 1,
+      y1: 5,
+      x2: 22,
+      y2: 5,
+      'marker-end': denied ? 'url(#arrow-denied)' : 'url(#arrow)',
+    }),
+  );
+
 async function renderGraph() {
   const g = await api('/api/graph');
   const nodes = g.nodes ?? [];
@@ -1090,16 +1223,42 @@ async function renderGraph() {
     class: 'graph',
     'aria-label': `Mesh graph of ${nodes.length} entities`,
   });
+  // Arrowheads: an edge points from the connecting side to the side it connected to.
+  const arrow = (id, cls) =>
+    svg(
+      'marker',
+      {
+        id,
+        class: cls,
+        viewBox: '0 0 10 10',
+        refX: 10,
+        refY: 5,
+        markerWidth: 9,
+        markerHeight: 9,
+        markerUnits: 'userSpaceOnUse',
+        orient: 'auto',
+      },
+      svg('path', { d: 'M0,0 L10,5 L0,10 z' }),
+    );
+  view.append(svg('defs', {}, arrow('arrow', 'arrow'), arrow('arrow-denied', 'arrow denied')));
   for (const e of g.edges ?? []) {
     const a = pos.get(e.from);
     const b = pos.get(e.to);
     if (!a || !b) continue;
+    // The line stops short of the target's outline, so the arrowhead is not hidden under it.
+    const dx = b[0] - a[0];
+    const dy = b[1] - a[1];
+    const len = Math.hypot(dx, dy) || 1;
+    const gap = 11;
     const line = svg('line', {
       class: e.denied > 0 ? 'edge denied' : 'edge',
+      'data-from': e.from,
+      'data-to': e.to,
+      'marker-end': e.denied > 0 ? 'url(#arrow-denied)' : 'url(#arrow)',
       x1: a[0],
       y1: a[1],
-      x2: b[0],
-      y2: b[1],
+      x2: b[0] - (dx / len) * gap,
+      y2: b[1] - (dy / len) * gap,
     });
     line.append(
       svg(
@@ -1140,8 +1299,8 @@ async function renderGraph() {
     'ul',
     { class: 'legend', 'aria-label': 'Legend' },
     STATUS_LEGEND.map(([s, label]) => h('li', {}, h('span', { class: `swatch status-${s}` }), label)),
-    h('li', {}, h('span', { class: 'swatch-line' }), 'connections'),
-    h('li', {}, h('span', { class: 'swatch-line denied' }), 'refused or denied'),
+    h('li', {}, edgeSwatch(false), 'connection, from the client to the peer it reached'),
+    h('li', {}, edgeSwatch(true), 'refused or denied'),
   );
   const list = nodes.map((n) =>
     h('li', {}, entityLink(n.id, n.kind === 'address' ? n.id : undefined), ' ', statusBadge(n.status)),
@@ -1230,18 +1389,29 @@ function niceMax(v) {
   return 10 * p;
 }
 
-/** The chart windows: the newest buckets of the SIEM's 10-minute aggregates. */
+/**
+ * The chart windows: up to 10 minutes the newest buckets of the SIEM's in-memory counts; the
+ * hour and the day counted by the store (by event time), in 1-minute and 30-minute buckets.
+ */
 const CHART_RANGES = [
   ['1m', 'last minute', 60_000],
   ['5m', 'last 5 minutes', 300_000],
   ['10m', 'last 10 minutes', 600_000],
+  ['1h', 'last hour', 3_600_000],
+  ['24h', 'last 24 hours', 86_400_000],
 ];
+const STORED_RANGES = new Set(['1h', '24h']);
+
+/** A bucket's length as words: "10 s", "1 min", "30 min". */
+const bucketWords = (ms) => (ms < 60_000 ? `${ms / 1000} s` : `${ms / 60_000} min`);
 
 async function renderCharts(params) {
-  const c = await api('/api/charts');
   const range = CHART_RANGES.find((r) => r[0] === params.get('range')) ?? CHART_RANGES[2];
+  const c = await api(STORED_RANGES.has(range[0]) ? `/api/charts?range=${range[0]}` : '/api/charts');
   const [, span, spanMs] = range;
-  const keep = Math.max(1, Math.round(spanMs / (c.bucketMs || 10_000)));
+  const bucketMs = c.bucketMs || 10_000;
+  const per = bucketWords(bucketMs);
+  const keep = Math.max(1, Math.round(spanMs / bucketMs));
   const recent = (s) => (s ?? []).slice(-keep);
   const total = (s) => s.reduce((n, [, v]) => n + v, 0);
   const rangeSel = h(
@@ -1263,13 +1433,20 @@ async function renderCharts(params) {
         h('span', { class: 'rule-id' }, text(r.rule)),
         ` — ${total(r.buckets)} in the ${span}`,
       ),
-      bars(r.buckets, `alerts of ${text(r.rule)} per 10 s`, 'alerts per 10 s'),
+      bars(r.buckets, `alerts of ${text(r.rule)} per ${per}`, `alerts per ${per}`),
     ]);
   show(
     h(
       'form',
       { class: 'panel filters', 'aria-label': 'Chart range' },
       h('label', { for: 'chart-range' }, 'Time', rangeSel),
+    ),
+    h(
+      'p',
+      { class: 'muted', id: 'chart-source' },
+      STORED_RANGES.has(range[0])
+        ? `Counted by the SIEM's event store by event time, in ${per} buckets.`
+        : `Counted in the SIEM's memory as events arrive, in ${per} buckets (it keeps the last 10 minutes).`,
     ),
     h('h2', {}, `Events per second (${span})`),
     bars(recent(c.eventsPerSecond), 'events per second', 'events/s'),

@@ -10,7 +10,16 @@ import type { PostgresUrl } from '../../../common/postgres.js';
 import type { Alert } from '../../correlate/index.js';
 import type { PendingDecision, ResponseState } from '../../playbooks/index.js';
 import { encodeEventRows } from '../event-rows.js';
-import type { AlertQuery, AlertStatus, DecisionChanges, SiemStore, TimelineQuery } from '../store.js';
+import {
+  checkCountQuery,
+  MAX_COUNT_RULES,
+  type AlertQuery,
+  type AlertStatus,
+  type CountQuery,
+  type DecisionChanges,
+  type SiemStore,
+  type TimelineQuery,
+} from '../store.js';
 import type { Partitions } from './events.js';
 import { PgRunner } from './side.js';
 import { insertEventGroup, pruneEvents, eventColumns } from './events.js';
@@ -231,6 +240,32 @@ export class PostgresSiemStore implements SiemStore {
   async countEvents(): Promise<number> {
     const r = await this.q<{ n: number }>('count events', 'SELECT count(*)::bigint AS n FROM siem_events');
     return r.rows[0]?.n ?? 0;
+  }
+
+  async eventCounts(q: CountQuery): Promise<{ bucket: number; count: number }[]> {
+    checkCountQuery(q);
+    const r = await this.q<{ bucket: number; count: number }>(
+      'count events',
+      `SELECT ts - ts % $1 AS bucket, count(*)::bigint AS count FROM siem_events
+       WHERE ts >= $2 AND ts < $3 GROUP BY bucket ORDER BY bucket`,
+      [q.bucketMs, q.since, q.until],
+    );
+    return r.rows;
+  }
+
+  async alertCounts(q: CountQuery): Promise<{ rule: string; bucket: number; count: number }[]> {
+    checkCountQuery(q);
+    const r = await this.q<{ rule: string; bucket: number; count: number }>(
+      'count alerts',
+      `WITH top AS (
+         SELECT rule_id FROM siem_alerts WHERE time >= $2 AND time < $3
+         GROUP BY rule_id ORDER BY count(*) DESC, rule_id LIMIT $4)
+       SELECT a.rule_id AS rule, a.time - a.time % $1 AS bucket, count(*)::bigint AS count
+       FROM siem_alerts a JOIN top USING (rule_id)
+       WHERE a.time >= $2 AND a.time < $3 GROUP BY a.rule_id, bucket ORDER BY a.rule_id, bucket`,
+      [q.bucketMs, q.since, q.until, MAX_COUNT_RULES],
+    );
+    return r.rows;
   }
 
   /** The revision every replica shares (what a replica compares its own against). */

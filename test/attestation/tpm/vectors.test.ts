@@ -9,6 +9,7 @@ import { parseIdentity } from '../../../common/identity.js';
 import { checkAttestationPolicy } from '../../../policies/index.js';
 import { MemoryStore, codeOf, commitAll, context, csrKey, csrKeyFromSpki } from './fixtures.js';
 import { METHOD_NAMES } from '../../../attestation/registry.js';
+import { evidenceOf, type AttestationEvidence } from '../../../attestation/index.js';
 
 const DIR = join(import.meta.dirname, '../../vectors/tpm');
 const FILES = readdirSync(DIR).filter((f) => f.endsWith('.json'));
@@ -333,5 +334,70 @@ describe.each(FILES)('recorded vector %s', (file) => {
       'ERR_ATT_TPM_RESPONSE_MALFORMED',
     );
     expect(await codeOf(finish({ quote: '' }))).toBe('ERR_ATT_TPM_RESPONSE_MALFORMED');
+  });
+});
+
+/** The evidence a refusal carries (attestation/method.ts withEvidence), or a note that it threw none. */
+async function refusalEvidence(p: () => Promise<unknown>): Promise<AttestationEvidence | string> {
+  try {
+    await p();
+  } catch (err) {
+    return evidenceOf(err) ?? `no evidence on ${(err as { code?: string }).code ?? String(err)}`;
+  }
+  return 'no error';
+}
+
+describe.each(FILES)('evidence of recorded vector %s', (file) => {
+  const v = load(file);
+  const ekChain = v.state['ekTrust'] === 'allow-list' ? 'allow-listed' : 'passed';
+
+  it('a verdict carries each check: EK chain, activation, quote signature, PCRs with equal digests', async () => {
+    const verdict = await setup(v).finish();
+    const ev = verdict.evidence ?? {};
+    expect(ev).toMatchObject({
+      ekChain,
+      activation: 'passed',
+      quoteSignature: 'passed',
+      pcrBank: 'sha256',
+      pcrSelection: [0, 1, 2, 3, 4, 5, 6, 7],
+      pcrMismatch: [],
+      pcrs: 'passed',
+    });
+    const quoted = parseQuoteAttest(Buffer.from(v.response.quote, 'base64')).pcrDigest.toString('hex');
+    expect(ev.pcrQuotedDigest).toBe(quoted);
+    expect(ev.pcrExpectedDigest).toBe(quoted);
+  });
+
+  it('a PCR mismatch names the PCR and the expected digest that differs from the quoted one', async () => {
+    const policy = v.policy.replace(/ {8}7: "[0-9a-f]{64}"/, `        7: "${'ab'.repeat(32)}"`);
+    const { finish } = setup(v, policy);
+    const ev = await refusalEvidence(() => finish());
+    expect(ev).toMatchObject({
+      ekChain,
+      activation: 'passed',
+      quoteSignature: 'passed',
+      pcrs: 'failed',
+      pcrMismatch: [7],
+    });
+    const quoted = parseQuoteAttest(Buffer.from(v.response.quote, 'base64')).pcrDigest.toString('hex');
+    expect(typeof ev === 'object' && ev.pcrQuotedDigest).toBe(quoted);
+    expect(typeof ev === 'object' && ev.pcrExpectedDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(typeof ev === 'object' && ev.pcrExpectedDigest).not.toBe(quoted);
+  });
+
+  it('a bad quote signature stops before the PCRs; a wrong secret before the quote', async () => {
+    const { finish } = setup(v);
+    const badSig = await refusalEvidence(() => finish({ quote: flip(v.response.quote, 20) }));
+    expect(badSig).toEqual({ ekChain, activation: 'passed', pcrBank: 'sha256', quoteSignature: 'failed' });
+    const badSecret = await refusalEvidence(() => finish({ secret: flip(v.response.secret, 0) }));
+    expect(badSecret).toEqual({ ekChain, activation: 'failed' });
+  });
+
+  it('an untrusted EK says so at begin', async () => {
+    const strict = setup(v, withoutAllowList(v.policy));
+    const noCert = Object.fromEntries(Object.entries(v.evidence).filter(([k]) => k !== 'ekCertificate'));
+    expect(await refusalEvidence(async () => strict.method.begin(strict.ctx, strict.id, noCert))).toEqual({
+      ekChain: 'failed',
+    });
   });
 });
