@@ -197,7 +197,12 @@ export const COMMANDS: readonly CommandSpec[] = [
     path: 'renew',
     summary: 'Renew an identity over mTLS (a TPM or PUF identity proves its hardware again).',
     options: {
-      ca: { value: 'URL', help: 'the CA, such as https://ca:8443', required: true },
+      ca: {
+        value: 'URL',
+        help: 'the CA, such as https://ca:8443; repeat it for each CA replica',
+        required: true,
+        multiple: true,
+      },
       dir: { value: 'DIR', help: 'the identity folder to renew in place', required: true },
       ...attest,
     },
