@@ -362,7 +362,7 @@ export class Agent {
       spool: this.spool,
       send:
         this.deps.sender ??
-        httpsBatchSender({ url: siem.url, expect: siem.id, context: () => this.rotation.current.context }),
+        httpsBatchSender({ url: siem.urls, expect: siem.id, context: () => this.rotation.current.context }),
       batchMax: siem.batchMax,
       flushInterval: siem.flushInterval,
       log: this.log,
@@ -383,7 +383,7 @@ export class Agent {
   private crlFetcher(c: AgentConfig): CrlFetcher {
     return (
       this.deps.fetchCrl ??
-      httpsCrlFetcher(c.ca.url, serviceId(c.identity.trustDomain, 'ca'), () => this.rotation.current)
+      httpsCrlFetcher(c.ca.urls, serviceId(c.identity.trustDomain, 'ca'), () => this.rotation.current)
     );
   }
 
@@ -405,7 +405,7 @@ export class Agent {
   private startStream(c: AgentConfig): void {
     if (!c.siem || !c.decisions.stream) return;
     this.stream = new DecisionStreamClient({
-      url: c.siem.url,
+      url: c.siem.urls,
       expect: c.siem.id,
       context: () => this.rotation.current.context,
       log: this.log,

@@ -35,14 +35,24 @@ export interface AgentConfig {
   /** Absolute path of the file this came from (for SIGHUP reloads). */
   readonly file: string;
   readonly identity: { readonly dir: string; readonly id: string; readonly trustDomain: string };
-  readonly ca: { readonly url: string; readonly fingerprint: string; readonly crlInterval: number };
+  readonly ca: {
+    /** The first of `urls`. */
+    readonly url: string;
+    /** The CA replicas, tried in turn (`ca.url` or `ca.urls`). */
+    readonly urls: readonly string[];
+    readonly fingerprint: string;
+    readonly crlInterval: number;
+  };
   /**
    * Passed to the enrollment prover (agent/wiring.ts; the prover validates its own fields), with
    * `tokenFile` resolved; an inline `token` is refused.
    */
   readonly enroll: Readonly<Record<string, unknown>> | null;
   readonly siem: {
+    /** The first of `urls`. */
     readonly url: string;
+    /** The SIEM replicas, tried in turn (`siem.url` or `siem.urls`). */
+    readonly urls: readonly string[];
     readonly id: string;
     readonly batchMax: number;
     readonly flushInterval: number;
@@ -88,6 +98,9 @@ const PATH = text(1024);
 const NAME = text(4096);
 const IDENTITY = text(2048);
 
+/** Up to 16 replicas' URLs of one service. */
+const URLS = { type: 'array', minItems: 1, maxItems: 16, items: text(2048) } as const;
+
 const mapping = (properties: Record<string, object>, required: readonly string[] = []) =>
   ({ type: 'object', additionalProperties: false, required, properties }) as const;
 
@@ -102,11 +115,12 @@ const configShape = compileSchema<Obj>(
       ca: mapping(
         {
           url: text(2048),
+          urls: URLS,
           // A number is let through to be refused below with advice: YAML reads 00...0 as one.
           fingerprint: { anyOf: [text(200), { type: 'number' }] },
           crlInterval: DURATION,
         },
-        ['url', 'fingerprint'],
+        ['fingerprint'],
       ),
       // The enrollment prover validates its own fields.
       enroll: {
@@ -117,13 +131,14 @@ const configShape = compileSchema<Obj>(
       siem: mapping(
         {
           url: text(2048),
+          urls: URLS,
           id: IDENTITY,
           batchMax: int(1, 10_000),
           flushInterval: DURATION,
           spoolMaxEvents: int(100, 100_000_000),
           spoolMaxBytes: int(65_536, 64 * 1024 ** 3),
         },
-        ['url'],
+        [],
       ),
       admin: mapping({ listen: ADDRESS }, ['listen']),
       state: mapping({ dir: PATH }, ['dir']),
@@ -193,6 +208,20 @@ function url(v: unknown, p: Path): string {
   if (u.username || u.password || u.search || u.hash)
     p.fail('URL must not carry credentials, query or fragment');
   return u.origin + u.pathname.replace(/\/+$/, '');
+}
+
+/** A section's `url` or `urls` (exactly one of them), each an https:// URL, none twice. */
+function urls(section: Obj, p: Path): string[] {
+  const one = section['url'];
+  const many = section['urls'] as unknown[] | undefined;
+  if (one !== undefined && many !== undefined) p.fail('give url or urls, not both');
+  if (one === undefined && many === undefined) p.fail('missing url (or urls, a list of replicas)');
+  if (many === undefined) return [url(one, p.sub('url'))];
+  const list = many.map((u, i) => url(u, p.sub('urls').sub(i)));
+  list.forEach((u, i) => {
+    if (list.indexOf(u) !== i) p.sub('urls').sub(i).fail(`${u} is listed twice`);
+  });
+  return list;
 }
 
 function hostPort(v: unknown, p: Path): { host: string; port: number; text: string } {
@@ -275,8 +304,10 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
   const fingerprint = (cao['fingerprint'] as string).replace(/:/g, '').toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(fingerprint))
     cap.sub('fingerprint').fail('expected the SHA-256 fingerprint of the root in hex (64 digits)');
+  const caUrls = urls(cao, cap);
   const ca = {
-    url: url(cao['url'], cap.sub('url')),
+    url: caUrls[0] as string,
+    urls: caUrls,
     fingerprint,
     crlInterval: duration(cao['crlInterval'], cap.sub('crlInterval'), 60_000, 1000),
   };
@@ -305,8 +336,10 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
     } catch {
       sp.sub('id').fail('not a valid SPIFFE identity');
     }
+    const siemUrls = urls(so, sp);
     siem = {
-      url: url(so['url'], sp.sub('url')),
+      url: siemUrls[0] as string,
+      urls: siemUrls,
       id: sid,
       batchMax: int(so['batchMax'], 500),
       flushInterval: duration(so['flushInterval'], sp.sub('flushInterval'), 200, 10, 60_000),

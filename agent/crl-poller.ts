@@ -9,24 +9,40 @@ import type { Logger } from '../common/log.js';
 import { EdgewardError } from '../common/errors.js';
 import { privateDir, replacePrivateFile } from '../common/private-files.js';
 import type { Enforcer } from './enforcement.js';
-import { httpsCall, MAX_CRL_BYTES, parseVerifiedCrl, type VerifiedCrl } from '../client/index.js';
+import {
+  httpsCall,
+  MAX_CRL_BYTES,
+  parseVerifiedCrl,
+  replicasFor,
+  type ServiceUrls,
+  type VerifiedCrl,
+} from '../client/index.js';
 import type { IdentityMaterial } from './rotation.js';
 
 export type CrlFetcher = () => Promise<Uint8Array>;
 
 /** `caId`: the CA's SPIFFE ID (spiffe://TD/svc/ca); a server without it is not asked for the CRL. */
-export function httpsCrlFetcher(caUrl: string, caId: string, identity: () => IdentityMaterial): CrlFetcher {
-  return async () => {
-    const r = await httpsCall({
-      url: `${caUrl}/v1/crl`,
-      context: identity().context,
-      expect: caId,
-      maxBytes: MAX_CRL_BYTES,
-      code: 'ERR_AGENT_CRL_FETCH',
+export function httpsCrlFetcher(
+  caUrls: ServiceUrls,
+  caId: string,
+  identity: () => IdentityMaterial,
+): CrlFetcher {
+  const replicas = replicasFor(caUrls);
+  return () =>
+    replicas.call(async (caUrl) => {
+      const r = await httpsCall({
+        url: `${caUrl}/v1/crl`,
+        context: identity().context,
+        expect: caId,
+        maxBytes: MAX_CRL_BYTES,
+        code: 'ERR_AGENT_CRL_FETCH',
+      });
+      if (r.status !== 200)
+        throw new EdgewardError('ERR_AGENT_CRL_FETCH', `CA answered ${r.status}`, {
+          detail: { status: r.status },
+        });
+      return r.body;
     });
-    if (r.status !== 200) throw new EdgewardError('ERR_AGENT_CRL_FETCH', `CA answered ${r.status}`);
-    return r.body;
-  };
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type DecisionVerifier,
   enroll,
   renew,
+  replicasFor,
 } from '../client/index.js';
 import { loadIdentity } from '../common/identity-dir.js';
 import { createSecureContext } from 'node:tls';
@@ -24,7 +25,7 @@ export function defaultRenew(cfg: AgentConfig): IdentityRefresher {
       ? proverFor(attestOptionsOf(cfg.enroll, cfg.identity.id), CONFIG_ATTEST_USAGE)
       : undefined;
     try {
-      await renew({ ca: cfg.ca.url, dir, ...(prover ? { prover } : {}) });
+      await renew({ ca: cfg.ca.urls, dir, ...(prover ? { prover } : {}) });
     } finally {
       await prover?.close?.();
     }
@@ -41,7 +42,7 @@ export function defaultEnroll(cfg: AgentConfig): IdentityRefresher {
     const prover = proverFor(attestOptionsOf(cfg.enroll, cfg.identity.id), CONFIG_ATTEST_USAGE);
     try {
       await enroll({
-        ca: cfg.ca.url,
+        ca: cfg.ca.urls,
         fingerprint: cfg.ca.fingerprint,
         id: cfg.identity.id,
         prover,
@@ -72,16 +73,21 @@ export async function defaultVerifier(cfg: AgentConfig): Promise<DecisionVerifie
     bundle: () => loadIdentity(cfg.identity.dir).bundlePem,
     fetchChain: async () => {
       const id = loadIdentity(cfg.identity.dir);
-      const r = await httpsCall({
-        url: `${siem.url}/v1/decisions/key`,
-        context: createSecureContext({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem }),
-        expect: siem.id,
-        maxBytes: 64 * 1024,
-        code: 'ERR_AGENT_DECISION_INVALID',
+      const context = createSecureContext({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem });
+      return replicasFor(siem.urls).call(async (url) => {
+        const r = await httpsCall({
+          url: `${url}/v1/decisions/key`,
+          context,
+          expect: siem.id,
+          maxBytes: 64 * 1024,
+          code: 'ERR_AGENT_DECISION_INVALID',
+        });
+        if (r.status !== 200)
+          throw new EdgewardError('ERR_AGENT_DECISION_INVALID', `decision key request answered ${r.status}`, {
+            detail: { status: r.status },
+          });
+        return r.body.toString('utf8');
       });
-      if (r.status !== 200)
-        throw new EdgewardError('ERR_AGENT_DECISION_INVALID', `decision key request answered ${r.status}`);
-      return r.body.toString('utf8');
     },
   });
 }

@@ -214,7 +214,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         ...(leafTtl ? { leafTtlMs: parseDuration(leafTtl) } : {}),
         ...(durability ? { durability } : {}),
         ...(keyTypes ? { keyPolicy: parseKeyTypes(keyTypes) } : {}),
-        ...(optional(a.siem) ? { siem: { url: optional(a.siem) as string } } : {}),
+        ...(Array.isArray(a.siem) && a.siem.length > 0 ? { siem: { url: a.siem } } : {}),
         // Each worker keeps its own buckets, so it gets its share of the configured rates.
         rateLimits: {
           ...(rateIp

@@ -20,7 +20,7 @@ import {
   SERVICE_NAMES_META,
   serviceNamesFromJson,
 } from './service-names.js';
-import { Reporter, httpsBatchSender, Spool } from '../client/index.js';
+import { Reporter, httpsBatchSender, Spool, type ServiceUrls } from '../client/index.js';
 import { serviceId } from '../common/identity.js';
 import { passphraseFromEnv } from './keys.js';
 import {
@@ -67,7 +67,8 @@ export interface CaServerOptions {
   readonly quarantineOf?: (subject: CredentialSubject) => Decision | undefined;
   readonly onEvent?: (event: CaEvent) => void;
   /** The SIEM to report the CA's events to (mTLS as spiffe://TD/svc/ca, spooled while it is down). */
-  readonly siem?: { readonly url: string };
+  /** The SIEM's URL, or its replicas' URLs (tried in turn). */
+  readonly siem?: { readonly url: ServiceUrls };
 }
 
 export interface RunningCa {

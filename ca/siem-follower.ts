@@ -9,10 +9,17 @@ import { EdgewardError } from '../common/errors.js';
 import { serviceId } from '../common/identity.js';
 import { quarantineOf, type CredentialSubject } from './quarantine.js';
 import type { Logger } from '../common/log.js';
-import { siemKeyVerifier, DecisionStreamClient, DecisionStore, httpsCall } from '../client/index.js';
+import {
+  siemKeyVerifier,
+  DecisionStreamClient,
+  DecisionStore,
+  httpsCall,
+  replicasFor,
+  type ServiceUrls,
+} from '../client/index.js';
 
 export interface CaDecisionFollowerOptions {
-  readonly siemUrl: string;
+  readonly siemUrl: ServiceUrls;
   readonly trustDomain: string;
   /** The CA's client identity (spiffe://TD/svc/ca) and the trust bundle, read at each connect. */
   readonly credentials: () => {
@@ -55,18 +62,21 @@ export function createCaDecisionFollower(o: CaDecisionFollowerOptions): CaDecisi
     trustDomain: o.trustDomain,
     clock: { now },
     bundle: () => o.credentials().bundlePem,
-    fetchChain: async () => {
-      const r = await httpsCall({
-        url: `${o.siemUrl}/v1/decisions/key`,
-        context: context(),
-        expect,
-        maxBytes: 64 * 1024,
-        code: 'ERR_SIEM_DECISION_KEY',
-      });
-      if (r.status !== 200)
-        throw new EdgewardError('ERR_SIEM_DECISION_KEY', `key request answered ${r.status}`);
-      return r.body.toString('utf8');
-    },
+    fetchChain: () =>
+      replicasFor(o.siemUrl).call(async (url) => {
+        const r = await httpsCall({
+          url: `${url}/v1/decisions/key`,
+          context: context(),
+          expect,
+          maxBytes: 64 * 1024,
+          code: 'ERR_SIEM_DECISION_KEY',
+        });
+        if (r.status !== 200)
+          throw new EdgewardError('ERR_SIEM_DECISION_KEY', `key request answered ${r.status}`, {
+            detail: { status: r.status },
+          });
+        return r.body.toString('utf8');
+      }),
   });
   const store = new DecisionStore(o.file, verifier, o.trustDomain);
 

@@ -6,9 +6,13 @@ import { EdgewardError } from '../common/errors.js';
 import { serviceId } from '../common/identity.js';
 import { fromPemAll, toPem } from '../common/pem.js';
 import { fingerprintSha256, normalizeFingerprint, uriSans } from '../common/x509.js';
+import { replicasFor, type Replicas, type ServiceUrls } from './replicas.js';
 
 export interface CaEndpoint {
+  /** The first of the CA's URLs. */
   readonly url: URL;
+  /** Every replica's URL, tried in turn when one is down. */
+  readonly replicas: Replicas;
   /** Trusted root(s), PEM. */
   readonly bundlePem: string;
   readonly trustDomain: string;
@@ -39,7 +43,13 @@ function send(url: URL, opts: RequestOptions, body?: Buffer): Promise<RawRespons
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new EdgewardError('ERR_ENROLL_TRANSPORT', 'CA request timed out')));
+    req.on('timeout', () =>
+      req.destroy(
+        new EdgewardError('ERR_ENROLL_TRANSPORT', `${url.origin}: CA request timed out`, {
+          detail: { timeout: true },
+        }),
+      ),
+    );
     req.on('error', (err) =>
       reject(
         err instanceof EdgewardError
@@ -66,22 +76,38 @@ function parseUrl(url: string): URL {
  * First contact: fetch the bundle without trusting the connection, then keep only the root whose
  * SHA-256 fingerprint is the pinned one. Everything after verifies against that root.
  */
-export async function pinCa(url: string, fingerprint: string, trustDomain: string): Promise<CaEndpoint> {
-  const u = parseUrl(url);
+export async function pinCa(url: ServiceUrls, fingerprint: string, trustDomain: string): Promise<CaEndpoint> {
+  const replicas = checkedReplicas(url);
   const want = normalizeFingerprint(fingerprint);
   if (!/^[0-9a-f]{64}$/.test(want))
     throw new EdgewardError('ERR_CONFIG_INVALID', 'fingerprint must be 64 hex digits (SHA-256)');
-  const res = await send(new URL('/v1/bundle', u), { method: 'GET', rejectUnauthorized: false });
-  if (res.status !== 200)
-    throw new EdgewardError('ERR_ENROLL_RESPONSE', `bundle request answered ${res.status}`);
+  const res = await replicas.call(async (u) => {
+    const r = await send(new URL('/v1/bundle', u), { method: 'GET', rejectUnauthorized: false });
+    if (r.status !== 200)
+      throw new EdgewardError('ERR_ENROLL_RESPONSE', `bundle request answered ${r.status}`, {
+        detail: { status: r.status },
+      });
+    return r;
+  });
   const roots = fromPemAll(res.body.toString('utf8'), 'CERTIFICATE');
   const root = roots.find((der) => fingerprintSha256(der) === want);
   if (!root) throw new EdgewardError('ERR_ENROLL_FINGERPRINT');
-  return { url: u, bundlePem: toPem('CERTIFICATE', root), trustDomain };
+  return {
+    url: new URL(replicas.urls[0] as string),
+    replicas,
+    bundlePem: toPem('CERTIFICATE', root),
+    trustDomain,
+  };
 }
 
-export function endpointFromBundle(url: string, bundlePem: string, trustDomain: string): CaEndpoint {
-  return { url: parseUrl(url), bundlePem, trustDomain };
+function checkedReplicas(urls: ServiceUrls): Replicas {
+  const list = typeof urls === 'string' ? [urls] : urls;
+  return replicasFor(list.map((x) => parseUrl(x).href));
+}
+
+export function endpointFromBundle(url: ServiceUrls, bundlePem: string, trustDomain: string): CaEndpoint {
+  const replicas = checkedReplicas(url);
+  return { url: new URL(replicas.urls[0] as string), replicas, bundlePem, trustDomain };
 }
 
 /**
@@ -105,26 +131,34 @@ export async function caRequest<T>(
 ): Promise<{ status: number; json: T; raw: Buffer }> {
   const expected = serviceId(ep.trustDomain, 'ca');
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  const res = await send(
-    new URL(path, ep.url),
-    {
-      method,
-      ca: ep.bundlePem,
-      minVersion: 'TLSv1.3',
-      ...(creds ? { key: creds.keyPem, cert: creds.certPem } : {}),
-      headers: payload
-        ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
-        : {},
-      // The CA is known by its SPIFFE ID, not by a host name.
-      checkServerIdentity: (_host, cert) => {
-        const uris = uriSans(cert.subjectaltname);
-        return uris.includes(expected)
-          ? undefined
-          : new EdgewardError('ERR_ENROLL_SERVER_IDENTITY', serverMismatch(uris, expected));
+  return ep.replicas.call(async (base) => {
+    const r = await send(
+      new URL(path, base),
+      {
+        method,
+        ca: ep.bundlePem,
+        minVersion: 'TLSv1.3',
+        ...(creds ? { key: creds.keyPem, cert: creds.certPem } : {}),
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
+          : {},
+        // The CA is known by its SPIFFE ID, not by a host name.
+        checkServerIdentity: (_host, cert) => {
+          const uris = uriSans(cert.subjectaltname);
+          return uris.includes(expected)
+            ? undefined
+            : new EdgewardError('ERR_ENROLL_SERVER_IDENTITY', serverMismatch(uris, expected));
+        },
       },
-    },
-    payload,
-  );
+      payload,
+    );
+    // A refusal carries its status: a replica answering 502/503/504 is down for this call, and
+    // the next one is tried (replicas.ts); any other refusal is the answer.
+    return answer<T>(r);
+  });
+}
+
+function answer<T>(res: RawResponse): { status: number; json: T; raw: Buffer } {
   const isJson = res.body.length > 0 && (res.body[0] === 0x7b || res.body[0] === 0x5b);
   let json: unknown = undefined;
   if (isJson) {

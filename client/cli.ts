@@ -38,7 +38,7 @@ export async function runRenewCommand(argv: string[], out: (s: string) => void):
   const prover = optional(a.attest) ? proverFor({ ...a, id }, RENEW_USAGE, out) : undefined;
   try {
     await renew({
-      ca: required(a.ca, 'ca', RENEW_USAGE),
+      ca: a.ca as string[],
       dir,
       ...(prover ? { prover } : {}),
       print: out,

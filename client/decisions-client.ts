@@ -1,12 +1,14 @@
 // Client of the SIEM's decision stream: SSE `GET /v1/decisions/stream?from=REV` over mTLS (a
 // snapshot, then deltas; resumable), each applied then acknowledged with
-// `POST /v1/decisions/ack {revision}`. Reconnects with backoff; the last good set stays in force.
+// `POST /v1/decisions/ack {revision}`. Reconnects with backoff, to the next SIEM replica when the
+// one it followed is down, resuming at the applied revision; the last good set stays in force.
 import * as https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { SecureContext } from 'node:tls';
 import { EdgewardError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { httpsCall, tlsOptions } from './https-client.js';
+import { Replicas, type ServiceUrls } from './replicas.js';
 
 export interface SseEvent {
   readonly event: string;
@@ -83,7 +85,8 @@ export function tokenOf(data: string): string {
 }
 
 export interface DecisionStreamOptions {
-  readonly url: string;
+  /** The SIEM's URL, or its replicas' URLs (any of them serves the same decisions and revision). */
+  readonly url: ServiceUrls;
   readonly expect: string;
   readonly context: () => SecureContext;
   readonly log: Logger;
@@ -99,10 +102,23 @@ export class DecisionStreamClient {
   private stopped = false;
   private backoff = 0;
   private timer: NodeJS.Timeout | null = null;
+  private readonly replicas: Replicas;
+  /** The replica of the current connection (acks go there). */
+  private url: string;
+  /** Whether the current connection got its stream (a drop after that is not an outage). */
+  private answered = false;
   connected = false;
   lastAck = -1;
 
-  constructor(private readonly o: DecisionStreamOptions) {}
+  constructor(private readonly o: DecisionStreamOptions) {
+    this.replicas = new Replicas(o.url);
+    this.url = this.replicas.current;
+  }
+
+  /** The SIEM replica followed now (or tried next). */
+  get replica(): string {
+    return this.url;
+  }
 
   start(): void {
     this.stopped = false;
@@ -119,6 +135,9 @@ export class DecisionStreamClient {
   private retry(): void {
     this.connected = false;
     if (this.stopped) return;
+    // A replica that refused the connection, timed out or answered 503 costs this one try: the
+    // next connect goes to the next replica, from the revision applied.
+    if (!this.answered) this.replicas.failed(this.url);
     this.backoff = Math.min(this.o.maxBackoff ?? 15_000, Math.max(250, this.backoff * 2));
     this.timer = setTimeout(() => this.connect(), this.backoff);
     this.timer.unref();
@@ -127,11 +146,18 @@ export class DecisionStreamClient {
   private connect(): void {
     if (this.stopped) return;
     const from = this.o.revision();
-    const req = https.request(`${this.o.url}/v1/decisions/stream?from=${from}`, {
+    this.url = this.replicas.current;
+    this.answered = false;
+    const req = https.request(`${this.url}/v1/decisions/stream?from=${from}`, {
       method: 'GET',
       headers: { accept: 'text/event-stream', 'last-event-id': String(from) },
       ...tlsOptions(this.o.context(), this.o.expect),
       agent: false,
+      timeout: 10_000,
+    });
+    // Until the stream answers, silence is an outage; once it streams, heartbeats keep it busy.
+    req.on('timeout', () => {
+      if (!this.answered) req.destroy(new EdgewardError('ERR_AGENT_DECISION_STREAM', 'SIEM timed out'));
     });
     this.req = req;
     req.on('response', (res) => this.onResponse(res));
@@ -156,6 +182,9 @@ export class DecisionStreamClient {
       return;
     }
     this.connected = true;
+    this.answered = true;
+    this.replicas.worked(this.url);
+    res.socket.setTimeout(0);
     this.backoff = 0;
     res.setEncoding('utf8');
     // Events are applied strictly in order; the chain also serialises with the acks.
@@ -189,7 +218,7 @@ export class DecisionStreamClient {
     if (revision <= this.lastAck) return;
     try {
       const r = await httpsCall({
-        url: `${this.o.url}/v1/decisions/ack`,
+        url: `${this.url}/v1/decisions/ack`,
         method: 'POST',
         body: Buffer.from(JSON.stringify({ revision })),
         headers: { 'content-type': 'application/json' },

@@ -6,11 +6,12 @@ import { buildCsr, NO_HOST_NAMES, type HostNames } from '../common/csr.js';
 import { writeIdentity } from '../common/identity-dir.js';
 import { parseIdentity } from '../common/identity.js';
 import { toPem } from '../common/pem.js';
+import type { ServiceUrls } from './replicas.js';
 import { csrKey } from './csr-key.js';
 import { caRequest, checkIssued, pinCa, type CaEndpoint, type IssuedResponse } from './ca-client.js';
 
 export interface EnrollOptions {
-  readonly ca: string;
+  readonly ca: ServiceUrls;
   readonly fingerprint: string;
   readonly id: string;
   readonly prover: Prover;
@@ -24,7 +25,7 @@ export interface EnrollOptions {
 export async function enroll(o: EnrollOptions): Promise<IssuedResponse> {
   const print = o.print ?? ((): void => undefined);
   const id = parseIdentity(o.id);
-  print(`pinning the CA at ${o.ca} by its root fingerprint`);
+  print(`pinning the CA at ${typeof o.ca === 'string' ? o.ca : o.ca.join(', ')} by its root fingerprint`);
   const ep = await pinCa(o.ca, o.fingerprint, id.trustDomain);
   return enrollWith(ep, o.id, o.prover, o.out, print, o.hosts);
 }

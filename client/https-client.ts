@@ -89,7 +89,9 @@ export function httpsCall(o: HttpsCall): Promise<{ status: number; body: Buffer;
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new EdgewardError(o.code, 'timed out')));
+    req.on('timeout', () =>
+      req.destroy(new EdgewardError(o.code, 'timed out', { detail: { timeout: true } })),
+    );
     req.on('error', (cause) =>
       reject(cause instanceof EdgewardError ? cause : new EdgewardError(o.code, undefined, { cause })),
     );

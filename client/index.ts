@@ -15,6 +15,7 @@ export {
 export { httpsCall, poolFor, tlsOptions, verifyServiceIdentity, type HttpsCall } from './https-client.js';
 export { Reporter, httpsBatchSender, type BatchSender, type EventSink } from './reporter.js';
 export { Spool } from './spool.js';
+export { Replicas, replicaDown, replicasFor, type ServiceUrls } from './replicas.js';
 export { DecisionStreamClient, SseParser, tokenOf, type SseEvent } from './decisions-client.js';
 export { DecisionStore, applyDelta, type DecisionVerifier } from './decisions-store.js';
 export { jwsDecisionVerifier, loadDecisionKey, siemKeyVerifier } from './decision-verifier.js';

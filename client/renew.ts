@@ -9,10 +9,11 @@ import { parseIdentity } from '../common/identity.js';
 import { toPem } from '../common/pem.js';
 import { hostSans } from '../common/x509.js';
 import { caRequest, checkIssued, endpointFromBundle, remoteCode, type IssuedResponse } from './ca-client.js';
+import type { ServiceUrls } from './replicas.js';
 import { csrKey } from './csr-key.js';
 
 export interface RenewOptions {
-  readonly ca: string;
+  readonly ca: ServiceUrls;
   readonly dir: string;
   /** Needed when the identity's method re-attests at renewal. */
   readonly prover?: Prover;

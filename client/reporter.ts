@@ -7,6 +7,7 @@ import { EdgewardError } from '../common/errors.js';
 import { validateEvent, type EdgeEvent } from '../common/events.js';
 import type { Spool } from './spool.js';
 import { poolFor, tlsOptions } from './https-client.js';
+import { replicasFor, type ServiceUrls } from './replicas.js';
 
 export interface EventSink {
   emit(event: EdgeEvent): void;
@@ -150,43 +151,56 @@ export class Reporter implements EventSink {
 }
 
 export interface HttpsSenderOptions {
-  readonly url: string;
+  /** The SIEM's URL, or its replicas' URLs: a batch goes to the next when one is down. */
+  readonly url: ServiceUrls;
   /** The SIEM's SPIFFE ID, checked against its certificate's one URI SAN. */
   readonly expect: string;
   readonly context: () => SecureContext;
   readonly timeout?: number;
 }
 
-/** The production sender: one HTTPS POST per batch, mTLS with the reporter's current identity. */
+/**
+ * The production sender: one HTTPS POST per batch, mTLS with the reporter's current identity. With
+ * several SIEM URLs a batch that meets a replica down (refused, timed out, 502/503/504) is sent to
+ * the next one at once; only when every replica is down does it fail (and the reporter spools it).
+ */
 export function httpsBatchSender(o: HttpsSenderOptions): BatchSender {
-  return (batch) =>
-    new Promise<void>((resolve, reject) => {
-      const body = Buffer.from(JSON.stringify(batch));
-      const ctx = o.context();
-      const req = https.request(
-        `${o.url}/v1/events`,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': body.length },
-          ...tlsOptions(ctx, o.expect),
-          agent: poolFor(ctx),
-          timeout: o.timeout ?? 10_000,
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            const s = res.statusCode ?? 0;
-            if (s >= 200 && s < 300) resolve();
-            else reject(new EdgewardError('ERR_AGENT_SIEM', `SIEM answered ${s}`, { detail: { status: s } }));
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new EdgewardError('ERR_AGENT_SIEM', 'SIEM timed out')));
-      req.on('error', (cause) =>
-        reject(
-          cause instanceof EdgewardError ? cause : new EdgewardError('ERR_AGENT_SIEM', undefined, { cause }),
-        ),
-      );
-      req.end(body);
-    });
+  const replicas = replicasFor(o.url);
+  return (batch) => {
+    const body = Buffer.from(JSON.stringify(batch));
+    return replicas.call((url) => postBatch(o, url, body));
+  };
+}
+
+function postBatch(o: HttpsSenderOptions, url: string, body: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const ctx = o.context();
+    const req = https.request(
+      `${url}/v1/events`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': body.length },
+        ...tlsOptions(ctx, o.expect),
+        agent: poolFor(ctx),
+        timeout: o.timeout ?? 10_000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          const s = res.statusCode ?? 0;
+          if (s >= 200 && s < 300) resolve();
+          else reject(new EdgewardError('ERR_AGENT_SIEM', `SIEM answered ${s}`, { detail: { status: s } }));
+        });
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new EdgewardError('ERR_AGENT_SIEM', 'SIEM timed out', { detail: { timeout: true } })),
+    );
+    req.on('error', (cause) =>
+      reject(
+        cause instanceof EdgewardError ? cause : new EdgewardError('ERR_AGENT_SIEM', undefined, { cause }),
+      ),
+    );
+    req.end(body);
+  });
 }

@@ -164,7 +164,11 @@ export function parseCommand(argv: string[], spec: CommandSpec): Values & { _: s
   // A join token on the command line is refused first, whatever else is wrong, so the message
   // that it is exposed is never hidden behind a usage error.
   if (spec.options['token']?.hidden === true && values['token'] !== undefined) refuseTokenInArgv();
-  for (const [name, o] of Object.entries(spec.options)) if (o.required) required(values[name], name, usage);
+  for (const [name, o] of Object.entries(spec.options)) {
+    const v = values[name];
+    if (o.required && !(Array.isArray(v) && v.length > 0 && v.every((x) => x !== '')))
+      required(v, name, usage);
+  }
   if (spec.positionals && values._.length < spec.positionals.min)
     throw new UsageError(`missing ${spec.positionals.usage}\nusage: ${usage}`);
   return values;

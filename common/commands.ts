@@ -100,7 +100,11 @@ export const COMMANDS: readonly CommandSpec[] = [
       'rate-enroll': { value: 'N', help: 'enrollment begins per minute per source' },
       'key-types': { value: 'LIST', help: 'accepted CSR keys: ec-p256, ec-p384, rsa (default ec-p256)' },
       workers: { value: 'N', help: 'worker processes sharing the socket, 1 to 64 (default 1)' },
-      siem: { value: 'URL', help: 'the SIEM to report to and follow decisions from' },
+      siem: {
+        value: 'URL',
+        help: 'the SIEM to report to and follow decisions from; repeat it for each SIEM replica',
+        multiple: true,
+      },
     },
     examples: [
       'edgeward ca serve --data /var/lib/edgeward/ca --listen 0.0.0.0:8443 --siem https://siem:8444',
@@ -198,7 +202,12 @@ export const COMMANDS: readonly CommandSpec[] = [
     path: 'renew',
     summary: 'Renew an identity over mTLS (a TPM or PUF identity proves its hardware again).',
     options: {
-      ca: { value: 'URL', help: 'the CA, such as https://ca:8443', required: true },
+      ca: {
+        value: 'URL',
+        help: 'the CA, such as https://ca:8443; repeat it for each CA replica',
+        required: true,
+        multiple: true,
+      },
       dir: { value: 'DIR', help: 'the identity folder to renew in place', required: true },
       ...attest,
     },
@@ -212,7 +221,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       data: data('the SIEM data folder'),
       store: siemStore,
       listen: { value: 'HOST:PORT', help: 'where the mTLS API listens', required: true },
-      ca: { value: 'URL', help: 'the CA', required: true },
+      ca: { value: 'URL', help: 'the CA; repeat it for each CA replica', required: true, multiple: true },
       fingerprint: { value: 'HEX', help: 'the CA root’s SHA-256 fingerprint', required: true },
       token: { value: 'TOKEN', help: 'never accepted on the command line', hidden: true },
       'token-file': { value: 'FILE', help: 'the join token for the first start (or EDGEWARD_JOIN_TOKEN)' },

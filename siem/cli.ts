@@ -38,7 +38,7 @@ export async function runSiemCommand(argv: string[], out: (s: string) => void): 
   const token = joinTokenFrom({ file: optional(a['token-file']) });
   const dataDir = required(a.data, 'data', USAGE);
   const { host, port } = hostPort(required(a.listen, 'listen', USAGE), 'listen');
-  const caUrl = required(a.ca, 'ca', USAGE);
+  const caUrl = a.ca as string[];
   const fingerprint = required(a.fingerprint, 'fingerprint', USAGE);
   const retention = optional(a['retention-days']);
   if (retention !== undefined && !/^[1-9][0-9]{0,4}$/.test(retention))

@@ -2,6 +2,7 @@
 // correlator, the response engine and the decision hub, and serves them over HTTPS (TLS 1.3,
 // mTLS) through the route plugins of siem/routes/. It owns the timers (expiry, heartbeats,
 // retention, the CRL watch, identity renewal) and the order of shutdown.
+import type { ServiceUrls } from '../client/index.js';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../common/clock.js';
@@ -67,7 +68,7 @@ export interface SiemServerOptions {
   /** With caUrl: renew the identity in this folder at 2/3 of its lifetime. */
   readonly identityDir?: string;
   /** The CA, for renewal and for revocations. */
-  readonly caUrl?: string;
+  readonly caUrl?: ServiceUrls;
   readonly rules: RuleSet;
   readonly playbooks: PlaybookConfig;
   readonly clock?: Clock;

@@ -1,6 +1,6 @@
 // The SIEM's link to the CA: revocation of what a decision quarantines (POST /v1/revoke, which the
 // CA allows for spiffe://TD/svc/siem), so the quarantined identity cannot renew either.
-import { caRequest, endpointFromBundle } from '../../client/index.js';
+import { caRequest, endpointFromBundle, type ServiceUrls } from '../../client/index.js';
 import type { DecisionScope } from '../../common/decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { LoadedIdentity } from '../../common/identity-dir.js';
@@ -19,7 +19,7 @@ export function revocable(scope: DecisionScope): boolean {
 }
 
 export function createCaRevoker(o: {
-  readonly caUrl: string;
+  readonly caUrl: ServiceUrls;
   readonly identity: () => LoadedIdentity;
 }): CaRevoker {
   return {

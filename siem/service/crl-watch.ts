@@ -4,7 +4,7 @@
 // serves a cached CRL that changes only with a revocation (made through its API or by
 // `edgeward ca revoke` on its data folder), so a poll every few seconds costs little, and a CRL
 // with the same bytes as the last one is not parsed again.
-import { caRequest, endpointFromBundle, parseVerifiedCrl } from '../../client/index.js';
+import { caRequest, endpointFromBundle, parseVerifiedCrl, type ServiceUrls } from '../../client/index.js';
 import type { LoadedIdentity } from '../../common/identity-dir.js';
 import { parseIdentity } from '../../common/identity.js';
 import type { Logger } from '../../common/log.js';
@@ -14,7 +14,7 @@ import { fromPemAll, toPem } from '../../common/pem.js';
 export const CRL_INTERVAL_MS = 5_000;
 
 export interface CrlWatchOptions {
-  readonly caUrl: string;
+  readonly caUrl: ServiceUrls;
   readonly identity: () => LoadedIdentity;
   readonly intervalMs: number;
   readonly log: Logger;

@@ -2,7 +2,7 @@
 // DATA/identity, then renewed over mTLS at 2/3 of each certificate's lifetime.
 import { request } from 'node:https';
 import { createTokenProver } from '../../attestation/index.js';
-import { enroll, renew } from '../../client/index.js';
+import { enroll, renew, type ServiceUrls } from '../../client/index.js';
 import {
   listenHostNames,
   NO_SERVICE_NAMES,
@@ -18,7 +18,7 @@ import type { Logger } from '../../common/log.js';
 
 export interface SiemIdentityOptions {
   readonly dir: string;
-  readonly caUrl: string;
+  readonly caUrl: ServiceUrls;
   readonly fingerprint: string;
   readonly token?: string | undefined;
   /** Asked from the CA's /healthz when absent (the enrollment then proves it against the pinned root). */
@@ -85,7 +85,7 @@ export async function ensureSiemIdentity(o: SiemIdentityOptions): Promise<Loaded
       );
     const health =
       o.trustDomain === undefined || o.listenHost !== undefined
-        ? await caHealth(o.caUrl)
+        ? await caHealth(typeof o.caUrl === 'string' ? o.caUrl : (o.caUrl[0] as string))
         : { trustDomain: o.trustDomain, serviceNames: NO_SERVICE_NAMES };
     const td = o.trustDomain ?? health.trustDomain;
     // Renewals keep these names (client/renew.ts asks for the names the certificate has).
@@ -127,7 +127,7 @@ export class IdentityRenewer {
   constructor(
     private readonly o: {
       readonly dir: string;
-      readonly caUrl: string;
+      readonly caUrl: ServiceUrls;
       readonly now: () => number;
       readonly log: Logger;
       readonly onRenewed: (id: LoadedIdentity) => void;

@@ -37,6 +37,8 @@ export interface MeshAgentSpec {
   readonly allow?: readonly string[];
   /** YAML lines appended to the generated configuration. */
   readonly extraYaml?: readonly string[];
+  /** SIEM URLs listed before the mesh's SIEM in `siem.urls` (replicas that are down). */
+  readonly siemUrlsBefore?: readonly string[];
 }
 
 export interface MeshAgent {
@@ -334,7 +336,9 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         `identity: { dir: ${JSON.stringify(agentDir)}, id: ${identity} }`,
         `ca: { url: ${caUrl}, fingerprint: "${fingerprint}", crlInterval: 1s }`,
         `enroll: { attest: token, tokenFile: ${JSON.stringify(tokenFile(identity))} }`,
-        `siem: { url: ${siemUrl}, flushInterval: 50ms }`,
+        spec.siemUrlsBefore === undefined
+          ? `siem: { url: ${siemUrl}, flushInterval: 50ms }`
+          : `siem: { urls: ${JSON.stringify([...spec.siemUrlsBefore, siemUrl])}, flushInterval: 50ms }`,
         `admin: { listen: 127.0.0.1:${adminPort} }`,
         'inbound:',
         `  - { listen: 127.0.0.1:${inboundPort}, forward: 127.0.0.1:${appPort}, allow: ${JSON.stringify(allow)} }`,
