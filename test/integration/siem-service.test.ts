@@ -495,7 +495,7 @@ describe('dashboard adapter (siem/dashboard/api.ts over the running service)', (
       expect(g.edges).toContainEqual(
         expect.objectContaining({ from: `spiffe://${TD}/device/g1`, to: `spiffe://${TD}/node/n1` }),
       );
-      const c = api.charts() as { eventsPerSecond: [number, number][] };
+      const c = (await api.charts()) as { eventsPerSecond: [number, number][] };
       expect(c.eventsPerSecond.some(([, v]) => v > 0)).toBe(true);
       const who = await siem.store.timeline({ entity: 'source.ip', value: '127.0.0.1', limit: 100 });
       expect(
