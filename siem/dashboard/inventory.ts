@@ -240,6 +240,83 @@ export function kindOf(identity: string): string {
   return m?.[1] === 'node' || m?.[1] === 'device' || m?.[1] === 'svc' ? m[1] : 'other';
 }
 
+/**
+ * What one stored event changes in the inventory, as the statements every adapter runs in this
+ * order: the reporter is seen; the lifecycle of an identity is the CA's word alone, anyone
+ * else's is last-seen at most (and only a connection a node accepted proves the address).
+ */
+export type InventoryChange =
+  | { readonly op: 'observed'; readonly args: [identity: string, kind: string, at: number] }
+  | { readonly op: 'touch'; readonly args: [at: number, ip: string | null, identity: string] }
+  | {
+      readonly op: 'issued';
+      readonly args: [
+        identity: string,
+        kind: string,
+        method: string | null,
+        serial: string | null,
+        notAfter: number | null,
+        at: number,
+        spki: string | null,
+      ];
+    }
+  | {
+      readonly op: 'verdict';
+      readonly args: [identity: string, kind: string, method: string | null, verdict: string, at: number];
+    }
+  | { readonly op: 'revoked'; readonly args: [identity: string] }
+  | { readonly op: 'revokedSerial'; readonly args: [serial: string] };
+
+export function inventoryChanges(e: EdgeEvent): InventoryChange[] {
+  const out: InventoryChange[] = [];
+  const t = e['@timestamp'];
+  const action = e['event.action'];
+  const subject = e['source.identity'];
+  const observer = e['observer.identity'];
+  if (observer) out.push({ op: 'observed', args: [observer, kindOf(observer), t] });
+  if (e['observer.type'] !== 'ca') {
+    if (subject && subject !== observer) {
+      const ip =
+        e['observer.type'] === 'node' && action === 'connection.accepted' ? (e['source.ip'] ?? null) : null;
+      out.push({ op: 'touch', args: [t, ip, subject] });
+    }
+    return out;
+  }
+  if (subject && (action === 'enroll.success' || action === 'renewal.success')) {
+    out.push({
+      op: 'issued',
+      args: [
+        subject,
+        kindOf(subject),
+        e['attestation.method'] ?? null,
+        e['tls.client.x509.serial_number'] ?? null,
+        e['tls.client.x509.not_after'] ?? null,
+        t,
+        e['tls.client.x509.spki_sha256'] ?? null,
+      ],
+    });
+  } else if (
+    subject &&
+    (action === 'enroll.failure' || action === 'attestation.failure' || action === 'renewal.failure')
+  ) {
+    out.push({
+      op: 'verdict',
+      args: [
+        subject,
+        kindOf(subject),
+        e['attestation.method'] ?? null,
+        e['attestation.reason'] ?? e['error.code'] ?? 'failure',
+        t,
+      ],
+    });
+  } else if (action === 'revocation') {
+    if (subject) out.push({ op: 'revoked', args: [subject] });
+    const serial = e['tls.client.x509.serial_number'];
+    if (serial) out.push({ op: 'revokedSerial', args: [serial] });
+  } else if (subject) out.push({ op: 'touch', args: [t, null, subject] });
+  return out;
+}
+
 export class Inventory {
   private readonly observed: Database.Statement;
   private readonly touch: Database.Statement;
@@ -415,49 +492,27 @@ export class Inventory {
   }
 
   private applyOne(e: EdgeEvent): void {
-    const t = e['@timestamp'];
-    const action = e['event.action'];
-    const subject = e['source.identity'];
-    const observer = e['observer.identity'];
-    if (observer) this.observed.run(observer, kindOf(observer), t);
-    // The lifecycle of an identity is the CA's word alone; anyone else's is last-seen at most.
-    if (e['observer.type'] !== 'ca') {
-      if (subject && subject !== observer)
-        this.touch.run(
-          t,
-          // Only an accepted connection proved the identity (a refused one merely claimed it).
-          e['observer.type'] === 'node' && action === 'connection.accepted' ? (e['source.ip'] ?? null) : null,
-          subject,
-        );
-      return;
-    }
-    if (subject && (action === 'enroll.success' || action === 'renewal.success')) {
-      this.issued.run(
-        subject,
-        kindOf(subject),
-        e['attestation.method'] ?? null,
-        e['tls.client.x509.serial_number'] ?? null,
-        e['tls.client.x509.not_after'] ?? null,
-        t,
-        e['tls.client.x509.spki_sha256'] ?? null,
-      );
-    } else if (
-      subject &&
-      (action === 'enroll.failure' || action === 'attestation.failure' || action === 'renewal.failure')
-    ) {
-      this.verdict.run(
-        subject,
-        kindOf(subject),
-        e['attestation.method'] ?? null,
-        e['attestation.reason'] ?? e['error.code'] ?? 'failure',
-        t,
-      );
-    } else if (action === 'revocation') {
-      if (subject) this.revoked.run(subject);
-      const serial = e['tls.client.x509.serial_number'];
-      if (serial) this.revokedSerial.run(serial);
-    } else if (subject) {
-      this.touch.run(t, null, subject);
+    for (const c of inventoryChanges(e)) {
+      switch (c.op) {
+        case 'observed':
+          this.observed.run(...c.args);
+          break;
+        case 'touch':
+          this.touch.run(...c.args);
+          break;
+        case 'issued':
+          this.issued.run(...c.args);
+          break;
+        case 'verdict':
+          this.verdict.run(...c.args);
+          break;
+        case 'revoked':
+          this.revoked.run(...c.args);
+          break;
+        case 'revokedSerial':
+          this.revokedSerial.run(...c.args);
+          break;
+      }
     }
   }
 

@@ -9,7 +9,7 @@
 // pages, so its cost stays the same however large the store grows (without segments it grew
 // with the whole table, and the ingest rate fell as the store filled). Queries read both tables.
 import type Database from 'better-sqlite3';
-import { decodeText, NUM_COLUMNS, TEXT_COLUMNS, type EventRows } from './event-rows.js';
+import { checkRows, decodeText, NUM_COLUMNS, TEXT_COLUMNS, type EventRows } from './event-rows.js';
 
 /** Timeline entries gathered in entity_timeline_recent before a merge (about 32,000 events). */
 export const MERGE_ENTRIES = 131_072;
@@ -37,17 +37,6 @@ const EVENT_ROWS = 16;
 export const MERGE_SLICES = 4;
 /** Entity hashes are below 2^53 (entity-hash.ts). */
 const HASH_END = 2 ** 53;
-
-function checkRows(r: EventRows): void {
-  if (
-    !Number.isSafeInteger(r.count) ||
-    r.count < 0 ||
-    !(r.bytes instanceof Uint8Array) ||
-    !(r.num instanceof Float64Array) ||
-    r.num.length !== r.count * NUM_COLUMNS
-  )
-    throw new TypeError('malformed event rows');
-}
 
 /**
  * Prepares the statements on `db` (whose schema exists). Transactions are IMMEDIATE, so a second

@@ -103,3 +103,15 @@ export function decodeText(rows: EventRows): (string | null)[] {
   if (k !== f.length) throw new TypeError('malformed event rows');
   return f;
 }
+
+/** Refuses rows that are not what encodeEventRows makes (our own misuse: a TypeError). */
+export function checkRows(r: EventRows): void {
+  if (
+    !Number.isSafeInteger(r.count) ||
+    r.count < 0 ||
+    !(r.bytes instanceof Uint8Array) ||
+    !(r.num instanceof Float64Array) ||
+    r.num.length !== r.count * NUM_COLUMNS
+  )
+    throw new TypeError('malformed event rows');
+}

@@ -5,7 +5,7 @@
 // default one).
 import type pg from 'pg';
 import { storeError, type PostgresUrl } from '../../../common/postgres.js';
-import { decodeText, NUM_COLUMNS, TEXT_COLUMNS, type EventRows } from '../event-rows.js';
+import { checkRows, decodeText, NUM_COLUMNS, TEXT_COLUMNS, type EventRows } from '../event-rows.js';
 import { DAY_MS, dayOfPartition, partitionName } from './schema.js';
 
 type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
@@ -27,17 +27,6 @@ const INSERT_SQL = `INSERT INTO siem_events
 const REPORTERS_SQL = `INSERT INTO siem_reporters (identity, last_seen)
   SELECT o, max(t) FROM unnest($1::text[], $2::bigint[]) AS x (o, t) GROUP BY o ORDER BY o
   ON CONFLICT (identity) DO UPDATE SET last_seen = greatest(siem_reporters.last_seen, excluded.last_seen)`;
-
-function checkRows(r: EventRows): void {
-  if (
-    !Number.isSafeInteger(r.count) ||
-    r.count < 0 ||
-    !(r.bytes instanceof Uint8Array) ||
-    !(r.num instanceof Float64Array) ||
-    r.num.length !== r.count * NUM_COLUMNS
-  )
-    throw new TypeError('malformed event rows');
-}
 
 /** The columns of a group of batches, as the nine arrays of INSERT_SQL, and the reporters' newest times. */
 export function eventColumns(groups: readonly EventRows[]): {

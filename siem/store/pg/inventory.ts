@@ -8,11 +8,13 @@ import type { EdgeEvent } from '../../../common/events.js';
 import { matchIdentity } from '../../../common/identity.js';
 import type { InventoryQuery, View } from '../../dashboard/api.js';
 import {
+  inventoryChanges,
   inventoryView,
   kindOf,
   literalPrefix,
   readEvidence,
   searchedSerial,
+  type InventoryChange,
   type InventoryRow,
   type QuarantineSet,
 } from '../../dashboard/inventory.js';
@@ -45,51 +47,17 @@ const VERDICT = `INSERT INTO siem_inventory (identity, kind, method, verdict, la
     method = coalesce(excluded.method, siem_inventory.method),
     last_seen = greatest(siem_inventory.last_seen, excluded.last_seen)`;
 
+const STATEMENTS: Readonly<Record<InventoryChange['op'], string>> = {
+  observed: OBSERVED,
+  touch: TOUCH,
+  issued: ISSUED,
+  verdict: VERDICT,
+  revoked: 'UPDATE siem_inventory SET revoked = 1 WHERE identity = $1',
+  revokedSerial: 'UPDATE siem_inventory SET revoked = 1 WHERE serial = $1',
+};
+
 async function applyOne(c: Queryable, e: EdgeEvent): Promise<void> {
-  const t = e['@timestamp'];
-  const action = e['event.action'];
-  const subject = e['source.identity'];
-  const observer = e['observer.identity'];
-  if (observer) await c.query(OBSERVED, [observer, kindOf(observer), t]);
-  // The lifecycle of an identity is the CA's word alone; anyone else's is last-seen at most.
-  if (e['observer.type'] !== 'ca') {
-    if (subject && subject !== observer)
-      await c.query(TOUCH, [
-        t,
-        // Only an accepted connection proved the identity (a refused one merely claimed it).
-        e['observer.type'] === 'node' && action === 'connection.accepted' ? (e['source.ip'] ?? null) : null,
-        subject,
-      ]);
-    return;
-  }
-  if (subject && (action === 'enroll.success' || action === 'renewal.success')) {
-    await c.query(ISSUED, [
-      subject,
-      kindOf(subject),
-      e['attestation.method'] ?? null,
-      e['tls.client.x509.serial_number'] ?? null,
-      e['tls.client.x509.not_after'] ?? null,
-      t,
-      e['tls.client.x509.spki_sha256'] ?? null,
-    ]);
-  } else if (
-    subject &&
-    (action === 'enroll.failure' || action === 'attestation.failure' || action === 'renewal.failure')
-  ) {
-    await c.query(VERDICT, [
-      subject,
-      kindOf(subject),
-      e['attestation.method'] ?? null,
-      e['attestation.reason'] ?? e['error.code'] ?? 'failure',
-      t,
-    ]);
-  } else if (action === 'revocation') {
-    if (subject) await c.query('UPDATE siem_inventory SET revoked = 1 WHERE identity = $1', [subject]);
-    const serial = e['tls.client.x509.serial_number'];
-    if (serial) await c.query('UPDATE siem_inventory SET revoked = 1 WHERE serial = $1', [serial]);
-  } else if (subject) {
-    await c.query(TOUCH, [t, null, subject]);
-  }
+  for (const change of inventoryChanges(e)) await c.query(STATEMENTS[change.op], [...change.args]);
 }
 
 export function postgresInventoryStore(db: PgRunner): InventoryStore {
