@@ -123,3 +123,16 @@ export function tokenEnrollArgs(
     out,
   ];
 }
+
+/** `edgeward ca serve` on `data` and a shared `--store`, on a free loopback port: its URL and process. */
+export async function serveCaReplica(
+  data: string,
+  store: string,
+  extra: readonly string[] = [],
+): Promise<{ url: string; proc: ChildProcess }> {
+  const { proc, match } = await edgewardServe(
+    ['ca', 'serve', '--data', data, '--store', store, '--listen', '127.0.0.1:0', ...extra],
+    /listening on (https:\/\/\S+)/,
+  );
+  return { url: match[1] ?? '', proc };
+}

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenProver } from '../../attestation/index.js';
 import { enroll, renew } from '../../client/index.js';
-import { edgeward, edgewardServe, stop } from '../helpers/cli.js';
+import { edgeward, stop, serveCaReplica } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/https.js';
 import { openssl } from '../helpers/openssl.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -31,13 +31,9 @@ afterAll(async () => {
 });
 
 async function serve(data: string): Promise<{ url: string; proc: ChildProcess }> {
-  const { proc, match } = await edgewardServe(
-    ['ca', 'serve', '--data', data, '--store', db.url, '--listen', '127.0.0.1:0',
-      '--rate-ip', '100000', '--rate-identity', '100000'], // prettier-ignore
-    /listening on (https:\/\/\S+)/,
-  );
-  procs.push(proc);
-  return { url: match[1] ?? '', proc };
+  const r = await serveCaReplica(data, db.url, ['--rate-ip', '100000', '--rate-identity', '100000']);
+  procs.push(r.proc);
+  return r;
 }
 
 function token(id: string): string {

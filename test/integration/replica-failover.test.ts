@@ -5,7 +5,7 @@ import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { edgeward, edgewardServe, stop } from '../helpers/cli.js';
+import { edgeward, stop, serveCaReplica } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -25,12 +25,9 @@ afterAll(async () => {
 });
 
 async function serve(data: string): Promise<{ url: string; proc: ChildProcess }> {
-  const { proc, match } = await edgewardServe(
-    ['ca', 'serve', '--data', data, '--store', db.url, '--listen', '127.0.0.1:0'],
-    /listening on (https:\/\/\S+)/,
-  );
-  procs.push(proc);
-  return { url: match[1] ?? '', proc };
+  const r = await serveCaReplica(data, db.url);
+  procs.push(r.proc);
+  return r;
 }
 
 describe('CA replica failover (real processes, PostgreSQL)', () => {
