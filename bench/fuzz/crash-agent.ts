@@ -17,6 +17,7 @@ import { serviceId } from '../../common/identity.js';
 import type { LoadedIdentity } from '../../common/identity-dir.js';
 import { EDGEWARD, post, startBenchCa, tokenFileIn } from '../lib.js';
 import { agentOf, serveSiem } from './crash-siem.js';
+import { killCountArg } from './crash.js';
 
 const TD = 'factory.example';
 const HOLDERS = 4;
@@ -269,7 +270,7 @@ export async function crashAgent(
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const r = await crashAgent(Number(process.argv[2] ?? 50), (s) => console.log(`  ${s}`));
+  const r = await crashAgent(killCountArg(process.argv[2], 'crash-agent'), (s) => console.log(`  ${s}`));
   console.log(
     `crash-agent: ${r.kills} kills, ${r.echoes} echoes through held connections, ${r.decisions} decisions; ` +
       `after each kill the agent came back offline on its stored decisions (revision ${r.revision}) and CRL, ` +

@@ -17,6 +17,7 @@ import {
   startCaProcess,
   type Target,
 } from '../lib.js';
+import { killCountArg } from './crash.js';
 
 const TD = 'factory.example';
 const IDENTITIES = 4;
@@ -132,7 +133,7 @@ export async function crashCa(kills: number, log: (s: string) => void = () => {}
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const r = await crashCa(Number(process.argv[2] ?? 50), (s) => console.log(`  ${s}`));
+  const r = await crashCa(killCountArg(process.argv[2], 'crash-ca'), (s) => console.log(`  ${s}`));
   console.log(
     `crash-ca: ${r.kills} kills, ${r.renewals} renewals acknowledged, every one in the store, no serial twice, one issuance record per certificate, ` +
       `audit chain of ${r.auditRecords} records verified after each kill, the CA restarted on its folder each time`,

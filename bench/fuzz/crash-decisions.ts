@@ -11,7 +11,7 @@ import { DecisionStore, jwsDecisionVerifier } from '../../client/index.js';
 import { signDecisionDelta, signDecisionSet } from '../../common/decision-jws.js';
 import type { Decision } from '../../common/decisions.js';
 import { fuzzDecisionKey } from './targets/signed.js';
-import { killWhileWriting } from './crash.js';
+import { killCountArg, killWhileWriting } from './crash.js';
 
 const TD = 'factory.example';
 const clock = { now: () => Date.now() };
@@ -91,4 +91,4 @@ async function main(kills: number): Promise<void> {
 }
 
 if (process.argv[2] === '--child') await child(process.argv[3] as string);
-else await main(Number(process.argv[2] ?? 50));
+else await main(killCountArg(process.argv[2], 'crash-decisions'));

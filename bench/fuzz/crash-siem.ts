@@ -14,6 +14,7 @@ import { FILES } from '../../ca/index.js';
 import { serviceId } from '../../common/identity.js';
 import { openSqliteStoreSync } from '../../siem/store/index.js';
 import { EDGEWARD, post, startBenchCa, tokenFileIn } from '../lib.js';
+import { killCountArg } from './crash.js';
 
 const TD = 'factory.example';
 const BATCH = 50;
@@ -236,7 +237,7 @@ export async function crashSiem(
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const r = await crashSiem(Number(process.argv[2] ?? 50), (s) => console.log(`  ${s}`));
+  const r = await crashSiem(killCountArg(process.argv[2], 'crash-siem'), (s) => console.log(`  ${s}`));
   console.log(
     `crash-siem: ${r.kills} kills, ${r.batches} batches acknowledged (${r.events} events stored), every one whole, ` +
       `no event twice, ${r.decisions} decisions all active after each restart, revision ${r.revision}`,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Spool } from '../../client/index.js';
-import { killWhileWriting } from './crash.js';
+import { killCountArg, killWhileWriting } from './crash.js';
 
 const LIMITS = { maxEvents: 1_000_000, maxBytes: 256 * 1024 * 1024 };
 
@@ -63,4 +63,4 @@ async function main(kills: number): Promise<void> {
 }
 
 if (process.argv[2] === '--child') child(process.argv[3] as string, Number(process.argv[4]));
-else await main(Number(process.argv[2] ?? 50));
+else await main(killCountArg(process.argv[2], 'crash-spool'));

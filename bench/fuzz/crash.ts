@@ -25,3 +25,13 @@ export async function killWhileWriting(
   });
   return acknowledged;
 }
+
+/** The kill count a crash suite is run with (its first argument, 50 when absent); exits 2 on a bad one. */
+export function killCountArg(arg: string | undefined, name: string): number {
+  const n = Number(arg ?? 50);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(`${name}: the kill count must be a positive integer (got ${JSON.stringify(arg)})`);
+    process.exit(2);
+  }
+  return n;
+}
