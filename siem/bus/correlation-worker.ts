@@ -3,7 +3,8 @@
 // the shard subject from its checkpoint minus the longest window, then correlates what arrives and
 // publishes the alerts with their deterministic ids as Nats-Msg-Id (a re-raised alert is stored
 // once). The checkpoint moves only past messages whose alerts JetStream has acknowledged.
-import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JsMsg, type KV } from 'nats';
+import { createHash } from 'node:crypto';
+import { AckPolicy, DeliverPolicy, headers, nanos, type ConsumerMessages, type JsMsg, type KV } from 'nats';
 import { validateEvent, type EdgeEvent } from '../../common/events.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -50,6 +51,47 @@ export function parseEventMessage(data: Uint8Array): EdgeEvent[] {
       throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', `event ${i} is not a stored event`, { cause });
     }
   });
+}
+
+/**
+ * The header that marks a message of a corr subject as chain events: inner alerts of the named
+ * correlation, raised on another shard, for the outer correlations this shard keeps. Only
+ * correlation workers publish it (ingest publishes event arrays without headers).
+ */
+export const CHAIN_HEADER = 'Edgeward-Chain';
+const MAX_CHAIN_EVENTS = 256;
+
+/** Parses chain events (inner alerts as outer events, see `Correlator.feedChained`). */
+export function parseChainMessage(data: Uint8Array, inner: string): EdgeEvent[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+  } catch (cause) {
+    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'chain events are not JSON', { cause });
+  }
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_CHAIN_EVENTS)
+    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', `not an array of 1-${MAX_CHAIN_EVENTS} chain events`);
+  for (const e of v as unknown[]) {
+    const r = e as Record<string, unknown> | null;
+    if (
+      typeof r !== 'object' ||
+      r === null ||
+      Array.isArray(r) ||
+      !Number.isFinite(r['@timestamp']) ||
+      typeof r['event.id'] !== 'string' ||
+      r['event.action'] !== 'siem.correlation' ||
+      r['rule.id'] !== inner ||
+      !Object.values(r).every((x) => typeof x === 'string' || Number.isFinite(x))
+    )
+      throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', `not a chain event of ${inner.slice(0, 80)}`);
+  }
+  return v as EdgeEvent[];
+}
+
+interface Forwarded {
+  readonly route: string;
+  readonly inner: string;
+  readonly event: EdgeEvent;
 }
 
 function parseCheckpoint(v: Uint8Array): Checkpoint | undefined {
@@ -116,10 +158,12 @@ export class CorrelationWorker {
     const { bus, shard } = this.o;
     const n = bus.layout.shards;
     const opts = { ...DEFAULT_OPTIONS, ...(this.o.correlator ?? {}) };
+    const forwarded: Forwarded[] = [];
     const correlator = new Correlator(
       this.o.rules,
       opts,
       n === 1 ? undefined : (rule, key) => shardOf(rule + ROUTE_SEP + key, n) === shard,
+      (route, inner, event) => forwarded.push({ route, inner, event }),
     );
     const ckptKey = `shard.${shard}`;
     const got = await bus.checkpoints.get(ckptKey);
@@ -172,7 +216,7 @@ export class CorrelationWorker {
     try {
       for await (const m of messages) {
         if (lost || this.stopped) break;
-        await this.handle(correlator, m);
+        await this.handle(correlator, forwarded, m);
         last = { seq: m.seq, time: Math.floor(m.info.timestampNanos / 1e6) };
       }
       if (!lost) await save().catch(() => undefined);
@@ -184,10 +228,11 @@ export class CorrelationWorker {
     }
   }
 
-  private async handle(correlator: Correlator, m: JsMsg): Promise<void> {
+  private async handle(correlator: Correlator, forwarded: Forwarded[], m: JsMsg): Promise<void> {
+    const inner = m.headers?.has(CHAIN_HEADER) === true ? m.headers.get(CHAIN_HEADER) : undefined;
     let events: EdgeEvent[];
     try {
-      events = parseEventMessage(m.data);
+      events = inner === undefined ? parseEventMessage(m.data) : parseChainMessage(m.data, inner);
     } catch (err) {
       this.o.log.error({ err, seq: m.seq, subject: m.subject }, 'unreadable message on a correlation shard');
       return;
@@ -195,18 +240,30 @@ export class CorrelationWorker {
     this.events += events.length;
     let alerts: Alert[] = [];
     try {
-      alerts = correlator.feed(events);
+      alerts = inner === undefined ? correlator.feed(events) : correlator.feedChained(inner, events);
     } catch (err) {
       this.o.log.error({ err, seq: m.seq }, 'correlation failed for a bus message');
     }
-    if (alerts.length === 0) return;
-    const l = this.o.bus.layout;
+    const chain = forwarded.splice(0);
+    if (alerts.length === 0 && chain.length === 0) return;
+    const { js, layout: l } = this.o.bus;
     for (;;) {
       try {
-        const acks = await Promise.all(
-          alerts.map((a) => this.o.bus.js.publish(l.alertsSubject, JSON.stringify(a), { msgID: a.id })),
-        );
-        acks.forEach((ack, i) => {
+        // Chain events go to the shard of their outer group, deduplicated by that route and the
+        // inner alert's deterministic id (a shard rebuilt after a takeover raises it again).
+        const pubs = await Promise.all([
+          ...alerts.map((a) => js.publish(l.alertsSubject, JSON.stringify(a), { msgID: a.id })),
+          ...chain.map((c) => {
+            const h = headers();
+            h.set(CHAIN_HEADER, c.inner);
+            const id = createHash('sha256').update(c.route).update('\0').update(String(c.event['event.id']));
+            return js.publish(l.corrSubject(shardOf(c.route, l.shards)), JSON.stringify([c.event]), {
+              msgID: `chain-${id.digest('hex')}`,
+              headers: h,
+            });
+          }),
+        ]);
+        pubs.slice(0, alerts.length).forEach((ack, i) => {
           this.alerts++;
           this.o.onAlert?.(alerts[i] as Alert, ack.duplicate);
         });

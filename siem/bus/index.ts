@@ -2,7 +2,13 @@
 // accepted batches, sharded correlation workers, and the durable consumers of alerts and batches.
 export { connectBus, deleteBusLayout, type Bus, type BusOptions } from './connect.js';
 export { BusIngest, chunkEvents, type BusIngestOptions } from './publish-events.js';
-export { CorrelationWorker, parseEventMessage, type CorrelationWorkerOptions } from './correlation-worker.js';
+export {
+  CHAIN_HEADER,
+  CorrelationWorker,
+  parseChainMessage,
+  parseEventMessage,
+  type CorrelationWorkerOptions,
+} from './correlation-worker.js';
 export { DurableLoop, parseAlertMessage, type DurableOptions } from './consumers.js';
 export {
   busLayout,

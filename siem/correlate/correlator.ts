@@ -9,7 +9,13 @@ import {
   type DetectionRule,
   type RuleSet,
 } from '../../policies/rules/index.js';
-import { DEFAULT_OPTIONS, type Alert, type CorrelatorOptions, type CorrelatorStats } from './types.js';
+import {
+  DEFAULT_OPTIONS,
+  type Alert,
+  type ChainForward,
+  type CorrelatorOptions,
+  type CorrelatorStats,
+} from './types.js';
 
 type Rec = Readonly<Record<string, string | number | undefined>>;
 const SEP = '\u001f';
@@ -228,6 +234,8 @@ export class Correlator {
 
   /** Which (rule, group key) pairs this correlator keeps (one shard of several); all when absent. */
   readonly #owns: ((ruleId: string, key: string) => boolean) | undefined;
+  /** Where an inner alert goes whose outer correlation group another shard keeps. */
+  readonly #forward: ChainForward | undefined;
   /** The longest correlation timespan or suppression, or detection suppression, of the rule set (ms). */
   readonly longestWindowMs: number;
 
@@ -235,9 +243,11 @@ export class Correlator {
     rules: RuleSet,
     options: CorrelatorOptions = {},
     owns?: (ruleId: string, key: string) => boolean,
+    forward?: ChainForward,
   ) {
     this.#opts = { ...DEFAULT_OPTIONS, ...options };
     this.#owns = owns;
+    this.#forward = forward;
     this.longestWindowMs = Math.max(
       0,
       // A correlation's suppression is state too: a replay shorter than it would raise again.
@@ -423,6 +433,22 @@ export class Correlator {
     }
   }
 
+  /**
+   * Inner alerts of correlation `inner` raised on another shard (as `ChainForward` handed them
+   * on), fed to the outer correlations whose groups this correlator keeps.
+   */
+  feedChained(inner: string, events: readonly EdgeEvent[]): Alert[] {
+    const outer = this.#outer.get(inner);
+    const out: Alert[] = [];
+    if (outer === undefined) return out;
+    for (const e of events) {
+      if (e['@timestamp'] > this.#maxTime) this.#maxTime = e['@timestamp'];
+      const watermark = this.#maxTime - this.#opts.latenessMs;
+      for (const f of outer) this.#feedCorr(f, f.steps, e, watermark, out);
+    }
+    return out;
+  }
+
   #feedCorr(
     feed: Feed,
     steps: readonly number[],
@@ -431,7 +457,7 @@ export class Correlator {
     out: Alert[],
     chained = false,
   ): void {
-    // A chained (outer) correlation is fed where its inner alert was raised.
+    // Without a forward, a chained (outer) correlation is fed where its inner alert was raised.
     if (this.#owns !== undefined && !chained) {
       const key = this.#key(feed.fields, e);
       if (key === null || !this.#owns(feed.corr.rule.id, key)) return;
@@ -461,7 +487,17 @@ export class Correlator {
     };
     if (reporter !== undefined && reporter !== '') ev['observer.identity'] = reporter;
     const watermark = this.#maxTime - this.#opts.latenessMs;
-    for (const f of outer) this.#feedCorr(f, f.steps, ev as EdgeEvent, watermark, out, true);
+    for (const f of outer) {
+      if (this.#owns !== undefined && this.#forward !== undefined) {
+        const key = this.#key(f.fields, ev as EdgeEvent);
+        if (key === null) continue;
+        if (!this.#owns(f.corr.rule.id, key)) {
+          this.#forward(f.corr.rule.id + SEP + key, corr.id, ev as EdgeEvent);
+          continue;
+        }
+      }
+      this.#feedCorr(f, f.steps, ev as EdgeEvent, watermark, out, true);
+    }
   }
 
   #suppressKey(det: DetectionRule, e: EdgeEvent): string {

@@ -32,6 +32,12 @@ export interface Alert {
   readonly reporters?: readonly string[];
 }
 
+/**
+ * Hands on an inner correlation's alert (as an event of its outer correlation) whose outer group
+ * another shard keeps: `route` is the outer rule id and group key as `routes` spells them.
+ */
+export type ChainForward = (route: string, inner: string, event: EdgeEvent) => void;
+
 export interface CorrelatorOptions {
   /** How far behind the newest event time an event may arrive and still be correlated (ms). */
   readonly latenessMs?: number;
