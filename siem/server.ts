@@ -255,9 +255,15 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       ...(o.maxQueuedEvents !== undefined ? { maxQueuedEvents: o.maxQueuedEvents } : {}),
     });
     const group = b.group ?? 'siem';
+    const durable = (name: string) => ({
+      bus: bus as Bus,
+      durable: `${name}-${group}`,
+      log,
+      onSetAside: () => metrics.busSetAside.inc({ consumer: name }),
+    });
     busLoops.push(
       await DurableLoop.batches(
-        { bus, durable: `store-${group}`, log },
+        durable('store'),
         async (batch) => {
           await writer.write([writer.prepare(batch)]);
           metrics.commits.inc();
@@ -266,7 +272,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
         async (batch) =>
           batch[0] !== undefined && (await store.event(batch[0]['event.id'] as string)) !== undefined,
       ),
-      await DurableLoop.alerts({ bus, durable: `respond-${group}`, log }, onAlerts),
+      await DurableLoop.alerts(durable('respond'), onAlerts),
     );
     for (const shard of b.correlate) {
       const w = new CorrelationWorker({

@@ -19,6 +19,32 @@ export interface DurableOptions {
    * replica (ms, default 10 s): a replica killed with messages in hand delays them this long.
    */
   readonly ackWaitMs?: number;
+  /**
+   * Deliveries of a message whose handler keeps failing with an error that is not a passing
+   * outage before it is set aside (default 10): it stays on the stream at its sequence, this
+   * consumer stops asking for it, and the messages after it go on.
+   */
+  readonly maxDeliver?: number;
+  /**
+   * Wait before a failed message is given again (ms, default 1 s); after an error that is not a
+   * passing outage it doubles with each delivery, up to 60 s.
+   */
+  readonly retryMs?: number;
+  /** A message set aside (metrics). */
+  readonly onSetAside?: (seq: number, err: unknown) => void;
+}
+
+/** Errors that pass by themselves (the store or the bus away, a lost race): retried without end. */
+const PASSING = new Set<string>([
+  'ERR_STORE_UNAVAILABLE',
+  'ERR_SIEM_UNAVAILABLE',
+  'ERR_SIEM_BUS_UNAVAILABLE',
+  'ERR_SIEM_REVISION_CONFLICT',
+  'ERR_SIEM_OVERLOADED',
+]);
+
+export function isPassing(err: unknown): boolean {
+  return err instanceof EdgewardError && PASSING.has(err.code);
 }
 
 const DURABLE = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -78,17 +104,31 @@ export class DurableLoop {
   private readonly done: Promise<void>;
   private readonly messages: ConsumerMessages;
 
-  private constructor(messages: ConsumerMessages, handle: (m: JsMsg) => Promise<void>, log: Logger) {
+  private constructor(messages: ConsumerMessages, handle: (m: JsMsg) => Promise<void>, o: DurableOptions) {
     this.messages = messages;
+    const maxDeliver = o.maxDeliver ?? 10;
+    const retryMs = o.retryMs ?? 1_000;
     this.done = (async () => {
       for await (const m of messages) {
         try {
           await handle(m);
           m.ack();
         } catch (err) {
-          // Not acknowledged: given again after ack_wait, here or on another replica.
-          log.error({ err, seq: m.seq, subject: m.subject }, 'a bus message could not be handled');
-          m.nak(1_000);
+          const tries = m.info.deliveryCount;
+          if (!isPassing(err) && tries >= maxDeliver) {
+            // A poison message: it stays on the stream (`nats stream get STREAM SEQ`), the rest go on.
+            o.log.error(
+              { err, seq: m.seq, subject: m.subject, tries, consumer: o.durable },
+              'a bus message failed every delivery: set aside on the stream',
+            );
+            m.term(`failed ${tries} deliveries`);
+            o.onSetAside?.(m.seq, err);
+            continue;
+          }
+          // Not acknowledged: given again, here or on another replica, after a wait that grows
+          // unless the error is an outage that passes.
+          o.log.error({ err, seq: m.seq, subject: m.subject, tries }, 'a bus message could not be handled');
+          m.nak(isPassing(err) ? retryMs : Math.min(60_000, retryMs * 2 ** Math.min(tries - 1, 16)));
         }
       }
     })();
@@ -113,7 +153,7 @@ export class DurableLoop {
         }
         await onAlerts([alert]);
       },
-      o.log,
+      o,
     );
   }
 
@@ -141,7 +181,7 @@ export class DurableLoop {
         if (m.redelivered && (await known(events))) return;
         await store(events);
       },
-      o.log,
+      o,
     );
   }
 

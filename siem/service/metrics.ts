@@ -17,6 +17,10 @@ export function createSiemMetrics() {
       { maxLabelValues: 256 },
     ),
     batches: registry.counter('edgeward_siem_batches_total', 'Event batches acknowledged'),
+    busSetAside: registry.counter(
+      'edgeward_siem_bus_set_aside_total',
+      'Bus messages set aside after failing every delivery, by consumer (store or respond)',
+    ),
     commits: registry.counter('edgeward_siem_commits_total', 'Group commits (transactions) of events'),
     commitSeconds: registry.histogram('edgeward_siem_commit_seconds', 'Time to commit one group of events'),
     queued: registry.gauge(
