@@ -2,7 +2,7 @@
 // DATA/identity, then renewed over mTLS at 2/3 of each certificate's lifetime.
 import { request } from 'node:https';
 import { createTokenProver } from '../../attestation/index.js';
-import { enroll, renew, type ServiceUrls } from '../../client/index.js';
+import { enroll, renew, replicasFor, type ServiceUrls } from '../../client/index.js';
 import {
   listenHostNames,
   NO_SERVICE_NAMES,
@@ -58,7 +58,7 @@ export function caHealth(caUrl: string): Promise<{ trustDomain: string; serviceN
         }
       });
     });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     req.on('error', (err) =>
       reject(new EdgewardError('ERR_SIEM_IDENTITY', `cannot reach the CA at ${caUrl}`, { cause: err })),
     );
@@ -85,7 +85,7 @@ export async function ensureSiemIdentity(o: SiemIdentityOptions): Promise<Loaded
       );
     const health =
       o.trustDomain === undefined || o.listenHost !== undefined
-        ? await caHealth(typeof o.caUrl === 'string' ? o.caUrl : (o.caUrl[0] as string))
+        ? await replicasFor(o.caUrl).call((url) => caHealth(url))
         : { trustDomain: o.trustDomain, serviceNames: NO_SERVICE_NAMES };
     const td = o.trustDomain ?? health.trustDomain;
     // Renewals keep these names (client/renew.ts asks for the names the certificate has).

@@ -1,11 +1,11 @@
 // Failover across CA replicas, with real processes on the real PostgreSQL: two `ca serve` on one
 // store, the first killed with SIGKILL; a client given both URLs renews through the second (the
 // dead one costs one refused connection), and keeps going to the one that answered.
-import { cpSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { edgeward, stop, serveCaReplica } from '../helpers/cli.js';
+import { edgeward, edgewardServe, stop, serveCaReplica } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -69,5 +69,28 @@ describe('CA replica failover (real processes, PostgreSQL)', () => {
       serials.add(/renewed: serial ([0-9a-f]+)/.exec(r.stdout)?.[1] ?? '');
     }
     expect(serials.size).toBe(3);
-  });
+
+    // A SIEM's first start given both CA URLs reads the CA's trust domain and enrolls through the
+    // second: the dead first replica costs one refused connection.
+    const siemTok = edgeward([
+      'ca',
+      'token',
+      '--data',
+      dataB,
+      '--store',
+      db.url,
+      '--id',
+      `spiffe://${TD}/svc/siem`,
+    ]);
+    expect(siemTok.status, siemTok.stderr).toBe(0);
+    const tokenFile = join(dir, 'siem.token');
+    writeFileSync(tokenFile, siemTok.stdout.trim(), { mode: 0o600 });
+    const { proc, match } = await edgewardServe(
+      ['siem', 'serve', '--data', join(dir, 'siem'), '--listen', '127.0.0.1:0', '--ca', a.url, '--ca', b.url,
+        '--fingerprint', fingerprint, '--token-file', tokenFile], // prettier-ignore
+      /SIEM (\S+) listening on (https:\/\/\S+)/,
+    );
+    procs.push(proc);
+    expect(match[1]).toBe(`spiffe://${TD}/svc/siem`);
+  }, 180_000);
 });
