@@ -14,8 +14,26 @@ export function logLevel(value = process.env['EDGEWARD_LOG_LEVEL']): string {
   return v && (LOG_LEVELS as readonly string[]).includes(v) ? v : 'info';
 }
 
+/**
+ * Errors that say the outside is not there right now (the store is away, the process keeps
+ * serving 503 and recovers by itself), not a fault of the code: logged by their code and
+ * message, without a stack.
+ */
+const CONDITIONS: ReadonlySet<string> = new Set(['ERR_STORE_UNAVAILABLE']);
+
+function errSerializer(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const code = (err as { code?: unknown }).code;
+  if (err.name === 'EdgewardError' && typeof code === 'string' && CONDITIONS.has(code))
+    return { type: 'EdgewardError', code, message: err.message };
+  return pino.stdSerializers.err(err);
+}
+
 export function createLogger(name: string, level = logLevel()): Logger {
-  const log = pino({ name, level }, pino.destination({ dest: 2, sync: false }));
+  const log = pino(
+    { name, level, serializers: { err: errSerializer } },
+    pino.destination({ dest: 2, sync: false }),
+  );
   const asked = process.env['EDGEWARD_LOG_LEVEL'];
   if (asked !== undefined && asked.trim() !== '' && logLevel(asked) !== asked.trim().toLowerCase())
     log.warn(

@@ -104,6 +104,11 @@ export function createPool(url: PostgresUrl, opts: PoolOptions = {}): pg.Pool {
   // An idle connection dropped by the server (restart, admin shutdown) is only reported here;
   // the next query opens a new one.
   pool.on('error', () => undefined);
+  // A connection checked out between two queries has no listener of the pool's: a server going
+  // away then (FATAL 57P01 right after a ReadyForQuery in the same packet) would be an unhandled
+  // 'error' event, and the process would exit. The client is then not queryable: its next query
+  // fails (ERR_STORE_UNAVAILABLE) and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

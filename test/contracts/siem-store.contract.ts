@@ -485,6 +485,49 @@ export function siemStoreContract(name: string, backend: SiemContractBackend): v
         expect(await a.inventory.get(I('1'), none)).toBeUndefined();
         expect(await a.inventory.get(NODE, none)).toMatchObject({ kind: 'node' });
       });
+
+      it('applies a batch in order: one identity enrolled, revoked and enrolled again, a serial revoked in it', async () => {
+        const cert = (dt: number, id: string, serial: string, action = 'enroll.success') =>
+          ev(
+            dt,
+            { 'event.action': action, 'source.identity': id, 'tls.client.x509.serial_number': serial },
+            CA,
+          );
+        await a.inventory.apply([
+          // A sighting before the enrollment makes no row; the one after refreshes it.
+          ev(10, {
+            'event.action': 'connection.accepted',
+            'source.identity': I('b1'),
+            'source.ip': '192.0.2.9',
+          }),
+          cert(11, I('b1'), 'b1-1'),
+          cert(12, I('b1'), 'b1-1', 'revocation'),
+          cert(13, I('b1'), 'b1-2', 'renewal.success'),
+          ev(14, {
+            'event.action': 'connection.accepted',
+            'source.identity': I('b1'),
+            'source.ip': '192.0.2.10',
+          }),
+          cert(15, I('b2'), 'b2-1'),
+          ev(16, { 'event.action': 'revocation', 'tls.client.x509.serial_number': 'b2-1' }, CA),
+          cert(17, I('b3'), 'b3-1'),
+          cert(18, I('b3'), 'b3-1', 'renewal.success'),
+        ]);
+        const none = quarantineSet([]);
+        expect(await b.inventory.get(I('b1'), none)).toMatchObject({
+          serial: 'b1-2',
+          status: 'healthy',
+          ip: '192.0.2.10',
+          lastSeen: T + 14,
+        });
+        expect(await b.inventory.get(I('b2'), none)).toMatchObject({ serial: 'b2-1', status: 'revoked' });
+        expect(await b.inventory.get(I('b3'), none)).toMatchObject({ serial: 'b3-1', status: 'healthy' });
+        // Revoking a serial a row no longer holds leaves the row alone.
+        await a.inventory.apply([
+          ev(19, { 'event.action': 'revocation', 'tls.client.x509.serial_number': 'b1-1' }, CA),
+        ]);
+        expect((await b.inventory.get(I('b1'), none))?.['status']).toBe('healthy');
+      });
     });
 
     describe('retention', () => {
