@@ -219,7 +219,11 @@ export class NatsDecisionClient {
     this.o.onOutcome?.(outcome);
   }
 
-  /** One message: skipped, refused, applied, or (after a catch-up over HTTPS) either of those. */
+  /**
+   * One message: skipped, refused, applied, or (after a catch-up over HTTPS) either of those. What
+   * the message says of itself (its envelope, the JWS payload before verification) only decides
+   * whether it may fit; the verifier decides whether it is applied.
+   */
   private async handle(data: Uint8Array, seq: number): Promise<void> {
     this.seq = seq;
     let jws: string;
@@ -227,29 +231,31 @@ export class NatsDecisionClient {
       jws = parseBusDecision(data, 'ERR_AGENT_DECISION_BUS').jws;
     } catch (err) {
       this.o.log.warn({ err, seq }, 'NATS decision message refused');
+      this.savePosition();
       return this.count('refused');
     }
     const p = peekDecision(jws);
+    const kind = p?.kind;
     if (
       p === null ||
-      p.kind !== 'delta' ||
-      !Number.isSafeInteger(p.from) ||
+      (kind !== 'delta' && kind !== 'snapshot') ||
       !Number.isSafeInteger(p.revision) ||
-      (p.revision as number) <= (p.from as number)
+      (kind === 'delta' && (!Number.isSafeInteger(p.from) || (p.revision as number) <= (p.from as number)))
     ) {
-      this.o.log.warn({ seq }, 'NATS decision message is not a delta; refused');
+      this.o.log.warn({ seq }, 'NATS decision message is not a signed decision document; refused');
+      this.savePosition();
       return this.count('refused');
     }
-    const from = p.from as number;
     const rev = p.revision as number;
     if (rev <= this.o.revision()) {
       this.savePosition();
       return this.count('skipped');
     }
-    if (from !== this.o.revision()) {
+    // A snapshot ahead of the applied revision fits whatever is applied; a delta only on its `from`.
+    if (kind === 'delta' && p.from !== this.o.revision()) {
       this.count('gap');
       this.o.log.info(
-        { from, revision: rev, applied: this.o.revision() },
+        { from: p.from, revision: rev, applied: this.o.revision() },
         'decision gap on NATS; asking the SIEM',
       );
       await this.catchUp(false);
@@ -257,15 +263,15 @@ export class NatsDecisionClient {
         this.savePosition();
         return this.count('skipped');
       }
-      if (from !== this.o.revision()) return this.count('refused');
+      if (p.from !== this.o.revision()) return this.count('refused');
     }
     let applied: number;
     try {
-      applied = await this.o.apply('delta', jws);
+      applied = await this.o.apply(kind, jws);
     } catch (err) {
       this.o.log.warn(
-        { err, seq, from, revision: rev },
-        'NATS decision delta refused; enforcement unchanged',
+        { err, seq, kind, revision: rev },
+        'NATS decision document refused; enforcement unchanged',
       );
       this.savePosition();
       return this.count('refused');

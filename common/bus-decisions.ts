@@ -16,13 +16,18 @@ export function busDecisionNames(prefix: string): BusDecisionNames {
   return { stream: `${prefix.toUpperCase()}_DECISIONS`, subject: `${prefix}.decisions` };
 }
 
-/** One message on the decisions subject. */
+/**
+ * One message on the decisions subject (JSON). `kind` says what `jws` signs: a delta from `from`
+ * to `revision`, or the whole set at `revision` (then `from` is the revision of the stream's
+ * message before it). Messages without `kind` are deltas.
+ */
 export interface BusDecision {
+  readonly kind: 'delta' | 'snapshot';
   readonly from: number;
   readonly revision: number;
   /** Key id of the signature (the JWS header has it too). */
   readonly kid: string;
-  /** The signed delta, exactly the `data` of an SSE `delta` event. */
+  /** The signed document, exactly the `data` of an SSE `delta` (or `snapshot`) event. */
   readonly jws: string;
 }
 
@@ -39,15 +44,20 @@ export function parseBusDecision(data: Uint8Array, code: ErrorCode = 'ERR_SIEM_B
     throw new EdgewardError(code, 'decision message is not JSON', { cause });
   }
   const d = v as Partial<BusDecision> | null;
+  const kind = d?.kind ?? 'delta';
   if (
     typeof d !== 'object' ||
     d === null ||
     Array.isArray(d) ||
+    (kind !== 'delta' && kind !== 'snapshot') ||
     !Number.isSafeInteger(d.from) ||
     !Number.isSafeInteger(d.revision) ||
+    (d.from as number) < 0 ||
+    (d.revision as number) <= (d.from as number) ||
     typeof d.kid !== 'string' ||
+    !/^[0-9A-Za-z._-]{1,128}$/.test(d.kid) ||
     typeof d.jws !== 'string'
   )
     throw new EdgewardError(code, 'not a decision message');
-  return { from: d.from as number, revision: d.revision as number, kid: d.kid, jws: d.jws };
+  return { kind, from: d.from as number, revision: d.revision as number, kid: d.kid, jws: d.jws };
 }

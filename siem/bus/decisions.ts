@@ -49,7 +49,7 @@ export class NatsDecisionPublisher implements DecisionPublisher {
 
   publish(m: DecisionMessage): void {
     const kid = this.kid();
-    const body: BusDecision = { from: m.from, revision: m.revision, kid, jws: m.jws };
+    const body: BusDecision = { kind: 'delta', from: m.from, revision: m.revision, kid, jws: m.jws };
     // One at a time, so the stream holds the deltas in revision order.
     this.chain = this.chain.then(() =>
       this.bus.js

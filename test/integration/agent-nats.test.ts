@@ -14,7 +14,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { decodeProtectedHeader } from 'jose';
-import { type NatsConnection, type TlsOptions, connect } from 'nats';
+import { AckPolicy, DeliverPolicy, type NatsConnection, type TlsOptions, connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peekDecision, SseParser } from '../../client/index.js';
 import { signDecisionDelta } from '../../common/decision-jws.js';
@@ -364,6 +364,16 @@ describe('decisions over NATS (TLS with mesh certificates, verify_and_map)', () 
         code: 'PERMISSIONS_VIOLATION',
       });
       expect((await (await siemNc.jetstreamManager()).streams.info(STREAM)).state.messages).toBe(count);
+      // The limit docs/quarantine-stream.md states: the consumer API a reader needs also makes a push
+      // consumer delivering to another subject (never to the stream's own: a cycle).
+      const ajsm = await nc.jetstreamManager();
+      const push = { ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.New };
+      const info = await ajsm.consumers.add(STREAM, { ...push, deliver_subject: 'edgeward.batch' });
+      expect(info.config.deliver_subject).toBe('edgeward.batch');
+      await ajsm.consumers.delete(STREAM, info.name);
+      await expect(ajsm.consumers.add(STREAM, { ...push, deliver_subject: SUBJECT })).rejects.toThrow(
+        /cycle/,
+      );
     } finally {
       await nc.close().catch(() => undefined);
     }
@@ -403,9 +413,10 @@ describe('decisions over NATS (TLS with mesh certificates, verify_and_map)', () 
     );
     expect(lift.status, lift.body.toString()).toBeLessThan(300);
     await waitUntil('the plc admitted again', async () => !(await refused(plc)));
+    await waitUntil('the lift counted', async () => (await health()).bus.messages.applied >= 1);
     const resumed = await health();
     // From its saved stream position: the lift applied, nothing older read again, no gap.
-    expect(resumed.bus.messages).toMatchObject({ applied: 1, gap: 0, refused: 0 });
+    expect(resumed.bus.messages).toEqual({ applied: 1, skipped: 0, gap: 0, refused: 0 });
     expect(resumed.source).toBe('nats');
     expect(await refused(cam)).toBe(true);
   });
