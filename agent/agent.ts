@@ -433,8 +433,8 @@ export class Agent {
       // With NATS beside it, whichever brings a revision first applies it; the other's copy is
       // skipped rather than refused (a refusal would make the stream reconnect).
       apply: (kind, token) =>
-        c.siem?.nats && kind === 'delta' && this.alreadyApplied(token)
-          ? Promise.resolve(this.store.revision)
+        c.siem?.nats
+          ? this.applyNewDecisionToken(kind, token, 'stream').then((r) => r ?? this.store.revision)
           : this.applyDecisionToken(kind, token, 'stream'),
     });
     this.stream.start();
@@ -465,7 +465,7 @@ export class Agent {
       log: this.log,
       revision: () => this.store.revision,
       hasSet: () => this.store.current !== null,
-      apply: (kind, token) => this.applyDecisionToken(kind, token, 'nats'),
+      apply: (kind, token) => this.applyNewDecisionToken(kind, token, 'nats'),
       positionFile: join(c.state.dir, 'decisions-nats.json'),
     });
     this.bus.start();
@@ -488,7 +488,30 @@ export class Agent {
     token: string,
     source: Exclude<DecisionSource, 'stored'> = 'stream',
   ): Promise<number> {
-    const run = async (): Promise<number> => {
+    return this.queueApply(kind, token, source, false) as Promise<number>;
+  }
+
+  /**
+   * As applyDecisionToken, for two sources of the same revisions (SSE and NATS): a delta at or
+   * below the applied revision, decided in turn with the other applies, is a copy the other source
+   * brought first and is skipped (null) rather than refused.
+   */
+  applyNewDecisionToken(
+    kind: 'snapshot' | 'delta',
+    token: string,
+    source: Exclude<DecisionSource, 'stored'>,
+  ): Promise<number | null> {
+    return this.queueApply(kind, token, source, true);
+  }
+
+  private queueApply(
+    kind: 'snapshot' | 'delta',
+    token: string,
+    source: Exclude<DecisionSource, 'stored'>,
+    skipApplied: boolean,
+  ): Promise<number | null> {
+    const run = async (): Promise<number | null> => {
+      if (skipApplied && kind === 'delta' && this.alreadyApplied(token)) return null;
       const r =
         kind === 'snapshot' ? await this.store.applySnapshot(token) : await this.store.applyDelta(token);
       // Enforce first (this is the decision-to-kill path), then wait for the disk before acknowledging.

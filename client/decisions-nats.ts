@@ -49,8 +49,11 @@ export interface NatsDecisionOptions {
   /** The applied revision, and whether any set is applied. */
   readonly revision: () => number;
   readonly hasSet: () => boolean;
-  /** Verifies, persists and enforces; resolves with the revision now applied (the agent's one path). */
-  readonly apply: (kind: 'snapshot' | 'delta', token: string) => Promise<number>;
+  /**
+   * Verifies, persists and enforces (the agent's one path); resolves with the revision now applied,
+   * or null for a delta at or below it (another source brought that revision first).
+   */
+  readonly apply: (kind: 'snapshot' | 'delta', token: string) => Promise<number | null>;
   /** Where the stream position is kept between restarts (a hint: the revision decides). */
   readonly positionFile: string;
   readonly onOutcome?: (o: BusOutcome) => void;
@@ -265,7 +268,7 @@ export class NatsDecisionClient {
       }
       if (p.from !== this.o.revision()) return this.count('refused');
     }
-    let applied: number;
+    let applied: number | null;
     try {
       applied = await this.o.apply(kind, jws);
     } catch (err) {
@@ -276,8 +279,9 @@ export class NatsDecisionClient {
       this.savePosition();
       return this.count('refused');
     }
-    this.count('applied');
     this.savePosition();
+    if (applied === null) return this.count('skipped');
+    this.count('applied');
     void this.ack(applied);
   }
 
@@ -313,7 +317,7 @@ export class NatsDecisionClient {
           if (typeof body.jws !== 'string')
             throw new EdgewardError('ERR_AGENT_DECISION_BUS', 'the SIEM sent no signed document');
           const applied = await this.o.apply(body.kind, body.jws);
-          void this.ack(applied);
+          if (applied !== null) void this.ack(applied);
         } else if (body.kind !== 'current') {
           throw new EdgewardError('ERR_AGENT_DECISION_BUS', 'the SIEM answered an unknown kind');
         }

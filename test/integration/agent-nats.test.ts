@@ -36,6 +36,10 @@ let natsDir = '';
 let nats: ChildProcess | undefined;
 let mesh: Mesh;
 let agent: MeshAgent;
+/** An agent with both the SSE stream and NATS. */
+let both: MeshAgent;
+/** The relay leaves out the next N deltas (a gap on the stream). */
+let dropNext = 0;
 let natsId: MeshIdentity;
 let cam: MeshIdentity;
 let plc: MeshIdentity;
@@ -73,6 +77,7 @@ authorization {
   users = [
     { user: ${q(id('svc/siem'))} }
     { user: ${q(id('node/gw'))}, permissions: $AGENT }
+    { user: ${q(id('node/both'))}, permissions: $AGENT }
   ]
 }
 `;
@@ -146,6 +151,10 @@ function startRelay(who: LoadedIdentity, onKid: (kid: string) => void): Promise<
         if (e.event !== 'delta') return;
         const p = peekDecision(e.data);
         onKid(decodeProtectedHeader(e.data).kid as string);
+        if (dropNext > 0) {
+          dropNext--;
+          return;
+        }
         publisher.publish({
           kind: 'delta',
           from: p?.from as number,
@@ -167,14 +176,23 @@ interface BusHealth {
   messages: { applied: number; skipped: number; refused: number; gap: number };
 }
 
-async function health(): Promise<{ revision: number; bus: BusHealth; source: string | null }> {
-  const r = await agent.admin('/healthz');
+async function health(
+  a: MeshAgent = agent,
+): Promise<{ revision: number; bus: BusHealth; source: string | null; sse: boolean | null }> {
+  // One retry: a keep-alive socket the admin server has just closed fails the first fetch.
+  const r = await a.admin('/healthz').catch(() => a.admin('/healthz'));
   const j = JSON.parse(r.text) as {
     decisionRevision: number;
     decisionBus: BusHealth;
     decisions: { source: string | null };
+    decisionStream: boolean | null;
   };
-  return { revision: j.decisionRevision, bus: j.decisionBus, source: j.decisions.source };
+  return {
+    revision: j.decisionRevision,
+    bus: j.decisionBus,
+    source: j.decisions.source,
+    sse: j.decisionStream,
+  };
 }
 
 async function quarantine(who: MeshIdentity): Promise<{ id: string; revision: number }> {
@@ -191,8 +209,8 @@ async function quarantine(who: MeshIdentity): Promise<{ id: string; revision: nu
 }
 
 /** True once `who` cannot get an echo through the agent. */
-async function refused(who: MeshIdentity): Promise<boolean> {
-  return mesh.echo(agent, who, 'x').then(
+async function refused(who: MeshIdentity, a: MeshAgent = agent): Promise<boolean> {
+  return mesh.echo(a, who, 'x').then(
     () => false,
     () => true,
   );
@@ -215,9 +233,11 @@ beforeAll(async () => {
         siemYaml: `nats: { urls: ["tls://127.0.0.1:${natsPort}"] }`,
         extraYaml: ['decisions: { stream: false }'],
       },
+      { name: 'both', siemYaml: `nats: { urls: ["tls://127.0.0.1:${natsPort}"] }` },
     ],
   });
   agent = mesh.agents[0] as MeshAgent;
+  both = mesh.agents[1] as MeshAgent;
   natsId = await mesh.enroll('svc/nats');
   cam = await mesh.enroll('device/cam');
   plc = await mesh.enroll('device/plc');
@@ -233,8 +253,9 @@ beforeAll(async () => {
   let kid = '';
   publisher = await NatsDecisionPublisher.create(bus as unknown as Bus, silentLogger, () => kid);
   relay = await startRelay(await mesh.enroll('node/relay'), (k) => (kid = k));
-  // The agent started before the NATS server: restart it rather than wait out its backoff.
+  // The agents started before the NATS server: restart them rather than wait out their backoff.
   await mesh.restartAgent(agent);
+  await mesh.restartAgent(both);
 }, 240_000);
 
 afterAll(async () => {
@@ -266,6 +287,16 @@ describe('decisions over NATS (TLS with mesh certificates, verify_and_map)', () 
     expect(h.bus.messages.applied).toBeGreaterThanOrEqual(1);
     expect(await refused(cam)).toBe(true);
     expect(await mesh.echo(agent, plc, 'still')).toBe('still');
+    // With SSE and NATS both on, whichever came first applied the revision; the other copy was skipped,
+    // and the SSE stream did not reconnect over it.
+    await waitUntil('the agent with both at the revision', async () => {
+      const b = await health(both);
+      return b.revision === d.revision && b.bus.messages.applied + b.bus.messages.skipped >= 1;
+    });
+    const b = await health(both);
+    expect(b.sse).toBe(true);
+    expect(b.bus.messages.refused).toBe(0);
+    expect(await refused(cam, both)).toBe(true);
     // The acknowledgement went to the SIEM over HTTPS: its ledger has the agent at this revision.
     await waitUntil('the SIEM ledger', async () => {
       const r = await mesh.call(`${mesh.siemUrl}/v1/agents`, mesh.admin);
@@ -317,6 +348,26 @@ describe('decisions over NATS (TLS with mesh certificates, verify_and_map)', () 
     const after = await health();
     expect(after.revision).toBe(before.revision);
     expect(await refused(cam)).toBe(true);
+  });
+
+  it('a gap on the stream (a delta never published) is filled from the SIEM over HTTPS, in order', async () => {
+    const lamp = await mesh.enroll('device/lamp');
+    const fan = await mesh.enroll('device/fan');
+    const before = await health();
+    dropNext = 1;
+    const first = await quarantine(lamp);
+    const second = await quarantine(fan);
+    await waitUntil('the gap filled', async () => (await health()).revision >= second.revision);
+    expect(second.revision).toBeGreaterThan(first.revision);
+    await waitUntil(
+      'the gap counted',
+      async () => (await health()).bus.messages.gap > before.bus.messages.gap,
+    );
+    const after = await health();
+    expect(after.bus.messages.gap).toBe(before.bus.messages.gap + 1);
+    expect(after.bus.messages.refused).toBe(before.bus.messages.refused);
+    expect(await refused(lamp)).toBe(true);
+    expect(await refused(fan)).toBe(true);
   });
 
   it('without a mesh certificate, with another CA’s, or unmapped, NATS refuses the connection; the agent cannot publish', async () => {
