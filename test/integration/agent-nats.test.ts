@@ -3,10 +3,12 @@
 // client certificates required and mapped by their SPIFFE URI SAN to users (`verify_and_map`), the
 // agent read-only. The SIEM's signed deltas are put on the subject by NatsDecisionPublisher (fed
 // from the real SIEM's SSE stream, with the SIEM's own certificate); a real agent process with the
-// SSE stream turned off enforces them on a real TLS connection through its sidecar. A forged delta
-// on the subject is refused and counted, an identity without a mesh certificate or without a
-// mapping cannot connect, the agent's credentials cannot publish, and after a nats-server restart
-// (and an agent restart) the agent resumes at its revision without a catch-up.
+// SSE stream turned off enforces them on a real TLS connection through its sidecar, and one with
+// both sources skips the copy the other brought first. A forged delta on the subject is refused
+// and counted, a gap on the stream is filled from the SIEM over HTTPS, an identity without a mesh
+// certificate or without a mapping cannot connect, the agent's credentials cannot publish, and
+// after a nats-server restart (and an agent restart) the agent resumes at its revision without a
+// catch-up.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
