@@ -14,6 +14,8 @@ import { CrlPoller, httpsCrlFetcher, type CrlFetcher, type CrlStatus } from './c
 import {
   DecisionStreamClient,
   DecisionStore,
+  NatsDecisionClient,
+  peekDecision,
   type DecisionVerifier,
   httpsBatchSender,
   Reporter,
@@ -56,7 +58,7 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 /** Where the decision set in force came from, for /healthz. */
-export type DecisionSource = 'stored' | 'stream' | 'file';
+export type DecisionSource = 'stored' | 'stream' | 'nats' | 'file';
 
 /**
  * What /healthz says of the decisions. `verified`: a verified set is enforced; `none`: nothing
@@ -106,6 +108,8 @@ export class Agent {
   admin: AdminServer | null = null;
   crl: CrlPoller | null = null;
   stream: DecisionStreamClient | null = null;
+  /** The decisions stream on NATS (`siem.nats`), beside or instead of the SSE stream. */
+  bus: NatsDecisionClient | null = null;
   private spool: Spool | null = null;
   private applyChain: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
@@ -249,6 +253,18 @@ export class Agent {
         return (['decisions', 'crl'] as const).map((what) => [{ what }, closed.includes(what) ? 1 : 0]);
       },
     );
+    r.collected(
+      'edgeward_agent_decision_bus_messages_total',
+      'Messages of the NATS decisions stream, by outcome (applied, skipped, refused, gap)',
+      () =>
+        this.bus === null
+          ? []
+          : Object.entries(this.bus.counts).map(([outcome, n]): [{ outcome: string }, number] => [
+              { outcome },
+              n,
+            ]),
+      'counter',
+    );
     this.metrics.decisionRevision(0);
   }
 
@@ -275,6 +291,7 @@ export class Agent {
     await this.startAdmin(c);
     this.crl?.start();
     this.startStream(c);
+    this.startBus(c);
     this.started = true;
   }
 
@@ -319,7 +336,7 @@ export class Agent {
     };
     const crl: CrlStatus | null = this.crl?.status() ?? null;
     const failClosed = this.enforcer.failingClosed;
-    const wantsDecisions = c.decisions.stream || c.decisions.file !== null;
+    const wantsDecisions = c.decisions.stream || c.decisions.file !== null || c.siem?.nats != null;
     const status =
       !this.started || !certOk || failClosed.length > 0
         ? 'unhealthy'
@@ -340,6 +357,9 @@ export class Agent {
         connections: this.enforcer.size,
         siemReachable: this.reporter?.siemUp ?? null,
         decisionStream: this.stream?.connected ?? null,
+        decisionBus: this.bus
+          ? { connected: this.bus.connected, sequence: this.bus.seq, messages: { ...this.bus.counts } }
+          : null,
       },
     };
   }
@@ -410,9 +430,45 @@ export class Agent {
       context: () => this.rotation.current.context,
       log: this.log,
       revision: () => this.store.revision,
-      apply: (kind, token) => this.applyDecisionToken(kind, token, 'stream'),
+      // With NATS beside it, whichever brings a revision first applies it; the other's copy is
+      // skipped rather than refused (a refusal would make the stream reconnect).
+      apply: (kind, token) =>
+        c.siem?.nats
+          ? this.applyNewDecisionToken(kind, token, 'stream').then((r) => r ?? this.store.revision)
+          : this.applyDecisionToken(kind, token, 'stream'),
     });
     this.stream.start();
+  }
+
+  /** A delta at or below the applied revision (read unverified: it is only skipped, never applied). */
+  private alreadyApplied(token: string): boolean {
+    const p = peekDecision(token);
+    return (
+      this.store.current !== null &&
+      typeof p?.revision === 'number' &&
+      Number.isSafeInteger(p.revision) &&
+      p.revision <= this.store.revision
+    );
+  }
+
+  private startBus(c: AgentConfig): void {
+    const siem = c.siem;
+    if (!siem?.nats) return;
+    this.bus = new NatsDecisionClient({
+      servers: siem.nats.urls,
+      stream: siem.nats.stream,
+      subject: siem.nats.subject,
+      expectServer: siem.nats.id,
+      siem: siem.urls,
+      expectSiem: siem.id,
+      context: () => this.rotation.current.context,
+      log: this.log,
+      revision: () => this.store.revision,
+      hasSet: () => this.store.current !== null,
+      apply: (kind, token) => this.applyNewDecisionToken(kind, token, 'nats'),
+      positionFile: join(c.state.dir, 'decisions-nats.json'),
+    });
+    this.bus.start();
   }
 
   private async loadDecisionsFile(c: AgentConfig): Promise<void> {
@@ -432,7 +488,30 @@ export class Agent {
     token: string,
     source: Exclude<DecisionSource, 'stored'> = 'stream',
   ): Promise<number> {
-    const run = async (): Promise<number> => {
+    return this.queueApply(kind, token, source, false) as Promise<number>;
+  }
+
+  /**
+   * As applyDecisionToken, for two sources of the same revisions (SSE and NATS): a delta at or
+   * below the applied revision, decided in turn with the other applies, is a copy the other source
+   * brought first and is skipped (null) rather than refused.
+   */
+  applyNewDecisionToken(
+    kind: 'snapshot' | 'delta',
+    token: string,
+    source: Exclude<DecisionSource, 'stored'>,
+  ): Promise<number | null> {
+    return this.queueApply(kind, token, source, true);
+  }
+
+  private queueApply(
+    kind: 'snapshot' | 'delta',
+    token: string,
+    source: Exclude<DecisionSource, 'stored'>,
+    skipApplied: boolean,
+  ): Promise<number | null> {
+    const run = async (): Promise<number | null> => {
+      if (skipApplied && kind === 'delta' && this.alreadyApplied(token)) return null;
       const r =
         kind === 'snapshot' ? await this.store.applySnapshot(token) : await this.store.applyDelta(token);
       // Enforce first (this is the decision-to-kill path), then wait for the disk before acknowledging.
@@ -545,12 +624,15 @@ export class Agent {
     if (!sameJson(next.siem, cur.siem) || !sameJson(next.decisions, cur.decisions)) {
       this.stream?.stop();
       this.stream = null;
+      await this.bus?.stop();
+      this.bus = null;
       if (!this.deps.sink) {
         await this.reporter?.stop();
         this.reporter = null;
         this.startSink(next);
       }
       this.startStream(next);
+      this.startBus(next);
     }
     await this.loadDecisionsFile(next);
     try {
@@ -565,6 +647,7 @@ export class Agent {
     this.rotation.stop();
     this.crl?.stop();
     this.stream?.stop();
+    await this.bus?.stop();
     for (const l of this.inbound.values()) await l.close();
     for (const l of this.outbound.values()) await l.close();
     await this.admin?.close();

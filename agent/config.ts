@@ -11,6 +11,7 @@ import { compileAuthz, type AuthzPolicy } from '../policies/index.js';
 import { isLoopbackIp, tryParseIp } from '../common/ip.js';
 import { DEFAULT_LIMITS, type LimitsConfig } from './limits.js';
 import { compileSchema } from '../common/schema.js';
+import { BUS_PREFIX, busDecisionNames } from '../common/bus-decisions.js';
 
 export type ListenAddress =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly text: string }
@@ -58,6 +59,8 @@ export interface AgentConfig {
     readonly flushInterval: number;
     readonly spoolMaxEvents: number;
     readonly spoolMaxBytes: number;
+    /** Decisions also (or only) from the SIEM's decisions stream on NATS JetStream. */
+    readonly nats: AgentNatsConfig | null;
   } | null;
   readonly admin: { readonly listen: ListenAddress } | null;
   readonly state: { readonly dir: string };
@@ -72,6 +75,18 @@ export interface AgentConfig {
   readonly outbound: readonly OutboundConfig[];
   /** Lets plaintext listeners (outbound, admin) bind to non-loopback addresses. */
   readonly allowPlaintextPublic: boolean;
+}
+
+/** The decisions stream on NATS: TLS with the agent's mesh certificate, the server known by its SPIFFE ID. */
+export interface AgentNatsConfig {
+  /** tls://HOST:PORT, tried in turn. */
+  readonly urls: readonly string[];
+  /** The deployment prefix of `siem serve --bus-prefix` (default edgeward). */
+  readonly prefix: string;
+  readonly stream: string;
+  readonly subject: string;
+  /** The NATS server's one URI SAN (default spiffe://TD/svc/nats). */
+  readonly id: string;
 }
 
 class Path {
@@ -137,6 +152,7 @@ const configShape = compileSchema<Obj>(
           flushInterval: DURATION,
           spoolMaxEvents: int(100, 100_000_000),
           spoolMaxBytes: int(65_536, 64 * 1024 ** 3),
+          nats: mapping({ urls: URLS, prefix: text(32), id: IDENTITY }, ['urls']),
         },
         [],
       ),
@@ -222,6 +238,42 @@ function urls(section: Obj, p: Path): string[] {
     if (list.indexOf(u) !== i) p.sub('urls').sub(i).fail(`${u} is listed twice`);
   });
   return list;
+}
+
+/** A NATS server of `siem.nats.urls`: tls://HOST:PORT only (the bus is reached over TLS, never in plaintext). */
+function natsUrl(v: unknown, p: Path): string {
+  let u: URL;
+  try {
+    u = new URL(v as string);
+  } catch {
+    return p.fail('expected a tls://HOST:PORT URL');
+  }
+  if (u.protocol !== 'tls:')
+    p.fail('expected a tls://HOST:PORT URL (NATS over TLS with the mesh certificate)');
+  if (u.username || u.password)
+    p.fail('URL must not carry credentials: the mesh certificate is the credential');
+  if (u.hostname === '' || u.port === '') p.fail('expected a tls://HOST:PORT URL with a port');
+  if ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash)
+    p.fail('URL must not carry a path, query or fragment');
+  return `tls://${u.host}`;
+}
+
+function natsSection(no: Obj | undefined, p: Path, trustDomain: string): AgentNatsConfig | null {
+  if (no === undefined) return null;
+  const list = (no['urls'] as unknown[]).map((u, i) => natsUrl(u, p.sub('urls').sub(i)));
+  list.forEach((u, i) => {
+    if (list.indexOf(u) !== i) p.sub('urls').sub(i).fail(`${u} is listed twice`);
+  });
+  const prefix = (no['prefix'] as string | undefined) ?? 'edgeward';
+  if (!BUS_PREFIX.test(prefix)) p.sub('prefix').fail('expected a lower-case name: [a-z][a-z0-9_]{0,31}');
+  const id = (no['id'] as string | undefined) ?? serviceId(trustDomain, 'nats');
+  try {
+    parseIdentity(id);
+  } catch {
+    p.sub('id').fail('not a valid SPIFFE identity');
+  }
+  const names = busDecisionNames(prefix);
+  return { urls: list, prefix, stream: names.stream, subject: names.subject, id };
 }
 
 function hostPort(v: unknown, p: Path): { host: string; port: number; text: string } {
@@ -345,6 +397,7 @@ export function validateAgentConfig(doc: unknown, file: string): AgentConfig {
       flushInterval: duration(so['flushInterval'], sp.sub('flushInterval'), 200, 10, 60_000),
       spoolMaxEvents: int(so['spoolMaxEvents'], 1_000_000),
       spoolMaxBytes: int(so['spoolMaxBytes'], 256 * 1024 * 1024),
+      nats: natsSection(so['nats'] as Obj | undefined, sp.sub('nats'), trustDomain),
     };
   }
 

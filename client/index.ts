@@ -17,6 +17,12 @@ export { Reporter, httpsBatchSender, type BatchSender, type EventSink } from './
 export { Spool } from './spool.js';
 export { Replicas, replicaDown, replicasFor, type ServiceUrls } from './replicas.js';
 export { DecisionStreamClient, SseParser, tokenOf, type SseEvent } from './decisions-client.js';
+export {
+  NatsDecisionClient,
+  peekDecision,
+  type BusOutcome,
+  type NatsDecisionOptions,
+} from './decisions-nats.js';
 export { DecisionStore, applyDelta, type DecisionVerifier } from './decisions-store.js';
 export { jwsDecisionVerifier, loadDecisionKey, siemKeyVerifier } from './decision-verifier.js';
 export { MAX_CRL_BYTES, parseVerifiedCrl, type VerifiedCrl } from './crl.js';

@@ -238,6 +238,10 @@ export const CODES = {
   ERR_AGENT_DECISION_INVALID: { status: 400, message: 'decision set or delta is malformed or unverified' },
   ERR_AGENT_DECISION_STORE: { status: 500, message: 'decision store is unreadable or corrupt' },
   ERR_AGENT_DECISION_STREAM: { status: 502, message: 'decision stream broke or sent malformed data' },
+  ERR_AGENT_DECISION_BUS: {
+    status: 502,
+    message: 'the NATS decision subscription failed or carried a message that is not a signed decision delta',
+  },
   ERR_AGENT_SPOOL: { status: 500, message: 'event spool failed' },
   ERR_AGENT_SIEM: { status: 503, message: 'SIEM unreachable or refused the events' },
   ERR_AGENT_PROXY_HEADER: { status: 400, message: 'PROXY protocol header could not be built' },

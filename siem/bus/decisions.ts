@@ -7,39 +7,12 @@
 // (a delta whose `from` is not its revision) takes a snapshot from the SIEM (GET
 // /v1/decisions/stream), as after an SSE resync.
 import { DiscardPolicy, RetentionPolicy, StorageType, nanos } from 'nats';
-import { EdgewardError } from '../../common/errors.js';
+import type { BusDecision } from '../../common/bus-decisions.js';
 import type { Logger } from '../../common/log.js';
 import type { DecisionMessage, DecisionPublisher } from '../service/hub.js';
 import { ensureStream, type Bus } from './connect.js';
 
-/** One message on the decisions subject. */
-export interface BusDecision {
-  readonly from: number;
-  readonly revision: number;
-  /** Key id of the signature (the JWS header has it too). */
-  readonly kid: string;
-  readonly jws: string;
-}
-
-export function parseBusDecision(data: Uint8Array): BusDecision {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
-  } catch (cause) {
-    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'decision message is not JSON', { cause });
-  }
-  const d = v as Partial<BusDecision> | null;
-  if (
-    typeof d !== 'object' ||
-    d === null ||
-    !Number.isSafeInteger(d.from) ||
-    !Number.isSafeInteger(d.revision) ||
-    typeof d.kid !== 'string' ||
-    typeof d.jws !== 'string'
-  )
-    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'not a decision message');
-  return d as BusDecision;
-}
+export { parseBusDecision, type BusDecision } from '../../common/bus-decisions.js';
 
 export class NatsDecisionPublisher implements DecisionPublisher {
   private readonly bus: Bus;
@@ -76,7 +49,7 @@ export class NatsDecisionPublisher implements DecisionPublisher {
 
   publish(m: DecisionMessage): void {
     const kid = this.kid();
-    const body: BusDecision = { from: m.from, revision: m.revision, kid, jws: m.jws };
+    const body: BusDecision = { kind: 'delta', from: m.from, revision: m.revision, kid, jws: m.jws };
     // One at a time, so the stream holds the deltas in revision order.
     this.chain = this.chain.then(() =>
       this.bus.js

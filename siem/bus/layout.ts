@@ -2,6 +2,7 @@
 // subjects and streams of one deployment (a prefix), their limits, and the shard of a group key.
 // Pure: no connection here.
 import { createHash } from 'node:crypto';
+import { BUS_PREFIX, busDecisionNames } from '../../common/bus-decisions.js';
 import { EdgewardError } from '../../common/errors.js';
 
 /** Separates a rule id from its group key in a route (the correlator's key separator). */
@@ -89,13 +90,14 @@ export interface BusLayout {
   readonly decisionsSubject: string;
 }
 
-const PREFIX = /^[a-z][a-z0-9_]{0,31}$/;
+const PREFIX = BUS_PREFIX;
 
 export function busLayout(prefix: string, shards: number): BusLayout {
   if (!PREFIX.test(prefix)) throw new TypeError(`bus prefix ${prefix} is not [a-z][a-z0-9_]{0,31}`);
   if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS)
     throw new TypeError(`shards must be 1..${MAX_SHARDS}`);
   const up = prefix.toUpperCase();
+  const decisions = busDecisionNames(prefix);
   return {
     prefix,
     shards,
@@ -106,8 +108,8 @@ export function busLayout(prefix: string, shards: number): BusLayout {
     batchSubject: `${prefix}.batch`,
     corrSubject: (k) => `${prefix}.corr.${k}`,
     alertsSubject: `${prefix}.alerts`,
-    decisionsStream: `${up}_DECISIONS`,
-    decisionsSubject: `${prefix}.decisions`,
+    decisionsStream: decisions.stream,
+    decisionsSubject: decisions.subject,
   };
 }
 

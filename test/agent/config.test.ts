@@ -159,4 +159,41 @@ describe('agent config', () => {
       code: 'ERR_AGENT_CONFIG_READ',
     });
   });
+
+  it('reads siem.nats: tls:// servers, the prefix and the server identity, with defaults', () => {
+    const withNats = (nats: string): string =>
+      GOOD.replace(
+        'siem: { url: https://127.0.0.1:8444 }',
+        `siem: { url: https://127.0.0.1:8444, nats: ${nats} }`,
+      );
+    const c = parseAgentConfig(withNats('{ urls: [tls://nats-a:4443, "tls://[::1]:4443"] }'), '/a.yaml');
+    expect(c.siem?.nats).toEqual({
+      urls: ['tls://nats-a:4443', 'tls://[::1]:4443'],
+      prefix: 'edgeward',
+      stream: 'EDGEWARD_DECISIONS',
+      subject: 'edgeward.decisions',
+      id: 'spiffe://factory.example/svc/nats',
+    });
+    // The SSE stream stays on unless turned off.
+    expect(c.decisions.stream).toBe(true);
+    const d = parseAgentConfig(
+      `${withNats('{ urls: [tls://n:4443], prefix: plant7, id: spiffe://factory.example/svc/bus }')}decisions: { stream: false }\n`,
+      '/a.yaml',
+    );
+    expect(d.siem?.nats).toMatchObject({ stream: 'PLANT7_DECISIONS', subject: 'plant7.decisions' });
+    expect(d.siem?.nats?.id).toBe('spiffe://factory.example/svc/bus');
+    expect(d.decisions.stream).toBe(false);
+    expect(parseAgentConfig(GOOD, '/a.yaml').siem?.nats).toBeNull();
+
+    bad(withNats('{ urls: [nats://n:4222] }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.urls[0]');
+    bad(withNats('{ urls: [tls://u:pw@n:4443] }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.urls[0]');
+    bad(withNats('{ urls: [tls://n] }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.urls[0]');
+    bad(withNats('{ urls: [tls://n:1/x] }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.urls[0]');
+    bad(withNats('{ urls: [tls://n:1, tls://n:1] }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.urls[1]');
+    bad(withNats('{ urls: [] }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.urls');
+    bad(withNats('{ urls: [tls://n:1], prefix: Big }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.prefix');
+    bad(withNats('{ urls: [tls://n:1], id: nats }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.id');
+    bad(withNats('{ prefix: edgeward }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.urls');
+    bad(withNats('{ urls: [tls://n:1], token: x }'), 'ERR_AGENT_CONFIG_INVALID', 'siem.nats.token');
+  });
 });

@@ -37,6 +37,8 @@ export interface MeshAgentSpec {
   readonly allow?: readonly string[];
   /** YAML lines appended to the generated configuration. */
   readonly extraYaml?: readonly string[];
+  /** More keys of the `siem` section, as YAML flow entries (`nats: { urls: [...] }`). */
+  readonly siemYaml?: string;
   /** SIEM URLs listed before the mesh's SIEM in `siem.urls` (replicas that are down). */
   readonly siemUrlsBefore?: readonly string[];
 }
@@ -337,8 +339,8 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
         `ca: { url: ${caUrl}, fingerprint: "${fingerprint}", crlInterval: 1s }`,
         `enroll: { attest: token, tokenFile: ${JSON.stringify(tokenFile(identity))} }`,
         spec.siemUrlsBefore === undefined
-          ? `siem: { url: ${siemUrl}, flushInterval: 50ms }`
-          : `siem: { urls: ${JSON.stringify([...spec.siemUrlsBefore, siemUrl])}, flushInterval: 50ms }`,
+          ? `siem: { url: ${siemUrl}, flushInterval: 50ms${spec.siemYaml !== undefined ? `, ${spec.siemYaml}` : ''} }`
+          : `siem: { urls: ${JSON.stringify([...spec.siemUrlsBefore, siemUrl])}, flushInterval: 50ms${spec.siemYaml !== undefined ? `, ${spec.siemYaml}` : ''} }`,
         `admin: { listen: 127.0.0.1:${adminPort} }`,
         'inbound:',
         `  - { listen: 127.0.0.1:${inboundPort}, forward: 127.0.0.1:${appPort}, allow: ${JSON.stringify(allow)} }`,
