@@ -336,6 +336,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     ingest,
     gate,
     revoked,
+    subscribeRevoked: (fn) => revokedSerials.subscribe(fn),
     metrics,
     log,
     now,

@@ -29,6 +29,8 @@ export interface SiemRouteContext {
   readonly ingest: EventIngest;
   readonly gate: ReporterGate;
   readonly revoked: RevokedSerials;
+  /** Calls fn with serials newly known as revoked (a verified CRL or the CA's revocation events). */
+  readonly subscribeRevoked: (fn: (serials: readonly string[]) => void) => () => void;
   readonly metrics: SiemMetrics;
   readonly log: Logger;
   readonly now: () => number;

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import { EdgewardError } from '../../common/errors.js';
 import { holdOpen, type HttpsPlugin } from '../../common/http-server.js';
 import { reporterOf, type ReporterPeer } from '../service/peer.js';
-import { resumeRevision, type Subscriber } from '../service/sse.js';
+import { resumeRevision, sseComment, type Subscriber } from '../service/sse.js';
 import { str, DIGITS, type SiemRouteContext } from './context.js';
 
 /** A subscriber further behind than this many buffered bytes is dropped (it resyncs). */
@@ -27,19 +27,46 @@ const SCHEMAS = {
 } as const;
 
 export function decisionRoutes(c: SiemRouteContext): HttpsPlugin {
-  const { hub, streams, gate, revoked, trustDomain, log, budgets } = c;
+  const { hub, streams, gate, trustDomain, log, budgets, metrics } = c;
 
-  /** Who may follow, poll and acknowledge the decision stream: the policy's subscribers, unrevoked. */
+  /**
+   * Who may follow, poll and acknowledge the decision stream: the policy's subscribers whose
+   * certificate is neither revoked nor under one of the SIEM's decisions.
+   */
   const subscriber = (req: FastifyRequest): ReporterPeer => {
     const peer = reporterOf(req, trustDomain);
-    if (revoked.has(peer.serial)) throw new EdgewardError('ERR_SIEM_REPORTER_REVOKED');
+    const why = gate.standing(peer);
+    if (why !== null) {
+      metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: why });
+      throw new EdgewardError(why);
+    }
     if (!gate.policy.maySubscribe(peer.kind)) throw new EdgewardError('ERR_SIEM_SUBSCRIBER_FORBIDDEN');
     return peer;
   };
   /** Open decision streams per identity (bounded by the reporter policy's budget). */
   const streamsOf = new Map<string, number>();
+  /** Every open stream and the certificate that opened it. */
+  const following = new Map<Subscriber, ReporterPeer>();
+  /**
+   * Closes the open streams whose certificate lost its standing (revoked, or quarantined by a
+   * decision), after a comment naming the code: their reconnection is refused with it.
+   */
+  const sweep = (): void => {
+    for (const [sub, peer] of following) {
+      const why = gate.standing(peer);
+      if (why === null) continue;
+      following.delete(sub);
+      metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: why });
+      log.warn({ identity: peer.identity, serial: peer.serial, code: why }, 'decision stream closed');
+      sub.send(sseComment(`closed: ${why}`));
+      sub.close();
+    }
+  };
+  hub.addPublisher({ publish: sweep, resync: () => undefined, close: () => undefined });
+  const offRevoked = c.subscribeRevoked(sweep);
 
   return async (app) => {
+    app.addHook('onClose', async () => offRevoked());
     // Public: the certificate chain whose key signs decisions (verifiers check it against the bundle).
     app.get('/v1/decisions/key', async (_req, reply) =>
       reply.header('x-edgeward-kid', hub.kid).type('application/x-pem-file').send(c.identity().certPem),
@@ -90,7 +117,9 @@ export function decisionRoutes(c: SiemRouteContext): HttpsPlugin {
             if (!res.writableEnded) res.end();
           },
         };
+        following.set(sub, peer);
         res.on('close', () => {
+          following.delete(sub);
           release();
           streams.unsubscribe(sub);
         });

@@ -151,6 +151,10 @@ export interface MeshStream {
   readonly status: number;
   /** The refusal's JSON body (status other than 200). */
   readonly json: Record<string, unknown> | undefined;
+  /** What the stream carried so far (status 200). */
+  text(): string;
+  /** Resolves with everything the stream carried once the SIEM ends it (status 200). */
+  readonly ended: Promise<string>;
   close(): void;
 }
 
@@ -533,8 +537,10 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
           const status = res.statusCode ?? 0;
           const close = (): void => void req.destroy();
           if (status === 200) {
-            res.resume();
-            return resolve({ status, json: undefined, close });
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            const ended = new Promise<string>((done) => res.once('close', () => done(text)));
+            return resolve({ status, json: undefined, text: () => text, ended, close });
           }
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -545,7 +551,8 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
             } catch {
               json = undefined;
             }
-            resolve({ status, json, close });
+            const body = Buffer.concat(chunks).toString('utf8');
+            resolve({ status, json, text: () => body, ended: Promise.resolve(body), close });
           });
         });
         req.on('error', reject);
