@@ -95,6 +95,7 @@ const settingsShape = compileSchema<Rec>(
         properties: {
           'max-per-minute': COUNT,
           'per-reporter': COUNT,
+          'shared-evidence': COUNT,
           reserved: {
             type: 'object',
             additionalProperties: false,
@@ -102,6 +103,7 @@ const settingsShape = compileSchema<Rec>(
               rules: { type: 'array', maxItems: 64, items: SLUG },
               'max-per-minute': COUNT,
               'per-reporter': COUNT,
+              'shared-evidence': COUNT,
             },
           },
         },
@@ -182,11 +184,28 @@ function parsePlaybook(d: Located, dflt: Escalation): Playbook {
   };
 }
 
-/** `max-per-minute` and `per-reporter` of a budget; per-reporter defaults to at most the whole. */
-function decisionBudget(o: Rec, dflt: DecisionBudget): DecisionBudget {
+/**
+ * `max-per-minute`, `per-reporter` and `shared-evidence` of a budget. With a total (of 2 or more),
+ * one reporter's share must be less than it (else one reporter could spend it all); the
+ * joint share is at most the share, half of it unless given.
+ */
+function decisionBudget(o: Rec, dflt: DecisionBudget, where: string): DecisionBudget {
   const maxPerMinute = (o['max-per-minute'] as number | undefined) ?? dflt.maxPerMinute;
-  const perReporter = (o['per-reporter'] as number | undefined) ?? Math.min(dflt.perReporter, maxPerMinute);
-  return { maxPerMinute, perReporter };
+  const given = o['per-reporter'] as number | undefined;
+  const perReporter =
+    given ??
+    (maxPerMinute === Infinity || maxPerMinute < 2
+      ? Math.min(dflt.perReporter, maxPerMinute)
+      : Math.min(dflt.perReporter, maxPerMinute - 1));
+  if (maxPerMinute !== Infinity && maxPerMinute >= 2 && perReporter >= maxPerMinute)
+    bad(
+      `${where}.per-reporter`,
+      `must be less than max-per-minute (${maxPerMinute}): one reporter's evidence could spend the whole budget`,
+    );
+  const shared = o['shared-evidence'] as number | undefined;
+  if (shared !== undefined && shared > perReporter)
+    bad(`${where}.shared-evidence`, `must be at most per-reporter (${perReporter})`);
+  return { maxPerMinute, perReporter, sharedEvidence: shared ?? Math.ceil(perReporter / 2) };
 }
 
 function parseSettings(d: Located): ResponseSettings {
@@ -200,16 +219,20 @@ function parseSettings(d: Located): ResponseSettings {
     }
   });
   const dflt = DEFAULT_SETTINGS;
-  let budget: DecisionBudget = { maxPerMinute: dflt.maxPerMinute, perReporter: dflt.perReporter };
+  let budget: DecisionBudget = {
+    maxPerMinute: dflt.maxPerMinute,
+    perReporter: dflt.perReporter,
+    sharedEvidence: dflt.sharedEvidence,
+  };
   let reserved: ReservedBudget = dflt.reserved;
   const br = doc['blast-radius'] as Rec | undefined;
   if (br !== undefined) {
-    budget = decisionBudget(br, dflt);
+    budget = decisionBudget(br, dflt, `${where}: blast-radius`);
     const rs = br['reserved'] as Rec | undefined;
     if (rs !== undefined)
       reserved = {
         rules: (rs['rules'] as string[] | undefined) ?? dflt.reserved.rules,
-        ...decisionBudget(rs, dflt.reserved),
+        ...decisionBudget(rs, dflt.reserved, `${where}: blast-radius.reserved`),
       };
   }
   return {

@@ -31,12 +31,17 @@ export interface Playbook {
 }
 
 /**
- * A budget of automatic new decisions per rolling minute: all reporters together, and each
- * reporter whose evidence raised the alert. Beyond either, decisions wait for an analyst.
+ * A budget of automatic new decisions per rolling minute, charged to one reporter whose evidence
+ * raised the alert: beyond that reporter's share (or the total, when there is one), decisions wait
+ * for an analyst. docs/playbooks.md, "Blast radius".
  */
 export interface DecisionBudget {
+  /** All reporters together; Infinity when there is no total (the reserved budget's default). */
   readonly maxPerMinute: number;
+  /** What the evidence of one reporter may raise. */
   readonly perReporter: number;
+  /** Of that share, what alerts whose evidence also came from other reporters may spend. */
+  readonly sharedEvidence: number;
 }
 
 export interface ReservedBudget extends DecisionBudget {
@@ -51,6 +56,8 @@ export interface ResponseSettings {
   readonly maxPerMinute: number;
   /** Of those, what the evidence of one reporter may raise (general budget). */
   readonly perReporter: number;
+  /** Of a reporter's share, what joint alerts (several reporters' evidence) may spend. */
+  readonly sharedEvidence: number;
   /** Rules with a budget of their own, which floods raising other rules cannot spend. */
   readonly reserved: ReservedBudget;
   readonly escalation: Escalation;
@@ -67,7 +74,13 @@ export const DEFAULT_SETTINGS: ResponseSettings = {
   allowlist: [],
   maxPerMinute: 60,
   perReporter: 20,
-  reserved: { rules: ['ew-cloned-credential'], maxPerMinute: 20, perReporter: 10 },
+  sharedEvidence: 10,
+  reserved: {
+    rules: ['ew-cloned-credential'],
+    maxPerMinute: Infinity,
+    perReporter: 10,
+    sharedEvidence: 5,
+  },
   escalation: { windowMs: 86_400_000, factor: 2, maxTtlMs: 7 * 86_400_000 },
   simulateRules: [],
 };

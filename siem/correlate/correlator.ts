@@ -39,6 +39,8 @@ interface CountGroup {
   tailLo: number;
   tail: Map<string, number> | null;
   lastAlert: number;
+  /** The reporters whose evidence alone raised an alert of this group within the suppression. */
+  lastAlone: readonly string[];
 }
 
 interface SeqGroup {
@@ -123,6 +125,40 @@ function valueText(v: unknown): string | null {
 function reportersIn(obs: readonly string[], lo: number, hi: number, into = new Set<string>()): Set<string> {
   for (let k = hi - 1; k >= lo && into.size < MAX_ALERT_REPORTERS; k--) into.add(obs[k] as string);
   return into;
+}
+
+/**
+ * The reporters of window [lo, hi) whose own events there satisfy the condition without anyone
+ * else's ("at least" conditions only: for others, only a window with a single reporter counts).
+ * Computed when an alert is raised, never per event.
+ */
+function aloneIn(
+  rule: CorrelationRule,
+  g: CountGroup,
+  lo: number,
+  hi: number,
+  reporters: ReadonlySet<string>,
+): string[] {
+  if (reporters.size === 1) return [...reporters];
+  if (!monotone(rule.condition)) return [];
+  const out: string[] = [];
+  for (const r of reporters) {
+    let measure: number;
+    if (rule.type === 'value_count') {
+      const seen = new Set<string>();
+      for (let k = lo; k < hi; k++) if (g.obs[k] === r) seen.add(g.vs[k] as string);
+      measure = seen.size;
+    } else if (rule.type === 'event_count') {
+      measure = 0;
+      for (let k = lo; k < hi; k++) if (g.obs[k] === r) measure++;
+    } else {
+      const ns: number[] = [];
+      for (let k = lo; k < hi; k++) if (g.obs[k] === r) ns.push(g.ns[k] as number);
+      measure = metric(rule.type, rule.percentile, ns, 0, ns.length);
+    }
+    if (holds(rule.condition, measure)) out.push(r);
+  }
+  return out;
 }
 
 interface Feed {
@@ -548,6 +584,7 @@ export class Correlator {
         events: id === undefined ? [] : [id],
         trigger: e,
         reporters: [observerOf(e)],
+        alone: [observerOf(e)],
       },
       out,
     );
@@ -695,6 +732,7 @@ export class Correlator {
       tailLo: 0,
       tail: valued ? new Map() : null,
       lastAlert: -Infinity,
+      lastAlone: [],
     }));
     const t = e['@timestamp'];
     const id = e['event.id'];
@@ -778,10 +816,20 @@ export class Correlator {
       [lo, hi, measure] = found;
     }
     const end = g.ts[hi - 1] as number;
+    // A repeat within the suppression is dropped, unless the evidence of a reporter that did not
+    // raise the last alert alone now raises it alone: a forger's planted events, which made the
+    // last alert joint (or spent), must not silence another reporter's own detection.
     if (Math.abs(end - g.lastAlert) < rule.suppressMs) {
-      this.#stats.suppressed++;
-      return;
-    }
+      const r = observerOf(e);
+      if (
+        g.lastAlone.length >= MAX_ALERT_REPORTERS ||
+        g.lastAlone.includes(r) ||
+        aloneIn(rule, g, lo, hi, new Set([r])).length === 0
+      ) {
+        this.#stats.suppressed++;
+        return;
+      }
+    } else g.lastAlone = [];
     g.lastAlert = end;
     let values: string[] = [];
     if (valued) {
@@ -795,6 +843,11 @@ export class Correlator {
       if (x !== undefined) ids.push(x);
     }
     ids.reverse();
+    const reporters = reportersIn(g.obs, lo, hi);
+    const alone = aloneIn(rule, g, lo, hi, reporters);
+    for (const r of alone)
+      if (!g.lastAlone.includes(r) && g.lastAlone.length < MAX_ALERT_REPORTERS)
+        g.lastAlone = [...g.lastAlone, r];
     this.#emit(
       {
         id: alertId(rule.id, key, end, e['event.id']),
@@ -809,7 +862,8 @@ export class Correlator {
         values,
         events: ids,
         trigger: e,
-        reporters: [...reportersIn(g.obs, lo, hi)],
+        reporters: [...reporters],
+        alone,
       },
       out,
       rule,
@@ -941,6 +995,7 @@ export class Correlator {
           events: ids.slice(-this.#opts.maxAlertEvents),
           trigger: e,
           reporters: [...reporters],
+          alone: reporters.size === 1 ? [...reporters] : [],
         },
         out,
         rule,
@@ -995,6 +1050,7 @@ export class Correlator {
         events: ids.slice(-this.#opts.maxAlertEvents),
         trigger: e,
         reporters: [...reporters],
+        alone: reporters.size === 1 ? [...reporters] : [],
       },
       out,
       rule,

@@ -30,6 +30,12 @@ export interface Alert {
    * carry no observer, such as rule tests).
    */
   readonly reporters?: readonly string[];
+  /**
+   * Of `reporters`, those whose own events behind the alert satisfy its rule without anyone
+   * else's: the alert is theirs alone, and charged as such; when none is, it is a joint alert
+   * (docs/rules.md, "Blast-radius budgets").
+   */
+  readonly alone?: readonly string[];
 }
 
 /**

@@ -92,53 +92,99 @@ interface LogEntry {
   readonly removals: readonly string[];
 }
 
+/** Times of one reporter's charges in the last minute: all of them, and those for joint alerts. */
+interface Spent {
+  times: number[];
+  joint: number[];
+}
+
+/** Drops the times at or before `cut` from the front of a sorted list (in place). */
+function dropUntil(times: number[], cut: number): void {
+  let k = 0;
+  while (k < times.length && (times[k] as number) <= cut) k++;
+  if (k > 0) times.splice(0, k);
+}
+
 /**
- * One budget of automatic new decisions over a rolling minute: all of them together, and per
- * reporter. A decision is charged to one of the reporters whose evidence raised its alert, the
- * one with the most room, so a reporter flooding the SIEM spends its own share and not the share
- * of the reporters whose evidence raised other alerts.
+ * One budget of automatic new decisions over a rolling minute, charged per reporter: a decision
+ * is charged to one of the reporters whose evidence raised its alert, so a reporter flooding the
+ * SIEM spends its own share and never the share of a reporter whose evidence it played no part in.
+ * An alert that one reporter's evidence alone raised (`Alert.alone`) is charged to that reporter
+ * (the one with the most room, when several); an alert that needed several reporters' evidence (a
+ * joint alert) is charged to the one of them with the most room, and only from that reporter's
+ * joint share (`sharedEvidence`): forged events joined to another reporter's evidence can spend at
+ * most that part of its share, never what its own evidence alone raises. `maxPerMinute` is a total over all reporters (Infinity: none).
  */
 class MinuteBudget {
   private all: number[] = [];
-  private readonly byReporter = new Map<string, number[]>();
+  private readonly byReporter = new Map<string, Spent>();
 
   constructor(private readonly limits: DecisionBudget) {}
 
   private prune(now: number): void {
     const cut = now - MINUTE;
-    let k = 0;
-    while (k < this.all.length && (this.all[k] as number) <= cut) k++;
-    if (k === 0) return;
-    this.all = this.all.slice(k);
-    for (const [r, times] of this.byReporter) {
-      let j = 0;
-      while (j < times.length && (times[j] as number) <= cut) j++;
-      if (j === times.length) this.byReporter.delete(r);
-      else if (j > 0) this.byReporter.set(r, times.slice(j));
+    // Every charge is in `all` too: when none of them expired, no reporter's did.
+    if (this.all.length === 0 || (this.all[0] as number) > cut) return;
+    dropUntil(this.all, cut);
+    for (const [r, s] of this.byReporter) {
+      dropUntil(s.times, cut);
+      dropUntil(s.joint, cut);
+      if (s.times.length === 0) this.byReporter.delete(r);
     }
   }
 
-  /** The reporter to charge (most room first), or null when the budget is spent. */
-  payer(reporters: readonly string[], now: number): string | null {
+  /**
+   * Evidence without a reporter (rule tests, replays of events stored without one) is held by the
+   * total only, as the correlator holds it by the rule's caps only; with no total, it is one reporter.
+   */
+  private totalOnly(r: string): boolean {
+    return r === '' && this.limits.maxPerMinute !== Infinity;
+  }
+
+  /**
+   * The reporter to charge and whether as a joint alert, or null when no reporter of the alert has
+   * room. A reporter whose evidence alone raised the alert pays from its whole share; failing one
+   * with room, the others pay from their joint share.
+   */
+  payer(alert: Alert, now: number): { reporter: string; joint: boolean } | null {
     this.prune(now);
     if (this.all.length >= this.limits.maxPerMinute) return null;
+    const reporters = alert.reporters ?? [];
+    if (reporters.length === 0) {
+      const r = this.pick([''], false);
+      return r === null ? null : { reporter: r, joint: false };
+    }
+    const alone = alert.alone ?? (reporters.length === 1 ? reporters : []);
+    const own = alone.length === 0 ? null : this.pick(alone, false);
+    if (own !== null) return { reporter: own, joint: false };
+    if (reporters.length === 1) return null;
+    const joint = this.pick(reporters, true);
+    return joint === null ? null : { reporter: joint, joint: true };
+  }
+
+  private pick(reporters: readonly string[], joint: boolean): string | null {
     let best: string | null = null;
     let used = Infinity;
-    for (const r of reporters.length === 0 ? [''] : reporters) {
-      const n = this.byReporter.get(r)?.length ?? 0;
-      if (n < this.limits.perReporter && n < used) {
-        best = r;
-        used = n;
-      }
+    for (const r of reporters) {
+      const s = this.byReporter.get(r);
+      const n = s?.times.length ?? 0;
+      if ((n >= this.limits.perReporter && !this.totalOnly(r)) || n >= used) continue;
+      if (joint && (s?.joint.length ?? 0) >= this.limits.sharedEvidence) continue;
+      best = r;
+      used = n;
     }
     return best;
   }
 
-  charge(reporter: string, now: number): void {
+  charge(reporter: string, joint: boolean, now: number): void {
     this.all.push(now);
-    const times = this.byReporter.get(reporter);
-    if (times === undefined) this.byReporter.set(reporter, [now]);
-    else times.push(now);
+    let s = this.byReporter.get(reporter);
+    if (s === undefined) {
+      s = { times: [], joint: [] };
+      this.byReporter.set(reporter, s);
+    }
+    s.times.push(now);
+    if (joint) s.joint.push(now);
   }
 }
 
@@ -242,7 +288,7 @@ export class ResponseEngine {
           }
           const existing = this.findActive(scope, act.action);
           const budget = this.reservedRules.has(alert.ruleId) ? this.reserved : this.general;
-          const payer = existing === undefined ? budget.payer(alert.reporters ?? [], now) : null;
+          const payer = existing === undefined ? budget.payer(alert, now) : null;
           if (existing === undefined && payer === null) {
             const p = this.addPending(proposal, now);
             if (p === null)
@@ -252,7 +298,7 @@ export class ResponseEngine {
           }
           const d = this.apply(proposal, now, rev, existing);
           if (d !== null) applied.set(d.id, d);
-          if (payer !== null) budget.charge(payer, now);
+          if (payer !== null) budget.charge(payer.reporter, payer.joint, now);
         }
       }
     }

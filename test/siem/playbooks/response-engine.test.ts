@@ -346,10 +346,13 @@ describe('playbook files', () => {
     ]);
     expect(cfg.settings.maxPerMinute).toBe(60);
     expect(cfg.settings.perReporter).toBe(20);
+    expect(cfg.settings.sharedEvidence).toBe(10);
+    // The reserve has no total: every reporter has its own share, which no other can spend.
     expect(cfg.settings.reserved).toEqual({
       rules: ['ew-cloned-credential'],
-      maxPerMinute: 20,
+      maxPerMinute: Infinity,
       perReporter: 10,
+      sharedEvidence: 5,
     });
   });
 
@@ -462,6 +465,101 @@ blast-radius:
         NOW + 61_000,
       ).applied,
     ).toHaveLength(1);
+  });
+});
+
+describe('budgets per reporter: the reserve cannot be starved by other reporters', () => {
+  const R = (name: string) => `spiffe://factory.example/node/${name}`;
+  const from = (a: Alert, ...reporters: string[]): Alert => ({ ...a, reporters });
+  const serialAlert = (serial: string, ...reporters: string[]) =>
+    from(alert('r-id', { 'source.identity': `spiffe://factory.example/device/${serial}` }), ...reporters);
+  const RESERVE = `kind: response-settings
+blast-radius:
+  max-per-minute: 10
+  per-reporter: 4
+  reserved: { rules: [r-id], per-reporter: 3, shared-evidence: 1 }
+`;
+
+  it('two compromised reporters flooding forged clone evidence cannot starve an honest reporter’s detection', () => {
+    const e = engine(RESERVE);
+    const flood = Array.from({ length: 400 }, (_, i) => serialAlert(`f${i}`, R(i % 2 === 0 ? 'a' : 'b')));
+    const spent = e.handleAlerts(flood, NOW);
+    // Each forger raised its own share (3), no more; the rest wait for an analyst.
+    expect(spent.applied).toHaveLength(6);
+    expect(spent.pending).toHaveLength(394);
+    // The honest reporter's detection is enforced at once, whatever the others spent.
+    const honest = e.handleAlerts([serialAlert('real-clone', R('c'))], NOW + 1);
+    expect(honest.pending).toEqual([]);
+    expect(honest.applied.map((d) => d.scope.value)).toEqual(['spiffe://factory.example/device/real-clone']);
+  });
+
+  it('forged evidence joined to an honest reporter’s spends only its shared-evidence share', () => {
+    const e = engine(RESERVE);
+    // The forger spends its own share, then joins its events to the honest reporter's.
+    e.handleAlerts(
+      [1, 2, 3].map((i) => serialAlert(`own${i}`, R('a'))),
+      NOW,
+    );
+    const joint = e.handleAlerts(
+      [1, 2, 3].map((i) => serialAlert(`joint${i}`, R('a'), R('c'))),
+      NOW,
+    );
+    expect(joint.applied).toHaveLength(1);
+    expect(joint.pending).toHaveLength(2);
+    // What the honest reporter's evidence alone raises still has the rest of its share.
+    const own = e.handleAlerts(
+      [1, 2].map((i) => serialAlert(`c${i}`, R('c'))),
+      NOW,
+    );
+    expect(own.applied).toHaveLength(2);
+  });
+
+  it('a detection the honest reporter’s evidence alone raised is its own, whatever a forger joined to it', () => {
+    const e = engine(RESERVE);
+    e.handleAlerts(
+      [1, 2, 3].map((i) => serialAlert(`own${i}`, R('a'))),
+      NOW,
+    );
+    // The forger's joint alerts spend the honest reporter's joint share (1) ...
+    e.handleAlerts(
+      [1, 2].map((i) => serialAlert(`joint${i}`, R('a'), R('c'))),
+      NOW,
+    );
+    // ... but an alert that the honest evidence alone raised is charged to its whole share.
+    const real = { ...serialAlert('real', R('a'), R('c')), alone: [R('c')] };
+    expect(e.handleAlerts([real], NOW).applied).toHaveLength(1);
+  });
+
+  it('a reserved max-per-minute is a total shared by every reporter', () => {
+    const e = engine(RESERVE.replace('per-reporter: 3,', 'max-per-minute: 4, per-reporter: 3,'));
+    e.handleAlerts(
+      [1, 2, 3, 4].map((i) => serialAlert(`f${i}`, R(i % 2 === 0 ? 'a' : 'b'))),
+      NOW,
+    );
+    expect(e.handleAlerts([serialAlert('real', R('c'))], NOW).pending).toHaveLength(1);
+  });
+
+  const refused: [string, string][] = [
+    ['a share as large as the total', 'blast-radius: { max-per-minute: 20, per-reporter: 20 }'],
+    [
+      'a reserved share as large as its total',
+      'blast-radius: { reserved: { max-per-minute: 5, per-reporter: 6 } }',
+    ],
+    ['a joint share larger than the share', 'blast-radius: { per-reporter: 4, shared-evidence: 5 }'],
+  ];
+  for (const [name, yaml] of refused) {
+    it(`refuses ${name} with ERR_SIEM_PLAYBOOK_INVALID`, () => {
+      expect(() =>
+        parsePlaybookTexts([{ name: 's.yaml', text: `kind: response-settings\n${yaml}\n` }]),
+      ).toThrow(expect.objectContaining({ code: 'ERR_SIEM_PLAYBOOK_INVALID' }));
+    });
+  }
+
+  it('a total alone leaves one reporter less than all of it', () => {
+    const cfg = parsePlaybookTexts([
+      { name: 's.yaml', text: 'kind: response-settings\nblast-radius: { max-per-minute: 5 }\n' },
+    ]);
+    expect(cfg.settings).toMatchObject({ maxPerMinute: 5, perReporter: 4, sharedEvidence: 2 });
   });
 });
 

@@ -1,0 +1,72 @@
+// Whose evidence an alert is: the verified reporters of the events behind it, and of those, the
+// ones whose events alone satisfy the rule (the response charges an alert to them).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { validateEvent, type EdgeEvent } from '../../../common/events.js';
+import { checkRuleFile } from '../../../policies/rules/index.js';
+import { Correlator, type Alert } from '../../../siem/correlate/index.js';
+
+const T = Date.UTC(2026, 0, 1);
+const N = (name: string) => `spiffe://factory.example/node/${name}`;
+let seq = 0;
+
+/** A connection node `name` says it terminated, from `ip`, with certificate serial `serial`. */
+function seen(name: string, at: number, serial: string, ip: string): EdgeEvent {
+  return validateEvent(
+    {
+      '@timestamp': T + at,
+      'event.id': `e${seq++}`,
+      'event.action': 'connection.accepted',
+      'network.direction': 'inbound',
+      'observer.identity': N(name),
+      'observer.type': 'node',
+      'tls.client.x509.serial_number': serial,
+      'source.ip': ip,
+    },
+    { mode: 'stored' },
+  );
+}
+
+const cloned = checkRuleFile(
+  readFileSync(join(import.meta.dirname, '../../../policies/default/rules/cloned-credential.yaml'), 'utf8'),
+);
+const clones = (alerts: readonly Alert[]): Alert[] =>
+  alerts.filter((a) => a.ruleId === 'ew-cloned-credential');
+
+describe('alert provenance (cloned credential)', () => {
+  it('a forger’s planted sighting cannot silence a clone one node then saw from two addresses', () => {
+    const c = new Correlator(cloned);
+    // The forger plants a sighting of the serial; with the honest node's first sighting, that is a
+    // joint alert (neither alone raised it) ...
+    c.feed([seen('forger', 0, 'a1', '192.0.2.7')]);
+    const [joint] = clones(c.feed([seen('honest', 1000, 'a1', '10.0.0.1')]));
+    expect([...(joint?.reporters ?? [])].sort()).toEqual([N('forger'), N('honest')]);
+    expect(joint?.alone).toEqual([]);
+    // ... and when the honest node sees the serial from a second address, the clone is its own
+    // detection: raised again despite the suppression, charged to it alone.
+    const [own] = clones(c.feed([seen('honest', 2000, 'a1', '10.0.0.2')]));
+    expect(own?.alone).toEqual([N('honest')]);
+    // A third sighting is suppressed as usual.
+    expect(clones(c.feed([seen('honest', 3000, 'a1', '10.0.0.3')]))).toEqual([]);
+  });
+
+  it('a clone that needed two nodes’ sightings is a joint alert (alone names no one)', () => {
+    const c = new Correlator(cloned);
+    const [a] = clones(c.feed([seen('n1', 0, 'b2', '10.0.0.1'), seen('n2', 1000, 'b2', '10.0.0.2')]));
+    expect([...(a?.reporters ?? [])].sort()).toEqual([N('n1'), N('n2')]);
+    expect(a?.alone).toEqual([]);
+  });
+
+  it('the reporters are the stamped observers, one per reporter, newest first', () => {
+    const c = new Correlator(cloned);
+    const [a] = clones(
+      c.feed([
+        seen('n1', 0, 'c3', '10.0.0.1'),
+        seen('n1', 500, 'c3', '10.0.0.1'),
+        seen('n2', 1000, 'c3', '10.0.0.3'),
+      ]),
+    );
+    expect(a?.reporters).toEqual([N('n2'), N('n1')]);
+  });
+});
