@@ -14,6 +14,7 @@ import {
   type ConsumerMessages,
   type NatsConnection,
   type OrderedConsumerOptions,
+  type TlsOptions,
 } from 'nats';
 import { parseBusDecision } from '../common/bus-decisions.js';
 import { EdgewardError } from '../common/errors.js';
@@ -59,6 +60,22 @@ export interface NatsDecisionOptions {
   readonly onOutcome?: (o: BusOutcome) => void;
   /** Catch-ups over HTTPS at most this often (ms, default 1 s): forged gaps cannot become a flood. */
   readonly minCatchUpMs?: number;
+}
+
+/**
+ * nats.js TLS options for the mesh: the caller's certificate from `context` (nats.js copies these
+ * into tls.connect at every connection, the getter included, so a renewed certificate is presented
+ * from the next one on), TLS 1.3, and the server known by its one URI SAN chained to the bundle in
+ * the context, not by host name. The SIEM's bus connection uses the same.
+ */
+export function natsTlsOptions(context: () => SecureContext, expect: string): TlsOptions {
+  return {
+    get secureContext(): SecureContext {
+      return context();
+    },
+    minVersion: 'TLSv1.3',
+    checkServerIdentity: (_host: string, cert: PeerCertificate) => verifyServiceIdentity(cert, expect),
+  } as unknown as TlsOptions;
 }
 
 /** The payload of a compact JWS, read without verifying: only to decide whether it may fit. */
@@ -168,16 +185,7 @@ export class NatsDecisionClient {
       reconnectJitter: 250,
       pingInterval: 10_000,
       maxPingOut: 3,
-      // nats.js copies these into tls.connect at every (re)connection, the getter included: a
-      // renewed certificate is presented from the next connection on.
-      tls: {
-        get secureContext(): SecureContext {
-          return o.context();
-        },
-        minVersion: 'TLSv1.3',
-        checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-          verifyServiceIdentity(cert, o.expectServer),
-      } as unknown as Record<string, never>,
+      tls: natsTlsOptions(o.context, o.expectServer),
     });
     void (async () => {
       for await (const s of nc.status()) {

@@ -19,6 +19,7 @@ export { Replicas, replicaDown, replicasFor, type ServiceUrls } from './replicas
 export { DecisionStreamClient, SseParser, tokenOf, type SseEvent } from './decisions-client.js';
 export {
   NatsDecisionClient,
+  natsTlsOptions,
   peekDecision,
   type BusOutcome,
   type NatsDecisionOptions,

@@ -238,7 +238,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'dashboard-key': { value: 'FILE', help: 'its private key (PEM)' },
       bus: {
         value: 'URL,URL',
-        help: 'NATS JetStream servers (nats://HOST:PORT or tls://HOST:PORT): ingest and correlation through the bus',
+        help: 'NATS JetStream servers (nats://HOST:PORT or tls://HOST:PORT): ingest and correlation through the bus; over tls:// the SIEM presents its mesh certificate and expects the server to be spiffe://TD/svc/nats',
       },
       'bus-token-file': {
         value: 'FILE',

@@ -10,6 +10,7 @@ import type { DecisionScope } from '../common/decisions.js';
 import { EdgewardError } from '../common/errors.js';
 import { createEventIdFactory, type EdgeEvent } from '../common/events.js';
 import { createHttpsServer, listeningUrl, setServerTls } from '../common/http-server.js';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { LoadedIdentity } from '../common/identity-dir.js';
 import { parseIdentity, serviceId } from '../common/identity.js';
 import { createLogger, type Logger } from '../common/log.js';
@@ -117,6 +118,19 @@ export interface SiemBusOptions {
    */
   readonly group?: string;
   readonly limits?: Partial<BusLimits>;
+}
+
+/** The TLS context of an identity, made again when the identity is renewed. */
+function contextCache(): (id: LoadedIdentity) => SecureContext {
+  let last: { certPem: string; context: SecureContext } | undefined;
+  return (id) => {
+    if (last?.certPem !== id.certPem)
+      last = {
+        certPem: id.certPem,
+        context: createSecureContext({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem }),
+      };
+    return last.context;
+  };
 }
 
 export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem> {
@@ -234,6 +248,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     });
   } else {
     const b = o.bus;
+    const busContext = contextCache();
     try {
       bus = await connectBus({
         servers: b.servers,
@@ -242,6 +257,10 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
         log,
         ...(b.token !== undefined ? { token: b.token } : {}),
         ...(b.limits !== undefined ? { limits: b.limits } : {}),
+        // Over TLS the SIEM presents its mesh certificate and knows the server as spiffe://TD/svc/nats.
+        ...(b.servers.some((s) => s.startsWith('tls://'))
+          ? { tls: { context: () => busContext(identity), expect: serviceId(trustDomain, 'nats') } }
+          : {}),
       });
     } catch (err) {
       await stores.close();

@@ -14,6 +14,8 @@ import {
   type NatsConnection,
   type StreamConfig,
 } from 'nats';
+import type { SecureContext } from 'node:tls';
+import { natsTlsOptions } from '../../client/index.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { DEFAULT_LIMITS, type BusLayout, type BusLimits } from './layout.js';
@@ -24,6 +26,11 @@ export interface BusOptions {
   readonly limits?: Partial<BusLimits>;
   /** From a file or the environment, never argv. */
   readonly token?: string;
+  /**
+   * For tls:// servers that require client certificates: the SIEM's mesh certificate (read at
+   * each connection), and the server's SPIFFE ID (its one URI SAN, chained to the bundle).
+   */
+  readonly tls?: { readonly context: () => SecureContext; readonly expect: string };
   /** The connection's name on the server (monitoring). */
   readonly name: string;
   readonly log: Logger;
@@ -112,6 +119,7 @@ export async function connectBus(o: BusOptions): Promise<Bus> {
       servers: [...o.servers],
       name: o.name,
       ...(o.token !== undefined ? { token: o.token } : {}),
+      ...(o.tls !== undefined ? { tls: natsTlsOptions(o.tls.context, o.tls.expect) } : {}),
       timeout: o.connectTimeoutMs ?? 5_000,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,

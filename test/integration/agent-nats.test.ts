@@ -11,7 +11,7 @@
 // catch-up.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -23,7 +23,7 @@ import { signDecisionDelta } from '../../common/decision-jws.js';
 import { loadIdentity, type LoadedIdentity } from '../../common/identity-dir.js';
 import { silentLogger } from '../../common/log.js';
 import { busLayout, NatsDecisionPublisher, type Bus } from '../../siem/bus/index.js';
-import { edgeward } from '../helpers/cli.js';
+import { edgeward, edgewardServe, stop } from '../helpers/cli.js';
 import { startMesh, waitUntil, type Mesh, type MeshAgent, type MeshIdentity } from '../helpers/mesh.js';
 import { freePortRange } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -399,7 +399,6 @@ describe('decisions over NATS (TLS with mesh certificates, verify_and_map)', () 
       { encoding: 'utf8' },
     );
     expect(ossl.status, ossl.stderr).toBe(0);
-    const { readFileSync } = await import('node:fs');
     await expect(
       natsAs({
         certPem: readFileSync(join(other, 'c.pem'), 'utf8'),
@@ -432,6 +431,51 @@ describe('decisions over NATS (TLS with mesh certificates, verify_and_map)', () 
     }
   });
 
+  it('siem serve --bus tls:// presents the SIEM’s mesh certificate (mapped to its user) and publishes accepted events', async () => {
+    const data = tempDir('edgeward-agent-nats-siem-');
+    const { proc, match } = await edgewardServe(
+      [
+        'siem',
+        'serve',
+        '--data',
+        data,
+        '--listen',
+        '127.0.0.1:0',
+        '--ca',
+        mesh.caUrl,
+        '--fingerprint',
+        mesh.fingerprint,
+        '--token-file',
+        mesh.tokenFile(`spiffe://${TD}/svc/siem`),
+        '--bus',
+        `tls://127.0.0.1:${natsPort}`,
+        '--bus-prefix',
+        'tlsingest',
+        '--bus-shards',
+        '1',
+      ],
+      /listening on (https:\/\/\S+)/,
+    );
+    try {
+      const url = match[1] ?? '';
+      const r = await mesh.call(`${url}/v1/events`, loadIdentity(agent.dir), {
+        body: [
+          {
+            '@timestamp': Date.now(),
+            'event.action': 'handshake.failure',
+            'observer.type': 'agent',
+            'source.ip': '192.0.2.7',
+          },
+        ],
+      });
+      expect(r.status, r.body.toString()).toBeLessThan(300);
+      const jsm = await siemNc.jetstreamManager();
+      expect((await jsm.streams.info('TLSINGEST_EVENTS')).state.messages).toBeGreaterThanOrEqual(1);
+    } finally {
+      await stop(proc);
+    }
+  }, 120_000);
+
   it('after a nats-server restart and an agent restart, the agent resumes at its revision (no catch-up)', async () => {
     await stopNats();
     await startNats();
@@ -455,6 +499,20 @@ describe('decisions over NATS (TLS with mesh certificates, verify_and_map)', () 
     expect(after.bus.messages.gap).toBe(before.bus.messages.gap);
     expect(after.bus.messages.applied).toBe(before.bus.messages.applied + 1);
 
+    // The stream position is written after the apply: wait for it before the kill -9.
+    await waitUntil('the stream position on disk', async () => {
+      const h = await health();
+      try {
+        const pos = JSON.parse(
+          readFileSync(join(agent.dir, 'agent-state', 'decisions-nats.json'), 'utf8'),
+        ) as {
+          seq: number;
+        };
+        return pos.seq === h.bus.sequence;
+      } catch {
+        return false;
+      }
+    });
     await mesh.restartAgent(agent);
     await waitUntil('the restarted agent on NATS', async () => (await health()).bus.connected);
     const lift = await mesh.call(
