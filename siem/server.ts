@@ -250,14 +250,31 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     }
     await hub.follow();
   };
-  /** Publishes what the store holds beyond the decisions stream (after `graceMs` of it being so). */
-  const catchUpDecisions = async (graceMs: number): Promise<void> => {
+  /** Publishes the revisions this replica holds beyond the decisions stream's last one. */
+  const catchUpDecisions = async (): Promise<void> => {
     if (decisionBus === undefined || bus?.up() !== true) return;
-    if (!decisionBus.behind(hub.revision, graceMs)) return;
     const from = Math.max(decisionBus.streamRevision, (await decisionBus.last())?.revision ?? 0);
     if (from >= hub.revision) return;
     const signed = await hub.inOrder(() => hub.signedSince(from));
     await decisionBus.catchUp(from, signed);
+  };
+  /**
+   * The poll of the stored revision. With the bus, a revision another replica stored comes on
+   * the decisions stream (the same signed document on every replica): the store is read only
+   * when the stream has not brought it within the grace time, or the bus is down; a revision the
+   * stream still lacks then is published from here.
+   */
+  const graceMs = o.busCatchUpMs ?? 1_000;
+  const followStore = async (): Promise<void> => {
+    if (decisionBus === undefined || store.revision === undefined) {
+      await hub.follow();
+      return;
+    }
+    const stored = await store.revision();
+    const late = decisionBus.behind(stored, graceMs);
+    if (stored > hub.revision && !late && bus?.up() === true) return;
+    await hub.follow();
+    if (late) await catchUpDecisions();
   };
   const busLoops: DurableLoop[] = [];
   const workers: CorrelationWorker[] = [];
@@ -412,7 +429,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   expiry.unref();
   // A revision stored before this start and missing on the decisions stream (its replica died
   // between commit and publish) goes out now.
-  await catchUpDecisions(0).catch((err: unknown) =>
+  await catchUpDecisions().catch((err: unknown) =>
     log.warn({ err }, 'could not publish the stored decisions missing on the bus'),
   );
   // Replicas on one store: each follows the decisions the others store (by the stored revision).
@@ -422,9 +439,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const follow = setInterval(() => {
     if (following) return;
     following = true;
-    void hub
-      .follow()
-      .then(() => catchUpDecisions(o.busCatchUpMs ?? 1_000))
+    void followStore()
       .catch((err: unknown) => log.warn({ err }, 'could not read the decisions other replicas stored'))
       .finally(() => (following = false));
   }, o.followMs ?? 250);
