@@ -93,8 +93,8 @@ export class NatsDecisionPublisher implements DecisionPublisher {
   private reading: Promise<void> | undefined;
   /** The highest revision seen on the stream (read or published), 0 when empty. */
   streamRevision = 0;
-  /** When the stream was last seen behind the store (ms, performance clock), or null. */
-  private behindSince: number | null = null;
+  /** A revision the store had and the stream lacked, and since when (ms, performance clock). */
+  private missing: { revision: number; since: number } | null = null;
   /** Documents JetStream acknowledged (new or duplicate), and those it did not. */
   published = 0;
   failed = 0;
@@ -169,17 +169,16 @@ export class NatsDecisionPublisher implements DecisionPublisher {
   }
 
   /**
-   * Whether the stream has been behind `stored` (the store's revision) for longer than `graceMs`:
-   * the replica that stored it had that long to publish. Resets once the stream caught up.
+   * Whether a revision the store holds (`stored` is the store's revision) has been missing on the
+   * stream for longer than `graceMs`: the replica that stored it had that long to publish. Each
+   * revision gets its own grace, so a steady flow of decisions is never taken for a lost one.
    */
   behind(stored: number, graceMs: number): boolean {
-    if (stored <= this.streamRevision) {
-      this.behindSince = null;
-      return false;
-    }
     const t = performance.now();
-    this.behindSince ??= t;
-    return t - this.behindSince >= graceMs;
+    if (this.missing !== null && this.missing.revision <= this.streamRevision) this.missing = null;
+    if (stored <= this.streamRevision) return false;
+    this.missing ??= { revision: stored, since: t };
+    return t - this.missing.since >= graceMs;
   }
 
   private send(body: BusDecision): Promise<void> {
