@@ -15,6 +15,7 @@ const ALL = [
   'siem-correlate',
   'siem-distribution',
   'siem-bus',
+  'siem-bus-decisions',
   'dashboard',
   'rule-regex',
 ] as const;

@@ -4,7 +4,8 @@
 // retention, the CRL watch, identity renewal) and the order of shutdown.
 import type { ServiceUrls } from '../client/index.js';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { verifyDecisions } from '../common/decision-jws.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { DecisionScope } from '../common/decisions.js';
 import { EdgewardError } from '../common/errors.js';
@@ -52,7 +53,9 @@ import {
   connectBus,
   CorrelationWorker,
   DurableLoop,
+  NatsDecisionPublisher,
   type Bus,
+  type BusDecision,
   type BusLimits,
 } from './bus/index.js';
 import { sqliteStores, type SiemStoreFactory } from './store/stores.js';
@@ -83,6 +86,11 @@ export interface SiemServerOptions {
   readonly expireEveryMs?: number;
   /** How often to read the revision other replicas stored, on a shared store (default 250 ms). */
   readonly followMs?: number;
+  /**
+   * With the bus: how long the decisions stream may lag the store before this replica publishes
+   * the missing revisions itself (default 1 s; the replica that stored them publishes at once).
+   */
+  readonly busCatchUpMs?: number;
   readonly maxSubscribers?: number;
   /** SQLite durability: FULL (default, survives power loss) or NORMAL (survives a crash). */
   readonly synchronous?: 'FULL' | 'NORMAL';
@@ -232,6 +240,56 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     events.notify(batch);
   };
   let bus: Bus | undefined;
+  let decisionBus: NatsDecisionPublisher | undefined;
+  // A document from the bus is taken as signed only when it verifies with this replica's own key
+  // (replicas share it); otherwise, and on any gap, the store says what the revision holds.
+  const followBusDecision = async (doc: BusDecision): Promise<void> => {
+    if (doc.revision <= hub.revision) return;
+    if (doc.kind === 'delta' && doc.from === hub.revision && doc.kid === hub.kid) {
+      try {
+        const v = await verifyDecisions(doc.jws, {
+          publicKey: createPublicKey(identity.key),
+          trustDomain,
+          lastApplied: doc.from,
+          now: now(),
+          kid: hub.kid,
+        });
+        if (v.kind === 'delta') {
+          await hub.applyDelta(v.delta, doc.jws);
+          return;
+        }
+      } catch (err) {
+        log.warn({ err, revision: doc.revision }, 'a decision document on the bus did not verify');
+      }
+    }
+    await hub.follow();
+  };
+  /** Publishes the revisions this replica holds beyond the decisions stream's last one. */
+  const catchUpDecisions = async (): Promise<void> => {
+    if (decisionBus === undefined || bus?.up() !== true) return;
+    const from = Math.max(decisionBus.streamRevision, (await decisionBus.last())?.revision ?? 0);
+    if (from >= hub.revision) return;
+    const signed = await hub.inOrder(() => hub.signedSince(from));
+    await decisionBus.catchUp(from, signed);
+  };
+  /**
+   * The poll of the stored revision. With the bus, a revision another replica stored comes on
+   * the decisions stream (the same signed document on every replica): the store is read only
+   * when the stream has not brought it within the grace time, or the bus is down; a revision the
+   * stream still lacks then is published from here.
+   */
+  const graceMs = o.busCatchUpMs ?? 1_000;
+  const followStore = async (): Promise<void> => {
+    if (decisionBus === undefined || store.revision === undefined) {
+      await hub.follow();
+      return;
+    }
+    const stored = await store.revision();
+    const late = decisionBus.behind(stored, graceMs);
+    if (stored > hub.revision && !late && bus?.up() === true) return;
+    await hub.follow();
+    if (late) await catchUpDecisions();
+  };
   const busLoops: DurableLoop[] = [];
   const workers: CorrelationWorker[] = [];
   let ingest: EventIngest;
@@ -265,6 +323,18 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     } catch (err) {
       await stores.close();
       throw err;
+    }
+    // Decisions go on the bus only from one revision sequence: replicas on one shared store.
+    if (store.revision !== undefined) {
+      try {
+        decisionBus = await NatsDecisionPublisher.create(bus, log, () => hub.kid);
+        await decisionBus.follow((r) => followBusDecision(r.doc));
+      } catch (err) {
+        await bus.close();
+        await stores.close();
+        throw err;
+      }
+      hub.addPublisher(decisionBus);
     }
     const router = new Correlator(o.rules, correlatorOptions);
     ingest = new BusIngest({
@@ -383,13 +453,19 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   await expire();
   const expiry = setInterval(() => void expire(), o.expireEveryMs ?? 1000);
   expiry.unref();
+  // A revision stored before this start and missing on the decisions stream (its replica died
+  // between commit and publish) goes out now.
+  await catchUpDecisions().catch((err: unknown) =>
+    log.warn({ err }, 'could not publish the stored decisions missing on the bus'),
+  );
   // Replicas on one store: each follows the decisions the others store (by the stored revision).
+  // With the bus the decisions stream brings them at once; this poll stays as the safety net for a
+  // publish that never came (bus down, its replica killed), and publishes what it found missing.
   let following = false;
   const follow = setInterval(() => {
     if (following) return;
     following = true;
-    void hub
-      .follow()
+    void followStore()
       .catch((err: unknown) => log.warn({ err }, 'could not read the decisions other replicas stored'))
       .finally(() => (following = false));
   }, o.followMs ?? 250);
@@ -462,6 +538,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       await ingest.close();
       for (const w of workers) await w.stop();
       for (const l of busLoops) await l.close();
+      await decisionBus?.stop();
       await bus?.close();
       await hub.settled();
       hub.close();

@@ -20,4 +20,10 @@ export {
   type BusLayout,
   type BusLimits,
 } from './layout.js';
-export { NatsDecisionPublisher, parseBusDecision, type BusDecision } from './decisions.js';
+export {
+  decisionMsgId,
+  NatsDecisionPublisher,
+  parseBusDecision,
+  type BusDecision,
+  type ReceivedDecision,
+} from './decisions.js';

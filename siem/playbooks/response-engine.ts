@@ -481,6 +481,29 @@ export class ResponseEngine {
   }
 
   /**
+   * Takes a change another replica stored, as its signed delta says (verified by the caller):
+   * only on top of exactly this engine's revision, and of this trust domain. It enters the change
+   * log, so followers at `from` get this delta. The pending list is the store's to tell (it is
+   * not in deltas): it stays. Returns whether it was taken.
+   */
+  applyDelta(d: DecisionDelta): boolean {
+    if (d.from !== this.currentRevision || d.revision <= d.from || d.trustDomain !== this.td) return false;
+    for (const id of d.removals) {
+      const had = this.activeById.get(id);
+      if (had !== undefined) this.remove(had);
+    }
+    for (const u of d.upserts) {
+      const had = this.activeById.get(u.id);
+      if (had !== undefined) this.remove(had);
+      else this.remember(u.scope, u.createdAt);
+      this.activeById.set(u.id, u);
+      this.byScope.set(actionKey(u.scope, u.action), u.id);
+    }
+    this.commit(d.revision, d.upserts, d.removals);
+    return true;
+  }
+
+  /**
    * Brings decisions stored before scopes had one canonical form (an upgrade) to it: each is
    * rewritten canonical (same id), or lifted when it has no valid form or its canonical form is
    * protected or allowlisted (::ffff:127.0.0.1 was the allowlisted 127.0.0.1 all along) or already

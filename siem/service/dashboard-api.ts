@@ -44,6 +44,7 @@ const ALERT_EVIDENCE = 50;
 const MAX_LIVE = 100_000;
 /** How often the live state (revision, acknowledgements) is compared for the page's stream. */
 const STATE_POLL_MS = 250;
+const ACK_REFRESH_MS = 1_000;
 /** An agent that has not acknowledged a revision published this recently is applying it. */
 const APPLYING_MS = 2_000;
 
@@ -358,8 +359,17 @@ export function createDashboardApi(
     for (const a of ledger.list(siem.now()).slice(0, MAX_LIST)) acks[a.identity] = a.acked;
     return { revision: siem.hub.revision, published: ledger.revision, acks };
   };
+  // Replicas on one store: acknowledgements made on another replica reach the live page too
+  // (the page's API reads refresh the ledger; the live state does so at most every second).
+  let refreshedAt = 0;
   const stateTimer = setInterval(() => {
     if (stateFns.size === 0) return;
+    if (siem.store.revision !== undefined && Date.now() - refreshedAt >= ACK_REFRESH_MS) {
+      refreshedAt = Date.now();
+      void ledger
+        .refresh()
+        .catch((err: unknown) => o.log?.warn({ err }, 'could not read the acknowledgements'));
+    }
     const s = stateNow();
     const text = JSON.stringify(s);
     if (text === lastState) return;

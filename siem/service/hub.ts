@@ -4,7 +4,7 @@
 // signed snapshot or the delta since its revision (signedSince, in order with the changes).
 import type { KeyObject } from 'node:crypto';
 import { signDecisionDelta, signDecisionSet } from '../../common/decision-jws.js';
-import type { Decision } from '../../common/decisions.js';
+import type { Decision, DecisionDelta } from '../../common/decisions.js';
 import type { Logger } from '../../common/log.js';
 import type { Alert } from '../correlate/index.js';
 import type { ResponseEngine, ResponseOutcome } from '../playbooks/index.js';
@@ -31,6 +31,11 @@ export interface DecisionMessage {
  * an adapter carries the messages to its followers and never throws back.
  */
 export interface DecisionPublisher {
+  /**
+   * Only the changes this hub stored itself (a bus the replica that stored a change publishes to);
+   * changes followed from another replica are not handed to it.
+   */
+  readonly ownOnly?: boolean;
   publish(m: DecisionMessage): void;
   /** A change could not be signed: every follower must start again from what signedSince gives. */
   resync(): void;
@@ -140,48 +145,86 @@ export class DecisionHub {
    * state replaces the engine's whatever its revision. Resolves with whether anything changed.
    */
   follow(replace = false): Promise<boolean> {
-    const store = this.o.store;
-    if (store.revision === undefined) return Promise.resolve(false);
-    const run = this.saves.then(async () => {
+    if (this.o.store.revision === undefined) return Promise.resolve(false);
+    return this.serially(() => this.followNow(replace));
+  }
+
+  /**
+   * Takes a delta another replica stored, as signed on the bus and verified by the caller (with
+   * this replica's key: `jws` is then the document every follower gets, unchanged). Applied only
+   * on top of exactly the engine's revision; anything else (an older document: ignored; a gap: the
+   * stored state is read instead, so followers never get a broken chain).
+   */
+  applyDelta(delta: DecisionDelta, jws: string): Promise<'applied' | 'old' | 'reloaded'> {
+    return this.serially(async () => {
       const engine = this.o.engine;
-      if (!replace && (await store.revision?.()) === engine.revision) return false;
-      const state = await store.loadResponseState();
-      const before = engine.revision;
-      if (!engine.adoptState(state, replace)) return false;
-      const now = this.o.now();
-      const answer = replace ? { kind: 'snapshot' as const } : engine.deltaSince(before, now);
+      if (delta.revision <= engine.revision) return 'old';
+      if (delta.from !== engine.revision || !engine.applyDelta(delta)) {
+        await this.followNow(false);
+        return 'reloaded';
+      }
+      const m: DecisionMessage = { kind: 'delta', from: delta.from, revision: delta.revision, jws };
       this.snapshot = null;
-      this.deltas.clear();
-      this.chain = this.chain.then(async () => {
-        const jws =
-          answer.kind === 'delta'
-            ? await signDecisionDelta(answer.delta, this.signer.key, this.signer.kid).catch(() => undefined)
-            : undefined;
-        if (answer.kind === 'delta' && jws !== undefined) {
-          const m: DecisionMessage = {
-            kind: 'delta',
-            from: answer.delta.from,
-            revision: answer.delta.revision,
-            jws,
-          };
-          for (const p of this.publishers) {
-            try {
-              p.publish(m);
-            } catch (err) {
-              this.o.log.error({ err, revision: state.revision }, 'a decision publisher failed');
-            }
-          }
-        } else for (const p of this.publishers) p.resync();
-        this.ledger.published(engine.revision, this.o.now());
+      this.chain = this.chain.then(() => {
+        this.fanOut(m, false);
+        this.ledger.published(delta.revision, this.o.now());
         this.published++;
       });
-      return true;
+      return 'applied';
     });
+  }
+
+  /** Runs `fn` after every store write so far, before any later one. */
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.saves.then(fn);
     this.saves = run.then(
       () => undefined,
       () => undefined,
     );
     return run;
+  }
+
+  /** Hands a change to the publishers (`own`: this hub stored it; else not to the ownOnly ones). */
+  private fanOut(m: DecisionMessage, own: boolean): void {
+    for (const p of this.publishers) {
+      if (!own && p.ownOnly === true) continue;
+      try {
+        p.publish(m);
+      } catch (err) {
+        this.o.log.error({ err, revision: m.revision }, 'a decision publisher failed');
+      }
+    }
+  }
+
+  private async followNow(replace: boolean): Promise<boolean> {
+    const store = this.o.store;
+    const engine = this.o.engine;
+    if (!replace && (await store.revision?.()) === engine.revision) return false;
+    const state = await store.loadResponseState();
+    const before = engine.revision;
+    if (!engine.adoptState(state, replace)) return false;
+    const now = this.o.now();
+    const answer = replace ? { kind: 'snapshot' as const } : engine.deltaSince(before, now);
+    this.snapshot = null;
+    this.deltas.clear();
+    this.chain = this.chain.then(async () => {
+      const jws =
+        answer.kind === 'delta'
+          ? await signDecisionDelta(answer.delta, this.signer.key, this.signer.kid).catch(() => undefined)
+          : undefined;
+      if (answer.kind === 'delta' && jws !== undefined) {
+        const m: DecisionMessage = {
+          kind: 'delta',
+          from: answer.delta.from,
+          revision: answer.delta.revision,
+          jws,
+        };
+        this.fanOut(m, false);
+      } else for (const p of this.publishers) if (p.ownOnly !== true) p.resync();
+      this.ledger.published(state.revision, this.o.now());
+      this.published++;
+    });
+    return true;
   }
 
   private changeOnce<T>(op: (engine: ResponseEngine, now: number) => T): Promise<T> {
@@ -235,13 +278,7 @@ export class DecisionHub {
             return;
           }
           const m: DecisionMessage = { kind: 'delta', from: delta.from, revision: delta.revision, jws };
-          for (const p of this.publishers) {
-            try {
-              p.publish(m);
-            } catch (err) {
-              this.o.log.error({ err, revision: after }, 'a decision publisher failed');
-            }
-          }
+          this.fanOut(m, true);
           this.ledger.published(after, this.o.now());
           this.published++;
           this.o.onPublished?.({

@@ -11,6 +11,7 @@ import { DEFAULT_SETTINGS } from '../../../policies/index.js';
 import {
   busLayout,
   connectBus,
+  decisionMsgId,
   deleteBusLayout,
   NatsDecisionPublisher,
   parseBusDecision,
@@ -85,15 +86,16 @@ describe('decisions on the bus', () => {
     await hub.settled();
     await pub.settled();
     expect(pub.published).toBe(3);
-    // Published again (a replica restarted and re-sent): stored once.
-    const again = await bus.js.publish(bus.layout.decisionsSubject, '{}', { msgID: 'k1.3' });
+    // Published again (a replica restarted and re-sent, with any key): stored once.
+    const again = await bus.js.publish(bus.layout.decisionsSubject, '{}', { msgID: decisionMsgId(3) });
     expect(again.duplicate).toBe(true);
+    expect((await pub.last())?.revision).toBe(3);
 
     const got = await readAll(bus);
-    expect(got.map((d) => [d.from, d.revision])).toEqual([
-      [0, 1],
-      [1, 2],
-      [2, 3],
+    expect(got.map((d) => [d.kind, d.from, d.revision])).toEqual([
+      ['delta', 0, 1],
+      ['delta', 1, 2],
+      ['delta', 2, 3],
     ]);
     // An agent holding revision 1 applies 2 and 3, each verified against the SIEM's key.
     let held: number | null = 1;
@@ -125,7 +127,45 @@ describe('decisions on the bus', () => {
       (err: unknown) => (err as { code?: string }).code,
     );
     expect(refused).toBe('ERR_DECISION_SIGNATURE');
+
+    // The stream behind the hub (its publisher missed revision 4): a catch-up from the stream's
+    // last revision, stored once however many replicas send it.
+    await hub.change((e) => e.lift(e.active()[0]!.id));
+    const lost = await hub.inOrder(() => hub.signedSince(3));
+    await pub.settled();
+    expect((await pub.last())?.revision).toBe(4);
+    await pub.catchUp(3, lost);
+    expect((await readAll(bus)).map((d) => d.revision)).toEqual([1, 2, 3, 4]);
+    const snap = await hub.signedSince(null);
+    await pub.catchUp(4, snap);
+    expect((await readAll(bus)).map((d) => [d.kind, d.revision])).toHaveLength(4);
     hub.close();
     await store.close();
+  });
+
+  it('refuses messages that are not decision documents, with ERR_SIEM_BUS_MESSAGE', () => {
+    const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    const ok = { from: 1, revision: 2, kid: 'k1', jws: 'a.b.c' };
+    expect(parseBusDecision(enc(ok)).kind).toBe('delta');
+    expect(parseBusDecision(enc({ ...ok, kind: 'snapshot' })).kind).toBe('snapshot');
+    for (const bad of [
+      null,
+      [],
+      { ...ok, kind: 'other' },
+      { ...ok, revision: 1 },
+      { ...ok, from: -1 },
+      { ...ok, kid: 'a b' },
+      { ...ok, jws: 1 },
+      { ...ok, from: 1.5 },
+    ]) {
+      let code: unknown;
+      try {
+        parseBusDecision(enc(bad));
+      } catch (err) {
+        code = (err as { code?: unknown }).code;
+      }
+      expect(code, JSON.stringify(bad)).toBe('ERR_SIEM_BUS_MESSAGE');
+    }
+    expect(() => parseBusDecision(new Uint8Array([0xff]))).toThrow(/not JSON/);
   });
 });
