@@ -17,6 +17,7 @@ import {
   type CommandSpec,
 } from '../common/args.js';
 import { COMMANDS, GROUPS } from '../common/commands.js';
+import { takeJoinTokenFromEnv } from '../common/join-token.js';
 
 type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
 
@@ -93,6 +94,8 @@ function describeFailure(err: unknown): { text: string; code: number } {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Before anything can spawn a process that would inherit it.
+  takeJoinTokenFromEnv();
   const out = (s: string): void => void process.stdout.write(s + '\n');
   const err = (s: string): void => void process.stderr.write(s + '\n');
   if (argv[0] === '--version' || argv[0] === '-V') {

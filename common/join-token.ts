@@ -16,12 +16,29 @@ export function refuseTokenInArgv(flag = '--token'): never {
   );
 }
 
+/** EDGEWARD_JOIN_TOKEN as it was when taken out of process.env. */
+let taken: string | undefined;
+
+/**
+ * Takes EDGEWARD_JOIN_TOKEN out of process.env (`edgeward` does so before any command runs) and
+ * keeps it in memory: the processes this one spawns (tpm2-tools, the demo's servers and agents)
+ * do not inherit it. /proc/PID/environ still shows the environment the process started with.
+ */
+export function takeJoinTokenFromEnv(): string | undefined {
+  const v = process.env[JOIN_TOKEN_ENV];
+  if (v !== undefined) {
+    taken = v;
+    delete process.env[JOIN_TOKEN_ENV];
+  }
+  return taken;
+}
+
 /** The join token from `file` (0600, see readSecretFile) or else from EDGEWARD_JOIN_TOKEN; undefined if neither. */
 export function joinTokenFrom(o: {
   readonly file?: string | undefined;
   readonly env?: Readonly<Record<string, string | undefined>>;
 }): string | undefined {
   if (o.file !== undefined) return readSecretFile(o.file, 'token file');
-  const v = (o.env ?? process.env)[JOIN_TOKEN_ENV]?.trim();
+  const v = (o.env !== undefined ? o.env[JOIN_TOKEN_ENV] : takeJoinTokenFromEnv())?.trim();
   return v === undefined || v === '' ? undefined : v;
 }

@@ -34,7 +34,7 @@ import type { RunningSiem } from './running-siem.js';
 import { createAlertResponder } from './service/alert-response.js';
 import { auditEvent, type AuditEntry } from './service/audit.js';
 import { createCaRevoker, type CaRevoker } from './service/ca-link.js';
-import { CRL_INTERVAL_MS, CrlWatch } from './service/crl-watch.js';
+import { CRL_FILE, CRL_INTERVAL_MS, CrlWatch } from './service/crl-watch.js';
 import { isReadAction, READ_AUDIT_FILE, ReadAuditLog } from './service/read-audit.js';
 import { signerOf } from './service/decision-key.js';
 import { SseStreams } from './service/sse.js';
@@ -395,11 +395,33 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
           intervalMs: crlIntervalMs,
           log,
           onCrl: (serials, thisUpdate) => {
-            if (!revoked.applyCrl(serials, thisUpdate)) return;
+            if (!revoked.applyCrl(serials, thisUpdate)) return false;
             revokedSerials.notify([...serials]);
+            return true;
           },
+          now,
+          file: join(o.dataDir, CRL_FILE),
         })
       : undefined;
+  await crlWatch?.restore();
+  if (crlWatch !== undefined) {
+    const w = crlWatch;
+    metrics.registry.collected(
+      'edgeward_siem_crl_stale',
+      '1 while the CA CRL in force is past its nextUpdate (its serials still refused), or none was verified yet',
+      'gauge',
+      () => [[{}, w.status().state === 'current' ? 0 : 1]],
+    );
+    metrics.registry.collected(
+      'edgeward_siem_crl_next_update_seconds',
+      'The nextUpdate of the CA CRL in force, seconds since the Unix epoch',
+      'gauge',
+      () => {
+        const next = w.status().nextUpdate;
+        return next === null ? [] : [[{}, next / 1000]];
+      },
+    );
+  }
 
   const tls = (id: LoadedIdentity) => ({ key: id.keyPem, cert: id.certPem, ca: id.bundlePem });
   const app = createHttpsServer({

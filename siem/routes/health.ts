@@ -6,14 +6,23 @@ import type { SiemRouteContext } from './context.js';
 export function healthRoutes(c: SiemRouteContext): HttpsPlugin {
   return async (app) => {
     app.get('/healthz', async () => {
-      const crlWatch = c.crlWatch();
+      const crl = c.crlWatch()?.status();
+      const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
       return {
-        status: 'ok',
+        // A CRL past its nextUpdate: the serials it lists are still refused, newer ones unknown.
+        status: crl?.state === 'stale' ? 'degraded' : 'ok',
         trustDomain: c.trustDomain,
         revision: c.hub.revision,
         revokedSerials: c.revoked.size,
-        ...(crlWatch
-          ? { crl: { polls: crlWatch.polls, failures: crlWatch.failures, ok: crlWatch.lastError === null } }
+        ...(crl
+          ? {
+              crl: {
+                ...crl,
+                ok: crl.error === null,
+                thisUpdate: iso(crl.thisUpdate),
+                nextUpdate: iso(crl.nextUpdate),
+              },
+            }
           : {}),
       };
     });

@@ -2,7 +2,7 @@
 // configs), where any local user reads them in /proc/PID/cmdline; a watcher enrolled as svc/siem
 // 41 ms after one appeared. Real processes: a mesh from dist/ and a watcher process of /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceId } from '../../common/identity.js';
@@ -196,6 +196,37 @@ describe('join tokens in argv', () => {
     expect(again.stderr).toContain(`ERR_SECRET_FILE: cannot create ${file} (EEXIST)`);
     const en = edgeward([...enrollArgs(id, join(dir, 'out')), '--token-file', file]);
     expect(en.status, en.stderr).toBe(0);
+  });
+
+  it('a process edgeward spawns does not inherit EDGEWARD_JOIN_TOKEN', () => {
+    // tpm2-tools stand-ins on PATH: each writes the environment it was given, then fails.
+    const tools = join(dir, 'tools');
+    mkdirSync(tools);
+    const seen = join(dir, 'tool-env.txt');
+    for (const tool of [
+      'tpm2_createek',
+      'tpm2_readpublic',
+      'tpm2_nvreadpublic',
+      'tpm2_nvread',
+      'tpm2_pcrread',
+    ])
+      writeFileSync(join(tools, tool), `#!/bin/sh\nenv >> "$EW_TEST_ENV_OUT"\nexit 1\n`, { mode: 0o700 });
+    const id = `spiffe://${mesh.trustDomain}/device/env-child`;
+    const token = mesh.token(id);
+    const r = edgeward(
+      [
+        ...enrollArgs(id, join(dir, 'env-child')).map((a) => (a === 'token' ? 'tpm' : a)),
+        '--tcti',
+        'swtpm:port=1',
+      ],
+      { EDGEWARD_JOIN_TOKEN: token, EW_TEST_ENV_OUT: seen, PATH: `${tools}:${process.env['PATH'] ?? ''}` },
+    );
+    expect(r.status).toBe(1);
+    const env = readFileSync(seen, 'utf8');
+    // The child got the rest of the environment, not the token.
+    expect(env).toContain(`EW_TEST_ENV_OUT=${seen}`);
+    expect(env).not.toContain('EDGEWARD_JOIN_TOKEN');
+    expect(env).not.toContain(token);
   });
 
   it('the watcher saw no other token on any command line (token files, EDGEWARD_JOIN_TOKEN)', () => {

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, createServer } from 'node:net';
+import { loadIdentity } from '../../common/identity-dir.js';
 import { EDGEWARD, edgewardAsync, edgewardServe, stop } from '../helpers/cli.js';
 import { waitFor } from '../siem/service/setup.js';
 import { freePortRange } from '../helpers/ports.js';
@@ -98,6 +99,14 @@ describe('edgeward demo', () => {
       expect(api.status, api.stderr).toBe(0);
       const answer = JSON.parse(api.stdout) as { active: { scope: { type: string; value: string } }[] };
       expect(answer.active.map((d) => d.scope.type).sort()).toEqual(['ip', 'serial']);
+      // The cloned-credential decision is on d1's own certificate, the one in its folder, and on
+      // nothing else: the serial the timeline printed, the serial the SIEM enforces.
+      const d1Serial = loadIdentity(join(data, 'd1')).serial;
+      expect(out).toContain(`device d1 (serial ${d1Serial}) holds a live mTLS connection`);
+      expect(/DECISION quarantine serial ([0-9a-f]+) \(revision/.exec(out)?.[1]).toBe(d1Serial);
+      expect(answer.active.filter((d) => d.scope.type === 'serial').map((d) => d.scope.value)).toEqual([
+        d1Serial,
+      ]);
       const decisions = await asPrinted(printed('decisions'));
       expect(decisions.status, decisions.stderr).toBe(0);
       expect(decisions.stdout).toMatch(/^revision 2: 2 active, 0 pending approval\n/);
