@@ -17,6 +17,12 @@ export const DEFAULT_MAX_LABEL_VALUES = 64;
 export interface MetricOptions {
   /** Distinct values per label name (default 64); beyond, the value is `other`. */
   readonly maxLabelValues?: number;
+  /**
+   * Distinct values one source (the reporter or client a value came from, passed to `inc`) may
+   * add to each label; beyond, that source's new values count under `other`, so one source cannot
+   * use up a label's values for every other. Default: no cap of its own (maxLabelValues).
+   */
+  readonly maxValuesPerSource?: number;
 }
 
 function labelKey(labels: Labels | undefined): string {
@@ -35,7 +41,10 @@ export class Counter implements Metric {
   private readonly values = new Map<string, number>();
   /** The distinct values seen per label name (bounded by maxLabelValues). */
   private readonly seen = new Map<string, Set<string>>();
+  /** Values each source added, per label (`source \0 label`); only sources that added one. */
+  private readonly added = new Map<string, number>();
   private readonly maxLabelValues: number;
+  private readonly maxValuesPerSource: number;
   constructor(
     readonly name: string,
     readonly help: string,
@@ -43,9 +52,13 @@ export class Counter implements Metric {
     o: MetricOptions = {},
   ) {
     this.maxLabelValues = o.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
+    this.maxValuesPerSource = o.maxValuesPerSource ?? this.maxLabelValues;
   }
-  /** The series key of `labels`, with every value past its label's cap turned into `other`. */
-  private key(labels: Labels | undefined): string {
+  /**
+   * The series key of `labels`, with every value past its label's cap (or past what `source` may
+   * add to it) turned into `other`.
+   */
+  private key(labels: Labels | undefined, source?: string): string {
     if (!labels) return '';
     let capped: Record<string, string> | undefined;
     for (const [name, value] of Object.entries(labels)) {
@@ -55,13 +68,21 @@ export class Counter implements Metric {
         this.seen.set(name, set);
       }
       if (set.has(value) || value === OTHER_LABEL) continue;
-      if (set.size < this.maxLabelValues) set.add(value);
+      let room = set.size < this.maxLabelValues;
+      if (room && source !== undefined) {
+        const k = `${source}\0${name}`;
+        const n = this.added.get(k) ?? 0;
+        room = n < this.maxValuesPerSource;
+        if (room) this.added.set(k, n + 1);
+      }
+      if (room) set.add(value);
       else (capped ??= { ...labels })[name] = OTHER_LABEL;
     }
     return labelKey(capped ?? labels);
   }
-  inc(labels?: Labels, by = 1): void {
-    const k = this.key(labels);
+  /** Adds `by`; `source` names who the label values came from (see maxValuesPerSource). */
+  inc(labels?: Labels, by = 1, source?: string): void {
+    const k = this.key(labels, source);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
   set(labels: Labels | undefined, value: number): void {
@@ -77,6 +98,7 @@ export class Counter implements Metric {
   reset(): void {
     this.values.clear();
     this.seen.clear();
+    this.added.clear();
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];

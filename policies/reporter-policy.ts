@@ -37,6 +37,15 @@ export interface ReporterBudgets {
   readonly correlationKeys: number;
   /** Open decision streams per identity. */
   readonly decisionStreams: number;
+  /**
+   * Buffered correlation entries (events held in group windows) per correlation rule from one
+   * reporter's events; beyond it that reporter's own least recently updated key is forgotten.
+   */
+  readonly correlationEntries: number;
+  /** New values one reporter may add to each label of a SIEM metric; beyond, `other`. */
+  readonly metricLabelValues: number;
+  /** Reporter identities named in edgeward_siem_reporter_refusals_total; beyond, `other`. */
+  readonly metricReporters: number;
 }
 
 export interface ReporterPolicy {
@@ -51,6 +60,9 @@ export const DEFAULT_BUDGETS: ReporterBudgets = {
   eventsBurst: 20_000,
   correlationKeys: 10_000,
   decisionStreams: 8,
+  correlationEntries: 100_000,
+  metricLabelValues: 16,
+  metricReporters: 256,
 };
 
 /** Why an event is refused: the action is not one its kind may report, or not about that subject. */
@@ -89,6 +101,9 @@ interface PolicyShape {
     readonly 'events-burst'?: number;
     readonly 'correlation-keys'?: number;
     readonly 'decision-streams'?: number;
+    readonly 'correlation-entries'?: number;
+    readonly 'metric-label-values'?: number;
+    readonly 'metric-reporters'?: number;
   };
 }
 
@@ -131,6 +146,10 @@ const policyShape = compileSchema<PolicyShape>(
           'events-burst': count(10_000, 100_000_000),
           'correlation-keys': count(1, 1_000_000),
           'decision-streams': count(1, 1000),
+          // At least one group's window (2,048 entries) must fit.
+          'correlation-entries': count(2048, 10_000_000),
+          'metric-label-values': count(1, 1024),
+          'metric-reporters': count(1, 100_000),
         },
       },
     },
@@ -172,6 +191,9 @@ export function parseReporterPolicy(text: string, name = 'reporter policy'): Rep
     eventsBurst: b['events-burst'] ?? Math.max(d.eventsBurst, eventsPerSecond * 2),
     correlationKeys: b['correlation-keys'] ?? d.correlationKeys,
     decisionStreams: b['decision-streams'] ?? d.decisionStreams,
+    correlationEntries: b['correlation-entries'] ?? d.correlationEntries,
+    metricLabelValues: b['metric-label-values'] ?? d.metricLabelValues,
+    metricReporters: b['metric-reporters'] ?? d.metricReporters,
   };
   return Object.freeze({
     rules: Object.freeze(rules),
@@ -198,7 +220,7 @@ export function describeReporterPolicy(p: ReporterPolicy): string {
   const b = p.budgets;
   lines.push(
     `  subscribers: ${p.subscribers.length === 0 ? 'none' : p.subscribers.join(', ')}`,
-    `  per reporter: ${b.eventsPerSecond} events/s (burst ${b.eventsBurst}), ${b.correlationKeys} correlation keys per rule, ${b.decisionStreams} decision streams`,
+    `  per reporter: ${b.eventsPerSecond} events/s (burst ${b.eventsBurst}), ${b.correlationKeys} correlation keys and ${b.correlationEntries} buffered events per rule, ${b.decisionStreams} decision streams, ${b.metricLabelValues} new values per metric label (${b.metricReporters} reporters named in the refusal counter)`,
   );
   return lines.join('\n');
 }

@@ -44,7 +44,7 @@ import { IdentityRenewer } from './service/identity.js';
 import { IngestPipeline, type EventIngest } from './service/ingest.js';
 import { createSiemMetrics } from './service/metrics.js';
 import { MAX_BATCH_EVENTS } from './service/parse-batch.js';
-import { createAnalystAuthorizer, type AnalystExtension } from './service/peer.js';
+import { createAnalystAuthorizer, sourceOf, type AnalystExtension } from './service/peer.js';
 import { ReporterGate, RevokedSerials } from './service/reporters.js';
 import { applyRetention } from './store/index.js';
 import {
@@ -149,7 +149,8 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const trustDomain = parseIdentity(identity.identity).trustDomain;
   if (identity.identity !== serviceId(trustDomain, 'siem'))
     throw new EdgewardError('ERR_SIEM_IDENTITY', `the SIEM runs as ${serviceId(trustDomain, 'siem')}`);
-  const metrics = createSiemMetrics();
+  const reporterPolicy = o.reporterPolicy ?? loadReporterPolicy(defaultPolicyPath('reporter-policy.yaml'));
+  const metrics = createSiemMetrics(reporterPolicy.budgets);
   metrics.registry.collected(
     'edgeward_siem_certificate_expiry_timestamp_seconds',
     'When the SIEM certificate expires (notAfter), seconds since the Unix epoch',
@@ -176,7 +177,6 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const newId = createEventIdFactory(randomBytes);
   const engine = new ResponseEngine({ trustDomain, config: o.playbooks });
   engine.importState(await store.loadResponseState());
-  const reporterPolicy = o.reporterPolicy ?? loadReporterPolicy(defaultPolicyPath('reporter-policy.yaml'));
   const revoked = new RevokedSerials();
   const gate = new ReporterGate({
     policy: compileReporterPolicy(reporterPolicy),
@@ -221,6 +221,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   const alerts = new Feed<Alert>(log);
   const correlatorOptions: CorrelatorOptions = {
     maxGroupsPerReporter: reporterPolicy.budgets.correlationKeys,
+    maxEntriesPerReporter: reporterPolicy.budgets.correlationEntries,
     ...(o.correlator ?? {}),
   };
   const onAlerts = createAlertResponder({
@@ -430,7 +431,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     timeouts: { requestMs: 30_000, keepAliveMs: 30_000 },
     tls: { ...tls(identity), requestCert: true },
     onRefusal: (e, _err, req, reply) => {
-      if (req.url.startsWith('/v1/events')) metrics.rejected.inc({ reason: e.code });
+      if (req.url.startsWith('/v1/events')) metrics.rejected.inc({ reason: e.code }, 1, sourceOf(req));
       if (e.code === 'ERR_SIEM_OVERLOADED') void reply.header('retry-after', '1');
       if (e.code === 'ERR_SIEM_BUS_UNAVAILABLE') void reply.header('retry-after', '2');
       if (e.code === 'ERR_SIEM_REPORTER_RATE')

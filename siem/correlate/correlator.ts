@@ -54,6 +54,8 @@ interface CorrState {
   readonly groups: Map<string, CountGroup | SeqGroup>;
   /** The keys each reporter created, least recently updated first. */
   readonly owners: Map<string, Set<string>>;
+  /** Entries buffered in count groups per reporter of the event (reporters with any). */
+  readonly held: Map<string, number>;
   entries: number;
 }
 
@@ -264,6 +266,7 @@ export class Correlator {
     evictedGroups: 0,
     evictedByReporter: 0,
     droppedEntries: 0,
+    refusedByReporter: 0,
     groups: 0,
     maxTime: 0,
   };
@@ -295,10 +298,11 @@ export class Correlator {
       o.maxEntriesPerGroup < MAX_THRESHOLD ||
       o.maxEntriesPerRule < o.maxEntriesPerGroup ||
       o.maxGroupsPerRule < 1 ||
-      o.maxGroupsPerReporter < 1
+      o.maxGroupsPerReporter < 1 ||
+      o.maxEntriesPerReporter < o.maxEntriesPerGroup
     ) {
       throw new TypeError(
-        'correlator caps too small: maxEntriesPerGroup >= 1000, maxEntriesPerRule >= maxEntriesPerGroup',
+        'correlator caps too small: maxEntriesPerGroup >= 1000, maxEntriesPerRule and maxEntriesPerReporter >= maxEntriesPerGroup',
       );
     }
     if (!(o.latenessMs >= 0)) throw new TypeError('latenessMs must be >= 0');
@@ -306,6 +310,7 @@ export class Correlator {
       rule,
       groups: new Map(),
       owners: new Map(),
+      held: new Map(),
       entries: 0,
     }));
     for (const corr of this.#corrs) this.#outer.set(corr.rule.id, feedsOf(this.#corrs, corr.rule.id));
@@ -654,11 +659,19 @@ export class Correlator {
   #drop(corr: CorrState, key: string, g: CountGroup | SeqGroup): void {
     corr.groups.delete(key);
     corr.entries -= this.#size(g);
+    if (!('steps' in g)) for (let k = g.head; k < g.ts.length; k++) this.#release(corr, g.obs[k] as string);
     const own = corr.owners.get(g.owner);
     if (own !== undefined) {
       own.delete(key);
       if (own.size === 0) corr.owners.delete(g.owner);
     }
+  }
+
+  /** One entry of reporter `r` left a count group. */
+  #release(corr: CorrState, r: string): void {
+    const n = (corr.held.get(r) ?? 1) - 1;
+    if (n <= 0) corr.held.delete(r);
+    else corr.held.set(r, n);
   }
 
   #evictOldest(corr: CorrState): void {
@@ -684,6 +697,7 @@ export class Correlator {
         else g.tail.set(v, n);
         g.tailLo = g.head + 1;
       }
+      this.#release(corr, g.obs[g.head] as string);
       g.head++;
       corr.entries--;
     }
@@ -721,6 +735,22 @@ export class Correlator {
     }
     const T = rule.timespanMs;
     const observer = observerOf(e);
+    // One reporter's events hold at most maxEntriesPerReporter entries of this rule: beyond it,
+    // its own least recently updated key is forgotten, and with none to forget the event is not
+    // correlated, so a flood cannot push other reporters' evidence out of the rule's caps.
+    // (Events without a reporter have the rule's caps only, as for keys.)
+    const held = observer === '' ? 0 : (corr.held.get(observer) ?? 0);
+    if (held >= this.#opts.maxEntriesPerReporter) {
+      const oldest = corr.owners.get(observer)?.values().next();
+      if (oldest !== undefined && oldest.done !== true && oldest.value !== key) {
+        this.#forget(corr, oldest.value);
+        this.#stats.evictedByReporter++;
+      }
+      if ((corr.held.get(observer) ?? 0) >= this.#opts.maxEntriesPerReporter) {
+        this.#stats.refusedByReporter++;
+        return;
+      }
+    }
     const g = this.#touch<CountGroup>(corr, key, observer, () => ({
       owner: observer,
       ts: [],
@@ -765,6 +795,7 @@ export class Correlator {
       }
     }
     corr.entries++;
+    corr.held.set(observer, (corr.held.get(observer) ?? 0) + 1);
     // Dropping the head may compact the arrays, so remember the position from the end.
     const fromEnd = g.ts.length - i;
     this.#dropHead(corr, g, watermark - T);

@@ -58,6 +58,12 @@ export interface CorrelatorOptions {
    * that reporter's own least recently updated key is evicted, never another reporter's.
    */
   readonly maxGroupsPerReporter?: number;
+  /**
+   * Cap on buffered events per count-type correlation rule from one reporter's events; beyond it
+   * that reporter's own least recently updated key is evicted (and with none, its event is not
+   * correlated), never another reporter's.
+   */
+  readonly maxEntriesPerReporter?: number;
   /** How many event ids an alert carries at most. */
   readonly maxAlertEvents?: number;
   /**
@@ -77,6 +83,8 @@ export interface CorrelatorStats {
   /** Of those, evicted because their reporter was at its own cap (maxGroupsPerReporter). */
   evictedByReporter: number;
   droppedEntries: number;
+  /** Events not correlated because their reporter held its whole maxEntriesPerReporter. */
+  refusedByReporter: number;
   /** Current live group keys over all rules. */
   groups: number;
   /** Newest event time seen. */
@@ -89,6 +97,7 @@ export const DEFAULT_OPTIONS: Required<CorrelatorOptions> = {
   maxEntriesPerGroup: 2_048,
   maxEntriesPerRule: 500_000,
   maxGroupsPerReporter: 10_000,
+  maxEntriesPerReporter: 100_000,
   maxAlertEvents: 20,
   maxLeadMs: 5_000,
 };

@@ -16,16 +16,20 @@ export function eventRoutes(c: SiemRouteContext): HttpsPlugin {
   const standing = (peer: ReporterPeer): void => {
     const why = gate.standing(peer);
     if (why !== null) {
-      metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: why });
+      metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: why }, 1, peer.identity);
       throw new EdgewardError(why);
     }
   };
   const overBudget = (peer: ReporterPeer, n: number): EdgewardError => {
-    metrics.reporterRefusals.inc({
-      kind: peer.kind,
-      reporter: peer.identity,
-      code: 'ERR_SIEM_REPORTER_RATE',
-    });
+    metrics.reporterRefusals.inc(
+      {
+        kind: peer.kind,
+        reporter: peer.identity,
+        code: 'ERR_SIEM_REPORTER_RATE',
+      },
+      1,
+      peer.identity,
+    );
     return new EdgewardError('ERR_SIEM_REPORTER_RATE', undefined, {
       detail: { retryAfter: gate.retryAfter(peer.identity, n) },
     });
@@ -66,7 +70,11 @@ export function eventRoutes(c: SiemRouteContext): HttpsPlugin {
         });
         const { accepted: events, refused } = gate.filter(peer, stamped);
         for (const r of refused)
-          metrics.reporterRefusals.inc({ kind: peer.kind, reporter: peer.identity, code: r.code });
+          metrics.reporterRefusals.inc(
+            { kind: peer.kind, reporter: peer.identity, code: r.code },
+            1,
+            peer.identity,
+          );
         if (events.length === 0 && refused.length > 0) {
           const first = refused[0] as (typeof refused)[number];
           throw new EdgewardError(first.code, undefined, { detail: { refused: refused.slice(0, 100) } });

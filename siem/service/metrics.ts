@@ -1,7 +1,15 @@
 // The SIEM service's Prometheus metrics (GET /metrics).
 import { Registry } from '../../common/metrics.js';
+import { DEFAULT_BUDGETS, type ReporterBudgets } from '../../policies/index.js';
 
-export function createSiemMetrics() {
+/**
+ * The label caps come from the reporter policy's budgets: what one reporter may add to a label
+ * (`metric-label-values`), and how many reporters the refusal counter names (`metric-reporters`).
+ */
+export function createSiemMetrics(
+  budgets: Pick<ReporterBudgets, 'metricLabelValues' | 'metricReporters'> = DEFAULT_BUDGETS,
+) {
+  const perSource = budgets.metricLabelValues;
   const registry = new Registry().withRuntime();
   return {
     registry,
@@ -9,12 +17,12 @@ export function createSiemMetrics() {
     rejected: registry.counter(
       'edgeward_siem_events_rejected_total',
       'Event batches refused, by reason (error code)',
-      { maxLabelValues: 128 },
+      { maxLabelValues: 128, maxValuesPerSource: perSource },
     ),
     reporterRefusals: registry.counter(
       'edgeward_siem_reporter_refusals_total',
-      'Events and requests refused by the reporter policy, standing or budget, by reporter kind, reporter (the first 256 identities, then other) and code',
-      { maxLabelValues: 256 },
+      `Events and requests refused by the reporter policy, standing or budget, by reporter kind, reporter (the first ${budgets.metricReporters} identities, then other) and code`,
+      { maxLabelValues: budgets.metricReporters, maxValuesPerSource: perSource },
     ),
     batches: registry.counter('edgeward_siem_batches_total', 'Event batches acknowledged'),
     busSetAside: registry.counter(

@@ -91,3 +91,21 @@ export function createAnalystAuthorizer(
     return { id: peer.identity, via: 'mtls' };
   };
 }
+
+/**
+ * Who a refused request's label values are charged to (metrics' per-source caps): its verified
+ * client certificate's identity, else its address. Never throws.
+ */
+export function sourceOf(req: FastifyRequest): string {
+  const sock = req.raw.socket as TLSSocket;
+  const known = reporters.get(sock);
+  if (known !== undefined) return known.identity;
+  try {
+    const cert = sock.authorized ? sock.getPeerX509Certificate?.() : undefined;
+    const uri = cert === undefined ? undefined : uriSans(cert.subjectAltName)[0];
+    if (uri !== undefined) return uri;
+  } catch {
+    // no usable certificate: the address stands for the client
+  }
+  return `address:${req.ip}`;
+}

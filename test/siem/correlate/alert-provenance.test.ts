@@ -70,3 +70,24 @@ describe('alert provenance (cloned credential)', () => {
     expect(a?.reporters).toEqual([N('n2'), N('n1')]);
   });
 });
+
+describe('buffered evidence per reporter', () => {
+  it('a node flooding sightings of invented serials cannot push out another node’s pending evidence', () => {
+    const c = new Correlator(cloned, {
+      maxEntriesPerReporter: 4096,
+      maxEntriesPerRule: 10_000,
+      latenessMs: 3_600_000,
+    });
+    // The honest node saw d1's serial once; a second sighting from elsewhere would be a clone.
+    c.feed([seen('honest', 0, 'd1', '10.0.0.1')]);
+    // The forger floods 50,000 sightings of 1,000 invented serials, each from one address.
+    for (let k = 0; k < 50; k++)
+      c.feed(Array.from({ length: 1000 }, (_, i) => seen('forger', 1 + k * 1000 + i, `f${i}`, '192.0.2.1')));
+    const st = c.stats();
+    expect(st.groups).toBeLessThanOrEqual(1 + 1000);
+    expect(st.refusedByReporter + st.evictedByReporter).toBeGreaterThan(0);
+    // The honest node's evidence is still there: its next sighting from another address is a clone.
+    const [a] = clones(c.feed([seen('honest', 60_000, 'd1', '10.0.0.2')]));
+    expect(a?.alone).toEqual([N('honest')]);
+  });
+});
