@@ -26,31 +26,38 @@ export interface PrivateNats {
   stop(): Promise<void>;
 }
 
-export async function startPrivateNats(): Promise<PrivateNats> {
+/** A nats-server needed by a test: fails loudly when it is not installed. */
+export function requireNatsServer(): void {
   if (spawnSync(NATS_SERVER, ['--version']).status !== 0)
     throw new Error(`${NATS_SERVER} is needed (apt-get install nats-server)`);
+}
+
+/** Starts nats-server with `args` and waits until it says it is ready. */
+export async function runNatsServer(args: readonly string[]): Promise<ChildProcess> {
+  const p = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nats-server not ready:\n${log}`)), 30_000);
+    const on = (c: Buffer): void => {
+      log += c.toString();
+      if (log.includes('Server is ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    p.stdout?.on('data', on);
+    p.stderr?.on('data', on);
+    p.once('exit', (code) => reject(new Error(`nats-server exited with ${code}:\n${log}`)));
+  });
+  return p;
+}
+
+export async function startPrivateNats(): Promise<PrivateNats> {
+  requireNatsServer();
   const port = await freePort();
   const dir = tempDir('edgeward-nats-');
-  const run = async (): Promise<ChildProcess> => {
-    const p = spawn(NATS_SERVER, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`nats-server not ready:\n${log}`)), 15_000);
-      const on = (c: Buffer): void => {
-        log += c.toString();
-        if (log.includes('Server is ready')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      p.stdout?.on('data', on);
-      p.stderr?.on('data', on);
-      p.once('exit', (code) => reject(new Error(`nats-server exited with ${code}:\n${log}`)));
-    });
-    return p;
-  };
+  const run = (): Promise<ChildProcess> =>
+    runNatsServer(['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir]);
   const n: PrivateNats = {
     url: `nats://127.0.0.1:${port}`,
     port,

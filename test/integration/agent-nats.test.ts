@@ -9,7 +9,7 @@
 // certificate or without a mapping cannot connect, the agent's credentials cannot publish, and
 // after a nats-server restart (and an agent restart) the agent resumes at its revision without a
 // catch-up.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -26,9 +26,9 @@ import { busLayout, NatsDecisionPublisher, type Bus } from '../../siem/bus/index
 import { edgeward, edgewardServe, stop } from '../helpers/cli.js';
 import { startMesh, waitUntil, type Mesh, type MeshAgent, type MeshIdentity } from '../helpers/mesh.js';
 import { freePortRange } from '../helpers/ports.js';
+import { requireNatsServer, runNatsServer } from '../helpers/private-nats.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const NATS_SERVER = '/usr/sbin/nats-server';
 const TD = 'factory.example';
 const SUBJECT = 'edgeward.decisions';
 const STREAM = 'EDGEWARD_DECISIONS';
@@ -88,22 +88,7 @@ authorization {
 async function startNats(): Promise<void> {
   const conf = join(natsDir, 'nats.conf');
   writeFileSync(conf, natsConfig(), { mode: 0o600 });
-  const p = spawn(NATS_SERVER, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  nats = p;
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server not ready:\n${log}`)), 30_000);
-    const on = (c: Buffer): void => {
-      log += c.toString();
-      if (log.includes('Server is ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    p.stdout?.on('data', on);
-    p.stderr?.on('data', on);
-    p.once('exit', (code) => reject(new Error(`nats-server exited with ${code}:\n${log}`)));
-  });
+  nats = await runNatsServer(['-c', conf]);
 }
 
 async function stopNats(): Promise<void> {
@@ -223,8 +208,7 @@ const closed = (s: TLSSocket): Promise<void> =>
   new Promise((r) => (s.destroyed ? r() : s.once('close', () => r())));
 
 beforeAll(async () => {
-  if (spawnSync(NATS_SERVER, ['--version']).status !== 0)
-    throw new Error(`${NATS_SERVER} is needed for the NATS decision tests (apt-get install nats-server)`);
+  requireNatsServer();
   natsPort = await freePortRange(1);
   natsDir = tempDir('edgeward-agent-nats-');
   mkdirSync(join(natsDir, 'js'), { mode: 0o700 });

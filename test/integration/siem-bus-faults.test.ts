@@ -3,8 +3,7 @@
 // acknowledged is lost, nothing stored twice), kill -9 of the replica that held a correlation
 // shard during a burst (the other takes the shard over and the detection fires once), and the
 // nats-server restarted under load (503 with Retry-After while it is down, then full recovery).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,47 +12,20 @@ import { serviceId } from '../../common/identity.js';
 import { ROUTE_SEP, shardOf } from '../../siem/bus/index.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { EDGEWARD } from '../helpers/cli.js';
+import { freePort, requireNatsServer, runNatsServer } from '../helpers/private-nats.js';
 import { tempDir } from '../helpers/tmp.js';
 import { call, enrollAs, waitFor, type Creds } from '../siem/service/setup.js';
 
 const TD = 'factory.example';
-const NATS_SERVER = '/usr/sbin/nats-server';
 let ca: TestCa;
 const procs: ChildProcess[] = [];
 let natsPort = 0;
 let natsDir = '';
 let nats: ChildProcess | undefined;
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-
 async function startNats(): Promise<void> {
-  const p = spawn(NATS_SERVER, ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', natsDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  procs.push(p);
-  nats = p;
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server not ready:\n${log}`)), 15_000);
-    const on = (c: Buffer): void => {
-      log += c.toString();
-      if (log.includes('Server is ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    p.stdout?.on('data', on);
-    p.stderr?.on('data', on);
-    p.once('exit', (code) => reject(new Error(`nats-server exited with ${code}:\n${log}`)));
-  });
+  nats = await runNatsServer(['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', natsDir]);
+  procs.push(nats);
 }
 
 function serve(args: string[]): Promise<{ proc: ChildProcess; url: string; err: () => string }> {
@@ -89,8 +61,7 @@ const kill9 = async (p: ChildProcess): Promise<void> => {
 };
 
 beforeAll(async () => {
-  if (spawnSync(NATS_SERVER, ['--version']).status !== 0)
-    throw new Error(`${NATS_SERVER} is needed for the bus fault tests (apt-get install nats-server)`);
+  requireNatsServer();
   natsPort = await freePort();
   natsDir = tempDir('edgeward-nats-');
   await startNats();

@@ -1,9 +1,8 @@
 // The SIEM on the real nats-server (127.0.0.1:4222, JetStream): the --bus URL list, the stream
 // layout, ingest published once per batch key, and a burst split over two ingest replicas that
 // two correlation shards turn into one detection, raised once.
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateEvent, type EdgeEvent } from '../../../common/events.js';
+import type { EdgeEvent } from '../../../common/events.js';
 import { createLogger } from '../../../common/log.js';
 import { edgeward } from '../../helpers/cli.js';
 import { defaultPolicyPath } from '../../../policies/index.js';
@@ -22,34 +21,11 @@ import {
   parseEventMessage,
   type Bus,
 } from '../../../siem/bus/index.js';
+import { failures, NATS, testPrefix, until } from './fixtures.js';
 
-const NATS = process.env['EDGEWARD_TEST_NATS'] ?? 'nats://127.0.0.1:4222';
 const log = createLogger('bus-test', 'silent');
-const prefix = `t${randomBytes(5).toString('hex')}`;
-
-let seq = 0;
-export function failure(ip: string, at: number): EdgeEvent {
-  return validateEvent(
-    {
-      '@timestamp': at,
-      'event.action': 'handshake.failure',
-      'observer.type': 'node',
-      'observer.identity': 'spiffe://t.example/node/n1',
-      'source.ip': ip,
-      'event.id': `${prefix}-${seq++}`,
-      'event.ingested': at,
-    },
-    { mode: 'stored' },
-  );
-}
-
-const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const prefix = testPrefix();
+const failure = failures(prefix);
 
 describe('--bus URLs', () => {
   it('takes a comma-separated list of nats:// and tls:// servers', () => {

@@ -1,9 +1,7 @@
 // A chained correlation (a correlation over another correlation's alerts) on the sharded bus, on
 // the real nats-server: inner alerts raised on two shards reach the one shard that keeps the outer
 // group, so the outer correlation counts them all and fires once.
-import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { validateEvent, type EdgeEvent } from '../../../common/events.js';
 import { createLogger } from '../../../common/log.js';
 import { checkRuleFile } from '../../../policies/rules/index.js';
 import { Correlator, type Alert } from '../../../siem/correlate/index.js';
@@ -19,10 +17,11 @@ import {
   ROUTE_SEP,
   type Bus,
 } from '../../../siem/bus/index.js';
+import { failures, NATS, testPrefix, until } from './fixtures.js';
 
-const NATS = process.env['EDGEWARD_TEST_NATS'] ?? 'nats://127.0.0.1:4222';
 const log = createLogger('bus-chain-test', 'silent');
-const prefix = `t${randomBytes(5).toString('hex')}`;
+const prefix = testPrefix();
+const failure = failures(prefix);
 
 const RULES = `
 title: handshake failure
@@ -67,30 +66,6 @@ correlation:
     gte: 3
     field: source.ip
 `;
-
-let seq = 0;
-function failure(ip: string, at: number): EdgeEvent {
-  return validateEvent(
-    {
-      '@timestamp': at,
-      'event.action': 'handshake.failure',
-      'observer.type': 'node',
-      'observer.identity': 'spiffe://t.example/node/n1',
-      'source.ip': ip,
-      'event.id': `${prefix}-${seq++}`,
-      'event.ingested': at,
-    },
-    { mode: 'stored' },
-  );
-}
-
-const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe('chain events on a correlation shard', () => {
   const inner = 't-burst';

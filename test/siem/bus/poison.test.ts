@@ -1,9 +1,8 @@
 // A message the store cannot take, on the real nats-server: retried a bounded number of times,
 // then set aside on the stream (still readable at its sequence) while the messages after it are
 // stored; an outage that passes (ERR_STORE_UNAVAILABLE) is retried for as long as it lasts.
-import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { validateEvent, type EdgeEvent } from '../../../common/events.js';
+import type { EdgeEvent } from '../../../common/events.js';
 import { EdgewardError } from '../../../common/errors.js';
 import { createLogger } from '../../../common/log.js';
 import {
@@ -14,35 +13,11 @@ import {
   DurableLoop,
   type Bus,
 } from '../../../siem/bus/index.js';
+import { failures, NATS, testPrefix, until } from './fixtures.js';
 
-const NATS = process.env['EDGEWARD_TEST_NATS'] ?? 'nats://127.0.0.1:4222';
 const log = createLogger('bus-poison-test', 'silent');
-const prefix = `t${randomBytes(5).toString('hex')}`;
-
-let seq = 0;
-function event(ip: string): EdgeEvent {
-  const at = Date.now();
-  return validateEvent(
-    {
-      '@timestamp': at,
-      'event.action': 'handshake.failure',
-      'observer.type': 'node',
-      'observer.identity': 'spiffe://t.example/node/n1',
-      'source.ip': ip,
-      'event.id': `${prefix}-${seq++}`,
-      'event.ingested': at,
-    },
-    { mode: 'stored' },
-  );
-}
-
-const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const prefix = testPrefix();
+const event = failures(prefix);
 
 describe('poison batches on the bus (real nats-server)', () => {
   let bus: Bus;
