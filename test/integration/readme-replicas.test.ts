@@ -4,14 +4,18 @@
 // hand, slower than the servers), and the dashboard password comes from EDGEWARD_PASSWORD (the
 // reader types it at the prompt).
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'nats';
 import { afterAll, describe, expect, it } from 'vitest';
+import { busLayout, deleteBusLayout, parseBusDecision } from '../../siem/bus/index.js';
 import { EDGEWARD } from '../helpers/cli.js';
 import { freePortRange } from '../helpers/ports.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
+const NATS = process.env['EDGEWARD_TEST_NATS'] ?? 'nats://127.0.0.1:4222';
 const README = join(import.meta.dirname, '..', '..', 'README.md');
 
 /** The sh blocks of the README's "### Replicas" section, in order. */
@@ -36,8 +40,13 @@ curl() {
 `;
 
 let db: TestDatabase | undefined;
+/** The README's `--bus-prefix factory`, made this run's own on the shared nats-server. */
+const prefix = `readme${randomBytes(4).toString('hex')}`;
 afterAll(async () => {
   await db?.drop();
+  const nc = await connect({ servers: NATS });
+  await deleteBusLayout(await nc.jetstreamManager(), busLayout(prefix, 4));
+  await nc.close();
 });
 
 describe('README: two CA replicas and two SIEM replicas on one PostgreSQL', () => {
@@ -47,7 +56,10 @@ describe('README: two CA replicas and two SIEM replicas on one PostgreSQL', () =
     expect(block).toMatch(/^URL=postgres:\/\/\S+$/m);
     for (const p of PORTS) expect(block).toContain(`127.0.0.1:${p}`);
     const base = await freePortRange(PORTS.length);
-    let script = block.replace(/^URL=postgres:\/\/\S+$/m, `URL=${db.url}`);
+    expect(block).toContain('--bus nats://127.0.0.1:4222 --bus-prefix factory');
+    let script = block
+      .replace(/^URL=postgres:\/\/\S+$/m, `URL=${db.url}`)
+      .replaceAll('--bus-prefix factory', `--bus-prefix ${prefix}`);
     PORTS.forEach((p, i) => (script = script.replaceAll(`127.0.0.1:${p}`, `127.0.0.1:${base + i}`)));
     const cwd = tempDir('edgeward-readme-replicas-');
     // `edgeward` on PATH execs the built CLI, so `kill $(jobs -p)` reaches the servers themselves.
@@ -91,5 +103,21 @@ describe('README: two CA replicas and two SIEM replicas on one PostgreSQL', () =
     expect(stdout.slice(stdout.lastIndexOf('added dashboard user'))).toMatch(
       /quarantine\s+identity=spiffe:\/\/factory\.example\/device\/d1[\s\S]*quarantine\s+identity=spiffe:\/\/factory\.example\/device\/d1/,
     );
+    // Decisions went through the bus: the quarantine's signed delta is on the decisions stream.
+    const nc = await connect({ servers: NATS });
+    try {
+      const jsm = await nc.jetstreamManager();
+      const layout = busLayout(prefix, 4);
+      const info = await jsm.streams.info(layout.decisionsStream);
+      expect(info.state.messages).toBeGreaterThanOrEqual(1);
+      const last = await jsm.streams.getMessage(layout.decisionsStream, {
+        last_by_subj: layout.decisionsSubject,
+      });
+      const doc = parseBusDecision(last.data);
+      expect(doc.jws).toContain('.');
+      expect(doc.revision).toBeGreaterThanOrEqual(1);
+    } finally {
+      await nc.close();
+    }
   }, 180_000);
 });
