@@ -28,6 +28,10 @@ import type { RunningSiem } from '../running-siem.js';
 import type { AlertStatus, InventoryStore } from '../store/index.js';
 import type { Rule, RuleSet } from '../../policies/rules/index.js';
 
+/** Tries of an inventory update while the store is away, one every STORE_RETRY_MS (about a minute). */
+const STORE_RETRIES = 60;
+const STORE_RETRY_MS = 1000;
+
 const BUCKET_MS = 10_000;
 const BUCKETS = 60;
 const MAX_EDGES = 5000;
@@ -293,12 +297,28 @@ export function createDashboardApi(
 
   // The inventory's writes, one after another in the order they came (a revocation after the
   // enrollment it revokes); reads of the inventory wait for the writes before them.
+  // A store that is away (PostgreSQL restarting) is waited for: the events are committed already,
+  // and their changes to the inventory would otherwise be missing once it is back.
   let inventoryWrites: Promise<void> = Promise.resolve();
+  const retried = async (fn: () => Promise<unknown>): Promise<unknown> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (
+          !(err instanceof EdgewardError && err.code === 'ERR_STORE_UNAVAILABLE') ||
+          attempt >= STORE_RETRIES
+        )
+          throw err;
+        await new Promise((r) => setTimeout(r, STORE_RETRY_MS));
+      }
+    }
+  };
   const writeInventory = (fn: (inv: InventoryStore) => Promise<unknown>): void => {
     const inv = o.inventory;
     if (inv === undefined) return;
     inventoryWrites = inventoryWrites
-      .then(() => fn(inv))
+      .then(() => retried(() => fn(inv)))
       .then(
         () => undefined,
         (err: unknown) => o.log?.error({ err }, 'the inventory projection could not be updated'),

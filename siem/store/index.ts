@@ -26,6 +26,7 @@ export {
   type OpenedPostgres,
   type PostgresSiemOptions,
 } from './store-postgres.js';
+export { eventColumns } from './pg/events.js';
 export { sqliteStores, type SiemStoreFactory, type SiemStoreOptions, type SiemStores } from './stores.js';
 export {
   ACK_HISTORY,
