@@ -3,49 +3,15 @@
 // budget is spent; a real cloned credential, seen by the two agents, must still be quarantined at
 // once and the clone's victim connection cut, because budgets are per reporter (and the
 // cloned-credential rule has a reserved one).
-import { connect as netConnect } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LoadedIdentity } from '../../../common/identity-dir.js';
 import { startMesh, type Mesh, type MeshAgent } from '../../helpers/mesh.js';
+import { listing as listingOf, tlsThrough, waitFor, type Listing } from './shared.js';
 
 let mesh: Mesh;
 let n1: MeshAgent;
 let n2: MeshAgent;
 
-function tlsThrough(agent: MeshAgent, who: LoadedIdentity, localAddress: string): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({
-      socket: netConnect({ host: '127.0.0.1', port: agent.inboundPort, localAddress }),
-      key: who.keyPem,
-      cert: who.certPem,
-      ca: who.bundlePem,
-      minVersion: 'TLSv1.3',
-      checkServerIdentity: () => undefined,
-    });
-    s.once('secureConnect', () => s.write('ping'));
-    s.once('data', () => resolve(s));
-    s.once('error', reject);
-    s.once('close', () => reject(new Error('closed before the echo')));
-  });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-interface Listing {
-  active: { scope: { type: string; value: string } }[];
-  pending: { scope: { type: string; value: string } }[];
-}
-
-const listing = async (): Promise<Listing> => (await mesh.decisions()) as unknown as Listing;
+const listing = (): Promise<Listing> => listingOf(mesh);
 
 beforeAll(async () => {
   mesh = await startMesh({ agents: [{ name: 'n1' }, { name: 'n2' }] });

@@ -4,48 +4,15 @@
 // budget. A real clone then seen by an honest node must still be quarantined at once (applied,
 // not pending) and the clone's victim connection cut: the reserve is per reporter, with no total
 // that other reporters can fill (docs/rules.md, "Blast-radius budgets").
-import { connect as netConnect } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadedIdentity } from '../../../common/identity-dir.js';
 import { startMesh, type Mesh, type MeshAgent } from '../../helpers/mesh.js';
+import { listing as listingOf, tlsThrough, waitFor, type Listing } from './shared.js';
 
 let mesh: Mesh;
 let n1: MeshAgent;
 
-function tlsThrough(agent: MeshAgent, who: LoadedIdentity, localAddress: string): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({
-      socket: netConnect({ host: '127.0.0.1', port: agent.inboundPort, localAddress }),
-      key: who.keyPem,
-      cert: who.certPem,
-      ca: who.bundlePem,
-      minVersion: 'TLSv1.3',
-      checkServerIdentity: () => undefined,
-    });
-    s.once('secureConnect', () => s.write('ping'));
-    s.once('data', () => resolve(s));
-    s.once('error', reject);
-    s.once('close', () => reject(new Error('closed before the echo')));
-  });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-interface Listing {
-  active: { scope: { type: string; value: string } }[];
-  pending: { scope: { type: string; value: string } }[];
-}
-
-const listing = async (): Promise<Listing> => (await mesh.decisions()) as unknown as Listing;
+const listing = (): Promise<Listing> => listingOf(mesh);
 
 /** Forged sightings: `count` invented serials, each from two documentation addresses. */
 function forgedClones(forger: LoadedIdentity, prefix: string, count: number): Record<string, unknown>[] {
@@ -84,26 +51,34 @@ describe('the cloned-credential reserve is per reporter (issue 19, attack 7)', (
       expect((await mesh.report(b, forgedClones(b, 'bb', 30))).status).toBe(200);
       const forged = (l: Listing, kind: 'active' | 'pending') =>
         l[kind].filter((d) => d.scope.type === 'serial' && /^(aa|bb)/.test(d.scope.value));
-      const spent = await waitFor('both forgers to spend their shares', async () => {
-        const l = await listing();
-        return forged(l, 'active').length + forged(l, 'pending').length >= 60 ? l : undefined;
-      });
+      const spent = await waitFor(
+        'both forgers to spend their shares',
+        async () => {
+          const l = await listing();
+          return forged(l, 'active').length + forged(l, 'pending').length >= 60 ? l : undefined;
+        },
+        30_000,
+      );
       // Each forger's evidence quarantined its share, 10 certificates; the rest wait for an analyst.
       expect(forged(spent, 'active')).toHaveLength(20);
       expect(forged(spent, 'pending')).toHaveLength(40);
 
       // The real attack: d1's credential used at the same time from a second address, on n1.
       const clone = await tlsThrough(n1, d1, '127.0.0.2').catch(() => undefined);
-      const decided = await waitFor('the cloned-credential decision', async () => {
-        const l = await listing();
-        return l.active.find((d) => d.scope.type === 'serial' && d.scope.value === d1.serial);
-      });
+      const decided = await waitFor(
+        'the cloned-credential decision',
+        async () => {
+          const l = await listing();
+          return l.active.find((d) => d.scope.type === 'serial' && d.scope.value === d1.serial);
+        },
+        30_000,
+      );
       expect(decided.scope).toEqual({ type: 'serial', value: d1.serial });
       expect((await listing()).pending.map((p) => p.scope)).not.toContainEqual({
         type: 'serial',
         value: d1.serial,
       });
-      await waitFor('the live connection of the cloned credential to be cut', async () => cut);
+      await waitFor('the live connection of the cloned credential to be cut', async () => cut, 30_000);
       clone?.destroy();
       // The clone cannot connect again; another device still does.
       await expect(tlsThrough(n1, d1, '127.0.0.1')).rejects.toThrow();
