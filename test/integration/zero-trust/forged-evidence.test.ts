@@ -8,6 +8,7 @@ import { loadIdentity, type LoadedIdentity } from '../../../common/identity-dir.
 import { edgeward } from '../../helpers/cli.js';
 import { rawRequest } from '../../helpers/https.js';
 import { startMesh, type Mesh, type MeshAgent } from '../../helpers/mesh.js';
+import { waitFor } from './shared.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -57,16 +58,6 @@ async function inventory(q: string): Promise<{ total: number; items: Record<stri
   });
   expect(r.status).toBe(200);
   return r.json as unknown as { total: number; items: Record<string, unknown>[] };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 beforeAll(async () => {
