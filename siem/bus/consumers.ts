@@ -7,7 +7,7 @@ import type { EdgeEvent } from '../../common/events.js';
 import type { Logger } from '../../common/log.js';
 import type { Alert } from '../correlate/index.js';
 import type { Bus } from './connect.js';
-import { parseEventMessage } from './correlation-worker.js';
+import { busJson, parseEventMessage } from './correlation-worker.js';
 
 export interface DurableOptions {
   readonly bus: Bus;
@@ -80,12 +80,7 @@ async function durableMessages(
 
 /** Parses an alert published by a correlation worker; refuses anything else. */
 export function parseAlertMessage(data: Uint8Array): Alert {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
-  } catch (cause) {
-    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'alert is not JSON', { cause });
-  }
+  const v = busJson(data, 'alert is not JSON');
   const a = v as Partial<Alert> | null;
   if (
     typeof a !== 'object' ||

@@ -33,14 +33,18 @@ interface Checkpoint {
   readonly time: number;
 }
 
+/** A bus message's JSON (strict UTF-8); `ERR_SIEM_BUS_MESSAGE` saying `refusal` when it is not. */
+export function busJson(data: Uint8Array, refusal: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+  } catch (cause) {
+    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', refusal, { cause });
+  }
+}
+
 /** Parses a message of a corr or batch subject: a JSON array of event objects. */
 export function parseEventMessage(data: Uint8Array): EdgeEvent[] {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
-  } catch (cause) {
-    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'not a JSON event array', { cause });
-  }
+  const v = busJson(data, 'not a JSON event array');
   if (!Array.isArray(v)) throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'not a JSON event array');
   return v.map((e, i) => {
     try {
@@ -63,12 +67,7 @@ const MAX_CHAIN_EVENTS = 256;
 
 /** Parses chain events (inner alerts as outer events, see `Correlator.feedChained`). */
 export function parseChainMessage(data: Uint8Array, inner: string): EdgeEvent[] {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
-  } catch (cause) {
-    throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', 'chain events are not JSON', { cause });
-  }
+  const v = busJson(data, 'chain events are not JSON');
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_CHAIN_EVENTS)
     throw new EdgewardError('ERR_SIEM_BUS_MESSAGE', `not an array of 1-${MAX_CHAIN_EVENTS} chain events`);
   for (const e of v as unknown[]) {
