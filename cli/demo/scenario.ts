@@ -271,9 +271,15 @@ export async function runScenario(mesh: Mesh, ports: Ports, once: boolean): Prom
   mesh.step('n3 → n1 over the outbound sidecar: plain TCP on loopback, mTLS between agents: OK');
 
   // ---- the attack ----
-  const seen = { alerts: new Set<string>(), decisions: new Set<string>(), acks: new Map<string, number>() };
-  const watch = setInterval(() => void poll(mesh, siemUrl, admin, seen), 50);
+  // From here on the SIEM is polled while things happen, and a poll can learn of an alert after a
+  // later step: the timeline is held and printed, in order, once the last poll is in.
+  const seen: Seen = { alerts: new Set(), decisions: new Map(), acks: new Map() };
+  let polling = Promise.resolve();
+  const watch = setInterval(() => {
+    polling = polling.then(() => poll(mesh, siemUrl, admin, seen));
+  }, 50);
   const attackAt = Date.now();
+  mesh.hold();
   mesh.step('ATTACK 1: a clone of d1’s key and certificate connects to n2 from a second address, 127.0.0.2');
   const clone = await mesh.tlsConnect(d1, ports.inbound[1], '127.0.0.2').catch(() => undefined);
   await waitFor(async () => cutAt > 0, 20_000, 'the live connection of the cloned credential to be cut');
@@ -281,7 +287,7 @@ export async function runScenario(mesh: Mesh, ports: Ports, once: boolean): Prom
   // are in, each at the time it happened.
   const followers = [...nodes, `spiffe://${TD}/svc/ca`];
   await waitFor(
-    async () => seen.decisions.size > 0 && followers.every((n) => (seen.acks.get(n) ?? 0) >= 1),
+    async () => appliedEverywhere(seen, 'serial', followers),
     20_000,
     'the decision behind the cut and its acknowledgements',
   );
@@ -292,7 +298,7 @@ export async function runScenario(mesh: Mesh, ports: Ports, once: boolean): Prom
   mesh.step('ATTACK 2: a rogue host at 127.0.0.3 scans both nodes with TLS handshakes and no certificate');
   for (let i = 0; i < 30; i++) await probe(ports.inbound[i % 2] as number, '127.0.0.3');
   await waitFor(
-    async () => seen.decisions.size >= 2 && followers.every((n) => (seen.acks.get(n) ?? 0) >= 2),
+    async () => appliedEverywhere(seen, 'ip', followers),
     20_000,
     'every agent to apply the decision against the scanner',
   );
@@ -309,8 +315,9 @@ export async function runScenario(mesh: Mesh, ports: Ports, once: boolean): Prom
     `a valid device credential (d2) is now ${fromScanner} from 127.0.0.3 and ${fromHome} from 127.0.0.1`,
   );
   clearInterval(watch);
+  await polling;
   await poll(mesh, siemUrl, admin, seen);
-  mesh.flush();
+  mesh.release();
 
   out('');
   out('The mesh is running. Look further:');
@@ -368,12 +375,20 @@ function dashboardLogin(port: number, rootPem: string, name: string, password: s
   });
 }
 
-async function poll(
-  mesh: Mesh,
-  siemUrl: string,
-  admin: LoadedIdentity,
-  seen: { alerts: Set<string>; decisions: Set<string>; acks: Map<string, number> },
-): Promise<void> {
+/** What the demo's polls of the SIEM have seen: alert ids, decisions by id, each follower's last ack. */
+interface Seen {
+  alerts: Set<string>;
+  decisions: Map<string, { type: string; revision: number }>;
+  acks: Map<string, number>;
+}
+
+/** Whether a decision on a `type` scope is in and every follower has acknowledged its revision. */
+function appliedEverywhere(seen: Seen, type: string, followers: string[]): boolean {
+  const d = [...seen.decisions.values()].find((x) => x.type === type);
+  return d !== undefined && followers.every((n) => (seen.acks.get(n) ?? 0) >= d.revision);
+}
+
+async function poll(mesh: Mesh, siemUrl: string, admin: LoadedIdentity, seen: Seen): Promise<void> {
   try {
     const { alerts } = await siemGet<{ alerts: AlertView[] }>(`${siemUrl}/v1/alerts?limit=50`, admin);
     for (const al of [...alerts].reverse()) {
@@ -389,7 +404,7 @@ async function poll(
     const d = await siemGet<{ revision: number; active: DecisionView[] }>(`${siemUrl}/v1/decisions`, admin);
     for (const x of d.active) {
       if (seen.decisions.has(x.id)) continue;
-      seen.decisions.add(x.id);
+      seen.decisions.set(x.id, { type: x.scope.type, revision: x.revision });
       mesh.note(
         `DECISION ${x.action} ${x.scope.type} ${x.scope.value} (revision ${x.revision}): ${x.reason}`,
         x.createdAt,

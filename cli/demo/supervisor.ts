@@ -77,8 +77,21 @@ export class Mesh {
     for (const e of this.seen.splice(0).sort((x, y) => x.at - y.at)) this.print(e.text, e.at);
   }
 
+  /** While held, steps are noted like everything else and nothing is printed until `release`. */
+  private held = false;
+
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    this.held = false;
+    this.flush();
+  }
+
   /** One line of the timeline, now, after everything noted before it. */
   step(text: string): void {
+    if (this.held) return this.note(text, Date.now());
     this.flush();
     this.print(text, Date.now());
   }
@@ -191,6 +204,8 @@ export class Mesh {
   }
 
   async stop(): Promise<void> {
+    // A demo that fails while its timeline is held still prints what it saw before it failed.
+    this.release();
     for (const s of this.sockets) s.destroy();
     for (const srv of this.servers) srv.close();
     await Promise.all(
