@@ -693,7 +693,7 @@ export async function runDistributionBench(o: {
         join(pb, f),
         text
           .replace(/max-per-minute: \d+/g, 'max-per-minute: 100000')
-          .replace(/per-reporter: \d+/g, 'per-reporter: 100000'),
+          .replace(/per-reporter: \d+/g, 'per-reporter: 99999'),
       );
     }
     // One node posts every synthetic event (about every node's connections): a reporter policy

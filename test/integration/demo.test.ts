@@ -79,7 +79,9 @@ describe('edgeward demo', () => {
       const ipRevision = Number(/DECISION quarantine ip 127\.0\.0\.3 \(revision (\d+)\)/.exec(out)?.[1]);
       expect(ipRevision).toBeGreaterThan(0);
       for (const n of ['n1', 'n2', 'n3']) {
-        const acks = [...out.matchAll(new RegExp(`ACK spiffe://factory.example/node/${n} applied revision (\\d+)`, 'g'))];
+        const acks = [
+          ...out.matchAll(new RegExp(`ACK spiffe://factory.example/node/${n} applied revision (\\d+)`, 'g')),
+        ];
         expect(Math.max(...acks.map((m) => Number(m[1]))), n).toBeGreaterThanOrEqual(ipRevision);
       }
       expect(out).toMatch(
