@@ -132,7 +132,7 @@ function reportersIn(obs: readonly string[], lo: number, hi: number, into = new 
 /**
  * The reporters of window [lo, hi) whose own events there satisfy the condition without anyone
  * else's ("at least" conditions only: for others, only a window with a single reporter counts).
- * Computed when an alert is raised, never per event.
+ * `reporters` is every reporter of the window. Computed when an alert is raised, never per event.
  */
 function aloneIn(
   rule: CorrelationRule,
@@ -142,25 +142,32 @@ function aloneIn(
   reporters: ReadonlySet<string>,
 ): string[] {
   if (reporters.size === 1) return [...reporters];
-  if (!monotone(rule.condition)) return [];
-  const out: string[] = [];
-  for (const r of reporters) {
-    let measure: number;
-    if (rule.type === 'value_count') {
-      const seen = new Set<string>();
-      for (let k = lo; k < hi; k++) if (g.obs[k] === r) seen.add(g.vs[k] as string);
-      measure = seen.size;
-    } else if (rule.type === 'event_count') {
-      measure = 0;
-      for (let k = lo; k < hi; k++) if (g.obs[k] === r) measure++;
-    } else {
-      const ns: number[] = [];
-      for (let k = lo; k < hi; k++) if (g.obs[k] === r) ns.push(g.ns[k] as number);
-      measure = metric(rule.type, rule.percentile, ns, 0, ns.length);
-    }
-    if (holds(rule.condition, measure)) out.push(r);
+  return [...reporters].filter((r) => raisesAlone(rule, g, lo, hi, r));
+}
+
+/**
+ * Whether reporter r's own events in window [lo, hi) satisfy the condition: counted for "at least"
+ * conditions, for others only when every event of the window is r's.
+ */
+function raisesAlone(rule: CorrelationRule, g: CountGroup, lo: number, hi: number, r: string): boolean {
+  if (!monotone(rule.condition)) {
+    for (let k = lo; k < hi; k++) if (g.obs[k] !== r) return false;
+    return true;
   }
-  return out;
+  let measure: number;
+  if (rule.type === 'value_count') {
+    const seen = new Set<string>();
+    for (let k = lo; k < hi; k++) if (g.obs[k] === r) seen.add(g.vs[k] as string);
+    measure = seen.size;
+  } else if (rule.type === 'event_count') {
+    measure = 0;
+    for (let k = lo; k < hi; k++) if (g.obs[k] === r) measure++;
+  } else {
+    const ns: number[] = [];
+    for (let k = lo; k < hi; k++) if (g.obs[k] === r) ns.push(g.ns[k] as number);
+    measure = metric(rule.type, rule.percentile, ns, 0, ns.length);
+  }
+  return holds(rule.condition, measure);
 }
 
 interface Feed {
@@ -855,7 +862,7 @@ export class Correlator {
       if (
         g.lastAlone.length >= MAX_ALERT_REPORTERS ||
         g.lastAlone.includes(r) ||
-        aloneIn(rule, g, lo, hi, new Set([r])).length === 0
+        !raisesAlone(rule, g, lo, hi, r)
       ) {
         this.#stats.suppressed++;
         return;

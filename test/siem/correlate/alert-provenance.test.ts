@@ -71,6 +71,49 @@ describe('alert provenance (cloned credential)', () => {
   });
 });
 
+const burst = checkRuleFile(
+  readFileSync(join(import.meta.dirname, '../../../policies/default/rules/handshake-failures.yaml'), 'utf8'),
+);
+
+/** A handshake node `name` refused from `ip`. */
+function refused(name: string, at: number, ip: string): EdgeEvent {
+  return validateEvent(
+    {
+      '@timestamp': T + at,
+      'event.id': `e${seq++}`,
+      'event.action': 'handshake.failure',
+      'observer.identity': N(name),
+      'observer.type': 'node',
+      'source.ip': ip,
+    },
+    { mode: 'stored' },
+  );
+}
+
+describe('alert provenance (handshake-failure burst, 20 in a minute, suppressed 5 minutes)', () => {
+  const bursts = (alerts: readonly Alert[]): Alert[] =>
+    alerts.filter((a) => a.ruleId === 'ew-handshake-failures-burst');
+
+  it('a scan two nodes shared is one joint alert: the failures after it are suppressed, not raised again per event', () => {
+    const c = new Correlator(burst);
+    const raised: Alert[] = [];
+    for (let i = 0; i < 30; i++)
+      raised.push(...bursts(c.feed([refused(i % 2 ? 'n2' : 'n1', i * 100, '192.0.2.9')])));
+    expect(raised).toHaveLength(1);
+    expect(raised[0]?.alone).toEqual([]);
+  });
+
+  it('within the suppression, a node whose own failures reach the threshold raises it again, once', () => {
+    const c = new Correlator(burst);
+    const raised: Alert[] = [];
+    for (let i = 0; i < 20; i++)
+      raised.push(...bursts(c.feed([refused(i % 2 ? 'n2' : 'n1', i * 100, '192.0.2.9')])));
+    // n1 has 10 of its own; ten more make 20 of its own within the minute.
+    for (let i = 0; i < 15; i++) raised.push(...bursts(c.feed([refused('n1', 2000 + i * 100, '192.0.2.9')])));
+    expect(raised.map((a) => a.alone)).toEqual([[], [N('n1')]]);
+  });
+});
+
 describe('buffered evidence per reporter', () => {
   it('a node flooding sightings of invented serials cannot push out another node’s pending evidence', () => {
     const c = new Correlator(cloned, {
