@@ -268,6 +268,13 @@ const UPDATE_SQL = `UPDATE siem_inventory AS o SET
 const REVOKED_SERIALS_SQL = `UPDATE siem_inventory SET revoked = 1
   WHERE serial = ANY($1::text[]) AND revoked = 0 AND identity <> ALL($2::text[])`;
 
+// The rows a run will change, locked in identity order before any is written: the UPDATEs below
+// lock rows in whatever order their plan visits them (by index for a few rows, by the heap's order
+// for many), so two replicas' runs over the same rows could each hold a row the other waits for.
+const LOCK_SQL = `SELECT 1 FROM siem_inventory
+  WHERE identity = ANY($1::text[]) OR (serial = ANY($2::text[]) AND revoked = 0)
+  ORDER BY identity FOR UPDATE`;
+
 const byIdentity = (a: Fold, b: Fold): number =>
   a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0;
 
@@ -280,6 +287,7 @@ async function applyChanges(c: Queryable, changes: readonly InventoryChange[]): 
   if (changes.length === 0) return;
   const { folds, revokedSerials } = foldChanges(changes);
   folds.sort(byIdentity);
+  await c.query(LOCK_SQL, [folds.map((f) => f.identity), [...new Set(revokedSerials.serials)]]);
   const making = folds.filter((f) => f.created !== undefined);
   const made = new Set<string>();
   if (making.length > 0) {
@@ -387,7 +395,7 @@ export function postgresInventoryStore(db: PgRunner): InventoryStore {
     needsRebuild: () => Promise.resolve(false),
     async apply(events) {
       if (events.length === 0) return;
-      await db.tx('update the inventory', (c) => applyEvents(c, events));
+      await db.txRetried('update the inventory', (c) => applyEvents(c, events));
     },
     async rebuild(evidence, _trustDomain) {
       const ev = await readEvidence(evidence, _trustDomain);

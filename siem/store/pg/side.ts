@@ -17,6 +17,12 @@ import {
 
 type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 
+/** SQLSTATEs of a transaction PostgreSQL aborted so that others could go on (a deadlock, a
+ * serialization failure): nothing of it was written, and running it again is safe. */
+const ABORTED_FOR_OTHERS = new Set(['40P01', '40001']);
+/** Runs of such a transaction at the most, the first included. */
+const TX_ATTEMPTS = 4;
+
 /** Queries on one pool, with the store's coded errors. */
 export class PgRunner {
   readonly pool: pg.Pool;
@@ -70,6 +76,23 @@ export class PgRunner {
       throw this.fail(err, what);
     } finally {
       c.release(broken);
+    }
+  }
+
+  /**
+   * `tx`, run again when PostgreSQL aborted it for a deadlock or a serialization failure (another
+   * replica's transaction over the same rows), after a short random wait. For transactions whose
+   * only effects are in the database: an aborted one left none.
+   */
+  async txRetried<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.tx(what, fn);
+      } catch (err) {
+        const code = (err as { cause?: { code?: unknown } }).cause?.code;
+        if (attempt >= TX_ATTEMPTS || typeof code !== 'string' || !ABORTED_FOR_OTHERS.has(code)) throw err;
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * attempt));
+      }
     }
   }
 }
