@@ -5,6 +5,7 @@
 import type { ServiceUrls } from '../client/index.js';
 import { join } from 'node:path';
 import { createPublicKey, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { verifyDecisions } from '../common/decision-jws.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { DecisionScope } from '../common/decisions.js';
@@ -207,6 +208,11 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     log,
     onPublished: (c) => metrics.publishSeconds.observe(c.publishMs / 1000),
   });
+  // On a store shared by replicas, each says which agents hold its streams (one name per process).
+  const presence = hub.ledger.sharePresence(
+    `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`,
+    log,
+  );
   const maxSubscribers = o.maxSubscribers ?? 20_000;
   const streams = new SseStreams({ hub, now, maxSubscribers });
   hub.addPublisher(streams);
@@ -565,6 +571,7 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       await bus?.close();
       await hub.settled();
       hub.close();
+      await presence.stop();
       await app.close();
       await stores.close();
       reads.close();

@@ -1,12 +1,15 @@
 // Who is subscribed to the decision stream, which revision each agent acknowledged, and how far
 // behind it is (revisions, and ms since the first revision it has not acknowledged was published).
 // The caller passes `now`. Acknowledgements are also written to an AckStore (shared by SIEM
-// replicas, kept across restarts); live connections are this process's own.
+// replicas, kept across restarts); live connections are this process's own, and on a shared
+// store each replica says which agents it holds (sharePresence), so the views count every
+// replica's connections.
+import type { Logger } from '../../common/log.js';
 import { ACK_HISTORY, type AckStore } from '../store/index.js';
 
 export interface AgentView {
   readonly identity: string;
-  /** Open stream connections of this identity. */
+  /** Open stream connections of this identity, here and on the other replicas of a shared store. */
   readonly connected: number;
   /** Last acknowledged revision, or null if it never acknowledged. */
   readonly acked: number | null;
@@ -29,12 +32,30 @@ interface AgentState {
 
 const MAX_AGENTS = 100_000;
 const MAX_PUBLISHED = 4096;
+/** How often a replica says which agents hold its streams (and soon after a change: PRESENCE_SOON_MS). */
+export const PRESENCE_MS = 5000;
+const PRESENCE_SOON_MS = 250;
+/** What another replica said counts for this long: three of its turns (a replica gone drops out). */
+export const PRESENCE_STALE_MS = 3 * PRESENCE_MS;
+
+interface Sharing {
+  readonly replica: string;
+  readonly log: Logger;
+  readonly timer: NodeJS.Timeout;
+  soon: NodeJS.Timeout | undefined;
+  writing: Promise<void>;
+  failing: boolean;
+  stopped: boolean;
+}
 
 export class AgentLedger {
   private readonly agents = new Map<string, AgentState>();
   /** Publish time of recent revisions (bounded; older ones count from the oldest kept). */
   private readonly publishTimes = new Map<number, number>();
   private currentRevision = 0;
+  /** The other replicas' open connections by identity, as last read (refresh). */
+  private remote = new Map<string, number>();
+  private sharing: Sharing | undefined;
 
   constructor(
     revision: number,
@@ -63,6 +84,75 @@ export class AgentLedger {
       a.lastSeen = Math.max(a.lastSeen, r.ackedAt);
       this.agents.set(r.identity, a);
     }
+    if (this.sharing === undefined || this.acks.presence === undefined) return;
+    const now = Date.now();
+    this.remote = await this.acks.presence(this.sharing.replica, now - PRESENCE_STALE_MS);
+    for (const id of this.remote.keys())
+      if (!this.agents.has(id) && this.agents.size < MAX_AGENTS)
+        this.agents.set(id, { connected: 0, acked: null, ackedAt: null, lastSeen: now, history: [] });
+  }
+
+  /**
+   * Says, as replica `replica`, which agents hold this process's streams: every PRESENCE_MS and
+   * soon after a connection opens or closes, so that other replicas' views count them (a store
+   * shared by replicas only; otherwise nothing to do). `stop` says it holds none any more.
+   */
+  sharePresence(replica: string, log: Logger): { stop(): Promise<void> } {
+    const acks = this.acks;
+    if (acks?.setPresence === undefined || acks.presence === undefined)
+      return { stop: () => Promise.resolve() };
+    const timer = setInterval(() => this.say(), PRESENCE_MS);
+    timer.unref();
+    this.sharing = {
+      replica,
+      log,
+      timer,
+      soon: undefined,
+      writing: Promise.resolve(),
+      failing: false,
+      stopped: false,
+    };
+    this.say();
+    return {
+      stop: async () => {
+        const sh = this.sharing;
+        if (sh === undefined) return;
+        clearInterval(sh.timer);
+        if (sh.soon !== undefined) clearTimeout(sh.soon);
+        sh.stopped = true;
+        await sh.writing;
+        await acks.setPresence?.(replica, new Map(), Date.now()).catch(() => undefined);
+      },
+    };
+  }
+
+  /** Writes this process's connections now (one write at a time; a failure is logged once until one succeeds). */
+  private say(): void {
+    const sh = this.sharing;
+    if (sh === undefined || sh.stopped) return;
+    if (sh.soon !== undefined) clearTimeout(sh.soon);
+    sh.soon = undefined;
+    sh.writing = sh.writing.then(async () => {
+      if (sh.stopped) return;
+      const mine = new Map<string, number>();
+      for (const [id, a] of this.agents) if (a.connected > 0) mine.set(id, a.connected);
+      try {
+        await this.acks?.setPresence?.(sh.replica, mine, Date.now());
+        if (sh.failing) sh.log.info('sharing the agents connected here with the other replicas again');
+        sh.failing = false;
+      } catch (err) {
+        if (!sh.failing)
+          sh.log.warn({ err }, 'could not share the agents connected here with the other replicas');
+        sh.failing = true;
+      }
+    });
+  }
+
+  private changed(): void {
+    const sh = this.sharing;
+    if (sh === undefined || sh.soon !== undefined) return;
+    sh.soon = setTimeout(() => this.say(), PRESENCE_SOON_MS);
+    sh.soon.unref();
   }
 
   get revision(): number {
@@ -104,6 +194,7 @@ export class AgentLedger {
 
   connect(identity: string, now: number): void {
     this.stateOf(identity, now).connected++;
+    this.changed();
   }
 
   disconnect(identity: string, now: number): void {
@@ -111,6 +202,7 @@ export class AgentLedger {
     if (a === undefined) return;
     a.connected = Math.max(0, a.connected - 1);
     a.lastSeen = now;
+    this.changed();
   }
 
   /**
@@ -143,6 +235,7 @@ export class AgentLedger {
       : first[1];
   }
 
+  /** This process's open streams (for its own /metrics). */
   connectedStreams(): number {
     let n = 0;
     for (const a of this.agents.values()) n += a.connected;
@@ -165,7 +258,7 @@ export class AgentLedger {
     const lagMs = behind === 0 ? 0 : Math.max(0, now - this.publishedAt(acked + 1));
     return {
       identity,
-      connected: a.connected,
+      connected: a.connected + (this.remote.get(identity) ?? 0),
       acked: a.acked,
       ackedAt: a.ackedAt,
       behind,
@@ -183,13 +276,14 @@ export class AgentLedger {
     return out.sort((x, y) => (x.identity < y.identity ? -1 : x.identity > y.identity ? 1 : 0));
   }
 
-  /** Largest lag (ms) over connected agents, for /metrics. */
+  /** Largest lag (ms) over the agents connected to this process, for its /metrics. */
   maxLag(now: number): { behind: number; lagMs: number } {
     let behind = 0;
     let lagMs = 0;
-    for (const id of this.agents.keys()) {
+    for (const [id, a] of this.agents) {
+      if (a.connected === 0) continue;
       const v = this.view(id, now);
-      if (v === undefined || v.connected === 0) continue;
+      if (v === undefined) continue;
       behind = Math.max(behind, v.behind);
       lagMs = Math.max(lagMs, v.lagMs);
     }

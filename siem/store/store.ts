@@ -234,6 +234,14 @@ export interface AckStore {
   ack(identity: string, revision: number, at: number): Promise<void>;
   /** Every agent's record, by identity ascending, at most `limit` (default 100,000). */
   list(limit?: number): Promise<AckRecord[]>;
+  /**
+   * Replaces what replica `replica` said of the agents holding its decision streams (open
+   * connections by identity) with `connected`, at `at` (epoch ms). A store shared by replicas
+   * has it; a store of one process does not need it.
+   */
+  setPresence?(replica: string, connected: ReadonlyMap<string, number>, at: number): Promise<void>;
+  /** The other replicas' open connections by identity, summed, from what they said since `since`. */
+  presence?(except: string, since: number): Promise<Map<string, number>>;
 }
 
 // ---- the dashboard's stores ----

@@ -174,6 +174,46 @@ describe('SIEM replicas on PostgreSQL (real processes)', () => {
     expect((await dash(a, '/api/me', cookie)).json).toMatchObject({ code: 'ERR_DASH_UNAUTHENTICATED' });
   }, 60_000);
 
+  it('an agent on B’s decision stream is online on A’s dashboard and analyst API, and offline on both once it leaves', async () => {
+    const { cookie } = await login(a);
+    const me = `spiffe://${TD}/node/follower`;
+    const state = async (r: Replica) => {
+      const fleet = (await dash(r, '/api/fleet', cookie)).json as {
+        online: number;
+        agents: { identity: string; online: boolean }[];
+      };
+      const api = (await call(`${r.api}/v1/agents`, admin)).json as {
+        agents: { identity: string; connected: number }[];
+      };
+      return {
+        online: fleet.agents.find((x) => x.identity === me)?.online ?? false,
+        count: fleet.online,
+        connected: api.agents.find((x) => x.identity === me)?.connected ?? 0,
+      };
+    };
+    const sub = await subscriber(b.api, node, join(dir, 'sub-presence'), TD);
+    try {
+      await waitFor('B’s stream', () => sub.applied.length > 0);
+      // B says so within a second of the connection; A reads it on its next view.
+      const onA = await waitFor('the agent online on A', async () => {
+        const x = await state(a);
+        return x.online ? x : undefined;
+      });
+      expect(onA).toEqual({ online: true, count: 1, connected: 1 });
+      expect(await state(b)).toEqual({ online: true, count: 1, connected: 1 });
+    } finally {
+      sub.client.stop();
+    }
+    const gone = await waitFor('the agent offline on A and B', async () => {
+      const [x, y] = await Promise.all([state(a), state(b)]);
+      return !x.online && !y.online ? [x, y] : undefined;
+    });
+    expect(gone).toEqual([
+      { online: false, count: 0, connected: 0 },
+      { online: false, count: 0, connected: 0 },
+    ]);
+  }, 60_000);
+
   it('refuses a store URL with a password, and an unreachable store, with their codes and no password', async () => {
     const add = (url: string) =>
       edgewardAsync(

@@ -124,6 +124,21 @@ CREATE INDEX siem_inventory_spki ON siem_inventory (spki);
 CREATE INDEX siem_inventory_ip ON siem_inventory (ip);
 `,
   },
+  {
+    version: 2,
+    name: 'siem agent presence',
+    sql: `
+-- Which agents hold each replica's decision streams, as each replica last said (every few
+-- seconds and soon after a change): an agent connected to one replica shows online on all.
+CREATE TABLE siem_agent_presence (
+  replica TEXT COLLATE "C" NOT NULL,
+  identity TEXT COLLATE "C" NOT NULL,
+  connected INTEGER NOT NULL,
+  at BIGINT NOT NULL,
+  PRIMARY KEY (replica, identity)
+);
+`,
+  },
 ];
 
 /** Partition names are siem_events_dYYYYMMDD, one per UTC day of event time. */

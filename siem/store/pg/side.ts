@@ -20,6 +20,8 @@ type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 /** SQLSTATEs of a transaction PostgreSQL aborted so that others could go on (a deadlock, a
  * serialization failure): nothing of it was written, and running it again is safe. */
 const ABORTED_FOR_OTHERS = new Set(['40P01', '40001']);
+/** How long a replica's word on its connected agents is kept after it last spoke (ms). */
+const PRESENCE_KEPT_MS = 60_000;
 /** Runs of such a transaction at the most, the first included. */
 const TX_ATTEMPTS = 4;
 
@@ -131,6 +133,29 @@ export function postgresAckStore(db: PgRunner): AckStore {
           [identity, revision, at, JSON.stringify(history)],
         );
       }),
+    async setPresence(replica, connected, at) {
+      const ids = [...connected.keys()];
+      await db.txRetried('share the agents connected here', async (c) => {
+        await c.query('DELETE FROM siem_agent_presence WHERE replica = $1', [replica]);
+        if (ids.length > 0)
+          await c.query(
+            `INSERT INTO siem_agent_presence (replica, identity, connected, at)
+             SELECT $1::text, i, n, $4::bigint FROM unnest($2::text[], $3::int[]) AS u (i, n)`,
+            [replica, ids, ids.map((id) => connected.get(id)), at],
+          );
+        // What replicas that stopped saying anything said long ago (a process killed, a host gone).
+        await c.query('DELETE FROM siem_agent_presence WHERE at < $1', [at - PRESENCE_KEPT_MS]);
+      });
+    },
+    async presence(except, since) {
+      const r = await db.q<{ identity: string; n: string }>(
+        'read the agents connected to other replicas',
+        `SELECT identity, sum(connected) AS n FROM siem_agent_presence
+         WHERE replica <> $1 AND at >= $2 GROUP BY identity`,
+        [except, since],
+      );
+      return new Map(r.rows.map((row) => [row.identity, Number(row.n)]));
+    },
     async list(limit = 100_000) {
       const r = await db.q<AckRow>(
         'list acknowledgements',
