@@ -199,7 +199,9 @@ export class Reporter implements EventSink {
       if (status === 429) {
         // Reachable, but over its budget or its queue: the batch waits in the spool at least as
         // long as the SIEM asked, and goes again smaller (it may be larger than the whole budget).
-        const code = codeOf(err) ?? 'unknown';
+        // The label set stays small whatever codes a SIEM invents.
+        let code = codeOf(err) ?? 'unknown';
+        if (!this.throttled.has(code) && this.throttled.size >= 16) code = 'other';
         this.throttled.set(code, (this.throttled.get(code) ?? 0) + 1);
         this.batchLimit = Math.max(1, Math.floor(this.batchLimit / 2));
         const wait = retryDelayMs(typeof retryAfter === 'number' ? retryAfter : 1, this.o.random);
