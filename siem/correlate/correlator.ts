@@ -1054,25 +1054,33 @@ export class Correlator {
     const from = t - rule.timespanMs;
     let rules = 0;
     let first = t;
-    const ids: string[] = [];
-    const reporters = new Set<string>();
+    // Each step's window, found by binary search: the events in it are read only for an alert, so
+    // an event that raises none costs O(steps × log n), not a scan of the window.
+    const windows: [number, number][] = [];
     for (const st of g.steps) {
       const lo = lowerAbove(st.ts, 0, st.ts.length, from);
       const hi = lowerAbove(st.ts, 0, st.ts.length, t);
+      windows.push([lo, hi]);
       if (hi <= lo) continue;
       rules++;
       if ((st.ts[lo] as number) < first) first = st.ts[lo] as number;
-      for (let k = lo; k < hi; k++) {
-        const x = st.ids[k];
-        if (x !== undefined && !ids.includes(x)) ids.push(x);
-        if (reporters.size < MAX_ALERT_REPORTERS) reporters.add(st.obs[k] as string);
-      }
     }
     if (!holds(rule.condition, rules)) return;
     if (Math.abs(t - g.lastAlert) < rule.suppressMs) {
       this.#stats.suppressed++;
       return;
     }
+    const seen = new Set<string>();
+    const reporters = new Set<string>();
+    g.steps.forEach((st, j) => {
+      const [lo, hi] = windows[j] as [number, number];
+      for (let k = lo; k < hi; k++) {
+        const x = st.ids[k];
+        if (x !== undefined) seen.add(x);
+        if (reporters.size < MAX_ALERT_REPORTERS) reporters.add(st.obs[k] as string);
+      }
+    });
+    const ids = [...seen];
     g.lastAlert = t;
     this.#emit(
       {
