@@ -23,6 +23,8 @@ let port: number;
 let up = false;
 const received: Record<string, unknown>[][] = [];
 const peers: string[] = [];
+/** When each batch of "throttle" events arrived. */
+const throttleAnswers: number[] = [];
 
 beforeAll(async () => {
   w = await world('reporter');
@@ -62,6 +64,17 @@ beforeAll(async () => {
           res.writeHead(413).end();
           return;
         }
+        // Over its budget: the first time each "throttle" batch arrives, 429 with Retry-After.
+        if (body.includes('"throttle') && throttleAnswers.length === 0) {
+          throttleAnswers.push(Date.now());
+          res
+            .writeHead(429, { 'content-type': 'application/json', 'retry-after': '2' })
+            .end(
+              JSON.stringify({ statusCode: 429, code: 'ERR_SIEM_REPORTER_RATE', error: 'x', message: 'x' }),
+            );
+          return;
+        }
+        if (body.includes('"throttle')) throttleAnswers.push(Date.now());
         if (body.includes('"single-too-big"')) {
           res.writeHead(413).end();
           return;
@@ -175,6 +188,35 @@ describe('reporter', () => {
     expect(received.slice(-4).every((b) => b.length <= 4)).toBe(true);
     expect(r.refused).toBe(1);
     expect([...r.refusedByStatus]).toEqual([[413, 1]]);
+    expect(spool.size).toBe(0);
+    await r.stop();
+    spool.close();
+  });
+
+  it('keeps a batch the SIEM answers 429 and sends it again only after Retry-After, once', async () => {
+    const { spool, r } = await reporterTo('spool-429.sqlite', 10);
+    up = true;
+    const before = received.flat().length;
+    for (let i = 0; i < 5; i++) r.emit({ ...ev(400 + i), 'event.reason': `throttle${i}` } as never);
+    r.start();
+    await withTimeout(
+      (async () => {
+        while (received.flat().length - before < 5) await new Promise((res) => setTimeout(res, 50));
+      })(),
+      15_000,
+      'throttled replay',
+    );
+    expect(throttleAnswers.length).toBe(2);
+    expect((throttleAnswers[1] as number) - (throttleAnswers[0] as number)).toBeGreaterThanOrEqual(2000);
+    expect(
+      received
+        .flat()
+        .slice(before)
+        .map((e) => e['event.reason']),
+    ).toEqual(Array.from({ length: 5 }, (_, i) => `throttle${i}`));
+    expect([...r.throttled]).toEqual([['ERR_SIEM_REPORTER_RATE', 1]]);
+    expect(r.siemUp).toBe(true);
+    expect(r.refused).toBe(0);
     expect(spool.size).toBe(0);
     await r.stop();
     spool.close();
