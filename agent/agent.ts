@@ -231,6 +231,18 @@ export class Agent {
       () => [[{}, this.spool?.dropped ?? 0]],
       'counter',
     );
+    r.collected(
+      'edgeward_agent_events_refused_total',
+      'Events the SIEM refused for what they are (4xx), dropped so they do not block the spool, by HTTP status',
+      () => [...(this.reporter?.refusedByStatus ?? [])].map(([status, n]) => [{ status: String(status) }, n]),
+      'counter',
+    );
+    r.collected(
+      'edgeward_agent_siem_throttled_total',
+      'Batches the SIEM answered 429 (kept in the spool and sent again after Retry-After), by error code',
+      () => [...(this.reporter?.throttled ?? [])].map(([code, n]) => [{ code }, n]),
+      'counter',
+    );
     r.collected('edgeward_agent_crl_revoked', 'Serials on the last verified CRL', () => [
       [{}, this.crl?.revokedCount ?? 0],
     ]);

@@ -16,7 +16,7 @@ import { listIdentities, showIdentity } from './listing.js';
 import { passphraseFromEnv } from './keys.js';
 import { newJoinToken, METHOD_NAMES } from '../attestation/index.js';
 import { startCaServer } from './server.js';
-import { CaService, foreignTrustDomain } from './service.js';
+import { CaService, CRL_VALIDITY_MAX_MS, CRL_VALIDITY_MIN_MS, foreignTrustDomain } from './service.js';
 import { openCaStore } from './store-sqlite.js';
 import { openPostgresCaStore } from './store-postgres.js';
 import type { CaStore, CaStoreFactory } from './store.js';
@@ -192,6 +192,17 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
       const rateId = optional(a['rate-identity']);
       const rateEnroll = optional(a['rate-enroll']);
       const leafTtl = optional(a['leaf-ttl']);
+      const crlValidity = optional(a['crl-validity']);
+      let crlValidityMs: number | undefined;
+      if (crlValidity !== undefined) {
+        try {
+          crlValidityMs = parseDuration(crlValidity);
+        } catch {
+          crlValidityMs = NaN;
+        }
+        if (!(crlValidityMs >= CRL_VALIDITY_MIN_MS && crlValidityMs <= CRL_VALIDITY_MAX_MS))
+          throw new UsageError('--crl-validity must be a duration from 5s to 30d, such as 1h');
+      }
       const keyTypes = optional(a['key-types']);
       const log = createLogger('ca');
       const policyFile = optional(a['attestation-policy']);
@@ -212,6 +223,7 @@ export async function runCaCommand(argv: string[], out: (s: string) => void): Pr
         log,
         ...(attestationPolicy ? { attestationPolicy } : {}),
         ...(leafTtl ? { leafTtlMs: parseDuration(leafTtl) } : {}),
+        ...(crlValidityMs !== undefined ? { crlValidityMs } : {}),
         ...(durability ? { durability } : {}),
         ...(keyTypes ? { keyPolicy: parseKeyTypes(keyTypes) } : {}),
         ...(Array.isArray(a.siem) && a.siem.length > 0 ? { siem: { url: a.siem } } : {}),

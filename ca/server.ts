@@ -59,6 +59,8 @@ export interface CaServerOptions {
   /** Which methods an identity may use; by default the attestation policy's, if any. */
   readonly policy?: EnrollmentPolicy;
   readonly leafTtlMs?: number;
+  /** How far ahead of its signing the CRL's nextUpdate is (`--crl-validity`; default 1 h). */
+  readonly crlValidityMs?: number;
   readonly keyPolicy?: KeyPolicy;
   readonly rateLimits?: CaRateLimits;
   readonly durability?: 'normal' | 'full';
@@ -189,6 +191,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCa> {
     ],
     ...(policy ? { policy } : {}),
     ...(o.leafTtlMs ? { leafTtlMs: o.leafTtlMs } : {}),
+    ...(o.crlValidityMs !== undefined ? { crlValidityMs: o.crlValidityMs } : {}),
     ...(o.keyPolicy ? { keyPolicy: o.keyPolicy } : {}),
     ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}),
     serviceNames,

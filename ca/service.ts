@@ -70,6 +70,11 @@ export interface CaServiceOptions {
  */
 export const SERIAL_TRIES = 3;
 
+/** The CRL's validity (nextUpdate - signing time) by default, and the bounds of `--crl-validity`. */
+export const CRL_VALIDITY_MS = 3_600_000;
+export const CRL_VALIDITY_MIN_MS = 5_000;
+export const CRL_VALIDITY_MAX_MS = 30 * 86_400_000;
+
 /**
  * Separate buckets, so that no one spends another's: every request per source address; renewals
  * per identity its certificate proves; enrollments (which prove nothing until they succeed) per
@@ -741,7 +746,7 @@ export class CaService {
     const revoked = await this.store.revocationCount();
     if (this.crlCache && this.crlCache.until > now && this.crlCache.revoked === revoked)
       return this.crlCache.der;
-    const validity = this.opts.crlValidityMs ?? 3_600_000;
+    const validity = this.opts.crlValidityMs ?? CRL_VALIDITY_MS;
     const number = await this.store.nextCrlNumber();
     const entries = (await this.store.revocations(now)).map((r) => ({
       serialHex: r.serial,

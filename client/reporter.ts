@@ -1,5 +1,6 @@
 // Batches security events to the SIEM (`POST /v1/events`, a JSON array, over mTLS). When the SIEM
-// is unreachable the batch goes to the durable spool; spooled events are replayed first, in order.
+// is unreachable or asks the reporter to wait (429 with Retry-After) the batch goes to the durable
+// spool; spooled events are replayed first, in order.
 import * as https from 'node:https';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from '../common/log.js';
@@ -16,6 +17,30 @@ export interface EventSink {
 /** Sends one batch; resolves when the SIEM accepted all of it, rejects otherwise. */
 export type BatchSender = (batch: readonly EdgeEvent[]) => Promise<void>;
 
+/** The longest wait a Retry-After can impose (s): a SIEM asking for more is retried after this. */
+export const MAX_RETRY_AFTER_S = 300;
+
+/**
+ * How long to wait after the SIEM asked for `retryAfter` seconds: at least that (at least 1 s, at
+ * most MAX_RETRY_AFTER_S), plus up to a quarter of it more (at most 5 s), so that reporters refused
+ * together do not come back together.
+ */
+export function retryDelayMs(retryAfter: number, random: () => number = Math.random): number {
+  const s = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(retryAfter)));
+  return s * 1000 + Math.floor(random() * Math.min(5000, s * 250));
+}
+
+/** Retry-After as seconds (delta-seconds or an HTTP-date, RFC 9110 10.2.3); undefined when absent or malformed. */
+export function parseRetryAfter(v: string | string[] | undefined, now = Date.now()): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = v.trim();
+  if (/^\d{1,10}$/.test(t)) return Number(t);
+  if (t.length > 64 || !/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(t))
+    return undefined;
+  const at = Date.parse(t);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
 export interface ReporterOptions {
   readonly spool: Spool;
   readonly send: BatchSender;
@@ -26,6 +51,8 @@ export interface ReporterOptions {
   readonly log: Logger;
   /** Called for every event accepted (tests, metrics). */
   readonly onEvent?: (e: EdgeEvent) => void;
+  /** Jitter source for Retry-After waits (tests). */
+  readonly random?: () => number;
 }
 
 export class Reporter implements EventSink {
@@ -40,9 +67,21 @@ export class Reporter implements EventSink {
   invalid = 0;
   /** Events the SIEM refused as invalid (4xx): dropped so they cannot block the spool. */
   refused = 0;
+  /** The same, by HTTP status. */
+  readonly refusedByStatus = new Map<number, number>();
+  /** 429 answers (the batch kept for later), by the SIEM's error code. */
+  readonly throttled = new Map<string, number>();
   siemUp = true;
+  /**
+   * Events per batch now: batchMax, halved at each 429 or 413 (a batch bigger than the reporter's
+   * whole budget, or than the SIEM's body limit, would be refused forever), doubled back at each
+   * accepted batch.
+   */
+  private batchLimit: number;
 
-  constructor(private readonly o: ReporterOptions) {}
+  constructor(private readonly o: ReporterOptions) {
+    this.batchLimit = o.batchMax;
+  }
 
   start(): void {
     this.timer = setInterval(() => void this.flush(), this.o.flushInterval);
@@ -99,22 +138,32 @@ export class Reporter implements EventSink {
   }
 
   /**
-   * Sends a batch. A batch the SIEM refuses for what it is (4xx other than 408/429) would be
-   * refused forever and block every later event, so it is dropped, logged and counted; any
-   * other failure throws and the batch stays for a retry.
+   * Sends a batch: 'sent', or 'dropped' when the SIEM refuses it for what it is (4xx other than
+   * 408, 413 and 429: it would be refused forever and block every later event, so it is logged and
+   * counted), or 'split' when it is too large (413): the batch size is halved and the same events go
+   * again at once, smaller (a single event too large is dropped). Any other failure throws and the
+   * batch stays for a retry.
    */
-  private async sendOrDrop(batch: readonly EdgeEvent[]): Promise<boolean> {
+  private async sendOrDrop(batch: readonly EdgeEvent[]): Promise<'sent' | 'dropped' | 'split'> {
     try {
       await this.o.send(batch);
-      return true;
+      this.batchLimit = Math.min(this.o.batchMax, this.batchLimit * 2);
+      return 'sent';
     } catch (err) {
-      const status =
-        err instanceof EdgewardError ? (err.detail?.['status'] as number | undefined) : undefined;
+      const status = statusOf(err);
       if (status === undefined || status < 400 || status >= 500 || status === 408 || status === 429)
         throw err;
+      if (status === 413 && batch.length > 1) {
+        this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+        return 'split';
+      }
       this.refused += batch.length;
-      this.o.log.error({ status, events: batch.length }, 'the SIEM refused a batch of events: dropped');
-      return false;
+      this.refusedByStatus.set(status, (this.refusedByStatus.get(status) ?? 0) + batch.length);
+      this.o.log.error(
+        { status, code: codeOf(err), events: batch.length },
+        'the SIEM refused a batch of events: dropped',
+      );
+      return 'dropped';
     }
   }
 
@@ -126,28 +175,66 @@ export class Reporter implements EventSink {
     }
     try {
       while (this.o.spool.size > 0) {
-        const rows = this.o.spool.peek(this.o.batchMax);
+        const rows = this.o.spool.peek(this.batchLimit);
         const last = rows[rows.length - 1];
         if (!last) break;
-        if (await this.sendOrDrop(rows.map((r) => JSON.parse(r.body) as EdgeEvent))) this.sent += rows.length;
+        const r = await this.sendOrDrop(rows.map((row) => JSON.parse(row.body) as EdgeEvent));
+        if (r === 'split') continue;
+        if (r === 'sent') this.sent += rows.length;
         this.o.spool.ack(last.seq);
       }
       while (this.queue.length > 0) {
-        const batch = this.queue.slice(0, this.o.batchMax);
-        if (await this.sendOrDrop(batch.map((b) => JSON.parse(b) as EdgeEvent))) this.sent += batch.length;
+        const batch = this.queue.slice(0, this.batchLimit);
+        const r = await this.sendOrDrop(batch.map((b) => JSON.parse(b) as EdgeEvent));
+        if (r === 'split') continue;
+        if (r === 'sent') this.sent += batch.length;
         this.queue.splice(0, batch.length);
       }
       if (!this.siemUp) this.o.log.info('SIEM reachable again; spool drained');
       this.siemUp = true;
       this.backoff = 0;
     } catch (err) {
-      if (this.siemUp) this.o.log.warn({ err }, 'SIEM unreachable; spooling events');
-      this.siemUp = false;
-      this.backoff = Math.min(30_000, Math.max(500, this.backoff * 2));
-      this.nextTry = Date.now() + this.backoff;
+      const status = statusOf(err);
+      const retryAfter = err instanceof EdgewardError ? err.detail?.['retryAfter'] : undefined;
+      if (status === 429) {
+        // Reachable, but over its budget or its queue: the batch waits in the spool at least as
+        // long as the SIEM asked, and goes again smaller (it may be larger than the whole budget).
+        // The label set stays small whatever codes a SIEM invents.
+        let code = codeOf(err) ?? 'unknown';
+        if (!this.throttled.has(code) && this.throttled.size >= 16) code = 'other';
+        this.throttled.set(code, (this.throttled.get(code) ?? 0) + 1);
+        this.batchLimit = Math.max(1, Math.floor(this.batchLimit / 2));
+        const wait = retryDelayMs(typeof retryAfter === 'number' ? retryAfter : 1, this.o.random);
+        this.o.log.warn(
+          { code, retryAfter, waitMs: wait },
+          'the SIEM asked the reporter to wait; spooling events',
+        );
+        this.backoff = 0;
+        this.nextTry = Date.now() + wait;
+      } else {
+        if (this.siemUp) this.o.log.warn({ err }, 'SIEM unreachable; spooling events');
+        this.siemUp = false;
+        this.backoff = Math.min(30_000, Math.max(500, this.backoff * 2));
+        // A replica that said when to come back (503 with Retry-After) is not asked sooner.
+        this.nextTry =
+          Date.now() +
+          (typeof retryAfter === 'number'
+            ? Math.max(this.backoff, retryDelayMs(retryAfter, this.o.random))
+            : this.backoff);
+      }
       this.spoolQueue();
     }
   }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const s = err instanceof EdgewardError ? err.detail?.['status'] : undefined;
+  return typeof s === 'number' ? s : undefined;
+}
+
+function codeOf(err: unknown): string | undefined {
+  const c = err instanceof EdgewardError ? err.detail?.['code'] : undefined;
+  return typeof c === 'string' ? c : undefined;
 }
 
 export interface HttpsSenderOptions {
@@ -185,11 +272,25 @@ function postBatch(o: HttpsSenderOptions, url: string, body: Buffer): Promise<vo
         timeout: o.timeout ?? 10_000,
       },
       (res) => {
-        res.resume();
+        const s = res.statusCode ?? 0;
+        // A refusal's coded body is small; more than this is not read.
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          if (s >= 200 && s < 300) return;
+          if (size < 4096) chunks.push(c);
+          size += c.length;
+        });
         res.on('end', () => {
-          const s = res.statusCode ?? 0;
-          if (s >= 200 && s < 300) resolve();
-          else reject(new EdgewardError('ERR_AGENT_SIEM', `SIEM answered ${s}`, { detail: { status: s } }));
+          if (s >= 200 && s < 300) return resolve();
+          const detail: Record<string, unknown> = { status: s };
+          const code = codeIn(Buffer.concat(chunks).subarray(0, 4096));
+          if (code !== undefined) detail['code'] = code;
+          const retryAfter = parseRetryAfter(res.headers['retry-after']);
+          if (retryAfter !== undefined) detail['retryAfter'] = retryAfter;
+          reject(
+            new EdgewardError('ERR_AGENT_SIEM', `SIEM answered ${s}${code ? ` ${code}` : ''}`, { detail }),
+          );
         });
       },
     );
@@ -203,4 +304,15 @@ function postBatch(o: HttpsSenderOptions, url: string, body: Buffer): Promise<vo
     );
     req.end(body);
   });
+}
+
+/** The `code` of the SIEM's fixed error shape, when the body is one (anything else: undefined). */
+function codeIn(body: Buffer): string | undefined {
+  try {
+    const v: unknown = JSON.parse(body.toString('utf8'));
+    const c = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)['code'] : undefined;
+    return typeof c === 'string' && /^ERR_[A-Z0-9_]{1,64}$/.test(c) ? c : undefined;
+  } catch {
+    return undefined;
+  }
 }

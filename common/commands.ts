@@ -94,6 +94,10 @@ export const COMMANDS: readonly CommandSpec[] = [
         help: 'the attestation policy (EK roots, golden PCRs, methods per identity); without it, tpm is off',
       },
       'leaf-ttl': { value: 'DURATION', help: 'lifetime of issued leaves (default 24h)' },
+      'crl-validity': {
+        value: 'DURATION',
+        help: 'how far ahead the CRL’s nextUpdate is, 5s to 30d (default 1h; re-signed at half of it)',
+      },
       durability: { value: 'normal|full', help: 'SQLite synchronous mode (default normal)' },
       'rate-ip': { value: 'N', help: 'requests per second per client address' },
       'rate-identity': { value: 'N', help: 'renewals per minute per identity' },

@@ -54,7 +54,7 @@ interface CorrState {
   readonly groups: Map<string, CountGroup | SeqGroup>;
   /** The keys each reporter created, least recently updated first. */
   readonly owners: Map<string, Set<string>>;
-  /** Entries buffered in count groups per reporter of the event (reporters with any). */
+  /** Entries buffered in the rule's groups per reporter of the event (reporters with any). */
   readonly held: Map<string, number>;
   entries: number;
 }
@@ -666,7 +666,8 @@ export class Correlator {
   #drop(corr: CorrState, key: string, g: CountGroup | SeqGroup): void {
     corr.groups.delete(key);
     corr.entries -= this.#size(g);
-    if (!('steps' in g)) for (let k = g.head; k < g.ts.length; k++) this.#release(corr, g.obs[k] as string);
+    if ('steps' in g) for (const st of g.steps) for (const r of st.obs) this.#release(corr, r);
+    else for (let k = g.head; k < g.ts.length; k++) this.#release(corr, g.obs[k] as string);
     const own = corr.owners.get(g.owner);
     if (own !== undefined) {
       own.delete(key);
@@ -674,7 +675,7 @@ export class Correlator {
     }
   }
 
-  /** One entry of reporter `r` left a count group. */
+  /** One entry of reporter `r` left a group. */
   #release(corr: CorrState, r: string): void {
     const n = (corr.held.get(r) ?? 1) - 1;
     if (n <= 0) corr.held.delete(r);
@@ -685,6 +686,24 @@ export class Correlator {
     const first = corr.groups.keys().next();
     if (first.done === true) return;
     this.#forget(corr, first.value);
+  }
+
+  /**
+   * One reporter's events hold at most maxEntriesPerReporter entries of a rule (count or
+   * sequence): beyond it, its own least recently updated key is forgotten, and with none to forget
+   * the event is not correlated (false), so a flood cannot push other reporters' evidence out of
+   * the rule's caps. Events without a reporter have the rule's caps only, as for keys.
+   */
+  #roomFor(corr: CorrState, observer: string, key: string): boolean {
+    if (observer === '' || (corr.held.get(observer) ?? 0) < this.#opts.maxEntriesPerReporter) return true;
+    const oldest = corr.owners.get(observer)?.values().next();
+    if (oldest !== undefined && oldest.done !== true && oldest.value !== key) {
+      this.#forget(corr, oldest.value);
+      this.#stats.evictedByReporter++;
+    }
+    if ((corr.held.get(observer) ?? 0) < this.#opts.maxEntriesPerReporter) return true;
+    this.#stats.refusedByReporter++;
+    return false;
   }
 
   #size(g: CountGroup | SeqGroup): number {
@@ -742,22 +761,7 @@ export class Correlator {
     }
     const T = rule.timespanMs;
     const observer = observerOf(e);
-    // One reporter's events hold at most maxEntriesPerReporter entries of this rule: beyond it,
-    // its own least recently updated key is forgotten, and with none to forget the event is not
-    // correlated, so a flood cannot push other reporters' evidence out of the rule's caps.
-    // (Events without a reporter have the rule's caps only, as for keys.)
-    const held = observer === '' ? 0 : (corr.held.get(observer) ?? 0);
-    if (held >= this.#opts.maxEntriesPerReporter) {
-      const oldest = corr.owners.get(observer)?.values().next();
-      if (oldest !== undefined && oldest.done !== true && oldest.value !== key) {
-        this.#forget(corr, oldest.value);
-        this.#stats.evictedByReporter++;
-      }
-      if ((corr.held.get(observer) ?? 0) >= this.#opts.maxEntriesPerReporter) {
-        this.#stats.refusedByReporter++;
-        return;
-      }
-    }
+    if (!this.#roomFor(corr, observer, key)) return;
     const g = this.#touch<CountGroup>(corr, key, observer, () => ({
       owner: observer,
       ts: [],
@@ -959,6 +963,7 @@ export class Correlator {
     if (key === null) return;
     const T = rule.timespanMs;
     const observer = observerOf(e);
+    if (!this.#roomFor(corr, observer, key)) return;
     const g = this.#touch<SeqGroup>(corr, key, observer, () => ({
       owner: observer,
       steps: rule.rules.map(() => ({ ts: [], ids: [], obs: [] })),
@@ -975,11 +980,13 @@ export class Correlator {
       s.ids.splice(at, 0, id);
       s.obs.splice(at, 0, observer);
       corr.entries++;
+      corr.held.set(observer, (corr.held.get(observer) ?? 0) + 1);
     }
     for (const s of g.steps) {
       let drop = 0;
       while (drop < s.ts.length && ((s.ts[drop] as number) <= cut || s.ts.length - drop > cap)) drop++;
       if (drop > 0) {
+        for (let k = 0; k < drop; k++) this.#release(corr, s.obs[k] as string);
         s.ts.splice(0, drop);
         s.ids.splice(0, drop);
         s.obs.splice(0, drop);
@@ -1012,6 +1019,7 @@ export class Correlator {
           if (x !== undefined) ids.push(x);
           if (reporters.size < MAX_ALERT_REPORTERS) reporters.add(st.obs[k] as string);
         }
+        for (const r of st.obs) this.#release(corr, r);
         corr.entries -= st.ts.length;
         st.ts.length = 0;
         st.ids.length = 0;
@@ -1053,25 +1061,33 @@ export class Correlator {
     const from = t - rule.timespanMs;
     let rules = 0;
     let first = t;
-    const ids: string[] = [];
-    const reporters = new Set<string>();
+    // Each step's window, found by binary search: the events in it are read only for an alert, so
+    // an event that raises none costs O(steps × log n), not a scan of the window.
+    const windows: [number, number][] = [];
     for (const st of g.steps) {
       const lo = lowerAbove(st.ts, 0, st.ts.length, from);
       const hi = lowerAbove(st.ts, 0, st.ts.length, t);
+      windows.push([lo, hi]);
       if (hi <= lo) continue;
       rules++;
       if ((st.ts[lo] as number) < first) first = st.ts[lo] as number;
-      for (let k = lo; k < hi; k++) {
-        const x = st.ids[k];
-        if (x !== undefined && !ids.includes(x)) ids.push(x);
-        if (reporters.size < MAX_ALERT_REPORTERS) reporters.add(st.obs[k] as string);
-      }
     }
     if (!holds(rule.condition, rules)) return;
     if (Math.abs(t - g.lastAlert) < rule.suppressMs) {
       this.#stats.suppressed++;
       return;
     }
+    const seen = new Set<string>();
+    const reporters = new Set<string>();
+    g.steps.forEach((st, j) => {
+      const [lo, hi] = windows[j] as [number, number];
+      for (let k = lo; k < hi; k++) {
+        const x = st.ids[k];
+        if (x !== undefined) seen.add(x);
+        if (reporters.size < MAX_ALERT_REPORTERS) reporters.add(st.obs[k] as string);
+      }
+    });
+    const ids = [...seen];
     g.lastAlert = t;
     this.#emit(
       {

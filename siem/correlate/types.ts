@@ -59,7 +59,8 @@ export interface CorrelatorOptions {
    */
   readonly maxGroupsPerReporter?: number;
   /**
-   * Cap on buffered events per count-type correlation rule from one reporter's events; beyond it
+   * Cap on buffered events per correlation rule (count, temporal or temporal_ordered) from one
+   * reporter's events; beyond it
    * that reporter's own least recently updated key is evicted (and with none, its event is not
    * correlated), never another reporter's.
    */

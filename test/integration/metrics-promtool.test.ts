@@ -98,6 +98,8 @@ describe('every /metrics passes promtool', () => {
     expect(expiry).toBeGreaterThan(Date.now() / 1000);
     expect(expiry).toBeLessThan(Date.now() / 1000 + 400 * 86_400);
     expect(text).toContain('# TYPE edgeward_agent_spool_dropped_total counter');
+    expect(text).toContain('# TYPE edgeward_agent_siem_throttled_total counter');
+    expect(text).toContain('# TYPE edgeward_agent_events_refused_total counter');
   });
 
   it('ca: a revocation by `edgeward ca revoke` (another process) is counted by the serving CA', async () => {
