@@ -213,10 +213,11 @@ describe('buffered sequence evidence per reporter', () => {
     });
 });
 
-describe('the cost of a temporal rule’s flood', () => {
-  it('first steps flooding a few keys cost no scan of the window each (20,000 events well under 10 s)', () => {
+// How long it takes is bench material (docs/BENCHMARKS.md: 55.9 s before the binary search, 0.11 s
+// after); here the flood must end within the test's time limit and leave the rule working.
+describe('a temporal rule’s flood', () => {
+  it('20,000 first steps on a few keys, then the second step still raises', () => {
     const c = new Correlator(sequenceRules('temporal'), { latenessMs: 3_600_000 });
-    const t0 = performance.now();
     // 2,048 buffered steps per key (the group cap), each new one checked against all of them.
     for (let k = 0; k < 20; k++)
       c.feed(
@@ -224,7 +225,6 @@ describe('the cost of a temporal rule’s flood', () => {
           step('forger', 1 + k * 1000 + i, 'handshake.failure', `192.0.2.${i % 10}`),
         ),
       );
-    expect(performance.now() - t0).toBeLessThan(10_000);
     // And it still raises when the second step comes.
     const [a] = c
       .feed([step('forger', 30_000, 'connection.accepted', '192.0.2.3')])
