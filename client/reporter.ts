@@ -1,11 +1,13 @@
 // Batches security events to the SIEM (`POST /v1/events`, a JSON array, over mTLS). When the SIEM
 // is unreachable the batch goes to the durable spool; spooled events are replayed first, in order.
+// Every batch has an id (Edgeward-Batch-Id) from when it is formed until the SIEM accepted it, kept
+// in the spool with its events: a batch sent again after a lost answer is stored once.
 import * as https from 'node:https';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from '../common/log.js';
 import { EdgewardError } from '../common/errors.js';
 import { validateEvent, type EdgeEvent } from '../common/events.js';
-import type { Spool } from './spool.js';
+import { newBatchId, type Spool } from './spool.js';
 import { poolFor, tlsOptions } from './https-client.js';
 import { replicasFor, type ServiceUrls } from './replicas.js';
 
@@ -13,8 +15,11 @@ export interface EventSink {
   emit(event: EdgeEvent): void;
 }
 
-/** Sends one batch; resolves when the SIEM accepted all of it, rejects otherwise. */
-export type BatchSender = (batch: readonly EdgeEvent[]) => Promise<void>;
+/**
+ * Sends one batch under its id (the same id for every try of the same batch); resolves when the
+ * SIEM accepted it (stored now or before), rejects otherwise.
+ */
+export type BatchSender = (batch: readonly EdgeEvent[], id: string) => Promise<void>;
 
 export interface ReporterOptions {
   readonly spool: Spool;
@@ -30,6 +35,8 @@ export interface ReporterOptions {
 
 export class Reporter implements EventSink {
   private queue: string[] = [];
+  /** The batch being sent from the front of `queue`: its id and length (spooled with them on failure). */
+  private sending: { readonly id: string; readonly count: number } | undefined;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private stopped = false;
@@ -93,8 +100,14 @@ export class Reporter implements EventSink {
   private spoolQueue(): void {
     if (this.queue.length === 0) return;
     const q = this.queue;
+    const head = this.sending;
     this.queue = [];
-    const n = this.o.spool.append(q);
+    this.sending = undefined;
+    // The batch being sent keeps its id: if the SIEM stored it and the answer is lost, the copy
+    // sent from the spool is recognised as the same batch.
+    const split = head?.count ?? 0;
+    let n = head !== undefined ? this.o.spool.append(q.slice(0, split), head.id) : 0;
+    n += this.o.spool.append(split > 0 ? q.slice(split) : q);
     if (n < q.length) this.o.log.error({ dropped: q.length - n }, 'event spool full: events dropped');
   }
 
@@ -103,9 +116,9 @@ export class Reporter implements EventSink {
    * refused forever and block every later event, so it is dropped, logged and counted; any
    * other failure throws and the batch stays for a retry.
    */
-  private async sendOrDrop(batch: readonly EdgeEvent[]): Promise<boolean> {
+  private async sendOrDrop(batch: readonly EdgeEvent[], id: string): Promise<boolean> {
     try {
-      await this.o.send(batch);
+      await this.o.send(batch, id);
       return true;
     } catch (err) {
       const status =
@@ -126,16 +139,33 @@ export class Reporter implements EventSink {
     }
     try {
       while (this.o.spool.size > 0) {
-        const rows = this.o.spool.peek(this.o.batchMax);
-        const last = rows[rows.length - 1];
-        if (!last) break;
-        if (await this.sendOrDrop(rows.map((r) => JSON.parse(r.body) as EdgeEvent))) this.sent += rows.length;
+        const next = this.o.spool.nextBatch(this.o.batchMax);
+        const last = next?.rows[next.rows.length - 1];
+        if (next === undefined || last === undefined) break;
+        const { id, rows } = next;
+        if (
+          await this.sendOrDrop(
+            rows.map((r) => JSON.parse(r.body) as EdgeEvent),
+            id,
+          )
+        )
+          this.sent += rows.length;
         this.o.spool.ack(last.seq);
       }
       while (this.queue.length > 0) {
-        const batch = this.queue.slice(0, this.o.batchMax);
-        if (await this.sendOrDrop(batch.map((b) => JSON.parse(b) as EdgeEvent))) this.sent += batch.length;
-        this.queue.splice(0, batch.length);
+        const q = this.queue;
+        const batch = q.slice(0, this.o.batchMax);
+        const sending = (this.sending = { id: newBatchId(), count: batch.length });
+        const ok = await this.sendOrDrop(
+          batch.map((b) => JSON.parse(b) as EdgeEvent),
+          sending.id,
+        );
+        // Spooled meanwhile (the memory bound): the spool has it under its id and sends it again,
+        // which the SIEM answers as a duplicate.
+        if (this.queue !== q) break;
+        this.sending = undefined;
+        if (ok) this.sent += batch.length;
+        q.splice(0, batch.length);
       }
       if (!this.siemUp) this.o.log.info('SIEM reachable again; spool drained');
       this.siemUp = true;
@@ -166,20 +196,24 @@ export interface HttpsSenderOptions {
  */
 export function httpsBatchSender(o: HttpsSenderOptions): BatchSender {
   const replicas = replicasFor(o.url);
-  return (batch) => {
+  return (batch, id) => {
     const body = Buffer.from(JSON.stringify(batch));
-    return replicas.call((url) => postBatch(o, url, body));
+    return replicas.call((url) => postBatch(o, url, body, id));
   };
 }
 
-function postBatch(o: HttpsSenderOptions, url: string, body: Buffer): Promise<void> {
+function postBatch(o: HttpsSenderOptions, url: string, body: Buffer, id: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const ctx = o.context();
     const req = https.request(
       `${url}/v1/events`,
       {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          'edgeward-batch-id': id,
+        },
         ...tlsOptions(ctx, o.expect),
         agent: poolFor(ctx),
         timeout: o.timeout ?? 10_000,
