@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningSiem } from '../../siem/running-siem.js';
+import type { RunningSiem } from '../../siem/index.js';
 import { postgresStores } from '../../siem/store/index.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
