@@ -26,7 +26,7 @@ async function ingestRole(prefix: string, shards: number, from: number, n: numbe
   const router = new Correlator(await loadRules(defaultPolicyPath('rules')));
   const ingest = new BusIngest({ bus, routes: (e) => router.routes(e), log, maxQueuedEvents: 1_000_000 });
   const t0 = Date.now();
-  const inFlight: Promise<void>[] = [];
+  const inFlight: Promise<unknown>[] = [];
   for (let i = from; i < from + n; i += 100) {
     const batch: EdgeEvent[] = [];
     for (let j = i; j < Math.min(from + n, i + 100); j++)

@@ -4,9 +4,12 @@
 // PostgreSQL server's own CPU is not in that figure.
 // `--inventory` also updates the dashboard inventory from each committed group, one after the
 // other, as `siem serve` does; `--insert copy` (PostgreSQL) writes each group with COPY ... FROM
-// STDIN (bench/pg-copy.ts) instead of the store's unnest insert, for comparison.
+// STDIN (bench/pg-copy.ts) instead of the store's unnest insert, for comparison. `--keys` gives
+// every batch a batch key (Edgeward-Batch-Id), stored in the batch's transaction; `--batch N`
+// sets the events per batch (default 1,000).
 // Run: npm run build && nice -n 10 node dist/bench/siem-store-ingest.js --events 200000 \
 //        --store sqlite|postgres://USER@HOST:PORT/DB [--group 4] [--inventory] [--insert unnest|copy]
+//        [--keys] [--batch 1000]
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -63,7 +66,7 @@ function copyWriter(s: OpenedPostgres): EventWriter {
         }
       });
       chain = run.catch(() => undefined);
-      return run;
+      return run.then(() => rows.map((r) => ({ duplicate: false, accepted: r.count })));
     },
     close: () => chain,
   };
@@ -76,10 +79,13 @@ const { values } = parseArgs({
     group: { type: 'string', default: '4' },
     inventory: { type: 'boolean', default: false },
     insert: { type: 'string', default: 'unnest' },
+    keys: { type: 'boolean', default: false },
+    batch: { type: 'string', default: '1000' },
   },
 });
 const n = Number(values.events);
 const group = Math.max(1, Number(values.group));
+const batchSize = Math.max(1, Number(values.batch));
 const factory: SiemStoreFactory =
   values.store === 'sqlite' ? sqliteStores : postgresStores(parsePostgresUrl(values.store));
 const dataDir = mkdtempSync(join(tmpdir(), 'edgeward-ingest-bench-'));
@@ -100,6 +106,8 @@ const project = (batches: readonly EventBatch[]): void => {
   });
 };
 const write = (batches: EventBatch[]): Promise<void> => writer.write(batches).then(() => project(batches));
+const keyOf = (): { reporter: string; id: string; at: number } | undefined =>
+  values.keys ? { reporter: observer, id: randomBytes(16).toString('hex'), at: Date.now() } : undefined;
 const idf = createEventIdFactory(randomBytes);
 const observer = 'spiffe://factory.example/node/n1';
 // Event times of today, so that PostgreSQL's day partitions take them.
@@ -126,12 +134,12 @@ try {
   const t0 = performance.now();
   let pending: EventBatch[] = [];
   const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < n; i += 1000) {
-    const chunk = raw.slice(i, i + 1000).map((e) => {
+  for (let i = 0; i < n; i += batchSize) {
+    const chunk = raw.slice(i, i + batchSize).map((e) => {
       const v = validateEvent(e);
       return stampEvent(v, { id: idf(v['@timestamp']), observer, ingested: v['@timestamp'] });
     });
-    pending.push(writer.prepare(chunk));
+    pending.push(writer.prepare(chunk, keyOf()));
     if (pending.length >= group) {
       inFlight.push(write(pending));
       pending = [];
@@ -151,6 +159,8 @@ try {
       events: n,
       stored,
       group,
+      batch: batchSize,
+      keys: values.keys,
       insert: values.insert,
       inventory: values.inventory ? { seconds: Math.round(inventoryMs) / 1000 } : false,
       eventsPerSecond: Math.round(n / wall),

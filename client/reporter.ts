@@ -1,12 +1,15 @@
 // Batches security events to the SIEM (`POST /v1/events`, a JSON array, over mTLS). When the SIEM
 // is unreachable or asks the reporter to wait (429 with Retry-After) the batch goes to the durable
-// spool; spooled events are replayed first, in order.
+// spool; spooled events are replayed first, in order. Every batch has an id (Edgeward-Batch-Id)
+// from when it is formed until the SIEM accepted it, kept in the spool with its events: a batch
+// sent again after a lost answer is stored once. A batch the SIEM refused unstored (413, 429) loses
+// its id and may be formed again smaller.
 import * as https from 'node:https';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from '../common/log.js';
 import { EdgewardError } from '../common/errors.js';
 import { validateEvent, type EdgeEvent } from '../common/events.js';
-import type { Spool } from './spool.js';
+import { newBatchId, type Spool } from './spool.js';
 import { poolFor, tlsOptions } from './https-client.js';
 import { replicasFor, type ServiceUrls } from './replicas.js';
 
@@ -14,8 +17,11 @@ export interface EventSink {
   emit(event: EdgeEvent): void;
 }
 
-/** Sends one batch; resolves when the SIEM accepted all of it, rejects otherwise. */
-export type BatchSender = (batch: readonly EdgeEvent[]) => Promise<void>;
+/**
+ * Sends one batch under its id (the same id for every try of the same batch); resolves when the
+ * SIEM accepted it (stored now or before), rejects otherwise.
+ */
+export type BatchSender = (batch: readonly EdgeEvent[], id: string) => Promise<void>;
 
 /** The longest wait a Retry-After can impose (s): a SIEM asking for more is retried after this. */
 export const MAX_RETRY_AFTER_S = 300;
@@ -57,6 +63,10 @@ export interface ReporterOptions {
 
 export class Reporter implements EventSink {
   private queue: string[] = [];
+  /** The batch being sent from the front of `queue`: its id and length (spooled with them on failure). */
+  private sending: { readonly id: string; readonly count: number } | undefined;
+  /** The spool's rows being sent (first and last seq), while they are. */
+  private spooledSending: { readonly from: number; readonly to: number } | undefined;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private stopped = false;
@@ -132,8 +142,14 @@ export class Reporter implements EventSink {
   private spoolQueue(): void {
     if (this.queue.length === 0) return;
     const q = this.queue;
+    const head = this.sending;
     this.queue = [];
-    const n = this.o.spool.append(q);
+    this.sending = undefined;
+    // The batch being sent keeps its id: if the SIEM stored it and the answer is lost, the copy
+    // sent from the spool is recognised as the same batch.
+    const split = head?.count ?? 0;
+    let n = head !== undefined ? this.o.spool.append(q.slice(0, split), head.id) : 0;
+    n += this.o.spool.append(split > 0 ? q.slice(split) : q);
     if (n < q.length) this.o.log.error({ dropped: q.length - n }, 'event spool full: events dropped');
   }
 
@@ -144,9 +160,9 @@ export class Reporter implements EventSink {
    * again at once, smaller (a single event too large is dropped). Any other failure throws and the
    * batch stays for a retry.
    */
-  private async sendOrDrop(batch: readonly EdgeEvent[]): Promise<'sent' | 'dropped' | 'split'> {
+  private async sendOrDrop(batch: readonly EdgeEvent[], id: string): Promise<'sent' | 'dropped' | 'split'> {
     try {
-      await this.o.send(batch);
+      await this.o.send(batch, id);
       this.batchLimit = Math.min(this.o.batchMax, this.batchLimit * 2);
       return 'sent';
     } catch (err) {
@@ -175,30 +191,54 @@ export class Reporter implements EventSink {
     }
     try {
       while (this.o.spool.size > 0) {
-        const rows = this.o.spool.peek(this.batchLimit);
-        const last = rows[rows.length - 1];
-        if (!last) break;
-        const r = await this.sendOrDrop(rows.map((row) => JSON.parse(row.body) as EdgeEvent));
-        if (r === 'split') continue;
-        if (r === 'sent') this.sent += rows.length;
+        const next = this.o.spool.nextBatch(this.batchLimit);
+        const first = next?.rows[0];
+        const last = next?.rows[next.rows.length - 1];
+        if (next === undefined || first === undefined || last === undefined) break;
+        this.spooledSending = { from: first.seq, to: last.seq };
+        const r = await this.sendOrDrop(
+          next.rows.map((row) => JSON.parse(row.body) as EdgeEvent),
+          next.id,
+        );
+        this.spooledSending = undefined;
+        if (r === 'split') {
+          // Refused as too large, so not stored: its rows may form smaller batches with new ids.
+          this.o.spool.unname(first.seq, last.seq);
+          continue;
+        }
+        if (r === 'sent') this.sent += next.rows.length;
         this.o.spool.ack(last.seq);
       }
       while (this.queue.length > 0) {
-        const batch = this.queue.slice(0, this.batchLimit);
-        const r = await this.sendOrDrop(batch.map((b) => JSON.parse(b) as EdgeEvent));
+        const q = this.queue;
+        const batch = q.slice(0, this.batchLimit);
+        const sending = (this.sending = { id: newBatchId(), count: batch.length });
+        const r = await this.sendOrDrop(
+          batch.map((b) => JSON.parse(b) as EdgeEvent),
+          sending.id,
+        );
+        // Spooled meanwhile (the memory bound): the spool has it under its id and sends it again,
+        // which the SIEM answers as a duplicate.
+        if (this.queue !== q) break;
+        this.sending = undefined;
         if (r === 'split') continue;
         if (r === 'sent') this.sent += batch.length;
-        this.queue.splice(0, batch.length);
+        q.splice(0, batch.length);
       }
       if (!this.siemUp) this.o.log.info('SIEM reachable again; spool drained');
       this.siemUp = true;
       this.backoff = 0;
     } catch (err) {
+      const spooled = this.spooledSending;
+      this.spooledSending = undefined;
       const status = statusOf(err);
       const retryAfter = err instanceof EdgewardError ? err.detail?.['retryAfter'] : undefined;
       if (status === 429) {
         // Reachable, but over its budget or its queue: the batch waits in the spool at least as
         // long as the SIEM asked, and goes again smaller (it may be larger than the whole budget).
+        // Refused unstored, it keeps no id: it is formed again at the smaller size.
+        if (spooled !== undefined) this.o.spool.unname(spooled.from, spooled.to);
+        this.sending = undefined;
         // The label set stays small whatever codes a SIEM invents.
         let code = codeOf(err) ?? 'unknown';
         if (!this.throttled.has(code) && this.throttled.size >= 16) code = 'other';
@@ -253,20 +293,24 @@ export interface HttpsSenderOptions {
  */
 export function httpsBatchSender(o: HttpsSenderOptions): BatchSender {
   const replicas = replicasFor(o.url);
-  return (batch) => {
+  return (batch, id) => {
     const body = Buffer.from(JSON.stringify(batch));
-    return replicas.call((url) => postBatch(o, url, body));
+    return replicas.call((url) => postBatch(o, url, body, id));
   };
 }
 
-function postBatch(o: HttpsSenderOptions, url: string, body: Buffer): Promise<void> {
+function postBatch(o: HttpsSenderOptions, url: string, body: Buffer, id: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const ctx = o.context();
     const req = https.request(
       `${url}/v1/events`,
       {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          'edgeward-batch-id': id,
+        },
         ...tlsOptions(ctx, o.expect),
         agent: poolFor(ctx),
         timeout: o.timeout ?? 10_000,

@@ -307,6 +307,10 @@ export const CODES = {
   ERR_SIEM_SUBSCRIBER_FORBIDDEN: { status: 403, message: 'this identity may not follow the decision stream' },
   ERR_SIEM_BATCH_MALFORMED: { status: 400, message: 'event batch is not a JSON array or NDJSON' },
   ERR_SIEM_BATCH_TOO_LARGE: { status: 413, message: 'too many events in one batch' },
+  ERR_SIEM_BATCH_ID_MALFORMED: {
+    status: 400,
+    message: 'Edgeward-Batch-Id must be 32 lowercase hexadecimal digits (128 bits), given once',
+  },
   ERR_SIEM_OVERLOADED: { status: 429, message: 'ingest queue full; retry later' },
   ERR_SIEM_ACK_REVISION: { status: 409, message: 'acknowledged revision is ahead of the current one' },
   ERR_SIEM_STREAM_LIMIT: { status: 503, message: 'too many decision stream subscribers' },

@@ -1,11 +1,13 @@
 // Ingest over the bus: an accepted batch is published to JetStream, whole on the batch subject
 // (for the event store) and, event by event, on the subjects of the correlation shards that own
 // the groups it touches; the reporter's acknowledgement waits for JetStream's. Each message carries
-// a Nats-Msg-Id made from the batch key, so a batch retried on another replica within the dedupe
-// window is stored once.
+// a Nats-Msg-Id made from the batch's name (from the reporter's batch id, or else its body), so a
+// batch retried on another replica within the dedupe window is stored once, and answered as a
+// duplicate when JetStream found every message of it a duplicate.
 import { randomUUID } from 'node:crypto';
 import type { PubAck } from 'nats';
 import type { EdgeEvent } from '../../common/events.js';
+import type { BatchOutcome } from '../store/index.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { EventIngest } from '../service/ingest.js';
@@ -68,13 +70,13 @@ export class BusIngest implements EventIngest {
     return this.inFlight + n <= this.maxQueued;
   }
 
-  submit(events: readonly EdgeEvent[], key?: string): Promise<void> {
+  submit(events: readonly EdgeEvent[], name?: string): Promise<BatchOutcome> {
     if (this.closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
-    if (events.length === 0) return Promise.resolve();
+    if (events.length === 0) return Promise.resolve({ duplicate: false, accepted: 0 });
     if (!this.o.bus.up()) return Promise.reject(new EdgewardError('ERR_SIEM_BUS_UNAVAILABLE'));
     if (!this.hasRoom(events.length)) return Promise.reject(new EdgewardError('ERR_SIEM_OVERLOADED'));
     this.inFlight += events.length;
-    const p = this.publish(events, key ?? randomUUID()).finally(() => {
+    const p = this.publish(events, name ?? randomUUID()).finally(() => {
       this.inFlight -= events.length;
       this.pending.delete(p);
     });
@@ -82,7 +84,7 @@ export class BusIngest implements EventIngest {
     return p;
   }
 
-  private async publish(events: readonly EdgeEvent[], key: string): Promise<void> {
+  private async publish(events: readonly EdgeEvent[], key: string): Promise<BatchOutcome> {
     const { bus } = this.o;
     const l = bus.layout;
     const max = Math.max(1024, bus.nc.info?.max_payload ?? 1024 * 1024) - PAYLOAD_MARGIN;
@@ -113,7 +115,9 @@ export class BusIngest implements EventIngest {
       throw new EdgewardError('ERR_SIEM_BUS_UNAVAILABLE', 'the bus did not acknowledge the batch', { cause });
     }
     this.published++;
-    if (acks.every((a) => a.duplicate)) this.duplicates++;
+    const duplicate = acks.every((a) => a.duplicate);
+    if (duplicate) this.duplicates++;
+    return { duplicate, accepted: events.length };
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ import type { EdgeEvent } from '../../common/events.js';
 import { EdgewardError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Alert, Correlator } from '../correlate/index.js';
-import type { EventBatch, EventWriter } from '../store/index.js';
+import type { BatchKey, BatchOutcome, EventBatch, EventWriter } from '../store/index.js';
 
 export interface IngestOptions {
   readonly writer: EventWriter;
@@ -36,7 +36,7 @@ export interface IngestOptions {
 interface Waiting {
   readonly events: readonly EdgeEvent[];
   readonly batch: EventBatch;
-  readonly resolve: () => void;
+  readonly resolve: (o: BatchOutcome) => void;
   readonly reject: (err: unknown) => void;
 }
 
@@ -47,10 +47,11 @@ export interface EventIngest {
   /** Would a batch of n events fit now? */
   hasRoom(n: number): boolean;
   /**
-   * Resolves once the batch is durable. `key` names the batch (the same reporter sending the same
-   * body again gives the same key), so that a retried batch is stored once where the path dedupes.
+   * Resolves once the batch is durable. `name` names the batch on the bus (Nats-Msg-Id); `key` is
+   * the reporter's batch id, which the store keeps with the batch. A batch whose name or key was
+   * stored already is answered as a duplicate and not stored (nor correlated) again.
    */
-  submit(events: readonly EdgeEvent[], key?: string): Promise<void>;
+  submit(events: readonly EdgeEvent[], name?: string, key?: BatchKey): Promise<BatchOutcome>;
   close(): Promise<void>;
 }
 
@@ -88,18 +89,21 @@ export class IngestPipeline implements EventIngest {
     return this.queuedEvents + n <= this.maxQueued;
   }
 
-  /** Resolves once the batch is durably committed; rejects with ERR_SIEM_OVERLOADED when full. */
-  submit(events: readonly EdgeEvent[]): Promise<void> {
+  /**
+   * Resolves once the batch is durably committed (or found stored already under its key);
+   * rejects with ERR_SIEM_OVERLOADED when full.
+   */
+  submit(events: readonly EdgeEvent[], _name?: string, key?: BatchKey): Promise<BatchOutcome> {
     if (this.closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
-    if (events.length === 0) return Promise.resolve();
+    if (events.length === 0) return Promise.resolve({ duplicate: false, accepted: 0 });
     if (!this.hasRoom(events.length)) return Promise.reject(new EdgewardError('ERR_SIEM_OVERLOADED'));
     let batch: EventBatch;
     try {
-      batch = this.o.writer.prepare(events);
+      batch = this.o.writer.prepare(events, key);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new TypeError(String(err)));
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<BatchOutcome>((resolve, reject) => {
       this.queue.push({ events, batch, resolve, reject });
       this.queuedEvents += events.length;
       this.schedule();
@@ -132,24 +136,30 @@ export class IngestPipeline implements EventIngest {
     this.inFlight = this.o.writer
       .write(group.map((w) => w.batch))
       .then(
-        () => this.onCommitted(group, n),
+        (outcomes) => this.onCommitted(group, n, outcomes),
         (err: unknown) => this.onFailed(group, n, err),
       )
       .catch((err: unknown) => this.o.log.error({ err }, 'ingest pipeline failed after a commit'));
   }
 
-  private onCommitted(group: readonly Waiting[], n: number): void {
+  private onCommitted(group: readonly Waiting[], n: number, outcomes: readonly BatchOutcome[]): void {
     this.inFlight = undefined;
+    // Duplicates were not stored: they are neither counted nor correlated again.
+    const events: EdgeEvent[] = [];
+    group.forEach((w, i) => {
+      if (outcomes[i]?.duplicate === true) return;
+      for (const e of w.events) events.push(e);
+    });
     // Still counted in `queued` until correlated: memory stays bounded if correlation lags.
+    this.queuedEvents -= n - events.length;
     this.commits++;
-    this.committed += n;
-    this.o.onGroupCommit?.(n);
-    for (const w of group) w.resolve();
+    this.committed += events.length;
+    this.o.onGroupCommit?.(events.length);
+    group.forEach((w, i) => w.resolve(outcomes[i] ?? { duplicate: false, accepted: w.events.length }));
     // The writer gets the requests that queued during this commit at once; this group is
     // correlated on the next turn, after its acknowledgements are on their way.
     this.flush();
-    const events: EdgeEvent[] = [];
-    for (const w of group) for (const e of w.events) events.push(e);
+    if (events.length === 0) return;
     this.toCorrelate.push(events);
     if (!this.correlating) {
       this.correlating = true;

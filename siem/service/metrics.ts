@@ -25,6 +25,10 @@ export function createSiemMetrics(
       { maxLabelValues: budgets.metricReporters, maxValuesPerSource: perSource },
     ),
     batches: registry.counter('edgeward_siem_batches_total', 'Event batches acknowledged'),
+    duplicateBatches: registry.counter(
+      'edgeward_siem_batches_duplicate_total',
+      'Event batches acknowledged as a repeat of a batch id the reporter had stored already (nothing stored again)',
+    ),
     busSetAside: registry.counter(
       'edgeward_siem_bus_set_aside_total',
       'Bus messages set aside after failing every delivery, by consumer (store or respond)',

@@ -9,7 +9,15 @@
 // pages, so its cost stays the same however large the store grows (without segments it grew
 // with the whole table, and the ingest rate fell as the store filled). Queries read both tables.
 import type Database from 'better-sqlite3';
-import { checkRows, decodeText, NUM_COLUMNS, TEXT_COLUMNS, type EventRows } from './event-rows.js';
+import {
+  checkRows,
+  decodeText,
+  NUM_COLUMNS,
+  TEXT_COLUMNS,
+  type EventRows,
+  type KeyResults,
+} from './event-rows.js';
+import { BATCH_KEY_PRUNE_MS, BATCH_KEY_RETENTION_MS, BATCH_KEYS_PER_REPORTER } from './store.js';
 
 /** Timeline entries gathered in entity_timeline_recent before a merge (about 32,000 events). */
 export const MERGE_ENTRIES = 131_072;
@@ -17,8 +25,15 @@ export const MERGE_ENTRIES = 131_072;
 export const SEGMENT_SHIFT = 17;
 
 export interface EventInsert {
-  /** Inserts the batches' events and timeline entries in one IMMEDIATE transaction. */
-  insert(groups: readonly EventRows[]): void;
+  /**
+   * Inserts the batches' events and timeline entries in one IMMEDIATE transaction; a batch whose
+   * key (reporter, id) is stored already is left out.
+   */
+  insert(groups: readonly EventRows[]): KeyResults;
+  /** Whether the batch keys should be pruned now (about once every BATCH_KEY_PRUNE_MS of key time). */
+  pruneDue(): boolean;
+  /** Deletes the batch keys past their retention, and beyond the newest per reporter written to since the last prune. */
+  pruneKeys(): void;
   /** Whether the recent entries should be merged now (as far as this connection knows). */
   mergeDue(): boolean;
   /**
@@ -73,6 +88,17 @@ export function prepareEventInsert(db: Database.Database, mergeEntries = MERGE_E
   );
   const empty = db.prepare(`DELETE FROM entity_timeline_recent`);
   const lastSeq = db.prepare(`SELECT coalesce(max(seq), 0) FROM events`).pluck();
+  const insKey = db.prepare(`INSERT OR IGNORE INTO batches (reporter, id, at, accepted) VALUES (?, ?, ?, ?)`);
+  const getKey = db.prepare(`SELECT accepted FROM batches WHERE reporter = ? AND id = ?`).pluck();
+  const pruneOld = db.prepare(`DELETE FROM batches WHERE at < ?`);
+  const pruneMany = db.prepare(
+    `DELETE FROM batches WHERE reporter = ?1 AND at < (
+       SELECT at FROM batches WHERE reporter = ?1 ORDER BY at DESC LIMIT 1 OFFSET ?2)`,
+  );
+  /** The newest key time written, the key time of the last prune and the reporters written since. */
+  let newestKey = 0;
+  let lastPrune = 0;
+  const keyed = new Set<string>();
   let slice = 0;
   let mark = 0;
   let recent = db.prepare(`SELECT count(*) FROM entity_timeline_recent`).pluck().get() as number;
@@ -83,11 +109,24 @@ export function prepareEventInsert(db: Database.Database, mergeEntries = MERGE_E
     (ent[a * 3 + 1] as number) - (ent[b * 3 + 1] as number) ||
     (ent[a * 3 + 2] as number) - (ent[b * 3 + 2] as number);
 
-  const tx = db.transaction((groups: readonly EventRows[]) => {
+  const tx = db.transaction((all: readonly EventRows[]) => {
     let total = 0;
     const texts: (string | null)[][] = [];
+    for (const g of all) checkRows(g);
+    const results: KeyResults = [];
+    const groups: EventRows[] = [];
+    // The key first, in the events' transaction: a batch whose key is there already (a retry whose
+    // first copy was committed) is not stored again.
+    for (const g of all) {
+      const k = g.key;
+      if (k !== undefined && insKey.run(k.reporter, k.id, k.at, g.count).changes === 0) {
+        results.push((getKey.get(k.reporter, k.id) as number | undefined) ?? g.count);
+        continue;
+      }
+      results.push(-1);
+      groups.push(g);
+    }
     for (const g of groups) {
-      checkRows(g);
       texts.push(decodeText(g));
       total += g.count;
     }
@@ -147,7 +186,11 @@ export function prepareEventInsert(db: Database.Database, mergeEntries = MERGE_E
       const x = (idx[i] as number) * 3;
       insEntity.run(ent[x], ent[x + 1], ent[x + 2]);
     }
-    return m;
+    return { m, results };
+  });
+  const prune = db.transaction(() => {
+    pruneOld.run(newestKey - BATCH_KEY_RETENTION_MS);
+    for (const r of keyed) pruneMany.run(r, BATCH_KEYS_PER_REPORTER);
   });
   const step = db.transaction((from: number, to: number | null) => {
     if (to !== null) copySlice.run(from, to);
@@ -158,7 +201,21 @@ export function prepareEventInsert(db: Database.Database, mergeEntries = MERGE_E
   });
   return {
     insert(groups) {
-      if (groups.length > 0) recent += tx.immediate(groups);
+      if (groups.length === 0) return [];
+      const { m, results } = tx.immediate(groups);
+      recent += m;
+      for (const g of groups)
+        if (g.key !== undefined) {
+          keyed.add(g.key.reporter);
+          if (g.key.at > newestKey) newestKey = g.key.at;
+        }
+      return results;
+    },
+    pruneDue: () => keyed.size > 0 && newestKey - lastPrune >= BATCH_KEY_PRUNE_MS,
+    pruneKeys() {
+      prune.immediate();
+      keyed.clear();
+      lastPrune = newestKey;
     },
     mergeDue: () => recent >= mergeEntries,
     mergeStep(slices = MERGE_SLICES) {

@@ -5,6 +5,7 @@
 // thread; writing UTF-8 into a buffer costs ~1 µs.)
 import type { EdgeEvent } from '../../common/events.js';
 import { ENTITY, entityHash } from './entity-hash.js';
+import type { BatchKey, BatchOutcome } from './store.js';
 
 /** Strings per event: id, action, source identity, destination identity, source IP, serial, observer, doc. */
 export const TEXT_COLUMNS = 8;
@@ -24,6 +25,8 @@ export interface EventRows {
   readonly bytes: Uint8Array;
   /** NUM_COLUMNS per event. Hashes are below 2^53, so exact in a double. */
   readonly num: Float64Array;
+  /** The reporter's name for the batch: stored with it, and the batch is stored once per name. */
+  readonly key?: BatchKey;
 }
 
 /** Appends zero-ended UTF-8 fields to a buffer of its own (never Node's shared pool: it is transferred). */
@@ -59,7 +62,7 @@ export function rowsFromFields(count: number, fields: readonly string[], num: Fl
 }
 
 /** Encodes stamped events (every one must carry `event.id`) for insertEventRows. */
-export function encodeEventRows(events: readonly EdgeEvent[]): EventRows {
+export function encodeEventRows(events: readonly EdgeEvent[], key?: BatchKey): EventRows {
   const n = events.length;
   const text = new FieldWriter(n * 1024);
   const num = new Float64Array(n * NUM_COLUMNS);
@@ -86,7 +89,9 @@ export function encodeEventRows(events: readonly EdgeEvent[]): EventRows {
     num[k++] = ip === undefined ? -1 : entityHash(ENTITY.sourceIp, ip);
     num[k] = se === undefined ? -1 : entityHash(ENTITY.serial, se);
   }
-  return { count: n, bytes: text.bytes(), num };
+  return key === undefined
+    ? { count: n, bytes: text.bytes(), num }
+    : { count: n, bytes: text.bytes(), num, key };
 }
 
 /** The text fields of encoded rows, absent ones as null; a TypeError if they do not add up. */
@@ -111,7 +116,20 @@ export function checkRows(r: EventRows): void {
     r.count < 0 ||
     !(r.bytes instanceof Uint8Array) ||
     !(r.num instanceof Float64Array) ||
-    r.num.length !== r.count * NUM_COLUMNS
+    r.num.length !== r.count * NUM_COLUMNS ||
+    (r.key !== undefined &&
+      (typeof r.key.reporter !== 'string' || typeof r.key.id !== 'string' || !Number.isSafeInteger(r.key.at)))
   )
     throw new TypeError('malformed event rows');
+}
+
+/** Per batch of a write: -1 when it was stored now, else the events stored under its key before. */
+export type KeyResults = number[];
+
+/** The domain's outcomes of a write from the adapter's KeyResults. */
+export function outcomesOf(rows: readonly EventRows[], keys: KeyResults): BatchOutcome[] {
+  return rows.map((r, i) => {
+    const k = keys[i] ?? -1;
+    return k < 0 ? { duplicate: false, accepted: r.count } : { duplicate: true, accepted: k };
+  });
 }

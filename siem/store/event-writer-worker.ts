@@ -5,9 +5,11 @@ import { Worker, parentPort, workerData } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { walPages } from './connection.js';
 import type { EventInsert } from './event-insert.js';
+import type { KeyResults } from './event-rows.js';
 import {
   mergeStepQuietly,
   openWriterConnection,
+  pruneKeysQuietly,
   type FromWriter,
   type ToWriter,
   type WriterData,
@@ -70,19 +72,28 @@ port.on('message', (m: ToWriter) => {
     return;
   }
   enter();
+  let keys: KeyResults;
   try {
-    conn.insert.insert(m.batches);
+    keys = conn.insert.insert(m.batches);
   } catch (err) {
     leave();
     reply({ t: 'failed', id: m.id, message: err instanceof Error ? err.message : String(err) });
     return;
   }
   leave();
-  reply({ t: 'done', id: m.id });
+  reply({ t: 'done', id: m.id, keys });
   Atomics.add(signal, COMMITS, 1);
   Atomics.notify(signal, COMMITS);
-  // After the answer: the acknowledgement does not wait for the merge.
+  // After the answer: the acknowledgement does not wait for the merge or the prune.
   if (conn.insert.mergeDue()) mergeSoon();
+  if (conn.insert.pruneDue()) {
+    enter();
+    try {
+      pruneKeysQuietly(conn.insert);
+    } finally {
+      leave();
+    }
+  }
 });
 
 // The merge runs one slice per turn of this thread's event loop, so a write that arrives

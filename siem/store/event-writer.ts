@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { EdgewardError } from '../../common/errors.js';
 import { configureConnection, type ConnectionOptions } from './connection.js';
 import { prepareEventInsert, type EventInsert } from './event-insert.js';
-import { encodeEventRows, type EventRows } from './event-rows.js';
+import { encodeEventRows, outcomesOf, type EventRows, type KeyResults } from './event-rows.js';
 import type { EventBatch, EventWriter, StoreMetric } from './store.js';
 import { newWalCounters, readWalCounters, type WalCheckpoints } from './wal-checkpoint.js';
 import { holdWriter, newGate, resetGate } from './writer-gate.js';
@@ -21,8 +21,11 @@ export interface EventWriterOptions extends ConnectionOptions {
 
 /** The SQLite writer's own face: encoded rows, the writer gate and the checkpointer's counters. */
 export interface SqliteEventWriter {
-  /** Commits the batches in one transaction; resolves once committed, rejects with ERR_SIEM_STORE. */
-  write(batches: readonly EventRows[]): Promise<void>;
+  /**
+   * Commits the batches in one transaction (a batch whose key is stored already left out);
+   * resolves once committed with each batch's KeyResults entry, rejects with ERR_SIEM_STORE.
+   */
+  write(batches: readonly EventRows[]): Promise<KeyResults>;
   /**
    * Runs a write on another connection to the same file (the store's: decisions, alerts, audit,
    * retention) with priority: the writer thread starts no new transaction until it returns, so
@@ -52,7 +55,7 @@ export type ToWriter =
 export type FromWriter =
   | { readonly t: 'ready' }
   | { readonly t: 'fatal'; readonly message: string }
-  | { readonly t: 'done'; readonly id: number }
+  | { readonly t: 'done'; readonly id: number; readonly keys: KeyResults }
   | { readonly t: 'failed'; readonly id: number; readonly message: string };
 
 export interface WriterData {
@@ -85,6 +88,16 @@ export function openWriterConnection(
   } catch (err) {
     db.close();
     throw err;
+  }
+}
+
+/** Prunes the batch keys when due; a failure leaves them for the next try (they are only kept longer). */
+export function pruneKeysQuietly(ins: EventInsert): void {
+  if (!ins.pruneDue()) return;
+  try {
+    ins.pruneKeys();
+  } catch {
+    // Tried again after the next write.
   }
 }
 
@@ -136,13 +149,15 @@ function inThreadWriter(file: string, opts: ConnectionOptions): SqliteEventWrite
   return {
     write(batches) {
       if (c === undefined) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
+      let keys: KeyResults;
       try {
-        c.insert.insert(batches);
+        keys = c.insert.insert(batches);
       } catch (err) {
         return Promise.reject(err instanceof TypeError ? err : storeError('insert failed', err));
       }
       if (c.insert.mergeDue()) while (mergeStepQuietly(c.insert));
-      return Promise.resolve();
+      pruneKeysQuietly(c.insert);
+      return Promise.resolve(keys);
     },
     exclusive(fn) {
       return fn();
@@ -160,7 +175,7 @@ function inThreadWriter(file: string, opts: ConnectionOptions): SqliteEventWrite
 }
 
 interface Pending {
-  readonly resolve: () => void;
+  readonly resolve: (keys: KeyResults) => void;
   readonly reject: (err: unknown) => void;
 }
 
@@ -223,7 +238,7 @@ class ThreadWriter implements SqliteEventWriter {
     if (p === undefined) return;
     this.pending.delete(m.id);
     if (this.pending.size === 0) this.worker?.unref();
-    if (m.t === 'done') p.resolve();
+    if (m.t === 'done') p.resolve(m.keys);
     else p.reject(storeError('insert failed', new Error(m.message)));
   }
 
@@ -242,11 +257,11 @@ class ThreadWriter implements SqliteEventWriter {
     for (const p of pending) p.reject(storeError('writer thread stopped', cause));
   }
 
-  async write(batches: readonly EventRows[]): Promise<void> {
+  async write(batches: readonly EventRows[]): Promise<KeyResults> {
     if (this.closed) throw new EdgewardError('ERR_SIEM_UNAVAILABLE');
     const w = this.worker ?? (await this.start());
     const id = ++this.next;
-    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const done = new Promise<KeyResults>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     // Keep the process alive while a commit is outstanding.
     w.ref();
     const msg: ToWriter = { t: 'write', id, batches };
@@ -295,13 +310,19 @@ interface SqliteBatch extends EventBatch {
 }
 
 const rowsOf = (b: EventBatch): EventRows =>
-  'rows' in b ? (b as SqliteBatch).rows : encodeEventRows(b.events);
+  'rows' in b ? (b as SqliteBatch).rows : encodeEventRows(b.events, b.key);
 
 /** The domain's EventWriter over the SQLite writer: rows encoded by `prepare`, on the event loop. */
 export function domainEventWriter(w: SqliteEventWriter): EventWriter {
   return {
-    prepare: (events): SqliteBatch => ({ events, rows: encodeEventRows(events) }),
-    write: (batches) => w.write(batches.map(rowsOf)),
+    prepare: (events, key): SqliteBatch =>
+      key === undefined
+        ? { events, rows: encodeEventRows(events) }
+        : { events, key, rows: encodeEventRows(events, key) },
+    write: async (batches) => {
+      const rows = batches.map(rowsOf);
+      return outcomesOf(rows, await w.write(rows));
+    },
     close: () => w.close(),
     abort: () => w.abort(),
   };

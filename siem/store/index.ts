@@ -30,6 +30,11 @@ export { eventColumns } from './pg/events.js';
 export { sqliteStores, type SiemStoreFactory, type SiemStoreOptions, type SiemStores } from './stores.js';
 export {
   ACK_HISTORY,
+  BATCH_KEY_PRUNE_MS,
+  BATCH_KEY_RETENTION_MS,
+  BATCH_KEYS_PER_REPORTER,
+  type BatchKey,
+  type BatchOutcome,
   MAX_COUNT_BUCKETS,
   MAX_COUNT_RULES,
   type CountQuery,

@@ -79,6 +79,16 @@ CREATE TABLE IF NOT EXISTS entity_timeline (
   event INTEGER NOT NULL,
   PRIMARY KEY (seg, h, ts, event)
 ) WITHOUT ROWID;
+-- The reporters' names of the batches stored (Edgeward-Batch-Id), written in the events'
+-- transaction: a resent batch whose name is here is not stored again. Pruned by the writer.
+CREATE TABLE IF NOT EXISTS batches (
+  reporter TEXT NOT NULL,
+  id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  accepted INTEGER NOT NULL,
+  PRIMARY KEY (reporter, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_at ON batches (at);
 CREATE TABLE IF NOT EXISTS entity_timeline_recent (
   h INTEGER NOT NULL,
   ts INTEGER NOT NULL,

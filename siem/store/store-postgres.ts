@@ -11,13 +11,20 @@ import {
   parsePostgresUrl,
   type PostgresUrl,
 } from '../../common/postgres.js';
-import { encodeEventRows, type EventRows } from './event-rows.js';
+import { encodeEventRows, outcomesOf, type EventRows } from './event-rows.js';
 import { Partitions } from './pg/events.js';
 import { postgresInventoryStore } from './pg/inventory.js';
 import { SIEM_MIGRATIONS } from './pg/schema.js';
 import { PgRunner, postgresAckStore, postgresSessionStore, postgresUserStore } from './pg/side.js';
 import { PostgresSiemStore } from './pg/store.js';
-import type { EventBatch, EventWriter } from './store.js';
+import {
+  BATCH_KEY_PRUNE_MS,
+  BATCH_KEY_RETENTION_MS,
+  type BatchKey,
+  type BatchOutcome,
+  type EventBatch,
+  type EventWriter,
+} from './store.js';
 import type { SiemStoreFactory, SiemStores } from './stores.js';
 
 export { SIEM_MIGRATIONS } from './pg/schema.js';
@@ -37,35 +44,59 @@ interface PgBatch extends EventBatch {
 
 /**
  * The ingest path's writer on PostgreSQL: groups are committed one after the other, in the order
- * given, each in one transaction; a write resolves once its transaction is committed.
+ * given, each in one transaction; a write resolves once its transaction is committed. About once
+ * a minute (of the keys' time) it prunes the batch keys after a write, before the next one.
  */
 export class PostgresEventWriter implements EventWriter {
   private readonly store: PostgresSiemStore;
-  private chain: Promise<void> = Promise.resolve();
+  private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** The newest key time written, the key time of the last prune and the reporters written since. */
+  private newestKey = 0;
+  private lastPrune = 0;
+  private readonly keyed = new Set<string>();
 
   constructor(store: PostgresSiemStore) {
     this.store = store;
   }
 
-  prepare(events: EdgeEventList): PgBatch {
-    return { events, rows: encodeEventRows(events) };
+  prepare(events: EdgeEventList, key?: BatchKey): PgBatch {
+    return key === undefined
+      ? { events, rows: encodeEventRows(events) }
+      : { events, key, rows: encodeEventRows(events, key) };
   }
 
-  write(batches: readonly EventBatch[]): Promise<void> {
+  write(batches: readonly EventBatch[]): Promise<BatchOutcome[]> {
     if (this.closed) return Promise.reject(new EdgewardError('ERR_SIEM_UNAVAILABLE'));
     let rows: EventRows[];
     try {
-      rows = batches.map((b) => (b as Partial<PgBatch>).rows ?? encodeEventRows(b.events));
+      rows = batches.map((b) => (b as Partial<PgBatch>).rows ?? encodeEventRows(b.events, b.key));
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new TypeError(String(err)));
     }
-    const run = this.chain.then(() => this.store.insertRows(rows));
+    const run = this.chain.then(async () => outcomesOf(rows, await this.store.insertRows(rows)));
     this.chain = run.then(
-      () => undefined,
+      () => this.pruneWhenDue(rows),
       () => undefined,
     );
     return run;
+  }
+
+  private async pruneWhenDue(rows: readonly EventRows[]): Promise<void> {
+    for (const r of rows)
+      if (r.key !== undefined) {
+        this.keyed.add(r.key.reporter);
+        if (r.key.at > this.newestKey) this.newestKey = r.key.at;
+      }
+    if (this.keyed.size === 0 || this.newestKey - this.lastPrune < BATCH_KEY_PRUNE_MS) return;
+    const reporters = [...this.keyed];
+    try {
+      await this.store.pruneBatchKeys(this.newestKey - BATCH_KEY_RETENTION_MS, reporters);
+      this.keyed.clear();
+      this.lastPrune = this.newestKey;
+    } catch {
+      // Kept a little longer: tried again after the next write.
+    }
   }
 
   async close(): Promise<void> {

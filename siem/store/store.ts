@@ -167,11 +167,41 @@ export interface SiemStore {
 }
 
 /**
+ * A reporter's name for one batch (its `Edgeward-Batch-Id`), scoped to the reporter's verified
+ * identity: the same id from another reporter names another batch.
+ */
+export interface BatchKey {
+  readonly reporter: string;
+  /** 32 lowercase hex digits (checked at the HTTP boundary). */
+  readonly id: string;
+  /** When the SIEM accepted the batch (epoch ms): what the keys' retention counts from. */
+  readonly at: number;
+}
+
+/**
+ * Batch keys are kept at least BATCH_KEY_RETENTION_MS after they were stored and, per reporter,
+ * only the newest BATCH_KEYS_PER_REPORTER of them (older ones are pruned by the writer, about
+ * once every BATCH_KEY_PRUNE_MS): a batch resent later than that is stored again.
+ */
+export const BATCH_KEY_RETENTION_MS = 7 * 86_400_000;
+export const BATCH_KEYS_PER_REPORTER = 1000;
+export const BATCH_KEY_PRUNE_MS = 60_000;
+
+/** What a write did with one batch. */
+export interface BatchOutcome {
+  /** True: its key was stored before (by this or another replica) and nothing was stored now. */
+  readonly duplicate: boolean;
+  /** Events stored under the batch: now, or (a duplicate) when its key was first stored. */
+  readonly accepted: number;
+}
+
+/**
  * One batch of ingested events as the writer takes it, made by `EventWriter.prepare` on the
  * calling thread when the batch is accepted (an adapter may attach its own encoding to it).
  */
 export interface EventBatch {
   readonly events: readonly EdgeEvent[];
+  readonly key?: BatchKey;
 }
 
 /**
@@ -184,9 +214,14 @@ export interface EventWriter {
    * Checks one batch (every event carries `event.id`, else a TypeError) and prepares it for
    * `write`, on the calling thread, at once: its cost is paid while an earlier group commits.
    */
-  prepare(events: readonly EdgeEvent[]): EventBatch;
-  /** Commits the batches in one transaction; resolves once committed, rejects with ERR_SIEM_STORE. */
-  write(batches: readonly EventBatch[]): Promise<void>;
+  prepare(events: readonly EdgeEvent[], key?: BatchKey): EventBatch;
+  /**
+   * Commits the batches in one transaction; resolves once committed, rejects with ERR_SIEM_STORE.
+   * A batch with a key is stored only if its key is not stored yet (the key is stored in the same
+   * transaction as its events, unique per reporter, so two replicas racing on one key store it
+   * once); the outcomes say, in order, which were stored and which were duplicates.
+   */
+  write(batches: readonly EventBatch[]): Promise<BatchOutcome[]>;
   /** Commits what was given, then closes; later writes reject with ERR_SIEM_UNAVAILABLE. */
   close(): Promise<void>;
   /**

@@ -14,7 +14,7 @@ import {
   retryDelayMs,
 } from '../../client/reporter.js';
 import { loadIdentityMaterial } from '../../agent/index.js';
-import { Spool } from '../../client/spool.js';
+import { newBatchId, Spool } from '../../client/spool.js';
 import { node, world, withTimeout, type World } from '../agent/fixtures/harness.js';
 
 let w: World;
@@ -229,7 +229,9 @@ describe('reporter', () => {
       expect: 'spiffe://factory.example/svc/other',
       context: () => m.context,
     });
-    await expect(send([ev(1) as never])).rejects.toMatchObject({ code: 'ERR_AGENT_PEER_MISMATCH' });
+    await expect(send([ev(1) as never], newBatchId())).rejects.toMatchObject({
+      code: 'ERR_AGENT_PEER_MISMATCH',
+    });
   });
 
   it('drops events that do not fit the schema instead of poisoning the batch', async () => {

@@ -5,7 +5,15 @@
 // default one).
 import type pg from 'pg';
 import { storeError, type PostgresUrl } from '../../../common/postgres.js';
-import { checkRows, decodeText, NUM_COLUMNS, TEXT_COLUMNS, type EventRows } from '../event-rows.js';
+import {
+  checkRows,
+  decodeText,
+  NUM_COLUMNS,
+  TEXT_COLUMNS,
+  type EventRows,
+  type KeyResults,
+} from '../event-rows.js';
+import { BATCH_KEYS_PER_REPORTER } from '../store.js';
 import { DAY_MS, dayOfPartition, partitionName } from './schema.js';
 
 type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
@@ -27,6 +35,36 @@ const INSERT_SQL = `INSERT INTO siem_events
 const REPORTERS_SQL = `INSERT INTO siem_reporters (identity, last_seen)
   SELECT o, max(t) FROM unnest($1::text[], $2::bigint[]) AS x (o, t) GROUP BY o ORDER BY o
   ON CONFLICT (identity) DO UPDATE SET last_seen = greatest(siem_reporters.last_seen, excluded.last_seen)`;
+
+// In one order (PostgreSQL's sort), so that two replicas inserting overlapping keys take their
+// locks in the same order and never deadlock. A key another transaction inserted and has not
+// committed yet makes this insert wait for it: then it is a conflict (committed) or ours (rolled back).
+const KEYS_SQL = `INSERT INTO siem_batches (reporter, id, at, accepted)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[]) AS k (reporter, id, at, accepted)
+  ORDER BY reporter, id
+  ON CONFLICT DO NOTHING RETURNING reporter, id`;
+
+const STORED_KEYS_SQL = `SELECT b.reporter, b.id, b.accepted FROM siem_batches b
+  JOIN unnest($1::text[], $2::text[]) AS k (reporter, id) ON b.reporter = k.reporter AND b.id = k.id`;
+
+/** Keys past their retention, then those beyond the newest BATCH_KEYS_PER_REPORTER of each given reporter. */
+const PRUNE_OLD_KEYS_SQL = `DELETE FROM siem_batches WHERE at < $1`;
+const PRUNE_MANY_KEYS_SQL = `DELETE FROM siem_batches b USING unnest($1::text[]) AS r (reporter)
+  WHERE b.reporter = r.reporter AND b.at < (
+    SELECT x.at FROM siem_batches x WHERE x.reporter = r.reporter ORDER BY x.at DESC LIMIT 1 OFFSET $2)`;
+
+/** Prunes the batch keys (idempotent: any replica, any time). */
+export async function pruneBatchKeys(
+  db: Queryable,
+  before: number,
+  reporters: readonly string[],
+): Promise<void> {
+  await db.query(PRUNE_OLD_KEYS_SQL, [before]);
+  if (reporters.length > 0) await db.query(PRUNE_MANY_KEYS_SQL, [[...reporters], BATCH_KEYS_PER_REPORTER]);
+}
+
+const keyName = (g: EventRows): string | undefined =>
+  g.key === undefined ? undefined : `${g.key.reporter}\n${g.key.id}`;
 
 /** The columns of a group of batches, as the nine arrays of INSERT_SQL, and the reporters' newest times. */
 export function eventColumns(groups: readonly EventRows[]): {
@@ -150,14 +188,60 @@ export class Partitions {
   }
 }
 
-/** Inserts a group of batches in one transaction on `c`; the events' days must have partitions already. */
-export async function insertEventGroup(c: Queryable, groups: readonly EventRows[]): Promise<number> {
-  const { columns, reporters } = eventColumns(groups);
-  const n = columns[0]?.length ?? 0;
-  if (n === 0) return 0;
+/**
+ * Inserts a group of batches in one transaction on `c` (the events' days must have partitions
+ * already): first the keys of the batches that have one, then the events of every batch whose key
+ * was not stored yet. Returns, per batch, -1 (stored now) or the events stored under its key before.
+ */
+export async function insertEventGroup(c: Queryable, all: readonly EventRows[]): Promise<KeyResults> {
+  for (const g of all) checkRows(g);
+  const results: KeyResults = all.map(() => -1);
+  // A key twice in one group (a retry queued behind its first copy): the first copy counts.
+  const first = new Map<string, number>();
+  const sameAs = new Map<number, number>();
+  const keyed: number[] = [];
+  all.forEach((g, i) => {
+    const name = keyName(g);
+    if (name === undefined) return;
+    const f = first.get(name);
+    if (f !== undefined) sameAs.set(i, f);
+    else {
+      first.set(name, i);
+      keyed.push(i);
+    }
+  });
+  if (keyed.length === 0 && all.every((g) => g.count === 0)) return results;
   await c.query('BEGIN');
   try {
-    await c.query(INSERT_SQL, columns);
+    if (keyed.length > 0) {
+      const ks = keyed.map((i) => (all[i] as EventRows).key as NonNullable<EventRows['key']>);
+      const r = await c.query<{ reporter: string; id: string }>(KEYS_SQL, [
+        ks.map((k) => k.reporter),
+        ks.map((k) => k.id),
+        ks.map((k) => k.at),
+        keyed.map((i) => (all[i] as EventRows).count),
+      ]);
+      const inserted = new Set(r.rows.map((x) => `${x.reporter}\n${x.id}`));
+      const old = keyed.filter((i) => !inserted.has(keyName(all[i] as EventRows) as string));
+      if (old.length > 0) {
+        const oldKeys = old.map((i) => (all[i] as EventRows).key as NonNullable<EventRows['key']>);
+        const s = await c.query<{ reporter: string; id: string; accepted: number }>(STORED_KEYS_SQL, [
+          oldKeys.map((k) => k.reporter),
+          oldKeys.map((k) => k.id),
+        ]);
+        const stored = new Map(s.rows.map((x) => [`${x.reporter}\n${x.id}`, x.accepted]));
+        for (const i of old) {
+          const g = all[i] as EventRows;
+          results[i] = stored.get(keyName(g) as string) ?? g.count;
+        }
+      }
+    }
+    for (const [i, f] of sameAs) {
+      const r = results[f] as number;
+      results[i] = r < 0 ? (all[f] as EventRows).count : r;
+    }
+    const { columns, reporters } = eventColumns(all.filter((_, i) => results[i] === -1));
+    if ((columns[0]?.length ?? 0) > 0) await c.query(INSERT_SQL, columns);
     if (reporters.size > 0) {
       const sorted = [...reporters].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
       await c.query(REPORTERS_SQL, [sorted.map((r) => r[0]), sorted.map((r) => r[1])]);
@@ -167,7 +251,7 @@ export async function insertEventGroup(c: Queryable, groups: readonly EventRows[
     await c.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
-  return n;
+  return results;
 }
 
 /**

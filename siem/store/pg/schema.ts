@@ -139,6 +139,24 @@ CREATE TABLE siem_agent_presence (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'siem batch keys',
+    sql: `
+-- The reporters' names of the batches stored (Edgeward-Batch-Id), inserted in the events'
+-- transaction: the primary key makes a second replica's insert of the same name wait for the
+-- first one's transaction and then find it, so a resent batch is stored once. Pruned by the
+-- writers (by time and per reporter).
+CREATE TABLE siem_batches (
+  reporter TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  at BIGINT NOT NULL,
+  accepted INTEGER NOT NULL,
+  PRIMARY KEY (reporter, id)
+);
+CREATE INDEX siem_batches_at ON siem_batches USING brin (at);
+`,
+  },
 ];
 
 /** Partition names are siem_events_dYYYYMMDD, one per UTC day of event time. */

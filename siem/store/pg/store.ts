@@ -22,7 +22,8 @@ import {
 } from '../store.js';
 import type { Partitions } from './events.js';
 import { PgRunner } from './side.js';
-import { insertEventGroup, pruneEvents, eventColumns } from './events.js';
+import type { KeyResults } from '../event-rows.js';
+import { insertEventGroup, pruneBatchKeys, pruneEvents, eventColumns } from './events.js';
 
 /** The timeline entities and their columns (the same entities as the SQLite adapter's). */
 const COLUMNS = {
@@ -96,7 +97,7 @@ export class PostgresSiemStore implements SiemStore {
   }
 
   /** Inserts rows already encoded (the event writer's path), in one transaction. */
-  async insertRows(groups: Parameters<typeof insertEventGroup>[1]): Promise<void> {
+  async insertRows(groups: Parameters<typeof insertEventGroup>[1]): Promise<KeyResults> {
     const { days } = eventColumns(groups);
     let c: pg.PoolClient;
     try {
@@ -107,13 +108,22 @@ export class PostgresSiemStore implements SiemStore {
     }
     let broken: Error | undefined;
     try {
-      await insertEventGroup(c, groups);
+      return await insertEventGroup(c, groups);
     } catch (err) {
       // A connection that failed mid-transaction is not given back to the pool.
       broken = err instanceof Error ? err : new Error(String(err));
       throw this.fail(err, 'insert');
     } finally {
       c.release(broken);
+    }
+  }
+
+  /** Prunes the batch keys stored before `before`, and beyond the newest of each of `reporters`. */
+  async pruneBatchKeys(before: number, reporters: readonly string[]): Promise<void> {
+    try {
+      await pruneBatchKeys(this.pool, before, reporters);
+    } catch (err) {
+      throw this.fail(err, 'prune batch keys');
     }
   }
 

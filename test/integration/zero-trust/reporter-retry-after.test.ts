@@ -64,10 +64,10 @@ interface Attempt {
 
 /** The production sender, each call's time and answer written down as the reporter makes it. */
 function recorded(send: BatchSender, attempts: Attempt[]): BatchSender {
-  return async (batch) => {
+  return async (batch, id) => {
     const at = Date.now();
     try {
-      await send(batch);
+      await send(batch, id);
       attempts.push({ at, events: batch.length, status: 200, retryAfter: undefined });
     } catch (err) {
       const d = err instanceof EdgewardError ? err.detail : undefined;
