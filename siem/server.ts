@@ -280,10 +280,12 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
     await decisionBus.catchUp(from, signed);
   };
   /**
-   * The poll of the stored revision. With the bus, a revision another replica stored comes on
-   * the decisions stream (the same signed document on every replica): the store is read only
-   * when the stream has not brought it within the grace time, or the bus is down; a revision the
-   * stream still lacks then is published from here.
+   * The poll of the stored revision. With the bus up, a revision another replica stored comes on
+   * the decisions stream as that replica's signed document, the one every agent must get: this
+   * replica reads the store for it (and signs a document of its own) only once the stream itself
+   * has lacked it for the grace time (its replica died between commit and publish), and then
+   * publishes it. The revision is read once per poll: a second read could find a revision stored
+   * a moment ago, whose document is still on its way.
    */
   const graceMs = o.busCatchUpMs ?? 1_000;
   const followStore = async (): Promise<void> => {
@@ -292,10 +294,14 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
       return;
     }
     const stored = await store.revision();
-    const late = decisionBus.behind(stored, graceMs);
-    if (stored > hub.revision && !late && bus?.up() === true) return;
-    await hub.follow();
-    if (late) await catchUpDecisions();
+    const head = Math.max(stored, hub.revision);
+    if (bus?.up() !== true) {
+      if (stored > hub.revision) await hub.follow();
+      return;
+    }
+    if (decisionBus.missingMs(head) < graceMs || !(await decisionBus.lacks(head))) return;
+    if (stored > hub.revision) await hub.follow();
+    await catchUpDecisions();
   };
   const busLoops: DurableLoop[] = [];
   const workers: CorrelationWorker[] = [];
@@ -482,14 +488,11 @@ export async function startSiemServer(o: SiemServerOptions): Promise<RunningSiem
   await expire();
   const expiry = setInterval(() => void expire(), o.expireEveryMs ?? 1000);
   expiry.unref();
-  // A revision stored before this start and missing on the decisions stream (its replica died
-  // between commit and publish) goes out now.
-  await catchUpDecisions().catch((err: unknown) =>
-    log.warn({ err }, 'could not publish the stored decisions missing on the bus'),
-  );
   // Replicas on one store: each follows the decisions the others store (by the stored revision).
   // With the bus the decisions stream brings them at once; this poll stays as the safety net for a
-  // publish that never came (bus down, its replica killed), and publishes what it found missing.
+  // publish that never came (bus down, its replica killed), and publishes what it found missing,
+  // a revision stored before this start among them, after the same grace (its replica may be
+  // publishing it right now).
   let following = false;
   const follow = setInterval(() => {
     if (following) return;

@@ -127,16 +127,27 @@ export class NatsDecisionPublisher implements DecisionPublisher {
   }
 
   /**
-   * Whether a revision the store holds (`stored` is the store's revision) has been missing on the
-   * stream for longer than `graceMs`: the replica that stored it had that long to publish. Each
-   * revision gets its own grace, so a steady flow of decisions is never taken for a lost one.
+   * How long (ms) the stream has lacked `revision` (the highest this replica knows of, stored or
+   * held), 0 when it has it. The clock starts at the first call that finds a revision missing and
+   * starts again once the stream has it, so each lost revision gets its own grace, and a steady
+   * flow of decisions is never taken for a lost one.
    */
-  behind(stored: number, graceMs: number): boolean {
+  missingMs(revision: number): number {
     const t = performance.now();
     if (this.missing !== null && this.missing.revision <= this.streamRevision) this.missing = null;
-    if (stored <= this.streamRevision) return false;
-    this.missing ??= { revision: stored, since: t };
-    return t - this.missing.since >= graceMs;
+    if (revision <= this.streamRevision) return 0;
+    this.missing ??= { revision, since: t };
+    return t - this.missing.since;
+  }
+
+  /**
+   * Whether the stream itself still lacks `revision`, asked of the server: this replica's reader
+   * may only be behind (a loaded process), and then the document is on its way to it.
+   */
+  async lacks(revision: number): Promise<boolean> {
+    const last = (await this.last())?.revision ?? 0;
+    this.streamRevision = Math.max(this.streamRevision, last);
+    return last < revision;
   }
 
   private send(body: BusDecision): Promise<void> {

@@ -31,13 +31,32 @@ function replicaBlocks(): string[] {
 /** The ports the README uses, each replaced by a free one. */
 const PORTS = ['8443', '8453', '8444', '8454', '9444', '9454'];
 
+// The servers run in the background on the same stdout as curl, and print their own lines
+// ("listening on ...") when they are ready, which is when curl's first try succeeds: each answer
+// is printed whole, body and newline in one write, or a server's line lands in the middle of it.
 const PREAMBLE = `set -euo pipefail
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 curl() {
-  for _ in $(seq 100); do command curl -sS --fail "$@" 2>/dev/null && { echo; return 0; }; sleep 0.1; done
-  command curl -sS --fail "$@"
+  local body
+  for _ in $(seq 100); do body=$(command curl -sS --fail "$@" 2>/dev/null) && { printf '%s\\n' "$body"; return 0; }; sleep 0.1; done
+  body=$(command curl -sS --fail "$@")
+  printf '%s\\n' "$body"
 }
 `;
+
+/** The JSON answers in the script's output (the lines that start with `{`), each one whole. */
+function jsonLines(stdout: string): { status?: string; trustDomain?: string }[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as { status?: string; trustDomain?: string };
+      } catch {
+        throw new Error(`not one JSON answer per line: ${JSON.stringify(l)}`);
+      }
+    });
+}
 
 let db: TestDatabase | undefined;
 /** The README's `--bus-prefix factory`, made this run's own on the shared nats-server. */
@@ -50,6 +69,29 @@ afterAll(async () => {
 });
 
 describe('README: two CA replicas and two SIEM replicas on one PostgreSQL', () => {
+  it('prints each answer of curl as one line while a server prints its own', async () => {
+    // A curl that answers, then takes a while to exit; a "server" prints its line meanwhile.
+    const cwd = tempDir('edgeward-readme-curl-');
+    const bin = join(cwd, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'curl'), `#!/bin/sh\nprintf '{"status":"ok"}'\nsleep 0.4\n`, { mode: 0o755 });
+    const script =
+      '(sleep 0.2; echo "edgeward SIEM listening on https://127.0.0.1:1") &\ncurl https://x/healthz\nwait\n';
+    const out = await new Promise<string>((resolve, reject) => {
+      const p = spawn('bash', ['-c', PREAMBLE + script], {
+        cwd,
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let text = '';
+      p.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      p.on('error', reject);
+      p.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`bash exited ${code}`))));
+    });
+    expect(jsonLines(out)).toEqual([{ status: 'ok' }]);
+    expect(out.split('\n')).toContain('edgeward SIEM listening on https://127.0.0.1:1');
+  }, 20_000);
+
   it('runs as written: every replica answers /healthz, a quarantine made on one SIEM is listed by the other', async () => {
     db = await createTestDatabase();
     const block = replicaBlocks().join('');
@@ -89,10 +131,7 @@ describe('README: two CA replicas and two SIEM replicas on one PostgreSQL', () =
     );
     expect({ status, stderr }).toMatchObject({ status: 0 });
     expect(stdout).toMatch(/fingerprint/i);
-    const health = stdout
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { status?: string; trustDomain?: string });
+    const health = jsonLines(stdout);
     expect(health.slice(0, 2)).toEqual([
       expect.objectContaining({ status: 'ok', trustDomain: 'factory.example' }),
       expect.objectContaining({ status: 'ok', trustDomain: 'factory.example' }),
