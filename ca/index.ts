@@ -2,7 +2,7 @@
 // service names it vouches for, and its follower of the SIEM's decisions.
 export { startCaServer, type CaServerOptions, type RunningCa } from './server.js';
 export { initCa, type InitOptions, type InitOutcome } from './init.js';
-export { createAuthority, FILES } from './authority.js';
+export { createAuthority, FILES, loadAuthority } from './authority.js';
 export { verifyAuditChain, type AuditRecord } from './audit.js';
 export { openCaStore } from './store-sqlite.js';
 export { openPostgresCaStore } from './store-postgres.js';
