@@ -280,7 +280,7 @@ describe('SQLite store', () => {
         x.close();
       }
     };
-    expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
+    expect(tables(file)).toEqual(['batches', 'entity_timeline', 'entity_timeline_recent', 'events']);
     expect(tables(stateFileOf(file))).toEqual([
       'agent_acks',
       'alert_entity',
