@@ -305,7 +305,7 @@ describe('SQLite store', () => {
     const again = openSqliteStoreSync(file);
     expectAll(again);
     again.close();
-    expect(tables(file)).toEqual(['entity_timeline', 'entity_timeline_recent', 'events']);
+    expect(tables(file)).toEqual(['batches', 'entity_timeline', 'entity_timeline_recent', 'events']);
   });
 
   it('answers a busy identity\u2019s timeline from both sides, newest first, each event once', () => {
