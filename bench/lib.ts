@@ -498,3 +498,59 @@ export async function cfsslSign(
     await stopProcess(server);
   }
 }
+
+/** An mTLS client's PEM key, certificate and trust bundle, as node:https takes them. */
+export interface Creds {
+  readonly key: string;
+  readonly cert: string;
+  readonly ca: string;
+}
+
+/** The benches' servers answer on 127.0.0.1, a name their certificates need not carry. */
+export const noHostCheck = { checkServerIdentity: () => undefined };
+
+/** The credentials of an identity folder (key.pem, cert.pem, bundle.pem), e.g. the CA's admin. */
+export function credsIn(dir: string): Creds {
+  return {
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    ca: readFileSync(join(dir, 'bundle.pem'), 'utf8'),
+  };
+}
+
+/** One mTLS request with an optional JSON body, on a connection of its own: status and body text. */
+export function mtlsSend(
+  url: string,
+  creds: Creds,
+  method: string,
+  body?: unknown,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = httpsRequest(url, {
+      method,
+      ...creds,
+      ...noHostCheck,
+      agent: false,
+      headers:
+        data === undefined ? {} : { 'content-type': 'application/json', 'content-length': data.length },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.end(data);
+  });
+}
+
+/** A process's resident set (VmRSS, KiB), NaN when it cannot be read (gone, no pid). */
+export function rssKb(pid: number | undefined): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return NaN;
+  }
+}

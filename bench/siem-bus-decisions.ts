@@ -9,7 +9,7 @@
 //   a database made and dropped here.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,47 +21,25 @@ import { verifyDecisions } from '../common/decision-jws.js';
 import { serviceId } from '../common/identity.js';
 import { verifySiemChain, type SiemDecisionKey } from '../common/siem-key.js';
 import { busLayout, deleteBusLayout } from '../siem/bus/index.js';
-import { EDGEWARD, fmt, percentile, startBenchCa, startProcess, stopProcess, tokenFileIn } from './lib.js';
+import {
+  credsIn,
+  EDGEWARD,
+  fmt,
+  mtlsSend,
+  noHostCheck,
+  percentile,
+  startBenchCa,
+  startProcess,
+  stopProcess,
+  tokenFileIn,
+  type Creds,
+} from './lib.js';
 
 const TD = 'bench.example';
 const NATS = process.env['EDGEWARD_BENCH_NATS'] ?? 'nats://127.0.0.1:4222';
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, 'pg-port': { type: 'string' } } });
 const ROUNDS = Number(values.rounds ?? 200);
 const PG = { host: '127.0.0.1', port: Number(values['pg-port'] ?? 5432), user: 'postgres' };
-
-interface Creds {
-  readonly key: string;
-  readonly cert: string;
-  readonly ca: string;
-}
-const noHostCheck = { checkServerIdentity: () => undefined };
-
-function send(
-  url: string,
-  creds: Creds,
-  method: string,
-  body?: unknown,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = request(url, {
-      method,
-      ...creds,
-      ...noHostCheck,
-      agent: false,
-      headers:
-        data === undefined ? {} : { 'content-type': 'application/json', 'content-length': data.length },
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.end(data);
-  });
-}
 
 /** An agent's stream on one replica: verifies each document, notes when each scope arrived. */
 class Subscriber {
@@ -150,14 +128,10 @@ async function main(): Promise<void> {
     cpSync(join(work, 'siem-a'), join(work, 'siem-b'), { recursive: true });
     const b = await serve(join(work, 'siem-b'));
     const adminDir = join(work, 'ca', 'admin');
-    const adminCreds: Creds = {
-      key: readFileSync(join(adminDir, 'key.pem'), 'utf8'),
-      cert: readFileSync(join(adminDir, 'cert.pem'), 'utf8'),
-      ca: readFileSync(join(adminDir, 'bundle.pem'), 'utf8'),
-    };
+    const adminCreds = credsIn(adminDir);
     const node = await ca.enroll(`spiffe://${TD}/node/bench`, join(work, 'node'));
     const nodeCreds: Creds = { key: node.keyPem, cert: node.certPem, ca: node.bundlePem };
-    const chain = await send(`${b}/v1/decisions/key`, nodeCreds, 'GET');
+    const chain = await mtlsSend(`${b}/v1/decisions/key`, nodeCreds, 'GET');
     const key = verifySiemChain(chain.text, node.bundlePem, TD, Date.now());
     const subA = new Subscriber(a, nodeCreds, key);
     const subB = new Subscriber(b, nodeCreds, key);
@@ -169,7 +143,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       const value = `spiffe://${TD}/device/d${i}`;
       const t0 = performance.now();
-      const r = await send(`${a}/v1/decisions`, adminCreds, 'POST', {
+      const r = await mtlsSend(`${a}/v1/decisions`, adminCreds, 'POST', {
         scope: { type: 'identity', value },
         action: 'quarantine',
         ttl: '1h',

@@ -13,7 +13,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -30,7 +29,18 @@ import { serviceId } from '../common/identity.js';
 import { verifySiemChain } from '../common/siem-key.js';
 import { busLayout, deleteBusLayout } from '../siem/bus/index.js';
 import { openPostgresSiem } from '../siem/store/index.js';
-import { EDGEWARD, fmt, percentile, startBenchCa, startProcess, stopProcess, tokenFileIn } from './lib.js';
+import {
+  credsIn,
+  EDGEWARD,
+  fmt,
+  mtlsSend,
+  percentile,
+  rssKb,
+  startBenchCa,
+  startProcess,
+  stopProcess,
+  tokenFileIn,
+} from './lib.js';
 
 const TD = 'bench.example';
 const SIEM_ID = serviceId(TD, 'siem');
@@ -212,48 +222,6 @@ function startChild(cfgFile: string): Child {
   };
 }
 
-interface Creds {
-  readonly key: string;
-  readonly cert: string;
-  readonly ca: string;
-}
-const noHostCheck = { checkServerIdentity: () => undefined };
-
-function send(
-  url: string,
-  creds: Creds,
-  method: string,
-  body?: unknown,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = request(url, {
-      method,
-      ...creds,
-      ...noHostCheck,
-      agent: false,
-      headers:
-        data === undefined ? {} : { 'content-type': 'application/json', 'content-length': data.length },
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.end(data);
-  });
-}
-
-function rssKb(pid: number | undefined): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  } catch {
-    return NaN;
-  }
-}
-
 interface Stats {
   readonly n: number;
   readonly p50: number;
@@ -384,11 +352,7 @@ async function main(): Promise<void> {
     const b = await serve(join(work, 'siem-b'));
     const replicas = [a, b];
     const adminDir = join(work, 'ca', 'admin');
-    const adminCreds: Creds = {
-      key: readFileSync(join(adminDir, 'key.pem'), 'utf8'),
-      cert: readFileSync(join(adminDir, 'cert.pem'), 'utf8'),
-      ca: readFileSync(join(adminDir, 'bundle.pem'), 'utf8'),
-    };
+    const adminCreds = credsIn(adminDir);
 
     // The inventory: DEVICES devices and the AGENTS nodes, as the CA's issue events make rows.
     let t = performance.now();
@@ -430,10 +394,10 @@ async function main(): Promise<void> {
       };
     });
     const issueS = (performance.now() - t) / 1000;
-    const keyChain = (await send(`${a.url}/v1/decisions/key`, adminCreds, 'GET')).text;
+    const keyChain = (await mtlsSend(`${a.url}/v1/decisions/key`, adminCreds, 'GET')).text;
 
     // One round before the agents connect, so both replicas have signed and followed a change.
-    const warm = await send(`${a.url}/v1/decisions`, adminCreds, 'POST', {
+    const warm = await mtlsSend(`${a.url}/v1/decisions`, adminCreds, 'POST', {
       scope: { type: 'identity', value: `spiffe://${TD}/device/warm-up` },
       action: 'quarantine',
       ttl: '1h',
@@ -474,7 +438,7 @@ async function main(): Promise<void> {
       }[];
     };
     const agentsOf = async (url: string): Promise<AgentsView> => {
-      const r = await send(`${url}/v1/agents`, adminCreds, 'GET');
+      const r = await mtlsSend(`${url}/v1/agents`, adminCreds, 'GET');
       if (r.status !== 200) throw new Error(`/v1/agents answered ${r.status}: ${r.text.slice(0, 200)}`);
       return JSON.parse(r.text) as AgentsView;
     };
@@ -495,7 +459,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       const value = `spiffe://${TD}/device/d${(r * 7919 + 13) % DEVICES}`;
       const t0 = clockMs();
-      const res = await send(`${a.url}/v1/decisions`, adminCreds, 'POST', {
+      const res = await mtlsSend(`${a.url}/v1/decisions`, adminCreds, 'POST', {
         scope: { type: 'identity', value },
         action: 'quarantine',
         ttl: '1h',
